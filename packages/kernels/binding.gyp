@@ -1,0 +1,14 @@
+{
+  "targets": [
+    {
+      "target_name": "seesaw_kernels",
+      "sources": ["native/addon.cc"],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions"],
+      "cflags_cc": ["-O3", "-mavx2", "-mfma", "-mf16c", "-std=c++17", "-fno-math-errno"],
+      "cflags": ["-O3", "-mavx2", "-mfma", "-mf16c"]
+    }
+  ]
+}

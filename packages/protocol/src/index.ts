@@ -1,0 +1,1 @@
+export type { DeviceSamplingParams, StepBatch, StepResult, StepSeq } from './step.ts';

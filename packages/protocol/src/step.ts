@@ -1,0 +1,62 @@
+/**
+ * One engine step as the coordinator hands it to a device, and what comes back.
+ *
+ * Step messages are diffs: a sequence's sampling settings travel once (in `addedSeqs`),
+ * a prompt's tokens travel once (chunk by chunk as they are computed), and a sequence
+ * the coordinator is done with is named once in `releasedSeqIds`.
+ */
+
+/** Sampling settings a device needs to pick a sequence's next token. */
+export interface DeviceSamplingParams {
+  /** 0 means greedy (argmax). */
+  temperature: number;
+  /** Nucleus mass in (0, 1]; 1 disables. */
+  topP: number;
+  /** Keep the k most likely tokens; 0 or less disables. */
+  topK: number;
+  /**
+   * Seed of the request's random stream. The uniform draw for output token i is a pure
+   * function of (seed, i), so sampling does not depend on batching, chunking or preemption.
+   */
+  seed: number;
+}
+
+/** Work for one sequence in one step. */
+export interface StepSeq {
+  /** Coordinator-wide id of the sequence (stable across preemption). */
+  seqId: number;
+  /** Tokens whose K/V this step computes, in order: a prompt chunk, or the last sampled token. */
+  tokenIds: number[];
+  /** Position of tokenIds[0]: the number of this sequence's tokens already in the KV cache. */
+  startPos: number;
+  /**
+   * Physical KV block ids holding positions [0, startPos + tokenIds.length), in order:
+   * position p lives in block blockTable[floor(p / blockSize)] at slot p % blockSize.
+   */
+  blockTable: number[];
+  /** Whether to sample a token after the last of tokenIds (false for a non-final prompt chunk). */
+  isSampled: boolean;
+  /** Index of the output token being sampled (0 for the first generated token); feeds the RNG. */
+  outputIndex: number;
+}
+
+/** One forward step over a mixed batch of prompt chunks and decode tokens. */
+export interface StepBatch {
+  stepId: number;
+  /** Sequences the device has not seen before (or must forget and relearn). */
+  addedSeqs: Array<{ seqId: number; sampling: DeviceSamplingParams }>;
+  /** Sequences finished or preempted: the device drops its per-sequence state. */
+  releasedSeqIds: number[];
+  seqs: StepSeq[];
+  /** Return each sampled row's logits as well (tests and logprob users). */
+  isLogitsReturned?: boolean;
+}
+
+/** A device's answer to one StepBatch. */
+export interface StepResult {
+  stepId: number;
+  /** One entry per StepSeq with isSampled, in batch order. */
+  sampled: Array<{ seqId: number; tokenId: number }>;
+  /** Logits rows [vocab] for the sampled entries, in the same order, when requested. */
+  logits?: Float32Array[];
+}
