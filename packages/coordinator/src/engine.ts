@@ -1,0 +1,122 @@
+import type { StepBatch, StepResult } from '@seesaw/protocol';
+import type { EngineRequest, RequestOutput } from './request.ts';
+import { Scheduler } from './scheduler.ts';
+
+/** What the engine drives: one device now, an actor group later. */
+export interface ExecutionDevice {
+  readonly numKvBlocks: number;
+  readonly blockSize: number;
+  execute(batch: StepBatch): Promise<StepResult>;
+}
+
+export interface EngineOptions {
+  /** Token budget per step, prompt chunks and decode tokens together (default 512). */
+  maxNumBatchedTokens?: number;
+  /** Running sequences cap (default 256). */
+  maxNumSeqs?: number;
+  /** Prompt + output cap (model max positions); lowered to the KV cache's capacity if larger. */
+  maxModelLen: number;
+  eosTokenIds: number[];
+  /** Fraction of blocks kept free when admitting new sequences (default 0.01). */
+  watermark?: number;
+  /** Milliseconds clock for request timestamps and busy/idle times (default performance.now). */
+  clock?: () => number;
+}
+
+export const DEFAULT_MAX_NUM_BATCHED_TOKENS = 512;
+export const DEFAULT_MAX_NUM_SEQS = 256;
+export const DEFAULT_WATERMARK = 0.01;
+
+export interface EngineStats {
+  numSteps: number;
+  /** All tokens sent to the device (prompt chunks, recompute, decode). */
+  numScheduledTokens: number;
+  /** Prompt positions computed for the first time. */
+  numPromptTokensComputed: number;
+  /** Positions computed again after preemption. */
+  numRecomputedTokens: number;
+  numOutputTokens: number;
+  numPreemptions: number;
+  numFinishedRequests: number;
+  /** Time spent awaiting device.execute. */
+  busyMs: number;
+  /** Time inside step() spent outside the device: scheduling and applying results. */
+  idleMs: number;
+}
+
+/**
+ * Offline continuous-batching loop: a Scheduler planning steps and a device running them,
+ * one step in flight at a time.
+ */
+export class Engine {
+  readonly scheduler: Scheduler;
+  private readonly device: ExecutionDevice;
+  private readonly clock: () => number;
+  private busyMs = 0;
+  private idleMs = 0;
+  private isStepping = false;
+
+  constructor(device: ExecutionDevice, options: EngineOptions) {
+    this.device = device;
+    this.clock = options.clock ?? (() => performance.now());
+    this.scheduler = new Scheduler({
+      numKvBlocks: device.numKvBlocks,
+      blockSize: device.blockSize,
+      maxNumBatchedTokens: options.maxNumBatchedTokens ?? DEFAULT_MAX_NUM_BATCHED_TOKENS,
+      maxNumSeqs: options.maxNumSeqs ?? DEFAULT_MAX_NUM_SEQS,
+      maxModelLen: options.maxModelLen,
+      eosTokenIds: options.eosTokenIds,
+      watermark: options.watermark ?? DEFAULT_WATERMARK,
+    });
+  }
+
+  /** The prompt + output cap in force (the configured one, or the KV cache capacity if smaller). */
+  get maxModelLen(): number {
+    return this.scheduler.maxModelLen;
+  }
+
+  /** Queues a request; throws RequestRejectedError (nothing queued) for one that can never run. A null seed gets a random one here. */
+  addRequest(request: EngineRequest): void {
+    this.scheduler.addRequest(request, this.clock());
+  }
+
+  hasUnfinishedRequests(): boolean {
+    return this.scheduler.hasUnfinishedRequests();
+  }
+
+  /** Runs one scheduled step; returns requests finished in it. */
+  async step(): Promise<RequestOutput[]> {
+    if (this.isStepping) throw new Error('Engine.step() called while a step is running');
+    if (!this.scheduler.hasUnfinishedRequests()) return [];
+    this.isStepping = true;
+    try {
+      const scheduleStart = this.clock();
+      const plan = this.scheduler.schedule();
+      if (plan.batch.seqs.length === 0)
+        throw new Error('scheduler planned an empty step with requests pending');
+      const executeStart = this.clock();
+      const result = await this.device.execute(plan.batch);
+      const executeEnd = this.clock();
+      const outputs = this.scheduler.update(plan, result, executeEnd);
+      const updateEnd = this.clock();
+      this.busyMs += executeEnd - executeStart;
+      this.idleMs += executeStart - scheduleStart + (updateEnd - executeEnd);
+      return outputs;
+    } finally {
+      this.isStepping = false;
+    }
+  }
+
+  /** Steps until everything queued (including requests added meanwhile) is done. */
+  async run(onFinished?: (out: RequestOutput) => void): Promise<EngineStats> {
+    while (this.scheduler.hasUnfinishedRequests()) {
+      const outputs = await this.step();
+      if (onFinished) for (const output of outputs) onFinished(output);
+    }
+    return this.stats;
+  }
+
+  get stats(): EngineStats {
+    return { ...this.scheduler.counters, busyMs: this.busyMs, idleMs: this.idleMs };
+  }
+}

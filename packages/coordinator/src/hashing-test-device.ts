@@ -1,0 +1,198 @@
+import type { DeviceSamplingParams, StepBatch, StepResult } from '@seesaw/protocol';
+import type { ExecutionDevice } from './engine.ts';
+
+export interface HashingTestDeviceOptions {
+  numKvBlocks: number;
+  blockSize: number;
+  /** Sampled token ids are in [0, vocabSize). */
+  vocabSize: number;
+  /** Called with each batch before it runs (tests inspect budgets and protocol diffs). */
+  onBatch?: (batch: StepBatch) => void;
+}
+
+interface LiveSeq {
+  /** Unique per (seqId, admission): K/V written before a preemption must not be read after it. */
+  incarnation: number;
+  sampling: DeviceSamplingParams;
+  numComputedTokens: number;
+  /** Token sampled at the last step this sequence was in, until it is fed back. */
+  lastSampledTokenId: number | null;
+}
+
+const UNWRITTEN = -1;
+const NO_HOLDER = -1;
+
+function mix32(value: number): number {
+  let h = value >>> 0;
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x7feb352d);
+  h ^= h >>> 15;
+  h = Math.imul(h, 0x846ca68b);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/**
+ * The test model: the next token is a hash of the whole context (every token, in order),
+ * mixed with (seed, outputIndex) when temperature > 0, reduced to [0, vocabSize).
+ */
+export function hashNextToken(
+  context: readonly number[],
+  sampling: DeviceSamplingParams,
+  outputIndex: number,
+  vocabSize: number,
+): number {
+  let hash = 0x811c9dc5;
+  for (let p = 0; p < context.length; p++) hash = mix32(hash ^ context[p]) + p;
+  if (sampling.temperature > 0) {
+    hash = mix32(hash ^ (sampling.seed >>> 0));
+    hash = mix32(hash ^ Math.floor(sampling.seed / 0x1_0000_0000));
+    hash = mix32(hash ^ outputIndex);
+  }
+  return mix32(hash) % vocabSize;
+}
+
+/**
+ * A model-free device that checks the KV protocol for real. It keeps a paged "KV cache" of
+ * token ids addressed exactly as StepSeq specifies (position p of a sequence lives in block
+ * blockTable[p / blockSize], slot p % blockSize) and samples the next token as a hash of
+ * every token read back through the block table for positions 0..end, mixed with
+ * (seed, outputIndex) when temperature > 0. So a wrong block table, position, chunk or
+ * recompute changes the generated tokens. It also throws on protocol breaches: reading a
+ * slot this sequence (since its latest admission) did not write, a block held by two live
+ * sequences, startPos differing from what the sequence has computed, unknown or doubly
+ * added sequences.
+ */
+export class HashingTestDevice implements ExecutionDevice {
+  readonly numKvBlocks: number;
+  readonly blockSize: number;
+  readonly vocabSize: number;
+  numExecutedSteps = 0;
+  /** Slot reads checked so far (sum over sampled rows of their context length). */
+  numSlotReads = 0;
+  /** Times a block went to a sequence incarnation other than its previous holder (reuse after free). */
+  numBlockReuses = 0;
+
+  private readonly onBatch?: (batch: StepBatch) => void;
+  private readonly slotToken: Int32Array;
+  private readonly slotIncarnation: Int32Array;
+  private readonly slotPosition: Int32Array;
+  /** Incarnation of the live sequence whose block table holds each block, or NO_HOLDER. */
+  private readonly blockHolder: Int32Array;
+  /** Last incarnation that held each block, kept after release to count reuse. */
+  private readonly lastBlockHolder: Int32Array;
+  private readonly live = new Map<number, LiveSeq>();
+  private nextIncarnation = 0;
+  private lastStepId = -1;
+
+  constructor(options: HashingTestDeviceOptions) {
+    this.numKvBlocks = options.numKvBlocks;
+    this.blockSize = options.blockSize;
+    this.vocabSize = options.vocabSize;
+    this.onBatch = options.onBatch;
+    const numSlots = this.numKvBlocks * this.blockSize;
+    this.slotToken = new Int32Array(numSlots).fill(UNWRITTEN);
+    this.slotIncarnation = new Int32Array(numSlots).fill(UNWRITTEN);
+    this.slotPosition = new Int32Array(numSlots).fill(UNWRITTEN);
+    this.blockHolder = new Int32Array(this.numKvBlocks).fill(NO_HOLDER);
+    this.lastBlockHolder = new Int32Array(this.numKvBlocks).fill(NO_HOLDER);
+  }
+
+  /** Live sequences (added and not released). */
+  get numLiveSeqs(): number {
+    return this.live.size;
+  }
+
+  async execute(batch: StepBatch): Promise<StepResult> {
+    this.onBatch?.(batch);
+    await Promise.resolve(); // a real device answers asynchronously
+    return this.executeNow(batch);
+  }
+
+  private executeNow(batch: StepBatch): StepResult {
+    const fail = (why: string): never => {
+      throw new Error(`step ${batch.stepId}: ${why}`);
+    };
+    if (batch.stepId <= this.lastStepId) fail(`step id not increasing (last ${this.lastStepId})`);
+    this.lastStepId = batch.stepId;
+    this.numExecutedSteps++;
+
+    // Releases first: a block freed by a released sequence may be reused in this very batch.
+    for (const seqId of batch.releasedSeqIds) {
+      const seq = this.live.get(seqId) ?? fail(`release of unknown seq ${seqId}`);
+      for (let b = 0; b < this.numKvBlocks; b++)
+        if (this.blockHolder[b] === seq.incarnation) this.blockHolder[b] = NO_HOLDER;
+      this.live.delete(seqId);
+    }
+    for (const { seqId, sampling } of batch.addedSeqs) {
+      if (this.live.has(seqId)) fail(`seq ${seqId} added twice`);
+      this.live.set(seqId, {
+        incarnation: this.nextIncarnation++,
+        sampling: { ...sampling },
+        numComputedTokens: 0,
+        lastSampledTokenId: null,
+      });
+    }
+
+    const seen = new Set<number>();
+    const sampled: StepResult['sampled'] = [];
+    for (const stepSeq of batch.seqs) {
+      const { seqId, tokenIds, startPos, blockTable } = stepSeq;
+      if (seen.has(seqId)) fail(`seq ${seqId} twice in one batch`);
+      seen.add(seqId);
+      const seq = this.live.get(seqId) ?? fail(`seq ${seqId} not added`);
+      if (tokenIds.length === 0) fail(`seq ${seqId} has no tokens`);
+      if (startPos !== seq.numComputedTokens) {
+        fail(`seq ${seqId} startPos ${startPos}, but ${seq.numComputedTokens} tokens are cached`);
+      }
+      const end = startPos + tokenIds.length;
+      if (blockTable.length !== Math.ceil(end / this.blockSize)) {
+        fail(`seq ${seqId} block table has ${blockTable.length} blocks for ${end} positions`);
+      }
+      for (const blockId of blockTable) {
+        if (!Number.isInteger(blockId) || blockId < 0 || blockId >= this.numKvBlocks)
+          fail(`bad block ${blockId}`);
+        const holder = this.blockHolder[blockId];
+        if (holder !== NO_HOLDER && holder !== seq.incarnation)
+          fail(`block ${blockId} held by two live seqs`);
+        if (holder === NO_HOLDER) {
+          const previous = this.lastBlockHolder[blockId];
+          if (previous !== NO_HOLDER && previous !== seq.incarnation) this.numBlockReuses++;
+          this.lastBlockHolder[blockId] = seq.incarnation;
+        }
+        this.blockHolder[blockId] = seq.incarnation;
+      }
+      for (let i = 0; i < tokenIds.length; i++) {
+        const slot = this.slotOf(blockTable, startPos + i);
+        this.slotToken[slot] = tokenIds[i];
+        this.slotIncarnation[slot] = seq.incarnation;
+        this.slotPosition[slot] = startPos + i;
+      }
+      // The token sampled last step must come back as this step's first input.
+      if (seq.lastSampledTokenId !== null && tokenIds[0] !== seq.lastSampledTokenId) {
+        fail(`seq ${seqId} feeds token ${tokenIds[0]}, but ${seq.lastSampledTokenId} was sampled`);
+      }
+      seq.lastSampledTokenId = null;
+      seq.numComputedTokens = end;
+      if (!stepSeq.isSampled) continue;
+
+      const context: number[] = [];
+      for (let p = 0; p < end; p++) {
+        const slot = this.slotOf(blockTable, p);
+        if (this.slotIncarnation[slot] !== seq.incarnation || this.slotPosition[slot] !== p) {
+          fail(`seq ${seqId} reads position ${p} from a slot it did not write`);
+        }
+        context.push(this.slotToken[slot]);
+      }
+      this.numSlotReads += end;
+      const tokenId = hashNextToken(context, seq.sampling, stepSeq.outputIndex, this.vocabSize);
+      seq.lastSampledTokenId = tokenId;
+      sampled.push({ seqId, tokenId });
+    }
+    return { stepId: batch.stepId, sampled };
+  }
+
+  private slotOf(blockTable: readonly number[], position: number): number {
+    return blockTable[Math.floor(position / this.blockSize)] * this.blockSize + (position % this.blockSize);
+  }
+}

@@ -1,0 +1,21 @@
+export { BlockAllocator } from './block-allocator.ts';
+export {
+  DEFAULT_MAX_NUM_BATCHED_TOKENS,
+  DEFAULT_MAX_NUM_SEQS,
+  DEFAULT_WATERMARK,
+  Engine,
+  type EngineOptions,
+  type EngineStats,
+  type ExecutionDevice,
+} from './engine.ts';
+export { HashingTestDevice, type HashingTestDeviceOptions, hashNextToken } from './hashing-test-device.ts';
+export {
+  type EngineRequest,
+  type FinishReason,
+  type RequestOutput,
+  RequestRejectedError,
+} from './request.ts';
+export { DEFAULT_SAMPLING, randomSeed, type SamplingParams } from './sampling-params.ts';
+export { Scheduler, type SchedulerConfig } from './scheduler.ts';
+export type { SchedulerCounters } from './scheduler-counters.ts';
+export type { ScheduledChunk, StepPlan } from './step-plan.ts';

@@ -1,0 +1,41 @@
+import type { Sequence } from './sequence.ts';
+import type { ScheduledChunk } from './step-plan.ts';
+
+/** Token and event counters over a scheduler's life. */
+export interface SchedulerCounters {
+  numSteps: number;
+  /** All tokens sent to the device (prompt chunks, recompute, decode). */
+  numScheduledTokens: number;
+  /** Prompt positions computed for the first time. */
+  numPromptTokensComputed: number;
+  /** Positions computed again after a preemption. */
+  numRecomputedTokens: number;
+  numOutputTokens: number;
+  numPreemptions: number;
+  numFinishedRequests: number;
+}
+
+export function emptyCounters(): SchedulerCounters {
+  return {
+    numSteps: 0,
+    numScheduledTokens: 0,
+    numPromptTokensComputed: 0,
+    numRecomputedTokens: 0,
+    numOutputTokens: 0,
+    numPreemptions: 0,
+    numFinishedRequests: 0,
+  };
+}
+
+/**
+ * Counts a computed chunk, split into recompute (positions below the sequence's high-water
+ * mark, i.e. computed before a preemption) and fresh positions; fresh positions inside the
+ * prompt are prompt tokens. Call before the sequence's high-water mark moves.
+ */
+export function countComputedChunk(counters: SchedulerCounters, seq: Sequence, chunk: ScheduledChunk): void {
+  const end = chunk.startPos + chunk.numNewTokens;
+  const firstFresh = Math.min(end, Math.max(chunk.startPos, seq.numEverComputedTokens));
+  counters.numScheduledTokens += chunk.numNewTokens;
+  counters.numRecomputedTokens += firstFresh - chunk.startPos;
+  counters.numPromptTokensComputed += Math.max(0, Math.min(end, seq.promptTokenIds.length) - firstFresh);
+}

@@ -1,0 +1,270 @@
+import type { StepBatch, StepResult, StepSeq } from '@seesaw/protocol';
+import { BlockAllocator } from './block-allocator.ts';
+import { type EngineRequest, type RequestOutput, RequestRejectedError } from './request.ts';
+import { validateRequest } from './request-validation.ts';
+import { randomSeed } from './sampling-params.ts';
+import { countComputedChunk, emptyCounters, type SchedulerCounters } from './scheduler-counters.ts';
+import { numBlocksFor, Sequence } from './sequence.ts';
+import { checkResultMatchesPlan, type ScheduledChunk, type StepPlan } from './step-plan.ts';
+
+export interface SchedulerConfig {
+  numKvBlocks: number;
+  blockSize: number;
+  /** Token budget of one step, shared by prompt chunks and decode tokens. */
+  maxNumBatchedTokens: number;
+  /** Cap on running sequences. */
+  maxNumSeqs: number;
+  /** Cap on prompt + output tokens; lowered to the KV cache's capacity when that is smaller. */
+  maxModelLen: number;
+  eosTokenIds: readonly number[];
+  /** Fraction of all blocks that must stay free after admitting a sequence. */
+  watermark: number;
+  /** Seed source for requests with a null seed. */
+  randomSeed?: () => number;
+}
+
+function positiveInteger(name: string, value: number): number {
+  if (!Number.isInteger(value) || value < 1)
+    throw new RangeError(`${name} must be a positive integer, got ${value}`);
+  return value;
+}
+
+/**
+ * Continuous-batching scheduler (vLLM V1 style), with no I/O: schedule() plans one step,
+ * update() applies the device's sampled tokens. One step is in flight at a time.
+ *
+ * Policy per step, with one token budget for prompt chunks and decode tokens:
+ * 1. Running sequences in admission order each get their uncomputed tokens (1 when
+ *    decoding; the next chunk of a prompt or a recompute), cut to the remaining budget.
+ *    When a block is missing, the most recently admitted running sequence is preempted by
+ *    recompute (blocks freed, put at the front of the waiting queue), possibly the
+ *    sequence itself.
+ * 2. If nothing was preempted, waiting sequences are admitted FIFO while budget, maxNumSeqs
+ *    and blocks allow. Admission needs free blocks for the whole (re)computed prompt while
+ *    leaving `watermark` of the cache free (waived when nothing runs, so a long sequence
+ *    can always restart); blocks are then taken chunk by chunk. A sequence admitted with
+ *    a partial chunk has used up the budget, so the check never double-counts free blocks.
+ */
+export class Scheduler {
+  readonly blockSize: number;
+  readonly maxNumBatchedTokens: number;
+  readonly maxNumSeqs: number;
+  /** The length cap in force: min(configured maxModelLen, KV cache capacity in tokens). */
+  readonly maxModelLen: number;
+  readonly numWatermarkBlocks: number;
+  readonly allocator: BlockAllocator;
+  readonly counters: SchedulerCounters = emptyCounters();
+
+  private readonly eosTokenIds: readonly number[];
+  private readonly nextRandomSeed: () => number;
+  /** Front = next to admit. */
+  private waiting: Sequence[] = [];
+  /** Admission order: the last one is the first to be preempted. */
+  private running: Sequence[] = [];
+  private readonly requestIds = new Set<string>();
+  private readonly seqsById = new Map<number, Sequence>();
+  /** Finished sequences the device has not been told to release yet. */
+  private pendingReleasedSeqIds: number[] = [];
+  private inFlightPlan: StepPlan | null = null;
+  private nextSeqId = 0;
+  private nextStepId = 0;
+
+  constructor(config: SchedulerConfig) {
+    this.blockSize = positiveInteger('blockSize', config.blockSize);
+    this.maxNumBatchedTokens = positiveInteger('maxNumBatchedTokens', config.maxNumBatchedTokens);
+    this.maxNumSeqs = positiveInteger('maxNumSeqs', config.maxNumSeqs);
+    const numKvBlocks = positiveInteger('numKvBlocks', config.numKvBlocks);
+    this.maxModelLen = Math.min(
+      positiveInteger('maxModelLen', config.maxModelLen),
+      numKvBlocks * this.blockSize,
+    );
+    if (!(config.watermark >= 0 && config.watermark < 1)) {
+      throw new RangeError(`watermark must be in [0, 1), got ${config.watermark}`);
+    }
+    this.numWatermarkBlocks = Math.floor(config.watermark * numKvBlocks);
+    this.allocator = new BlockAllocator(numKvBlocks);
+    this.eosTokenIds = [...config.eosTokenIds];
+    this.nextRandomSeed = config.randomSeed ?? randomSeed;
+  }
+
+  get numWaiting(): number {
+    return this.waiting.length;
+  }
+
+  get numRunning(): number {
+    return this.running.length;
+  }
+
+  hasUnfinishedRequests(): boolean {
+    return this.waiting.length > 0 || this.running.length > 0;
+  }
+
+  /** Queues a request at the back of the waiting queue; throws RequestRejectedError if it can never run. */
+  addRequest(request: EngineRequest, arrivalMs: number): void {
+    validateRequest(request, this.maxModelLen, this.allocator.numBlocks * this.blockSize);
+    if (this.requestIds.has(request.requestId)) {
+      throw new RequestRejectedError(
+        `request ${JSON.stringify(request.requestId)} rejected: duplicate requestId`,
+      );
+    }
+    const { sampling } = request;
+    const stopTokenIds = new Set(sampling.stopTokenIds);
+    if (!sampling.ignoreEos) for (const id of this.eosTokenIds) stopTokenIds.add(id);
+    const seq = new Sequence({
+      seqId: this.nextSeqId++,
+      requestId: request.requestId,
+      promptTokenIds: [...request.promptTokenIds],
+      deviceSampling: {
+        temperature: sampling.temperature,
+        topP: sampling.topP,
+        topK: sampling.topK,
+        seed: sampling.seed ?? this.nextRandomSeed(),
+      },
+      maxTokens: sampling.maxTokens,
+      stopTokenIds,
+      arrivalMs,
+    });
+    this.requestIds.add(request.requestId);
+    this.seqsById.set(seq.seqId, seq);
+    this.waiting.push(seq);
+  }
+
+  /**
+   * Plans the next step. Its batch is empty only when nothing is unfinished (the policy
+   * always schedules the oldest running or waiting sequence: it fits the cache alone).
+   */
+  schedule(): StepPlan {
+    if (this.inFlightPlan) throw new Error(`step ${this.inFlightPlan.batch.stepId} is still in flight`);
+    const seqs: StepSeq[] = [];
+    const chunks: ScheduledChunk[] = [];
+    const preemptedSeqIds: number[] = [];
+    const addedSeqs: StepBatch['addedSeqs'] = [];
+    let budget = this.maxNumBatchedTokens;
+
+    const take = (seq: Sequence, numNewTokens: number): void => {
+      const startPos = seq.numComputedTokens;
+      const end = startPos + numNewTokens;
+      const isSampled = end === seq.numTokens;
+      seqs.push({
+        seqId: seq.seqId,
+        tokenIds: seq.tokenSlice(startPos, end),
+        startPos,
+        blockTable: seq.blockIds.slice(0, numBlocksFor(end, this.blockSize)),
+        isSampled,
+        outputIndex: seq.outputTokenIds.length,
+      });
+      chunks.push({ seqId: seq.seqId, startPos, numNewTokens, isSampled });
+      budget -= numNewTokens;
+    };
+
+    for (let i = 0; i < this.running.length && budget > 0; ) {
+      const seq = this.running[i];
+      const numNewTokens = Math.min(seq.numUncomputedTokens, budget);
+      const numMissingBlocks =
+        numBlocksFor(seq.numComputedTokens + numNewTokens, this.blockSize) - seq.blockIds.length;
+      let isSelfPreempted = false;
+      while (!this.allocator.canAllocate(numMissingBlocks)) {
+        const victim = this.running.pop()!;
+        this.preempt(victim);
+        preemptedSeqIds.push(victim.seqId);
+        if (victim === seq) {
+          isSelfPreempted = true;
+          break;
+        }
+      }
+      if (isSelfPreempted) break; // it was the last running sequence
+      if (numMissingBlocks > 0) seq.blockIds.push(...this.allocator.allocate(numMissingBlocks));
+      take(seq, numNewTokens);
+      i++;
+    }
+
+    // Admitting while preempting would only make the next preemption come sooner.
+    if (preemptedSeqIds.length === 0) {
+      while (this.waiting.length > 0 && budget > 0 && this.running.length < this.maxNumSeqs) {
+        const seq = this.waiting[0];
+        // Blocks for every position computed before the first sample (the sampled token
+        // gets its block at the next step, like any decode).
+        const numPromptBlocks = numBlocksFor(seq.numTokens, this.blockSize);
+        const numReserved = this.running.length === 0 ? 0 : this.numWatermarkBlocks;
+        if (!this.allocator.canAllocate(numPromptBlocks, numReserved)) break;
+        this.waiting.shift();
+        const numNewTokens = Math.min(seq.numTokens, budget);
+        const numBlocks = numBlocksFor(numNewTokens, this.blockSize);
+        seq.blockIds = this.allocator.allocate(numBlocks);
+        seq.status = 'running';
+        this.running.push(seq);
+        addedSeqs.push({ seqId: seq.seqId, sampling: { ...seq.deviceSampling } });
+        take(seq, numNewTokens);
+      }
+    }
+
+    if (seqs.length === 0) {
+      // Nothing to run: no side effects, releases stay pending for the next real step.
+      return {
+        batch: { stepId: this.nextStepId, addedSeqs, releasedSeqIds: [], seqs },
+        chunks,
+        preemptedSeqIds,
+      };
+    }
+    const batch: StepBatch = {
+      stepId: this.nextStepId++,
+      addedSeqs,
+      releasedSeqIds: [...this.pendingReleasedSeqIds, ...preemptedSeqIds],
+      seqs,
+    };
+    this.pendingReleasedSeqIds = [];
+    const plan: StepPlan = { batch, chunks, preemptedSeqIds };
+    this.inFlightPlan = plan;
+    return plan;
+  }
+
+  /** Applies a step's result; returns the requests that finished in it. */
+  update(plan: StepPlan, result: StepResult, nowMs: number): RequestOutput[] {
+    if (plan !== this.inFlightPlan) throw new Error(`step ${plan.batch.stepId} is not the step in flight`);
+    checkResultMatchesPlan(plan, result);
+    this.inFlightPlan = null;
+    const counters = this.counters;
+    counters.numSteps++;
+    counters.numPreemptions += plan.preemptedSeqIds.length;
+
+    const outputs: RequestOutput[] = [];
+    let sampledIndex = 0;
+    for (const chunk of plan.chunks) {
+      const seq = this.seqsById.get(chunk.seqId)!;
+      countComputedChunk(counters, seq, chunk);
+      seq.numComputedTokens = chunk.startPos + chunk.numNewTokens;
+      seq.numEverComputedTokens = Math.max(seq.numEverComputedTokens, seq.numComputedTokens);
+      if (!chunk.isSampled) continue;
+
+      seq.outputTokenIds.push(result.sampled[sampledIndex++].tokenId);
+      counters.numOutputTokens++;
+      if (seq.outputTokenIds.length === 1) seq.firstTokenMs = nowMs;
+      const finishReason = seq.checkFinished(this.maxModelLen);
+      if (finishReason) {
+        this.finish(seq, finishReason);
+        outputs.push(seq.toOutput(nowMs));
+      }
+    }
+    if (outputs.length > 0) this.running = this.running.filter((seq) => seq.status === 'running');
+    counters.numFinishedRequests += outputs.length;
+    return outputs;
+  }
+
+  private preempt(seq: Sequence): void {
+    this.allocator.free(seq.blockIds);
+    seq.blockIds = [];
+    seq.numComputedTokens = 0;
+    seq.numPreemptions++;
+    seq.status = 'waiting';
+    this.waiting.unshift(seq);
+  }
+
+  private finish(seq: Sequence, reason: NonNullable<Sequence['finishReason']>): void {
+    this.allocator.free(seq.blockIds);
+    seq.blockIds = [];
+    seq.status = 'finished';
+    seq.finishReason = reason;
+    this.seqsById.delete(seq.seqId);
+    this.pendingReleasedSeqIds.push(seq.seqId);
+  }
+}
