@@ -1,0 +1,112 @@
+/**
+ * Result records in the OpenAI batch output format, one JSON object a line:
+ * success records carry a `text_completion` body, error records `response: null` and
+ * `error: {code, message}`.
+ */
+import { randomBytes } from 'node:crypto';
+
+export interface CompletionChoice {
+  index: number;
+  text: string;
+  finish_reason: 'stop' | 'length';
+  logprobs: null;
+  token_ids?: number[];
+}
+
+export interface CompletionBody {
+  id: string;
+  object: 'text_completion';
+  created: number;
+  model: string;
+  choices: CompletionChoice[];
+  usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number };
+  prompt_token_ids?: number[];
+}
+
+export interface SuccessRecord {
+  id: string;
+  custom_id: string;
+  response: { status_code: 200; request_id: string; body: CompletionBody };
+  error: null;
+}
+
+export interface ErrorRecord {
+  id: string;
+  custom_id: string;
+  response: null;
+  error: { code: string; message: string };
+}
+
+export type BatchOutputRecord = SuccessRecord | ErrorRecord;
+
+export interface CompletionResult {
+  customId: string;
+  modelName: string;
+  promptTokenIds: number[];
+  outputTokenIds: number[];
+  /** Decoded output, or '' when the model has no tokenizer. */
+  text: string;
+  finishReason: 'stop' | 'length';
+  /** Add token_ids / prompt_token_ids (always on without a tokenizer, since text is then empty). */
+  isTokenIdsReturned: boolean;
+  /** Unix time in seconds. */
+  createdSeconds: number;
+}
+
+function randomId(prefix: string): string {
+  return `${prefix}${randomBytes(12).toString('hex')}`;
+}
+
+export function successRecord(result: CompletionResult): SuccessRecord {
+  const choice: CompletionChoice = {
+    index: 0,
+    text: result.text,
+    finish_reason: result.finishReason,
+    logprobs: null,
+  };
+  const body: CompletionBody = {
+    id: randomId('cmpl-'),
+    object: 'text_completion',
+    created: result.createdSeconds,
+    model: result.modelName,
+    choices: [choice],
+    usage: {
+      prompt_tokens: result.promptTokenIds.length,
+      completion_tokens: result.outputTokenIds.length,
+      total_tokens: result.promptTokenIds.length + result.outputTokenIds.length,
+    },
+  };
+  if (result.isTokenIdsReturned) {
+    choice.token_ids = [...result.outputTokenIds];
+    body.prompt_token_ids = [...result.promptTokenIds];
+  }
+  return {
+    id: randomId('batch_req_'),
+    custom_id: result.customId,
+    response: { status_code: 200, request_id: randomId('req_'), body },
+    error: null,
+  };
+}
+
+export function errorRecord(customId: string, code: string, message: string): ErrorRecord {
+  return { id: randomId('batch_req_'), custom_id: customId, response: null, error: { code, message } };
+}
+
+/** One output line, newline included. */
+export function formatRecordLine(record: BatchOutputRecord): string {
+  return `${JSON.stringify(record)}\n`;
+}
+
+/** True for a parsed line that is a completed (status 200) record with a custom_id. */
+export function isSuccessRecord(value: unknown): value is SuccessRecord {
+  if (typeof value !== 'object' || value === null) return false;
+  const record = value as Record<string, unknown>;
+  const response = record.response as Record<string, unknown> | null | undefined;
+  return (
+    typeof record.custom_id === 'string' &&
+    record.error === null &&
+    typeof response === 'object' &&
+    response !== null &&
+    response.status_code === 200
+  );
+}

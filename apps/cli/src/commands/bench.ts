@@ -1,0 +1,190 @@
+/**
+ * `seesaw bench`: offline throughput like vLLM's benchmark_throughput. All requests are queued
+ * at once and the clock runs from queueing to the last finished request (model load excluded).
+ */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { extname } from 'node:path';
+import { loadModelConfig, SeesawTokenizer } from '@seesaw/model';
+import {
+  type FlagValues,
+  optionalChoice,
+  optionalInteger,
+  optionalString,
+  parseFlags,
+  UsageError,
+} from '../args.ts';
+import {
+  type BenchRequest,
+  jsonlDataset,
+  parseLengthsCsv,
+  randomDataset,
+  sampleLengthsDataset,
+} from '../bench-dataset.ts';
+import { formatByteSize } from '../byte-size.ts';
+import { drainEngine, openEngineSession, tryAddRequest } from '../engine-session.ts';
+import { CHECKPOINT_DTYPES, ensureCachedModel } from '../model-cache.ts';
+import { formatThroughputLines, type ThroughputFigures, throughputRates } from '../throughput-report.ts';
+import { shapeNames } from './gen-model.ts';
+import { readEngineSettings } from './run.ts';
+
+export const BENCH_FLAGS = {
+  model: { type: 'string' },
+  shape: { type: 'string' },
+  dtype: { type: 'string' },
+  dataset: { type: 'string' },
+  'num-prompts': { type: 'string' },
+  'input-len': { type: 'string' },
+  'output-len': { type: 'string' },
+  json: { type: 'string' },
+  seed: { type: 'string' },
+  threads: { type: 'string' },
+  'kv-cache-memory': { type: 'string' },
+  'max-num-batched-tokens': { type: 'string' },
+  'max-num-seqs': { type: 'string' },
+} as const;
+
+export interface BenchResult extends ThroughputFigures {
+  numRejected: number;
+  peakRssBytes: number;
+  weightBytes: number;
+  kvCacheBytes: number;
+}
+
+async function resolveModelDir(values: FlagValues, seed: number): Promise<string> {
+  const modelDir = optionalString(values, 'model');
+  const shape = optionalChoice(values, 'shape', shapeNames());
+  const dtype = optionalChoice(values, 'dtype', CHECKPOINT_DTYPES);
+  if (modelDir !== undefined) {
+    if (shape !== undefined || dtype !== undefined) {
+      throw new UsageError('give either --model DIR or --shape NAME [--dtype D], not both');
+    }
+    return modelDir;
+  }
+  if (shape === undefined)
+    throw new UsageError('missing --model DIR (or --shape NAME to use a generated model)');
+  return ensureCachedModel({ shape, dtype: dtype ?? 'bf16', seed }, (line) =>
+    process.stderr.write(`${line}\n`),
+  );
+}
+
+function loadDataset(values: FlagValues, modelDir: string, numPrompts: number, seed: number): BenchRequest[] {
+  const dataset = optionalString(values, 'dataset') ?? 'random';
+  const inputLen = optionalInteger(values, 'input-len', { min: 1 });
+  const outputLen = optionalInteger(values, 'output-len', { min: 1 });
+  const config = loadModelConfig(modelDir);
+  if (dataset === 'random') {
+    if (inputLen === undefined || outputLen === undefined) {
+      throw new UsageError('--dataset random needs --input-len and --output-len');
+    }
+    return randomDataset({ numPrompts, inputLen, outputLen, vocabSize: config.vocabSize, seed });
+  }
+  if (inputLen !== undefined) throw new UsageError('--input-len applies only to --dataset random');
+  if (!existsSync(dataset)) throw new UsageError(`--dataset: no such file '${dataset}' (or use 'random')`);
+  const content = readFileSync(dataset, 'utf8');
+  const extension = extname(dataset).toLowerCase();
+  if (extension === '.csv') {
+    const pairs = parseLengthsCsv(content, dataset);
+    const { requests, numFiltered } = sampleLengthsDataset(pairs, {
+      numPrompts,
+      vocabSize: config.vocabSize,
+      maxModelLen: config.maxPositionEmbeddings,
+      seed,
+      outputLen,
+    });
+    if (numFiltered > 0) {
+      process.stderr.write(
+        `${dataset}: ${numFiltered} rows do not fit the model and were left out of sampling\n`,
+      );
+    }
+    return requests;
+  }
+  if (extension === '.jsonl' || extension === '.json') {
+    return jsonlDataset(
+      content,
+      dataset,
+      { numPrompts, outputLen },
+      {
+        vocabSize: config.vocabSize,
+        maxModelLen: config.maxPositionEmbeddings,
+        tokenizer: SeesawTokenizer.load(modelDir),
+      },
+    );
+  }
+  throw new UsageError(
+    `--dataset must be 'random', a .csv length trace or a .jsonl prompts file, got '${dataset}'`,
+  );
+}
+
+export function formatBenchReport(result: BenchResult): string {
+  return [
+    formatThroughputLines(result).trimEnd(),
+    `Elapsed: ${(result.elapsedMs / 1000).toFixed(2)} s for ${result.numRequests} requests` +
+      (result.numRejected > 0 ? ` (${result.numRejected} rejected by the engine, not counted)` : ''),
+    `Peak resident memory: ${formatByteSize(result.peakRssBytes)}`,
+    `Model weights: ${formatByteSize(result.weightBytes)}`,
+    `KV cache: ${formatByteSize(result.kvCacheBytes)}`,
+    '',
+  ].join('\n');
+}
+
+export function benchJson(result: BenchResult): Record<string, number> {
+  const rates = throughputRates(result);
+  return {
+    elapsed_time: result.elapsedMs / 1000,
+    num_requests: result.numRequests,
+    num_rejected: result.numRejected,
+    total_num_prompt_tokens: result.numPromptTokens,
+    total_num_output_tokens: result.numOutputTokens,
+    total_num_tokens: result.numPromptTokens + result.numOutputTokens,
+    requests_per_second: rates.requestsPerSecond,
+    tokens_per_second: rates.totalTokensPerSecond,
+    output_tokens_per_second: rates.outputTokensPerSecond,
+    peak_rss_bytes: result.peakRssBytes,
+    weight_bytes: result.weightBytes,
+    kv_cache_bytes: result.kvCacheBytes,
+  };
+}
+
+export async function benchCommand(argv: string[]): Promise<number> {
+  const values = parseFlags('bench', argv, BENCH_FLAGS);
+  const seed = optionalInteger(values, 'seed', { min: 0, max: 2 ** 32 - 1 }) ?? 0;
+  const numPrompts = optionalInteger(values, 'num-prompts', { min: 1 });
+  if (numPrompts === undefined) throw new UsageError('missing required flag --num-prompts');
+  const jsonPath = optionalString(values, 'json');
+  const settings = readEngineSettings(values);
+  const modelDir = await resolveModelDir(values, seed);
+  const requests = loadDataset(values, modelDir, numPrompts, seed);
+
+  const session = await openEngineSession(modelDir, settings);
+  let result: BenchResult;
+  try {
+    const startMs = performance.now();
+    let numRejected = 0;
+    let numPromptTokens = 0;
+    requests.forEach((request, index) => {
+      const rejection = tryAddRequest(session.engine, { requestId: `bench-${index}`, ...request });
+      if (rejection === null) numPromptTokens += request.promptTokenIds.length;
+      else numRejected++;
+    });
+    let numOutputTokens = 0;
+    await drainEngine(session.engine, (output) => {
+      numOutputTokens += output.outputTokenIds.length;
+    });
+    result = {
+      numRequests: requests.length - numRejected,
+      numRejected,
+      numPromptTokens,
+      numOutputTokens,
+      elapsedMs: performance.now() - startMs,
+      // maxRSS is in kilobytes.
+      peakRssBytes: process.resourceUsage().maxRSS * 1024,
+      weightBytes: session.device.weightBytes,
+      kvCacheBytes: session.device.kvCacheBytes,
+    };
+  } finally {
+    await session.close();
+  }
+  process.stdout.write(formatBenchReport(result));
+  if (jsonPath !== undefined) writeFileSync(jsonPath, `${JSON.stringify(benchJson(result), null, 2)}\n`);
+  return 0;
+}

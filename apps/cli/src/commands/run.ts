@@ -1,0 +1,245 @@
+/**
+ * `seesaw run`: prompts JSONL in, OpenAI batch output JSONL out, streamed as requests finish,
+ * resumable by custom_id. The default job goes through runJob too.
+ */
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import type { RequestOutput } from '@seesaw/coordinator';
+import { loadModelConfig, SeesawTokenizer } from '@seesaw/model';
+import {
+  type FlagValues,
+  optionalByteSize,
+  optionalInteger,
+  parseFlags,
+  requiredString,
+  UsageError,
+} from '../args.ts';
+import { type BatchOutputRecord, errorRecord, formatRecordLine, successRecord } from '../batch-output.ts';
+import { formatByteSize } from '../byte-size.ts';
+import { drainEngine, type EngineSettings, openEngineSession, tryAddRequest } from '../engine-session.ts';
+import { type ParsedRequest, parseInputFile } from '../input-lines.ts';
+import { ProgressReporter, type ProgressStream } from '../progress.ts';
+import { prepareOutputForResume, type ResumeState } from '../resume.ts';
+import { formatRunSummary, type RunSummary } from '../run-summary.ts';
+
+export interface RunJobOptions extends EngineSettings {
+  modelDir: string;
+  inputPath: string;
+  outputPath: string;
+  /** Where progress goes (a TTY gets the live bar). */
+  progressStream: ProgressStream;
+  /** Where notices go (skipped count, dropped records). */
+  log: (line: string) => void;
+}
+
+export const RUN_FLAGS = {
+  model: { type: 'string' },
+  input: { type: 'string' },
+  output: { type: 'string' },
+  threads: { type: 'string' },
+  'kv-cache-memory': { type: 'string' },
+  'max-num-batched-tokens': { type: 'string' },
+  'max-num-seqs': { type: 'string' },
+} as const;
+
+export function readEngineSettings(values: FlagValues): EngineSettings {
+  return {
+    numThreads: optionalInteger(values, 'threads', { min: 1, max: 1024 }),
+    kvCacheBytes: optionalByteSize(values, 'kv-cache-memory'),
+    maxNumBatchedTokens: optionalInteger(values, 'max-num-batched-tokens', { min: 1 }),
+    maxNumSeqs: optionalInteger(values, 'max-num-seqs', { min: 1 }),
+  };
+}
+
+/** Appends records one write at a time, so each finished request is on disk at once. */
+class RecordWriter {
+  private readonly fd: number;
+  constructor(path: string) {
+    this.fd = openSync(path, 'a');
+  }
+  write(record: BatchOutputRecord): void {
+    writeSync(this.fd, formatRecordLine(record));
+  }
+  close(): void {
+    closeSync(this.fd);
+  }
+}
+
+/** Output ids minus a final stop/EOS token, which (as in vLLM) is not part of the text. */
+function idsForText(output: RequestOutput, stopIds: Set<number>): number[] {
+  const ids = output.outputTokenIds;
+  const isStopLast = output.finishReason === 'stop' && ids.length > 0 && stopIds.has(ids[ids.length - 1]);
+  return isStopLast ? ids.slice(0, -1) : ids;
+}
+
+function describeResume(summary: RunSummary, resume: ResumeState): string {
+  const dropped = [
+    `re-evaluating ${resume.numDroppedErrorRecords} previous error records`,
+    resume.numDroppedCorruptLines > 0 ? `dropped ${resume.numDroppedCorruptLines} unreadable lines` : '',
+    resume.numDroppedDuplicateRecords > 0
+      ? `dropped ${resume.numDroppedDuplicateRecords} repeated records`
+      : '',
+  ].filter((part) => part !== '');
+  return `resuming ${summary.outputPath}: skipped ${summary.numSkipped} requests already completed, ${dropped.join(', ')}`;
+}
+
+function outputRecord(
+  output: RequestOutput,
+  request: ParsedRequest,
+  tokenizer: SeesawTokenizer | null,
+  modelName: string,
+  eosIds: number[],
+): BatchOutputRecord {
+  const stopIds = new Set<number>(request.sampling.ignoreEos ? [] : eosIds);
+  for (const id of request.sampling.stopTokenIds) stopIds.add(id);
+  return successRecord({
+    customId: request.customId,
+    modelName,
+    promptTokenIds: output.promptTokenIds,
+    outputTokenIds: output.outputTokenIds,
+    text: tokenizer === null ? '' : tokenizer.decode(idsForText(output, stopIds)),
+    finishReason: output.finishReason,
+    // Without a tokenizer the text is empty, so the ids are the only result.
+    isTokenIdsReturned: request.isTokenIdsReturned || tokenizer === null,
+    createdSeconds: Math.floor(Date.now() / 1000),
+  });
+}
+
+export async function runJob(options: RunJobOptions): Promise<RunSummary> {
+  const startMs = performance.now();
+  if (!existsSync(options.inputPath)) throw new Error(`input file not found: ${options.inputPath}`);
+  if (existsSync(options.outputPath) && statSync(options.outputPath).isDirectory()) {
+    throw new Error(`output path is a directory: ${options.outputPath}`);
+  }
+  const config = loadModelConfig(options.modelDir);
+  const tokenizer = SeesawTokenizer.load(options.modelDir);
+  const input = readFileSync(options.inputPath, 'utf8');
+  const lineResults = parseInputFile(input, {
+    vocabSize: config.vocabSize,
+    maxModelLen: config.maxPositionEmbeddings,
+    tokenizer,
+  });
+
+  mkdirSync(dirname(resolve(options.outputPath)), { recursive: true });
+  const resume = prepareOutputForResume(options.outputPath);
+  const summary: RunSummary = {
+    numOk: 0,
+    numErrors: 0,
+    numSkipped: 0,
+    numPromptTokens: 0,
+    numOutputTokens: 0,
+    elapsedMs: 0,
+    engineElapsedMs: 0,
+    outputPath: options.outputPath,
+  };
+  const writer = new RecordWriter(options.outputPath);
+  try {
+    const toRun: ParsedRequest[] = [];
+    for (const result of lineResults) {
+      if (!result.isOk) {
+        writer.write(errorRecord(result.error.customId, result.error.code, result.error.message));
+        summary.numErrors++;
+      } else if (resume.completedCustomIds.has(result.request.customId)) {
+        summary.numSkipped++;
+      } else {
+        toRun.push(result.request);
+      }
+    }
+    if (resume.completedCustomIds.size > 0 || resume.isRewritten)
+      options.log(describeResume(summary, resume));
+    if (toRun.length > 0) {
+      await runRequests(options, toRun, tokenizer, writer, summary);
+    }
+  } finally {
+    writer.close();
+  }
+  summary.elapsedMs = performance.now() - startMs;
+  return summary;
+}
+
+async function runRequests(
+  options: RunJobOptions,
+  requests: ParsedRequest[],
+  tokenizer: SeesawTokenizer | null,
+  writer: RecordWriter,
+  summary: RunSummary,
+): Promise<void> {
+  const session = await openEngineSession(options.modelDir, options);
+  try {
+    const { device } = session;
+    options.log(
+      `model ${session.modelName}: weights ${formatByteSize(device.weightBytes)}, KV cache ` +
+        `${formatByteSize(device.kvCacheBytes)} (${device.numKvBlocks} blocks of ${device.blockSize} tokens); ` +
+        `${requests.length} requests to run`,
+    );
+    const engineStartMs = performance.now();
+    const byCustomId = new Map<string, ParsedRequest>();
+    for (const request of requests) {
+      const rejection = tryAddRequest(session.engine, {
+        requestId: request.customId,
+        promptTokenIds: request.promptTokenIds,
+        sampling: request.sampling,
+      });
+      if (rejection === null) {
+        byCustomId.set(request.customId, request);
+      } else {
+        writer.write(
+          errorRecord(request.customId, 'request_rejected', `line ${request.lineNumber}: ${rejection}`),
+        );
+        summary.numErrors++;
+      }
+    }
+    const eosIds = session.config.eosTokenIds;
+    // Most output tokens each request can get: its max_tokens, or up to the length cap.
+    const outputBudget = (request: ParsedRequest) =>
+      Math.min(request.sampling.maxTokens, session.engine.maxModelLen - request.promptTokenIds.length);
+    let numWorkTotal = 0;
+    for (const request of byCustomId.values())
+      numWorkTotal += request.promptTokenIds.length + outputBudget(request);
+    const progress = new ProgressReporter(options.progressStream, byCustomId.size);
+    try {
+      await drainEngine(
+        session.engine,
+        (output) => {
+          const request = byCustomId.get(output.requestId);
+          if (request === undefined) throw new Error(`engine finished unknown request '${output.requestId}'`);
+          writer.write(outputRecord(output, request, tokenizer, session.modelName, eosIds));
+          numWorkTotal -= Math.max(0, outputBudget(request) - output.outputTokenIds.length);
+          summary.numOk++;
+          summary.numPromptTokens += output.promptTokenIds.length;
+          summary.numOutputTokens += output.outputTokenIds.length;
+        },
+        (stats) =>
+          progress.update({
+            numDone: stats.numFinished,
+            numOutputTokens: stats.numOutputTokens,
+            numWorkDone: stats.numPromptTokensComputed + stats.numOutputTokens,
+            numWorkTotal,
+          }),
+      );
+    } finally {
+      progress.finish();
+    }
+    summary.engineElapsedMs = performance.now() - engineStartMs;
+  } finally {
+    await session.close();
+  }
+}
+
+export async function runCommand(argv: string[]): Promise<number> {
+  const values = parseFlags('run', argv, RUN_FLAGS);
+  const options: RunJobOptions = {
+    modelDir: requiredString(values, 'model'),
+    inputPath: requiredString(values, 'input'),
+    outputPath: requiredString(values, 'output'),
+    ...readEngineSettings(values),
+    progressStream: process.stderr,
+    log: (line) => process.stderr.write(`${line}\n`),
+  };
+  if (resolve(options.inputPath) === resolve(options.outputPath)) {
+    throw new UsageError('--output must not be the --input file');
+  }
+  const summary = await runJob(options);
+  process.stdout.write(formatRunSummary(summary));
+  return 0;
+}

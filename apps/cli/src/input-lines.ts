@@ -1,0 +1,188 @@
+/**
+ * Parses and validates the prompts file of `seesaw run`: one JSON object a line, either a
+ * plain request or an OpenAI batch line (`/v1/completions`). Every problem becomes an error
+ * entry for that line (line number + reason) so one bad line never stops a run.
+ */
+import type { SamplingParams } from '@seesaw/coordinator';
+import {
+  describeValue,
+  type InputValidationContext,
+  LineProblems,
+  REQUEST_FIELDS,
+  readRequestFields,
+} from './request-fields.ts';
+
+export {
+  DEFAULT_MAX_TOKENS,
+  type InputValidationContext,
+  type PromptEncoder,
+} from './request-fields.ts';
+
+export interface ParsedRequest {
+  /** 1-based line in the input file. */
+  lineNumber: number;
+  customId: string;
+  promptTokenIds: number[];
+  sampling: SamplingParams;
+  isTokenIdsReturned: boolean;
+}
+
+export type InputErrorCode = 'invalid_json' | 'invalid_request' | 'duplicate_custom_id';
+
+export interface InputLineError {
+  lineNumber: number;
+  customId: string;
+  code: InputErrorCode;
+  /** Starts with `line N: `. */
+  message: string;
+}
+
+export type InputLineResult = { isOk: true; request: ParsedRequest } | { isOk: false; error: InputLineError };
+
+const PLAIN_FIELDS = new Set<string>([...REQUEST_FIELDS, 'custom_id']);
+const BODY_FIELDS = new Set<string>([...REQUEST_FIELDS, 'model']);
+const BATCH_FIELDS = new Set<string>(['custom_id', 'method', 'url', 'body']);
+const COMPLETIONS_URL = '/v1/completions';
+
+export function defaultCustomId(lineNumber: number): string {
+  return `request-${lineNumber}`;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function checkUnknownFields(
+  object: Record<string, unknown>,
+  allowed: Set<string>,
+  where: string,
+  problems: LineProblems,
+): void {
+  for (const key of Object.keys(object)) {
+    if (!allowed.has(key)) {
+      problems.add(`unknown field '${key}'${where} (supported: ${[...allowed].join(', ')})`);
+    }
+  }
+}
+
+function readCustomId(
+  object: Record<string, unknown>,
+  isRequired: boolean,
+  problems: LineProblems,
+): string | null {
+  const value = object.custom_id;
+  if (value === undefined || value === null) {
+    if (isRequired) problems.add('custom_id is required in an OpenAI batch line');
+    return null;
+  }
+  if (typeof value !== 'string' || value === '') {
+    problems.add(`custom_id must be a non-empty string, got ${describeValue(value)}`);
+    return null;
+  }
+  return value;
+}
+
+/** Fields of an OpenAI batch line; returns the request body when the envelope is usable. */
+function readBatchEnvelope(
+  object: Record<string, unknown>,
+  problems: LineProblems,
+): Record<string, unknown> | null {
+  checkUnknownFields(object, BATCH_FIELDS, ' in batch line', problems);
+  if (object.method !== 'POST') problems.add(`method must be "POST", got ${describeValue(object.method)}`);
+  if (object.url !== COMPLETIONS_URL) {
+    problems.add(`url ${describeValue(object.url)} is not supported: only "${COMPLETIONS_URL}"`);
+  }
+  if (!isPlainObject(object.body)) {
+    problems.add(`body must be an object, got ${describeValue(object.body)}`);
+    return null;
+  }
+  if (object.body.model !== undefined && typeof object.body.model !== 'string') {
+    problems.add(`body.model must be a string, got ${describeValue(object.body.model)}`);
+  }
+  checkUnknownFields(object.body, BODY_FIELDS, ' in body', problems);
+  return object.body;
+}
+
+/** Parses one non-blank line of the prompts file. */
+export function parseInputLine(
+  text: string,
+  lineNumber: number,
+  context: InputValidationContext,
+): InputLineResult {
+  const fail = (customId: string | null, code: InputErrorCode, reasons: string[]): InputLineResult => ({
+    isOk: false,
+    error: {
+      lineNumber,
+      customId: customId ?? defaultCustomId(lineNumber),
+      code,
+      message: `line ${lineNumber}: ${reasons.join('; ')}`,
+    },
+  });
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    return fail(null, 'invalid_json', [`invalid JSON: ${(error as Error).message}`]);
+  }
+  if (!isPlainObject(parsed)) {
+    return fail(null, 'invalid_request', [`expected a JSON object, got ${describeValue(parsed)}`]);
+  }
+  const problems = new LineProblems();
+  const isBatchLine = 'body' in parsed || 'url' in parsed || 'method' in parsed;
+  const customId = readCustomId(parsed, isBatchLine, problems);
+  let requestObject: Record<string, unknown> | null = parsed;
+  if (isBatchLine) {
+    requestObject = readBatchEnvelope(parsed, problems);
+  } else {
+    checkUnknownFields(parsed, PLAIN_FIELDS, '', problems);
+  }
+  if (requestObject === null) return fail(customId, 'invalid_request', problems.messages);
+  const fields = readRequestFields(requestObject, context, problems);
+  if (problems.messages.length > 0 || fields.promptTokenIds === null) {
+    return fail(customId, 'invalid_request', problems.messages);
+  }
+  return {
+    isOk: true,
+    request: {
+      lineNumber,
+      customId: customId ?? defaultCustomId(lineNumber),
+      promptTokenIds: fields.promptTokenIds,
+      sampling: fields.sampling,
+      isTokenIdsReturned: fields.isTokenIdsReturned,
+    },
+  };
+}
+
+/**
+ * Parses a whole prompts file in line order. Blank lines are skipped (they still count for
+ * line numbers). A custom_id already used by an earlier line, valid or not, makes the later
+ * line an error so that every custom_id names at most one record in the output.
+ */
+export function parseInputFile(content: string, context: InputValidationContext): InputLineResult[] {
+  const results: InputLineResult[] = [];
+  const seenCustomIds = new Map<string, number>();
+  const lines = content.split('\n');
+  for (let index = 0; index < lines.length; index++) {
+    const text = lines[index].replace(/\r$/, '');
+    if (text.trim() === '') continue;
+    const lineNumber = index + 1;
+    const result = parseInputLine(text, lineNumber, context);
+    const customId = result.isOk ? result.request.customId : result.error.customId;
+    const firstLine = seenCustomIds.get(customId);
+    if (firstLine !== undefined) {
+      results.push({
+        isOk: false,
+        error: {
+          lineNumber,
+          customId,
+          code: 'duplicate_custom_id',
+          message: `line ${lineNumber}: duplicate custom_id '${customId}' (first used on line ${firstLine})`,
+        },
+      });
+      continue;
+    }
+    seenCustomIds.set(customId, lineNumber);
+    results.push(result);
+  }
+  return results;
+}

@@ -1,0 +1,221 @@
+/**
+ * The request fields shared by plain prompt lines and OpenAI batch bodies (`prompt`,
+ * `max_tokens`, sampling settings, flags), each checked for type and range, turned into the
+ * engine's SamplingParams. Problems are collected, not thrown, so one error record can name
+ * every problem of a line.
+ */
+import type { SamplingParams } from '@seesaw/coordinator';
+
+/** The only thing the parser needs from a tokenizer. */
+export interface PromptEncoder {
+  encode(text: string): number[];
+}
+
+export interface InputValidationContext {
+  vocabSize: number;
+  /** Prompt plus output cap; a prompt must leave room for at least one output token. */
+  maxModelLen: number;
+  /** null when the model has no tokenizer.json: prompts must then be token ids. */
+  tokenizer: PromptEncoder | null;
+}
+
+/** Defaults follow the OpenAI completions API / vLLM: 16 tokens, temperature 1, no top-p/top-k cut. */
+export const DEFAULT_MAX_TOKENS = 16;
+
+export const REQUEST_FIELDS = [
+  'prompt',
+  'max_tokens',
+  'temperature',
+  'top_p',
+  'top_k',
+  'seed',
+  'stop_token_ids',
+  'ignore_eos',
+  'return_token_ids',
+] as const;
+
+/** Seeds feed the device RNG as exact integers (any sign), so they must survive float64. */
+const MAX_SEED = Number.MAX_SAFE_INTEGER;
+
+/** Short description of a JSON value for error messages. */
+export function describeValue(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'string')
+    return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value);
+  if (typeof value === 'object') return 'an object';
+  return String(value);
+}
+
+/** Collects every problem of one line, so the error record names them all at once. */
+export class LineProblems {
+  readonly messages: string[] = [];
+  add(message: string): void {
+    this.messages.push(message);
+  }
+}
+
+function isTokenId(value: unknown, vocabSize: number): boolean {
+  return Number.isInteger(value) && (value as number) >= 0 && (value as number) < vocabSize;
+}
+
+function readPrompt(
+  value: unknown,
+  context: InputValidationContext,
+  problems: LineProblems,
+): number[] | null {
+  if (value === undefined || value === null) {
+    problems.add('prompt is required');
+    return null;
+  }
+  let tokenIds: number[];
+  if (typeof value === 'string') {
+    if (context.tokenizer === null) {
+      problems.add(
+        'prompt is text but the model has no tokenizer.json: give the prompt as an array of token ids',
+      );
+      return null;
+    }
+    tokenIds = context.tokenizer.encode(value);
+  } else if (Array.isArray(value)) {
+    if (value.some((item) => typeof item !== 'number')) {
+      problems.add('prompt must be a string or an array of token ids (batches of prompts are not supported)');
+      return null;
+    }
+    const badIndex = value.findIndex((id) => !isTokenId(id, context.vocabSize));
+    if (badIndex >= 0) {
+      problems.add(
+        `prompt token id ${value[badIndex]} at index ${badIndex} is outside the vocabulary [0, ${context.vocabSize})`,
+      );
+      return null;
+    }
+    tokenIds = value as number[];
+  } else {
+    problems.add(`prompt must be a string or an array of token ids, got ${describeValue(value)}`);
+    return null;
+  }
+  if (tokenIds.length === 0) {
+    problems.add('prompt is empty');
+    return null;
+  }
+  if (tokenIds.length >= context.maxModelLen) {
+    problems.add(
+      `prompt is too long: ${tokenIds.length} tokens, but the model's maximum length is ${context.maxModelLen} ` +
+        '(prompt plus at least one output token)',
+    );
+    return null;
+  }
+  return tokenIds;
+}
+
+/** Reads an optional number field; null counts as absent (OpenAI clients send explicit nulls). */
+function readNumber(
+  object: Record<string, unknown>,
+  name: string,
+  rule: { isInteger: boolean; isValid: (value: number) => boolean; expected: string },
+  problems: LineProblems,
+): number | undefined {
+  const value = object[name];
+  if (value === undefined || value === null) return undefined;
+  const isNumber = typeof value === 'number' && Number.isFinite(value);
+  if (!isNumber || (rule.isInteger && !Number.isInteger(value)) || !rule.isValid(value as number)) {
+    problems.add(`${name} must be ${rule.expected}, got ${describeValue(value)}`);
+    return undefined;
+  }
+  return value as number;
+}
+
+function readBoolean(
+  object: Record<string, unknown>,
+  name: string,
+  problems: LineProblems,
+): boolean | undefined {
+  const value = object[name];
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'boolean') {
+    problems.add(`${name} must be true or false, got ${describeValue(value)}`);
+    return undefined;
+  }
+  return value;
+}
+
+function readStopTokenIds(
+  object: Record<string, unknown>,
+  vocabSize: number,
+  problems: LineProblems,
+): number[] | undefined {
+  const value = object.stop_token_ids;
+  if (value === undefined || value === null) return undefined;
+  if (!Array.isArray(value) || value.some((id) => !isTokenId(id, vocabSize))) {
+    problems.add(
+      `stop_token_ids must be an array of token ids in [0, ${vocabSize}), got ${JSON.stringify(value)}`,
+    );
+    return undefined;
+  }
+  return value as number[];
+}
+
+export interface RequestFields {
+  promptTokenIds: number[] | null;
+  sampling: SamplingParams;
+  isTokenIdsReturned: boolean;
+}
+
+export function readRequestFields(
+  object: Record<string, unknown>,
+  context: InputValidationContext,
+  problems: LineProblems,
+): RequestFields {
+  const promptTokenIds = readPrompt(object.prompt, context, problems);
+  const maxTokens = readNumber(
+    object,
+    'max_tokens',
+    { isInteger: true, isValid: (v) => v >= 1, expected: 'an integer >= 1' },
+    problems,
+  );
+  const temperature = readNumber(
+    object,
+    'temperature',
+    { isInteger: false, isValid: (v) => v >= 0, expected: 'a number >= 0' },
+    problems,
+  );
+  const topP = readNumber(
+    object,
+    'top_p',
+    { isInteger: false, isValid: (v) => v > 0 && v <= 1, expected: 'a number in (0, 1]' },
+    problems,
+  );
+  const topK = readNumber(
+    object,
+    'top_k',
+    { isInteger: true, isValid: (v) => v >= -1, expected: 'an integer >= -1 (-1 or 0 disables it)' },
+    problems,
+  );
+  const seed = readNumber(
+    object,
+    'seed',
+    {
+      isInteger: true,
+      isValid: (v) => Math.abs(v) <= MAX_SEED,
+      expected: `an integer in [-${MAX_SEED}, ${MAX_SEED}]`,
+    },
+    problems,
+  );
+  const stopTokenIds = readStopTokenIds(object, context.vocabSize, problems);
+  const ignoreEos = readBoolean(object, 'ignore_eos', problems);
+  const isTokenIdsReturned = readBoolean(object, 'return_token_ids', problems);
+  return {
+    promptTokenIds,
+    sampling: {
+      maxTokens: maxTokens ?? DEFAULT_MAX_TOKENS,
+      temperature: temperature ?? 1,
+      topP: topP ?? 1,
+      // -1 is vLLM's "disabled"; the engine uses 0 for the same.
+      topK: topK === undefined || topK < 0 ? 0 : topK,
+      seed: seed ?? null,
+      stopTokenIds: stopTokenIds ?? [],
+      ignoreEos: ignoreEos ?? false,
+    },
+    isTokenIdsReturned: isTokenIdsReturned ?? false,
+  };
+}

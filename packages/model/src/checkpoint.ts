@@ -1,0 +1,279 @@
+import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { expectedTensors } from './expected-tensors.ts';
+import { loadModelConfig, type ModelConfig } from './model-config.ts';
+import { CheckpointError, parseHeader, parseHeaderLength, type TensorInfo } from './safetensors-format.ts';
+
+const SINGLE_FILE = 'model.safetensors';
+const INDEX_FILE = 'model.safetensors.index.json';
+/** readColumns reads whole rows in blocks of about this many bytes, then copies the slices. */
+const COLUMN_READ_BLOCK_BYTES = 4 * 1024 * 1024;
+
+interface OpenFile {
+  fd: number;
+  size: number;
+}
+
+/** Reads exactly dest.byteLength bytes at position (positional reads, looping over short reads). */
+function readExactly(fd: number, dest: Uint8Array, position: number, file: string): void {
+  let done = 0;
+  while (done < dest.byteLength) {
+    const n = readSync(fd, dest, done, dest.byteLength - done, position + done);
+    if (n === 0) throw new CheckpointError(`${file}: unexpected end of file at byte ${position + done}`);
+    done += n;
+  }
+}
+
+function openSafetensors(path: string): { file: OpenFile; tensors: TensorInfo[] } {
+  const fd = openSync(path, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    const prefix = new Uint8Array(8);
+    if (size >= 8) readExactly(fd, prefix, 0, path);
+    const headerLength = parseHeaderLength(prefix, size, path);
+    const header = new Uint8Array(headerLength);
+    readExactly(fd, header, 8, path);
+    return { file: { fd, size }, tensors: parseHeader(header, size, path) };
+  } catch (error) {
+    closeSync(fd);
+    throw error;
+  }
+}
+
+/** Shard file names from model.safetensors.index.json (weight_map: tensor name -> file). */
+function readIndex(dir: string): Map<string, string> {
+  const path = join(dir, INDEX_FILE);
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (error) {
+    throw new CheckpointError(`${path}: cannot read index (${(error as Error).message})`);
+  }
+  const weightMap = (json as { weight_map?: unknown } | null)?.weight_map;
+  if (typeof weightMap !== 'object' || weightMap === null || Array.isArray(weightMap)) {
+    throw new CheckpointError(`${path}: "weight_map" must be an object of tensor name -> shard file`);
+  }
+  const map = new Map<string, string>();
+  for (const [name, file] of Object.entries(weightMap)) {
+    if (typeof file !== 'string' || file.includes('/') || file.includes('\\') || file.startsWith('.')) {
+      throw new CheckpointError(
+        `${path}: weight_map entry "${name}" has bad file name ${JSON.stringify(file)}`,
+      );
+    }
+    map.set(name, file);
+  }
+  return map;
+}
+
+/**
+ * A Hugging Face checkpoint directory: config.json + model.safetensors, or shards listed in
+ * model.safetensors.index.json. Parses only headers; tensor bytes are read on demand with
+ * positional reads, so nothing ever holds a whole file.
+ */
+export class Checkpoint {
+  private readonly files = new Map<string, OpenFile>();
+  private readonly tensors = new Map<string, TensorInfo>();
+  private closed = false;
+
+  private constructor(
+    readonly dir: string,
+    readonly config: ModelConfig,
+  ) {}
+
+  static open(dir: string): Checkpoint {
+    const absDir = resolve(dir);
+    const ckpt = new Checkpoint(absDir, loadModelConfig(absDir));
+    try {
+      ckpt.openTensorFiles();
+    } catch (error) {
+      ckpt.close();
+      throw error;
+    }
+    return ckpt;
+  }
+
+  private openTensorFiles(): void {
+    const indexPath = join(this.dir, INDEX_FILE);
+    if (existsSync(indexPath)) {
+      const weightMap = readIndex(this.dir);
+      const shardNames = [...new Set(weightMap.values())];
+      const missing = shardNames.filter((f) => !existsSync(join(this.dir, f)));
+      if (missing.length > 0) {
+        throw new CheckpointError(
+          `${indexPath}: shard file(s) missing from ${this.dir}: ${missing.join(', ')}`,
+        );
+      }
+      for (const shard of shardNames) this.addFile(join(this.dir, shard));
+      for (const [name, shard] of weightMap) {
+        const info = this.tensors.get(name);
+        if (info === undefined || info.file !== join(this.dir, shard)) {
+          throw new CheckpointError(
+            `${indexPath}: weight_map says "${name}" is in ${shard}, but that shard has no such tensor`,
+          );
+        }
+      }
+      return;
+    }
+    const single = join(this.dir, SINGLE_FILE);
+    if (!existsSync(single)) {
+      throw new CheckpointError(`${this.dir}: neither ${SINGLE_FILE} nor ${INDEX_FILE} found`);
+    }
+    this.addFile(single);
+  }
+
+  private addFile(path: string): void {
+    const { file, tensors } = openSafetensors(path);
+    this.files.set(path, file);
+    for (const t of tensors) {
+      const previous = this.tensors.get(t.name);
+      if (previous !== undefined) {
+        throw new CheckpointError(`tensor "${t.name}" appears in both ${previous.file} and ${t.file}`);
+      }
+      this.tensors.set(t.name, t);
+    }
+  }
+
+  has(name: string): boolean {
+    return this.tensors.has(name);
+  }
+
+  /** Every tensor name, in no particular order. */
+  names(): string[] {
+    return [...this.tensors.keys()];
+  }
+
+  info(name: string): TensorInfo {
+    const info = this.tensors.get(name);
+    if (info === undefined) throw new CheckpointError(`${this.dir}: missing tensor "${name}"`);
+    return info;
+  }
+
+  /** Reads bytes [byteStart, byteEnd) of the tensor's data into dest[0 .. byteEnd-byteStart). */
+  readBytes(name: string, dest: Uint8Array, byteStart = 0, byteEnd?: number): void {
+    const info = this.info(name);
+    const end = byteEnd ?? info.byteLength;
+    if (
+      !(
+        Number.isInteger(byteStart) &&
+        Number.isInteger(end) &&
+        byteStart >= 0 &&
+        byteStart <= end &&
+        end <= info.byteLength
+      )
+    ) {
+      throw new CheckpointError(
+        `"${name}": byte range [${byteStart}, ${end}) is outside [0, ${info.byteLength})`,
+      );
+    }
+    if (dest.byteLength < end - byteStart) {
+      throw new CheckpointError(
+        `"${name}": destination holds ${dest.byteLength} bytes, range needs ${end - byteStart}`,
+      );
+    }
+    readExactly(this.fileOf(info), dest.subarray(0, end - byteStart), info.byteOffset + byteStart, info.file);
+  }
+
+  /** Reads rows [rowStart, rowEnd) of a 2-D tensor (one contiguous byte range) into dest. */
+  readRows(name: string, rowStart: number, rowEnd: number, dest: Uint8Array): void {
+    const { rows, rowBytes } = this.matrixShape(name);
+    if (
+      !(
+        Number.isInteger(rowStart) &&
+        Number.isInteger(rowEnd) &&
+        rowStart >= 0 &&
+        rowStart <= rowEnd &&
+        rowEnd <= rows
+      )
+    ) {
+      throw new CheckpointError(`"${name}": rows [${rowStart}, ${rowEnd}) are outside [0, ${rows})`);
+    }
+    this.readBytes(name, dest, rowStart * rowBytes, rowEnd * rowBytes);
+  }
+
+  /** Reads columns [colStart, colEnd) of every row of a 2-D tensor into dest, packed as [rows][colEnd-colStart]. */
+  readColumns(name: string, colStart: number, colEnd: number, dest: Uint8Array): void {
+    const info = this.info(name);
+    const { rows, cols, rowBytes } = this.matrixShape(name);
+    if (
+      !(
+        Number.isInteger(colStart) &&
+        Number.isInteger(colEnd) &&
+        colStart >= 0 &&
+        colStart <= colEnd &&
+        colEnd <= cols
+      )
+    ) {
+      throw new CheckpointError(`"${name}": columns [${colStart}, ${colEnd}) are outside [0, ${cols})`);
+    }
+    const elementBytes = rowBytes / Math.max(cols, 1);
+    const sliceBytes = (colEnd - colStart) * elementBytes;
+    if (dest.byteLength < rows * sliceBytes) {
+      throw new CheckpointError(
+        `"${name}": destination holds ${dest.byteLength} bytes, columns need ${rows * sliceBytes}`,
+      );
+    }
+    if (sliceBytes === 0) return;
+    const rowsPerBlock = Math.max(1, Math.floor(COLUMN_READ_BLOCK_BYTES / rowBytes));
+    const block = new Uint8Array(Math.min(rows, rowsPerBlock) * rowBytes);
+    const fd = this.fileOf(info);
+    for (let r0 = 0; r0 < rows; r0 += rowsPerBlock) {
+      const r1 = Math.min(rows, r0 + rowsPerBlock);
+      readExactly(fd, block.subarray(0, (r1 - r0) * rowBytes), info.byteOffset + r0 * rowBytes, info.file);
+      for (let r = r0; r < r1; r++) {
+        const from = (r - r0) * rowBytes + colStart * elementBytes;
+        dest.set(block.subarray(from, from + sliceBytes), r * sliceBytes);
+      }
+    }
+  }
+
+  /** Throws one CheckpointError listing every missing tensor and every wrong shape/dtype. */
+  validate(): void {
+    const problems: string[] = [];
+    const dtypes = new Set<string>();
+    for (const { name, shape } of expectedTensors(this.config)) {
+      const info = this.tensors.get(name);
+      if (info === undefined) {
+        problems.push(`missing tensor "${name}" (expected shape ${JSON.stringify(shape)})`);
+        continue;
+      }
+      dtypes.add(info.dtype);
+      if (info.shape.length !== shape.length || info.shape.some((d, i) => d !== shape[i])) {
+        problems.push(
+          `tensor "${name}" has shape ${JSON.stringify(info.shape)}, expected ${JSON.stringify(shape)}`,
+        );
+      }
+    }
+    if (dtypes.size > 1) {
+      problems.push(
+        `model tensors mix dtypes ${[...dtypes].sort().join(', ')}; expected one dtype throughout`,
+      );
+    }
+    if (problems.length > 0) {
+      throw new CheckpointError(
+        `${this.dir}: checkpoint does not match config.json:\n  ${problems.join('\n  ')}`,
+      );
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const { fd } of this.files.values()) closeSync(fd);
+    this.files.clear();
+  }
+
+  private fileOf(info: TensorInfo): number {
+    const file = this.files.get(info.file);
+    if (this.closed || file === undefined) throw new CheckpointError(`${this.dir}: checkpoint is closed`);
+    return file.fd;
+  }
+
+  private matrixShape(name: string): { rows: number; cols: number; rowBytes: number } {
+    const info = this.info(name);
+    if (info.shape.length !== 2) {
+      throw new CheckpointError(`"${name}": expected a 2-D tensor, shape is ${JSON.stringify(info.shape)}`);
+    }
+    const [rows, cols] = info.shape;
+    return { rows, cols, rowBytes: cols * (info.dtype === 'F32' ? 4 : 2) };
+  }
+}

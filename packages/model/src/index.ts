@@ -1,0 +1,55 @@
+export {
+  asciiMergeStrings,
+  BOS_TOKEN,
+  buildByteLevelBpeTokenizer,
+  byteToUnicodeTable,
+  EOS_TOKEN,
+  type TokenizerFiles,
+  UNK_TOKEN,
+} from './byte-level-bpe.ts';
+export { Checkpoint } from './checkpoint.ts';
+export { type InitDistribution, initDistribution } from './checkpoint-init.ts';
+export {
+  bf16BitsToF32,
+  decodeValues,
+  dtypeByteSize,
+  encodeF32Array,
+  encodeValues,
+  f16BitsToF32,
+  f32ToBf16Bits,
+  f32ToF16Bits,
+} from './dtype-convert.ts';
+export { type ExpectedTensor, expectedTensors } from './expected-tensors.ts';
+export {
+  type GenerateCheckpointOptions,
+  generateCheckpoint,
+  generatedConfigJson,
+} from './generate-checkpoint.ts';
+export {
+  loadModelConfig,
+  type ModelConfig,
+  ModelConfigError,
+  parseModelConfig,
+  type RopeScaling,
+  SUPPORTED_ARCHITECTURES,
+} from './model-config.ts';
+export { isModelShapeName, MODEL_SHAPES, type ModelShape, type ModelShapeName } from './model-shapes.ts';
+export { seedFor, Xoshiro128 } from './prng.ts';
+export { ReferenceModel } from './reference-forward.ts';
+export {
+  loadReferenceWeights,
+  type ReferenceLayerWeights,
+  type ReferenceWeights,
+  readTensorF64,
+} from './reference-weights.ts';
+export { ropeInvFreq } from './rope.ts';
+export {
+  CheckpointError,
+  MAX_HEADER_BYTES,
+  numElements,
+  SUPPORTED_DTYPES,
+  type TensorDType,
+  type TensorInfo,
+} from './safetensors-format.ts';
+export { SafetensorsStreamWriter, writeSafetensors } from './safetensors-writer.ts';
+export { SeesawTokenizer } from './tokenizer.ts';

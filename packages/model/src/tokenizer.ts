@@ -1,0 +1,49 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Tokenizer } from '@huggingface/tokenizers';
+
+/**
+ * A Hugging Face tokenizer.json (+ optional tokenizer_config.json) through
+ * @huggingface/tokenizers.
+ * - encode adds the special tokens the tokenizer.json post-processor asks for: for Llama
+ *   tokenizers and our generated ones that is a leading BOS (<s>), no EOS.
+ * - decode drops special tokens (BOS/EOS/...) so generated text reads cleanly, and does no
+ *   space clean-up unless tokenizer_config.json asks for it.
+ */
+export class SeesawTokenizer {
+  readonly vocabSize: number;
+
+  private constructor(private readonly tokenizer: Tokenizer) {
+    let maxId = -1;
+    for (const id of tokenizer.get_vocab(true).values()) maxId = Math.max(maxId, id);
+    this.vocabSize = maxId + 1;
+  }
+
+  /** null when dir has no tokenizer.json (the engine then works on token ids only). */
+  static load(dir: string): SeesawTokenizer | null {
+    const jsonPath = join(dir, 'tokenizer.json');
+    if (!existsSync(jsonPath)) return null;
+    const configPath = join(dir, 'tokenizer_config.json');
+    const tokenizerJson = JSON.parse(readFileSync(jsonPath, 'utf8'));
+    const tokenizerConfig = existsSync(configPath) ? JSON.parse(readFileSync(configPath, 'utf8')) : {};
+    return SeesawTokenizer.fromObjects(tokenizerJson, tokenizerConfig);
+  }
+
+  static fromObjects(tokenizerJson: object, tokenizerConfig: object): SeesawTokenizer {
+    return new SeesawTokenizer(new Tokenizer(tokenizerJson, tokenizerConfig));
+  }
+
+  encode(text: string): number[] {
+    return this.tokenizer.encode(text).ids;
+  }
+
+  /** Token ids without any special tokens (no BOS). */
+  encodeWithoutSpecialTokens(text: string): number[] {
+    return this.tokenizer.encode(text, { add_special_tokens: false }).ids;
+  }
+
+  decode(ids: number[]): string {
+    if (ids.length === 0) return '';
+    return this.tokenizer.decode(ids, { skip_special_tokens: true });
+  }
+}
