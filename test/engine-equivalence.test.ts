@@ -86,7 +86,12 @@ describe('engine on a real tiny model', () => {
       for (const request of requests) {
         const expected = alone.get(request.requestId)!;
         const actual = outputs.get(request.requestId)!;
-        expect({ name, id: request.requestId, tokens: actual.outputTokenIds, reason: actual.finishReason }).toEqual({
+        expect({
+          name,
+          id: request.requestId,
+          tokens: actual.outputTokenIds,
+          reason: actual.finishReason,
+        }).toEqual({
           name,
           id: request.requestId,
           tokens: expected.outputTokenIds,

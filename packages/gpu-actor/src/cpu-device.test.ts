@@ -65,7 +65,11 @@ const cases: Case[] = [
 
 describe.each(cases)('CpuDevice logits against the float64 reference ($name)', ({ dir }) => {
   it('matches on a batched prefill of different lengths, then decode steps, then a chunked prompt', async () => {
-    const device = await CpuDevice.load(dir(), { numThreads: 2, kvCacheBytes: 64 * 1024 * 1024, blockSize: BLOCK_SIZE });
+    const device = await CpuDevice.load(dir(), {
+      numThreads: 2,
+      kvCacheBytes: 64 * 1024 * 1024,
+      blockSize: BLOCK_SIZE,
+    });
     const checkpoint = Checkpoint.open(dir());
     const weights = loadReferenceWeights(checkpoint);
     checkpoint.close();
@@ -127,13 +131,20 @@ describe.each(cases)('CpuDevice logits against the float64 reference ($name)', (
       seqs.map((seq) => ({ seq, numTokens: seq.tokens.length })),
       true,
     );
-    for (let i = 0; i < 5; i++) await runStep(seqs.map((seq) => ({ seq, numTokens: 1 })), false);
+    for (let i = 0; i < 5; i++)
+      await runStep(
+        seqs.map((seq) => ({ seq, numTokens: 1 })),
+        false,
+      );
 
     // A 21-token prompt in chunks of 8, 8 and 5, each chunk beside a decode step of the others.
     const chunked = track(3, 21);
     const chunks = [8, 8, 5];
     for (const [i, size] of chunks.entries()) {
-      await runStep([{ seq: chunked, numTokens: size }, ...seqs.map((seq) => ({ seq, numTokens: 1 }))], i === 0);
+      await runStep(
+        [{ seq: chunked, numTokens: size }, ...seqs.map((seq) => ({ seq, numTokens: 1 }))],
+        i === 0,
+      );
       // The device samples after every chunk here; only the last chunk's token is the model's answer.
       if (i < chunks.length - 1) chunked.tokens.pop();
     }
@@ -143,7 +154,11 @@ describe.each(cases)('CpuDevice logits against the float64 reference ($name)', (
 
 describe('CpuDevice sampling', () => {
   it('draws the same tokens for a seeded request whatever its batch neighbours', async () => {
-    const device = await CpuDevice.load(FIXTURE, { numThreads: 1, kvCacheBytes: 16 * 1024 * 1024, blockSize: 16 });
+    const device = await CpuDevice.load(FIXTURE, {
+      numThreads: 1,
+      kvCacheBytes: 16 * 1024 * 1024,
+      blockSize: 16,
+    });
     const sampling = { temperature: 1.5, topP: 0.9, topK: 50, seed: 99 };
     const prompt = [5, 17, 300, 1200, 44];
     const alone = await device.execute({
@@ -169,7 +184,11 @@ describe('CpuDevice sampling', () => {
   });
 
   it('rejects token ids outside the vocabulary and blocks outside the cache', async () => {
-    const device = await CpuDevice.load(FIXTURE, { numThreads: 1, kvCacheBytes: 4 * 1024 * 1024, blockSize: 16 });
+    const device = await CpuDevice.load(FIXTURE, {
+      numThreads: 1,
+      kvCacheBytes: 4 * 1024 * 1024,
+      blockSize: 16,
+    });
     const sampling = { temperature: 0, topP: 1, topK: 0, seed: 0 };
     const step = (tokenIds: number[], blockTable: number[]) =>
       device.execute({

@@ -75,7 +75,9 @@ export class CpuDevice {
     for (const seq of step.seqs) {
       for (const id of seq.tokenIds) {
         if (!Number.isInteger(id) || id < 0 || id >= this.config.vocabSize) {
-          throw new RangeError(`sequence ${seq.seqId}: token id ${id} outside the vocabulary [0, ${this.config.vocabSize})`);
+          throw new RangeError(
+            `sequence ${seq.seqId}: token id ${id} outside the vocabulary [0, ${this.config.vocabSize})`,
+          );
         }
       }
     }
@@ -98,7 +100,9 @@ export class CpuDevice {
       const tokenId = kernels.sampleRow(row, params.temperature, params.topK, params.topP, uniform);
       return { seqId: seq.seqId, tokenId };
     });
-    return returnedLogits ? { stepId: step.stepId, sampled, logits: returnedLogits } : { stepId: step.stepId, sampled };
+    return returnedLogits
+      ? { stepId: step.stepId, sampled, logits: returnedLogits }
+      : { stepId: step.stepId, sampled };
   }
 
   close(): void {

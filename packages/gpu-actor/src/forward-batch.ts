@@ -31,7 +31,8 @@ export function buildForwardBatch(seqs: StepSeq[], blockSize: number, numBlocks:
   let row = 0;
   seqs.forEach((seq, s) => {
     const contextLen = seq.startPos + seq.tokenIds.length;
-    if (seq.tokenIds.length === 0) throw new RangeError(`sequence ${seq.seqId}: a step needs at least one token`);
+    if (seq.tokenIds.length === 0)
+      throw new RangeError(`sequence ${seq.seqId}: a step needs at least one token`);
     if (seq.blockTable.length * blockSize < contextLen) {
       throw new RangeError(
         `sequence ${seq.seqId}: ${seq.blockTable.length} blocks of ${blockSize} cannot hold ${contextLen} tokens`,

@@ -36,7 +36,8 @@ export class LlamaForward {
   }
 
   run(batch: ForwardBatch, cache: PagedKvCache): Float32Array {
-    const { hiddenSize, numHeads, numKvHeads, headDim, intermediateSize, rmsNormEps, vocabSize } = this.config;
+    const { hiddenSize, numHeads, numKvHeads, headDim, intermediateSize, rmsNormEps, vocabSize } =
+      this.config;
     const T = batch.numTokens;
     const qWidth = numHeads * headDim;
     const kvWidth = numKvHeads * headDim;
@@ -61,7 +62,15 @@ export class LlamaForward {
       kernels.rope(qkv, T, numHeads, headDim, qkvStride, cos, sin);
       kernels.rope(keysView, T, numKvHeads, headDim, qkvStride, cos, sin);
       // K/V of this step go into the cache before attention reads it: a chunk attends to itself.
-      kernels.writeKv(cache.keys[l], cache.values[l], keysView, valuesView, qkvStride, batch.slots, cache.layout);
+      kernels.writeKv(
+        cache.keys[l],
+        cache.values[l],
+        keysView,
+        valuesView,
+        qkvStride,
+        batch.slots,
+        cache.layout,
+      );
       kernels.pagedAttention(
         attention,
         qkv,

@@ -97,7 +97,10 @@ export function loadModelWeights(checkpoint: Checkpoint): ModelWeights {
         : undefined,
       o: loadStackedMatrix(checkpoint, [`${prefix}.self_attn.o_proj.weight`]),
       postAttentionNorm: loadVector(checkpoint, `${prefix}.post_attention_layernorm.weight`),
-      gateUp: loadStackedMatrix(checkpoint, [`${prefix}.mlp.gate_proj.weight`, `${prefix}.mlp.up_proj.weight`]),
+      gateUp: loadStackedMatrix(checkpoint, [
+        `${prefix}.mlp.gate_proj.weight`,
+        `${prefix}.mlp.up_proj.weight`,
+      ]),
       down: loadStackedMatrix(checkpoint, [`${prefix}.mlp.down_proj.weight`]),
     });
   }
@@ -108,8 +111,10 @@ export function loadModelWeights(checkpoint: Checkpoint): ModelWeights {
   let numBytes = weightBytes(embedding) + finalNorm.byteLength;
   if (lmHead !== embedding) numBytes += weightBytes(lmHead);
   for (const layer of layers) {
-    numBytes += layer.inputNorm.byteLength + layer.postAttentionNorm.byteLength + (layer.qkvBias?.byteLength ?? 0);
-    numBytes += weightBytes(layer.qkv) + weightBytes(layer.o) + weightBytes(layer.gateUp) + weightBytes(layer.down);
+    numBytes +=
+      layer.inputNorm.byteLength + layer.postAttentionNorm.byteLength + (layer.qkvBias?.byteLength ?? 0);
+    numBytes +=
+      weightBytes(layer.qkv) + weightBytes(layer.o) + weightBytes(layer.gateUp) + weightBytes(layer.down);
   }
   return { embedding, layers, finalNorm, lmHead, numBytes };
 }

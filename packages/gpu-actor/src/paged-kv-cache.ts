@@ -22,7 +22,9 @@ export class PagedKvCache {
 
   /** Bytes one block takes over all layers, K and V. */
   static bytesPerBlock(config: ModelConfig, blockSize: number): number {
-    return config.numLayers * 2 * blockSize * config.numKvHeads * config.headDim * Float32Array.BYTES_PER_ELEMENT;
+    return (
+      config.numLayers * 2 * blockSize * config.numKvHeads * config.headDim * Float32Array.BYTES_PER_ELEMENT
+    );
   }
 
   get numBytes(): number {
