@@ -1,1 +1,17 @@
+export * from './check.ts';
+export * from './codec.ts';
+export * from './endpoint.ts';
+export * from './handshake.ts';
+export * from './in-process.ts';
+export * from './messages/common.ts';
+export * from './messages/coordinator-device.ts';
+export * from './messages/coordinator-kv-store.ts';
+export * from './messages/device-device.ts';
+export * from './messages/device-kv-store.ts';
+export * from './messages/index.ts';
+export * from './messages/schema.ts';
+export * from './shared-region.ts';
 export type { DeviceSamplingParams, StepBatch, StepResult, StepSeq } from './step.ts';
+export * from './tensor.ts';
+export * from './websocket.ts';
+export * from './worker-port.ts';

@@ -1,0 +1,256 @@
+/**
+ * Coordinator <-> gpu-actor (device) messages. The coordinator configures a device once
+ * (loadShard), then drives it one step at a time and moves KV blocks in and out.
+ */
+
+import { arrayOf, bool, count, finite, int, object, range, str } from '../check.ts';
+import type { StepBatch, StepResult } from '../step.ts';
+import type { Tensor } from '../tensor.ts';
+import type { Heartbeat, Hello, ProtocolError, Range, Refused, Shutdown, Welcome } from './common.ts';
+import { type MessageRule, type MessageSchema, schema, stepId } from './schema.ts';
+
+/** Which slice of which model this device holds, and the resources it may use. */
+export interface LoadShard {
+  tag: 'loadShard';
+  /** Directory with config.json and *.safetensors, as seen from the device's host. */
+  modelDir: string;
+  /** Cluster parallel layout, 'D<dp>T<tp>P<pp>', e.g. 'D1T2P2'. */
+  parallelism: string;
+  /** Data-parallel replica index, in [0, dp). */
+  dpRank: number;
+  /** Tensor-parallel rank inside the replica, in [0, tp). */
+  tpRank: number;
+  /** Pipeline stage, in [0, pp). */
+  ppStage: number;
+  /** Decoder layers this stage owns, [start, end). */
+  layers: Range;
+  /** Compute threads the device may use. */
+  numThreads: number;
+  /** Memory budget for weights plus KV cache, bytes. */
+  deviceMemoryBytes: number;
+  /** Tokens per KV block. */
+  blockSize: number;
+}
+
+/** Run one engine step (see StepBatch: diffs against earlier steps). */
+export interface Step {
+  tag: 'step';
+  /** The step's work. */
+  batch: StepBatch;
+}
+
+/** Copy a sequence's KV blocks to the host kv-store (preemption by swapping). */
+export interface SwapOut {
+  tag: 'swapOut';
+  /** Coordinator-chosen id echoed in swapDone. */
+  swapId: number;
+  /** Sequence whose blocks move. */
+  seqId: number;
+  /** Device KV block ids, in sequence order. */
+  blockIds: number[];
+  /** kv-store slot ids receiving them, one per block. */
+  slotIds: number[];
+}
+
+/** Copy a sequence's KV blocks back from the kv-store into device blocks. */
+export interface SwapIn {
+  tag: 'swapIn';
+  /** Coordinator-chosen id echoed in swapDone. */
+  swapId: number;
+  /** Sequence whose blocks move. */
+  seqId: number;
+  /** Device KV block ids to fill, in sequence order. */
+  blockIds: number[];
+  /** kv-store slot ids to read, one per block. */
+  slotIds: number[];
+}
+
+export type CoordinatorToDevice =
+  | Hello
+  | LoadShard
+  | Step
+  | SwapOut
+  | SwapIn
+  | Heartbeat
+  | Shutdown
+  | ProtocolError;
+
+/** The shard is loaded; sizes discovered at run time. */
+export interface Ready {
+  tag: 'ready';
+  /** KV blocks that fit after weights. */
+  numKvBlocks: number;
+  /** Bytes of weights held. */
+  weightBytes: number;
+  /** Bytes of KV cache allocated. */
+  kvCacheBytes: number;
+}
+
+/**
+ * A step's result. Logits rows (when the batch asked for them) travel as tensors, one f32
+ * [vocab] tensor per sampled entry in order; use stepDoneMessage / stepResultOf.
+ */
+export interface StepDone {
+  tag: 'stepDone';
+  /** StepBatch.stepId answered. */
+  stepId: number;
+  /** One entry per sampled StepSeq, in batch order. */
+  sampled: Array<{ seqId: number; tokenId: number }>;
+  /** Whether one logits tensor per sampled entry is attached. */
+  hasLogits: boolean;
+}
+
+/** A swapOut or swapIn finished. */
+export interface SwapDone {
+  tag: 'swapDone';
+  /** SwapOut/SwapIn.swapId answered. */
+  swapId: number;
+  /** Sequence whose blocks moved. */
+  seqId: number;
+}
+
+/** The device could not do what it was asked (application error, not a bad frame). */
+export interface DeviceError {
+  tag: 'error';
+  /** Stable machine-readable code, e.g. 'outOfMemory', 'loadFailed', 'stepFailed'. */
+  code: string;
+  /** Detail for logs. */
+  message: string;
+  /** StepBatch.stepId that failed, when the error belongs to a step. */
+  requestStepId?: number;
+}
+
+export type DeviceToCoordinator =
+  | Welcome
+  | Refused
+  | Ready
+  | StepDone
+  | SwapDone
+  | Heartbeat
+  | DeviceError
+  | ProtocolError;
+
+/** Splits a StepResult into a stepDone message and its out-of-band logits tensors. */
+export function stepDoneMessage(result: StepResult): { message: StepDone; tensors: Tensor[] } {
+  const logits = result.logits ?? [];
+  return {
+    message: {
+      tag: 'stepDone',
+      stepId: result.stepId,
+      sampled: result.sampled,
+      hasLogits: logits.length > 0,
+    },
+    tensors: logits.map((row) => ({ dtype: 'f32', shape: [row.length], data: row })),
+  };
+}
+
+/** Rebuilds a StepResult; logits rows are views on the received frame (no copy). */
+export function stepResultOf(message: StepDone, tensors: readonly Tensor[]): StepResult {
+  const result: StepResult = { stepId: message.stepId, sampled: message.sampled };
+  if (message.hasLogits) result.logits = tensors.map((t) => t.data as Float32Array);
+  return result;
+}
+
+const id = count;
+const idList = arrayOf(count);
+const tokenId = int(0, 0x7fff_ffff);
+
+const sampling = object({
+  temperature: finite(0),
+  topP: finite(Number.MIN_VALUE, 1),
+  topK: int(-0x8000_0000, 0x7fff_ffff),
+  seed: int(-Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER),
+});
+
+const stepSeq = object({
+  seqId: id,
+  tokenIds: arrayOf(tokenId),
+  startPos: count,
+  blockTable: idList,
+  isSampled: bool,
+  outputIndex: count,
+});
+
+const stepBatch = object(
+  {
+    stepId,
+    addedSeqs: arrayOf(object({ seqId: id, sampling })),
+    releasedSeqIds: idList,
+    seqs: arrayOf(stepSeq),
+  },
+  { isLogitsReturned: bool },
+);
+
+const swapFields = { swapId: id, seqId: id, blockIds: idList, slotIds: idList };
+
+const swapTensors: MessageRule = (message, tensors) => {
+  if (tensors.length) return 'expected no tensors';
+  const m = message as unknown as SwapOut;
+  return m.blockIds.length === m.slotIds.length ? undefined : 'blockIds and slotIds differ in length';
+};
+
+const logitsTensors: MessageRule = (message, tensors) => {
+  const m = message as unknown as StepDone;
+  const expected = m.hasLogits ? m.sampled.length : 0;
+  if (tensors.length !== expected) return `expected ${expected} logits tensors, got ${tensors.length}`;
+  const vocab = tensors[0]?.shape[0];
+  for (const t of tensors) {
+    if (t.dtype !== 'f32' || t.shape.length !== 1 || t.shape[0] !== vocab)
+      return 'logits must be f32 [vocab], same vocab';
+  }
+  return undefined;
+};
+
+/** Ranks must lie inside the layout the parallelism string names. */
+const loadShardRule: MessageRule = (message, tensors) => {
+  if (tensors.length) return 'expected no tensors';
+  const m = message as unknown as LoadShard;
+  const [dp, tp, pp] = parseParallelism(m.parallelism);
+  if (m.dpRank >= dp || m.tpRank >= tp || m.ppStage >= pp) {
+    return `ranks D${m.dpRank}T${m.tpRank}P${m.ppStage} outside ${m.parallelism}`;
+  }
+  return undefined;
+};
+
+/** 'D2T4P1' -> [2, 4, 1]; the caller has matched the pattern already. */
+export function parseParallelism(parallelism: string): [dp: number, tp: number, pp: number] {
+  const match = /^D(\d+)T(\d+)P(\d+)$/.exec(parallelism);
+  if (!match) throw new Error(`bad parallelism ${parallelism}`);
+  return [Number(match[1]), Number(match[2]), Number(match[3])];
+}
+
+export const coordinatorToDeviceSchemas: Record<
+  Exclude<CoordinatorToDevice['tag'], 'hello' | 'heartbeat' | 'shutdown' | 'protocolError'>,
+  MessageSchema
+> = {
+  loadShard: schema(
+    {
+      modelDir: str(4096),
+      parallelism: str(64, /^D[1-9]\d{0,5}T[1-9]\d{0,5}P[1-9]\d{0,5}$/),
+      dpRank: count,
+      tpRank: count,
+      ppStage: count,
+      layers: range,
+      numThreads: int(1, 4096),
+      deviceMemoryBytes: count,
+      blockSize: int(1, 1 << 20),
+    },
+    loadShardRule,
+  ),
+  step: schema({ batch: stepBatch }),
+  swapOut: schema(swapFields, swapTensors),
+  swapIn: schema(swapFields, swapTensors),
+};
+
+export const deviceToCoordinatorSchemas: Record<
+  Exclude<DeviceToCoordinator['tag'], 'welcome' | 'refused' | 'heartbeat' | 'protocolError'>,
+  MessageSchema
+> = {
+  ready: schema({ numKvBlocks: count, weightBytes: count, kvCacheBytes: count }),
+  stepDone: schema(
+    { stepId, sampled: arrayOf(object({ seqId: id, tokenId })), hasLogits: bool },
+    logitsTensors,
+  ),
+  swapDone: schema({ swapId: id, seqId: id }),
+  error: schema({ code: str(128), message: str(4096) }, undefined, { requestStepId: stepId }),
+};

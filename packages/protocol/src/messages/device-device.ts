@@ -1,0 +1,78 @@
+/**
+ * gpu-actor <-> gpu-actor messages: tensor-parallel all-reduce chunks and pipeline-parallel
+ * activations. Both directions use the same union.
+ */
+
+import { count, int } from '../check.ts';
+import type { DType } from '../tensor.ts';
+import type { Heartbeat, Hello, ProtocolError, Refused, Welcome } from './common.ts';
+import { type MessageSchema, oneTensor, schema, stepId } from './schema.ts';
+
+/** Dtypes activations and partial sums may travel in. */
+export const ACTIVATION_DTYPES: readonly DType[] = ['f32', 'bf16', 'f16'];
+
+/**
+ * One chunk of a ring all-reduce (reduce-scatter or all-gather phase). Tensor: the chunk's
+ * elements, rank 1, f32/bf16/f16.
+ */
+export interface AllReduceChunk {
+  tag: 'allReduceChunk';
+  /** Id of the collective, unique within the step (e.g. layer * 2 + {attention, mlp}). */
+  opId: number;
+  /** Engine step the collective belongs to. */
+  stepId: number;
+  /** Ring phase round, 0-based; rounds [0, tp-1) reduce-scatter, the rest all-gather. */
+  round: number;
+  /** Which chunk of the flattened tensor this is, in [0, numChunks). */
+  chunkIndex: number;
+  /** Chunks the tensor is split into (the tensor-parallel degree for a ring). */
+  numChunks: number;
+  /** Sender's tensor-parallel rank. */
+  fromRank: number;
+}
+
+/**
+ * Hidden states handed from pipeline stage s to s+1 for one micro-batch. Tensor:
+ * [numTokens, hidden], f32/bf16/f16.
+ */
+export interface Activations {
+  tag: 'activations';
+  /** Engine step the micro-batch belongs to. */
+  stepId: number;
+  /** Micro-batch index inside the step. */
+  microBatch: number;
+  /** Sender's pipeline stage. */
+  fromStage: number;
+  /** Rows of the attached tensor: tokens in the micro-batch. */
+  numTokens: number;
+}
+
+export type DeviceToDevice =
+  | Hello
+  | Welcome
+  | Refused
+  | AllReduceChunk
+  | Activations
+  | Heartbeat
+  | ProtocolError;
+
+const chunkRule = oneTensor(ACTIVATION_DTYPES, (message, shape) => {
+  const m = message as unknown as AllReduceChunk;
+  if (m.chunkIndex >= m.numChunks) return `chunkIndex ${m.chunkIndex} >= numChunks ${m.numChunks}`;
+  return shape.length === 1 ? undefined : `all-reduce chunk must be rank 1, got [${shape}]`;
+});
+
+const activationsRule = oneTensor(ACTIVATION_DTYPES, (message, shape) => {
+  const m = message as unknown as Activations;
+  return shape.length === 2 && shape[0] === m.numTokens
+    ? undefined
+    : `activations tensor [${shape}] is not [numTokens=${m.numTokens}, hidden]`;
+});
+
+export const deviceToDeviceSchemas: Record<AllReduceChunk['tag'] | Activations['tag'], MessageSchema> = {
+  allReduceChunk: schema(
+    { opId: count, stepId, round: count, chunkIndex: count, numChunks: int(1, 1 << 16), fromRank: count },
+    chunkRule,
+  ),
+  activations: schema({ stepId, microBatch: count, fromStage: count, numTokens: count }, activationsRule),
+};

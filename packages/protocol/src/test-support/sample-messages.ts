@@ -1,0 +1,148 @@
+/**
+ * One valid example of every message tag, with fresh random tensors, for round-trip tests
+ * over every transport. Every tag in MESSAGE_SCHEMAS must appear here (a test checks it).
+ */
+
+import type { Message } from '../messages/index.ts';
+import type { DType, Tensor, TensorData } from '../tensor.ts';
+import { randomInt } from './random.ts';
+
+export interface Sample {
+  message: Message;
+  tensors: Tensor[];
+}
+
+export function randomTensor(random: () => number, dtype: DType, shape: number[]): Tensor {
+  const length = shape.reduce((a, b) => a * b, 1);
+  let data: TensorData;
+  if (dtype === 'f32') data = Float32Array.from({ length }, () => random() * 2 - 1);
+  else if (dtype === 'i32') data = Int32Array.from({ length }, () => randomInt(random, 2 ** 32) - 2 ** 31);
+  else if (dtype === 'u8') data = Uint8Array.from({ length }, () => randomInt(random, 256));
+  else data = Uint16Array.from({ length }, () => randomInt(random, 65536));
+  return { dtype, shape, data };
+}
+
+export function sampleMessages(random: () => number): Sample[] {
+  const vocab = 37;
+  const range = (start: number, end: number) => ({ start, end });
+  const kvAddress = {
+    requestId: 9,
+    seqId: 4,
+    layers: range(1, 3),
+    heads: range(0, 2),
+    tokens: range(16, 21),
+  };
+  const kvTensor = () => randomTensor(random, 'bf16', [2, 2, 2, 5, 8]);
+  const none = (message: Message): Sample => ({ message, tensors: [] });
+  return [
+    none({ tag: 'hello', role: 'device', name: 'device-0', token: 's3cret', protocolVersion: 1 }),
+    none({ tag: 'welcome', role: 'coordinator', name: 'coord', protocolVersion: 1 }),
+    none({ tag: 'refused', reason: 'wrong token' }),
+    none({ tag: 'heartbeat', seq: 12, sentAtMs: 1_764_000_000_000.5 }),
+    none({ tag: 'shutdown', mode: 'drain' }),
+    none({ tag: 'protocolError', code: 'unknownTag', message: 'unknown tag "x"', rejectedTag: 'x' }),
+    none({
+      tag: 'loadShard',
+      modelDir: '/models/tiny',
+      parallelism: 'D1T2P2',
+      dpRank: 0,
+      tpRank: 1,
+      ppStage: 1,
+      layers: range(2, 4),
+      numThreads: 2,
+      deviceMemoryBytes: 8 * 2 ** 30,
+      blockSize: 16,
+    }),
+    none({
+      tag: 'step',
+      batch: {
+        stepId: 7,
+        addedSeqs: [{ seqId: 3, sampling: { temperature: 0.7, topP: 0.9, topK: 40, seed: 12345 } }],
+        releasedSeqIds: [1, 2],
+        seqs: [
+          { seqId: 3, tokenIds: [5, 6, 7], startPos: 0, blockTable: [10], isSampled: true, outputIndex: 0 },
+          { seqId: 4, tokenIds: [9], startPos: 33, blockTable: [2, 3, 4], isSampled: true, outputIndex: 5 },
+        ],
+        isLogitsReturned: true,
+      },
+    }),
+    none({ tag: 'swapOut', swapId: 1, seqId: 4, blockIds: [2, 3], slotIds: [100, 101] }),
+    none({ tag: 'swapIn', swapId: 2, seqId: 4, blockIds: [7, 8], slotIds: [100, 101] }),
+    none({ tag: 'ready', numKvBlocks: 512, weightBytes: 3_000_000, kvCacheBytes: 8_000_000 }),
+    {
+      message: {
+        tag: 'stepDone',
+        stepId: 7,
+        sampled: [
+          { seqId: 3, tokenId: 11 },
+          { seqId: 4, tokenId: 0 },
+        ],
+        hasLogits: true,
+      },
+      tensors: [randomTensor(random, 'f32', [vocab]), randomTensor(random, 'f32', [vocab])],
+    },
+    none({ tag: 'swapDone', swapId: 1, seqId: 4 }),
+    none({ tag: 'error', code: 'stepFailed', message: 'out of KV blocks', requestStepId: 7 }),
+    none({ tag: 'reserve', requestId: 1, seqId: 4, numSlots: 3 }),
+    none({ tag: 'release', seqId: 4, slotIds: [100, 101, 102] }),
+    none({ tag: 'capacityQuery', requestId: 2 }),
+    none({ tag: 'reserved', requestId: 1, seqId: 4, slotIds: [100, 101, 102] }),
+    none({ tag: 'reserveFailed', requestId: 1, seqId: 4, reason: 'only 2 free slots' }),
+    none({ tag: 'capacity', requestId: 2, numSlots: 4096, numFreeSlots: 4000, slotBytes: 65536 }),
+    {
+      message: {
+        tag: 'allReduceChunk',
+        opId: 6,
+        stepId: 7,
+        round: 1,
+        chunkIndex: 1,
+        numChunks: 2,
+        fromRank: 0,
+      },
+      tensors: [randomTensor(random, 'f32', [128])],
+    },
+    {
+      message: { tag: 'activations', stepId: 7, microBatch: 0, fromStage: 0, numTokens: 3 },
+      tensors: [randomTensor(random, 'f16', [3, 16])],
+    },
+    { message: { tag: 'kvPut', ...kvAddress }, tensors: [kvTensor()] },
+    none({ tag: 'kvGet', ...kvAddress }),
+    { message: { tag: 'kvData', ...kvAddress }, tensors: [kvTensor()] },
+    none({ tag: 'kvPutDone', requestId: 9 }),
+    none({ tag: 'kvError', requestId: 9, message: 'no such slice' }),
+  ];
+}
+
+/** Odd-length tensors of every activation dtype: exercises the padding between tensors. */
+export function oddSizeSamples(random: () => number): Sample[] {
+  const samples: Sample[] = [];
+  for (const n of [3, 4, 5]) {
+    samples.push({
+      message: {
+        tag: 'stepDone',
+        stepId: n,
+        sampled: [
+          { seqId: 1, tokenId: 2 },
+          { seqId: 2, tokenId: 3 },
+        ],
+        hasLogits: true,
+      },
+      tensors: [randomTensor(random, 'f32', [n]), randomTensor(random, 'f32', [n])],
+    });
+  }
+  for (const [i, dtype] of (['f16', 'bf16'] as const).entries()) {
+    samples.push({
+      message: {
+        tag: 'allReduceChunk',
+        opId: i,
+        stepId: 0,
+        round: 0,
+        chunkIndex: 0,
+        numChunks: 1,
+        fromRank: 0,
+      },
+      tensors: [randomTensor(random, dtype, [5 + 2 * i])],
+    });
+  }
+  return samples;
+}

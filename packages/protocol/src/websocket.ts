@@ -1,0 +1,198 @@
+/**
+ * Endpoints over WebSockets (`ws`), for links between hosts. One frame = one binary
+ * WebSocket message; a frame with tensors is written as several WebSocket fragments
+ * (prefix, then each tensor's own bytes) so the sender never concatenates payloads.
+ * Backpressure: `bufferedAmount` and `waitForDrain()`.
+ */
+
+import type { IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import WebSocket, { WebSocketServer } from 'ws';
+import { encodeFrameParts } from './codec.ts';
+import { FrameEndpoint, type FrameEndpointOptions } from './endpoint.ts';
+import type { Message } from './messages/index.ts';
+import type { Tensor } from './tensor.ts';
+
+/** Default largest incoming message (frame) in bytes. */
+export const DEFAULT_MAX_FRAME_BYTES = 1 << 30;
+
+export interface WebSocketOptions extends FrameEndpointOptions {
+  /** Largest frame accepted; larger messages close the connection (ws code 1009). */
+  maxFrameBytes?: number;
+}
+
+export class WebSocketEndpoint<
+  Out extends Message = Message,
+  In extends Message = Message,
+> extends FrameEndpoint<Out, In> {
+  private readonly drainWaiters: Array<{ limit: number; resolve: () => void }> = [];
+
+  constructor(
+    private readonly socket: WebSocket,
+    name: string,
+    options: FrameEndpointOptions = {},
+  ) {
+    super(name, options);
+    socket.binaryType = 'nodebuffer';
+    socket.on('message', (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => {
+      if (!isBinary) {
+        this.reject('badHeader', 'text WebSocket message; frames are binary');
+        return;
+      }
+      const bytes = Array.isArray(data)
+        ? Buffer.concat(data)
+        : data instanceof ArrayBuffer
+          ? new Uint8Array(data)
+          : data;
+      this.receiveFrame(bytes);
+    });
+    socket.on('close', (code, reason) => {
+      this.transportClosed(`ws closed (${code}${reason.length ? ` ${reason.toString()}` : ''})`);
+      this.wakeDrainWaiters(true);
+    });
+    socket.on('error', (error) => this.log(`protocol: ${this.name}: ws error: ${error.message}`));
+  }
+
+  /** Bytes queued but not yet written to the socket. */
+  get bufferedAmount(): number {
+    return this.socket.bufferedAmount;
+  }
+
+  /** Resolves once at most `limit` bytes are queued (or the socket closed). */
+  waitForDrain(limit = 0): Promise<void> {
+    if (this.bufferedAmount <= limit || this.isClosed) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push({ limit, resolve }));
+  }
+
+  protected override transmit(message: Out, tensors: readonly Tensor[]): void {
+    const parts = encodeFrameParts(message, tensors);
+    const last = parts.length - 1;
+    // Tensor bytes are passed as read-only views: ws copies before masking, never in place.
+    parts.forEach((part, i) => {
+      this.socket.send(
+        part,
+        { binary: true, fin: i === last, compress: false },
+        i === last ? this.onWritten : undefined,
+      );
+    });
+  }
+
+  protected transmitFrame(frame: Uint8Array): void {
+    this.socket.send(frame, { binary: true, compress: false }, this.onWritten);
+  }
+
+  protected closeTransport(): void {
+    // Graceful: queued frames (e.g. a 'refused' answer) are flushed before the close frame.
+    this.socket.close(1000);
+  }
+
+  private readonly onWritten = (error?: Error): void => {
+    if (error) this.log(`protocol: ${this.name}: send failed: ${error.message}`);
+    this.wakeDrainWaiters(false);
+  };
+
+  private wakeDrainWaiters(isClosing: boolean): void {
+    for (let i = this.drainWaiters.length - 1; i >= 0; i--) {
+      const waiter = this.drainWaiters[i]!;
+      if (isClosing || this.bufferedAmount <= waiter.limit) {
+        this.drainWaiters.splice(i, 1);
+        waiter.resolve();
+      }
+    }
+  }
+}
+
+export interface WebSocketListener {
+  readonly host: string;
+  /** The bound port (useful with port 0). */
+  readonly port: number;
+  readonly url: string;
+  /** Stops accepting and closes every open connection. */
+  close(): Promise<void>;
+}
+
+export interface ListenOptions extends WebSocketOptions {
+  host?: string;
+  /** 0 picks a free port. */
+  port?: number;
+  /** One endpoint per accepted connection (run acceptHello on it). */
+  onConnection: (endpoint: WebSocketEndpoint, request: IncomingMessage) => void;
+}
+
+function peerName(request: IncomingMessage): string {
+  return `ws ${request.socket.remoteAddress}:${request.socket.remotePort}`;
+}
+
+export function listenWebSocket(options: ListenOptions): Promise<WebSocketListener> {
+  const host = options.host ?? '127.0.0.1';
+  const server = new WebSocketServer({
+    host,
+    port: options.port ?? 0,
+    maxPayload: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
+    perMessageDeflate: false,
+  });
+  server.on('connection', (socket, request) => {
+    const endpoint = new WebSocketEndpoint(socket, peerName(request), options);
+    try {
+      options.onConnection(endpoint, request);
+    } catch (error) {
+      endpoint.close(`connection handler threw: ${String(error)}`);
+    }
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.once('listening', () => {
+      server.off('error', reject);
+      server.on('error', (error) => options.log?.(`protocol: ws server error: ${error.message}`));
+      const port = (server.address() as AddressInfo).port;
+      resolve({
+        host,
+        port,
+        url: `ws://${host.includes(':') ? `[${host}]` : host}:${port}`,
+        close: () =>
+          new Promise<void>((done) => {
+            for (const client of server.clients) client.terminate();
+            server.close(() => done());
+          }),
+      });
+    });
+  });
+}
+
+export interface ConnectOptions extends WebSocketOptions {
+  /** Give up connecting after this long (default 10 s). */
+  timeoutMs?: number;
+  /**
+   * Mask client frames with random keys (default false: all-zero keys). RFC 6455 masking
+   * protects HTTP intermediaries from script-crafted bytes in browsers; between trusted
+   * cluster actors it only costs a pass over every payload byte on both sides (without the
+   * optional native bufferutil, a slow JS loop), so by default the key is zero and ws skips it.
+   */
+  isMasked?: boolean;
+}
+
+const zeroMask = (mask: Uint8Array): void => {
+  mask.fill(0);
+};
+
+export function connectWebSocket<Out extends Message = Message, In extends Message = Message>(
+  url: string,
+  options: ConnectOptions = {},
+): Promise<WebSocketEndpoint<Out, In>> {
+  const socket = new WebSocket(url, {
+    maxPayload: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
+    perMessageDeflate: false,
+    handshakeTimeout: options.timeoutMs ?? 10_000,
+    generateMask: options.isMasked ? undefined : zeroMask,
+  });
+  // Created before 'open' so no early message is missed; the endpoint queues until handled.
+  const endpoint = new WebSocketEndpoint<Out, In>(socket, `ws ${url}`, options);
+  return new Promise((resolve, reject) => {
+    const onError = (error: Error) => reject(new Error(`connectWebSocket ${url}: ${error.message}`));
+    socket.once('error', onError);
+    socket.once('open', () => {
+      socket.off('error', onError);
+      resolve(endpoint);
+    });
+  });
+}
