@@ -2,13 +2,23 @@
   "targets": [
     {
       "target_name": "seesaw_kernels",
-      "sources": ["native/addon.cc"],
+      "sources": [
+        "native/addon.cc",
+        "native/attention.cc",
+        "native/matmul.cc",
+        "native/matmul_packed.cc",
+        "native/probes.cc",
+        "native/rowwise.cc",
+        "native/sampling.cc",
+        "native/thread_pool.cc"
+      ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
-      "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions"],
-      "cflags_cc": ["-O3", "-mavx2", "-mfma", "-mf16c", "-std=c++17", "-fno-math-errno"],
-      "cflags": ["-O3", "-mavx2", "-mfma", "-mf16c"]
+      "cflags_cc": ["-O3", "-mavx2", "-mfma", "-mf16c", "-std=c++17", "-fno-math-errno", "-fexceptions"],
+      "cflags": ["-O3", "-mavx2", "-mfma", "-mf16c"],
+      "ldflags": ["-pthread"]
     }
   ]
 }

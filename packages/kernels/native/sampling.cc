@@ -1,0 +1,115 @@
+#include "sampling.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <numeric>
+#include <vector>
+
+namespace seesaw {
+
+void argmaxRows(int32_t* result, const float* logits, size_t rows, size_t n) {
+  for (size_t r = 0; r < rows; r++) {
+    const float* row = logits + r * n;
+    size_t best = 0;
+    float bestValue = row[0];
+    // Strictly greater keeps the first index on ties; a NaN never wins (unless it is row[0]
+    // and nothing compares greater, which only happens for an all-NaN row).
+    for (size_t i = 1; i < n; i++) {
+      if (row[i] > bestValue || (std::isnan(bestValue) && !std::isnan(row[i]))) {
+        bestValue = row[i];
+        best = i;
+      }
+    }
+    result[r] = static_cast<int32_t>(best);
+  }
+}
+
+int32_t sampleRow(const float* logits, size_t n, double temperature, int64_t topK, double topP, double uniform) {
+  // NaN logits rank as -inf so the ordering below is a strict weak order.
+  std::vector<float> z(logits, logits + n);
+  for (float& v : z)
+    if (std::isnan(v)) v = -std::numeric_limits<float>::infinity();
+  auto before = [&](int32_t a, int32_t b) { return z[a] > z[b] || (z[a] == z[b] && a < b); };
+  std::vector<int32_t> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  // Candidates are order[0, limit). Only the prefix that the cumulative walks below reach is
+  // ever sorted, grown by doubling: peaked distributions over a large vocabulary stop after a
+  // few dozen tokens instead of sorting all of them.
+  const size_t limit = topK > 0 ? std::min<size_t>(static_cast<size_t>(topK), n) : n;
+  size_t sortedEnd = 0;
+  if (limit <= 4096 && limit < n) {
+    // A small top-k: one bounded-heap pass over the logits, cheaper than a selection.
+    std::partial_sort(order.begin(), order.begin() + limit, order.end(), before);
+    sortedEnd = limit;
+  } else if (limit < n) {
+    std::nth_element(order.begin(), order.begin() + (limit - 1), order.end(), before);
+  }
+  auto sortedUpTo = [&](size_t i) {  // makes order[0..i] sorted
+    if (i < sortedEnd || sortedEnd == limit) return;
+    const size_t upTo = std::min(limit, std::max<size_t>({64, 2 * sortedEnd, i + 1}));
+    if (upTo < limit)
+      std::nth_element(order.begin() + sortedEnd, order.begin() + (upTo - 1), order.begin() + limit, before);
+    std::sort(order.begin() + sortedEnd, order.begin() + upTo, before);
+    sortedEnd = upTo;
+  };
+  sortedUpTo(0);
+  const double top = z[order[0]];
+  if (!std::isfinite(top)) return order[0];
+  auto weight = [&](int32_t id) { return std::exp((static_cast<double>(z[id]) - top) / temperature); };
+
+  double sum = 0;
+  for (size_t i = 0; i < limit; i++) sum += weight(order[i]);
+  // Top-p keeps the shortest prefix whose probability reaches topP (always at least one).
+  size_t kept = limit;
+  double total = sum;
+  if (topP < 1) {
+    double cumulative = 0;
+    for (size_t i = 0; i < limit; i++) {
+      sortedUpTo(i);
+      cumulative += weight(order[i]);
+      if (cumulative >= topP * sum) {
+        kept = i + 1;
+        total = cumulative;
+        break;
+      }
+    }
+  }
+  const double target = uniform * total;
+  double cumulative = 0;
+  for (size_t i = 0; i < kept; i++) {
+    sortedUpTo(i);
+    cumulative += weight(order[i]);
+    if (cumulative > target) return order[i];
+  }
+  sortedUpTo(kept - 1);
+  return order[kept - 1];
+}
+
+void f32ToBf16(const float* src, uint16_t* dst, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    uint32_t bits;
+    std::memcpy(&bits, &src[i], 4);
+    if ((bits & 0x7fffffffu) > 0x7f800000u) {
+      dst[i] = static_cast<uint16_t>((bits >> 16) | 0x40);  // keep NaN a (quiet) NaN
+      continue;
+    }
+    // Round to nearest, ties to even: add 0x7fff plus the lowest kept bit, then truncate.
+    bits += 0x7fffu + ((bits >> 16) & 1u);
+    dst[i] = static_cast<uint16_t>(bits >> 16);
+  }
+}
+
+void f32ToF16(const float* src, uint16_t* dst, size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i), h);
+  }
+  for (; i < n; i++) dst[i] = _cvtss_sh(src[i], _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+
+}  // namespace seesaw

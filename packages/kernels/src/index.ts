@@ -1,0 +1,176 @@
+// Public API of @seesaw/kernels: native AVX2 CPU kernels (argument-checked in the addon) and
+// the float64 reference implementations they are tested against.
+import { native } from './native-addon.ts';
+
+export * as reference from './reference/index.ts';
+export { weightToFloat64 } from './weight-to-float64.ts';
+
+export type WeightDType = 'f32' | 'f16' | 'bf16';
+/** Weight matrix W, shape [rows = N output features][cols = K input features], row-major, in
+ *  its storage dtype; f16/bf16 data are raw 16-bit patterns (Uint16Array). Never converted
+ *  to f32 in memory: conversion happens in registers inside kernels. */
+export interface Weight {
+  dtype: WeightDType;
+  rows: number;
+  cols: number;
+  data: Float32Array | Uint16Array;
+}
+
+/** One layer's paged KV cache, K and V separately, each Float32Array laid out
+ *  [numBlocks][numKvHeads][blockSize][headDim] (per block, per head, contiguous tokens). */
+export interface KvLayout {
+  numKvHeads: number;
+  headDim: number;
+  blockSize: number;
+}
+
+/** A batch of sequences for attention: queries of sequence s are rows queryStart[s]..queryStart[s+1]-1;
+ *  contextLens[s] = tokens of s in the cache INCLUDING this step's; query i of s has position
+ *  contextLens[s] - numQueries(s) + i and attends causally to key positions 0..that position.
+ *  blockTables: [numSeqs][maxBlocksPerSeq] int32 (unused entries ignored). */
+export interface AttentionBatch {
+  queryStart: Int32Array;
+  contextLens: Int32Array;
+  blockTables: Int32Array;
+  maxBlocksPerSeq: number;
+}
+
+// Codes shared with native/args.h (weightArg).
+const dtypeCodes: Record<WeightDType, number> = { f32: 0, f16: 1, bf16: 2 };
+
+function dtypeCode(w: Weight): number {
+  const code = dtypeCodes[w.dtype];
+  if (code === undefined) throw new TypeError(`unknown weight dtype ${String(w.dtype)}`);
+  return code;
+}
+
+/** Thread pool of the CALLING JS thread (each worker_thread gets its own persistent pool; the
+ *  caller thread works as worker 0). Default 1 until set. */
+export function setNumThreads(n: number): void {
+  native.setNumThreads(n);
+}
+export function getNumThreads(): number {
+  return native.getNumThreads();
+}
+
+/** out[m][N] = x[m][K] · Wᵀ (+ bias[N]). x, out row-major f32, contiguous. */
+export function matmul(out: Float32Array, x: Float32Array, m: number, w: Weight, bias?: Float32Array): void {
+  native.matmul(out, x, m, dtypeCode(w), w.rows, w.cols, w.data, bias);
+}
+
+/** out[r][:] = x[r][:] / sqrt(mean(x[r]^2) + eps) * weight; rows = x.length / weight.length; out may alias x. */
+export function rmsNorm(out: Float32Array, x: Float32Array, weight: Float32Array, eps: number): void {
+  native.rmsNorm(out, x, weight, eps);
+}
+
+/** x[i] += y[i] */
+export function addInPlace(x: Float32Array, y: Float32Array): void {
+  native.addInPlace(x, y);
+}
+
+/** Rotate-half RoPE (Hugging Face Llama convention: pairs (i, i + headDim/2)), in place.
+ *  x: token t, head h starts at x[t*rowStride + h*headDim]; cos/sin: [numTokens][headDim/2]. */
+export function rope(
+  x: Float32Array,
+  numTokens: number,
+  numHeads: number,
+  headDim: number,
+  rowStride: number,
+  cos: Float32Array,
+  sin: Float32Array,
+): void {
+  native.rope(x, numTokens, numHeads, headDim, rowStride, cos, sin);
+}
+
+/** out[r][j] = silu(gateUp[r][j]) * gateUp[r][I + j]; gateUp is [rows][2I], out is [rows][I]. */
+export function siluMul(out: Float32Array, gateUp: Float32Array, rows: number, intermediate: number): void {
+  native.siluMul(out, gateUp, rows, intermediate);
+}
+
+/** out[t][:] = f32(table row ids[t]); throws RangeError on an id outside [0, vocab). */
+export function embed(out: Float32Array, table: Weight, ids: Int32Array): void {
+  native.embed(out, dtypeCode(table), table.rows, table.cols, table.data, ids);
+}
+
+/** Writes token t's K/V (token t head h at k[t*rowStride + h*headDim]) into slot slots[t]. */
+export function writeKv(
+  kCache: Float32Array,
+  vCache: Float32Array,
+  k: Float32Array,
+  v: Float32Array,
+  rowStride: number,
+  slots: Int32Array,
+  layout: KvLayout,
+): void {
+  native.writeKv(kCache, vCache, k, v, rowStride, slots, layout.numKvHeads, layout.headDim, layout.blockSize);
+}
+
+/** out[t][h*headDim..] = softmax(scale * q_h · K_g) · V_g, g = h / (numHeads/numKvHeads) (GQA). */
+export function pagedAttention(
+  out: Float32Array,
+  q: Float32Array,
+  qRowStride: number,
+  kCache: Float32Array,
+  vCache: Float32Array,
+  batch: AttentionBatch,
+  numHeads: number,
+  layout: KvLayout,
+  scale: number,
+): void {
+  native.pagedAttention(
+    out,
+    q,
+    qRowStride,
+    kCache,
+    vCache,
+    batch.queryStart,
+    batch.contextLens,
+    batch.blockTables,
+    batch.maxBlocksPerSeq,
+    numHeads,
+    layout.numKvHeads,
+    layout.headDim,
+    layout.blockSize,
+    scale,
+  );
+}
+
+/** Greedy: index of the max of each row (first index on ties). logits [rows][n]. */
+export function argmaxRows(logits: Float32Array, rows: number, n: number): Int32Array {
+  return native.argmaxRows(logits, rows, n);
+}
+
+/** Samples one token: temperature scaling, top-k (k<=0: off), top-p (>=1: off) over the
+ *  softmax, renormalised; returns the first candidate (descending probability, ties by lower
+ *  index) whose cumulative probability exceeds uniform*total. Top-p keeps the shortest prefix
+ *  whose probability reaches topP (at least one token). */
+export function sampleRow(
+  logits: Float32Array,
+  temperature: number,
+  topK: number,
+  topP: number,
+  uniform: number,
+): number {
+  return native.sampleRow(logits, temperature, topK, topP, uniform);
+}
+
+/** f32 -> bf16 bit patterns, round-to-nearest-even (NaN stays NaN). */
+export function f32ToBf16(src: Float32Array, dst: Uint16Array): void {
+  native.f32ToBf16(src, dst);
+}
+/** f32 -> IEEE half bit patterns, round-to-nearest-even (overflow to ±inf, subnormals kept). */
+export function f32ToF16(src: Float32Array, dst: Uint16Array): void {
+  native.f32ToF16(src, dst);
+}
+
+/** Machine ceilings for benchmarks, measured on the calling thread's pool. */
+export const probes = {
+  /** Register-only FMA loop on every pool thread; GFLOP/s over all threads. */
+  fmaPeakGflops(iterations = 50_000_000): number {
+    return native.measureFmaPeak(iterations);
+  },
+  /** Seconds to sum `buffer` with the pool (streaming read). */
+  readSeconds(buffer: Float32Array): number {
+    return native.measureReadSeconds(buffer);
+  },
+};

@@ -1,0 +1,88 @@
+// Loads the compiled N-API addon (build/Release/seesaw_kernels.node) and describes its raw
+// entry points. Weights are flattened to (dtype code, rows, cols, data) by the index wrapper.
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+export interface NativeKernels {
+  setNumThreads(n: number): void;
+  getNumThreads(): number;
+  matmul(
+    out: Float32Array,
+    x: Float32Array,
+    m: number,
+    dtype: number,
+    rows: number,
+    cols: number,
+    data: Float32Array | Uint16Array,
+    bias: Float32Array | undefined,
+  ): void;
+  rmsNorm(out: Float32Array, x: Float32Array, weight: Float32Array, eps: number): void;
+  addInPlace(x: Float32Array, y: Float32Array): void;
+  rope(
+    x: Float32Array,
+    numTokens: number,
+    numHeads: number,
+    headDim: number,
+    rowStride: number,
+    cos: Float32Array,
+    sin: Float32Array,
+  ): void;
+  siluMul(out: Float32Array, gateUp: Float32Array, rows: number, intermediate: number): void;
+  embed(
+    out: Float32Array,
+    dtype: number,
+    rows: number,
+    cols: number,
+    data: Float32Array | Uint16Array,
+    ids: Int32Array,
+  ): void;
+  writeKv(
+    kCache: Float32Array,
+    vCache: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    rowStride: number,
+    slots: Int32Array,
+    numKvHeads: number,
+    headDim: number,
+    blockSize: number,
+  ): void;
+  pagedAttention(
+    out: Float32Array,
+    q: Float32Array,
+    qRowStride: number,
+    kCache: Float32Array,
+    vCache: Float32Array,
+    queryStart: Int32Array,
+    contextLens: Int32Array,
+    blockTables: Int32Array,
+    maxBlocksPerSeq: number,
+    numHeads: number,
+    numKvHeads: number,
+    headDim: number,
+    blockSize: number,
+    scale: number,
+  ): void;
+  argmaxRows(logits: Float32Array, rows: number, n: number): Int32Array;
+  sampleRow(logits: Float32Array, temperature: number, topK: number, topP: number, uniform: number): number;
+  f32ToBf16(src: Float32Array, dst: Uint16Array): void;
+  f32ToF16(src: Float32Array, dst: Uint16Array): void;
+  measureFmaPeak(iterations: number): number;
+  measureReadSeconds(buffer: Float32Array): number;
+}
+
+const addonPath = fileURLToPath(new URL('../build/Release/seesaw_kernels.node', import.meta.url));
+
+function loadAddon(): NativeKernels {
+  if (!existsSync(addonPath)) {
+    throw new Error(
+      `@seesaw/kernels: native addon not built (${addonPath} missing); ` +
+        'run `cd packages/kernels && node scripts/build-native.mjs` (or `pnpm --filter @seesaw/kernels build`)',
+    );
+  }
+  const require = createRequire(import.meta.url);
+  return require(addonPath) as NativeKernels;
+}
+
+export const native: NativeKernels = loadAddon();

@@ -1,0 +1,136 @@
+import { describe, expect, it } from 'vitest';
+import { argmaxRows, reference, sampleRow } from './index.ts';
+import { makeRng, randomF32, testSeed } from './test-support.ts';
+
+const rng = makeRng(testSeed());
+
+/** Whether u lies within rounding distance of a cumulative-probability boundary, where float
+ *  summation order may legitimately pick the neighbouring token. */
+function nearBucketEdge(probs: number[], u: number): boolean {
+  let cumulative = 0;
+  for (const p of probs) {
+    cumulative += p;
+    if (Math.abs(cumulative - u) < 1e-9) return true;
+  }
+  return false;
+}
+
+describe('argmaxRows', () => {
+  it('matches the reference, first index on ties', () => {
+    const rows = 9;
+    const n = 1001;
+    const logits = randomF32(rng, rows * n, 5);
+    // ties: row 1 max at 10 and 700; row 2 all equal; row 3 max at the last index
+    logits.fill(1, 2 * n, 3 * n);
+    logits[n + 10] = 9;
+    logits[n + 700] = 9;
+    logits[3 * n + n - 1] = 50;
+    const got = argmaxRows(logits, rows, n);
+    expect(Array.from(got)).toEqual(Array.from(reference.argmaxRows(logits, rows, n)));
+    expect(got[1]).toBe(10);
+    expect(got[2]).toBe(0);
+    expect(got[3]).toBe(n - 1);
+  });
+});
+
+describe('sampleRow', () => {
+  it('top-k = 1 equals argmax for any temperature and uniform', () => {
+    for (let i = 0; i < 50; i++) {
+      const logits = randomF32(rng, 300, 4);
+      const best = argmaxRows(logits, 1, 300)[0];
+      expect(sampleRow(logits, 0.1 + rng() * 3, 1, 1, rng())).toBe(best);
+    }
+  });
+
+  it('ties are ordered by lower index', () => {
+    const logits = Float32Array.of(0, 2, 1, 2, 2);
+    // three equal top candidates 1, 3, 4 then 2, 0; top-k 3 keeps exactly the tied ones
+    expect(sampleRow(logits, 1, 3, 1, 0)).toBe(1);
+    expect(sampleRow(logits, 1, 3, 1, 0.34)).toBe(3);
+    expect(sampleRow(logits, 1, 3, 1, 0.99)).toBe(4);
+    expect(sampleRow(logits, 1, 2, 1, 0.99)).toBe(3);
+  });
+
+  it('agrees with the reference on individual draws away from bucket edges', () => {
+    for (let trial = 0; trial < 200; trial++) {
+      const n = 1 + Math.floor(rng() * 60);
+      const logits = randomF32(rng, n, 3);
+      const temperature = 0.2 + rng() * 2;
+      const topK = Math.floor(rng() * (n + 3)) - 1;
+      const topP = rng() < 0.3 ? 1 : rng();
+      const u = rng();
+      const { probs } = reference.samplingCandidates(logits, temperature, topK, topP);
+      if (nearBucketEdge(probs, u)) continue;
+      expect(sampleRow(logits, temperature, topK, topP, u)).toBe(
+        reference.sampleRow(logits, temperature, topK, topP, u),
+      );
+    }
+  });
+
+  it('large flat vocabulary: the lazily sorted prefix grows as far as the draw needs', () => {
+    const n = 6000;
+    const logits = randomF32(rng, n, 0.5);
+    for (const [topK, topP] of [
+      [0, 1],
+      [0, 0.9],
+      [4500, 1], // top-k above the small-k heap path: selection, then lazy sorting
+      [4500, 0.7],
+      [3000, 0.95],
+    ]) {
+      const { probs } = reference.samplingCandidates(logits, 1, topK, topP);
+      for (let i = 0; i < 60; i++) {
+        const u = rng();
+        if (nearBucketEdge(probs, u)) continue;
+        expect(sampleRow(logits, 1, topK, topP, u)).toBe(reference.sampleRow(logits, 1, topK, topP, u));
+      }
+    }
+  });
+
+  it('draws follow the reference probabilities over a uniform grid', () => {
+    const n = 40;
+    const logits = randomF32(rng, n, 2);
+    for (const [temperature, topK, topP] of [
+      [1, 0, 1],
+      [0.7, 10, 1],
+      [1.3, 0, 0.8],
+      [1, 25, 0.5],
+    ]) {
+      const draws = 20_000;
+      const counts = new Float64Array(n);
+      for (let i = 0; i < draws; i++) counts[sampleRow(logits, temperature, topK, topP, (i + 0.5) / draws)]++;
+      const { tokens, probs } = reference.samplingCandidates(logits, temperature, topK, topP);
+      const expected = new Float64Array(n);
+      tokens.forEach((t, i) => {
+        expected[t] = probs[i];
+      });
+      // a grid of uniforms gives each bucket its probability to within one grid step
+      for (let t = 0; t < n; t++)
+        expect(Math.abs(counts[t] / draws - expected[t])).toBeLessThanOrEqual(1.01 / draws);
+    }
+  });
+
+  it('top-p edge cases', () => {
+    const logits = Float32Array.of(Math.log(0.5), Math.log(0.3), Math.log(0.2));
+    // topP 0 (or tiny) keeps only the top token
+    expect(sampleRow(logits, 1, 0, 0, 0.99)).toBe(0);
+    expect(sampleRow(logits, 1, 0, 1e-9, 0.99)).toBe(0);
+    // topP reached exactly by a prefix keeps that prefix: 0.5 -> {0}
+    expect(reference.samplingCandidates(logits, 1, 0, 0.5).tokens).toEqual([0]);
+    // just above 0.5 needs the second token; renormalised 0.5/0.8 = 0.625
+    expect(sampleRow(logits, 1, 0, 0.51, 0.6)).toBe(0);
+    expect(sampleRow(logits, 1, 0, 0.51, 0.65)).toBe(1);
+    expect(sampleRow(logits, 1, 0, 0.51, 0.999)).toBe(1);
+    // topP >= 1 is off: all three reachable
+    expect(sampleRow(logits, 1, 0, 1, 0.95)).toBe(2);
+    expect(sampleRow(logits, 1, 0, 5, 0.95)).toBe(2);
+    // a single logit always returns 0
+    expect(sampleRow(Float32Array.of(3), 2, 0, 0.3, 0.7)).toBe(0);
+  });
+
+  it('-inf logits are never drawn; temperature sharpens the distribution', () => {
+    const logits = Float32Array.of(Number.NEGATIVE_INFINITY, 1, 0, Number.NEGATIVE_INFINITY);
+    for (let i = 0; i < 100; i++) expect([1, 2]).toContain(sampleRow(logits, 1, 0, 1, i / 100));
+    // at temperature 0.05 token 2 has probability e^-20
+    expect(sampleRow(logits, 0.05, 0, 1, 0.999999)).toBe(1);
+  });
+});

@@ -1,0 +1,16 @@
+import type { Weight } from './index.ts';
+import { bf16ToNumber, f16ToNumber } from './reference/half-precision.ts';
+
+/** The weight's values as float64, [rows][cols] row-major (for tests and references). */
+export function weightToFloat64(w: Weight): Float64Array {
+  const out = new Float64Array(w.rows * w.cols);
+  if (w.data.length !== out.length) throw new RangeError('weight data length does not match rows*cols');
+  if (w.dtype === 'f32') {
+    out.set(w.data);
+    return out;
+  }
+  const decode = w.dtype === 'bf16' ? bf16ToNumber : w.dtype === 'f16' ? f16ToNumber : undefined;
+  if (!decode) throw new TypeError(`unknown weight dtype ${String(w.dtype)}`);
+  for (let i = 0; i < out.length; i++) out[i] = decode(w.data[i]);
+  return out;
+}
