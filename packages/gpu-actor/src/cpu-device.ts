@@ -1,26 +1,44 @@
 import * as kernels from '@seesaw/kernels';
-import { Checkpoint, type ModelConfig } from '@seesaw/model';
-import type { DeviceSamplingParams, StepBatch, StepResult } from '@seesaw/protocol';
+import { Checkpoint, type ModelConfig, type ShardPosition, type ShardSpec, shardSpec } from '@seesaw/model';
+import type { StepBatch, StepResult } from '@seesaw/protocol';
 import { buildForwardBatch } from './forward-batch.ts';
 import { LlamaForward } from './llama-forward.ts';
 import { loadModelWeights } from './model-weights.ts';
 import { PagedKvCache } from './paged-kv-cache.ts';
-import { samplingUniform } from './sampling-rng.ts';
+import { checkStepTokenIds, StepSampler } from './step-sampler.ts';
+import type { TensorParallelGroup } from './tensor-parallel-group.ts';
 
 export interface CpuDeviceOptions {
   /** Kernel threads of this device (its share of the host's cores). Default 1. */
   numThreads?: number;
-  /** Bytes of device-tier KV cache (all layers, K and V). Default 512 MiB. */
+  /** Bytes of device-tier KV cache (this shard's layers and KV heads, K and V). Default 512 MiB. */
   kvCacheBytes?: number;
   /** Tokens per KV block. Default 16. */
   blockSize?: number;
+  /** The part of the model this device holds; default the whole model (tp = pp = 1). */
+  shard?: ShardPosition;
+  /** This device's tensor-parallel group; required when shard.tp > 1. */
+  group?: TensorParallelGroup;
 }
+
+/** What a pipeline stage hands on: the next stage's input, or (last stage) the step's answer. */
+export type StageOutput = { hidden: Float32Array } | StepResult;
 
 const DEFAULT_KV_CACHE_BYTES = 512 * 1024 * 1024;
 const DEFAULT_BLOCK_SIZE = 16;
 
+/** The config a shard's KV cache is sized by: only its stage's layers and its rank's KV heads. */
+function shardCacheConfig(config: ModelConfig, spec: ShardSpec): ModelConfig {
+  return {
+    ...config,
+    numLayers: spec.layers.end - spec.layers.start,
+    numKvHeads: spec.kvHeads.end - spec.kvHeads.start,
+  };
+}
+
 /**
- * One CPU "device": the whole model's weights, a paged KV cache, the forward pass and the
+ * One CPU "device": the weights of its shard (by default the whole model), a paged KV cache for
+ * its layers and KV heads, its part of the forward pass and, on the last pipeline stage, the
  * sampler. It executes the coordinator's step messages and keeps only per-sequence sampling
  * settings between steps.
  */
@@ -29,7 +47,7 @@ export class CpuDevice {
   readonly numKvBlocks: number;
   private readonly forward: LlamaForward;
   private readonly cache: PagedKvCache;
-  private readonly sampling = new Map<number, DeviceSamplingParams>();
+  private readonly sampler: StepSampler;
 
   private constructor(
     readonly config: ModelConfig,
@@ -39,6 +57,7 @@ export class CpuDevice {
   ) {
     this.forward = forward;
     this.cache = cache;
+    this.sampler = new StepSampler(config.vocabSize);
     this.blockSize = cache.layout.blockSize;
     this.numKvBlocks = cache.numBlocks;
   }
@@ -50,62 +69,56 @@ export class CpuDevice {
     const checkpoint = Checkpoint.open(modelDir);
     try {
       const config = checkpoint.config;
-      const numBlocks = Math.floor(kvCacheBytes / PagedKvCache.bytesPerBlock(config, blockSize));
+      const spec = shardSpec(config, options.shard ?? { tp: 1, tpRank: 0, pp: 1, ppStage: 0 });
+      const cacheConfig = shardCacheConfig(config, spec);
+      const bytesPerBlock = PagedKvCache.bytesPerBlock(cacheConfig, blockSize);
+      const numBlocks = Math.floor(kvCacheBytes / bytesPerBlock);
       if (numBlocks < 1) {
         throw new RangeError(
-          `KV cache of ${kvCacheBytes} bytes holds no block of ${blockSize} tokens ` +
-            `(${PagedKvCache.bytesPerBlock(config, blockSize)} bytes each)`,
+          `KV cache of ${kvCacheBytes} bytes holds no block of ${blockSize} tokens (${bytesPerBlock} bytes each)`,
         );
       }
-      const weights = loadModelWeights(checkpoint);
-      const cache = new PagedKvCache(config, numBlocks, blockSize);
-      return new CpuDevice(config, new LlamaForward(config, weights), cache, weights.numBytes);
+      const weights = loadModelWeights(checkpoint, spec);
+      const forward = new LlamaForward(config, weights, options.group);
+      const cache = new PagedKvCache(cacheConfig, numBlocks, blockSize);
+      return new CpuDevice(config, forward, cache, weights.numBytes);
     } finally {
       checkpoint.close();
     }
+  }
+
+  /** Which layers, heads, MLP columns and vocabulary rows this device holds. */
+  get shard(): ShardSpec {
+    return this.forward.shard;
   }
 
   get kvCacheBytes(): number {
     return this.cache.numBytes;
   }
 
+  /** Runs a whole step on a device that holds every layer (no pipeline); TP ranks all answer alike. */
   async execute(step: StepBatch): Promise<StepResult> {
-    for (const seqId of step.releasedSeqIds) this.sampling.delete(seqId);
-    for (const added of step.addedSeqs) this.sampling.set(added.seqId, added.sampling);
-    for (const seq of step.seqs) {
-      for (const id of seq.tokenIds) {
-        if (!Number.isInteger(id) || id < 0 || id >= this.config.vocabSize) {
-          throw new RangeError(
-            `sequence ${seq.seqId}: token id ${id} outside the vocabulary [0, ${this.config.vocabSize})`,
-          );
-        }
-      }
+    if (!this.shard.isFirstStage || !this.shard.isLastStage) {
+      throw new Error(`stage ${this.shard.ppStage} of ${this.shard.pp}: use executeStage in a pipeline`);
     }
-    const batch = buildForwardBatch(step.seqs, this.blockSize, this.numKvBlocks);
-    const logits = this.forward.run(batch, this.cache);
+    return (await this.executeStage(step)) as StepResult;
+  }
 
-    const vocab = this.config.vocabSize;
-    const sampledSeqs = step.seqs.filter((seq) => seq.isSampled);
-    // Copied before sampling, which may scale rows in place.
-    const returnedLogits = step.isLogitsReturned
-      ? sampledSeqs.map((_, i) => logits.slice(i * vocab, (i + 1) * vocab))
-      : undefined;
-    const greedy = kernels.argmaxRows(logits, sampledSeqs.length, vocab);
-    const sampled = sampledSeqs.map((seq, i) => {
-      const params = this.sampling.get(seq.seqId);
-      if (!params) throw new Error(`sequence ${seq.seqId} was sampled before it was added`);
-      if (params.temperature <= 0) return { seqId: seq.seqId, tokenId: greedy[i] };
-      const row = logits.subarray(i * vocab, (i + 1) * vocab);
-      const uniform = samplingUniform(params.seed, seq.outputIndex);
-      const tokenId = kernels.sampleRow(row, params.temperature, params.topK, params.topP, uniform);
-      return { seqId: seq.seqId, tokenId };
-    });
-    return returnedLogits
-      ? { stepId: step.stepId, sampled, logits: returnedLogits }
-      : { stepId: step.stepId, sampled };
+  /**
+   * Runs this device's stage of a step. The first stage reads the step's token ids; later stages
+   * take inputHidden [T][H] from the stage before. Non-last stages return { hidden } for the next
+   * stage; the last stage samples and returns the StepResult.
+   */
+  async executeStage(step: StepBatch, inputHidden?: Float32Array): Promise<StageOutput> {
+    this.sampler.update(step);
+    checkStepTokenIds(step, this.config.vocabSize);
+    const batch = buildForwardBatch(step.seqs, this.blockSize, this.numKvBlocks);
+    const output = await this.forward.run(batch, this.cache, inputHidden);
+    if (!this.shard.isLastStage) return { hidden: output };
+    return this.sampler.sample(step, output);
   }
 
   close(): void {
-    this.sampling.clear();
+    this.sampler.clear();
   }
 }

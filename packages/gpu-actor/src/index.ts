@@ -1,2 +1,12 @@
-export { CpuDevice, type CpuDeviceOptions } from './cpu-device.ts';
+export { CpuDevice, type CpuDeviceOptions, type StageOutput } from './cpu-device.ts';
+export { InProcessGroup } from './in-process-group.ts';
+export { InProcessPipeline, type InProcessPipelineOptions } from './in-process-pipeline.ts';
+export { type LayerWeights, loadModelWeights, type ModelWeights } from './model-weights.ts';
 export { samplingUniform } from './sampling-rng.ts';
+export {
+  createSharedMemoryGroup,
+  SharedMemoryGroup,
+  type SharedMemoryGroupDescriptor,
+  sharedMemoryGroupBytes,
+} from './shared-memory-group.ts';
+export { sumInRankOrder, type TensorParallelGroup } from './tensor-parallel-group.ts';

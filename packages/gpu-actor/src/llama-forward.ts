@@ -1,9 +1,10 @@
 import * as kernels from '@seesaw/kernels';
-import { type ModelConfig, ropeInvFreq } from '@seesaw/model';
+import { balancedRange, type ModelConfig, ropeInvFreq, type ShardSpec } from '@seesaw/model';
 import type { ForwardBatch } from './forward-batch.ts';
 import type { ModelWeights } from './model-weights.ts';
 import type { PagedKvCache } from './paged-kv-cache.ts';
 import { ropeTables } from './rope-table.ts';
+import type { TensorParallelGroup } from './tensor-parallel-group.ts';
 
 /** Activation buffers reused across steps; they only grow, to the largest step seen. */
 class Scratch {
@@ -19,30 +20,60 @@ class Scratch {
 }
 
 /**
- * The Llama-family forward pass over one flattened step (prompt chunks and decode tokens
- * together), on the native kernels. Shapes, with T tokens in the step:
- *   hidden [T][H]; qkv [T][(Hq + 2 Hkv) D] as q | k | v per row; attention out [T][Hq D];
- *   gateUp [T][2I]; logits [numSampled][V], only for the rows that are sampled.
+ * The Llama-family forward pass of one shard (tpRank, ppStage) over one flattened step (prompt
+ * chunks and decode tokens together), on the native kernels. The whole model is the shard
+ * tp = pp = 1. Shapes, with T tokens in the step and this rank's Hq query heads, Hkv KV heads,
+ * I MLP columns and Vr vocabulary rows:
+ *   hidden [T][H] (replicated on every TP rank); qkv [T][(Hq + 2 Hkv) D] as q | k | v per row;
+ *   attention out [T][Hq D]; gateUp [T][2I]; logits [numSampled][V] (gathered), only for the
+ *   rows that are sampled, on the last stage.
+ * o_proj and down_proj are row-parallel: their outputs are partial sums that are all-reduced
+ * BEFORE the residual add (adding the residual on every rank first would count it tp times).
  */
 export class LlamaForward {
   private readonly invFreq: Float64Array;
   private readonly scratch = new Scratch();
+  readonly shard: ShardSpec;
 
   constructor(
     readonly config: ModelConfig,
     readonly weights: ModelWeights,
+    private readonly group?: TensorParallelGroup,
   ) {
     this.invFreq = ropeInvFreq(config);
+    this.shard = weights.shard;
+    const { tp, tpRank } = this.shard;
+    if (tp > 1 && (group === undefined || group.size !== tp || group.rank !== tpRank)) {
+      throw new RangeError(
+        `TP rank ${tpRank} of ${tp} needs a tensor-parallel group of that size and rank ` +
+          `(got ${group ? `rank ${group.rank} of ${group.size}` : 'none'})`,
+      );
+    }
   }
 
-  run(batch: ForwardBatch, cache: PagedKvCache): Float32Array {
-    const { hiddenSize, numHeads, numKvHeads, headDim, intermediateSize, rmsNormEps, vocabSize } =
-      this.config;
+  /**
+   * Runs this stage's layers. The first stage embeds batch.tokenIds; later stages start from
+   * inputHidden [T][H], the previous stage's output. Returns a fresh array: logits
+   * [numSampled][V] on the last stage, the hidden state [T][H] for the next stage otherwise.
+   * cache holds only this shard's layers (local index = layer - shard.layers.start) and KV heads.
+   */
+  async run(batch: ForwardBatch, cache: PagedKvCache, inputHidden?: Float32Array): Promise<Float32Array> {
+    const { hiddenSize, headDim, rmsNormEps } = this.config;
+    const { queryHeads, kvHeads, mlpColumns } = this.shard;
+    const numHeads = queryHeads.end - queryHeads.start;
+    const numKvHeads = kvHeads.end - kvHeads.start;
+    const intermediateSize = mlpColumns.end - mlpColumns.start;
     const T = batch.numTokens;
     const qWidth = numHeads * headDim;
     const kvWidth = numKvHeads * headDim;
     const qkvStride = qWidth + 2 * kvWidth;
     const scale = 1 / Math.sqrt(headDim);
+    if (cache.layout.numKvHeads !== numKvHeads || cache.keys.length !== this.weights.layers.length) {
+      throw new RangeError(
+        `KV cache holds ${cache.keys.length} layers x ${cache.layout.numKvHeads} KV heads; ` +
+          `this shard needs ${this.weights.layers.length} x ${numKvHeads}`,
+      );
+    }
 
     const hidden = this.scratch.get('hidden', T * hiddenSize);
     const normed = this.scratch.get('normed', T * hiddenSize);
@@ -55,8 +86,18 @@ export class LlamaForward {
     const keysView = qkv.subarray(qWidth);
     const valuesView = qkv.subarray(qWidth + kvWidth);
 
-    kernels.embed(hidden, this.weights.embedding, batch.tokenIds);
-    this.weights.layers.forEach((layer, l) => {
+    if (this.weights.embedding) {
+      kernels.embed(hidden, this.weights.embedding, batch.tokenIds);
+    } else {
+      if (inputHidden?.length !== T * hiddenSize) {
+        throw new RangeError(
+          `stage ${this.shard.ppStage} needs the previous stage's hidden state of ${T} x ${hiddenSize} floats ` +
+            `(got ${inputHidden === undefined ? 'none' : inputHidden.length})`,
+        );
+      }
+      hidden.set(inputHidden);
+    }
+    for (const [l, layer] of this.weights.layers.entries()) {
       kernels.rmsNorm(normed, hidden, layer.inputNorm, rmsNormEps);
       kernels.matmul(qkv, normed, T, layer.qkv, layer.qkvBias);
       kernels.rope(qkv, T, numHeads, headDim, qkvStride, cos, sin);
@@ -83,15 +124,26 @@ export class LlamaForward {
         scale,
       );
       kernels.matmul(projected, attention, T, layer.o);
+      if (this.group) await this.group.allReduceSum(projected);
       kernels.addInPlace(hidden, projected);
 
       kernels.rmsNorm(normed, hidden, layer.postAttentionNorm, rmsNormEps);
       kernels.matmul(gateUp, normed, T, layer.gateUp);
       kernels.siluMul(activated, gateUp, T, intermediateSize);
       kernels.matmul(projected, activated, T, layer.down);
+      if (this.group) await this.group.allReduceSum(projected);
       kernels.addInPlace(hidden, projected);
-    });
+    }
 
+    if (!this.shard.isLastStage) return hidden.slice();
+    return this.logits(batch, hidden);
+  }
+
+  /** Final norm of the sampled rows, this rank's vocabulary slice of lm_head, gathered to full rows. */
+  private async logits(batch: ForwardBatch, hidden: Float32Array): Promise<Float32Array> {
+    const { hiddenSize, rmsNormEps, vocabSize } = this.config;
+    const { finalNorm, lmHead } = this.weights;
+    if (!finalNorm || !lmHead) throw new Error('unreachable: last stage without final norm or lm_head');
     const numSampled = batch.sampledRows.length;
     const logits = new Float32Array(numSampled * vocabSize);
     if (numSampled === 0) return logits;
@@ -99,8 +151,25 @@ export class LlamaForward {
     batch.sampledRows.forEach((row, i) => {
       lastHidden.set(hidden.subarray(row * hiddenSize, (row + 1) * hiddenSize), i * hiddenSize);
     });
-    kernels.rmsNorm(lastHidden, lastHidden, this.weights.finalNorm, rmsNormEps);
-    kernels.matmul(logits, lastHidden, numSampled, this.weights.lmHead);
+    kernels.rmsNorm(lastHidden, lastHidden, finalNorm, rmsNormEps);
+    if (!this.group || this.group.size === 1) {
+      kernels.matmul(logits, lastHidden, numSampled, lmHead);
+      return logits;
+    }
+    // Local logits [numSampled][Vr]; gathered as [rank][numSampled][Vr] and then put in vocab order.
+    const local = new Float32Array(numSampled * lmHead.rows);
+    kernels.matmul(local, lastHidden, numSampled, lmHead);
+    const gathered = this.scratch.get('gatheredLogits', numSampled * vocabSize);
+    await this.group.allGather(local, gathered);
+    let offset = 0;
+    for (let r = 0; r < this.group.size; r++) {
+      const { start, end } = balancedRange(vocabSize, this.group.size, r);
+      const width = end - start;
+      for (let i = 0; i < numSampled; i++) {
+        logits.set(gathered.subarray(offset + i * width, offset + (i + 1) * width), i * vocabSize + start);
+      }
+      offset += numSampled * width;
+    }
     return logits;
   }
 }

@@ -1,5 +1,15 @@
 import type { Weight, WeightDType } from '@seesaw/kernels';
-import { type Checkpoint, CheckpointError, type TensorDType } from '@seesaw/model';
+import {
+  type Checkpoint,
+  CheckpointError,
+  fullShardSpec,
+  type LayerSlices,
+  numElements,
+  type ShardSpec,
+  type TensorDType,
+  type TensorInfo,
+  type TensorSlice,
+} from '@seesaw/model';
 import { bytesToFloat32 } from './tensor-convert.ts';
 
 /** One decoder layer's weights, with the projections that share an input fused row-wise. */
@@ -16,52 +26,84 @@ export interface LayerWeights {
 }
 
 export interface ModelWeights {
-  embedding: Weight;
+  /** What these weights are a shard of (the whole model: tp = pp = 1). */
+  shard: ShardSpec;
+  /** First pipeline stage only. */
+  embedding: Weight | undefined;
+  /** The stage's layers, shard.layers.start first. */
   layers: LayerWeights[];
-  finalNorm: Float32Array;
-  /** The embedding table itself when the checkpoint ties them. */
-  lmHead: Weight;
+  /** Last pipeline stage only. */
+  finalNorm: Float32Array | undefined;
+  /** Last stage only: the rank's vocabulary rows; the embedding table itself when tied and whole. */
+  lmHead: Weight | undefined;
   /** Bytes held by all weights (matrices in their stored dtype, vectors as f32). */
   numBytes: number;
 }
 
 const KERNEL_DTYPE: Record<TensorDType, WeightDType> = { F32: 'f32', F16: 'f16', BF16: 'bf16' };
 
+/** Rows and columns a slice yields from its tensor; a 1-D tensor counts as one row of elements. */
+function sliceShape(info: TensorInfo, slice: TensorSlice): { rows: number; cols: number } {
+  if (info.shape.length === 1) return { rows: 1, cols: slice.end - slice.start };
+  if (info.shape.length !== 2) {
+    throw new CheckpointError(
+      `"${info.name}": expected a 1-D or 2-D tensor, shape is [${info.shape.join(', ')}]`,
+    );
+  }
+  return slice.axis === 'rows'
+    ? { rows: slice.end - slice.start, cols: info.shape[1] }
+    : { rows: info.shape[0], cols: slice.end - slice.start };
+}
+
+/** Reads one slice straight from the checkpoint's byte ranges into dest (its exact size). */
+function readSlice(checkpoint: Checkpoint, info: TensorInfo, slice: TensorSlice, dest: Uint8Array): void {
+  if (info.shape.length === 1) {
+    const elementBytes = info.byteLength / Math.max(info.shape[0], 1);
+    checkpoint.readBytes(info.name, dest, slice.start * elementBytes, slice.end * elementBytes);
+  } else if (slice.axis === 'rows') {
+    checkpoint.readRows(info.name, slice.start, slice.end, dest);
+  } else {
+    checkpoint.readColumns(info.name, slice.start, slice.end, dest);
+  }
+}
+
 /**
- * Reads 2-D tensors that share a column count into one row-major matrix, each tensor's bytes
- * landing straight at its rows' offset: no intermediate copy, no widening.
+ * Reads 2-D tensor slices that share a column count into one row-major matrix, each slice's
+ * bytes landing straight at its rows' offset: no intermediate copy, no widening.
  */
-function loadStackedMatrix(checkpoint: Checkpoint, names: string[]): Weight {
-  const infos = names.map((name) => checkpoint.info(name));
+function loadStackedMatrix(checkpoint: Checkpoint, slices: TensorSlice[]): Weight {
+  const infos = slices.map((slice) => checkpoint.info(slice.name));
+  const shapes = slices.map((slice, i) => sliceShape(infos[i], slice));
   const dtype = infos[0].dtype;
-  const cols = infos[0].shape[1];
-  for (const info of infos) {
-    if (info.dtype !== dtype || info.shape.length !== 2 || info.shape[1] !== cols) {
+  const cols = shapes[0].cols;
+  infos.forEach((info, i) => {
+    if (info.dtype !== dtype || info.shape.length !== 2 || shapes[i].cols !== cols) {
       throw new CheckpointError(
-        `${checkpoint.dir}: tensors ${names.join(', ')} must be 2-D with one dtype and ${cols} columns ` +
-          `to be fused (got ${info.name}: ${info.dtype} [${info.shape.join(', ')}])`,
+        `${checkpoint.dir}: tensors ${slices.map((s) => s.name).join(', ')} must be 2-D with one dtype ` +
+          `and ${cols} columns to be fused (got ${info.name}: ${info.dtype} [${info.shape.join(', ')}])`,
       );
     }
-  }
-  const rows = infos.reduce((sum, info) => sum + info.shape[0], 0);
+  });
+  const rows = shapes.reduce((sum, shape) => sum + shape.rows, 0);
   const data = dtype === 'F32' ? new Float32Array(rows * cols) : new Uint16Array(rows * cols);
   let byteOffset = 0;
-  for (const info of infos) {
-    checkpoint.readBytes(info.name, new Uint8Array(data.buffer, byteOffset, info.byteLength));
-    byteOffset += info.byteLength;
-  }
+  slices.forEach((slice, i) => {
+    const byteLength = shapes[i].rows * cols * data.BYTES_PER_ELEMENT;
+    readSlice(checkpoint, infos[i], slice, new Uint8Array(data.buffer, byteOffset, byteLength));
+    byteOffset += byteLength;
+  });
   return { dtype: KERNEL_DTYPE[dtype], rows, cols, data };
 }
 
-function loadVector(checkpoint: Checkpoint, name: string): Float32Array {
-  const info = checkpoint.info(name);
-  const bytes = new Uint8Array(info.byteLength);
-  checkpoint.readBytes(name, bytes);
-  return bytesToFloat32(bytes, info.dtype);
-}
-
-function loadStackedVector(checkpoint: Checkpoint, names: string[]): Float32Array {
-  const parts = names.map((name) => loadVector(checkpoint, name));
+/** Small 1-D slices (norms, biases) widened to f32 and concatenated. */
+function loadStackedVector(checkpoint: Checkpoint, slices: TensorSlice[]): Float32Array {
+  const parts = slices.map((slice) => {
+    const info = checkpoint.info(slice.name);
+    const { rows, cols } = sliceShape(info, slice);
+    const bytes = new Uint8Array((rows * cols * info.byteLength) / numElements(info.shape));
+    readSlice(checkpoint, info, slice, bytes);
+    return bytesToFloat32(bytes, info.dtype);
+  });
   const out = new Float32Array(parts.reduce((sum, part) => sum + part.length, 0));
   let offset = 0;
   for (const part of parts) {
@@ -71,44 +113,51 @@ function loadStackedVector(checkpoint: Checkpoint, names: string[]): Float32Arra
   return out;
 }
 
-function weightBytes(weight: Weight): number {
-  return weight.data.byteLength;
+function weightBytes(weight: Weight | undefined): number {
+  return weight?.data.byteLength ?? 0;
 }
 
-/** Loads every weight of a Llama-family checkpoint after validating names, shapes and dtypes. */
-export function loadModelWeights(checkpoint: Checkpoint): ModelWeights {
-  checkpoint.validate();
-  const config = checkpoint.config;
-  const layers: LayerWeights[] = [];
-  for (let i = 0; i < config.numLayers; i++) {
-    const prefix = `model.layers.${i}`;
-    const attention = ['q_proj', 'k_proj', 'v_proj'].map((p) => `${prefix}.self_attn.${p}`);
-    layers.push({
-      inputNorm: loadVector(checkpoint, `${prefix}.input_layernorm.weight`),
-      qkv: loadStackedMatrix(
-        checkpoint,
-        attention.map((p) => `${p}.weight`),
-      ),
-      qkvBias: config.attentionBias
-        ? loadStackedVector(
-            checkpoint,
-            attention.map((p) => `${p}.bias`),
-          )
-        : undefined,
-      o: loadStackedMatrix(checkpoint, [`${prefix}.self_attn.o_proj.weight`]),
-      postAttentionNorm: loadVector(checkpoint, `${prefix}.post_attention_layernorm.weight`),
-      gateUp: loadStackedMatrix(checkpoint, [
-        `${prefix}.mlp.gate_proj.weight`,
-        `${prefix}.mlp.up_proj.weight`,
-      ]),
-      down: loadStackedMatrix(checkpoint, [`${prefix}.mlp.down_proj.weight`]),
-    });
-  }
-  const embedding = loadStackedMatrix(checkpoint, ['model.embed_tokens.weight']);
-  const lmHead = config.tieWordEmbeddings ? embedding : loadStackedMatrix(checkpoint, ['lm_head.weight']);
-  const finalNorm = loadVector(checkpoint, 'model.norm.weight');
+function loadLayer(checkpoint: Checkpoint, slices: LayerSlices): LayerWeights {
+  const { q, k, v, qBias, kBias, vBias } = slices;
+  return {
+    inputNorm: loadStackedVector(checkpoint, [slices.inputNorm]),
+    qkv: loadStackedMatrix(checkpoint, [q, k, v]),
+    qkvBias: qBias && kBias && vBias ? loadStackedVector(checkpoint, [qBias, kBias, vBias]) : undefined,
+    o: loadStackedMatrix(checkpoint, [slices.o]),
+    postAttentionNorm: loadStackedVector(checkpoint, [slices.postAttentionNorm]),
+    gateUp: loadStackedMatrix(checkpoint, [slices.gate, slices.up]),
+    down: loadStackedMatrix(checkpoint, [slices.down]),
+  };
+}
 
-  let numBytes = weightBytes(embedding) + finalNorm.byteLength;
+function isSameSlice(a: TensorSlice | undefined, b: TensorSlice | undefined): boolean {
+  return (
+    a !== undefined &&
+    b !== undefined &&
+    a.name === b.name &&
+    a.axis === b.axis &&
+    a.start === b.start &&
+    a.end === b.end
+  );
+}
+
+/**
+ * Loads the weights of one shard (the whole model without one) after validating names, shapes
+ * and dtypes. Only the shard's slices are read, each straight from its byte ranges in the
+ * safetensors files.
+ */
+export function loadModelWeights(checkpoint: Checkpoint, shard?: ShardSpec): ModelWeights {
+  checkpoint.validate();
+  const spec = shard ?? fullShardSpec(checkpoint.config);
+  const layers = spec.layerSlices.map((slices) => loadLayer(checkpoint, slices));
+  const embedding = spec.embedding ? loadStackedMatrix(checkpoint, [spec.embedding]) : undefined;
+  // A tied lm_head on a single TP rank is the embedding table itself: shared, not read twice.
+  const lmHead = isSameSlice(spec.lmHead, spec.embedding)
+    ? embedding
+    : spec.lmHead && loadStackedMatrix(checkpoint, [spec.lmHead]);
+  const finalNorm = spec.finalNorm && loadStackedVector(checkpoint, [spec.finalNorm]);
+
+  let numBytes = weightBytes(embedding) + (finalNorm?.byteLength ?? 0);
   if (lmHead !== embedding) numBytes += weightBytes(lmHead);
   for (const layer of layers) {
     numBytes +=
@@ -116,5 +165,5 @@ export function loadModelWeights(checkpoint: Checkpoint): ModelWeights {
     numBytes +=
       weightBytes(layer.qkv) + weightBytes(layer.o) + weightBytes(layer.gateUp) + weightBytes(layer.down);
   }
-  return { embedding, layers, finalNorm, lmHead, numBytes };
+  return { shard: spec, embedding, layers, finalNorm, lmHead, numBytes };
 }

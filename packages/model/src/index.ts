@@ -34,6 +34,16 @@ export {
   SUPPORTED_ARCHITECTURES,
 } from './model-config.ts';
 export { isModelShapeName, MODEL_SHAPES, type ModelShape, type ModelShapeName } from './model-shapes.ts';
+export {
+  type DeviceRank,
+  deviceRanks,
+  formatParallelConfig,
+  numDevices,
+  type ParallelConfig,
+  ParallelConfigError,
+  parseParallelConfig,
+  validateForModel,
+} from './parallel-config.ts';
 export { seedFor, Xoshiro128 } from './prng.ts';
 export { ReferenceModel } from './reference-forward.ts';
 export {
@@ -52,4 +62,15 @@ export {
   type TensorInfo,
 } from './safetensors-format.ts';
 export { SafetensorsStreamWriter, writeSafetensors } from './safetensors-writer.ts';
+export {
+  balancedRange,
+  fullShardSpec,
+  type IndexRange,
+  type LayerSlices,
+  type ShardPosition,
+  type ShardSpec,
+  shardSpec,
+  shardTensorSlices,
+  type TensorSlice,
+} from './sharding.ts';
 export { SeesawTokenizer } from './tokenizer.ts';

@@ -1,0 +1,36 @@
+/** Seeded test inputs and an independent float64 reference for the collectives' tests. */
+
+/** length floats with mixed magnitudes (so summation order would show), from a seeded LCG. */
+export function randomFloats(length: number, seed: number): Float32Array {
+  let state = seed >>> 0 || 1;
+  const out = new Float32Array(length);
+  for (let i = 0; i < length; i++) {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    const unit = state / 2 ** 32 - 0.5;
+    out[i] = unit * 10 ** ((state >>> 7) % 5);
+  }
+  return out;
+}
+
+/** Sum over ranks in rank order in float64, rounded once to f32. */
+export function referenceSum(inputs: Float32Array[]): Float32Array {
+  return Float32Array.from(inputs[0], (_, i) => inputs.reduce((sum, input) => sum + input[i], 0));
+}
+
+export function bitsEqual(a: Float32Array, b: Float32Array): boolean {
+  if (a.length !== b.length) return false;
+  const x = new Uint32Array(a.buffer, a.byteOffset, a.length);
+  const y = new Uint32Array(b.buffer, b.byteOffset, b.length);
+  return x.every((value, i) => value === y[i]);
+}
+
+/** The parts one after another. */
+export function concatFloats(parts: Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((n, part) => n + part.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}

@@ -1,0 +1,101 @@
+import { Worker } from 'node:worker_threads';
+import { describe, expect, it } from 'vitest';
+import { bitsEqual, concatFloats, randomFloats, referenceSum } from './collective-test-support.ts';
+import type {
+  CollectiveOp,
+  CollectiveWorkerInput,
+  CollectiveWorkerOutput,
+} from './collective-test-worker.ts';
+import { createSharedMemoryGroup, SharedMemoryGroup } from './shared-memory-group.ts';
+
+const BOOTSTRAP = new URL('./ts-worker-bootstrap.mjs', import.meta.url);
+const WORKER_ENTRY = new URL('./collective-test-worker.ts', import.meta.url).href;
+
+/** Runs one real worker thread per rank and collects each rank's results. */
+function runRanks(inputs: CollectiveWorkerInput[]): Promise<CollectiveWorkerOutput[]> {
+  return Promise.all(
+    inputs.map(
+      (payload) =>
+        new Promise<CollectiveWorkerOutput>((resolve, reject) => {
+          const worker = new Worker(BOOTSTRAP, { workerData: { tsEntry: WORKER_ENTRY, payload } });
+          let output: CollectiveWorkerOutput | undefined;
+          worker.once('message', (message: CollectiveWorkerOutput) => {
+            output = message;
+          });
+          worker.once('error', reject);
+          worker.once('exit', (code) => {
+            if (code === 0 && output) resolve(output);
+            else reject(new Error(`rank ${payload.descriptor.rank} exited with code ${code} and no result`));
+          });
+        }),
+    ),
+  );
+}
+
+describe('SharedMemoryGroup across worker threads', () => {
+  it('reduces and gathers in chunks, bit-identical on every rank, back to back, and survives a mismatch', async () => {
+    const size = 3;
+    // 7-float slots: every buffer over 7 floats goes through in several chunks.
+    const descriptors = createSharedMemoryGroup(size, 7);
+    const reduceLengths = [5, 7, 0, 100, 1001];
+    const reduceInputs = reduceLengths.map((n, op) =>
+      Array.from({ length: size }, (_, r) => randomFloats(n, 1000 * op + r + 1)),
+    );
+    const gatherParts = Array.from({ length: size }, (_, r) => randomFloats(3 + 11 * r, 500 + r));
+    const gatherLength = gatherParts.reduce((n, part) => n + part.length, 0);
+    const inputs = descriptors.map((descriptor, r): CollectiveWorkerInput => {
+      const ops: CollectiveOp[] = [];
+      for (const perRank of reduceInputs) {
+        ops.push({ kind: 'allReduceSum', input: perRank[r] });
+        ops.push({ kind: 'allGather', input: gatherParts[r], outLength: gatherLength });
+      }
+      // Rank 2 reduces a different length: every rank must fail alike, then carry on.
+      ops.push({ kind: 'allReduceSum', input: new Float32Array(r === 2 ? 9 : 8) });
+      // Rank 1 gathers while the others reduce.
+      ops.push(
+        r === 1
+          ? { kind: 'allGather', input: new Float32Array(2), outLength: 6 }
+          : { kind: 'allReduceSum', input: new Float32Array(2) },
+      );
+      ops.push({ kind: 'allReduceSum', input: reduceInputs[3][r] });
+      return { descriptor, ops };
+    });
+    const outputs = await runRanks(inputs);
+
+    const expectedGather = concatFloats(gatherParts);
+    for (const { results } of outputs) {
+      reduceInputs.forEach((perRank, op) => {
+        expect(bitsEqual(results[2 * op] as Float32Array, referenceSum(perRank))).toBe(true);
+        expect(bitsEqual(results[2 * op + 1] as Float32Array, expectedGather)).toBe(true);
+      });
+      const n = 2 * reduceInputs.length;
+      expect(results[n]).toMatch(/^allReduceSum: ranks reduce different lengths \[8, 8, 9\]$/);
+      expect(results[n + 1]).toBe(
+        'collective: ranks called different collectives (allReduceSum, allGather, allReduceSum)',
+      );
+      expect(bitsEqual(results[n + 2] as Float32Array, referenceSum(reduceInputs[3]))).toBe(true);
+    }
+  });
+
+  it('measures an 8192-float all-reduce between two threads', async () => {
+    const descriptors = createSharedMemoryGroup(2, 64 * 1024);
+    const outputs = await runRanks(
+      descriptors.map((descriptor) => ({ descriptor, ops: [], timed: { length: 8192, numOps: 300 } })),
+    );
+    const micros = outputs.map((o) => o.microsPerTimedOp ?? Number.NaN);
+    console.log(
+      `SharedMemoryGroup 2 ranks, 8192 floats: ${micros.map((m) => m.toFixed(1)).join(' / ')} us per all-reduce`,
+    );
+    expect(micros.every((m) => m > 0 && m < 10_000)).toBe(true);
+  });
+
+  it('checks its descriptor and times out instead of hanging when a peer never arrives', async () => {
+    const [first] = createSharedMemoryGroup(2, 4);
+    expect(() => new SharedMemoryGroup({ ...first, rank: 2 })).toThrow(/rank 2 outside/);
+    expect(() => new SharedMemoryGroup({ ...first, capacityFloats: 1 << 20 })).toThrow(/too small/);
+    const lonely = new SharedMemoryGroup(first, 50);
+    await expect(lonely.allReduceSum(new Float32Array(2))).rejects.toThrow(
+      /peers did not reach the barrier within 50 ms/,
+    );
+  });
+});
