@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { benchJson, formatBenchReport } from './commands/bench.ts';
 import { formatRunSummary } from './run-summary.ts';
-import { formatThroughputLines, throughputRates } from './throughput-report.ts';
+import { formatThroughputLines, phaseRates, throughputRates } from './throughput-report.ts';
 
 const FIGURES = { numRequests: 10, numPromptTokens: 1000, numOutputTokens: 250, elapsedMs: 2500 };
 
@@ -30,6 +30,14 @@ describe('throughput report', () => {
       peakRssBytes: 3 * 1024 ** 3,
       weightBytes: 1024 ** 2,
       kvCacheBytes: 512,
+      phases: phaseRates({
+        numPrefillSteps: 4,
+        prefillStepMs: 2000,
+        numPrefillStepTokens: 1010,
+        numDecodeSteps: 24,
+        decodeStepMs: 400,
+        numDecodeStepTokens: 240,
+      }),
     };
     const report = formatBenchReport(result);
     expect(report.startsWith(formatThroughputLines(FIGURES))).toBe(true);
@@ -37,6 +45,9 @@ describe('throughput report', () => {
     expect(report).toContain('Peak resident memory: 3.00 GiB\n');
     expect(report).toContain('Model weights: 1.00 MiB\n');
     expect(report).toContain('KV cache: 512 B\n');
+    expect(report).toContain(
+      'Prefill steps: 4, 2.00 s, 505.00 tokens/s; decode-only steps: 24, 0.40 s, 600.00 tokens/s\n',
+    );
     expect(benchJson(result)).toEqual({
       elapsed_time: 2.5,
       num_requests: 10,
@@ -50,6 +61,12 @@ describe('throughput report', () => {
       peak_rss_bytes: 3 * 1024 ** 3,
       weight_bytes: 1024 ** 2,
       kv_cache_bytes: 512,
+      prefill_steps: 4,
+      prefill_step_seconds: 2,
+      prefill_tokens_per_second: 505,
+      decode_steps: 24,
+      decode_step_seconds: 0.4,
+      decode_tokens_per_second: 600,
     });
   });
 

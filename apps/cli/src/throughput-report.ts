@@ -39,3 +39,47 @@ export function formatThroughputLines(figures: ThroughputFigures): string {
     '',
   ].join('\n');
 }
+
+/** Engine counters split by step kind (the subset of EngineStats this report reads). */
+export interface PhaseCounters {
+  numPrefillSteps: number;
+  prefillStepMs: number;
+  numPrefillStepTokens: number;
+  numDecodeSteps: number;
+  decodeStepMs: number;
+  numDecodeStepTokens: number;
+}
+
+/**
+ * Per-phase rates over device time: prefill steps (any prompt chunk) and decode-only steps.
+ * These are what single-phase figures of other engines (llama.cpp's pp/tg) compare against.
+ */
+export interface PhaseRates {
+  numPrefillSteps: number;
+  prefillSeconds: number;
+  prefillTokensPerSecond: number;
+  numDecodeSteps: number;
+  decodeSeconds: number;
+  decodeTokensPerSecond: number;
+}
+
+export function phaseRates(counters: PhaseCounters): PhaseRates {
+  const rate = (tokens: number, ms: number) => (ms > 0 ? (tokens * 1000) / ms : 0);
+  return {
+    numPrefillSteps: counters.numPrefillSteps,
+    prefillSeconds: counters.prefillStepMs / 1000,
+    prefillTokensPerSecond: rate(counters.numPrefillStepTokens, counters.prefillStepMs),
+    numDecodeSteps: counters.numDecodeSteps,
+    decodeSeconds: counters.decodeStepMs / 1000,
+    decodeTokensPerSecond: rate(counters.numDecodeStepTokens, counters.decodeStepMs),
+  };
+}
+
+export function formatPhaseRates(rates: PhaseRates): string {
+  return (
+    `Prefill steps: ${rates.numPrefillSteps}, ${rates.prefillSeconds.toFixed(2)} s, ` +
+    `${rates.prefillTokensPerSecond.toFixed(2)} tokens/s; ` +
+    `decode-only steps: ${rates.numDecodeSteps}, ${rates.decodeSeconds.toFixed(2)} s, ` +
+    `${rates.decodeTokensPerSecond.toFixed(2)} tokens/s`
+  );
+}

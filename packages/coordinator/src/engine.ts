@@ -42,6 +42,21 @@ export interface EngineStats {
   busyMs: number;
   /** Time inside step() spent outside the device: scheduling and applying results. */
   idleMs: number;
+  /** Steps that computed prompt tokens (alone or beside decodes), their device time and tokens. */
+  numPrefillSteps: number;
+  prefillStepMs: number;
+  numPrefillStepTokens: number;
+  /** Steps that only decoded (one new token per sequence), their device time and tokens. */
+  numDecodeSteps: number;
+  decodeStepMs: number;
+  numDecodeStepTokens: number;
+}
+
+/** Device time and tokens of one kind of step. */
+interface PhaseTally {
+  numSteps: number;
+  ms: number;
+  numTokens: number;
 }
 
 /**
@@ -54,6 +69,8 @@ export class Engine {
   private readonly clock: () => number;
   private busyMs = 0;
   private idleMs = 0;
+  private readonly prefill: PhaseTally = { numSteps: 0, ms: 0, numTokens: 0 };
+  private readonly decode: PhaseTally = { numSteps: 0, ms: 0, numTokens: 0 };
   private isStepping = false;
 
   constructor(device: ExecutionDevice, options: EngineOptions) {
@@ -100,6 +117,13 @@ export class Engine {
       const outputs = this.scheduler.update(plan, result, executeEnd);
       const updateEnd = this.clock();
       this.busyMs += executeEnd - executeStart;
+      // A step where every sequence computes one token and samples is pure decode; any
+      // prompt chunk makes it a prefill step (chunked prefill mixes the two).
+      const isDecodeOnly = plan.chunks.every((chunk) => chunk.numNewTokens === 1 && chunk.isSampled);
+      const tally = isDecodeOnly ? this.decode : this.prefill;
+      tally.numSteps++;
+      tally.ms += executeEnd - executeStart;
+      tally.numTokens += plan.chunks.reduce((sum, chunk) => sum + chunk.numNewTokens, 0);
       this.idleMs += executeStart - scheduleStart + (updateEnd - executeEnd);
       return outputs;
     } finally {
@@ -117,6 +141,16 @@ export class Engine {
   }
 
   get stats(): EngineStats {
-    return { ...this.scheduler.counters, busyMs: this.busyMs, idleMs: this.idleMs };
+    return {
+      ...this.scheduler.counters,
+      busyMs: this.busyMs,
+      idleMs: this.idleMs,
+      numPrefillSteps: this.prefill.numSteps,
+      prefillStepMs: this.prefill.ms,
+      numPrefillStepTokens: this.prefill.numTokens,
+      numDecodeSteps: this.decode.numSteps,
+      decodeStepMs: this.decode.ms,
+      numDecodeStepTokens: this.decode.numTokens,
+    };
   }
 }

@@ -23,7 +23,14 @@ import {
 import { formatByteSize } from '../byte-size.ts';
 import { drainEngine, openEngineSession, tryAddRequest } from '../engine-session.ts';
 import { CHECKPOINT_DTYPES, ensureCachedModel } from '../model-cache.ts';
-import { formatThroughputLines, type ThroughputFigures, throughputRates } from '../throughput-report.ts';
+import {
+  formatPhaseRates,
+  formatThroughputLines,
+  type PhaseRates,
+  phaseRates,
+  type ThroughputFigures,
+  throughputRates,
+} from '../throughput-report.ts';
 import { shapeNames } from './gen-model.ts';
 import { readEngineSettings } from './run.ts';
 
@@ -48,6 +55,7 @@ export interface BenchResult extends ThroughputFigures {
   peakRssBytes: number;
   weightBytes: number;
   kvCacheBytes: number;
+  phases: PhaseRates;
 }
 
 async function resolveModelDir(values: FlagValues, seed: number): Promise<string> {
@@ -123,6 +131,7 @@ export function formatBenchReport(result: BenchResult): string {
     `Peak resident memory: ${formatByteSize(result.peakRssBytes)}`,
     `Model weights: ${formatByteSize(result.weightBytes)}`,
     `KV cache: ${formatByteSize(result.kvCacheBytes)}`,
+    formatPhaseRates(result.phases),
     '',
   ].join('\n');
 }
@@ -142,6 +151,12 @@ export function benchJson(result: BenchResult): Record<string, number> {
     peak_rss_bytes: result.peakRssBytes,
     weight_bytes: result.weightBytes,
     kv_cache_bytes: result.kvCacheBytes,
+    prefill_steps: result.phases.numPrefillSteps,
+    prefill_step_seconds: result.phases.prefillSeconds,
+    prefill_tokens_per_second: result.phases.prefillTokensPerSecond,
+    decode_steps: result.phases.numDecodeSteps,
+    decode_step_seconds: result.phases.decodeSeconds,
+    decode_tokens_per_second: result.phases.decodeTokensPerSecond,
   };
 }
 
@@ -180,6 +195,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
       peakRssBytes: process.resourceUsage().maxRSS * 1024,
       weightBytes: session.device.weightBytes,
       kvCacheBytes: session.device.kvCacheBytes,
+      phases: phaseRates(session.engine.stats),
     };
   } finally {
     await session.close();
