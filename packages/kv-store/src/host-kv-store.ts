@@ -1,0 +1,283 @@
+/**
+ * One host's KV region: slot memory behind a HostKvAllocator, addressed per sequence in the
+ * head-major layout so a device owning KV heads [a, b) of layers [l0, l1) can put or get
+ * exactly that box.
+ *
+ * Memory: each slot is [layer][K/V][kvHead][tokenInSlot][headDim] elements; slots live in
+ * arenas of at most ARENA_BYTES, created on first use, so a large capacity costs nothing
+ * until it is filled. A written-bitmap (one bit per slot, layer, K/V, head and token) makes
+ * a get of anything never put an error instead of returning a previous owner's bytes.
+ */
+
+import { DTYPE_BYTES, type Tensor, type TensorData } from '@seesaw/protocol';
+import { HostKvAllocator, type ReleaseResult, type ReserveResult } from './host-kv-allocator.ts';
+import {
+  boxShape,
+  checkRange,
+  type HostKvLayout,
+  type KvSliceBox,
+  rangeLength,
+  slotBytes,
+  slotElements,
+} from './host-kv-layout.ts';
+
+/** Largest single buffer: well under V8's typed-array limit, and lets capacity grow lazily. */
+const ARENA_BYTES = 256 * 1024 * 1024;
+
+const KV_DTYPES: readonly string[] = ['f32', 'bf16', 'f16'];
+
+export interface HostKvStoreOptions {
+  layout: HostKvLayout;
+  /** Bytes of KV the host may hold; the store has floor(capacityBytes / slotBytes) slots. */
+  capacityBytes: number;
+  /** Back the arenas with SharedArrayBuffers (so other threads can be handed views). */
+  isShared?: boolean;
+}
+
+export type StoreResult = { ok: true } | { ok: false; reason: string };
+export type GetResult = { ok: true; tensor: Tensor } | { ok: false; reason: string };
+
+interface Arena {
+  data: Float32Array | Uint16Array;
+  /** Written bits, indexed by writtenBit(). */
+  written: Uint8Array;
+}
+
+export class HostKvStore {
+  readonly layout: HostKvLayout;
+  readonly allocator: HostKvAllocator;
+  readonly slotBytes: number;
+  private readonly slotElements: number;
+  private readonly slotsPerArena: number;
+  private readonly bitsPerSlot: number;
+  private readonly isShared: boolean;
+  private readonly arenas: Array<Arena | undefined>;
+
+  constructor(options: HostKvStoreOptions) {
+    const { layout, capacityBytes } = options;
+    for (const key of ['numLayers', 'numKvHeads', 'headDim', 'tokensPerSlot'] as const) {
+      if (!Number.isInteger(layout[key]) || layout[key] < 1)
+        throw new RangeError(`bad ${key} ${layout[key]}`);
+    }
+    if (!KV_DTYPES.includes(layout.dtype)) throw new RangeError(`bad KV dtype ${layout.dtype}`);
+    if (!Number.isFinite(capacityBytes) || capacityBytes < 0)
+      throw new RangeError(`bad capacity ${capacityBytes}`);
+    this.layout = { ...layout };
+    this.slotBytes = slotBytes(layout);
+    this.slotElements = slotElements(layout);
+    this.allocator = HostKvAllocator.forCapacity(capacityBytes, layout.tokensPerSlot, this.slotBytes);
+    this.slotsPerArena = Math.max(1, Math.floor(ARENA_BYTES / this.slotBytes));
+    this.bitsPerSlot = layout.numLayers * 2 * layout.numKvHeads * layout.tokensPerSlot;
+    this.isShared = options.isShared ?? false;
+    this.arenas = new Array(Math.ceil(this.allocator.numSlots / this.slotsPerArena)).fill(undefined);
+  }
+
+  get numSlots(): number {
+    return this.allocator.numSlots;
+  }
+
+  get numFreeSlots(): number {
+    return this.allocator.numFreeSlots;
+  }
+
+  /** Bytes of arena memory actually allocated so far. */
+  get numResidentBytes(): number {
+    return this.arenas.reduce((sum, arena) => sum + (arena?.data.byteLength ?? 0), 0);
+  }
+
+  /** Appends slots to a sequence; the new slots read as unwritten. */
+  reserve(seqId: number, numSlots: number): ReserveResult {
+    const result = this.allocator.reserve(seqId, numSlots);
+    if (result.ok) {
+      for (const slotId of result.slotIds) {
+        const arena = this.arenas[Math.floor(slotId / this.slotsPerArena)];
+        if (arena) this.clearWritten(arena, slotId % this.slotsPerArena);
+      }
+    }
+    return result;
+  }
+
+  release(seqId: number, slotIds?: readonly number[]): ReleaseResult {
+    return this.allocator.release(seqId, slotIds);
+  }
+
+  /** Stores `tensor` ([layers, 2, heads, tokens, headDim] of the store's dtype) at `box`. */
+  put(box: KvSliceBox, tensor: Tensor): StoreResult {
+    const problem = this.checkBox(box) ?? this.checkTensor(box, tensor);
+    if (problem) return { ok: false, reason: problem };
+    const arenas = this.ensureArenas(box.seqId);
+    if (typeof arenas === 'string') return { ok: false, reason: arenas };
+    this.copyBox(box, tensor.data, true);
+    return { ok: true };
+  }
+
+  /** Reads `box` into a new tensor (or into `out`, which must have the box's element count). */
+  get(box: KvSliceBox, out?: TensorData): GetResult {
+    const problem = this.checkBox(box) ?? this.findUnwritten(box);
+    if (problem) return { ok: false, reason: problem };
+    const shape = boxShape(box, this.layout.headDim);
+    const length = shape.reduce((a, b) => a * b, 1);
+    const isF32 = this.layout.dtype === 'f32';
+    const data = out ?? (isF32 ? new Float32Array(length) : new Uint16Array(length));
+    if (data.length !== length || data instanceof Float32Array !== isF32)
+      return { ok: false, reason: `output buffer must be ${length} ${this.layout.dtype} elements` };
+    this.copyBox(box, data, false);
+    return { ok: true, tensor: { dtype: this.layout.dtype, shape, data } };
+  }
+
+  /** Why `box` cannot be addressed now (bad ranges, unknown sequence, past its slots). */
+  checkBox(box: KvSliceBox): string | undefined {
+    const { numLayers, numKvHeads } = this.layout;
+    if (!Number.isSafeInteger(box.seqId) || box.seqId < 0) return `bad seqId ${box.seqId}`;
+    const capacity = this.allocator.tokenCapacityOf(box.seqId);
+    if (capacity === 0) return `unknown sequence ${box.seqId} (no slots reserved)`;
+    return (
+      checkRange('layers', box.layers, numLayers) ??
+      checkRange('heads', box.heads, numKvHeads) ??
+      checkRange(`sequence ${box.seqId} tokens`, box.tokens, capacity)
+    );
+  }
+
+  private checkTensor(box: KvSliceBox, tensor: Tensor): string | undefined {
+    if (!tensor || !Array.isArray(tensor.shape) || !ArrayBuffer.isView(tensor.data)) return 'not a tensor';
+    const expected = boxShape(box, this.layout.headDim);
+    if (tensor.dtype !== this.layout.dtype)
+      return `tensor dtype ${tensor.dtype}, store holds ${this.layout.dtype}`;
+    if (tensor.shape.length !== 5 || tensor.shape.some((dim, i) => dim !== expected[i]))
+      return `tensor shape [${tensor.shape}], box needs [${expected}]`;
+    const length = expected.reduce((a, b) => a * b, 1);
+    const isRightKind =
+      this.layout.dtype === 'f32' ? tensor.data instanceof Float32Array : tensor.data instanceof Uint16Array;
+    if (!isRightKind || tensor.data.length !== length)
+      return `tensor data is not ${length} ${tensor.dtype} elements`;
+    return undefined;
+  }
+
+  /** Allocates the arenas a sequence's slots live in; a string when the host is out of memory. */
+  private ensureArenas(seqId: number): true | string {
+    for (const slotId of this.allocator.slotsOf(seqId)) {
+      const index = Math.floor(slotId / this.slotsPerArena);
+      if (this.arenas[index]) continue;
+      const numSlotsHere = Math.min(this.slotsPerArena, this.allocator.numSlots - index * this.slotsPerArena);
+      try {
+        const elements = numSlotsHere * this.slotElements;
+        const bytes = elements * DTYPE_BYTES[this.layout.dtype];
+        const buffer = this.isShared ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes);
+        const data = this.layout.dtype === 'f32' ? new Float32Array(buffer) : new Uint16Array(buffer);
+        this.arenas[index] = {
+          data,
+          written: new Uint8Array(Math.ceil((numSlotsHere * this.bitsPerSlot) / 8)),
+        };
+      } catch (error) {
+        return `host memory exhausted allocating arena ${index}: ${String(error)}`;
+      }
+    }
+    return true;
+  }
+
+  /**
+   * Moves a box between `data` ([L][2][H][T][D]) and the slots; `isPut` copies into the slots
+   * and marks the bits. Runs are one head's tokens inside one slot: contiguous on both sides.
+   */
+  private copyBox(box: KvSliceBox, data: TensorData, isPut: boolean): void {
+    const { numKvHeads: H, headDim: D, tokensPerSlot: T } = this.layout;
+    const slots = this.allocator.slotsOf(box.seqId);
+    const numHeads = rangeLength(box.heads);
+    const numTokens = rangeLength(box.tokens);
+    for (let l = box.layers.start; l < box.layers.end; l++) {
+      for (let kv = 0; kv < 2; kv++) {
+        for (let h = box.heads.start; h < box.heads.end; h++) {
+          const row = (((l - box.layers.start) * 2 + kv) * numHeads + (h - box.heads.start)) * numTokens;
+          const plane = ((l * 2 + kv) * H + h) * T; // token index of (l, kv, h, 0) inside a slot
+          let t = box.tokens.start;
+          while (t < box.tokens.end) {
+            const slotId = slots[Math.floor(t / T)]!;
+            const within = t % T;
+            const run = Math.min(T - within, box.tokens.end - t);
+            const arena = this.arenas[Math.floor(slotId / this.slotsPerArena)]!;
+            const slotInArena = slotId % this.slotsPerArena;
+            const slotOffset = slotInArena * this.slotElements + (plane + within) * D;
+            const dataOffset = (row + t - box.tokens.start) * D;
+            if (isPut) {
+              arena.data.set(data.subarray(dataOffset, dataOffset + run * D), slotOffset);
+              setBits(arena.written, slotInArena * this.bitsPerSlot + plane + within, run);
+            } else {
+              data.set(arena.data.subarray(slotOffset, slotOffset + run * D), dataOffset);
+            }
+            t += run;
+          }
+        }
+      }
+    }
+  }
+
+  private findUnwritten(box: KvSliceBox): string | undefined {
+    const { numKvHeads: H, tokensPerSlot: T } = this.layout;
+    const slots = this.allocator.slotsOf(box.seqId);
+    for (let l = box.layers.start; l < box.layers.end; l++) {
+      for (let kv = 0; kv < 2; kv++) {
+        for (let h = box.heads.start; h < box.heads.end; h++) {
+          const plane = ((l * 2 + kv) * H + h) * T;
+          let t = box.tokens.start;
+          while (t < box.tokens.end) {
+            const slotId = slots[Math.floor(t / T)]!;
+            const within = t % T;
+            const run = Math.min(T - within, box.tokens.end - t);
+            const arena = this.arenas[Math.floor(slotId / this.slotsPerArena)];
+            const first = (slotId % this.slotsPerArena) * this.bitsPerSlot + plane + within;
+            const missing = arena ? firstClearBit(arena.written, first, run) : 0;
+            if (missing >= 0) {
+              const token = t + missing;
+              return `sequence ${box.seqId} layer ${l} ${kv ? 'V' : 'K'} head ${h} token ${token} was never written`;
+            }
+            t += run;
+          }
+        }
+      }
+    }
+    return undefined;
+  }
+
+  private clearWritten(arena: Arena, slotInArena: number): void {
+    const first = slotInArena * this.bitsPerSlot;
+    clearBits(arena.written, first, this.bitsPerSlot);
+  }
+}
+
+/** Sets or clears bits [first, first + count); whole bytes in one store each. */
+function fillBits(bits: Uint8Array, first: number, count: number, isSet: boolean): void {
+  let i = first;
+  const end = first + count;
+  for (; i < end && i & 7; i++)
+    bits[i >> 3] = isSet ? bits[i >> 3]! | (1 << (i & 7)) : bits[i >> 3]! & ~(1 << (i & 7));
+  const fullEnd = end & ~7;
+  if (i < fullEnd) {
+    bits.fill(isSet ? 0xff : 0, i >> 3, fullEnd >> 3);
+    i = fullEnd;
+  }
+  for (; i < end; i++)
+    bits[i >> 3] = isSet ? bits[i >> 3]! | (1 << (i & 7)) : bits[i >> 3]! & ~(1 << (i & 7));
+}
+
+function setBits(bits: Uint8Array, first: number, count: number): void {
+  fillBits(bits, first, count, true);
+}
+
+function clearBits(bits: Uint8Array, first: number, count: number): void {
+  fillBits(bits, first, count, false);
+}
+
+/** Offset (from `first`) of the first clear bit in [first, first + count), or -1 if all are set. */
+function firstClearBit(bits: Uint8Array, first: number, count: number): number {
+  const end = first + count;
+  let i = first;
+  while (i < end) {
+    if ((i & 7) === 0 && i + 8 <= end && bits[i >> 3] === 0xff) {
+      i += 8;
+      continue;
+    }
+    if (!(bits[i >> 3]! & (1 << (i & 7)))) return i - first;
+    i++;
+  }
+  return -1;
+}

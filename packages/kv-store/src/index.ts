@@ -1,0 +1,33 @@
+export {
+  HostKvAllocator,
+  type HostKvAllocatorOptions,
+  type ReleaseResult,
+  type ReserveResult,
+} from './host-kv-allocator.ts';
+export {
+  boxShape,
+  checkRange,
+  type HostKvLayout,
+  hostKvLayoutFor,
+  type KvDType,
+  type KvSliceBox,
+  slotBytes,
+  slotElements,
+} from './host-kv-layout.ts';
+export { type GetResult, HostKvStore, type HostKvStoreOptions, type StoreResult } from './host-kv-store.ts';
+export {
+  KV_STORE_INBOUND_TAGS,
+  KvStoreActor,
+  type KvStoreActorOptions,
+  type KvStoreCounters,
+  type KvStoreLink,
+} from './kv-store-actor.ts';
+export type { KvStoreWorkerData } from './kv-store-worker-data.ts';
+export {
+  type GatherOptions,
+  gatherSequenceKv,
+  type PagedKvLayout,
+  type SequenceKvOptions,
+  scatterSequenceKv,
+} from './paged-kv-transfer.ts';
+export { type KvStoreWorker, spawnKvStoreWorker } from './spawn-kv-store-worker.ts';
