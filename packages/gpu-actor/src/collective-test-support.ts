@@ -12,9 +12,11 @@ export function randomFloats(length: number, seed: number): Float32Array {
   return out;
 }
 
-/** Sum over ranks in rank order in float64, rounded once to f32. */
+/** Sum over ranks in rank order, each add rounded to f32 (the groups' documented order). */
 export function referenceSum(inputs: Float32Array[]): Float32Array {
-  return Float32Array.from(inputs[0], (_, i) => inputs.reduce((sum, input) => sum + input[i], 0));
+  return Float32Array.from(inputs[0], (_, i) =>
+    inputs.slice(1).reduce((sum, input) => Math.fround(sum + input[i]), inputs[0][i]),
+  );
 }
 
 export function bitsEqual(a: Float32Array, b: Float32Array): boolean {
