@@ -2,6 +2,7 @@ import type { Weight, WeightDType } from '@seesaw/kernels';
 import {
   type Checkpoint,
   CheckpointError,
+  decodeValues,
   fullShardSpec,
   type LayerSlices,
   numElements,
@@ -10,7 +11,6 @@ import {
   type TensorInfo,
   type TensorSlice,
 } from '@seesaw/model';
-import { bytesToFloat32 } from './tensor-convert.ts';
 
 /** One decoder layer's weights, with the projections that share an input fused row-wise. */
 export interface LayerWeights {
@@ -102,7 +102,8 @@ function loadStackedVector(checkpoint: Checkpoint, slices: TensorSlice[]): Float
     const { rows, cols } = sliceShape(info, slice);
     const bytes = new Uint8Array((rows * cols * info.byteLength) / numElements(info.shape));
     readSlice(checkpoint, info, slice, bytes);
-    return bytesToFloat32(bytes, info.dtype);
+    // Vectors only (norms, biases): widening them costs nothing worth keeping 16-bit for.
+    return Float32Array.from(decodeValues(bytes, info.dtype));
   });
   const out = new Float32Array(parts.reduce((sum, part) => sum + part.length, 0));
   let offset = 0;
