@@ -8,7 +8,14 @@ describe('engine phase counters', () => {
     let clock = 0;
     const device = new HashingTestDevice({ numKvBlocks: 64, blockSize: 4, vocabSize: 50 });
     const engine = new Engine(
-      { ...device, execute: async (batch) => ((clock += 10), device.execute(batch)) },
+      {
+        numKvBlocks: device.numKvBlocks,
+        blockSize: device.blockSize,
+        execute: async (batch) => {
+          clock += 10;
+          return device.execute(batch);
+        },
+      },
       { maxModelLen: 200, eosTokenIds: [], maxNumBatchedTokens: 8, clock: () => clock },
     );
     for (let i = 0; i < 3; i++) {
