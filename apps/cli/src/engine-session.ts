@@ -6,9 +6,15 @@
 import { availableParallelism } from 'node:os';
 import { basename, resolve } from 'node:path';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
-import { Engine, type EngineRequest, type RequestOutput, RequestRejectedError } from '@seesaw/coordinator';
-import type { CpuDevice } from '@seesaw/gpu-actor';
+import {
+  Engine,
+  type EngineRequest,
+  type EngineStats,
+  type RequestOutput,
+  RequestRejectedError,
+} from '@seesaw/coordinator';
 import type { ModelConfig } from '@seesaw/model';
+import type { ClusterSettings } from './cluster-flags.ts';
 
 export interface EngineSettings {
   /** Kernel threads; all cores when absent. */
@@ -23,18 +29,43 @@ export interface EngineSettings {
   maxNumBatchedTokens?: number;
   /** Cap on sequences running at once; the engine's default when absent. */
   maxNumSeqs?: number;
+  /** Run on a local cluster of device workers (--devices/--config); in-process CpuDevice when absent. */
+  cluster?: ClusterSettings;
+}
+
+/** What a session reports about the memory it runs on (one device, or a cluster's totals). */
+export interface SessionDevice {
+  readonly weightBytes: number;
+  readonly kvCacheBytes: number;
+  readonly numKvBlocks: number;
+  readonly blockSize: number;
+}
+
+/** The engine surface run and bench drive: an Engine, or a ClusterEngine over device workers. */
+export interface SessionEngine {
+  readonly maxModelLen: number;
+  readonly stats: EngineStats;
+  addRequest(request: EngineRequest): void;
+  hasUnfinishedRequests(): boolean;
+  step(): Promise<RequestOutput[]>;
 }
 
 export interface EngineSession {
-  device: CpuDevice;
-  engine: Engine;
+  device: SessionDevice;
+  engine: SessionEngine;
   config: ModelConfig;
   /** The model directory's base name: the `model` field of output records. */
   modelName: string;
+  /** Where it runs, for logs: 'in-process CPU device' or e.g. 'T2 on 2 device workers (1 thread each)'. */
+  layout: string;
   close(): Promise<void>;
 }
 
 export async function openEngineSession(modelDir: string, settings: EngineSettings): Promise<EngineSession> {
+  if (settings.cluster) {
+    const { openClusterSession } = await import('./cluster-session.ts');
+    return openClusterSession(modelDir, settings, settings.cluster);
+  }
   // Loaded here, not at the top: it pulls in the native kernels, and flag errors, input
   // validation and resume bookkeeping must work (and fail fast) without them.
   const { CpuDevice } = await import('@seesaw/gpu-actor');
@@ -54,6 +85,7 @@ export async function openEngineSession(modelDir: string, settings: EngineSettin
     engine,
     config,
     modelName: basename(resolve(modelDir)),
+    layout: 'in-process CPU device',
     close: async () => {
       await device.close();
     },
@@ -61,7 +93,7 @@ export async function openEngineSession(modelDir: string, settings: EngineSettin
 }
 
 /** Queues a request; returns the rejection message instead of throwing when the engine refuses it. */
-export function tryAddRequest(engine: Engine, request: EngineRequest): string | null {
+export function tryAddRequest(engine: SessionEngine, request: EngineRequest): string | null {
   try {
     engine.addRequest(request);
     return null;
@@ -85,7 +117,7 @@ export interface DrainStats {
  * that computes synchronously.
  */
 export async function drainEngine(
-  engine: Engine,
+  engine: SessionEngine,
   onFinished: (output: RequestOutput) => void,
   onStep?: (stats: DrainStats) => void,
 ): Promise<DrainStats> {

@@ -27,6 +27,11 @@ Commands:
              --shape tiny|small|medium --out DIR [--seed N] [--dtype bf16|f16|f32] [--max-shard-size SIZE]
   help       Show this text.
 
+Cluster flags (run and bench): --devices N --config DxTyPz [--device-memory SIZE] run the
+engine on N device workers (worker threads) laid out D<dp>T<tp>P<pp> (e.g. T2, P2, D2T2; N must
+be dp * tp * pp), --threads split evenly over them (at least 1 each). --device-memory is each
+device's budget for its weights plus KV cache (default: the whole checkpoint plus 512MiB).
+
 Sizes take the units B, KiB, MiB, GiB or TiB (e.g. --kv-cache-memory 1GiB).
 Defaults: --threads all cores; --kv-cache-memory, --max-num-batched-tokens and --max-num-seqs
 the device's and engine's own; bench --seed 0 (also the generated model's seed), --dtype bf16.

@@ -1,4 +1,5 @@
 import type { StepBatch, StepResult } from '@seesaw/protocol';
+import type { PreemptionMode } from './preemption-policy.ts';
 import type { EngineRequest, RequestOutput } from './request.ts';
 import { Scheduler } from './scheduler.ts';
 
@@ -21,6 +22,19 @@ export interface EngineOptions {
   watermark?: number;
   /** Milliseconds clock for request timestamps and busy/idle times (default performance.now). */
   clock?: () => number;
+  /**
+   * The host KV tier the device swaps to (its slots hold device.blockSize tokens each). Its
+   * slot count must be the device's store's, whose allocator this engine's mirrors.
+   */
+  hostKv?: { numSlots: number; slotBytes: number };
+  /** Default 'auto' with hostKv, else 'recompute'. */
+  preemptionMode?: PreemptionMode;
+  /** Model parameters ('auto' cost model; required by it). */
+  numModelParams?: number;
+  /** 'auto' cost model rates (defaults 150e9 FLOP/s, 5e9 B/s, 50e-6 s). */
+  computeFlopsPerSecond?: number;
+  hostCopyBytesPerSecond?: number;
+  swapLatencySeconds?: number;
 }
 
 export const DEFAULT_MAX_NUM_BATCHED_TOKENS = 512;
@@ -38,6 +52,10 @@ export interface EngineStats {
   numOutputTokens: number;
   numPreemptions: number;
   numFinishedRequests: number;
+  /** Preemptions by swap, readmissions by swap-in, KV bytes both ways. */
+  numSwapOuts: number;
+  numSwapIns: number;
+  swappedBytes: number;
   /** Time spent awaiting device.execute. */
   busyMs: number;
   /** Time inside step() spent outside the device: scheduling and applying results. */
@@ -84,6 +102,12 @@ export class Engine {
       maxModelLen: options.maxModelLen,
       eosTokenIds: options.eosTokenIds,
       watermark: options.watermark ?? DEFAULT_WATERMARK,
+      hostKv: options.hostKv && { ...options.hostKv, tokensPerSlot: device.blockSize },
+      preemptionMode: options.preemptionMode,
+      numModelParams: options.numModelParams,
+      computeFlopsPerSecond: options.computeFlopsPerSecond,
+      hostCopyBytesPerSecond: options.hostCopyBytesPerSecond,
+      swapLatencySeconds: options.swapLatencySeconds,
     });
   }
 

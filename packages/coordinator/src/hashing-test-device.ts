@@ -1,4 +1,4 @@
-import type { DeviceSamplingParams, StepBatch, StepResult } from '@seesaw/protocol';
+import type { DeviceSamplingParams, StepBatch, StepKvSwap, StepResult } from '@seesaw/protocol';
 import type { ExecutionDevice } from './engine.ts';
 
 export interface HashingTestDeviceOptions {
@@ -8,6 +8,15 @@ export interface HashingTestDeviceOptions {
   vocabSize: number;
   /** Called with each batch before it runs (tests inspect budgets and protocol diffs). */
   onBatch?: (batch: StepBatch) => void;
+  /** Host KV slots (blockSize tokens each) that swaps may use; default 0 (a swap fails). */
+  numHostSlots?: number;
+}
+
+/** One host slot's contents: the token ids of positions [firstPosition, +blockSize) of a sequence. */
+interface HostSlot {
+  seqId: number;
+  firstPosition: number;
+  tokens: number[];
 }
 
 interface LiveSeq {
@@ -61,7 +70,10 @@ export function hashNextToken(
  * recompute changes the generated tokens. It also throws on protocol breaches: reading a
  * slot this sequence (since its latest admission) did not write, a block held by two live
  * sequences, startPos differing from what the sequence has computed, unknown or doubly
- * added sequences.
+ * added sequences. Swaps move slot contents through a host map: a swap-out must cover
+ * exactly what the sequence has computed (read back with the same checks) into free host
+ * slots, and the sequence must be released in the same step; a swap-in must target a
+ * freshly (re)added sequence and slots that hold its positions in order.
  */
 export class HashingTestDevice implements ExecutionDevice {
   readonly numKvBlocks: number;
@@ -72,6 +84,8 @@ export class HashingTestDevice implements ExecutionDevice {
   numSlotReads = 0;
   /** Times a block went to a sequence incarnation other than its previous holder (reuse after free). */
   numBlockReuses = 0;
+  numSwapOuts = 0;
+  numSwapIns = 0;
 
   private readonly onBatch?: (batch: StepBatch) => void;
   private readonly slotToken: Int32Array;
@@ -82,6 +96,8 @@ export class HashingTestDevice implements ExecutionDevice {
   /** Last incarnation that held each block, kept after release to count reuse. */
   private readonly lastBlockHolder: Int32Array;
   private readonly live = new Map<number, LiveSeq>();
+  private readonly numHostSlots: number;
+  private readonly hostSlots = new Map<number, HostSlot>();
   private nextIncarnation = 0;
   private lastStepId = -1;
 
@@ -90,6 +106,7 @@ export class HashingTestDevice implements ExecutionDevice {
     this.blockSize = options.blockSize;
     this.vocabSize = options.vocabSize;
     this.onBatch = options.onBatch;
+    this.numHostSlots = options.numHostSlots ?? 0;
     const numSlots = this.numKvBlocks * this.blockSize;
     this.slotToken = new Int32Array(numSlots).fill(UNWRITTEN);
     this.slotIncarnation = new Int32Array(numSlots).fill(UNWRITTEN);
@@ -101,6 +118,11 @@ export class HashingTestDevice implements ExecutionDevice {
   /** Live sequences (added and not released). */
   get numLiveSeqs(): number {
     return this.live.size;
+  }
+
+  /** Host slots holding swapped-out tokens. */
+  get numUsedHostSlots(): number {
+    return this.hostSlots.size;
   }
 
   async execute(batch: StepBatch): Promise<StepResult> {
@@ -117,7 +139,13 @@ export class HashingTestDevice implements ExecutionDevice {
     this.lastStepId = batch.stepId;
     this.numExecutedSteps++;
 
-    // Releases first: a block freed by a released sequence may be reused in this very batch.
+    // Swap-outs read blocks before anything else: a swapped-out sequence is released in this
+    // step and its blocks may be reused by it.
+    for (const swap of batch.swapOuts ?? []) {
+      if (!batch.releasedSeqIds.includes(swap.seqId)) fail(`swapped-out seq ${swap.seqId} not released`);
+      this.swapOut(swap, fail);
+    }
+    // Releases next: a block freed by a released sequence may be reused in this very batch.
     for (const seqId of batch.releasedSeqIds) {
       const seq = this.live.get(seqId) ?? fail(`release of unknown seq ${seqId}`);
       for (let b = 0; b < this.numKvBlocks; b++)
@@ -134,6 +162,8 @@ export class HashingTestDevice implements ExecutionDevice {
       });
     }
 
+    for (const swap of batch.swapIns ?? []) this.swapIn(swap, fail);
+
     const seen = new Set<number>();
     const sampled: StepResult['sampled'] = [];
     for (const stepSeq of batch.seqs) {
@@ -149,19 +179,7 @@ export class HashingTestDevice implements ExecutionDevice {
       if (blockTable.length !== Math.ceil(end / this.blockSize)) {
         fail(`seq ${seqId} block table has ${blockTable.length} blocks for ${end} positions`);
       }
-      for (const blockId of blockTable) {
-        if (!Number.isInteger(blockId) || blockId < 0 || blockId >= this.numKvBlocks)
-          fail(`bad block ${blockId}`);
-        const holder = this.blockHolder[blockId];
-        if (holder !== NO_HOLDER && holder !== seq.incarnation)
-          fail(`block ${blockId} held by two live seqs`);
-        if (holder === NO_HOLDER) {
-          const previous = this.lastBlockHolder[blockId];
-          if (previous !== NO_HOLDER && previous !== seq.incarnation) this.numBlockReuses++;
-          this.lastBlockHolder[blockId] = seq.incarnation;
-        }
-        this.blockHolder[blockId] = seq.incarnation;
-      }
+      for (const blockId of blockTable) this.claimBlock(blockId, seq.incarnation, fail);
       for (let i = 0; i < tokenIds.length; i++) {
         const slot = this.slotOf(blockTable, startPos + i);
         this.slotToken[slot] = tokenIds[i];
@@ -190,6 +208,75 @@ export class HashingTestDevice implements ExecutionDevice {
       sampled.push({ seqId, tokenId });
     }
     return { stepId: batch.stepId, sampled };
+  }
+
+  private claimBlock(blockId: number, incarnation: number, fail: (why: string) => never): void {
+    if (!Number.isInteger(blockId) || blockId < 0 || blockId >= this.numKvBlocks)
+      fail(`bad block ${blockId}`);
+    const holder = this.blockHolder[blockId];
+    if (holder !== NO_HOLDER && holder !== incarnation) fail(`block ${blockId} held by two live seqs`);
+    if (holder === NO_HOLDER) {
+      const previous = this.lastBlockHolder[blockId];
+      if (previous !== NO_HOLDER && previous !== incarnation) this.numBlockReuses++;
+      this.lastBlockHolder[blockId] = incarnation;
+    }
+    this.blockHolder[blockId] = incarnation;
+  }
+
+  private checkSwapShape(swap: StepKvSwap, fail: (why: string) => never): void {
+    const numBlocks = Math.ceil(swap.numTokens / this.blockSize);
+    if (swap.blockIds.length !== numBlocks || swap.slotIds.length !== numBlocks)
+      fail(`swap of seq ${swap.seqId}: ${swap.numTokens} tokens need ${numBlocks} blocks and slots`);
+    for (const slotId of swap.slotIds) {
+      if (!Number.isInteger(slotId) || slotId < 0 || slotId >= this.numHostSlots)
+        fail(`swap of seq ${swap.seqId}: bad host slot ${slotId}`);
+    }
+  }
+
+  /** Copies every computed position of a live sequence into free host slots. */
+  private swapOut(swap: StepKvSwap, fail: (why: string) => never): void {
+    const { seqId, blockIds, slotIds, numTokens } = swap;
+    const seq = this.live.get(seqId) ?? fail(`swap-out of unknown seq ${seqId}`);
+    this.checkSwapShape(swap, fail);
+    if (numTokens !== seq.numComputedTokens)
+      fail(`swap-out of seq ${seqId}: ${numTokens} tokens, but ${seq.numComputedTokens} are cached`);
+    slotIds.forEach((slotId, i) => {
+      if (this.hostSlots.has(slotId)) fail(`swap-out of seq ${seqId}: host slot ${slotId} is in use`);
+      const firstPosition = i * this.blockSize;
+      const tokens: number[] = [];
+      for (let p = firstPosition; p < Math.min(numTokens, firstPosition + this.blockSize); p++) {
+        const slot = this.slotOf(blockIds, p);
+        if (this.slotIncarnation[slot] !== seq.incarnation || this.slotPosition[slot] !== p)
+          fail(`swap-out of seq ${seqId} reads position ${p} from a slot it did not write`);
+        tokens.push(this.slotToken[slot]);
+      }
+      this.hostSlots.set(slotId, { seqId, firstPosition, tokens });
+    });
+    this.numSwapOuts++;
+  }
+
+  /** Refills a freshly added sequence's blocks from its host slots, which become free. */
+  private swapIn(swap: StepKvSwap, fail: (why: string) => never): void {
+    const { seqId, blockIds, slotIds, numTokens } = swap;
+    const seq = this.live.get(seqId) ?? fail(`swap-in of seq ${seqId}, which is not added`);
+    this.checkSwapShape(swap, fail);
+    if (seq.numComputedTokens !== 0) fail(`swap-in of seq ${seqId}, which already has tokens cached`);
+    for (const blockId of blockIds) this.claimBlock(blockId, seq.incarnation, fail);
+    for (let p = 0; p < numTokens; p++) {
+      const slotId = slotIds[Math.floor(p / this.blockSize)];
+      const host = this.hostSlots.get(slotId);
+      if (!host || host.seqId !== seqId || host.firstPosition !== p - (p % this.blockSize))
+        fail(`swap-in of seq ${seqId}: host slot ${slotId} does not hold its position ${p}`);
+      const token =
+        host!.tokens[p % this.blockSize] ?? fail(`swap-in of seq ${seqId}: position ${p} unwritten`);
+      const slot = this.slotOf(blockIds, p);
+      this.slotToken[slot] = token;
+      this.slotIncarnation[slot] = seq.incarnation;
+      this.slotPosition[slot] = p;
+    }
+    for (const slotId of slotIds) this.hostSlots.delete(slotId);
+    seq.numComputedTokens = numTokens;
+    this.numSwapIns++;
   }
 
   private slotOf(blockTable: readonly number[], position: number): number {

@@ -1,4 +1,5 @@
 export { BlockAllocator } from './block-allocator.ts';
+export * from './cluster/index.ts';
 export {
   DEFAULT_MAX_NUM_BATCHED_TOKENS,
   DEFAULT_MAX_NUM_SEQS,
@@ -9,6 +10,22 @@ export {
   type ExecutionDevice,
 } from './engine.ts';
 export { HashingTestDevice, type HashingTestDeviceOptions, hashNextToken } from './hashing-test-device.ts';
+export {
+  HostKvTier,
+  type HostKvTierConfig,
+  type PreemptionSettings,
+  preemptionModeOf,
+} from './host-kv-tier.ts';
+export {
+  DEFAULT_COMPUTE_FLOPS_PER_SECOND,
+  DEFAULT_HOST_COPY_BYTES_PER_SECOND,
+  DEFAULT_SWAP_LATENCY_SECONDS,
+  type PreemptionMode,
+  recomputeSeconds,
+  type SwapCostModel,
+  shouldSwap,
+  swapSeconds,
+} from './preemption-policy.ts';
 export {
   type EngineRequest,
   type FinishReason,

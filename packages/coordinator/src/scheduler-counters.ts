@@ -11,8 +11,15 @@ export interface SchedulerCounters {
   /** Positions computed again after a preemption. */
   numRecomputedTokens: number;
   numOutputTokens: number;
+  /** Preemptions of any kind; the swap counters below count those by swap. */
   numPreemptions: number;
   numFinishedRequests: number;
+  /** Sequences copied to the host tier on preemption. */
+  numSwapOuts: number;
+  /** Sequences copied back from the host tier on readmission. */
+  numSwapIns: number;
+  /** KV bytes copied by swaps, both directions. */
+  swappedBytes: number;
 }
 
 export function emptyCounters(): SchedulerCounters {
@@ -24,6 +31,9 @@ export function emptyCounters(): SchedulerCounters {
     numOutputTokens: 0,
     numPreemptions: 0,
     numFinishedRequests: 0,
+    numSwapOuts: 0,
+    numSwapIns: 0,
+    swappedBytes: 0,
   };
 }
 

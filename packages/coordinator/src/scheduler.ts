@@ -1,5 +1,8 @@
-import type { StepBatch, StepResult, StepSeq } from '@seesaw/protocol';
+import type { HostKvAllocator } from '@seesaw/kv-store';
+import type { StepBatch, StepKvSwap, StepResult, StepSeq } from '@seesaw/protocol';
 import { BlockAllocator } from './block-allocator.ts';
+import { HostKvTier, type PreemptionSettings, preemptionModeOf } from './host-kv-tier.ts';
+import type { PreemptionMode } from './preemption-policy.ts';
 import { type EngineRequest, type RequestOutput, RequestRejectedError } from './request.ts';
 import { validateRequest } from './request-validation.ts';
 import { randomSeed } from './sampling-params.ts';
@@ -7,7 +10,7 @@ import { countComputedChunk, emptyCounters, type SchedulerCounters } from './sch
 import { numBlocksFor, Sequence } from './sequence.ts';
 import { checkResultMatchesPlan, type ScheduledChunk, type StepPlan } from './step-plan.ts';
 
-export interface SchedulerConfig {
+export interface SchedulerConfig extends PreemptionSettings {
   numKvBlocks: number;
   blockSize: number;
   /** Token budget of one step, shared by prompt chunks and decode tokens. */
@@ -36,14 +39,19 @@ function positiveInteger(name: string, value: number): number {
  * Policy per step, with one token budget for prompt chunks and decode tokens:
  * 1. Running sequences in admission order each get their uncomputed tokens (1 when
  *    decoding; the next chunk of a prompt or a recompute), cut to the remaining budget.
- *    When a block is missing, the most recently admitted running sequence is preempted by
- *    recompute (blocks freed, put at the front of the waiting queue), possibly the
- *    sequence itself.
+ *    When a block is missing, the most recently admitted running sequence is preempted
+ *    (blocks freed, put at the front of the waiting queue), possibly the sequence itself:
+ *    by swap when the host tier has room and the preemption mode picks it (see
+ *    preemption-policy.ts), by recompute otherwise. A swapped-out sequence keeps its
+ *    computed tokens in host slots (the step's swapOuts copies them before the step's
+ *    compute, so this step may reuse its blocks).
  * 2. If nothing was preempted, waiting sequences are admitted FIFO while budget, maxNumSeqs
  *    and blocks allow. Admission needs free blocks for the whole (re)computed prompt while
  *    leaving `watermark` of the cache free (waived when nothing runs, so a long sequence
- *    can always restart); blocks are then taken chunk by chunk. A sequence admitted with
- *    a partial chunk has used up the budget, so the check never double-counts free blocks.
+ *    can always restart); blocks are then taken chunk by chunk. A swapped-out sequence gets
+ *    blocks for its host-held tokens too, a swapIn to fill them, and its host slots back
+ *    to the free pool. A sequence admitted with a partial chunk has used up the budget, so
+ *    the check never double-counts free blocks. Swap-outs and swap-ins never share a step.
  */
 export class Scheduler {
   readonly blockSize: number;
@@ -54,6 +62,9 @@ export class Scheduler {
   readonly numWatermarkBlocks: number;
   readonly allocator: BlockAllocator;
   readonly counters: SchedulerCounters = emptyCounters();
+  readonly preemptionMode: PreemptionMode;
+  /** Host KV tier accounting and swap policy (null without a host tier). */
+  readonly hostTier: HostKvTier | null;
 
   private readonly eosTokenIds: readonly number[];
   private readonly nextRandomSeed: () => number;
@@ -85,6 +96,21 @@ export class Scheduler {
     this.allocator = new BlockAllocator(numKvBlocks);
     this.eosTokenIds = [...config.eosTokenIds];
     this.nextRandomSeed = config.randomSeed ?? randomSeed;
+
+    this.preemptionMode = preemptionModeOf(config);
+    this.hostTier = config.hostKv
+      ? new HostKvTier(config.hostKv, this.blockSize, this.preemptionMode, config)
+      : null;
+  }
+
+  /** Host slot accounting (null without a host tier). */
+  get hostAllocator(): HostKvAllocator | null {
+    return this.hostTier?.allocator ?? null;
+  }
+
+  /** Sequences whose KV is in host slots, waiting for readmission. */
+  get numSwappedOut(): number {
+    return this.hostAllocator?.numSequences ?? 0;
   }
 
   get numWaiting(): number {
@@ -139,6 +165,8 @@ export class Scheduler {
     const chunks: ScheduledChunk[] = [];
     const preemptedSeqIds: number[] = [];
     const addedSeqs: StepBatch['addedSeqs'] = [];
+    const swapOuts: StepKvSwap[] = [];
+    const swapIns: StepKvSwap[] = [];
     let budget = this.maxNumBatchedTokens;
 
     const take = (seq: Sequence, numNewTokens: number): void => {
@@ -165,7 +193,7 @@ export class Scheduler {
       let isSelfPreempted = false;
       while (!this.allocator.canAllocate(numMissingBlocks)) {
         const victim = this.running.pop()!;
-        this.preempt(victim);
+        this.preempt(victim, swapOuts);
         preemptedSeqIds.push(victim.seqId);
         if (victim === seq) {
           isSelfPreempted = true;
@@ -188,9 +216,11 @@ export class Scheduler {
         const numReserved = this.running.length === 0 ? 0 : this.numWatermarkBlocks;
         if (!this.allocator.canAllocate(numPromptBlocks, numReserved)) break;
         this.waiting.shift();
-        const numNewTokens = Math.min(seq.numTokens, budget);
-        const numBlocks = numBlocksFor(numNewTokens, this.blockSize);
+        // Swapped-out sequences resume after their host-held tokens; others start at 0.
+        const numNewTokens = Math.min(seq.numUncomputedTokens, budget);
+        const numBlocks = numBlocksFor(seq.numComputedTokens + numNewTokens, this.blockSize);
         seq.blockIds = this.allocator.allocate(numBlocks);
+        if (seq.hostSlotIds.length > 0) swapIns.push(this.hostTier!.swapIn(seq));
         seq.status = 'running';
         this.running.push(seq);
         addedSeqs.push({ seqId: seq.seqId, sampling: { ...seq.deviceSampling } });
@@ -212,6 +242,8 @@ export class Scheduler {
       releasedSeqIds: [...this.pendingReleasedSeqIds, ...preemptedSeqIds],
       seqs,
     };
+    if (swapOuts.length > 0) batch.swapOuts = swapOuts;
+    if (swapIns.length > 0) batch.swapIns = swapIns;
     this.pendingReleasedSeqIds = [];
     const plan: StepPlan = { batch, chunks, preemptedSeqIds };
     this.inFlightPlan = plan;
@@ -226,6 +258,14 @@ export class Scheduler {
     const counters = this.counters;
     counters.numSteps++;
     counters.numPreemptions += plan.preemptedSeqIds.length;
+    for (const swap of plan.batch.swapOuts ?? []) {
+      counters.numSwapOuts++;
+      counters.swappedBytes += this.hostTier!.bytesOf(swap.numTokens);
+    }
+    for (const swap of plan.batch.swapIns ?? []) {
+      counters.numSwapIns++;
+      counters.swappedBytes += this.hostTier!.bytesOf(swap.numTokens);
+    }
 
     const outputs: RequestOutput[] = [];
     let sampledIndex = 0;
@@ -250,10 +290,13 @@ export class Scheduler {
     return outputs;
   }
 
-  private preempt(seq: Sequence): void {
+  /** Frees the sequence's blocks, keeping its computed tokens in host slots (a swapOut) when the policy swaps. */
+  private preempt(seq: Sequence, swapOuts: StepKvSwap[]): void {
+    const swapOut = this.hostTier?.trySwapOut(seq) ?? null;
+    if (swapOut) swapOuts.push(swapOut);
+    else seq.numComputedTokens = 0;
     this.allocator.free(seq.blockIds);
     seq.blockIds = [];
-    seq.numComputedTokens = 0;
     seq.numPreemptions++;
     seq.status = 'waiting';
     this.waiting.unshift(seq);
@@ -262,6 +305,7 @@ export class Scheduler {
   private finish(seq: Sequence, reason: NonNullable<Sequence['finishReason']>): void {
     this.allocator.free(seq.blockIds);
     seq.blockIds = [];
+    this.hostTier?.release(seq);
     seq.status = 'finished';
     seq.finishReason = reason;
     this.seqsById.delete(seq.seqId);

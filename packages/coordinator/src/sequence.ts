@@ -16,12 +16,17 @@ export class Sequence {
   readonly arrivalMs: number;
 
   status: SequenceStatus = 'waiting';
-  /** Tokens whose K/V is in the cache: positions [0, numComputedTokens). Reset by preemption. */
+  /**
+   * Tokens whose K/V is in the cache: positions [0, numComputedTokens). Reset by preemption
+   * by recompute; kept by a swap-out (then they are in hostSlotIds until readmission).
+   */
   numComputedTokens = 0;
   /** High-water mark of numComputedTokens: positions below it that are computed again are recompute. */
   numEverComputedTokens = 0;
   /** Physical blocks holding positions [0, blockIds.length * blockSize), in order. */
   blockIds: number[] = [];
+  /** Host KV slots holding positions [0, numComputedTokens) while swapped out; empty otherwise. */
+  hostSlotIds: number[] = [];
   numPreemptions = 0;
   firstTokenMs = Number.NaN;
   finishReason: FinishReason | null = null;

@@ -1,7 +1,9 @@
 import * as kernels from '@seesaw/kernels';
+import type { HostKvStore } from '@seesaw/kv-store';
 import { Checkpoint, type ModelConfig, type ShardPosition, type ShardSpec, shardSpec } from '@seesaw/model';
 import type { StepBatch, StepResult } from '@seesaw/protocol';
 import { buildForwardBatch } from './forward-batch.ts';
+import { HostKvSwapper } from './host-kv-swapper.ts';
 import { LlamaForward } from './llama-forward.ts';
 import { loadModelWeights } from './model-weights.ts';
 import { PagedKvCache } from './paged-kv-cache.ts';
@@ -19,6 +21,12 @@ export interface CpuDeviceOptions {
   shard?: ShardPosition;
   /** This device's tensor-parallel group; required when shard.tp > 1. */
   group?: TensorParallelGroup;
+  /**
+   * Host KV store on this host that steps' swapOuts/swapIns copy to and from (f32 slots of
+   * blockSize tokens over all layers and KV heads). Whole-model devices only for now (a
+   * sharded device would swap through the kv-store actor). Without it a swap fails the step.
+   */
+  hostKv?: HostKvStore;
 }
 
 /** What a pipeline stage hands on: the next stage's input, or (last stage) the step's answer. */
@@ -48,15 +56,18 @@ export class CpuDevice {
   private readonly forward: LlamaForward;
   private readonly cache: PagedKvCache;
   private readonly sampler: StepSampler;
+  private readonly swapper: HostKvSwapper | null;
 
   private constructor(
     readonly config: ModelConfig,
     forward: LlamaForward,
     cache: PagedKvCache,
     readonly weightBytes: number,
+    hostKv: HostKvStore | undefined,
   ) {
     this.forward = forward;
     this.cache = cache;
+    this.swapper = hostKv ? new HostKvSwapper(hostKv, cache) : null;
     this.sampler = new StepSampler(config.vocabSize);
     this.blockSize = cache.layout.blockSize;
     this.numKvBlocks = cache.numBlocks;
@@ -70,6 +81,11 @@ export class CpuDevice {
     try {
       const config = checkpoint.config;
       const spec = shardSpec(config, options.shard ?? { tp: 1, tpRank: 0, pp: 1, ppStage: 0 });
+      if (options.hostKv) {
+        if (spec.tp > 1 || spec.pp > 1)
+          throw new RangeError('a host KV store is supported on whole-model devices only (tp = pp = 1)');
+        HostKvSwapper.checkStore(options.hostKv, config, blockSize);
+      }
       const cacheConfig = shardCacheConfig(config, spec);
       const bytesPerBlock = PagedKvCache.bytesPerBlock(cacheConfig, blockSize);
       const numBlocks = Math.floor(kvCacheBytes / bytesPerBlock);
@@ -81,7 +97,7 @@ export class CpuDevice {
       const weights = loadModelWeights(checkpoint, spec);
       const forward = new LlamaForward(config, weights, options.group);
       const cache = new PagedKvCache(cacheConfig, numBlocks, blockSize);
-      return new CpuDevice(config, forward, cache, weights.numBytes);
+      return new CpuDevice(config, forward, cache, weights.numBytes, options.hostKv);
     } finally {
       checkpoint.close();
     }
@@ -110,6 +126,12 @@ export class CpuDevice {
    * stage; the last stage samples and returns the StepResult.
    */
   async executeStage(step: StepBatch, inputHidden?: Float32Array): Promise<StageOutput> {
+    // Swaps come before compute: swapped-out blocks may be reused, swapped-in ones read, by this step.
+    if (step.swapOuts?.length || step.swapIns?.length) {
+      if (!this.swapper)
+        throw new Error(`step ${step.stepId} swaps KV, but this device has no host KV store`);
+      this.swapper.apply(step);
+    }
     this.sampler.update(step);
     checkStepTokenIds(step, this.config.vocabSize);
     const batch = buildForwardBatch(step.seqs, this.blockSize, this.numKvBlocks);

@@ -1,4 +1,12 @@
 export { CpuDevice, type CpuDeviceOptions, type StageOutput } from './cpu-device.ts';
+export {
+  createDeviceWorkerGroup,
+  DEVICE_GROUP_CAPACITY_FLOATS,
+  type DeviceWorkerData,
+  type DeviceWorkerLinks,
+  deviceWorkerUrl,
+} from './device-worker-data.ts';
+export { DeviceOutOfMemoryError, kvCacheBudget, shardWeightBytes } from './device-worker-memory.ts';
 export { InProcessGroup } from './in-process-group.ts';
 export { InProcessPipeline, type InProcessPipelineOptions } from './in-process-pipeline.ts';
 export { type LayerWeights, loadModelWeights, type ModelWeights } from './model-weights.ts';

@@ -11,7 +11,7 @@ export * from './messages/device-kv-store.ts';
 export * from './messages/index.ts';
 export * from './messages/schema.ts';
 export * from './shared-region.ts';
-export type { DeviceSamplingParams, StepBatch, StepResult, StepSeq } from './step.ts';
+export type { DeviceSamplingParams, StepBatch, StepKvSwap, StepResult, StepSeq } from './step.ts';
 export * from './tensor.ts';
 export * from './websocket.ts';
 export * from './worker-port.ts';

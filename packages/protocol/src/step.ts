@@ -40,6 +40,23 @@ export interface StepSeq {
   outputIndex: number;
 }
 
+/**
+ * A sequence's KV moving between the device's paged cache and the host tier (preemption by
+ * swapping). Positions [0, numTokens) live in blockIds (position p in block
+ * blockIds[floor(p / blockSize)], slot p % blockSize) and, on the host, in slotIds in the same
+ * order (a host slot holds blockSize tokens, so both lists have ceil(numTokens / blockSize)
+ * entries).
+ */
+export interface StepKvSwap {
+  seqId: number;
+  /** Device blocks: read from by a swap-out, written by a swap-in. */
+  blockIds: number[];
+  /** Host slots, in token order: written by a swap-out, read by a swap-in. */
+  slotIds: number[];
+  /** Tokens moved: positions [0, numTokens). */
+  numTokens: number;
+}
+
 /** One forward step over a mixed batch of prompt chunks and decode tokens. */
 export interface StepBatch {
   stepId: number;
@@ -50,6 +67,16 @@ export interface StepBatch {
   seqs: StepSeq[];
   /** Return each sampled row's logits as well (tests and logprob users). */
   isLogitsReturned?: boolean;
+  /**
+   * Sequences to copy from device blocks to host slots. Done first, before releases and the
+   * step's compute: their blocks may be handed to other sequences in this very step.
+   */
+  swapOuts?: StepKvSwap[];
+  /**
+   * Sequences to copy from host slots into (new) device blocks, after swapOuts, releases and
+   * addedSeqs and before compute: the sequence's first chunk in this step starts at numTokens.
+   */
+  swapIns?: StepKvSwap[];
 }
 
 /** A device's answer to one StepBatch. */

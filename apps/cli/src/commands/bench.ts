@@ -21,6 +21,7 @@ import {
   sampleLengthsDataset,
 } from '../bench-dataset.ts';
 import { formatByteSize } from '../byte-size.ts';
+import { CLUSTER_FLAGS } from '../cluster-flags.ts';
 import { drainEngine, openEngineSession, tryAddRequest } from '../engine-session.ts';
 import { CHECKPOINT_DTYPES, ensureCachedModel } from '../model-cache.ts';
 import {
@@ -48,6 +49,7 @@ export const BENCH_FLAGS = {
   'kv-cache-memory': { type: 'string' },
   'max-num-batched-tokens': { type: 'string' },
   'max-num-seqs': { type: 'string' },
+  ...CLUSTER_FLAGS,
 } as const;
 
 export interface BenchResult extends ThroughputFigures {
@@ -171,6 +173,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
   const requests = loadDataset(values, modelDir, numPrompts, seed);
 
   const session = await openEngineSession(modelDir, settings);
+  process.stderr.write(`bench: running on ${session.layout}\n`);
   let result: BenchResult;
   try {
     const startMs = performance.now();

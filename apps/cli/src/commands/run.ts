@@ -16,6 +16,7 @@ import {
 } from '../args.ts';
 import { type BatchOutputRecord, errorRecord, formatRecordLine, successRecord } from '../batch-output.ts';
 import { formatByteSize } from '../byte-size.ts';
+import { CLUSTER_FLAGS, readClusterSettings } from '../cluster-flags.ts';
 import { drainEngine, type EngineSettings, openEngineSession, tryAddRequest } from '../engine-session.ts';
 import { type ParsedRequest, parseInputFile } from '../input-lines.ts';
 import { ProgressReporter, type ProgressStream } from '../progress.ts';
@@ -40,6 +41,7 @@ export const RUN_FLAGS = {
   'kv-cache-memory': { type: 'string' },
   'max-num-batched-tokens': { type: 'string' },
   'max-num-seqs': { type: 'string' },
+  ...CLUSTER_FLAGS,
 } as const;
 
 export function readEngineSettings(values: FlagValues): EngineSettings {
@@ -48,6 +50,7 @@ export function readEngineSettings(values: FlagValues): EngineSettings {
     kvCacheBytes: optionalByteSize(values, 'kv-cache-memory'),
     maxNumBatchedTokens: optionalInteger(values, 'max-num-batched-tokens', { min: 1 }),
     maxNumSeqs: optionalInteger(values, 'max-num-seqs', { min: 1 }),
+    cluster: readClusterSettings(values),
   };
 }
 
@@ -168,7 +171,7 @@ async function runRequests(
   try {
     const { device } = session;
     options.log(
-      `model ${session.modelName}: weights ${formatByteSize(device.weightBytes)}, KV cache ` +
+      `model ${session.modelName} on ${session.layout}: weights ${formatByteSize(device.weightBytes)}, KV cache ` +
         `${formatByteSize(device.kvCacheBytes)} (${device.numKvBlocks} blocks of ${device.blockSize} tokens); ` +
         `${requests.length} requests to run`,
     );

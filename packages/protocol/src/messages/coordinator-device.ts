@@ -3,8 +3,8 @@
  * (loadShard), then drives it one step at a time and moves KV blocks in and out.
  */
 
-import { arrayOf, bool, count, finite, int, object, range, str } from '../check.ts';
-import type { StepBatch, StepResult } from '../step.ts';
+import { arrayOf, bool, type Check, count, finite, int, object, range, str } from '../check.ts';
+import type { StepBatch, StepKvSwap, StepResult } from '../step.ts';
 import type { Tensor } from '../tensor.ts';
 import type { Heartbeat, Hello, ProtocolError, Range, Refused, Shutdown, Welcome } from './common.ts';
 import { type MessageRule, type MessageSchema, schema, stepId } from './schema.ts';
@@ -171,6 +171,26 @@ const stepSeq = object({
   outputIndex: count,
 });
 
+const kvSwapFields = object({
+  seqId: id,
+  blockIds: idList,
+  slotIds: idList,
+  numTokens: int(1, Number.MAX_SAFE_INTEGER),
+});
+
+/** A StepKvSwap: its fields, then one block and one host slot per started block of tokens. */
+const kvSwap: Check = (value, path) => {
+  const error = kvSwapFields(value, path);
+  if (error) return error;
+  const swap = value as StepKvSwap;
+  if (swap.blockIds.length !== swap.slotIds.length)
+    return `${path}: ${swap.blockIds.length} blockIds but ${swap.slotIds.length} slotIds`;
+  // Block size is the device's; it is at least 1 and at most numTokens, so the count lies in [1, numTokens].
+  if (swap.blockIds.length < 1 || swap.blockIds.length > swap.numTokens)
+    return `${path}: ${swap.blockIds.length} blocks cannot hold exactly ${swap.numTokens} tokens`;
+  return undefined;
+};
+
 const stepBatch = object(
   {
     stepId,
@@ -178,7 +198,7 @@ const stepBatch = object(
     releasedSeqIds: idList,
     seqs: arrayOf(stepSeq),
   },
-  { isLogitsReturned: bool },
+  { isLogitsReturned: bool, swapOuts: arrayOf(kvSwap), swapIns: arrayOf(kvSwap) },
 );
 
 const swapFields = { swapId: id, seqId: id, blockIds: idList, slotIds: idList };

@@ -1,0 +1,216 @@
+/**
+ * Continuous batching over DP replicas x PP "virtual engines": each replica is split into pp
+ * KV partitions (KvPartitionView), each driven by its own Engine and Scheduler, so one replica
+ * has up to pp steps in flight and its pipeline stages work on different steps at once. With
+ * dp = pp = 1 this is exactly one Engine on one device.
+ *
+ * Requests are placed when added, on the live engine with the fewest outstanding tokens (prompt
+ * + max output of its unfinished requests; ties to the lowest index): deterministic, and it
+ * balances mixed lengths better than round robin. A request moves only when its replica is lost.
+ *
+ * A replica that loses a device (DeviceLostError from any of its steps) is dropped: its engines
+ * are not stepped again, its other actors are closed, and every request it had not finished is
+ * added again, from its prompt, to the surviving replicas. Restarting from the prompt (rather
+ * than keeping the tokens so far and recomputing their KV) keeps the Scheduler's contract intact
+ * and gives the same tokens: greedy is deterministic, and seeded sampling draws from (seed,
+ * output index), with a null seed resolved here once so the rerun uses the same one. When no
+ * replica is left, step() throws ReplicasLostError carrying the unfinished requests. Any other
+ * failure (e.g. DeviceStepError) stops the run as before.
+ */
+import { Engine, type EngineOptions, type EngineStats, type ExecutionDevice } from '../engine.ts';
+import type { EngineRequest, RequestOutput } from '../request.ts';
+import { randomSeed } from '../sampling-params.ts';
+import { DeviceLostError } from './device-errors.ts';
+import { partitionReplica } from './kv-partition-view.ts';
+import { ReplicasLostError } from './recovery-errors.ts';
+import { ReplicaDevice } from './replica-device.ts';
+
+type Settled = { index: number; outputs: RequestOutput[] } | { index: number; error: Error };
+
+export interface ClusterEngineOptions extends EngineOptions {
+  /** Where recovery events go (a replica lost, requests requeued). */
+  log?: (line: string) => void;
+}
+
+interface Placement {
+  request: EngineRequest;
+  engine: number;
+  /** Prompt + max output: what it adds to its engine's outstanding tokens. */
+  tokens: number;
+}
+
+export class ClusterEngine {
+  /** Replica-major: engines[dpRank * pp + partition]. */
+  readonly engines: Engine[];
+  private readonly replicas: readonly ExecutionDevice[];
+  private readonly pp: number;
+  private readonly log: (line: string) => void;
+  private readonly outstandingTokens: number[];
+  /** Unfinished requests in the order they were (last) placed. */
+  private readonly placements = new Map<string, Placement>();
+  private readonly inFlight = new Map<number, Promise<Settled>>();
+  private readonly lostReplicas = new Set<number>();
+  private readonly lostDeviceNames: string[] = [];
+  private readonly closingActors: Promise<void>[] = [];
+  private failureError: Error | undefined;
+
+  constructor(replicas: readonly ExecutionDevice[], pp: number, options: ClusterEngineOptions) {
+    if (replicas.length < 1) throw new RangeError('ClusterEngine needs at least one replica');
+    const { log, ...engineOptions } = options;
+    this.replicas = replicas;
+    this.pp = pp;
+    this.log = log ?? (() => {});
+    this.engines = replicas.flatMap((replica) =>
+      partitionReplica(replica, pp).map((view) => new Engine(view, engineOptions)),
+    );
+    this.outstandingTokens = this.engines.map(() => 0);
+  }
+
+  /** The smallest length cap of any live engine (all equal unless partitions differ in size). */
+  get maxModelLen(): number {
+    return Math.min(...this.liveEngineIndexes().map((index) => this.engines[index].maxModelLen));
+  }
+
+  /** Replicas still being driven. */
+  get numLiveReplicas(): number {
+    return this.replicas.length - this.lostReplicas.size;
+  }
+
+  /** The first failed device of each lost replica, in loss order. */
+  get lostDevices(): readonly string[] {
+    return this.lostDeviceNames;
+  }
+
+  /** Queues a request on the least loaded live engine; throws RequestRejectedError like Engine. */
+  addRequest(request: EngineRequest): void {
+    if (this.failureError) throw this.failureError;
+    const resolved =
+      request.sampling.seed === null ? { ...request, sampling: { ...request.sampling, seed: randomSeed() } } : request;
+    this.place(resolved);
+  }
+
+  hasUnfinishedRequests(): boolean {
+    if (this.failureError) return this.placements.size > 0;
+    return (
+      this.inFlight.size > 0 ||
+      this.liveEngineIndexes().some((index) => this.engines[index].hasUnfinishedRequests())
+    );
+  }
+
+  /**
+   * Starts a step on every idle live engine with work, then waits for the first step to finish
+   * and returns the requests finished in it (none when that step lost its replica). A failure
+   * other than a lost replica, or the loss of the last replica, is thrown now and by every later
+   * call.
+   */
+  async step(): Promise<RequestOutput[]> {
+    if (this.failureError) throw this.failureError;
+    for (const index of this.liveEngineIndexes()) {
+      const engine = this.engines[index];
+      if (this.inFlight.has(index) || !engine.hasUnfinishedRequests()) continue;
+      this.inFlight.set(
+        index,
+        engine.step().then(
+          (outputs): Settled => ({ index, outputs }),
+          (error: unknown): Settled => ({
+            index,
+            error: error instanceof Error ? error : new Error(String(error)),
+          }),
+        ),
+      );
+    }
+    if (this.inFlight.size === 0) return [];
+    const settled = await Promise.race(this.inFlight.values());
+    this.inFlight.delete(settled.index);
+    if ('error' in settled) {
+      if (!(settled.error instanceof DeviceLostError)) {
+        this.failureError = settled.error;
+        throw settled.error;
+      }
+      this.loseReplica(Math.floor(settled.index / this.pp), settled.error);
+      return [];
+    }
+    for (const output of settled.outputs) {
+      const placement = this.placements.get(output.requestId);
+      if (!placement) continue;
+      this.placements.delete(output.requestId);
+      this.outstandingTokens[placement.engine] -= placement.tokens;
+    }
+    return settled.outputs;
+  }
+
+  /** Steps until everything queued is done; each finished request goes to onFinished as it ends. */
+  async run(onFinished?: (output: RequestOutput) => void): Promise<EngineStats> {
+    while (this.hasUnfinishedRequests()) {
+      const outputs = await this.step();
+      if (onFinished) for (const output of outputs) onFinished(output);
+    }
+    return this.stats;
+  }
+
+  /** Resolves once the actors of every lost replica have been closed. */
+  async closeLostReplicas(): Promise<void> {
+    await Promise.all(this.closingActors);
+  }
+
+  /**
+   * Counters summed over engines, lost replicas' included (their work was done, if wasted).
+   * Times (busyMs, *StepMs) are summed too: with pp steps in flight they add up overlapping
+   * device time, so they can exceed the wall time.
+   */
+  get stats(): EngineStats {
+    const total = { ...this.engines[0].stats };
+    for (const engine of this.engines.slice(1)) {
+      const stats = engine.stats;
+      for (const key of Object.keys(total) as Array<keyof EngineStats>) total[key] += stats[key];
+    }
+    return total;
+  }
+
+  private liveEngineIndexes(): number[] {
+    return this.engines.flatMap((_, index) => (this.lostReplicas.has(Math.floor(index / this.pp)) ? [] : [index]));
+  }
+
+  private place(request: EngineRequest): void {
+    const live = this.liveEngineIndexes();
+    let best = live[0];
+    for (const index of live) if (this.outstandingTokens[index] < this.outstandingTokens[best]) best = index;
+    this.engines[best].addRequest(request);
+    const tokens = request.promptTokenIds.length + request.sampling.maxTokens;
+    this.outstandingTokens[best] += tokens;
+    this.placements.set(request.requestId, { request, engine: best, tokens });
+  }
+
+  /** Drops the replica and requeues its unfinished requests; throws when it was the last one. */
+  private loseReplica(replicaIndex: number, error: DeviceLostError): void {
+    this.lostReplicas.add(replicaIndex);
+    this.lostDeviceNames.push(error.deviceName);
+    const engineIndexes = new Set(Array.from({ length: this.pp }, (_, p) => replicaIndex * this.pp + p));
+    // Its other partitions' steps reject with the same failure; nobody waits for them now.
+    for (const index of engineIndexes) this.inFlight.delete(index);
+    const replica = this.replicas[replicaIndex];
+    if (replica instanceof ReplicaDevice) {
+      const closing = replica.actors.flat().map((actor) => actor.close('abort').catch(() => {}));
+      this.closingActors.push(Promise.all(closing).then(() => {}));
+    }
+    const orphaned = [...this.placements.values()].filter((p) => engineIndexes.has(p.engine));
+    for (const placement of orphaned) {
+      this.placements.delete(placement.request.requestId);
+      this.outstandingTokens[placement.engine] -= placement.tokens;
+    }
+    const requests = orphaned.map((placement) => placement.request);
+    if (this.numLiveReplicas === 0) {
+      this.log(`${error.message}: replica ${replicaIndex} stopped; no replica left for ${requests.length} unfinished requests`);
+      // Kept so hasUnfinishedRequests() stays true: they did not finish.
+      for (const placement of orphaned) this.placements.set(placement.request.requestId, placement);
+      this.failureError = new ReplicasLostError([...this.lostDeviceNames], requests, error);
+      throw this.failureError;
+    }
+    for (const request of requests) this.place(request);
+    this.log(
+      `${error.message}: replica ${replicaIndex} stopped; requeued ${requests.length} unfinished ` +
+        `request${requests.length === 1 ? '' : 's'} onto ${this.numLiveReplicas} surviving ` +
+        `replica${this.numLiveReplicas === 1 ? '' : 's'}`,
+    );
+  }
+}

@@ -1,0 +1,220 @@
+/**
+ * The coordinator's handle on one device actor in a worker thread: spawn and hello, loadShard
+ * until ready, steps matched to their stepDone by id, heartbeats, and loss detection. Once the
+ * actor fails (worker exit or error, closed link, missed heartbeats, an `error` message), every
+ * pending and later request rejects with that failure.
+ */
+import type { MessagePort, Worker } from 'node:worker_threads';
+import {
+  type CoordinatorToDevice,
+  connectAndHello,
+  type DeviceToCoordinator,
+  INBOUND_TAGS,
+  type LoadShard,
+  type Ready,
+  type StepBatch,
+  type StepResult,
+  spawnWorkerEndpoint,
+  stepResultOf,
+  type WorkerPortEndpoint,
+} from '@seesaw/protocol';
+import { DeviceLostError, DeviceStepError } from './device-errors.ts';
+import type { DeviceWorkerLinkPorts, DeviceWorkerSpawnData } from './worker-contract.ts';
+
+export const DEFAULT_HEARTBEAT_INTERVAL_MS = 1000;
+/**
+ * A device that has not answered for this long is lost. A worker answers between steps only (a
+ * step computes synchronously), so this must exceed the longest step.
+ */
+export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 10_000;
+/** How long close() waits for a worker to exit on its own before terminating it. */
+const DRAIN_EXIT_GRACE_MS = 5000;
+const ABORT_EXIT_GRACE_MS = 200;
+
+export interface DeviceActorOptions {
+  /** The device worker's entry module (gpu-actor's device-worker.ts). */
+  workerUrl: URL | string;
+  name: string;
+  workerData: DeviceWorkerSpawnData;
+  links?: DeviceWorkerLinkPorts;
+  heartbeatIntervalMs?: number;
+  heartbeatTimeoutMs?: number;
+  /** Where frame rejections are reported; default console.warn. */
+  log?: (line: string) => void;
+}
+
+interface PendingStep {
+  resolve: (result: StepResult) => void;
+  reject: (error: Error) => void;
+}
+
+type Endpoint = WorkerPortEndpoint<CoordinatorToDevice, DeviceToCoordinator>;
+
+export class DeviceActorHandle {
+  private readonly pendingSteps = new Map<number, PendingStep>();
+  private pendingLoad: { resolve: (ready: Ready) => void; reject: (error: Error) => void } | undefined;
+  private readonly failureListeners = new Set<(error: Error) => void>();
+  private failureError: Error | undefined;
+  private isClosing = false;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private lastHeardMs = Date.now();
+  private numHeartbeats = 0;
+  private readonly exited: Promise<void>;
+
+  private constructor(
+    readonly name: string,
+    readonly worker: Worker,
+    private readonly endpoint: Endpoint,
+    private readonly options: DeviceActorOptions,
+  ) {
+    this.exited = new Promise((resolve) => worker.once('exit', () => resolve()));
+    endpoint.onClose((reason) => this.fail(new DeviceLostError(name, reason)));
+  }
+
+  /** Starts the worker and completes the hello; rejects (worker stopped) when refused. */
+  static async spawn(options: DeviceActorOptions): Promise<DeviceActorHandle> {
+    const { worker, endpoint } = spawnWorkerEndpoint<CoordinatorToDevice, DeviceToCoordinator>(
+      options.workerUrl,
+      {
+        workerData: { ...options.workerData },
+        name: options.name,
+        accept: INBOUND_TAGS.deviceToCoordinator,
+        log: options.log,
+      },
+    );
+    const links = options.links ?? {};
+    const transfer = [links.previous, links.next].filter((p): p is MessagePort => p !== undefined);
+    worker.postMessage({ seesawLinks: links }, transfer);
+    const handle = new DeviceActorHandle(options.name, worker, endpoint, options);
+    try {
+      await connectAndHello(endpoint, {
+        role: 'coordinator',
+        name: 'coordinator',
+        token: options.workerData.token,
+        timeoutMs: 60_000,
+      });
+    } catch (error) {
+      await handle.close('abort');
+      throw error;
+    }
+    endpoint.onMessage((message, tensors) => handle.receive(message, tensors));
+    return handle;
+  }
+
+  /** The failure that ended this actor, if any. */
+  get failure(): Error | undefined {
+    return this.failureError;
+  }
+
+  /** Called once when the actor fails (immediately if it has failed already). */
+  onFailure(listener: (error: Error) => void): void {
+    if (this.failureError) queueMicrotask(() => listener(this.failureError!));
+    else this.failureListeners.add(listener);
+  }
+
+  /** Sends loadShard; resolves with the device's ready message, then heartbeats begin. */
+  load(shard: Omit<LoadShard, 'tag'>): Promise<Ready> {
+    if (this.failureError) return Promise.reject(this.failureError);
+    const ready = new Promise<Ready>((resolve, reject) => {
+      this.pendingLoad = { resolve, reject };
+    });
+    this.endpoint.post({ tag: 'loadShard', ...shard });
+    return ready.then((message) => {
+      this.startHeartbeats();
+      return message;
+    });
+  }
+
+  /** Posts a step; the caller decides which actor's answer to await (see expectStep). */
+  postStep(batch: StepBatch): void {
+    this.endpoint.post({ tag: 'step', batch });
+  }
+
+  /** The stepDone for `stepId` from this actor. */
+  expectStep(stepId: number): Promise<StepResult> {
+    if (this.failureError) return Promise.reject(this.failureError);
+    return new Promise((resolve, reject) => this.pendingSteps.set(stepId, { resolve, reject }));
+  }
+
+  /** Asks the worker to stop ('drain': after its queued steps) and waits for it to exit. */
+  async close(mode: 'drain' | 'abort'): Promise<void> {
+    this.isClosing = true;
+    this.stopHeartbeats();
+    this.endpoint.post({ tag: 'shutdown', mode });
+    const grace = mode === 'drain' ? DRAIN_EXIT_GRACE_MS : ABORT_EXIT_GRACE_MS;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), grace);
+    });
+    const outcome = await Promise.race([this.exited.then(() => 'exited' as const), timedOut]);
+    clearTimeout(timer);
+    if (outcome === 'timeout') await this.worker.terminate();
+    this.endpoint.close('closed by coordinator');
+    this.rejectAll(new DeviceLostError(this.name, `closed (${mode})`));
+  }
+
+  private receive(message: DeviceToCoordinator, tensors: Parameters<typeof stepResultOf>[1]): void {
+    this.lastHeardMs = Date.now();
+    switch (message.tag) {
+      case 'ready':
+        this.pendingLoad?.resolve(message);
+        this.pendingLoad = undefined;
+        return;
+      case 'stepDone': {
+        const pending = this.pendingSteps.get(message.stepId);
+        this.pendingSteps.delete(message.stepId);
+        pending?.resolve(stepResultOf(message, tensors));
+        return;
+      }
+      case 'error':
+        this.fail(new DeviceStepError(this.name, message.code, message.message, message.requestStepId));
+        return;
+      case 'heartbeat':
+        return;
+      case 'protocolError':
+        this.fail(new DeviceStepError(this.name, 'protocolError', `${message.code}: ${message.message}`));
+        return;
+      default:
+        this.fail(new DeviceStepError(this.name, 'unexpected', `unexpected ${message.tag}`));
+    }
+  }
+
+  private startHeartbeats(): void {
+    const interval = this.options.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS;
+    const timeout = this.options.heartbeatTimeoutMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS;
+    this.lastHeardMs = Date.now();
+    this.heartbeatTimer = setInterval(() => {
+      const silentMs = Date.now() - this.lastHeardMs;
+      if (silentMs > timeout) {
+        this.fail(
+          new DeviceLostError(this.name, `no answer for ${silentMs} ms (heartbeat deadline ${timeout} ms)`),
+        );
+        void this.worker.terminate();
+        return;
+      }
+      this.endpoint.post({ tag: 'heartbeat', seq: this.numHeartbeats++, sentAtMs: Date.now() });
+    }, interval);
+    this.heartbeatTimer.unref();
+  }
+
+  private stopHeartbeats(): void {
+    clearInterval(this.heartbeatTimer);
+    this.heartbeatTimer = undefined;
+  }
+
+  private fail(error: Error): void {
+    if (this.failureError || this.isClosing) return;
+    this.failureError = error;
+    this.stopHeartbeats();
+    this.rejectAll(error);
+    for (const listener of this.failureListeners) listener(error);
+    this.failureListeners.clear();
+  }
+
+  private rejectAll(error: Error): void {
+    this.pendingLoad?.reject(error);
+    this.pendingLoad = undefined;
+    for (const pending of this.pendingSteps.values()) pending.reject(error);
+    this.pendingSteps.clear();
+  }
+}

@@ -1,0 +1,12 @@
+export { ClusterEngine } from './cluster-engine.ts';
+export {
+  DEFAULT_HEARTBEAT_INTERVAL_MS,
+  DEFAULT_HEARTBEAT_TIMEOUT_MS,
+  DeviceActorHandle,
+  type DeviceActorOptions,
+} from './device-actor-handle.ts';
+export { DeviceLostError, DeviceStepError } from './device-errors.ts';
+export { KvPartitionView, partitionReplica } from './kv-partition-view.ts';
+export { LocalCluster, type LocalClusterOptions } from './local-cluster.ts';
+export { ReplicaDevice } from './replica-device.ts';
+export type { DeviceWorkerLinkPorts, DeviceWorkerSpawnData } from './worker-contract.ts';

@@ -1,0 +1,44 @@
+/**
+ * What a device worker is started with. The coordinator builds these without importing this
+ * package (it has a structurally equal copy), so every field is plain, structured-cloneable data.
+ */
+import type { MessagePort } from 'node:worker_threads';
+import { createSharedMemoryGroup, type SharedMemoryGroupDescriptor } from './shared-memory-group.ts';
+
+/** workerData of a device worker (next to spawnWorkerEndpoint's own keys). */
+export interface DeviceWorkerData {
+  /** Cluster secret the coordinator's hello must carry; pipeline links use it too. */
+  token: string;
+  /** Name for logs and hellos, e.g. 'device 3 (D1T2P2 dp0 pp1 tp1)'. */
+  deviceName: string;
+  /** This rank's slot in its (dp, stage) tensor-parallel group; present when tp > 1. */
+  group?: SharedMemoryGroupDescriptor;
+  /** How long a collective waits for peers before failing the step. */
+  groupTimeoutMs?: number;
+}
+
+/**
+ * Posted once on the Worker's own port right after it starts. MessagePorts cannot travel inside
+ * workerData through spawnWorkerEndpoint (only its own port is in the transfer list), so the
+ * pipeline links come this way: `previous` to stage s-1 (activations in), `next` to stage s+1
+ * (activations out), each joining TP rank r of one stage to TP rank r of the other.
+ */
+export interface DeviceWorkerLinks {
+  seesawLinks: { previous?: MessagePort; next?: MessagePort };
+}
+
+/**
+ * Floats of each rank's slot in a worker TP group: 256 tokens of a 1024-wide hidden state per
+ * round; larger collectives go through in several rounds.
+ */
+export const DEVICE_GROUP_CAPACITY_FLOATS = 1 << 18;
+
+/** One shared region per TP group; descriptor r goes to the worker of TP rank r. */
+export function createDeviceWorkerGroup(size: number): SharedMemoryGroupDescriptor[] {
+  return createSharedMemoryGroup(size, DEVICE_GROUP_CAPACITY_FLOATS);
+}
+
+/** The device worker's entry module, for spawnWorkerEndpoint. */
+export function deviceWorkerUrl(): URL {
+  return new URL('./device-worker.ts', import.meta.url);
+}

@@ -1,0 +1,108 @@
+import { gatherSequenceKv, type HostKvStore, scatterSequenceKv } from '@seesaw/kv-store';
+import type { ModelConfig } from '@seesaw/model';
+import type { StepBatch, StepKvSwap } from '@seesaw/protocol';
+import type { PagedKvCache } from './paged-kv-cache.ts';
+
+/**
+ * Executes a step's swaps between a device's paged KV cache and an in-process host store
+ * (same host; the kv-store actor link comes later). The device holds the whole model, so a
+ * sequence's box is every layer and KV head.
+ *
+ * Slot ids: the coordinator's HostKvAllocator picks them; the store keeps its own allocator
+ * of the same size, driven in the same order (reserve on swap-out, release on swap-in), so
+ * it hands out the same ids. A mismatch means the two accountings diverged (e.g. a store
+ * shared with another client) and fails the step rather than write the wrong slots.
+ */
+export class HostKvSwapper {
+  constructor(
+    private readonly store: HostKvStore,
+    private readonly cache: PagedKvCache,
+  ) {}
+
+  /** Throws unless the store's slots mirror this cache's blocks for `config`. */
+  static checkStore(store: HostKvStore, config: ModelConfig, blockSize: number): void {
+    const { numLayers, numKvHeads, headDim, tokensPerSlot, dtype } = store.layout;
+    const expected = `${config.numLayers} layers, ${config.numKvHeads} KV heads, head dim ${config.headDim}, ${blockSize}-token f32 slots`;
+    if (
+      numLayers !== config.numLayers ||
+      numKvHeads !== config.numKvHeads ||
+      headDim !== config.headDim ||
+      tokensPerSlot !== blockSize ||
+      dtype !== 'f32'
+    ) {
+      throw new RangeError(
+        `host KV store holds ${numLayers} layers, ${numKvHeads} KV heads, head dim ${headDim}, ${tokensPerSlot}-token ${dtype} slots; device needs ${expected}`,
+      );
+    }
+  }
+
+  /** Swap-outs first (their blocks may be reused by this step), then swap-ins. */
+  apply(step: StepBatch): void {
+    for (const swap of step.swapOuts ?? []) this.swapOut(swap);
+    for (const swap of step.swapIns ?? []) this.swapIn(swap);
+  }
+
+  private swapOut(swap: StepKvSwap): void {
+    this.checkShape(swap, 'swap-out');
+    const reserved = this.store.reserve(swap.seqId, swap.slotIds.length);
+    if (!reserved.ok) throw new Error(`swap-out of sequence ${swap.seqId}: ${reserved.reason}`);
+    if (reserved.slotIds.some((id, i) => id !== swap.slotIds[i])) {
+      this.store.release(swap.seqId, reserved.slotIds);
+      throw new Error(
+        `swap-out of sequence ${swap.seqId}: host store gave slots [${reserved.slotIds}], coordinator planned [${swap.slotIds}]`,
+      );
+    }
+    const tensor = gatherSequenceKv(
+      this.cache.keys,
+      this.cache.values,
+      swap.blockIds,
+      swap.numTokens,
+      this.cache.layout,
+      { start: 0, end: this.cache.layout.numKvHeads },
+    );
+    const stored = this.store.put(this.boxOf(swap), tensor);
+    if (!stored.ok) {
+      this.store.release(swap.seqId);
+      throw new Error(`swap-out of sequence ${swap.seqId}: ${stored.reason}`);
+    }
+  }
+
+  private swapIn(swap: StepKvSwap): void {
+    this.checkShape(swap, 'swap-in');
+    const held = this.store.allocator.slotsOf(swap.seqId);
+    if (held.length !== swap.slotIds.length || held.some((id, i) => id !== swap.slotIds[i]))
+      throw new Error(
+        `swap-in of sequence ${swap.seqId}: store holds slots [${held}], step names [${swap.slotIds}]`,
+      );
+    const got = this.store.get(this.boxOf(swap));
+    if (!got.ok) throw new Error(`swap-in of sequence ${swap.seqId}: ${got.reason}`);
+    scatterSequenceKv(
+      this.cache.keys,
+      this.cache.values,
+      swap.blockIds,
+      swap.numTokens,
+      this.cache.layout,
+      { start: 0, end: this.cache.layout.numKvHeads },
+      got.tensor,
+    );
+    const released = this.store.release(swap.seqId);
+    if (!released.ok) throw new Error(`swap-in of sequence ${swap.seqId}: ${released.reason}`);
+  }
+
+  private checkShape(swap: StepKvSwap, what: string): void {
+    const numBlocks = Math.ceil(swap.numTokens / this.cache.layout.blockSize);
+    if (!(swap.numTokens >= 1) || swap.blockIds.length !== numBlocks || swap.slotIds.length !== numBlocks)
+      throw new RangeError(
+        `${what} of sequence ${swap.seqId}: ${swap.numTokens} tokens need ${numBlocks} blocks and slots, got ${swap.blockIds.length} and ${swap.slotIds.length}`,
+      );
+  }
+
+  private boxOf(swap: StepKvSwap) {
+    return {
+      seqId: swap.seqId,
+      layers: { start: 0, end: this.cache.keys.length },
+      heads: { start: 0, end: this.cache.layout.numKvHeads },
+      tokens: { start: 0, end: swap.numTokens },
+    };
+  }
+}
