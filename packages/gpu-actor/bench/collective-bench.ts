@@ -4,20 +4,19 @@
  * against a plain memcpy of the same bytes. Figures are buffer bytes per second per rank.
  * Run: pnpm bench:collectives
  */
-import { Worker } from 'node:worker_threads';
 import {
   connectWebSocket,
   type DeviceToDevice,
   type Endpoint,
   INBOUND_TAGS,
   listenWebSocket,
+  startWorker,
 } from '@seesaw/protocol';
 import type { CollectiveWorkerInput, CollectiveWorkerOutput } from '../src/collective-test-worker.ts';
 import { EndpointGroup } from '../src/endpoint-group.ts';
 import { createSharedMemoryGroup } from '../src/shared-memory-group.ts';
 
-const BOOTSTRAP = new URL('../src/ts-worker-bootstrap.mjs', import.meta.url);
-const WORKER_ENTRY = new URL('../src/collective-test-worker.ts', import.meta.url).href;
+const WORKER_ENTRY = new URL('../src/collective-test-worker.ts', import.meta.url);
 const SIZES = [16 * 1024, 1024 * 1024, 16 * 1024 * 1024];
 type Link = Endpoint<DeviceToDevice, DeviceToDevice>;
 
@@ -41,7 +40,7 @@ async function sharedMemoryMicros(bytes: number): Promise<number> {
   const outputs = await Promise.all(
     descriptors.map((descriptor) => {
       const payload: CollectiveWorkerInput = { descriptor, ops: [], timed: { length, numOps } };
-      const worker = new Worker(BOOTSTRAP, { workerData: { tsEntry: WORKER_ENTRY, payload } });
+      const worker = startWorker(WORKER_ENTRY, { workerData: { payload } });
       return new Promise<CollectiveWorkerOutput>((resolve, reject) => {
         worker.once('message', (output) => {
           resolve(output);

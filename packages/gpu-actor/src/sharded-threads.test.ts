@@ -1,6 +1,6 @@
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
-import type { StepBatch, StepResult } from '@seesaw/protocol';
+import type { Worker } from 'node:worker_threads';
+import { type StepBatch, type StepResult, startWorker } from '@seesaw/protocol';
 import { describe, expect, it } from 'vitest';
 import { CpuDevice } from './cpu-device.ts';
 import { BLOCK_SIZE, compareWithSingleDevice, type Device } from './sharded-test-support.ts';
@@ -8,8 +8,7 @@ import { createSharedMemoryGroup } from './shared-memory-group.ts';
 import type { TpRankWorkerInput, TpRankWorkerMessage } from './tp-rank-test-worker.ts';
 
 const FIXTURE = join(import.meta.dirname, '../../../../shared/fixtures/tiny-llama-bf16');
-const BOOTSTRAP = new URL('./ts-worker-bootstrap.mjs', import.meta.url);
-const WORKER_ENTRY = new URL('./tp-rank-test-worker.ts', import.meta.url).href;
+const WORKER_ENTRY = new URL('./tp-rank-test-worker.ts', import.meta.url);
 const RELATIVE_TOLERANCE = 1e-4;
 const deviceOptions = { numThreads: 1, kvCacheBytes: 8 * 1024 * 1024, blockSize: BLOCK_SIZE };
 
@@ -20,7 +19,7 @@ class RankThread {
   private waiting: ((message: TpRankWorkerMessage) => void) | undefined;
 
   constructor(payload: TpRankWorkerInput) {
-    this.worker = new Worker(BOOTSTRAP, { workerData: { tsEntry: WORKER_ENTRY, payload } });
+    this.worker = startWorker(WORKER_ENTRY, { workerData: { payload } });
     this.worker.on('message', (message: TpRankWorkerMessage) => {
       const waiter = this.waiting;
       this.waiting = undefined;

@@ -1,4 +1,4 @@
-import { Worker } from 'node:worker_threads';
+import { startWorker } from '@seesaw/protocol';
 import { describe, expect, it } from 'vitest';
 import { bitsEqual, concatFloats, randomFloats, referenceSum } from './collective-test-support.ts';
 import type {
@@ -8,8 +8,7 @@ import type {
 } from './collective-test-worker.ts';
 import { createSharedMemoryGroup, SharedMemoryGroup } from './shared-memory-group.ts';
 
-const BOOTSTRAP = new URL('./ts-worker-bootstrap.mjs', import.meta.url);
-const WORKER_ENTRY = new URL('./collective-test-worker.ts', import.meta.url).href;
+const WORKER_ENTRY = new URL('./collective-test-worker.ts', import.meta.url);
 
 /** Runs one real worker thread per rank and collects each rank's results. */
 function runRanks(inputs: CollectiveWorkerInput[]): Promise<CollectiveWorkerOutput[]> {
@@ -17,7 +16,7 @@ function runRanks(inputs: CollectiveWorkerInput[]): Promise<CollectiveWorkerOutp
     inputs.map(
       (payload) =>
         new Promise<CollectiveWorkerOutput>((resolve, reject) => {
-          const worker = new Worker(BOOTSTRAP, { workerData: { tsEntry: WORKER_ENTRY, payload } });
+          const worker = startWorker(WORKER_ENTRY, { workerData: { payload } });
           let output: CollectiveWorkerOutput | undefined;
           worker.once('message', (message: CollectiveWorkerOutput) => {
             output = message;

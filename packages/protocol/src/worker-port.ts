@@ -124,6 +124,20 @@ export interface SpawnWorkerOptions extends FrameEndpointOptions {
 const TS_WORKER_ENTRY = new URL('./ts-worker-entry.mjs', import.meta.url);
 
 /**
+ * A Worker running `url`, with .ts/.mts entries started through tsx (see TS_WORKER_ENTRY).
+ * For workers that talk plain postMessage rather than through an endpoint.
+ */
+export function startWorker(url: URL | string, options: WorkerOptions = {}): Worker {
+  const entry = url instanceof URL ? url : pathToFileURL(url);
+  const isTypeScript = /\.m?ts$/.test(entry.pathname);
+  if (!isTypeScript) return new Worker(entry, options);
+  return new Worker(TS_WORKER_ENTRY, {
+    ...options,
+    workerData: { ...(options.workerData as Record<string, unknown>), seesawEntry: entry.href },
+  });
+}
+
+/**
  * Starts a Worker and returns the endpoint talking to it; the endpoint closes when it exits.
  * `url` is a file URL (or path); .ts/.mts workers run through tsx (a dev dependency).
  */
@@ -132,10 +146,8 @@ export function spawnWorkerEndpoint<Out extends Message = Message, In extends Me
   options: SpawnWorkerOptions = {},
 ): { worker: Worker; endpoint: WorkerPortEndpoint<Out, In> } {
   const { port1, port2 } = new MessageChannel();
-  const entry = url instanceof URL ? url : pathToFileURL(url);
-  const isTypeScript = /\.m?ts$/.test(entry.pathname);
-  const worker = new Worker(isTypeScript ? TS_WORKER_ENTRY : entry, {
-    workerData: { ...options.workerData, [PORT_KEY]: port2, seesawEntry: entry.href },
+  const worker = startWorker(url, {
+    workerData: { ...options.workerData, [PORT_KEY]: port2 },
     transferList: [port2],
     execArgv: options.execArgv,
     resourceLimits: options.resourceLimits,
