@@ -1,11 +1,14 @@
 /**
  * An engine session over a LocalCluster: one device worker per device of the --config layout,
- * the --threads split evenly over them (at least one each), a ClusterEngine in front.
+ * the --threads split evenly over them (at least one each), a ClusterEngine in front. Lost
+ * devices are worked around (RecoveringCluster): a lost replica's requests go to the others, and
+ * with no replica left the run is re-planned onto the healthy devices; each event is logged to
+ * stderr. When nothing valid is left, step() throws ClusterStoppedError.
  */
 import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { basename, resolve } from 'node:path';
-import { ClusterEngine, LocalCluster } from '@seesaw/coordinator';
+import { RecoveringCluster } from '@seesaw/coordinator';
 import { Checkpoint, formatParallelConfig } from '@seesaw/model';
 import type { ClusterSettings } from './cluster-flags.ts';
 import type { EngineSession, EngineSettings } from './engine-session.ts';
@@ -32,23 +35,25 @@ export async function openClusterSession(
   const { createDeviceWorkerGroup, deviceWorkerUrl } = await import('@seesaw/gpu-actor');
   const numThreads = settings.numThreads ?? availableParallelism();
   const numThreadsPerDevice = Math.max(1, Math.floor(numThreads / cluster.numDevices));
-  const deviceMemoryBytes = cluster.deviceMemoryBytes ?? checkpointBytes(modelDir) + DEFAULT_KV_CACHE_BYTES;
-  const localCluster = await LocalCluster.start({
-    workerUrl: deviceWorkerUrl(),
-    modelDir,
-    parallel: cluster.parallel,
-    numThreadsPerDevice,
-    deviceMemoryBytes,
-    token: randomBytes(24).toString('base64url'),
-    createTpGroup: createDeviceWorkerGroup,
+  const weightBytes = checkpointBytes(modelDir);
+  const deviceMemoryBytes = cluster.deviceMemoryBytes ?? weightBytes + DEFAULT_KV_CACHE_BYTES;
+  const recovering = await RecoveringCluster.start({
+    cluster: {
+      workerUrl: deviceWorkerUrl(),
+      modelDir,
+      parallel: cluster.parallel,
+      numThreadsPerDevice,
+      deviceMemoryBytes,
+      token: randomBytes(24).toString('base64url'),
+      createTpGroup: createDeviceWorkerGroup,
+    },
+    engine: { maxNumBatchedTokens: settings.maxNumBatchedTokens, maxNumSeqs: settings.maxNumSeqs },
+    // A re-plan must not put more of the weights on one device than its memory holds.
+    minDevicesPerReplica: Math.ceil(weightBytes / deviceMemoryBytes),
+    log: (line) => process.stderr.write(`${line}\n`),
   });
-  const config = localCluster.config;
-  const engine = new ClusterEngine(localCluster.replicas, cluster.parallel.pp, {
-    maxNumBatchedTokens: settings.maxNumBatchedTokens,
-    maxNumSeqs: settings.maxNumSeqs,
-    maxModelLen: config.maxPositionEmbeddings,
-    eosTokenIds: config.eosTokenIds,
-  });
+  const localCluster = recovering.cluster;
+  const config = recovering.config;
   let isFailed = false;
   return {
     device: {
@@ -59,16 +64,16 @@ export async function openClusterSession(
     },
     engine: {
       get maxModelLen() {
-        return engine.maxModelLen;
+        return recovering.maxModelLen;
       },
       get stats() {
-        return engine.stats;
+        return recovering.stats;
       },
-      addRequest: (request) => engine.addRequest(request),
-      hasUnfinishedRequests: () => engine.hasUnfinishedRequests(),
+      addRequest: (request) => recovering.addRequest(request),
+      hasUnfinishedRequests: () => recovering.hasUnfinishedRequests(),
       step: async () => {
         try {
-          return await engine.step();
+          return await recovering.step();
         } catch (error) {
           isFailed = true;
           throw error;
@@ -81,6 +86,6 @@ export async function openClusterSession(
       `${formatParallelConfig(cluster.parallel)} on ${cluster.numDevices} device ` +
       `worker${cluster.numDevices === 1 ? '' : 's'} ` +
       `(${numThreadsPerDevice} thread${numThreadsPerDevice === 1 ? '' : 's'} each)`,
-    close: () => localCluster.close({ mode: isFailed ? 'abort' : 'drain' }),
+    close: () => recovering.close({ mode: isFailed ? 'abort' : 'drain' }),
   };
 }

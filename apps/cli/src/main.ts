@@ -25,12 +25,25 @@ Commands:
              [--max-num-batched-tokens N] [--max-num-seqs N]
   gen-model  Write a deterministic random Llama checkpoint with a tokenizer.
              --shape tiny|small|medium --out DIR [--seed N] [--dtype bf16|f16|f32] [--max-shard-size SIZE]
+  coordinator  Run the many-machines coordinator daemon (HTTP /healthz, /metrics and the
+             WebSocket for agents and jobs on one port; first stdout line names the address).
+             --listen HOST:PORT --token-file F
+  worker     Run a host agent: joins the coordinator, spawns one device worker per device the
+             coordinator places here and relays it. --connect ws://HOST:PORT --devices N
+             --token-file F [--name HOST]
+  cluster-run  Start a coordinator and local agents from a cluster script (JSON: tokenFile,
+             listen, hosts [{name, devices}], config, threadsPerDevice, job {model, input,
+             output}) and run its job. FILE
   help       Show this text.
 
 Cluster flags (run and bench): --devices N --config DxTyPz [--device-memory SIZE] run the
 engine on N device workers (worker threads) laid out D<dp>T<tp>P<pp> (e.g. T2, P2, D2T2; N must
 be dp * tp * pp), --threads split evenly over them (at least 1 each). --device-memory is each
 device's budget for its weights plus KV cache (default: the whole checkpoint plus 512MiB).
+
+Many machines (run): --cluster ws://HOST:PORT --token-file F --config DxTyPz submits the job to a
+running coordinator; output, resume and summary are as for a local run. Each DP replica runs on
+one host (TP/PP inside it); --model is the directory as the hosts (and the coordinator) see it.
 
 Sizes take the units B, KiB, MiB, GiB or TiB (e.g. --kv-cache-memory 1GiB).
 Defaults: --threads all cores; --kv-cache-memory, --max-num-batched-tokens and --max-num-seqs
@@ -42,6 +55,9 @@ const COMMANDS: Record<string, () => Promise<(argv: string[]) => Promise<number>
   run: async () => (await import('./commands/run.ts')).runCommand,
   bench: async () => (await import('./commands/bench.ts')).benchCommand,
   'gen-model': async () => (await import('./commands/gen-model.ts')).genModelCommand,
+  coordinator: async () => (await import('./commands/coordinator.ts')).coordinatorCommand,
+  worker: async () => (await import('./commands/worker.ts')).workerCommand,
+  'cluster-run': async () => (await import('./commands/cluster-script.ts')).clusterRunCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -26,6 +26,7 @@ export {
   shouldSwap,
   swapSeconds,
 } from './preemption-policy.ts';
+export * from './remote/index.ts';
 export {
   type EngineRequest,
   type FinishReason,

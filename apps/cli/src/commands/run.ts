@@ -4,7 +4,7 @@
  */
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import type { RequestOutput } from '@seesaw/coordinator';
+import { ClusterStoppedError, type RequestOutput } from '@seesaw/coordinator';
 import { loadModelConfig, SeesawTokenizer } from '@seesaw/model';
 import {
   type FlagValues,
@@ -17,7 +17,13 @@ import {
 import { type BatchOutputRecord, errorRecord, formatRecordLine, successRecord } from '../batch-output.ts';
 import { formatByteSize } from '../byte-size.ts';
 import { CLUSTER_FLAGS, readClusterSettings } from '../cluster-flags.ts';
-import { drainEngine, type EngineSettings, openEngineSession, tryAddRequest } from '../engine-session.ts';
+import {
+  drainEngine,
+  type EngineSession,
+  type EngineSettings,
+  openEngineSession,
+  tryAddRequest,
+} from '../engine-session.ts';
 import { type ParsedRequest, parseInputFile } from '../input-lines.ts';
 import { ProgressReporter, type ProgressStream } from '../progress.ts';
 import { prepareOutputForResume, type ResumeState } from '../resume.ts';
@@ -31,6 +37,8 @@ export interface RunJobOptions extends EngineSettings {
   progressStream: ProgressStream;
   /** Where notices go (skipped count, dropped records). */
   log: (line: string) => void;
+  /** Opens the engine the requests run on; default openEngineSession (in this process). */
+  openSession?: (modelDir: string, settings: EngineSettings) => Promise<EngineSession>;
 }
 
 export const RUN_FLAGS = {
@@ -42,6 +50,8 @@ export const RUN_FLAGS = {
   'max-num-batched-tokens': { type: 'string' },
   'max-num-seqs': { type: 'string' },
   ...CLUSTER_FLAGS,
+  cluster: { type: 'string' },
+  'token-file': { type: 'string' },
 } as const;
 
 export function readEngineSettings(values: FlagValues): EngineSettings {
@@ -151,7 +161,11 @@ export async function runJob(options: RunJobOptions): Promise<RunSummary> {
     if (resume.completedCustomIds.size > 0 || resume.isRewritten)
       options.log(describeResume(summary, resume));
     if (toRun.length > 0) {
-      await runRequests(options, toRun, tokenizer, writer, summary);
+      await runRequests(options, toRun, tokenizer, writer, summary).catch((error: unknown) => {
+        // Lost devices that could not be worked around: say where what did finish is.
+        if (!(error instanceof ClusterStoppedError)) throw error;
+        throw error.withPartialOutput(options.outputPath, summary.numOk + summary.numSkipped);
+      });
     }
   } finally {
     writer.close();
@@ -167,7 +181,7 @@ async function runRequests(
   writer: RecordWriter,
   summary: RunSummary,
 ): Promise<void> {
-  const session = await openEngineSession(options.modelDir, options);
+  const session = await (options.openSession ?? openEngineSession)(options.modelDir, options);
   try {
     const { device } = session;
     options.log(
@@ -231,6 +245,8 @@ async function runRequests(
 
 export async function runCommand(argv: string[]): Promise<number> {
   const values = parseFlags('run', argv, RUN_FLAGS);
+  if (values.cluster !== undefined) return runOnClusterCommand(values);
+  if (values['token-file'] !== undefined) throw new UsageError('--token-file needs --cluster ws://HOST:PORT');
   const options: RunJobOptions = {
     modelDir: requiredString(values, 'model'),
     inputPath: requiredString(values, 'input'),
@@ -242,6 +258,29 @@ export async function runCommand(argv: string[]): Promise<number> {
   if (resolve(options.inputPath) === resolve(options.outputPath)) {
     throw new UsageError('--output must not be the --input file');
   }
+  const summary = await runJob(options);
+  process.stdout.write(formatRunSummary(summary));
+  return 0;
+}
+
+/** `run --cluster ws://HOST:PORT --token-file F --config DxTyPz ...`: the job runs on a coordinator daemon. */
+async function runOnClusterCommand(values: FlagValues): Promise<number> {
+  const { readClusterJobFlags, remoteSessionOpener } = await import('./cluster-script.ts');
+  const cluster = readClusterJobFlags(values);
+  const outputPath = requiredString(values, 'output');
+  const options: RunJobOptions = {
+    modelDir: requiredString(values, 'model'),
+    inputPath: requiredString(values, 'input'),
+    outputPath,
+    maxNumBatchedTokens: optionalInteger(values, 'max-num-batched-tokens', { min: 1 }),
+    maxNumSeqs: optionalInteger(values, 'max-num-seqs', { min: 1 }),
+    progressStream: process.stderr,
+    log: (line) => process.stderr.write(`${line}\n`),
+  };
+  if (resolve(options.inputPath) === resolve(options.outputPath)) {
+    throw new UsageError('--output must not be the --input file');
+  }
+  options.openSession = remoteSessionOpener(cluster, outputPath, options.log);
   const summary = await runJob(options);
   process.stdout.write(formatRunSummary(summary));
   return 0;

@@ -85,7 +85,9 @@ export class ClusterEngine {
   addRequest(request: EngineRequest): void {
     if (this.failureError) throw this.failureError;
     const resolved =
-      request.sampling.seed === null ? { ...request, sampling: { ...request.sampling, seed: randomSeed() } } : request;
+      request.sampling.seed === null
+        ? { ...request, sampling: { ...request.sampling, seed: randomSeed() } }
+        : request;
     this.place(resolved);
   }
 
@@ -168,7 +170,9 @@ export class ClusterEngine {
   }
 
   private liveEngineIndexes(): number[] {
-    return this.engines.flatMap((_, index) => (this.lostReplicas.has(Math.floor(index / this.pp)) ? [] : [index]));
+    return this.engines.flatMap((_, index) =>
+      this.lostReplicas.has(Math.floor(index / this.pp)) ? [] : [index],
+    );
   }
 
   private place(request: EngineRequest): void {
@@ -200,7 +204,10 @@ export class ClusterEngine {
     }
     const requests = orphaned.map((placement) => placement.request);
     if (this.numLiveReplicas === 0) {
-      this.log(`${error.message}: replica ${replicaIndex} stopped; no replica left for ${requests.length} unfinished requests`);
+      this.log(
+        `${error.message}: replica ${replicaIndex} stopped; ` +
+          `no replica left for ${requests.length} unfinished requests`,
+      );
       // Kept so hasUnfinishedRequests() stays true: they did not finish.
       for (const placement of orphaned) this.placements.set(placement.request.requestId, placement);
       this.failureError = new ReplicasLostError([...this.lostDeviceNames], requests, error);

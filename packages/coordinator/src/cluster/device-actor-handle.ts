@@ -1,5 +1,6 @@
 /**
- * The coordinator's handle on one device actor in a worker thread: spawn and hello, loadShard
+ * The coordinator's handle on one device actor in a worker thread (spawned here, or on another
+ * host and reached over a relayed link: attach): spawn and hello, loadShard
  * until ready, steps matched to their stepDone by id, heartbeats, and loss detection. Once the
  * actor fails (worker exit or error, closed link, missed heartbeats, an `error` message), every
  * pending and later request rejects with that failure.
@@ -9,6 +10,7 @@ import {
   type CoordinatorToDevice,
   connectAndHello,
   type DeviceToCoordinator,
+  type Endpoint as FrameLink,
   INBOUND_TAGS,
   type LoadShard,
   type Ready,
@@ -16,7 +18,6 @@ import {
   type StepResult,
   spawnWorkerEndpoint,
   stepResultOf,
-  type WorkerPortEndpoint,
 } from '@seesaw/protocol';
 import { DeviceLostError, DeviceStepError } from './device-errors.ts';
 import type { DeviceWorkerLinkPorts, DeviceWorkerSpawnData } from './worker-contract.ts';
@@ -48,7 +49,20 @@ interface PendingStep {
   reject: (error: Error) => void;
 }
 
-type Endpoint = WorkerPortEndpoint<CoordinatorToDevice, DeviceToCoordinator>;
+/** The running actor behind a handle: a local worker thread, or a link to a remote one. */
+interface ActorProcess {
+  readonly worker: Worker | undefined;
+  readonly exited: Promise<void>;
+  terminate(): Promise<unknown>;
+}
+
+export interface AttachDeviceOptions {
+  name: string;
+  /** Token the device demands in the coordinator's hello. */
+  token: string;
+  heartbeatIntervalMs?: number;
+  heartbeatTimeoutMs?: number;
+}
 
 export class DeviceActorHandle {
   private readonly pendingSteps = new Map<number, PendingStep>();
@@ -59,16 +73,50 @@ export class DeviceActorHandle {
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private lastHeardMs = Date.now();
   private numHeartbeats = 0;
-  private readonly exited: Promise<void>;
-
   private constructor(
     readonly name: string,
-    readonly worker: Worker,
-    private readonly endpoint: Endpoint,
-    private readonly options: DeviceActorOptions,
+    private readonly actor: ActorProcess,
+    private readonly endpoint: FrameLink<CoordinatorToDevice, DeviceToCoordinator>,
+    private readonly options: Pick<DeviceActorOptions, 'heartbeatIntervalMs' | 'heartbeatTimeoutMs'>,
   ) {
-    this.exited = new Promise((resolve) => worker.once('exit', () => resolve()));
     endpoint.onClose((reason) => this.fail(new DeviceLostError(name, reason)));
+  }
+
+  /** The actor's worker thread; throws for an actor attached over a remote link. */
+  get worker(): Worker {
+    if (!this.actor.worker) throw new Error(`${this.name} runs on another host: no local worker`);
+    return this.actor.worker;
+  }
+
+  /**
+   * A handle over an existing link to a device actor (e.g. a WebSocket a host agent relays to
+   * its device worker): completes the hello on it. Closing the link is how the actor is stopped
+   * when it does not exit on shutdown; the relaying agent then terminates the worker.
+   */
+  static async attach(
+    endpoint: FrameLink<CoordinatorToDevice, DeviceToCoordinator>,
+    options: AttachDeviceOptions,
+  ): Promise<DeviceActorHandle> {
+    const exited = new Promise<void>((resolve) => endpoint.onClose(() => resolve()));
+    const actor: ActorProcess = {
+      worker: undefined,
+      exited,
+      terminate: async () => endpoint.close('terminated by coordinator'),
+    };
+    const handle = new DeviceActorHandle(options.name, actor, endpoint, options);
+    try {
+      await connectAndHello(endpoint, {
+        role: 'coordinator',
+        name: 'coordinator',
+        token: options.token,
+        timeoutMs: 60_000,
+      });
+    } catch (error) {
+      endpoint.close('handshake failed');
+      throw error;
+    }
+    endpoint.onMessage((message, tensors) => handle.receive(message, tensors));
+    return handle;
   }
 
   /** Starts the worker and completes the hello; rejects (worker stopped) when refused. */
@@ -85,7 +133,12 @@ export class DeviceActorHandle {
     const links = options.links ?? {};
     const transfer = [links.previous, links.next].filter((p): p is MessagePort => p !== undefined);
     worker.postMessage({ seesawLinks: links }, transfer);
-    const handle = new DeviceActorHandle(options.name, worker, endpoint, options);
+    const actor: ActorProcess = {
+      worker,
+      exited: new Promise((resolve) => worker.once('exit', () => resolve())),
+      terminate: () => worker.terminate(),
+    };
+    const handle = new DeviceActorHandle(options.name, actor, endpoint, options);
     try {
       await connectAndHello(endpoint, {
         role: 'coordinator',
@@ -146,9 +199,9 @@ export class DeviceActorHandle {
     const timedOut = new Promise<'timeout'>((resolve) => {
       timer = setTimeout(() => resolve('timeout'), grace);
     });
-    const outcome = await Promise.race([this.exited.then(() => 'exited' as const), timedOut]);
+    const outcome = await Promise.race([this.actor.exited.then(() => 'exited' as const), timedOut]);
     clearTimeout(timer);
-    if (outcome === 'timeout') await this.worker.terminate();
+    if (outcome === 'timeout') await this.actor.terminate();
     this.endpoint.close('closed by coordinator');
     this.rejectAll(new DeviceLostError(this.name, `closed (${mode})`));
   }
@@ -189,7 +242,7 @@ export class DeviceActorHandle {
         this.fail(
           new DeviceLostError(this.name, `no answer for ${silentMs} ms (heartbeat deadline ${timeout} ms)`),
         );
-        void this.worker.terminate();
+        void this.actor.terminate();
         return;
       }
       this.endpoint.post({ tag: 'heartbeat', seq: this.numHeartbeats++, sentAtMs: Date.now() });

@@ -1,5 +1,6 @@
-export { ClusterEngine } from './cluster-engine.ts';
+export { ClusterEngine, type ClusterEngineOptions } from './cluster-engine.ts';
 export {
+  type AttachDeviceOptions,
   DEFAULT_HEARTBEAT_INTERVAL_MS,
   DEFAULT_HEARTBEAT_TIMEOUT_MS,
   DeviceActorHandle,
@@ -8,5 +9,12 @@ export {
 export { DeviceLostError, DeviceStepError } from './device-errors.ts';
 export { KvPartitionView, partitionReplica } from './kv-partition-view.ts';
 export { LocalCluster, type LocalClusterOptions } from './local-cluster.ts';
+export {
+  RecoveringCluster,
+  type RecoveringClusterOptions,
+  type ReplanEvent,
+} from './recovering-cluster.ts';
+export { ClusterStoppedError, ReplicasLostError } from './recovery-errors.ts';
+export { type ReplanOptions, replanConfig } from './replan.ts';
 export { ReplicaDevice } from './replica-device.ts';
 export type { DeviceWorkerLinkPorts, DeviceWorkerSpawnData } from './worker-contract.ts';

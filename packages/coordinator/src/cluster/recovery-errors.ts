@@ -1,12 +1,14 @@
 /** How a run over device actors ends when lost devices cannot be worked around. */
 import type { EngineRequest } from '../request.ts';
-import type { DeviceLostError } from './device-errors.ts';
+import { DeviceLostError } from './device-errors.ts';
 
 /**
  * Every replica of a ClusterEngine lost a device. Carries what the engine still owed, so a new
- * cluster can run it: the requests exactly as added (seeds resolved), oldest first.
+ * cluster can run it: the requests exactly as added (seeds resolved), oldest first. It is a
+ * DeviceLostError for the last device lost (deviceName, reason), so a caller that does not
+ * re-plan sees the loss that stopped it.
  */
-export class ReplicasLostError extends Error {
+export class ReplicasLostError extends DeviceLostError {
   override name = 'ReplicasLostError';
   constructor(
     /** DeviceLostError.deviceName of each lost replica's first failed device, in loss order. */
@@ -14,12 +16,11 @@ export class ReplicasLostError extends Error {
     readonly unfinishedRequests: readonly EngineRequest[],
     readonly lastLoss: DeviceLostError,
   ) {
-    super(
-      `every replica lost a device (${lostDevices.join('; ')}); ` +
-        `${unfinishedRequests.length} unfinished request${unfinishedRequests.length === 1 ? '' : 's'}: ` +
-        lastLoss.message,
-      { cause: lastLoss },
-    );
+    super(lastLoss.deviceName, lastLoss.reason);
+    this.message =
+      `every replica lost a device (${lostDevices.join('; ')}), last ${lastLoss.message}; ` +
+      `${unfinishedRequests.length} unfinished request${unfinishedRequests.length === 1 ? '' : 's'}`;
+    this.cause = lastLoss;
   }
 }
 

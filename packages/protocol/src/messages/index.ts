@@ -23,6 +23,18 @@ import {
   type KvStoreToDevice,
   kvStoreToDeviceSchemas,
 } from './device-kv-store.ts';
+import {
+  type CoordinatorToHostAgent,
+  coordinatorToHostAgentSchemas,
+  type HostAgentToCoordinator,
+  hostAgentToCoordinatorSchemas,
+} from './host-agent.ts';
+import {
+  type CoordinatorToJobClient,
+  coordinatorToJobClientSchemas,
+  type JobClientToCoordinator,
+  jobClientToCoordinatorSchemas,
+} from './job-client.ts';
 import type { MessageSchema } from './schema.ts';
 
 /** Any message of any direction. */
@@ -34,7 +46,11 @@ export type Message =
   | KvStoreToCoordinator
   | DeviceToDevice
   | DeviceToKvStore
-  | KvStoreToDevice;
+  | KvStoreToDevice
+  | HostAgentToCoordinator
+  | CoordinatorToHostAgent
+  | JobClientToCoordinator
+  | CoordinatorToJobClient;
 
 export type MessageTag = Message['tag'];
 
@@ -58,6 +74,10 @@ export const MESSAGE_SCHEMAS: ReadonlyMap<string, MessageSchema> = buildRegistry
   deviceToDeviceSchemas,
   deviceToKvStoreSchemas,
   kvStoreToDeviceSchemas,
+  hostAgentToCoordinatorSchemas,
+  coordinatorToHostAgentSchemas,
+  jobClientToCoordinatorSchemas,
+  coordinatorToJobClientSchemas,
 ]);
 
 /**
@@ -126,6 +146,39 @@ export const INBOUND_TAGS = {
     kvData: true,
     kvPutDone: true,
     kvError: true,
+    heartbeat: true,
+    protocolError: true,
+  }),
+  hostAgentToCoordinator: tagSet<HostAgentToCoordinator['tag']>({
+    hello: true,
+    agentJoin: true,
+    deviceChannel: true,
+    agentJobError: true,
+    heartbeat: true,
+    protocolError: true,
+  }),
+  coordinatorToHostAgent: tagSet<CoordinatorToHostAgent['tag']>({
+    welcome: true,
+    refused: true,
+    spawnReplica: true,
+    releaseJob: true,
+    heartbeat: true,
+    shutdown: true,
+    protocolError: true,
+  }),
+  jobClientToCoordinator: tagSet<JobClientToCoordinator['tag']>({
+    hello: true,
+    openJob: true,
+    submitRequests: true,
+    heartbeat: true,
+    protocolError: true,
+  }),
+  coordinatorToJobClient: tagSet<CoordinatorToJobClient['tag']>({
+    welcome: true,
+    refused: true,
+    jobReady: true,
+    requestFinished: true,
+    jobFailed: true,
     heartbeat: true,
     protocolError: true,
   }),

@@ -110,6 +110,55 @@ export function sampleMessages(random: () => number): Sample[] {
     { message: { tag: 'kvData', ...kvAddress }, tensors: [kvTensor()] },
     none({ tag: 'kvPutDone', requestId: 9 }),
     none({ tag: 'kvError', requestId: 9, message: 'no such slice' }),
+    none({ tag: 'agentJoin', hostName: 'host-a', numDevices: 2 }),
+    none({ tag: 'deviceChannel', jobId: 3, device: 1 }),
+    none({ tag: 'agentJobError', jobId: 3, message: 'spawn failed' }),
+    none({ tag: 'spawnReplica', jobId: 3, dpRank: 1, firstDevice: 2, tp: 2, pp: 1, deviceToken: 't0k' }),
+    none({ tag: 'releaseJob', jobId: 3 }),
+    none({ tag: 'openJob', modelDir: '/models/tiny', parallelism: 'D2', maxNumSeqs: 8 }),
+    none({
+      tag: 'submitRequests',
+      requests: [
+        {
+          requestId: 'r-1',
+          promptTokenIds: [5, 6, 7],
+          sampling: {
+            maxTokens: 4,
+            temperature: 0,
+            topP: 1,
+            topK: 0,
+            seed: null,
+            stopTokenIds: [2],
+            ignoreEos: false,
+          },
+        },
+      ],
+    }),
+    none({
+      tag: 'jobReady',
+      jobId: 3,
+      layout: 'D2 on host-a (1 device), host-b (1 device)',
+      weightBytes: 1 << 20,
+      kvCacheBytes: 1 << 24,
+      numKvBlocks: 512,
+      blockSize: 16,
+      maxModelLen: 2048,
+    }),
+    none({
+      tag: 'requestFinished',
+      output: {
+        requestId: 'r-1',
+        promptTokenIds: [5, 6, 7],
+        outputTokenIds: [9, 2],
+        finishReason: 'stop',
+        numPreemptions: 0,
+        arrivalMs: 1.5,
+        firstTokenMs: 2.5,
+        finishMs: 3.25,
+      },
+      stats: { numSteps: 3, numOutputTokens: 2 },
+    }),
+    none({ tag: 'jobFailed', message: 'host host-b lost', lostHost: 'host-b' }),
   ];
 }
 

@@ -1,0 +1,304 @@
+/**
+ * Jobs on a coordinator daemon. `run --cluster` flags (readClusterJobFlags) and the engine session
+ * over a RemoteJobClient that lets `run` write, resume and report exactly as for a local run; and
+ * `seesaw cluster-run FILE`, which starts a coordinator and local host agents as child processes
+ * from a cluster script and submits its job:
+ *
+ *   { "tokenFile": "token", "listen": "127.0.0.1:0",
+ *     "hosts": [{ "name": "a", "devices": 1 }, { "name": "b", "devices": 1 }],
+ *     "config": "D2", "threadsPerDevice": 1,
+ *     "job": { "model": "models/tiny", "input": "prompts.jsonl", "output": "results.jsonl" } }
+ *
+ * Relative paths are relative to the script's directory.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { type CoordinatorHealth, RemoteJobClient, RemoteJobError } from '@seesaw/coordinator';
+import { formatParallelConfig, loadModelConfig, numDevices, parseParallelConfig } from '@seesaw/model';
+import {
+  type FlagValues,
+  optionalByteSize,
+  optionalInteger,
+  optionalString,
+  parseFlags,
+  requiredString,
+  UsageError,
+} from '../args.ts';
+import type { EngineSession, EngineSettings } from '../engine-session.ts';
+import { formatRunSummary } from '../run-summary.ts';
+import { readTokenFile } from './coordinator.ts';
+import { runJob } from './run.ts';
+
+export interface ClusterJobSettings {
+  /** ws://HOST:PORT of the coordinator daemon. */
+  url: string;
+  token: string;
+  /** 'D2', 'D2T2'... */
+  parallelism: string;
+  numThreadsPerDevice?: number;
+  deviceMemoryBytes?: number;
+}
+
+export function readClusterJobFlags(values: FlagValues): ClusterJobSettings {
+  const url = requiredString(values, 'cluster');
+  if (!/^wss?:\/\//.test(url)) throw new UsageError(`--cluster must be ws://HOST:PORT, got '${url}'`);
+  if (values['kv-cache-memory'] !== undefined) {
+    throw new UsageError('--kv-cache-memory does not apply to a cluster: use --device-memory');
+  }
+  const configText = optionalString(values, 'config');
+  if (configText === undefined) throw new UsageError('--cluster needs --config DxTyPz (e.g. --config D2)');
+  let parallel: ReturnType<typeof parseParallelConfig>;
+  try {
+    parallel = parseParallelConfig(configText);
+  } catch (error) {
+    throw new UsageError(`--config: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  const needed = numDevices(parallel);
+  const numDeviceFlag = optionalInteger(values, 'devices', { min: 1, max: 4096 });
+  if (numDeviceFlag !== undefined && numDeviceFlag !== needed) {
+    throw new UsageError(
+      `--devices ${numDeviceFlag} does not match --config ${formatParallelConfig(parallel)} (${needed} devices)`,
+    );
+  }
+  const threads = optionalInteger(values, 'threads', { min: 1, max: 1024 });
+  const settings: ClusterJobSettings = {
+    url,
+    token: readTokenFile(requiredString(values, 'token-file')),
+    parallelism: formatParallelConfig(parallel),
+  };
+  // --threads is the job's total, split over its devices like a local cluster.
+  if (threads !== undefined) settings.numThreadsPerDevice = Math.max(1, Math.floor(threads / needed));
+  const deviceMemoryBytes = optionalByteSize(values, 'device-memory');
+  if (deviceMemoryBytes !== undefined) settings.deviceMemoryBytes = deviceMemoryBytes;
+  return settings;
+}
+
+/** An openSession for runJob: the engine is a job on the coordinator daemon. */
+export function remoteSessionOpener(
+  cluster: ClusterJobSettings,
+  outputPath: string,
+  log: (line: string) => void,
+): (modelDir: string, settings: EngineSettings) => Promise<EngineSession> {
+  return async (modelDir, settings) => {
+    const config = loadModelConfig(modelDir);
+    const job = await RemoteJobClient.open({
+      url: cluster.url,
+      token: cluster.token,
+      name: `job client (${basename(outputPath)})`,
+      log,
+      job: {
+        modelDir: resolve(modelDir),
+        parallelism: cluster.parallelism,
+        ...(cluster.numThreadsPerDevice !== undefined
+          ? { numThreadsPerDevice: cluster.numThreadsPerDevice }
+          : {}),
+        ...(cluster.deviceMemoryBytes !== undefined ? { deviceMemoryBytes: cluster.deviceMemoryBytes } : {}),
+        ...(settings.maxNumBatchedTokens !== undefined
+          ? { maxNumBatchedTokens: settings.maxNumBatchedTokens }
+          : {}),
+        ...(settings.maxNumSeqs !== undefined ? { maxNumSeqs: settings.maxNumSeqs } : {}),
+      },
+    });
+    const { ready } = job;
+    return {
+      device: {
+        weightBytes: ready.weightBytes,
+        kvCacheBytes: ready.kvCacheBytes,
+        numKvBlocks: ready.numKvBlocks,
+        blockSize: ready.blockSize,
+      },
+      engine: {
+        get maxModelLen() {
+          return job.maxModelLen;
+        },
+        get stats() {
+          return job.stats;
+        },
+        addRequest: (request) => job.addRequest(request),
+        hasUnfinishedRequests: () => job.hasUnfinishedRequests(),
+        step: async () => {
+          try {
+            return await job.step();
+          } catch (error) {
+            if (!(error instanceof RemoteJobError)) throw error;
+            throw new Error(
+              `${error.message}\nresults completed before the failure are kept in ${outputPath}; ` +
+                'run again with the same --output to finish the rest',
+            );
+          }
+        },
+      },
+      config,
+      modelName: basename(resolve(modelDir)),
+      layout: `cluster ${cluster.url}: ${ready.layout}`,
+      close: () => job.close(),
+    };
+  };
+}
+
+interface ClusterScript {
+  tokenFile: string;
+  listen: string;
+  hosts: Array<{ name: string; devices: number }>;
+  config: string;
+  threadsPerDevice?: number;
+  job: { model: string; input: string; output: string };
+}
+
+/** Reads and checks a cluster script; paths come back absolute. */
+export function readClusterScript(path: string): ClusterScript {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (error) {
+    throw new UsageError(`cluster script ${path}: ${(error as Error).message}`);
+  }
+  const fail = (why: string): never => {
+    throw new UsageError(`cluster script ${path}: ${why}`);
+  };
+  const s = raw as Partial<ClusterScript>;
+  if (typeof s !== 'object' || s === null) fail('expected a JSON object');
+  const text = (value: unknown, name: string): string =>
+    typeof value === 'string' && value !== '' ? value : fail(`${name} must be a non-empty string`);
+  const base = dirname(resolve(path));
+  const abs = (p: string) => (isAbsolute(p) ? p : join(base, p));
+  if (!Array.isArray(s.hosts) || s.hosts.length === 0) fail('hosts must be a non-empty array');
+  const hosts = s.hosts!.map((host, i) => {
+    const name = text(host?.name, `hosts[${i}].name`);
+    if (!Number.isInteger(host.devices) || host.devices < 1)
+      fail(`hosts[${i}].devices must be an integer >= 1`);
+    return { name, devices: host.devices };
+  });
+  if (new Set(hosts.map((h) => h.name)).size !== hosts.length) fail('host names must be unique');
+  const job = s.job ?? fail('job is missing');
+  const script: ClusterScript = {
+    tokenFile: abs(text(s.tokenFile, 'tokenFile')),
+    listen: s.listen === undefined ? '127.0.0.1:0' : text(s.listen, 'listen'),
+    hosts,
+    config: text(s.config, 'config'),
+    job: {
+      model: abs(text(job.model, 'job.model')),
+      input: abs(text(job.input, 'job.input')),
+      output: abs(text(job.output, 'job.output')),
+    },
+  };
+  if (s.threadsPerDevice !== undefined) {
+    if (!Number.isInteger(s.threadsPerDevice) || s.threadsPerDevice < 1)
+      fail('threadsPerDevice must be an integer >= 1');
+    script.threadsPerDevice = s.threadsPerDevice;
+  }
+  return script;
+}
+
+const BIN = fileURLToPath(new URL('../../bin/seesaw.js', import.meta.url));
+
+/** Spawns `seesaw ARGS` with stderr passed through, prefixed with `label`. */
+function spawnSeesaw(args: string[], label: string): ChildProcess {
+  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  createInterface({ input: child.stderr! }).on('line', (line) =>
+    process.stderr.write(`[${label}] ${line}\n`),
+  );
+  return child;
+}
+
+/** The coordinator's URL from its first stdout line. */
+async function coordinatorUrl(child: ChildProcess): Promise<string> {
+  const lines = createInterface({ input: child.stdout! });
+  const exited = once(child, 'exit').then(([code]) => {
+    throw new Error(`coordinator exited with code ${code} before listening`);
+  });
+  const listening = (async () => {
+    for await (const line of lines) {
+      const match = /listening on (ws:\/\/\S+)/.exec(line);
+      if (match) return match[1]!;
+    }
+    throw new Error('coordinator closed its output before listening');
+  })();
+  return Promise.race([listening, exited]);
+}
+
+/** Polls /healthz until `names` have all joined. */
+async function waitForHosts(url: string, names: string[], timeoutMs: number): Promise<void> {
+  const healthUrl = `${url.replace(/^ws/, 'http')}/healthz`;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const health = (await (await fetch(healthUrl)).json()) as CoordinatorHealth;
+      const joined = new Set(health.hosts.map((h) => h.name));
+      if (names.every((name) => joined.has(name))) return;
+    } catch {
+      // Not up yet.
+    }
+    if (Date.now() > deadline)
+      throw new Error(`hosts ${names.join(', ')} did not all join within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(timer);
+}
+
+export const CLUSTER_RUN_FLAGS = {} as const;
+
+/** `seesaw cluster-run FILE`. */
+export async function clusterRunCommand(argv: string[]): Promise<number> {
+  const [file, ...rest] = argv;
+  if (file === undefined || file.startsWith('-'))
+    throw new UsageError('cluster-run needs a cluster script FILE');
+  parseFlags('cluster-run', rest, CLUSTER_RUN_FLAGS);
+  const script = readClusterScript(file);
+  const token = readTokenFile(script.tokenFile);
+  const log = (line: string) => process.stderr.write(`${line}\n`);
+  const children: ChildProcess[] = [];
+  try {
+    const coordinator = spawnSeesaw(
+      ['coordinator', '--listen', script.listen, '--token-file', script.tokenFile],
+      'coordinator',
+    );
+    children.push(coordinator);
+    const url = await coordinatorUrl(coordinator);
+    log(`cluster-run: coordinator at ${url}`);
+    for (const host of script.hosts) {
+      const args = [
+        'worker',
+        '--connect',
+        url,
+        '--devices',
+        String(host.devices),
+        '--token-file',
+        script.tokenFile,
+      ];
+      children.push(spawnSeesaw([...args, '--name', host.name], host.name));
+    }
+    await waitForHosts(
+      url,
+      script.hosts.map((h) => h.name),
+      60_000,
+    );
+    const parallel = parseParallelConfig(script.config);
+    const cluster: ClusterJobSettings = { url, token, parallelism: formatParallelConfig(parallel) };
+    if (script.threadsPerDevice !== undefined) cluster.numThreadsPerDevice = script.threadsPerDevice;
+    const summary = await runJob({
+      modelDir: script.job.model,
+      inputPath: script.job.input,
+      outputPath: script.job.output,
+      progressStream: process.stderr,
+      log,
+      openSession: remoteSessionOpener(cluster, script.job.output, log),
+    });
+    process.stdout.write(formatRunSummary(summary));
+    return 0;
+  } finally {
+    for (const child of children.reverse()) await stopChild(child);
+  }
+}

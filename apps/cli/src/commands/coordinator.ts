@@ -1,0 +1,60 @@
+/**
+ * `seesaw coordinator --listen HOST:PORT --token-file F`: the many-machines daemon. One port
+ * serves /healthz, /metrics and the WebSocket every agent and job client connects to. The first
+ * stdout line names the bound address (port 0 picks one), so scripts can read it.
+ */
+import { readFileSync } from 'node:fs';
+import { CoordinatorDaemon } from '@seesaw/coordinator';
+import { parseFlags, parseIntegerText, requiredString, UsageError } from '../args.ts';
+
+export const COORDINATOR_FLAGS = {
+  listen: { type: 'string' },
+  'token-file': { type: 'string' },
+} as const;
+
+/** The cluster secret: the file's content without surrounding whitespace; never empty. */
+export function readTokenFile(path: string): string {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new UsageError(`--token-file: cannot read ${path}: ${(error as Error).message}`);
+  }
+  const token = text.trim();
+  if (token === '') throw new UsageError(`--token-file: ${path} is empty`);
+  return token;
+}
+
+/** 'HOST:PORT', '[v6]:PORT' or ':PORT' (all interfaces). */
+export function parseListenAddress(text: string): { host: string; port: number } {
+  const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(text.trim());
+  if (!match) throw new UsageError(`--listen must be HOST:PORT, got '${text}'`);
+  const host = match[1] ?? (match[2] === '' ? '0.0.0.0' : match[2]!);
+  return { host, port: parseIntegerText(match[3]!, '--listen port', { min: 0, max: 65535 }) };
+}
+
+/** Resolves on the first SIGINT or SIGTERM. */
+export function untilSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const on = (signal: NodeJS.Signals) => {
+      process.off('SIGINT', on);
+      process.off('SIGTERM', on);
+      resolve(signal);
+    };
+    process.on('SIGINT', on);
+    process.on('SIGTERM', on);
+  });
+}
+
+export async function coordinatorCommand(argv: string[]): Promise<number> {
+  const values = parseFlags('coordinator', argv, COORDINATOR_FLAGS);
+  const { host, port } = parseListenAddress(requiredString(values, 'listen'));
+  const token = readTokenFile(requiredString(values, 'token-file'));
+  const log = (line: string) => process.stderr.write(`${line}\n`);
+  const daemon = await CoordinatorDaemon.start({ host, port, token, log });
+  process.stdout.write(`seesaw coordinator listening on ${daemon.url} (HTTP /healthz, /metrics)\n`);
+  const signal = await untilSignal();
+  log(`coordinator: ${signal}, stopping`);
+  await daemon.close();
+  return 0;
+}

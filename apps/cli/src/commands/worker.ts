@@ -1,0 +1,54 @@
+/**
+ * `seesaw worker --connect ws://HOST:PORT --devices N --token-file F [--name HOST]`: the host
+ * agent. Joins the coordinator and runs the device workers it places here until the coordinator
+ * goes away (exit 1) or the agent gets SIGINT/SIGTERM (exit 0).
+ */
+import { hostname } from 'node:os';
+import { HostAgent } from '@seesaw/coordinator';
+import { optionalInteger, optionalString, parseFlags, requiredString, UsageError } from '../args.ts';
+import { readTokenFile, untilSignal } from './coordinator.ts';
+
+export const WORKER_FLAGS = {
+  connect: { type: 'string' },
+  devices: { type: 'string' },
+  'token-file': { type: 'string' },
+  name: { type: 'string' },
+} as const;
+
+export async function workerCommand(argv: string[]): Promise<number> {
+  const values = parseFlags('worker', argv, WORKER_FLAGS);
+  const coordinatorUrl = requiredString(values, 'connect');
+  if (!/^wss?:\/\//.test(coordinatorUrl))
+    throw new UsageError(`--connect must be ws://HOST:PORT, got '${coordinatorUrl}'`);
+  const numDevices = optionalInteger(values, 'devices', { min: 1, max: 4096 }) ?? 1;
+  const token = readTokenFile(requiredString(values, 'token-file'));
+  const hostName = optionalString(values, 'name') ?? hostname();
+  if (!/^[A-Za-z0-9._-]{1,256}$/.test(hostName)) {
+    throw new UsageError(`--name may use letters, digits, '.', '_' and '-' only, got '${hostName}'`);
+  }
+  const log = (line: string) => process.stderr.write(`${line}\n`);
+  // Loaded here: the native kernels are needed by the device workers only.
+  const { createDeviceWorkerGroup, deviceWorkerUrl } = await import('@seesaw/gpu-actor');
+  const agent = await HostAgent.start({
+    coordinatorUrl,
+    token,
+    hostName,
+    numDevices,
+    workerUrl: deviceWorkerUrl(),
+    createTpGroup: createDeviceWorkerGroup,
+    log,
+  });
+  const outcome = await Promise.race([
+    agent.closed.then((reason) => ({ reason })),
+    untilSignal().then((signal) => ({ signal })),
+  ]);
+  if ('signal' in outcome) {
+    log(`agent ${hostName}: ${outcome.signal}, stopping`);
+    await agent.close(`agent stopped by ${outcome.signal}`);
+    return 0;
+  }
+  log(`agent ${hostName}: coordinator link closed: ${outcome.reason}`);
+  // A link closed for silence still waits for the peer's close frame (ws: 30 s); do not linger on it.
+  setTimeout(() => process.exit(1), 1000).unref();
+  return 1;
+}

@@ -1,0 +1,261 @@
+/**
+ * The coordinator daemon (`seesaw coordinator`): one port serves HTTP (/healthz as JSON,
+ * /metrics in Prometheus text) and the WebSocket upgrade for every peer. A WebSocket starts with
+ * hello (the cluster token is checked there; refusals are logged and counted), then its first
+ * message says what it is: agentJoin (a host agent's control link), deviceChannel (the relayed
+ * link of one device of a job) or openJob (a job client).
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import {
+  acceptHello,
+  type Endpoint,
+  HandshakeError,
+  type Message,
+  type OpenJob,
+  WebSocketEndpoint,
+} from '@seesaw/protocol';
+import { WebSocketServer } from 'ws';
+import { ClusterMetrics } from './cluster-metrics.ts';
+import { DEFAULT_AGENT_HEARTBEAT_INTERVAL_MS, DEFAULT_AGENT_HEARTBEAT_TIMEOUT_MS } from './host-agent.ts';
+import { type HostLink, HostRegistry } from './host-registry.ts';
+import { type DeviceLink, type JobClientLink, RemoteJob } from './remote-job.ts';
+
+export interface CoordinatorDaemonOptions {
+  /** Address to bind (default 127.0.0.1). */
+  host?: string;
+  /** 0 picks a free port. */
+  port: number;
+  token: string;
+  log?: (line: string) => void;
+  /** Control-link heartbeats with the agents. */
+  hostHeartbeatIntervalMs?: number;
+  hostHeartbeatTimeoutMs?: number;
+  /** Heartbeats with each device actor (default DeviceActorHandle's). */
+  deviceHeartbeatIntervalMs?: number;
+  deviceHeartbeatTimeoutMs?: number;
+}
+
+/** What /healthz answers. */
+export interface CoordinatorHealth {
+  status: 'ok';
+  hosts: Array<{ name: string; devices: number; busyDevices: number }>;
+  devices: number;
+  runningJobs: Array<{ id: number; layout: string }>;
+}
+
+interface PendingDeviceLink {
+  resolve: (link: DeviceLink) => void;
+  reject: (error: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+export class CoordinatorDaemon {
+  readonly metrics = new ClusterMetrics();
+  private readonly registry: HostRegistry;
+  private readonly jobs = new Map<number, RemoteJob>();
+  private readonly pendingDeviceLinks = new Map<string, PendingDeviceLink>();
+  private nextJobId = 1;
+  private readonly log: (line: string) => void;
+
+  private constructor(
+    private readonly options: CoordinatorDaemonOptions,
+    private readonly server: Server,
+    private readonly wss: WebSocketServer,
+  ) {
+    this.log = options.log ?? ((line) => console.error(line));
+    this.registry = new HostRegistry(
+      this.log,
+      () => this.metrics.add('hostsLostTotal'),
+      options.hostHeartbeatIntervalMs ?? DEFAULT_AGENT_HEARTBEAT_INTERVAL_MS,
+      options.hostHeartbeatTimeoutMs ?? DEFAULT_AGENT_HEARTBEAT_TIMEOUT_MS,
+    );
+    server.on('request', (request, response) => this.serveHttp(request, response));
+    server.on('upgrade', (request, socket, head) => {
+      wss.handleUpgrade(request, socket, head, (ws) => {
+        const name = `ws ${request.socket.remoteAddress}:${request.socket.remotePort}`;
+        void this.accept(new WebSocketEndpoint<Message, Message>(ws, name, { log: this.log }));
+      });
+    });
+  }
+
+  static async start(options: CoordinatorDaemonOptions): Promise<CoordinatorDaemon> {
+    const server = createServer();
+    const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 1 << 30 });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options.port, options.host ?? '127.0.0.1', () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    return new CoordinatorDaemon(options, server, wss);
+  }
+
+  get port(): number {
+    return (this.server.address() as AddressInfo).port;
+  }
+
+  get host(): string {
+    return this.options.host ?? '127.0.0.1';
+  }
+
+  /** ws://HOST:PORT for agents and job clients. */
+  get url(): string {
+    const host = this.host.includes(':') ? `[${this.host}]` : this.host;
+    return `ws://${host}:${this.port}`;
+  }
+
+  health(): CoordinatorHealth {
+    const hosts = this.registry.list.map((h) => ({
+      name: h.name,
+      devices: h.numDevices,
+      busyDevices: h.busyDevices,
+    }));
+    return {
+      status: 'ok',
+      hosts,
+      devices: hosts.reduce((sum, h) => sum + h.devices, 0),
+      runningJobs: [...this.jobs.values()].map((job) => ({ id: job.id, layout: job.layout })),
+    };
+  }
+
+  metricsText(): string {
+    const hosts = this.registry.list;
+    return this.metrics.format({
+      hosts: hosts.length,
+      devices: hosts.reduce((sum, h) => sum + h.numDevices, 0),
+      busyDevices: hosts.reduce((sum, h) => sum + h.busyDevices, 0),
+      runningJobs: this.jobs.size,
+    });
+  }
+
+  async close(): Promise<void> {
+    this.registry.close();
+    for (const client of this.wss.clients) client.terminate();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeAllConnections();
+  }
+
+  private serveHttp(request: IncomingMessage, response: ServerResponse): void {
+    const path = (request.url ?? '/').split('?')[0];
+    if (request.method !== 'GET') {
+      response.writeHead(405, { 'content-type': 'text/plain' }).end('method not allowed\n');
+    } else if (path === '/healthz') {
+      response
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end(`${JSON.stringify(this.health())}\n`);
+    } else if (path === '/metrics') {
+      response.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(this.metricsText());
+    } else {
+      response.writeHead(404, { 'content-type': 'text/plain' }).end('not found (try /healthz or /metrics)\n');
+    }
+  }
+
+  /** Hello, then dispatch on the first message. */
+  private async accept(link: WebSocketEndpoint<Message, Message>): Promise<void> {
+    try {
+      await acceptHello(link, {
+        role: 'coordinator',
+        name: 'coordinator',
+        expectedToken: this.options.token,
+        allowedRoles: ['device', 'coordinator'],
+        log: this.log,
+      });
+    } catch (error) {
+      if (error instanceof HandshakeError && error.isRefused) this.metrics.add('refusedConnectionsTotal');
+      return;
+    }
+    const first = await new Promise<Message | undefined>((resolve) => {
+      const offMessage = link.onMessage((message) => {
+        offMessage();
+        offClose();
+        resolve(message);
+      });
+      const offClose = link.onClose(() => {
+        offMessage();
+        resolve(undefined);
+      });
+    });
+    if (first === undefined) return;
+    switch (first.tag) {
+      case 'agentJoin': {
+        const refusal = this.registry.join(first.hostName, first.numDevices, link as Endpoint as HostLink);
+        if (refusal) {
+          this.log(`coordinator: refused agent at ${link.name}: ${refusal}`);
+          link.close(refusal);
+        }
+        return;
+      }
+      case 'deviceChannel':
+        this.routeDeviceLink(first.jobId, first.device, link as Endpoint as DeviceLink);
+        return;
+      case 'openJob':
+        void this.runJob(first, link as Endpoint as JobClientLink);
+        return;
+      default:
+        link.post({
+          tag: 'protocolError',
+          code: 'unexpected',
+          message: `unexpected first message ${first.tag}`,
+        });
+        link.close(`unexpected first message ${first.tag}`);
+    }
+  }
+
+  private async runJob(open: OpenJob, client: JobClientLink): Promise<void> {
+    const jobId = this.nextJobId++;
+    const job = new RemoteJob(
+      {
+        jobId,
+        registry: this.registry,
+        metrics: this.metrics,
+        expectDeviceLink: (id, device, timeoutMs) => this.expectDeviceLink(id, device, timeoutMs),
+        cancelDeviceLinks: (id, reason) => this.cancelDeviceLinks(id, reason),
+        heartbeatIntervalMs: this.options.deviceHeartbeatIntervalMs,
+        heartbeatTimeoutMs: this.options.deviceHeartbeatTimeoutMs,
+        log: this.log,
+      },
+      client,
+      open,
+    );
+    this.jobs.set(jobId, job);
+    try {
+      await job.run();
+    } finally {
+      this.jobs.delete(jobId);
+    }
+  }
+
+  private expectDeviceLink(jobId: number, device: number, timeoutMs: number): Promise<DeviceLink> {
+    const key = `${jobId}/${device}`;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pendingDeviceLinks.delete(key);
+        reject(new Error(`job ${jobId}: device ${device} did not connect within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pendingDeviceLinks.set(key, { resolve, reject, timer });
+    });
+  }
+
+  private cancelDeviceLinks(jobId: number, reason: string): void {
+    for (const [key, pending] of [...this.pendingDeviceLinks]) {
+      if (!key.startsWith(`${jobId}/`)) continue;
+      clearTimeout(pending.timer);
+      this.pendingDeviceLinks.delete(key);
+      pending.reject(new Error(`job ${jobId}: ${reason}`));
+    }
+  }
+
+  private routeDeviceLink(jobId: number, device: number, link: DeviceLink): void {
+    const key = `${jobId}/${device}`;
+    const pending = this.pendingDeviceLinks.get(key);
+    if (!pending) {
+      link.close(`no job ${jobId} waits for device ${device}`);
+      return;
+    }
+    clearTimeout(pending.timer);
+    this.pendingDeviceLinks.delete(key);
+    pending.resolve(link);
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * The worker hosts joined to the coordinator daemon: their control links, device counts, devices
+ * in use, and liveness. Heartbeats go both ways every interval; a host silent past the deadline,
+ * or whose link closes, is dropped and its loss listeners run (so running jobs fail fast).
+ */
+import type { CoordinatorToHostAgent, Endpoint, HostAgentToCoordinator } from '@seesaw/protocol';
+
+export type HostLink = Endpoint<CoordinatorToHostAgent, HostAgentToCoordinator>;
+
+export interface JoinedHost {
+  readonly name: string;
+  readonly numDevices: number;
+  busyDevices: number;
+  readonly link: HostLink;
+  lastHeardMs: number;
+}
+
+export type HostLossListener = (host: string, reason: string) => void;
+
+export class HostRegistry {
+  private readonly hosts = new Map<string, JoinedHost>();
+  private readonly lossListeners = new Set<HostLossListener>();
+  private readonly timer: NodeJS.Timeout;
+  private numHeartbeats = 0;
+  /** Host errors about jobs (agentJobError), by job id. */
+  readonly jobErrorListeners = new Map<number, (host: string, message: string) => void>();
+
+  constructor(
+    private readonly log: (line: string) => void,
+    private readonly onHostLost: (host: string, reason: string) => void,
+    intervalMs: number,
+    private readonly timeoutMs: number,
+  ) {
+    this.timer = setInterval(() => this.beat(), intervalMs);
+  }
+
+  get list(): JoinedHost[] {
+    return [...this.hosts.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  get(name: string): JoinedHost | undefined {
+    return this.hosts.get(name);
+  }
+
+  /** Adds a host whose agentJoin arrived; a name already joined is refused (returns a reason). */
+  join(name: string, numDevices: number, link: HostLink): string | undefined {
+    if (this.hosts.has(name)) return `host name ${name} is already joined`;
+    const host: JoinedHost = { name, numDevices, busyDevices: 0, link, lastHeardMs: Date.now() };
+    this.hosts.set(name, host);
+    link.onMessage((message) => {
+      host.lastHeardMs = Date.now();
+      if (message.tag === 'agentJobError') this.jobErrorListeners.get(message.jobId)?.(name, message.message);
+    });
+    link.onClose((reason) => this.drop(host, `link closed: ${reason}`));
+    this.log(`coordinator: host ${name} joined with ${numDevices} devices`);
+    return undefined;
+  }
+
+  /** Called with (host, reason) when a host is dropped; returns an unsubscribe function. */
+  onLoss(listener: HostLossListener): () => void {
+    this.lossListeners.add(listener);
+    return () => this.lossListeners.delete(listener);
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+    for (const host of this.hosts.values()) host.link.close('coordinator stopped');
+    this.hosts.clear();
+  }
+
+  private drop(host: JoinedHost, reason: string): void {
+    if (this.hosts.get(host.name) !== host) return;
+    this.hosts.delete(host.name);
+    this.log(`coordinator: host ${host.name} dropped: ${reason}`);
+    this.onHostLost(host.name, reason);
+    for (const listener of [...this.lossListeners]) listener(host.name, reason);
+    host.link.close(reason);
+  }
+
+  private beat(): void {
+    const now = Date.now();
+    for (const host of [...this.hosts.values()]) {
+      const silentMs = now - host.lastHeardMs;
+      if (silentMs > this.timeoutMs) {
+        this.drop(host, `no heartbeat for ${silentMs} ms (deadline ${this.timeoutMs} ms)`);
+        continue;
+      }
+      host.link.post({ tag: 'heartbeat', seq: this.numHeartbeats++, sentAtMs: now });
+    }
+  }
+}

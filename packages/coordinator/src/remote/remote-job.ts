@@ -1,0 +1,266 @@
+/**
+ * One job on the coordinator daemon, from openJob to its end: places the DP replicas on hosts,
+ * has their agents spawn the device workers, drives every device over its relayed WebSocket with
+ * the same DeviceActorHandle logic as a local cluster, runs a ClusterEngine over the replicas and
+ * streams each finished request back to the client. A host lost while the job runs (its links
+ * closed, or its agent silent past the heartbeat deadline) has its device links closed, so the
+ * ClusterEngine drops its replicas and requeues their requests on the others; when no replica is
+ * left, or a host fails before the job started, the job ends with jobFailed naming the host
+ * (results already sent stay with the client).
+ */
+import { randomBytes } from 'node:crypto';
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+import { formatParallelConfig, loadModelConfig, parseParallelConfig, validateForModel } from '@seesaw/model';
+import type {
+  CoordinatorToDevice,
+  CoordinatorToJobClient,
+  DeviceToCoordinator,
+  Endpoint,
+  JobClientToCoordinator,
+  OpenJob,
+} from '@seesaw/protocol';
+import { ClusterEngine } from '../cluster/cluster-engine.ts';
+import { DeviceActorHandle } from '../cluster/device-actor-handle.ts';
+import { DeviceLostError } from '../cluster/device-errors.ts';
+import type { EngineRequest } from '../request.ts';
+import type { ClusterMetrics } from './cluster-metrics.ts';
+import type { HostRegistry } from './host-registry.ts';
+import { hostOfDevice, loadReplicas, remoteDeviceName } from './remote-replicas.ts';
+import { placeReplicas } from './replica-placement.ts';
+
+/** How long the agents get to spawn their device workers and open the device links. */
+const DEVICE_CHANNEL_TIMEOUT_MS = 60_000;
+
+export type DeviceLink = Endpoint<CoordinatorToDevice, DeviceToCoordinator>;
+export type JobClientLink = Endpoint<CoordinatorToJobClient, JobClientToCoordinator>;
+
+export interface RemoteJobContext {
+  jobId: number;
+  registry: HostRegistry;
+  metrics: ClusterMetrics;
+  /** Resolves with the link an agent opened for (jobId, device). */
+  expectDeviceLink: (jobId: number, device: number, timeoutMs: number) => Promise<DeviceLink>;
+  cancelDeviceLinks: (jobId: number, reason: string) => void;
+  heartbeatIntervalMs?: number;
+  heartbeatTimeoutMs?: number;
+  log: (line: string) => void;
+}
+
+export class RemoteJob {
+  private readonly actors: DeviceActorHandle[] = [];
+  /** Each device's relayed link and host, by device index. */
+  private readonly links: DeviceLink[] = [];
+  private deviceHosts: string[] = [];
+  private readonly hostsUsed = new Map<string, number>();
+  private lostHost: string | undefined;
+  private failure: Error | undefined;
+  private isClientGone = false;
+  private wake: (() => void) | undefined;
+  private readonly queued: EngineRequest[] = [];
+  private engine: ClusterEngine | undefined;
+  private numStepsReported = 0;
+  /** 'D2 on host-a (1), host-b (1)' once placed. */
+  layout = '';
+
+  constructor(
+    private readonly ctx: RemoteJobContext,
+    private readonly client: JobClientLink,
+    private readonly open: OpenJob,
+  ) {
+    client.onMessage((message) => {
+      if (message.tag !== 'submitRequests') return;
+      this.ctx.metrics.add('requestsTotal', message.requests.length);
+      this.queued.push(...message.requests);
+      this.wake?.();
+    });
+    client.onClose(() => {
+      this.isClientGone = true;
+      this.wake?.();
+    });
+  }
+
+  get id(): number {
+    return this.ctx.jobId;
+  }
+
+  /** Runs the job to its end; never throws (failures go to the client as jobFailed). */
+  async run(): Promise<void> {
+    const { ctx } = this;
+    ctx.metrics.add('jobsTotal');
+    const offLoss = ctx.registry.onLoss((host, reason) => {
+      if (!this.hostsUsed.has(host)) return;
+      if (this.engine) this.closeHostLinks(host, `host ${host} lost: ${reason}`);
+      else this.failFromHost(host, new Error(`host ${host} lost: ${reason}`), true);
+    });
+    ctx.registry.jobErrorListeners.set(ctx.jobId, (host, message) =>
+      this.failFromHost(host, new Error(`host ${host} could not start its devices: ${message}`), false),
+    );
+    try {
+      await this.start();
+      await this.loop();
+      if (this.failure) throw this.failure;
+    } catch (error) {
+      const failure = this.failure ?? (error instanceof Error ? error : new Error(String(error)));
+      const deviceHost = failure instanceof DeviceLostError ? hostOfDevice(failure.deviceName) : undefined;
+      const lostHost = this.lostHost ?? deviceHost;
+      ctx.metrics.add('jobsFailedTotal');
+      const message =
+        deviceHost !== undefined && this.lostHost === undefined
+          ? `host ${deviceHost} lost: ${failure.message}`
+          : failure.message;
+      ctx.log(`coordinator: job ${ctx.jobId} failed: ${message}`);
+      this.client.post({
+        tag: 'jobFailed',
+        message: message.slice(0, 4096),
+        ...(lostHost ? { lostHost: lostHost.slice(0, 256) } : {}),
+      });
+    } finally {
+      offLoss();
+      ctx.registry.jobErrorListeners.delete(ctx.jobId);
+      ctx.cancelDeviceLinks(ctx.jobId, 'job ended');
+      await this.release();
+      ctx.log(`coordinator: job ${ctx.jobId} ended`);
+    }
+  }
+
+  private async start(): Promise<void> {
+    const { ctx, open } = this;
+    const config = loadModelConfig(open.modelDir);
+    const parallel = parseParallelConfig(open.parallelism);
+    validateForModel(parallel, config);
+    const { dp, tp, pp } = parallel;
+    const perReplica = tp * pp;
+    const hosts = ctx.registry.list;
+    const placement = placeReplicas(
+      hosts.map((h) => ({ name: h.name, freeDevices: h.numDevices - h.busyDevices })),
+      dp,
+      perReplica,
+    );
+    for (const name of placement) {
+      ctx.registry.get(name)!.busyDevices += perReplica;
+      this.hostsUsed.set(name, (this.hostsUsed.get(name) ?? 0) + perReplica);
+    }
+    this.layout = `${formatParallelConfig(parallel)} on ${[...this.hostsUsed]
+      .map(([name, n]) => `${name} (${n} device${n === 1 ? '' : 's'})`)
+      .join(', ')}`;
+    ctx.log(`coordinator: job ${ctx.jobId}: ${this.layout}, model ${open.modelDir}`);
+
+    const deviceToken = randomBytes(24).toString('base64url');
+    const numDevices = dp * perReplica;
+    this.deviceHosts = Array.from(
+      { length: numDevices },
+      (_, device) => placement[Math.floor(device / perReplica)]!,
+    );
+    const links = Array.from({ length: numDevices }, (_, device) =>
+      ctx.expectDeviceLink(ctx.jobId, device, DEVICE_CHANNEL_TIMEOUT_MS),
+    );
+    placement.forEach((name, dpRank) => {
+      ctx.registry.get(name)!.link.post({
+        tag: 'spawnReplica',
+        jobId: ctx.jobId,
+        dpRank,
+        firstDevice: dpRank * perReplica,
+        tp,
+        pp,
+        deviceToken,
+      });
+    });
+    const attached = await Promise.allSettled(
+      links.map(async (linkPromise, device) => {
+        const link = await linkPromise;
+        this.links[device] = link;
+        const actor = await DeviceActorHandle.attach(link, {
+          name: remoteDeviceName(device, parallel, this.deviceHosts[device]!),
+          token: deviceToken,
+          heartbeatIntervalMs: ctx.heartbeatIntervalMs,
+          heartbeatTimeoutMs: ctx.heartbeatTimeoutMs,
+        });
+        this.actors[device] = actor;
+        actor.onFailure((error) => {
+          if (error instanceof DeviceLostError) ctx.metrics.add('deviceLostTotal');
+        });
+        return actor;
+      }),
+    );
+    const failedAttach = attached.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failedAttach) throw this.failure ?? failedAttach.reason;
+
+    const replicas = await loadReplicas(this.actors, parallel, config, open);
+    this.engine = new ClusterEngine(replicas, pp, {
+      maxNumBatchedTokens: open.maxNumBatchedTokens,
+      maxNumSeqs: open.maxNumSeqs,
+      maxModelLen: config.maxPositionEmbeddings,
+      eosTokenIds: config.eosTokenIds,
+      log: (line) => ctx.log(`coordinator: job ${ctx.jobId}: ${line}`),
+    });
+    this.client.post({
+      tag: 'jobReady',
+      jobId: ctx.jobId,
+      layout: this.layout,
+      weightBytes: replicas.reduce((sum, r) => sum + r.weightBytes, 0),
+      kvCacheBytes: replicas.reduce((sum, r) => sum + r.kvCacheBytes, 0),
+      numKvBlocks: replicas.reduce((sum, r) => sum + r.numKvBlocks, 0),
+      blockSize: replicas[0]!.blockSize,
+      maxModelLen: this.engine.maxModelLen,
+    });
+  }
+
+  /** Steps while there is work; waits for more requests while idle; ends when the client leaves. */
+  private async loop(): Promise<void> {
+    const engine = this.engine!;
+    const { metrics } = this.ctx;
+    while (!this.isClientGone && !this.failure) {
+      while (this.queued.length) engine.addRequest(this.queued.shift()!);
+      if (!engine.hasUnfinishedRequests()) {
+        await new Promise<void>((resolve) => {
+          this.wake = resolve;
+        });
+        this.wake = undefined;
+        continue;
+      }
+      const outputs = await engine.step();
+      const stats = engine.stats;
+      metrics.add('stepsTotal', stats.numSteps - this.numStepsReported);
+      this.numStepsReported = stats.numSteps;
+      for (const output of outputs) {
+        metrics.add('requestsFinishedTotal');
+        metrics.add('tokensGeneratedTotal', output.outputTokenIds.length);
+        metrics.add('promptTokensTotal', output.promptTokenIds.length);
+        this.client.post({ tag: 'requestFinished', output, stats: { ...stats } });
+      }
+      await yieldToEventLoop();
+    }
+  }
+
+  /** A host failed or was lost before the job started: the start fails, naming it. */
+  private failFromHost(host: string, error: Error, isLost: boolean): void {
+    if (isLost) this.lostHost ??= host;
+    this.failure ??= error;
+    this.ctx.cancelDeviceLinks(this.ctx.jobId, error.message);
+    this.closeHostLinks(host, error.message);
+    this.wake?.();
+  }
+
+  /**
+   * Closes the links of the host's devices: their handles fail with DeviceLostError (reason
+   * naming the host) at once, rather than at the device heartbeat deadline.
+   */
+  private closeHostLinks(host: string, reason: string): void {
+    this.ctx.log(`coordinator: job ${this.ctx.jobId}: closing the device links of ${host}: ${reason}`);
+    this.links.forEach((link, device) => {
+      if (this.deviceHosts[device] === host) link.close(reason);
+    });
+  }
+
+  private async release(): Promise<void> {
+    const mode = this.failure ? 'abort' : 'drain';
+    await Promise.all(this.actors.filter((a) => a !== undefined).map((actor) => actor.close(mode)));
+    for (const [name, count] of this.hostsUsed) {
+      const host = this.ctx.registry.get(name);
+      if (!host) continue;
+      host.busyDevices -= count;
+      host.link.post({ tag: 'releaseJob', jobId: this.ctx.jobId });
+    }
+    this.client.close('job ended');
+  }
+}

@@ -1,0 +1,101 @@
+/**
+ * Coordinator <-> host agent messages. A host agent (`seesaw worker`) holds a control link to
+ * the coordinator daemon, announces its devices, and on request spawns the device workers of one
+ * DP replica; each device then gets its own WebSocket to the coordinator (opened by the agent,
+ * first message deviceChannel) over which the agent relays coordinator<->device frames unchanged.
+ * Hellos use role 'device' for both link kinds: the first message after welcome says which.
+ */
+
+import { count, int, str } from '../check.ts';
+import type { Heartbeat, Hello, ProtocolError, Refused, Shutdown, Welcome } from './common.ts';
+import { type MessageSchema, schema } from './schema.ts';
+
+/** First message of an agent's control link: who the host is and what it offers. */
+export interface AgentJoin {
+  tag: 'agentJoin';
+  /** Host name, unique in the cluster (logs, metrics, error messages). */
+  hostName: string;
+  /** Device workers this host can run at once. */
+  numDevices: number;
+}
+
+/**
+ * First message of a per-device link: from now on the link carries the coordinator<->device
+ * protocol of device `device` of job `jobId`, starting with the coordinator's hello.
+ */
+export interface DeviceChannel {
+  tag: 'deviceChannel';
+  jobId: number;
+  /** Global device index of the job's layout. */
+  device: number;
+}
+
+/** The agent could not start a replica's devices (spawn failed, unknown job...). */
+export interface AgentJobError {
+  tag: 'agentJobError';
+  jobId: number;
+  message: string;
+}
+
+export type HostAgentToCoordinator =
+  | Hello
+  | AgentJoin
+  | DeviceChannel
+  | AgentJobError
+  | Heartbeat
+  | ProtocolError;
+
+/**
+ * Start the tp * pp device workers of one DP replica on this host: device indices
+ * firstDevice + ppStage * tp + tpRank, TP groups in shared memory per stage, PP links between
+ * stages as MessagePorts; then open one deviceChannel per device.
+ */
+export interface SpawnReplica {
+  tag: 'spawnReplica';
+  jobId: number;
+  dpRank: number;
+  firstDevice: number;
+  tp: number;
+  pp: number;
+  /** Secret the device workers demand in the coordinator's hello (per job). */
+  deviceToken: string;
+}
+
+/** The job is over: stop every device worker of it still running. */
+export interface ReleaseJob {
+  tag: 'releaseJob';
+  jobId: number;
+}
+
+export type CoordinatorToHostAgent =
+  | Welcome
+  | Refused
+  | SpawnReplica
+  | ReleaseJob
+  | Heartbeat
+  | Shutdown
+  | ProtocolError;
+
+const hostName = str(256, /^[A-Za-z0-9._-]+$/);
+const parallelDegree = int(1, 4096);
+
+export const hostAgentToCoordinatorSchemas: Record<
+  'agentJoin' | 'deviceChannel' | 'agentJobError',
+  MessageSchema
+> = {
+  agentJoin: schema({ hostName, numDevices: int(0, 4096) }),
+  deviceChannel: schema({ jobId: count, device: count }),
+  agentJobError: schema({ jobId: count, message: str(4096) }),
+};
+
+export const coordinatorToHostAgentSchemas: Record<'spawnReplica' | 'releaseJob', MessageSchema> = {
+  spawnReplica: schema({
+    jobId: count,
+    dpRank: count,
+    firstDevice: count,
+    tp: parallelDegree,
+    pp: parallelDegree,
+    deviceToken: str(4096),
+  }),
+  releaseJob: schema({ jobId: count }),
+};

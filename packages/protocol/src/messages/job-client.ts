@@ -1,0 +1,179 @@
+/**
+ * Job client <-> coordinator messages (`seesaw run --cluster`): the client opens a job (model
+ * directory as the hosts see it, parallel layout, engine limits), the coordinator lays it out on
+ * its hosts and answers jobReady; the client then submits requests and gets each finished one
+ * back as it ends (requestFinished), or one jobFailed that ends the job. The client's hello uses
+ * role 'coordinator' (it drives the job); the first message after welcome, openJob, says what
+ * the link is.
+ */
+
+import {
+  arrayOf,
+  bool,
+  type Check,
+  count,
+  finite,
+  int,
+  isPlainObject,
+  object,
+  oneOf,
+  str,
+} from '../check.ts';
+import type { Heartbeat, Hello, ProtocolError, Refused, Welcome } from './common.ts';
+import { type MessageSchema, schema } from './schema.ts';
+
+export interface OpenJob {
+  tag: 'openJob';
+  /** Checkpoint directory as the worker hosts see it. */
+  modelDir: string;
+  /** 'D2', 'D2T2P2'... */
+  parallelism: string;
+  /** Kernel threads of each device (default: the host's cores over its devices). */
+  numThreadsPerDevice?: number;
+  /** Each device's weights + KV cache budget (default: the whole checkpoint plus 512 MiB). */
+  deviceMemoryBytes?: number;
+  maxNumBatchedTokens?: number;
+  maxNumSeqs?: number;
+}
+
+/** Sampling settings of one request; mirrors the coordinator's SamplingParams. */
+export interface JobSampling {
+  maxTokens: number;
+  temperature: number;
+  topP: number;
+  topK: number;
+  /** null: the coordinator's engine picks a random seed. */
+  seed: number | null;
+  stopTokenIds: number[];
+  ignoreEos: boolean;
+}
+
+export interface JobRequest {
+  requestId: string;
+  promptTokenIds: number[];
+  sampling: JobSampling;
+}
+
+/** Requests to queue on the job's engine (may be sent in several batches). */
+export interface SubmitRequests {
+  tag: 'submitRequests';
+  requests: JobRequest[];
+}
+
+export type JobClientToCoordinator = Hello | OpenJob | SubmitRequests | Heartbeat | ProtocolError;
+
+/** The job's devices are loaded; sizes for the client's log and its request checks. */
+export interface JobReady {
+  tag: 'jobReady';
+  jobId: number;
+  /** E.g. 'D2 on hosts a (1 device), b (1 device)'. */
+  layout: string;
+  weightBytes: number;
+  kvCacheBytes: number;
+  numKvBlocks: number;
+  blockSize: number;
+  /** Longest prompt + output any engine of the job accepts. */
+  maxModelLen: number;
+}
+
+/** One finished request; mirrors the coordinator's RequestOutput. */
+export interface JobRequestOutput {
+  requestId: string;
+  promptTokenIds: number[];
+  outputTokenIds: number[];
+  finishReason: 'stop' | 'length';
+  numPreemptions: number;
+  arrivalMs: number;
+  firstTokenMs: number;
+  finishMs: number;
+}
+
+/** A request finished; `stats` are the job engine's counters right after it (name -> value). */
+export interface RequestFinished {
+  tag: 'requestFinished';
+  output: JobRequestOutput;
+  stats: Record<string, number>;
+}
+
+/** The job stopped early; no more requestFinished follow. */
+export interface JobFailed {
+  tag: 'jobFailed';
+  message: string;
+  /** Host whose loss ended the job, when that was the cause. */
+  lostHost?: string;
+}
+
+export type CoordinatorToJobClient =
+  | Welcome
+  | Refused
+  | JobReady
+  | RequestFinished
+  | JobFailed
+  | Heartbeat
+  | ProtocolError;
+
+const tokenIds = arrayOf(count);
+const nullableSeed: Check = (value, path) =>
+  value === null || Number.isSafeInteger(value) ? undefined : `${path}: expected a safe integer or null`;
+
+/** Counters: at most 64 names, each a finite number. */
+const counters: Check = (value, path) => {
+  if (!isPlainObject(value)) return `${path}: expected an object`;
+  const entries = Object.entries(value);
+  if (entries.length > 64) return `${path}: more than 64 counters`;
+  for (const [key, v] of entries) {
+    if (key.length > 64) return `${path}: counter name too long`;
+    if (typeof v !== 'number' || !Number.isFinite(v)) return `${path}.${key}: expected a finite number`;
+  }
+  return undefined;
+};
+
+const sampling = object({
+  maxTokens: int(1, Number.MAX_SAFE_INTEGER),
+  temperature: finite(0),
+  topP: finite(0, 1),
+  topK: int(0, Number.MAX_SAFE_INTEGER),
+  seed: nullableSeed,
+  stopTokenIds: tokenIds,
+  ignoreEos: bool,
+});
+
+const request = object({ requestId: str(4096), promptTokenIds: tokenIds, sampling });
+
+const output = object({
+  requestId: str(4096),
+  promptTokenIds: tokenIds,
+  outputTokenIds: tokenIds,
+  finishReason: oneOf('stop', 'length'),
+  numPreemptions: count,
+  arrivalMs: finite(),
+  firstTokenMs: finite(),
+  finishMs: finite(),
+});
+
+export const jobClientToCoordinatorSchemas: Record<'openJob' | 'submitRequests', MessageSchema> = {
+  openJob: schema({ modelDir: str(4096), parallelism: str(64) }, undefined, {
+    numThreadsPerDevice: int(1, 1024),
+    deviceMemoryBytes: count,
+    maxNumBatchedTokens: int(1, Number.MAX_SAFE_INTEGER),
+    maxNumSeqs: int(1, Number.MAX_SAFE_INTEGER),
+  }),
+  submitRequests: schema({ requests: arrayOf(request, 1 << 20) }),
+};
+
+export const coordinatorToJobClientSchemas: Record<
+  'jobReady' | 'requestFinished' | 'jobFailed',
+  MessageSchema
+> = {
+  jobReady: schema({
+    jobId: count,
+    layout: str(4096),
+    weightBytes: count,
+    kvCacheBytes: count,
+    numKvBlocks: count,
+    blockSize: count,
+    maxModelLen: count,
+  }),
+  requestFinished: schema({ output, stats: counters }),
+  jobFailed: schema({ message: str(4096) }, undefined, { lostHost: str(256) }),
+};

@@ -1,0 +1,99 @@
+/**
+ * The host-agent and job-client messages: valid ones round-trip; malformed fields, seeds and
+ * counters are rejected with the path named; each link accepts only its own direction's tags.
+ */
+import { describe, expect, it } from 'vitest';
+import { decodeFrame, encodeFrame } from '../codec.ts';
+import type { Message } from './index.ts';
+import { INBOUND_TAGS } from './index.ts';
+
+function decode(message: Record<string, unknown>, accept?: ReadonlySet<string>) {
+  return decodeFrame(encodeFrame(message as unknown as Message, []), { accept });
+}
+
+function rejection(message: Record<string, unknown>, accept?: ReadonlySet<string>): string {
+  const result = decode(message, accept);
+  if (result.ok) throw new Error(`expected ${String(message.tag)} to be rejected`);
+  return `${result.error.code}: ${result.error.message}`;
+}
+
+const sampling = {
+  maxTokens: 4,
+  temperature: 0.7,
+  topP: 0.9,
+  topK: 5,
+  seed: 12345,
+  stopTokenIds: [],
+  ignoreEos: true,
+};
+const output = {
+  requestId: 'a',
+  promptTokenIds: [1, 2],
+  outputTokenIds: [3],
+  finishReason: 'length',
+  numPreemptions: 0,
+  arrivalMs: 0,
+  firstTokenMs: 1,
+  finishMs: 2,
+};
+
+describe('host-agent and job-client messages', () => {
+  it('round-trips valid messages unchanged', () => {
+    const messages = [
+      { tag: 'agentJoin', hostName: 'node-7.rack_2', numDevices: 8 },
+      { tag: 'submitRequests', requests: [{ requestId: 'x', promptTokenIds: [4], sampling }] },
+      {
+        tag: 'submitRequests',
+        requests: [{ requestId: 'y', promptTokenIds: [4], sampling: { ...sampling, seed: null } }],
+      },
+      { tag: 'requestFinished', output, stats: { numSteps: 2, busyMs: 1.25 } },
+      {
+        tag: 'openJob',
+        modelDir: '/m',
+        parallelism: 'D2T2',
+        numThreadsPerDevice: 2,
+        deviceMemoryBytes: 1 << 26,
+      },
+    ];
+    for (const message of messages) {
+      const result = decode(message);
+      expect(result.ok).toBe(true);
+      if (result.ok) expect(result.message).toEqual(message);
+    }
+  });
+
+  it('rejects bad fields, naming them', () => {
+    expect(rejection({ tag: 'agentJoin', hostName: 'bad host/name', numDevices: 1 })).toMatch(/hostName/);
+    expect(rejection({ tag: 'agentJoin', hostName: 'a', numDevices: -1 })).toMatch(/numDevices/);
+    expect(
+      rejection({ tag: 'spawnReplica', jobId: 1, dpRank: 0, firstDevice: 0, tp: 0, pp: 1, deviceToken: 't' }),
+    ).toMatch(/\.tp/);
+    const badSeed = { requestId: 'x', promptTokenIds: [4], sampling: { ...sampling, seed: 1.5 } };
+    expect(rejection({ tag: 'submitRequests', requests: [badSeed] })).toMatch(
+      /requests\[0\]\.sampling\.seed/,
+    );
+    const negativeToken = { requestId: 'x', promptTokenIds: [4, -1], sampling };
+    expect(rejection({ tag: 'submitRequests', requests: [negativeToken] })).toMatch(/promptTokenIds\[1\]/);
+    expect(
+      rejection({ tag: 'requestFinished', output: { ...output, finishReason: 'abort' }, stats: {} }),
+    ).toMatch(/finishReason/);
+    expect(rejection({ tag: 'requestFinished', output, stats: { numSteps: 'many' } })).toMatch(
+      /stats\.numSteps/,
+    );
+    expect(rejection({ tag: 'openJob', modelDir: '/m', parallelism: 'D2', extra: 1 })).toMatch(
+      /unexpected field/,
+    );
+  });
+
+  it('each link accepts only its direction', () => {
+    const join = { tag: 'agentJoin', hostName: 'a', numDevices: 1 };
+    expect(decode(join, INBOUND_TAGS.hostAgentToCoordinator).ok).toBe(true);
+    expect(rejection(join, INBOUND_TAGS.coordinatorToJobClient)).toMatch(/^unexpected/);
+    const failed = { tag: 'jobFailed', message: 'x' };
+    expect(decode(failed, INBOUND_TAGS.coordinatorToJobClient).ok).toBe(true);
+    expect(rejection(failed, INBOUND_TAGS.coordinatorToHostAgent)).toMatch(/^unexpected/);
+    expect(
+      rejection({ tag: 'openJob', modelDir: '/m', parallelism: 'D1' }, INBOUND_TAGS.hostAgentToCoordinator),
+    ).toMatch(/^unexpected/);
+  });
+});

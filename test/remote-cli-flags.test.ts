@@ -1,0 +1,107 @@
+/** Flag and script parsing of the many-machines commands (no processes, no network). */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { UsageError } from '../apps/cli/src/args.ts';
+import { readClusterJobFlags, readClusterScript } from '../apps/cli/src/commands/cluster-script.ts';
+import { parseListenAddress, readTokenFile } from '../apps/cli/src/commands/coordinator.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'seesaw-remote-flags-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function file(name: string, text: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+describe('coordinator and worker flags', () => {
+  it('parses listen addresses', () => {
+    expect(parseListenAddress('127.0.0.1:0')).toEqual({ host: '127.0.0.1', port: 0 });
+    expect(parseListenAddress('10.1.2.3:7070')).toEqual({ host: '10.1.2.3', port: 7070 });
+    expect(parseListenAddress(':9000')).toEqual({ host: '0.0.0.0', port: 9000 });
+    expect(parseListenAddress('[::1]:80')).toEqual({ host: '::1', port: 80 });
+    for (const bad of ['localhost', '1.2.3.4:99999', 'a:b', '']) {
+      expect(() => parseListenAddress(bad)).toThrow(UsageError);
+    }
+  });
+
+  it('reads the token without surrounding whitespace and refuses an empty or missing file', () => {
+    expect(readTokenFile(file('token', '  s3cret\n'))).toBe('s3cret');
+    expect(() => readTokenFile(file('empty', ' \n'))).toThrow(/is empty/);
+    expect(() => readTokenFile(join(dir, 'absent'))).toThrow(/cannot read/);
+  });
+});
+
+describe('run --cluster flags', () => {
+  const token = file('cluster-token', 'tok\n');
+  const base = { cluster: 'ws://10.0.0.1:7000', 'token-file': token };
+
+  it('takes the layout from --config, splits --threads over its devices', () => {
+    expect(readClusterJobFlags({ ...base, config: 'D2', threads: '4', 'device-memory': '64MiB' })).toEqual({
+      url: 'ws://10.0.0.1:7000',
+      token: 'tok',
+      parallelism: 'D2',
+      numThreadsPerDevice: 2,
+      deviceMemoryBytes: 64 << 20,
+    });
+    expect(readClusterJobFlags({ ...base, config: 'D2T2', devices: '4' }).parallelism).toBe('D2T2');
+  });
+
+  it('refuses what does not apply or does not match', () => {
+    expect(() => readClusterJobFlags({ ...base })).toThrow(/--cluster needs --config/);
+    expect(() => readClusterJobFlags({ ...base, config: 'D2', devices: '3' })).toThrow(/does not match/);
+    expect(() => readClusterJobFlags({ ...base, config: 'D2', 'kv-cache-memory': '1GiB' })).toThrow(
+      /--kv-cache-memory does not apply/,
+    );
+    expect(() => readClusterJobFlags({ ...base, cluster: 'http://x:1', config: 'D1' })).toThrow(/ws:\/\//);
+  });
+});
+
+describe('cluster scripts', () => {
+  it('resolves paths against the script and fills defaults', () => {
+    const path = file(
+      'ok.json',
+      JSON.stringify({
+        tokenFile: 'token',
+        hosts: [{ name: 'a', devices: 2 }],
+        config: 'D2',
+        job: { model: '/models/tiny', input: 'in.jsonl', output: 'out/results.jsonl' },
+      }),
+    );
+    expect(readClusterScript(path)).toEqual({
+      tokenFile: join(dir, 'token'),
+      listen: '127.0.0.1:0',
+      hosts: [{ name: 'a', devices: 2 }],
+      config: 'D2',
+      job: { model: '/models/tiny', input: join(dir, 'in.jsonl'), output: join(dir, 'out/results.jsonl') },
+    });
+  });
+
+  it('names what is wrong', () => {
+    const job = { model: 'm', input: 'i', output: 'o' };
+    const cases: Array<[unknown, RegExp]> = [
+      [{ tokenFile: 't', hosts: [], config: 'D1', job }, /hosts must be a non-empty array/],
+      [{ tokenFile: 't', hosts: [{ name: 'a', devices: 0 }], config: 'D1', job }, /hosts\[0\]\.devices/],
+      [
+        {
+          tokenFile: 't',
+          hosts: [
+            { name: 'a', devices: 1 },
+            { name: 'a', devices: 1 },
+          ],
+          config: 'D1',
+          job,
+        },
+        /unique/,
+      ],
+      [{ tokenFile: 't', hosts: [{ name: 'a', devices: 1 }], config: 'D1' }, /job is missing/],
+      [{ hosts: [{ name: 'a', devices: 1 }], config: 'D1', job }, /tokenFile/],
+    ];
+    cases.forEach(([script, reason], i) => {
+      expect(() => readClusterScript(file(`bad-${i}.json`, JSON.stringify(script)))).toThrow(reason);
+    });
+    expect(() => readClusterScript(file('not-json.json', '{'))).toThrow(UsageError);
+  });
+});

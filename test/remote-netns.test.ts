@@ -1,0 +1,271 @@
+/**
+ * Two hosts as network namespaces joined by a veth pair (needs root and `ip`; otherwise the
+ * suite is skipped and its name says why). The coordinator and host-a live in namespace A,
+ * host-b in namespace B; the job client runs in B, so every link crosses the veth. One D2 job
+ * end to end; then host-b's agent is killed mid-run (its replica is dropped and the job completes
+ * on host-a); then the cable under a job's only replica (host-c, in B) is cut: heartbeats drop the
+ * host, the job stops with an error naming it and the output file (completed results kept), and a
+ * re-run on host-a finishes the rest.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  choicesById,
+  coordinatorUrl,
+  FIXTURE,
+  health,
+  httpGet,
+  httpUrl,
+  metric,
+  ProcessGroup,
+  runLocal,
+  runToEnd,
+  type Started,
+  waitFor,
+  waitForHosts,
+  writePrompts,
+} from './remote-cluster-support.ts';
+
+const TAG = `${process.pid % 100_000}`;
+const NS_A = `seesaw-a-${TAG}`;
+const NS_B = `seesaw-b-${TAG}`;
+const VETH_A = `ssa${TAG}`;
+const VETH_B = `ssb${TAG}`;
+const SUBNET = `10.231.${process.pid % 250}`;
+const ADDR_A = `${SUBNET}.1`;
+const ADDR_B = `${SUBNET}.2`;
+const IN_A = ['ip', 'netns', 'exec', NS_A];
+const IN_B = ['ip', 'netns', 'exec', NS_B];
+
+function ip(...args: string[]): { ok: boolean; error: string } {
+  const result = spawnSync('ip', args, { encoding: 'utf8' });
+  return { ok: result.status === 0, error: (result.stderr || result.error?.message || '').trim() };
+}
+
+/** Why this machine cannot run the test, or undefined when it can (probes and cleans up). */
+function whyNoNamespaces(): string | undefined {
+  if (process.platform !== 'linux') return `network namespaces need Linux, this is ${process.platform}`;
+  if (process.getuid?.() !== 0) return 'creating network namespaces needs root';
+  if (!existsSync('/usr/sbin/ip') && !existsSync('/sbin/ip') && !existsSync('/usr/bin/ip'))
+    return 'no `ip` command';
+  const probe = `seesaw-probe-${TAG}`;
+  const added = ip('netns', 'add', probe);
+  if (!added.ok) return `ip netns add failed: ${added.error}`;
+  ip('netns', 'del', probe);
+  if (spawnSync('curl', ['--version']).status !== 0) return 'no `curl` command';
+  return undefined;
+}
+
+const skipReason = whyNoNamespaces();
+const title = skipReason
+  ? `two hosts as network namespaces (SKIPPED: ${skipReason})`
+  : 'two hosts as network namespaces joined by a veth pair';
+
+function must(result: { ok: boolean; error: string }, what: string): void {
+  if (!result.ok) throw new Error(`${what}: ${result.error}`);
+}
+
+function createNetwork(): void {
+  must(ip('netns', 'add', NS_A), 'netns add A');
+  must(ip('netns', 'add', NS_B), 'netns add B');
+  must(ip('link', 'add', VETH_A, 'type', 'veth', 'peer', 'name', VETH_B), 'veth pair');
+  must(ip('link', 'set', VETH_A, 'netns', NS_A), 'veth into A');
+  must(ip('link', 'set', VETH_B, 'netns', NS_B), 'veth into B');
+  must(ip('-n', NS_A, 'addr', 'add', `${ADDR_A}/24`, 'dev', VETH_A), 'address A');
+  must(ip('-n', NS_B, 'addr', 'add', `${ADDR_B}/24`, 'dev', VETH_B), 'address B');
+  for (const [ns, dev] of [
+    [NS_A, VETH_A],
+    [NS_B, VETH_B],
+  ] as const) {
+    must(ip('-n', ns, 'link', 'set', 'lo', 'up'), `lo up in ${ns}`);
+    must(ip('-n', ns, 'link', 'set', dev, 'up'), `${dev} up`);
+  }
+}
+
+function deleteNetwork(): void {
+  // Deleting a namespace deletes the veth end inside it, and with it the pair.
+  ip('netns', 'del', NS_A);
+  ip('netns', 'del', NS_B);
+}
+
+describe.skipIf(skipReason !== undefined)(title, () => {
+  const group = new ProcessGroup();
+  let dir = '';
+  let tokenFile = '';
+  let url = '';
+  let coordinator: Started;
+  let hostB: Started;
+
+  const startAgent = (name: string, prefix: string[]) =>
+    group.start(
+      ['worker', '--connect', url, '--devices', '1', '--token-file', tokenFile, '--name', name],
+      prefix,
+    );
+
+  /** run --cluster from namespace B. */
+  const clusterRun = (input: string, output: string, config: string, extra: string[] = []) =>
+    runToEnd(
+      group,
+      [
+        'run',
+        '--cluster',
+        url,
+        '--token-file',
+        tokenFile,
+        '--config',
+        config,
+        '--model',
+        FIXTURE,
+        '--input',
+        input,
+        '--output',
+        output,
+        '--threads',
+        '2',
+        '--device-memory',
+        '64MiB',
+        ...extra,
+      ],
+      IN_B,
+    );
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'seesaw-netns-'));
+    tokenFile = join(dir, 'token');
+    writeFileSync(tokenFile, 'netns-cluster-secret\n');
+    deleteNetwork();
+    createNetwork();
+    coordinator = group.start(['coordinator', '--listen', `${ADDR_A}:0`, '--token-file', tokenFile], IN_A);
+    url = await coordinatorUrl(coordinator);
+    startAgent('host-a', IN_A);
+    hostB = startAgent('host-b', IN_B);
+    await waitForHosts(url, ['host-a', 'host-b'], IN_A);
+  });
+
+  afterAll(async () => {
+    await group.stopAll();
+    deleteNetwork();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('the namespaces only reach each other over the veth pair', () => {
+    expect(url).toBe(url.replace(/^ws:\/\/[^:]+/, `ws://${ADDR_A}`));
+    // From B the coordinator answers at A's address (across the veth) ...
+    expect(health(url, IN_B).hosts.map((h) => h.name)).toEqual(['host-a', 'host-b']);
+    // ... and B's own loopback has no coordinator.
+    const local = spawnSync(IN_B[0]!, [
+      ...IN_B.slice(1),
+      'curl',
+      '-sS',
+      '--max-time',
+      '2',
+      `http://127.0.0.1:${new URL(url).port}/healthz`,
+    ]);
+    expect(local.status).not.toBe(0);
+  });
+
+  it('one D2 job end to end across the hosts gives the local single-device completions', async () => {
+    const input = join(dir, 'small.jsonl');
+    writePrompts(input, 6, (i) => 4 + i, 7);
+    const reference = join(dir, 'small-local.jsonl');
+    runLocal(input, reference);
+    const output = join(dir, 'small-cluster.jsonl');
+    const result = await clusterRun(input, output, 'D2');
+    expect(result.stderr).toContain('D2 on host-a (1 device), host-b (1 device)');
+    expect(result.code).toBe(0);
+    expect(choicesById(output)).toEqual(choicesById(reference));
+  });
+
+  /** Long job: one sequence per engine at a time, so ~1000 relayed steps and a kill lands mid-run. */
+  function longJob(name: string, numPrompts: number) {
+    const input = join(dir, `${name}.jsonl`);
+    writePrompts(input, numPrompts, () => 50, numPrompts);
+    const reference = join(dir, `${name}-local.jsonl`);
+    runLocal(input, reference);
+    return { input, output: join(dir, `${name}-cluster.jsonl`), expected: choicesById(reference) };
+  }
+
+  const longRunArgs = (input: string, output: string, config: string) => [
+    'run',
+    '--cluster',
+    url,
+    '--token-file',
+    tokenFile,
+    '--config',
+    config,
+    '--model',
+    FIXTURE,
+    '--input',
+    input,
+    '--output',
+    output,
+    '--threads',
+    '2',
+    '--device-memory',
+    '64MiB',
+    '--max-num-seqs',
+    '1',
+  ];
+
+  function waitForResults(running: Started, output: string, count: number): Promise<true> {
+    return waitFor(`${count} results in ${output}`, 60_000, () => {
+      if (running.child.exitCode !== null) throw new Error(`run ended early: ${running.stderr()}`);
+      return existsSync(output) && readFileSync(output, 'utf8').split('\n').length > count ? true : undefined;
+    });
+  }
+
+  it('killing host-b mid-run: its replica is dropped and the job completes on host-a', async () => {
+    const numPrompts = 40;
+    const { input, output, expected } = longJob('kill', numPrompts);
+    const running = group.start(longRunArgs(input, output, 'D2'), IN_B);
+    await waitForResults(running, output, 3);
+    hostB.child.kill('SIGKILL');
+    expect(await running.exited).toBe(0);
+    expect(running.stdout()).toContain(`${numPrompts} ok, 0 errors`);
+    expect(choicesById(output)).toEqual(expected);
+    expect(coordinator.stderr()).toMatch(/device 1 \(dp 1, pp 0, tp 0\)@host-b/);
+    expect(coordinator.stderr()).toMatch(/host host-b dropped/);
+    await waitForHosts(url, ['host-a'], IN_A);
+    const metrics = httpGet(httpUrl(url, '/metrics'), IN_A);
+    expect(metric(metrics, 'seesaw_device_lost_total')).toBe(1);
+    expect(metric(metrics, 'seesaw_jobs_failed_total')).toBe(0);
+  });
+
+  it('cutting the cable under the only replica: host dropped by heartbeats, job stops naming it, a re-run finishes', async () => {
+    // Two devices, so the D1 replica goes to host-c (most free devices), across the veth.
+    const hostC = group.start(
+      ['worker', '--connect', url, '--devices', '2', '--token-file', tokenFile, '--name', 'host-c'],
+      IN_B,
+    );
+    await waitForHosts(url, ['host-a', 'host-c'], IN_A);
+    const numPrompts = 30;
+    const { input, output, expected } = longJob('cut', numPrompts);
+    // The client stays in A with the coordinator: only host-c is cut off.
+    const running = group.start(longRunArgs(input, output, 'D1'), IN_A);
+    await waitForResults(running, output, 2);
+    const cutAtMs = Date.now();
+    must(ip('-n', NS_B, 'link', 'set', VETH_B, 'down'), 'link down');
+    expect(await running.exited).toBe(1);
+    expect(Date.now() - cutAtMs).toBeLessThan(10_000);
+    expect(running.stderr()).toContain('host host-c lost');
+    expect(running.stderr()).toContain(`results completed before the failure are kept in ${output}`);
+    expect(coordinator.stderr()).toMatch(/host host-c dropped: no heartbeat for \d+ ms/);
+
+    const partial = choicesById(output);
+    expect(partial.size).toBeGreaterThanOrEqual(2);
+    expect(partial.size).toBeLessThan(numPrompts);
+    for (const [id, choices] of partial) expect(choices).toEqual(expected.get(id));
+    // The agent notices the silent coordinator too, and exits with an error.
+    expect(await hostC.exited).toBe(1);
+    expect(hostC.stderr()).toContain('coordinator silent');
+
+    // Resume on what is left: D1 on host-a completes the rest into the same file.
+    const rerun = await runToEnd(group, longRunArgs(input, output, 'D1'), IN_A);
+    expect(rerun.code).toBe(0);
+    expect(rerun.stdout).toContain(`${numPrompts - partial.size} ok, 0 errors, ${partial.size} skipped`);
+    expect(choicesById(output)).toEqual(expected);
+  });
+});
