@@ -10,10 +10,11 @@ import {
   Engine,
   type EngineRequest,
   type EngineStats,
+  type PreemptionMode,
   type RequestOutput,
   RequestRejectedError,
 } from '@seesaw/coordinator';
-import type { ModelConfig } from '@seesaw/model';
+import { expectedTensors, loadModelConfig, type ModelConfig } from '@seesaw/model';
 import type { ClusterSettings } from './cluster-flags.ts';
 
 export interface EngineSettings {
@@ -31,6 +32,18 @@ export interface EngineSettings {
   maxNumSeqs?: number;
   /** Run on a local cluster of device workers (--devices/--config); in-process CpuDevice when absent. */
   cluster?: ClusterSettings;
+  /** Host-memory KV tier for preemption by swapping (--host-kv-memory); none when absent. */
+  hostKvBytes?: number;
+  /** How to preempt when device KV runs out (--preemption); 'auto' with a host tier, else recompute. */
+  preemptionMode?: PreemptionMode;
+}
+
+/** Tokens per KV block on the in-process device; the host tier's slots match it one to one. */
+const BLOCK_SIZE = 16;
+
+/** Parameters of the model, from the tensor shapes its config implies (for the swap cost model). */
+function numModelParams(config: ModelConfig): number {
+  return expectedTensors(config).reduce((sum, tensor) => sum + tensor.shape.reduce((a, b) => a * b, 1), 0);
 }
 
 /** What a session reports about the memory it runs on (one device, or a cluster's totals). */
@@ -69,9 +82,19 @@ export async function openEngineSession(modelDir: string, settings: EngineSettin
   // Loaded here, not at the top: it pulls in the native kernels, and flag errors, input
   // validation and resume bookkeeping must work (and fail fast) without them.
   const { CpuDevice } = await import('@seesaw/gpu-actor');
+  const { HostKvStore, hostKvLayoutFor } = await import('@seesaw/kv-store');
+  const hostKv =
+    settings.hostKvBytes === undefined
+      ? undefined
+      : new HostKvStore({
+          layout: hostKvLayoutFor(loadModelConfig(modelDir), BLOCK_SIZE),
+          capacityBytes: settings.hostKvBytes,
+        });
   const device = await CpuDevice.load(modelDir, {
     numThreads: settings.numThreads ?? availableParallelism(),
     kvCacheBytes: settings.kvCacheBytes,
+    blockSize: BLOCK_SIZE,
+    hostKv,
   });
   const config = device.config;
   const engine = new Engine(device, {
@@ -79,6 +102,9 @@ export async function openEngineSession(modelDir: string, settings: EngineSettin
     maxNumSeqs: settings.maxNumSeqs,
     maxModelLen: config.maxPositionEmbeddings,
     eosTokenIds: config.eosTokenIds,
+    hostKv: hostKv && { numSlots: hostKv.numSlots, slotBytes: hostKv.slotBytes },
+    preemptionMode: settings.preemptionMode,
+    numModelParams: numModelParams(config),
   });
   return {
     device,

@@ -38,6 +38,7 @@ describe('throughput report', () => {
         decodeStepMs: 400,
         numDecodeStepTokens: 240,
       }),
+      preemptions: { numPreemptions: 3, numSwapOuts: 2, numRecomputedTokens: 17 },
     };
     const report = formatBenchReport(result);
     expect(report.startsWith(formatThroughputLines(FIGURES))).toBe(true);
@@ -45,6 +46,7 @@ describe('throughput report', () => {
     expect(report).toContain('Peak resident memory: 3.00 GiB\n');
     expect(report).toContain('Model weights: 1.00 MiB\n');
     expect(report).toContain('KV cache: 512 B\n');
+    expect(report).toContain('Preemptions: 3 (2 swapped to host memory, 17 tokens recomputed)\n');
     expect(report).toContain(
       'Prefill steps: 4, 2.00 s, 505.00 tokens/s; decode-only steps: 24, 0.40 s, 600.00 tokens/s\n',
     );

@@ -23,6 +23,7 @@ import {
 import { formatByteSize } from '../byte-size.ts';
 import { CLUSTER_FLAGS } from '../cluster-flags.ts';
 import { drainEngine, openEngineSession, tryAddRequest } from '../engine-session.ts';
+import { HOST_KV_FLAGS } from '../host-kv-flags.ts';
 import { CHECKPOINT_DTYPES, ensureCachedModel } from '../model-cache.ts';
 import {
   formatPhaseRates,
@@ -49,6 +50,7 @@ export const BENCH_FLAGS = {
   'kv-cache-memory': { type: 'string' },
   'max-num-batched-tokens': { type: 'string' },
   'max-num-seqs': { type: 'string' },
+  ...HOST_KV_FLAGS,
   ...CLUSTER_FLAGS,
 } as const;
 
@@ -58,6 +60,7 @@ export interface BenchResult extends ThroughputFigures {
   weightBytes: number;
   kvCacheBytes: number;
   phases: PhaseRates;
+  preemptions: { numPreemptions: number; numSwapOuts: number; numRecomputedTokens: number };
 }
 
 async function resolveModelDir(values: FlagValues, seed: number): Promise<string> {
@@ -134,6 +137,8 @@ export function formatBenchReport(result: BenchResult): string {
     `Model weights: ${formatByteSize(result.weightBytes)}`,
     `KV cache: ${formatByteSize(result.kvCacheBytes)}`,
     formatPhaseRates(result.phases),
+    `Preemptions: ${result.preemptions.numPreemptions} (${result.preemptions.numSwapOuts} swapped to host memory, ` +
+      `${result.preemptions.numRecomputedTokens} tokens recomputed)`,
     '',
   ].join('\n');
 }
@@ -199,6 +204,11 @@ export async function benchCommand(argv: string[]): Promise<number> {
       weightBytes: session.device.weightBytes,
       kvCacheBytes: session.device.kvCacheBytes,
       phases: phaseRates(session.engine.stats),
+      preemptions: {
+        numPreemptions: session.engine.stats.numPreemptions,
+        numSwapOuts: session.engine.stats.numSwapOuts,
+        numRecomputedTokens: session.engine.stats.numRecomputedTokens,
+      },
     };
   } finally {
     await session.close();

@@ -24,6 +24,7 @@ import {
   openEngineSession,
   tryAddRequest,
 } from '../engine-session.ts';
+import { HOST_KV_FLAGS, readHostKvSettings } from '../host-kv-flags.ts';
 import { type ParsedRequest, parseInputFile } from '../input-lines.ts';
 import { ProgressReporter, type ProgressStream } from '../progress.ts';
 import { prepareOutputForResume, type ResumeState } from '../resume.ts';
@@ -49,6 +50,7 @@ export const RUN_FLAGS = {
   'kv-cache-memory': { type: 'string' },
   'max-num-batched-tokens': { type: 'string' },
   'max-num-seqs': { type: 'string' },
+  ...HOST_KV_FLAGS,
   ...CLUSTER_FLAGS,
   cluster: { type: 'string' },
   'token-file': { type: 'string' },
@@ -61,6 +63,7 @@ export function readEngineSettings(values: FlagValues): EngineSettings {
     maxNumBatchedTokens: optionalInteger(values, 'max-num-batched-tokens', { min: 1 }),
     maxNumSeqs: optionalInteger(values, 'max-num-seqs', { min: 1 }),
     cluster: readClusterSettings(values),
+    ...readHostKvSettings(values),
   };
 }
 
