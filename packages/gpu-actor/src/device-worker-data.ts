@@ -24,7 +24,15 @@ export interface DeviceWorkerData {
  * (activations out), each joining TP rank r of one stage to TP rank r of the other.
  */
 export interface DeviceWorkerLinks {
-  seesawLinks: { previous?: MessagePort; next?: MessagePort };
+  seesawLinks: {
+    previous?: MessagePort;
+    next?: MessagePort;
+    /**
+     * A TP group spanning hosts (no shared memory): tpPeers[r] links to TP rank r of this
+     * stage (undefined at this rank's own index), directly or through the host agents.
+     */
+    tpPeers?: Array<MessagePort | undefined>;
+  };
 }
 
 /**

@@ -11,6 +11,7 @@ import {
   WorkerPortEndpoint,
 } from '@seesaw/protocol';
 import type { DeviceWorkerLinks } from './device-worker-data.ts';
+import { EndpointGroup } from './endpoint-group.ts';
 
 export type LinkEndpoint = WorkerPortEndpoint<DeviceToDevice, DeviceToDevice>;
 
@@ -139,4 +140,26 @@ export class ActivationInbox {
     }
     return new Promise((resolve, reject) => this.waiters.set(stepId, { resolve, reject }));
   }
+}
+
+/**
+ * A TP group over message links (its ranks span hosts): an EndpointGroup whose peer r talks over
+ * tpPeers[r]. Links to other hosts are relayed by the agents; the frames are the same.
+ */
+export function openPeerGroup(
+  size: number,
+  rank: number,
+  tpPeers: ReadonlyArray<MessagePort | undefined>,
+  deviceName: string,
+): { group: EndpointGroup; endpoints: LinkEndpoint[] } {
+  if (tpPeers.length !== size) throw new Error(`TP ${size} needs ${size} peer slots, got ${tpPeers.length}`);
+  const peers = tpPeers.map((port, r) => {
+    if (r === rank) return undefined;
+    if (!port) throw new Error(`TP rank ${rank} of ${size} has no link to rank ${r}`);
+    return linkEndpoint(port, `${deviceName} <-> tp rank ${r}`);
+  });
+  return {
+    group: new EndpointGroup(rank, peers),
+    endpoints: peers.filter((peer): peer is LinkEndpoint => peer !== undefined),
+  };
 }

@@ -6,7 +6,7 @@
  * state, so each link carries one copy and no rank fans out), and only the last stage's TP
  * rank 0 answers stepDone. Failures become `error` messages, never a silent death.
  */
-import { parentPort, workerData } from 'node:worker_threads';
+import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
 import { Checkpoint, type ShardPosition, type ShardSpec, shardSpec } from '@seesaw/model';
 import {
   acceptHello,
@@ -24,10 +24,18 @@ import {
 } from '@seesaw/protocol';
 import { CpuDevice } from './cpu-device.ts';
 import type { DeviceWorkerData } from './device-worker-data.ts';
-import { ActivationInbox, type OpenedLinks, openLinks, receiveLinks } from './device-worker-links.ts';
+import {
+  ActivationInbox,
+  type LinkEndpoint,
+  type OpenedLinks,
+  openLinks,
+  openPeerGroup,
+  receiveLinks,
+} from './device-worker-links.ts';
 import { DeviceOutOfMemoryError, kvCacheBudget, shardWeightBytes } from './device-worker-memory.ts';
 import { PagedKvCache } from './paged-kv-cache.ts';
 import { SharedMemoryGroup } from './shared-memory-group.ts';
+import type { TensorParallelGroup } from './tensor-parallel-group.ts';
 
 type CoordinatorEndpoint = WorkerPortEndpoint<DeviceToCoordinator, CoordinatorToDevice>;
 
@@ -85,6 +93,8 @@ export class DeviceWorkerRuntime {
   private isDraining = false;
   private numHeartbeats = 0;
   private readonly linksArrived = receiveLinks();
+  /** Links of a TP group spanning hosts, closed on stop. */
+  private readonly tpLinks: LinkEndpoint[] = [];
 
   private constructor(
     private readonly endpoint: CoordinatorEndpoint,
@@ -163,7 +173,8 @@ export class DeviceWorkerRuntime {
     const [, tp, pp] = parseParallelism(load.parallelism);
     const position: ShardPosition = { tp, tpRank: load.tpRank, pp, ppStage: load.ppStage };
     const plan = planMemory(load, position);
-    const group = tp > 1 ? this.joinGroup(tp, load.tpRank) : undefined;
+    const ports = await this.linksArrived;
+    const group = tp > 1 ? this.joinGroup(tp, load.tpRank, ports.tpPeers) : undefined;
     const [device, links] = await Promise.all([
       CpuDevice.load(load.modelDir, {
         numThreads: load.numThreads,
@@ -172,13 +183,11 @@ export class DeviceWorkerRuntime {
         shard: position,
         group,
       }),
-      this.linksArrived.then((ports) =>
-        openLinks(ports, {
-          deviceName: this.data.deviceName,
-          token: this.data.token,
-          log: (line) => this.log(line),
-        }),
-      ),
+      openLinks(ports, {
+        deviceName: this.data.deviceName,
+        token: this.data.token,
+        log: (line) => this.log(line),
+      }),
     ]);
     if (!plan.spec.isFirstStage && !links.previous)
       throw new Error(`stage ${load.ppStage} has no link to the previous stage`);
@@ -194,7 +203,16 @@ export class DeviceWorkerRuntime {
     };
   }
 
-  private joinGroup(tp: number, tpRank: number): SharedMemoryGroup {
+  private joinGroup(
+    tp: number,
+    tpRank: number,
+    tpPeers: Array<MessagePort | undefined> | undefined,
+  ): TensorParallelGroup {
+    if (tpPeers) {
+      const { group, endpoints } = openPeerGroup(tp, tpRank, tpPeers, this.data.deviceName);
+      this.tpLinks.push(...endpoints);
+      return group;
+    }
     const descriptor = this.data.group;
     if (!descriptor) throw new Error(`TP ${tp} needs a group descriptor in workerData`);
     if (descriptor.size !== tp || descriptor.rank !== tpRank) {
@@ -254,6 +272,7 @@ export class DeviceWorkerRuntime {
     this.shard?.device.close();
     this.shard?.links.previous?.close('device stopped');
     this.shard?.links.next?.close('device stopped');
+    for (const link of this.tpLinks) link.close('device stopped');
     this.endpoint.close('device stopped');
     parentPort?.unref();
   }

@@ -1,18 +1,22 @@
 /**
- * `seesaw worker --connect ws://HOST:PORT --devices N --token-file F [--name HOST]`: the host
- * agent. Joins the coordinator and runs the device workers it places here until the coordinator
- * goes away (exit 1) or the agent gets SIGINT/SIGTERM (exit 0).
+ * `seesaw worker --connect ws://HOST:PORT --devices N --token-file F [--name HOST]
+ * [--peer-listen HOST:PORT|off]`: the host agent. Joins the coordinator and runs the device
+ * workers it places here until the coordinator goes away (exit 1) or the agent gets SIGINT/SIGTERM
+ * (exit 0). --peer-listen is where other agents link to this host's devices when a replica spans
+ * hosts (default: the interface used to reach the coordinator, any free port; ':PORT' listens on
+ * all interfaces and advertises that one; 'off' takes only whole replicas).
  */
 import { hostname } from 'node:os';
 import { HostAgent } from '@seesaw/coordinator';
 import { optionalInteger, optionalString, parseFlags, requiredString, UsageError } from '../args.ts';
-import { readTokenFile, untilSignal } from './coordinator.ts';
+import { parseListenAddress, readTokenFile, untilSignal } from './coordinator.ts';
 
 export const WORKER_FLAGS = {
   connect: { type: 'string' },
   devices: { type: 'string' },
   'token-file': { type: 'string' },
   name: { type: 'string' },
+  'peer-listen': { type: 'string' },
 } as const;
 
 export async function workerCommand(argv: string[]): Promise<number> {
@@ -26,6 +30,13 @@ export async function workerCommand(argv: string[]): Promise<number> {
   if (!/^[A-Za-z0-9._-]{1,256}$/.test(hostName)) {
     throw new UsageError(`--name may use letters, digits, '.', '_' and '-' only, got '${hostName}'`);
   }
+  const peerListenText = optionalString(values, 'peer-listen');
+  const peerListen =
+    peerListenText === undefined
+      ? undefined
+      : peerListenText === 'off'
+        ? (false as const)
+        : parsePeerListen(peerListenText);
   const log = (line: string) => process.stderr.write(`${line}\n`);
   // Loaded here: the native kernels are needed by the device workers only.
   const { createDeviceWorkerGroup, deviceWorkerUrl } = await import('@seesaw/gpu-actor');
@@ -37,6 +48,7 @@ export async function workerCommand(argv: string[]): Promise<number> {
     workerUrl: deviceWorkerUrl(),
     createTpGroup: createDeviceWorkerGroup,
     log,
+    ...(peerListen === undefined ? {} : { peerListen }),
   });
   const outcome = await Promise.race([
     agent.closed.then((reason) => ({ reason })),
@@ -51,4 +63,12 @@ export async function workerCommand(argv: string[]): Promise<number> {
   // A link closed for silence still waits for the peer's close frame (ws: 30 s); do not linger on it.
   setTimeout(() => process.exit(1), 1000).unref();
   return 1;
+}
+
+function parsePeerListen(text: string): { host: string; port: number } {
+  try {
+    return parseListenAddress(text);
+  } catch {
+    throw new UsageError(`--peer-listen must be HOST:PORT, :PORT or off, got '${text}'`);
+  }
 }

@@ -180,7 +180,12 @@ export class CoordinatorDaemon {
     if (first === undefined) return;
     switch (first.tag) {
       case 'agentJoin': {
-        const refusal = this.registry.join(first.hostName, first.numDevices, link as Endpoint as HostLink);
+        const refusal = this.registry.join(
+          first.hostName,
+          first.numDevices,
+          link as Endpoint as HostLink,
+          first.peerUrl,
+        );
         if (refusal) {
           this.log(`coordinator: refused agent at ${link.name}: ${refusal}`);
           link.close(refusal);

@@ -23,6 +23,15 @@ const RELAY_INBOUND_TAGS: ReadonlySet<string> = new Set([
   ...INBOUND_TAGS.coordinatorToDevice,
 ]);
 
+/**
+ * A device worker's links as the agent hands them over: the pipeline ports, plus, when the TP
+ * group spans hosts, tpPeers[r] to TP rank r (a direct channel to a worker on this host, or the
+ * agent's relay to another host). gpu-actor's DeviceWorkerLinks mirrors this structurally.
+ */
+export interface RemoteDeviceLinkPorts extends DeviceWorkerLinkPorts {
+  tpPeers?: Array<MessagePort | undefined>;
+}
+
 export interface DeviceRelaySpec {
   workerUrl: URL | string;
   coordinatorUrl: string;
@@ -31,7 +40,7 @@ export interface DeviceRelaySpec {
   jobId: number;
   device: number;
   workerData: DeviceWorkerSpawnData;
-  links: DeviceWorkerLinkPorts;
+  links: RemoteDeviceLinkPorts;
   log: (line: string) => void;
 }
 
@@ -52,7 +61,9 @@ export class DeviceRelay {
       accept: INBOUND_TAGS.deviceToCoordinator,
       log: spec.log,
     });
-    const transfer = [spec.links.previous, spec.links.next].filter((p): p is MessagePort => p !== undefined);
+    const transfer = [spec.links.previous, spec.links.next, ...(spec.links.tpPeers ?? [])].filter(
+      (p): p is MessagePort => p !== undefined,
+    );
     worker.postMessage({ seesawLinks: spec.links }, transfer);
     return new DeviceRelay(spec.workerData.deviceName, worker, endpoint);
   }

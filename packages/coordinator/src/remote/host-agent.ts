@@ -1,12 +1,15 @@
 /**
  * The host agent (`seesaw worker`): joins a coordinator daemon over WebSocket, announces its
- * host name and device count, and starts the device workers of the DP replicas the coordinator
- * places here (TP groups in shared memory and PP links as MessagePorts, so a replica never spans
- * hosts), each relayed to the coordinator over its own WebSocket (DeviceRelay). Heartbeats both
+ * host name, device count and peer-link address, and starts the device workers the coordinator
+ * places here, each relayed to the coordinator over its own WebSocket (DeviceRelay). A replica
+ * inside this host keeps its TP groups in shared memory and its PP links as MessagePorts; the
+ * devices of a replica spanning hosts get, for each TP peer or PP neighbour on another host, a
+ * MessagePort relayed to that host's agent over a peer WebSocket (peer-links.ts), and a TP group
+ * spanning hosts is handed ports to all its peers instead of shared memory. Heartbeats both
  * ways on the control link; a coordinator that stays silent past the deadline ends the agent.
  */
 
-import { MessageChannel } from 'node:worker_threads';
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import {
   type CoordinatorToHostAgent,
   connectAndHello,
@@ -16,8 +19,9 @@ import {
   type SpawnReplica,
   type WebSocketEndpoint,
 } from '@seesaw/protocol';
-import type { DeviceWorkerLinkPorts, DeviceWorkerSpawnData } from '../cluster/worker-contract.ts';
-import { DeviceRelay } from './device-relay.ts';
+import type { DeviceWorkerSpawnData } from '../cluster/worker-contract.ts';
+import { DeviceRelay, type RemoteDeviceLinkPorts } from './device-relay.ts';
+import { AgentPeerLinks, localAddressToward, relayPortToSocket } from './peer-links.ts';
 import { remoteDeviceName } from './remote-replicas.ts';
 
 export const DEFAULT_AGENT_HEARTBEAT_INTERVAL_MS = 1000;
@@ -36,10 +40,40 @@ export interface HostAgentOptions {
   heartbeatIntervalMs?: number;
   heartbeatTimeoutMs?: number;
   log?: (line: string) => void;
+  /**
+   * Where to accept links from peer agents (replicas spanning hosts): host defaults to the local
+   * address used to reach the coordinator, port to 0 (any free one). false: no peer links, so
+   * this host only takes whole replicas.
+   */
+  peerListen?: { host?: string; port?: number } | false;
+}
+
+/** How long a spawn waits for a peer agent to dial one of its cross-host links. */
+const PEER_LINK_TIMEOUT_MS = 60_000;
+
+async function listenForPeers(
+  options: HostAgentOptions,
+  log: (line: string) => void,
+): Promise<AgentPeerLinks | undefined> {
+  if (options.peerListen === false) return undefined;
+  const listenHost = options.peerListen?.host;
+  const isWildcard = listenHost === '0.0.0.0' || listenHost === '::';
+  // Peers reach us where the coordinator does: the interface of our route to it.
+  const advertiseHost =
+    listenHost === undefined || isWildcard ? await localAddressToward(options.coordinatorUrl) : listenHost;
+  return AgentPeerLinks.listen({
+    host: listenHost ?? advertiseHost,
+    advertiseHost,
+    port: options.peerListen?.port ?? 0,
+    token: options.token,
+    log,
+  });
 }
 
 export class HostAgent {
   private readonly relaysByJob = new Map<number, DeviceRelay[]>();
+  /** Ends the peer-link relays of each job. */
+  private readonly stoppersByJob = new Map<number, Array<() => void>>();
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private lastHeardMs = Date.now();
   private numHeartbeats = 0;
@@ -50,6 +84,8 @@ export class HostAgent {
     private readonly options: HostAgentOptions,
     private readonly link: WebSocketEndpoint<HostAgentToCoordinator, CoordinatorToHostAgent>,
     private readonly log: (line: string) => void,
+    /** Links to other agents for replicas that span hosts (absent with peerListen false). */
+    private readonly peers: AgentPeerLinks | undefined,
   ) {
     this.closed = new Promise((resolve) =>
       link.onClose((reason) => {
@@ -65,12 +101,31 @@ export class HostAgent {
       options.coordinatorUrl,
       { accept: INBOUND_TAGS.coordinatorToHostAgent, log },
     );
-    await connectAndHello(link, { role: 'device', name: `agent ${options.hostName}`, token: options.token });
-    const agent = new HostAgent(options, link, log);
+    let peers: AgentPeerLinks | undefined;
+    try {
+      await connectAndHello(link, {
+        role: 'device',
+        name: `agent ${options.hostName}`,
+        token: options.token,
+      });
+      peers = await listenForPeers(options, log);
+    } catch (error) {
+      link.close('agent start failed');
+      throw error;
+    }
+    const agent = new HostAgent(options, link, log, peers);
     link.onMessage((message) => agent.receive(message));
-    link.post({ tag: 'agentJoin', hostName: options.hostName, numDevices: options.numDevices });
+    link.post({
+      tag: 'agentJoin',
+      hostName: options.hostName,
+      numDevices: options.numDevices,
+      ...(peers ? { peerUrl: peers.url } : {}),
+    });
     agent.startHeartbeats();
-    log(`agent ${options.hostName}: joined ${options.coordinatorUrl} with ${options.numDevices} devices`);
+    log(
+      `agent ${options.hostName}: joined ${options.coordinatorUrl} with ${options.numDevices} devices` +
+        (peers ? `, peer links at ${peers.url}` : ''),
+    );
     return agent;
   }
 
@@ -113,26 +168,79 @@ export class HostAgent {
 
   private async spawnReplica(spec: SpawnReplica): Promise<void> {
     const { tp, pp, firstDevice, dpRank, jobId } = spec;
-    if (this.numRunningDevices + tp * pp > this.options.numDevices) {
+    const perReplica = tp * pp;
+    const here = new Set(spec.devices ?? Array.from({ length: perReplica }, (_, local) => local));
+    const hostUrls = spec.hostUrls;
+    if ([...here].some((local) => local >= perReplica) || (spec.devices && hostUrls?.length !== perReplica)) {
+      throw new Error(`spawnReplica: devices or hostUrls do not fit a replica of ${perReplica} devices`);
+    }
+    if (this.numRunningDevices + here.size > this.options.numDevices) {
       throw new Error(
-        `${this.options.hostName} has ${this.options.numDevices - this.numRunningDevices} free devices, replica needs ${tp * pp}`,
+        `${this.options.hostName} has ${this.options.numDevices - this.numRunningDevices} free devices, replica needs ${here.size}`,
       );
     }
-    const links: DeviceWorkerLinkPorts[] = Array.from({ length: tp * pp }, () => ({}));
+    const peerTasks: Promise<void>[] = [];
+    const stoppers = this.stoppersByJob.get(jobId) ?? [];
+    this.stoppersByJob.set(jobId, stoppers);
+    /** Joins local device `a` (here) to `b` (another host) through the agents; returns a's port. */
+    const remoteLink = (a: number, b: number): MessagePort => {
+      const peers = this.peers;
+      const url = hostUrls?.[b];
+      if (!peers || !url)
+        throw new Error(`device ${firstDevice + b} is on another host, but no peer link is set up`);
+      const { port1, port2 } = new MessageChannel();
+      const [device, peerDevice] = [firstDevice + a, firstDevice + b];
+      const socket =
+        device < peerDevice
+          ? peers.dial(url, jobId, device, peerDevice)
+          : peers.expect(jobId, peerDevice, device, PEER_LINK_TIMEOUT_MS);
+      peerTasks.push(
+        socket.then((opened) => {
+          stoppers.push(relayPortToSocket(port2, opened, `device ${device} <-> device ${peerDevice}`));
+        }),
+      );
+      return port1;
+    };
+    /** The ports of a link between local indices a and b, for each end here (undefined elsewhere). */
+    const link = (a: number, b: number): [MessagePort | undefined, MessagePort | undefined] => {
+      if (here.has(a) && here.has(b)) {
+        const { port1, port2 } = new MessageChannel();
+        return [port1, port2];
+      }
+      if (here.has(a)) return [remoteLink(a, b), undefined];
+      if (here.has(b)) return [undefined, remoteLink(b, a)];
+      return [undefined, undefined];
+    };
+    const links: RemoteDeviceLinkPorts[] = Array.from({ length: perReplica }, () => ({}));
     for (let stage = 0; stage + 1 < pp; stage++) {
       for (let tpRank = 0; tpRank < tp; tpRank++) {
-        const { port1, port2 } = new MessageChannel();
-        links[stage * tp + tpRank].next = port1;
-        links[(stage + 1) * tp + tpRank].previous = port2;
+        const [next, previous] = link(stage * tp + tpRank, (stage + 1) * tp + tpRank);
+        links[stage * tp + tpRank].next = next;
+        links[(stage + 1) * tp + tpRank].previous = previous;
+      }
+    }
+    const isStageHere = (stage: number) =>
+      Array.from({ length: tp }, (_, r) => here.has(stage * tp + r)).every(Boolean);
+    for (let stage = 0; stage < pp && tp > 1; stage++) {
+      // A TP group inside this host keeps shared memory; one spanning hosts talks over links.
+      if (isStageHere(stage)) continue;
+      for (let r = 0; r < tp; r++) links[stage * tp + r].tpPeers = new Array(tp).fill(undefined);
+      for (let r = 0; r < tp; r++) {
+        for (let q = r + 1; q < tp; q++) {
+          const [toQ, toR] = link(stage * tp + r, stage * tp + q);
+          links[stage * tp + r].tpPeers![q] = toQ;
+          links[stage * tp + q].tpPeers![r] = toR;
+        }
       }
     }
     const relays = this.relaysByJob.get(jobId) ?? [];
     this.relaysByJob.set(jobId, relays);
     const specs = [];
     for (let stage = 0; stage < pp; stage++) {
-      const group = tp > 1 ? this.options.createTpGroup(tp) : undefined;
+      const group = tp > 1 && isStageHere(stage) ? this.options.createTpGroup(tp) : undefined;
       for (let tpRank = 0; tpRank < tp; tpRank++) {
         const local = stage * tp + tpRank;
+        if (!here.has(local)) continue;
         const device = firstDevice + local;
         const workerData: DeviceWorkerSpawnData = {
           token: spec.deviceToken,
@@ -154,18 +262,22 @@ export class HostAgent {
         specs.push({ relay, relaySpec });
       }
     }
-    await Promise.all(specs.map(({ relay, relaySpec }) => relay.connect(relaySpec)));
+    await Promise.all([...peerTasks, ...specs.map(({ relay, relaySpec }) => relay.connect(relaySpec))]);
   }
 
   private async releaseJob(jobId: number): Promise<void> {
     const relays = this.relaysByJob.get(jobId) ?? [];
     this.relaysByJob.delete(jobId);
+    for (const stop of this.stoppersByJob.get(jobId) ?? []) stop();
+    this.stoppersByJob.delete(jobId);
+    this.peers?.forgetJob(jobId);
     await Promise.all(relays.map((relay) => relay.stop()));
   }
 
   private async stopAll(): Promise<void> {
     clearInterval(this.heartbeatTimer);
     await Promise.all([...this.relaysByJob.keys()].map((jobId) => this.releaseJob(jobId)));
+    await this.peers?.close();
   }
 
   private startHeartbeats(): void {

@@ -13,6 +13,8 @@ export interface JoinedHost {
   busyDevices: number;
   readonly link: HostLink;
   lastHeardMs: number;
+  /** Where peer agents link to this host's devices; absent: only whole replicas go here. */
+  readonly peerUrl?: string;
 }
 
 export type HostLossListener = (host: string, reason: string) => void;
@@ -43,9 +45,16 @@ export class HostRegistry {
   }
 
   /** Adds a host whose agentJoin arrived; a name already joined is refused (returns a reason). */
-  join(name: string, numDevices: number, link: HostLink): string | undefined {
+  join(name: string, numDevices: number, link: HostLink, peerUrl?: string): string | undefined {
     if (this.hosts.has(name)) return `host name ${name} is already joined`;
-    const host: JoinedHost = { name, numDevices, busyDevices: 0, link, lastHeardMs: Date.now() };
+    const host: JoinedHost = {
+      name,
+      numDevices,
+      busyDevices: 0,
+      link,
+      lastHeardMs: Date.now(),
+      ...(peerUrl ? { peerUrl } : {}),
+    };
     this.hosts.set(name, host);
     link.onMessage((message) => {
       host.lastHeardMs = Date.now();

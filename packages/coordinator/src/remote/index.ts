@@ -11,4 +11,5 @@ export {
   type HostAgentOptions,
 } from './host-agent.ts';
 export { RemoteJobClient, RemoteJobError, type RemoteJobOptions } from './job-client.ts';
-export { type HostCapacity, placeReplicas } from './replica-placement.ts';
+export { AgentPeerLinks, relayPortToSocket } from './peer-links.ts';
+export { type HostCapacity, placeDevices, placeReplicas } from './replica-placement.ts';

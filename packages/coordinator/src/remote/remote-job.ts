@@ -1,6 +1,7 @@
 /**
- * One job on the coordinator daemon, from openJob to its end: places the DP replicas on hosts,
- * has their agents spawn the device workers, drives every device over its relayed WebSocket with
+ * One job on the coordinator daemon, from openJob to its end: places the DP replicas on hosts
+ * (a replica that fits no single host is split over hosts that accept peer links; their agents
+ * then link the devices to each other), has their agents spawn the device workers, drives every device over its relayed WebSocket with
  * the same DeviceActorHandle logic as a local cluster, runs a ClusterEngine over the replicas and
  * streams each finished request back to the client. A host lost while the job runs (its links
  * closed, or its agent silent past the heartbeat deadline) has its device links closed, so the
@@ -26,7 +27,7 @@ import type { EngineRequest } from '../request.ts';
 import type { ClusterMetrics } from './cluster-metrics.ts';
 import type { HostRegistry } from './host-registry.ts';
 import { hostOfDevice, loadReplicas, remoteDeviceName } from './remote-replicas.ts';
-import { placeReplicas } from './replica-placement.ts';
+import { placeDevices } from './replica-placement.ts';
 
 /** How long the agents get to spawn their device workers and open the device links. */
 const DEVICE_CHANNEL_TIMEOUT_MS = 60_000;
@@ -131,14 +132,16 @@ export class RemoteJob {
     const { dp, tp, pp } = parallel;
     const perReplica = tp * pp;
     const hosts = ctx.registry.list;
-    const placement = placeReplicas(
+    const numDevices = dp * perReplica;
+    this.deviceHosts = placeDevices(
       hosts.map((h) => ({ name: h.name, freeDevices: h.numDevices - h.busyDevices })),
       dp,
       perReplica,
+      hosts.every((h) => h.peerUrl !== undefined),
     );
-    for (const name of placement) {
-      ctx.registry.get(name)!.busyDevices += perReplica;
-      this.hostsUsed.set(name, (this.hostsUsed.get(name) ?? 0) + perReplica);
+    for (const name of this.deviceHosts) {
+      ctx.registry.get(name)!.busyDevices += 1;
+      this.hostsUsed.set(name, (this.hostsUsed.get(name) ?? 0) + 1);
     }
     this.layout = `${formatParallelConfig(parallel)} on ${[...this.hostsUsed]
       .map(([name, n]) => `${name} (${n} device${n === 1 ? '' : 's'})`)
@@ -146,25 +149,28 @@ export class RemoteJob {
     ctx.log(`coordinator: job ${ctx.jobId}: ${this.layout}, model ${open.modelDir}`);
 
     const deviceToken = randomBytes(24).toString('base64url');
-    const numDevices = dp * perReplica;
-    this.deviceHosts = Array.from(
-      { length: numDevices },
-      (_, device) => placement[Math.floor(device / perReplica)]!,
-    );
     const links = Array.from({ length: numDevices }, (_, device) =>
       ctx.expectDeviceLink(ctx.jobId, device, DEVICE_CHANNEL_TIMEOUT_MS),
     );
-    placement.forEach((name, dpRank) => {
-      ctx.registry.get(name)!.link.post({
-        tag: 'spawnReplica',
-        jobId: ctx.jobId,
-        dpRank,
-        firstDevice: dpRank * perReplica,
-        tp,
-        pp,
-        deviceToken,
-      });
-    });
+    for (let dpRank = 0; dpRank < dp; dpRank++) {
+      const firstDevice = dpRank * perReplica;
+      const replicaHosts = this.deviceHosts.slice(firstDevice, firstDevice + perReplica);
+      const spans = replicaHosts.some((name) => name !== replicaHosts[0]);
+      const hostUrls = spans ? replicaHosts.map((name) => ctx.registry.get(name)!.peerUrl!) : undefined;
+      for (const name of new Set(replicaHosts)) {
+        const devices = replicaHosts.flatMap((host, local) => (host === name ? [local] : []));
+        ctx.registry.get(name)!.link.post({
+          tag: 'spawnReplica',
+          jobId: ctx.jobId,
+          dpRank,
+          firstDevice,
+          tp,
+          pp,
+          deviceToken,
+          ...(hostUrls ? { devices, hostUrls } : {}),
+        });
+      }
+    }
     const attached = await Promise.allSettled(
       links.map(async (linkPromise, device) => {
         const link = await linkPromise;

@@ -6,9 +6,9 @@
  * Hellos use role 'device' for both link kinds: the first message after welcome says which.
  */
 
-import { count, int, str } from '../check.ts';
+import { arrayOf, count, int, str } from '../check.ts';
 import type { Heartbeat, Hello, ProtocolError, Refused, Shutdown, Welcome } from './common.ts';
-import { type MessageSchema, schema } from './schema.ts';
+import { type MessageSchema, noTensors, schema } from './schema.ts';
 
 /** First message of an agent's control link: who the host is and what it offers. */
 export interface AgentJoin {
@@ -17,6 +17,11 @@ export interface AgentJoin {
   hostName: string;
   /** Device workers this host can run at once. */
   numDevices: number;
+  /**
+   * ws://HOST:PORT where this agent accepts links from peer agents (a replica that spans
+   * hosts); absent: the host only takes whole replicas.
+   */
+  peerUrl?: string;
 }
 
 /**
@@ -28,6 +33,12 @@ export interface DeviceChannel {
   jobId: number;
   /** Global device index of the job's layout. */
   device: number;
+  /**
+   * Only on a link between two host agents (a replica spanning hosts): the link joins the
+   * dialing agent's `device` to the accepting agent's `peerDevice` (a TP peer or a PP
+   * neighbour), and then carries that device<->device protocol unchanged.
+   */
+  peerDevice?: number;
 }
 
 /** The agent could not start a replica's devices (spawn failed, unknown job...). */
@@ -46,9 +57,10 @@ export type HostAgentToCoordinator =
   | ProtocolError;
 
 /**
- * Start the tp * pp device workers of one DP replica on this host: device indices
- * firstDevice + ppStage * tp + tpRank, TP groups in shared memory per stage, PP links between
- * stages as MessagePorts; then open one deviceChannel per device.
+ * Start the tp * pp device workers of one DP replica on this host (or, with `devices`, this
+ * host's share of a replica spanning hosts): device indices firstDevice + ppStage * tp + tpRank,
+ * TP groups in shared memory per stage, PP links between stages as MessagePorts (links to
+ * devices on other hosts relayed agent to agent); then open one deviceChannel per device.
  */
 export interface SpawnReplica {
   tag: 'spawnReplica';
@@ -59,6 +71,14 @@ export interface SpawnReplica {
   pp: number;
   /** Secret the device workers demand in the coordinator's hello (per job). */
   deviceToken: string;
+  /**
+   * A replica spanning hosts: the replica-local indices (ppStage * tp + tpRank) this host runs,
+   * and hostUrls[local] the peer address of the host running each of the replica's devices.
+   * Links between devices of two hosts go agent to agent (the lower global device dials);
+   * absent: the whole replica runs here.
+   */
+  devices?: number[];
+  hostUrls?: string[];
 }
 
 /** The job is over: stop every device worker of it still running. */
@@ -78,24 +98,29 @@ export type CoordinatorToHostAgent =
 
 const hostName = str(256, /^[A-Za-z0-9._-]+$/);
 const parallelDegree = int(1, 4096);
+const peerUrl = str(512, /^wss?:\/\/\S+$/);
 
 export const hostAgentToCoordinatorSchemas: Record<
   'agentJoin' | 'deviceChannel' | 'agentJobError',
   MessageSchema
 > = {
-  agentJoin: schema({ hostName, numDevices: int(0, 4096) }),
-  deviceChannel: schema({ jobId: count, device: count }),
+  agentJoin: schema({ hostName, numDevices: int(0, 4096) }, noTensors, { peerUrl }),
+  deviceChannel: schema({ jobId: count, device: count }, noTensors, { peerDevice: count }),
   agentJobError: schema({ jobId: count, message: str(4096) }),
 };
 
 export const coordinatorToHostAgentSchemas: Record<'spawnReplica' | 'releaseJob', MessageSchema> = {
-  spawnReplica: schema({
-    jobId: count,
-    dpRank: count,
-    firstDevice: count,
-    tp: parallelDegree,
-    pp: parallelDegree,
-    deviceToken: str(4096),
-  }),
+  spawnReplica: schema(
+    {
+      jobId: count,
+      dpRank: count,
+      firstDevice: count,
+      tp: parallelDegree,
+      pp: parallelDegree,
+      deviceToken: str(4096),
+    },
+    noTensors,
+    { devices: arrayOf(count, 4096, 1), hostUrls: arrayOf(peerUrl, 4096, 1) },
+  ),
   releaseJob: schema({ jobId: count }),
 };

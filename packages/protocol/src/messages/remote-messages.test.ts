@@ -41,6 +41,19 @@ describe('host-agent and job-client messages', () => {
   it('round-trips valid messages unchanged', () => {
     const messages = [
       { tag: 'agentJoin', hostName: 'node-7.rack_2', numDevices: 8 },
+      { tag: 'agentJoin', hostName: 'a', numDevices: 1, peerUrl: 'ws://10.0.0.2:4100' },
+      { tag: 'deviceChannel', jobId: 3, device: 0, peerDevice: 1 },
+      {
+        tag: 'spawnReplica',
+        jobId: 1,
+        dpRank: 0,
+        firstDevice: 0,
+        tp: 2,
+        pp: 1,
+        deviceToken: 't',
+        devices: [1],
+        hostUrls: ['ws://127.0.0.1:4001', 'ws://127.0.0.1:4002'],
+      },
       { tag: 'submitRequests', requests: [{ requestId: 'x', promptTokenIds: [4], sampling }] },
       {
         tag: 'submitRequests',
@@ -65,6 +78,20 @@ describe('host-agent and job-client messages', () => {
   it('rejects bad fields, naming them', () => {
     expect(rejection({ tag: 'agentJoin', hostName: 'bad host/name', numDevices: 1 })).toMatch(/hostName/);
     expect(rejection({ tag: 'agentJoin', hostName: 'a', numDevices: -1 })).toMatch(/numDevices/);
+    expect(rejection({ tag: 'agentJoin', hostName: 'a', numDevices: 1, peerUrl: 'http://x' })).toMatch(
+      /peerUrl/,
+    );
+    const spawn = {
+      tag: 'spawnReplica',
+      jobId: 1,
+      dpRank: 0,
+      firstDevice: 0,
+      tp: 2,
+      pp: 1,
+      deviceToken: 't',
+    };
+    expect(rejection({ ...spawn, devices: [] })).toMatch(/devices/);
+    expect(rejection({ ...spawn, devices: [0], hostUrls: ['a b'] })).toMatch(/hostUrls\[0\]/);
     expect(
       rejection({ tag: 'spawnReplica', jobId: 1, dpRank: 0, firstDevice: 0, tp: 0, pp: 1, deviceToken: 't' }),
     ).toMatch(/\.tp/);

@@ -1,0 +1,203 @@
+/**
+ * Device links between host agents, for replicas that span hosts. Each agent listens on a peer
+ * address (advertised in agentJoin); a link joining device A on one host to device B on another
+ * (a TP peer or a PP neighbour) is one WebSocket: the agent of the lower global device dials,
+ * proves the cluster token in a hello, names the link with deviceChannel {jobId, device: A,
+ * peerDevice: B}, and from then on both agents relay every device<->device frame between that
+ * socket and the MessagePort handed to their local device worker, so the worker keeps talking to
+ * a MessagePort whether its peer is in the next thread or on the next host.
+ */
+import { connect as connectTcp } from 'node:net';
+import type { MessagePort } from 'node:worker_threads';
+import {
+  acceptHello,
+  connectAndHello,
+  connectWebSocket,
+  type DeviceChannel,
+  type Endpoint,
+  INBOUND_TAGS,
+  listenWebSocket,
+  type Message,
+  type WebSocketListener,
+  WorkerPortEndpoint,
+} from '@seesaw/protocol';
+
+export type PeerSocket = Endpoint<Message, Message>;
+
+/** A peer agent's hello and link name, then device<->device frames. */
+const PEER_INBOUND_TAGS: ReadonlySet<string> = new Set([...INBOUND_TAGS.deviceToDevice, 'deviceChannel']);
+
+interface Rendezvous {
+  socket?: PeerSocket;
+  waiter?: (socket: PeerSocket) => void;
+  timer?: NodeJS.Timeout;
+}
+
+function linkKey(jobId: number, dialer: number, acceptor: number): string {
+  return `${jobId}/${dialer}->${acceptor}`;
+}
+
+export class AgentPeerLinks {
+  /** Sockets that arrived before their spawnReplica, or spawns waiting for their socket. */
+  private readonly rendezvous = new Map<string, Rendezvous>();
+
+  private constructor(
+    private readonly listener: WebSocketListener,
+    private readonly advertiseHost: string,
+    private readonly token: string,
+    private readonly log: (line: string) => void,
+  ) {}
+
+  /** Listens on host:port (0 picks a free port). */
+  static async listen(options: {
+    host: string;
+    /** The address peers dial (differs from host when that is 0.0.0.0 or ::). */
+    advertiseHost: string;
+    port: number;
+    token: string;
+    log: (line: string) => void;
+  }): Promise<AgentPeerLinks> {
+    let links: AgentPeerLinks | undefined;
+    const pending: PeerSocket[] = [];
+    const listener = await listenWebSocket({
+      host: options.host,
+      port: options.port,
+      accept: PEER_INBOUND_TAGS,
+      log: options.log,
+      onConnection: (socket) => {
+        if (links) void links.accept(socket);
+        else pending.push(socket);
+      },
+    });
+    links = new AgentPeerLinks(listener, options.advertiseHost, options.token, options.log);
+    for (const socket of pending) void links.accept(socket);
+    return links;
+  }
+
+  /** ws://HOST:PORT peers dial. */
+  get url(): string {
+    const host = this.advertiseHost.includes(':') ? `[${this.advertiseHost}]` : this.advertiseHost;
+    return `ws://${host}:${this.listener.port}`;
+  }
+
+  /** Dials the link from our `device` to the peer host's `peerDevice`. */
+  async dial(url: string, jobId: number, device: number, peerDevice: number): Promise<PeerSocket> {
+    const socket = await connectWebSocket<Message, Message>(url, {
+      accept: PEER_INBOUND_TAGS,
+      log: this.log,
+    });
+    await connectAndHello(socket, { role: 'device', name: `device ${device} link`, token: this.token });
+    socket.post({ tag: 'deviceChannel', jobId, device, peerDevice } satisfies DeviceChannel);
+    return socket;
+  }
+
+  /** Resolves with the socket the peer host dials for its `peerDevice` -> our `device`. */
+  expect(jobId: number, peerDevice: number, device: number, timeoutMs: number): Promise<PeerSocket> {
+    const key = linkKey(jobId, peerDevice, device);
+    const entry = this.rendezvous.get(key);
+    if (entry?.socket) {
+      this.rendezvous.delete(key);
+      return Promise.resolve(entry.socket);
+    }
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.rendezvous.delete(key);
+        reject(
+          new Error(`job ${jobId}: device ${peerDevice} did not link to device ${device} in ${timeoutMs} ms`),
+        );
+      }, timeoutMs);
+      this.rendezvous.set(key, { waiter: resolve, timer });
+    });
+  }
+
+  /** Forgets a job's early sockets and waiters (its spawn failed or it ended). */
+  forgetJob(jobId: number): void {
+    for (const [key, entry] of [...this.rendezvous]) {
+      if (!key.startsWith(`${jobId}/`)) continue;
+      this.rendezvous.delete(key);
+      clearTimeout(entry.timer);
+      entry.socket?.close('job released');
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const entry of this.rendezvous.values()) {
+      clearTimeout(entry.timer);
+      entry.socket?.close('agent stopped');
+    }
+    this.rendezvous.clear();
+    await this.listener.close();
+  }
+
+  private async accept(socket: PeerSocket): Promise<void> {
+    try {
+      await acceptHello(socket, {
+        role: 'device',
+        name: 'agent peer links',
+        expectedToken: this.token,
+        allowedRoles: ['device'],
+        log: this.log,
+      });
+    } catch {
+      return;
+    }
+    const first = await new Promise<Message | undefined>((resolve) => {
+      const offMessage = socket.onMessage((message) => {
+        offMessage();
+        offClose();
+        resolve(message);
+      });
+      const offClose = socket.onClose(() => {
+        offMessage();
+        resolve(undefined);
+      });
+    });
+    if (first === undefined) return;
+    if (first.tag !== 'deviceChannel' || first.peerDevice === undefined) {
+      socket.close(`peer link must start with deviceChannel naming peerDevice, got ${first.tag}`);
+      return;
+    }
+    const key = linkKey(first.jobId, first.device, first.peerDevice);
+    const entry = this.rendezvous.get(key);
+    if (entry?.waiter) {
+      this.rendezvous.delete(key);
+      clearTimeout(entry.timer);
+      entry.waiter(socket);
+    } else if (entry?.socket) {
+      socket.close(`link ${key} is already open`);
+    } else {
+      // The peer host handled its spawnReplica first; ours comes soon (or releaseJob forgets it).
+      this.rendezvous.set(key, { socket });
+    }
+  }
+}
+
+/**
+ * Relays frames between the agent's end of a device worker's MessagePort and a peer socket until
+ * either closes (which closes the other). Returns a function that ends the relay.
+ */
+export function relayPortToSocket(port: MessagePort, socket: PeerSocket, name: string): () => void {
+  const local = new WorkerPortEndpoint<Message, Message>(port, name, { accept: INBOUND_TAGS.deviceToDevice });
+  socket.onMessage((message, tensors) => local.post(message, tensors));
+  local.onMessage((message, tensors) => socket.post(message, tensors));
+  socket.onClose((reason) => local.close(`peer link closed: ${reason}`));
+  local.onClose((reason) => socket.close(`device link closed: ${reason}`));
+  return () => {
+    local.close('relay stopped');
+    socket.close('relay stopped');
+  };
+}
+
+/** The local address this machine uses to reach `url`'s host (the default peer address). */
+export function localAddressToward(url: string): Promise<string> {
+  const { hostname, port } = new URL(url);
+  const host = hostname.replace(/^\[|\]$/g, '');
+  return new Promise((resolve, reject) => {
+    const socket = connectTcp({ host, port: Number(port) || 80 }, () => {
+      const address = socket.localAddress ?? '127.0.0.1';
+      socket.destroy();
+      resolve(address.replace(/^::ffff:/, ''));
+    });
+    socket.once('error', (error) => reject(new Error(`cannot reach ${url}: ${error.message}`)));
+  });
+}
