@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 /** Shared by the cluster tests: starting a LocalCluster on a model and a reference engine run. */
 import {
   ClusterEngine,
@@ -10,7 +11,7 @@ import {
 } from '@seesaw/coordinator';
 import { CpuDevice, createDeviceWorkerGroup, deviceWorkerUrl } from '@seesaw/gpu-actor';
 
-export const FIXTURE = '/work/shared/fixtures/tiny-llama-bf16';
+export const FIXTURE = join(import.meta.dirname, '../../shared/fixtures/tiny-llama-bf16');
 export const TOKEN = 'cluster-test-token';
 /** The block size the gpu-actor sharded test support drives devices with. */
 export const BLOCK_SIZE = 8;

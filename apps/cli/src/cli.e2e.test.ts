@@ -11,7 +11,7 @@ import type { BatchOutputRecord, ErrorRecord, SuccessRecord } from './batch-outp
 import { REPO_ROOT } from './model-cache.ts';
 
 const BIN = join(REPO_ROOT, 'apps', 'cli', 'bin', 'seesaw.js');
-const FIXTURE_NO_TOKENIZER = '/work/shared/fixtures/tiny-llama-bf16';
+const FIXTURE_NO_TOKENIZER = join(import.meta.dirname, '../../../../shared/fixtures/tiny-llama-bf16');
 
 /** Why the engine tests cannot run here (no CpuDevice yet, or the native kernels not built), or null. */
 const engineUnavailableReason: string | null = await import('@seesaw/gpu-actor').then(

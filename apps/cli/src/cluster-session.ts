@@ -16,16 +16,6 @@ import type { EngineSession, EngineSettings } from './engine-session.ts';
 /** KV cache each device gets by default on top of the whole checkpoint (CpuDevice's own default). */
 const DEFAULT_KV_CACHE_BYTES = 512 * 1024 * 1024;
 
-/** Bytes of every tensor of the checkpoint: what one device holding the whole model needs. */
-function checkpointBytes(modelDir: string): number {
-  const checkpoint = Checkpoint.open(modelDir);
-  try {
-    return checkpoint.names().reduce((sum, name) => sum + checkpoint.info(name).byteLength, 0);
-  } finally {
-    checkpoint.close();
-  }
-}
-
 export async function openClusterSession(
   modelDir: string,
   settings: EngineSettings,
@@ -35,7 +25,7 @@ export async function openClusterSession(
   const { createDeviceWorkerGroup, deviceWorkerUrl } = await import('@seesaw/gpu-actor');
   const numThreads = settings.numThreads ?? availableParallelism();
   const numThreadsPerDevice = Math.max(1, Math.floor(numThreads / cluster.numDevices));
-  const weightBytes = checkpointBytes(modelDir);
+  const weightBytes = Checkpoint.tensorBytesOf(modelDir);
   const deviceMemoryBytes = cluster.deviceMemoryBytes ?? weightBytes + DEFAULT_KV_CACHE_BYTES;
   const recovering = await RecoveringCluster.start({
     cluster: {

@@ -1,6 +1,6 @@
 // Kernel benchmark: machine ceilings (FMA peak, streaming read bandwidth) and the kernels
 // measured against them, all in one run. Medians of a few repetitions.
-// Run: cd /work/main && pnpm bench:kernels
+// Run from the repository root: pnpm bench:kernels
 import {
   f32ToBf16,
   matmul,

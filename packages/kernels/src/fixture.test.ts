@@ -1,11 +1,12 @@
 // Kernels on real bf16 weights from the outside-made Llama fixture (safetensors, little-endian
 // bf16), checked against the float64 reference of the same weights.
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { embed, matmul, reference, setNumThreads, type Weight, weightToFloat64 } from './index.ts';
 import { errorAgainstMagnitude, makeRng, randomF32, testSeed, toF64 } from './test-support.ts';
 
-const fixture = '/work/shared/fixtures/tiny-llama-bf16/model.safetensors';
+const fixture = join(import.meta.dirname, '../../../../shared/fixtures/tiny-llama-bf16/model.safetensors');
 const rng = makeRng(testSeed());
 
 interface TensorInfo {

@@ -142,6 +142,23 @@ export class Checkpoint {
     return [...this.tensors.keys()];
   }
 
+  /** Bytes of every tensor in the checkpoint: what one device holding the whole model reads. */
+  tensorBytes(): number {
+    let total = 0;
+    for (const info of this.tensors.values()) total += info.byteLength;
+    return total;
+  }
+
+  /** tensorBytes() of the checkpoint in `dir`, opening and closing it. */
+  static tensorBytesOf(dir: string): number {
+    const checkpoint = Checkpoint.open(dir);
+    try {
+      return checkpoint.tensorBytes();
+    } finally {
+      checkpoint.close();
+    }
+  }
+
   info(name: string): TensorInfo {
     const info = this.tensors.get(name);
     if (info === undefined) throw new CheckpointError(`${this.dir}: missing tensor "${name}"`);

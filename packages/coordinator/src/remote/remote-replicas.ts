@@ -25,15 +25,6 @@ export function hostOfDevice(deviceName: string): string | undefined {
   return at < 0 ? undefined : deviceName.slice(at + 1);
 }
 
-function checkpointBytes(modelDir: string): number {
-  const checkpoint = Checkpoint.open(modelDir);
-  try {
-    return checkpoint.names().reduce((sum, name) => sum + checkpoint.info(name).byteLength, 0);
-  } finally {
-    checkpoint.close();
-  }
-}
-
 /** Loads every device's shard (all at once) and groups the actors into DP replicas. */
 export async function loadReplicas(
   actors: readonly DeviceActorHandle[],
@@ -44,7 +35,8 @@ export async function loadReplicas(
   const { dp, tp, pp } = parallel;
   const perReplica = tp * pp;
   // Read where the coordinator runs: the model directory must be visible here too.
-  const deviceMemoryBytes = open.deviceMemoryBytes ?? checkpointBytes(open.modelDir) + DEFAULT_KV_CACHE_BYTES;
+  const deviceMemoryBytes =
+    open.deviceMemoryBytes ?? Checkpoint.tensorBytesOf(open.modelDir) + DEFAULT_KV_CACHE_BYTES;
   const ready: Ready[] = await Promise.all(
     actors.map((actor, device) => {
       const local = device % perReplica;
