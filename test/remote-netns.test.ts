@@ -28,68 +28,16 @@ import {
   waitForHosts,
   writePrompts,
 } from './remote-cluster-support.ts';
+import { ip, must, TwoHostNetwork, whyNoNamespaces } from './two-host-network.ts';
 
-const TAG = `${process.pid % 100_000}`;
-const NS_A = `seesaw-a-${TAG}`;
-const NS_B = `seesaw-b-${TAG}`;
-const VETH_A = `ssa${TAG}`;
-const VETH_B = `ssb${TAG}`;
-const SUBNET = `10.231.${process.pid % 250}`;
-const ADDR_A = `${SUBNET}.1`;
-const ADDR_B = `${SUBNET}.2`;
-const IN_A = ['ip', 'netns', 'exec', NS_A];
-const IN_B = ['ip', 'netns', 'exec', NS_B];
+// Names and subnet apart from the other namespace suite, which may run at the same time.
+const net = new TwoHostNetwork('n', 231);
+const { addrA: ADDR_A, inA: IN_A, inB: IN_B, nsB: NS_B, vethB: VETH_B } = net;
 
-function ip(...args: string[]): { ok: boolean; error: string } {
-  const result = spawnSync('ip', args, { encoding: 'utf8' });
-  return { ok: result.status === 0, error: (result.stderr || result.error?.message || '').trim() };
-}
-
-/** Why this machine cannot run the test, or undefined when it can (probes and cleans up). */
-function whyNoNamespaces(): string | undefined {
-  if (process.platform !== 'linux') return `network namespaces need Linux, this is ${process.platform}`;
-  if (process.getuid?.() !== 0) return 'creating network namespaces needs root';
-  if (!existsSync('/usr/sbin/ip') && !existsSync('/sbin/ip') && !existsSync('/usr/bin/ip'))
-    return 'no `ip` command';
-  const probe = `seesaw-probe-${TAG}`;
-  const added = ip('netns', 'add', probe);
-  if (!added.ok) return `ip netns add failed: ${added.error}`;
-  ip('netns', 'del', probe);
-  if (spawnSync('curl', ['--version']).status !== 0) return 'no `curl` command';
-  return undefined;
-}
-
-const skipReason = whyNoNamespaces();
+const skipReason = whyNoNamespaces(`seesaw-probe-${process.pid % 100_000}`);
 const title = skipReason
   ? `two hosts as network namespaces (SKIPPED: ${skipReason})`
   : 'two hosts as network namespaces joined by a veth pair';
-
-function must(result: { ok: boolean; error: string }, what: string): void {
-  if (!result.ok) throw new Error(`${what}: ${result.error}`);
-}
-
-function createNetwork(): void {
-  must(ip('netns', 'add', NS_A), 'netns add A');
-  must(ip('netns', 'add', NS_B), 'netns add B');
-  must(ip('link', 'add', VETH_A, 'type', 'veth', 'peer', 'name', VETH_B), 'veth pair');
-  must(ip('link', 'set', VETH_A, 'netns', NS_A), 'veth into A');
-  must(ip('link', 'set', VETH_B, 'netns', NS_B), 'veth into B');
-  must(ip('-n', NS_A, 'addr', 'add', `${ADDR_A}/24`, 'dev', VETH_A), 'address A');
-  must(ip('-n', NS_B, 'addr', 'add', `${ADDR_B}/24`, 'dev', VETH_B), 'address B');
-  for (const [ns, dev] of [
-    [NS_A, VETH_A],
-    [NS_B, VETH_B],
-  ] as const) {
-    must(ip('-n', ns, 'link', 'set', 'lo', 'up'), `lo up in ${ns}`);
-    must(ip('-n', ns, 'link', 'set', dev, 'up'), `${dev} up`);
-  }
-}
-
-function deleteNetwork(): void {
-  // Deleting a namespace deletes the veth end inside it, and with it the pair.
-  ip('netns', 'del', NS_A);
-  ip('netns', 'del', NS_B);
-}
 
 describe.skipIf(skipReason !== undefined)(title, () => {
   const group = new ProcessGroup();
@@ -136,8 +84,8 @@ describe.skipIf(skipReason !== undefined)(title, () => {
     dir = mkdtempSync(join(tmpdir(), 'seesaw-netns-'));
     tokenFile = join(dir, 'token');
     writeFileSync(tokenFile, 'netns-cluster-secret\n');
-    deleteNetwork();
-    createNetwork();
+    net.destroy();
+    net.create();
     coordinator = group.start(['coordinator', '--listen', `${ADDR_A}:0`, '--token-file', tokenFile], IN_A);
     url = await coordinatorUrl(coordinator);
     startAgent('host-a', IN_A);
@@ -147,7 +95,7 @@ describe.skipIf(skipReason !== undefined)(title, () => {
 
   afterAll(async () => {
     await group.stopAll();
-    deleteNetwork();
+    net.destroy();
     rmSync(dir, { recursive: true, force: true });
   });
 
