@@ -198,7 +198,10 @@ describe('coordinator daemon, host agents and run --cluster over loopback WebSoc
     victim.child.kill('SIGKILL');
     await victim.exited;
     await waitForHosts(url, ['host-a']);
-    expect(coordinator.stderr()).toContain('host host-b dropped');
+    // The log line travels through the coordinator's stderr pipe, which may trail its HTTP answer.
+    await waitFor('the coordinator to log the drop', 5_000, () =>
+      coordinator.stderr().includes('host host-b dropped') ? true : undefined,
+    );
     expect(metric(httpGet(httpUrl(url, '/metrics')), 'seesaw_hosts_lost_total')).toBe(1);
   });
 });

@@ -3,18 +3,28 @@
  * the --threads split evenly over them (at least one each), a ClusterEngine in front. Lost
  * devices are worked around (RecoveringCluster): a lost replica's requests go to the others, and
  * with no replica left the run is re-planned onto the healthy devices; each event is logged to
- * stderr. When nothing valid is left, step() throws ClusterStoppedError.
+ * stderr. When nothing valid is left, step() throws ClusterStoppedError. With --host-kv-memory
+ * one kv-store worker is the host's KV tier, split evenly over the dp * pp engines, so preemption
+ * may swap (--preemption auto or swap) instead of recomputing.
  */
 import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { basename, resolve } from 'node:path';
 import { RecoveringCluster } from '@seesaw/coordinator';
-import { Checkpoint, formatParallelConfig } from '@seesaw/model';
+import { Checkpoint, expectedTensors, formatParallelConfig, loadModelConfig } from '@seesaw/model';
 import type { ClusterSettings } from './cluster-flags.ts';
 import type { EngineSession, EngineSettings } from './engine-session.ts';
 
 /** KV cache each device gets by default on top of the whole checkpoint (CpuDevice's own default). */
 const DEFAULT_KV_CACHE_BYTES = 512 * 1024 * 1024;
+
+/** Parameters of the model, from the tensor shapes its config implies (for the swap cost model). */
+function numModelParams(modelDir: string): number {
+  return expectedTensors(loadModelConfig(modelDir)).reduce(
+    (sum, tensor) => sum + tensor.shape.reduce((a, b) => a * b, 1),
+    0,
+  );
+}
 
 export async function openClusterSession(
   modelDir: string,
@@ -36,8 +46,15 @@ export async function openClusterSession(
       deviceMemoryBytes,
       token: randomBytes(24).toString('base64url'),
       createTpGroup: createDeviceWorkerGroup,
+      hostKvBytes: settings.hostKvBytes,
     },
-    engine: { maxNumBatchedTokens: settings.maxNumBatchedTokens, maxNumSeqs: settings.maxNumSeqs },
+    // hostKv itself comes from the cluster (each engine's share of the store), re-plans included.
+    engine: {
+      maxNumBatchedTokens: settings.maxNumBatchedTokens,
+      maxNumSeqs: settings.maxNumSeqs,
+      preemptionMode: settings.preemptionMode,
+      numModelParams: numModelParams(modelDir),
+    },
     // A re-plan must not put more of the weights on one device than its memory holds.
     minDevicesPerReplica: Math.ceil(weightBytes / deviceMemoryBytes),
     log: (line) => process.stderr.write(`${line}\n`),

@@ -108,6 +108,11 @@ export class CpuDevice {
     return this.forward.shard;
   }
 
+  /** The paged KV cache of this shard's layers x KV heads (a device worker swaps it through the kv-store actor). */
+  get kvCache(): PagedKvCache {
+    return this.cache;
+  }
+
   get kvCacheBytes(): number {
     return this.cache.numBytes;
   }

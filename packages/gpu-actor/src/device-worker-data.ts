@@ -32,6 +32,11 @@ export interface DeviceWorkerLinks {
      * stage (undefined at this rank's own index), directly or through the host agents.
      */
     tpPeers?: Array<MessagePort | undefined>;
+    /**
+     * Link to the host's kv-store actor (the host KV tier): this rank swaps its layers x KV heads
+     * of preempted sequences there. Absent: a step that swaps fails.
+     */
+    kvStore?: MessagePort;
   };
 }
 

@@ -4,7 +4,9 @@
  * its input hidden state from the previous stage's link, a non-last stage hands its output to
  * the next stage's link (TP rank r to TP rank r: every rank holds the whole all-reduced hidden
  * state, so each link carries one copy and no rank fans out), and only the last stage's TP
- * rank 0 answers stepDone. Failures become `error` messages, never a silent death.
+ * rank 0 answers stepDone. With a link to the host's kv-store, a step's swaps move this rank's
+ * layers x KV heads before its compute (KvStoreSwapper). Failures become `error` messages, never
+ * a silent death.
  */
 import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
 import { Checkpoint, type ShardPosition, type ShardSpec, shardSpec } from '@seesaw/model';
@@ -23,6 +25,7 @@ import {
   type WorkerPortEndpoint,
 } from '@seesaw/protocol';
 import { CpuDevice } from './cpu-device.ts';
+import { KvStoreSwapper, openKvStoreLink } from './device-kv-store-swap.ts';
 import type { DeviceWorkerData } from './device-worker-data.ts';
 import {
   ActivationInbox,
@@ -46,6 +49,8 @@ interface LoadedShard {
   spec: ShardSpec;
   links: OpenedLinks;
   inbox: ActivationInbox | undefined;
+  /** Swaps to the host's kv-store; absent without a host KV tier. */
+  swapper: KvStoreSwapper | undefined;
 }
 
 /** Sizes the shard from the checkpoint header alone: weights, then the KV cache that fits beside them. */
@@ -175,7 +180,8 @@ export class DeviceWorkerRuntime {
     const plan = planMemory(load, position);
     const ports = await this.linksArrived;
     const group = tp > 1 ? this.joinGroup(tp, load.tpRank, ports.tpPeers) : undefined;
-    const [device, links] = await Promise.all([
+    const linkOptions = { deviceName: this.data.deviceName, token: this.data.token };
+    const [device, links, kvStoreLink] = await Promise.all([
       CpuDevice.load(load.modelDir, {
         numThreads: load.numThreads,
         kvCacheBytes: plan.kvCacheBytes,
@@ -188,13 +194,17 @@ export class DeviceWorkerRuntime {
         token: this.data.token,
         log: (line) => this.log(line),
       }),
+      ports.kvStore ? openKvStoreLink(ports.kvStore, linkOptions) : undefined,
     ]);
     if (!plan.spec.isFirstStage && !links.previous)
       throw new Error(`stage ${load.ppStage} has no link to the previous stage`);
     if (!plan.spec.isLastStage && !links.next)
       throw new Error(`stage ${load.ppStage} has no link to the next stage`);
     const inbox = links.previous ? new ActivationInbox(links.previous, plan.hiddenSize) : undefined;
-    this.shard = { device, spec: plan.spec, links, inbox };
+    const swapper = kvStoreLink
+      ? new KvStoreSwapper(kvStoreLink, device.kvCache, plan.spec.layers, plan.spec.kvHeads)
+      : undefined;
+    this.shard = { device, spec: plan.spec, links, inbox, swapper };
     return {
       tag: 'ready',
       numKvBlocks: device.numKvBlocks,
@@ -245,7 +255,7 @@ export class DeviceWorkerRuntime {
     const shard = this.shard;
     if (!shard) throw new Error(`step ${batch.stepId} before loadShard`);
     const input = shard.inbox ? await shard.inbox.take(batch.stepId) : undefined;
-    const output = await shard.device.executeStage(batch, input);
+    const output = await shard.device.executeStage(await this.applySwaps(shard, batch), input);
     if ('hidden' in output) {
       const hiddenSize = shard.device.config.hiddenSize;
       const numTokens = output.hidden.length / hiddenSize;
@@ -257,6 +267,25 @@ export class DeviceWorkerRuntime {
       const { message, tensors } = stepDoneMessage(output);
       this.endpoint.post(message, tensors);
     }
+  }
+
+  /**
+   * Runs the step's swaps through the kv-store before compute and returns the step without them
+   * (CpuDevice's own swapper is for an in-process store only).
+   */
+  private async applySwaps(shard: LoadedShard, batch: StepBatch): Promise<StepBatch> {
+    if (!batch.swapOuts?.length && !batch.swapIns?.length) return batch;
+    if (!shard.swapper)
+      throw new Error(`step ${batch.stepId} swaps KV, but this device has no link to a kv-store`);
+    try {
+      await shard.swapper.apply(batch);
+    } catch (error) {
+      throw new Error(
+        `step ${batch.stepId}: KV swap failed: ${error instanceof Error ? error.message : String(error)}`,
+      );
+    }
+    const { swapOuts: _outs, swapIns: _ins, ...rest } = batch;
+    return rest;
   }
 
   private postError(code: string, error: unknown, requestStepId?: number): void {
@@ -272,6 +301,7 @@ export class DeviceWorkerRuntime {
     this.shard?.device.close();
     this.shard?.links.previous?.close('device stopped');
     this.shard?.links.next?.close('device stopped');
+    this.shard?.swapper?.close('device stopped');
     for (const link of this.tpLinks) link.close('device stopped');
     this.endpoint.close('device stopped');
     parentPort?.unref();

@@ -5,8 +5,9 @@ import type { PagedKvCache } from './paged-kv-cache.ts';
 
 /**
  * Executes a step's swaps between a device's paged KV cache and an in-process host store
- * (same host; the kv-store actor link comes later). The device holds the whole model, so a
- * sequence's box is every layer and KV head.
+ * (same host, same thread; device workers in a cluster go through the kv-store actor with
+ * explicit slot ids instead, see device-kv-store-swap.ts). The device holds the whole model,
+ * so a sequence's box is every layer and KV head.
  *
  * Slot ids: the coordinator's HostKvAllocator picks them; the store keeps its own allocator
  * of the same size, driven in the same order (reserve on swap-out, release on swap-in), so

@@ -26,6 +26,11 @@ export interface KvSliceBox {
   layers: Range;
   heads: Range;
   tokens: Range;
+  /**
+   * Explicit slots (slot i holds tokens [i * tokensPerSlot, (i + 1) * tokensPerSlot)), chosen by
+   * an outside authority such as the coordinator's scheduler; absent: the seqId's reserved slots.
+   */
+  slotIds?: readonly number[];
 }
 
 export function hostKvLayoutFor(

@@ -7,6 +7,13 @@
  * arenas of at most ARENA_BYTES, created on first use, so a large capacity costs nothing
  * until it is filled. A written-bitmap (one bit per slot, layer, K/V, head and token) makes
  * a get of anything never put an error instead of returning a previous owner's bytes.
+ *
+ * Two ways to address a sequence's slots: by seqId, through this store's own allocator
+ * (reserve / release), or with a box's explicit `slotIds`, when another party (the cluster
+ * coordinator's scheduler) owns the accounting and several devices write parts of one sequence.
+ * Explicit slots are never reserved here; their written bits are only ever set (a slot reused by
+ * the authority is simply overwritten), so with them the bitmap catches a get of a slot never
+ * put at all, not a stale one.
  */
 
 import { DTYPE_BYTES, type Tensor, type TensorData } from '@seesaw/protocol';
@@ -105,7 +112,7 @@ export class HostKvStore {
   put(box: KvSliceBox, tensor: Tensor): StoreResult {
     const problem = this.checkBox(box) ?? this.checkTensor(box, tensor);
     if (problem) return { ok: false, reason: problem };
-    const arenas = this.ensureArenas(box.seqId);
+    const arenas = this.ensureArenas(this.slotsOf(box));
     if (typeof arenas === 'string') return { ok: false, reason: arenas };
     this.copyBox(box, tensor.data, true);
     return { ok: true };
@@ -125,17 +132,30 @@ export class HostKvStore {
     return { ok: true, tensor: { dtype: this.layout.dtype, shape, data } };
   }
 
-  /** Why `box` cannot be addressed now (bad ranges, unknown sequence, past its slots). */
+  /** Why `box` cannot be addressed now (bad ranges, unknown sequence or slots, past its slots). */
   checkBox(box: KvSliceBox): string | undefined {
     const { numLayers, numKvHeads } = this.layout;
     if (!Number.isSafeInteger(box.seqId) || box.seqId < 0) return `bad seqId ${box.seqId}`;
-    const capacity = this.allocator.tokenCapacityOf(box.seqId);
-    if (capacity === 0) return `unknown sequence ${box.seqId} (no slots reserved)`;
+    let capacity: number;
+    if (box.slotIds !== undefined) {
+      if (!Array.isArray(box.slotIds) || box.slotIds.length === 0) return 'slotIds must be a non-empty array';
+      const bad = box.slotIds.find((id) => !Number.isSafeInteger(id) || id < 0 || id >= this.numSlots);
+      if (bad !== undefined) return `slot ${bad} is not one of the store's ${this.numSlots} slots`;
+      if (new Set(box.slotIds).size !== box.slotIds.length) return `slotIds [${box.slotIds}] repeat a slot`;
+      capacity = box.slotIds.length * this.layout.tokensPerSlot;
+    } else {
+      capacity = this.allocator.tokenCapacityOf(box.seqId);
+      if (capacity === 0) return `unknown sequence ${box.seqId} (no slots reserved)`;
+    }
     return (
       checkRange('layers', box.layers, numLayers) ??
       checkRange('heads', box.heads, numKvHeads) ??
       checkRange(`sequence ${box.seqId} tokens`, box.tokens, capacity)
     );
+  }
+
+  private slotsOf(box: KvSliceBox): readonly number[] {
+    return box.slotIds ?? this.allocator.slotsOf(box.seqId);
   }
 
   private checkTensor(box: KvSliceBox, tensor: Tensor): string | undefined {
@@ -154,8 +174,8 @@ export class HostKvStore {
   }
 
   /** Allocates the arenas a sequence's slots live in; a string when the host is out of memory. */
-  private ensureArenas(seqId: number): true | string {
-    for (const slotId of this.allocator.slotsOf(seqId)) {
+  private ensureArenas(slotIds: readonly number[]): true | string {
+    for (const slotId of slotIds) {
       const index = Math.floor(slotId / this.slotsPerArena);
       if (this.arenas[index]) continue;
       const numSlotsHere = Math.min(this.slotsPerArena, this.allocator.numSlots - index * this.slotsPerArena);
@@ -181,7 +201,7 @@ export class HostKvStore {
    */
   private copyBox(box: KvSliceBox, data: TensorData, isPut: boolean): void {
     const { numKvHeads: H, headDim: D, tokensPerSlot: T } = this.layout;
-    const slots = this.allocator.slotsOf(box.seqId);
+    const slots = this.slotsOf(box);
     const numHeads = rangeLength(box.heads);
     const numTokens = rangeLength(box.tokens);
     for (let l = box.layers.start; l < box.layers.end; l++) {
@@ -213,7 +233,7 @@ export class HostKvStore {
 
   private findUnwritten(box: KvSliceBox): string | undefined {
     const { numKvHeads: H, tokensPerSlot: T } = this.layout;
-    const slots = this.allocator.slotsOf(box.seqId);
+    const slots = this.slotsOf(box);
     for (let l = box.layers.start; l < box.layers.end; l++) {
       for (let kv = 0; kv < 2; kv++) {
         for (let h = box.heads.start; h < box.heads.end; h++) {

@@ -209,8 +209,10 @@ export class KvStoreActor {
         }
         this.counters.numGets++;
         this.counters.numBytesOut += result.tensor.data.byteLength;
-        const { requestId, seqId, layers, heads, tokens } = message;
-        endpoint.post({ tag: 'kvData', requestId, seqId, layers, heads, tokens }, [result.tensor]);
+        const { requestId, seqId, layers, heads, tokens, slotIds } = message;
+        const answer: Message = { tag: 'kvData', requestId, seqId, layers, heads, tokens };
+        if (slotIds !== undefined) answer.slotIds = slotIds;
+        endpoint.post(answer, [result.tensor]);
         return;
       }
       case 'heartbeat':

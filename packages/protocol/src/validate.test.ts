@@ -162,6 +162,20 @@ describe('validate', () => {
     expectRejected(bad, 'badTensor', /expected \[2,2,1,3,3\]/);
   });
 
+  it('takes explicit host slot ids on kvGet and kvPut, checked as counts', () => {
+    const address = {
+      requestId: 1,
+      seqId: 1,
+      layers: { start: 0, end: 1 },
+      heads: { start: 0, end: 1 },
+      tokens: { start: 0, end: 3 },
+    };
+    const withSlots = decodeFrame(encodeFrame({ tag: 'kvGet', ...address, slotIds: [5, 0] }));
+    expect(withSlots.ok && withSlots.message).toMatchObject({ tag: 'kvGet', slotIds: [5, 0] });
+    expectRejected(encodeFrame({ tag: 'kvGet', ...address, slotIds: [] }), 'badField', /slotIds/);
+    expectRejected(encodeFrame({ tag: 'kvGet', ...address, slotIds: [1, -2] }), 'badField', /slotIds\[1\]/);
+  });
+
   it('resolves shared-region descriptors only inside a known region', () => {
     const region = SharedRegion.create(5, 1024);
     const descriptor = { dtype: 'f32', shape: [4], byteLength: 16, region: 5, byteOffset: 64 };

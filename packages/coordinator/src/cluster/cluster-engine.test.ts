@@ -163,4 +163,34 @@ describe('KvPartitionView', () => {
     expect(sent[0].swapOuts).toEqual([{ seqId: 5, blockIds: [10, 13], slotIds: [7, 8], numTokens: 6 }]);
     expect(sent[0].swapIns).toEqual([{ seqId: 3, blockIds: [19], slotIds: [4], numTokens: 3 }]);
   });
+
+  it('gives every engine of the host its own range of host slots', async () => {
+    const sent: StepBatch[] = [];
+    const recording = {
+      numKvBlocks: 20,
+      blockSize: BLOCK_SIZE,
+      execute: async (batch: StepBatch) => {
+        sent.push(batch);
+        return { stepId: batch.stepId, sampled: [] };
+      },
+    };
+    // Replica 1 of a dp 2 x pp 2 host: its views are engines 2 and 3, 10 slots each.
+    const views = partitionReplica(recording, 2, { numSlotsPerPartition: 10, firstPartition: 2 });
+    const swap = { seqId: 0, blockIds: [0], slotIds: [0, 9], numTokens: 9 };
+    for (const view of views)
+      await view.execute({ stepId: 0, addedSeqs: [], releasedSeqIds: [], seqs: [], swapOuts: [swap] });
+    expect(sent.map((batch) => batch.swapOuts?.[0]?.slotIds)).toEqual([
+      [20, 29],
+      [30, 39],
+    ]);
+    await expect(
+      views[0]!.execute({
+        stepId: 1,
+        addedSeqs: [],
+        releasedSeqIds: [],
+        seqs: [],
+        swapIns: [{ ...swap, slotIds: [10] }],
+      }),
+    ).rejects.toThrow(/host slot 10 is outside this engine's 10 slots/);
+  });
 });

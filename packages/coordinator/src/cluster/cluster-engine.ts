@@ -27,6 +27,10 @@ import { ReplicaDevice } from './replica-device.ts';
 
 type Settled = { index: number; outputs: RequestOutput[] } | { index: number; error: Error };
 
+/**
+ * hostKv, when given, is each engine's share of the host KV tier (LocalCluster.engineHostKv):
+ * engine e (replica-major) swaps to host slots [e * hostKv.numSlots, (e + 1) * hostKv.numSlots).
+ */
 export interface ClusterEngineOptions extends EngineOptions {
   /** Where recovery events go (a replica lost, requests requeued). */
   log?: (line: string) => void;
@@ -60,8 +64,14 @@ export class ClusterEngine {
     this.replicas = replicas;
     this.pp = pp;
     this.log = log ?? (() => {});
-    this.engines = replicas.flatMap((replica) =>
-      partitionReplica(replica, pp).map((view) => new Engine(view, engineOptions)),
+    // With a host KV tier, hostKv.numSlots is each engine's share; every engine gets its own range.
+    const hostKv = engineOptions.hostKv;
+    this.engines = replicas.flatMap((replica, r) =>
+      partitionReplica(
+        replica,
+        pp,
+        hostKv && { numSlotsPerPartition: hostKv.numSlots, firstPartition: r * pp },
+      ).map((view) => new Engine(view, engineOptions)),
     );
     this.outstandingTokens = this.engines.map(() => 0);
   }

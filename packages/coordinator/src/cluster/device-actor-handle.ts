@@ -131,7 +131,9 @@ export class DeviceActorHandle {
       },
     );
     const links = options.links ?? {};
-    const transfer = [links.previous, links.next].filter((p): p is MessagePort => p !== undefined);
+    const transfer = [links.previous, links.next, links.kvStore].filter(
+      (p): p is MessagePort => p !== undefined,
+    );
     worker.postMessage({ seesawLinks: links }, transfer);
     const actor: ActorProcess = {
       worker,

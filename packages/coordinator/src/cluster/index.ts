@@ -7,8 +7,9 @@ export {
   type DeviceActorOptions,
 } from './device-actor-handle.ts';
 export { DeviceLostError, DeviceStepError } from './device-errors.ts';
-export { KvPartitionView, partitionReplica } from './kv-partition-view.ts';
+export { type HostSlotPartition, KvPartitionView, partitionReplica } from './kv-partition-view.ts';
 export { LocalCluster, type LocalClusterOptions } from './local-cluster.ts';
+export { type EngineHostKv, LocalHostKv, type LocalHostKvOptions } from './local-host-kv.ts';
 export {
   RecoveringCluster,
   type RecoveringClusterOptions,

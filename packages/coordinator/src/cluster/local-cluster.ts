@@ -2,7 +2,9 @@
  * Device actors in worker threads of this process, laid out by a static DxTyPz configuration:
  * ranks from deviceRanks (device = (dp * pp + stage) * tp + tpRank), one TP group per
  * (dp, stage), one MessageChannel per (dp, stage boundary, tp rank) for activations, all actors
- * spawned and loaded concurrently. The result is one ReplicaDevice per DP replica.
+ * spawned and loaded concurrently. The result is one ReplicaDevice per DP replica. With
+ * hostKvBytes, one kv-store worker is the host's KV tier (LocalHostKv) and every device worker
+ * gets a link to it, so preemption can swap instead of recompute.
  */
 import { MessageChannel } from 'node:worker_threads';
 import {
@@ -17,6 +19,7 @@ import {
 } from '@seesaw/model';
 import type { Ready } from '@seesaw/protocol';
 import { DeviceActorHandle } from './device-actor-handle.ts';
+import { type EngineHostKv, LocalHostKv } from './local-host-kv.ts';
 import { ReplicaDevice } from './replica-device.ts';
 import type { DeviceWorkerLinkPorts, DeviceWorkerSpawnData } from './worker-contract.ts';
 
@@ -42,6 +45,11 @@ export interface LocalClusterOptions {
    */
   createTpGroup?: (size: number) => unknown[];
   groupTimeoutMs?: number;
+  /**
+   * Host memory for the KV tier, bytes: one kv-store worker for this host, its slots split
+   * evenly over the dp * pp virtual engines (see LocalHostKv). Absent: no host KV tier.
+   */
+  hostKvBytes?: number;
   heartbeatIntervalMs?: number;
   heartbeatTimeoutMs?: number;
   log?: (line: string) => void;
@@ -61,7 +69,14 @@ export class LocalCluster {
     /** Every actor in device order. */
     readonly actors: DeviceActorHandle[],
     readonly replicas: ReplicaDevice[],
+    /** The host KV tier, when hostKvBytes was given. */
+    readonly hostKv: LocalHostKv | undefined,
   ) {}
+
+  /** Each engine's share of the host KV tier (EngineOptions.hostKv), when there is one. */
+  get engineHostKv(): EngineHostKv | undefined {
+    return this.hostKv?.engineHostKv;
+  }
 
   get name(): string {
     return formatParallelConfig(this.parallel);
@@ -75,12 +90,38 @@ export class LocalCluster {
     const { dp, tp, pp } = parallel;
     if (tp > 1 && !options.createTpGroup) throw new Error(`TP ${tp} needs options.createTpGroup`);
     const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
+    const hostKv =
+      options.hostKvBytes === undefined
+        ? undefined
+        : await LocalHostKv.start({
+            config,
+            blockSize,
+            capacityBytes: options.hostKvBytes,
+            numEngines: dp * pp,
+            token: options.token,
+            log: options.log,
+          });
+    try {
+      return await LocalCluster.startDevices(options, parallel, config, blockSize, hostKv);
+    } catch (error) {
+      await hostKv?.close();
+      throw error;
+    }
+  }
+
+  private static async startDevices(
+    options: LocalClusterOptions,
+    parallel: ParallelConfig,
+    config: ModelConfig,
+    blockSize: number,
+    hostKv: LocalHostKv | undefined,
+  ): Promise<LocalCluster> {
+    const { dp, tp, pp } = parallel;
     const ranks = deviceRanks(parallel);
     const indexOf = (dpRank: number, ppStage: number, tpRank: number) =>
       (dpRank * pp + ppStage) * tp + tpRank;
-
     const groups = new Map<string, unknown[]>();
-    const links: DeviceWorkerLinkPorts[] = ranks.map(() => ({}));
+    const links: DeviceWorkerLinkPorts[] = ranks.map(() => (hostKv ? { kvStore: hostKv.linkPort() } : {}));
     for (let dpRank = 0; dpRank < dp; dpRank++) {
       for (let ppStage = 0; ppStage < pp; ppStage++) {
         if (tp > 1) groups.set(`${dpRank}/${ppStage}`, options.createTpGroup!(tp));
@@ -143,7 +184,7 @@ export class LocalCluster {
         blockSize,
       );
     });
-    return new LocalCluster(parallel, config, actors, replicas);
+    return new LocalCluster(parallel, config, actors, replicas, hostKv);
   }
 
   /** The values, or (after stopping every started actor) the first failure. */
@@ -174,5 +215,6 @@ export class LocalCluster {
     if (this.isClosed) return;
     this.isClosed = true;
     await Promise.all(this.actors.map((actor) => actor.close(options.mode)));
+    await this.hostKv?.close();
   }
 }

@@ -76,6 +76,8 @@ export class RecoveringCluster {
     return new ClusterEngine(cluster.replicas, cluster.parallel.pp, {
       maxModelLen: cluster.config.maxPositionEmbeddings,
       eosTokenIds: cluster.config.eosTokenIds,
+      // The host KV tier is split per engine, so a re-planned cluster's engines get their own share.
+      hostKv: cluster.engineHostKv,
       ...options.engine,
       log: options.log,
     });

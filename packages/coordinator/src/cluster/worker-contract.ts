@@ -19,9 +19,11 @@ export interface DeviceWorkerSpawnData {
 /**
  * Pipeline links, posted once on the Worker's own port right after spawn (MessagePorts cannot
  * ride in spawnWorkerEndpoint's workerData): `previous` receives activations from stage s-1,
- * `next` sends them to stage s+1.
+ * `next` sends them to stage s+1, `kvStore` reaches the host's kv-store actor.
  */
 export interface DeviceWorkerLinkPorts {
   previous?: MessagePort;
   next?: MessagePort;
+  /** Link to the host's kv-store worker (host KV tier), when the cluster has one. */
+  kvStore?: MessagePort;
 }

@@ -3,7 +3,7 @@
  * host's kv-store (swap, prefix reuse). A slice is a box of (layers x heads x tokens).
  */
 
-import { count, range, str } from '../check.ts';
+import { arrayOf, count, range, str } from '../check.ts';
 import type { Heartbeat, Hello, ProtocolError, Range, Refused, Welcome } from './common.ts';
 import { ACTIVATION_DTYPES } from './device-device.ts';
 import { type MessageRule, type MessageSchema, noTensors, oneTensor, sameShape, schema } from './schema.ts';
@@ -23,6 +23,13 @@ export interface KvSliceAddress {
   heads: Range;
   /** Token positions, [start, end). */
   tokens: Range;
+  /**
+   * Host slots holding the sequence's tokens, slot i for tokens [i * tokensPerSlot, ...), as
+   * the coordinator's scheduler allotted them. Present: the store addresses these slots directly
+   * (no reservation of its own; the scheduler is the authority). Absent: the slots the store's
+   * own allocator reserved for seqId.
+   */
+  slotIds?: number[];
 }
 
 /** Store a KV slice; answered by kvPutDone or kvError. */
@@ -71,14 +78,15 @@ const sliceRule: MessageRule = oneTensor(ACTIVATION_DTYPES, (message, shape) =>
 );
 
 const address = { requestId: count, seqId: count, layers: range, heads: range, tokens: range };
+const optionalAddress = { slotIds: arrayOf(count, 1 << 16, 1) };
 
 export const deviceToKvStoreSchemas: Record<KvPut['tag'] | KvGet['tag'], MessageSchema> = {
-  kvPut: schema(address, sliceRule),
-  kvGet: schema(address, noTensors),
+  kvPut: schema(address, sliceRule, optionalAddress),
+  kvGet: schema(address, noTensors, optionalAddress),
 };
 
 export const kvStoreToDeviceSchemas: Record<'kvData' | 'kvPutDone' | 'kvError', MessageSchema> = {
-  kvData: schema(address, sliceRule),
+  kvData: schema(address, sliceRule, optionalAddress),
   kvPutDone: schema({ requestId: count }),
   kvError: schema({ requestId: count, message: str(4096) }),
 };

@@ -107,6 +107,7 @@ export function sampleMessages(random: () => number): Sample[] {
     },
     { message: { tag: 'kvPut', ...kvAddress }, tensors: [kvTensor()] },
     none({ tag: 'kvGet', ...kvAddress }),
+    none({ tag: 'kvGet', ...kvAddress, slotIds: [7, 0, 3] }),
     { message: { tag: 'kvData', ...kvAddress }, tensors: [kvTensor()] },
     none({ tag: 'kvPutDone', requestId: 9 }),
     none({ tag: 'kvError', requestId: 9, message: 'no such slice' }),

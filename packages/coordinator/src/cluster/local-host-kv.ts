@@ -1,0 +1,93 @@
+/**
+ * The host KV tier of a LocalCluster: one kv-store worker thread for the host, which every
+ * device worker reaches over its own MessagePort and swaps its layers x KV heads through.
+ *
+ * Slot authority: the store's slots are split into equal, disjoint ranges, one per virtual
+ * engine (dp * pp of them); each engine's Scheduler allots slot ids 0..numSlotsPerEngine-1 and
+ * its KvPartitionView offsets them into its own range. Devices name those slots in every
+ * kvPut / kvGet, so the store's own allocator is not used and nothing has to be mirrored.
+ */
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import { hostKvLayoutFor, type KvStoreWorker, slotBytes, spawnKvStoreWorker } from '@seesaw/kv-store';
+import type { ModelConfig } from '@seesaw/model';
+import { connectAndHello, INBOUND_TAGS } from '@seesaw/protocol';
+
+/** What each engine's scheduler is given (EngineOptions.hostKv). */
+export interface EngineHostKv {
+  numSlots: number;
+  slotBytes: number;
+}
+
+export interface LocalHostKvOptions {
+  config: ModelConfig;
+  /** Tokens per KV block = tokens per host slot. */
+  blockSize: number;
+  /** Host memory for KV, bytes. */
+  capacityBytes: number;
+  /** Engines sharing the store (dp * pp virtual engines). */
+  numEngines: number;
+  token: string;
+  log?: (line: string) => void;
+}
+
+export class LocalHostKv {
+  private isClosed = false;
+
+  private constructor(
+    private readonly worker: KvStoreWorker,
+    /** Slots each engine owns; slot ids of engine e are [e * numSlots, (e + 1) * numSlots). */
+    readonly engineHostKv: EngineHostKv,
+    readonly numSlots: number,
+  ) {}
+
+  static async start(options: LocalHostKvOptions): Promise<LocalHostKv> {
+    const layout = hostKvLayoutFor(options.config, options.blockSize);
+    const bytesPerSlot = slotBytes(layout);
+    const numSlots = Math.floor(options.capacityBytes / bytesPerSlot);
+    const numSlotsPerEngine = Math.floor(numSlots / options.numEngines);
+    if (numSlotsPerEngine < 1) {
+      throw new RangeError(
+        `host KV memory of ${options.capacityBytes} bytes holds ${numSlots} slots of ${bytesPerSlot} bytes; ` +
+          `${options.numEngines} engines need at least one each`,
+      );
+    }
+    const worker = spawnKvStoreWorker(
+      {
+        name: 'kv-store (local host)',
+        token: options.token,
+        layout,
+        capacityBytes: options.capacityBytes,
+        isLogged: process.env.SEESAW_DEBUG !== undefined,
+      },
+      { accept: INBOUND_TAGS.kvStoreToCoordinator, log: options.log },
+    );
+    try {
+      await connectAndHello(worker.endpoint, {
+        role: 'coordinator',
+        name: 'coordinator',
+        token: options.token,
+        timeoutMs: 60_000,
+      });
+    } catch (error) {
+      worker.endpoint.close('kv-store handshake failed');
+      await worker.worker.terminate();
+      throw error;
+    }
+    return new LocalHostKv(worker, { numSlots: numSlotsPerEngine, slotBytes: bytesPerSlot }, numSlots);
+  }
+
+  /** A new link to the store, for one device worker (its hello proves the cluster token). */
+  linkPort(): MessagePort {
+    const { port1, port2 } = new MessageChannel();
+    this.worker.sendLinkPort(port2);
+    return port1;
+  }
+
+  /** Ends the store thread (closing its parent link closes every device link). Idempotent. */
+  async close(): Promise<void> {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    this.worker.endpoint.close('cluster closed');
+    await this.worker.exited;
+  }
+}
