@@ -12,11 +12,20 @@ describe('host KV flags', () => {
     expect(readHostKvSettings({ preemption: 'recompute' }).preemptionMode).toBe('recompute');
   });
 
-  it('refuses an unknown policy, swapping without a tier, and a tier on a remote cluster', () => {
+  it('refuses an unknown policy and swapping without a tier', () => {
     expect(() => readHostKvSettings({ preemption: 'maybe' })).toThrow(UsageError);
     expect(() => readHostKvSettings({ preemption: 'swap' })).toThrow(/needs --host-kv-memory/);
-    expect(() => readHostKvSettings({ 'host-kv-memory': '1GiB', cluster: 'hosts.json' })).toThrow(
-      /not supported with --cluster/,
+    expect(() => readHostKvSettings({ preemption: 'swap', cluster: 'ws://h:1' })).toThrow(
+      /needs --host-kv-memory/,
+    );
+  });
+
+  it('allows a tier on a remote cluster (a kv-store on every host of the job)', () => {
+    expect(readHostKvSettings({ 'host-kv-memory': '1GiB', preemption: 'swap', cluster: 'ws://h:1' })).toEqual(
+      {
+        hostKvBytes: 1024 ** 3,
+        preemptionMode: 'swap',
+      },
     );
   });
 

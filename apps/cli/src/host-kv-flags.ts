@@ -2,7 +2,8 @@
  * The flags of the host-memory KV tier: --host-kv-memory SIZE gives preemption a place to swap
  * sequences to instead of recomputing them; --preemption picks the policy (auto: swap when the
  * cost model says moving the KV out and back is cheaper than recomputing it). With --devices the
- * tier is one kv-store worker for the host, split evenly over the cluster's engines.
+ * tier is one kv-store worker for the host, split evenly over the cluster's engines; with
+ * --cluster every host of the job runs one kv-store of SIZE bytes.
  */
 import type { PreemptionMode } from '@seesaw/coordinator';
 import { type FlagValues, optionalByteSize, optionalString, UsageError } from './args.ts';
@@ -26,13 +27,6 @@ export function readHostKvSettings(values: FlagValues): {
   const preemptionMode = modeText as PreemptionMode | undefined;
   if (preemptionMode !== undefined && preemptionMode !== 'recompute' && hostKvBytes === undefined) {
     throw new UsageError(`--preemption ${preemptionMode} needs --host-kv-memory SIZE`);
-  }
-  // In-process device and --devices (one kv-store worker for this host); a remote cluster's
-  // hosts have no kv-store yet.
-  if (hostKvBytes !== undefined && values.cluster !== undefined) {
-    throw new UsageError(
-      '--host-kv-memory is not supported with --cluster yet (use it alone or with --devices)',
-    );
   }
   return { hostKvBytes, preemptionMode };
 }

@@ -45,9 +45,10 @@ Many machines (run): --cluster ws://HOST:PORT --token-file F --config DxTyPz sub
 running coordinator; output, resume and summary are as for a local run. Each DP replica runs on
 one host (TP/PP inside it); --model is the directory as the hosts (and the coordinator) see it.
 
-Host KV tier (run and bench, in-process device): --host-kv-memory SIZE lets preemption swap a
-sequence's KV to host memory instead of recomputing it; --preemption auto|swap|recompute (auto,
-the default with a host tier, swaps when the cost model finds it cheaper than recomputing).
+Host KV tier (run and bench, in-process device or --devices; run --cluster: a kv-store of SIZE
+on every host of the job): --host-kv-memory SIZE lets preemption swap a sequence's KV to host
+memory instead of recomputing it; --preemption auto|swap|recompute (auto, the default with a host
+tier, swaps when the cost model finds it cheaper than recomputing).
 
 Sizes take the units B, KiB, MiB, GiB or TiB (e.g. --kv-cache-memory 1GiB).
 Defaults: --threads all cores; --kv-cache-memory, --max-num-batched-tokens and --max-num-seqs

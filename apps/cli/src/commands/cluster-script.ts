@@ -101,6 +101,8 @@ export function remoteSessionOpener(
           ? { maxNumBatchedTokens: settings.maxNumBatchedTokens }
           : {}),
         ...(settings.maxNumSeqs !== undefined ? { maxNumSeqs: settings.maxNumSeqs } : {}),
+        ...(settings.hostKvBytes !== undefined ? { hostKvBytes: settings.hostKvBytes } : {}),
+        ...(settings.preemptionMode !== undefined ? { preemptionMode: settings.preemptionMode } : {}),
       },
     });
     const { ready } = job;

@@ -277,6 +277,7 @@ async function runOnClusterCommand(values: FlagValues): Promise<number> {
     outputPath,
     maxNumBatchedTokens: optionalInteger(values, 'max-num-batched-tokens', { min: 1 }),
     maxNumSeqs: optionalInteger(values, 'max-num-seqs', { min: 1 }),
+    ...readHostKvSettings(values),
     progressStream: process.stderr,
     log: (line) => process.stderr.write(`${line}\n`),
   };

@@ -9,7 +9,12 @@ export {
 export { DeviceLostError, DeviceStepError } from './device-errors.ts';
 export { type HostSlotPartition, KvPartitionView, partitionReplica } from './kv-partition-view.ts';
 export { LocalCluster, type LocalClusterOptions } from './local-cluster.ts';
-export { type EngineHostKv, LocalHostKv, type LocalHostKvOptions } from './local-host-kv.ts';
+export {
+  type EngineHostKv,
+  engineHostKvFor,
+  LocalHostKv,
+  type LocalHostKvOptions,
+} from './local-host-kv.ts';
 export {
   RecoveringCluster,
   type RecoveringClusterOptions,

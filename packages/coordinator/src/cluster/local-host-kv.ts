@@ -30,6 +30,28 @@ export interface LocalHostKvOptions {
   log?: (line: string) => void;
 }
 
+/**
+ * Each engine's share of a store of capacityBytes shared by numEngines engines. Depends only on
+ * its arguments, so a coordinator computes the same shares as every host running such a store.
+ */
+export function engineHostKvFor(
+  config: ModelConfig,
+  blockSize: number,
+  capacityBytes: number,
+  numEngines: number,
+): EngineHostKv {
+  const bytesPerSlot = slotBytes(hostKvLayoutFor(config, blockSize));
+  const numSlots = Math.floor(capacityBytes / bytesPerSlot);
+  const numSlotsPerEngine = Math.floor(numSlots / numEngines);
+  if (numSlotsPerEngine < 1) {
+    throw new RangeError(
+      `host KV memory of ${capacityBytes} bytes holds ${numSlots} slots of ${bytesPerSlot} bytes; ` +
+        `${numEngines} engines need at least one each`,
+    );
+  }
+  return { numSlots: numSlotsPerEngine, slotBytes: bytesPerSlot };
+}
+
 export class LocalHostKv {
   private isClosed = false;
 
@@ -42,15 +64,12 @@ export class LocalHostKv {
 
   static async start(options: LocalHostKvOptions): Promise<LocalHostKv> {
     const layout = hostKvLayoutFor(options.config, options.blockSize);
-    const bytesPerSlot = slotBytes(layout);
-    const numSlots = Math.floor(options.capacityBytes / bytesPerSlot);
-    const numSlotsPerEngine = Math.floor(numSlots / options.numEngines);
-    if (numSlotsPerEngine < 1) {
-      throw new RangeError(
-        `host KV memory of ${options.capacityBytes} bytes holds ${numSlots} slots of ${bytesPerSlot} bytes; ` +
-          `${options.numEngines} engines need at least one each`,
-      );
-    }
+    const engineHostKv = engineHostKvFor(
+      options.config,
+      options.blockSize,
+      options.capacityBytes,
+      options.numEngines,
+    );
     const worker = spawnKvStoreWorker(
       {
         name: 'kv-store (local host)',
@@ -73,7 +92,8 @@ export class LocalHostKv {
       await worker.worker.terminate();
       throw error;
     }
-    return new LocalHostKv(worker, { numSlots: numSlotsPerEngine, slotBytes: bytesPerSlot }, numSlots);
+    const numSlots = Math.floor(options.capacityBytes / engineHostKv.slotBytes);
+    return new LocalHostKv(worker, engineHostKv, numSlots);
   }
 
   /** A new link to the store, for one device worker (its hello proves the cluster token). */

@@ -61,7 +61,8 @@ export class DeviceRelay {
       accept: INBOUND_TAGS.deviceToCoordinator,
       log: spec.log,
     });
-    const transfer = [spec.links.previous, spec.links.next, ...(spec.links.tpPeers ?? [])].filter(
+    const { previous, next, kvStore, tpPeers } = spec.links;
+    const transfer = [previous, next, kvStore, ...(tpPeers ?? [])].filter(
       (p): p is MessagePort => p !== undefined,
     );
     worker.postMessage({ seesawLinks: spec.links }, transfer);

@@ -10,15 +10,18 @@
  */
 
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import { loadModelConfig } from '@seesaw/model';
 import {
   type CoordinatorToHostAgent,
   connectAndHello,
   connectWebSocket,
   type HostAgentToCoordinator,
   INBOUND_TAGS,
+  type SpawnHostKv,
   type SpawnReplica,
   type WebSocketEndpoint,
 } from '@seesaw/protocol';
+import { LocalHostKv } from '../cluster/local-host-kv.ts';
 import type { DeviceWorkerSpawnData } from '../cluster/worker-contract.ts';
 import { DeviceRelay, type RemoteDeviceLinkPorts } from './device-relay.ts';
 import { AgentPeerLinks, localAddressToward, relayPortToSocket } from './peer-links.ts';
@@ -74,6 +77,8 @@ export class HostAgent {
   private readonly relaysByJob = new Map<number, DeviceRelay[]>();
   /** Ends the peer-link relays of each job. */
   private readonly stoppersByJob = new Map<number, Array<() => void>>();
+  /** Each job's kv-store on this host (host KV tier), shared by all its device workers here. */
+  private readonly hostKvByJob = new Map<number, Promise<LocalHostKv>>();
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private lastHeardMs = Date.now();
   private numHeartbeats = 0;
@@ -168,6 +173,8 @@ export class HostAgent {
 
   private async spawnReplica(spec: SpawnReplica): Promise<void> {
     const { tp, pp, firstDevice, dpRank, jobId } = spec;
+    // Awaited first: everything below, up to the workers' connects, runs without yielding.
+    const hostKv = spec.hostKv && (await this.hostKvFor(jobId, spec.hostKv, spec.deviceToken));
     const perReplica = tp * pp;
     const here = new Set(spec.devices ?? Array.from({ length: perReplica }, (_, local) => local));
     const hostUrls = spec.hostUrls;
@@ -233,6 +240,7 @@ export class HostAgent {
         }
       }
     }
+    if (hostKv) for (const local of here) links[local].kvStore = hostKv.linkPort();
     const relays = this.relaysByJob.get(jobId) ?? [];
     this.relaysByJob.set(jobId, relays);
     const specs = [];
@@ -265,6 +273,26 @@ export class HostAgent {
     await Promise.all([...peerTasks, ...specs.map(({ relay, relaySpec }) => relay.connect(relaySpec))]);
   }
 
+  /**
+   * The job's kv-store here, started by its first replica on this host. Its token is the job's
+   * device token: the device workers' hellos to the store carry that.
+   */
+  private hostKvFor(jobId: number, hostKv: SpawnHostKv, deviceToken: string): Promise<LocalHostKv> {
+    let started = this.hostKvByJob.get(jobId);
+    if (!started) {
+      started = LocalHostKv.start({
+        config: loadModelConfig(hostKv.modelDir),
+        blockSize: hostKv.blockSize,
+        capacityBytes: hostKv.capacityBytes,
+        numEngines: hostKv.numEngines,
+        token: deviceToken,
+        log: this.log,
+      });
+      this.hostKvByJob.set(jobId, started);
+    }
+    return started;
+  }
+
   private async releaseJob(jobId: number): Promise<void> {
     const relays = this.relaysByJob.get(jobId) ?? [];
     this.relaysByJob.delete(jobId);
@@ -272,6 +300,10 @@ export class HostAgent {
     this.stoppersByJob.delete(jobId);
     this.peers?.forgetJob(jobId);
     await Promise.all(relays.map((relay) => relay.stop()));
+    const hostKv = this.hostKvByJob.get(jobId);
+    this.hostKvByJob.delete(jobId);
+    // A store that failed to start was already reported with the spawn that started it.
+    await hostKv?.then((store) => store.close()).catch(() => {});
   }
 
   private async stopAll(): Promise<void> {

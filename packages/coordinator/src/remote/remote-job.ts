@@ -11,7 +11,14 @@
  */
 import { randomBytes } from 'node:crypto';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
-import { formatParallelConfig, loadModelConfig, parseParallelConfig, validateForModel } from '@seesaw/model';
+import {
+  expectedTensors,
+  formatParallelConfig,
+  loadModelConfig,
+  type ModelConfig,
+  parseParallelConfig,
+  validateForModel,
+} from '@seesaw/model';
 import type {
   CoordinatorToDevice,
   CoordinatorToJobClient,
@@ -19,14 +26,16 @@ import type {
   Endpoint,
   JobClientToCoordinator,
   OpenJob,
+  SpawnHostKv,
 } from '@seesaw/protocol';
 import { ClusterEngine } from '../cluster/cluster-engine.ts';
 import { DeviceActorHandle } from '../cluster/device-actor-handle.ts';
 import { DeviceLostError } from '../cluster/device-errors.ts';
+import { type EngineHostKv, engineHostKvFor } from '../cluster/local-host-kv.ts';
 import type { EngineRequest } from '../request.ts';
 import type { ClusterMetrics } from './cluster-metrics.ts';
 import type { HostRegistry } from './host-registry.ts';
-import { hostOfDevice, loadReplicas, remoteDeviceName } from './remote-replicas.ts';
+import { BLOCK_SIZE, hostOfDevice, loadReplicas, remoteDeviceName } from './remote-replicas.ts';
 import { placeDevices } from './replica-placement.ts';
 
 /** How long the agents get to spawn their device workers and open the device links. */
@@ -45,6 +54,11 @@ export interface RemoteJobContext {
   heartbeatIntervalMs?: number;
   heartbeatTimeoutMs?: number;
   log: (line: string) => void;
+}
+
+/** Parameters of the model, from the tensor shapes its config implies (for the swap cost model). */
+function numModelParams(config: ModelConfig): number {
+  return expectedTensors(config).reduce((sum, tensor) => sum + tensor.shape.reduce((a, b) => a * b, 1), 0);
 }
 
 export class RemoteJob {
@@ -133,6 +147,19 @@ export class RemoteJob {
     const perReplica = tp * pp;
     const hosts = ctx.registry.list;
     const numDevices = dp * perReplica;
+    // Every host's store gets the same capacity and all dp * pp engines, so each engine's slot
+    // range exists on every host: a replica spanning hosts swaps each rank into its own host.
+    const hostKv: SpawnHostKv | undefined =
+      open.hostKvBytes === undefined
+        ? undefined
+        : {
+            modelDir: open.modelDir,
+            blockSize: BLOCK_SIZE,
+            capacityBytes: open.hostKvBytes,
+            numEngines: dp * pp,
+          };
+    const engineHostKv: EngineHostKv | undefined =
+      hostKv && engineHostKvFor(config, hostKv.blockSize, hostKv.capacityBytes, hostKv.numEngines);
     this.deviceHosts = placeDevices(
       hosts.map((h) => ({ name: h.name, freeDevices: h.numDevices - h.busyDevices })),
       dp,
@@ -168,6 +195,7 @@ export class RemoteJob {
           pp,
           deviceToken,
           ...(hostUrls ? { devices, hostUrls } : {}),
+          ...(hostKv ? { hostKv } : {}),
         });
       }
     }
@@ -197,6 +225,9 @@ export class RemoteJob {
       maxNumSeqs: open.maxNumSeqs,
       maxModelLen: config.maxPositionEmbeddings,
       eosTokenIds: config.eosTokenIds,
+      hostKv: engineHostKv,
+      preemptionMode: open.preemptionMode,
+      numModelParams: numModelParams(config),
       log: (line) => ctx.log(`coordinator: job ${ctx.jobId}: ${line}`),
     });
     this.client.post({

@@ -8,7 +8,8 @@ import type { OpenJob, Ready } from '@seesaw/protocol';
 import type { DeviceActorHandle } from '../cluster/device-actor-handle.ts';
 import { ReplicaDevice } from '../cluster/replica-device.ts';
 
-const BLOCK_SIZE = 16;
+/** Tokens per KV block (and per host KV slot) of every remote job. */
+export const BLOCK_SIZE = 16;
 /** KV cache each device gets by default on top of the whole checkpoint (as a local cluster). */
 const DEFAULT_KV_CACHE_BYTES = 512 * 1024 * 1024;
 

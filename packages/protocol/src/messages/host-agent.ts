@@ -6,7 +6,7 @@
  * Hellos use role 'device' for both link kinds: the first message after welcome says which.
  */
 
-import { arrayOf, count, int, str } from '../check.ts';
+import { arrayOf, count, int, object, str } from '../check.ts';
 import type { Heartbeat, Hello, ProtocolError, Refused, Shutdown, Welcome } from './common.ts';
 import { type MessageSchema, noTensors, schema } from './schema.ts';
 
@@ -79,6 +79,23 @@ export interface SpawnReplica {
    */
   devices?: number[];
   hostUrls?: string[];
+  /**
+   * The job's host KV tier: this host runs one kv-store for the job (started with its first
+   * replica here, ended by releaseJob) and links each device worker to it. Every host gets the
+   * same capacity and engine count, so every engine's slot range exists on every host.
+   */
+  hostKv?: SpawnHostKv;
+}
+
+/** What a host needs to lay out its kv-store: the same on every host of a job. */
+export interface SpawnHostKv {
+  /** Checkpoint directory as the hosts see it (the store's layout comes from its config). */
+  modelDir: string;
+  /** Tokens per KV block = tokens per host slot. */
+  blockSize: number;
+  capacityBytes: number;
+  /** Virtual engines (dp * pp) of the job; each owns an equal slot range. */
+  numEngines: number;
 }
 
 /** The job is over: stop every device worker of it still running. */
@@ -120,7 +137,16 @@ export const coordinatorToHostAgentSchemas: Record<'spawnReplica' | 'releaseJob'
       deviceToken: str(4096),
     },
     noTensors,
-    { devices: arrayOf(count, 4096, 1), hostUrls: arrayOf(peerUrl, 4096, 1) },
+    {
+      devices: arrayOf(count, 4096, 1),
+      hostUrls: arrayOf(peerUrl, 4096, 1),
+      hostKv: object({
+        modelDir: str(4096),
+        blockSize: int(1, 1 << 20),
+        capacityBytes: int(1, Number.MAX_SAFE_INTEGER),
+        numEngines: int(1, 1 << 20),
+      }),
+    },
   ),
   releaseJob: schema({ jobId: count }),
 };

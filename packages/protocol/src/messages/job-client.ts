@@ -34,6 +34,13 @@ export interface OpenJob {
   deviceMemoryBytes?: number;
   maxNumBatchedTokens?: number;
   maxNumSeqs?: number;
+  /**
+   * Host memory for KV on every host of the job, bytes: each host runs one kv-store with this
+   * capacity, and preemption may swap to it. Absent: no host KV tier.
+   */
+  hostKvBytes?: number;
+  /** How to preempt (default 'auto' with hostKvBytes, else 'recompute'). */
+  preemptionMode?: 'auto' | 'swap' | 'recompute';
 }
 
 /** Sampling settings of one request; mirrors the coordinator's SamplingParams. */
@@ -157,6 +164,8 @@ export const jobClientToCoordinatorSchemas: Record<'openJob' | 'submitRequests',
     deviceMemoryBytes: count,
     maxNumBatchedTokens: int(1, Number.MAX_SAFE_INTEGER),
     maxNumSeqs: int(1, Number.MAX_SAFE_INTEGER),
+    hostKvBytes: int(1, Number.MAX_SAFE_INTEGER),
+    preemptionMode: oneOf('auto', 'swap', 'recompute'),
   }),
   submitRequests: schema({ requests: arrayOf(request, 1 << 20) }),
 };

@@ -54,6 +54,16 @@ describe('host-agent and job-client messages', () => {
         devices: [1],
         hostUrls: ['ws://127.0.0.1:4001', 'ws://127.0.0.1:4002'],
       },
+      {
+        tag: 'spawnReplica',
+        jobId: 2,
+        dpRank: 1,
+        firstDevice: 1,
+        tp: 1,
+        pp: 1,
+        deviceToken: 't',
+        hostKv: { modelDir: '/m', blockSize: 16, capacityBytes: 1 << 24, numEngines: 2 },
+      },
       { tag: 'submitRequests', requests: [{ requestId: 'x', promptTokenIds: [4], sampling }] },
       {
         tag: 'submitRequests',
@@ -67,6 +77,7 @@ describe('host-agent and job-client messages', () => {
         numThreadsPerDevice: 2,
         deviceMemoryBytes: 1 << 26,
       },
+      { tag: 'openJob', modelDir: '/m', parallelism: 'D2', hostKvBytes: 1 << 30, preemptionMode: 'swap' },
     ];
     for (const message of messages) {
       const result = decode(message);
@@ -95,6 +106,15 @@ describe('host-agent and job-client messages', () => {
     expect(
       rejection({ tag: 'spawnReplica', jobId: 1, dpRank: 0, firstDevice: 0, tp: 0, pp: 1, deviceToken: 't' }),
     ).toMatch(/\.tp/);
+    const hostKv = { modelDir: '/m', blockSize: 16, capacityBytes: 1 << 24, numEngines: 2 };
+    expect(rejection({ ...spawn, hostKv: { ...hostKv, numEngines: 0 } })).toMatch(/hostKv\.numEngines/);
+    expect(rejection({ ...spawn, hostKv: { ...hostKv, modelDir: undefined } })).toMatch(/hostKv\.modelDir/);
+    expect(rejection({ tag: 'openJob', modelDir: '/m', parallelism: 'D2', preemptionMode: 'maybe' })).toMatch(
+      /preemptionMode/,
+    );
+    expect(rejection({ tag: 'openJob', modelDir: '/m', parallelism: 'D2', hostKvBytes: 0 })).toMatch(
+      /hostKvBytes/,
+    );
     const badSeed = { requestId: 'x', promptTokenIds: [4], sampling: { ...sampling, seed: 1.5 } };
     expect(rejection({ tag: 'submitRequests', requests: [badSeed] })).toMatch(
       /requests\[0\]\.sampling\.seed/,
