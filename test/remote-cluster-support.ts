@@ -171,3 +171,35 @@ export async function runToEnd(group: ProcessGroup, args: string[], prefix: stri
   const code = await started.exited;
   return { code, stdout: started.stdout(), stderr: started.stderr() };
 }
+
+/** `seesaw run --cluster` on the tiny fixture as every remote test runs it (2 threads, 64 MiB a device). */
+export function clusterRunArgs(options: {
+  url: string;
+  tokenFile: string;
+  config: string;
+  input: string;
+  output: string;
+  extra?: string[];
+}): string[] {
+  const { url, tokenFile, config, input, output, extra = [] } = options;
+  return [
+    'run',
+    '--cluster',
+    url,
+    '--token-file',
+    tokenFile,
+    '--config',
+    config,
+    '--model',
+    FIXTURE,
+    '--input',
+    input,
+    '--output',
+    output,
+    '--threads',
+    '2',
+    '--device-memory',
+    '64MiB',
+    ...extra,
+  ];
+}

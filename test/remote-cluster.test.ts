@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   choicesById,
+  clusterRunArgs,
   coordinatorUrl,
   FIXTURE,
   health,
@@ -40,25 +41,7 @@ describe('coordinator daemon, host agents and run --cluster over loopback WebSoc
   const agents = new Map<string, Started>();
 
   const clusterRun = (output: string, config = 'D2', token = tokenFile) =>
-    runToEnd(group, [
-      'run',
-      '--cluster',
-      url,
-      '--token-file',
-      token,
-      '--config',
-      config,
-      '--model',
-      FIXTURE,
-      '--input',
-      input,
-      '--output',
-      output,
-      '--threads',
-      '2',
-      '--device-memory',
-      '64MiB',
-    ]);
+    runToEnd(group, clusterRunArgs({ url, tokenFile: token, config, input, output }));
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'seesaw-remote-'));

@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   choicesById,
+  clusterRunArgs,
   coordinatorUrl,
-  FIXTURE,
   health,
   ProcessGroup,
   runLocal,
@@ -36,25 +36,7 @@ describe('run --cluster with a replica spanning two worker processes', () => {
   const agents: Started[] = [];
 
   const clusterRun = (output: string, config: string) =>
-    runToEnd(group, [
-      'run',
-      '--cluster',
-      url,
-      '--token-file',
-      tokenFile,
-      '--config',
-      config,
-      '--model',
-      FIXTURE,
-      '--input',
-      input,
-      '--output',
-      output,
-      '--threads',
-      '2',
-      '--device-memory',
-      '64MiB',
-    ]);
+    runToEnd(group, clusterRunArgs({ url, tokenFile: tokenFile, config, input, output }));
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'seesaw-cross-host-'));

@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   choicesById,
+  clusterRunArgs,
   coordinatorUrl,
-  FIXTURE,
   health,
   ProcessGroup,
   runLocal,
@@ -89,25 +89,7 @@ describe.skipIf(skipReason !== undefined)(title, () => {
       const output = join(dir, `cluster-${config}.jsonl`);
       const result = await runToEnd(
         group,
-        [
-          'run',
-          '--cluster',
-          url,
-          '--token-file',
-          tokenFile,
-          '--config',
-          config,
-          '--model',
-          FIXTURE,
-          '--input',
-          input,
-          '--output',
-          output,
-          '--threads',
-          '2',
-          '--device-memory',
-          '64MiB',
-        ],
+        clusterRunArgs({ url, tokenFile: tokenFile, config, input, output }),
         IN_B,
       );
       expect(result.stderr).toContain(`${config} on host-a (1 device), host-b (1 device)`);

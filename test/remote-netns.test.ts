@@ -14,8 +14,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   choicesById,
+  clusterRunArgs,
   coordinatorUrl,
-  FIXTURE,
   health,
   httpGet,
   httpUrl,
@@ -55,30 +55,7 @@ describe.skipIf(skipReason !== undefined)(title, () => {
 
   /** run --cluster from namespace B. */
   const clusterRun = (input: string, output: string, config: string, extra: string[] = []) =>
-    runToEnd(
-      group,
-      [
-        'run',
-        '--cluster',
-        url,
-        '--token-file',
-        tokenFile,
-        '--config',
-        config,
-        '--model',
-        FIXTURE,
-        '--input',
-        input,
-        '--output',
-        output,
-        '--threads',
-        '2',
-        '--device-memory',
-        '64MiB',
-        ...extra,
-      ],
-      IN_B,
-    );
+    runToEnd(group, clusterRunArgs({ url, tokenFile: tokenFile, config, input, output, extra }), IN_B);
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'seesaw-netns-'));
@@ -136,27 +113,8 @@ describe.skipIf(skipReason !== undefined)(title, () => {
     return { input, output: join(dir, `${name}-cluster.jsonl`), expected: choicesById(reference) };
   }
 
-  const longRunArgs = (input: string, output: string, config: string) => [
-    'run',
-    '--cluster',
-    url,
-    '--token-file',
-    tokenFile,
-    '--config',
-    config,
-    '--model',
-    FIXTURE,
-    '--input',
-    input,
-    '--output',
-    output,
-    '--threads',
-    '2',
-    '--device-memory',
-    '64MiB',
-    '--max-num-seqs',
-    '1',
-  ];
+  const longRunArgs = (input: string, output: string, config: string) =>
+    clusterRunArgs({ url, tokenFile: tokenFile, config, input, output, extra: ['--max-num-seqs', '1'] });
 
   function waitForResults(running: Started, output: string, count: number): Promise<true> {
     return waitFor(`${count} results in ${output}`, 60_000, () => {
