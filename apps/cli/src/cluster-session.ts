@@ -13,7 +13,7 @@ import { basename, resolve } from 'node:path';
 import { RecoveringCluster } from '@seesaw/coordinator';
 import { Checkpoint, expectedTensors, formatParallelConfig, loadModelConfig } from '@seesaw/model';
 import type { ClusterSettings } from './cluster-flags.ts';
-import type { EngineSession, EngineSettings } from './engine-session.ts';
+import { type EngineSession, type EngineSettings, staticFigures } from './engine-session.ts';
 
 /** KV cache each device gets by default on top of the whole checkpoint (CpuDevice's own default). */
 const DEFAULT_KV_CACHE_BYTES = 512 * 1024 * 1024;
@@ -54,6 +54,7 @@ export async function openClusterSession(
       maxNumSeqs: settings.maxNumSeqs,
       preemptionMode: settings.preemptionMode,
       numModelParams: numModelParams(modelDir),
+      trace: settings.recorder,
     },
     // A re-plan must not put more of the weights on one device than its memory holds.
     minDevicesPerReplica: Math.ceil(weightBytes / deviceMemoryBytes),
@@ -93,6 +94,15 @@ export async function openClusterSession(
       `${formatParallelConfig(cluster.parallel)} on ${cluster.numDevices} device ` +
       `worker${cluster.numDevices === 1 ? '' : 's'} ` +
       `(${numThreadsPerDevice} thread${numThreadsPerDevice === 1 ? '' : 's'} each)`,
+    figures: () => {
+      // Per device: a replica's weights and KV cache over its tp * pp devices (TP ranks hold equal
+      // shares; PP stages differ by the embedding and head, which this mean smooths over).
+      const current = recovering.cluster;
+      const perReplica = current.parallel.tp * current.parallel.pp;
+      const peak = Math.max(...current.replicas.map((r) => (r.weightBytes + r.kvCacheBytes) / perReplica));
+      const numEngines = current.parallel.dp * current.parallel.pp;
+      return staticFigures(recovering.stats, Math.round(peak), settings.hostKvBytes, numEngines);
+    },
     close: () => recovering.close({ mode: isFailed ? 'abort' : 'drain' }),
   };
 }

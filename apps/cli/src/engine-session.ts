@@ -13,9 +13,11 @@ import {
   type PreemptionMode,
   type RequestOutput,
   RequestRejectedError,
+  type TraceRecorder,
 } from '@seesaw/coordinator';
 import { expectedTensors, loadModelConfig, type ModelConfig } from '@seesaw/model';
 import type { ClusterSettings } from './cluster-flags.ts';
+import type { SeesawSettings } from './seesaw-flags.ts';
 
 export interface EngineSettings {
   /** Kernel threads; all cores when absent. */
@@ -36,6 +38,10 @@ export interface EngineSettings {
   hostKvBytes?: number;
   /** How to preempt when device KV runs out (--preemption); 'auto' with a host tier, else recompute. */
   preemptionMode?: PreemptionMode;
+  /** Prefill and decode under two layouts of a local cluster, re-sharding between them (--prefill/--decode). */
+  seesaw?: SeesawSettings;
+  /** Where steps, re-shards and KV transfers are recorded (--trace, --report); none when absent. */
+  recorder?: TraceRecorder;
 }
 
 /** Tokens per KV block on the in-process device; the host tier's slots match it one to one. */
@@ -63,6 +69,57 @@ export interface SessionEngine {
   step(): Promise<RequestOutput[]>;
 }
 
+/** What bench --compare and the reports need beyond EngineStats, the same for every kind of session. */
+export interface SessionFigures {
+  numSwitches: number;
+  /**
+   * Per replica: Seesaw, wall time in each phase; static, device time of prefill-carrying and
+   * decode-only steps (a cluster's: per virtual engine).
+   */
+  prefillMs: number;
+  decodeMs: number;
+  reshardMs: number;
+  /** Steps waiting for KV transfers (prefetches not done, write-backs not acknowledged). */
+  kvWaitMs: number;
+  /** Summed issue->done time of prefetched swap-ins, and the part of it steps waited for. */
+  prefetchMs: number;
+  prefetchWaitMs: number;
+  /** Largest weights + KV cache one device held (a static cluster: the per-device mean of a replica). */
+  peakDeviceMemoryBytes: number;
+  /** The host KV tier's size; 0 without one. */
+  hostKvBytes: number;
+}
+
+/**
+ * Figures of a session without phases: step device times and memory. A cluster's engines
+ * (dp * pp virtual engines) step at the same time, so their summed device time is divided by
+ * their number: the time of one engine, comparable with a Seesaw replica's wall time.
+ */
+export function staticFigures(
+  stats: EngineStats,
+  peakDeviceMemoryBytes: number,
+  hostKvBytes = 0,
+  numEngines = 1,
+): SessionFigures {
+  return {
+    numSwitches: 0,
+    prefillMs: stats.prefillStepMs / numEngines,
+    decodeMs: stats.decodeStepMs / numEngines,
+    reshardMs: 0,
+    kvWaitMs: 0,
+    prefetchMs: 0,
+    prefetchWaitMs: 0,
+    peakDeviceMemoryBytes,
+    hostKvBytes,
+  };
+}
+
+/** Share of swap-in (prefetch) time that steps did not wait for; null when nothing was swapped in. */
+export function swapInHiddenFraction(figures: SessionFigures): number | null {
+  if (!(figures.prefetchMs > 0)) return null;
+  return Math.min(1, Math.max(0, 1 - figures.prefetchWaitMs / figures.prefetchMs));
+}
+
 export interface EngineSession {
   device: SessionDevice;
   engine: SessionEngine;
@@ -71,10 +128,16 @@ export interface EngineSession {
   modelName: string;
   /** Where it runs, for logs: 'in-process CPU device' or e.g. 'T2 on 2 device workers (1 thread each)'. */
   layout: string;
+  /** Read before close(). */
+  figures(): SessionFigures;
   close(): Promise<void>;
 }
 
 export async function openEngineSession(modelDir: string, settings: EngineSettings): Promise<EngineSession> {
+  if (settings.seesaw) {
+    const { openSeesawSession } = await import('./seesaw-session.ts');
+    return openSeesawSession(modelDir, settings, settings.seesaw);
+  }
   if (settings.cluster) {
     const { openClusterSession } = await import('./cluster-session.ts');
     return openClusterSession(modelDir, settings, settings.cluster);
@@ -105,6 +168,7 @@ export async function openEngineSession(modelDir: string, settings: EngineSettin
     hostKv: hostKv && { numSlots: hostKv.numSlots, slotBytes: hostKv.slotBytes },
     preemptionMode: settings.preemptionMode,
     numModelParams: numModelParams(config),
+    trace: settings.recorder,
   });
   return {
     device,
@@ -112,6 +176,8 @@ export async function openEngineSession(modelDir: string, settings: EngineSettin
     config,
     modelName: basename(resolve(modelDir)),
     layout: 'in-process CPU device',
+    figures: () =>
+      staticFigures(engine.stats, device.weightBytes + device.kvCacheBytes, settings.hostKvBytes),
     close: async () => {
       await device.close();
     },

@@ -1,4 +1,6 @@
 /** The end-of-run summary of `seesaw run` (and the default job). */
+import { formatByteSize } from './byte-size.ts';
+import { type SessionFigures, swapInHiddenFraction } from './engine-session.ts';
 import { formatDuration } from './progress.ts';
 import { throughputRates } from './throughput-report.ts';
 
@@ -15,7 +17,13 @@ export interface RunSummary {
   /** Generation only (0 when nothing ran). */
   engineElapsedMs: number;
   outputPath: string;
+  /** Where it ran ('P2 -> T2 on 2 device workers ...'), once the engine ran. */
+  layout?: string;
+  /** Phase, re-shard and KV figures, once the engine ran; their line is printed when it switched phases. */
+  figures?: SessionFigures;
 }
+
+const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 
 export function formatRunSummary(summary: RunSummary): string {
   const rates = throughputRates({
@@ -30,7 +38,53 @@ export function formatRunSummary(summary: RunSummary): string {
     `Elapsed: ${formatDuration(summary.elapsedMs)} total (${(summary.elapsedMs / 1000).toFixed(2)} s), ` +
       `generation ${(summary.engineElapsedMs / 1000).toFixed(2)} s`,
     `Tokens/s: ${rates.outputTokensPerSecond.toFixed(2)} output, ${rates.totalTokensPerSecond.toFixed(2)} total`,
+    ...(summary.figures && summary.figures.numSwitches > 0 ? [formatPhaseLine(summary.figures)] : []),
     `Output: ${summary.outputPath}`,
     '',
   ].join('\n');
+}
+
+function formatPhaseLine(figures: SessionFigures): string {
+  const hidden = swapInHiddenFraction(figures);
+  return (
+    `Phases: ${figures.numSwitches} switch${figures.numSwitches === 1 ? '' : 'es'}, ` +
+    `${seconds(figures.prefillMs)} prefill, ${seconds(figures.decodeMs)} decode, ` +
+    `${seconds(figures.reshardMs)} re-sharding, ${seconds(figures.kvWaitMs)} waiting for KV` +
+    (hidden === null ? '' : `, swap-in ${(hidden * 100).toFixed(1)}% hidden`)
+  );
+}
+
+/** The summary as label/value lines for the HTML report (header line first). */
+export function runSummaryGrid(summary: RunSummary): string[][] {
+  const rates = throughputRates({
+    numRequests: summary.numOk,
+    numPromptTokens: summary.numPromptTokens,
+    numOutputTokens: summary.numOutputTokens,
+    elapsedMs: summary.engineElapsedMs,
+  });
+  const grid = [
+    ['', summary.layout ?? 'run'],
+    ['Requests ok / errors / skipped', `${summary.numOk} / ${summary.numErrors} / ${summary.numSkipped}`],
+    ['Prompt tokens', String(summary.numPromptTokens)],
+    ['Output tokens', String(summary.numOutputTokens)],
+    ['Generation time', seconds(summary.engineElapsedMs)],
+    ['Requests/s', rates.requestsPerSecond.toFixed(2)],
+    ['Total tokens/s', rates.totalTokensPerSecond.toFixed(2)],
+    ['Output tokens/s', rates.outputTokensPerSecond.toFixed(2)],
+  ];
+  const figures = summary.figures;
+  if (figures) {
+    const hidden = swapInHiddenFraction(figures);
+    grid.push(
+      ['Phase switches', String(figures.numSwitches)],
+      ['Time in prefill', seconds(figures.prefillMs)],
+      ['Time in decode', seconds(figures.decodeMs)],
+      ['Time re-sharding', seconds(figures.reshardMs)],
+      ['Time waiting for KV', seconds(figures.kvWaitMs)],
+      ['Swap-in hidden', hidden === null ? '-' : `${(hidden * 100).toFixed(1)}%`],
+      ['Peak device memory', formatByteSize(figures.peakDeviceMemoryBytes)],
+      ['Host KV memory', figures.hostKvBytes > 0 ? formatByteSize(figures.hostKvBytes) : '-'],
+    );
+  }
+  return grid;
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { benchJson, formatBenchReport } from './commands/bench.ts';
-import { formatRunSummary } from './run-summary.ts';
+import { formatRunSummary, runSummaryGrid } from './run-summary.ts';
 import { formatThroughputLines, phaseRates, throughputRates } from './throughput-report.ts';
 
 const FIGURES = { numRequests: 10, numPromptTokens: 1000, numOutputTokens: 250, elapsedMs: 2500 };
@@ -92,6 +92,79 @@ describe('throughput report', () => {
         'Output: out.jsonl',
         '',
       ].join('\n'),
+    );
+  });
+
+  const SEESAW_FIGURES = {
+    numSwitches: 3,
+    prefillMs: 1500,
+    decodeMs: 2250,
+    reshardMs: 125,
+    kvWaitMs: 50,
+    prefetchMs: 400,
+    prefetchWaitMs: 100,
+    peakDeviceMemoryBytes: 3 * 1024 ** 2,
+    hostKvBytes: 64 * 1024 ** 2,
+  };
+
+  it('bench adds the Seesaw line and JSON fields for a Seesaw run only', () => {
+    const result = {
+      ...FIGURES,
+      numRejected: 0,
+      peakRssBytes: 1024 ** 3,
+      weightBytes: 1024 ** 2,
+      kvCacheBytes: 512,
+      phases: phaseRates({
+        numPrefillSteps: 1,
+        prefillStepMs: 1,
+        numPrefillStepTokens: 1,
+        numDecodeSteps: 1,
+        decodeStepMs: 1,
+        numDecodeStepTokens: 1,
+      }),
+      preemptions: { numPreemptions: 0, numSwapOuts: 0, numRecomputedTokens: 0 },
+      figures: SEESAW_FIGURES,
+    };
+    expect(formatBenchReport(result)).not.toContain('Seesaw:');
+    expect(benchJson(result).num_switches).toBeUndefined();
+    const seesaw = { ...result, isSeesaw: true };
+    expect(formatBenchReport(seesaw)).toContain(
+      'Seesaw: 3 phase switches; 1.50 s in prefill, 2.25 s in decode, 0.13 s re-sharding, 0.05 s waiting for KV; ' +
+        'swap-in hidden 75.0%; host KV 64.00 MiB\n',
+    );
+    expect(benchJson(seesaw)).toMatchObject({
+      num_switches: 3,
+      reshard_seconds: 0.125,
+      swap_in_hidden_fraction: 0.75,
+      host_kv_memory_bytes: 64 * 1024 ** 2,
+    });
+  });
+
+  it('run summary adds the phase line after a switch, and the report grid every figure', () => {
+    const summary = {
+      numOk: 10,
+      numErrors: 0,
+      numSkipped: 0,
+      numPromptTokens: 1000,
+      numOutputTokens: 250,
+      elapsedMs: 3000,
+      engineElapsedMs: 2500,
+      outputPath: 'out.jsonl',
+      layout: 'prefill P2, decode T2',
+      figures: { ...SEESAW_FIGURES, numSwitches: 1, prefetchMs: 0, prefetchWaitMs: 0 },
+    };
+    expect(formatRunSummary(summary)).toContain(
+      'Phases: 1 switch, 1.50 s prefill, 2.25 s decode, 0.13 s re-sharding, 0.05 s waiting for KV\nOutput: out.jsonl\n',
+    );
+    const grid = runSummaryGrid(summary);
+    expect(grid[0]).toEqual(['', 'prefill P2, decode T2']);
+    const value = (label: string) => grid.find((line) => line[0] === label)?.[1];
+    expect(value('Total tokens/s')).toBe('500.00');
+    expect(value('Phase switches')).toBe('1');
+    expect(value('Swap-in hidden')).toBe('-');
+    expect(value('Host KV memory')).toBe('64.00 MiB');
+    expect(formatRunSummary({ ...summary, figures: { ...summary.figures, numSwitches: 0 } })).not.toContain(
+      'Phases',
     );
   });
 });

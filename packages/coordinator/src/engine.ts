@@ -1,7 +1,10 @@
 import type { StepBatch, StepResult } from '@seesaw/protocol';
+import { recordStep } from './engine-trace.ts';
 import type { PreemptionMode } from './preemption-policy.ts';
 import type { EngineRequest, RequestOutput } from './request.ts';
 import { Scheduler } from './scheduler.ts';
+import type { StepPlan } from './step-plan.ts';
+import type { TraceRecorder } from './trace-recorder.ts';
 
 /** What the engine drives: one device now, an actor group later. */
 export interface ExecutionDevice {
@@ -35,6 +38,10 @@ export interface EngineOptions {
   computeFlopsPerSecond?: number;
   hostCopyBytesPerSecond?: number;
   swapLatencySeconds?: number;
+  /** Records each step as a span (category prefill/decode) on `traceTrack`. */
+  trace?: TraceRecorder;
+  /** Default: a fresh 'engine N' from the recorder (engines of one ClusterEngine get 0, 1, ... replica-major). */
+  traceTrack?: string;
 }
 
 export const DEFAULT_MAX_NUM_BATCHED_TOKENS = 512;
@@ -70,6 +77,15 @@ export interface EngineStats {
   numDecodeStepTokens: number;
 }
 
+/** A step where every sequence computes one token and samples: pure decode. Any prompt chunk makes it prefill. */
+export function isDecodeOnly(plan: StepPlan): boolean {
+  return plan.chunks.every((chunk) => chunk.numNewTokens === 1 && chunk.isSampled);
+}
+
+export function numPlannedTokens(plan: StepPlan): number {
+  return plan.chunks.reduce((sum, chunk) => sum + chunk.numNewTokens, 0);
+}
+
 /** Device time and tokens of one kind of step. */
 interface PhaseTally {
   numSteps: number;
@@ -90,10 +106,14 @@ export class Engine {
   private readonly prefill: PhaseTally = { numSteps: 0, ms: 0, numTokens: 0 };
   private readonly decode: PhaseTally = { numSteps: 0, ms: 0, numTokens: 0 };
   private isStepping = false;
+  private readonly trace: { recorder: TraceRecorder; track: string } | null;
 
   constructor(device: ExecutionDevice, options: EngineOptions) {
     this.device = device;
     this.clock = options.clock ?? (() => performance.now());
+    this.trace = options.trace
+      ? { recorder: options.trace, track: options.traceTrack ?? options.trace.claimTrack('engine') }
+      : null;
     this.scheduler = new Scheduler({
       numKvBlocks: device.numKvBlocks,
       blockSize: device.blockSize,
@@ -133,21 +153,29 @@ export class Engine {
     try {
       const scheduleStart = this.clock();
       const plan = this.scheduler.schedule();
-      if (plan.batch.seqs.length === 0)
-        throw new Error('scheduler planned an empty step with requests pending');
+      if (!plan) throw new Error('scheduler planned nothing with requests pending');
       const executeStart = this.clock();
+      const traceStart = this.trace?.recorder.now() ?? 0;
       const result = await this.device.execute(plan.batch);
       const executeEnd = this.clock();
+      if (this.trace) {
+        const { recorder, track } = this.trace;
+        recordStep(
+          recorder,
+          track,
+          plan,
+          isDecodeOnly(plan) ? 'decode' : 'prefill',
+          traceStart,
+          recorder.now(),
+        );
+      }
       const outputs = this.scheduler.update(plan, result, executeEnd);
       const updateEnd = this.clock();
       this.busyMs += executeEnd - executeStart;
-      // A step where every sequence computes one token and samples is pure decode; any
-      // prompt chunk makes it a prefill step (chunked prefill mixes the two).
-      const isDecodeOnly = plan.chunks.every((chunk) => chunk.numNewTokens === 1 && chunk.isSampled);
-      const tally = isDecodeOnly ? this.decode : this.prefill;
+      const tally = isDecodeOnly(plan) ? this.decode : this.prefill;
       tally.numSteps++;
       tally.ms += executeEnd - executeStart;
-      tally.numTokens += plan.chunks.reduce((sum, chunk) => sum + chunk.numNewTokens, 0);
+      tally.numTokens += numPlannedTokens(plan);
       this.idleMs += executeStart - scheduleStart + (updateEnd - executeEnd);
       return outputs;
     } finally {

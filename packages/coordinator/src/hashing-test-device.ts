@@ -1,5 +1,6 @@
 import type { DeviceSamplingParams, StepBatch, StepKvSwap, StepResult } from '@seesaw/protocol';
 import type { ExecutionDevice } from './engine.ts';
+import { hashNextToken } from './hash-next-token.ts';
 
 export interface HashingTestDeviceOptions {
   numKvBlocks: number;
@@ -8,8 +9,10 @@ export interface HashingTestDeviceOptions {
   vocabSize: number;
   /** Called with each batch before it runs (tests inspect budgets and protocol diffs). */
   onBatch?: (batch: StepBatch) => void;
-  /** Host KV slots (blockSize tokens each) that swaps may use; default 0 (a swap fails). */
+  /** Host KV slots (blockSize tokens each) that swaps, write-backs and prefetches use; default 0. */
   numHostSlots?: number;
+  /** Modelled KV transfer time per token moved, reported in kvTimings (default 0). */
+  kvMsPerToken?: number;
 }
 
 /** One host slot's contents: the token ids of positions [firstPosition, +blockSize) of a sequence. */
@@ -26,40 +29,14 @@ interface LiveSeq {
   numComputedTokens: number;
   /** Token sampled at the last step this sequence was in, until it is fed back. */
   lastSampledTokenId: number | null;
+  /** Its KV was dropped (a phase switch): only a release is valid now. */
+  isStale: boolean;
 }
+
+export { hashNextToken } from './hash-next-token.ts';
 
 const UNWRITTEN = -1;
 const NO_HOLDER = -1;
-
-function mix32(value: number): number {
-  let h = value >>> 0;
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x7feb352d);
-  h ^= h >>> 15;
-  h = Math.imul(h, 0x846ca68b);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
-
-/**
- * The test model: the next token is a hash of the whole context (every token, in order),
- * mixed with (seed, outputIndex) when temperature > 0, reduced to [0, vocabSize).
- */
-export function hashNextToken(
-  context: readonly number[],
-  sampling: DeviceSamplingParams,
-  outputIndex: number,
-  vocabSize: number,
-): number {
-  let hash = 0x811c9dc5;
-  for (let p = 0; p < context.length; p++) hash = mix32(hash ^ context[p]) + p;
-  if (sampling.temperature > 0) {
-    hash = mix32(hash ^ (sampling.seed >>> 0));
-    hash = mix32(hash ^ Math.floor(sampling.seed / 0x1_0000_0000));
-    hash = mix32(hash ^ outputIndex);
-  }
-  return mix32(hash) % vocabSize;
-}
 
 /**
  * A model-free device that checks the KV protocol for real. It keeps a paged "KV cache" of
@@ -71,12 +48,14 @@ export function hashNextToken(
  * slot this sequence (since its latest admission) did not write, a block held by two live
  * sequences, startPos differing from what the sequence has computed, unknown or doubly
  * added sequences. Swaps move slot contents through a host map: a swap-out must cover
- * exactly what the sequence has computed (read back with the same checks) into free host
- * slots, and the sequence must be released in the same step; a swap-in must target a
- * freshly (re)added sequence and slots that hold its positions in order.
+ * exactly what the sequence has computed (read back with the same checks) into host
+ * slots, and the sequence must be released in the same step; a swap-in or prefetch must target
+ * a freshly (re)added sequence and slots that hold its positions in order (a prefetched one
+ * must not compute in the same step); a write-back copies exactly what the sequence has
+ * computed, after the step's compute, into host slots. dropDeviceKv() models a phase
+ * switch: the cache is re-created empty, and a sequence still live may only be released.
  */
 export class HashingTestDevice implements ExecutionDevice {
-  readonly numKvBlocks: number;
   readonly blockSize: number;
   readonly vocabSize: number;
   numExecutedSteps = 0;
@@ -86,15 +65,19 @@ export class HashingTestDevice implements ExecutionDevice {
   numBlockReuses = 0;
   numSwapOuts = 0;
   numSwapIns = 0;
+  numWriteBacks = 0;
+  numPrefetches = 0;
 
   private readonly onBatch?: (batch: StepBatch) => void;
-  private readonly slotToken: Int32Array;
-  private readonly slotIncarnation: Int32Array;
-  private readonly slotPosition: Int32Array;
+  private slotToken = new Int32Array(0);
+  private slotIncarnation = new Int32Array(0);
+  private slotPosition = new Int32Array(0);
   /** Incarnation of the live sequence whose block table holds each block, or NO_HOLDER. */
-  private readonly blockHolder: Int32Array;
+  private blockHolder = new Int32Array(0);
   /** Last incarnation that held each block, kept after release to count reuse. */
-  private readonly lastBlockHolder: Int32Array;
+  private lastBlockHolder = new Int32Array(0);
+  private numBlocks = 0;
+  private readonly kvMsPerToken: number;
   private readonly live = new Map<number, LiveSeq>();
   private readonly numHostSlots: number;
   private readonly hostSlots = new Map<number, HostSlot>();
@@ -102,17 +85,35 @@ export class HashingTestDevice implements ExecutionDevice {
   private lastStepId = -1;
 
   constructor(options: HashingTestDeviceOptions) {
-    this.numKvBlocks = options.numKvBlocks;
     this.blockSize = options.blockSize;
     this.vocabSize = options.vocabSize;
     this.onBatch = options.onBatch;
     this.numHostSlots = options.numHostSlots ?? 0;
-    const numSlots = this.numKvBlocks * this.blockSize;
+    this.kvMsPerToken = options.kvMsPerToken ?? 0;
+    this.createCache(options.numKvBlocks);
+  }
+
+  get numKvBlocks(): number {
+    return this.numBlocks;
+  }
+
+  private createCache(numKvBlocks: number): void {
+    this.numBlocks = numKvBlocks;
+    const numSlots = numKvBlocks * this.blockSize;
     this.slotToken = new Int32Array(numSlots).fill(UNWRITTEN);
     this.slotIncarnation = new Int32Array(numSlots).fill(UNWRITTEN);
     this.slotPosition = new Int32Array(numSlots).fill(UNWRITTEN);
-    this.blockHolder = new Int32Array(this.numKvBlocks).fill(NO_HOLDER);
-    this.lastBlockHolder = new Int32Array(this.numKvBlocks).fill(NO_HOLDER);
+    this.blockHolder = new Int32Array(numKvBlocks).fill(NO_HOLDER);
+    this.lastBlockHolder = new Int32Array(numKvBlocks).fill(NO_HOLDER);
+  }
+
+  /**
+   * A phase switch: the device cache is re-created with `numKvBlocks` blocks and nothing in it.
+   * Host slots survive; live sequences become stale (only a release of them is valid).
+   */
+  dropDeviceKv(numKvBlocks: number): void {
+    this.createCache(numKvBlocks);
+    for (const seq of this.live.values()) seq.isStale = true;
   }
 
   /** Live sequences (added and not released). */
@@ -148,7 +149,7 @@ export class HashingTestDevice implements ExecutionDevice {
     // Releases next: a block freed by a released sequence may be reused in this very batch.
     for (const seqId of batch.releasedSeqIds) {
       const seq = this.live.get(seqId) ?? fail(`release of unknown seq ${seqId}`);
-      for (let b = 0; b < this.numKvBlocks; b++)
+      for (let b = 0; b < this.numBlocks; b++)
         if (this.blockHolder[b] === seq.incarnation) this.blockHolder[b] = NO_HOLDER;
       this.live.delete(seqId);
     }
@@ -159,10 +160,27 @@ export class HashingTestDevice implements ExecutionDevice {
         sampling: { ...sampling },
         numComputedTokens: 0,
         lastSampledTokenId: null,
+        isStale: false,
       });
     }
 
-    for (const swap of batch.swapIns ?? []) this.swapIn(swap, fail);
+    const liveSeq = (seqId: number, what: string): LiveSeq => {
+      const seq = this.live.get(seqId) ?? fail(`${what} of seq ${seqId}, which is not added`);
+      if (seq.isStale) fail(`${what} of seq ${seqId}, whose KV a phase switch dropped (not re-added)`);
+      return seq;
+    };
+    for (const swap of batch.swapIns ?? []) {
+      this.copyFromHost(swap, liveSeq(swap.seqId, 'swap-in'), fail);
+      this.numSwapIns++;
+    }
+    let numKvTokens = 0;
+    for (const swap of batch.prefetches ?? []) {
+      if (batch.seqs.some((row) => row.seqId === swap.seqId))
+        fail(`seq ${swap.seqId} computes in the step that prefetches it`);
+      this.copyFromHost(swap, liveSeq(swap.seqId, 'prefetch'), fail);
+      this.numPrefetches++;
+      numKvTokens += swap.numTokens;
+    }
 
     const seen = new Set<number>();
     const sampled: StepResult['sampled'] = [];
@@ -171,6 +189,7 @@ export class HashingTestDevice implements ExecutionDevice {
       if (seen.has(seqId)) fail(`seq ${seqId} twice in one batch`);
       seen.add(seqId);
       const seq = this.live.get(seqId) ?? fail(`seq ${seqId} not added`);
+      if (seq.isStale) fail(`seq ${seqId} computes after a phase switch dropped its KV (not re-added)`);
       if (tokenIds.length === 0) fail(`seq ${seqId} has no tokens`);
       if (startPos !== seq.numComputedTokens) {
         fail(`seq ${seqId} startPos ${startPos}, but ${seq.numComputedTokens} tokens are cached`);
@@ -207,12 +226,28 @@ export class HashingTestDevice implements ExecutionDevice {
       seq.lastSampledTokenId = tokenId;
       sampled.push({ seqId, tokenId });
     }
-    return { stepId: batch.stepId, sampled };
+    // Write-backs copy what the step's compute left in the cache.
+    for (const swap of batch.kvWriteBacks ?? []) {
+      this.copyToHost(swap, liveSeq(swap.seqId, 'write-back'), 'write-back', fail);
+      this.numWriteBacks++;
+      numKvTokens += swap.numTokens;
+    }
+    const result: StepResult = { stepId: batch.stepId, sampled };
+    if (batch.prefetches || batch.kvWriteBacks) {
+      const prefetchTokens = (batch.prefetches ?? []).reduce((sum, swap) => sum + swap.numTokens, 0);
+      result.kvTimings = {
+        computeMs: 0,
+        prefetchWaitMs: 0,
+        prefetchMs: prefetchTokens * this.kvMsPerToken,
+        writeBackMs: (numKvTokens - prefetchTokens) * this.kvMsPerToken,
+        writeBackWaitMs: 0,
+      };
+    }
+    return result;
   }
 
   private claimBlock(blockId: number, incarnation: number, fail: (why: string) => never): void {
-    if (!Number.isInteger(blockId) || blockId < 0 || blockId >= this.numKvBlocks)
-      fail(`bad block ${blockId}`);
+    if (!Number.isInteger(blockId) || blockId < 0 || blockId >= this.numBlocks) fail(`bad block ${blockId}`);
     const holder = this.blockHolder[blockId];
     if (holder !== NO_HOLDER && holder !== incarnation) fail(`block ${blockId} held by two live seqs`);
     if (holder === NO_HOLDER) {
@@ -235,30 +270,36 @@ export class HashingTestDevice implements ExecutionDevice {
 
   /** Copies every computed position of a live sequence into free host slots. */
   private swapOut(swap: StepKvSwap, fail: (why: string) => never): void {
+    const seq = this.live.get(swap.seqId) ?? fail(`swap-out of unknown seq ${swap.seqId}`);
+    if (seq.isStale) fail(`swap-out of seq ${swap.seqId}, whose KV a phase switch dropped`);
+    this.copyToHost(swap, seq, 'swap-out', fail);
+    this.numSwapOuts++;
+  }
+
+  private copyToHost(swap: StepKvSwap, seq: LiveSeq, what: string, fail: (why: string) => never): void {
     const { seqId, blockIds, slotIds, numTokens } = swap;
-    const seq = this.live.get(seqId) ?? fail(`swap-out of unknown seq ${seqId}`);
     this.checkSwapShape(swap, fail);
     if (numTokens !== seq.numComputedTokens)
-      fail(`swap-out of seq ${seqId}: ${numTokens} tokens, but ${seq.numComputedTokens} are cached`);
+      fail(`${what} of seq ${seqId}: ${numTokens} tokens, but ${seq.numComputedTokens} are cached`);
+    // A slot may still hold data the scheduler freed without reading it back (a sequence that
+    // finished after its write-back): overwriting is allowed, and a wrong overwrite shows at the
+    // read, which checks that the slot holds the reader's own position.
     slotIds.forEach((slotId, i) => {
-      if (this.hostSlots.has(slotId)) fail(`swap-out of seq ${seqId}: host slot ${slotId} is in use`);
       const firstPosition = i * this.blockSize;
       const tokens: number[] = [];
       for (let p = firstPosition; p < Math.min(numTokens, firstPosition + this.blockSize); p++) {
         const slot = this.slotOf(blockIds, p);
         if (this.slotIncarnation[slot] !== seq.incarnation || this.slotPosition[slot] !== p)
-          fail(`swap-out of seq ${seqId} reads position ${p} from a slot it did not write`);
+          fail(`${what} of seq ${seqId} reads position ${p} from a slot it did not write`);
         tokens.push(this.slotToken[slot]);
       }
       this.hostSlots.set(slotId, { seqId, firstPosition, tokens });
     });
-    this.numSwapOuts++;
   }
 
-  /** Refills a freshly added sequence's blocks from its host slots, which become free. */
-  private swapIn(swap: StepKvSwap, fail: (why: string) => never): void {
+  /** Refills a freshly added sequence's blocks from its host slots (swap-in or prefetch); they become free. */
+  private copyFromHost(swap: StepKvSwap, seq: LiveSeq, fail: (why: string) => never): void {
     const { seqId, blockIds, slotIds, numTokens } = swap;
-    const seq = this.live.get(seqId) ?? fail(`swap-in of seq ${seqId}, which is not added`);
     this.checkSwapShape(swap, fail);
     if (seq.numComputedTokens !== 0) fail(`swap-in of seq ${seqId}, which already has tokens cached`);
     for (const blockId of blockIds) this.claimBlock(blockId, seq.incarnation, fail);
@@ -276,7 +317,6 @@ export class HashingTestDevice implements ExecutionDevice {
     }
     for (const slotId of slotIds) this.hostSlots.delete(slotId);
     seq.numComputedTokens = numTokens;
-    this.numSwapIns++;
   }
 
   private slotOf(blockTable: readonly number[], position: number): number {

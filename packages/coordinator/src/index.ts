@@ -9,6 +9,7 @@ export {
   type EngineStats,
   type ExecutionDevice,
 } from './engine.ts';
+export { HashingPhasedDevice, type HashingPhasedDeviceOptions } from './hashing-phased-device.ts';
 export { HashingTestDevice, type HashingTestDeviceOptions, hashNextToken } from './hashing-test-device.ts';
 export {
   HostKvTier,
@@ -36,4 +37,23 @@ export {
 export { DEFAULT_SAMPLING, randomSeed, type SamplingParams } from './sampling-params.ts';
 export { Scheduler, type SchedulerConfig } from './scheduler.ts';
 export type { SchedulerCounters } from './scheduler-counters.ts';
+export { SeesawClusterEngine, type SeesawClusterEngineOptions } from './seesaw-cluster-engine.ts';
+export {
+  type PhasedDevice,
+  type ReshardDeviceStats,
+  type ReshardStats,
+  SeesawEngine,
+  type SeesawEngineOptions,
+  type SeesawEngineStats,
+} from './seesaw-engine.ts';
+export {
+  DEFAULT_SEESAW_HOST_LOW_MARK,
+  DEFAULT_SEESAW_MAX_NUM_SEQS,
+  DEFAULT_SEESAW_PREFILL_TOKEN_BUDGET,
+  DEFAULT_SEESAW_WATERMARK,
+  SeesawScheduler,
+  type SeesawSchedulerConfig,
+} from './seesaw-scheduler.ts';
 export type { ScheduledChunk, StepPlan } from './step-plan.ts';
+export type { EnterPhaseOptions, Phase, StepScheduler } from './step-scheduler.ts';
+export { type TraceCategory, type TraceEvent, TraceRecorder } from './trace-recorder.ts';

@@ -20,6 +20,12 @@ export interface SchedulerCounters {
   numSwapIns: number;
   /** KV bytes copied by swaps, both directions. */
   swappedBytes: number;
+  /** Phase switches (re-shards) of the seesaw policy; 0 for the static one. */
+  numSwitches: number;
+  /** Sequences whose KV a step wrote back to the host tier while computing (kvWriteBacks). */
+  numWriteBacks: number;
+  /** Sequences whose KV a step fetched from the host tier ahead of use (prefetches). */
+  numPrefetches: number;
 }
 
 export function emptyCounters(): SchedulerCounters {
@@ -34,6 +40,9 @@ export function emptyCounters(): SchedulerCounters {
     numSwapOuts: 0,
     numSwapIns: 0,
     swappedBytes: 0,
+    numSwitches: 0,
+    numWriteBacks: 0,
+    numPrefetches: 0,
   };
 }
 

@@ -32,6 +32,7 @@ function request(requestId: string, promptLength: number, maxTokens = 100): Engi
 
 function step(scheduler: Scheduler, tokenFor: (seqId: number) => number = (seqId) => 10 + seqId) {
   const plan = scheduler.schedule();
+  if (!plan) throw new Error('nothing scheduled');
   const result: StepResult = {
     stepId: plan.batch.stepId,
     sampled: plan.batch.seqs

@@ -46,6 +46,7 @@ function answer(plan: StepPlan, tokenFor: (seqId: number) => number = () => 5): 
 
 function step(scheduler: Scheduler, tokenFor?: (seqId: number) => number) {
   const plan = scheduler.schedule();
+  if (!plan) throw new Error('nothing scheduled');
   const outputs = scheduler.update(plan, answer(plan, tokenFor), 0);
   return { plan, batch: plan.batch, outputs };
 }
@@ -139,7 +140,7 @@ describe('Scheduler token budget and chunked prefill', () => {
     // Alone, a sequence may use blocks under the watermark.
     const alone = makeScheduler({ numKvBlocks: 20, watermark: 0.2 });
     alone.addRequest(request('big', 79), 0);
-    const plan = alone.schedule();
+    const plan = alone.schedule()!;
     expect(plan.batch.seqs.map((s) => s.blockTable.length)).toEqual([20]);
     expect(alone.allocator.numFreeBlocks).toBe(0);
   });
@@ -268,9 +269,9 @@ describe('Scheduler finishing', () => {
   it('reports the request, its prompt, preemptions and times', () => {
     const scheduler = makeScheduler();
     scheduler.addRequest(request('a', 2, { maxTokens: 2 }), 100);
-    const first = scheduler.schedule();
+    const first = scheduler.schedule()!;
     expect(scheduler.update(first, answer(first), 110)).toEqual([]);
-    const second = scheduler.schedule();
+    const second = scheduler.schedule()!;
     expect(scheduler.update(second, answer(second), 125)).toEqual([
       {
         requestId: 'a',
@@ -314,7 +315,7 @@ describe('Scheduler requests and protocol', () => {
     const scheduler = makeScheduler({ randomSeed: () => 424242 });
     scheduler.addRequest(request('a', 2, { seed: null, temperature: 0.5, topK: 3, topP: 0.9 }), 0);
     scheduler.addRequest(request('b', 2, { seed: 2 ** 40 }), 0);
-    const { addedSeqs } = scheduler.schedule().batch;
+    const { addedSeqs } = scheduler.schedule()!.batch;
     expect(addedSeqs).toEqual([
       { seqId: 0, sampling: { temperature: 0.5, topP: 0.9, topK: 3, seed: 424242 } },
       { seqId: 1, sampling: { temperature: 1, topP: 1, topK: 0, seed: 2 ** 40 } },
@@ -325,7 +326,8 @@ describe('Scheduler requests and protocol', () => {
     const scheduler = makeScheduler();
     scheduler.addRequest(request('a', 2), 0);
     scheduler.addRequest(request('b', 2), 0);
-    const plan = scheduler.schedule();
+    const plan = scheduler.schedule()!;
+    expect(scheduler.numInFlight).toBe(1);
     expect(() => scheduler.schedule()).toThrow(/in flight/);
     expect(() => scheduler.update(plan, { stepId: plan.batch.stepId + 1, sampled: [] }, 0)).toThrow(
       /result of step/,
@@ -337,10 +339,13 @@ describe('Scheduler requests and protocol', () => {
     );
   });
 
-  it('plans an empty step with no side effects when nothing is queued', () => {
+  it('plans nothing (null, no side effects) when nothing is queued, and never switches phase', () => {
     const scheduler = makeScheduler();
-    const plan = scheduler.schedule();
-    expect(plan.batch.seqs).toEqual([]);
+    expect(scheduler.schedule()).toBeNull();
+    expect(scheduler.numInFlight).toBe(0);
     expect(() => scheduler.schedule()).not.toThrow();
+    expect(scheduler.phase).toBeNull();
+    expect(scheduler.pendingSwitch()).toBeNull();
+    expect(() => scheduler.enterPhase('decode', 8)).toThrow(/no phases/);
   });
 });

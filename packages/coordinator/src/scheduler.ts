@@ -1,14 +1,17 @@
 import type { HostKvAllocator } from '@seesaw/kv-store';
 import type { StepBatch, StepKvSwap, StepResult, StepSeq } from '@seesaw/protocol';
+import { applyStepResult } from './apply-step-result.ts';
 import { BlockAllocator } from './block-allocator.ts';
 import { HostKvTier, type PreemptionSettings, preemptionModeOf } from './host-kv-tier.ts';
 import type { PreemptionMode } from './preemption-policy.ts';
 import { type EngineRequest, type RequestOutput, RequestRejectedError } from './request.ts';
+import { sequenceOfRequest } from './request-sequence.ts';
 import { validateRequest } from './request-validation.ts';
 import { randomSeed } from './sampling-params.ts';
-import { countComputedChunk, emptyCounters, type SchedulerCounters } from './scheduler-counters.ts';
-import { numBlocksFor, Sequence } from './sequence.ts';
+import { emptyCounters, type SchedulerCounters } from './scheduler-counters.ts';
+import { numBlocksFor, type Sequence } from './sequence.ts';
 import { checkResultMatchesPlan, type ScheduledChunk, type StepPlan } from './step-plan.ts';
+import type { Phase, StepScheduler } from './step-scheduler.ts';
 
 export interface SchedulerConfig extends PreemptionSettings {
   numKvBlocks: number;
@@ -52,8 +55,12 @@ function positiveInteger(name: string, value: number): number {
  *    blocks for its host-held tokens too, a swapIn to fill them, and its host slots back
  *    to the free pool. A sequence admitted with a partial chunk has used up the budget, so
  *    the check never double-counts free blocks. Swap-outs and swap-ins never share a step.
+ *
+ * As a StepScheduler it is the static policy: one configuration, no phases, one step in flight.
  */
-export class Scheduler {
+export class Scheduler implements StepScheduler {
+  readonly phase: Phase | null = null;
+  readonly maxInFlight = 1;
   readonly blockSize: number;
   readonly maxNumBatchedTokens: number;
   readonly maxNumSeqs: number;
@@ -121,8 +128,21 @@ export class Scheduler {
     return this.running.length;
   }
 
+  get numInFlight(): number {
+    return this.inFlightPlan ? 1 : 0;
+  }
+
   hasUnfinishedRequests(): boolean {
     return this.waiting.length > 0 || this.running.length > 0;
+  }
+
+  /** The static policy never switches. */
+  pendingSwitch(): Phase | null {
+    return null;
+  }
+
+  enterPhase(phase: Phase, _numKvBlocks?: number): void {
+    throw new Error(`the static scheduler has no phases (asked to enter ${phase})`);
   }
 
   /** Queues a request at the back of the waiting queue; throws RequestRejectedError if it can never run. */
@@ -133,33 +153,23 @@ export class Scheduler {
         `request ${JSON.stringify(request.requestId)} rejected: duplicate requestId`,
       );
     }
-    const { sampling } = request;
-    const stopTokenIds = new Set(sampling.stopTokenIds);
-    if (!sampling.ignoreEos) for (const id of this.eosTokenIds) stopTokenIds.add(id);
-    const seq = new Sequence({
-      seqId: this.nextSeqId++,
-      requestId: request.requestId,
-      promptTokenIds: [...request.promptTokenIds],
-      deviceSampling: {
-        temperature: sampling.temperature,
-        topP: sampling.topP,
-        topK: sampling.topK,
-        seed: sampling.seed ?? this.nextRandomSeed(),
-      },
-      maxTokens: sampling.maxTokens,
-      stopTokenIds,
+    const seq = sequenceOfRequest(
+      request,
+      this.nextSeqId++,
+      this.eosTokenIds,
+      this.nextRandomSeed,
       arrivalMs,
-    });
+    );
     this.requestIds.add(request.requestId);
     this.seqsById.set(seq.seqId, seq);
     this.waiting.push(seq);
   }
 
   /**
-   * Plans the next step. Its batch is empty only when nothing is unfinished (the policy
-   * always schedules the oldest running or waiting sequence: it fits the cache alone).
+   * Plans the next step; null only when nothing is unfinished (the policy always schedules
+   * the oldest running or waiting sequence: it fits the cache alone).
    */
-  schedule(): StepPlan {
+  schedule(): StepPlan | null {
     if (this.inFlightPlan) throw new Error(`step ${this.inFlightPlan.batch.stepId} is still in flight`);
     const seqs: StepSeq[] = [];
     const chunks: ScheduledChunk[] = [];
@@ -228,14 +238,8 @@ export class Scheduler {
       }
     }
 
-    if (seqs.length === 0) {
-      // Nothing to run: no side effects, releases stay pending for the next real step.
-      return {
-        batch: { stepId: this.nextStepId, addedSeqs, releasedSeqIds: [], seqs },
-        chunks,
-        preemptedSeqIds,
-      };
-    }
+    // Nothing to run: no side effects, releases stay pending for the next real step.
+    if (seqs.length === 0) return null;
     const batch: StepBatch = {
       stepId: this.nextStepId++,
       addedSeqs,
@@ -267,26 +271,16 @@ export class Scheduler {
       counters.swappedBytes += this.hostTier!.bytesOf(swap.numTokens);
     }
 
-    const outputs: RequestOutput[] = [];
-    let sampledIndex = 0;
-    for (const chunk of plan.chunks) {
-      const seq = this.seqsById.get(chunk.seqId)!;
-      countComputedChunk(counters, seq, chunk);
-      seq.numComputedTokens = chunk.startPos + chunk.numNewTokens;
-      seq.numEverComputedTokens = Math.max(seq.numEverComputedTokens, seq.numComputedTokens);
-      if (!chunk.isSampled) continue;
-
-      seq.outputTokenIds.push(result.sampled[sampledIndex++].tokenId);
-      counters.numOutputTokens++;
-      if (seq.outputTokenIds.length === 1) seq.firstTokenMs = nowMs;
-      const finishReason = seq.checkFinished(this.maxModelLen);
-      if (finishReason) {
-        this.finish(seq, finishReason);
-        outputs.push(seq.toOutput(nowMs));
-      }
-    }
+    const outputs = applyStepResult(
+      plan,
+      result,
+      this.seqsById,
+      counters,
+      this.maxModelLen,
+      nowMs,
+      (seq, reason) => this.finish(seq, reason),
+    );
     if (outputs.length > 0) this.running = this.running.filter((seq) => seq.status === 'running');
-    counters.numFinishedRequests += outputs.length;
     return outputs;
   }
 

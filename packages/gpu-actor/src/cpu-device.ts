@@ -1,11 +1,11 @@
 import * as kernels from '@seesaw/kernels';
 import type { HostKvStore } from '@seesaw/kv-store';
 import { Checkpoint, type ModelConfig, type ShardPosition, type ShardSpec, shardSpec } from '@seesaw/model';
-import type { StepBatch, StepResult } from '@seesaw/protocol';
+import type { DeviceSamplingParams, StepBatch, StepKvTimings, StepResult } from '@seesaw/protocol';
 import { buildForwardBatch } from './forward-batch.ts';
 import { HostKvSwapper } from './host-kv-swapper.ts';
 import { LlamaForward } from './llama-forward.ts';
-import { loadModelWeights } from './model-weights.ts';
+import { loadModelWeights, type ModelWeights } from './model-weights.ts';
 import { PagedKvCache } from './paged-kv-cache.ts';
 import { checkStepTokenIds, StepSampler } from './step-sampler.ts';
 import type { TensorParallelGroup } from './tensor-parallel-group.ts';
@@ -42,6 +42,24 @@ function shardCacheConfig(config: ModelConfig, spec: ShardSpec): ModelConfig {
     numLayers: spec.layers.end - spec.layers.start,
     numKvHeads: spec.kvHeads.end - spec.kvHeads.start,
   };
+}
+
+/** As many KV blocks of this shard's layers x KV heads as kvCacheBytes holds; at least one. */
+function createKvCache(
+  config: ModelConfig,
+  spec: ShardSpec,
+  kvCacheBytes: number,
+  blockSize: number,
+): PagedKvCache {
+  const cacheConfig = shardCacheConfig(config, spec);
+  const bytesPerBlock = PagedKvCache.bytesPerBlock(cacheConfig, blockSize);
+  const numBlocks = Math.floor(kvCacheBytes / bytesPerBlock);
+  if (numBlocks < 1) {
+    throw new RangeError(
+      `KV cache of ${kvCacheBytes} bytes holds no block of ${blockSize} tokens (${bytesPerBlock} bytes each)`,
+    );
+  }
+  return new PagedKvCache(cacheConfig, numBlocks, blockSize);
 }
 
 /**
@@ -86,21 +104,34 @@ export class CpuDevice {
           throw new RangeError('a host KV store is supported on whole-model devices only (tp = pp = 1)');
         HostKvSwapper.checkStore(options.hostKv, config, blockSize);
       }
-      const cacheConfig = shardCacheConfig(config, spec);
-      const bytesPerBlock = PagedKvCache.bytesPerBlock(cacheConfig, blockSize);
-      const numBlocks = Math.floor(kvCacheBytes / bytesPerBlock);
-      if (numBlocks < 1) {
-        throw new RangeError(
-          `KV cache of ${kvCacheBytes} bytes holds no block of ${blockSize} tokens (${bytesPerBlock} bytes each)`,
-        );
-      }
+      const cache = createKvCache(config, spec, kvCacheBytes, blockSize);
       const weights = loadModelWeights(checkpoint, spec);
       const forward = new LlamaForward(config, weights, options.group);
-      const cache = new PagedKvCache(cacheConfig, numBlocks, blockSize);
       return new CpuDevice(config, forward, cache, weights.numBytes, options.hostKv);
     } finally {
       checkpoint.close();
     }
+  }
+
+  /**
+   * A device over weights assembled elsewhere (a device worker's load or re-shard), its KV cache
+   * sized from kvCacheBytes as load sizes it. No in-process host KV store: a worker swaps through
+   * the kv-store actor.
+   */
+  static fromWeights(
+    config: ModelConfig,
+    weights: ModelWeights,
+    options: Pick<CpuDeviceOptions, 'numThreads' | 'kvCacheBytes' | 'blockSize' | 'group'> = {},
+  ): CpuDevice {
+    kernels.setNumThreads(options.numThreads ?? 1);
+    const cache = createKvCache(
+      config,
+      weights.shard,
+      options.kvCacheBytes ?? DEFAULT_KV_CACHE_BYTES,
+      options.blockSize ?? DEFAULT_BLOCK_SIZE,
+    );
+    const forward = new LlamaForward(config, weights, options.group);
+    return new CpuDevice(config, forward, cache, weights.numBytes, undefined);
   }
 
   /** Which layers, heads, MLP columns and vocabulary rows this device holds. */
@@ -128,21 +159,69 @@ export class CpuDevice {
   /**
    * Runs this device's stage of a step. The first stage reads the step's token ids; later stages
    * take inputHidden [T][H] from the stage before. Non-last stages return { hidden } for the next
-   * stage; the last stage samples and returns the StepResult.
+   * stage; the last stage samples and returns the StepResult (with kvTimings when the step
+   * carried write-backs or prefetches). onLayerKvWritten(local layer) is called as soon as that
+   * layer's K/V of the step are in the cache (a device worker's write-backs to the kv-store).
    */
-  async executeStage(step: StepBatch, inputHidden?: Float32Array): Promise<StageOutput> {
+  async executeStage(
+    step: StepBatch,
+    inputHidden?: Float32Array,
+    onLayerKvWritten?: (layer: number) => void,
+  ): Promise<StageOutput> {
+    const hasTieredKv = !!(step.kvWriteBacks?.length || step.prefetches?.length);
+    let prefetchMs = 0;
     // Swaps come before compute: swapped-out blocks may be reused, swapped-in ones read, by this step.
-    if (step.swapOuts?.length || step.swapIns?.length) {
+    if (step.swapOuts?.length || step.swapIns?.length || hasTieredKv) {
       if (!this.swapper)
-        throw new Error(`step ${step.stepId} swaps KV, but this device has no host KV store`);
+        throw new Error(
+          `step ${step.stepId} moves KV to or from the host, but this device has no host KV store`,
+        );
       this.swapper.apply(step);
+      const prefetchStart = performance.now();
+      this.swapper.prefetch(step);
+      prefetchMs = performance.now() - prefetchStart;
     }
+    const writeBacks = this.swapper?.startWriteBacks(step);
     this.sampler.update(step);
     checkStepTokenIds(step, this.config.vocabSize);
     const batch = buildForwardBatch(step.seqs, this.blockSize, this.numKvBlocks);
-    const output = await this.forward.run(batch, this.cache, inputHidden);
+    const onLayer =
+      writeBacks && onLayerKvWritten
+        ? (layer: number) => {
+            writeBacks.onLayerKvWritten(layer);
+            onLayerKvWritten(layer);
+          }
+        : (writeBacks?.onLayerKvWritten ?? onLayerKvWritten);
+    const computeStart = performance.now();
+    const output = await this.forward.run(batch, this.cache, inputHidden, onLayer);
+    const computeMs = performance.now() - computeStart;
+    const written = await writeBacks?.finish();
     if (!this.shard.isLastStage) return { hidden: output };
-    return this.sampler.sample(step, output);
+    const result = this.sampler.sample(step, output);
+    if (hasTieredKv) {
+      const kvTimings: StepKvTimings = {
+        computeMs,
+        prefetchWaitMs: 0,
+        prefetchMs,
+        writeBackMs: written?.writeBackMs ?? 0,
+        writeBackWaitMs: written?.writeBackWaitMs ?? 0,
+      };
+      result.kvTimings = kvTimings;
+    }
+    return result;
+  }
+
+  /**
+   * The sampling settings of every sequence this device knows. They belong to the replica, not
+   * to a layout: a re-sharding worker hands them to its next device (restoreSequenceSampling),
+   * as step messages only announce a sequence once.
+   */
+  sequenceSampling(): Map<number, DeviceSamplingParams> {
+    return this.sampler.snapshot();
+  }
+
+  restoreSequenceSampling(snapshot: ReadonlyMap<number, DeviceSamplingParams>): void {
+    this.sampler.restore(snapshot);
   }
 
   close(): void {

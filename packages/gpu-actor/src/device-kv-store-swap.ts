@@ -12,6 +12,12 @@
  * Ordering: a rank runs its steps in order and each link delivers in order, so a swap-in reads
  * what this rank's own earlier swap-out put. Puts are awaited before the step's compute (the
  * swapped-out blocks may be overwritten by it), and gets are scattered before it.
+ *
+ * Tiered KV (the seesaw engine): write-backs post one layer at a time as the forward pass
+ * produces it (StepKvWriteBacks, overlapped with the next layer's compute), and prefetches are
+ * gets whose scatter lands whenever the data arrives, awaited only by a later step that touches
+ * the sequence (KvPrefetchTable). Both are ordered after this step's swap-outs on the link, and
+ * the store serves each link's requests in order, so a get never overtakes an earlier put.
  */
 import type { MessagePort } from 'node:worker_threads';
 import { gatherSequenceKv, scatterSequenceKv } from '@seesaw/kv-store';
@@ -26,7 +32,9 @@ import {
   type Tensor,
   WorkerPortEndpoint,
 } from '@seesaw/protocol';
+import { KvPrefetchTable, type PrefetchWait } from './kv-prefetch-table.ts';
 import type { PagedKvCache } from './paged-kv-cache.ts';
+import { checkKvSwap, StepKvWriteBacks } from './step-kv-write-backs.ts';
 
 export type KvStoreLinkEndpoint = WorkerPortEndpoint<DeviceToKvStore, KvStoreToDevice>;
 
@@ -61,6 +69,9 @@ export class KvStoreSwapper {
   private nextRequestId = 1;
   private readonly pending = new Map<number, PendingRequest>();
   private closedReason: string | undefined;
+  private readonly prefetches = new KvPrefetchTable();
+  /** Puts posted and not yet settled (swap-outs and write-backs), for flush(). */
+  private readonly outstandingPuts = new Set<Promise<unknown>>();
 
   /**
    * `layers` and `kvHeads` are this shard's global ranges; the cache holds them as local
@@ -100,8 +111,81 @@ export class KvStoreSwapper {
     });
   }
 
+  /**
+   * Issues the step's prefetches (kvGet each; the scatter into its blocks happens when the data
+   * arrives). Call after apply() has posted the step's swap-outs: a swapped-out block may be a
+   * prefetch's target. Throws (nothing issued) on a malformed prefetch.
+   */
+  startPrefetches(step: StepBatch): void {
+    const prefetches = step.prefetches ?? [];
+    for (const swap of prefetches) checkKvSwap(swap, this.cache, 'prefetch');
+    for (const swap of prefetches) {
+      this.prefetches.start(swap.seqId, async () => {
+        const slice = await this.fetch(swap, 'prefetch');
+        scatterSequenceKv(
+          this.cache.keys,
+          this.cache.values,
+          swap.blockIds,
+          swap.numTokens,
+          this.cache.layout,
+          this.localHeads(),
+          slice,
+        );
+      });
+    }
+  }
+
+  /**
+   * Waits for the prefetches of `seqIds` (see seqIdsTouchedBy: a step must not read, free or
+   * copy out blocks whose data is still on its way) and forgets them; rejects with a failed
+   * prefetch's error.
+   */
+  waitForPrefetches(seqIds: Iterable<number>): Promise<PrefetchWait> {
+    return this.prefetches.wait(seqIds);
+  }
+
+  /** Summed issue -> done time of prefetches completed since the last call, ms. */
+  takeCompletedPrefetchMs(): number {
+    return this.prefetches.takeCompletedMs();
+  }
+
+  /**
+   * The step's write-backs, posted layer by layer through the forward pass's hook (see
+   * StepKvWriteBacks); undefined when it has none. Throws on a malformed write-back.
+   */
+  startWriteBacks(step: StepBatch): StepKvWriteBacks | undefined {
+    const swaps = step.kvWriteBacks ?? [];
+    if (swaps.length === 0) return undefined;
+    return new StepKvWriteBacks(this.cache, swaps, (swap, layer, tensor) => {
+      const layers = { start: this.layers.start + layer, end: this.layers.start + layer + 1 };
+      return this.trackPut(this.request('write-back', swap, 'kvPut', tensor, layers)).then(() => undefined);
+    });
+  }
+
+  /**
+   * Resolves once every put this device posted has been answered and every prefetch has landed
+   * (or failed): nothing is in flight between this device's cache and the store. A re-shard
+   * calls it before dropping the cache. Failures are not raised here; their steps report them.
+   */
+  async flush(): Promise<void> {
+    while (this.outstandingPuts.size > 0 || this.prefetches.size > 0) {
+      await Promise.allSettled([...this.outstandingPuts]);
+      await this.prefetches.settled();
+      if (this.outstandingPuts.size === 0) return;
+    }
+  }
+
   close(reason: string): void {
     this.link.close(reason);
+  }
+
+  private trackPut<T>(put: Promise<T>): Promise<T> {
+    this.outstandingPuts.add(put);
+    const forget = () => {
+      this.outstandingPuts.delete(put);
+    };
+    put.then(forget, forget);
+    return put;
   }
 
   private async swapOut(swap: StepKvSwap): Promise<void> {
@@ -114,12 +198,12 @@ export class KvStoreSwapper {
       this.cache.layout,
       this.localHeads(),
     );
-    await this.request('swap-out', swap, 'kvPut', tensor);
+    await this.trackPut(this.request('swap-out', swap, 'kvPut', tensor));
   }
 
-  private async fetch(swap: StepKvSwap): Promise<Tensor> {
-    this.checkShape(swap, 'swap-in');
-    const tensor = await this.request('swap-in', swap, 'kvGet');
+  private async fetch(swap: StepKvSwap, what = 'swap-in'): Promise<Tensor> {
+    this.checkShape(swap, what);
+    const tensor = await this.request(what, swap, 'kvGet');
     const expected = [
       this.layers.end - this.layers.start,
       2,
@@ -127,14 +211,14 @@ export class KvStoreSwapper {
       swap.numTokens,
       this.cache.layout.headDim,
     ];
-    if (!tensor) throw new Error(`swap-in of sequence ${swap.seqId}: kv-store sent no tensor`);
+    if (!tensor) throw new Error(`${what} of sequence ${swap.seqId}: kv-store sent no tensor`);
     const isExpected =
       tensor.dtype === 'f32' &&
       tensor.shape.length === 5 &&
       tensor.shape.every((dim, i) => dim === expected[i]);
     if (!isExpected)
       throw new Error(
-        `swap-in of sequence ${swap.seqId}: kv-store sent ${tensor.dtype} [${tensor.shape}], expected f32 [${expected}]`,
+        `${what} of sequence ${swap.seqId}: kv-store sent ${tensor.dtype} [${tensor.shape}], expected f32 [${expected}]`,
       );
     return tensor;
   }
@@ -144,6 +228,7 @@ export class KvStoreSwapper {
     swap: StepKvSwap,
     tag: 'kvPut' | 'kvGet',
     tensor?: Tensor,
+    layers: Range = this.layers,
   ): Promise<Tensor | undefined> {
     if (this.closedReason !== undefined)
       return Promise.reject(
@@ -159,7 +244,7 @@ export class KvStoreSwapper {
         tag,
         requestId,
         seqId: swap.seqId,
-        layers: { ...this.layers },
+        layers: { ...layers },
         heads: { ...this.kvHeads },
         tokens: { start: 0, end: swap.numTokens },
         slotIds: [...swap.slotIds],
@@ -193,10 +278,6 @@ export class KvStoreSwapper {
   }
 
   private checkShape(swap: StepKvSwap, what: string): void {
-    const numBlocks = Math.ceil(swap.numTokens / this.cache.layout.blockSize);
-    if (!(swap.numTokens >= 1) || swap.blockIds.length !== numBlocks || swap.slotIds.length !== numBlocks)
-      throw new RangeError(
-        `${what} of sequence ${swap.seqId}: ${swap.numTokens} tokens need ${numBlocks} blocks and slots, got ${swap.blockIds.length} and ${swap.slotIds.length}`,
-      );
+    checkKvSwap(swap, this.cache, what);
   }
 }

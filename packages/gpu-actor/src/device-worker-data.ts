@@ -15,6 +15,11 @@ export interface DeviceWorkerData {
   group?: SharedMemoryGroupDescriptor;
   /** How long a collective waits for peers before failing the step. */
   groupTimeoutMs?: number;
+  /**
+   * A re-sharding device: its TP group descriptor per layout (0 prefill, 1 decode), undefined
+   * where that layout has tp = 1. Entry 0, when present, is the same group as `group`.
+   */
+  layoutGroups?: Array<SharedMemoryGroupDescriptor | undefined>;
 }
 
 /**
@@ -37,8 +42,21 @@ export interface DeviceWorkerLinks {
      * of preempted sequences there. Absent: a step that swaps fails.
      */
     kvStore?: MessagePort;
+    /**
+     * A re-sharding device: its pipeline links per layout (0 prefill, 1 decode). Layout 0's may
+     * instead come as `previous` / `next` (or be the very same ports).
+     */
+    layouts?: Array<{ previous?: MessagePort; next?: MessagePort }>;
+    /**
+     * A re-sharding device: links to every other device of its replica for weight pieces,
+     * index = local device index, undefined at this device's own index.
+     */
+    reshardPeers?: Array<MessagePort | undefined>;
   };
 }
+
+/** How long a collective waits for peers before failing the step, unless workerData says. */
+export const DEFAULT_GROUP_TIMEOUT_MS = 30_000;
 
 /**
  * Floats of each rank's slot in a worker TP group: 256 tokens of a 1024-wide hidden state per

@@ -16,7 +16,7 @@ import { EndpointGroup } from './endpoint-group.ts';
 export type LinkEndpoint = WorkerPortEndpoint<DeviceToDevice, DeviceToDevice>;
 
 /** Link handshakes wait for a peer that may still be starting (tsx compiles the worker). */
-const LINK_HANDSHAKE_TIMEOUT_MS = 60_000;
+export const LINK_HANDSHAKE_TIMEOUT_MS = 60_000;
 
 /** Resolves with the links the coordinator posts on the Worker's own port after spawning it. */
 export function receiveLinks(): Promise<DeviceWorkerLinks['seesawLinks']> {
@@ -31,7 +31,7 @@ export function receiveLinks(): Promise<DeviceWorkerLinks['seesawLinks']> {
   });
 }
 
-function linkEndpoint(port: MessagePort, name: string): LinkEndpoint {
+export function linkEndpoint(port: MessagePort, name: string): LinkEndpoint {
   return new WorkerPortEndpoint<DeviceToDevice, DeviceToDevice>(port, name, {
     accept: INBOUND_TAGS.deviceToDevice,
   });

@@ -2,6 +2,7 @@ import { gatherSequenceKv, type HostKvStore, scatterSequenceKv } from '@seesaw/k
 import type { ModelConfig } from '@seesaw/model';
 import type { StepBatch, StepKvSwap } from '@seesaw/protocol';
 import type { PagedKvCache } from './paged-kv-cache.ts';
+import { checkKvSwap, StepKvWriteBacks } from './step-kv-write-backs.ts';
 
 /**
  * Executes a step's swaps between a device's paged KV cache and an in-process host store
@@ -13,6 +14,11 @@ import type { PagedKvCache } from './paged-kv-cache.ts';
  * of the same size, driven in the same order (reserve on swap-out, release on swap-in), so
  * it hands out the same ids. A mismatch means the two accountings diverged (e.g. a store
  * shared with another client) and fails the step rather than write the wrong slots.
+ *
+ * Tiered KV (kvWriteBacks, prefetches) addresses the step's slot ids directly instead, as the
+ * kv-store actor does: the seesaw scheduler owns that accounting and the store's allocator is
+ * not involved. A store used that way must not also serve swapOuts (its allocator would hand
+ * out slots the scheduler has given to write-backs).
  */
 export class HostKvSwapper {
   constructor(
@@ -41,6 +47,41 @@ export class HostKvSwapper {
   apply(step: StepBatch): void {
     for (const swap of step.swapOuts ?? []) this.swapOut(swap);
     for (const swap of step.swapIns ?? []) this.swapIn(swap);
+  }
+
+  /**
+   * Copies the step's prefetches in at once: same thread, so there is nothing to overlap, and
+   * their blocks are not used by this step.
+   */
+  prefetch(step: StepBatch): void {
+    const prefetches = step.prefetches ?? [];
+    for (const swap of prefetches) checkKvSwap(swap, this.cache, 'prefetch');
+    for (const swap of prefetches) {
+      const got = this.store.get({ ...this.boxOf(swap), slotIds: swap.slotIds });
+      if (!got.ok) throw new Error(`prefetch of sequence ${swap.seqId}: ${got.reason}`);
+      scatterSequenceKv(
+        this.cache.keys,
+        this.cache.values,
+        swap.blockIds,
+        swap.numTokens,
+        this.cache.layout,
+        { start: 0, end: this.cache.layout.numKvHeads },
+        got.tensor,
+      );
+    }
+  }
+
+  /** The step's write-backs, stored layer by layer from the forward pass's hook; undefined without any. */
+  startWriteBacks(step: StepBatch): StepKvWriteBacks | undefined {
+    const swaps = step.kvWriteBacks ?? [];
+    if (swaps.length === 0) return undefined;
+    return new StepKvWriteBacks(this.cache, swaps, (swap, layer, tensor) => {
+      const box = { ...this.boxOf(swap), layers: { start: layer, end: layer + 1 }, slotIds: swap.slotIds };
+      const stored = this.store.put(box, tensor);
+      return stored.ok
+        ? Promise.resolve()
+        : Promise.reject(new Error(`write-back of sequence ${swap.seqId}: ${stored.reason}`));
+    });
   }
 
   private swapOut(swap: StepKvSwap): void {

@@ -7,9 +7,18 @@ export {
   deviceWorkerUrl,
 } from './device-worker-data.ts';
 export { DeviceOutOfMemoryError, kvCacheBudget, shardWeightBytes } from './device-worker-memory.ts';
+export { type HeldSlice, HeldWeights } from './held-weights.ts';
 export { InProcessGroup } from './in-process-group.ts';
 export { InProcessPipeline, type InProcessPipelineOptions } from './in-process-pipeline.ts';
-export { type LayerWeights, loadModelWeights, type ModelWeights } from './model-weights.ts';
+export {
+  checkpointSliceSource,
+  type LayerWeights,
+  loadModelWeights,
+  type ModelWeights,
+  ModelWeightsBuilder,
+  type WeightSliceSource,
+} from './model-weights.ts';
+export { executeReshard, type ReshardIo, type ReshardOutcome } from './reshard-executor.ts';
 export { samplingUniform } from './sampling-rng.ts';
 export {
   createSharedMemoryGroup,

@@ -56,8 +56,16 @@ export class LlamaForward {
    * inputHidden [T][H], the previous stage's output. Returns a fresh array: logits
    * [numSampled][V] on the last stage, the hidden state [T][H] for the next stage otherwise.
    * cache holds only this shard's layers (local index = layer - shard.layers.start) and KV heads.
+   * onLayerKvWritten(local layer) runs synchronously right after that layer's K/V of this step
+   * are in the cache and before anything else of the layer: the cache's layer is final for the
+   * step from then on, so a caller may copy it out (tiered KV write-backs) while later layers run.
    */
-  async run(batch: ForwardBatch, cache: PagedKvCache, inputHidden?: Float32Array): Promise<Float32Array> {
+  async run(
+    batch: ForwardBatch,
+    cache: PagedKvCache,
+    inputHidden?: Float32Array,
+    onLayerKvWritten?: (layer: number) => void,
+  ): Promise<Float32Array> {
     const { hiddenSize, headDim, rmsNormEps } = this.config;
     const { queryHeads, kvHeads, mlpColumns } = this.shard;
     const numHeads = queryHeads.end - queryHeads.start;
@@ -112,6 +120,7 @@ export class LlamaForward {
         batch.slots,
         cache.layout,
       );
+      onLayerKvWritten?.(l);
       kernels.pagedAttention(
         attention,
         qkv,

@@ -3,14 +3,15 @@ import {
   type Checkpoint,
   CheckpointError,
   decodeValues,
+  dtypeByteSize,
   fullShardSpec,
   type LayerSlices,
-  numElements,
   type ShardSpec,
   type TensorDType,
-  type TensorInfo,
   type TensorSlice,
 } from '@seesaw/model';
+import type { HeldWeights } from './held-weights.ts';
+import { embeddingUnit, finalNormUnit, layerUnit, lmHeadUnit, shardUnits } from './weight-units.ts';
 
 /** One decoder layer's weights, with the projections that share an input fused row-wise. */
 export interface LayerWeights {
@@ -42,45 +43,63 @@ export interface ModelWeights {
 
 const KERNEL_DTYPE: Record<TensorDType, WeightDType> = { F32: 'f32', F16: 'f16', BF16: 'bf16' };
 
-/** Rows and columns a slice yields from its tensor; a 1-D tensor counts as one row of elements. */
-function sliceShape(info: TensorInfo, slice: TensorSlice): { rows: number; cols: number } {
-  if (info.shape.length === 1) return { rows: 1, cols: slice.end - slice.start };
-  if (info.shape.length !== 2) {
-    throw new CheckpointError(
-      `"${info.name}": expected a 1-D or 2-D tensor, shape is [${info.shape.join(', ')}]`,
-    );
-  }
-  return slice.axis === 'rows'
-    ? { rows: slice.end - slice.start, cols: info.shape[1] }
-    : { rows: info.shape[0], cols: slice.end - slice.start };
+/**
+ * Where weight slices come from: the checkpoint at load, or (re-sharding) pieces kept, received
+ * from peers and read from the host. One assembly path serves both.
+ */
+export interface WeightSliceSource {
+  /** Dtype and whole shape of a checkpoint tensor; throws when there is no such tensor. */
+  tensor(name: string): { dtype: TensorDType; shape: number[] };
+  /** Raw bytes of `slice`, row-major [rows][cols] of the slice (elements of a 1-D one), into dest (its exact size). */
+  read(slice: TensorSlice, dest: Uint8Array): void;
 }
 
-/** Reads one slice straight from the checkpoint's byte ranges into dest (its exact size). */
-function readSlice(checkpoint: Checkpoint, info: TensorInfo, slice: TensorSlice, dest: Uint8Array): void {
-  if (info.shape.length === 1) {
-    const elementBytes = info.byteLength / Math.max(info.shape[0], 1);
-    checkpoint.readBytes(info.name, dest, slice.start * elementBytes, slice.end * elementBytes);
-  } else if (slice.axis === 'rows') {
-    checkpoint.readRows(info.name, slice.start, slice.end, dest);
-  } else {
-    checkpoint.readColumns(info.name, slice.start, slice.end, dest);
-  }
+/** Reads slices straight from the checkpoint's byte ranges. */
+export function checkpointSliceSource(checkpoint: Checkpoint): WeightSliceSource {
+  return {
+    tensor: (name) => checkpoint.info(name),
+    read(slice, dest) {
+      const info = checkpoint.info(slice.name);
+      if (info.shape.length === 1) {
+        const elementBytes = dtypeByteSize(info.dtype);
+        checkpoint.readBytes(info.name, dest, slice.start * elementBytes, slice.end * elementBytes);
+      } else if (slice.axis === 'rows') {
+        checkpoint.readRows(info.name, slice.start, slice.end, dest);
+      } else {
+        checkpoint.readColumns(info.name, slice.start, slice.end, dest);
+      }
+    },
+  };
 }
+
+/** Rows and columns a slice yields from its tensor; a 1-D tensor counts as one row of elements. */
+function sliceShape(name: string, shape: number[], slice: TensorSlice): { rows: number; cols: number } {
+  if (shape.length === 1) return { rows: 1, cols: slice.end - slice.start };
+  if (shape.length !== 2) {
+    throw new CheckpointError(`"${name}": expected a 1-D or 2-D tensor, shape is [${shape.join(', ')}]`);
+  }
+  return slice.axis === 'rows'
+    ? { rows: slice.end - slice.start, cols: shape[1] }
+    : { rows: shape[0], cols: slice.end - slice.start };
+}
+
+/** Receives every slice read, with its unit: the device's held raw slices. */
+type SliceSink = (slice: TensorSlice, dtype: TensorDType, shape: number[], bytes: Uint8Array) => void;
 
 /**
  * Reads 2-D tensor slices that share a column count into one row-major matrix, each slice's
  * bytes landing straight at its rows' offset: no intermediate copy, no widening.
  */
-function loadStackedMatrix(checkpoint: Checkpoint, slices: TensorSlice[]): Weight {
-  const infos = slices.map((slice) => checkpoint.info(slice.name));
-  const shapes = slices.map((slice, i) => sliceShape(infos[i], slice));
+function loadStackedMatrix(source: WeightSliceSource, slices: TensorSlice[], sink?: SliceSink): Weight {
+  const infos = slices.map((slice) => source.tensor(slice.name));
+  const shapes = slices.map((slice, i) => sliceShape(slice.name, infos[i].shape, slice));
   const dtype = infos[0].dtype;
   const cols = shapes[0].cols;
   infos.forEach((info, i) => {
     if (info.dtype !== dtype || info.shape.length !== 2 || shapes[i].cols !== cols) {
       throw new CheckpointError(
-        `${checkpoint.dir}: tensors ${slices.map((s) => s.name).join(', ')} must be 2-D with one dtype ` +
-          `and ${cols} columns to be fused (got ${info.name}: ${info.dtype} [${info.shape.join(', ')}])`,
+        `tensors ${slices.map((s) => s.name).join(', ')} must be 2-D with one dtype ` +
+          `and ${cols} columns to be fused (got ${slices[i].name}: ${info.dtype} [${info.shape.join(', ')}])`,
       );
     }
   });
@@ -89,19 +108,22 @@ function loadStackedMatrix(checkpoint: Checkpoint, slices: TensorSlice[]): Weigh
   let byteOffset = 0;
   slices.forEach((slice, i) => {
     const byteLength = shapes[i].rows * cols * data.BYTES_PER_ELEMENT;
-    readSlice(checkpoint, infos[i], slice, new Uint8Array(data.buffer, byteOffset, byteLength));
+    const view = new Uint8Array(data.buffer, byteOffset, byteLength);
+    source.read(slice, view);
+    sink?.(slice, dtype, infos[i].shape, view);
     byteOffset += byteLength;
   });
   return { dtype: KERNEL_DTYPE[dtype], rows, cols, data };
 }
 
 /** Small 1-D slices (norms, biases) widened to f32 and concatenated. */
-function loadStackedVector(checkpoint: Checkpoint, slices: TensorSlice[]): Float32Array {
+function loadStackedVector(source: WeightSliceSource, slices: TensorSlice[], sink?: SliceSink): Float32Array {
   const parts = slices.map((slice) => {
-    const info = checkpoint.info(slice.name);
-    const { rows, cols } = sliceShape(info, slice);
-    const bytes = new Uint8Array((rows * cols * info.byteLength) / numElements(info.shape));
-    readSlice(checkpoint, info, slice, bytes);
+    const info = source.tensor(slice.name);
+    const { rows, cols } = sliceShape(slice.name, info.shape, slice);
+    const bytes = new Uint8Array(rows * cols * dtypeByteSize(info.dtype));
+    source.read(slice, bytes);
+    sink?.(slice, info.dtype, info.shape, bytes);
     // Vectors only (norms, biases): widening them costs nothing worth keeping 16-bit for.
     return Float32Array.from(decodeValues(bytes, info.dtype));
   });
@@ -118,16 +140,16 @@ function weightBytes(weight: Weight | undefined): number {
   return weight?.data.byteLength ?? 0;
 }
 
-function loadLayer(checkpoint: Checkpoint, slices: LayerSlices): LayerWeights {
+function loadLayer(source: WeightSliceSource, slices: LayerSlices, sink?: SliceSink): LayerWeights {
   const { q, k, v, qBias, kBias, vBias } = slices;
   return {
-    inputNorm: loadStackedVector(checkpoint, [slices.inputNorm]),
-    qkv: loadStackedMatrix(checkpoint, [q, k, v]),
-    qkvBias: qBias && kBias && vBias ? loadStackedVector(checkpoint, [qBias, kBias, vBias]) : undefined,
-    o: loadStackedMatrix(checkpoint, [slices.o]),
-    postAttentionNorm: loadStackedVector(checkpoint, [slices.postAttentionNorm]),
-    gateUp: loadStackedMatrix(checkpoint, [slices.gate, slices.up]),
-    down: loadStackedMatrix(checkpoint, [slices.down]),
+    inputNorm: loadStackedVector(source, [slices.inputNorm], sink),
+    qkv: loadStackedMatrix(source, [q, k, v], sink),
+    qkvBias: qBias && kBias && vBias ? loadStackedVector(source, [qBias, kBias, vBias], sink) : undefined,
+    o: loadStackedMatrix(source, [slices.o], sink),
+    postAttentionNorm: loadStackedVector(source, [slices.postAttentionNorm], sink),
+    gateUp: loadStackedMatrix(source, [slices.gate, slices.up], sink),
+    down: loadStackedMatrix(source, [slices.down], sink),
   };
 }
 
@@ -143,28 +165,80 @@ function isSameSlice(a: TensorSlice | undefined, b: TensorSlice | undefined): bo
 }
 
 /**
+ * Assembles a shard's ModelWeights one ordering unit at a time (see weight-units.ts), each from
+ * any WeightSliceSource; with `held`, every slice read is also recorded there (raw).
+ */
+export class ModelWeightsBuilder {
+  private embedding: Weight | undefined;
+  private readonly layers: Array<LayerWeights | undefined>;
+  private finalNorm: Float32Array | undefined;
+  private lmHead: Weight | undefined;
+  private readonly added = new Set<number>();
+
+  constructor(
+    readonly spec: ShardSpec,
+    readonly numLayers: number,
+    private readonly held?: HeldWeights,
+  ) {
+    this.layers = spec.layerSlices.map(() => undefined);
+  }
+
+  /** Reads every slice of `unit` from `source`. */
+  addUnit(source: WeightSliceSource, unit: number): void {
+    if (this.added.has(unit)) throw new Error(`weight unit ${unit} assembled twice`);
+    this.added.add(unit);
+    const held = this.held;
+    const sink: SliceSink | undefined =
+      held && ((slice, dtype, shape, bytes) => held.hold(slice, unit, dtype, shape, bytes));
+    const { spec } = this;
+    if (unit === embeddingUnit()) {
+      if (spec.embedding) this.embedding = loadStackedMatrix(source, [spec.embedding], sink);
+    } else if (unit === finalNormUnit(this.numLayers)) {
+      if (spec.finalNorm) this.finalNorm = loadStackedVector(source, [spec.finalNorm], sink);
+    } else if (unit === lmHeadUnit(this.numLayers)) {
+      // A tied lm_head on a single TP rank is the embedding table itself: shared, not read twice.
+      if (isSameSlice(spec.lmHead, spec.embedding) && this.embedding) this.lmHead = this.embedding;
+      else if (spec.lmHead) this.lmHead = loadStackedMatrix(source, [spec.lmHead], sink);
+    } else {
+      const index = spec.layerSlices.findIndex((slices) => layerUnit(slices.layer) === unit);
+      if (index >= 0) this.layers[index] = loadLayer(source, spec.layerSlices[index], sink);
+    }
+  }
+
+  /** The assembled weights; throws when a unit of the shard was never added. */
+  build(): ModelWeights {
+    const missing = shardUnits(this.spec, this.numLayers).filter((unit) => !this.added.has(unit));
+    if (missing.length)
+      throw new Error(`weight units ${missing.join(', ')} of the shard were never assembled`);
+    const layers = this.layers as LayerWeights[];
+    const { embedding, finalNorm, lmHead } = this;
+    let numBytes = weightBytes(embedding) + (finalNorm?.byteLength ?? 0);
+    if (lmHead !== embedding) numBytes += weightBytes(lmHead);
+    for (const layer of layers) {
+      numBytes +=
+        layer.inputNorm.byteLength + layer.postAttentionNorm.byteLength + (layer.qkvBias?.byteLength ?? 0);
+      numBytes +=
+        weightBytes(layer.qkv) + weightBytes(layer.o) + weightBytes(layer.gateUp) + weightBytes(layer.down);
+    }
+    return { shard: this.spec, embedding, layers, finalNorm, lmHead, numBytes };
+  }
+}
+
+/**
  * Loads the weights of one shard (the whole model without one) after validating names, shapes
  * and dtypes. Only the shard's slices are read, each straight from its byte ranges in the
- * safetensors files.
+ * safetensors files. With `held`, the raw slices are recorded there too.
  */
-export function loadModelWeights(checkpoint: Checkpoint, shard?: ShardSpec): ModelWeights {
+export function loadModelWeights(
+  checkpoint: Checkpoint,
+  shard?: ShardSpec,
+  held?: HeldWeights,
+): ModelWeights {
   checkpoint.validate();
   const spec = shard ?? fullShardSpec(checkpoint.config);
-  const layers = spec.layerSlices.map((slices) => loadLayer(checkpoint, slices));
-  const embedding = spec.embedding ? loadStackedMatrix(checkpoint, [spec.embedding]) : undefined;
-  // A tied lm_head on a single TP rank is the embedding table itself: shared, not read twice.
-  const lmHead = isSameSlice(spec.lmHead, spec.embedding)
-    ? embedding
-    : spec.lmHead && loadStackedMatrix(checkpoint, [spec.lmHead]);
-  const finalNorm = spec.finalNorm && loadStackedVector(checkpoint, [spec.finalNorm]);
-
-  let numBytes = weightBytes(embedding) + (finalNorm?.byteLength ?? 0);
-  if (lmHead !== embedding) numBytes += weightBytes(lmHead);
-  for (const layer of layers) {
-    numBytes +=
-      layer.inputNorm.byteLength + layer.postAttentionNorm.byteLength + (layer.qkvBias?.byteLength ?? 0);
-    numBytes +=
-      weightBytes(layer.qkv) + weightBytes(layer.o) + weightBytes(layer.gateUp) + weightBytes(layer.down);
-  }
-  return { shard: spec, embedding, layers, finalNorm, lmHead, numBytes };
+  const numLayers = checkpoint.config.numLayers;
+  const builder = new ModelWeightsBuilder(spec, numLayers, held);
+  const source = checkpointSliceSource(checkpoint);
+  for (const unit of shardUnits(spec, numLayers)) builder.addUnit(source, unit);
+  return builder.build();
 }

@@ -53,6 +53,16 @@ export class StepSampler {
       : { stepId: step.stepId, sampled };
   }
 
+  /** Every known sequence's settings (a re-shard carries them to the device's next sampler). */
+  snapshot(): Map<number, DeviceSamplingParams> {
+    return new Map(this.sampling);
+  }
+
+  /** Adds the settings of `snapshot`; sequences known here already keep theirs. */
+  restore(snapshot: ReadonlyMap<number, DeviceSamplingParams>): void {
+    for (const [seqId, params] of snapshot) if (!this.sampling.has(seqId)) this.sampling.set(seqId, params);
+  }
+
   clear(): void {
     this.sampling.clear();
   }

@@ -52,6 +52,22 @@ export {
   type ReferenceWeights,
   readTensorF64,
 } from './reference-weights.ts';
+export {
+  type DeviceReshardPlan,
+  type PieceSend,
+  type PieceSource,
+  planReshard,
+  type ReshardLinkRates,
+  type ReshardPiece,
+  type ReshardPlan,
+  ReshardPlanError,
+  type ReshardPlanOptions,
+  type ReshardRoute,
+  reshardUnitCount,
+  shardUnitSlices,
+  type TensorBytesInfo,
+  type UnitSlice,
+} from './reshard-plan.ts';
 export { ropeInvFreq } from './rope.ts';
 export {
   CheckpointError,

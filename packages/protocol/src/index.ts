@@ -11,9 +11,17 @@ export * from './messages/device-kv-store.ts';
 export * from './messages/host-agent.ts';
 export * from './messages/index.ts';
 export * from './messages/job-client.ts';
+export * from './messages/reshard-plan-data.ts';
 export * from './messages/schema.ts';
 export * from './shared-region.ts';
-export type { DeviceSamplingParams, StepBatch, StepKvSwap, StepResult, StepSeq } from './step.ts';
+export type {
+  DeviceSamplingParams,
+  StepBatch,
+  StepKvSwap,
+  StepKvTimings,
+  StepResult,
+  StepSeq,
+} from './step.ts';
 export * from './tensor.ts';
 export * from './websocket.ts';
 export * from './worker-port.ts';

@@ -77,6 +77,33 @@ export interface StepBatch {
    * addedSeqs and before compute: the sequence's first chunk in this step starts at numTokens.
    */
   swapIns?: StepKvSwap[];
+  /**
+   * After this step computes layer l's K/V, positions [0, numTokens) of each listed sequence
+   * (its blockIds -> host slotIds, this rank's layers x KV heads) are posted to the kv-store at
+   * once, overlapped with layer l+1's compute. The step answers only after every put of it is
+   * acknowledged; the scheduler then frees the blocks.
+   */
+  kvWriteBacks?: StepKvSwap[];
+  /**
+   * Swap-ins started as soon as the step arrives, NOT awaited by it (their blocks are not used
+   * by this step). The first later step that contains the sequence waits for its prefetch
+   * before compute.
+   */
+  prefetches?: StepKvSwap[];
+}
+
+/** One device's KV transfer timings for one step, milliseconds. */
+export interface StepKvTimings {
+  /** executeStage wall time. */
+  computeMs: number;
+  /** Time this step waited at its start for earlier prefetches of its sequences. */
+  prefetchWaitMs: number;
+  /** Summed issue->done time of prefetches that completed during this step. */
+  prefetchMs: number;
+  /** Issue of this step's first write-back -> last acknowledgement. */
+  writeBackMs: number;
+  /** Time after compute spent waiting for write-back acknowledgements. */
+  writeBackWaitMs: number;
 }
 
 /** A device's answer to one StepBatch. */
@@ -86,4 +113,6 @@ export interface StepResult {
   sampled: Array<{ seqId: number; tokenId: number }>;
   /** Logits rows [vocab] for the sampled entries, in the same order, when requested. */
   logits?: Float32Array[];
+  /** The answering device's KV transfer timings for this step (ms). */
+  kvTimings?: StepKvTimings;
 }

@@ -10,6 +10,7 @@ import { checkFields, int, isPlainObject } from './check.ts';
 import type { ProtocolErrorCode } from './messages/common.ts';
 import { MESSAGE_SCHEMAS, type Message } from './messages/index.ts';
 import { RESERVED_FIELDS } from './messages/schema.ts';
+import { msgpackClaimsFit } from './msgpack-prescan.ts';
 import {
   DTYPE_BYTES,
   isDType,
@@ -94,9 +95,13 @@ export function validateFrame(frame: Uint8Array, options: DecodeOptions): Decode
   if (4 + headerLength > frame.byteLength) {
     return fail('truncated', `header needs ${4 + headerLength} B, frame has ${frame.byteLength}`);
   }
+  const headerBytes = frame.subarray(4, 4 + headerLength);
+  // Before unpacking: msgpackr pre-allocates whatever length an array prefix claims.
+  const claimError = msgpackClaimsFit(headerBytes);
+  if (claimError) return fail('badHeader', `header is not msgpack: ${claimError}`);
   let header: unknown;
   try {
-    header = unpackr.unpack(frame.subarray(4, 4 + headerLength));
+    header = unpackr.unpack(headerBytes);
   } catch (error) {
     return fail('badHeader', `header is not msgpack: ${(error as Error).message}`);
   }

@@ -3,8 +3,9 @@
  * at once and the clock runs from queueing to the last finished request (model load excluded).
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { extname } from 'node:path';
-import { loadModelConfig, SeesawTokenizer } from '@seesaw/model';
+import { basename, extname, resolve } from 'node:path';
+import { TraceRecorder } from '@seesaw/coordinator';
+import { formatParallelConfig, loadModelConfig, SeesawTokenizer } from '@seesaw/model';
 import {
   type FlagValues,
   optionalChoice,
@@ -13,6 +14,7 @@ import {
   parseFlags,
   UsageError,
 } from '../args.ts';
+import { AUTO_PAIR_FLAGS, isAutoPair, resolveAutoPair } from '../auto-pair.ts';
 import {
   type BenchRequest,
   jsonlDataset,
@@ -22,9 +24,18 @@ import {
 } from '../bench-dataset.ts';
 import { formatByteSize } from '../byte-size.ts';
 import { CLUSTER_FLAGS } from '../cluster-flags.ts';
-import { drainEngine, openEngineSession, tryAddRequest } from '../engine-session.ts';
+import { compareGrid, compareRowOf } from '../compare-table.ts';
+import {
+  drainEngine,
+  type EngineSettings,
+  openEngineSession,
+  type SessionFigures,
+  swapInHiddenFraction,
+  tryAddRequest,
+} from '../engine-session.ts';
 import { HOST_KV_FLAGS } from '../host-kv-flags.ts';
 import { CHECKPOINT_DTYPES, ensureCachedModel } from '../model-cache.ts';
+import { SEESAW_FLAGS } from '../seesaw-flags.ts';
 import {
   formatPhaseRates,
   formatThroughputLines,
@@ -33,6 +44,13 @@ import {
   type ThroughputFigures,
   throughputRates,
 } from '../throughput-report.ts';
+import {
+  isTraceWanted,
+  readTraceOutputs,
+  TRACE_FLAGS,
+  type TraceOutputs,
+  writeTraceOutputs,
+} from '../trace-output.ts';
 import { shapeNames } from './gen-model.ts';
 import { readEngineSettings } from './run.ts';
 
@@ -52,6 +70,10 @@ export const BENCH_FLAGS = {
   'max-num-seqs': { type: 'string' },
   ...HOST_KV_FLAGS,
   ...CLUSTER_FLAGS,
+  ...SEESAW_FLAGS,
+  ...TRACE_FLAGS,
+  ...AUTO_PAIR_FLAGS,
+  compare: { type: 'string' },
 } as const;
 
 export interface BenchResult extends ThroughputFigures {
@@ -61,6 +83,22 @@ export interface BenchResult extends ThroughputFigures {
   kvCacheBytes: number;
   phases: PhaseRates;
   preemptions: { numPreemptions: number; numSwapOuts: number; numRecomputedTokens: number };
+  /** Phase, re-shard and KV-transfer figures; printed for Seesaw runs. */
+  figures?: SessionFigures;
+  /** Whether the run switched between a prefill and a decode layout (--prefill/--decode). */
+  isSeesaw?: boolean;
+}
+
+function formatSeesawLine(figures: SessionFigures): string {
+  const hidden = swapInHiddenFraction(figures);
+  const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+  return (
+    `Seesaw: ${figures.numSwitches} phase switch${figures.numSwitches === 1 ? '' : 'es'}; ` +
+    `${s(figures.prefillMs)} in prefill, ` +
+    `${s(figures.decodeMs)} in decode, ${s(figures.reshardMs)} re-sharding, ${s(figures.kvWaitMs)} waiting for KV; ` +
+    `swap-in hidden ${hidden === null ? '-' : `${(hidden * 100).toFixed(1)}%`}; ` +
+    `host KV ${formatByteSize(figures.hostKvBytes)}`
+  );
 }
 
 async function resolveModelDir(values: FlagValues, seed: number): Promise<string> {
@@ -139,13 +177,14 @@ export function formatBenchReport(result: BenchResult): string {
     formatPhaseRates(result.phases),
     `Preemptions: ${result.preemptions.numPreemptions} (${result.preemptions.numSwapOuts} swapped to host memory, ` +
       `${result.preemptions.numRecomputedTokens} tokens recomputed)`,
+    ...(result.isSeesaw && result.figures ? [formatSeesawLine(result.figures)] : []),
     '',
   ].join('\n');
 }
 
-export function benchJson(result: BenchResult): Record<string, number> {
+export function benchJson(result: BenchResult): Record<string, number | null> {
   const rates = throughputRates(result);
-  return {
+  const json: Record<string, number | null> = {
     elapsed_time: result.elapsedMs / 1000,
     num_requests: result.numRequests,
     num_rejected: result.numRejected,
@@ -165,21 +204,43 @@ export function benchJson(result: BenchResult): Record<string, number> {
     decode_step_seconds: result.phases.decodeSeconds,
     decode_tokens_per_second: result.phases.decodeTokensPerSecond,
   };
+  if (result.isSeesaw && result.figures) {
+    const { figures } = result;
+    Object.assign(json, {
+      num_switches: figures.numSwitches,
+      prefill_seconds: figures.prefillMs / 1000,
+      decode_seconds: figures.decodeMs / 1000,
+      reshard_seconds: figures.reshardMs / 1000,
+      kv_wait_seconds: figures.kvWaitMs / 1000,
+      swap_in_hidden_fraction: swapInHiddenFraction(figures),
+      peak_device_memory_bytes: figures.peakDeviceMemoryBytes,
+      host_kv_memory_bytes: figures.hostKvBytes,
+    });
+  }
+  return json;
 }
 
-export async function benchCommand(argv: string[]): Promise<number> {
-  const values = parseFlags('bench', argv, BENCH_FLAGS);
-  const seed = optionalInteger(values, 'seed', { min: 0, max: 2 ** 32 - 1 }) ?? 0;
-  const numPrompts = optionalInteger(values, 'num-prompts', { min: 1 });
-  if (numPrompts === undefined) throw new UsageError('missing required flag --num-prompts');
-  const jsonPath = optionalString(values, 'json');
-  const settings = readEngineSettings(values);
-  const modelDir = await resolveModelDir(values, seed);
-  const requests = loadDataset(values, modelDir, numPrompts, seed);
+/** How a run is named in tables and traces: 'seesaw:P2-T2', 'static:T2', or 'in-process'. */
+export function runLabel(settings: EngineSettings): string {
+  if (settings.seesaw) {
+    return `seesaw:${formatParallelConfig(settings.seesaw.prefill)}-${formatParallelConfig(settings.seesaw.decode)}`;
+  }
+  if (settings.cluster) return `static:${formatParallelConfig(settings.cluster.parallel)}`;
+  return 'in-process';
+}
 
+/**
+ * Queues every request at once and drains the engine: the clock runs from queueing to the last
+ * finished request (model load excluded). `log` gets where it runs.
+ */
+export async function runBench(
+  modelDir: string,
+  requests: readonly BenchRequest[],
+  settings: EngineSettings,
+  log: (line: string) => void,
+): Promise<BenchResult> {
   const session = await openEngineSession(modelDir, settings);
-  process.stderr.write(`bench: running on ${session.layout}\n`);
-  let result: BenchResult;
+  log(`bench: running on ${session.layout}`);
   try {
     const startMs = performance.now();
     let numRejected = 0;
@@ -193,27 +254,82 @@ export async function benchCommand(argv: string[]): Promise<number> {
     await drainEngine(session.engine, (output) => {
       numOutputTokens += output.outputTokenIds.length;
     });
-    result = {
+    const elapsedMs = performance.now() - startMs;
+    const stats = session.engine.stats;
+    return {
       numRequests: requests.length - numRejected,
       numRejected,
       numPromptTokens,
       numOutputTokens,
-      elapsedMs: performance.now() - startMs,
+      elapsedMs,
       // maxRSS is in kilobytes.
       peakRssBytes: process.resourceUsage().maxRSS * 1024,
       weightBytes: session.device.weightBytes,
       kvCacheBytes: session.device.kvCacheBytes,
-      phases: phaseRates(session.engine.stats),
+      phases: phaseRates(stats),
       preemptions: {
-        numPreemptions: session.engine.stats.numPreemptions,
-        numSwapOuts: session.engine.stats.numSwapOuts,
-        numRecomputedTokens: session.engine.stats.numRecomputedTokens,
+        numPreemptions: stats.numPreemptions,
+        numSwapOuts: stats.numSwapOuts,
+        numRecomputedTokens: stats.numRecomputedTokens,
       },
+      figures: session.figures(),
+      isSeesaw: settings.seesaw !== undefined,
     };
   } finally {
     await session.close();
   }
+}
+
+export async function benchCommand(argv: string[]): Promise<number> {
+  const values = parseFlags('bench', argv, BENCH_FLAGS);
+  const seed = optionalInteger(values, 'seed', { min: 0, max: 2 ** 32 - 1 }) ?? 0;
+  const numPrompts = optionalInteger(values, 'num-prompts', { min: 1 });
+  if (numPrompts === undefined) throw new UsageError('missing required flag --num-prompts');
+  const jsonPath = optionalString(values, 'json');
+  const traceOutputs = readTraceOutputs(values);
+  const compareText = optionalString(values, 'compare');
+  if (compareText !== undefined) {
+    const { readCompareRuns, runComparison } = await import('./bench-compare.ts');
+    const runs = readCompareRuns(values, compareText);
+    const modelDir = await resolveModelDir(values, seed);
+    const requests = loadDataset(values, modelDir, numPrompts, seed);
+    return runComparison({ modelDir, requests, runs, jsonPath, traceOutputs });
+  }
+  const log = (line: string) => process.stderr.write(`${line}\n`);
+  if (isAutoPair(values)) {
+    // The pair depends on the workload, so the model and requests come first here.
+    const modelDir = await resolveModelDir(values, seed);
+    const requests = loadDataset(values, modelDir, numPrompts, seed);
+    await resolveAutoPair(values, modelDir, requests, log);
+    return benchOnce(values, modelDir, requests, jsonPath, traceOutputs, log);
+  }
+  const settings = readEngineSettings(values);
+  const modelDir = await resolveModelDir(values, seed);
+  const requests = loadDataset(values, modelDir, numPrompts, seed);
+  return benchOnce(values, modelDir, requests, jsonPath, traceOutputs, log, settings);
+}
+
+async function benchOnce(
+  values: FlagValues,
+  modelDir: string,
+  requests: readonly BenchRequest[],
+  jsonPath: string | undefined,
+  traceOutputs: TraceOutputs,
+  log: (line: string) => void,
+  settings: EngineSettings = readEngineSettings(values),
+): Promise<number> {
+  if (isTraceWanted(traceOutputs)) settings.recorder = new TraceRecorder();
+  const result = await runBench(modelDir, requests, settings, log);
   process.stdout.write(formatBenchReport(result));
   if (jsonPath !== undefined) writeFileSync(jsonPath, `${JSON.stringify(benchJson(result), null, 2)}\n`);
+  if (settings.recorder) {
+    const row = compareRowOf(runLabel(settings), result);
+    const written = writeTraceOutputs(traceOutputs, [{ name: row.label, events: settings.recorder.events }], {
+      title: `seesaw bench ${row.label}`,
+      subtitle: `${basename(resolve(modelDir))}: ${result.numRequests} requests`,
+      table: compareGrid([row]),
+    });
+    for (const line of written) log(line);
+  }
   return 0;
 }

@@ -28,7 +28,7 @@ import {
   requiredString,
   UsageError,
 } from '../args.ts';
-import type { EngineSession, EngineSettings } from '../engine-session.ts';
+import { type EngineSession, type EngineSettings, staticFigures } from '../engine-session.ts';
 import { formatRunSummary } from '../run-summary.ts';
 import { readTokenFile } from './coordinator.ts';
 import { runJob } from './run.ts';
@@ -137,6 +137,17 @@ export function remoteSessionOpener(
       config,
       modelName: basename(resolve(modelDir)),
       layout: `cluster ${cluster.url}: ${ready.layout}`,
+      figures: () => {
+        const parallel = parseParallelConfig(cluster.parallelism);
+        // The job reports totals over its devices; the per-device mean stands for the peak.
+        const perDevice = (ready.weightBytes + ready.kvCacheBytes) / numDevices(parallel);
+        return staticFigures(
+          job.stats,
+          Math.round(perDevice),
+          settings.hostKvBytes,
+          parallel.dp * parallel.pp,
+        );
+      },
       close: () => job.close(),
     };
   };

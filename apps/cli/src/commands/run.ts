@@ -4,7 +4,7 @@
  */
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { ClusterStoppedError, type RequestOutput } from '@seesaw/coordinator';
+import { ClusterStoppedError, type RequestOutput, TraceRecorder } from '@seesaw/coordinator';
 import { loadModelConfig, SeesawTokenizer } from '@seesaw/model';
 import {
   type FlagValues,
@@ -28,7 +28,9 @@ import { HOST_KV_FLAGS, readHostKvSettings } from '../host-kv-flags.ts';
 import { type ParsedRequest, parseInputFile } from '../input-lines.ts';
 import { ProgressReporter, type ProgressStream } from '../progress.ts';
 import { prepareOutputForResume, type ResumeState } from '../resume.ts';
-import { formatRunSummary, type RunSummary } from '../run-summary.ts';
+import { formatRunSummary, type RunSummary, runSummaryGrid } from '../run-summary.ts';
+import { readSeesawSettings, SEESAW_FLAGS } from '../seesaw-flags.ts';
+import { isTraceWanted, readTraceOutputs, TRACE_FLAGS, writeTraceOutputs } from '../trace-output.ts';
 
 export interface RunJobOptions extends EngineSettings {
   modelDir: string;
@@ -52,19 +54,26 @@ export const RUN_FLAGS = {
   'max-num-seqs': { type: 'string' },
   ...HOST_KV_FLAGS,
   ...CLUSTER_FLAGS,
+  ...SEESAW_FLAGS,
+  ...TRACE_FLAGS,
   cluster: { type: 'string' },
   'token-file': { type: 'string' },
 } as const;
 
 export function readEngineSettings(values: FlagValues): EngineSettings {
-  return {
+  // Seesaw first: it owns --devices/--device-memory when --prefill is given and refuses the
+  // static knobs it replaces with a message naming its own flags.
+  const seesaw = readSeesawSettings(values);
+  const settings: EngineSettings = {
     numThreads: optionalInteger(values, 'threads', { min: 1, max: 1024 }),
     kvCacheBytes: optionalByteSize(values, 'kv-cache-memory'),
     maxNumBatchedTokens: optionalInteger(values, 'max-num-batched-tokens', { min: 1 }),
     maxNumSeqs: optionalInteger(values, 'max-num-seqs', { min: 1 }),
-    cluster: readClusterSettings(values),
+    cluster: seesaw ? undefined : readClusterSettings(values),
     ...readHostKvSettings(values),
   };
+  if (seesaw) settings.seesaw = seesaw;
+  return settings;
 }
 
 /** Appends records one write at a time, so each finished request is on disk at once. */
@@ -241,6 +250,8 @@ async function runRequests(
       progress.finish();
     }
     summary.engineElapsedMs = performance.now() - engineStartMs;
+    summary.figures = session.figures();
+    summary.layout = session.layout;
   } finally {
     await session.close();
   }
@@ -261,13 +272,28 @@ export async function runCommand(argv: string[]): Promise<number> {
   if (resolve(options.inputPath) === resolve(options.outputPath)) {
     throw new UsageError('--output must not be the --input file');
   }
+  const traceOutputs = readTraceOutputs(values);
+  if (isTraceWanted(traceOutputs)) options.recorder = new TraceRecorder();
   const summary = await runJob(options);
   process.stdout.write(formatRunSummary(summary));
+  if (options.recorder) {
+    const label = summary.layout ?? 'run';
+    const written = writeTraceOutputs(traceOutputs, [{ name: label, events: options.recorder.events }], {
+      title: `seesaw run on ${label}`,
+      subtitle: `${options.modelDir}: ${options.inputPath} -> ${options.outputPath}`,
+      table: runSummaryGrid(summary),
+    });
+    for (const line of written) options.log(line);
+  }
   return 0;
 }
 
 /** `run --cluster ws://HOST:PORT --token-file F --config DxTyPz ...`: the job runs on a coordinator daemon. */
 async function runOnClusterCommand(values: FlagValues): Promise<number> {
+  for (const name of ['prefill', 'decode', 'trace', 'report']) {
+    if (values[name] !== undefined)
+      throw new UsageError(`--${name} runs on local device workers, not with --cluster`);
+  }
   const { readClusterJobFlags, remoteSessionOpener } = await import('./cluster-script.ts');
   const cluster = readClusterJobFlags(values);
   const outputPath = requiredString(values, 'output');

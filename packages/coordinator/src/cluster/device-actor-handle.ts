@@ -1,11 +1,11 @@
 /**
  * The coordinator's handle on one device actor in a worker thread (spawned here, or on another
- * host and reached over a relayed link: attach): spawn and hello, loadShard
- * until ready, steps matched to their stepDone by id, heartbeats, and loss detection. Once the
- * actor fails (worker exit or error, closed link, missed heartbeats, an `error` message), every
- * pending and later request rejects with that failure.
+ * host and reached over a relayed link: attach): spawn and hello, loadShard until ready, reshard
+ * until reshardDone (by reshardId), steps matched to their stepDone by id, heartbeats, and loss
+ * detection. Once the actor fails (worker exit or error, closed link, missed heartbeats, an
+ * `error` message), every pending and later request rejects with that failure.
  */
-import type { MessagePort, Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import {
   type CoordinatorToDevice,
   connectAndHello,
@@ -14,13 +14,19 @@ import {
   INBOUND_TAGS,
   type LoadShard,
   type Ready,
+  type Reshard,
+  type ReshardDone,
   type StepBatch,
   type StepResult,
   spawnWorkerEndpoint,
   stepResultOf,
 } from '@seesaw/protocol';
 import { DeviceLostError, DeviceStepError } from './device-errors.ts';
-import type { DeviceWorkerLinkPorts, DeviceWorkerSpawnData } from './worker-contract.ts';
+import {
+  type DeviceWorkerLinkPorts,
+  type DeviceWorkerSpawnData,
+  linkTransferList,
+} from './worker-contract.ts';
 
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 1000;
 /**
@@ -44,8 +50,8 @@ export interface DeviceActorOptions {
   log?: (line: string) => void;
 }
 
-interface PendingStep {
-  resolve: (result: StepResult) => void;
+interface Pending<T> {
+  resolve: (value: T) => void;
   reject: (error: Error) => void;
 }
 
@@ -65,8 +71,9 @@ export interface AttachDeviceOptions {
 }
 
 export class DeviceActorHandle {
-  private readonly pendingSteps = new Map<number, PendingStep>();
-  private pendingLoad: { resolve: (ready: Ready) => void; reject: (error: Error) => void } | undefined;
+  private readonly pendingSteps = new Map<number, Pending<StepResult>>();
+  private pendingLoad: Pending<Ready> | undefined;
+  private readonly pendingReshards = new Map<number, Pending<ReshardDone>>();
   private readonly failureListeners = new Set<(error: Error) => void>();
   private failureError: Error | undefined;
   private isClosing = false;
@@ -131,10 +138,7 @@ export class DeviceActorHandle {
       },
     );
     const links = options.links ?? {};
-    const transfer = [links.previous, links.next, links.kvStore].filter(
-      (p): p is MessagePort => p !== undefined,
-    );
-    worker.postMessage({ seesawLinks: links }, transfer);
+    worker.postMessage({ seesawLinks: links }, linkTransferList(links));
     const actor: ActorProcess = {
       worker,
       exited: new Promise((resolve) => worker.once('exit', () => resolve())),
@@ -180,6 +184,21 @@ export class DeviceActorHandle {
     });
   }
 
+  /**
+   * Sends reshard (the coordinator has seen every step answered); resolves with the device's
+   * reshardDone for the same reshardId, once its new weights, links and KV cache are in place.
+   */
+  reshard(reshard: Omit<Reshard, 'tag'>): Promise<ReshardDone> {
+    if (this.failureError) return Promise.reject(this.failureError);
+    if (this.pendingReshards.has(reshard.reshardId))
+      return Promise.reject(new Error(`${this.name}: reshard ${reshard.reshardId} is in progress already`));
+    const done = new Promise<ReshardDone>((resolve, reject) => {
+      this.pendingReshards.set(reshard.reshardId, { resolve, reject });
+    });
+    this.endpoint.post({ tag: 'reshard', ...reshard });
+    return done;
+  }
+
   /** Posts a step; the caller decides which actor's answer to await (see expectStep). */
   postStep(batch: StepBatch): void {
     this.endpoint.post({ tag: 'step', batch });
@@ -215,6 +234,16 @@ export class DeviceActorHandle {
         this.pendingLoad?.resolve(message);
         this.pendingLoad = undefined;
         return;
+      case 'reshardDone': {
+        const pending = this.pendingReshards.get(message.reshardId);
+        if (!pending) {
+          this.fail(new DeviceStepError(this.name, 'unexpected', `reshardDone ${message.reshardId} unasked`));
+          return;
+        }
+        this.pendingReshards.delete(message.reshardId);
+        pending.resolve(message);
+        return;
+      }
       case 'stepDone': {
         const pending = this.pendingSteps.get(message.stepId);
         this.pendingSteps.delete(message.stepId);
@@ -271,5 +300,7 @@ export class DeviceActorHandle {
     this.pendingLoad = undefined;
     for (const pending of this.pendingSteps.values()) pending.reject(error);
     this.pendingSteps.clear();
+    for (const pending of this.pendingReshards.values()) pending.reject(error);
+    this.pendingReshards.clear();
   }
 }

@@ -7,7 +7,9 @@ export {
   type DeviceActorOptions,
 } from './device-actor-handle.ts';
 export { DeviceLostError, DeviceStepError } from './device-errors.ts';
+export { formatBytes } from './format-bytes.ts';
 export { type HostSlotPartition, KvPartitionView, partitionReplica } from './kv-partition-view.ts';
+export { type LayoutWiring, wireLayout, wireReshardMesh } from './layout-wiring.ts';
 export { LocalCluster, type LocalClusterOptions } from './local-cluster.ts';
 export {
   type EngineHostKv,
@@ -16,6 +18,20 @@ export {
   type LocalHostKvOptions,
 } from './local-host-kv.ts';
 export {
+  type PhasedActor,
+  PhasedReplicaDevice,
+  type PhasedReplicaOptions,
+  type PhasedReshardStats,
+  type ReshardPlanner,
+} from './phased-replica-device.ts';
+export {
+  createClusterPlanner,
+  createPhasedReplicas,
+  type PhasedPlannerSetup,
+  type PhasedReplicasSetup,
+  phasedLayouts,
+} from './phased-replicas.ts';
+export {
   RecoveringCluster,
   type RecoveringClusterOptions,
   type ReplanEvent,
@@ -23,4 +39,15 @@ export {
 export { ClusterStoppedError, ReplicasLostError } from './recovery-errors.ts';
 export { type ReplanOptions, replanConfig } from './replan.ts';
 export { ReplicaDevice } from './replica-device.ts';
-export type { DeviceWorkerLinkPorts, DeviceWorkerSpawnData } from './worker-contract.ts';
+export { type ReplicaHostSlots, withHostSlots } from './replica-host-slots.ts';
+export {
+  checkpointTensorBytes,
+  createReshardPlanner,
+  DEFAULT_RESHARD_RATES,
+  type ReshardPlannerOptions,
+} from './reshard-planner.ts';
+export {
+  type DeviceWorkerLinkPorts,
+  type DeviceWorkerSpawnData,
+  linkTransferList,
+} from './worker-contract.ts';

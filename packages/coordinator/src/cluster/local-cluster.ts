@@ -5,8 +5,13 @@
  * spawned and loaded concurrently. The result is one ReplicaDevice per DP replica. With
  * hostKvBytes, one kv-store worker is the host's KV tier (LocalHostKv) and every device worker
  * gets a link to it, so preemption can swap instead of recompute.
+ *
+ * With decodeParallel the cluster is phased (Seesaw): the same workers also get layout 1's TP
+ * groups and pipeline links plus a full mesh of weight-slice links inside each replica, load
+ * layout 0 (the prefill configuration), and are driven as one PhasedReplicaDevice per replica,
+ * which re-shards them between the two layouts. The host KV tier is then split per replica
+ * (one Seesaw scheduler each), not per pipeline virtual engine.
  */
-import { MessageChannel } from 'node:worker_threads';
 import {
   balancedRange,
   deviceRanks,
@@ -15,11 +20,16 @@ import {
   type ModelConfig,
   type ParallelConfig,
   parseParallelConfig,
+  type ReshardLinkRates,
+  type ReshardRoute,
   validateForModel,
 } from '@seesaw/model';
 import type { Ready } from '@seesaw/protocol';
 import { DeviceActorHandle } from './device-actor-handle.ts';
+import { wireLayout, wireReshardMesh } from './layout-wiring.ts';
 import { type EngineHostKv, LocalHostKv } from './local-host-kv.ts';
+import type { PhasedReplicaDevice, ReshardPlanner } from './phased-replica-device.ts';
+import { createClusterPlanner, createPhasedReplicas, phasedLayouts } from './phased-replicas.ts';
 import { ReplicaDevice } from './replica-device.ts';
 import type { DeviceWorkerLinkPorts, DeviceWorkerSpawnData } from './worker-contract.ts';
 
@@ -29,8 +39,19 @@ export interface LocalClusterOptions {
   /** The device worker's entry module (gpu-actor's device-worker.ts); the coordinator never imports it. */
   workerUrl: URL | string;
   modelDir: string;
-  /** 'D2T2P2' style, or parsed. */
+  /** 'D2T2P2' style, or parsed. The prefill configuration (layout 0) of a phased cluster. */
   parallel: ParallelConfig | string;
+  /**
+   * The decode configuration (layout 1): makes the cluster phased. Same dp and the same number
+   * of devices per replica as `parallel`.
+   */
+  decodeParallel?: ParallelConfig | string;
+  /** How re-shards fetch weights: from peers, from the host's checkpoint, or whichever is sooner (default). */
+  reshardRoute?: ReshardRoute;
+  /** Link rates the 'auto' route plans with; default p2p 4e9 B/s, host 2e9 B/s. */
+  reshardRates?: ReshardLinkRates;
+  /** Devices return a sha256 of their weights on load and on every re-shard (tests). */
+  isWeightDigestReturned?: boolean;
   /** Kernel threads of each device. Default 1. */
   numThreadsPerDevice?: number;
   /** Each device's budget for weights plus KV cache, bytes. */
@@ -47,7 +68,8 @@ export interface LocalClusterOptions {
   groupTimeoutMs?: number;
   /**
    * Host memory for the KV tier, bytes: one kv-store worker for this host, its slots split
-   * evenly over the dp * pp virtual engines (see LocalHostKv). Absent: no host KV tier.
+   * evenly over the dp * pp virtual engines (see LocalHostKv), or over the dp replicas of a
+   * phased cluster. Absent: no host KV tier.
    */
   hostKvBytes?: number;
   heartbeatIntervalMs?: number;
@@ -65,21 +87,34 @@ export class LocalCluster {
 
   private constructor(
     readonly parallel: ParallelConfig,
+    /** The decode configuration of a phased cluster; undefined for a static one. */
+    readonly decodeParallel: ParallelConfig | undefined,
     readonly config: ModelConfig,
     /** Every actor in device order. */
     readonly actors: DeviceActorHandle[],
-    readonly replicas: ReplicaDevice[],
+    private readonly staticReplicas: ReplicaDevice[],
+    /** One per DP replica of a phased cluster; empty for a static one. */
+    readonly phasedReplicas: PhasedReplicaDevice[],
     /** The host KV tier, when hostKvBytes was given. */
     readonly hostKv: LocalHostKv | undefined,
   ) {}
+
+  /** One per DP replica of a static cluster (a phased one has phasedReplicas instead). */
+  get replicas(): ReplicaDevice[] {
+    if (this.decodeParallel)
+      throw new Error(`${this.name} is a phased cluster: drive its phasedReplicas, not replicas`);
+    return this.staticReplicas;
+  }
 
   /** Each engine's share of the host KV tier (EngineOptions.hostKv), when there is one. */
   get engineHostKv(): EngineHostKv | undefined {
     return this.hostKv?.engineHostKv;
   }
 
+  /** 'D2T2', or 'P2 -> T2' for a phased cluster. */
   get name(): string {
-    return formatParallelConfig(this.parallel);
+    const prefill = formatParallelConfig(this.parallel);
+    return this.decodeParallel ? `${prefill} -> ${formatParallelConfig(this.decodeParallel)}` : prefill;
   }
 
   static async start(options: LocalClusterOptions): Promise<LocalCluster> {
@@ -87,8 +122,15 @@ export class LocalCluster {
       typeof options.parallel === 'string' ? parseParallelConfig(options.parallel) : options.parallel;
     const config = loadModelConfig(options.modelDir);
     validateForModel(parallel, config);
+    const decode =
+      options.decodeParallel === undefined
+        ? undefined
+        : phasedLayouts(parallel, options.decodeParallel, config);
+    // Before any worker starts: the header read and both plans (refused if they cannot fit).
+    const planner = decode && createClusterPlanner(options, config, parallel, decode);
     const { dp, tp, pp } = parallel;
-    if (tp > 1 && !options.createTpGroup) throw new Error(`TP ${tp} needs options.createTpGroup`);
+    if (Math.max(tp, decode?.tp ?? 1) > 1 && !options.createTpGroup)
+      throw new Error(`TP ${Math.max(tp, decode?.tp ?? 1)} needs options.createTpGroup`);
     const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
     const hostKv =
       options.hostKvBytes === undefined
@@ -97,12 +139,19 @@ export class LocalCluster {
             config,
             blockSize,
             capacityBytes: options.hostKvBytes,
-            numEngines: dp * pp,
+            numEngines: decode ? dp : dp * pp,
             token: options.token,
             log: options.log,
           });
     try {
-      return await LocalCluster.startDevices(options, parallel, config, blockSize, hostKv);
+      return await LocalCluster.startDevices(
+        options,
+        parallel,
+        decode && { decode, planner: planner! },
+        config,
+        blockSize,
+        hostKv,
+      );
     } catch (error) {
       await hostKv?.close();
       throw error;
@@ -112,25 +161,30 @@ export class LocalCluster {
   private static async startDevices(
     options: LocalClusterOptions,
     parallel: ParallelConfig,
+    phased: { decode: ParallelConfig; planner: ReshardPlanner } | undefined,
     config: ModelConfig,
     blockSize: number,
     hostKv: LocalHostKv | undefined,
   ): Promise<LocalCluster> {
+    const decode = phased?.decode;
     const { dp, tp, pp } = parallel;
     const ranks = deviceRanks(parallel);
-    const indexOf = (dpRank: number, ppStage: number, tpRank: number) =>
-      (dpRank * pp + ppStage) * tp + tpRank;
-    const groups = new Map<string, unknown[]>();
-    const links: DeviceWorkerLinkPorts[] = ranks.map(() => (hostKv ? { kvStore: hostKv.linkPort() } : {}));
-    for (let dpRank = 0; dpRank < dp; dpRank++) {
-      for (let ppStage = 0; ppStage < pp; ppStage++) {
-        if (tp > 1) groups.set(`${dpRank}/${ppStage}`, options.createTpGroup!(tp));
-        if (ppStage === pp - 1) continue;
-        for (let tpRank = 0; tpRank < tp; tpRank++) {
-          const { port1, port2 } = new MessageChannel();
-          links[indexOf(dpRank, ppStage, tpRank)].next = port1;
-          links[indexOf(dpRank, ppStage + 1, tpRank)].previous = port2;
-        }
+    const prefillWiring = wireLayout(parallel, options.createTpGroup);
+    const links: DeviceWorkerLinkPorts[] = ranks.map((rank) => {
+      const link: DeviceWorkerLinkPorts = { ...prefillWiring.pipeline[rank.device] };
+      if (hostKv) link.kvStore = hostKv.linkPort();
+      return link;
+    });
+    const layoutGroups: Array<unknown[] | undefined> = ranks.map(() => undefined);
+    if (decode) {
+      const decodeWiring = wireLayout(decode, options.createTpGroup);
+      const mesh = wireReshardMesh(dp, tp * pp);
+      for (const rank of ranks) {
+        const link = links[rank.device];
+        // Layout 0's ports are the same objects as previous/next: the worker gets each port once.
+        link.layouts = [prefillWiring.pipeline[rank.device], decodeWiring.pipeline[rank.device]];
+        link.reshardPeers = mesh[rank.device];
+        layoutGroups[rank.device] = [prefillWiring.groups[rank.device], decodeWiring.groups[rank.device]];
       }
     }
 
@@ -140,8 +194,10 @@ export class LocalCluster {
           token: options.token,
           deviceName: deviceName(rank.device, rank.dpRank, rank.ppStage, rank.tpRank),
         };
-        if (tp > 1) workerData.group = groups.get(`${rank.dpRank}/${rank.ppStage}`)![rank.tpRank];
+        if (tp > 1) workerData.group = prefillWiring.groups[rank.device];
         if (options.groupTimeoutMs !== undefined) workerData.groupTimeoutMs = options.groupTimeoutMs;
+        const groups = layoutGroups[rank.device];
+        if (groups) workerData.layoutGroups = groups;
         return DeviceActorHandle.spawn({
           workerUrl: options.workerUrl,
           name: workerData.deviceName,
@@ -157,8 +213,8 @@ export class LocalCluster {
 
     const parallelism = `D${dp}T${tp}P${pp}`;
     const loaded = await Promise.allSettled(
-      ranks.map((rank) =>
-        actors[rank.device].load({
+      ranks.map((rank) => {
+        const shard: Parameters<DeviceActorHandle['load']>[0] = {
           modelDir: options.modelDir,
           parallelism,
           dpRank: rank.dpRank,
@@ -168,11 +224,27 @@ export class LocalCluster {
           numThreads: options.numThreadsPerDevice ?? 1,
           deviceMemoryBytes: options.deviceMemoryBytes,
           blockSize,
-        }),
-      ),
+        };
+        if (options.isWeightDigestReturned) shard.isWeightDigestReturned = true;
+        return actors[rank.device].load(shard);
+      }),
     );
     const ready = await LocalCluster.allOrAbort(loaded, actors);
 
+    if (phased) {
+      const replicas = createPhasedReplicas({
+        ...options,
+        ...phased,
+        parallel,
+        blockSize,
+        hostKv,
+        actors,
+        ready,
+      });
+      return new LocalCluster(parallel, phased.decode, config, actors, [], replicas, hostKv);
+    }
+    const indexOf = (dpRank: number, ppStage: number, tpRank: number) =>
+      (dpRank * pp + ppStage) * tp + tpRank;
     const replicas = Array.from({ length: dp }, (_, dpRank) => {
       const stages = Array.from({ length: pp }, (_, ppStage) =>
         Array.from({ length: tp }, (_, tpRank) => indexOf(dpRank, ppStage, tpRank)),
@@ -184,7 +256,7 @@ export class LocalCluster {
         blockSize,
       );
     });
-    return new LocalCluster(parallel, config, actors, replicas, hostKv);
+    return new LocalCluster(parallel, undefined, config, actors, replicas, [], hostKv);
   }
 
   /** The values, or (after stopping every started actor) the first failure. */
@@ -201,13 +273,15 @@ export class LocalCluster {
     throw failed.reason;
   }
 
-  /** Total weight and KV cache bytes over all devices. */
+  /** Total weight and KV cache bytes over all devices (in the current layout of a phased cluster). */
   get weightBytes(): number {
-    return this.replicas.reduce((sum, r) => sum + r.weightBytes, 0);
+    const all: Array<{ weightBytes: number }> = [...this.staticReplicas, ...this.phasedReplicas];
+    return all.reduce((sum, r) => sum + r.weightBytes, 0);
   }
 
   get kvCacheBytes(): number {
-    return this.replicas.reduce((sum, r) => sum + r.kvCacheBytes, 0);
+    const all: Array<{ kvCacheBytes: number }> = [...this.staticReplicas, ...this.phasedReplicas];
+    return all.reduce((sum, r) => sum + r.kvCacheBytes, 0);
   }
 
   /** Stops every actor: 'drain' lets queued steps finish, 'abort' stops at once. Idempotent. */

@@ -14,6 +14,11 @@ export interface DeviceWorkerSpawnData {
   group?: unknown;
   /** How long a collective waits for peers before failing the step. */
   groupTimeoutMs?: number;
+  /**
+   * TP group descriptor of this device per layout (0 prefill, 1 decode), undefined where that
+   * layout has tp = 1. Present only for a phased (re-sharding) cluster; entry 0 equals `group`.
+   */
+  layoutGroups?: unknown[];
 }
 
 /**
@@ -26,4 +31,26 @@ export interface DeviceWorkerLinkPorts {
   next?: MessagePort;
   /** Link to the host's kv-store worker (host KV tier), when the cluster has one. */
   kvStore?: MessagePort;
+  /**
+   * Pipeline links per layout of a phased cluster (0 prefill, 1 decode). Layout 0's ports are
+   * the very same ports as `previous` / `next` (one port, referenced twice).
+   */
+  layouts?: Array<{ previous?: MessagePort; next?: MessagePort }>;
+  /**
+   * Weight-slice links of a phased cluster: a full mesh inside the replica, index = local device
+   * index, undefined at this device's own index.
+   */
+  reshardPeers?: Array<MessagePort | undefined>;
+}
+
+/** Every port in `links`, once each, for the transfer list. */
+export function linkTransferList(links: DeviceWorkerLinkPorts): MessagePort[] {
+  const ports = [
+    links.previous,
+    links.next,
+    links.kvStore,
+    ...(links.layouts ?? []).flatMap((layout) => [layout.previous, layout.next]),
+    ...(links.reshardPeers ?? []),
+  ];
+  return [...new Set(ports.filter((port): port is MessagePort => port !== undefined))];
 }

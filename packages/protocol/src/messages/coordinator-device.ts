@@ -4,9 +4,10 @@
  */
 
 import { arrayOf, bool, type Check, count, finite, int, object, range, str } from '../check.ts';
-import type { StepBatch, StepKvSwap, StepResult } from '../step.ts';
+import type { StepBatch, StepKvSwap, StepKvTimings, StepResult } from '../step.ts';
 import type { Tensor } from '../tensor.ts';
 import type { Heartbeat, Hello, ProtocolError, Range, Refused, Shutdown, Welcome } from './common.ts';
+import { type DeviceReshardPlanData, deviceReshardPlanData } from './reshard-plan-data.ts';
 import { type MessageRule, type MessageSchema, schema, stepId } from './schema.ts';
 
 /** Which slice of which model this device holds, and the resources it may use. */
@@ -30,6 +31,25 @@ export interface LoadShard {
   deviceMemoryBytes: number;
   /** Tokens per KV block. */
   blockSize: number;
+  /** Return Ready.weightDigest: sha256 hex over the held weights in canonical order. */
+  isWeightDigestReturned?: boolean;
+}
+
+/**
+ * Switch to another parallel layout (re-shard). Sent only when every step sent to the device
+ * has answered; the device answers reshardDone once its own kv-store puts are acknowledged and
+ * its new weights, links and KV cache are in place.
+ */
+export interface Reshard {
+  tag: 'reshard';
+  /** Coordinator-chosen id echoed in reshardDone and carried by the weightSlice messages. */
+  reshardId: number;
+  /** Index of the layout to switch to (0 prefill, 1 decode); the device got both at spawn/load. */
+  layout: number;
+  /** This device's part of the ReshardPlan (planReshard of @seesaw/model), plain data. */
+  plan: DeviceReshardPlanData;
+  /** Return ReshardDone.weightDigest: sha256 hex over the held weights in canonical order. */
+  isWeightDigestReturned?: boolean;
 }
 
 /** Run one engine step (see StepBatch: diffs against earlier steps). */
@@ -71,6 +91,7 @@ export type CoordinatorToDevice =
   | Step
   | SwapOut
   | SwapIn
+  | Reshard
   | Heartbeat
   | Shutdown
   | ProtocolError;
@@ -84,6 +105,31 @@ export interface Ready {
   weightBytes: number;
   /** Bytes of KV cache allocated. */
   kvCacheBytes: number;
+  /** sha256 hex over the held weights in canonical order, when LoadShard asked for it. */
+  weightDigest?: string;
+}
+
+/** A reshard finished: the device now runs the new layout. Byte counts are raw checkpoint bytes. */
+export interface ReshardDone {
+  tag: 'reshardDone';
+  /** Reshard.reshardId answered. */
+  reshardId: number;
+  /** KV blocks of the new KV cache. */
+  numKvBlocks: number;
+  /** Bytes of weights held now. */
+  weightBytes: number;
+  /** Bytes of the new KV cache. */
+  kvCacheBytes: number;
+  bytesKept: number;
+  bytesReceived: number;
+  bytesSent: number;
+  bytesFromHost: number;
+  /** Largest weights held at once during the switch. */
+  peakWeightBytes: number;
+  /** Wall time of the switch on this device. */
+  ms: number;
+  /** sha256 hex over the held weights in canonical order, when Reshard asked for it. */
+  weightDigest?: string;
 }
 
 /**
@@ -98,6 +144,8 @@ export interface StepDone {
   sampled: Array<{ seqId: number; tokenId: number }>;
   /** Whether one logits tensor per sampled entry is attached. */
   hasLogits: boolean;
+  /** The answering device's KV transfer timings for this step (ms). */
+  kvTimings?: StepKvTimings;
 }
 
 /** A swapOut or swapIn finished. */
@@ -126,6 +174,7 @@ export type DeviceToCoordinator =
   | Ready
   | StepDone
   | SwapDone
+  | ReshardDone
   | Heartbeat
   | DeviceError
   | ProtocolError;
@@ -133,13 +182,15 @@ export type DeviceToCoordinator =
 /** Splits a StepResult into a stepDone message and its out-of-band logits tensors. */
 export function stepDoneMessage(result: StepResult): { message: StepDone; tensors: Tensor[] } {
   const logits = result.logits ?? [];
+  const message: StepDone = {
+    tag: 'stepDone',
+    stepId: result.stepId,
+    sampled: result.sampled,
+    hasLogits: logits.length > 0,
+  };
+  if (result.kvTimings) message.kvTimings = result.kvTimings;
   return {
-    message: {
-      tag: 'stepDone',
-      stepId: result.stepId,
-      sampled: result.sampled,
-      hasLogits: logits.length > 0,
-    },
+    message,
     tensors: logits.map((row) => ({ dtype: 'f32', shape: [row.length], data: row })),
   };
 }
@@ -148,6 +199,7 @@ export function stepDoneMessage(result: StepResult): { message: StepDone; tensor
 export function stepResultOf(message: StepDone, tensors: readonly Tensor[]): StepResult {
   const result: StepResult = { stepId: message.stepId, sampled: message.sampled };
   if (message.hasLogits) result.logits = tensors.map((t) => t.data as Float32Array);
+  if (message.kvTimings) result.kvTimings = message.kvTimings;
   return result;
 }
 
@@ -198,8 +250,25 @@ const stepBatch = object(
     releasedSeqIds: idList,
     seqs: arrayOf(stepSeq),
   },
-  { isLogitsReturned: bool, swapOuts: arrayOf(kvSwap), swapIns: arrayOf(kvSwap) },
+  {
+    isLogitsReturned: bool,
+    swapOuts: arrayOf(kvSwap),
+    swapIns: arrayOf(kvSwap),
+    kvWriteBacks: arrayOf(kvSwap),
+    prefetches: arrayOf(kvSwap),
+  },
 );
+
+const milliseconds = finite(0);
+/** sha256, lower-case hex. */
+const weightDigest = str(64, /^[0-9a-f]{64}$/);
+const kvTimings = object({
+  computeMs: milliseconds,
+  prefetchWaitMs: milliseconds,
+  prefetchMs: milliseconds,
+  writeBackMs: milliseconds,
+  writeBackWaitMs: milliseconds,
+});
 
 const swapFields = { swapId: id, seqId: id, blockIds: idList, slotIds: idList };
 
@@ -256,21 +325,42 @@ export const coordinatorToDeviceSchemas: Record<
       blockSize: int(1, 1 << 20),
     },
     loadShardRule,
+    { isWeightDigestReturned: bool },
   ),
   step: schema({ batch: stepBatch }),
   swapOut: schema(swapFields, swapTensors),
   swapIn: schema(swapFields, swapTensors),
+  reshard: schema({ reshardId: id, layout: int(0, 1), plan: deviceReshardPlanData }, undefined, {
+    isWeightDigestReturned: bool,
+  }),
 };
 
 export const deviceToCoordinatorSchemas: Record<
   Exclude<DeviceToCoordinator['tag'], 'welcome' | 'refused' | 'heartbeat' | 'protocolError'>,
   MessageSchema
 > = {
-  ready: schema({ numKvBlocks: count, weightBytes: count, kvCacheBytes: count }),
+  ready: schema({ numKvBlocks: count, weightBytes: count, kvCacheBytes: count }, undefined, { weightDigest }),
   stepDone: schema(
     { stepId, sampled: arrayOf(object({ seqId: id, tokenId })), hasLogits: bool },
     logitsTensors,
+    { kvTimings },
   ),
   swapDone: schema({ swapId: id, seqId: id }),
+  reshardDone: schema(
+    {
+      reshardId: id,
+      numKvBlocks: count,
+      weightBytes: count,
+      kvCacheBytes: count,
+      bytesKept: count,
+      bytesReceived: count,
+      bytesSent: count,
+      bytesFromHost: count,
+      peakWeightBytes: count,
+      ms: finite(0),
+    },
+    undefined,
+    { weightDigest },
+  ),
   error: schema({ code: str(128), message: str(4096) }, undefined, { requestStepId: stepId }),
 };

@@ -1,11 +1,13 @@
 /**
- * gpu-actor <-> gpu-actor messages: tensor-parallel all-reduce chunks and pipeline-parallel
- * activations. Both directions use the same union.
+ * gpu-actor <-> gpu-actor messages: tensor-parallel all-reduce chunks, pipeline-parallel
+ * activations and re-shard weight pieces. Both directions use the same union.
  */
 
 import { count, int } from '../check.ts';
 import type { DType } from '../tensor.ts';
+import { elementCount } from '../tensor.ts';
 import type { Heartbeat, Hello, ProtocolError, Refused, Welcome } from './common.ts';
+import { sliceAxis, tensorSliceName } from './reshard-plan-data.ts';
 import { type MessageSchema, oneTensor, schema, stepId } from './schema.ts';
 
 /** Dtypes activations and partial sums may travel in. */
@@ -47,12 +49,31 @@ export interface Activations {
   numTokens: number;
 }
 
+/**
+ * One weight piece sent peer-to-peer during a re-shard (a PieceSend of the sender's plan, a
+ * 'peer' ReshardPiece of the receiver's). Tensor: the piece's raw checkpoint bytes, dtype u8,
+ * row-major [rows][cols] of the piece (a column piece is the column band of every row), shape
+ * [byteLength] or [rows, rowBytes].
+ */
+export interface WeightSlice {
+  tag: 'weightSlice';
+  /** Reshard.reshardId of the switch the piece belongs to. */
+  reshardId: number;
+  /** Checkpoint tensor name. */
+  name: string;
+  /** 'rows': rows [start, end) (elements of a 1-D tensor); 'columns': columns [start, end). */
+  axis: 'rows' | 'columns';
+  start: number;
+  end: number;
+}
+
 export type DeviceToDevice =
   | Hello
   | Welcome
   | Refused
   | AllReduceChunk
   | Activations
+  | WeightSlice
   | Heartbeat
   | ProtocolError;
 
@@ -69,10 +90,24 @@ const activationsRule = oneTensor(ACTIVATION_DTYPES, (message, shape) => {
     : `activations tensor [${shape}] is not [numTokens=${m.numTokens}, hidden]`;
 });
 
-export const deviceToDeviceSchemas: Record<AllReduceChunk['tag'] | Activations['tag'], MessageSchema> = {
+const weightSliceRule = oneTensor(['u8'], (message, shape) => {
+  const m = message as unknown as WeightSlice;
+  if (m.start >= m.end) return `empty slice [${m.start}, ${m.end})`;
+  if (shape.length !== 1 && shape.length !== 2) return `weight piece must be rank 1 or 2, got [${shape}]`;
+  return elementCount(shape) > 0 ? undefined : 'weight piece tensor is empty';
+});
+
+export const deviceToDeviceSchemas: Record<
+  AllReduceChunk['tag'] | Activations['tag'] | WeightSlice['tag'],
+  MessageSchema
+> = {
   allReduceChunk: schema(
     { opId: count, stepId, round: count, chunkIndex: count, numChunks: int(1, 1 << 16), fromRank: count },
     chunkRule,
   ),
   activations: schema({ stepId, microBatch: count, fromStage: count, numTokens: count }, activationsRule),
+  weightSlice: schema(
+    { reshardId: count, name: tensorSliceName, axis: sliceAxis, start: count, end: count },
+    weightSliceRule,
+  ),
 };

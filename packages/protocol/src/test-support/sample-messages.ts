@@ -4,6 +4,7 @@
  */
 
 import type { Message } from '../messages/index.ts';
+import type { DeviceReshardPlanData } from '../messages/reshard-plan-data.ts';
 import type { DType, Tensor, TensorData } from '../tensor.ts';
 import { randomInt } from './random.ts';
 
@@ -68,7 +69,28 @@ export function sampleMessages(random: () => number): Sample[] {
     }),
     none({ tag: 'swapOut', swapId: 1, seqId: 4, blockIds: [2, 3], slotIds: [100, 101] }),
     none({ tag: 'swapIn', swapId: 2, seqId: 4, blockIds: [7, 8], slotIds: [100, 101] }),
+    none({
+      tag: 'reshard',
+      reshardId: 3,
+      layout: 1,
+      plan: sampleReshardPlan(),
+      isWeightDigestReturned: true,
+    }),
     none({ tag: 'ready', numKvBlocks: 512, weightBytes: 3_000_000, kvCacheBytes: 8_000_000 }),
+    none({
+      tag: 'reshardDone',
+      reshardId: 3,
+      numKvBlocks: 700,
+      weightBytes: 2_000_000,
+      kvCacheBytes: 9_000_000,
+      bytesKept: 1_000_000,
+      bytesReceived: 600_000,
+      bytesSent: 500_000,
+      bytesFromHost: 400_000,
+      peakWeightBytes: 3_500_000,
+      ms: 12.5,
+      weightDigest: 'ab'.repeat(32),
+    }),
     {
       message: {
         tag: 'stepDone',
@@ -104,6 +126,17 @@ export function sampleMessages(random: () => number): Sample[] {
     {
       message: { tag: 'activations', stepId: 7, microBatch: 0, fromStage: 0, numTokens: 3 },
       tensors: [randomTensor(random, 'f16', [3, 16])],
+    },
+    {
+      message: {
+        tag: 'weightSlice',
+        reshardId: 3,
+        name: 'model.layers.2.self_attn.o_proj.weight',
+        axis: 'columns',
+        start: 128,
+        end: 136,
+      },
+      tensors: [randomTensor(random, 'u8', [16, 16])],
     },
     { message: { tag: 'kvPut', ...kvAddress }, tensors: [kvTensor()] },
     none({ tag: 'kvGet', ...kvAddress }),
@@ -161,6 +194,50 @@ export function sampleMessages(random: () => number): Sample[] {
     }),
     none({ tag: 'jobFailed', message: 'host host-b lost', lostHost: 'host-b' }),
   ];
+}
+
+/** Device 1's part of a D1T1P2 -> D1T2P1 switch of a 2-layer model (a few pieces of it). */
+export function sampleReshardPlan(): DeviceReshardPlanData {
+  const slice = (name: string, axis: 'rows' | 'columns', start: number, end: number) => ({
+    name,
+    axis,
+    start,
+    end,
+  });
+  return {
+    device: 1,
+    from: { tp: 1, tpRank: 0, pp: 2, ppStage: 1 },
+    to: { tp: 2, tpRank: 1, pp: 1, ppStage: 0 },
+    pieces: [
+      {
+        slice: slice('model.embed_tokens.weight', 'rows', 0, 64),
+        source: { kind: 'peer', device: 0 },
+        bytes: 2048,
+        unit: 0,
+      },
+      {
+        slice: slice('model.layers.0.self_attn.o_proj.weight', 'columns', 8, 16),
+        source: { kind: 'host' },
+        bytes: 256,
+        unit: 1,
+      },
+      {
+        slice: slice('model.layers.1.self_attn.o_proj.weight', 'columns', 8, 16),
+        source: { kind: 'keep' },
+        bytes: 256,
+        unit: 2,
+      },
+    ],
+    sends: [
+      { to: 0, slice: slice('model.layers.1.mlp.down_proj.weight', 'columns', 0, 24), bytes: 768, unit: 2 },
+    ],
+    bytesKept: 256,
+    bytesReceived: 2048,
+    bytesSent: 768,
+    bytesFromHost: 256,
+    peakWeightBytes: 8192,
+    seconds: 0.001,
+  };
 }
 
 /** Odd-length tensors of every activation dtype: exercises the padding between tensors. */

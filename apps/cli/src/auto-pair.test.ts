@@ -1,0 +1,104 @@
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseParallelConfig } from '@seesaw/model';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { UsageError } from './args.ts';
+import { isAutoPair, resolveAutoPair } from './auto-pair.ts';
+import { checkSeesawPair } from './seesaw-flags.ts';
+
+const FIXTURE = join(import.meta.dirname, '../../../../shared/fixtures/tiny-llama-bf16');
+
+/** Two CPU-like device workers on one host (the fields `seesaw profile` writes). */
+const PROFILE = {
+  name: 'two test workers',
+  numHosts: 1,
+  devicesPerHost: 2,
+  device: {
+    name: 'cpu',
+    memoryBytes: 2 ** 30,
+    memoryBytesPerSecond: 10e9,
+    matmulFlopsPerSecond: 50e9,
+    matmulEfficiency: 1,
+    memoryEfficiency: 1,
+    attentionEfficiency: 1,
+    memoryUtilization: 0.9,
+    activationReserveBytes: 0,
+    stepOverheadSeconds: 0.001,
+    hostLink: { bytesPerSecond: 2e9, latencySeconds: 1e-5 },
+  },
+  intraHostLink: { bytesPerSecond: 4e9, latencySeconds: 1e-5 },
+  interHostLink: { bytesPerSecond: 1e9, latencySeconds: 1e-4 },
+  hostMemoryBytesPerDevice: 2 ** 30,
+};
+
+const REQUESTS = Array.from({ length: 8 }, (_, i) => ({
+  promptTokenIds: Array.from({ length: 64 + 8 * i }, () => 1),
+  sampling: { maxTokens: 16 },
+}));
+
+describe('isAutoPair', () => {
+  it('is true only for both auto', () => {
+    expect(isAutoPair({ prefill: 'auto', decode: 'auto' })).toBe(true);
+    expect(isAutoPair({ prefill: 'P2', decode: 'T2' })).toBe(false);
+    expect(isAutoPair({})).toBe(false);
+  });
+
+  it.each([
+    [{ prefill: 'auto', decode: 'T2' }, '--prefill auto needs --decode auto'],
+    [{ prefill: 'P2', decode: 'auto' }, '--prefill auto needs --decode auto'],
+    [
+      { prefill: 'P2', decode: 'T2', profile: 'p.json' },
+      '--profile applies only to --prefill auto --decode auto',
+    ],
+  ])('refuses %j', (values, message) => {
+    expect(() => isAutoPair(values)).toThrow(UsageError);
+    expect(() => isAutoPair(values)).toThrow(message);
+  });
+});
+
+describe.skipIf(!existsSync(FIXTURE))('resolveAutoPair', () => {
+  let dir: string;
+  let profilePath: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'seesaw-auto-pair-'));
+    profilePath = join(dir, 'profile.json');
+    writeFileSync(profilePath, JSON.stringify(PROFILE));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("writes the simulated best pair of the profile's devices into the flags", async () => {
+    const values: Record<string, string | boolean | undefined> = {
+      prefill: 'auto',
+      decode: 'auto',
+      profile: profilePath,
+    };
+    const lines: string[] = [];
+    await resolveAutoPair(values, FIXTURE, REQUESTS, (line) => lines.push(line));
+    const prefill = parseParallelConfig(String(values.prefill));
+    const decode = parseParallelConfig(String(values.decode));
+    expect(checkSeesawPair(prefill, decode)).toBeNull();
+    expect(prefill.dp * prefill.tp * prefill.pp).toBe(2);
+    expect(lines).toEqual([
+      expect.stringMatching(
+        new RegExp(
+          `^auto: prefill ${values.prefill}, decode ${values.decode} \\(simulated \\d+\\.\\d\\d total tokens/s on two test workers`,
+        ),
+      ),
+    ]);
+  });
+
+  it('needs --profile and a matching --devices', async () => {
+    await expect(
+      resolveAutoPair({ prefill: 'auto', decode: 'auto' }, FIXTURE, REQUESTS, () => {}),
+    ).rejects.toThrow('needs --profile FILE');
+    await expect(
+      resolveAutoPair(
+        { prefill: 'auto', decode: 'auto', profile: profilePath, devices: '4' },
+        FIXTURE,
+        REQUESTS,
+        () => {},
+      ),
+    ).rejects.toThrow('--devices 4 does not match the 2 devices of');
+  });
+});

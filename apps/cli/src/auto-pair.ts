@@ -1,0 +1,86 @@
+/**
+ * `bench --prefill auto --decode auto --profile FILE`: the (prefill, decode) pair is the one the
+ * planner's simulator finds fastest for this model on the measured machine (`seesaw profile`)
+ * and this very workload (the bench requests' prompt and output lengths). The choice is logged
+ * with its simulated throughput, then the run goes on as if the pair had been given.
+ */
+import { loadModelConfig } from '@seesaw/model';
+import { type FlagValues, optionalInteger, optionalString, UsageError } from './args.ts';
+
+export const AUTO_PAIR_FLAGS = {
+  profile: { type: 'string' },
+} as const;
+
+/** True for --prefill auto --decode auto; a usage error when only one of them is auto. */
+export function isAutoPair(values: FlagValues): boolean {
+  const isPrefillAuto = values.prefill === 'auto';
+  const isDecodeAuto = values.decode === 'auto';
+  if (isPrefillAuto !== isDecodeAuto) {
+    throw new UsageError('--prefill auto needs --decode auto (and the other way round)');
+  }
+  if (!isPrefillAuto && values.profile !== undefined) {
+    throw new UsageError('--profile applies only to --prefill auto --decode auto');
+  }
+  return isPrefillAuto;
+}
+
+export interface AutoPairWorkload {
+  promptTokenIds: readonly number[];
+  sampling: { maxTokens: number };
+}
+
+/**
+ * Picks the pair and writes it into values.prefill / values.decode. The device count is the
+ * profile's; --devices, if given, must agree.
+ */
+export async function resolveAutoPair(
+  values: FlagValues,
+  modelDir: string,
+  requests: readonly AutoPairWorkload[],
+  log: (line: string) => void,
+): Promise<void> {
+  const profilePath = optionalString(values, 'profile');
+  if (profilePath === undefined) {
+    throw new UsageError(
+      "--prefill auto --decode auto needs --profile FILE (write one with 'seesaw profile')",
+    );
+  }
+  // Loaded only here: the planner (and its worker pool) is not needed for any other bench.
+  const { chooseSeesawPair, clusterNumDevices, dtypeBytesOf, loadClusterProfile } = await import(
+    '@seesaw/planner'
+  );
+  const cluster = loadClusterProfile(profilePath);
+  const numDevices = clusterNumDevices(cluster);
+  const numDeviceFlag = optionalInteger(values, 'devices', { min: 1, max: 4096 });
+  if (numDeviceFlag !== undefined && numDeviceFlag !== numDevices) {
+    throw new UsageError(
+      `--devices ${numDeviceFlag} does not match the ${numDevices} devices of ${profilePath}`,
+    );
+  }
+  const config = loadModelConfig(modelDir);
+  const workload = {
+    name: 'bench requests',
+    requests: requests.map((request) => ({
+      promptTokens: request.promptTokenIds.length,
+      outputTokens: Math.max(1, request.sampling.maxTokens),
+    })),
+  };
+  const startMs = performance.now();
+  const choice = await chooseSeesawPair(cluster, config, numDevices, workload, {
+    simulation: {
+      dtypeBytes: dtypeBytesOf(config),
+      maxNumBatchedTokens: optionalInteger(values, 'prefill-token-budget', { min: 1 }),
+      maxNumSeqs: optionalInteger(values, 'max-num-seqs', { min: 1 }),
+    },
+  });
+  if (choice === null) {
+    throw new Error(`no (prefill, decode) pair of ${numDevices} devices fits this model on ${profilePath}`);
+  }
+  log(
+    `auto: prefill ${choice.prefill}, decode ${choice.decode} (simulated ` +
+      `${choice.report.totalTokensPerSecond.toFixed(2)} total tokens/s on ${cluster.name}, ` +
+      `searched in ${((performance.now() - startMs) / 1000).toFixed(1)} s)`,
+  );
+  values.prefill = choice.prefill;
+  values.decode = choice.decode;
+}

@@ -1,0 +1,128 @@
+/**
+ * `seesaw bench --compare seesaw:P2-T2,static:T2,static:P2 ...`: the same workload through each
+ * configuration, one after another (each on its own freshly started local cluster, so no run
+ * inherits another's warm state), then one side-by-side table, and with --json the rows.
+ * The Seesaw tuning flags apply to the seesaw runs, --max-num-batched-tokens and --preemption to
+ * the static ones; --threads, --max-num-seqs, --device-memory and --host-kv-memory to all. A run
+ * that fails is reported and left out of the table (exit status 1); the others still run.
+ */
+import { writeFileSync } from 'node:fs';
+import { basename, resolve } from 'node:path';
+import { TraceRecorder } from '@seesaw/coordinator';
+import { type FlagValues, optionalByteSize, optionalInteger, UsageError } from '../args.ts';
+import type { BenchRequest } from '../bench-dataset.ts';
+import type { TraceProcess } from '../chrome-trace.ts';
+import {
+  type CompareRow,
+  type CompareSpec,
+  compareGrid,
+  compareJson,
+  compareRowOf,
+  formatCompareTable,
+  parseCompareSpecs,
+} from '../compare-table.ts';
+import type { EngineSettings } from '../engine-session.ts';
+import { readHostKvSettings } from '../host-kv-flags.ts';
+import { readSeesawTuning } from '../seesaw-flags.ts';
+import { isTraceWanted, type TraceOutputs, writeTraceOutputs } from '../trace-output.ts';
+import { type BenchResult, runBench } from './bench.ts';
+
+export interface CompareRun {
+  spec: CompareSpec;
+  settings: EngineSettings;
+}
+
+/** Flags that pick one configuration: --compare picks several instead. */
+const SINGLE_RUN_FLAGS = ['config', 'devices', 'prefill', 'decode', 'profile', 'kv-cache-memory'] as const;
+
+/** Each run's engine settings from the shared flags. */
+export function readCompareRuns(values: FlagValues, compareText: string): CompareRun[] {
+  for (const name of SINGLE_RUN_FLAGS) {
+    if (values[name] !== undefined) {
+      throw new UsageError(
+        name === 'kv-cache-memory'
+          ? '--kv-cache-memory does not apply to --compare: every run is a cluster; use --device-memory'
+          : `--${name} does not apply to --compare: each run names its own configuration`,
+      );
+    }
+  }
+  const specs = parseCompareSpecs(compareText);
+  const tuning = readSeesawTuning(values);
+  const numThreads = optionalInteger(values, 'threads', { min: 1, max: 1024 });
+  const maxNumSeqs = optionalInteger(values, 'max-num-seqs', { min: 1 });
+  const maxNumBatchedTokens = optionalInteger(values, 'max-num-batched-tokens', { min: 1 });
+  const deviceMemoryBytes = optionalByteSize(values, 'device-memory');
+  const { hostKvBytes, preemptionMode } = readHostKvSettings(values);
+  return specs.map((spec): CompareRun => {
+    const shared: EngineSettings = { numThreads, maxNumSeqs, hostKvBytes };
+    if (spec.kind === 'seesaw') {
+      const numDevices = spec.prefill.dp * spec.prefill.tp * spec.prefill.pp;
+      const seesaw = { prefill: spec.prefill, decode: spec.decode, numDevices, ...tuning };
+      return {
+        spec,
+        settings: { ...shared, seesaw: deviceMemoryBytes ? { ...seesaw, deviceMemoryBytes } : seesaw },
+      };
+    }
+    const numDevices = spec.parallel.dp * spec.parallel.tp * spec.parallel.pp;
+    const cluster = {
+      numDevices,
+      parallel: spec.parallel,
+      ...(deviceMemoryBytes ? { deviceMemoryBytes } : {}),
+    };
+    return { spec, settings: { ...shared, maxNumBatchedTokens, preemptionMode, cluster } };
+  });
+}
+
+export interface ComparisonJob {
+  modelDir: string;
+  requests: readonly BenchRequest[];
+  runs: readonly CompareRun[];
+  jsonPath?: string;
+  traceOutputs: TraceOutputs;
+}
+
+export async function runComparison(job: ComparisonJob): Promise<number> {
+  const log = (line: string) => process.stderr.write(`${line}\n`);
+  const rows: CompareRow[] = [];
+  const traces: TraceProcess[] = [];
+  const failures: string[] = [];
+  for (const [index, run] of job.runs.entries()) {
+    log(`compare: run ${index + 1}/${job.runs.length}: ${run.spec.label}`);
+    const recorder = isTraceWanted(job.traceOutputs) ? new TraceRecorder() : undefined;
+    let result: BenchResult;
+    try {
+      result = await runBench(job.modelDir, job.requests, { ...run.settings, recorder }, log);
+    } catch (error) {
+      // One configuration that cannot run (too little memory, a lost worker) must not hide the others.
+      const message = error instanceof Error ? error.message : String(error);
+      failures.push(`${run.spec.label}: ${message}`);
+      log(`compare: ${run.spec.label} failed: ${message}`);
+      continue;
+    }
+    const row = compareRowOf(run.spec.label, result);
+    rows.push(row);
+    if (recorder) traces.push({ name: run.spec.label, events: recorder.events });
+    log(
+      `compare: ${run.spec.label}: ${row.totalTokensPerSecond.toFixed(2)} total tokens/s, ` +
+        `${row.numSwitches} switches, ${result.numRejected} rejected`,
+    );
+  }
+  if (rows.length === 0) throw new Error(`every run of the comparison failed:\n${failures.join('\n')}`);
+  process.stdout.write(formatCompareTable(rows));
+  if (job.jsonPath !== undefined)
+    writeFileSync(job.jsonPath, `${JSON.stringify(compareJson(rows), null, 2)}\n`);
+  if (isTraceWanted(job.traceOutputs)) {
+    const written = writeTraceOutputs(job.traceOutputs, traces, {
+      title: `seesaw bench --compare ${rows.map((row) => row.label).join(', ')}`,
+      subtitle: `${basename(resolve(job.modelDir))}: ${job.requests.length} requests per run`,
+      table: compareGrid(rows),
+    });
+    for (const line of written) log(line);
+  }
+  if (failures.length > 0) {
+    log(`compare: ${failures.length} of ${job.runs.length} runs failed and are not in the table:`);
+    for (const failure of failures) log(`  ${failure}`);
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,93 @@
+/**
+ * Flags `seesaw plan` and `seesaw simulate` share: the model (preset or directory), the
+ * hardware (a cluster preset or a measured profile) and the workload.
+ */
+
+import type { ModelConfig } from '@seesaw/model';
+import {
+  type ClusterProfile,
+  clusterPreset,
+  dtypeBytesOf,
+  loadClusterProfile,
+  loadWorkload,
+  resolveModel,
+  type Workload,
+} from '@seesaw/planner';
+import { type FlagValues, optionalByteSize, optionalInteger, optionalString, UsageError } from '../args.ts';
+
+export const PLANNER_FLAGS = {
+  model: { type: 'string' },
+  'model-dir': { type: 'string' },
+  cluster: { type: 'string' },
+  profile: { type: 'string' },
+  devices: { type: 'string' },
+  'device-memory': { type: 'string' },
+  'host-memory': { type: 'string' },
+  workload: { type: 'string' },
+  'num-requests': { type: 'string' },
+  seed: { type: 'string' },
+  'max-num-batched-tokens': { type: 'string' },
+  'max-num-seqs': { type: 'string' },
+  json: { type: 'string' },
+} as const;
+
+export interface PlannerInputs {
+  model: ModelConfig;
+  modelName: string;
+  dtypeBytes: number;
+  cluster: ClusterProfile;
+  workload: Workload;
+  maxNumBatchedTokens?: number;
+  maxNumSeqs?: number;
+}
+
+export function readPlannerInputs(values: FlagValues, defaults: { workload: string }): PlannerInputs {
+  const modelName = optionalString(values, 'model') ?? optionalString(values, 'model-dir');
+  if (modelName === undefined) throw new UsageError('missing --model PRESET|DIR (or --model-dir DIR)');
+  let model: ModelConfig;
+  try {
+    model = resolveModel(modelName);
+  } catch (error) {
+    throw new UsageError(`--model: ${(error as Error).message}`);
+  }
+  const profilePath = optionalString(values, 'profile');
+  const clusterSpec = optionalString(values, 'cluster');
+  if (profilePath !== undefined && clusterSpec !== undefined)
+    throw new UsageError('give --cluster or --profile, not both');
+  let cluster: ClusterProfile;
+  try {
+    cluster =
+      profilePath !== undefined ? loadClusterProfile(profilePath) : clusterPreset(clusterSpec ?? '8xA10');
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  const devices = optionalInteger(values, 'devices', { min: 1, max: 4096 });
+  if (devices !== undefined) cluster = { ...cluster, numHosts: 1, devicesPerHost: devices };
+  const deviceMemory = optionalByteSize(values, 'device-memory');
+  if (deviceMemory !== undefined)
+    cluster = { ...cluster, device: { ...cluster.device, memoryBytes: deviceMemory } };
+  const hostMemory = optionalByteSize(values, 'host-memory');
+  if (hostMemory !== undefined) cluster = { ...cluster, hostMemoryBytesPerDevice: hostMemory };
+  const workloadSpec = optionalString(values, 'workload') ?? defaults.workload;
+  let workload: Workload;
+  try {
+    workload = loadWorkload(workloadSpec, {
+      numRequests: optionalInteger(values, 'num-requests', { min: 1 }),
+      seed: optionalInteger(values, 'seed', { min: 0, max: 2 ** 32 - 1 }),
+      maxModelLen: model.maxPositionEmbeddings,
+    });
+  } catch (error) {
+    throw new UsageError(`--workload: ${(error as Error).message}`);
+  }
+  if (workload.requests.length === 0)
+    throw new UsageError(`--workload ${workloadSpec}: no request fits the model's length`);
+  return {
+    model,
+    modelName,
+    dtypeBytes: dtypeBytesOf(model),
+    cluster,
+    workload,
+    maxNumBatchedTokens: optionalInteger(values, 'max-num-batched-tokens', { min: 1 }),
+    maxNumSeqs: optionalInteger(values, 'max-num-seqs', { min: 1 }),
+  };
+}

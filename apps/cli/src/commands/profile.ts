@@ -1,0 +1,41 @@
+/**
+ * `seesaw profile`: measures this machine (the real kernels, the shared-memory all-reduce and
+ * memory copies) as a cluster profile JSON that `seesaw plan|simulate --profile FILE` read.
+ */
+import { writeFileSync } from 'node:fs';
+import { measureProfile } from '@seesaw/planner/profile';
+import { optionalByteSize, optionalInteger, parseFlags, requiredString } from '../args.ts';
+
+export const PROFILE_FLAGS = {
+  out: { type: 'string' },
+  devices: { type: 'string' },
+  threads: { type: 'string' },
+  'device-memory': { type: 'string' },
+  'host-memory': { type: 'string' },
+  quick: { type: 'boolean' },
+} as const;
+
+export async function profileCommand(argv: string[]): Promise<number> {
+  const values = parseFlags('profile', argv, PROFILE_FLAGS);
+  const out = requiredString(values, 'out');
+  const devices = optionalInteger(values, 'devices', { min: 1, max: 64 });
+  const threads = optionalInteger(values, 'threads', { min: 1, max: 256 });
+  const profile = await measureProfile({
+    devices,
+    threadsPerDevice: threads,
+    deviceMemoryBytes: optionalByteSize(values, 'device-memory'),
+    hostMemoryBytesPerDevice: optionalByteSize(values, 'host-memory'),
+    quick: values.quick === true,
+  });
+  writeFileSync(out, `${JSON.stringify(profile, null, 2)}\n`);
+  const m = profile.measurements;
+  process.stdout.write(
+    `profile of ${profile.name}:\n` +
+      `  matmul ${m.matmulGflops.toFixed(1)} GFLOP/s, weight streaming ${m.weightStreamGBps.toFixed(1)} GB/s, ` +
+      `attention ${m.attentionGflops.toFixed(1)} GFLOP/s\n` +
+      `  memory copy ${m.copyGBps.toFixed(1)} GB/s, all-reduce ${m.allReduceGBps.toFixed(2)} GB/s + ` +
+      `${m.allReduceLatencyMicros.toFixed(0)} us\n` +
+      `wrote ${out}\n`,
+  );
+  return 0;
+}

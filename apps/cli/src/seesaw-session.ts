@@ -1,0 +1,113 @@
+/**
+ * An engine session the Seesaw way: a phased LocalCluster (prefill layout, decode layout, the
+ * same device workers in both) with one PhasedReplicaDevice per DP replica and a
+ * SeesawClusterEngine in front, which runs prefill and decode in separate phases and re-shards
+ * the workers between them. The host KV tier is required (prefill parks every sequence's KV
+ * there): --host-kv-memory, or 25% of the free RAM at most 4 GiB.
+ *
+ * Lost devices are not worked around here (no RecoveringCluster for phased clusters): a failure
+ * fails the run with the device's error, and the output written so far is kept.
+ */
+import { randomBytes } from 'node:crypto';
+import { availableParallelism } from 'node:os';
+import { basename, resolve } from 'node:path';
+import { LocalCluster, SeesawClusterEngine } from '@seesaw/coordinator';
+import { Checkpoint, formatParallelConfig } from '@seesaw/model';
+import { formatByteSize } from './byte-size.ts';
+import type { EngineSession, EngineSettings, SessionFigures } from './engine-session.ts';
+import { PeakDeviceMemory, watchPeakMemory } from './phased-memory-watch.ts';
+import { defaultSeesawHostKvBytes, type SeesawSettings } from './seesaw-flags.ts';
+
+/** KV cache each device gets by default on top of the whole checkpoint (as for static clusters). */
+const DEFAULT_KV_CACHE_BYTES = 512 * 1024 * 1024;
+
+export async function openSeesawSession(
+  modelDir: string,
+  settings: EngineSettings,
+  seesaw: SeesawSettings,
+): Promise<EngineSession> {
+  // Loaded here, as in openClusterSession: native kernels only when an engine really starts.
+  const { createDeviceWorkerGroup, deviceWorkerUrl } = await import('@seesaw/gpu-actor');
+  const log = (line: string) => process.stderr.write(`${line}\n`);
+  const numThreads = settings.numThreads ?? availableParallelism();
+  const numThreadsPerDevice = Math.max(1, Math.floor(numThreads / seesaw.numDevices));
+  const weightBytes = Checkpoint.tensorBytesOf(modelDir);
+  const deviceMemoryBytes = seesaw.deviceMemoryBytes ?? weightBytes + DEFAULT_KV_CACHE_BYTES;
+  const hostKvBytes = settings.hostKvBytes ?? defaultSeesawHostKvBytes();
+  if (settings.hostKvBytes === undefined) {
+    log(
+      `seesaw: host KV tier ${formatByteSize(hostKvBytes)} (25% of free RAM, at most 4 GiB; set --host-kv-memory)`,
+    );
+  }
+  const cluster = await LocalCluster.start({
+    workerUrl: deviceWorkerUrl(),
+    modelDir,
+    parallel: seesaw.prefill,
+    decodeParallel: seesaw.decode,
+    reshardRoute: seesaw.reshardRoute,
+    numThreadsPerDevice,
+    deviceMemoryBytes,
+    token: randomBytes(24).toString('base64url'),
+    createTpGroup: createDeviceWorkerGroup,
+    hostKvBytes,
+    log,
+  });
+  const perReplica = seesaw.prefill.tp * seesaw.prefill.pp;
+  const peaks = cluster.phasedReplicas.map((replica) => new PeakDeviceMemory(perReplica, replica));
+  let engine: SeesawClusterEngine;
+  try {
+    const hostKv = cluster.engineHostKv;
+    if (hostKv === undefined) throw new Error('the phased cluster started without its host KV tier');
+    engine = new SeesawClusterEngine(
+      cluster.phasedReplicas.map((replica, index) => watchPeakMemory(replica, peaks[index])),
+      {
+        maxModelLen: cluster.config.maxPositionEmbeddings,
+        eosTokenIds: cluster.config.eosTokenIds,
+        hostKv,
+        maxNumBatchedTokens: seesaw.prefillTokenBudget,
+        maxNumSeqs: settings.maxNumSeqs,
+        watermark: seesaw.watermark,
+        hostLowMark: seesaw.hostLowMark,
+        trace: settings.recorder,
+        log,
+      },
+    );
+  } catch (error) {
+    await cluster.close();
+    throw error;
+  }
+  // The engine's times are summed over its DP replicas, which run at the same time: per replica.
+  const { dp } = seesaw.prefill;
+  const figures = (): SessionFigures => {
+    const stats = engine.stats;
+    return {
+      numSwitches: stats.numSwitches,
+      prefillMs: stats.prefillMs / dp,
+      decodeMs: stats.decodeMs / dp,
+      reshardMs: stats.reshardMs / dp,
+      kvWaitMs: stats.kvWaitMs / dp,
+      prefetchMs: stats.prefetchMs,
+      prefetchWaitMs: stats.prefetchWaitMs,
+      peakDeviceMemoryBytes: Math.max(...peaks.map((peak) => peak.bytes)),
+      hostKvBytes,
+    };
+  };
+  const replicas = cluster.phasedReplicas;
+  return {
+    device: {
+      weightBytes: replicas.reduce((sum, replica) => sum + replica.weightBytes, 0),
+      kvCacheBytes: replicas.reduce((sum, replica) => sum + replica.kvCacheBytes, 0),
+      numKvBlocks: replicas.reduce((sum, replica) => sum + replica.numKvBlocks, 0),
+      blockSize: replicas[0].blockSize,
+    },
+    engine,
+    config: cluster.config,
+    modelName: basename(resolve(modelDir)),
+    layout:
+      `prefill ${formatParallelConfig(seesaw.prefill)}, decode ${formatParallelConfig(seesaw.decode)} on ` +
+      `${seesaw.numDevices} device worker${seesaw.numDevices === 1 ? '' : 's'} ` +
+      `(${numThreadsPerDevice} thread${numThreadsPerDevice === 1 ? '' : 's'} each)`,
+    figures,
+    close: () => cluster.close(),
+  };
+}

@@ -1,0 +1,207 @@
+/**
+ * Seesaw runs through the real `seesaw` command: --prefill/--decode on a phased local cluster
+ * (outputs equal to the in-process engine's, re-shards traced) and bench --compare with a Seesaw
+ * run. The tiny generated model and a few short prompts.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { SuccessRecord } from './batch-output.ts';
+import type { ChromeTrace } from './chrome-trace.ts';
+import { REPO_ROOT } from './model-cache.ts';
+
+const BIN = join(REPO_ROOT, 'apps', 'cli', 'bin', 'seesaw.js');
+
+const engineUnavailableReason: string | null = await import('@seesaw/gpu-actor').then(
+  (module) => (typeof module.CpuDevice === 'function' ? null : '@seesaw/gpu-actor has no CpuDevice yet'),
+  (error: unknown) =>
+    `@seesaw/gpu-actor cannot be loaded: ${error instanceof Error ? error.message : String(error)}`,
+);
+/** The Seesaw runs need the phased cluster engine of @seesaw/coordinator. */
+const seesawUnavailableReason: string | null =
+  engineUnavailableReason ??
+  (await import('@seesaw/coordinator').then((module) =>
+    typeof (module as Record<string, unknown>).SeesawClusterEngine === 'function'
+      ? null
+      : '@seesaw/coordinator has no SeesawClusterEngine yet',
+  ));
+
+/**
+ * The command in a child process, awaited (not spawnSync: a test worker blocked for many seconds
+ * misses vitest's own messages on a loaded machine).
+ */
+function seesaw(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolvePromise) => {
+    execFile(
+      process.execPath,
+      [BIN, ...args],
+      { cwd: REPO_ROOT, encoding: 'utf8', timeout: 120_000, maxBuffer: 64 * 1024 * 1024 },
+      (error, stdout, stderr) => {
+        const status = error === null ? 0 : typeof error.code === 'number' ? error.code : null;
+        resolvePromise({ status, stdout, stderr });
+      },
+    );
+  });
+}
+
+/** Two CPU-like device workers on one host, in the format `seesaw profile` writes. */
+const TWO_WORKER_PROFILE = {
+  name: 'two test workers',
+  numHosts: 1,
+  devicesPerHost: 2,
+  device: {
+    name: 'cpu',
+    memoryBytes: 2 ** 30,
+    memoryBytesPerSecond: 10e9,
+    matmulFlopsPerSecond: 50e9,
+    matmulEfficiency: 1,
+    memoryEfficiency: 1,
+    attentionEfficiency: 1,
+    memoryUtilization: 0.9,
+    activationReserveBytes: 0,
+    stepOverheadSeconds: 0.001,
+    hostLink: { bytesPerSecond: 2e9, latencySeconds: 1e-5 },
+  },
+  intraHostLink: { bytesPerSecond: 4e9, latencySeconds: 1e-5 },
+  interHostLink: { bytesPerSecond: 1e9, latencySeconds: 1e-4 },
+  hostMemoryBytesPerDevice: 2 ** 30,
+};
+
+function readTrace(path: string): ChromeTrace {
+  return JSON.parse(readFileSync(path, 'utf8'));
+}
+
+function trackNames(trace: ChromeTrace, pid = 1): string[] {
+  return trace.traceEvents
+    .filter((event) => event.ph === 'M' && event.name === 'thread_name' && event.pid === pid)
+    .map((event) => (event.args as { name: string }).name);
+}
+
+function completeEvents(trace: ChromeTrace, pid = 1) {
+  return trace.traceEvents.filter((event) => event.ph === 'X' && event.pid === pid) as Array<{
+    name: string;
+    cat: string;
+    ts: number;
+    dur: number;
+    tid: number;
+    args: Record<string, number | string>;
+  }>;
+}
+
+function outputIds(path: string): Map<string, number[]> {
+  const records = readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line) => JSON.parse(line) as SuccessRecord);
+  return new Map(
+    records.map((record) => [record.custom_id, record.response.body.choices[0].token_ids ?? []]),
+  );
+}
+
+describe.skipIf(seesawUnavailableReason !== null)(
+  `Seesaw runs${seesawUnavailableReason ? ` (skipped: ${seesawUnavailableReason})` : ''}`,
+  () => {
+    let dir: string;
+    let modelDir: string;
+    beforeAll(async () => {
+      dir = mkdtempSync(join(tmpdir(), 'seesaw-cli-phased-'));
+      modelDir = join(dir, 'tiny');
+      expect((await seesaw(['gen-model', '--shape', 'tiny', '--seed', '5', '--out', modelDir])).status).toBe(
+        0,
+      );
+    });
+    afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+    it('run --prefill P2 --decode T2 gives the in-process greedy outputs and traces its re-shards', async () => {
+      const inputPath = join(dir, 'prompts.jsonl');
+      const lines = Array.from({ length: 5 }, (_, i) =>
+        JSON.stringify({
+          custom_id: `p${i}`,
+          prompt: Array.from({ length: 8 + 5 * i }, (_, j) => ((i * 131 + j * 17) % 2000) + 3),
+          max_tokens: 6 + i,
+          temperature: 0,
+          ignore_eos: true,
+          return_token_ids: true,
+        }),
+      );
+      writeFileSync(inputPath, `${lines.join('\n')}\n`);
+      const reference = join(dir, 'reference.jsonl');
+      const referenceRun = await seesaw([
+        'run',
+        '--model',
+        modelDir,
+        '--input',
+        inputPath,
+        '--output',
+        reference,
+        '--threads',
+        '1',
+      ]);
+      expect(referenceRun.status).toBe(0);
+      const phased = join(dir, 'phased.jsonl');
+      const tracePath = join(dir, 'phased-trace.json');
+      const reportPath = join(dir, 'phased.html');
+      const result = await seesaw([
+        ...['run', '--model', modelDir, '--input', inputPath, '--output', phased, '--threads', '2'],
+        ...['--prefill', 'P2', '--decode', 'T2', '--host-kv-memory', '192KiB', '--reshard-route', 'p2p'],
+        ...['--trace', tracePath, '--report', reportPath],
+      ]);
+      expect(result.stderr).not.toContain('seesaw: ');
+      expect(result.status).toBe(0);
+      expect(result.stdout).toContain('Requests: 5 ok, 0 errors');
+      // 192 KiB of host KV is 3 slots of 16 tokens (4 layers x K,V x 4 KV heads x 32 x f32 per token):
+      // a few prompts at a time, so prefill and decode take turns several times.
+      const switches = Number(/Phases: (\d+) switch(es)?,/.exec(result.stdout)?.[1]);
+      expect(switches).toBeGreaterThanOrEqual(3);
+      expect(outputIds(phased)).toEqual(outputIds(reference));
+      const trace = readTrace(tracePath);
+      const events = completeEvents(trace);
+      expect(events.some((event) => event.cat === 'reshard')).toBe(true);
+      expect(events.some((event) => event.cat === 'prefill')).toBe(true);
+      expect(events.some((event) => event.cat === 'decode')).toBe(true);
+      expect(trackNames(trace)).toEqual(expect.arrayContaining(['replica 0', 'replica 0 reshard']));
+      const html = readFileSync(reportPath, 'utf8');
+      expect(html.toLowerCase()).not.toContain('http');
+      expect(html).toMatch(/<title>reshard /);
+    });
+
+    it('bench --compare seesaw:P2-T2,static:T2 reports switches, phase times and host KV', async () => {
+      const jsonPath = join(dir, 'compare.json');
+      const result = await seesaw([
+        ...['bench', '--model', modelDir, '--dataset', 'random', '--num-prompts', '6', '--input-len', '20'],
+        ...['--output-len', '8', '--threads', '2', '--host-kv-memory', '8MiB', '--reshard-route', 'host'],
+        ...['--compare', 'seesaw:P2-T2,static:T2', '--json', jsonPath],
+      ]);
+      expect(result.status).toBe(0);
+      const [seesawRow, staticRow] = JSON.parse(readFileSync(jsonPath, 'utf8'));
+      expect(seesawRow.run).toBe('seesaw:P2-T2');
+      expect(seesawRow.num_requests).toBe(6);
+      expect(seesawRow.num_switches).toBeGreaterThanOrEqual(1);
+      expect(seesawRow.reshard_seconds).toBeGreaterThan(0);
+      expect(result.stderr).toMatch(/reshard prefill P2 -> decode T2: .* moved \(p2p 0 B, host /);
+      expect(seesawRow.host_kv_memory_bytes).toBe(8 * 1024 ** 2);
+      expect(staticRow.num_switches).toBe(0);
+      expect(staticRow.reshard_seconds).toBe(0);
+      expect(result.stdout).toMatch(/^Phase switches\s+[1-9]\d*\s+0$/m);
+    });
+
+    it('bench --prefill auto --decode auto runs the pair the planner picks for a measured profile', async () => {
+      const profilePath = join(dir, 'profile.json');
+      writeFileSync(profilePath, JSON.stringify(TWO_WORKER_PROFILE));
+      const result = await seesaw([
+        ...['bench', '--model', modelDir, '--dataset', 'random', '--num-prompts', '4', '--input-len', '24'],
+        ...['--output-len', '4', '--threads', '2', '--host-kv-memory', '4MiB'],
+        ...['--prefill', 'auto', '--decode', 'auto', '--profile', profilePath],
+      ]);
+      expect(result.status).toBe(0);
+      const chosen = /auto: prefill (\S+), decode (\S+) \(simulated/.exec(result.stderr);
+      expect(chosen).not.toBeNull();
+      expect(result.stderr).toContain(
+        `bench: running on prefill ${chosen![1]}, decode ${chosen![2]} on 2 device workers`,
+      );
+      expect(result.stdout).toMatch(/^Seesaw: \d+ phase switch/m);
+    });
+  },
+);

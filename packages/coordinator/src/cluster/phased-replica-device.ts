@@ -1,0 +1,282 @@
+/**
+ * One data-parallel replica of a phased (Seesaw) cluster: the same N = tp * pp device actors run
+ * under two parallel layouts, 0 = prefill and 1 = decode (tp0 * pp0 == tp1 * pp1). Local device
+ * index i is the same worker in both; its (stage, TP rank) in a layout comes from deviceRanks.
+ *
+ * Steps go to every actor, in the current layout's arrangement; the last stage's TP rank 0
+ * answers (as in ReplicaDevice). switchTo is a barrier: it refuses while a step is in flight,
+ * sends every actor its part of the re-shard plan, and only once every `reshardDone` is back
+ * does the new arrangement (and KV block count) take effect. Any actor's failure fails the
+ * replica: pending and later steps and switches reject with it.
+ */
+import {
+  type DeviceReshardPlan,
+  deviceRanks,
+  formatParallelConfig,
+  type ParallelConfig,
+  type ReshardPlan,
+} from '@seesaw/model';
+import type { Ready, Reshard, ReshardDone, StepBatch, StepResult } from '@seesaw/protocol';
+import type { Phase, PhasedDevice, ReshardStats } from '../seesaw-engine.ts';
+import { formatBytes } from './format-bytes.ts';
+import { type ReplicaHostSlots, withHostSlots } from './replica-host-slots.ts';
+
+/** What the replica needs of a device actor (DeviceActorHandle, or a test double). */
+export interface PhasedActor {
+  readonly name: string;
+  postStep(batch: StepBatch): void;
+  expectStep(stepId: number): Promise<StepResult>;
+  reshard(message: Omit<Reshard, 'tag'>): Promise<ReshardDone>;
+  onFailure(listener: (error: Error) => void): void;
+}
+
+/** The plan for one replica from one layout to the other (pure; the same for every replica). */
+export type ReshardPlanner = (from: ParallelConfig, to: ParallelConfig) => ReshardPlan;
+
+export interface PhasedReplicaOptions {
+  dpRank: number;
+  /** By local device index, [0, tp * pp). */
+  actors: PhasedActor[];
+  /** [prefill, decode]; dp is ignored (this is one replica). */
+  layouts: readonly [ParallelConfig, ParallelConfig];
+  /** Every actor's answer to its layout-0 loadShard, by local device index. */
+  ready: Ready[];
+  blockSize: number;
+  planner: ReshardPlanner;
+  hostSlots?: ReplicaHostSlots;
+  /** Ask every device for a sha256 of its weights on each re-shard (tests). */
+  isWeightDigestReturned?: boolean;
+  /** One line per switch. */
+  log?: (line: string) => void;
+}
+
+/** What switchTo reports: the engine's figures plus every device's own answer (for traces). */
+export interface PhasedReshardStats extends ReshardStats {
+  from: ParallelConfig;
+  to: ParallelConfig;
+  /** Bytes devices received from peers (the rest of bytesMoved came from the host). */
+  bytesFromPeers: number;
+  /** By local device index. */
+  devices: ReshardDone[];
+}
+
+const PHASES: readonly Phase[] = ['prefill', 'decode'];
+
+function layoutIndex(phase: Phase): number {
+  return phase === 'prefill' ? 0 : 1;
+}
+
+function oneReplica(parallel: ParallelConfig): ParallelConfig {
+  return { dp: 1, tp: parallel.tp, pp: parallel.pp };
+}
+
+/** actors[stage][tpRank] of `parallel`. */
+function arrange(parallel: ParallelConfig, actors: PhasedActor[]): PhasedActor[][] {
+  const stages: PhasedActor[][] = Array.from({ length: parallel.pp }, () => []);
+  for (const rank of deviceRanks(oneReplica(parallel)))
+    stages[rank.ppStage][rank.tpRank] = actors[rank.device];
+  return stages;
+}
+
+export class PhasedReplicaDevice implements PhasedDevice {
+  readonly dpRank: number;
+  readonly blockSize: number;
+  private readonly actors: PhasedActor[];
+  private readonly layouts: readonly [ParallelConfig, ParallelConfig];
+  private currentPhase: Phase = 'prefill';
+  private arrangement: PhasedActor[][];
+  private numBlocks: number;
+  private figures: { weightBytes: number; kvCacheBytes: number };
+  private digests: Array<string | undefined>;
+  private readonly pending = new Map<number, (error: Error) => void>();
+  private isSwitching = false;
+  private nextReshardId = 1;
+  private failureError: Error | undefined;
+  private lastDone: ReshardDone[] = [];
+
+  constructor(private readonly options: PhasedReplicaOptions) {
+    const { actors, layouts, ready } = options;
+    const [prefill, decode] = layouts;
+    if (prefill.tp * prefill.pp !== decode.tp * decode.pp || prefill.tp * prefill.pp !== actors.length) {
+      throw new RangeError(
+        `layouts ${formatParallelConfig(oneReplica(prefill))} and ${formatParallelConfig(oneReplica(decode))} ` +
+          `must both span the replica's ${actors.length} devices`,
+      );
+    }
+    if (ready.length !== actors.length)
+      throw new RangeError(`${actors.length} actors but ${ready.length} ready`);
+    this.dpRank = options.dpRank;
+    this.blockSize = options.blockSize;
+    this.actors = actors;
+    this.layouts = layouts;
+    this.arrangement = arrange(prefill, actors);
+    this.numBlocks = Math.min(...ready.map((r) => r.numKvBlocks));
+    this.figures = PhasedReplicaDevice.sum(ready);
+    this.digests = ready.map((r) => r.weightDigest);
+    for (const actor of actors) actor.onFailure((error) => this.fail(error));
+  }
+
+  private static sum(answers: Array<{ weightBytes: number; kvCacheBytes: number }>) {
+    return {
+      weightBytes: answers.reduce((sum, r) => sum + r.weightBytes, 0),
+      kvCacheBytes: answers.reduce((sum, r) => sum + r.kvCacheBytes, 0),
+    };
+  }
+
+  get phase(): Phase {
+    return this.currentPhase;
+  }
+
+  /** The configuration of the current phase (dp 1). */
+  get parallel(): ParallelConfig {
+    return oneReplica(this.layouts[layoutIndex(this.currentPhase)]);
+  }
+
+  /** KV blocks every device of the current layout holds (the smallest cache decides). */
+  get numKvBlocks(): number {
+    return this.numBlocks;
+  }
+
+  /** Pipeline depth of the current layout: how many steps may usefully be in flight. */
+  get maxInFlight(): number {
+    return this.parallel.pp;
+  }
+
+  get numInFlight(): number {
+    return this.pending.size;
+  }
+
+  /** Weight and KV cache bytes over all the replica's devices, in the current layout. */
+  get weightBytes(): number {
+    return this.figures.weightBytes;
+  }
+
+  get kvCacheBytes(): number {
+    return this.figures.kvCacheBytes;
+  }
+
+  /** sha256 of each device's weights (local index order), when the devices were asked for them. */
+  get weightDigests(): ReadonlyArray<string | undefined> {
+    return this.digests;
+  }
+
+  /** The devices' answers to the last switch, by local device index. */
+  get lastReshard(): readonly ReshardDone[] {
+    return this.lastDone;
+  }
+
+  get failure(): Error | undefined {
+    return this.failureError;
+  }
+
+  execute(batch: StepBatch): Promise<StepResult> {
+    if (this.failureError) return Promise.reject(this.failureError);
+    if (this.isSwitching)
+      return Promise.reject(new Error(`step ${batch.stepId} sent while replica ${this.dpRank} re-shards`));
+    let sent: StepBatch;
+    try {
+      sent = this.options.hostSlots ? withHostSlots(batch, this.options.hostSlots, this.dpRank) : batch;
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const lastStage = this.arrangement[this.arrangement.length - 1];
+    const answer = lastStage[0].expectStep(batch.stepId);
+    for (const stage of this.arrangement) for (const actor of stage) actor.postStep(sent);
+    // Forgotten before the caller hears the answer, so a switch right after the last answer
+    // finds nothing in flight.
+    return new Promise<StepResult>((resolve, reject) => {
+      this.pending.set(batch.stepId, reject);
+      answer.then(
+        (result) => {
+          this.pending.delete(batch.stepId);
+          resolve(result);
+        },
+        (error: Error) => {
+          this.pending.delete(batch.stepId);
+          reject(error);
+        },
+      );
+    });
+  }
+
+  /** Re-shards every device to `phase`'s layout; the step that follows runs in it. */
+  async switchTo(phase: Phase): Promise<PhasedReshardStats> {
+    if (this.failureError) throw this.failureError;
+    if (!PHASES.includes(phase)) throw new RangeError(`unknown phase ${String(phase)}`);
+    if (phase === this.currentPhase)
+      throw new Error(`replica ${this.dpRank} is in the ${phase} layout already`);
+    if (this.isSwitching) throw new Error(`replica ${this.dpRank} is re-sharding already`);
+    if (this.pending.size > 0) {
+      throw new Error(
+        `replica ${this.dpRank}: switch to ${phase} with ${this.pending.size} step(s) in flight; ` +
+          'a re-shard starts only after every step has answered',
+      );
+    }
+    const from = oneReplica(this.layouts[layoutIndex(this.currentPhase)]);
+    const to = oneReplica(this.layouts[layoutIndex(phase)]);
+    const plan = this.options.planner(from, to);
+    this.checkPlan(plan);
+    const reshardId = this.nextReshardId++;
+    const startMs = performance.now();
+    this.isSwitching = true;
+    let done: ReshardDone[];
+    try {
+      done = await Promise.all(
+        this.actors.map((actor, i) => actor.reshard(this.reshardMessage(reshardId, phase, plan.devices[i]))),
+      );
+    } finally {
+      this.isSwitching = false;
+    }
+    if (this.failureError) throw this.failureError;
+    const ms = performance.now() - startMs;
+    this.currentPhase = phase;
+    this.arrangement = arrange(to, this.actors);
+    this.numBlocks = Math.min(...done.map((d) => d.numKvBlocks));
+    this.figures = PhasedReplicaDevice.sum(done);
+    this.digests = done.map((d) => d.weightDigest);
+    this.lastDone = done;
+    const bytesFromPeers = done.reduce((sum, d) => sum + d.bytesReceived, 0);
+    const bytesFromHost = done.reduce((sum, d) => sum + d.bytesFromHost, 0);
+    const stats: PhasedReshardStats = {
+      ms,
+      bytesMoved: bytesFromPeers + bytesFromHost,
+      bytesFromHost,
+      numKvBlocks: this.numBlocks,
+      route: plan.route,
+      from,
+      to,
+      bytesFromPeers,
+      devices: done,
+    };
+    const previous = phase === 'prefill' ? 'decode' : 'prefill';
+    this.options.log?.(
+      `reshard ${previous} ${formatParallelConfig(from)} -> ${phase} ${formatParallelConfig(to)}: ` +
+        `${formatBytes(stats.bytesMoved)} moved (p2p ${formatBytes(bytesFromPeers)}, ` +
+        `host ${formatBytes(bytesFromHost)}) in ${Math.round(ms)} ms`,
+    );
+    return stats;
+  }
+
+  private reshardMessage(reshardId: number, phase: Phase, plan: DeviceReshardPlan): Omit<Reshard, 'tag'> {
+    const message: Omit<Reshard, 'tag'> = { reshardId, layout: layoutIndex(phase), plan };
+    if (this.options.isWeightDigestReturned) message.isWeightDigestReturned = true;
+    return message;
+  }
+
+  private checkPlan(plan: ReshardPlan): void {
+    const ok = plan.devices.length === this.actors.length && plan.devices.every((d, i) => d.device === i);
+    if (!ok) {
+      throw new Error(
+        `re-shard plan covers devices [${plan.devices.map((d) => d.device).join(', ')}], ` +
+          `expected 0..${this.actors.length - 1} in order`,
+      );
+    }
+  }
+
+  private fail(error: Error): void {
+    if (this.failureError) return;
+    this.failureError = error;
+    for (const reject of this.pending.values()) reject(error);
+    this.pending.clear();
+  }
+}

@@ -1,0 +1,116 @@
+import type { EngineRequest, RequestOutput } from './request.ts';
+import { randomSeed } from './sampling-params.ts';
+import {
+  type PhasedDevice,
+  SeesawEngine,
+  type SeesawEngineOptions,
+  type SeesawEngineStats,
+} from './seesaw-engine.ts';
+
+/** hostKv is each replica's share of the host tier, slot ids local to the replica (its device maps them). */
+export type SeesawClusterEngineOptions = Omit<SeesawEngineOptions, 'replicaIndex'>;
+
+type Settled = { index: number; outputs: RequestOutput[] } | { index: number; error: Error };
+
+/**
+ * Seesaw over DP replicas: one SeesawEngine per replica (trace tracks 'replica N'), each
+ * switching phase on its own. A request is placed when added, on the replica with the fewest
+ * outstanding tokens (prompt + max output of its unfinished requests; ties to the lowest index),
+ * as ClusterEngine.place does. A failure of any replica stops the run (no replica recovery).
+ */
+export class SeesawClusterEngine {
+  readonly engines: SeesawEngine[];
+  private readonly outstandingTokens: number[];
+  private readonly placements = new Map<string, { engine: number; tokens: number }>();
+  private readonly inFlight = new Map<number, Promise<Settled>>();
+  private failureError: Error | undefined;
+
+  constructor(replicas: readonly PhasedDevice[], options: SeesawClusterEngineOptions) {
+    if (replicas.length < 1) throw new RangeError('SeesawClusterEngine needs at least one replica');
+    this.engines = replicas.map(
+      (replica, index) => new SeesawEngine(replica, { ...options, replicaIndex: index }),
+    );
+    this.outstandingTokens = this.engines.map(() => 0);
+  }
+
+  /** The smallest length cap of the replicas. */
+  get maxModelLen(): number {
+    return Math.min(...this.engines.map((engine) => engine.maxModelLen));
+  }
+
+  /** Queues a request on the least loaded replica; throws RequestRejectedError like SeesawEngine. */
+  addRequest(request: EngineRequest): void {
+    if (this.failureError) throw this.failureError;
+    // One seed for the request wherever it runs.
+    const resolved =
+      request.sampling.seed === null
+        ? { ...request, sampling: { ...request.sampling, seed: randomSeed() } }
+        : request;
+    let engine = 0;
+    for (let i = 1; i < this.engines.length; i++)
+      if (this.outstandingTokens[i] < this.outstandingTokens[engine]) engine = i;
+    this.engines[engine].addRequest(resolved);
+    const tokens = resolved.promptTokenIds.length + resolved.sampling.maxTokens;
+    this.placements.set(resolved.requestId, { engine, tokens });
+    this.outstandingTokens[engine] += tokens;
+  }
+
+  hasUnfinishedRequests(): boolean {
+    return this.inFlight.size > 0 || this.engines.some((engine) => engine.hasUnfinishedRequests());
+  }
+
+  /** Starts a step on every idle replica with work, waits for the first to finish, returns its finished requests. */
+  async step(): Promise<RequestOutput[]> {
+    if (this.failureError) throw this.failureError;
+    this.engines.forEach((engine, index) => {
+      if (this.inFlight.has(index) || !engine.hasUnfinishedRequests()) return;
+      this.inFlight.set(
+        index,
+        engine.step().then(
+          (outputs): Settled => ({ index, outputs }),
+          (error: unknown): Settled => ({
+            index,
+            error: error instanceof Error ? error : new Error(String(error)),
+          }),
+        ),
+      );
+    });
+    if (this.inFlight.size === 0) return [];
+    const settled = await Promise.race(this.inFlight.values());
+    this.inFlight.delete(settled.index);
+    if ('error' in settled) {
+      this.failureError = settled.error;
+      throw settled.error;
+    }
+    for (const output of settled.outputs) {
+      const placement = this.placements.get(output.requestId);
+      if (!placement) continue;
+      this.placements.delete(output.requestId);
+      this.outstandingTokens[placement.engine] -= placement.tokens;
+    }
+    return settled.outputs;
+  }
+
+  async run(onFinished?: (out: RequestOutput) => void): Promise<SeesawEngineStats> {
+    while (this.hasUnfinishedRequests()) {
+      const outputs = await this.step();
+      if (onFinished) for (const output of outputs) onFinished(output);
+    }
+    return this.stats;
+  }
+
+  /** Per-replica stats summed: counts and times add up (times are summed over replicas, not wall). */
+  get stats(): SeesawEngineStats {
+    const all = this.engines.map((engine) => engine.stats);
+    const total = { ...all[0] };
+    for (const stats of all.slice(1)) {
+      for (const key of Object.keys(total) as (keyof SeesawEngineStats)[]) total[key] += stats[key];
+    }
+    return total;
+  }
+
+  /** Each replica's own stats. */
+  get replicaStats(): SeesawEngineStats[] {
+    return this.engines.map((engine) => engine.stats);
+  }
+}

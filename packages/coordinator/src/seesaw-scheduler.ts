@@ -1,0 +1,441 @@
+import type { HostKvAllocator } from '@seesaw/kv-store';
+import type { StepResult } from '@seesaw/protocol';
+import { applyStepResult } from './apply-step-result.ts';
+import { BlockAllocator } from './block-allocator.ts';
+import { HostKvTier } from './host-kv-tier.ts';
+import { type EngineRequest, type RequestOutput, RequestRejectedError } from './request.ts';
+import { sequenceOfRequest } from './request-sequence.ts';
+import { validateRequest } from './request-validation.ts';
+import { randomSeed } from './sampling-params.ts';
+import { emptyCounters, type SchedulerCounters } from './scheduler-counters.ts';
+import { planDecodeStep } from './seesaw-decode-planner.ts';
+import { planPrefillStep } from './seesaw-prefill-planner.ts';
+import {
+  DEFAULT_SEESAW_HOST_LOW_MARK,
+  DEFAULT_SEESAW_MAX_NUM_SEQS,
+  DEFAULT_SEESAW_PREFILL_TOKEN_BUDGET,
+  DEFAULT_SEESAW_WATERMARK,
+  fraction,
+  positiveInteger,
+  type SeesawSchedulerConfig,
+} from './seesaw-scheduler-config.ts';
+import { StepBuilder } from './seesaw-step-builder.ts';
+import type { Sequence } from './sequence.ts';
+import { checkResultMatchesPlan, type StepPlan } from './step-plan.ts';
+import type { EnterPhaseOptions, Phase, StepScheduler } from './step-scheduler.ts';
+
+/** Smallest pipelined prefill step (see prefillStepBudget). */
+const MIN_PIPELINED_PREFILL_TOKENS = 256;
+
+export {
+  DEFAULT_SEESAW_HOST_LOW_MARK,
+  DEFAULT_SEESAW_MAX_NUM_SEQS,
+  DEFAULT_SEESAW_PREFILL_TOKEN_BUDGET,
+  DEFAULT_SEESAW_WATERMARK,
+  type SeesawSchedulerConfig,
+} from './seesaw-scheduler-config.ts';
+
+/**
+ * Seesaw's transition-minimising policy (paper section 4, defaults from its artifact), with no
+ * I/O. Prefill and decode run in different parallel layouts, and every switch costs a re-shard,
+ * so each phase runs as long as it can:
+ *
+ * - prefill: see seesaw-prefill-planner.ts (FIFO admission within the token budget, host slots
+ *   and device blocks reserved for the whole prompt). The step computing a prompt's last chunk
+ *   samples its first token and writes every prompt position back to the host (kvWriteBacks);
+ *   on update its blocks are freed and it is parked.
+ * - prefill -> decode when nothing is mid-prompt, something is parked, and no prompt waits or
+ *   the next one cannot reserve its host slots.
+ * - decode: see seesaw-decode-planner.ts (micro-batches, refill by prefetch, preemption).
+ * - decode -> prefill when prompts wait, host usage <= hostLowMark, and the host can take every
+ *   running sequence's KV plus the next prompt: each running sequence's next step writes its KV
+ *   back, it is parked at the front of the queue, and once all are the switch is pending.
+ *
+ * A sequence is never in two steps in flight (nor in one while its prefetch is in flight). At a
+ * switch the device keeps no KV: everything unfinished is parked in host slots or waiting.
+ */
+export class SeesawScheduler implements StepScheduler {
+  readonly blockSize: number;
+  readonly maxNumBatchedTokens: number;
+  readonly maxNumSeqs: number;
+  /** The length cap in force: min(configured maxModelLen, prefill layout's KV capacity). */
+  readonly maxModelLen: number;
+  readonly watermark: number;
+  readonly hostLowMark: number;
+  readonly counters: SchedulerCounters = emptyCounters();
+  readonly hostTier: HostKvTier;
+
+  private phaseNow: Phase = 'prefill';
+  private allocatorNow: BlockAllocator;
+  private maxInFlightNow: number;
+  private readonly defaultMaxInFlight: number;
+  /** Token capacity of each layout's device cache, once known. */
+  private readonly capacityTokens: Partial<Record<Phase, number>> = {};
+  private readonly eosTokenIds: readonly number[];
+  private readonly nextRandomSeed: () => number;
+
+  /** Not started (or preempted by recompute): front = next to admit. */
+  private readonly waiting: Sequence[] = [];
+  /** Admitted in prefill, prompt not fully computed, in admission order. */
+  private prefilling: Sequence[] = [];
+  /** KV in host slots, waiting for decode: front = next to swap in. */
+  private parked: Sequence[] = [];
+  /** Decoding on the device, in admission order (the last is the first preempted). */
+  private running: Sequence[] = [];
+  /** Admitted by a prefetch whose step is in flight; they join `running` when it is updated. */
+  private readonly incoming = new Set<Sequence>();
+  /** Running sequences at the decision to leave decode, in order; set while draining. */
+  private draining: Sequence[] | null = null;
+  private readonly drained = new Set<Sequence>();
+  /** Sequences in a step in flight (rows or prefetches). */
+  private readonly busy = new Set<number>();
+  private readonly inFlight = new Map<number, StepPlan>();
+  private readonly requestIds = new Set<string>();
+  private readonly seqsById = new Map<number, Sequence>();
+  private pendingReleasedSeqIds: number[] = [];
+  private nextSeqId = 0;
+  private nextStepId = 0;
+
+  constructor(config: SeesawSchedulerConfig) {
+    this.blockSize = positiveInteger('blockSize', config.blockSize);
+    const numKvBlocks = positiveInteger('numKvBlocks', config.numKvBlocks);
+    this.maxNumBatchedTokens = positiveInteger(
+      'maxNumBatchedTokens',
+      config.maxNumBatchedTokens ?? DEFAULT_SEESAW_PREFILL_TOKEN_BUDGET,
+    );
+    this.maxNumSeqs = positiveInteger('maxNumSeqs', config.maxNumSeqs ?? DEFAULT_SEESAW_MAX_NUM_SEQS);
+    this.maxModelLen = Math.min(
+      positiveInteger('maxModelLen', config.maxModelLen),
+      numKvBlocks * this.blockSize,
+    );
+    this.watermark = fraction('watermark', config.watermark ?? DEFAULT_SEESAW_WATERMARK, false);
+    this.hostLowMark = fraction('hostLowMark', config.hostLowMark ?? DEFAULT_SEESAW_HOST_LOW_MARK, true);
+    this.defaultMaxInFlight = positiveInteger('maxInFlight', config.maxInFlight ?? 1);
+    this.maxInFlightNow = this.defaultMaxInFlight;
+    this.allocatorNow = new BlockAllocator(numKvBlocks);
+    this.capacityTokens.prefill = numKvBlocks * this.blockSize;
+    if (config.numDecodeKvBlocks !== undefined)
+      this.capacityTokens.decode =
+        positiveInteger('numDecodeKvBlocks', config.numDecodeKvBlocks) * this.blockSize;
+    if (!config.hostKv) throw new RangeError('the seesaw scheduler needs a host KV tier (hostKv)');
+    // 'swap': a preempted decode sequence goes to the host whenever there is room.
+    this.hostTier = new HostKvTier(config.hostKv, this.blockSize, 'swap', { hostKv: config.hostKv });
+    this.eosTokenIds = [...config.eosTokenIds];
+    this.nextRandomSeed = config.randomSeed ?? randomSeed;
+  }
+
+  get phase(): Phase {
+    return this.phaseNow;
+  }
+
+  get allocator(): BlockAllocator {
+    return this.allocatorNow;
+  }
+
+  get hostAllocator(): HostKvAllocator {
+    return this.hostTier.allocator;
+  }
+
+  get maxInFlight(): number {
+    return this.maxInFlightNow;
+  }
+
+  get numInFlight(): number {
+    return this.inFlight.size;
+  }
+
+  /** Blocks decode admission keeps free: floor(watermark * blocks of the current layout). */
+  get numWatermarkBlocks(): number {
+    return Math.floor(this.watermark * this.allocatorNow.numBlocks);
+  }
+
+  get numWaiting(): number {
+    return this.waiting.length;
+  }
+
+  get numPrefilling(): number {
+    return this.prefilling.length;
+  }
+
+  /** Sequences whose KV is in host slots, waiting for decode (drained ones included). */
+  get numParked(): number {
+    return this.parked.length + this.drained.size;
+  }
+
+  /** Sequences decoding on the device, prefetched ones included. */
+  get numRunning(): number {
+    return this.running.length + this.incoming.size;
+  }
+
+  /** Tokens the next waiting sequence would prefill (its prompt, plus outputs after a recompute), or null. */
+  get nextWaitingTokens(): number | null {
+    return this.waiting[0]?.numTokens ?? null;
+  }
+
+  /** Host slots in use / total. */
+  get hostUsage(): number {
+    const host = this.hostAllocator;
+    return host.numSlots === 0 ? 0 : host.numUsedSlots / host.numSlots;
+  }
+
+  hasUnfinishedRequests(): boolean {
+    return this.seqsById.size > 0;
+  }
+
+  /**
+   * Queues a request at the back of the waiting queue. Rejects (RequestRejectedError, nothing
+   * queued) one whose KV could outgrow the host tier or a layout's device cache: up to
+   * min(prompt + maxTokens, maxModelLen) - 1 positions are computed.
+   */
+  addRequest(request: EngineRequest, arrivalMs: number): void {
+    validateRequest(request, this.maxModelLen, this.capacityTokens.prefill!);
+    const reject = (why: string): never => {
+      throw new RequestRejectedError(`request ${JSON.stringify(request.requestId)} rejected: ${why}`);
+    };
+    if (this.requestIds.has(request.requestId)) reject('duplicate requestId');
+    const numKvTokens = this.kvTokensNeeded(request.promptTokenIds.length, request.sampling.maxTokens);
+    const host = this.hostAllocator;
+    const hostTokens = host.numSlots * host.tokensPerSlot;
+    if (numKvTokens > hostTokens)
+      reject(`needs up to ${numKvTokens} tokens of KV, the host KV tier holds ${hostTokens}`);
+    for (const phase of ['prefill', 'decode'] as const) {
+      const capacity = this.capacityTokens[phase];
+      if (capacity !== undefined && numKvTokens > capacity)
+        reject(
+          `needs up to ${numKvTokens} tokens of KV, the ${phase} layout's device cache holds ${capacity}`,
+        );
+    }
+    const seq = sequenceOfRequest(
+      request,
+      this.nextSeqId++,
+      this.eosTokenIds,
+      this.nextRandomSeed,
+      arrivalMs,
+    );
+    this.requestIds.add(request.requestId);
+    this.seqsById.set(seq.seqId, seq);
+    this.waiting.push(seq);
+  }
+
+  private kvTokensNeeded(promptLength: number, maxTokens: number): number {
+    return Math.min(promptLength + maxTokens, this.maxModelLen) - 1;
+  }
+
+  /** The next step; null when maxInFlight steps are in flight or nothing can be planned before one answers or a switch. */
+  schedule(): StepPlan | null {
+    if (this.inFlight.size >= this.maxInFlightNow) return null;
+    if (this.phaseNow === 'decode') this.maybeStartDrain();
+    const builder = new StepBuilder(this.blockSize);
+    if (this.phaseNow === 'prefill') this.planPrefillStep(builder);
+    else this.planDecodeStep(builder);
+    if (builder.isEmpty) return null;
+    const plan = builder.build(this.nextStepId++, this.pendingReleasedSeqIds);
+    this.pendingReleasedSeqIds = [];
+    for (const { seqId } of plan.batch.seqs) this.busy.add(seqId);
+    for (const { seqId } of plan.batch.prefetches ?? []) this.busy.add(seqId);
+    this.inFlight.set(plan.batch.stepId, plan);
+    return plan;
+  }
+
+  private planPrefillStep(builder: StepBuilder): void {
+    planPrefillStep(builder, {
+      prefilling: this.prefilling,
+      waiting: this.waiting,
+      isBusy: (seq) => this.busy.has(seq.seqId),
+      tokenBudget: this.prefillStepBudget(),
+      allocator: this.allocatorNow,
+      canReserveHost: (numTokens) => this.canReserveHost(numTokens),
+      reserveHost: (seq, numTokens) => this.reserveHost(seq, numTokens),
+    });
+  }
+
+  /**
+   * Token budget of the next prefill step. One step in flight: the whole budget (greedy, as the
+   * paper's artifact). With a pipeline (maxInFlight = pp > 1) one greedy step could swallow the
+   * whole phase's prompts and leave every stage but one idle, so the prompt tokens this phase can
+   * still take (those the host tier has room for) are cut into about 2 * pp micro-batches, never
+   * below MIN_PIPELINED_PREFILL_TOKENS (a smaller step wastes more in per-step overhead than the
+   * pipeline gains) nor above the budget.
+   */
+  private prefillStepBudget(): number {
+    if (this.maxInFlightNow === 1) return this.maxNumBatchedTokens;
+    let numPendingTokens = 0;
+    for (const seq of this.prefilling)
+      if (!this.busy.has(seq.seqId)) numPendingTokens += seq.numUncomputedTokens;
+    const host = this.hostAllocator;
+    let numFreeSlots = host.numFreeSlots;
+    for (const seq of this.waiting) {
+      const numSlots = host.slotsForTokens(seq.numTokens);
+      if (numSlots > numFreeSlots) break;
+      numFreeSlots -= numSlots;
+      numPendingTokens += seq.numTokens;
+      if (numPendingTokens >= 2 * this.maxInFlightNow * this.maxNumBatchedTokens) break;
+    }
+    const perMicroBatch = Math.ceil(numPendingTokens / (2 * this.maxInFlightNow));
+    return Math.min(this.maxNumBatchedTokens, Math.max(MIN_PIPELINED_PREFILL_TOKENS, perMicroBatch));
+  }
+
+  private planDecodeStep(builder: StepBuilder): void {
+    planDecodeStep(builder, {
+      running: this.running,
+      parked: this.parked,
+      waiting: this.waiting,
+      isBusy: (seq) => this.busy.has(seq.seqId),
+      numInFlight: this.inFlight.size,
+      numIncoming: this.incoming.size,
+      isDraining: this.draining !== null,
+      maxInFlight: this.maxInFlightNow,
+      maxNumSeqs: this.maxNumSeqs,
+      numWatermarkBlocks: this.numWatermarkBlocks,
+      allocator: this.allocatorNow,
+      hostTier: this.hostTier,
+      reserveHost: (seq, numTokens) => this.reserveHost(seq, numTokens),
+      onPrefetched: (seq) => this.incoming.add(seq),
+    });
+    // The planner edits the queues in place; dropped running sequences are filtered here.
+    this.running = this.running.filter((seq) => seq.status === 'running');
+  }
+
+  private canReserveHost(numTokens: number, numKeptFree = 0): boolean {
+    const host = this.hostAllocator;
+    return host.canReserve(host.slotsForTokens(numTokens), numKeptFree);
+  }
+
+  private reserveHost(seq: Sequence, numTokens: number): void {
+    const host = this.hostAllocator;
+    const reserved = host.reserve(seq.seqId, host.slotsForTokens(numTokens));
+    if (!reserved.ok) throw new Error(`host KV accounting: ${reserved.reason}`);
+    seq.hostSlotIds = reserved.slotIds;
+  }
+
+  /**
+   * Decode -> prefill decision: prompts wait, host usage is at or below the low mark, no
+   * prefetch is in flight, and the host can take every running sequence's KV after its
+   * write-back step (one position more for a sequence now in flight) plus the next prompt,
+   * which guarantees the prefill phase admits at least one prompt.
+   */
+  private maybeStartDrain(): void {
+    if (this.draining || this.waiting.length === 0 || this.incoming.size > 0) return;
+    if (this.hostUsage > this.hostLowMark) return;
+    const host = this.hostAllocator;
+    let numSlots = host.slotsForTokens(this.waiting[0].numTokens);
+    for (const seq of this.running)
+      numSlots += host.slotsForTokens(seq.numTokens + (this.busy.has(seq.seqId) ? 1 : 0));
+    if (!host.canReserve(numSlots)) return;
+    this.draining = [...this.running];
+  }
+
+  pendingSwitch(): Phase | null {
+    if (this.inFlight.size > 0) return null;
+    if (this.phaseNow === 'prefill') {
+      if (this.prefilling.length > 0 || this.parked.length === 0) return null;
+      const next = this.waiting[0];
+      return !next || !this.canReserveHost(next.numTokens) ? 'decode' : null;
+    }
+    this.maybeStartDrain();
+    return this.draining && this.running.length === 0 ? 'prefill' : null;
+  }
+
+  enterPhase(phase: Phase, numKvBlocks: number, options: EnterPhaseOptions = {}): void {
+    if (phase === this.phaseNow) throw new Error(`already in the ${phase} phase`);
+    if (this.pendingSwitch() !== phase) throw new Error(`entering ${phase}, but no switch to it is pending`);
+    if (this.allocatorNow.numUsedBlocks > 0)
+      throw new Error(`entering ${phase} with ${this.allocatorNow.numUsedBlocks} device blocks in use`);
+    positiveInteger('numKvBlocks', numKvBlocks);
+    const capacity = numKvBlocks * this.blockSize;
+    for (const seq of this.seqsById.values()) {
+      const numKvTokens = this.kvTokensNeeded(seq.promptTokenIds.length, seq.maxTokens);
+      if (numKvTokens > capacity) {
+        throw new Error(
+          `the ${phase} layout's device cache holds ${capacity} tokens, but request ` +
+            `${JSON.stringify(seq.requestId)} needs up to ${numKvTokens}`,
+        );
+      }
+    }
+    this.capacityTokens[phase] = capacity;
+    this.allocatorNow = new BlockAllocator(numKvBlocks);
+    this.maxInFlightNow = positiveInteger('maxInFlight', options.maxInFlight ?? this.defaultMaxInFlight);
+    if (phase === 'prefill' && this.draining) {
+      const drained = this.draining.filter((seq) => this.drained.has(seq));
+      this.parked = [...drained, ...this.parked];
+      this.drained.clear();
+      this.draining = null;
+    }
+    this.phaseNow = phase;
+    this.counters.numSwitches++;
+  }
+
+  update(plan: StepPlan, result: StepResult, nowMs: number): RequestOutput[] {
+    const { stepId } = plan.batch;
+    if (this.inFlight.get(stepId) !== plan) throw new Error(`step ${stepId} is not in flight`);
+    checkResultMatchesPlan(plan, result);
+    this.inFlight.delete(stepId);
+    this.countTransfers(plan);
+    for (const { seqId } of plan.batch.seqs) this.busy.delete(seqId);
+    // Swap-ins and prefetches read their host slots when the step arrives: free them now.
+    for (const swap of [...(plan.batch.swapIns ?? []), ...(plan.batch.prefetches ?? [])]) {
+      const seq = this.seqsById.get(swap.seqId)!;
+      this.hostTier.release(seq);
+    }
+    for (const swap of plan.batch.prefetches ?? []) {
+      const seq = this.seqsById.get(swap.seqId)!;
+      this.busy.delete(seq.seqId);
+      this.incoming.delete(seq);
+      this.running.push(seq);
+    }
+
+    const outputs = applyStepResult(
+      plan,
+      result,
+      this.seqsById,
+      this.counters,
+      this.maxModelLen,
+      nowMs,
+      (seq, reason) => this.finish(seq, reason),
+    );
+    for (const swap of plan.batch.kvWriteBacks ?? []) {
+      const seq = this.seqsById.get(swap.seqId);
+      if (seq) this.park(seq);
+    }
+    if (outputs.length > 0 || plan.batch.kvWriteBacks) {
+      const isOnDevice = (seq: Sequence) => seq.status === 'running';
+      this.prefilling = this.prefilling.filter(isOnDevice);
+      this.running = this.running.filter(isOnDevice);
+    }
+    return outputs;
+  }
+
+  private countTransfers(plan: StepPlan): void {
+    const { batch } = plan;
+    const counters = this.counters;
+    const bytesOf = (swaps: readonly { numTokens: number }[] = []) =>
+      swaps.reduce((sum, swap) => sum + this.hostTier.bytesOf(swap.numTokens), 0);
+    counters.numSteps++;
+    counters.numPreemptions += plan.preemptedSeqIds.length;
+    counters.numSwapOuts += batch.swapOuts?.length ?? 0;
+    counters.numSwapIns += batch.swapIns?.length ?? 0;
+    counters.swappedBytes += bytesOf(batch.swapOuts) + bytesOf(batch.swapIns);
+    counters.numWriteBacks += batch.kvWriteBacks?.length ?? 0;
+    counters.numPrefetches += batch.prefetches?.length ?? 0;
+  }
+
+  /** After its write-back: the KV is in host slots, the device forgets the sequence. */
+  private park(seq: Sequence): void {
+    this.allocatorNow.free(seq.blockIds);
+    seq.blockIds = [];
+    seq.status = 'waiting';
+    this.pendingReleasedSeqIds.push(seq.seqId);
+    if (this.phaseNow === 'prefill') this.parked.push(seq);
+    else this.drained.add(seq);
+  }
+
+  private finish(seq: Sequence, reason: NonNullable<Sequence['finishReason']>): void {
+    this.allocatorNow.free(seq.blockIds);
+    seq.blockIds = [];
+    this.hostTier.release(seq);
+    seq.status = 'finished';
+    seq.finishReason = reason;
+    this.seqsById.delete(seq.seqId);
+    this.pendingReleasedSeqIds.push(seq.seqId);
+  }
+}

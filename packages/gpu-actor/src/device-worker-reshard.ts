@@ -1,0 +1,115 @@
+/**
+ * A device worker's switch to its other layout: runs its part of the re-shard plan over the
+ * weight mesh, then builds the new shard's device (forward pass with the layout's TP group, a KV
+ * cache sized by the same memory rule as loading) and the reshardDone figures. The caller has
+ * already flushed its kv-store puts and dropped the old device.
+ */
+import { Checkpoint, type ModelConfig, type ShardPosition, type ShardSpec, shardSpec } from '@seesaw/model';
+import type { LoadShard, Reshard, ReshardDone } from '@seesaw/protocol';
+import { CpuDevice } from './cpu-device.ts';
+import type { DeviceLayouts, LayoutLinks } from './device-worker-layouts.ts';
+import { DeviceOutOfMemoryError, kvCacheBudget } from './device-worker-memory.ts';
+import type { HeldWeights } from './held-weights.ts';
+import type { ModelWeights } from './model-weights.ts';
+import { PagedKvCache } from './paged-kv-cache.ts';
+import { executeReshard } from './reshard-executor.ts';
+
+export interface SwitchedShard {
+  config: ModelConfig;
+  device: CpuDevice;
+  spec: ShardSpec;
+  weights: ModelWeights;
+  held: HeldWeights;
+  layout: number;
+  links: LayoutLinks;
+  /** reshardDone without ms (the caller times the whole switch). */
+  done: Omit<ReshardDone, 'ms'>;
+}
+
+/** Throws unless `layout`'s links fit the new stage: a previous link unless first, a next one unless last. */
+function checkStageLinks(spec: ShardSpec, layout: number, links: LayoutLinks): void {
+  if (!spec.isFirstStage && !links.links.previous)
+    throw new Error(`layout ${layout}: stage ${spec.ppStage} has no link to the previous stage`);
+  if (!spec.isLastStage && !links.links.next)
+    throw new Error(`layout ${layout}: stage ${spec.ppStage} has no link to the next stage`);
+}
+
+function samePosition(a: ShardPosition, b: ShardPosition): boolean {
+  return a.tp === b.tp && a.tpRank === b.tpRank && a.pp === b.pp && a.ppStage === b.ppStage;
+}
+
+/**
+ * Runs the switch. Everything that can be checked up front (whose plan it is, where it starts,
+ * the new layout's links and group, the peak against the memory budget) is checked before
+ * `retire` drops the current device: a refused reshard leaves the device serving as before.
+ */
+export async function switchLayout(
+  message: Reshard,
+  load: LoadShard,
+  layouts: DeviceLayouts,
+  current: ShardPosition,
+  retire: () => { weights: ModelWeights; held: HeldWeights },
+): Promise<SwitchedShard> {
+  const { plan, layout, reshardId } = message;
+  if (layouts.localDevice !== undefined && plan.device !== layouts.localDevice) {
+    throw new Error(
+      `reshard ${reshardId}: the plan is device ${plan.device}'s, this is device ${layouts.localDevice}`,
+    );
+  }
+  if (!samePosition(plan.from, current)) {
+    throw new Error(
+      `reshard ${reshardId}: the plan starts from ${JSON.stringify(plan.from)}, this device is at ${JSON.stringify(current)}`,
+    );
+  }
+  if (plan.peakWeightBytes > load.deviceMemoryBytes) {
+    throw new DeviceOutOfMemoryError(
+      `reshard ${reshardId}: the switch holds up to ${plan.peakWeightBytes} bytes of weights, more than the device's ${load.deviceMemoryBytes}`,
+    );
+  }
+  const checkpoint = Checkpoint.open(load.modelDir);
+  try {
+    const config = checkpoint.config;
+    const spec = shardSpec(config, plan.to);
+    const links = layouts.links(layout);
+    checkStageLinks(spec, layout, links);
+    const group = layouts.group(layout, plan.to.tp, plan.to.tpRank);
+    const old = retire();
+    const outcome = await executeReshard(config, plan, old, layouts.reshardIo(reshardId, checkpoint));
+    const weightBytes = outcome.weights.numBytes;
+    const kvCacheBytes = kvCacheBudget(load.deviceMemoryBytes, weightBytes);
+    const cacheConfig = {
+      ...config,
+      numLayers: spec.layers.end - spec.layers.start,
+      numKvHeads: spec.kvHeads.end - spec.kvHeads.start,
+    };
+    const bytesPerBlock = PagedKvCache.bytesPerBlock(cacheConfig, load.blockSize);
+    if (kvCacheBytes < bytesPerBlock) {
+      throw new DeviceOutOfMemoryError(
+        `after ${weightBytes} bytes of weights, ${kvCacheBytes} of ${load.deviceMemoryBytes} bytes ` +
+          `leave no room for one KV block of ${bytesPerBlock} bytes`,
+      );
+    }
+    const device = CpuDevice.fromWeights(config, outcome.weights, {
+      numThreads: load.numThreads,
+      kvCacheBytes,
+      blockSize: load.blockSize,
+      group,
+    });
+    const done: Omit<ReshardDone, 'ms'> = {
+      tag: 'reshardDone',
+      reshardId,
+      numKvBlocks: device.numKvBlocks,
+      weightBytes: device.weightBytes,
+      kvCacheBytes: device.kvCacheBytes,
+      bytesKept: outcome.bytesKept,
+      bytesReceived: outcome.bytesReceived,
+      bytesSent: outcome.bytesSent,
+      bytesFromHost: outcome.bytesFromHost,
+      peakWeightBytes: outcome.peakWeightBytes,
+    };
+    if (message.isWeightDigestReturned) done.weightDigest = outcome.held.digest();
+    return { config, device, spec, weights: outcome.weights, held: outcome.held, layout, links, done };
+  } finally {
+    checkpoint.close();
+  }
+}

@@ -1,0 +1,96 @@
+/**
+ * Swap-ins in flight ahead of need (StepBatch.prefetches): one per sequence, started when the
+ * step that carries it is taken up and awaited only by the first later step that touches the
+ * sequence. A failure is kept until that step asks, so it fails the step that needed the data
+ * rather than surfacing as an unhandled rejection.
+ */
+
+import type { StepBatch } from '@seesaw/protocol';
+
+/**
+ * Sequences whose blocks a step reads, frees or copies out: it must not start on them before
+ * their prefetch has landed.
+ */
+export function seqIdsTouchedBy(step: StepBatch): number[] {
+  return [
+    ...step.seqs.map((seq) => seq.seqId),
+    ...step.releasedSeqIds,
+    ...(step.swapOuts ?? []).map((swap) => swap.seqId),
+    ...(step.kvWriteBacks ?? []).map((swap) => swap.seqId),
+  ];
+}
+
+/** What waiting for some sequences' prefetches took. */
+export interface PrefetchWait {
+  /** Milliseconds spent waiting. */
+  waitedMs: number;
+  /** Prefetches waited for (already landed ones included). */
+  numAwaited: number;
+}
+
+interface Prefetch {
+  /** Resolves with the failure, or undefined once the data is in the blocks. */
+  outcome: Promise<Error | undefined>;
+}
+
+export class KvPrefetchTable {
+  private readonly inFlight = new Map<number, Prefetch>();
+  private completedMs = 0;
+
+  constructor(private readonly now: () => number = () => performance.now()) {}
+
+  get size(): number {
+    return this.inFlight.size;
+  }
+
+  /**
+   * Starts `fetch` (kvGet, then scatter into the sequence's new blocks) for `seqId`. Throws when
+   * the sequence already has a prefetch in flight: two would race for its blocks.
+   */
+  start(seqId: number, fetch: () => Promise<void>): void {
+    if (this.inFlight.has(seqId))
+      throw new Error(`prefetch of sequence ${seqId}: an earlier prefetch of it is still in flight`);
+    const issuedMs = this.now();
+    const outcome = fetch().then(
+      () => {
+        this.completedMs += this.now() - issuedMs;
+        return undefined;
+      },
+      (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
+    );
+    this.inFlight.set(seqId, { outcome });
+  }
+
+  /**
+   * Waits for the prefetches of `seqIds` (those without one are ignored) and forgets them;
+   * rejects with the first failure.
+   */
+  async wait(seqIds: Iterable<number>): Promise<PrefetchWait> {
+    const outcomes: Promise<Error | undefined>[] = [];
+    for (const seqId of seqIds) {
+      const prefetch = this.inFlight.get(seqId);
+      if (!prefetch) continue;
+      this.inFlight.delete(seqId);
+      outcomes.push(prefetch.outcome);
+    }
+    if (outcomes.length === 0) return { waitedMs: 0, numAwaited: 0 };
+    const start = this.now();
+    const failures = await Promise.all(outcomes);
+    const waitedMs = this.now() - start;
+    const failure = failures.find((error) => error !== undefined);
+    if (failure) throw failure;
+    return { waitedMs, numAwaited: outcomes.length };
+  }
+
+  /** Summed issue -> done time of the prefetches that completed since the last call, ms. */
+  takeCompletedMs(): number {
+    const ms = this.completedMs;
+    this.completedMs = 0;
+    return ms;
+  }
+
+  /** Resolves once every prefetch in flight has settled (failures stay recorded for their step). */
+  async settled(): Promise<void> {
+    await Promise.all([...this.inFlight.values()].map((prefetch) => prefetch.outcome));
+  }
+}

@@ -1,0 +1,202 @@
+/**
+ * Runs one device's part of a re-shard plan: turns the weights it holds under the old layout
+ * into its shard of the new one, unit by unit (see weight-units.ts). At unit u it
+ *   1. posts its sends of unit u to peers (raw piece bytes, cut from what it holds),
+ *   2. assembles the new unit u from `keep` pieces (copied from its old slices), `peer` pieces
+ *      (awaited) and `host` pieces (read from the checkpoint), through the same assembly path
+ *      as loading (ModelWeightsBuilder),
+ *   3. frees its old unit u.
+ * Every device posts unit u's sends before it waits for unit u's pieces, so no two devices wait
+ * on each other. The planner takes a piece of unit u only from an old slice of unit >= u, which
+ * is still held at step 3 of unit u.
+ */
+import {
+  type Checkpoint,
+  type DeviceReshardPlan,
+  dtypeByteSize,
+  type ModelConfig,
+  type ReshardPiece,
+  type ShardPosition,
+  type ShardSpec,
+  shardSpec,
+  type TensorSlice,
+} from '@seesaw/model';
+import { HeldWeights } from './held-weights.ts';
+import {
+  checkpointSliceSource,
+  type LayerWeights,
+  type ModelWeights,
+  ModelWeightsBuilder,
+  type WeightSliceSource,
+} from './model-weights.ts';
+import { containsRect, copyRect, formatRect, rectElements, sliceRect } from './slice-geometry.ts';
+import {
+  allUnits,
+  embeddingUnit,
+  finalNormUnit,
+  lmHeadUnit,
+  shardUnits,
+  unitSlices,
+} from './weight-units.ts';
+
+/** How a device moves pieces: its peer links and the host's checkpoint. */
+export interface ReshardIo {
+  /** Posts raw piece bytes (row-major [rows][cols] of the piece) to local device `to`. */
+  send(to: number, slice: TensorSlice, bytes: Uint8Array): void;
+  /** The raw bytes of `slice` from local device `from`, once they have come. */
+  receive(from: number, slice: TensorSlice): Promise<Uint8Array>;
+  /** Tensor dtypes and shapes, and the data of `host` pieces. */
+  checkpoint: Checkpoint;
+}
+
+export interface ReshardOutcome {
+  weights: ModelWeights;
+  held: HeldWeights;
+  bytesKept: number;
+  bytesReceived: number;
+  bytesSent: number;
+  bytesFromHost: number;
+  /** Raw bytes of old plus new slices held at the worst moment (the plan models the same). */
+  peakWeightBytes: number;
+}
+
+function samePosition(a: ShardPosition, b: ShardPosition): boolean {
+  return a.tp === b.tp && a.tpRank === b.tpRank && a.pp === b.pp && a.ppStage === b.ppStage;
+}
+
+function formatSlice(slice: TensorSlice): string {
+  return `"${slice.name}" ${slice.axis} [${slice.start}, ${slice.end})`;
+}
+
+/** Drops the old weights' references to `unit`, so its memory can go before the next unit is built. */
+function releaseUnit(weights: ModelWeights, numLayers: number, unit: number): void {
+  if (unit === embeddingUnit()) weights.embedding = undefined;
+  else if (unit === finalNormUnit(numLayers)) weights.finalNorm = undefined;
+  else if (unit === lmHeadUnit(numLayers)) weights.lmHead = undefined;
+  else {
+    const index = unit - 1 - weights.shard.layers.start;
+    const layers = weights.layers as Array<LayerWeights | undefined>;
+    if (index >= 0 && index < layers.length) layers[index] = undefined;
+  }
+}
+
+interface Counters {
+  bytesKept: number;
+  bytesReceived: number;
+  bytesFromHost: number;
+}
+
+/**
+ * A WeightSliceSource over the pieces of one unit: each target slice read is filled from the
+ * pieces that tile it, and must be covered exactly.
+ */
+function pieceSource(
+  pieces: ReshardPiece[],
+  received: Map<ReshardPiece, Uint8Array>,
+  old: HeldWeights,
+  checkpoint: Checkpoint,
+  counters: Counters,
+): WeightSliceSource {
+  const hostSource = checkpointSliceSource(checkpoint);
+  return {
+    tensor: (name) => checkpoint.info(name),
+    read(slice, dest) {
+      const info = checkpoint.info(slice.name);
+      const elementBytes = dtypeByteSize(info.dtype);
+      const destRect = sliceRect(slice, info.shape);
+      let covered = 0;
+      for (const piece of pieces) {
+        if (piece.slice.name !== slice.name) continue;
+        const rect = sliceRect(piece.slice, info.shape);
+        if (!containsRect(destRect, rect)) {
+          throw new RangeError(
+            `piece ${formatSlice(piece.slice)} lies outside the target ${formatSlice(slice)}`,
+          );
+        }
+        const numBytes = rectElements(rect) * elementBytes;
+        if (piece.source.kind === 'keep') {
+          counters.bytesKept += old.copyInto(piece.slice, dest, destRect);
+        } else if (piece.source.kind === 'peer') {
+          const bytes = received.get(piece)!;
+          if (bytes.byteLength !== numBytes) {
+            throw new RangeError(
+              `piece ${formatSlice(piece.slice)} from device ${piece.source.device}: ${bytes.byteLength} bytes, expected ${numBytes}`,
+            );
+          }
+          copyRect(bytes, rect, dest, destRect, rect, elementBytes);
+          counters.bytesReceived += numBytes;
+        } else {
+          const bytes = new Uint8Array(numBytes);
+          hostSource.read(piece.slice, bytes);
+          copyRect(bytes, rect, dest, destRect, rect, elementBytes);
+          counters.bytesFromHost += numBytes;
+        }
+        covered += rectElements(rect);
+      }
+      if (covered !== rectElements(destRect)) {
+        throw new RangeError(
+          `pieces of ${formatSlice(slice)} cover ${covered} of its ${rectElements(destRect)} elements (${formatRect(destRect)})`,
+        );
+      }
+    },
+  };
+}
+
+/**
+ * Executes `plan` on a device holding `old` (weights and their raw slices, which are consumed:
+ * freed unit by unit). Resolves with the new shard's weights and slices and the bytes moved.
+ */
+export async function executeReshard(
+  config: ModelConfig,
+  plan: DeviceReshardPlan,
+  old: { weights: ModelWeights; held: HeldWeights },
+  io: ReshardIo,
+): Promise<ReshardOutcome> {
+  if (!samePosition(plan.from, old.weights.shard)) {
+    const { tp, tpRank, pp, ppStage } = old.weights.shard;
+    throw new Error(
+      `plan of device ${plan.device} starts from ${JSON.stringify(plan.from)}, but this device holds ` +
+        `${JSON.stringify({ tp, tpRank, pp, ppStage })}`,
+    );
+  }
+  const numLayers = config.numLayers;
+  const spec: ShardSpec = shardSpec(config, plan.to);
+  const held = new HeldWeights();
+  const builder = new ModelWeightsBuilder(spec, numLayers, held);
+  const targetUnits = new Set(shardUnits(spec, numLayers));
+  const counters: Counters = { bytesKept: 0, bytesReceived: 0, bytesFromHost: 0 };
+  let bytesSent = 0;
+  let peakWeightBytes = old.held.numBytes;
+
+  for (const unit of allUnits(numLayers)) {
+    // One macrotask per unit: heartbeats and peers' pieces are taken in even when no piece of
+    // this device has to be awaited (a host-route switch would otherwise never yield).
+    await new Promise((resolve) => setImmediate(resolve));
+    for (const send of plan.sends) {
+      if (send.unit !== unit) continue;
+      const bytes = old.held.extract(send.slice);
+      io.send(send.to, send.slice, bytes);
+      bytesSent += bytes.byteLength;
+    }
+    const pieces = plan.pieces.filter((piece) => piece.unit === unit);
+    const targetNames = new Set(unitSlices(spec, numLayers, unit).map((slice) => slice.name));
+    const stray = pieces.find((piece) => !targetNames.has(piece.slice.name));
+    if (stray) {
+      throw new RangeError(
+        `piece ${formatSlice(stray.slice)} of unit ${unit} is no part of this device's target shard`,
+      );
+    }
+    const peerPieces = pieces.filter((piece) => piece.source.kind === 'peer');
+    const arrived = await Promise.all(
+      peerPieces.map((piece) => io.receive((piece.source as { device: number }).device, piece.slice)),
+    );
+    const received = new Map(peerPieces.map((piece, i) => [piece, arrived[i]!]));
+    if (targetUnits.has(unit)) {
+      builder.addUnit(pieceSource(pieces, received, old.held, io.checkpoint, counters), unit);
+    }
+    peakWeightBytes = Math.max(peakWeightBytes, old.held.numBytes + held.numBytes);
+    old.held.dropUnit(unit);
+    releaseUnit(old.weights, numLayers, unit);
+  }
+  return { weights: builder.build(), held, ...counters, bytesSent, peakWeightBytes };
+}

@@ -1,0 +1,109 @@
+/**
+ * One step's KV write-backs (StepBatch.kvWriteBacks), layer by layer: as soon as the forward
+ * pass has written layer l's K/V of the step into the paged cache, each listed sequence's
+ * positions [0, numTokens) of that layer are gathered (synchronously: the cache layer is final
+ * for this step, and the blocks may be handed out again once the step answers) and handed to
+ * `put`, which posts them without waiting. The transfer then overlaps layer l+1's compute; the
+ * caller awaits `finish()` for the acknowledgements.
+ */
+import { gatherSequenceKv } from '@seesaw/kv-store';
+import type { StepKvSwap, Tensor } from '@seesaw/protocol';
+import type { PagedKvCache } from './paged-kv-cache.ts';
+
+/**
+ * Posts one layer of one sequence: `tensor` is [1, 2, heads, numTokens, headDim] f32 of the
+ * cache's local layer `layer`; resolves when the store has acknowledged it.
+ */
+export type LayerKvPut = (swap: StepKvSwap, layer: number, tensor: Tensor) => Promise<void>;
+
+export interface WriteBackTimings {
+  /** First post -> last acknowledgement, ms (0 without write-backs). */
+  writeBackMs: number;
+  /** Time finish() waited for acknowledgements, ms. */
+  writeBackWaitMs: number;
+}
+
+/** Throws a RangeError unless `swap` names exactly the blocks and slots its tokens need, inside the cache. */
+export function checkKvSwap(swap: StepKvSwap, cache: PagedKvCache, what: string): void {
+  const numBlocks = Math.ceil(swap.numTokens / cache.layout.blockSize);
+  if (!(swap.numTokens >= 1) || swap.blockIds.length !== numBlocks || swap.slotIds.length !== numBlocks)
+    throw new RangeError(
+      `${what} of sequence ${swap.seqId}: ${swap.numTokens} tokens need ${numBlocks} blocks and slots, got ${swap.blockIds.length} and ${swap.slotIds.length}`,
+    );
+  const bad = swap.blockIds.find((id) => !Number.isInteger(id) || id < 0 || id >= cache.numBlocks);
+  if (bad !== undefined)
+    throw new RangeError(
+      `${what} of sequence ${swap.seqId}: block ${bad} is outside the cache's ${cache.numBlocks} blocks`,
+    );
+}
+
+export class StepKvWriteBacks {
+  private readonly isLayerPosted: boolean[];
+  private readonly acks: Promise<void>[] = [];
+  private firstPostMs: number | undefined;
+  private lastAckMs: number | undefined;
+  /** Settles (never rejects) once every posted put has settled. */
+  private settledAll: Promise<void> = Promise.resolve();
+
+  /** Checks every write-back up front, so the per-layer hook cannot fail halfway through a forward pass. */
+  constructor(
+    private readonly cache: PagedKvCache,
+    private readonly swaps: readonly StepKvSwap[],
+    private readonly put: LayerKvPut,
+    private readonly now: () => number = () => performance.now(),
+  ) {
+    for (const swap of swaps) checkKvSwap(swap, cache, 'write-back');
+    this.isLayerPosted = new Array<boolean>(cache.keys.length).fill(false);
+  }
+
+  /** The forward pass's hook: posts every sequence's K/V of cache layer `layer` (local index). */
+  readonly onLayerKvWritten = (layer: number): void => {
+    if (this.isLayerPosted[layer] || this.swaps.length === 0) return;
+    this.isLayerPosted[layer] = true;
+    this.firstPostMs ??= this.now();
+    const heads = { start: 0, end: this.cache.layout.numKvHeads };
+    for (const swap of this.swaps) {
+      const tensor = gatherSequenceKv(
+        [this.cache.keys[layer]!],
+        [this.cache.values[layer]!],
+        swap.blockIds,
+        swap.numTokens,
+        this.cache.layout,
+        heads,
+      );
+      const ack = this.put(swap, layer, tensor).then(() => {
+        const at = this.now();
+        this.lastAckMs = Math.max(this.lastAckMs ?? at, at);
+      });
+      this.acks.push(ack);
+      const before = this.settledAll;
+      this.settledAll = ack.then(
+        () => before,
+        () => before,
+      );
+    }
+  };
+
+  /** Every put posted so far settled (failed ones too); for flushing before a re-shard. */
+  settled(): Promise<void> {
+    return this.settledAll;
+  }
+
+  /**
+   * Posts the layers the forward pass did not reach (a step without tokens never runs a layer),
+   * then waits for every acknowledgement; rejects with the first failure.
+   */
+  async finish(): Promise<WriteBackTimings> {
+    for (let layer = 0; layer < this.isLayerPosted.length; layer++) this.onLayerKvWritten(layer);
+    const waitStart = this.now();
+    const outcomes = await Promise.allSettled(this.acks);
+    const writeBackWaitMs = this.now() - waitStart;
+    const failure = outcomes.find((outcome) => outcome.status === 'rejected');
+    if (failure) throw failure.reason;
+    const writeBackMs =
+      this.firstPostMs === undefined
+        ? 0
+        : Math.max(0, (this.lastAckMs ?? this.firstPostMs) - this.firstPostMs);
+    return { writeBackMs, writeBackWaitMs };
+  }
+}

@@ -1,0 +1,93 @@
+import { readFileSync } from 'node:fs';
+import type { ClusterProfile, DeviceProfile, LinkProfile } from './hardware.ts';
+
+/** What `seesaw profile` writes: a one-host cluster profile of this machine's device workers. */
+export interface MeasuredProfile extends ClusterProfile {
+  kind: 'seesaw-profile';
+  measuredAt: string;
+  /** Raw figures behind the profile (GFLOP/s, GB/s...), for the record. */
+  measurements: Record<string, number>;
+}
+
+export class ProfileFileError extends Error {
+  override name = 'ProfileFileError';
+}
+
+function positive(value: unknown, where: string): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw new ProfileFileError(`${where} must be a positive number, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+function nonNegative(value: unknown, where: string): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+    throw new ProfileFileError(`${where} must be a number >= 0, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+function link(value: unknown, where: string): LinkProfile {
+  const v = (value ?? {}) as Record<string, unknown>;
+  return {
+    bytesPerSecond: positive(v.bytesPerSecond, `${where}.bytesPerSecond`),
+    latencySeconds: nonNegative(v.latencySeconds, `${where}.latencySeconds`),
+  };
+}
+
+/** Checks a parsed profile (any ClusterProfile-shaped JSON); every error names the field. */
+export function parseClusterProfile(json: unknown, source: string): ClusterProfile {
+  if (typeof json !== 'object' || json === null) throw new ProfileFileError(`${source}: not a JSON object`);
+  const p = json as Record<string, unknown>;
+  const d = (p.device ?? {}) as Record<string, unknown>;
+  const at = (field: string) => `${source}: device.${field}`;
+  const device: DeviceProfile = {
+    name: typeof d.name === 'string' ? d.name : 'device',
+    memoryBytes: positive(d.memoryBytes, at('memoryBytes')),
+    memoryBytesPerSecond: positive(d.memoryBytesPerSecond, at('memoryBytesPerSecond')),
+    matmulFlopsPerSecond: positive(d.matmulFlopsPerSecond, at('matmulFlopsPerSecond')),
+    matmulEfficiency: positive(d.matmulEfficiency, at('matmulEfficiency')),
+    memoryEfficiency: positive(d.memoryEfficiency, at('memoryEfficiency')),
+    attentionEfficiency: positive(d.attentionEfficiency, at('attentionEfficiency')),
+    memoryUtilization: positive(d.memoryUtilization, at('memoryUtilization')),
+    activationReserveBytes: nonNegative(d.activationReserveBytes, at('activationReserveBytes')),
+    stepOverheadSeconds: nonNegative(d.stepOverheadSeconds, at('stepOverheadSeconds')),
+    ...(d.computeBytesPerElement === undefined
+      ? {}
+      : { computeBytesPerElement: positive(d.computeBytesPerElement, at('computeBytesPerElement')) }),
+    ...(d.sampleSecondsPerLogit === undefined
+      ? {}
+      : { sampleSecondsPerLogit: nonNegative(d.sampleSecondsPerLogit, at('sampleSecondsPerLogit')) }),
+    hostLink: link(d.hostLink, at('hostLink')),
+  };
+  const count = (field: string): number => {
+    const value = positive(p[field], `${source}: ${field}`);
+    if (!Number.isInteger(value)) throw new ProfileFileError(`${source}: ${field} must be an integer`);
+    return value;
+  };
+  return {
+    name: typeof p.name === 'string' ? p.name : source,
+    device,
+    numHosts: count('numHosts'),
+    devicesPerHost: count('devicesPerHost'),
+    intraHostLink: link(p.intraHostLink, `${source}: intraHostLink`),
+    interHostLink: link(p.interHostLink, `${source}: interHostLink`),
+    hostMemoryBytesPerDevice: positive(p.hostMemoryBytesPerDevice, `${source}: hostMemoryBytesPerDevice`),
+  };
+}
+
+export function loadClusterProfile(path: string): ClusterProfile {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new ProfileFileError(`cannot read profile ${path}: ${(error as Error).message}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new ProfileFileError(`${path}: invalid JSON (${(error as Error).message})`);
+  }
+  return parseClusterProfile(json, path);
+}

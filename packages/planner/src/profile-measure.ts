@@ -1,0 +1,216 @@
+import { cpus, totalmem } from 'node:os';
+import { createSharedMemoryGroup } from '@seesaw/gpu-actor';
+import { f32ToBf16, matmul, pagedAttention, sampleRow, setNumThreads, type Weight } from '@seesaw/kernels';
+import { startWorker } from '@seesaw/protocol';
+import type { LinkProfile } from './hardware.ts';
+import type { MeasuredProfile } from './profile-file.ts';
+
+export interface ProfileOptions {
+  /** Device workers on this host (default 2). */
+  devices?: number;
+  /** Kernel threads per device worker (default cores / devices, at least 1). */
+  threadsPerDevice?: number;
+  /** Memory budget of one device worker (default: RAM / 2 / devices). */
+  deviceMemoryBytes?: number;
+  /** Host KV memory per device (default: RAM / 4 / devices). */
+  hostMemoryBytesPerDevice?: number;
+  /** Smaller problem sizes (tests). */
+  quick?: boolean;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
+}
+
+function timeSeconds(fn: () => void, reps: number): number {
+  fn();
+  const times: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const start = performance.now();
+    fn();
+    times.push((performance.now() - start) / 1000);
+  }
+  return median(times);
+}
+
+function filled(length: number, seed: number): Float32Array {
+  const out = new Float32Array(length);
+  let s = seed >>> 0;
+  for (let i = 0; i < length; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = s / 2 ** 32 - 0.5;
+  }
+  return out;
+}
+
+function bf16Weight(rows: number, cols: number, seed: number): Weight {
+  const data = new Uint16Array(rows * cols);
+  f32ToBf16(filled(rows * cols, seed), data);
+  return { dtype: 'bf16', rows, cols, data };
+}
+
+/** Many-row bf16 matmul (prefill-like): FLOP/s. Single-row (decode-like): weight bytes/s. */
+function measureMatmul(quick: boolean): { flopsPerSecond: number; weightBytesPerSecond: number } {
+  const [m, n, k] = quick ? [64, 1024, 1024] : [256, 2048, 2048];
+  const w = bf16Weight(n, k, 3);
+  const x = filled(m * k, 2);
+  const out = new Float32Array(m * n);
+  const many = timeSeconds(() => matmul(out, x, m, w), quick ? 2 : 4);
+  const big = quick ? bf16Weight(2048, 2048, 4) : bf16Weight(4096, 8192, 4);
+  const row = filled(big.cols, 5);
+  const rowOut = new Float32Array(big.rows);
+  const single = timeSeconds(() => matmul(rowOut, row, 1, big), quick ? 3 : 7);
+  return { flopsPerSecond: (2 * m * n * k) / many, weightBytesPerSecond: (big.rows * big.cols * 2) / single };
+}
+
+/** Paged attention over a long context (prefill-like queries): FLOP/s (QK^T and PV). */
+function measureAttention(quick: boolean): number {
+  const numHeads = 8;
+  const numKvHeads = 4;
+  const headDim = 64;
+  const blockSize = 16;
+  const context = quick ? 256 : 1024;
+  const numQueries = quick ? 64 : 256;
+  const numBlocks = context / blockSize;
+  const kCache = filled(numBlocks * numKvHeads * blockSize * headDim, 6);
+  const vCache = filled(numBlocks * numKvHeads * blockSize * headDim, 7);
+  const q = filled(numQueries * numHeads * headDim, 8);
+  const out = new Float32Array(numQueries * numHeads * headDim);
+  const batch = {
+    queryStart: Int32Array.from([0, numQueries]),
+    contextLens: Int32Array.from([context]),
+    blockTables: Int32Array.from({ length: numBlocks }, (_, i) => i),
+    maxBlocksPerSeq: numBlocks,
+  };
+  const layout = { numKvHeads, headDim, blockSize };
+  const seconds = timeSeconds(
+    () =>
+      pagedAttention(
+        out,
+        q,
+        numHeads * headDim,
+        kCache,
+        vCache,
+        batch,
+        numHeads,
+        layout,
+        1 / Math.sqrt(headDim),
+      ),
+    3,
+  );
+  // Causal: query i (of the last numQueries positions) sees context - numQueries + i + 1 keys.
+  let pairs = 0;
+  for (let i = 0; i < numQueries; i++) pairs += context - numQueries + i + 1;
+  return (4 * numHeads * headDim * pairs) / seconds;
+}
+
+/**
+ * Seconds per logit of sampling one row with `seesaw bench`'s settings (temperature 1, no
+ * top-k/top-p cut) over a Llama-2-sized vocabulary, with the device's own sampling kernel.
+ */
+function measureSampling(): number {
+  const vocab = 32000;
+  const logits = filled(vocab, 10).map((x) => 6 * x);
+  const row = new Float32Array(vocab);
+  const seconds = timeSeconds(() => {
+    row.set(logits);
+    sampleRow(row, 1, 0, 1, 0.5);
+  }, 9);
+  return seconds / vocab;
+}
+
+/** Copy bandwidth of this process's memory (the host kv-store's copies in and out). */
+function measureCopy(quick: boolean): LinkProfile {
+  const bytes = quick ? 16 * 1024 * 1024 : 128 * 1024 * 1024;
+  const src = filled(bytes / 4, 9);
+  const dst = new Float32Array(bytes / 4);
+  const seconds = timeSeconds(() => dst.set(src), 3);
+  const small = timeSeconds(() => dst.set(src.subarray(0, 256)), 50);
+  return { bytesPerSecond: bytes / seconds, latencySeconds: small };
+}
+
+/**
+ * Shared-memory all-reduce between two worker threads at a small and a large size; fits
+ * t = latency + S / bandwidth (2 ranks: each moves S once).
+ */
+async function measureAllReduce(quick: boolean): Promise<LinkProfile> {
+  const lengths = [256, quick ? 256 * 1024 : 2 * 1024 * 1024];
+  const descriptors = createSharedMemoryGroup(2, 1024 * 1024);
+  const entry = new URL('./profile-allreduce-worker.ts', import.meta.url);
+  const results = await Promise.all(
+    descriptors.map(
+      (descriptor) =>
+        new Promise<number[]>((resolve, reject) => {
+          const worker = startWorker(entry, {
+            workerData: { descriptor, lengths, numOps: quick ? 20 : 100 },
+          });
+          worker.once('message', (micros: number[]) => {
+            resolve(micros);
+            void worker.terminate();
+          });
+          worker.once('error', reject);
+        }),
+    ),
+  );
+  const micros = lengths.map((_, i) => Math.max(results[0][i], results[1][i]));
+  const [smallBytes, largeBytes] = lengths.map((length) => length * 4);
+  const slope = (micros[1] - micros[0]) / 1e6 / (largeBytes - smallBytes);
+  const bytesPerSecond = slope > 0 ? 1 / slope : largeBytes / (micros[1] / 1e6);
+  return { bytesPerSecond, latencySeconds: Math.max(0, micros[0] / 1e6 - smallBytes / bytesPerSecond) };
+}
+
+/**
+ * Measures this machine as a one-host cluster of `devices` CPU device workers: the real
+ * kernels (@seesaw/kernels) for compute and weight streaming, the shared-memory group the
+ * workers all-reduce over, and memory copies for the host tier. Efficiencies are 1 because
+ * the figures are already what the kernels reach.
+ */
+export async function measureProfile(options: ProfileOptions = {}): Promise<MeasuredProfile> {
+  const devices = options.devices ?? 2;
+  const threads = options.threadsPerDevice ?? Math.max(1, Math.floor(cpus().length / devices));
+  const quick = options.quick ?? false;
+  setNumThreads(threads);
+  const { flopsPerSecond, weightBytesPerSecond } = measureMatmul(quick);
+  const attentionFlops = measureAttention(quick);
+  const sampleSecondsPerLogit = measureSampling();
+  const copy = measureCopy(quick);
+  const allReduce = await measureAllReduce(quick);
+  const ram = totalmem();
+  return {
+    kind: 'seesaw-profile',
+    measuredAt: new Date().toISOString(),
+    name: `this machine (${devices} device workers x ${threads} threads)`,
+    numHosts: 1,
+    devicesPerHost: devices,
+    device: {
+      name: `cpu-${threads}t`,
+      memoryBytes: options.deviceMemoryBytes ?? Math.floor(ram / 2 / devices),
+      memoryBytesPerSecond: weightBytesPerSecond,
+      matmulFlopsPerSecond: flopsPerSecond,
+      matmulEfficiency: 1,
+      memoryEfficiency: 1,
+      attentionEfficiency: Math.min(1, attentionFlops / flopsPerSecond),
+      memoryUtilization: 1,
+      activationReserveBytes: 0,
+      stepOverheadSeconds: 1e-3,
+      sampleSecondsPerLogit,
+      // The CPU engine computes in f32 and its paged KV cache and host store hold f32.
+      computeBytesPerElement: 4,
+      hostLink: copy,
+    },
+    intraHostLink: allReduce,
+    interHostLink: { bytesPerSecond: 1e9, latencySeconds: 100e-6 },
+    hostMemoryBytesPerDevice: options.hostMemoryBytesPerDevice ?? Math.floor(ram / 4 / devices),
+    measurements: {
+      threadsPerDevice: threads,
+      matmulGflops: flopsPerSecond / 1e9,
+      weightStreamGBps: weightBytesPerSecond / 1e9,
+      attentionGflops: attentionFlops / 1e9,
+      sampleNanosPerLogit: sampleSecondsPerLogit * 1e9,
+      copyGBps: copy.bytesPerSecond / 1e9,
+      allReduceGBps: allReduce.bytesPerSecond / 1e9,
+      allReduceLatencyMicros: allReduce.latencySeconds * 1e6,
+    },
+  };
+}

@@ -1,0 +1,114 @@
+import type { ParallelConfig } from '@seesaw/model';
+import type { ClusterProfile } from './hardware.ts';
+import type { ModelCosts } from './model-costs.ts';
+import type { ReplicaLayout } from './replica-layout.ts';
+
+export type ReshardRoute = 'p2p' | 'host' | 'auto';
+
+export interface ReshardEstimate {
+  seconds: number;
+  /** Bytes every device needed and did not already hold, summed over the replica. */
+  bytesMoved: number;
+  /** The part of bytesMoved read from host memory. */
+  bytesFromHost: number;
+  route: ReshardRoute;
+}
+
+interface Position {
+  firstLayer: number;
+  endLayer: number;
+  isFirst: boolean;
+  isLast: boolean;
+  /** The device's TP share as a fraction range of every split tensor. */
+  tpStart: number;
+  tpEnd: number;
+}
+
+function positionOf(layout: ReplicaLayout, device: number): Position {
+  const { tp } = layout.parallel;
+  const stage = layout.stages[Math.floor(device / tp)];
+  const rank = device % tp;
+  return {
+    firstLayer: stage.firstLayer,
+    endLayer: stage.firstLayer + stage.numLayers,
+    isFirst: stage.isFirst,
+    isLast: stage.isLast,
+    tpStart: rank / tp,
+    tpEnd: (rank + 1) / tp,
+  };
+}
+
+/**
+ * Bytes of layer tensors and LM head two shard positions have in common (TP splits as
+ * fractions of each tensor). In the old layout each such piece has exactly one holder.
+ */
+function splitOverlapBytes(costs: ModelCosts, a: Position, b: Position): number {
+  const tpShare = Math.max(0, Math.min(a.tpEnd, b.tpEnd) - Math.max(a.tpStart, b.tpStart));
+  const layers = Math.max(0, Math.min(a.endLayer, b.endLayer) - Math.max(a.firstLayer, b.firstLayer));
+  const params = layers * costs.layerParams + (a.isLast && b.isLast ? costs.headParams : 0);
+  return params * tpShare * costs.dtypeBytes;
+}
+
+/** The embedding is whole on every first-stage device, as the engine shards it. */
+function embeddingBytes(costs: ModelCosts, p: Position): number {
+  return p.isFirst ? costs.embeddingParams * costs.dtypeBytes : 0;
+}
+
+function shardBytes(costs: ModelCosts, p: Position): number {
+  return splitOverlapBytes(costs, p, p) + embeddingBytes(costs, p);
+}
+
+/**
+ * Time to re-shard one replica from `from` to `to` (same devices): each device keeps what
+ * its old shard shares with its new one and fetches the rest, from the peer that held it
+ * (p2p: limited by the larger of its incoming and outgoing bytes on the device link) or from
+ * the host copy of the checkpoint (host: its incoming bytes on its host link); 'auto' takes
+ * the faster route per device. Devices work in parallel: the replica takes the slowest.
+ */
+export function estimateReshard(
+  costs: ModelCosts,
+  cluster: ClusterProfile,
+  from: ReplicaLayout,
+  to: ReplicaLayout,
+  route: ReshardRoute,
+): ReshardEstimate {
+  const n = from.parallel.tp * from.parallel.pp;
+  if (n !== to.parallel.tp * to.parallel.pp)
+    throw new RangeError('re-shard layouts must use the same devices');
+  const olds = Array.from({ length: n }, (_, i) => positionOf(from, i));
+  const news = Array.from({ length: n }, (_, i) => positionOf(to, i));
+  const needsEmbedding = news.map((p, i) => p.isFirst && !olds[i].isFirst);
+  const received = news.map(
+    (p, i) =>
+      shardBytes(costs, p) -
+      splitOverlapBytes(costs, olds[i], p) -
+      (needsEmbedding[i] ? 0 : embeddingBytes(costs, p)),
+  );
+  // Every split piece has one old holder; the embedding is sent by old TP rank 0 of stage 0.
+  const sent = olds.map((p, i) =>
+    news.reduce((sum, q, j) => {
+      if (j === i) return sum;
+      const embedding = needsEmbedding[j] && p.isFirst && p.tpStart === 0 ? embeddingBytes(costs, q) : 0;
+      return sum + splitOverlapBytes(costs, p, q) + embedding;
+    }, 0),
+  );
+  const p2pLink = from.hosts.length > 1 ? cluster.interHostLink : cluster.intraHostLink;
+  const hostLink = cluster.device.hostLink;
+  let seconds = 0;
+  let bytesMoved = 0;
+  let bytesFromHost = 0;
+  for (let i = 0; i < n; i++) {
+    if (received[i] <= 0 && sent[i] <= 0) continue;
+    const p2p = p2pLink.latencySeconds + Math.max(received[i], sent[i]) / p2pLink.bytesPerSecond;
+    const host = hostLink.latencySeconds + received[i] / hostLink.bytesPerSecond;
+    const useHost = route === 'host' || (route === 'auto' && host < p2p);
+    seconds = Math.max(seconds, useHost ? host : p2p);
+    bytesMoved += received[i];
+    if (useHost) bytesFromHost += received[i];
+  }
+  return { seconds, bytesMoved, bytesFromHost, route };
+}
+
+export function sameShape(a: ParallelConfig, b: ParallelConfig): boolean {
+  return a.dp === b.dp && a.tp === b.tp && a.pp === b.pp;
+}

@@ -1,0 +1,179 @@
+import type { TraceEvent } from '@seesaw/coordinator';
+import type { StepBatch } from '@seesaw/protocol';
+import { describe, expect, it } from 'vitest';
+import { type ClusterProfile, clusterPreset } from './hardware.ts';
+import { modelCosts } from './model-costs.ts';
+import { modelPreset } from './model-presets.ts';
+import { replicaLayout } from './replica-layout.ts';
+import { InfeasibleConfigError, simulate } from './simulate.ts';
+import { batchShapeOf, stepStageSeconds } from './step-cost.ts';
+import { constantWorkload, loadWorkload } from './workloads.ts';
+
+const model = modelPreset('llama-2-7b');
+const costs = modelCosts(model);
+
+function oneSeqBatch(startPos: number, numTokens: number): StepBatch {
+  return {
+    stepId: 0,
+    addedSeqs: [],
+    releasedSeqIds: [],
+    seqs: [
+      {
+        seqId: 0,
+        tokenIds: new Array(numTokens).fill(1),
+        startPos,
+        blockTable: [],
+        isSampled: true,
+        outputIndex: 0,
+      },
+    ],
+  };
+}
+
+describe('simulate', () => {
+  it('one request on one device takes its prefill step plus one decode step per further token', () => {
+    const cluster = clusterPreset('1xA100-80GB');
+    const report = simulate(
+      model,
+      cluster,
+      { kind: 'static', parallel: { dp: 1, tp: 1, pp: 1 } },
+      constantWorkload(1, 100, 3),
+    );
+    const layout = replicaLayout(costs, cluster, { dp: 1, tp: 1, pp: 1 }, 0);
+    const step = (start: number, n: number) =>
+      stepStageSeconds(costs, cluster.device, layout, batchShapeOf(oneSeqBatch(start, n)))[0];
+    const want = step(0, 100) + step(100, 1) + step(101, 1);
+    expect(report.elapsedSeconds / want - 1).toBeCloseTo(0, 12);
+    expect(report.numSteps).toBe(3);
+    expect(report.numFinished).toBe(1);
+    expect(report.outputTokens).toBe(3);
+    expect(report.totalTokensPerSecond).toBeCloseTo(103 / want, 6);
+  });
+
+  it('pipelines two virtual engines over two stages (P2 overlaps their steps)', () => {
+    const cluster = clusterPreset('2xA10');
+    const workload = constantWorkload(2, 500, 50);
+    const p2 = simulate(model, cluster, { kind: 'static', parallel: { dp: 1, tp: 1, pp: 2 } }, workload);
+    const p2One = simulate(
+      model,
+      cluster,
+      { kind: 'static', parallel: { dp: 1, tp: 1, pp: 2 } },
+      constantWorkload(1, 500, 50),
+    );
+    // Two requests land on the two virtual engines and overlap: far less than twice one request.
+    expect(p2.elapsedSeconds).toBeLessThan(1.2 * p2One.elapsedSeconds);
+    expect(p2.numFinished).toBe(2);
+  });
+
+  it('DP replicas are independent: D2 with 2n requests takes as long as D1 on one half', () => {
+    const cluster = clusterPreset('2xA10');
+    const d2 = simulate(
+      model,
+      cluster,
+      { kind: 'static', parallel: { dp: 2, tp: 1, pp: 1 } },
+      constantWorkload(8, 300, 20),
+    );
+    const one = simulate(
+      model,
+      clusterPreset('1xA10'),
+      { kind: 'static', parallel: { dp: 1, tp: 1, pp: 1 } },
+      constantWorkload(4, 300, 20),
+    );
+    expect(d2.elapsedSeconds).toBeCloseTo(one.elapsedSeconds, 9);
+    expect(d2.numFinished).toBe(8);
+  });
+
+  it('refuses a configuration whose weights do not fit, naming why', () => {
+    expect(() =>
+      simulate(
+        modelPreset('llama-2-70b'),
+        clusterPreset('8xA10'),
+        { kind: 'static', parallel: { dp: 2, tp: 4, pp: 1 } },
+        constantWorkload(1, 10, 1),
+      ),
+    ).toThrow(InfeasibleConfigError);
+    expect(() =>
+      simulate(
+        model,
+        clusterPreset('2xA10'),
+        { kind: 'static', parallel: { dp: 1, tp: 3, pp: 1 } },
+        constantWorkload(1, 10, 1),
+      ),
+    ).toThrow(/does not use the cluster's 2 devices/);
+  });
+
+  it('counts requests too long for the KV cache as rejected instead of running them', () => {
+    const small: ClusterProfile = {
+      ...clusterPreset('1xA10'),
+      device: { ...clusterPreset('1xA10').device, memoryBytes: 16.2 * 1024 ** 3 },
+    };
+    const report = simulate(
+      model,
+      small,
+      { kind: 'static', parallel: { dp: 1, tp: 1, pp: 1 } },
+      {
+        name: 'mixed',
+        requests: [
+          { promptTokens: 100, outputTokens: 10 },
+          { promptTokens: 4000, outputTokens: 90 },
+        ],
+      },
+    );
+    expect(report.numKvBlocks[0] * 16).toBeLessThan(4090);
+    expect(report.numRejected).toBe(1);
+    expect(report.numFinished).toBe(1);
+  });
+});
+
+describe('simulate a Seesaw pair (the real SeesawScheduler)', () => {
+  const cluster = clusterPreset('2xA10');
+  const pair = { kind: 'seesaw' as const, prefill: { dp: 1, tp: 1, pp: 2 }, decode: { dp: 1, tp: 2, pp: 1 } };
+
+  function phaseOfSteps(events: TraceEvent[]): void {
+    // Steps of a phase lie between re-shards, and no step overlaps a re-shard.
+    const reshards = events.filter((e) => e.category === 'reshard').sort((a, b) => a.startMs - b.startMs);
+    let phase = 'prefill';
+    let next = 0;
+    const steps = events.filter((e) => e.track === 'replica 0').sort((a, b) => a.startMs - b.startMs);
+    for (const step of steps) {
+      while (
+        next < reshards.length &&
+        reshards[next].startMs + reshards[next].durationMs <= step.startMs + 1e-9
+      ) {
+        phase = reshards[next].name.endsWith('decode') ? 'decode' : 'prefill';
+        next++;
+      }
+      if (step.category === 'wait') continue;
+      expect(step.category).toBe(phase);
+      if (next < reshards.length)
+        expect(step.startMs + step.durationMs).toBeLessThanOrEqual(reshards[next].startMs + 1e-9);
+    }
+  }
+
+  it('runs everything, switches phases and records a consistent timeline', () => {
+    const workload = loadWorkload('sharegpt', { numRequests: 60, seed: 3 });
+    const report = simulate(model, cluster, pair, workload, { trace: true });
+    expect(report.numFinished).toBe(60);
+    expect(report.numSwitches).toBeGreaterThanOrEqual(1);
+    expect(report.reshardSeconds).toBeGreaterThan(0);
+    expect(report.prefillSeconds + report.decodeSeconds + report.reshardSeconds).toBeCloseTo(
+      report.elapsedSeconds,
+      6,
+    );
+    expect(report.outputTokens).toBe(workload.requests.reduce((s, r) => s + r.outputTokens, 0));
+    phaseOfSteps(report.events!);
+    expect(report.events!.some((e) => e.name === 'write-back')).toBe(true);
+    expect(report.events!.some((e) => e.name === 'prefetch')).toBe(true);
+  });
+
+  it('a smaller host KV tier forces more phase switches', () => {
+    const workload = constantWorkload(40, 1000, 20);
+    const big = simulate(model, cluster, pair, workload);
+    const tiny = simulate(model, { ...cluster, hostMemoryBytesPerDevice: 0.6 * 1024 ** 3 }, pair, workload);
+    // 1.2 GiB of host KV holds about 2.4k tokens of llama-2-7b: two prompts at a time.
+    expect(big.numSwitches).toBe(1);
+    expect(tiny.numSwitches).toBeGreaterThan(20);
+    expect(tiny.numFinished).toBe(40);
+    expect(tiny.elapsedSeconds).toBeGreaterThan(big.elapsedSeconds);
+  });
+});

@@ -1,0 +1,123 @@
+import type { StepBatch } from '@seesaw/protocol';
+import type { DeviceProfile, LinkProfile } from './hardware.ts';
+import type { ModelCosts } from './model-costs.ts';
+import type { ReplicaLayout, StageLayout } from './replica-layout.ts';
+
+/** What a step's cost depends on, summed over its sequences. */
+export interface BatchShape {
+  /** Tokens computed (prompt chunks + decode tokens). */
+  numTokens: number;
+  /** Sequences that sample a token (rows through the LM head). */
+  numSampled: number;
+  /** Query-key pairs of causal attention: sum over sequences of n * (start + (n + 1) / 2). */
+  attentionPairs: number;
+  /** KV positions read: sum over sequences of start + n. */
+  contextTokens: number;
+}
+
+export function batchShapeOf(batch: StepBatch): BatchShape {
+  let numTokens = 0;
+  let numSampled = 0;
+  let attentionPairs = 0;
+  let contextTokens = 0;
+  for (const seq of batch.seqs) {
+    const n = seq.tokenIds.length;
+    numTokens += n;
+    if (seq.isSampled) numSampled++;
+    attentionPairs += n * (seq.startPos + (n + 1) / 2);
+    contextTokens += seq.startPos + n;
+  }
+  return { numTokens, numSampled, attentionPairs, contextTokens };
+}
+
+/** Ring all-reduce of `bytes` over n devices: 2(n-1)/n of the data crosses each link, plus a fixed cost. */
+export function allReduceSeconds(bytes: number, n: number, link: LinkProfile): number {
+  if (n <= 1) return 0;
+  return link.latencySeconds + ((2 * (n - 1)) / n) * (bytes / link.bytesPerSecond);
+}
+
+export function transferSeconds(bytes: number, link: LinkProfile): number {
+  return bytes <= 0 ? 0 : link.latencySeconds + bytes / link.bytesPerSecond;
+}
+
+/**
+ * The paper's per-layer model on one device of a TP group of `tp`:
+ *   max(weights, linear) + max(KV, attention) + 2 all-reduces of the activations.
+ * Weights and linear FLOPs are the layer's 1/tp; attention covers the device's heads.
+ */
+export function layerSeconds(
+  costs: ModelCosts,
+  device: DeviceProfile,
+  tp: number,
+  link: LinkProfile,
+  shape: BatchShape,
+): number {
+  const { config, dtypeBytes } = costs;
+  const memoryRate = device.memoryBytesPerSecond * device.memoryEfficiency;
+  const weights = (costs.layerParams * dtypeBytes) / tp / memoryRate;
+  const linear =
+    (2 * shape.numTokens * costs.layerParams) / tp / (device.matmulFlopsPerSecond * device.matmulEfficiency);
+  const d = config.headDim;
+  // New q/k/v rows written and read, plus every cached K/V position read once.
+  const kvBytes =
+    (shape.numTokens * (config.numHeads + 2 * config.numKvHeads) * d +
+      shape.contextTokens * 2 * config.numKvHeads * d) *
+    costs.computeBytes;
+  const kv = kvBytes / tp / memoryRate;
+  // QK^T and PV: 2 FLOPs per multiply-add each, per head and head dim.
+  const attentionFlops = (4 * config.numHeads * d * shape.attentionPairs) / tp;
+  const attention = attentionFlops / (device.matmulFlopsPerSecond * device.attentionEfficiency);
+  const allReduce = 2 * allReduceSeconds(shape.numTokens * config.hiddenSize * costs.computeBytes, tp, link);
+  return Math.max(weights, linear) + Math.max(kv, attention) + allReduce;
+}
+
+/** LM head on the last stage: vocab rows split over TP, logits gathered. */
+function headSeconds(
+  costs: ModelCosts,
+  device: DeviceProfile,
+  tp: number,
+  link: LinkProfile,
+  shape: BatchShape,
+): number {
+  if (shape.numSampled === 0) return 0;
+  const { vocabSize, hiddenSize } = costs.config;
+  const weights =
+    (vocabSize * hiddenSize * costs.dtypeBytes) /
+    tp /
+    (device.memoryBytesPerSecond * device.memoryEfficiency);
+  const flops = (2 * shape.numSampled * vocabSize * hiddenSize) / tp;
+  const compute = flops / (device.matmulFlopsPerSecond * device.matmulEfficiency);
+  const gather = tp > 1 ? allReduceSeconds((shape.numSampled * vocabSize * 4) / 2, tp, link) : 0;
+  const sampling = shape.numSampled * vocabSize * (device.sampleSecondsPerLogit ?? 0);
+  return Math.max(weights, compute) + gather + sampling;
+}
+
+/** Seconds one stage spends on a step: its layers, the head if last, sending activations on. */
+export function stageSeconds(
+  costs: ModelCosts,
+  device: DeviceProfile,
+  tp: number,
+  stage: StageLayout,
+  shape: BatchShape,
+): number {
+  let seconds = stage.numLayers * layerSeconds(costs, device, tp, stage.allReduceLink, shape);
+  if (stage.isLast) seconds += headSeconds(costs, device, tp, stage.allReduceLink, shape);
+  if (stage.nextStageLink) {
+    seconds += transferSeconds(
+      shape.numTokens * costs.config.hiddenSize * costs.computeBytes,
+      stage.nextStageLink,
+    );
+  }
+  if (stage.isFirst) seconds += device.stepOverheadSeconds;
+  return seconds;
+}
+
+/** Per-stage compute seconds of one step on a replica. */
+export function stepStageSeconds(
+  costs: ModelCosts,
+  device: DeviceProfile,
+  layout: ReplicaLayout,
+  shape: BatchShape,
+): number[] {
+  return layout.stages.map((stage) => stageSeconds(costs, device, layout.parallel.tp, stage, shape));
+}
