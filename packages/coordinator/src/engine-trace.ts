@@ -13,8 +13,10 @@ export interface ReshardTraceStats {
 }
 
 /**
- * One step on `track` (category = its phase, args numTokens / numSeqs / phase) and, given the
- * device's kvTimings, its KV spans on `${track} kv`. kvTimings carries durations only:
+ * One step on `track` (category = its phase, args numTokens / numSeqs / phase), on each device's
+ * track `${track} device i` when their roles are given (the coordinator's span from dispatch to
+ * answer: a device's own compute is inside it, later stages' later), and, given the device's
+ * kvTimings, its KV spans on `${track} kv`. kvTimings carries durations only:
  * prefetches and the wait for them are drawn from the step's start, write-backs and the wait
  * for their acks up to its end.
  */
@@ -26,16 +28,19 @@ export function recordStep(
   startMs: number,
   endMs: number,
   kv?: StepKvTimings,
+  deviceRoles?: readonly string[],
 ): void {
   const numTokens = plan.chunks.reduce((sum, chunk) => sum + chunk.numNewTokens, 0);
-  trace.record({
-    track,
+  const step = {
     name: `${phase} step ${plan.batch.stepId}`,
     category: phase,
     startMs,
     durationMs: Math.max(0, endMs - startMs),
-    args: { numTokens, numSeqs: plan.batch.seqs.length, phase },
-  });
+  };
+  const args = { numTokens, numSeqs: plan.batch.seqs.length, phase };
+  trace.record({ track, ...step, args });
+  for (const [index, role] of (deviceRoles ?? []).entries())
+    trace.record({ track: `${track} device ${index}`, ...step, args: { ...args, role } });
   if (!kv) return;
   const spans: Array<[string, 'kv' | 'wait', number, boolean]> = [
     ['prefetch', 'kv', kv.prefetchMs, true],

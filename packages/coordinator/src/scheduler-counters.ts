@@ -1,5 +1,5 @@
 import type { Sequence } from './sequence.ts';
-import type { ScheduledChunk } from './step-plan.ts';
+import type { ScheduledChunk, StepPlan } from './step-plan.ts';
 
 /** Token and event counters over a scheduler's life. */
 export interface SchedulerCounters {
@@ -57,4 +57,22 @@ export function countComputedChunk(counters: SchedulerCounters, seq: Sequence, c
   counters.numScheduledTokens += chunk.numNewTokens;
   counters.numRecomputedTokens += firstFresh - chunk.startPos;
   counters.numPromptTokensComputed += Math.max(0, Math.min(end, seq.promptTokenIds.length) - firstFresh);
+}
+
+/** Counts an updated step, its preemptions and its KV transfers; `bytesOf` sizes `numTokens` of KV on the host. */
+export function countStepTransfers(
+  counters: SchedulerCounters,
+  plan: StepPlan,
+  bytesOf: (numTokens: number) => number,
+): void {
+  const { batch } = plan;
+  const bytesOfSwaps = (swaps: readonly { numTokens: number }[] = []) =>
+    swaps.reduce((sum, swap) => sum + bytesOf(swap.numTokens), 0);
+  counters.numSteps++;
+  counters.numPreemptions += plan.preemptedSeqIds.length;
+  counters.numSwapOuts += batch.swapOuts?.length ?? 0;
+  counters.numSwapIns += batch.swapIns?.length ?? 0;
+  counters.swappedBytes += bytesOfSwaps(batch.swapOuts) + bytesOfSwaps(batch.swapIns);
+  counters.numWriteBacks += batch.kvWriteBacks?.length ?? 0;
+  counters.numPrefetches += batch.prefetches?.length ?? 0;
 }

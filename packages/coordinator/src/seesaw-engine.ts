@@ -37,6 +37,11 @@ export interface PhasedDevice {
   readonly phase: Phase;
   /** pp of the current layout: steps it takes at once. */
   readonly maxInFlight: number;
+  /**
+   * Each device's role in the current layout ('stage 0 tp 1'), index = local device: the trace
+   * draws every step on every device's track too. Absent: one track for the replica only.
+   */
+  readonly deviceRoles?: readonly string[];
   execute(batch: StepBatch): Promise<StepResult>;
   /** Re-shards to the other layout (all steps answered); resolves with the stats. */
   switchTo(phase: Phase): Promise<ReshardStats>;
@@ -273,7 +278,16 @@ export class SeesawEngine {
     }
     if (this.trace) {
       const traceEndMs = Math.max(traceStartMs, this.trace.now());
-      recordStep(this.trace, this.track, plan, this.scheduler.phase, traceStartMs, traceEndMs, kv);
+      recordStep(
+        this.trace,
+        this.track,
+        plan,
+        this.scheduler.phase,
+        traceStartMs,
+        traceEndMs,
+        kv,
+        this.device.deviceRoles,
+      );
     }
   }
 

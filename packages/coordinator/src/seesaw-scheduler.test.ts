@@ -155,6 +155,26 @@ describe('SeesawScheduler switches as the policy says', () => {
     expect(engine.stats.numWriteBacks).toBe(9);
   });
 
+  it('cuts a pipelined prefill phase into equal micro-batches, one budget when unpipelined', async () => {
+    // 16 prompts of 128 tokens, all fitting the host: 2048 tokens. With 2 steps in flight the
+    // phase is cut into 4 * 2 micro-batches of 256 tokens; with 1 it is one greedy step.
+    const requests = Array.from({ length: 16 }, (_, i) => request(`p${i}`, 128, 2));
+    const setup = {
+      blockSize: 16,
+      numKvBlocks: { prefill: 256, decode: 256 },
+      numHostSlots: 256,
+      options: { maxNumBatchedTokens: 4096 },
+    };
+    const stepTokens = (observed: Observed) =>
+      observed.batches
+        .filter((b) => b.phase === 'prefill')
+        .map((b) => b.batch.seqs.reduce((sum, seq) => sum + seq.tokenIds.length, 0));
+    const pipelined = await observedRun(requests, { ...setup, maxInFlight: { prefill: 2 } });
+    expect(stepTokens(pipelined)).toEqual(Array(8).fill(256));
+    const greedy = await observedRun(requests, setup);
+    expect(stepTokens(greedy)).toEqual([2048]);
+  });
+
   it('leaves decode early at the low mark, writing the running sequences back', async () => {
     // 20 prompts of 8 tokens (2 slots) and a host of 16 slots: 8 per prefill phase. Decode takes
     // at most 4 at once, so the first 4 leave the host half full (above the 25% low mark); once

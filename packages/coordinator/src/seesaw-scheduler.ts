@@ -7,8 +7,11 @@ import { type EngineRequest, type RequestOutput, RequestRejectedError } from './
 import { sequenceOfRequest } from './request-sequence.ts';
 import { validateRequest } from './request-validation.ts';
 import { randomSeed } from './sampling-params.ts';
-import { emptyCounters, type SchedulerCounters } from './scheduler-counters.ts';
+import { countStepTransfers, emptyCounters, type SchedulerCounters } from './scheduler-counters.ts';
 import { planDecodeStep } from './seesaw-decode-planner.ts';
+import { checkLayoutHoldsAll, kvOverflowReason, kvTokensNeeded } from './seesaw-kv-capacity.ts';
+import { DecodeDrain, isPrefillPhaseDone } from './seesaw-phase-switch.ts';
+import { PrefillStepBudget } from './seesaw-prefill-budget.ts';
 import { planPrefillStep } from './seesaw-prefill-planner.ts';
 import {
   DEFAULT_SEESAW_HOST_LOW_MARK,
@@ -23,9 +26,6 @@ import { StepBuilder } from './seesaw-step-builder.ts';
 import type { Sequence } from './sequence.ts';
 import { checkResultMatchesPlan, type StepPlan } from './step-plan.ts';
 import type { EnterPhaseOptions, Phase, StepScheduler } from './step-scheduler.ts';
-
-/** Smallest pipelined prefill step (see prefillStepBudget). */
-const MIN_PIPELINED_PREFILL_TOKENS = 256;
 
 export {
   DEFAULT_SEESAW_HOST_LOW_MARK,
@@ -44,12 +44,14 @@ export {
  *   and device blocks reserved for the whole prompt). The step computing a prompt's last chunk
  *   samples its first token and writes every prompt position back to the host (kvWriteBacks);
  *   on update its blocks are freed and it is parked.
+ *   With a pipeline, the phase is cut into equal micro-batches (seesaw-prefill-budget.ts).
  * - prefill -> decode when nothing is mid-prompt, something is parked, and no prompt waits or
- *   the next one cannot reserve its host slots.
+ *   the next one cannot reserve its host slots (seesaw-phase-switch.ts).
  * - decode: see seesaw-decode-planner.ts (micro-batches, refill by prefetch, preemption).
  * - decode -> prefill when prompts wait, host usage <= hostLowMark, and the host can take every
  *   running sequence's KV plus the next prompt: each running sequence's next step writes its KV
- *   back, it is parked at the front of the queue, and once all are the switch is pending.
+ *   back, it is parked at the front of the queue, and once all are the switch is pending
+ *   (DecodeDrain, seesaw-phase-switch.ts).
  *
  * A sequence is never in two steps in flight (nor in one while its prefetch is in flight). At a
  * switch the device keeps no KV: everything unfinished is parked in host slots or waiting.
@@ -68,6 +70,8 @@ export class SeesawScheduler implements StepScheduler {
   private phaseNow: Phase = 'prefill';
   private allocatorNow: BlockAllocator;
   private maxInFlightNow: number;
+  /** Each prefill step's token budget: the whole one, or a pipelined phase's micro-batch. */
+  private readonly prefillBudget: PrefillStepBudget;
   private readonly defaultMaxInFlight: number;
   /** Token capacity of each layout's device cache, once known. */
   private readonly capacityTokens: Partial<Record<Phase, number>> = {};
@@ -84,9 +88,8 @@ export class SeesawScheduler implements StepScheduler {
   private running: Sequence[] = [];
   /** Admitted by a prefetch whose step is in flight; they join `running` when it is updated. */
   private readonly incoming = new Set<Sequence>();
-  /** Running sequences at the decision to leave decode, in order; set while draining. */
-  private draining: Sequence[] | null = null;
-  private readonly drained = new Set<Sequence>();
+  /** Leaving decode: the running sequences writing their KV back before the switch. */
+  private readonly drain = new DecodeDrain();
   /** Sequences in a step in flight (rows or prefetches). */
   private readonly busy = new Set<number>();
   private readonly inFlight = new Map<number, StepPlan>();
@@ -103,6 +106,7 @@ export class SeesawScheduler implements StepScheduler {
       'maxNumBatchedTokens',
       config.maxNumBatchedTokens ?? DEFAULT_SEESAW_PREFILL_TOKEN_BUDGET,
     );
+    this.prefillBudget = new PrefillStepBudget(this.maxNumBatchedTokens);
     this.maxNumSeqs = positiveInteger('maxNumSeqs', config.maxNumSeqs ?? DEFAULT_SEESAW_MAX_NUM_SEQS);
     this.maxModelLen = Math.min(
       positiveInteger('maxModelLen', config.maxModelLen),
@@ -159,7 +163,7 @@ export class SeesawScheduler implements StepScheduler {
 
   /** Sequences whose KV is in host slots, waiting for decode (drained ones included). */
   get numParked(): number {
-    return this.parked.length + this.drained.size;
+    return this.parked.length + this.drain.numDrained;
   }
 
   /** Sequences decoding on the device, prefetched ones included. */
@@ -193,18 +197,14 @@ export class SeesawScheduler implements StepScheduler {
       throw new RequestRejectedError(`request ${JSON.stringify(request.requestId)} rejected: ${why}`);
     };
     if (this.requestIds.has(request.requestId)) reject('duplicate requestId');
-    const numKvTokens = this.kvTokensNeeded(request.promptTokenIds.length, request.sampling.maxTokens);
+    const numKvTokens = kvTokensNeeded(
+      request.promptTokenIds.length,
+      request.sampling.maxTokens,
+      this.maxModelLen,
+    );
     const host = this.hostAllocator;
-    const hostTokens = host.numSlots * host.tokensPerSlot;
-    if (numKvTokens > hostTokens)
-      reject(`needs up to ${numKvTokens} tokens of KV, the host KV tier holds ${hostTokens}`);
-    for (const phase of ['prefill', 'decode'] as const) {
-      const capacity = this.capacityTokens[phase];
-      if (capacity !== undefined && numKvTokens > capacity)
-        reject(
-          `needs up to ${numKvTokens} tokens of KV, the ${phase} layout's device cache holds ${capacity}`,
-        );
-    }
+    const overflow = kvOverflowReason(numKvTokens, host.numSlots * host.tokensPerSlot, this.capacityTokens);
+    if (overflow !== null) reject(overflow);
     const seq = sequenceOfRequest(
       request,
       this.nextSeqId++,
@@ -215,10 +215,6 @@ export class SeesawScheduler implements StepScheduler {
     this.requestIds.add(request.requestId);
     this.seqsById.set(seq.seqId, seq);
     this.waiting.push(seq);
-  }
-
-  private kvTokensNeeded(promptLength: number, maxTokens: number): number {
-    return Math.min(promptLength + maxTokens, this.maxModelLen) - 1;
   }
 
   /** The next step; null when maxInFlight steps are in flight or nothing can be planned before one answers or a switch. */
@@ -242,37 +238,16 @@ export class SeesawScheduler implements StepScheduler {
       prefilling: this.prefilling,
       waiting: this.waiting,
       isBusy: (seq) => this.busy.has(seq.seqId),
-      tokenBudget: this.prefillStepBudget(),
+      tokenBudget: this.prefillBudget.next({
+        prefilling: this.prefilling,
+        waiting: this.waiting,
+        host: this.hostAllocator,
+        maxInFlight: this.maxInFlightNow,
+      }),
       allocator: this.allocatorNow,
       canReserveHost: (numTokens) => this.canReserveHost(numTokens),
       reserveHost: (seq, numTokens) => this.reserveHost(seq, numTokens),
     });
-  }
-
-  /**
-   * Token budget of the next prefill step. One step in flight: the whole budget (greedy, as the
-   * paper's artifact). With a pipeline (maxInFlight = pp > 1) one greedy step could swallow the
-   * whole phase's prompts and leave every stage but one idle, so the prompt tokens this phase can
-   * still take (those the host tier has room for) are cut into about 2 * pp micro-batches, never
-   * below MIN_PIPELINED_PREFILL_TOKENS (a smaller step wastes more in per-step overhead than the
-   * pipeline gains) nor above the budget.
-   */
-  private prefillStepBudget(): number {
-    if (this.maxInFlightNow === 1) return this.maxNumBatchedTokens;
-    let numPendingTokens = 0;
-    for (const seq of this.prefilling)
-      if (!this.busy.has(seq.seqId)) numPendingTokens += seq.numUncomputedTokens;
-    const host = this.hostAllocator;
-    let numFreeSlots = host.numFreeSlots;
-    for (const seq of this.waiting) {
-      const numSlots = host.slotsForTokens(seq.numTokens);
-      if (numSlots > numFreeSlots) break;
-      numFreeSlots -= numSlots;
-      numPendingTokens += seq.numTokens;
-      if (numPendingTokens >= 2 * this.maxInFlightNow * this.maxNumBatchedTokens) break;
-    }
-    const perMicroBatch = Math.ceil(numPendingTokens / (2 * this.maxInFlightNow));
-    return Math.min(this.maxNumBatchedTokens, Math.max(MIN_PIPELINED_PREFILL_TOKENS, perMicroBatch));
   }
 
   private planDecodeStep(builder: StepBuilder): void {
@@ -283,7 +258,7 @@ export class SeesawScheduler implements StepScheduler {
       isBusy: (seq) => this.busy.has(seq.seqId),
       numInFlight: this.inFlight.size,
       numIncoming: this.incoming.size,
-      isDraining: this.draining !== null,
+      isDraining: this.drain.isDraining,
       maxInFlight: this.maxInFlightNow,
       maxNumSeqs: this.maxNumSeqs,
       numWatermarkBlocks: this.numWatermarkBlocks,
@@ -308,32 +283,31 @@ export class SeesawScheduler implements StepScheduler {
     seq.hostSlotIds = reserved.slotIds;
   }
 
-  /**
-   * Decode -> prefill decision: prompts wait, host usage is at or below the low mark, no
-   * prefetch is in flight, and the host can take every running sequence's KV after its
-   * write-back step (one position more for a sequence now in flight) plus the next prompt,
-   * which guarantees the prefill phase admits at least one prompt.
-   */
   private maybeStartDrain(): void {
-    if (this.draining || this.waiting.length === 0 || this.incoming.size > 0) return;
-    if (this.hostUsage > this.hostLowMark) return;
-    const host = this.hostAllocator;
-    let numSlots = host.slotsForTokens(this.waiting[0].numTokens);
-    for (const seq of this.running)
-      numSlots += host.slotsForTokens(seq.numTokens + (this.busy.has(seq.seqId) ? 1 : 0));
-    if (!host.canReserve(numSlots)) return;
-    this.draining = [...this.running];
+    this.drain.maybeStart({
+      waiting: this.waiting,
+      running: this.running,
+      numIncoming: this.incoming.size,
+      host: this.hostAllocator,
+      hostUsage: this.hostUsage,
+      hostLowMark: this.hostLowMark,
+      isBusy: (seq) => this.busy.has(seq.seqId),
+    });
   }
 
   pendingSwitch(): Phase | null {
     if (this.inFlight.size > 0) return null;
     if (this.phaseNow === 'prefill') {
-      if (this.prefilling.length > 0 || this.parked.length === 0) return null;
-      const next = this.waiting[0];
-      return !next || !this.canReserveHost(next.numTokens) ? 'decode' : null;
+      const isDone = isPrefillPhaseDone({
+        prefilling: this.prefilling,
+        parked: this.parked,
+        waiting: this.waiting,
+        canReserveHost: (numTokens) => this.canReserveHost(numTokens),
+      });
+      return isDone ? 'decode' : null;
     }
     this.maybeStartDrain();
-    return this.draining && this.running.length === 0 ? 'prefill' : null;
+    return this.drain.isDraining && this.running.length === 0 ? 'prefill' : null;
   }
 
   enterPhase(phase: Phase, numKvBlocks: number, options: EnterPhaseOptions = {}): void {
@@ -343,24 +317,12 @@ export class SeesawScheduler implements StepScheduler {
       throw new Error(`entering ${phase} with ${this.allocatorNow.numUsedBlocks} device blocks in use`);
     positiveInteger('numKvBlocks', numKvBlocks);
     const capacity = numKvBlocks * this.blockSize;
-    for (const seq of this.seqsById.values()) {
-      const numKvTokens = this.kvTokensNeeded(seq.promptTokenIds.length, seq.maxTokens);
-      if (numKvTokens > capacity) {
-        throw new Error(
-          `the ${phase} layout's device cache holds ${capacity} tokens, but request ` +
-            `${JSON.stringify(seq.requestId)} needs up to ${numKvTokens}`,
-        );
-      }
-    }
+    checkLayoutHoldsAll(phase, capacity, this.seqsById.values(), this.maxModelLen);
     this.capacityTokens[phase] = capacity;
     this.allocatorNow = new BlockAllocator(numKvBlocks);
     this.maxInFlightNow = positiveInteger('maxInFlight', options.maxInFlight ?? this.defaultMaxInFlight);
-    if (phase === 'prefill' && this.draining) {
-      const drained = this.draining.filter((seq) => this.drained.has(seq));
-      this.parked = [...drained, ...this.parked];
-      this.drained.clear();
-      this.draining = null;
-    }
+    this.prefillBudget.startPhase();
+    if (phase === 'prefill' && this.drain.isDraining) this.parked = [...this.drain.finish(), ...this.parked];
     this.phaseNow = phase;
     this.counters.numSwitches++;
   }
@@ -370,7 +332,7 @@ export class SeesawScheduler implements StepScheduler {
     if (this.inFlight.get(stepId) !== plan) throw new Error(`step ${stepId} is not in flight`);
     checkResultMatchesPlan(plan, result);
     this.inFlight.delete(stepId);
-    this.countTransfers(plan);
+    countStepTransfers(this.counters, plan, (numTokens) => this.hostTier.bytesOf(numTokens));
     for (const { seqId } of plan.batch.seqs) this.busy.delete(seqId);
     // Swap-ins and prefetches read their host slots when the step arrives: free them now.
     for (const swap of [...(plan.batch.swapIns ?? []), ...(plan.batch.prefetches ?? [])]) {
@@ -405,20 +367,6 @@ export class SeesawScheduler implements StepScheduler {
     return outputs;
   }
 
-  private countTransfers(plan: StepPlan): void {
-    const { batch } = plan;
-    const counters = this.counters;
-    const bytesOf = (swaps: readonly { numTokens: number }[] = []) =>
-      swaps.reduce((sum, swap) => sum + this.hostTier.bytesOf(swap.numTokens), 0);
-    counters.numSteps++;
-    counters.numPreemptions += plan.preemptedSeqIds.length;
-    counters.numSwapOuts += batch.swapOuts?.length ?? 0;
-    counters.numSwapIns += batch.swapIns?.length ?? 0;
-    counters.swappedBytes += bytesOf(batch.swapOuts) + bytesOf(batch.swapIns);
-    counters.numWriteBacks += batch.kvWriteBacks?.length ?? 0;
-    counters.numPrefetches += batch.prefetches?.length ?? 0;
-  }
-
   /** After its write-back: the KV is in host slots, the device forgets the sequence. */
   private park(seq: Sequence): void {
     this.allocatorNow.free(seq.blockIds);
@@ -426,7 +374,7 @@ export class SeesawScheduler implements StepScheduler {
     seq.status = 'waiting';
     this.pendingReleasedSeqIds.push(seq.seqId);
     if (this.phaseNow === 'prefill') this.parked.push(seq);
-    else this.drained.add(seq);
+    else this.drain.add(seq);
   }
 
   private finish(seq: Sequence, reason: NonNullable<Sequence['finishReason']>): void {

@@ -1,124 +1,39 @@
 /**
  * One device actor inside a worker thread: answers the coordinator's hello, loads its shard on
- * loadShard, then executes steps strictly in arrival order. A non-first pipeline stage takes
- * its input hidden state from the previous stage's link, a non-last stage hands its output to
- * the next stage's link (TP rank r to TP rank r: every rank holds the whole all-reduced hidden
- * state, so each link carries one copy and no rank fans out), and only the last stage's TP
- * rank 0 answers stepDone. With a link to the host's kv-store, a step's swaps move this rank's
- * layers x KV heads before its compute (KvStoreSwapper); tiered-KV write-backs go out layer by
- * layer during the compute and are acknowledged before the last stage answers, and prefetches
- * land in the background, awaited by the first later step that touches their sequence.
+ * loadShard (device-worker-shard.ts), then executes steps strictly in arrival order, one at a
+ * time (device-worker-step-runner.ts: pipeline hand-offs, swaps, tiered-KV write-backs and
+ * prefetches), and switches layout on reshard between steps (device-worker-reshard.ts).
  * Failures become `error` messages, never a silent death.
  */
-import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
-import { Checkpoint, type ShardPosition, type ShardSpec, shardSpec } from '@seesaw/model';
+import { parentPort, workerData } from 'node:worker_threads';
 import {
   acceptHello,
   type CoordinatorToDevice,
   type DeviceError,
   type DeviceSamplingParams,
   type DeviceToCoordinator,
-  type DeviceToKvStore,
   INBOUND_TAGS,
-  type KvStoreToDevice,
   type LoadShard,
   parentWorkerEndpoint,
-  parseParallelism,
   type Ready,
   type Reshard,
   type ReshardDone,
   type StepBatch,
-  stepDoneMessage,
   type WorkerPortEndpoint,
 } from '@seesaw/protocol';
-import { CpuDevice } from './cpu-device.ts';
-import { DetachableLink } from './detachable-link.ts';
-import { type KvStoreLinkEndpoint, KvStoreSwapper, openKvStoreLink } from './device-kv-store-swap.ts';
-import { DEFAULT_GROUP_TIMEOUT_MS, type DeviceWorkerData } from './device-worker-data.ts';
-import { DeviceLayouts } from './device-worker-layouts.ts';
-import {
-  type ActivationInbox,
-  type LinkEndpoint,
-  type OpenedLinks,
-  openPeerGroup,
-  receiveLinks,
-} from './device-worker-links.ts';
-import { DeviceOutOfMemoryError, kvCacheBudget, shardWeightBytes } from './device-worker-memory.ts';
+import type { KvStoreLinkEndpoint } from './device-kv-store-swap.ts';
+import type { DeviceWorkerData } from './device-worker-data.ts';
+import type { DeviceLayouts } from './device-worker-layouts.ts';
+import { type LinkEndpoint, receiveLinks } from './device-worker-links.ts';
+import { DeviceOutOfMemoryError } from './device-worker-memory.ts';
 import { switchLayout } from './device-worker-reshard.ts';
-import { HeldWeights } from './held-weights.ts';
-import { type PrefetchWait, seqIdsTouchedBy } from './kv-prefetch-table.ts';
-import { loadModelWeights, type ModelWeights } from './model-weights.ts';
-import { PagedKvCache } from './paged-kv-cache.ts';
-import { SharedMemoryGroup } from './shared-memory-group.ts';
-import type { TensorParallelGroup } from './tensor-parallel-group.ts';
+import { type LoadedShard, loadShard, switchedShard } from './device-worker-shard.ts';
+import { runStep, type StepReplies } from './device-worker-step-runner.ts';
 
 /** How long a reshard waits for a step this device is still finishing (see finishCurrentStep). */
 const STEP_DRAIN_TIMEOUT_MS = 60_000;
 
 type CoordinatorEndpoint = WorkerPortEndpoint<DeviceToCoordinator, CoordinatorToDevice>;
-
-interface LoadedShard {
-  device: CpuDevice;
-  spec: ShardSpec;
-  links: OpenedLinks;
-  inbox: ActivationInbox | undefined;
-  /** Swaps to the host's kv-store; absent without a host KV tier. */
-  swapper: KvStoreSwapper | undefined;
-  /** The forward pass's weights and the raw checkpoint slices they were made of (re-sharding, digests). */
-  weights: ModelWeights;
-  held: HeldWeights;
-  /** Which layout this shard is (0 prefill, 1 decode; 0 for a device that never re-shards). */
-  layout: number;
-  /** The swapper's view of the kv-store link, detached when a re-shard retires the swapper. */
-  kvStoreView: DetachableLink<DeviceToKvStore, KvStoreToDevice> | undefined;
-}
-
-/**
- * A swapper for `device`'s cache (its layers x KV heads) over a detachable view of the device's
- * one kv-store link. KvStoreSwapper only uses the Endpoint methods of its link, which the view has.
- */
-function kvStoreSwapperOver(link: KvStoreLinkEndpoint, device: CpuDevice, spec: ShardSpec) {
-  const view = new DetachableLink<DeviceToKvStore, KvStoreToDevice>(link);
-  const swapper = new KvStoreSwapper(
-    view as unknown as KvStoreLinkEndpoint,
-    device.kvCache,
-    spec.layers,
-    spec.kvHeads,
-  );
-  return { swapper, view };
-}
-
-/** Sizes the shard from the checkpoint header alone: weights, then the KV cache that fits beside them. */
-function planMemory(load: LoadShard, position: ShardPosition) {
-  const checkpoint = Checkpoint.open(load.modelDir);
-  try {
-    const config = checkpoint.config;
-    const spec = shardSpec(config, position);
-    if (spec.layers.start !== load.layers.start || spec.layers.end !== load.layers.end) {
-      throw new Error(
-        `loadShard layers [${load.layers.start}, ${load.layers.end}) differ from this stage's ` +
-          `[${spec.layers.start}, ${spec.layers.end})`,
-      );
-    }
-    const weightBytes = shardWeightBytes(checkpoint, spec);
-    const kvCacheBytes = kvCacheBudget(load.deviceMemoryBytes, weightBytes);
-    const cacheConfig = {
-      ...config,
-      numLayers: spec.layers.end - spec.layers.start,
-      numKvHeads: spec.kvHeads.end - spec.kvHeads.start,
-    };
-    const bytesPerBlock = PagedKvCache.bytesPerBlock(cacheConfig, load.blockSize);
-    if (kvCacheBytes < bytesPerBlock) {
-      throw new DeviceOutOfMemoryError(
-        `after ${weightBytes} bytes of weights, ${kvCacheBytes} of ${load.deviceMemoryBytes} bytes ` +
-          `leave no room for one KV block of ${bytesPerBlock} bytes`,
-      );
-    }
-    return { spec, weightBytes, kvCacheBytes, hiddenSize: config.hiddenSize };
-  } finally {
-    checkpoint.close();
-  }
-}
 
 /** One line to stderr, prefixed with the device; accepted hellos are routine and only shown with SEESAW_DEBUG. */
 function logLine(deviceName: string, line: string): void {
@@ -142,6 +57,12 @@ export class DeviceWorkerRuntime {
   private isResharding = false;
   /** Why the last reshard failed after the old shard was dropped: the device has none now. */
   private reshardFailure: string | undefined;
+
+  /** Where runStep answers; read at call time, so endpoint being set after this is fine. */
+  private readonly replies: StepReplies = {
+    coordinator: { post: (message, tensors) => this.endpoint.post(message, tensors) },
+    stepFailed: (error, stepId) => this.postError('stepFailed', error, stepId),
+  };
 
   private constructor(
     private readonly endpoint: CoordinatorEndpoint,
@@ -230,62 +151,15 @@ export class DeviceWorkerRuntime {
 
   private async load(load: LoadShard): Promise<Ready> {
     if (this.shard) throw new Error('loadShard: a shard is loaded already');
-    const [, tp, pp] = parseParallelism(load.parallelism);
-    const position: ShardPosition = { tp, tpRank: load.tpRank, pp, ppStage: load.ppStage };
-    const plan = planMemory(load, position);
-    const ports = await this.linksArrived;
-    const group = tp > 1 ? this.joinGroup(tp, load.tpRank, ports.tpPeers) : undefined;
-    const linkOptions = { deviceName: this.data.deviceName, token: this.data.token };
-    const [layouts, kvStoreLink] = await Promise.all([
-      DeviceLayouts.open(ports, this.data, {
-        ...linkOptions,
-        hiddenSize: plan.hiddenSize,
-        log: (line) => this.log(line),
-      }),
-      ports.kvStore ? openKvStoreLink(ports.kvStore, linkOptions) : undefined,
-    ]);
-    layouts.setGroup(0, group);
-    const { links, inbox } = layouts.links(0);
-    if (!plan.spec.isFirstStage && !links.previous)
-      throw new Error(`stage ${load.ppStage} has no link to the previous stage`);
-    if (!plan.spec.isLastStage && !links.next)
-      throw new Error(`stage ${load.ppStage} has no link to the next stage`);
-    const held = new HeldWeights();
-    const checkpoint = Checkpoint.open(load.modelDir);
-    let device: CpuDevice;
-    let weights: ModelWeights;
-    try {
-      weights = loadModelWeights(checkpoint, plan.spec, held);
-      device = CpuDevice.fromWeights(checkpoint.config, weights, {
-        numThreads: load.numThreads,
-        kvCacheBytes: plan.kvCacheBytes,
-        blockSize: load.blockSize,
-        group,
-      });
-    } finally {
-      checkpoint.close();
-    }
-    const kv = kvStoreLink ? kvStoreSwapperOver(kvStoreLink, device, plan.spec) : undefined;
-    this.shard = {
-      device,
-      spec: plan.spec,
-      links,
-      inbox,
-      swapper: kv?.swapper,
-      kvStoreView: kv?.view,
-      weights,
-      held,
-      layout: 0,
-    };
-    this.loaded = { load, layouts, kvStoreLink };
-    const ready: Ready = {
-      tag: 'ready',
-      numKvBlocks: device.numKvBlocks,
-      weightBytes: device.weightBytes,
-      kvCacheBytes: device.kvCacheBytes,
-    };
-    if (load.isWeightDigestReturned) ready.weightDigest = held.digest();
-    return ready;
+    const opened = await loadShard(load, {
+      data: this.data,
+      linksArrived: this.linksArrived,
+      tpLinks: this.tpLinks,
+      log: (line) => this.log(line),
+    });
+    this.shard = opened.shard;
+    this.loaded = { load, layouts: opened.layouts, kvStoreLink: opened.kvStoreLink };
+    return opened.ready;
   }
 
   /**
@@ -327,20 +201,7 @@ export class DeviceWorkerRuntime {
         },
       );
       next.device.restoreSequenceSampling(sampling);
-      const kv = loaded.kvStoreLink
-        ? kvStoreSwapperOver(loaded.kvStoreLink, next.device, next.spec)
-        : undefined;
-      this.shard = {
-        device: next.device,
-        spec: next.spec,
-        links: next.links.links,
-        inbox: next.links.inbox,
-        swapper: kv?.swapper,
-        kvStoreView: kv?.view,
-        weights: next.weights,
-        held: next.held,
-        layout: next.layout,
-      };
+      this.shard = switchedShard(next, loaded.kvStoreLink);
       return { ...next.done, ms: performance.now() - startMs };
     } finally {
       this.isResharding = false;
@@ -378,26 +239,6 @@ export class DeviceWorkerRuntime {
     return { old, sampling };
   }
 
-  private joinGroup(
-    tp: number,
-    tpRank: number,
-    tpPeers: Array<MessagePort | undefined> | undefined,
-  ): TensorParallelGroup {
-    if (tpPeers) {
-      const { group, endpoints } = openPeerGroup(tp, tpRank, tpPeers, this.data.deviceName);
-      this.tpLinks.push(...endpoints);
-      return group;
-    }
-    const descriptor = this.data.group;
-    if (!descriptor) throw new Error(`TP ${tp} needs a group descriptor in workerData`);
-    if (descriptor.size !== tp || descriptor.rank !== tpRank) {
-      throw new Error(
-        `group descriptor is rank ${descriptor.rank} of ${descriptor.size}, expected ${tpRank} of ${tp}`,
-      );
-    }
-    return new SharedMemoryGroup(descriptor, this.data.groupTimeoutMs ?? DEFAULT_GROUP_TIMEOUT_MS);
-  }
-
   /** Runs queued steps one at a time, in arrival order. */
   private async pump(): Promise<void> {
     if (this.isPumping) return;
@@ -405,7 +246,9 @@ export class DeviceWorkerRuntime {
     try {
       for (let batch = this.steps.shift(); batch; batch = this.steps.shift()) {
         try {
-          await this.runStep(batch);
+          const shard = this.shard;
+          if (!shard) throw new Error(`step ${batch.stepId} before loadShard`);
+          await runStep(shard, batch, this.replies);
         } catch (error) {
           this.postError('stepFailed', error, batch.stepId);
         }
@@ -414,133 +257,6 @@ export class DeviceWorkerRuntime {
       this.isPumping = false;
     }
     if (this.isDraining) this.stop();
-  }
-
-  private async runStep(batch: StepBatch): Promise<void> {
-    const shard = this.shard;
-    if (!shard) throw new Error(`step ${batch.stepId} before loadShard`);
-    const swapper = this.swapperFor(shard, batch);
-    // A swap-out must not copy blocks whose prefetched data is still arriving.
-    const swapOutSeqIds = (batch.swapOuts ?? []).map((swap) => swap.seqId);
-    const beforeSwaps = await this.waitForPrefetches(swapper, batch, swapOutSeqIds);
-    // Claimed now, before applySwaps issues this step's own prefetches, which it must not wait for.
-    const waiting = this.waitForPrefetches(swapper, batch, seqIdsTouchedBy(batch));
-    waiting.catch(() => {}); // awaited below, after the swaps
-    const swapStart = performance.now();
-    const step = await this.applySwaps(shard, batch);
-    // A swap done before compute is KV transfer time the step waits out in full: swap-ins count
-    // as un-hidden swap-in time (both prefetch fields), swap-outs as write-back wait.
-    const syncSwapMs = performance.now() - swapStart;
-    const syncSwapInMs = batch.swapIns?.length ? syncSwapMs : 0;
-    const syncSwapOutMs = batch.swapIns?.length ? 0 : batch.swapOuts?.length ? syncSwapMs : 0;
-    const beforeCompute = await waiting;
-    const prefetchWait = {
-      waitedMs: beforeSwaps.waitedMs + beforeCompute.waitedMs + syncSwapInMs,
-      numAwaited: beforeSwaps.numAwaited + beforeCompute.numAwaited,
-    };
-    const input = shard.inbox ? await shard.inbox.take(batch.stepId) : undefined;
-    const writeBacks = this.kvStep(batch, () => swapper?.startWriteBacks(batch));
-    const computeStart = performance.now();
-    const output = await shard.device.executeStage(step, input, writeBacks?.onLayerKvWritten);
-    const computeMs = performance.now() - computeStart;
-    if ('hidden' in output) {
-      const hiddenSize = shard.device.config.hiddenSize;
-      const numTokens = output.hidden.length / hiddenSize;
-      shard.links.next?.post(
-        { tag: 'activations', stepId: batch.stepId, microBatch: 0, fromStage: shard.spec.ppStage, numTokens },
-        [{ dtype: 'f32', shape: [numTokens, hiddenSize], data: output.hidden }],
-      );
-      // Only the last stage answers, so an earlier stage does not hold its next step for its
-      // acknowledgements; a failure still reaches the coordinator, and flush() covers re-shards.
-      writeBacks
-        ?.finish()
-        .catch((error: unknown) => this.postError('stepFailed', kvFailure(batch, error), batch.stepId));
-      return;
-    }
-    // The answer means "the blocks may be freed and the host copy read": acknowledged puts only.
-    const written = await writeBacks?.finish().catch((error: unknown) => {
-      throw kvFailure(batch, error);
-    });
-    if (shard.spec.tpRank !== 0) return;
-    const prefetchMs = swapper?.takeCompletedPrefetchMs() ?? 0;
-    const hasTieredKv =
-      !!(batch.kvWriteBacks?.length || batch.prefetches?.length) ||
-      syncSwapInMs + syncSwapOutMs > 0 ||
-      prefetchWait.numAwaited > 0 ||
-      prefetchMs > 0;
-    if (hasTieredKv) {
-      output.kvTimings = {
-        computeMs,
-        prefetchWaitMs: prefetchWait.waitedMs,
-        prefetchMs: prefetchMs + syncSwapInMs,
-        writeBackMs: (written?.writeBackMs ?? 0) + syncSwapOutMs,
-        writeBackWaitMs: (written?.writeBackWaitMs ?? 0) + syncSwapOutMs,
-      };
-    }
-    const { message, tensors } = stepDoneMessage(output);
-    this.endpoint.post(message, tensors);
-  }
-
-  /** The kv-store swapper, or an error when the step moves KV and this device has no link to one. */
-  private swapperFor(shard: LoadedShard, batch: StepBatch): KvStoreSwapper | undefined {
-    const movesKv = [batch.swapOuts, batch.swapIns, batch.kvWriteBacks, batch.prefetches].some(
-      (l) => l?.length,
-    );
-    if (movesKv && !shard.swapper)
-      throw new Error(
-        `step ${batch.stepId} moves KV to or from the host, but this device has no link to a kv-store`,
-      );
-    return shard.swapper;
-  }
-
-  /** Waits for earlier prefetches of `seqIds` (see KvStoreSwapper.waitForPrefetches). */
-  private async waitForPrefetches(
-    swapper: KvStoreSwapper | undefined,
-    batch: StepBatch,
-    seqIds: number[],
-  ): Promise<PrefetchWait> {
-    if (!swapper || seqIds.length === 0) return { waitedMs: 0, numAwaited: 0 };
-    try {
-      return await swapper.waitForPrefetches(seqIds);
-    } catch (error) {
-      throw kvFailure(batch, error);
-    }
-  }
-
-  /** Runs `start` (a synchronous kv-store call that may reject the step's lists), naming the step on failure. */
-  private kvStep<T>(batch: StepBatch, start: () => T): T {
-    try {
-      return start();
-    } catch (error) {
-      throw kvFailure(batch, error);
-    }
-  }
-
-  /**
-   * Runs the step's swaps through the kv-store before compute and returns the step without them
-   * or the tiered-KV lists (CpuDevice's own swapper is for an in-process store only). Swap-outs
-   * are gathered and posted synchronously inside apply(), so the prefetches issued right after
-   * can never land in a swapped-out block before it has been copied.
-   */
-  private async applySwaps(shard: LoadedShard, batch: StepBatch): Promise<StepBatch> {
-    const { swapOuts, swapIns, kvWriteBacks: _writeBacks, prefetches, ...rest } = batch;
-    const swapper = shard.swapper;
-    if (!swapper) return rest;
-    const swapped = swapOuts?.length || swapIns?.length ? swapper.apply(batch) : undefined;
-    try {
-      if (prefetches?.length) swapper.startPrefetches(batch);
-    } catch (error) {
-      await swapped?.catch(() => {});
-      throw kvFailure(batch, error);
-    }
-    try {
-      await swapped;
-    } catch (error) {
-      throw new Error(
-        `step ${batch.stepId}: KV swap failed: ${error instanceof Error ? error.message : String(error)}`,
-      );
-    }
-    return rest;
   }
 
   private postError(code: string, error: unknown, requestStepId?: number): void {
@@ -563,11 +279,4 @@ export class DeviceWorkerRuntime {
     this.endpoint.close('device stopped');
     parentPort?.unref();
   }
-}
-
-/** A tiered-KV failure as a step error naming the step. */
-function kvFailure(batch: StepBatch, error: unknown): Error {
-  return new Error(
-    `step ${batch.stepId}: tiered KV failed: ${error instanceof Error ? error.message : String(error)}`,
-  );
 }

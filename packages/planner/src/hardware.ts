@@ -1,3 +1,5 @@
+import type { CpuKernelProfile } from './cpu-kernel-costs.ts';
+
 /** Bandwidth and fixed cost of one kind of transfer. */
 export interface LinkProfile {
   bytesPerSecond: number;
@@ -36,8 +38,20 @@ export interface DeviceProfile {
   sampleSecondsPerLogit?: number;
   /** Bytes of one activation or cached K/V element when not the weights' width (the CPU engine computes in f32: 4). */
   computeBytesPerElement?: number;
+  /**
+   * Measured CPU kernel rates (`seesaw profile`). When present a layer costs the sum of its
+   * kernels at these rates instead of the GPU roofline max(weights, FLOPs) + max(KV, attention).
+   */
+  cpuKernels?: CpuKernelProfile;
   /** Host memory <-> this device (KV swaps, weight reloads). */
   hostLink: LinkProfile;
+  /**
+   * Host KV tier puts and gets by the engine's path when measured apart from hostLink (the CPU
+   * engine frames each layer's KV as a message to the kv-store worker, which copies it).
+   */
+  kvTransferLink?: LinkProfile;
+  /** Reading re-shard pieces from the host's copy of the checkpoint, when measured apart from hostLink. */
+  reshardHostLink?: LinkProfile;
 }
 
 /** N devices of one kind, devicesPerHost to a host. */
@@ -50,6 +64,8 @@ export interface ClusterProfile {
   intraHostLink: LinkProfile;
   /** Between hosts (network). */
   interHostLink: LinkProfile;
+  /** Re-shard weight pieces device -> device inside a host, when measured apart from intraHostLink. */
+  reshardPeerLink?: LinkProfile;
   /** Host RAM per device for the CPU KV tier, bytes. */
   hostMemoryBytesPerDevice: number;
 }

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import type { CpuKernelProfile } from './cpu-kernel-costs.ts';
 import type { ClusterProfile, DeviceProfile, LinkProfile } from './hardware.ts';
 
 /** What `seesaw profile` writes: a one-host cluster profile of this machine's device workers. */
@@ -35,6 +36,38 @@ function link(value: unknown, where: string): LinkProfile {
   };
 }
 
+function cpuKernels(value: unknown, where: string): CpuKernelProfile {
+  const v = (value ?? {}) as Record<string, unknown>;
+  const list = (field: string): number[] => {
+    const items = v[field];
+    if (!Array.isArray(items) || items.length === 0)
+      throw new ProfileFileError(`${where}.${field} must be a non-empty array of numbers`);
+    return items.map((item, i) => positive(item, `${where}.${field}[${i}]`));
+  };
+  const matmulRows = list('matmulRows');
+  const matmulSecondsPerRowParam = list('matmulSecondsPerRowParam');
+  if (matmulRows.length !== matmulSecondsPerRowParam.length)
+    throw new ProfileFileError(`${where}: matmulRows and matmulSecondsPerRowParam differ in length`);
+  if (matmulRows.some((rows, i) => i > 0 && rows <= matmulRows[i - 1]))
+    throw new ProfileFileError(`${where}.matmulRows must be ascending`);
+  return {
+    matmulRows,
+    matmulSecondsPerRowParam,
+    elementwiseSecondsPerElement: positive(
+      v.elementwiseSecondsPerElement,
+      `${where}.elementwiseSecondsPerElement`,
+    ),
+    decodeAttentionFlopsPerSecond: positive(
+      v.decodeAttentionFlopsPerSecond,
+      `${where}.decodeAttentionFlopsPerSecond`,
+    ),
+    prefillAttentionFlopsPerSecond: positive(
+      v.prefillAttentionFlopsPerSecond,
+      `${where}.prefillAttentionFlopsPerSecond`,
+    ),
+  };
+}
+
 /** Checks a parsed profile (any ClusterProfile-shaped JSON); every error names the field. */
 export function parseClusterProfile(json: unknown, source: string): ClusterProfile {
   if (typeof json !== 'object' || json === null) throw new ProfileFileError(`${source}: not a JSON object`);
@@ -58,7 +91,14 @@ export function parseClusterProfile(json: unknown, source: string): ClusterProfi
     ...(d.sampleSecondsPerLogit === undefined
       ? {}
       : { sampleSecondsPerLogit: nonNegative(d.sampleSecondsPerLogit, at('sampleSecondsPerLogit')) }),
+    ...(d.cpuKernels === undefined ? {} : { cpuKernels: cpuKernels(d.cpuKernels, at('cpuKernels')) }),
     hostLink: link(d.hostLink, at('hostLink')),
+    ...(d.kvTransferLink === undefined
+      ? {}
+      : { kvTransferLink: link(d.kvTransferLink, at('kvTransferLink')) }),
+    ...(d.reshardHostLink === undefined
+      ? {}
+      : { reshardHostLink: link(d.reshardHostLink, at('reshardHostLink')) }),
   };
   const count = (field: string): number => {
     const value = positive(p[field], `${source}: ${field}`);
@@ -72,6 +112,9 @@ export function parseClusterProfile(json: unknown, source: string): ClusterProfi
     devicesPerHost: count('devicesPerHost'),
     intraHostLink: link(p.intraHostLink, `${source}: intraHostLink`),
     interHostLink: link(p.interHostLink, `${source}: interHostLink`),
+    ...(p.reshardPeerLink === undefined
+      ? {}
+      : { reshardPeerLink: link(p.reshardPeerLink, `${source}: reshardPeerLink`) }),
     hostMemoryBytesPerDevice: positive(p.hostMemoryBytesPerDevice, `${source}: hostMemoryBytesPerDevice`),
   };
 }

@@ -4,6 +4,13 @@ import { f32ToBf16, matmul, pagedAttention, sampleRow, setNumThreads, type Weigh
 import { startWorker } from '@seesaw/protocol';
 import type { LinkProfile } from './hardware.ts';
 import type { MeasuredProfile } from './profile-file.ts';
+import {
+  type KernelTimings,
+  type KernelWorkerInput,
+  MATMUL_ROW_COUNTS,
+  QUICK_MATMUL_ROW_COUNTS,
+} from './profile-kernels-shapes.ts';
+import { measureHostWeightReads, measurePeerWeightMoves } from './profile-reshard-moves.ts';
 
 export interface ProfileOptions {
   /** Device workers on this host (default 2). */
@@ -161,6 +168,50 @@ async function measureAllReduce(quick: boolean): Promise<LinkProfile> {
 }
 
 /**
+ * The kernels at the engine's shapes in `devices` worker threads at once (each as a device
+ * worker, `threads` kernel threads). Per figure the slowest worker's: a TP step waits for its
+ * slowest rank.
+ */
+async function measureKernelsTogether(
+  devices: number,
+  threads: number,
+  quick: boolean,
+): Promise<KernelTimings> {
+  const rowCounts = [...(quick ? QUICK_MATMUL_ROW_COUNTS : MATMUL_ROW_COUNTS)];
+  const input: KernelWorkerInput = {
+    threads,
+    quick,
+    barrier: new SharedArrayBuffer(8),
+    numWorkers: devices,
+    rowCounts,
+  };
+  const entry = new URL('./profile-kernels-worker.ts', import.meta.url);
+  const results = await Promise.all(
+    Array.from(
+      { length: devices },
+      () =>
+        new Promise<KernelTimings>((resolve, reject) => {
+          const worker = startWorker(entry, { workerData: input });
+          worker.once('message', (timings: KernelTimings) => {
+            resolve(timings);
+            void worker.terminate();
+          });
+          worker.once('error', reject);
+        }),
+    ),
+  );
+  const slowest = (pick: (t: KernelTimings) => number) => Math.max(...results.map(pick));
+  const slowestRate = (pick: (t: KernelTimings) => number) => Math.min(...results.map(pick));
+  return {
+    matmulSecondsPerRowParam: rowCounts.map((_, i) => slowest((t) => t.matmulSecondsPerRowParam[i])),
+    elementwiseSecondsPerElement: slowest((t) => t.elementwiseSecondsPerElement),
+    decodeAttentionFlopsPerSecond: slowestRate((t) => t.decodeAttentionFlopsPerSecond),
+    prefillAttentionFlopsPerSecond: slowestRate((t) => t.prefillAttentionFlopsPerSecond),
+    sampleSecondsPerLogit: slowest((t) => t.sampleSecondsPerLogit),
+  };
+}
+
+/**
  * Measures this machine as a one-host cluster of `devices` CPU device workers: the real
  * kernels (@seesaw/kernels) for compute and weight streaming, the shared-memory group the
  * workers all-reduce over, and memory copies for the host tier. Efficiencies are 1 because
@@ -173,9 +224,14 @@ export async function measureProfile(options: ProfileOptions = {}): Promise<Meas
   setNumThreads(threads);
   const { flopsPerSecond, weightBytesPerSecond } = measureMatmul(quick);
   const attentionFlops = measureAttention(quick);
-  const sampleSecondsPerLogit = measureSampling();
+  const soloSampleSecondsPerLogit = measureSampling();
+  const kernels = await measureKernelsTogether(devices, threads, quick);
+  const rowCounts = [...(quick ? QUICK_MATMUL_ROW_COUNTS : MATMUL_ROW_COUNTS)];
+  const sampleSecondsPerLogit = kernels.sampleSecondsPerLogit;
   const copy = measureCopy(quick);
   const allReduce = await measureAllReduce(quick);
+  const reshardPeerLink = await measurePeerWeightMoves(quick);
+  const reshardHostLink = measureHostWeightReads(quick);
   const ram = totalmem();
   return {
     kind: 'seesaw-profile',
@@ -195,12 +251,23 @@ export async function measureProfile(options: ProfileOptions = {}): Promise<Meas
       activationReserveBytes: 0,
       stepOverheadSeconds: 1e-3,
       sampleSecondsPerLogit,
+      cpuKernels: {
+        matmulRows: rowCounts,
+        matmulSecondsPerRowParam: kernels.matmulSecondsPerRowParam,
+        elementwiseSecondsPerElement: kernels.elementwiseSecondsPerElement,
+        decodeAttentionFlopsPerSecond: kernels.decodeAttentionFlopsPerSecond,
+        prefillAttentionFlopsPerSecond: kernels.prefillAttentionFlopsPerSecond,
+      },
       // The CPU engine computes in f32 and its paged KV cache and host store hold f32.
       computeBytesPerElement: 4,
       hostLink: copy,
+      // KV puts/gets travel as framed messages to the kv-store worker: the same transport.
+      kvTransferLink: reshardPeerLink,
+      reshardHostLink,
     },
     intraHostLink: allReduce,
     interHostLink: { bytesPerSecond: 1e9, latencySeconds: 100e-6 },
+    reshardPeerLink,
     hostMemoryBytesPerDevice: options.hostMemoryBytesPerDevice ?? Math.floor(ram / 4 / devices),
     measurements: {
       threadsPerDevice: threads,
@@ -208,9 +275,21 @@ export async function measureProfile(options: ProfileOptions = {}): Promise<Meas
       weightStreamGBps: weightBytesPerSecond / 1e9,
       attentionGflops: attentionFlops / 1e9,
       sampleNanosPerLogit: sampleSecondsPerLogit * 1e9,
+      soloSampleNanosPerLogit: soloSampleSecondsPerLogit * 1e9,
+      ...Object.fromEntries(
+        rowCounts.map((rows, i) => [
+          `matmulGflopsAt${rows}Rows`,
+          2 / kernels.matmulSecondsPerRowParam[i] / 1e9,
+        ]),
+      ),
+      elementwiseNanosPerElement: kernels.elementwiseSecondsPerElement * 1e9,
+      decodeAttentionGflops: kernels.decodeAttentionFlopsPerSecond / 1e9,
+      prefillAttentionGflops: kernels.prefillAttentionFlopsPerSecond / 1e9,
       copyGBps: copy.bytesPerSecond / 1e9,
       allReduceGBps: allReduce.bytesPerSecond / 1e9,
       allReduceLatencyMicros: allReduce.latencySeconds * 1e6,
+      reshardPeerGBps: reshardPeerLink.bytesPerSecond / 1e9,
+      reshardHostReadGBps: reshardHostLink.bytesPerSecond / 1e9,
     },
   };
 }

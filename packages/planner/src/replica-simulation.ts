@@ -80,7 +80,10 @@ export function simulateReplica(input: ReplicaSimulationInput): ReplicaSimulatio
     truncated: false,
   };
   const stopAfter = input.stopAfterSeconds ?? Number.POSITIVE_INFINITY;
-  const hostRate = device.hostLink.bytesPerSecond;
+  const kvLink = device.kvTransferLink ?? device.hostLink;
+  const hostRate = kvLink.bytesPerSecond;
+  // A CPU device has no copy engine: the puts' work shares the cores with compute.
+  const isWriteBackSerial = device.cpuKernels !== undefined;
   const maxKvPerToken = (): number =>
     Math.max(...layout.stages.map((stage) => stage.kvBytesPerTokenPerDevice));
 
@@ -102,7 +105,9 @@ export function simulateReplica(input: ReplicaSimulationInput): ReplicaSimulatio
     layout.stages.forEach((stage, s) => {
       if (writeBackTokens > 0) {
         const seconds = (writeBackTokens * stage.kvBytesPerTokenPerDevice) / hostRate;
-        stageSeconds[s] = Math.max(stageSeconds[s], seconds) + seconds / stage.numLayers;
+        stageSeconds[s] = isWriteBackSerial
+          ? stageSeconds[s] + seconds
+          : Math.max(stageSeconds[s], seconds) + seconds / stage.numLayers;
       }
       if (swapTokens > 0) stageSeconds[s] += (swapTokens * stage.kvBytesPerTokenPerDevice) / hostRate;
     });
@@ -119,7 +124,7 @@ export function simulateReplica(input: ReplicaSimulationInput): ReplicaSimulatio
     // Prefetches queue on the host link (each device pulls its share at once).
     for (const swap of batch.prefetches ?? []) {
       const begin = Math.max(now, hostLinkFree);
-      hostLinkFree = begin + device.hostLink.latencySeconds + (swap.numTokens * maxKvPerToken()) / hostRate;
+      hostLinkFree = begin + kvLink.latencySeconds + (swap.numTokens * maxKvPerToken()) / hostRate;
       prefetchDone.set(swap.seqId, hostLinkFree);
       trace?.push({
         track: `${track} kv`,

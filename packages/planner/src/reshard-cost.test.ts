@@ -85,4 +85,23 @@ describe('re-shard cost estimate', () => {
     const auto = estimate(config, { dp: 1, tp: 1, pp: 8 }, { dp: 1, tp: 8, pp: 1 }, 'auto');
     expect(auto.seconds).toBeLessThanOrEqual(host.seconds);
   });
+
+  it('uses the measured re-shard links of a profile over the all-reduce and KV links when given', () => {
+    const costs = modelCosts(modelPreset('llama-2-7b'));
+    const peer = { bytesPerSecond: 1e9, latencySeconds: 0 };
+    const hostRead = { bytesPerSecond: 2e9, latencySeconds: 0 };
+    const measured = {
+      ...clusterPreset('2xA10'),
+      reshardPeerLink: peer,
+      device: { ...clusterPreset('2xA10').device, reshardHostLink: hostRead },
+    };
+    const from = replicaLayout(costs, measured, { dp: 1, tp: 1, pp: 2 }, 0);
+    const to = replicaLayout(costs, measured, { dp: 1, tp: 2, pp: 1 }, 0);
+    const p2p = estimateReshard(costs, measured, from, to, 'p2p');
+    const host = estimateReshard(costs, measured, from, to, 'host');
+    // Host: the slowest device's incoming bytes at the host-read rate; p2p moves at least as many at half the rate.
+    expect(p2p.seconds).toBeGreaterThanOrEqual(host.seconds * 2 * 0.999);
+    expect(host.seconds).toBeCloseTo((host.bytesMoved / 2) * (1 / 2e9), 1);
+    expect(estimateReshard(costs, measured, from, to, 'auto').seconds).toBeCloseTo(host.seconds, 9);
+  });
 });

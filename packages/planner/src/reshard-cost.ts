@@ -92,8 +92,9 @@ export function estimateReshard(
       return sum + splitOverlapBytes(costs, p, q) + embedding;
     }, 0),
   );
-  const p2pLink = from.hosts.length > 1 ? cluster.interHostLink : cluster.intraHostLink;
-  const hostLink = cluster.device.hostLink;
+  const p2pLink =
+    from.hosts.length > 1 ? cluster.interHostLink : (cluster.reshardPeerLink ?? cluster.intraHostLink);
+  const hostLink = cluster.device.reshardHostLink ?? cluster.device.hostLink;
   let seconds = 0;
   let bytesMoved = 0;
   let bytesFromHost = 0;

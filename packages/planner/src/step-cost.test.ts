@@ -130,4 +130,36 @@ describe('step cost model', () => {
     expect(t4p2.hosts).toEqual([0, 1]);
     expect(DEVICE_PRESETS.A10.memoryBytes).toBe(24 * 1024 ** 3);
   });
+
+  it('on a measured CPU profile: the kernels summed plus the all-reduces; decode queries at the decode attention rate', () => {
+    const cpu: DeviceProfile = {
+      ...DEVICE_PRESETS.A10,
+      cpuKernels: {
+        matmulRows: [1, 16, 256],
+        matmulSecondsPerRowParam: [4e-10, 5e-11, 2e-11],
+        elementwiseSecondsPerElement: 4e-10,
+        decodeAttentionFlopsPerSecond: 1e10,
+        prefillAttentionFlopsPerSecond: 3e10,
+      },
+    };
+    const small = modelCosts(modelPreset('llama-2-7b'), 2, 4);
+    const link: LinkProfile = { bytesPerSecond: 3e9, latencySeconds: 6e-5 };
+    const decode = batchShapeOf(batchOf(Array.from({ length: 16 }, () => ({ start: 99, n: 1 }))));
+    expect(decode.decodeAttentionPairs).toBe(16 * 100);
+    const prefill = batchShapeOf(batchOf([{ start: 0, n: 16 }]));
+    expect(prefill.decodeAttentionPairs).toBe(0);
+    const cfg = small.config;
+    const allReduce = (tokens: number) =>
+      2 * (6e-5 + 0.5 * ((2 * tokens * cfg.hiddenSize * 4) / 2 / 3e9) * 2);
+    const attentionFlops = (pairs: number) => (4 * cfg.numHeads * cfg.headDim * pairs) / 2;
+    // Same rows and weights; only the attention differs: 1600 decode pairs vs 136 prefill pairs.
+    const difference = layerSeconds(small, cpu, 2, link, decode) - layerSeconds(small, cpu, 2, link, prefill);
+    const want = attentionFlops(1600) / 1e10 - attentionFlops(136) / 3e10;
+    expect(Math.abs(difference / want - 1)).toBeLessThan(1e-9);
+    const compute = layerSeconds(small, cpu, 2, link, decode) - allReduce(16);
+    expect(compute).toBeGreaterThan(0);
+    expect(layerSeconds(small, cpu, 1, link, decode)).toBeGreaterThan(
+      layerSeconds(small, cpu, 2, link, decode),
+    );
+  });
 });

@@ -1,4 +1,5 @@
 import type { StepBatch } from '@seesaw/protocol';
+import { cpuLayerComputeSeconds, matmulSeconds } from './cpu-kernel-costs.ts';
 import type { DeviceProfile, LinkProfile } from './hardware.ts';
 import type { ModelCosts } from './model-costs.ts';
 import type { ReplicaLayout, StageLayout } from './replica-layout.ts';
@@ -13,6 +14,8 @@ export interface BatchShape {
   attentionPairs: number;
   /** KV positions read: sum over sequences of start + n. */
   contextTokens: number;
+  /** The part of attentionPairs from sequences with one new token (decode); absent: 0. */
+  decodeAttentionPairs?: number;
 }
 
 export function batchShapeOf(batch: StepBatch): BatchShape {
@@ -20,14 +23,16 @@ export function batchShapeOf(batch: StepBatch): BatchShape {
   let numSampled = 0;
   let attentionPairs = 0;
   let contextTokens = 0;
+  let decodeAttentionPairs = 0;
   for (const seq of batch.seqs) {
     const n = seq.tokenIds.length;
     numTokens += n;
     if (seq.isSampled) numSampled++;
     attentionPairs += n * (seq.startPos + (n + 1) / 2);
     contextTokens += seq.startPos + n;
+    if (n === 1) decodeAttentionPairs += seq.startPos + 1;
   }
-  return { numTokens, numSampled, attentionPairs, contextTokens };
+  return { numTokens, numSampled, attentionPairs, contextTokens, decodeAttentionPairs };
 }
 
 /** Ring all-reduce of `bytes` over n devices: 2(n-1)/n of the data crosses each link, plus a fixed cost. */
@@ -53,6 +58,19 @@ export function layerSeconds(
   shape: BatchShape,
 ): number {
   const { config, dtypeBytes } = costs;
+  const allReduce = 2 * allReduceSeconds(shape.numTokens * config.hiddenSize * costs.computeBytes, tp, link);
+  if (device.cpuKernels) {
+    const decodePairs = shape.decodeAttentionPairs ?? 0;
+    const compute = cpuLayerComputeSeconds(
+      device.cpuKernels,
+      costs,
+      tp,
+      shape.numTokens,
+      decodePairs,
+      shape.attentionPairs - decodePairs,
+    );
+    return compute + allReduce;
+  }
   const memoryRate = device.memoryBytesPerSecond * device.memoryEfficiency;
   const weights = (costs.layerParams * dtypeBytes) / tp / memoryRate;
   const linear =
@@ -67,7 +85,6 @@ export function layerSeconds(
   // QK^T and PV: 2 FLOPs per multiply-add each, per head and head dim.
   const attentionFlops = (4 * config.numHeads * d * shape.attentionPairs) / tp;
   const attention = attentionFlops / (device.matmulFlopsPerSecond * device.attentionEfficiency);
-  const allReduce = 2 * allReduceSeconds(shape.numTokens * config.hiddenSize * costs.computeBytes, tp, link);
   return Math.max(weights, linear) + Math.max(kv, attention) + allReduce;
 }
 
@@ -81,14 +98,18 @@ function headSeconds(
 ): number {
   if (shape.numSampled === 0) return 0;
   const { vocabSize, hiddenSize } = costs.config;
+  const gather = tp > 1 ? allReduceSeconds((shape.numSampled * vocabSize * 4) / 2, tp, link) : 0;
+  const sampling = shape.numSampled * vocabSize * (device.sampleSecondsPerLogit ?? 0);
+  if (device.cpuKernels) {
+    const matmul = matmulSeconds(device.cpuKernels, shape.numSampled, (vocabSize * hiddenSize) / tp);
+    return matmul + gather + sampling;
+  }
   const weights =
     (vocabSize * hiddenSize * costs.dtypeBytes) /
     tp /
     (device.memoryBytesPerSecond * device.memoryEfficiency);
   const flops = (2 * shape.numSampled * vocabSize * hiddenSize) / tp;
   const compute = flops / (device.matmulFlopsPerSecond * device.matmulEfficiency);
-  const gather = tp > 1 ? allReduceSeconds((shape.numSampled * vocabSize * 4) / 2, tp, link) : 0;
-  const sampling = shape.numSampled * vocabSize * (device.sampleSecondsPerLogit ?? 0);
   return Math.max(weights, compute) + gather + sampling;
 }
 

@@ -137,6 +137,14 @@ export class PhasedReplicaDevice implements PhasedDevice {
     return this.numBlocks;
   }
 
+  /** Each device's place in the current layout, 'stage s tp r' (for the trace's device tracks). */
+  get deviceRoles(): string[] {
+    const roles: string[] = [];
+    for (const rank of deviceRanks(this.parallel))
+      roles[rank.device] = `stage ${rank.ppStage} tp ${rank.tpRank}`;
+    return roles;
+  }
+
   /** Pipeline depth of the current layout: how many steps may usefully be in flight. */
   get maxInFlight(): number {
     return this.parallel.pp;

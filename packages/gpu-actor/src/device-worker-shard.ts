@@ -1,0 +1,222 @@
+/**
+ * The shard a device worker serves, and loading its first one: the shard is sized from the
+ * checkpoint header alone (weights, then the KV cache that fits beside them) before any link is
+ * opened or weight read, so a device too small fails fast; then the TP group is joined, both
+ * layouts' links and the kv-store link are opened, and the stage's weights are loaded.
+ */
+import type { MessagePort } from 'node:worker_threads';
+import { Checkpoint, type ShardPosition, type ShardSpec, shardSpec } from '@seesaw/model';
+import {
+  type DeviceToKvStore,
+  type KvStoreToDevice,
+  type LoadShard,
+  parseParallelism,
+  type Ready,
+} from '@seesaw/protocol';
+import { CpuDevice } from './cpu-device.ts';
+import { DetachableLink } from './detachable-link.ts';
+import { type KvStoreLinkEndpoint, KvStoreSwapper, openKvStoreLink } from './device-kv-store-swap.ts';
+import {
+  DEFAULT_GROUP_TIMEOUT_MS,
+  type DeviceWorkerData,
+  type DeviceWorkerLinks,
+} from './device-worker-data.ts';
+import { DeviceLayouts } from './device-worker-layouts.ts';
+import {
+  type ActivationInbox,
+  type LinkEndpoint,
+  type OpenedLinks,
+  openPeerGroup,
+} from './device-worker-links.ts';
+import { DeviceOutOfMemoryError, kvCacheBudget, shardWeightBytes } from './device-worker-memory.ts';
+import type { SwitchedShard } from './device-worker-reshard.ts';
+import { HeldWeights } from './held-weights.ts';
+import { loadModelWeights, type ModelWeights } from './model-weights.ts';
+import { PagedKvCache } from './paged-kv-cache.ts';
+import { SharedMemoryGroup } from './shared-memory-group.ts';
+import type { TensorParallelGroup } from './tensor-parallel-group.ts';
+
+export interface LoadedShard {
+  device: CpuDevice;
+  spec: ShardSpec;
+  links: OpenedLinks;
+  inbox: ActivationInbox | undefined;
+  /** Swaps to the host's kv-store; absent without a host KV tier. */
+  swapper: KvStoreSwapper | undefined;
+  /** The forward pass's weights and the raw checkpoint slices they were made of (re-sharding, digests). */
+  weights: ModelWeights;
+  held: HeldWeights;
+  /** Which layout this shard is (0 prefill, 1 decode; 0 for a device that never re-shards). */
+  layout: number;
+  /** The swapper's view of the kv-store link, detached when a re-shard retires the swapper. */
+  kvStoreView: DetachableLink<DeviceToKvStore, KvStoreToDevice> | undefined;
+}
+
+/** A first shard and what re-sharding it later needs. */
+export interface OpenedShard {
+  shard: LoadedShard;
+  /** Both layouts' links and groups. */
+  layouts: DeviceLayouts;
+  kvStoreLink: KvStoreLinkEndpoint | undefined;
+  ready: Ready;
+}
+
+/** What loading takes from the worker besides the loadShard message. */
+export interface ShardLoadContext {
+  data: DeviceWorkerData;
+  /** The ports the coordinator posts after spawning the worker (receiveLinks). */
+  linksArrived: Promise<DeviceWorkerLinks['seesawLinks']>;
+  /** Where the links of a TP group spanning hosts are pushed as they open (closed on stop). */
+  tpLinks: LinkEndpoint[];
+  log(line: string): void;
+}
+
+/** Loads the shard `load` names: layout 0's links, its TP group, its weights and device. */
+export async function loadShard(load: LoadShard, ctx: ShardLoadContext): Promise<OpenedShard> {
+  const [, tp, pp] = parseParallelism(load.parallelism);
+  const position: ShardPosition = { tp, tpRank: load.tpRank, pp, ppStage: load.ppStage };
+  const plan = planMemory(load, position);
+  const ports = await ctx.linksArrived;
+  const group = tp > 1 ? joinGroup(ctx, tp, load.tpRank, ports.tpPeers) : undefined;
+  const linkOptions = { deviceName: ctx.data.deviceName, token: ctx.data.token };
+  const [layouts, kvStoreLink] = await Promise.all([
+    DeviceLayouts.open(ports, ctx.data, {
+      ...linkOptions,
+      hiddenSize: plan.hiddenSize,
+      log: (line) => ctx.log(line),
+    }),
+    ports.kvStore ? openKvStoreLink(ports.kvStore, linkOptions) : undefined,
+  ]);
+  layouts.setGroup(0, group);
+  const { links, inbox } = layouts.links(0);
+  if (!plan.spec.isFirstStage && !links.previous)
+    throw new Error(`stage ${load.ppStage} has no link to the previous stage`);
+  if (!plan.spec.isLastStage && !links.next)
+    throw new Error(`stage ${load.ppStage} has no link to the next stage`);
+  const held = new HeldWeights();
+  const checkpoint = Checkpoint.open(load.modelDir);
+  let device: CpuDevice;
+  let weights: ModelWeights;
+  try {
+    weights = loadModelWeights(checkpoint, plan.spec, held);
+    device = CpuDevice.fromWeights(checkpoint.config, weights, {
+      numThreads: load.numThreads,
+      kvCacheBytes: plan.kvCacheBytes,
+      blockSize: load.blockSize,
+      group,
+    });
+  } finally {
+    checkpoint.close();
+  }
+  const kv = kvStoreLink ? kvStoreSwapperOver(kvStoreLink, device, plan.spec) : undefined;
+  const shard: LoadedShard = {
+    device,
+    spec: plan.spec,
+    links,
+    inbox,
+    swapper: kv?.swapper,
+    kvStoreView: kv?.view,
+    weights,
+    held,
+    layout: 0,
+  };
+  const ready: Ready = {
+    tag: 'ready',
+    numKvBlocks: device.numKvBlocks,
+    weightBytes: device.weightBytes,
+    kvCacheBytes: device.kvCacheBytes,
+  };
+  if (load.isWeightDigestReturned) ready.weightDigest = held.digest();
+  return { shard, layouts, kvStoreLink, ready };
+}
+
+/** The shard a re-shard switched to, with a fresh swapper over the same kv-store link. */
+export function switchedShard(
+  next: SwitchedShard,
+  kvStoreLink: KvStoreLinkEndpoint | undefined,
+): LoadedShard {
+  const kv = kvStoreLink ? kvStoreSwapperOver(kvStoreLink, next.device, next.spec) : undefined;
+  return {
+    device: next.device,
+    spec: next.spec,
+    links: next.links.links,
+    inbox: next.links.inbox,
+    swapper: kv?.swapper,
+    kvStoreView: kv?.view,
+    weights: next.weights,
+    held: next.held,
+    layout: next.layout,
+  };
+}
+
+/**
+ * A swapper for `device`'s cache (its layers x KV heads) over a detachable view of the device's
+ * one kv-store link. KvStoreSwapper only uses the Endpoint methods of its link, which the view has.
+ */
+function kvStoreSwapperOver(link: KvStoreLinkEndpoint, device: CpuDevice, spec: ShardSpec) {
+  const view = new DetachableLink<DeviceToKvStore, KvStoreToDevice>(link);
+  const swapper = new KvStoreSwapper(
+    view as unknown as KvStoreLinkEndpoint,
+    device.kvCache,
+    spec.layers,
+    spec.kvHeads,
+  );
+  return { swapper, view };
+}
+
+/** Sizes the shard from the checkpoint header alone: weights, then the KV cache that fits beside them. */
+function planMemory(load: LoadShard, position: ShardPosition) {
+  const checkpoint = Checkpoint.open(load.modelDir);
+  try {
+    const config = checkpoint.config;
+    const spec = shardSpec(config, position);
+    if (spec.layers.start !== load.layers.start || spec.layers.end !== load.layers.end) {
+      throw new Error(
+        `loadShard layers [${load.layers.start}, ${load.layers.end}) differ from this stage's ` +
+          `[${spec.layers.start}, ${spec.layers.end})`,
+      );
+    }
+    const weightBytes = shardWeightBytes(checkpoint, spec);
+    const kvCacheBytes = kvCacheBudget(load.deviceMemoryBytes, weightBytes);
+    const cacheConfig = {
+      ...config,
+      numLayers: spec.layers.end - spec.layers.start,
+      numKvHeads: spec.kvHeads.end - spec.kvHeads.start,
+    };
+    const bytesPerBlock = PagedKvCache.bytesPerBlock(cacheConfig, load.blockSize);
+    if (kvCacheBytes < bytesPerBlock) {
+      throw new DeviceOutOfMemoryError(
+        `after ${weightBytes} bytes of weights, ${kvCacheBytes} of ${load.deviceMemoryBytes} bytes ` +
+          `leave no room for one KV block of ${bytesPerBlock} bytes`,
+      );
+    }
+    return { spec, weightBytes, kvCacheBytes, hiddenSize: config.hiddenSize };
+  } finally {
+    checkpoint.close();
+  }
+}
+
+/**
+ * Joins the TP group: over message links when it spans hosts (the coordinator sent tpPeers),
+ * else over the shared-memory group described in workerData.
+ */
+function joinGroup(
+  ctx: ShardLoadContext,
+  tp: number,
+  tpRank: number,
+  tpPeers: Array<MessagePort | undefined> | undefined,
+): TensorParallelGroup {
+  if (tpPeers) {
+    const { group, endpoints } = openPeerGroup(tp, tpRank, tpPeers, ctx.data.deviceName);
+    ctx.tpLinks.push(...endpoints);
+    return group;
+  }
+  const descriptor = ctx.data.group;
+  if (!descriptor) throw new Error(`TP ${tp} needs a group descriptor in workerData`);
+  if (descriptor.size !== tp || descriptor.rank !== tpRank) {
+    throw new Error(
+      `group descriptor is rank ${descriptor.rank} of ${descriptor.size}, expected ${tpRank} of ${tp}`,
+    );
+  }
+  return new SharedMemoryGroup(descriptor, ctx.data.groupTimeoutMs ?? DEFAULT_GROUP_TIMEOUT_MS);
+}

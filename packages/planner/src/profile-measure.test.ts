@@ -1,0 +1,22 @@
+import { describe, expect, it } from 'vitest';
+import { parseClusterProfile } from './profile-file.ts';
+import { measureProfile } from './profile-measure.ts';
+
+describe('seesaw profile (quick)', () => {
+  it('measures every rate the CPU cost model reads, as a profile file that reads back', async () => {
+    const profile = await measureProfile({ devices: 2, threadsPerDevice: 1, quick: true });
+    const kernels = profile.device.cpuKernels;
+    expect(kernels).toBeDefined();
+    if (kernels === undefined) return;
+    expect(kernels.matmulRows.length).toBe(kernels.matmulSecondsPerRowParam.length);
+    // Many rows amortise the weight streaming: the per-row cost falls several-fold.
+    const perRow = kernels.matmulSecondsPerRowParam;
+    expect(perRow[perRow.length - 1]).toBeLessThan(perRow[0] / 3);
+    expect(profile.reshardPeerLink?.bytesPerSecond).toBeGreaterThan(1e7);
+    expect(profile.device.reshardHostLink?.bytesPerSecond).toBeGreaterThan(1e7);
+    expect(profile.device.kvTransferLink).toEqual(profile.reshardPeerLink);
+    const read = parseClusterProfile(JSON.parse(JSON.stringify(profile)), 'profile.json');
+    expect(read.device.cpuKernels).toEqual(kernels);
+    expect(read.reshardPeerLink).toEqual(profile.reshardPeerLink);
+  }, 60_000);
+});
