@@ -11,7 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { basename, resolve } from 'node:path';
-import { LocalCluster, SeesawClusterEngine } from '@seesaw/coordinator';
+import { LocalCluster, measureReshardLinkRates, SeesawClusterEngine } from '@seesaw/coordinator';
 import { Checkpoint, formatParallelConfig } from '@seesaw/model';
 import { formatByteSize } from './byte-size.ts';
 import type { EngineSession, EngineSettings, SessionFigures } from './engine-session.ts';
@@ -39,12 +39,23 @@ export async function openSeesawSession(
       `seesaw: host KV tier ${formatByteSize(hostKvBytes)} (25% of free RAM, at most 4 GiB; set --host-kv-memory)`,
     );
   }
+  // 'auto' picks each weight piece's source from the link rates: this machine's, measured now
+  // (about 0.2 s), not defaults that may be off by 5x either way.
+  const reshardRates = seesaw.reshardRoute === 'auto' ? await measureReshardLinkRates(modelDir) : undefined;
+  if (reshardRates) {
+    const gbps = (bytesPerSecond: number) => (bytesPerSecond / 1e9).toFixed(2);
+    log(
+      `seesaw: re-shard links measured: peer-to-peer ${gbps(reshardRates.p2pBytesPerSecond)} GB/s, ` +
+        `host ${gbps(reshardRates.hostBytesPerSecond)} GB/s`,
+    );
+  }
   const cluster = await LocalCluster.start({
     workerUrl: deviceWorkerUrl(),
     modelDir,
     parallel: seesaw.prefill,
     decodeParallel: seesaw.decode,
     reshardRoute: seesaw.reshardRoute,
+    reshardRates,
     numThreadsPerDevice,
     deviceMemoryBytes,
     token: randomBytes(24).toString('base64url'),

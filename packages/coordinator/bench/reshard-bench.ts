@@ -19,6 +19,7 @@ import {
   createReshardPlanner,
   formatBytes,
   LocalCluster,
+  measureReshardLinkRates,
   type PhasedReshardStats,
 } from '@seesaw/coordinator';
 import { createDeviceWorkerGroup, deviceWorkerUrl } from '@seesaw/gpu-actor';
@@ -29,7 +30,6 @@ import {
   type ReshardLinkRates,
   type ReshardRoute,
 } from '@seesaw/model';
-import { spawnWorkerEndpoint } from '@seesaw/protocol';
 
 const LINK_BYTES = 64 << 20;
 const LINK_REPEATS = 5;
@@ -57,59 +57,6 @@ interface DirectionRow {
 function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   return (sorted[(sorted.length - 1) >> 1] + sorted[sorted.length >> 1]) / 2;
-}
-
-async function timedMedianMs(run: () => Promise<void> | void): Promise<number> {
-  await run();
-  const times: number[] = [];
-  for (let i = 0; i < LINK_REPEATS; i++) {
-    const start = performance.now();
-    await run();
-    times.push(performance.now() - start);
-  }
-  return median(times);
-}
-
-/** Bytes/s of one 64 MiB weight piece posted to another thread and acknowledged. */
-async function measureP2p(): Promise<number> {
-  const sink = new URL('./reshard-bench-sink.ts', import.meta.url);
-  const { worker, endpoint } = spawnWorkerEndpoint(sink, { name: 'reshard bench sender', log: () => {} });
-  const data = new Uint8Array(LINK_BYTES);
-  let acked = () => {};
-  endpoint.onMessage(() => acked());
-  const piece = { tag: 'weightSlice', reshardId: 1, name: 'bench', axis: 'rows', start: 0, end: 1 } as const;
-  const ms = await timedMedianMs(() => {
-    // The ack arrives as a later port event, so it is awaited from here on.
-    endpoint.post(piece, [{ dtype: 'u8', shape: [LINK_BYTES], data }]);
-    return new Promise<void>((resolve) => {
-      acked = resolve;
-    });
-  });
-  endpoint.close();
-  await worker.terminate();
-  return LINK_BYTES / (ms / 1000);
-}
-
-/** Bytes/s of positional checkpoint reads of its largest tensors, 64 MiB in all at most. */
-async function measureHost(modelDir: string): Promise<number> {
-  const checkpoint = Checkpoint.open(modelDir);
-  try {
-    const sizeOf = (name: string) => checkpoint.info(name).byteLength;
-    const reads: Array<{ name: string; bytes: number }> = [];
-    let total = 0;
-    for (const name of checkpoint.names().sort((a, b) => sizeOf(b) - sizeOf(a))) {
-      const bytes = Math.min(sizeOf(name), LINK_BYTES - total);
-      if (bytes > 0) reads.push({ name, bytes });
-      total += bytes;
-    }
-    const dest = new Uint8Array(LINK_BYTES);
-    const ms = await timedMedianMs(() => {
-      for (const { name, bytes } of reads) checkpoint.readBytes(name, dest, 0, bytes);
-    });
-    return total / (ms / 1000);
-  } finally {
-    checkpoint.close();
-  }
 }
 
 /** One cluster: a warm-up round trip, then `rounds` timed ones; a row per direction. */
@@ -218,10 +165,10 @@ async function main(): Promise<void> {
       process.stderr.write(`generating the small bf16 model in ${tempDir}\n`);
       await generateCheckpoint({ shape: 'small', seed: 0, dtype: 'bf16', outDir: tempDir });
     }
-    const measured: ReshardLinkRates = {
-      p2pBytesPerSecond: await measureP2p(),
-      hostBytesPerSecond: await measureHost(modelDir),
-    };
+    const measured = await measureReshardLinkRates(modelDir, {
+      numBytes: LINK_BYTES,
+      numRepeats: LINK_REPEATS,
+    });
     const rates: ReshardLinkRates = {
       p2pBytesPerSecond: gbpsFlag(values['p2p-gbps']) ?? measured.p2pBytesPerSecond,
       hostBytesPerSecond: gbpsFlag(values['host-gbps']) ?? measured.hostBytesPerSecond,

@@ -4,8 +4,8 @@ import { applyStepResult } from './apply-step-result.ts';
 import { BlockAllocator } from './block-allocator.ts';
 import { HostKvTier, type PreemptionSettings, preemptionModeOf } from './host-kv-tier.ts';
 import type { PreemptionMode } from './preemption-policy.ts';
-import { type EngineRequest, type RequestOutput, RequestRejectedError } from './request.ts';
-import { sequenceOfRequest } from './request-sequence.ts';
+import type { EngineRequest, RequestOutput } from './request.ts';
+import { RequestIntake } from './request-sequence.ts';
 import { validateRequest } from './request-validation.ts';
 import { randomSeed } from './sampling-params.ts';
 import { emptyCounters, type SchedulerCounters } from './scheduler-counters.ts';
@@ -73,18 +73,15 @@ export class Scheduler implements StepScheduler {
   /** Host KV tier accounting and swap policy (null without a host tier). */
   readonly hostTier: HostKvTier | null;
 
-  private readonly eosTokenIds: readonly number[];
-  private readonly nextRandomSeed: () => number;
+  private readonly intake: RequestIntake;
   /** Front = next to admit. */
   private waiting: Sequence[] = [];
   /** Admission order: the last one is the first to be preempted. */
   private running: Sequence[] = [];
-  private readonly requestIds = new Set<string>();
   private readonly seqsById = new Map<number, Sequence>();
   /** Finished sequences the device has not been told to release yet. */
   private pendingReleasedSeqIds: number[] = [];
   private inFlightPlan: StepPlan | null = null;
-  private nextSeqId = 0;
   private nextStepId = 0;
 
   constructor(config: SchedulerConfig) {
@@ -101,8 +98,7 @@ export class Scheduler implements StepScheduler {
     }
     this.numWatermarkBlocks = Math.floor(config.watermark * numKvBlocks);
     this.allocator = new BlockAllocator(numKvBlocks);
-    this.eosTokenIds = [...config.eosTokenIds];
-    this.nextRandomSeed = config.randomSeed ?? randomSeed;
+    this.intake = new RequestIntake([...config.eosTokenIds], config.randomSeed ?? randomSeed);
 
     this.preemptionMode = preemptionModeOf(config);
     this.hostTier = config.hostKv
@@ -148,19 +144,8 @@ export class Scheduler implements StepScheduler {
   /** Queues a request at the back of the waiting queue; throws RequestRejectedError if it can never run. */
   addRequest(request: EngineRequest, arrivalMs: number): void {
     validateRequest(request, this.maxModelLen, this.allocator.numBlocks * this.blockSize);
-    if (this.requestIds.has(request.requestId)) {
-      throw new RequestRejectedError(
-        `request ${JSON.stringify(request.requestId)} rejected: duplicate requestId`,
-      );
-    }
-    const seq = sequenceOfRequest(
-      request,
-      this.nextSeqId++,
-      this.eosTokenIds,
-      this.nextRandomSeed,
-      arrivalMs,
-    );
-    this.requestIds.add(request.requestId);
+    this.intake.rejectDuplicate(request);
+    const seq = this.intake.admit(request, arrivalMs);
     this.seqsById.set(seq.seqId, seq);
     this.waiting.push(seq);
   }

@@ -1,5 +1,6 @@
+import { InFlightSteps } from './in-flight-steps.ts';
+import { LeastLoadedPlacement, withResolvedSeed } from './least-loaded-placement.ts';
 import type { EngineRequest, RequestOutput } from './request.ts';
-import { randomSeed } from './sampling-params.ts';
 import {
   type PhasedDevice,
   SeesawEngine,
@@ -10,19 +11,17 @@ import {
 /** hostKv is each replica's share of the host tier, slot ids local to the replica (its device maps them). */
 export type SeesawClusterEngineOptions = Omit<SeesawEngineOptions, 'replicaIndex'>;
 
-type Settled = { index: number; outputs: RequestOutput[] } | { index: number; error: Error };
-
 /**
  * Seesaw over DP replicas: one SeesawEngine per replica (trace tracks 'replica N'), each
  * switching phase on its own. A request is placed when added, on the replica with the fewest
  * outstanding tokens (prompt + max output of its unfinished requests; ties to the lowest index),
- * as ClusterEngine.place does. A failure of any replica stops the run (no replica recovery).
+ * by the LeastLoadedPlacement ClusterEngine uses too. A failure of any replica stops the run (no replica recovery).
  */
 export class SeesawClusterEngine {
   readonly engines: SeesawEngine[];
-  private readonly outstandingTokens: number[];
-  private readonly placements = new Map<string, { engine: number; tokens: number }>();
-  private readonly inFlight = new Map<number, Promise<Settled>>();
+  private readonly placement: LeastLoadedPlacement;
+  private readonly engineIndexes: readonly number[];
+  private readonly inFlight = new InFlightSteps();
   private failureError: Error | undefined;
 
   constructor(replicas: readonly PhasedDevice[], options: SeesawClusterEngineOptions) {
@@ -30,7 +29,8 @@ export class SeesawClusterEngine {
     this.engines = replicas.map(
       (replica, index) => new SeesawEngine(replica, { ...options, replicaIndex: index }),
     );
-    this.outstandingTokens = this.engines.map(() => 0);
+    this.placement = new LeastLoadedPlacement(this.engines.length);
+    this.engineIndexes = this.engines.map((_, index) => index);
   }
 
   /** The smallest length cap of the replicas. */
@@ -42,17 +42,8 @@ export class SeesawClusterEngine {
   addRequest(request: EngineRequest): void {
     if (this.failureError) throw this.failureError;
     // One seed for the request wherever it runs.
-    const resolved =
-      request.sampling.seed === null
-        ? { ...request, sampling: { ...request.sampling, seed: randomSeed() } }
-        : request;
-    let engine = 0;
-    for (let i = 1; i < this.engines.length; i++)
-      if (this.outstandingTokens[i] < this.outstandingTokens[engine]) engine = i;
-    this.engines[engine].addRequest(resolved);
-    const tokens = resolved.promptTokenIds.length + resolved.sampling.maxTokens;
-    this.placements.set(resolved.requestId, { engine, tokens });
-    this.outstandingTokens[engine] += tokens;
+    const resolved = withResolvedSeed(request);
+    this.placement.place(resolved, this.engineIndexes, (engine) => this.engines[engine].addRequest(resolved));
   }
 
   hasUnfinishedRequests(): boolean {
@@ -62,32 +53,14 @@ export class SeesawClusterEngine {
   /** Starts a step on every idle replica with work, waits for the first to finish, returns its finished requests. */
   async step(): Promise<RequestOutput[]> {
     if (this.failureError) throw this.failureError;
-    this.engines.forEach((engine, index) => {
-      if (this.inFlight.has(index) || !engine.hasUnfinishedRequests()) return;
-      this.inFlight.set(
-        index,
-        engine.step().then(
-          (outputs): Settled => ({ index, outputs }),
-          (error: unknown): Settled => ({
-            index,
-            error: error instanceof Error ? error : new Error(String(error)),
-          }),
-        ),
-      );
-    });
+    this.engines.forEach((engine, index) => this.inFlight.startIfIdle(index, engine));
     if (this.inFlight.size === 0) return [];
-    const settled = await Promise.race(this.inFlight.values());
-    this.inFlight.delete(settled.index);
+    const settled = await this.inFlight.next();
     if ('error' in settled) {
       this.failureError = settled.error;
       throw settled.error;
     }
-    for (const output of settled.outputs) {
-      const placement = this.placements.get(output.requestId);
-      if (!placement) continue;
-      this.placements.delete(output.requestId);
-      this.outstandingTokens[placement.engine] -= placement.tokens;
-    }
+    this.placement.release(settled.outputs);
     return settled.outputs;
   }
 

@@ -3,8 +3,8 @@ import type { StepResult } from '@seesaw/protocol';
 import { applyStepResult } from './apply-step-result.ts';
 import { BlockAllocator } from './block-allocator.ts';
 import { HostKvTier } from './host-kv-tier.ts';
-import { type EngineRequest, type RequestOutput, RequestRejectedError } from './request.ts';
-import { sequenceOfRequest } from './request-sequence.ts';
+import type { EngineRequest, RequestOutput } from './request.ts';
+import { RequestIntake, rejectRequest } from './request-sequence.ts';
 import { validateRequest } from './request-validation.ts';
 import { randomSeed } from './sampling-params.ts';
 import { countStepTransfers, emptyCounters, type SchedulerCounters } from './scheduler-counters.ts';
@@ -75,8 +75,7 @@ export class SeesawScheduler implements StepScheduler {
   private readonly defaultMaxInFlight: number;
   /** Token capacity of each layout's device cache, once known. */
   private readonly capacityTokens: Partial<Record<Phase, number>> = {};
-  private readonly eosTokenIds: readonly number[];
-  private readonly nextRandomSeed: () => number;
+  private readonly intake: RequestIntake;
 
   /** Not started (or preempted by recompute): front = next to admit. */
   private readonly waiting: Sequence[] = [];
@@ -93,10 +92,8 @@ export class SeesawScheduler implements StepScheduler {
   /** Sequences in a step in flight (rows or prefetches). */
   private readonly busy = new Set<number>();
   private readonly inFlight = new Map<number, StepPlan>();
-  private readonly requestIds = new Set<string>();
   private readonly seqsById = new Map<number, Sequence>();
   private pendingReleasedSeqIds: number[] = [];
-  private nextSeqId = 0;
   private nextStepId = 0;
 
   constructor(config: SeesawSchedulerConfig) {
@@ -124,8 +121,7 @@ export class SeesawScheduler implements StepScheduler {
     if (!config.hostKv) throw new RangeError('the seesaw scheduler needs a host KV tier (hostKv)');
     // 'swap': a preempted decode sequence goes to the host whenever there is room.
     this.hostTier = new HostKvTier(config.hostKv, this.blockSize, 'swap', { hostKv: config.hostKv });
-    this.eosTokenIds = [...config.eosTokenIds];
-    this.nextRandomSeed = config.randomSeed ?? randomSeed;
+    this.intake = new RequestIntake([...config.eosTokenIds], config.randomSeed ?? randomSeed);
   }
 
   get phase(): Phase {
@@ -193,10 +189,7 @@ export class SeesawScheduler implements StepScheduler {
    */
   addRequest(request: EngineRequest, arrivalMs: number): void {
     validateRequest(request, this.maxModelLen, this.capacityTokens.prefill!);
-    const reject = (why: string): never => {
-      throw new RequestRejectedError(`request ${JSON.stringify(request.requestId)} rejected: ${why}`);
-    };
-    if (this.requestIds.has(request.requestId)) reject('duplicate requestId');
+    this.intake.rejectDuplicate(request);
     const numKvTokens = kvTokensNeeded(
       request.promptTokenIds.length,
       request.sampling.maxTokens,
@@ -204,15 +197,8 @@ export class SeesawScheduler implements StepScheduler {
     );
     const host = this.hostAllocator;
     const overflow = kvOverflowReason(numKvTokens, host.numSlots * host.tokensPerSlot, this.capacityTokens);
-    if (overflow !== null) reject(overflow);
-    const seq = sequenceOfRequest(
-      request,
-      this.nextSeqId++,
-      this.eosTokenIds,
-      this.nextRandomSeed,
-      arrivalMs,
-    );
-    this.requestIds.add(request.requestId);
+    if (overflow !== null) rejectRequest(request, overflow);
+    const seq = this.intake.admit(request, arrivalMs);
     this.seqsById.set(seq.seqId, seq);
     this.waiting.push(seq);
   }

@@ -27,8 +27,12 @@ export class WeightSliceInbox {
       if (message.tag !== 'weightSlice') return;
       const tensor = tensors[0];
       if (tensor?.dtype !== 'u8' || !(tensor.data instanceof Uint8Array)) return;
-      // Copy: the tensor may view a frame buffer that is reused after this callback.
-      this.deliver(pieceKey(message.reshardId, from, message), tensor.data.slice());
+      // No copy: over a worker-port link (the only kind LinkEndpoint is) every frame is an
+      // ArrayBuffer transferred to this thread and owned by it alone, so the view stays valid;
+      // a region-backed tensor (shared memory a peer may reuse) is copied.
+      const data = tensor.data;
+      const isOwned = data.buffer instanceof ArrayBuffer;
+      this.deliver(pieceKey(message.reshardId, from, message), isOwned ? data : data.slice());
     });
     link.onClose((reason) => {
       this.closedPeers.set(from, reason);

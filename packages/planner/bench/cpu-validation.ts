@@ -1,13 +1,13 @@
 // `seesaw simulate` against `seesaw bench` on this machine's CPU device workers (planner
-// validation, docs/planner-validation.md section (b)). Each repetition measures a fresh
-// profile and then benches every configuration and workload right after it (the machine is
-// shared, so a profile is only good for the minutes around it); simulate then runs on that
-// repetition's profile. Everything lands in --out; --simulate-only re-simulates saved runs
+// validation, docs/planner-validation.md section (b)). Every bench is bracketed by two
+// profiles of the machine (it is shared, so a profile is only good for the minute around it);
+// simulate runs on both and predicts their mean. Everything lands in --out; --simulate-only
+// re-simulates saved runs
 // (after a change to the cost model) without benching again.
 //
 //   pnpm tsx packages/planner/bench/cpu-validation.ts --model /tmp/small-bf16 --out /tmp/val --reps 3
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
@@ -24,6 +24,11 @@ const WORKLOADS = [
   { name: '64/256', input: 64, output: 256 },
 ];
 
+// Seesaw's prefill budget: the default 4096 makes a T2 prefill step of this CPU run past the
+// device heartbeat deadline (10 s); 1024 in bench and simulate alike.
+const SEESAW_BENCH = ['--prefill-token-budget', '1024'];
+const SEESAW_SIMULATE = ['--max-num-batched-tokens', '1024'];
+
 const CASES: Case[] = [
   { label: 'T2', devices: 2, bench: ['--config', 'T2'], simulate: ['--config', 'T2'] },
   { label: 'P2', devices: 2, bench: ['--config', 'P2'], simulate: ['--config', 'P2'] },
@@ -32,14 +37,14 @@ const CASES: Case[] = [
   {
     label: 'P2->T2',
     devices: 2,
-    bench: ['--prefill', 'P2', '--decode', 'T2', '--host-kv-memory', '4GiB'],
-    simulate: ['--prefill', 'P2', '--decode', 'T2', '--host-memory', '2GiB'],
+    bench: ['--prefill', 'P2', '--decode', 'T2', '--host-kv-memory', '4GiB', ...SEESAW_BENCH],
+    simulate: ['--prefill', 'P2', '--decode', 'T2', '--host-memory', '2GiB', ...SEESAW_SIMULATE],
   },
   {
     label: 'T2->P2',
     devices: 2,
-    bench: ['--prefill', 'T2', '--decode', 'P2', '--host-kv-memory', '4GiB'],
-    simulate: ['--prefill', 'T2', '--decode', 'P2', '--host-memory', '2GiB'],
+    bench: ['--prefill', 'T2', '--decode', 'P2', '--host-kv-memory', '4GiB', ...SEESAW_BENCH],
+    simulate: ['--prefill', 'T2', '--decode', 'P2', '--host-memory', '2GiB', ...SEESAW_SIMULATE],
   },
 ];
 
@@ -77,15 +82,26 @@ function seesaw(args: string[]): string {
 const fileOf = (rep: number, workload: string, label: string, what: string) =>
   join(outDir, `rep${rep}`, `${workload.replace('/', '-')}_${label.replace('->', '-to-')}.${what}.json`);
 
+const profileOf = (rep: number, workload: string, label: string, when: 'before' | 'after') =>
+  fileOf(rep, workload, label, `profile-${when}`);
+
+/**
+ * The machine is shared: a profile is only good for the minute around it. Every bench gets
+ * the profile taken right before it (the previous bench's "after" one when it ran on as many
+ * devices) and one right after; simulate runs on both and reports their mean.
+ */
 function benchRep(rep: number): void {
-  const dir = join(outDir, `rep${rep}`);
-  mkdirSync(dir, { recursive: true });
-  for (const devices of new Set(cases.map((c) => c.devices))) {
-    const path = join(dir, `profile${devices}.json`);
-    seesaw(['profile', '--out', path, '--devices', String(devices)]);
-  }
+  mkdirSync(join(outDir, `rep${rep}`), { recursive: true });
+  let last: { devices: number; path: string } | undefined;
+  const profile = (devices: number, path: string) => {
+    seesaw(['profile', '--out', path, '--devices', String(devices), '--threads', '1']);
+    last = { devices, path };
+  };
   for (const workload of workloads) {
     for (const c of casesOf(workload.name)) {
+      const before = profileOf(rep, workload.name, c.label, 'before');
+      if (last?.devices === c.devices) copyFileSync(last.path, before);
+      else profile(c.devices, before);
       const json = fileOf(rep, workload.name, c.label, 'bench');
       const startedAt = new Date().toISOString();
       seesaw([
@@ -106,6 +122,7 @@ function benchRep(rep: number): void {
         json,
         ...c.bench,
       ]);
+      profile(c.devices, profileOf(rep, workload.name, c.label, 'after'));
       const result = JSON.parse(readFileSync(json, 'utf8'));
       writeFileSync(json, JSON.stringify({ ...result, startedAt }, null, 2));
       process.stdout.write(
@@ -118,25 +135,33 @@ function benchRep(rep: number): void {
 function simulateRep(rep: number): void {
   for (const workload of workloads) {
     for (const c of casesOf(workload.name)) {
-      const json = fileOf(rep, workload.name, c.label, 'simulate');
-      seesaw([
-        'simulate',
-        '--profile',
-        join(outDir, `rep${rep}`, `profile${c.devices}.json`),
-        '--model-dir',
-        modelDir,
-        '--devices',
-        String(c.devices),
-        '--workload',
-        `constant:${workload.input}:${workload.output}`,
-        '--num-requests',
-        String(numPrompts),
-        // The static engine's default token budget (Seesaw's prefill budget is 4096 in both).
-        ...(c.bench[0] === '--config' ? ['--max-num-batched-tokens', '512'] : []),
-        '--json',
-        json,
-        ...c.simulate,
-      ]);
+      if (!existsSync(fileOf(rep, workload.name, c.label, 'bench'))) continue;
+      const predictions = (['before', 'after'] as const).map((when) => {
+        const json = fileOf(rep, workload.name, c.label, `simulate-${when}`);
+        seesaw([
+          'simulate',
+          '--profile',
+          profileOf(rep, workload.name, c.label, when),
+          '--model-dir',
+          modelDir,
+          '--devices',
+          String(c.devices),
+          '--workload',
+          `constant:${workload.input}:${workload.output}`,
+          '--num-requests',
+          String(numPrompts),
+          // The static engine's default token budget.
+          ...(c.bench[0] === '--config' ? ['--max-num-batched-tokens', '512'] : []),
+          '--json',
+          json,
+          ...c.simulate,
+        ]);
+        return JSON.parse(readFileSync(json, 'utf8')).totalTokensPerSecond as number;
+      });
+      writeFileSync(
+        fileOf(rep, workload.name, c.label, 'simulate'),
+        JSON.stringify({ totalTokensPerSecond: (predictions[0] + predictions[1]) / 2, predictions }),
+      );
     }
   }
 }

@@ -17,6 +17,13 @@ export interface CpuKernelProfile {
   decodeAttentionFlopsPerSecond: number;
   /** The same with many queries per sequence (prefill chunks). */
   prefillAttentionFlopsPerSecond: number;
+  /** Picking a token from one logit row (argmax and temperature sampling), seconds per logit. */
+  sampleSecondsPerLogit?: number;
+  /**
+   * The same kernels with only ONE device worker busy: the rates a pipeline stage gets while
+   * the other stages idle (on this machine's cores two busy workers slow each other).
+   */
+  alone?: CpuKernelProfile;
 }
 
 /**

@@ -36,7 +36,7 @@ function link(value: unknown, where: string): LinkProfile {
   };
 }
 
-function cpuKernels(value: unknown, where: string): CpuKernelProfile {
+function cpuKernels(value: unknown, where: string, isNested = false): CpuKernelProfile {
   const v = (value ?? {}) as Record<string, unknown>;
   const list = (field: string): number[] => {
     const items = v[field];
@@ -65,6 +65,10 @@ function cpuKernels(value: unknown, where: string): CpuKernelProfile {
       v.prefillAttentionFlopsPerSecond,
       `${where}.prefillAttentionFlopsPerSecond`,
     ),
+    ...(v.sampleSecondsPerLogit === undefined
+      ? {}
+      : { sampleSecondsPerLogit: nonNegative(v.sampleSecondsPerLogit, `${where}.sampleSecondsPerLogit`) }),
+    ...(v.alone === undefined || isNested ? {} : { alone: cpuKernels(v.alone, `${where}.alone`, true) }),
   };
 }
 

@@ -2,6 +2,7 @@ import { cpus, totalmem } from 'node:os';
 import { createSharedMemoryGroup } from '@seesaw/gpu-actor';
 import { f32ToBf16, matmul, pagedAttention, sampleRow, setNumThreads, type Weight } from '@seesaw/kernels';
 import { startWorker } from '@seesaw/protocol';
+import type { CpuKernelProfile } from './cpu-kernel-costs.ts';
 import type { LinkProfile } from './hardware.ts';
 import type { MeasuredProfile } from './profile-file.ts';
 import {
@@ -211,6 +212,17 @@ async function measureKernelsTogether(
   };
 }
 
+function kernelProfile(rowCounts: number[], timings: KernelTimings): CpuKernelProfile {
+  return {
+    matmulRows: rowCounts,
+    matmulSecondsPerRowParam: timings.matmulSecondsPerRowParam,
+    elementwiseSecondsPerElement: timings.elementwiseSecondsPerElement,
+    decodeAttentionFlopsPerSecond: timings.decodeAttentionFlopsPerSecond,
+    prefillAttentionFlopsPerSecond: timings.prefillAttentionFlopsPerSecond,
+    sampleSecondsPerLogit: timings.sampleSecondsPerLogit,
+  };
+}
+
 /**
  * Measures this machine as a one-host cluster of `devices` CPU device workers: the real
  * kernels (@seesaw/kernels) for compute and weight streaming, the shared-memory group the
@@ -226,6 +238,7 @@ export async function measureProfile(options: ProfileOptions = {}): Promise<Meas
   const attentionFlops = measureAttention(quick);
   const soloSampleSecondsPerLogit = measureSampling();
   const kernels = await measureKernelsTogether(devices, threads, quick);
+  const alone = devices > 1 ? await measureKernelsTogether(1, threads, quick) : kernels;
   const rowCounts = [...(quick ? QUICK_MATMUL_ROW_COUNTS : MATMUL_ROW_COUNTS)];
   const sampleSecondsPerLogit = kernels.sampleSecondsPerLogit;
   const copy = measureCopy(quick);
@@ -251,13 +264,7 @@ export async function measureProfile(options: ProfileOptions = {}): Promise<Meas
       activationReserveBytes: 0,
       stepOverheadSeconds: 1e-3,
       sampleSecondsPerLogit,
-      cpuKernels: {
-        matmulRows: rowCounts,
-        matmulSecondsPerRowParam: kernels.matmulSecondsPerRowParam,
-        elementwiseSecondsPerElement: kernels.elementwiseSecondsPerElement,
-        decodeAttentionFlopsPerSecond: kernels.decodeAttentionFlopsPerSecond,
-        prefillAttentionFlopsPerSecond: kernels.prefillAttentionFlopsPerSecond,
-      },
+      cpuKernels: { ...kernelProfile(rowCounts, kernels), alone: kernelProfile(rowCounts, alone) },
       // The CPU engine computes in f32 and its paged KV cache and host store hold f32.
       computeBytesPerElement: 4,
       hostLink: copy,
@@ -283,6 +290,13 @@ export async function measureProfile(options: ProfileOptions = {}): Promise<Meas
         ]),
       ),
       elementwiseNanosPerElement: kernels.elementwiseSecondsPerElement * 1e9,
+      ...Object.fromEntries(
+        rowCounts.map((rows, i) => [
+          `aloneMatmulGflopsAt${rows}Rows`,
+          2 / alone.matmulSecondsPerRowParam[i] / 1e9,
+        ]),
+      ),
+      aloneSampleNanosPerLogit: alone.sampleSecondsPerLogit * 1e9,
       decodeAttentionGflops: kernels.decodeAttentionFlopsPerSecond / 1e9,
       prefillAttentionGflops: kernels.prefillAttentionFlopsPerSecond / 1e9,
       copyGBps: copy.bytesPerSecond / 1e9,

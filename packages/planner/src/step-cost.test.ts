@@ -5,7 +5,13 @@ import { clusterPreset, DEVICE_PRESETS, type DeviceProfile, type LinkProfile } f
 import { modelCosts } from './model-costs.ts';
 import { modelPreset } from './model-presets.ts';
 import { replicaLayout } from './replica-layout.ts';
-import { type BatchShape, batchShapeOf, layerSeconds, stepStageSeconds } from './step-cost.ts';
+import {
+  type BatchShape,
+  batchShapeOf,
+  layerSeconds,
+  sharedCoreStageSeconds,
+  stepStageSeconds,
+} from './step-cost.ts';
 
 /**
  * The paper's table, written out independently per sequence in float64: for each sequence
@@ -161,5 +167,31 @@ describe('step cost model', () => {
     expect(layerSeconds(small, cpu, 1, link, decode)).toBeGreaterThan(
       layerSeconds(small, cpu, 2, link, decode),
     );
+  });
+
+  it('CPU pipeline stages that share cores: matches a fluid processor-sharing run of two stages (rel. err < 1e-3)', () => {
+    const random = new Xoshiro128(Date.now() >>> 0);
+    for (let trial = 0; trial < 40; trial++) {
+      const solo = [0.01 + random.nextFloat(), 0.01 + random.nextFloat()];
+      // Company slows each stage by its own factor in [1, 2.5].
+      const together = solo.map((x) => x * (1 + 1.5 * random.nextFloat()));
+      // Fluid reference: both start together; fraction done grows at 1/together while both work, 1/solo alone.
+      const done = [0, 0];
+      const finish = [0, 0];
+      const dt = 1e-6;
+      let t = 0;
+      while (done[0] < 1 || done[1] < 1) {
+        const both = done[0] < 1 && done[1] < 1;
+        for (let s = 0; s < 2; s++) {
+          if (done[s] >= 1) continue;
+          done[s] += dt / (both ? together[s] : solo[s]);
+          if (done[s] >= 1) finish[s] = t + dt;
+        }
+        t += dt;
+      }
+      const got = sharedCoreStageSeconds(together, solo);
+      for (let s = 0; s < 2; s++)
+        expect(Math.abs(got[s] / finish[s] - 1), `trial ${trial}`).toBeLessThan(1e-3);
+    }
   });
 });

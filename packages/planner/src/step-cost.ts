@@ -99,7 +99,10 @@ function headSeconds(
   if (shape.numSampled === 0) return 0;
   const { vocabSize, hiddenSize } = costs.config;
   const gather = tp > 1 ? allReduceSeconds((shape.numSampled * vocabSize * 4) / 2, tp, link) : 0;
-  const sampling = shape.numSampled * vocabSize * (device.sampleSecondsPerLogit ?? 0);
+  const sampling =
+    shape.numSampled *
+    vocabSize *
+    (device.cpuKernels?.sampleSecondsPerLogit ?? device.sampleSecondsPerLogit ?? 0);
   if (device.cpuKernels) {
     const matmul = matmulSeconds(device.cpuKernels, shape.numSampled, (vocabSize * hiddenSize) / tp);
     return matmul + gather + sampling;
@@ -140,5 +143,30 @@ export function stepStageSeconds(
   layout: ReplicaLayout,
   shape: BatchShape,
 ): number[] {
-  return layout.stages.map((stage) => stageSeconds(costs, device, layout.parallel.tp, stage, shape));
+  const together = layout.stages.map((stage) =>
+    stageSeconds(costs, device, layout.parallel.tp, stage, shape),
+  );
+  const alone = device.cpuKernels?.alone;
+  if (alone === undefined || together.length < 2) return together;
+  const aloneDevice: DeviceProfile = { ...device, cpuKernels: alone };
+  const solo = layout.stages.map((stage) =>
+    stageSeconds(costs, aloneDevice, layout.parallel.tp, stage, shape),
+  );
+  return sharedCoreStageSeconds(together, solo);
+}
+
+/**
+ * Pipeline stages on CPU cores that slow each other while both are busy (`seesaw profile`
+ * measures the kernels with every worker busy, `together`, and with one, `solo`). In a full
+ * pipeline every stage starts a step's share together; all but the longest finish at their
+ * `together` time, and the longest then runs on alone: it did together[other]/together[it]
+ * of its work in company and does the rest at the solo rate.
+ */
+export function sharedCoreStageSeconds(together: readonly number[], solo: readonly number[]): number[] {
+  let longest = 0;
+  for (let s = 1; s < together.length; s++) if (together[s] > together[longest]) longest = s;
+  const company = Math.max(0, ...together.filter((_, s) => s !== longest));
+  return together.map((seconds, s) =>
+    s !== longest || seconds <= 0 ? seconds : company + solo[s] * (1 - company / seconds),
+  );
 }

@@ -18,14 +18,13 @@
  * failure (e.g. DeviceStepError) stops the run as before.
  */
 import { Engine, type EngineOptions, type EngineStats, type ExecutionDevice } from '../engine.ts';
+import { InFlightSteps } from '../in-flight-steps.ts';
+import { LeastLoadedPlacement, withResolvedSeed } from '../least-loaded-placement.ts';
 import type { EngineRequest, RequestOutput } from '../request.ts';
-import { randomSeed } from '../sampling-params.ts';
 import { DeviceLostError } from './device-errors.ts';
 import { partitionReplica } from './kv-partition-view.ts';
 import { ReplicasLostError } from './recovery-errors.ts';
 import { ReplicaDevice } from './replica-device.ts';
-
-type Settled = { index: number; outputs: RequestOutput[] } | { index: number; error: Error };
 
 /**
  * hostKv, when given, is each engine's share of the host KV tier (LocalCluster.engineHostKv):
@@ -36,23 +35,14 @@ export interface ClusterEngineOptions extends EngineOptions {
   log?: (line: string) => void;
 }
 
-interface Placement {
-  request: EngineRequest;
-  engine: number;
-  /** Prompt + max output: what it adds to its engine's outstanding tokens. */
-  tokens: number;
-}
-
 export class ClusterEngine {
   /** Replica-major: engines[dpRank * pp + partition]. */
   readonly engines: Engine[];
   private readonly replicas: readonly ExecutionDevice[];
   private readonly pp: number;
   private readonly log: (line: string) => void;
-  private readonly outstandingTokens: number[];
-  /** Unfinished requests in the order they were (last) placed. */
-  private readonly placements = new Map<string, Placement>();
-  private readonly inFlight = new Map<number, Promise<Settled>>();
+  private readonly placement: LeastLoadedPlacement;
+  private readonly inFlight = new InFlightSteps();
   private readonly lostReplicas = new Set<number>();
   private readonly lostDeviceNames: string[] = [];
   private readonly closingActors: Promise<void>[] = [];
@@ -73,7 +63,7 @@ export class ClusterEngine {
         hostKv && { numSlotsPerPartition: hostKv.numSlots, firstPartition: r * pp },
       ).map((view) => new Engine(view, engineOptions)),
     );
-    this.outstandingTokens = this.engines.map(() => 0);
+    this.placement = new LeastLoadedPlacement(this.engines.length);
   }
 
   /** The smallest length cap of any live engine (all equal unless partitions differ in size). */
@@ -94,15 +84,11 @@ export class ClusterEngine {
   /** Queues a request on the least loaded live engine; throws RequestRejectedError like Engine. */
   addRequest(request: EngineRequest): void {
     if (this.failureError) throw this.failureError;
-    const resolved =
-      request.sampling.seed === null
-        ? { ...request, sampling: { ...request.sampling, seed: randomSeed() } }
-        : request;
-    this.place(resolved);
+    this.place(withResolvedSeed(request));
   }
 
   hasUnfinishedRequests(): boolean {
-    if (this.failureError) return this.placements.size > 0;
+    if (this.failureError) return this.placement.size > 0;
     return (
       this.inFlight.size > 0 ||
       this.liveEngineIndexes().some((index) => this.engines[index].hasUnfinishedRequests())
@@ -117,23 +103,9 @@ export class ClusterEngine {
    */
   async step(): Promise<RequestOutput[]> {
     if (this.failureError) throw this.failureError;
-    for (const index of this.liveEngineIndexes()) {
-      const engine = this.engines[index];
-      if (this.inFlight.has(index) || !engine.hasUnfinishedRequests()) continue;
-      this.inFlight.set(
-        index,
-        engine.step().then(
-          (outputs): Settled => ({ index, outputs }),
-          (error: unknown): Settled => ({
-            index,
-            error: error instanceof Error ? error : new Error(String(error)),
-          }),
-        ),
-      );
-    }
+    for (const index of this.liveEngineIndexes()) this.inFlight.startIfIdle(index, this.engines[index]);
     if (this.inFlight.size === 0) return [];
-    const settled = await Promise.race(this.inFlight.values());
-    this.inFlight.delete(settled.index);
+    const settled = await this.inFlight.next();
     if ('error' in settled) {
       if (!(settled.error instanceof DeviceLostError)) {
         this.failureError = settled.error;
@@ -142,12 +114,7 @@ export class ClusterEngine {
       this.loseReplica(Math.floor(settled.index / this.pp), settled.error);
       return [];
     }
-    for (const output of settled.outputs) {
-      const placement = this.placements.get(output.requestId);
-      if (!placement) continue;
-      this.placements.delete(output.requestId);
-      this.outstandingTokens[placement.engine] -= placement.tokens;
-    }
+    this.placement.release(settled.outputs);
     return settled.outputs;
   }
 
@@ -186,13 +153,7 @@ export class ClusterEngine {
   }
 
   private place(request: EngineRequest): void {
-    const live = this.liveEngineIndexes();
-    let best = live[0];
-    for (const index of live) if (this.outstandingTokens[index] < this.outstandingTokens[best]) best = index;
-    this.engines[best].addRequest(request);
-    const tokens = request.promptTokenIds.length + request.sampling.maxTokens;
-    this.outstandingTokens[best] += tokens;
-    this.placements.set(request.requestId, { request, engine: best, tokens });
+    this.placement.place(request, this.liveEngineIndexes(), (engine) => this.engines[engine].addRequest(request));
   }
 
   /** Drops the replica and requeues its unfinished requests; throws when it was the last one. */
@@ -201,17 +162,13 @@ export class ClusterEngine {
     this.lostDeviceNames.push(error.deviceName);
     const engineIndexes = new Set(Array.from({ length: this.pp }, (_, p) => replicaIndex * this.pp + p));
     // Its other partitions' steps reject with the same failure; nobody waits for them now.
-    for (const index of engineIndexes) this.inFlight.delete(index);
+    for (const index of engineIndexes) this.inFlight.forget(index);
     const replica = this.replicas[replicaIndex];
     if (replica instanceof ReplicaDevice) {
       const closing = replica.actors.flat().map((actor) => actor.close('abort').catch(() => {}));
       this.closingActors.push(Promise.all(closing).then(() => {}));
     }
-    const orphaned = [...this.placements.values()].filter((p) => engineIndexes.has(p.engine));
-    for (const placement of orphaned) {
-      this.placements.delete(placement.request.requestId);
-      this.outstandingTokens[placement.engine] -= placement.tokens;
-    }
+    const orphaned = this.placement.takeFrom(engineIndexes);
     const requests = orphaned.map((placement) => placement.request);
     if (this.numLiveReplicas === 0) {
       this.log(
@@ -219,7 +176,7 @@ export class ClusterEngine {
           `no replica left for ${requests.length} unfinished requests`,
       );
       // Kept so hasUnfinishedRequests() stays true: they did not finish.
-      for (const placement of orphaned) this.placements.set(placement.request.requestId, placement);
+      this.placement.restore(orphaned);
       this.failureError = new ReplicasLostError([...this.lostDeviceNames], requests, error);
       throw this.failureError;
     }

@@ -41,6 +41,12 @@ export { type ReplanOptions, replanConfig } from './replan.ts';
 export { ReplicaDevice } from './replica-device.ts';
 export { type ReplicaHostSlots, withHostSlots } from './replica-host-slots.ts';
 export {
+  type LinkRateOptions,
+  measureHostBytesPerSecond,
+  measureP2pBytesPerSecond,
+  measureReshardLinkRates,
+} from './reshard-link-rates.ts';
+export {
   checkpointTensorBytes,
   createReshardPlanner,
   DEFAULT_RESHARD_RATES,

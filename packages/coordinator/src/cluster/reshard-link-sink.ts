@@ -1,5 +1,5 @@
 /**
- * Receiving end of the re-shard bench's p2p link measurement, in its own thread as a peer device
+ * Receiving end of the p2p link-rate probe (reshard-link-rates.ts), in its own thread as a peer device
  * is, decoding with the device <-> device link's accepted tags: every frame that arrives (its u8
  * tensor a view of the transferred buffer) is answered with a heartbeat, so the sender times
  * post -> arrival -> ack.
@@ -7,7 +7,7 @@
 import { INBOUND_TAGS, parentWorkerEndpoint } from '@seesaw/protocol';
 
 const link = parentWorkerEndpoint({
-  name: 'reshard bench sink',
+  name: 'reshard link sink',
   accept: INBOUND_TAGS.deviceToDevice,
   log: () => {},
 });
