@@ -5,32 +5,10 @@ import { parseParallelConfig } from '@seesaw/model';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UsageError } from './args.ts';
 import { isAutoPair, resolveAutoPair } from './auto-pair.ts';
+import { TWO_WORKER_PROFILE } from './e2e-test-support.ts';
 import { checkSeesawPair } from './seesaw-flags.ts';
 
 const FIXTURE = join(import.meta.dirname, '../../../../shared/fixtures/tiny-llama-bf16');
-
-/** Two CPU-like device workers on one host (the fields `seesaw profile` writes). */
-const PROFILE = {
-  name: 'two test workers',
-  numHosts: 1,
-  devicesPerHost: 2,
-  device: {
-    name: 'cpu',
-    memoryBytes: 2 ** 30,
-    memoryBytesPerSecond: 10e9,
-    matmulFlopsPerSecond: 50e9,
-    matmulEfficiency: 1,
-    memoryEfficiency: 1,
-    attentionEfficiency: 1,
-    memoryUtilization: 0.9,
-    activationReserveBytes: 0,
-    stepOverheadSeconds: 0.001,
-    hostLink: { bytesPerSecond: 2e9, latencySeconds: 1e-5 },
-  },
-  intraHostLink: { bytesPerSecond: 4e9, latencySeconds: 1e-5 },
-  interHostLink: { bytesPerSecond: 1e9, latencySeconds: 1e-4 },
-  hostMemoryBytesPerDevice: 2 ** 30,
-};
 
 const REQUESTS = Array.from({ length: 8 }, (_, i) => ({
   promptTokenIds: Array.from({ length: 64 + 8 * i }, () => 1),
@@ -63,7 +41,7 @@ describe.skipIf(!existsSync(FIXTURE))('resolveAutoPair', () => {
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'seesaw-auto-pair-'));
     profilePath = join(dir, 'profile.json');
-    writeFileSync(profilePath, JSON.stringify(PROFILE));
+    writeFileSync(profilePath, JSON.stringify(TWO_WORKER_PROFILE));
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 

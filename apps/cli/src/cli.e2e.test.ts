@@ -8,20 +8,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BatchOutputRecord, ErrorRecord, SuccessRecord } from './batch-output.ts';
+import { findEngineUnavailableReason, SEESAW_BIN } from './e2e-test-support.ts';
 import { REPO_ROOT } from './model-cache.ts';
 
-const BIN = join(REPO_ROOT, 'apps', 'cli', 'bin', 'seesaw.js');
 const FIXTURE_NO_TOKENIZER = join(import.meta.dirname, '../../../../shared/fixtures/tiny-llama-bf16');
 
-/** Why the engine tests cannot run here (no CpuDevice yet, or the native kernels not built), or null. */
-const engineUnavailableReason: string | null = await import('@seesaw/gpu-actor').then(
-  (module) => (typeof module.CpuDevice === 'function' ? null : '@seesaw/gpu-actor has no CpuDevice yet'),
-  (error: unknown) =>
-    `@seesaw/gpu-actor cannot be loaded: ${error instanceof Error ? error.message : String(error)}`,
-);
+const engineUnavailableReason = await findEngineUnavailableReason();
 
 function seesaw(args: string[]) {
-  const result = spawnSync(process.execPath, [BIN, ...args], {
+  const result = spawnSync(process.execPath, [SEESAW_BIN, ...args], {
     cwd: REPO_ROOT,
     encoding: 'utf8',
     timeout: 90_000,

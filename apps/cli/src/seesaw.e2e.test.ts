@@ -3,22 +3,21 @@
  * (outputs equal to the in-process engine's, re-shards traced) and bench --compare with a Seesaw
  * run. The tiny generated model and a few short prompts.
  */
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SuccessRecord } from './batch-output.ts';
-import type { ChromeTrace } from './chrome-trace.ts';
-import { REPO_ROOT } from './model-cache.ts';
+import {
+  completeEvents,
+  findEngineUnavailableReason,
+  readTrace,
+  runSeesaw,
+  TWO_WORKER_PROFILE,
+  trackNames,
+} from './e2e-test-support.ts';
 
-const BIN = join(REPO_ROOT, 'apps', 'cli', 'bin', 'seesaw.js');
-
-const engineUnavailableReason: string | null = await import('@seesaw/gpu-actor').then(
-  (module) => (typeof module.CpuDevice === 'function' ? null : '@seesaw/gpu-actor has no CpuDevice yet'),
-  (error: unknown) =>
-    `@seesaw/gpu-actor cannot be loaded: ${error instanceof Error ? error.message : String(error)}`,
-);
+const engineUnavailableReason = await findEngineUnavailableReason();
 /** The Seesaw runs need the phased cluster engine of @seesaw/coordinator. */
 const seesawUnavailableReason: string | null =
   engineUnavailableReason ??
@@ -27,68 +26,6 @@ const seesawUnavailableReason: string | null =
       ? null
       : '@seesaw/coordinator has no SeesawClusterEngine yet',
   ));
-
-/**
- * The command in a child process, awaited (not spawnSync: a test worker blocked for many seconds
- * misses vitest's own messages on a loaded machine).
- */
-function seesaw(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolvePromise) => {
-    execFile(
-      process.execPath,
-      [BIN, ...args],
-      { cwd: REPO_ROOT, encoding: 'utf8', timeout: 120_000, maxBuffer: 64 * 1024 * 1024 },
-      (error, stdout, stderr) => {
-        const status = error === null ? 0 : typeof error.code === 'number' ? error.code : null;
-        resolvePromise({ status, stdout, stderr });
-      },
-    );
-  });
-}
-
-/** Two CPU-like device workers on one host, in the format `seesaw profile` writes. */
-const TWO_WORKER_PROFILE = {
-  name: 'two test workers',
-  numHosts: 1,
-  devicesPerHost: 2,
-  device: {
-    name: 'cpu',
-    memoryBytes: 2 ** 30,
-    memoryBytesPerSecond: 10e9,
-    matmulFlopsPerSecond: 50e9,
-    matmulEfficiency: 1,
-    memoryEfficiency: 1,
-    attentionEfficiency: 1,
-    memoryUtilization: 0.9,
-    activationReserveBytes: 0,
-    stepOverheadSeconds: 0.001,
-    hostLink: { bytesPerSecond: 2e9, latencySeconds: 1e-5 },
-  },
-  intraHostLink: { bytesPerSecond: 4e9, latencySeconds: 1e-5 },
-  interHostLink: { bytesPerSecond: 1e9, latencySeconds: 1e-4 },
-  hostMemoryBytesPerDevice: 2 ** 30,
-};
-
-function readTrace(path: string): ChromeTrace {
-  return JSON.parse(readFileSync(path, 'utf8'));
-}
-
-function trackNames(trace: ChromeTrace, pid = 1): string[] {
-  return trace.traceEvents
-    .filter((event) => event.ph === 'M' && event.name === 'thread_name' && event.pid === pid)
-    .map((event) => (event.args as { name: string }).name);
-}
-
-function completeEvents(trace: ChromeTrace, pid = 1) {
-  return trace.traceEvents.filter((event) => event.ph === 'X' && event.pid === pid) as Array<{
-    name: string;
-    cat: string;
-    ts: number;
-    dur: number;
-    tid: number;
-    args: Record<string, number | string>;
-  }>;
-}
 
 function outputIds(path: string): Map<string, number[]> {
   const records = readFileSync(path, 'utf8')
@@ -108,9 +45,9 @@ describe.skipIf(seesawUnavailableReason !== null)(
     beforeAll(async () => {
       dir = mkdtempSync(join(tmpdir(), 'seesaw-cli-phased-'));
       modelDir = join(dir, 'tiny');
-      expect((await seesaw(['gen-model', '--shape', 'tiny', '--seed', '5', '--out', modelDir])).status).toBe(
-        0,
-      );
+      expect(
+        (await runSeesaw(['gen-model', '--shape', 'tiny', '--seed', '5', '--out', modelDir])).status,
+      ).toBe(0);
     });
     afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -128,7 +65,7 @@ describe.skipIf(seesawUnavailableReason !== null)(
       );
       writeFileSync(inputPath, `${lines.join('\n')}\n`);
       const reference = join(dir, 'reference.jsonl');
-      const referenceRun = await seesaw([
+      const referenceRun = await runSeesaw([
         'run',
         '--model',
         modelDir,
@@ -143,7 +80,7 @@ describe.skipIf(seesawUnavailableReason !== null)(
       const phased = join(dir, 'phased.jsonl');
       const tracePath = join(dir, 'phased-trace.json');
       const reportPath = join(dir, 'phased.html');
-      const result = await seesaw([
+      const result = await runSeesaw([
         ...['run', '--model', modelDir, '--input', inputPath, '--output', phased, '--threads', '2'],
         ...['--prefill', 'P2', '--decode', 'T2', '--host-kv-memory', '192KiB', '--reshard-route', 'p2p'],
         ...['--trace', tracePath, '--report', reportPath],
@@ -169,7 +106,7 @@ describe.skipIf(seesawUnavailableReason !== null)(
 
     it('bench --compare seesaw:P2-T2,static:T2 reports switches, phase times and host KV', async () => {
       const jsonPath = join(dir, 'compare.json');
-      const result = await seesaw([
+      const result = await runSeesaw([
         ...['bench', '--model', modelDir, '--dataset', 'random', '--num-prompts', '6', '--input-len', '20'],
         ...['--output-len', '8', '--threads', '2', '--host-kv-memory', '8MiB', '--reshard-route', 'host'],
         ...['--compare', 'seesaw:P2-T2,static:T2', '--json', jsonPath],
@@ -190,7 +127,7 @@ describe.skipIf(seesawUnavailableReason !== null)(
     it('bench --prefill auto --decode auto runs the pair the planner picks for a measured profile', async () => {
       const profilePath = join(dir, 'profile.json');
       writeFileSync(profilePath, JSON.stringify(TWO_WORKER_PROFILE));
-      const result = await seesaw([
+      const result = await runSeesaw([
         ...['bench', '--model', modelDir, '--dataset', 'random', '--num-prompts', '4', '--input-len', '24'],
         ...['--output-len', '4', '--threads', '2', '--host-kv-memory', '4MiB'],
         ...['--prefill', 'auto', '--decode', 'auto', '--profile', profilePath],

@@ -2,59 +2,19 @@
  * --trace, --report and bench --compare on static engines through the real `seesaw` command:
  * the in-process device and T2/P2 local clusters on the tiny generated model, few short prompts.
  */
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ChromeTrace } from './chrome-trace.ts';
-import { REPO_ROOT } from './model-cache.ts';
+import {
+  completeEvents,
+  findEngineUnavailableReason,
+  readTrace,
+  runSeesaw,
+  trackNames,
+} from './e2e-test-support.ts';
 
-const BIN = join(REPO_ROOT, 'apps', 'cli', 'bin', 'seesaw.js');
-
-const engineUnavailableReason: string | null = await import('@seesaw/gpu-actor').then(
-  (module) => (typeof module.CpuDevice === 'function' ? null : '@seesaw/gpu-actor has no CpuDevice yet'),
-  (error: unknown) =>
-    `@seesaw/gpu-actor cannot be loaded: ${error instanceof Error ? error.message : String(error)}`,
-);
-/**
- * The command in a child process, awaited (not spawnSync: a test worker blocked for many seconds
- * misses vitest's own messages on a loaded machine).
- */
-function seesaw(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolvePromise) => {
-    execFile(
-      process.execPath,
-      [BIN, ...args],
-      { cwd: REPO_ROOT, encoding: 'utf8', timeout: 120_000, maxBuffer: 64 * 1024 * 1024 },
-      (error, stdout, stderr) => {
-        const status = error === null ? 0 : typeof error.code === 'number' ? error.code : null;
-        resolvePromise({ status, stdout, stderr });
-      },
-    );
-  });
-}
-
-function readTrace(path: string): ChromeTrace {
-  return JSON.parse(readFileSync(path, 'utf8'));
-}
-
-function trackNames(trace: ChromeTrace, pid = 1): string[] {
-  return trace.traceEvents
-    .filter((event) => event.ph === 'M' && event.name === 'thread_name' && event.pid === pid)
-    .map((event) => (event.args as { name: string }).name);
-}
-
-function completeEvents(trace: ChromeTrace, pid = 1) {
-  return trace.traceEvents.filter((event) => event.ph === 'X' && event.pid === pid) as Array<{
-    name: string;
-    cat: string;
-    ts: number;
-    dur: number;
-    tid: number;
-    args: Record<string, number | string>;
-  }>;
-}
+const engineUnavailableReason = await findEngineUnavailableReason();
 
 describe.skipIf(engineUnavailableReason !== null)(
   `trace, report and compare on static engines${engineUnavailableReason ? ` (skipped: ${engineUnavailableReason})` : ''}`,
@@ -64,7 +24,7 @@ describe.skipIf(engineUnavailableReason !== null)(
     beforeAll(async () => {
       dir = mkdtempSync(join(tmpdir(), 'seesaw-cli-seesaw-'));
       modelDir = join(dir, 'tiny');
-      const result = await seesaw(['gen-model', '--shape', 'tiny', '--seed', '4', '--out', modelDir]);
+      const result = await runSeesaw(['gen-model', '--shape', 'tiny', '--seed', '4', '--out', modelDir]);
       expect(result.status).toBe(0);
     });
     afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -82,7 +42,7 @@ describe.skipIf(engineUnavailableReason !== null)(
       writeFileSync(inputPath, `${lines.join('\n')}\n`);
       const tracePath = join(dir, 'run-trace.json');
       const reportPath = join(dir, 'out', 'run-report.html');
-      const result = await seesaw([
+      const result = await runSeesaw([
         ...['run', '--model', modelDir, '--input', inputPath, '--output', join(dir, 'run.jsonl')],
         ...['--threads', '1', '--trace', tracePath, '--report', reportPath],
       ]);
@@ -107,7 +67,7 @@ describe.skipIf(engineUnavailableReason !== null)(
       const jsonPath = join(dir, 'compare.json');
       const tracePath = join(dir, 'compare-trace.json');
       const reportPath = join(dir, 'compare.html');
-      const result = await seesaw([
+      const result = await runSeesaw([
         ...['bench', '--model', modelDir, '--dataset', 'random', '--num-prompts', '4', '--input-len', '16'],
         ...['--output-len', '6', '--threads', '2', '--compare', 'static:T2,static:P2'],
         ...['--json', jsonPath, '--trace', tracePath, '--report', reportPath],
@@ -148,7 +108,7 @@ describe.skipIf(engineUnavailableReason !== null)(
 
     it('bench --compare reports a run that cannot start, keeps the others and exits 1', async () => {
       // 6 MiB per device: the 8 MiB tiny model fits only split over two devices.
-      const result = await seesaw([
+      const result = await runSeesaw([
         ...['bench', '--model', modelDir, '--dataset', 'random', '--num-prompts', '2', '--input-len', '8'],
         ...[
           '--output-len',

@@ -40,7 +40,8 @@ export class LeastLoadedPlacement {
    */
   place(request: EngineRequest, candidates: readonly number[], add: (engine: number) => void): void {
     let engine = candidates[0];
-    for (const index of candidates) if (this.outstandingTokens[index] < this.outstandingTokens[engine]) engine = index;
+    for (const index of candidates)
+      if (this.outstandingTokens[index] < this.outstandingTokens[engine]) engine = index;
     add(engine);
     this.record({ request, engine, tokens: request.promptTokenIds.length + request.sampling.maxTokens });
   }

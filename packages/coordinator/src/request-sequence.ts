@@ -26,7 +26,13 @@ export class RequestIntake {
 
   /** The accepted request's sequence (sequenceOfRequest), its id now taken. */
   admit(request: EngineRequest, arrivalMs: number): Sequence {
-    const seq = sequenceOfRequest(request, this.nextSeqId++, this.eosTokenIds, this.nextRandomSeed, arrivalMs);
+    const seq = sequenceOfRequest(
+      request,
+      this.nextSeqId++,
+      this.eosTokenIds,
+      this.nextRandomSeed,
+      arrivalMs,
+    );
     this.requestIds.add(request.requestId);
     return seq;
   }

@@ -53,7 +53,7 @@ export class SeesawClusterEngine {
   /** Starts a step on every idle replica with work, waits for the first to finish, returns its finished requests. */
   async step(): Promise<RequestOutput[]> {
     if (this.failureError) throw this.failureError;
-    this.engines.forEach((engine, index) => this.inFlight.startIfIdle(index, engine));
+    for (const [index, engine] of this.engines.entries()) this.inFlight.startIfIdle(index, engine);
     if (this.inFlight.size === 0) return [];
     const settled = await this.inFlight.next();
     if ('error' in settled) {

@@ -20,7 +20,6 @@
  * the store serves each link's requests in order, so a get never overtakes an earlier put.
  */
 import type { MessagePort } from 'node:worker_threads';
-import { gatherSequenceKv, scatterSequenceKv } from '@seesaw/kv-store';
 import {
   connectAndHello,
   type DeviceToKvStore,
@@ -35,6 +34,7 @@ import {
 import { KvPrefetchTable, type PrefetchWait } from './kv-prefetch-table.ts';
 import type { PagedKvCache } from './paged-kv-cache.ts';
 import { checkKvSwap, StepKvWriteBacks } from './step-kv-write-backs.ts';
+import { gatherSwapKv, scatterSwapKv } from './swap-kv-copy.ts';
 
 export type KvStoreLinkEndpoint = WorkerPortEndpoint<DeviceToKvStore, KvStoreToDevice>;
 
@@ -99,15 +99,7 @@ export class KvStoreSwapper {
     await Promise.all(swapOuts.map((swap) => this.swapOut(swap)));
     const slices = await Promise.all(swapIns.map((swap) => this.fetch(swap)));
     swapIns.forEach((swap, i) => {
-      scatterSequenceKv(
-        this.cache.keys,
-        this.cache.values,
-        swap.blockIds,
-        swap.numTokens,
-        this.cache.layout,
-        this.localHeads(),
-        slices[i]!,
-      );
+      scatterSwapKv(this.cache, swap, slices[i]!);
     });
   }
 
@@ -122,15 +114,7 @@ export class KvStoreSwapper {
     for (const swap of prefetches) {
       this.prefetches.start(swap.seqId, async () => {
         const slice = await this.fetch(swap, 'prefetch');
-        scatterSequenceKv(
-          this.cache.keys,
-          this.cache.values,
-          swap.blockIds,
-          swap.numTokens,
-          this.cache.layout,
-          this.localHeads(),
-          slice,
-        );
+        scatterSwapKv(this.cache, swap, slice);
       });
     }
   }
@@ -190,14 +174,7 @@ export class KvStoreSwapper {
 
   private async swapOut(swap: StepKvSwap): Promise<void> {
     this.checkShape(swap, 'swap-out');
-    const tensor = gatherSequenceKv(
-      this.cache.keys,
-      this.cache.values,
-      swap.blockIds,
-      swap.numTokens,
-      this.cache.layout,
-      this.localHeads(),
-    );
+    const tensor = gatherSwapKv(this.cache, swap);
     await this.trackPut(this.request('swap-out', swap, 'kvPut', tensor));
   }
 
@@ -271,10 +248,6 @@ export class KvStoreSwapper {
       const tensor = tensors[0];
       request.resolve(tensor && { ...tensor, data: tensor.data.slice() });
     } else request.resolve(undefined);
-  }
-
-  private localHeads(): Range {
-    return { start: 0, end: this.cache.layout.numKvHeads };
   }
 
   private checkShape(swap: StepKvSwap, what: string): void {

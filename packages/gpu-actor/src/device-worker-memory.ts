@@ -2,7 +2,14 @@
  * Memory planning of one device worker: its weights are sized from the checkpoint header before
  * anything is read, so the KV cache can take exactly what the device budget leaves.
  */
-import { type Checkpoint, type ShardSpec, shardTensorSlices, type TensorSlice } from '@seesaw/model';
+import {
+  type Checkpoint,
+  type ModelConfig,
+  type ShardSpec,
+  shardTensorSlices,
+  type TensorSlice,
+} from '@seesaw/model';
+import { PagedKvCache } from './paged-kv-cache.ts';
 
 /** Bytes of stored-dtype elements per checkpoint dtype. */
 const STORED_BYTES = { F32: 4, F16: 2, BF16: 2 } as const;
@@ -48,4 +55,30 @@ export function kvCacheBudget(deviceMemoryBytes: number, weightBytes: number): n
     );
   }
   return deviceMemoryBytes - weightBytes;
+}
+
+/**
+ * KV cache bytes of a shard holding `weightBytes` of weights (kvCacheBudget); throws
+ * DeviceOutOfMemoryError unless one block of the shard's layers and KV heads fits.
+ */
+export function shardKvCacheBytes(
+  config: ModelConfig,
+  spec: ShardSpec,
+  memory: { deviceMemoryBytes: number; blockSize: number },
+  weightBytes: number,
+): number {
+  const kvCacheBytes = kvCacheBudget(memory.deviceMemoryBytes, weightBytes);
+  const cacheConfig = {
+    ...config,
+    numLayers: spec.layers.end - spec.layers.start,
+    numKvHeads: spec.kvHeads.end - spec.kvHeads.start,
+  };
+  const bytesPerBlock = PagedKvCache.bytesPerBlock(cacheConfig, memory.blockSize);
+  if (kvCacheBytes < bytesPerBlock) {
+    throw new DeviceOutOfMemoryError(
+      `after ${weightBytes} bytes of weights, ${kvCacheBytes} of ${memory.deviceMemoryBytes} bytes ` +
+        `leave no room for one KV block of ${bytesPerBlock} bytes`,
+    );
+  }
+  return kvCacheBytes;
 }

@@ -8,10 +8,9 @@ import { Checkpoint, type ModelConfig, type ShardPosition, type ShardSpec, shard
 import type { LoadShard, Reshard, ReshardDone } from '@seesaw/protocol';
 import { CpuDevice } from './cpu-device.ts';
 import type { DeviceLayouts, LayoutLinks } from './device-worker-layouts.ts';
-import { DeviceOutOfMemoryError, kvCacheBudget } from './device-worker-memory.ts';
+import { DeviceOutOfMemoryError, shardKvCacheBytes } from './device-worker-memory.ts';
 import type { HeldWeights } from './held-weights.ts';
 import type { ModelWeights } from './model-weights.ts';
-import { PagedKvCache } from './paged-kv-cache.ts';
 import { executeReshard } from './reshard-executor.ts';
 
 export interface SwitchedShard {
@@ -76,19 +75,7 @@ export async function switchLayout(
     const old = retire();
     const outcome = await executeReshard(config, plan, old, layouts.reshardIo(reshardId, checkpoint));
     const weightBytes = outcome.weights.numBytes;
-    const kvCacheBytes = kvCacheBudget(load.deviceMemoryBytes, weightBytes);
-    const cacheConfig = {
-      ...config,
-      numLayers: spec.layers.end - spec.layers.start,
-      numKvHeads: spec.kvHeads.end - spec.kvHeads.start,
-    };
-    const bytesPerBlock = PagedKvCache.bytesPerBlock(cacheConfig, load.blockSize);
-    if (kvCacheBytes < bytesPerBlock) {
-      throw new DeviceOutOfMemoryError(
-        `after ${weightBytes} bytes of weights, ${kvCacheBytes} of ${load.deviceMemoryBytes} bytes ` +
-          `leave no room for one KV block of ${bytesPerBlock} bytes`,
-      );
-    }
+    const kvCacheBytes = shardKvCacheBytes(config, spec, load, weightBytes);
     const device = CpuDevice.fromWeights(config, outcome.weights, {
       numThreads: load.numThreads,
       kvCacheBytes,

@@ -28,11 +28,10 @@ import {
   type OpenedLinks,
   openPeerGroup,
 } from './device-worker-links.ts';
-import { DeviceOutOfMemoryError, kvCacheBudget, shardWeightBytes } from './device-worker-memory.ts';
+import { shardKvCacheBytes, shardWeightBytes } from './device-worker-memory.ts';
 import type { SwitchedShard } from './device-worker-reshard.ts';
 import { HeldWeights } from './held-weights.ts';
 import { loadModelWeights, type ModelWeights } from './model-weights.ts';
-import { PagedKvCache } from './paged-kv-cache.ts';
 import { SharedMemoryGroup } from './shared-memory-group.ts';
 import type { TensorParallelGroup } from './tensor-parallel-group.ts';
 
@@ -177,19 +176,7 @@ function planMemory(load: LoadShard, position: ShardPosition) {
       );
     }
     const weightBytes = shardWeightBytes(checkpoint, spec);
-    const kvCacheBytes = kvCacheBudget(load.deviceMemoryBytes, weightBytes);
-    const cacheConfig = {
-      ...config,
-      numLayers: spec.layers.end - spec.layers.start,
-      numKvHeads: spec.kvHeads.end - spec.kvHeads.start,
-    };
-    const bytesPerBlock = PagedKvCache.bytesPerBlock(cacheConfig, load.blockSize);
-    if (kvCacheBytes < bytesPerBlock) {
-      throw new DeviceOutOfMemoryError(
-        `after ${weightBytes} bytes of weights, ${kvCacheBytes} of ${load.deviceMemoryBytes} bytes ` +
-          `leave no room for one KV block of ${bytesPerBlock} bytes`,
-      );
-    }
+    const kvCacheBytes = shardKvCacheBytes(config, spec, load, weightBytes);
     return { spec, weightBytes, kvCacheBytes, hiddenSize: config.hiddenSize };
   } finally {
     checkpoint.close();

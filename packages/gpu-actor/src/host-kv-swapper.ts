@@ -1,8 +1,9 @@
-import { gatherSequenceKv, type HostKvStore, scatterSequenceKv } from '@seesaw/kv-store';
+import type { HostKvStore } from '@seesaw/kv-store';
 import type { ModelConfig } from '@seesaw/model';
 import type { StepBatch, StepKvSwap } from '@seesaw/protocol';
 import type { PagedKvCache } from './paged-kv-cache.ts';
 import { checkKvSwap, StepKvWriteBacks } from './step-kv-write-backs.ts';
+import { gatherSwapKv, scatterSwapKv } from './swap-kv-copy.ts';
 
 /**
  * Executes a step's swaps between a device's paged KV cache and an in-process host store
@@ -59,15 +60,7 @@ export class HostKvSwapper {
     for (const swap of prefetches) {
       const got = this.store.get({ ...this.boxOf(swap), slotIds: swap.slotIds });
       if (!got.ok) throw new Error(`prefetch of sequence ${swap.seqId}: ${got.reason}`);
-      scatterSequenceKv(
-        this.cache.keys,
-        this.cache.values,
-        swap.blockIds,
-        swap.numTokens,
-        this.cache.layout,
-        { start: 0, end: this.cache.layout.numKvHeads },
-        got.tensor,
-      );
+      scatterSwapKv(this.cache, swap, got.tensor);
     }
   }
 
@@ -94,14 +87,7 @@ export class HostKvSwapper {
         `swap-out of sequence ${swap.seqId}: host store gave slots [${reserved.slotIds}], coordinator planned [${swap.slotIds}]`,
       );
     }
-    const tensor = gatherSequenceKv(
-      this.cache.keys,
-      this.cache.values,
-      swap.blockIds,
-      swap.numTokens,
-      this.cache.layout,
-      { start: 0, end: this.cache.layout.numKvHeads },
-    );
+    const tensor = gatherSwapKv(this.cache, swap);
     const stored = this.store.put(this.boxOf(swap), tensor);
     if (!stored.ok) {
       this.store.release(swap.seqId);
@@ -118,15 +104,7 @@ export class HostKvSwapper {
       );
     const got = this.store.get(this.boxOf(swap));
     if (!got.ok) throw new Error(`swap-in of sequence ${swap.seqId}: ${got.reason}`);
-    scatterSequenceKv(
-      this.cache.keys,
-      this.cache.values,
-      swap.blockIds,
-      swap.numTokens,
-      this.cache.layout,
-      { start: 0, end: this.cache.layout.numKvHeads },
-      got.tensor,
-    );
+    scatterSwapKv(this.cache, swap, got.tensor);
     const released = this.store.release(swap.seqId);
     if (!released.ok) throw new Error(`swap-in of sequence ${swap.seqId}: ${released.reason}`);
   }

@@ -7,18 +7,16 @@
  * gets every step; the current layout's last stage, TP rank 0, answers.
  */
 import { MessageChannel, type MessagePort, type Worker } from 'node:worker_threads';
-import { hostKvLayoutFor, type KvStoreWorker, spawnKvStoreWorker } from '@seesaw/kv-store';
+import type { KvStoreWorker } from '@seesaw/kv-store';
 import {
   type DeviceReshardPlan,
   loadModelConfig,
   type ParallelConfig,
   parseParallelConfig,
   type ReshardPlan,
-  shardSpec,
 } from '@seesaw/model';
 import {
   type CoordinatorToDevice,
-  connectAndHello,
   type DeviceToCoordinator,
   INBOUND_TAGS,
   type Ready,
@@ -27,14 +25,19 @@ import {
   type StepResult,
   spawnWorkerEndpoint,
   stepResultOf,
-  type WorkerPortEndpoint,
 } from '@seesaw/protocol';
 import { createDeviceWorkerGroup, type DeviceWorkerLinks, deviceWorkerUrl } from './device-worker-data.ts';
+import {
+  closeTestReplica,
+  type DeviceLink,
+  helloDevices,
+  loadShardOf,
+  startTestKvStore,
+} from './device-worker-test-wiring.ts';
 import type { SharedMemoryGroupDescriptor } from './shared-memory-group.ts';
 
 const TOKEN = 'phased-replica-test';
 
-type DeviceLink = WorkerPortEndpoint<CoordinatorToDevice, DeviceToCoordinator>;
 type LayoutPorts = { previous?: MessagePort; next?: MessagePort };
 
 interface Waiter<T> {
@@ -50,22 +53,6 @@ export interface PhasedWorkerReplicaOptions {
   deviceMemoryBytes: number;
   /** With it, a kv-store worker of this many slots is the host KV tier and every device links to it. */
   numHostSlots?: number;
-}
-
-async function startKvStore(modelDir: string, blockSize: number, numSlots: number): Promise<KvStoreWorker> {
-  const layout = hostKvLayoutFor(loadModelConfig(modelDir), blockSize);
-  const slotBytes = layout.numLayers * 2 * layout.numKvHeads * blockSize * layout.headDim * 4;
-  const kvStore = spawnKvStoreWorker(
-    { name: 'test kv-store', token: TOKEN, layout, capacityBytes: numSlots * slotBytes, isLogged: false },
-    { accept: INBOUND_TAGS.kvStoreToCoordinator },
-  );
-  await connectAndHello(kvStore.endpoint, {
-    role: 'coordinator',
-    name: 'test',
-    token: TOKEN,
-    timeoutMs: 60_000,
-  });
-  return kvStore;
 }
 
 /** Per layout: group descriptors [device] and pipeline ports [device]. */
@@ -139,7 +126,12 @@ export class PhasedWorkerReplica {
     const kvStore =
       options.numHostSlots === undefined
         ? undefined
-        : await startKvStore(options.modelDir, options.blockSize, options.numHostSlots);
+        : await startTestKvStore(
+            TOKEN,
+            loadModelConfig(options.modelDir),
+            options.blockSize,
+            options.numHostSlots,
+          );
     const workers: Worker[] = [];
     const devices: DeviceLink[] = [];
     for (let device = 0; device < numDevices; device++) {
@@ -177,11 +169,7 @@ export class PhasedWorkerReplica {
       workers.push(worker);
       devices.push(endpoint);
     }
-    await Promise.all(
-      devices.map((link) =>
-        connectAndHello(link, { role: 'coordinator', name: 'test', token: TOKEN, timeoutMs: 60_000 }),
-      ),
-    );
+    await helloDevices(devices, TOKEN);
     return new PhasedWorkerReplica(layouts, devices, workers, options, kvStore);
   }
 
@@ -192,20 +180,7 @@ export class PhasedWorkerReplica {
     return Promise.all(
       this.devices.map((link, device) => {
         const ready = new Promise<Ready>((resolve, reject) => this.readies.set(device, { resolve, reject }));
-        const position = { tp, tpRank: device % tp, pp, ppStage: Math.floor(device / tp) };
-        link.post({
-          tag: 'loadShard',
-          modelDir: this.options.modelDir,
-          parallelism: `D1T${tp}P${pp}`,
-          dpRank: 0,
-          tpRank: position.tpRank,
-          ppStage: position.ppStage,
-          layers: shardSpec(config, position).layers,
-          numThreads: 1,
-          deviceMemoryBytes: this.options.deviceMemoryBytes,
-          blockSize: this.options.blockSize,
-          isWeightDigestReturned,
-        });
+        link.post(loadShardOf(config, { tp, pp }, device, { ...this.options, isWeightDigestReturned }));
         return ready;
       }),
     );
@@ -255,13 +230,8 @@ export class PhasedWorkerReplica {
     for (const device of devices) this.devices[device]!.post({ tag: 'step', batch });
   }
 
-  async close(): Promise<void> {
-    for (const link of this.devices) link.post({ tag: 'shutdown', mode: 'abort' });
-    await Promise.all(this.workers.map((worker) => worker.terminate()));
-    if (this.kvStore) {
-      this.kvStore.endpoint.close('test done');
-      await this.kvStore.worker.terminate();
-    }
+  close(): Promise<void> {
+    return closeTestReplica(this.devices, this.workers, this.kvStore);
   }
 
   private fail(device: number, message: Extract<DeviceToCoordinator, { tag: 'error' }>): void {

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
-import type { DeviceSamplingParams, StepBatch, StepKvSwap, StepResult } from '@seesaw/protocol';
+import type { StepKvSwap, StepResult } from '@seesaw/protocol';
 import { describe, expect, it } from 'vitest';
-import { CpuDevice } from './cpu-device.ts';
+import { decodeStep, GREEDY, prefillStep, referenceCheck, referenceRun } from './tiered-kv-test-steps.ts';
 import { WorkerReplica } from './worker-replica-test-support.ts';
 
 // Tiered KV through real device worker threads and a kv-store worker: a prompt written back layer
@@ -15,64 +15,9 @@ const BLOCK_SIZE = 8;
 const PROMPT = 20; // 3 blocks, the last one partial
 const NUM_DECODES = 4; // the context then fills all 3 blocks
 const RELATIVE_TOLERANCE = 1e-4;
-const GREEDY: DeviceSamplingParams = { temperature: 0, topP: 1, topK: 0, seed: 0 };
 const FIRST_BLOCKS = [5, 2, 7];
 const SECOND_BLOCKS = [0, 9, 4];
 const THIRD_BLOCKS = [11, 3, 6];
-
-function tokens(count: number, offset: number): number[] {
-  return Array.from({ length: count }, (_, i) => 3 + ((i * 37 + offset * 101) % 2000));
-}
-
-function prefill(stepId: number, seqId: number, length: number, blockTable: number[]): StepBatch {
-  return {
-    stepId,
-    addedSeqs: [{ seqId, sampling: GREEDY }],
-    releasedSeqIds: [],
-    seqs: [
-      { seqId, tokenIds: tokens(length, seqId), startPos: 0, blockTable, isSampled: true, outputIndex: 0 },
-    ],
-  };
-}
-
-/** Decode step producing output token `outputIndex` of sequence 1 from `token`. */
-function decode(stepId: number, token: number, outputIndex: number, blockTable: number[]): StepBatch {
-  return {
-    stepId,
-    addedSeqs: [],
-    releasedSeqIds: [],
-    isLogitsReturned: true,
-    seqs: [
-      {
-        seqId: 1,
-        tokenIds: [token],
-        startPos: PROMPT + outputIndex - 1,
-        blockTable,
-        isSampled: true,
-        outputIndex,
-      },
-    ],
-  };
-}
-
-async function reference(): Promise<StepResult[]> {
-  const device = await CpuDevice.load(FIXTURE, { blockSize: BLOCK_SIZE, kvCacheBytes: 4 << 20 });
-  const results = [await device.execute(prefill(0, 1, PROMPT, FIRST_BLOCKS))];
-  for (let i = 1; i <= NUM_DECODES; i++)
-    results.push(await device.execute(decode(i, results[i - 1]!.sampled[0]!.tokenId, i, FIRST_BLOCKS)));
-  device.close();
-  return results;
-}
-
-function relativeError(actual: Float32Array, expected: Float32Array): number {
-  let maxDiff = 0;
-  let maxRef = 0;
-  for (let i = 0; i < expected.length; i++) {
-    maxDiff = Math.max(maxDiff, Math.abs(actual[i]! - expected[i]!));
-    maxRef = Math.max(maxRef, Math.abs(expected[i]!));
-  }
-  return maxDiff / maxRef;
-}
 
 function expectTimings(result: StepResult, has: { writeBack?: boolean }): void {
   const timings = result.kvTimings;
@@ -97,30 +42,24 @@ async function runScenario(tp: number, pp: number, expected: StepResult[]): Prom
   });
   try {
     let stepId = 0;
-    const check = (result: StepResult, outputIndex: number) => {
-      expect(result.sampled, `output ${outputIndex}`).toEqual(expected[outputIndex]!.sampled);
-      if (outputIndex > 0)
-        expect(relativeError(result.logits![0]!, expected[outputIndex]!.logits![0]!)).toBeLessThan(
-          RELATIVE_TOLERANCE,
-        );
-    };
+    const check = referenceCheck(expected, RELATIVE_TOLERANCE);
     const writeBack: StepKvSwap = { seqId: 1, blockIds: FIRST_BLOCKS, slotIds: [6, 1, 3], numTokens: PROMPT };
     const first = await replica.execute({
-      ...prefill(stepId++, 1, PROMPT, FIRST_BLOCKS),
+      ...prefillStep(stepId++, 1, PROMPT, FIRST_BLOCKS),
       kvWriteBacks: [writeBack],
     });
     check(first, 0);
     expectTimings(first, { writeBack: true });
 
     // Sequence 1 is parked; another prompt takes every block it had while it is prefetched elsewhere.
-    const overwrite = prefill(stepId++, 2, 24, [7, 5, 2]);
+    const overwrite = prefillStep(stepId++, 2, 24, [7, 5, 2]);
     overwrite.releasedSeqIds = [1];
     overwrite.prefetches = [{ ...writeBack, blockIds: SECOND_BLOCKS }];
     expectTimings(await replica.execute(overwrite), {});
 
     let token = first.sampled[0]!.tokenId;
     for (let i = 1; i <= 3; i++) {
-      const step = decode(stepId++, token, i, SECOND_BLOCKS);
+      const step = decodeStep(stepId++, PROMPT, token, i, SECOND_BLOCKS);
       if (i === 1) {
         step.addedSeqs = [{ seqId: 1, sampling: GREEDY }];
         step.releasedSeqIds = [2];
@@ -138,12 +77,12 @@ async function runScenario(tp: number, pp: number, expected: StepResult[]): Prom
     }
 
     // Back from the host once more, into a third set of blocks, by a step with other work.
-    const other = prefill(stepId++, 3, 9, [1, 10]);
+    const other = prefillStep(stepId++, 3, 9, [1, 10]);
     other.releasedSeqIds = [1];
     other.prefetches = [{ seqId: 1, blockIds: THIRD_BLOCKS, slotIds: [8, 15, 0], numTokens: PROMPT + 3 }];
     await replica.execute(other);
     for (let i = 4; i <= NUM_DECODES; i++) {
-      const step = decode(stepId++, token, i, THIRD_BLOCKS);
+      const step = decodeStep(stepId++, PROMPT, token, i, THIRD_BLOCKS);
       if (i === 4) step.addedSeqs = [{ seqId: 1, sampling: GREEDY }];
       const result = await replica.execute(step);
       check(result, i);
@@ -151,7 +90,7 @@ async function runScenario(tp: number, pp: number, expected: StepResult[]): Prom
     }
 
     // A write-back to a slot the store does not have fails the step with the store's reason.
-    const bad = prefill(stepId++, 4, 5, [8]);
+    const bad = prefillStep(stepId++, 4, 5, [8]);
     bad.kvWriteBacks = [{ seqId: 4, blockIds: [8], slotIds: [16], numTokens: 5 }];
     await expect(replica.execute(bad)).rejects.toThrow(
       /stepFailed: step \d+: tiered KV failed: write-back of sequence 4: kv-store: slot 16 is not one of the store's 16 slots/,
@@ -164,7 +103,7 @@ async function runScenario(tp: number, pp: number, expected: StepResult[]): Prom
 describe('tiered KV through device workers and a kv-store worker', () => {
   let expected: StepResult[] | undefined;
   const referenceOnce = async () => {
-    expected ??= await reference();
+    expected ??= await referenceRun(FIXTURE, BLOCK_SIZE, PROMPT, NUM_DECODES, FIRST_BLOCKS);
     return expected;
   };
 

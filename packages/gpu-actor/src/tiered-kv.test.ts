@@ -2,18 +2,13 @@ import { join } from 'node:path';
 import { MessageChannel } from 'node:worker_threads';
 import { HostKvStore, hostKvLayoutFor, KV_STORE_INBOUND_TAGS, KvStoreActor } from '@seesaw/kv-store';
 import { Checkpoint, type ModelConfig } from '@seesaw/model';
-import {
-  type DeviceSamplingParams,
-  type StepBatch,
-  type StepKvSwap,
-  type StepResult,
-  WorkerPortEndpoint,
-} from '@seesaw/protocol';
+import { type StepBatch, type StepKvSwap, type StepResult, WorkerPortEndpoint } from '@seesaw/protocol';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CpuDevice } from './cpu-device.ts';
 import { KvStoreSwapper, openKvStoreLink } from './device-kv-store-swap.ts';
 import { seqIdsTouchedBy } from './kv-prefetch-table.ts';
 import { StepKvWriteBacks } from './step-kv-write-backs.ts';
+import { decodeStep, GREEDY } from './tiered-kv-test-steps.ts';
 
 // Tiered KV on one in-process device: a prompt's KV is written back to host slots layer by layer
 // during its prefill, its blocks are overwritten by another sequence, and a later step prefetches
@@ -26,7 +21,6 @@ const BLOCK_SIZE = 8;
 const NUM_BLOCKS = 12;
 const NUM_SLOTS = 8;
 const PROMPT = 20; // 3 blocks, the last one partial
-const GREEDY: DeviceSamplingParams = { temperature: 0, topP: 1, topK: 0, seed: 0 };
 
 let config: ModelConfig;
 beforeAll(() => {
@@ -90,32 +84,13 @@ function overwrite(stepId: number): StepBatch {
   };
 }
 
-function decode(stepId: number, token: number, outputIndex: number, blockTable: number[]): StepBatch {
-  return {
-    stepId,
-    addedSeqs: [],
-    releasedSeqIds: [],
-    isLogitsReturned: true,
-    seqs: [
-      {
-        seqId: 1,
-        tokenIds: [token],
-        startPos: PROMPT + outputIndex - 1,
-        blockTable,
-        isSampled: true,
-        outputIndex,
-      },
-    ],
-  };
-}
-
 /** Prefill, then three decode steps, never moved: the tokens and logits to match. */
 async function reference(): Promise<StepResult[]> {
   const device = await CpuDevice.load(FIXTURE, { blockSize: BLOCK_SIZE, kvCacheBytes: kvBytes(NUM_BLOCKS) });
   const results = [await device.execute(prefill(0))];
   for (let i = 1; i <= 3; i++) {
     const token = results[i - 1]!.sampled[0]!.tokenId;
-    results.push(await device.execute(decode(i, token, i, OLD_BLOCKS)));
+    results.push(await device.execute(decodeStep(i, PROMPT, token, i, OLD_BLOCKS)));
   }
   device.close();
   return results;
@@ -143,8 +118,8 @@ function expectSaneTimings(result: StepResult): void {
 }
 
 describe('tiered KV on an in-process CpuDevice with a host store', () => {
-  it('writes a prompt back during prefill and prefetches it into new blocks: decode unchanged', async () => {
-    const expected = await reference();
+  /** A device of NUM_BLOCKS blocks whose host KV tier is an in-process store of NUM_SLOTS slots. */
+  async function loadWithHostStore() {
     const store = new HostKvStore({
       layout: hostKvLayoutFor(config, BLOCK_SIZE),
       capacityBytes: kvBytes(NUM_SLOTS),
@@ -154,6 +129,12 @@ describe('tiered KV on an in-process CpuDevice with a host store', () => {
       kvCacheBytes: kvBytes(NUM_BLOCKS),
       hostKv: store,
     });
+    return { store, device };
+  }
+
+  it('writes a prompt back during prefill and prefetches it into new blocks: decode unchanged', async () => {
+    const expected = await reference();
+    const { store, device } = await loadWithHostStore();
     const first = await device.execute({ ...prefill(0), kvWriteBacks: [moved] });
     expect(first.sampled).toEqual(expected[0]!.sampled);
     expectSaneTimings(first);
@@ -171,7 +152,7 @@ describe('tiered KV on an in-process CpuDevice with a host store', () => {
     expectSaneTimings(await device.execute({ ...overwrite(1), prefetches: [prefetch] }));
     let token = first.sampled[0]!.tokenId;
     for (let i = 1; i <= 3; i++) {
-      const step = decode(i + 1, token, i, NEW_BLOCKS);
+      const step = decodeStep(i + 1, PROMPT, token, i, NEW_BLOCKS);
       if (i === 1) step.addedSeqs = [{ seqId: 1, sampling: GREEDY }];
       const result = await device.execute(step);
       expect(result.sampled).toEqual(expected[i]!.sampled);
@@ -182,15 +163,7 @@ describe('tiered KV on an in-process CpuDevice with a host store', () => {
   });
 
   it('fails a write-back to a slot outside the store, or a prefetch of slots never written', async () => {
-    const store = new HostKvStore({
-      layout: hostKvLayoutFor(config, BLOCK_SIZE),
-      capacityBytes: kvBytes(NUM_SLOTS),
-    });
-    const device = await CpuDevice.load(FIXTURE, {
-      blockSize: BLOCK_SIZE,
-      kvCacheBytes: kvBytes(NUM_BLOCKS),
-      hostKv: store,
-    });
+    const { device } = await loadWithHostStore();
     await expect(
       device.execute({ ...prefill(0), kvWriteBacks: [{ ...moved, slotIds: [6, NUM_SLOTS, 3] }] }),
     ).rejects.toThrow(/write-back of sequence 1: slot 8 is not one of the store's 8 slots/);
@@ -244,7 +217,7 @@ describe('tiered KV through the kv-store actor (KvStoreSwapper)', () => {
     expect(second.numAwaited).toBe(0);
     let token = first.result.sampled[0]!.tokenId;
     for (let i = 1; i <= 3; i++) {
-      const step = decode(i + 1, token, i, NEW_BLOCKS);
+      const step = decodeStep(i + 1, PROMPT, token, i, NEW_BLOCKS);
       if (i === 1) step.addedSeqs = [{ seqId: 1, sampling: GREEDY }];
       const { result, numAwaited } = await runLikeWorker(device, swapper, step);
       expect(numAwaited).toBe(i === 1 ? 1 : 0);
@@ -286,7 +259,7 @@ describe('tiered KV through the kv-store actor (KvStoreSwapper)', () => {
       ...overwrite(1),
       prefetches: [{ ...moved, blockIds: NEW_BLOCKS }],
     });
-    await expect(runLikeWorker(device, swapper, decode(2, 5, 1, NEW_BLOCKS))).rejects.toThrow(
+    await expect(runLikeWorker(device, swapper, decodeStep(2, PROMPT, 5, 1, NEW_BLOCKS))).rejects.toThrow(
       /prefetch of sequence 1: kv-store: .*never written/,
     );
     expect(() =>

@@ -6,20 +6,25 @@
  * any device fails the step that names it.
  */
 import { MessageChannel, type MessagePort, type Worker } from 'node:worker_threads';
-import { hostKvLayoutFor, type KvStoreWorker, spawnKvStoreWorker } from '@seesaw/kv-store';
-import { loadModelConfig, shardSpec } from '@seesaw/model';
+import type { KvStoreWorker } from '@seesaw/kv-store';
+import { loadModelConfig } from '@seesaw/model';
 import {
   type CoordinatorToDevice,
-  connectAndHello,
   type DeviceToCoordinator,
   INBOUND_TAGS,
   type StepBatch,
   type StepResult,
   spawnWorkerEndpoint,
   stepResultOf,
-  type WorkerPortEndpoint,
 } from '@seesaw/protocol';
 import { createDeviceWorkerGroup, type DeviceWorkerLinks, deviceWorkerUrl } from './device-worker-data.ts';
+import {
+  closeTestReplica,
+  type DeviceLink,
+  helloDevices,
+  loadShardOf,
+  startTestKvStore,
+} from './device-worker-test-wiring.ts';
 
 const TOKEN = 'worker-replica-test';
 
@@ -32,8 +37,6 @@ export interface WorkerReplicaOptions {
   /** Slots of the host KV tier (each blockSize tokens of every layer and KV head, f32). */
   numHostSlots: number;
 }
-
-type DeviceLink = WorkerPortEndpoint<CoordinatorToDevice, DeviceToCoordinator>;
 
 interface Pending {
   resolve: (result: StepResult) => void;
@@ -71,24 +74,7 @@ export class WorkerReplica {
   static async start(options: WorkerReplicaOptions): Promise<WorkerReplica> {
     const { tp, pp, modelDir, blockSize } = options;
     const config = loadModelConfig(modelDir);
-    const layout = hostKvLayoutFor(config, blockSize);
-    const slotBytes = layout.numLayers * 2 * layout.numKvHeads * blockSize * layout.headDim * 4;
-    const kvStore = spawnKvStoreWorker(
-      {
-        name: 'test kv-store',
-        token: TOKEN,
-        layout,
-        capacityBytes: options.numHostSlots * slotBytes,
-        isLogged: false,
-      },
-      { accept: INBOUND_TAGS.kvStoreToCoordinator },
-    );
-    await connectAndHello(kvStore.endpoint, {
-      role: 'coordinator',
-      name: 'test',
-      token: TOKEN,
-      timeoutMs: 60_000,
-    });
+    const kvStore = await startTestKvStore(TOKEN, config, blockSize, options.numHostSlots);
     // Device index = stage * tp + tpRank; channels[stage][rank] joins stage -> stage + 1.
     const channels = Array.from({ length: pp - 1 }, () =>
       Array.from({ length: tp }, () => new MessageChannel()),
@@ -118,16 +104,9 @@ export class WorkerReplica {
         devices.push(endpoint);
       }
     }
-    await Promise.all(
-      devices.map((link) =>
-        connectAndHello(link, { role: 'coordinator', name: 'test', token: TOKEN, timeoutMs: 60_000 }),
-      ),
-    );
+    await helloDevices(devices, TOKEN);
     const readies = await Promise.all(
       devices.map(async (link, device) => {
-        const stage = Math.floor(device / tp);
-        const tpRank = device % tp;
-        const spec = shardSpec(config, { tp, tpRank, pp, ppStage: stage });
         const answer = new Promise<number>((resolve, reject) => {
           const off = link.onMessage((message) => {
             if (message.tag === 'ready') resolve(message.numKvBlocks);
@@ -136,18 +115,7 @@ export class WorkerReplica {
             off();
           });
         });
-        link.post({
-          tag: 'loadShard',
-          modelDir,
-          parallelism: `D1T${tp}P${pp}`,
-          dpRank: 0,
-          tpRank,
-          ppStage: stage,
-          layers: spec.layers,
-          numThreads: 1,
-          deviceMemoryBytes: options.deviceMemoryBytes,
-          blockSize,
-        });
+        link.post(loadShardOf(config, { tp, pp }, device, options));
         return answer;
       }),
     );
@@ -162,10 +130,7 @@ export class WorkerReplica {
     return answer;
   }
 
-  async close(): Promise<void> {
-    for (const link of this.devices) link.post({ tag: 'shutdown', mode: 'abort' });
-    await Promise.all(this.workers.map((worker) => worker.terminate()));
-    this.kvStore.endpoint.close('test done');
-    await this.kvStore.worker.terminate();
+  close(): Promise<void> {
+    return closeTestReplica(this.devices, this.workers, this.kvStore);
   }
 }

@@ -153,7 +153,9 @@ export class ClusterEngine {
   }
 
   private place(request: EngineRequest): void {
-    this.placement.place(request, this.liveEngineIndexes(), (engine) => this.engines[engine].addRequest(request));
+    this.placement.place(request, this.liveEngineIndexes(), (engine) =>
+      this.engines[engine].addRequest(request),
+    );
   }
 
   /** Drops the replica and requeues its unfinished requests; throws when it was the last one. */
