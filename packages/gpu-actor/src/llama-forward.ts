@@ -1,3 +1,4 @@
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import * as kernels from '@seesaw/kernels';
 import { balancedRange, type ModelConfig, ropeInvFreq, type ShardSpec } from '@seesaw/model';
 import type { ForwardBatch } from './forward-batch.ts';
@@ -5,6 +6,13 @@ import type { ModelWeights } from './model-weights.ts';
 import type { PagedKvCache } from './paged-kv-cache.ts';
 import { ropeTables } from './rope-table.ts';
 import type { TensorParallelGroup } from './tensor-parallel-group.ts';
+
+/**
+ * A long step (a 4096-token prefill on a loaded 2-core machine takes over 10 s) hands the
+ * thread back to the event loop between layers at least this often, so a device worker keeps
+ * answering heartbeats mid-step and its coordinator does not declare it lost.
+ */
+const YIELD_INTERVAL_MS = 1000;
 
 /** Activation buffers reused across steps; they only grow, to the largest step seen. */
 class Scratch {
@@ -105,6 +113,7 @@ export class LlamaForward {
       }
       hidden.set(inputHidden);
     }
+    let lastYieldMs = performance.now();
     for (const [l, layer] of this.weights.layers.entries()) {
       kernels.rmsNorm(normed, hidden, layer.inputNorm, rmsNormEps);
       kernels.matmul(qkv, normed, T, layer.qkv, layer.qkvBias);
@@ -142,6 +151,10 @@ export class LlamaForward {
       kernels.matmul(projected, activated, T, layer.down);
       if (this.group) await this.group.allReduceSum(projected);
       kernels.addInPlace(hidden, projected);
+      if (performance.now() - lastYieldMs > YIELD_INTERVAL_MS) {
+        await yieldToEventLoop();
+        lastYieldMs = performance.now();
+      }
     }
 
     if (!this.shard.isLastStage) return hidden.slice();

@@ -30,8 +30,9 @@ import {
 
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 1000;
 /**
- * A device that has not answered for this long is lost. A worker answers between steps only (a
- * step computes synchronously), so this must exceed the longest step.
+ * A device that has not answered for this long is lost. A worker answers between steps and, in a
+ * long step, between layers at least once a second (LlamaForward), so this must exceed the
+ * longest layer, not the longest step.
  */
 export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 10_000;
 /** How long close() waits for a worker to exit on its own before terminating it. */
