@@ -1,4 +1,10 @@
 export {
+  type CpuKernelProfile,
+  cpuLayerComputeSeconds,
+  matmulSeconds,
+  matmulSecondsPerRowParam,
+} from './cpu-kernel-costs.ts';
+export {
   formatGainLine,
   formatRanking,
   formatSearchResult,
@@ -46,6 +52,7 @@ export {
   type BatchShape,
   batchShapeOf,
   layerSeconds,
+  sharedCoreStageSeconds,
   stageSeconds,
   stepStageSeconds,
   transferSeconds,

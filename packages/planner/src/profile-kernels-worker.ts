@@ -97,7 +97,7 @@ function matmulSecondsPerRowParam(): number[] {
       () => {
         for (const w of weights) matmul(out, x, m, w);
       },
-      quick ? 2 : 3,
+      quick ? 2 : 5,
     );
     return seconds / (weights.length * m * n * k);
   });

@@ -12,6 +12,12 @@ describe('seesaw profile (quick)', () => {
     // Many rows amortise the weight streaming: the per-row cost falls several-fold.
     const perRow = kernels.matmulSecondsPerRowParam;
     expect(perRow[perRow.length - 1]).toBeLessThan(perRow[0] / 3);
+    // The all-reduce's fixed cost is the larger of back to back and between kernel calls.
+    const m = profile.measurements;
+    expect(profile.intraHostLink.latencySeconds * 1e6).toBeCloseTo(
+      Math.max(m.allReduceBackToBackLatencyMicros, m.allReduceInComputeMicros),
+      6,
+    );
     expect(profile.reshardPeerLink?.bytesPerSecond).toBeGreaterThan(1e7);
     expect(profile.device.reshardHostLink?.bytesPerSecond).toBeGreaterThan(1e7);
     expect(profile.device.kvTransferLink).toEqual(profile.reshardPeerLink);

@@ -224,6 +224,32 @@ function kernelProfile(rowCounts: number[], timings: KernelTimings): CpuKernelPr
 }
 
 /**
+ * Seconds a decode step pays per all-reduce between kernel calls (see profile-sync-worker.ts):
+ * with-all-reduce minus without, per operation, the slower worker's.
+ */
+async function measureAllReduceInCompute(devices: number, threads: number, quick: boolean): Promise<number> {
+  if (devices < 2) return 0;
+  const descriptors = createSharedMemoryGroup(devices, 1024 * 1024);
+  const entry = new URL('./profile-sync-worker.ts', import.meta.url);
+  const results = await Promise.all(
+    descriptors.map(
+      (descriptor) =>
+        new Promise<number[]>((resolve, reject) => {
+          const worker = startWorker(entry, {
+            workerData: { descriptor, numOps: quick ? 40 : 200, rows: 32, threads },
+          });
+          worker.once('message', (seconds: number[]) => {
+            resolve(seconds);
+            void worker.terminate();
+          });
+          worker.once('error', reject);
+        }),
+    ),
+  );
+  return Math.max(0, ...results.map(([together, alone]) => together - alone));
+}
+
+/**
  * Measures this machine as a one-host cluster of `devices` CPU device workers: the real
  * kernels (@seesaw/kernels) for compute and weight streaming, the shared-memory group the
  * workers all-reduce over, and memory copies for the host tier. Efficiencies are 1 because
@@ -242,7 +268,10 @@ export async function measureProfile(options: ProfileOptions = {}): Promise<Meas
   const rowCounts = [...(quick ? QUICK_MATMUL_ROW_COUNTS : MATMUL_ROW_COUNTS)];
   const sampleSecondsPerLogit = kernels.sampleSecondsPerLogit;
   const copy = measureCopy(quick);
-  const allReduce = await measureAllReduce(quick);
+  const backToBack = await measureAllReduce(quick);
+  const inCompute = await measureAllReduceInCompute(devices, threads, quick);
+  // A step's all-reduces come between kernel calls: their fixed cost is what they cost there.
+  const allReduce = { ...backToBack, latencySeconds: Math.max(backToBack.latencySeconds, inCompute) };
   const reshardPeerLink = await measurePeerWeightMoves(quick);
   const reshardHostLink = measureHostWeightReads(quick);
   const ram = totalmem();
@@ -302,6 +331,8 @@ export async function measureProfile(options: ProfileOptions = {}): Promise<Meas
       copyGBps: copy.bytesPerSecond / 1e9,
       allReduceGBps: allReduce.bytesPerSecond / 1e9,
       allReduceLatencyMicros: allReduce.latencySeconds * 1e6,
+      allReduceBackToBackLatencyMicros: backToBack.latencySeconds * 1e6,
+      allReduceInComputeMicros: inCompute * 1e6,
       reshardPeerGBps: reshardPeerLink.bytesPerSecond / 1e9,
       reshardHostReadGBps: reshardHostLink.bytesPerSecond / 1e9,
     },

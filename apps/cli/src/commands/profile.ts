@@ -15,6 +15,14 @@ export const PROFILE_FLAGS = {
   quick: { type: 'boolean' },
 } as const;
 
+/** '1:4.7 8:32 ...' from measurements named PREFIX<rows>Rows. */
+function curve(measurements: Record<string, number>, prefix: string): string {
+  return Object.entries(measurements)
+    .filter(([name]) => name.startsWith(prefix))
+    .map(([name, value]) => `${name.slice(prefix.length, -'Rows'.length)}:${value.toFixed(0)}`)
+    .join(' ');
+}
+
 export async function profileCommand(argv: string[]): Promise<number> {
   const values = parseFlags('profile', argv, PROFILE_FLAGS);
   const out = requiredString(values, 'out');
@@ -35,6 +43,12 @@ export async function profileCommand(argv: string[]): Promise<number> {
       `attention ${m.attentionGflops.toFixed(1)} GFLOP/s\n` +
       `  memory copy ${m.copyGBps.toFixed(1)} GB/s, all-reduce ${m.allReduceGBps.toFixed(2)} GB/s + ` +
       `${m.allReduceLatencyMicros.toFixed(0)} us\n` +
+      `  with every device worker busy: matmul ${curve(m, 'matmulGflopsAt')} GFLOP/s by rows; ` +
+      `attention ${m.decodeAttentionGflops.toFixed(1)} (decode) / ${m.prefillAttentionGflops.toFixed(1)} (prefill) GFLOP/s; ` +
+      `sampling ${m.sampleNanosPerLogit.toFixed(0)} ns/logit\n` +
+      `  one worker busy: matmul ${curve(m, 'aloneMatmulGflopsAt')} GFLOP/s by rows\n` +
+      `  weight pieces peer-to-peer ${m.reshardPeerGBps.toFixed(2)} GB/s, from the host's checkpoint ` +
+      `${m.reshardHostReadGBps.toFixed(2)} GB/s\n` +
       `wrote ${out}\n`,
   );
   return 0;
