@@ -69,6 +69,9 @@ export function watchPeakMemory(device: PhasedDevice, peak: PeakDeviceMemory): P
     get maxInFlight() {
       return device.maxInFlight;
     },
+    get deviceRoles() {
+      return device.deviceRoles;
+    },
     execute: (batch: StepBatch): Promise<StepResult> => device.execute(batch),
     switchTo: async (phase: Phase): Promise<ReshardStats> => {
       const stats = await device.switchTo(phase);

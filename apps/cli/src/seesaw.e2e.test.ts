@@ -99,6 +99,19 @@ describe.skipIf(seesawUnavailableReason !== null)(
       expect(events.some((event) => event.cat === 'prefill')).toBe(true);
       expect(events.some((event) => event.cat === 'decode')).toBe(true);
       expect(trackNames(trace)).toEqual(expect.arrayContaining(['replica 0', 'replica 0 reshard']));
+      // Every device worker has its own track with the steps it took part in, in its role.
+      const deviceTrack = trace.traceEvents.find(
+        (e) =>
+          e.ph === 'M' &&
+          e.name === 'thread_name' &&
+          (e.args as { name?: string }).name === 'replica 0 device 1',
+      );
+      expect(deviceTrack).toBeDefined();
+      const deviceSteps = events.filter(
+        (e) => e.tid === deviceTrack!.tid && (e.cat === 'prefill' || e.cat === 'decode'),
+      );
+      expect(deviceSteps.length).toBeGreaterThan(0);
+      expect(String(deviceSteps[0].args.role)).toMatch(/^stage \d tp \d$/);
       const html = readFileSync(reportPath, 'utf8');
       expect(html.toLowerCase()).not.toContain('http');
       expect(html).toMatch(/<title>reshard /);

@@ -78,6 +78,14 @@ function arrange(parallel: ParallelConfig, actors: PhasedActor[]): PhasedActor[]
   return stages;
 }
 
+/** 'stage s tp r' of each local device under `parallel`. */
+function deviceRolesOf(parallel: ParallelConfig): string[] {
+  const roles: string[] = [];
+  for (const rank of deviceRanks(oneReplica(parallel)))
+    roles[rank.device] = `stage ${rank.ppStage} tp ${rank.tpRank}`;
+  return roles;
+}
+
 export class PhasedReplicaDevice implements PhasedDevice {
   readonly dpRank: number;
   readonly blockSize: number;
@@ -93,6 +101,7 @@ export class PhasedReplicaDevice implements PhasedDevice {
   private nextReshardId = 1;
   private failureError: Error | undefined;
   private lastDone: ReshardDone[] = [];
+  private readonly rolesByPhase: Record<Phase, readonly string[]>;
 
   constructor(private readonly options: PhasedReplicaOptions) {
     const { actors, layouts, ready } = options;
@@ -110,6 +119,7 @@ export class PhasedReplicaDevice implements PhasedDevice {
     this.actors = actors;
     this.layouts = layouts;
     this.arrangement = arrange(prefill, actors);
+    this.rolesByPhase = { prefill: deviceRolesOf(prefill), decode: deviceRolesOf(decode) };
     this.numBlocks = Math.min(...ready.map((r) => r.numKvBlocks));
     this.figures = PhasedReplicaDevice.sum(ready);
     this.digests = ready.map((r) => r.weightDigest);
@@ -138,11 +148,8 @@ export class PhasedReplicaDevice implements PhasedDevice {
   }
 
   /** Each device's place in the current layout, 'stage s tp r' (for the trace's device tracks). */
-  get deviceRoles(): string[] {
-    const roles: string[] = [];
-    for (const rank of deviceRanks(this.parallel))
-      roles[rank.device] = `stage ${rank.ppStage} tp ${rank.tpRank}`;
-    return roles;
+  get deviceRoles(): readonly string[] {
+    return this.rolesByPhase[this.currentPhase];
   }
 
   /** Pipeline depth of the current layout: how many steps may usefully be in flight. */
