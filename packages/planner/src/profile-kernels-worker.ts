@@ -6,7 +6,6 @@ import { parentPort, workerData } from 'node:worker_threads';
 import {
   addInPlace,
   argmaxRows,
-  f32ToBf16,
   matmul,
   pagedAttention,
   rmsNorm,
@@ -14,8 +13,8 @@ import {
   sampleRow,
   setNumThreads,
   siluMul,
-  type Weight,
 } from '@seesaw/kernels';
+import { bf16Weight, filled, median } from './profile-inputs.ts';
 import {
   ATTENTION_SHAPE,
   ELEMENTWISE_SHAPE,
@@ -41,11 +40,6 @@ function arriveAndWait(): void {
   }
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)];
-}
-
 /** Median seconds of `fn` over reps, every rep started together on all workers. */
 function timeTogether(fn: () => void, reps: number): number {
   arriveAndWait();
@@ -58,22 +52,6 @@ function timeTogether(fn: () => void, reps: number): number {
     times.push((performance.now() - start) / 1000);
   }
   return median(times);
-}
-
-function filled(length: number, seed: number): Float32Array {
-  const out = new Float32Array(length);
-  let s = seed >>> 0;
-  for (let i = 0; i < length; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 32 - 0.5;
-  }
-  return out;
-}
-
-function bf16Weight(rows: number, cols: number, seed: number): Weight {
-  const data = new Uint16Array(rows * cols);
-  f32ToBf16(filled(rows * cols, seed), data);
-  return { dtype: 'bf16', rows, cols, data };
 }
 
 /**

@@ -1,10 +1,11 @@
 import { cpus, totalmem } from 'node:os';
 import { createSharedMemoryGroup } from '@seesaw/gpu-actor';
-import { f32ToBf16, matmul, pagedAttention, sampleRow, setNumThreads, type Weight } from '@seesaw/kernels';
+import { matmul, pagedAttention, sampleRow, setNumThreads } from '@seesaw/kernels';
 import { startWorker } from '@seesaw/protocol';
 import type { CpuKernelProfile } from './cpu-kernel-costs.ts';
 import type { LinkProfile } from './hardware.ts';
 import type { MeasuredProfile } from './profile-file.ts';
+import { bf16Weight, filled, median } from './profile-inputs.ts';
 import {
   type KernelTimings,
   type KernelWorkerInput,
@@ -26,11 +27,6 @@ export interface ProfileOptions {
   quick?: boolean;
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)];
-}
-
 function timeSeconds(fn: () => void, reps: number): number {
   fn();
   const times: number[] = [];
@@ -40,22 +36,6 @@ function timeSeconds(fn: () => void, reps: number): number {
     times.push((performance.now() - start) / 1000);
   }
   return median(times);
-}
-
-function filled(length: number, seed: number): Float32Array {
-  const out = new Float32Array(length);
-  let s = seed >>> 0;
-  for (let i = 0; i < length; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 32 - 0.5;
-  }
-  return out;
-}
-
-function bf16Weight(rows: number, cols: number, seed: number): Weight {
-  const data = new Uint16Array(rows * cols);
-  f32ToBf16(filled(rows * cols, seed), data);
-  return { dtype: 'bf16', rows, cols, data };
 }
 
 /** Many-row bf16 matmul (prefill-like): FLOP/s. Single-row (decode-like): weight bytes/s. */

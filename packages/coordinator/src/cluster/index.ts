@@ -41,9 +41,11 @@ export { type ReplanOptions, replanConfig } from './replan.ts';
 export { ReplicaDevice } from './replica-device.ts';
 export { type ReplicaHostSlots, withHostSlots } from './replica-host-slots.ts';
 export {
+  fitLink,
   type LinkRateOptions,
+  type MeasuredLink,
   measureHostBytesPerSecond,
-  measureP2pBytesPerSecond,
+  measureP2pLink,
   measureReshardLinkRates,
 } from './reshard-link-rates.ts';
 export {

@@ -1,8 +1,8 @@
 /**
  * The two weight routes' rates on this host, measured the way re-shards use them, so the `auto`
- * route plans with this machine's figures rather than defaults: p2p = one u8 weightSlice piece
- * posted through a WorkerPortEndpoint to another thread, to its acknowledgement (the frame
- * encode copy + transfer a piece pays); host = positional Checkpoint reads of the largest
+ * route plans with this machine's figures rather than defaults (and `seesaw profile` measures
+ * the same way): p2p = u8 weightSlice pieces posted through a WorkerPortEndpoint to another
+ * thread, to their acknowledgements (the frame encode copy + transfer a piece pays); host = positional Checkpoint reads of the largest
  * tensors (page cache warm after the first read, as the host route assumes).
  */
 import { Checkpoint, type ReshardLinkRates } from '@seesaw/model';
@@ -31,31 +31,57 @@ async function timedMedianMs(numRepeats: number, run: () => Promise<void> | void
   return median(times);
 }
 
-/** Bytes/s of one weight piece posted to another thread and acknowledged. */
-export async function measureP2pBytesPerSecond(options: LinkRateOptions = {}): Promise<number> {
+/** A link as latency + bytes / rate (the planner's LinkProfile has the same shape). */
+export interface MeasuredLink {
+  bytesPerSecond: number;
+  latencySeconds: number;
+}
+
+/** latency + bytes / rate through two measured points (small, large). */
+export function fitLink(
+  smallBytes: number,
+  smallSeconds: number,
+  largeBytes: number,
+  largeSeconds: number,
+): MeasuredLink {
+  const slope = (largeSeconds - smallSeconds) / (largeBytes - smallBytes);
+  const bytesPerSecond = slope > 0 ? 1 / slope : largeBytes / largeSeconds;
+  return { bytesPerSecond, latencySeconds: Math.max(0, smallSeconds - smallBytes / bytesPerSecond) };
+}
+
+/**
+ * The peer route: weight pieces posted to another thread through a WorkerPortEndpoint, each
+ * answered once decoded, fitted as latency + bytes / rate from 4 KiB pieces and numBytes pieces
+ * (posted back to back, as the re-shard executor posts a unit's pieces).
+ */
+export async function measureP2pLink(options: LinkRateOptions = {}): Promise<MeasuredLink> {
   const numBytes = options.numBytes ?? 16 << 20;
+  const numRepeats = options.numRepeats ?? 3;
   const sink = new URL('./reshard-link-sink.ts', import.meta.url);
   const { worker, endpoint } = spawnWorkerEndpoint(sink, { name: 'reshard link probe', log: () => {} });
-  try {
-    const data = new Uint8Array(numBytes);
-    let acked = () => {};
-    endpoint.onMessage(() => acked());
-    const piece = {
-      tag: 'weightSlice',
-      reshardId: 1,
-      name: 'probe',
-      axis: 'rows',
-      start: 0,
-      end: 1,
-    } as const;
-    const ms = await timedMedianMs(options.numRepeats ?? 3, () => {
-      const arrived = new Promise<void>((resolve) => {
-        acked = resolve;
-      });
-      endpoint.post(piece, [{ dtype: 'u8', shape: [numBytes], data }]);
-      return arrived;
+  const pending: Array<() => void> = [];
+  endpoint.onMessage(() => pending.shift()?.());
+  const piece = { tag: 'weightSlice', reshardId: 1, name: 'probe', axis: 'rows', start: 0, end: 1 } as const;
+  const sendOne = (data: Uint8Array): Promise<void> =>
+    new Promise((resolve) => {
+      pending.push(resolve);
+      endpoint.post(piece, [{ dtype: 'u8', shape: [data.length], data }]);
     });
-    return numBytes / (ms / 1000);
+  /** Median seconds per piece of `count` pieces of `size` bytes, after one warm-up piece. */
+  const secondsPerPiece = async (size: number, count: number): Promise<number> => {
+    const data = new Uint8Array(size);
+    await sendOne(data);
+    const times: number[] = [];
+    for (let r = 0; r < numRepeats; r++) {
+      const start = performance.now();
+      await Promise.all(Array.from({ length: count }, () => sendOne(data)));
+      times.push((performance.now() - start) / 1000 / count);
+    }
+    return median(times);
+  };
+  try {
+    const small = await secondsPerPiece(4096, 20);
+    return fitLink(4096, small, numBytes, await secondsPerPiece(numBytes, 2));
   } finally {
     endpoint.close();
     await worker.terminate();
@@ -93,8 +119,10 @@ export async function measureReshardLinkRates(
   modelDir: string,
   options: LinkRateOptions = {},
 ): Promise<ReshardLinkRates> {
+  const p2p = await measureP2pLink(options);
   return {
-    p2pBytesPerSecond: await measureP2pBytesPerSecond(options),
+    p2pBytesPerSecond: p2p.bytesPerSecond,
+    p2pLatencySeconds: p2p.latencySeconds,
     hostBytesPerSecond: await measureHostBytesPerSecond(modelDir, options),
   };
 }
