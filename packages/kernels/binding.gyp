@@ -6,7 +6,6 @@
         "native/addon.cc",
         "native/attention.cc",
         "native/matmul.cc",
-        "native/matmul_packed.cc",
         "native/probes.cc",
         "native/rowwise.cc",
         "native/sampling.cc",

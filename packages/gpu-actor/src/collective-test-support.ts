@@ -12,11 +12,13 @@ export function randomFloats(length: number, seed: number): Float32Array {
   return out;
 }
 
-/** Sum over ranks in rank order, each add rounded to f32 (the groups' documented order). */
-export function referenceSum(inputs: Float32Array[]): Float32Array {
-  return Float32Array.from(inputs[0], (_, i) =>
-    inputs.slice(1).reduce((sum, input) => Math.fround(sum + input[i]), inputs[0][i]),
-  );
+/** Sum over ranks by the halving tree ((p0 + p1) + (p2 + p3)), each add rounded to f32 (the groups' documented order). */
+export function referenceSum(inputs: Float32Array[], lo = 0, hi = inputs.length): Float32Array {
+  if (hi - lo === 1) return inputs[lo];
+  const mid = lo + Math.floor((hi - lo) / 2);
+  const left = referenceSum(inputs, lo, mid);
+  const right = referenceSum(inputs, mid, hi);
+  return left.map((value, i) => Math.fround(value + right[i]));
 }
 
 export function bitsEqual(a: Float32Array, b: Float32Array): boolean {

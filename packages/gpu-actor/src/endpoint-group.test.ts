@@ -8,7 +8,7 @@ import {
 } from '@seesaw/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EndpointGroup, type PeerLink } from './endpoint-group.ts';
-import { sumInRankOrder } from './tensor-parallel-group.ts';
+import { sumByHalvingTree } from './tensor-parallel-group.ts';
 
 type Link = Endpoint<DeviceToDevice, DeviceToDevice>;
 
@@ -33,7 +33,7 @@ function randomBuffers(size: number, length: number): Float32Array[] {
 
 function expectedSum(parts: Float32Array[]): Float32Array {
   const out = new Float32Array(parts[0].length);
-  sumInRankOrder(out, parts);
+  sumByHalvingTree(out, parts);
   return out;
 }
 

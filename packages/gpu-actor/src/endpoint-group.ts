@@ -1,5 +1,5 @@
 import type { DeviceToDevice, Endpoint, Tensor } from '@seesaw/protocol';
-import { sumInRankOrder, type TensorParallelGroup } from './tensor-parallel-group.ts';
+import { sumByHalvingTree, type TensorParallelGroup } from './tensor-parallel-group.ts';
 
 /** A link to one peer rank of the group. */
 export type PeerLink = Endpoint<DeviceToDevice, DeviceToDevice>;
@@ -12,7 +12,7 @@ interface Arrival {
 /**
  * Tensor-parallel collectives over message endpoints (a WebSocket between hosts, or any other
  * transport): a full mesh where every rank sends its whole contribution to every peer and then
- * combines all of them in rank order. For the 2-4 ranks a TP group spans this moves the same
+ * combines all of them by the halving tree over ranks (sumByHalvingTree). For the 2-4 ranks a TP group spans this moves the same
  * bytes per rank as a ring (tp - 1 buffers each way) in one round instead of 2(tp - 1), and
  * every rank sums the same inputs in the same order, so results are bit-identical everywhere.
  *
@@ -43,7 +43,7 @@ export class EndpointGroup implements TensorParallelGroup {
 
   async allReduceSum(buf: Float32Array): Promise<void> {
     const parts = await this.exchange(buf);
-    sumInRankOrder(buf, parts);
+    sumByHalvingTree(buf, parts);
   }
 
   async allGather(local: Float32Array, out: Float32Array): Promise<void> {

@@ -8,7 +8,7 @@ async function yieldTurns(n: number): Promise<void> {
 }
 
 describe('InProcessGroup', () => {
-  it('sums in rank order and gathers uneven parts, bit-identically on every rank, over back-to-back ops', async () => {
+  it('sums by the halving tree over ranks and gathers uneven parts, bit-identically on every rank, over back-to-back ops', async () => {
     const size = 3;
     const group = InProcessGroup.create(size);
     const lengths = [1, 17, 0, 1000];

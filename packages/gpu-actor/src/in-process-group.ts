@@ -1,4 +1,4 @@
-import { sumInRankOrder, type TensorParallelGroup } from './tensor-parallel-group.ts';
+import { sumByHalvingTree, type TensorParallelGroup } from './tensor-parallel-group.ts';
 
 type OpKind = 'allReduceSum' | 'allGather';
 
@@ -70,7 +70,7 @@ function sumParts(parts: Float32Array[]): Float32Array {
     }
   });
   const sum = new Float32Array(parts[0].length);
-  sumInRankOrder(sum, parts);
+  sumByHalvingTree(sum, parts);
   return sum;
 }
 
@@ -86,7 +86,7 @@ function concatParts(parts: Float32Array[]): Float32Array {
 
 /**
  * Ranks as concurrent async tasks in one thread: each collective is a promise rendezvous, and
- * the last rank to arrive computes the result once, in rank order, for everyone.
+ * the last rank to arrive computes the result once, by the halving tree over ranks, for everyone.
  */
 export class InProcessGroup implements TensorParallelGroup {
   private numOps = 0;

@@ -26,4 +26,4 @@ export {
   type SharedMemoryGroupDescriptor,
   sharedMemoryGroupBytes,
 } from './shared-memory-group.ts';
-export { sumInRankOrder, type TensorParallelGroup } from './tensor-parallel-group.ts';
+export { sumByHalvingTree, type TensorParallelGroup } from './tensor-parallel-group.ts';

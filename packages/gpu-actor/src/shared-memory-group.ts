@@ -1,4 +1,4 @@
-import { sumInRankOrder, type TensorParallelGroup } from './tensor-parallel-group.ts';
+import { sumByHalvingTree, type TensorParallelGroup } from './tensor-parallel-group.ts';
 
 /** Everything a rank needs to join a group; structured-cloneable, so it can be posted to a worker. */
 export interface SharedMemoryGroupDescriptor {
@@ -47,7 +47,7 @@ export function createSharedMemoryGroup(size: number, capacityFloats: number): S
 /**
  * Ranks in different threads (worker_threads) sharing one SharedArrayBuffer: each rank copies
  * its buffer (a chunk at a time) into its own slot, a barrier, every rank sums / gathers all
- * slots in rank order (so all get bit-identical results), a barrier so no slot is overwritten
+ * slots by the halving tree over ranks (so all get bit-identical results), a barrier so no slot is overwritten
  * while another rank still reads it. Waiting blocks the thread (Atomics.wait): one rank per
  * thread, never two ranks of a group in the same thread.
  */
@@ -101,7 +101,7 @@ export class SharedMemoryGroup implements TensorParallelGroup {
       const n = Math.min(cap, buf.length - offset);
       mine.set(buf.subarray(offset, offset + n));
       this.barrier();
-      sumInRankOrder(buf.subarray(offset, offset + n), this.slots, 0, n);
+      sumByHalvingTree(buf.subarray(offset, offset + n), this.slots, 0, n);
       this.barrier();
     }
   }

@@ -33,7 +33,7 @@ function check(m: number, n: number, k: number, dtype: WeightDType, withBias: bo
 describe('matmul against the float64 reference', () => {
   for (const threads of [1, 2]) {
     for (const dtype of dtypes) {
-      it(`few rows (streaming path), ${dtype}, ${threads} thread(s)`, () => {
+      it(`1-9 and 33 rows (narrow and 4x3 tiles), ${dtype}, ${threads} thread(s)`, () => {
         setNumThreads(threads);
         for (const m of [1, 2, 3, 4, 5, 7, 8, 9, 33]) {
           check(m, 1 + Math.floor(rng() * 40) * 2, 257, dtype, m % 2 === 1);
@@ -41,13 +41,13 @@ describe('matmul against the float64 reference', () => {
           check(m, 3, 5, dtype, true);
         }
       });
-      it(`mid rows (K-blocked dot path), ${dtype}, ${threads} thread(s)`, () => {
+      it(`33-40 rows, long K, ${dtype}, ${threads} thread(s)`, () => {
         setNumThreads(threads);
-        // 9..47 rows with m*K*4 bytes above the streaming threshold (320 KiB).
+        // Rows x K past the old streaming threshold (320 KiB of activations).
         check(40, 37, 2500, dtype, true);
         check(33, 50, 2600, dtype, false);
       });
-      it(`many rows (packed path), ${dtype}, ${threads} thread(s)`, () => {
+      it(`48+ rows, N and K off every tile width, ${dtype}, ${threads} thread(s)`, () => {
         setNumThreads(threads);
         // >= 48 rows; N not a multiple of the 16-wide panel or the 96-wide task, K not of 8.
         check(48, 16, 64, dtype, false);
