@@ -46,22 +46,6 @@ struct Scratch {
 
 thread_local Scratch tlsScratch;
 
-inline float dot(const float* a, const float* b, size_t n) {
-  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-  size_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-    s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
-  }
-  if (i + 8 <= n) {
-    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-    i += 8;
-  }
-  float s = hsum(_mm256_add_ps(s0, s1));
-  for (; i < n; i++) s += a[i] * b[i];
-  return s;
-}
-
 // Four horizontal sums at once: [sum(a), sum(b), sum(c), sum(d)].
 inline __m128 reduce4(__m256 a, __m256 b, __m256 c, __m256 d) {
   __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
@@ -69,40 +53,44 @@ inline __m128 reduce4(__m256 a, __m256 b, __m256 c, __m256 d) {
 }
 
 // scores[r*ld + j] = dot(q_r, k_j) for R query rows (q + r*d) and keys j < nk (rows of k).
-// A tile of R rows x 2 keys loads each K vector once for all rows of the GQA group.
+// A tile of R rows x 2 keys loads each K vector once for all rows of the GQA group. Every score
+// is computed by the same expression (8 FMA lanes, then reduce4's pairwise sum, then the scalar
+// tail), whether its key is paired, the odd last one (paired with itself), or how many rows the
+// tile has: a row's scores never depend on the rows tiled with it (docs/determinism.md).
 template <int R>
-inline void scoreRows(float* scores, size_t ld, const float* q, const float* k, size_t nk, size_t d) {
+inline void scoreKeyPair(float* scores, size_t ld, const float* q, const float* k0, const float* k1, size_t j,
+                         bool both, size_t d) {
   const size_t dv = d & ~size_t(7);
   const __m256 zero = _mm256_setzero_ps();
-  size_t j = 0;
-  for (; j + 2 <= nk; j += 2) {
-    const float* k0 = k + j * d;
-    const float* k1 = k0 + d;
-    __m256 a[4][2] = {{zero, zero}, {zero, zero}, {zero, zero}, {zero, zero}};
-    for (size_t i = 0; i < dv; i += 8) {
-      const __m256 kv0 = _mm256_loadu_ps(k0 + i), kv1 = _mm256_loadu_ps(k1 + i);
+  __m256 a[4][2] = {{zero, zero}, {zero, zero}, {zero, zero}, {zero, zero}};
+  for (size_t i = 0; i < dv; i += 8) {
+    const __m256 kv0 = _mm256_loadu_ps(k0 + i), kv1 = _mm256_loadu_ps(k1 + i);
 #pragma GCC unroll 4
-      for (int r = 0; r < R; r++) {
-        const __m256 qv = _mm256_loadu_ps(q + r * d + i);
-        a[r][0] = _mm256_fmadd_ps(qv, kv0, a[r][0]);
-        a[r][1] = _mm256_fmadd_ps(qv, kv1, a[r][1]);
-      }
-    }
-    alignas(16) float sums[8];
-    _mm_store_ps(sums, reduce4(a[0][0], a[0][1], a[1][0], a[1][1]));
-    if constexpr (R > 2) _mm_store_ps(sums + 4, reduce4(a[2][0], a[2][1], a[3][0], a[3][1]));
     for (int r = 0; r < R; r++) {
-      float s0 = sums[2 * r], s1 = sums[2 * r + 1];
-      for (size_t i = dv; i < d; i++) {
-        s0 += q[r * d + i] * k0[i];
-        s1 += q[r * d + i] * k1[i];
-      }
-      scores[r * ld + j] = s0;
-      scores[r * ld + j + 1] = s1;
+      const __m256 qv = _mm256_loadu_ps(q + r * d + i);
+      a[r][0] = _mm256_fmadd_ps(qv, kv0, a[r][0]);
+      a[r][1] = _mm256_fmadd_ps(qv, kv1, a[r][1]);
     }
   }
-  if (j < nk)
-    for (int r = 0; r < R; r++) scores[r * ld + j] = dot(q + r * d, k + j * d, d);
+  alignas(16) float sums[8];
+  _mm_store_ps(sums, reduce4(a[0][0], a[0][1], a[1][0], a[1][1]));
+  if constexpr (R > 2) _mm_store_ps(sums + 4, reduce4(a[2][0], a[2][1], a[3][0], a[3][1]));
+  for (int r = 0; r < R; r++) {
+    float s0 = sums[2 * r], s1 = sums[2 * r + 1];
+    for (size_t i = dv; i < d; i++) {
+      s0 = std::fma(q[r * d + i], k0[i], s0);
+      s1 = std::fma(q[r * d + i], k1[i], s1);
+    }
+    scores[r * ld + j] = s0;
+    if (both) scores[r * ld + j + 1] = s1;
+  }
+}
+
+template <int R>
+inline void scoreRows(float* scores, size_t ld, const float* q, const float* k, size_t nk, size_t d) {
+  size_t j = 0;
+  for (; j + 2 <= nk; j += 2) scoreKeyPair<R>(scores, ld, q, k + j * d, k + (j + 1) * d, j, true, d);
+  if (j < nk) scoreKeyPair<R>(scores, ld, q, k + j * d, k + j * d, j, false, d);
 }
 
 // acc_r = acc_r * scaleOld[r] + sum_{j < nk} p[r*ld + j] * v_j for R rows (acc + r*d): a tile
