@@ -10,7 +10,7 @@ import { join } from 'node:path';
 
 export const REPO_ROOT = join(import.meta.dirname, '..');
 export const BIN = join(REPO_ROOT, 'apps', 'cli', 'bin', 'seesaw.js');
-export const FIXTURE = join(import.meta.dirname, '../../shared/fixtures/tiny-llama-bf16');
+export const FIXTURE = join(import.meta.dirname, '../fixtures/tiny-llama-bf16');
 
 /** A started child: its process, and stdout/stderr collected so far. */
 export interface Started {

@@ -8,7 +8,7 @@ import { isAutoPair, resolveAutoPair } from './auto-pair.ts';
 import { TWO_WORKER_PROFILE } from './e2e-test-support.ts';
 import { checkSeesawPair } from './seesaw-flags.ts';
 
-const FIXTURE = join(import.meta.dirname, '../../../../shared/fixtures/tiny-llama-bf16');
+const FIXTURE = join(import.meta.dirname, '../../../fixtures/tiny-llama-bf16');
 
 const REQUESTS = Array.from({ length: 8 }, (_, i) => ({
   promptTokenIds: Array.from({ length: 64 + 8 * i }, () => 1),

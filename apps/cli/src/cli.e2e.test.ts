@@ -11,7 +11,7 @@ import type { BatchOutputRecord, ErrorRecord, SuccessRecord } from './batch-outp
 import { findEngineUnavailableReason, SEESAW_BIN } from './e2e-test-support.ts';
 import { REPO_ROOT } from './model-cache.ts';
 
-const FIXTURE_NO_TOKENIZER = join(import.meta.dirname, '../../../../shared/fixtures/tiny-llama-bf16');
+const FIXTURE_NO_TOKENIZER = join(import.meta.dirname, '../../../fixtures/tiny-llama-bf16');
 
 const engineUnavailableReason = await findEngineUnavailableReason();
 

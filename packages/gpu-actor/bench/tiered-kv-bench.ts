@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { StepBatch, StepKvSwap, StepResult } from '@seesaw/protocol';
 import { WorkerReplica } from '../src/worker-replica-test-support.ts';
 
-const FIXTURE = join(import.meta.dirname, '../../../../shared/fixtures/tiny-llama-bf16');
+const FIXTURE = join(import.meta.dirname, '../../../fixtures/tiny-llama-bf16');
 const BLOCK_SIZE = 16;
 const [parallel = 'D1T1P1', seqsArg = '8', lengthArg = '128'] = process.argv.slice(2);
 const match = /^D1T(\d+)P(\d+)$/.exec(parallel);

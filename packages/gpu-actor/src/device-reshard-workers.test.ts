@@ -24,7 +24,7 @@ import { BLOCK_SIZE, compareWithSingleDevice } from './sharded-test-support.ts';
 // the checkpoint (and after P2 -> T2 -> P2 that of the first load), and the bytes each device
 // kept, received, sent and read from the host are its plan's.
 
-const FIXTURE = join(import.meta.dirname, '../../../../shared/fixtures/tiny-llama-bf16');
+const FIXTURE = join(import.meta.dirname, '../../../fixtures/tiny-llama-bf16');
 const RELATIVE_TOLERANCE = 1e-4;
 const RATES = { p2pBytesPerSecond: 4e9, hostBytesPerSecond: 2e9 };
 const DEVICE_MEMORY_BYTES = 16 << 20;

@@ -18,7 +18,7 @@ import { decodeStep, prefillStep, referenceCheck, referenceRun } from './tiered-
 // to P2, and the sequence is prefetched once more and decodes. Tokens equal, and logits are
 // within the TP/PP tests' bound of, one in-process device on which the sequence never moved.
 
-const FIXTURE = join(import.meta.dirname, '../../../../shared/fixtures/tiny-llama-bf16');
+const FIXTURE = join(import.meta.dirname, '../../../fixtures/tiny-llama-bf16');
 const BLOCK_SIZE = 8;
 const PROMPT = 20;
 const RELATIVE_TOLERANCE = 1e-4;

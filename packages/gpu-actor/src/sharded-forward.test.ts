@@ -8,7 +8,7 @@ import { CpuDevice } from './cpu-device.ts';
 import { InProcessPipeline } from './in-process-pipeline.ts';
 import { BLOCK_SIZE, compareWithSingleDevice } from './sharded-test-support.ts';
 
-const FIXTURE = join(import.meta.dirname, '../../../../shared/fixtures/tiny-llama-bf16');
+const FIXTURE = join(import.meta.dirname, '../../../fixtures/tiny-llama-bf16');
 // TP changes the order of the o_proj / down_proj / lm_head sums, so logits are not bit-equal to
 // one device; f32 rounding over 4 layers stays near 1e-6 of the logits' scale. PP alone keeps
 // every sum in order and must be bit-equal.

@@ -7,7 +7,7 @@ import { BLOCK_SIZE, compareWithSingleDevice, type Device } from './sharded-test
 import { createSharedMemoryGroup } from './shared-memory-group.ts';
 import type { TpRankWorkerInput, TpRankWorkerMessage } from './tp-rank-test-worker.ts';
 
-const FIXTURE = join(import.meta.dirname, '../../../../shared/fixtures/tiny-llama-bf16');
+const FIXTURE = join(import.meta.dirname, '../../../fixtures/tiny-llama-bf16');
 const WORKER_ENTRY = new URL('./tp-rank-test-worker.ts', import.meta.url);
 const RELATIVE_TOLERANCE = 1e-4;
 const deviceOptions = { numThreads: 1, kvCacheBytes: 8 * 1024 * 1024, blockSize: BLOCK_SIZE };

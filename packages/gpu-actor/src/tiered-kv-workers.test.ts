@@ -10,7 +10,7 @@ import { WorkerReplica } from './worker-replica-test-support.ts';
 // back once more, decoded. Tokens equal, and logits are within the TP/PP tests' bound of, one
 // in-process device on which the sequence never moved.
 
-const FIXTURE = join(import.meta.dirname, '../../../../shared/fixtures/tiny-llama-bf16');
+const FIXTURE = join(import.meta.dirname, '../../../fixtures/tiny-llama-bf16');
 const BLOCK_SIZE = 8;
 const PROMPT = 20; // 3 blocks, the last one partial
 const NUM_DECODES = 4; // the context then fills all 3 blocks

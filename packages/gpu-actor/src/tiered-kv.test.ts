@@ -15,7 +15,7 @@ import { decodeStep, GREEDY } from './tiered-kv-test-steps.ts';
 // it into other blocks; the decode after that must match a sequence that never left the device,
 // bit for bit (same kernels, same data, only the block ids differ).
 
-const FIXTURE = join(import.meta.dirname, '../../../../shared/fixtures/tiny-llama-bf16');
+const FIXTURE = join(import.meta.dirname, '../../../fixtures/tiny-llama-bf16');
 const TOKEN = 'tiered-kv-test';
 const BLOCK_SIZE = 8;
 const NUM_BLOCKS = 12;

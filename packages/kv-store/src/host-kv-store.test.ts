@@ -224,7 +224,7 @@ describe('HostKvStore', () => {
   });
 
   it('takes its geometry from a real checkpoint config', () => {
-    const config = loadModelConfig(join(import.meta.dirname, '../../../../shared/fixtures/tiny-llama-bf16'));
+    const config = loadModelConfig(join(import.meta.dirname, '../../../fixtures/tiny-llama-bf16'));
     const layout = hostKvLayoutFor(config, 16);
     expect(layout).toEqual({ numLayers: 4, numKvHeads: 4, headDim: 32, tokensPerSlot: 16, dtype: 'f32' });
     const s = new HostKvStore({ layout, capacityBytes: 2 * 1024 ** 3 });

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { loadModelConfig, ModelConfigError, parseModelConfig } from './model-config.ts';
 import { ropeInvFreq } from './rope.ts';
 
-const FIXTURE = join(import.meta.dirname, '../../../../shared/fixtures/tiny-llama-bf16');
+const FIXTURE = join(import.meta.dirname, '../../../fixtures/tiny-llama-bf16');
 
 function llamaJson(overrides: Record<string, unknown> = {}): Record<string, unknown> {
   return {

@@ -10,7 +10,7 @@ import {
   validateForModel,
 } from './parallel-config.ts';
 
-const FIXTURE = join(import.meta.dirname, '../../../../shared/fixtures/tiny-llama-bf16');
+const FIXTURE = join(import.meta.dirname, '../../../fixtures/tiny-llama-bf16');
 
 describe('parseParallelConfig / formatParallelConfig', () => {
   it('reads every letter combination, missing letters meaning 1', () => {

@@ -14,7 +14,7 @@ import {
 } from './reshard-plan.ts';
 import { type ShardPosition, shardSpec, type TensorSlice } from './sharding.ts';
 
-const FIXTURE = join(import.meta.dirname, '../../../../shared/fixtures/tiny-llama-bf16');
+const FIXTURE = join(import.meta.dirname, '../../../fixtures/tiny-llama-bf16');
 const tiny = loadModelConfig(FIXTURE);
 
 const CONFIGS: Record<string, ModelConfig> = {
