@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseParallelConfig } from '@seesaw/model';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TWO_WORKER_PROFILE } from '../test/e2e-test-support.ts';
 import { UsageError } from './args.ts';
 import { isAutoPair, resolveAutoPair } from './auto-pair.ts';
-import { TWO_WORKER_PROFILE } from './e2e-test-support.ts';
 import { checkSeesawPair } from './seesaw-flags.ts';
 
 const FIXTURE = join(import.meta.dirname, '../../../fixtures/tiny-llama-bf16');

@@ -7,8 +7,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { findEngineUnavailableReason, SEESAW_BIN } from '../test/e2e-test-support.ts';
 import type { BatchOutputRecord, ErrorRecord, SuccessRecord } from './batch-output.ts';
-import { findEngineUnavailableReason, SEESAW_BIN } from './e2e-test-support.ts';
 import { REPO_ROOT } from './model-cache.ts';
 
 const FIXTURE_NO_TOKENIZER = join(import.meta.dirname, '../../../fixtures/tiny-llama-bf16');

@@ -7,7 +7,6 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { SuccessRecord } from './batch-output.ts';
 import {
   completeEvents,
   findEngineUnavailableReason,
@@ -15,7 +14,8 @@ import {
   runSeesaw,
   TWO_WORKER_PROFILE,
   trackNames,
-} from './e2e-test-support.ts';
+} from '../test/e2e-test-support.ts';
+import type { SuccessRecord } from './batch-output.ts';
 
 const engineUnavailableReason = await findEngineUnavailableReason();
 /** The Seesaw runs need the phased cluster engine of @seesaw/coordinator. */

@@ -9,8 +9,6 @@ export {
   type EngineStats,
   type ExecutionDevice,
 } from './engine.ts';
-export { HashingPhasedDevice, type HashingPhasedDeviceOptions } from './hashing-phased-device.ts';
-export { HashingTestDevice, type HashingTestDeviceOptions, hashNextToken } from './hashing-test-device.ts';
 export {
   HostKvTier,
   type HostKvTierConfig,

@@ -6,7 +6,7 @@
  */
 import { join } from 'node:path';
 import type { StepBatch, StepKvSwap, StepResult } from '@seesaw/protocol';
-import { WorkerReplica } from '../src/worker-replica-test-support.ts';
+import { WorkerReplica } from '../test/worker-replica-test-support.ts';
 
 const FIXTURE = join(import.meta.dirname, '../../../fixtures/tiny-llama-bf16');
 const BLOCK_SIZE = 16;

@@ -4,9 +4,9 @@ import { join } from 'node:path';
 import { generateCheckpoint, parseParallelConfig } from '@seesaw/model';
 import type { StepBatch } from '@seesaw/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BLOCK_SIZE, compareWithSingleDevice } from '../test/sharded-test-support.ts';
 import { CpuDevice } from './cpu-device.ts';
 import { InProcessPipeline } from './in-process-pipeline.ts';
-import { BLOCK_SIZE, compareWithSingleDevice } from './sharded-test-support.ts';
 
 const FIXTURE = join(import.meta.dirname, '../../../fixtures/tiny-llama-bf16');
 // TP changes the order of the o_proj / down_proj / lm_head sums, so logits are not bit-equal to

@@ -1,8 +1,14 @@
 import { join } from 'node:path';
 import type { StepKvSwap, StepResult } from '@seesaw/protocol';
 import { describe, expect, it } from 'vitest';
-import { decodeStep, GREEDY, prefillStep, referenceCheck, referenceRun } from './tiered-kv-test-steps.ts';
-import { WorkerReplica } from './worker-replica-test-support.ts';
+import {
+  decodeStep,
+  GREEDY,
+  prefillStep,
+  referenceCheck,
+  referenceRun,
+} from '../test/tiered-kv-test-steps.ts';
+import { WorkerReplica } from '../test/worker-replica-test-support.ts';
 
 // Tiered KV through real device worker threads and a kv-store worker: a prompt written back layer
 // by layer during its prefill, its blocks taken by another prompt, prefetched into other blocks by

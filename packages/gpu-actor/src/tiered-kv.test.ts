@@ -4,11 +4,11 @@ import { HostKvStore, hostKvLayoutFor, KV_STORE_INBOUND_TAGS, KvStoreActor } fro
 import { Checkpoint, type ModelConfig } from '@seesaw/model';
 import { type StepBatch, type StepKvSwap, type StepResult, WorkerPortEndpoint } from '@seesaw/protocol';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { decodeStep, GREEDY } from '../test/tiered-kv-test-steps.ts';
 import { CpuDevice } from './cpu-device.ts';
 import { KvStoreSwapper, openKvStoreLink } from './device-kv-store-swap.ts';
 import { seqIdsTouchedBy } from './kv-prefetch-table.ts';
 import { StepKvWriteBacks } from './step-kv-write-backs.ts';
-import { decodeStep, GREEDY } from './tiered-kv-test-steps.ts';
 
 // Tiered KV on one in-process device: a prompt's KV is written back to host slots layer by layer
 // during its prefill, its blocks are overwritten by another sequence, and a later step prefetches

@@ -1,9 +1,9 @@
 import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
+import { randomInt, seededRandom } from '../test/random.ts';
+import { sampleMessages } from '../test/sample-messages.ts';
 import { decodeFrame } from './codec.ts';
 import { msgpackClaimsFit } from './msgpack-prescan.ts';
-import { randomInt, seededRandom } from './test-support/random.ts';
-import { sampleMessages } from './test-support/sample-messages.ts';
 
 const packr = new Packr({ useRecords: false });
 

@@ -4,8 +4,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { ShardPosition } from '@seesaw/model';
 import type { StepBatch } from '@seesaw/protocol';
-import { CpuDevice, type CpuDeviceOptions } from './cpu-device.ts';
-import { SharedMemoryGroup, type SharedMemoryGroupDescriptor } from './shared-memory-group.ts';
+import { CpuDevice, type CpuDeviceOptions } from '../src/cpu-device.ts';
+import { SharedMemoryGroup, type SharedMemoryGroupDescriptor } from '../src/shared-memory-group.ts';
 
 export interface TpRankWorkerInput {
   modelDir: string;

@@ -1,5 +1,5 @@
 import type { DeviceSamplingParams, StepBatch, StepKvSwap, StepResult } from '@seesaw/protocol';
-import type { ExecutionDevice } from './engine.ts';
+import type { ExecutionDevice } from '../src/engine.ts';
 import { hashNextToken } from './hash-next-token.ts';
 
 export interface HashingTestDeviceOptions {

@@ -1,7 +1,7 @@
 import type { StepBatch, StepResult } from '@seesaw/protocol';
+import type { PhasedDevice, ReshardStats } from '../src/seesaw-engine.ts';
+import type { Phase } from '../src/step-scheduler.ts';
 import { HashingTestDevice, type HashingTestDeviceOptions } from './hashing-test-device.ts';
-import type { PhasedDevice, ReshardStats } from './seesaw-engine.ts';
-import type { Phase } from './step-scheduler.ts';
 
 export interface HashingPhasedDeviceOptions extends Omit<HashingTestDeviceOptions, 'numKvBlocks'> {
   /** Device KV blocks of each layout. */

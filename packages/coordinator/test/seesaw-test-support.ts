@@ -1,8 +1,8 @@
 import { expect } from 'vitest';
-import { Engine } from './engine.ts';
+import { Engine } from '../src/engine.ts';
+import type { EngineRequest, RequestOutput } from '../src/request.ts';
+import { DEFAULT_SAMPLING } from '../src/sampling-params.ts';
 import { HashingTestDevice } from './hashing-test-device.ts';
-import type { EngineRequest, RequestOutput } from './request.ts';
-import { DEFAULT_SAMPLING } from './sampling-params.ts';
 
 // Shared by the seesaw tests (not a test file): seeded workloads and the static-engine reference.
 

@@ -26,7 +26,12 @@ import {
   spawnWorkerEndpoint,
   stepResultOf,
 } from '@seesaw/protocol';
-import { createDeviceWorkerGroup, type DeviceWorkerLinks, deviceWorkerUrl } from './device-worker-data.ts';
+import {
+  createDeviceWorkerGroup,
+  type DeviceWorkerLinks,
+  deviceWorkerUrl,
+} from '../src/device-worker-data.ts';
+import type { SharedMemoryGroupDescriptor } from '../src/shared-memory-group.ts';
 import {
   closeTestReplica,
   type DeviceLink,
@@ -34,7 +39,6 @@ import {
   loadShardOf,
   startTestKvStore,
 } from './device-worker-test-wiring.ts';
-import type { SharedMemoryGroupDescriptor } from './shared-memory-group.ts';
 
 const TOKEN = 'phased-replica-test';
 

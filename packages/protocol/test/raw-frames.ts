@@ -1,7 +1,7 @@
 /** Hand-built frames (valid framing, arbitrary header) for malformed-input tests. */
 
 import { Packr } from 'msgpackr';
-import { alignUp } from '../wire-format.ts';
+import { alignUp } from '../src/wire-format.ts';
 
 const packr = new Packr({ useRecords: false });
 

@@ -6,8 +6,8 @@
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ChromeTrace } from './chrome-trace.ts';
-import { REPO_ROOT } from './model-cache.ts';
+import type { ChromeTrace } from '../src/chrome-trace.ts';
+import { REPO_ROOT } from '../src/model-cache.ts';
 
 export const SEESAW_BIN = join(REPO_ROOT, 'apps', 'cli', 'bin', 'seesaw.js');
 

@@ -1,7 +1,7 @@
 // Test worker: joins a SharedMemoryGroup and runs a list of collectives back to back, then
 // reports each result (or error message) and the time per op of a timed allReduceSum loop.
 import { parentPort, workerData } from 'node:worker_threads';
-import { SharedMemoryGroup, type SharedMemoryGroupDescriptor } from './shared-memory-group.ts';
+import { SharedMemoryGroup, type SharedMemoryGroupDescriptor } from '../src/shared-memory-group.ts';
 
 export type CollectiveOp =
   | { kind: 'allReduceSum'; input: Float32Array }

@@ -17,7 +17,11 @@ import {
   spawnWorkerEndpoint,
   stepResultOf,
 } from '@seesaw/protocol';
-import { createDeviceWorkerGroup, type DeviceWorkerLinks, deviceWorkerUrl } from './device-worker-data.ts';
+import {
+  createDeviceWorkerGroup,
+  type DeviceWorkerLinks,
+  deviceWorkerUrl,
+} from '../src/device-worker-data.ts';
 import {
   closeTestReplica,
   type DeviceLink,

@@ -4,9 +4,9 @@
  */
 
 import { expect } from 'vitest';
-import type { Endpoint } from '../endpoint.ts';
-import type { Message } from '../messages/index.ts';
-import { type Tensor, tensorBytes } from '../tensor.ts';
+import type { Endpoint } from '../src/endpoint.ts';
+import type { Message } from '../src/messages/index.ts';
+import { type Tensor, tensorBytes } from '../src/tensor.ts';
 import { seededRandom } from './random.ts';
 import { rawFrame } from './raw-frames.ts';
 import { oddSizeSamples, type Sample, sampleMessages } from './sample-messages.ts';

@@ -5,7 +5,7 @@
 
 import type { Xoshiro128 } from '@seesaw/model';
 import type { Range } from '@seesaw/protocol';
-import type { KvSliceBox } from './host-kv-layout.ts';
+import type { KvSliceBox } from '../src/host-kv-layout.ts';
 
 export function randomBits(rng: Xoshiro128, length: number): Float32Array {
   const bits = new Uint32Array(length);

@@ -3,9 +3,9 @@
  * over every transport. Every tag in MESSAGE_SCHEMAS must appear here (a test checks it).
  */
 
-import type { Message } from '../messages/index.ts';
-import type { DeviceReshardPlanData } from '../messages/reshard-plan-data.ts';
-import type { DType, Tensor, TensorData } from '../tensor.ts';
+import type { Message } from '../src/messages/index.ts';
+import type { DeviceReshardPlanData } from '../src/messages/reshard-plan-data.ts';
+import type { DType, Tensor, TensorData } from '../src/tensor.ts';
 import { randomInt } from './random.ts';
 
 export interface Sample {

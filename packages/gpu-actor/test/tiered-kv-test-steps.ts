@@ -1,6 +1,6 @@
 import type { DeviceSamplingParams, StepBatch, StepResult } from '@seesaw/protocol';
 import { expect } from 'vitest';
-import { CpuDevice } from './cpu-device.ts';
+import { CpuDevice } from '../src/cpu-device.ts';
 
 /**
  * Shared by the tiered-KV tests: one greedy sequence (id 1) prefilled and decoded step by step,

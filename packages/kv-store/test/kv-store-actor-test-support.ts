@@ -6,7 +6,7 @@
 import { Xoshiro128 } from '@seesaw/model';
 import { connectAndHello, type Endpoint, type Message, type Role, type Tensor } from '@seesaw/protocol';
 import { expect } from 'vitest';
-import { boxShape, type HostKvLayout, type KvSliceBox } from './host-kv-layout.ts';
+import { boxShape, type HostKvLayout, type KvSliceBox } from '../src/host-kv-layout.ts';
 import { isBitIdentical, randomBits, referenceBox } from './test-support.ts';
 
 export const TEST_TOKEN = 'kv-token';

@@ -6,8 +6,8 @@
  */
 
 import { workerData } from 'node:worker_threads';
-import { acceptHello } from '../handshake.ts';
-import { parentWorkerEndpoint } from '../worker-port.ts';
+import { acceptHello } from '../src/handshake.ts';
+import { parentWorkerEndpoint } from '../src/worker-port.ts';
 
 const { token, mode } = workerData as { token: string; mode?: 'echo' | 'ack' };
 const endpoint = parentWorkerEndpoint({ name: 'echo-worker parent', log: () => {} });

@@ -1,6 +1,6 @@
 // Helpers shared by the kernel tests: a seeded random source (seed varies per run and is
 // printed so a failure can be replayed with SEESAW_TEST_SEED) and error measures.
-import { f32ToBf16, f32ToF16, type Weight, type WeightDType } from './index.ts';
+import { f32ToBf16, f32ToF16, type Weight, type WeightDType } from '../src/index.ts';
 
 export function testSeed(): number {
   const fromEnv = process.env.SEESAW_TEST_SEED;
