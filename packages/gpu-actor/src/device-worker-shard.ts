@@ -10,7 +10,7 @@ import {
   type DeviceToKvStore,
   type KvStoreToDevice,
   type LoadShard,
-  parseParallelism,
+  parseParallelConfig,
   type Ready,
 } from '@seesaw/protocol';
 import { CpuDevice } from './cpu-device.ts';
@@ -72,7 +72,7 @@ export interface ShardLoadContext {
 
 /** Loads the shard `load` names: layout 0's links, its TP group, its weights and device. */
 export async function loadShard(load: LoadShard, ctx: ShardLoadContext): Promise<OpenedShard> {
-  const [, tp, pp] = parseParallelism(load.parallelism);
+  const { tp, pp } = parseParallelConfig(load.parallelism);
   const position: ShardPosition = { tp, tpRank: load.tpRank, pp, ppStage: load.ppStage };
   const plan = planMemory(load, position);
   const ports = await ctx.linksArrived;

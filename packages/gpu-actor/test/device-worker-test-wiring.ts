@@ -5,7 +5,7 @@
  */
 import type { Worker } from 'node:worker_threads';
 import { hostKvLayoutFor, type KvStoreWorker, spawnKvStoreWorker } from '@seesaw/kv-store';
-import { type ModelConfig, shardSpec } from '@seesaw/model';
+import { formatParallelConfig, type ModelConfig, shardSpec } from '@seesaw/model';
 import {
   type CoordinatorToDevice,
   connectAndHello,
@@ -60,7 +60,7 @@ export function loadShardOf(
   return {
     tag: 'loadShard',
     modelDir: options.modelDir,
-    parallelism: `D1T${tp}P${pp}`,
+    parallelism: formatParallelConfig({ dp: 1, tp, pp }, { allLetters: true }),
     dpRank: 0,
     tpRank: position.tpRank,
     ppStage: position.ppStage,

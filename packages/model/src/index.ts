@@ -1,3 +1,13 @@
+// The layout type and grammar live in @seesaw/protocol (one definition); re-exported for callers of the model.
+export {
+  type DeviceRank,
+  deviceRanks,
+  formatParallelConfig,
+  numDevices,
+  type ParallelConfig,
+  ParallelConfigError,
+  parseParallelConfig,
+} from '@seesaw/protocol';
 export {
   asciiMergeStrings,
   BOS_TOKEN,
@@ -34,16 +44,7 @@ export {
   SUPPORTED_ARCHITECTURES,
 } from './model-config.ts';
 export { isModelShapeName, MODEL_SHAPES, type ModelShape, type ModelShapeName } from './model-shapes.ts';
-export {
-  type DeviceRank,
-  deviceRanks,
-  formatParallelConfig,
-  numDevices,
-  type ParallelConfig,
-  ParallelConfigError,
-  parseParallelConfig,
-  validateForModel,
-} from './parallel-config.ts';
+export { validateForModel } from './parallel-config.ts';
 export { seedFor, Xoshiro128 } from './prng.ts';
 export { ReferenceModel } from './reference-forward.ts';
 export {

@@ -1,14 +1,14 @@
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
-import { loadModelConfig } from './model-config.ts';
 import {
   deviceRanks,
   formatParallelConfig,
   numDevices,
   ParallelConfigError,
   parseParallelConfig,
-  validateForModel,
-} from './parallel-config.ts';
+} from '@seesaw/protocol';
+import { describe, expect, it } from 'vitest';
+import { loadModelConfig } from './model-config.ts';
+import { validateForModel } from './parallel-config.ts';
 
 const FIXTURE = join(import.meta.dirname, '../../../fixtures/tiny-llama-bf16');
 

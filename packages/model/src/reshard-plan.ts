@@ -13,13 +13,10 @@
  * only ever taken from an old slice of unit >= u (still held at step u): with tied embeddings
  * a new lm head is therefore never cut from an old embedding (unit 0, already freed).
  */
+
+import { deviceRanks, formatParallelConfig, type ParallelConfig } from '@seesaw/protocol';
 import type { ModelConfig } from './model-config.ts';
-import {
-  deviceRanks,
-  formatParallelConfig,
-  type ParallelConfig,
-  validateForModel,
-} from './parallel-config.ts';
+import { validateForModel } from './parallel-config.ts';
 import {
   checkSliceInTensor,
   ReshardPlanError,

@@ -13,6 +13,7 @@ export * from './messages/index.ts';
 export * from './messages/job-client.ts';
 export * from './messages/reshard-plan-data.ts';
 export * from './messages/schema.ts';
+export * from './parallel-layout.ts';
 export * from './shared-region.ts';
 export type {
   DeviceSamplingParams,

@@ -211,7 +211,7 @@ export class LocalCluster {
     );
     const actors = await LocalCluster.allOrAbort(spawned);
 
-    const parallelism = `D${dp}T${tp}P${pp}`;
+    const parallelism = formatParallelConfig({ dp, tp, pp }, { allLetters: true });
     const loaded = await Promise.allSettled(
       ranks.map((rank) => {
         const shard: Parameters<DeviceActorHandle['load']>[0] = {

@@ -3,7 +3,13 @@
  * host, each device's loadShard (the same layout as a LocalCluster: device =
  * (dp * pp + stage) * tp + tpRank, layers balanced over stages), and the ReplicaDevices.
  */
-import { balancedRange, Checkpoint, type ModelConfig, type ParallelConfig } from '@seesaw/model';
+import {
+  balancedRange,
+  Checkpoint,
+  formatParallelConfig,
+  type ModelConfig,
+  type ParallelConfig,
+} from '@seesaw/model';
 import type { OpenJob, Ready } from '@seesaw/protocol';
 import type { DeviceActorHandle } from '../cluster/device-actor-handle.ts';
 import { ReplicaDevice } from '../cluster/replica-device.ts';
@@ -44,7 +50,7 @@ export async function loadReplicas(
       const ppStage = Math.floor(local / tp);
       return actor.load({
         modelDir: open.modelDir,
-        parallelism: `D${dp}T${tp}P${pp}`,
+        parallelism: formatParallelConfig({ dp, tp, pp }, { allLetters: true }),
         dpRank: Math.floor(device / perReplica),
         tpRank: local % tp,
         ppStage,
