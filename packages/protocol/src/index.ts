@@ -1,5 +1,6 @@
 export * from './check.ts';
 export * from './codec.ts';
+export * from './device-worker-contract.ts';
 export * from './endpoint.ts';
 export * from './handshake.ts';
 export * from './in-process.ts';

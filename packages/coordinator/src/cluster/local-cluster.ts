@@ -24,14 +24,13 @@ import {
   type ReshardRoute,
   validateForModel,
 } from '@seesaw/model';
-import type { Ready } from '@seesaw/protocol';
+import type { DeviceWorkerData, DeviceWorkerLinkPorts, Ready } from '@seesaw/protocol';
 import { DeviceActorHandle } from './device-actor-handle.ts';
 import { wireLayout, wireReshardMesh } from './layout-wiring.ts';
 import { type EngineHostKv, LocalHostKv } from './local-host-kv.ts';
 import type { PhasedReplicaDevice, ReshardPlanner } from './phased-replica-device.ts';
 import { createClusterPlanner, createPhasedReplicas, phasedLayouts } from './phased-replicas.ts';
 import { ReplicaDevice } from './replica-device.ts';
-import type { DeviceWorkerLinkPorts, DeviceWorkerSpawnData } from './worker-contract.ts';
 
 const DEFAULT_BLOCK_SIZE = 16;
 
@@ -190,7 +189,7 @@ export class LocalCluster {
 
     const spawned = await Promise.allSettled(
       ranks.map((rank) => {
-        const workerData: DeviceWorkerSpawnData = {
+        const workerData: DeviceWorkerData = {
           token: options.token,
           deviceName: deviceName(rank.device, rank.dpRank, rank.ppStage, rank.tpRank),
         };

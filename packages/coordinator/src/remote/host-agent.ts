@@ -15,6 +15,7 @@ import {
   type CoordinatorToHostAgent,
   connectAndHello,
   connectWebSocket,
+  type DeviceWorkerData,
   type HostAgentToCoordinator,
   INBOUND_TAGS,
   type SpawnHostKv,
@@ -22,7 +23,6 @@ import {
   type WebSocketEndpoint,
 } from '@seesaw/protocol';
 import { LocalHostKv } from '../cluster/local-host-kv.ts';
-import type { DeviceWorkerSpawnData } from '../cluster/worker-contract.ts';
 import { DeviceRelay, type RemoteDeviceLinkPorts } from './device-relay.ts';
 import { AgentPeerLinks, localAddressToward, relayPortToSocket } from './peer-links.ts';
 import { remoteDeviceName } from './remote-replicas.ts';
@@ -250,7 +250,7 @@ export class HostAgent {
         const local = stage * tp + tpRank;
         if (!here.has(local)) continue;
         const device = firstDevice + local;
-        const workerData: DeviceWorkerSpawnData = {
+        const workerData: DeviceWorkerData = {
           token: spec.deviceToken,
           deviceName: remoteDeviceName(device, { dp: dpRank + 1, tp, pp }, this.options.hostName),
         };
