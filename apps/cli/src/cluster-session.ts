@@ -7,16 +7,15 @@
  * one kv-store worker is the host's KV tier, split evenly over the dp * pp engines, so preemption
  * may swap (--preemption auto or swap) instead of recomputing.
  */
+
 import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { basename, resolve } from 'node:path';
 import { RecoveringCluster } from '@seesaw/coordinator';
 import { Checkpoint, expectedTensors, formatParallelConfig, loadModelConfig } from '@seesaw/model';
+import { ENGINE_DEFAULTS } from '@seesaw/protocol';
 import type { ClusterSettings } from './cluster-flags.ts';
 import { type EngineSession, type EngineSettings, staticFigures } from './engine-session.ts';
-
-/** KV cache each device gets by default on top of the whole checkpoint (CpuDevice's own default). */
-const DEFAULT_KV_CACHE_BYTES = 512 * 1024 * 1024;
 
 /** Parameters of the model, from the tensor shapes its config implies (for the swap cost model). */
 function numModelParams(modelDir: string): number {
@@ -36,7 +35,7 @@ export async function openClusterSession(
   const numThreads = settings.numThreads ?? availableParallelism();
   const numThreadsPerDevice = Math.max(1, Math.floor(numThreads / cluster.numDevices));
   const weightBytes = Checkpoint.tensorBytesOf(modelDir);
-  const deviceMemoryBytes = cluster.deviceMemoryBytes ?? weightBytes + DEFAULT_KV_CACHE_BYTES;
+  const deviceMemoryBytes = cluster.deviceMemoryBytes ?? weightBytes + ENGINE_DEFAULTS.kvCacheBytes;
   const recovering = await RecoveringCluster.start({
     cluster: {
       workerUrl: deviceWorkerUrl(),

@@ -3,6 +3,7 @@
  * the engine step by step (so the caller sees progress between steps). Shared by `run`,
  * `bench` and the default job, so every path measures the same thing.
  */
+
 import { availableParallelism } from 'node:os';
 import { basename, resolve } from 'node:path';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
@@ -16,6 +17,7 @@ import {
   type TraceRecorder,
 } from '@seesaw/coordinator';
 import { expectedTensors, loadModelConfig, type ModelConfig } from '@seesaw/model';
+import { ENGINE_DEFAULTS } from '@seesaw/protocol';
 import type { ClusterSettings } from './cluster-flags.ts';
 import type { SeesawSettings } from './seesaw-flags.ts';
 
@@ -43,9 +45,6 @@ export interface EngineSettings {
   /** Where steps, re-shards and KV transfers are recorded (--trace, --report); none when absent. */
   recorder?: TraceRecorder;
 }
-
-/** Tokens per KV block on the in-process device; the host tier's slots match it one to one. */
-const BLOCK_SIZE = 16;
 
 /** Parameters of the model, from the tensor shapes its config implies (for the swap cost model). */
 function numModelParams(config: ModelConfig): number {
@@ -150,13 +149,13 @@ export async function openEngineSession(modelDir: string, settings: EngineSettin
     settings.hostKvBytes === undefined
       ? undefined
       : new HostKvStore({
-          layout: hostKvLayoutFor(loadModelConfig(modelDir), BLOCK_SIZE),
+          layout: hostKvLayoutFor(loadModelConfig(modelDir), ENGINE_DEFAULTS.blockSize),
           capacityBytes: settings.hostKvBytes,
         });
   const device = await CpuDevice.load(modelDir, {
     numThreads: settings.numThreads ?? availableParallelism(),
     kvCacheBytes: settings.kvCacheBytes,
-    blockSize: BLOCK_SIZE,
+    blockSize: ENGINE_DEFAULTS.blockSize,
     hostKv,
   });
   const config = device.config;

@@ -8,18 +8,17 @@
  * Lost devices are not worked around here (no RecoveringCluster for phased clusters): a failure
  * fails the run with the device's error, and the output written so far is kept.
  */
+
 import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { basename, resolve } from 'node:path';
 import { LocalCluster, measureReshardLinkRates, SeesawClusterEngine } from '@seesaw/coordinator';
 import { Checkpoint, formatParallelConfig } from '@seesaw/model';
+import { ENGINE_DEFAULTS } from '@seesaw/protocol';
 import { formatByteSize } from './byte-size.ts';
 import type { EngineSession, EngineSettings, SessionFigures } from './engine-session.ts';
 import { PeakDeviceMemory, watchPeakMemory } from './phased-memory-watch.ts';
 import { defaultSeesawHostKvBytes, type SeesawSettings } from './seesaw-flags.ts';
-
-/** KV cache each device gets by default on top of the whole checkpoint (as for static clusters). */
-const DEFAULT_KV_CACHE_BYTES = 512 * 1024 * 1024;
 
 export async function openSeesawSession(
   modelDir: string,
@@ -32,7 +31,7 @@ export async function openSeesawSession(
   const numThreads = settings.numThreads ?? availableParallelism();
   const numThreadsPerDevice = Math.max(1, Math.floor(numThreads / seesaw.numDevices));
   const weightBytes = Checkpoint.tensorBytesOf(modelDir);
-  const deviceMemoryBytes = seesaw.deviceMemoryBytes ?? weightBytes + DEFAULT_KV_CACHE_BYTES;
+  const deviceMemoryBytes = seesaw.deviceMemoryBytes ?? weightBytes + ENGINE_DEFAULTS.kvCacheBytes;
   const hostKvBytes = settings.hostKvBytes ?? defaultSeesawHostKvBytes();
   if (settings.hostKvBytes === undefined) {
     log(

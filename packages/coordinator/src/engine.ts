@@ -1,4 +1,4 @@
-import type { StepBatch, StepResult } from '@seesaw/protocol';
+import { ENGINE_DEFAULTS, type StepBatch, type StepResult } from '@seesaw/protocol';
 import { recordStep } from './engine-trace.ts';
 import type { PreemptionMode } from './preemption-policy.ts';
 import type { EngineRequest, RequestOutput } from './request.ts';
@@ -44,8 +44,6 @@ export interface EngineOptions {
   traceTrack?: string;
 }
 
-export const DEFAULT_MAX_NUM_BATCHED_TOKENS = 512;
-export const DEFAULT_MAX_NUM_SEQS = 256;
 export const DEFAULT_WATERMARK = 0.01;
 
 export interface EngineStats {
@@ -117,8 +115,8 @@ export class Engine {
     this.scheduler = new Scheduler({
       numKvBlocks: device.numKvBlocks,
       blockSize: device.blockSize,
-      maxNumBatchedTokens: options.maxNumBatchedTokens ?? DEFAULT_MAX_NUM_BATCHED_TOKENS,
-      maxNumSeqs: options.maxNumSeqs ?? DEFAULT_MAX_NUM_SEQS,
+      maxNumBatchedTokens: options.maxNumBatchedTokens ?? ENGINE_DEFAULTS.maxNumBatchedTokens,
+      maxNumSeqs: options.maxNumSeqs ?? ENGINE_DEFAULTS.maxNumSeqs,
       maxModelLen: options.maxModelLen,
       eosTokenIds: options.eosTokenIds,
       watermark: options.watermark ?? DEFAULT_WATERMARK,

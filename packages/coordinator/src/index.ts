@@ -1,8 +1,6 @@
 export { BlockAllocator } from './block-allocator.ts';
 export * from './cluster/index.ts';
 export {
-  DEFAULT_MAX_NUM_BATCHED_TOKENS,
-  DEFAULT_MAX_NUM_SEQS,
   DEFAULT_WATERMARK,
   Engine,
   type EngineOptions,
@@ -46,7 +44,6 @@ export {
 } from './seesaw-engine.ts';
 export {
   DEFAULT_SEESAW_HOST_LOW_MARK,
-  DEFAULT_SEESAW_MAX_NUM_SEQS,
   DEFAULT_SEESAW_PREFILL_TOKEN_BUDGET,
   DEFAULT_SEESAW_WATERMARK,
   SeesawScheduler,

@@ -2,6 +2,7 @@ export * from './check.ts';
 export * from './codec.ts';
 export * from './device-worker-contract.ts';
 export * from './endpoint.ts';
+export * from './engine-defaults.ts';
 export * from './handshake.ts';
 export * from './in-process.ts';
 export * from './messages/common.ts';

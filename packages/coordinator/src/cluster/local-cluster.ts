@@ -24,15 +24,18 @@ import {
   type ReshardRoute,
   validateForModel,
 } from '@seesaw/model';
-import type { DeviceWorkerData, DeviceWorkerLinkPorts, Ready } from '@seesaw/protocol';
+import {
+  type DeviceWorkerData,
+  type DeviceWorkerLinkPorts,
+  ENGINE_DEFAULTS,
+  type Ready,
+} from '@seesaw/protocol';
 import { DeviceActorHandle } from './device-actor-handle.ts';
 import { wireLayout, wireReshardMesh } from './layout-wiring.ts';
 import { type EngineHostKv, LocalHostKv } from './local-host-kv.ts';
 import type { PhasedReplicaDevice, ReshardPlanner } from './phased-replica-device.ts';
 import { createClusterPlanner, createPhasedReplicas, phasedLayouts } from './phased-replicas.ts';
 import { ReplicaDevice } from './replica-device.ts';
-
-const DEFAULT_BLOCK_SIZE = 16;
 
 export interface LocalClusterOptions {
   /** The device worker's entry module (gpu-actor's device-worker.ts); the coordinator never imports it. */
@@ -130,7 +133,7 @@ export class LocalCluster {
     const { dp, tp, pp } = parallel;
     if (Math.max(tp, decode?.tp ?? 1) > 1 && !options.createTpGroup)
       throw new Error(`TP ${Math.max(tp, decode?.tp ?? 1)} needs options.createTpGroup`);
-    const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
+    const blockSize = options.blockSize ?? ENGINE_DEFAULTS.blockSize;
     const hostKv =
       options.hostKvBytes === undefined
         ? undefined

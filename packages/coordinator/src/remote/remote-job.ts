@@ -9,6 +9,7 @@
  * left, or a host fails before the job started, the job ends with jobFailed naming the host
  * (results already sent stay with the client).
  */
+
 import { randomBytes } from 'node:crypto';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import {
@@ -19,14 +20,15 @@ import {
   parseParallelConfig,
   validateForModel,
 } from '@seesaw/model';
-import type {
-  CoordinatorToDevice,
-  CoordinatorToJobClient,
-  DeviceToCoordinator,
-  Endpoint,
-  JobClientToCoordinator,
-  OpenJob,
-  SpawnHostKv,
+import {
+  type CoordinatorToDevice,
+  type CoordinatorToJobClient,
+  type DeviceToCoordinator,
+  ENGINE_DEFAULTS,
+  type Endpoint,
+  type JobClientToCoordinator,
+  type OpenJob,
+  type SpawnHostKv,
 } from '@seesaw/protocol';
 import { ClusterEngine } from '../cluster/cluster-engine.ts';
 import { DeviceActorHandle } from '../cluster/device-actor-handle.ts';
@@ -35,7 +37,7 @@ import { type EngineHostKv, engineHostKvFor } from '../cluster/local-host-kv.ts'
 import type { EngineRequest } from '../request.ts';
 import type { ClusterMetrics } from './cluster-metrics.ts';
 import type { HostRegistry } from './host-registry.ts';
-import { BLOCK_SIZE, hostOfDevice, loadReplicas, remoteDeviceName } from './remote-replicas.ts';
+import { hostOfDevice, loadReplicas, remoteDeviceName } from './remote-replicas.ts';
 import { placeDevices } from './replica-placement.ts';
 
 /** How long the agents get to spawn their device workers and open the device links. */
@@ -154,7 +156,7 @@ export class RemoteJob {
         ? undefined
         : {
             modelDir: open.modelDir,
-            blockSize: BLOCK_SIZE,
+            blockSize: ENGINE_DEFAULTS.blockSize,
             capacityBytes: open.hostKvBytes,
             numEngines: dp * pp,
           };

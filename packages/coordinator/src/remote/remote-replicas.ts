@@ -10,14 +10,9 @@ import {
   type ModelConfig,
   type ParallelConfig,
 } from '@seesaw/model';
-import type { OpenJob, Ready } from '@seesaw/protocol';
+import { ENGINE_DEFAULTS, type OpenJob, type Ready } from '@seesaw/protocol';
 import type { DeviceActorHandle } from '../cluster/device-actor-handle.ts';
 import { ReplicaDevice } from '../cluster/replica-device.ts';
-
-/** Tokens per KV block (and per host KV slot) of every remote job. */
-export const BLOCK_SIZE = 16;
-/** KV cache each device gets by default on top of the whole checkpoint (as a local cluster). */
-const DEFAULT_KV_CACHE_BYTES = 512 * 1024 * 1024;
 
 /** 'device 3 (dp 1, pp 0, tp 1)@host-b': the host agent names its worker the same way. */
 export function remoteDeviceName(device: number, parallel: ParallelConfig, host: string): string {
@@ -43,7 +38,7 @@ export async function loadReplicas(
   const perReplica = tp * pp;
   // Read where the coordinator runs: the model directory must be visible here too.
   const deviceMemoryBytes =
-    open.deviceMemoryBytes ?? Checkpoint.tensorBytesOf(open.modelDir) + DEFAULT_KV_CACHE_BYTES;
+    open.deviceMemoryBytes ?? Checkpoint.tensorBytesOf(open.modelDir) + ENGINE_DEFAULTS.kvCacheBytes;
   const ready: Ready[] = await Promise.all(
     actors.map((actor, device) => {
       const local = device % perReplica;
@@ -57,7 +52,7 @@ export async function loadReplicas(
         layers: balancedRange(config.numLayers, pp, ppStage),
         numThreads: open.numThreadsPerDevice ?? 1,
         deviceMemoryBytes,
-        blockSize: BLOCK_SIZE,
+        blockSize: ENGINE_DEFAULTS.blockSize,
       });
     }),
   );
@@ -69,7 +64,7 @@ export async function loadReplicas(
       dpRank,
       stages.map((devices) => devices.map((d) => actors[d]!)),
       stages.map((devices) => devices.map((d) => ready[d]!)),
-      BLOCK_SIZE,
+      ENGINE_DEFAULTS.blockSize,
     );
   });
 }
