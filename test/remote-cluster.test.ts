@@ -46,7 +46,7 @@ describe('coordinator daemon, host agents and run --cluster over loopback WebSoc
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'seesaw-remote-'));
     tokenFile = join(dir, 'token');
-    writeFileSync(tokenFile, 'loopback-cluster-secret\n');
+    writeFileSync(tokenFile, 'loopback-cluster-secret-padded-to-at-least-32-bytes\n', { mode: 0o600 });
     input = join(dir, 'prompts.jsonl');
     writePrompts(input, NUM_PROMPTS, maxTokens);
     coordinator = group.start(['coordinator', '--listen', '127.0.0.1:0', '--token-file', tokenFile]);

@@ -60,7 +60,7 @@ describe.skipIf(skipReason !== undefined)(title, () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'seesaw-netns-'));
     tokenFile = join(dir, 'token');
-    writeFileSync(tokenFile, 'netns-cluster-secret\n');
+    writeFileSync(tokenFile, 'netns-cluster-secret-padded-to-at-least-32-bytes\n', { mode: 0o600 });
     net.destroy();
     net.create();
     coordinator = group.start(['coordinator', '--listen', `${ADDR_A}:0`, '--token-file', tokenFile], IN_A);

@@ -32,6 +32,8 @@ Commands:
   worker     Run a host agent: joins the coordinator, spawns one device worker per device the
              coordinator places here and relays it. --connect ws://HOST:PORT --devices N
              --token-file F [--name HOST]
+  token      Write a new random cluster token: --out F (mode 0600; token files readable by
+             group/other or shorter than 32 bytes are refused).
   cluster-run  Start a coordinator and local agents from a cluster script (JSON: tokenFile,
              listen, hosts [{name, devices}], config, threadsPerDevice, job {model, input,
              output}) and run its job. FILE
@@ -108,6 +110,7 @@ const COMMANDS: Record<string, () => Promise<(argv: string[]) => Promise<number>
   plan: async () => (await import('./commands/plan.ts')).planCommand,
   simulate: async () => (await import('./commands/simulate.ts')).simulateCommand,
   profile: async () => (await import('./commands/profile.ts')).profileCommand,
+  token: async () => (await import('./commands/token.ts')).tokenCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {
