@@ -26,6 +26,7 @@ import {
 } from '../engine-session.ts';
 import { HOST_KV_FLAGS, readHostKvSettings } from '../host-kv-flags.ts';
 import { type ParsedRequest, parseInputFile } from '../input-lines.ts';
+import { checkMemoryFlags } from '../memory-flags.ts';
 import { ProgressReporter, type ProgressStream } from '../progress.ts';
 import { prepareOutputForResume, type ResumeState } from '../resume.ts';
 import { formatRunSummary, type RunSummary, runSummaryGrid } from '../run-summary.ts';
@@ -72,6 +73,7 @@ export function readEngineSettings(values: FlagValues): EngineSettings {
     cluster: seesaw ? undefined : readClusterSettings(values),
     ...readHostKvSettings(values),
   };
+  checkMemoryFlags(settings);
   if (seesaw) settings.seesaw = seesaw;
   return settings;
 }
