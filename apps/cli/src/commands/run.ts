@@ -5,7 +5,7 @@
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { ClusterStoppedError, type RequestOutput, TraceRecorder } from '@seesaw/coordinator';
-import { loadModelConfig, SeesawTokenizer } from '@seesaw/model';
+import { Checkpoint, SeesawTokenizer } from '@seesaw/model';
 import {
   type FlagValues,
   optionalByteSize,
@@ -138,7 +138,11 @@ export async function runJob(options: RunJobOptions): Promise<RunSummary> {
   if (existsSync(options.outputPath) && statSync(options.outputPath).isDirectory()) {
     throw new Error(`output path is a directory: ${options.outputPath}`);
   }
-  const config = loadModelConfig(options.modelDir);
+  // Opening reads the safetensors headers only: missing weights, or a config.json that does not
+  // match them, fail here with one error instead of as one error per input line.
+  const checkpoint = Checkpoint.open(options.modelDir);
+  checkpoint.close();
+  const config = checkpoint.config;
   const tokenizer = SeesawTokenizer.load(options.modelDir);
   const input = readFileSync(options.inputPath, 'utf8');
   const lineResults = parseInputFile(input, {
