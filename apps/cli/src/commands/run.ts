@@ -28,6 +28,7 @@ import { HOST_KV_FLAGS, readHostKvSettings } from '../host-kv-flags.ts';
 import { type ParsedRequest, parseInputFile } from '../input-lines.ts';
 import { checkMemoryFlags } from '../memory-flags.ts';
 import { ProgressReporter, type ProgressStream } from '../progress.ts';
+import { requestHash } from '../request-hash.ts';
 import { prepareOutputForResume, type ResumeState } from '../resume.ts';
 import { formatRunSummary, type RunSummary, runSummaryGrid } from '../run-summary.ts';
 import { readSeesawSettings, SEESAW_FLAGS } from '../seesaw-flags.ts';
@@ -103,6 +104,9 @@ function describeResume(summary: RunSummary, resume: ResumeState): string {
   const dropped = [
     `re-evaluating ${resume.numDroppedErrorRecords} previous error records`,
     resume.numDroppedCorruptLines > 0 ? `dropped ${resume.numDroppedCorruptLines} unreadable lines` : '',
+    resume.numDroppedChangedRecords > 0
+      ? `re-running ${resume.numDroppedChangedRecords} requests whose input changed`
+      : '',
     resume.numDroppedDuplicateRecords > 0
       ? `dropped ${resume.numDroppedDuplicateRecords} repeated records`
       : '',
@@ -129,6 +133,7 @@ function outputRecord(
     // Without a tokenizer the text is empty, so the ids are the only result.
     isTokenIdsReturned: request.isTokenIdsReturned || tokenizer === null,
     createdSeconds: Math.floor(Date.now() / 1000),
+    requestId: requestHash(request),
   });
 }
 
@@ -152,7 +157,11 @@ export async function runJob(options: RunJobOptions): Promise<RunSummary> {
   });
 
   mkdirSync(dirname(resolve(options.outputPath)), { recursive: true });
-  const resume = prepareOutputForResume(options.outputPath);
+  const expectedRequestIds = new Map<string, string>();
+  for (const result of lineResults) {
+    if (result.isOk) expectedRequestIds.set(result.request.customId, requestHash(result.request));
+  }
+  const resume = prepareOutputForResume(options.outputPath, expectedRequestIds);
   const summary: RunSummary = {
     numOk: 0,
     numErrors: 0,
