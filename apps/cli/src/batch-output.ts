@@ -51,6 +51,8 @@ export interface CompletionResult {
   isTokenIdsReturned: boolean;
   /** Unix time in seconds. */
   createdSeconds: number;
+  /** The request's hash (requestHash), so resume can tell a changed request; random when absent. */
+  requestId?: string;
 }
 
 function randomId(prefix: string): string {
@@ -83,7 +85,7 @@ export function successRecord(result: CompletionResult): SuccessRecord {
   return {
     id: randomId('batch_req_'),
     custom_id: result.customId,
-    response: { status_code: 200, request_id: randomId('req_'), body },
+    response: { status_code: 200, request_id: result.requestId ?? randomId('req_'), body },
     error: null,
   };
 }
@@ -107,6 +109,10 @@ export function isSuccessRecord(value: unknown): value is SuccessRecord {
     record.error === null &&
     typeof response === 'object' &&
     response !== null &&
-    response.status_code === 200
+    response.status_code === 200 &&
+    // A record without a completion body is not completed work.
+    typeof response.body === 'object' &&
+    response.body !== null &&
+    Array.isArray((response.body as Record<string, unknown>).choices)
   );
 }

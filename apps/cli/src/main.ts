@@ -14,6 +14,7 @@ const COMMANDS: Record<string, () => Promise<(argv: string[]) => Promise<number>
   'gen-model': async () => (await import('./commands/gen-model.ts')).genModelCommand,
   coordinator: async () => (await import('./commands/coordinator.ts')).coordinatorCommand,
   worker: async () => (await import('./commands/worker.ts')).workerCommand,
+  token: async () => (await import('./commands/token.ts')).tokenCommand,
   'cluster-run': async () => (await import('./commands/cluster-script.ts')).clusterRunCommand,
   plan: async () => (await import('./commands/plan.ts')).planCommand,
   simulate: async () => (await import('./commands/simulate.ts')).simulateCommand,

@@ -9,6 +9,19 @@ import type { SamplingParams } from '@seesaw/coordinator';
 /** The only thing the parser needs from a tokenizer. */
 export interface PromptEncoder {
   encode(text: string): number[];
+  /** Longest input one token stands for, in UTF-8 bytes (default 64). */
+  readonly maxTokenBytes?: number;
+}
+
+/**
+ * Slack on the bytes-per-token bound: normalizers (NFC/NFKC) can shrink input a little before
+ * it is matched against the vocabulary, so a token may cover somewhat more input bytes.
+ */
+const NORMALIZATION_SLACK = 4;
+
+/** Most UTF-8 bytes a text prompt may have: beyond it the prompt cannot fit in maxModelLen tokens. */
+export function maxPromptBytes(context: InputValidationContext): number {
+  return context.maxModelLen * (context.tokenizer?.maxTokenBytes ?? 64) * NORMALIZATION_SLACK;
 }
 
 export interface InputValidationContext {
@@ -73,6 +86,16 @@ function readPrompt(
     if (context.tokenizer === null) {
       problems.add(
         'prompt is text but the model has no tokenizer.json: give the prompt as an array of token ids',
+      );
+      return null;
+    }
+    // Checked before tokenizing: a huge line must cost its bytes, not a tokenizer run over them.
+    const limit = maxPromptBytes(context);
+    const bytes = value.length > limit / 3 ? Buffer.byteLength(value, 'utf8') : value.length;
+    if (bytes > limit) {
+      problems.add(
+        `prompt is too long: ${bytes} bytes of text, more than the ${limit} bytes the model's maximum ` +
+          `length of ${context.maxModelLen} tokens can hold`,
       );
       return null;
     }

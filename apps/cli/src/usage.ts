@@ -35,6 +35,8 @@ export const COMMAND_USAGE: Readonly<Record<string, string>> = {
   worker: `  worker     Run a host agent: joins the coordinator, spawns one device worker per device the
              coordinator places here and relays it. --connect ws://HOST:PORT --devices N
              --token-file F [--name HOST]`,
+  token: `  token      Write a new random cluster token: --out F (mode 0600; token files readable by
+             group/other or shorter than 32 bytes are refused).`,
   'cluster-run': `  cluster-run  Start a coordinator and local agents from a cluster script (JSON: tokenFile,
              listen, hosts [{name, devices}], config, threadsPerDevice, job {model, input,
              output}) and run its job. FILE`,

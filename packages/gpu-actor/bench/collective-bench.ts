@@ -61,6 +61,7 @@ async function webSocketMicros(bytes: number): Promise<number> {
   const listener = await listenWebSocket({
     accept: INBOUND_TAGS.deviceToDevice,
     onConnection: (endpoint) => accepted(endpoint as unknown as Link),
+    isWithoutAuthentication: true,
   });
   const client = (await connectWebSocket<DeviceToDevice, DeviceToDevice>(listener.url, {
     accept: INBOUND_TAGS.deviceToDevice,

@@ -1,5 +1,6 @@
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { configBoundProblems } from './config-bounds.ts';
 import { expectedTensors } from './expected-tensors.ts';
 import { loadModelConfig, type ModelConfig } from './model-config.ts';
 import { CheckpointError, parseHeader, parseHeaderLength, type TensorInfo } from './safetensors-format.ts';
@@ -85,6 +86,7 @@ export class Checkpoint {
     const ckpt = new Checkpoint(absDir, loadModelConfig(absDir));
     try {
       ckpt.openTensorFiles();
+      ckpt.checkConfigBounds();
     } catch (error) {
       ckpt.close();
       throw error;
@@ -240,6 +242,16 @@ export class Checkpoint {
         const from = (r - r0) * rowBytes + colStart * elementBytes;
         dest.set(block.subarray(from, from + sliceBytes), r * sliceBytes);
       }
+    }
+  }
+
+  /** The config's dimensions against the tensors in the files, before anything is sized by them. */
+  private checkConfigBounds(): void {
+    const problems = configBoundProblems(this.config, this.tensors);
+    if (problems.length > 0) {
+      throw new CheckpointError(
+        `${this.dir}: config.json does not match the checkpoint:\n  ${problems.join('\n  ')}`,
+      );
     }
   }
 

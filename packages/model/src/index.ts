@@ -19,6 +19,7 @@ export {
 } from './byte-level-bpe.ts';
 export { Checkpoint } from './checkpoint.ts';
 export { type InitDistribution, initDistribution } from './checkpoint-init.ts';
+export { configBoundProblems, type TensorShapes } from './config-bounds.ts';
 export {
   bf16BitsToF32,
   decodeValues,

@@ -12,11 +12,21 @@ import { Tokenizer } from '@huggingface/tokenizers';
  */
 export class SeesawTokenizer {
   readonly vocabSize: number;
+  /**
+   * UTF-8 bytes of the longest vocabulary entry: no token stands for more input than this (up
+   * to normalization), so callers can bound a prompt by bytes before tokenizing it.
+   */
+  readonly maxTokenBytes: number;
 
   private constructor(private readonly tokenizer: Tokenizer) {
     let maxId = -1;
-    for (const id of tokenizer.get_vocab(true).values()) maxId = Math.max(maxId, id);
+    let maxBytes = 1;
+    for (const [text, id] of tokenizer.get_vocab(true)) {
+      maxId = Math.max(maxId, id);
+      maxBytes = Math.max(maxBytes, Buffer.byteLength(text, 'utf8'));
+    }
     this.vocabSize = maxId + 1;
+    this.maxTokenBytes = maxBytes;
   }
 
   /** null when dir has no tokenizer.json (the engine then works on token ids only). */

@@ -9,16 +9,36 @@ import type { IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
 import { encodeFrameParts } from './codec.ts';
+import { ConnectionGate, type ConnectionGateOptions } from './connection-gate.ts';
 import { FrameEndpoint, type FrameEndpointOptions } from './endpoint.ts';
 import type { Message } from './messages/index.ts';
 import type { Tensor } from './tensor.ts';
 
-/** Default largest incoming message (frame) in bytes. */
+/** Default largest incoming message (frame) in bytes, once the peer is authenticated. */
 export const DEFAULT_MAX_FRAME_BYTES = 1 << 30;
+/** Largest frame an accepting side takes before the peer's hello was accepted. */
+export const DEFAULT_PRE_AUTH_MAX_FRAME_BYTES = 64 * 1024;
 
 export interface WebSocketOptions extends FrameEndpointOptions {
   /** Largest frame accepted; larger messages close the connection (ws code 1009). */
   maxFrameBytes?: number;
+}
+
+interface ReceiverWithLimit {
+  _maxPayload: number;
+}
+
+/**
+ * Sets the largest message `ws` will buffer on this socket. `ws` has no public per-socket
+ * setter, so this writes its receiver's limit (checked against each frame header before any
+ * payload is buffered); it throws if a `ws` upgrade renamed the field, rather than silently
+ * keeping a limit we did not mean.
+ */
+export function setSocketMaxPayload(socket: WebSocket, bytes: number): void {
+  const receiver = (socket as unknown as { _receiver?: ReceiverWithLimit })._receiver;
+  if (!receiver || typeof receiver._maxPayload !== 'number')
+    throw new Error('ws receiver has no _maxPayload: cannot change the frame limit of this socket');
+  receiver._maxPayload = bytes;
 }
 
 export class WebSocketEndpoint<
@@ -27,12 +47,15 @@ export class WebSocketEndpoint<
 > extends FrameEndpoint<Out, In> {
   private readonly drainWaiters: Array<{ limit: number; resolve: () => void }> = [];
 
+  private readonly maxFrameBytes: number;
+
   constructor(
     private readonly socket: WebSocket,
     name: string,
-    options: FrameEndpointOptions = {},
+    options: WebSocketOptions = {},
   ) {
     super(name, options);
+    this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
     socket.binaryType = 'nodebuffer';
     socket.on('message', (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => {
       if (!isBinary) {
@@ -51,6 +74,12 @@ export class WebSocketEndpoint<
       this.wakeDrainWaiters(true);
     });
     socket.on('error', (error) => this.log(`protocol: ${this.name}: ws error: ${error.message}`));
+  }
+
+  /** Lifts the pre-authentication frame limit to this link's full one. */
+  override markAuthenticated(): void {
+    super.markAuthenticated();
+    setSocketMaxPayload(this.socket, this.maxFrameBytes);
   }
 
   /** Bytes queued but not yet written to the socket. */
@@ -117,10 +146,74 @@ export interface ListenOptions extends WebSocketOptions {
   port?: number;
   /** One endpoint per accepted connection (run acceptHello on it). */
   onConnection: (endpoint: WebSocketEndpoint, request: IncomingMessage) => void;
+  /** Largest frame before the peer's hello is accepted (default 64 KiB). */
+  preAuthMaxFrameBytes?: number;
+  /** Caps on unauthenticated connections and the slow-down of failed handshakes. */
+  gate?: ConnectionGate | ConnectionGateOptions;
+  /** Called for every connection that did not complete its handshake (metrics). */
+  onHandshakeFailed?: () => void;
+  /**
+   * Benchmark sinks only: connections skip the pre-authentication limits (no hello expected).
+   * Never for a listener reachable by untrusted peers.
+   */
+  isWithoutAuthentication?: boolean;
 }
 
 function peerName(request: IncomingMessage): string {
   return `ws ${request.socket.remoteAddress}:${request.socket.remotePort}`;
+}
+
+export interface AdmitOptions extends WebSocketOptions {
+  gate: ConnectionGate;
+  log: (line: string) => void;
+  onHandshakeFailed?: () => void;
+}
+
+/**
+ * Wraps an accepted socket for a link that must authenticate: strict until hello, admitted
+ * through the gate (or terminated at once when over its caps), and lifted to the full frame
+ * limit on welcome. Returns undefined when the gate refused the connection.
+ */
+export function admitWebSocket(
+  socket: WebSocket,
+  request: IncomingMessage,
+  options: AdmitOptions,
+): WebSocketEndpoint | undefined {
+  const address = request.socket.remoteAddress ?? 'unknown';
+  const release = options.gate.admit(address);
+  if (typeof release === 'string') {
+    options.log(`protocol: ws ${address}: connection dropped: ${release}`);
+    options.onHandshakeFailed?.();
+    socket.terminate();
+    return undefined;
+  }
+  const endpoint = new WebSocketEndpoint(socket, peerName(request), {
+    ...options,
+    isStrictUntilAuthenticated: true,
+  });
+  let isDecided = false;
+  endpoint.admission = {
+    onAuthenticated: () => {
+      isDecided = true;
+      options.gate.recordSuccess(address);
+      release();
+    },
+    onFailedHandshake: () => {
+      if (!isDecided) options.onHandshakeFailed?.();
+      isDecided = true;
+      return options.gate.recordFailure(address);
+    },
+  };
+  endpoint.onClose(() => {
+    // Closed before any handshake outcome (garbage frame, oversized frame, peer hung up).
+    if (!isDecided) {
+      isDecided = true;
+      options.onHandshakeFailed?.();
+      options.gate.recordFailure(address);
+    }
+    release();
+  });
+  return endpoint;
 }
 
 export function listenWebSocket(options: ListenOptions): Promise<WebSocketListener> {
@@ -128,11 +221,27 @@ export function listenWebSocket(options: ListenOptions): Promise<WebSocketListen
   const server = new WebSocketServer({
     host,
     port: options.port ?? 0,
-    maxPayload: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
+    // Every socket starts at the small pre-authentication limit; welcome lifts it.
+    maxPayload: options.isWithoutAuthentication
+      ? (options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES)
+      : Math.min(
+          options.preAuthMaxFrameBytes ?? DEFAULT_PRE_AUTH_MAX_FRAME_BYTES,
+          options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
+        ),
     perMessageDeflate: false,
   });
+  const gate = options.gate instanceof ConnectionGate ? options.gate : new ConnectionGate(options.gate);
+  const log = options.log ?? ((line: string) => console.warn(line));
   server.on('connection', (socket, request) => {
-    const endpoint = new WebSocketEndpoint(socket, peerName(request), options);
+    const endpoint = options.isWithoutAuthentication
+      ? new WebSocketEndpoint(socket, peerName(request), options)
+      : admitWebSocket(socket, request, {
+          ...options,
+          gate,
+          log,
+          onHandshakeFailed: options.onHandshakeFailed,
+        });
+    if (!endpoint) return;
     try {
       options.onConnection(endpoint, request);
     } catch (error) {

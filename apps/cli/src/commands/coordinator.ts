@@ -3,27 +3,16 @@
  * serves /healthz, /metrics and the WebSocket every agent and job client connects to. The first
  * stdout line names the bound address (port 0 picks one), so scripts can read it.
  */
-import { readFileSync } from 'node:fs';
 import { CoordinatorDaemon } from '@seesaw/coordinator';
 import { parseFlags, parseIntegerText, requiredString, UsageError } from '../args.ts';
+import { readTokenFile } from '../token-file.ts';
 
 export const COORDINATOR_FLAGS = {
   listen: { type: 'string' },
   'token-file': { type: 'string' },
 } as const;
 
-/** The cluster secret: the file's content without surrounding whitespace; never empty. */
-export function readTokenFile(path: string): string {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (error) {
-    throw new UsageError(`--token-file: cannot read ${path}: ${(error as Error).message}`);
-  }
-  const token = text.trim();
-  if (token === '') throw new UsageError(`--token-file: ${path} is empty`);
-  return token;
-}
+export { readTokenFile } from '../token-file.ts';
 
 /** 'HOST:PORT', '[v6]:PORT' or ':PORT' (all interfaces). */
 export function parseListenAddress(text: string): { host: string; port: number } {

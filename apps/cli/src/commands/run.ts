@@ -5,7 +5,7 @@
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { ClusterStoppedError, type RequestOutput, TraceRecorder } from '@seesaw/coordinator';
-import { loadModelConfig, SeesawTokenizer } from '@seesaw/model';
+import { Checkpoint, SeesawTokenizer } from '@seesaw/model';
 import {
   type FlagValues,
   optionalByteSize,
@@ -26,7 +26,9 @@ import {
 } from '../engine-session.ts';
 import { HOST_KV_FLAGS, readHostKvSettings } from '../host-kv-flags.ts';
 import { type ParsedRequest, parseInputFile } from '../input-lines.ts';
+import { checkMemoryFlags } from '../memory-flags.ts';
 import { ProgressReporter, type ProgressStream } from '../progress.ts';
+import { requestHash } from '../request-hash.ts';
 import { prepareOutputForResume, type ResumeState } from '../resume.ts';
 import { formatRunSummary, type RunSummary, runSummaryGrid } from '../run-summary.ts';
 import { readSeesawSettings, SEESAW_FLAGS } from '../seesaw-flags.ts';
@@ -72,6 +74,7 @@ export function readEngineSettings(values: FlagValues): EngineSettings {
     cluster: seesaw ? undefined : readClusterSettings(values),
     ...readHostKvSettings(values),
   };
+  checkMemoryFlags(settings);
   if (seesaw) settings.seesaw = seesaw;
   return settings;
 }
@@ -101,6 +104,9 @@ function describeResume(summary: RunSummary, resume: ResumeState): string {
   const dropped = [
     `re-evaluating ${resume.numDroppedErrorRecords} previous error records`,
     resume.numDroppedCorruptLines > 0 ? `dropped ${resume.numDroppedCorruptLines} unreadable lines` : '',
+    resume.numDroppedChangedRecords > 0
+      ? `re-running ${resume.numDroppedChangedRecords} requests whose input changed`
+      : '',
     resume.numDroppedDuplicateRecords > 0
       ? `dropped ${resume.numDroppedDuplicateRecords} repeated records`
       : '',
@@ -127,6 +133,7 @@ function outputRecord(
     // Without a tokenizer the text is empty, so the ids are the only result.
     isTokenIdsReturned: request.isTokenIdsReturned || tokenizer === null,
     createdSeconds: Math.floor(Date.now() / 1000),
+    requestId: requestHash(request),
   });
 }
 
@@ -136,7 +143,11 @@ export async function runJob(options: RunJobOptions): Promise<RunSummary> {
   if (existsSync(options.outputPath) && statSync(options.outputPath).isDirectory()) {
     throw new Error(`output path is a directory: ${options.outputPath}`);
   }
-  const config = loadModelConfig(options.modelDir);
+  // Opening reads the safetensors headers only: missing weights, or a config.json that does not
+  // match them, fail here with one error instead of as one error per input line.
+  const checkpoint = Checkpoint.open(options.modelDir);
+  checkpoint.close();
+  const config = checkpoint.config;
   const tokenizer = SeesawTokenizer.load(options.modelDir);
   const input = readFileSync(options.inputPath, 'utf8');
   const lineResults = parseInputFile(input, {
@@ -146,7 +157,11 @@ export async function runJob(options: RunJobOptions): Promise<RunSummary> {
   });
 
   mkdirSync(dirname(resolve(options.outputPath)), { recursive: true });
-  const resume = prepareOutputForResume(options.outputPath);
+  const expectedRequestIds = new Map<string, string>();
+  for (const result of lineResults) {
+    if (result.isOk) expectedRequestIds.set(result.request.customId, requestHash(result.request));
+  }
+  const resume = prepareOutputForResume(options.outputPath, expectedRequestIds);
   const summary: RunSummary = {
     numOk: 0,
     numErrors: 0,

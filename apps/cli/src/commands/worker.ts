@@ -8,6 +8,7 @@
  */
 import { hostname } from 'node:os';
 import { HostAgent } from '@seesaw/coordinator';
+import { runAgentWithReconnect } from '../agent-reconnect.ts';
 import { optionalInteger, optionalString, parseFlags, requiredString, UsageError } from '../args.ts';
 import { parseListenAddress, readTokenFile, untilSignal } from './coordinator.ts';
 
@@ -40,7 +41,7 @@ export async function workerCommand(argv: string[]): Promise<number> {
   const log = (line: string) => process.stderr.write(`${line}\n`);
   // Loaded here: the native kernels are needed by the device workers only.
   const { createDeviceWorkerGroup, deviceWorkerUrl } = await import('@seesaw/gpu-actor');
-  const agent = await HostAgent.start({
+  const agentOptions = {
     coordinatorUrl,
     token,
     hostName,
@@ -49,20 +50,15 @@ export async function workerCommand(argv: string[]): Promise<number> {
     createTpGroup: createDeviceWorkerGroup,
     log,
     ...(peerListen === undefined ? {} : { peerListen }),
-  });
-  const outcome = await Promise.race([
-    agent.closed.then((reason) => ({ reason })),
-    untilSignal().then((signal) => ({ signal })),
-  ]);
-  if ('signal' in outcome) {
-    log(`agent ${hostName}: ${outcome.signal}, stopping`);
-    await agent.close(`agent stopped by ${outcome.signal}`);
-    return 0;
-  }
-  log(`agent ${hostName}: coordinator link closed: ${outcome.reason}`);
+  };
+  // The first start fails fast (bad address, wrong token); later losses are reconnected.
+  const agent = await HostAgent.start(agentOptions);
+  const stop = untilSignal();
+  const signal = await runAgentWithReconnect(agent, (o) => HostAgent.start(o), agentOptions, stop, log);
+  log(`agent ${hostName}: ${signal}, stopping`);
   // A link closed for silence still waits for the peer's close frame (ws: 30 s); do not linger on it.
-  setTimeout(() => process.exit(1), 1000).unref();
-  return 1;
+  setTimeout(() => process.exit(0), 1000).unref();
+  return 0;
 }
 
 function parsePeerListen(text: string): { host: string; port: number } {

@@ -20,7 +20,10 @@ const COUNTERS = {
   stepsTotal: ['seesaw_steps_total', 'Engine steps run on the devices.'],
   deviceLostTotal: ['seesaw_device_lost_total', 'Device actors lost during a job.'],
   hostsLostTotal: ['seesaw_hosts_lost_total', 'Hosts dropped (link closed or heartbeats missed).'],
-  refusedConnectionsTotal: ['seesaw_refused_connections_total', 'Connections refused at hello.'],
+  refusedConnectionsTotal: [
+    'seesaw_refused_connections_total',
+    'Connections that did not complete hello: refused, malformed, over a cap, or closed.',
+  ],
 } as const;
 
 export type CounterName = keyof typeof COUNTERS;

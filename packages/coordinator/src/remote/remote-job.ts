@@ -13,9 +13,9 @@
 import { randomBytes } from 'node:crypto';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import {
+  Checkpoint,
   expectedTensors,
   formatParallelConfig,
-  loadModelConfig,
   type ModelConfig,
   parseParallelConfig,
   validateForModel,
@@ -142,7 +142,11 @@ export class RemoteJob {
 
   private async start(): Promise<void> {
     const { ctx, open } = this;
-    const config = loadModelConfig(open.modelDir);
+    // Opening reads only the safetensors headers; it refuses a config whose dimensions do not
+    // match the tensors before numModelParams or any host builds tables sized by the config.
+    const checkpoint = Checkpoint.open(open.modelDir);
+    checkpoint.close();
+    const config = checkpoint.config;
     const parallel = parseParallelConfig(open.parallelism);
     validateForModel(parallel, config);
     const { dp, tp, pp } = parallel;
