@@ -52,6 +52,9 @@ Commands:
              [--trace FILE] [--json FILE]. --host-memory is host KV memory per device.
   profile    Measure this machine (kernels, shared-memory all-reduce, memory copies) as a
              cluster profile for plan/simulate --profile. --out FILE [--devices N]
+  validate   Hold the planner's fitted GPU profiles against measured per-op and collective
+             timings: median and worst error per GPU and op; exit 1 when a median exceeds
+             10%. --calibration DIR (Vidur's table layout; packages/planner/calibration/vidur)
              [--threads N per device] [--device-memory SIZE] [--host-memory SIZE] [--quick]
   help       Show this text.
 
@@ -108,6 +111,7 @@ const COMMANDS: Record<string, () => Promise<(argv: string[]) => Promise<number>
   plan: async () => (await import('./commands/plan.ts')).planCommand,
   simulate: async () => (await import('./commands/simulate.ts')).simulateCommand,
   profile: async () => (await import('./commands/profile.ts')).profileCommand,
+  validate: async () => (await import('./commands/validate.ts')).validateCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {

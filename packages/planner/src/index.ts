@@ -1,4 +1,13 @@
 export {
+  type CalibrationErrorRow,
+  type CalibrationReport,
+  calibrationReport,
+  formatCalibrationReport,
+  MEDIAN_ERROR_THRESHOLD,
+} from './calibration/calibration-report.ts';
+export { CalibrationDataError } from './calibration/calibration-tables.ts';
+export { type FittedProfiles, fitProfiles, shippedFittedProfiles } from './calibration/fitted-profiles.ts';
+export {
   type CpuKernelProfile,
   cpuLayerComputeSeconds,
   matmulSeconds,
