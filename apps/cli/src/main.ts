@@ -52,10 +52,10 @@ Commands:
              [--trace FILE] [--json FILE]. --host-memory is host KV memory per device.
   profile    Measure this machine (kernels, shared-memory all-reduce, memory copies) as a
              cluster profile for plan/simulate --profile. --out FILE [--devices N]
+             [--threads N per device] [--device-memory SIZE] [--host-memory SIZE] [--quick]
   validate   Hold the planner's fitted GPU profiles against measured per-op and collective
              timings: median and worst error per GPU and op; exit 1 when a median exceeds
              10%. --calibration DIR (Vidur's table layout; packages/planner/calibration/vidur)
-             [--threads N per device] [--device-memory SIZE] [--host-memory SIZE] [--quick]
   help       Show this text.
 
 Cluster flags (run and bench): --devices N --config DxTyPz [--device-memory SIZE] run the
