@@ -1,3 +1,4 @@
+export { calibratedDevice, calibratedIntraHostLink } from './calibration/calibrated-devices.ts';
 export {
   type CalibrationErrorRow,
   type CalibrationReport,
