@@ -82,8 +82,9 @@ the free RAM, at most 4GiB. [--devices N] (must match) [--device-memory SIZE]
 blocks kept free when decode admits, default 0.1) [--host-low-mark F] (switch back to prefill
 once host KV use is at most F and prompts wait, default 0.2) [--reshard-route auto|p2p|host]
 (weights from peer devices, from the host's checkpoint, or whichever is sooner; default auto).
-bench --prefill auto --decode auto --profile FILE picks the pair the planner simulates fastest
-for this workload on the machine measured by 'seesaw profile' (its device count).
+bench --prefill auto --decode auto --profile FILE runs the planner's overall best for this
+workload on the machine measured by 'seesaw profile' (its device count): a pair, or a static
+layout when no pair beats it (as 'plan' ranks them), and says which.
 
 Compare (bench): --compare seesaw:P2-T2,static:T2,static:P2 runs the same workload through each
 configuration in turn and prints them side by side (requests/s, tokens/s, phase switches, time in

@@ -43,7 +43,14 @@ export {
 } from './profile-file.ts';
 export { type ReplicaLayout, replicaLayout, type StageLayout } from './replica-layout.ts';
 export { estimateReshard, type ReshardEstimate, type ReshardRoute } from './reshard-cost.ts';
-export { chooseSeesawPair, type SearchOptions, type SearchResult, searchConfigurations } from './search.ts';
+export {
+  type BestConfiguration,
+  chooseBestConfiguration,
+  chooseSeesawPair,
+  type SearchOptions,
+  type SearchResult,
+  searchConfigurations,
+} from './search.ts';
 export { parallelConfigsOver, type SearchSpace, searchSpace } from './search-space.ts';
 export type { SimulationReport } from './sim-types.ts';
 export {
