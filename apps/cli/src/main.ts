@@ -19,6 +19,7 @@ const COMMANDS: Record<string, () => Promise<(argv: string[]) => Promise<number>
   plan: async () => (await import('./commands/plan.ts')).planCommand,
   simulate: async () => (await import('./commands/simulate.ts')).simulateCommand,
   profile: async () => (await import('./commands/profile.ts')).profileCommand,
+  validate: async () => (await import('./commands/validate.ts')).validateCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -58,6 +58,9 @@ export const COMMAND_USAGE: Readonly<Record<string, string>> = {
   profile: `  profile    Measure this machine (kernels, shared-memory all-reduce, memory copies) as a
              cluster profile for plan/simulate --profile. --out FILE [--devices N]
              [--threads N per device] [--device-memory SIZE] [--host-memory SIZE] [--quick]`,
+  validate: `  validate   Hold the planner's fitted GPU profiles against measured per-op and collective
+             timings: median and worst error per GPU and op; exit 1 when a median exceeds
+             10%. --calibration DIR (Vidur's table layout; packages/planner/calibration/vidur)`,
   help: `  help       Show this text.`,
 };
 
@@ -95,8 +98,9 @@ the free RAM, at most 4GiB. [--devices N] (must match) [--device-memory SIZE]
 blocks kept free when decode admits, default 0.1) [--host-low-mark F] (switch back to prefill
 once host KV use is at most F and prompts wait, default 0.2) [--reshard-route auto|p2p|host]
 (weights from peer devices, from the host's checkpoint, or whichever is sooner; default auto).
-bench --prefill auto --decode auto --profile FILE picks the pair the planner simulates fastest
-for this workload on the machine measured by 'seesaw profile' (its device count).`,
+bench --prefill auto --decode auto --profile FILE runs the planner's overall best for this
+workload on the machine measured by 'seesaw profile' (its device count): a pair, or a static
+layout when no pair beats it (as 'plan' ranks them), and says which.`,
   },
   {
     commands: ['bench'],

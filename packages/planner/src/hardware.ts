@@ -30,6 +30,8 @@ export interface DeviceProfile {
   activationReserveBytes: number;
   /** Fixed cost of one step (launches, scheduling), seconds. */
   stepOverheadSeconds: number;
+  /** Launch costs of one decoder layer's kernels, seconds (fitted GPU profiles; absent: 0). */
+  layerLaunchSeconds?: number;
   /**
    * Sampling cost per logit of each sampled row (temperature sampling scans and sorts the
    * vocabulary), seconds. 0 for the GPU presets (folded into the step overhead there); the

@@ -85,7 +85,7 @@ export function layerSeconds(
   // QK^T and PV: 2 FLOPs per multiply-add each, per head and head dim.
   const attentionFlops = (4 * config.numHeads * d * shape.attentionPairs) / tp;
   const attention = attentionFlops / (device.matmulFlopsPerSecond * device.attentionEfficiency);
-  return Math.max(weights, linear) + Math.max(kv, attention) + allReduce;
+  return (device.layerLaunchSeconds ?? 0) + Math.max(weights, linear) + Math.max(kv, attention) + allReduce;
 }
 
 /** LM head on the last stage: vocab rows split over TP, logits gathered. */
