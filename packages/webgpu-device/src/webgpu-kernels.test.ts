@@ -99,11 +99,22 @@ describe.skipIf(gpu === null)('WebGPU kernels against the float64 reference', ()
     expect(relativeError(await k.read(gx), ref)).toBeLessThan(TOLERANCE);
   });
 
+  it('turns a submission WebGPU rejects into an error at the next read', async () => {
+    const x = k.allocate(4);
+    // Past the end of the 4-float buffer: our checks pass (the tensor claims 64), WebGPU's do not.
+    const liar = { buffer: x.buffer, length: 64 };
+    k.copy(k.allocate(64), 0, liar, 0, 64);
+    await expect(k.read(x)).rejects.toThrow(/WebGPU rejected a submission/);
+    expect(await k.read(x)).toEqual(new Float32Array(4));
+  });
+
   it('rejects shapes that do not fit the buffers, naming them', () => {
     const w = k.uploadWeight(randomWeight(rng, 'f32', 4, 8));
     expect(() => k.matmul(k.allocate(8), k.allocate(16), 3, w)).toThrow(
       /matmul x holds 16 floats, needs 3 x 8/,
     );
+    const same = k.allocate(8);
+    expect(() => k.rmsNorm(same, same, k.allocate(8), 1, 1e-5)).toThrow(/cannot write in place/);
     expect(() => k.uploadWeight({ dtype: 'bf16', rows: 2, cols: 2, data: new Float32Array(4) })).toThrow(
       /dtype bf16 does not match/,
     );

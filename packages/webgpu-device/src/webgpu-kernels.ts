@@ -1,4 +1,5 @@
-import type { Weight, WeightDType } from '@seesaw/kernels';
+import type { KvLayout, Weight, WeightDType } from '@seesaw/kernels';
+import { MAX_HEAD_DIM, pagedAttentionSource, writeKvSource } from './wgsl-attention.ts';
 import {
   addInPlaceSource,
   embedSource,
@@ -22,6 +23,18 @@ export interface GpuWeight {
   tensor: GpuTensor;
 }
 
+/** Shapes of one attention call over a step's qkv rows. */
+export interface AttentionGeometry {
+  tokens: number;
+  numHeads: number;
+  layout: KvLayout;
+  maxBlocksPerSeq: number;
+  rowStride: number;
+  kOffset: number;
+  vOffset: number;
+  scale: number;
+}
+
 const WORKGROUP = 64;
 const MAX_GROUPS_PER_DIM = 65535;
 
@@ -36,6 +49,8 @@ export class WebGpuKernels {
   private encoder: GPUCommandEncoder | null = null;
   /** Per-dispatch parameter buffers of the pending submission, destroyed once it is submitted. */
   private transient: GPUBuffer[] = [];
+  /** Validation errors of submitted work, checked at the next read (WebGPU reports them asynchronously). */
+  private pendingErrors: Array<Promise<GPUError | null>> = [];
 
   constructor(readonly device: GPUDevice) {}
 
@@ -81,16 +96,27 @@ export class WebGpuKernels {
     });
     this.encoderNow().copyBufferToBuffer(tensor.buffer, 0, staging, 0, length * 4);
     this.flush();
+    await this.throwSubmittedErrors();
     await staging.mapAsync(GPUMapMode.READ);
     const out = new Float32Array(staging.getMappedRange().slice(0));
     staging.destroy();
     return out;
   }
 
+  /** Copies length floats from src[srcStart..] to dst[dstStart..] in stream order. */
+  copy(dst: GpuTensor, dstStart: number, src: GpuTensor, srcStart: number, length: number): void {
+    need(
+      srcStart + length <= src.length && dstStart + length <= dst.length,
+      `copy of ${length} floats out of range`,
+    );
+    this.encoderNow().copyBufferToBuffer(src.buffer, srcStart * 4, dst.buffer, dstStart * 4, length * 4);
+  }
+
   flush(): void {
     if (this.encoder === null) return;
     this.device.queue.submit([this.encoder.finish()]);
     this.encoder = null;
+    this.pendingErrors.push(this.device.popErrorScope());
     // Destroying a buffer that submitted work still uses is deferred by WebGPU until that work ends.
     for (const buffer of this.transient) buffer.destroy();
     this.transient = [];
@@ -109,6 +135,7 @@ export class WebGpuKernels {
 
   rmsNorm(out: GpuTensor, x: GpuTensor, weight: GpuTensor, rows: number, eps: number): void {
     const cols = weight.length;
+    need(out.buffer !== x.buffer, 'rmsNorm cannot write in place (one buffer bound read-only and writable)');
     need(x.length >= rows * cols && out.length >= rows * cols, `rmsNorm needs ${rows} x ${cols} floats`);
     const params = new Uint32Array([rows, cols, 0, 0]);
     new Float32Array(params.buffer)[2] = eps;
@@ -153,15 +180,77 @@ export class WebGpuKernels {
     rowStride: number,
     cos: GpuTensor,
     sin: GpuTensor,
+    offset = 0,
   ): void {
     need(headDim % 2 === 0, `rope needs an even head dim (got ${headDim})`);
     need(
       cos.length >= (tokens * headDim) / 2 && sin.length >= (tokens * headDim) / 2,
       'rope tables too short',
     );
-    need(x.length >= (tokens - 1) * rowStride + heads * headDim, `rope x too short for ${tokens} rows`);
-    const params = this.params([tokens, heads, headDim, rowStride]);
+    need(
+      x.length >= offset + (tokens - 1) * rowStride + heads * headDim,
+      `rope x too short for ${tokens} rows`,
+    );
+    const params = this.params([tokens, heads, headDim, rowStride, offset, 0, 0, 0]);
     this.dispatch(ropeSource, [x, cos, sin, params], groups((heads * headDim) / 2), tokens);
+  }
+
+  /** K/V of a step's qkv rows [T][qkvStride] (k at kOffset, v at vOffset) into their cache slots. */
+  writeKv(
+    kCache: GpuTensor,
+    vCache: GpuTensor,
+    qkv: GpuTensor,
+    slots: GpuTensor,
+    geometry: AttentionGeometry,
+  ): void {
+    const { layout, tokens } = geometry;
+    need(slots.length >= tokens, `writeKv has ${slots.length} slots for ${tokens} tokens`);
+    const params = this.attentionParams(geometry);
+    const groupsX = groups(layout.numKvHeads * layout.headDim);
+    this.dispatch(writeKvSource, [qkv, slots, kCache, vCache, params], groupsX, tokens);
+  }
+
+  /**
+   * out [T][numHeads*headDim] = causal paged attention of the q rows of qkv. tokenInfo: i32
+   * pairs (sequence, position) per token; blockTables [numSeqs][maxBlocksPerSeq].
+   */
+  pagedAttention(
+    out: GpuTensor,
+    qkv: GpuTensor,
+    kCache: GpuTensor,
+    vCache: GpuTensor,
+    tokenInfo: GpuTensor,
+    blockTables: GpuTensor,
+    geometry: AttentionGeometry,
+  ): void {
+    const { layout, tokens, numHeads } = geometry;
+    need(layout.headDim <= MAX_HEAD_DIM, `head dim ${layout.headDim} exceeds ${MAX_HEAD_DIM}`);
+    need(
+      numHeads % layout.numKvHeads === 0,
+      `${numHeads} query heads do not group over ${layout.numKvHeads}`,
+    );
+    need(tokenInfo.length >= 2 * tokens, `pagedAttention needs (sequence, position) for ${tokens} tokens`);
+    const tensors = [qkv, kCache, vCache, tokenInfo, blockTables, out, this.attentionParams(geometry)];
+    this.dispatch(pagedAttentionSource, tensors, groups(numHeads), tokens);
+  }
+
+  private attentionParams(g: AttentionGeometry): GpuTensor {
+    const values = new Uint32Array([
+      g.tokens,
+      g.numHeads,
+      g.layout.numKvHeads,
+      g.layout.headDim,
+      g.layout.blockSize,
+      g.maxBlocksPerSeq,
+      g.rowStride,
+      0,
+      g.kOffset,
+      g.vOffset,
+      0,
+      0,
+    ]);
+    new Float32Array(values.buffer)[7] = g.scale;
+    return this.params(values);
   }
 
   private params(values: ArrayLike<number> | Uint32Array): GpuTensor {
@@ -204,8 +293,19 @@ export class WebGpuKernels {
   }
 
   private encoderNow(): GPUCommandEncoder {
-    this.encoder ??= this.device.createCommandEncoder();
+    if (this.encoder === null) {
+      // Without a scope an invalid command buffer is only a console warning and reads return zeros.
+      this.device.pushErrorScope('validation');
+      this.encoder = this.device.createCommandEncoder();
+    }
     return this.encoder;
+  }
+
+  private async throwSubmittedErrors(): Promise<void> {
+    const errors = await Promise.all(this.pendingErrors);
+    this.pendingErrors = [];
+    const first = errors.find((e) => e !== null);
+    if (first) throw new Error(`WebGPU rejected a submission: ${first.message}`);
   }
 }
 

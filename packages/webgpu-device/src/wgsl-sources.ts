@@ -110,10 +110,10 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
 }
 
 /**
- * Rotate-half RoPE in place on rows of stride rowStride; cos/sin [tokens][headDim/2] come from
+ * Rotate-half RoPE in place on rows of stride rowStride starting at element offset; cos/sin [tokens][headDim/2] come from
  * the host's table (which already has Llama-3 frequency scaling applied).
  */
-export const ropeSource = `struct Params { tokens: u32, heads: u32, headDim: u32, rowStride: u32 }
+export const ropeSource = `struct Params { tokens: u32, heads: u32, headDim: u32, rowStride: u32, offset: u32, pad0: u32, pad1: u32, pad2: u32 }
 @group(0) @binding(0) var<storage, read_write> x: array<f32>;
 @group(0) @binding(1) var<storage, read> cosT: array<f32>;
 @group(0) @binding(2) var<storage, read> sinT: array<f32>;
@@ -125,7 +125,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   let h = gid.x / half;
   let t = gid.y;
   if (h >= p.heads || t >= p.tokens) { return; }
-  let base = t * p.rowStride + h * p.headDim;
+  let base = p.offset + t * p.rowStride + h * p.headDim;
   let a = x[base + i];
   let b = x[base + i + half];
   let c = cosT[t * half + i];
