@@ -110,10 +110,12 @@ describe.skipIf(gpu === null).each(['tiny-f32', 'tiny-bf16-bias-tied'])(
           expect(argmax(row)).toBe(onCpu.sampled[i].tokenId);
           seq.tokens.push(argmax(row));
         });
+        return logits;
       };
 
       const seqs = [track(0, 1), track(1, 13), track(2, 29)];
-      await runStep(
+      const prompt1 = seqs[1].tokens.slice();
+      const batchedPrefill = await runStep(
         seqs.map((seq) => ({ seq, numTokens: seq.tokens.length })),
         true,
       );
@@ -132,6 +134,18 @@ describe.skipIf(gpu === null).each(['tiny-f32', 'tiny-bf16-bias-tied'])(
         );
         if (i < 2) chunked.tokens.pop(); // only the last chunk's token is the model's answer
       }
+
+      // Batch invariance: sequence 1's prompt again, alone, in fresh blocks: the same bits.
+      const alone = await forward.run(
+        buildForwardBatch(
+          [{ seqId: 9, tokenIds: prompt1, startPos: 0, blockTable: [0, 1], isSampled: true, outputIndex: 0 }],
+          BLOCK_SIZE,
+          NUM_BLOCKS,
+        ),
+        cache,
+      );
+      const V = config.vocabSize;
+      expect(Array.from(alone)).toEqual(Array.from(batchedPrefill.subarray(V, 2 * V)));
       cpu.close();
     });
   },
