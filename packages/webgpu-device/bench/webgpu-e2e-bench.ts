@@ -54,11 +54,11 @@ try {
     tokens: Array.from({ length: promptLen }, (_, i) => (s * 7919 + i * 104729) % config.vocabSize),
     blockTable: Array.from({ length: blocksPerSeq }, (_, b) => s * blocksPerSeq + b),
   }));
-  const argmax = (row: Float32Array) => row.reduce((best, v, i) => (v > row[best] ? i : best), 0);
+  // Greedy sampling on the GPU: per step only the batch metadata goes up and the ids come back.
   const step = async (work: StepSeq[]) => {
-    const logits = await forward.run(buildForwardBatch(work, blockSize, numBlocks), cache);
+    const ids = await forward.runGreedy(buildForwardBatch(work, blockSize, numBlocks), cache);
     work.forEach((w, i) => {
-      seqs[w.seqId].tokens.push(argmax(logits.subarray(i * config.vocabSize, (i + 1) * config.vocabSize)));
+      seqs[w.seqId].tokens.push(ids[i]);
     });
   };
 

@@ -108,6 +108,18 @@ describe.skipIf(gpu === null)('WebGPU kernels against the float64 reference', ()
     expect(await k.read(x)).toEqual(new Float32Array(4));
   });
 
+  it('argmaxRows on the GPU: the float64 reference argmax, lowest index on ties', async () => {
+    const [rows, n] = [5, 1000];
+    const logits = randomF32(rng, rows * n, 10);
+    logits[2 * n + 17] = 50;
+    logits[2 * n + 900] = 50; // a tie: the lower index wins
+    const ids = k.upload(new Int32Array(rows));
+    k.argmaxRows(ids, k.upload(logits), rows, n);
+    const expected = Array.from(reference.argmaxRows(logits, rows, n));
+    expect(expected[2]).toBe(17);
+    expect(Array.from(await k.readInt32(ids))).toEqual(expected);
+  });
+
   it('rejects shapes that do not fit the buffers, naming them', () => {
     const w = k.uploadWeight(randomWeight(rng, 'f32', 4, 8));
     expect(() => k.matmul(k.allocate(8), k.allocate(16), 3, w)).toThrow(

@@ -2,6 +2,7 @@ import type { KvLayout, Weight, WeightDType } from '@seesaw/kernels';
 import { MAX_HEAD_DIM, pagedAttentionSource, writeKvSource } from './wgsl-attention.ts';
 import {
   addInPlaceSource,
+  argmaxRowsSource,
   embedSource,
   matmulSource,
   rmsNormSource,
@@ -193,6 +194,21 @@ export class WebGpuKernels {
     );
     const params = this.params([tokens, heads, headDim, rowStride, offset, 0, 0, 0]);
     this.dispatch(ropeSource, [x, cos, sin, params], groups((heads * headDim) / 2), tokens);
+  }
+
+  /** ids[r] = argmax of logits row r of n (lowest index on ties); ids is an i32 tensor. */
+  argmaxRows(ids: GpuTensor, logits: GpuTensor, rows: number, n: number): void {
+    need(
+      logits.length >= rows * n && ids.length >= rows,
+      `argmaxRows needs ${rows} x ${n} logits and ${rows} ids`,
+    );
+    this.dispatch(argmaxRowsSource, [logits, ids, this.params([rows, n, 0, 0])], rows, 1);
+  }
+
+  /** Submits the pending dispatches and reads length i32 values back (sampled ids). */
+  async readInt32(tensor: GpuTensor, length = tensor.length): Promise<Int32Array> {
+    const floats = await this.read(tensor, length);
+    return new Int32Array(floats.buffer, floats.byteOffset, length);
   }
 
   /** K/V of a step's qkv rows [T][qkvStride] (k at kOffset, v at vOffset) into their cache slots. */

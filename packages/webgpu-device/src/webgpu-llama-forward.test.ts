@@ -110,6 +110,10 @@ describe.skipIf(gpu === null).each(['tiny-f32', 'tiny-bf16-bias-tied'])(
           expect(argmax(row)).toBe(onCpu.sampled[i].tokenId);
           seq.tokens.push(argmax(row));
         });
+        // Greedy sampling on the GPU draws the same ids. Running the step again rewrites its K/V
+        // slots with the same bits, so the cache is unchanged.
+        const ids = await forward.runGreedy(buildForwardBatch(seqs, BLOCK_SIZE, NUM_BLOCKS), cache);
+        expect(Array.from(ids)).toEqual(onCpu.sampled.map((s) => s.tokenId));
         return logits;
       };
 

@@ -84,6 +84,36 @@ export class WebGpuLlamaForward {
 
   /** Runs one step; returns the logits [numSampled][V] of batch.sampledRows. */
   async run(batch: ForwardBatch, cache: GpuKvCache): Promise<Float32Array> {
+    const { logits, step } = this.encodeStep(batch, cache);
+    try {
+      return logits ? await this.kernels.read(logits) : new Float32Array(0);
+    } finally {
+      destroyAll(step);
+    }
+  }
+
+  /** Runs one step and samples greedily on the GPU: only the token ids of batch.sampledRows come back. */
+  async runGreedy(batch: ForwardBatch, cache: GpuKvCache): Promise<Int32Array> {
+    const { logits, step } = this.encodeStep(batch, cache);
+    try {
+      if (!logits) return new Int32Array(0);
+      const numSampled = batch.sampledRows.length;
+      const ids = track(step, this.kernels.upload(new Int32Array(numSampled)));
+      this.kernels.argmaxRows(ids, logits, numSampled, this.config.vocabSize);
+      return await this.kernels.readInt32(ids);
+    } finally {
+      destroyAll(step);
+    }
+  }
+
+  /**
+   * Encodes the step's layers and, when rows are sampled, the final norm and LM head; returns the
+   * logits tensor (none without sampled rows) and the step's buffers for the caller to destroy.
+   */
+  private encodeStep(
+    batch: ForwardBatch,
+    cache: GpuKvCache,
+  ): { logits: GpuTensor | null; step: GpuTensor[] } {
     const k = this.kernels;
     const { hiddenSize, headDim, numHeads, numKvHeads, intermediateSize, rmsNormEps, vocabSize } =
       this.config;
@@ -145,8 +175,7 @@ export class WebGpuLlamaForward {
     const numSampled = batch.sampledRows.length;
     if (numSampled === 0) {
       k.flush();
-      destroyAll(step);
-      return new Float32Array(0);
+      return { logits: null, step };
     }
     const lastHidden = alloc(numSampled * hiddenSize);
     batch.sampledRows.forEach((row, i) => {
@@ -156,9 +185,7 @@ export class WebGpuLlamaForward {
     k.rmsNorm(normed, lastHidden, this.finalNorm, numSampled, rmsNormEps);
     const logits = alloc(numSampled * vocabSize);
     k.matmul(logits, normed, numSampled, this.lmHead);
-    const result = await k.read(logits);
-    destroyAll(step);
-    return result;
+    return { logits, step };
   }
 }
 

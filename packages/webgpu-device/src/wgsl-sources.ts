@@ -133,3 +133,39 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   x[base + i] = a * c - b * s;
   x[base + i + half] = b * c + a * s;
 }`;
+
+/**
+ * Greedy sampling: the index of each row's largest logit, the lowest index on ties (as the CPU
+ * engine's argmax). One 64-lane workgroup per row: each lane scans a fixed stride of columns,
+ * then a fixed tree reduction, so the answer does not depend on the batch.
+ */
+export const argmaxRowsSource = `struct Params { rows: u32, n: u32, pad0: u32, pad1: u32 }
+@group(0) @binding(0) var<storage, read> logits: array<f32>;
+@group(0) @binding(1) var<storage, read_write> ids: array<i32>;
+@group(0) @binding(2) var<uniform> p: Params;
+var<workgroup> bestValue: array<f32, 64>;
+var<workgroup> bestIndex: array<u32, 64>;
+fn better(value: f32, index: u32, thanValue: f32, thanIndex: u32) -> bool {
+  return value > thanValue || (value == thanValue && index < thanIndex);
+}
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lane: u32) {
+  let base = wg.x * p.n;
+  var value = -3.4e38;
+  var index = 0xffffffffu;
+  for (var i = lane; i < p.n; i += 64u) {
+    let v = logits[base + i];
+    if (better(v, i, value, index)) { value = v; index = i; }
+  }
+  bestValue[lane] = value;
+  bestIndex[lane] = index;
+  workgroupBarrier();
+  for (var width = 32u; width > 0u; width >>= 1u) {
+    if (lane < width && better(bestValue[lane + width], bestIndex[lane + width], bestValue[lane], bestIndex[lane])) {
+      bestValue[lane] = bestValue[lane + width];
+      bestIndex[lane] = bestIndex[lane + width];
+    }
+    workgroupBarrier();
+  }
+  if (lane == 0u) { ids[wg.x] = i32(bestIndex[0]); }
+}`;
