@@ -1,0 +1,2 @@
+// Public API of @seesaw/webgpu-device: the WebGPU backend of the device actor.
+export { type GpuContext, type GpuOpenResult, openGpu } from './gpu-context.ts';
