@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadModelConfig } from './model-config.ts';
+import { loadModelConfig } from './model-location.ts';
 import {
   deviceRanks,
   formatParallelConfig,
