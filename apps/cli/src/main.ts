@@ -26,6 +26,9 @@ Commands:
              [--max-num-batched-tokens N] [--max-num-seqs N] [--compare RUNS] [--trace FILE] [--report FILE]
   gen-model  Write a deterministic random Llama checkpoint with a tokenizer.
              --shape tiny|small|medium --out DIR [--seed N] [--dtype bf16|f16|f32] [--max-shard-size SIZE]
+  quantize   Write a Hugging Face checkpoint as a llama GGUF file (llama.cpp's layout); run and
+             bench take the FILE.gguf as --model. --model DIR --type q8_0|q4_0|q4_k|f16|bf16|f32
+             --out FILE.gguf
   coordinator  Run the many-machines coordinator daemon (HTTP /healthz, /metrics and the
              WebSocket for agents and jobs on one port; first stdout line names the address).
              --listen HOST:PORT --token-file F
@@ -102,6 +105,7 @@ const COMMANDS: Record<string, () => Promise<(argv: string[]) => Promise<number>
   run: async () => (await import('./commands/run.ts')).runCommand,
   bench: async () => (await import('./commands/bench.ts')).benchCommand,
   'gen-model': async () => (await import('./commands/gen-model.ts')).genModelCommand,
+  quantize: async () => (await import('./commands/quantize.ts')).quantizeCommand,
   coordinator: async () => (await import('./commands/coordinator.ts')).coordinatorCommand,
   worker: async () => (await import('./commands/worker.ts')).workerCommand,
   'cluster-run': async () => (await import('./commands/cluster-script.ts')).clusterRunCommand,

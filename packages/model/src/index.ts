@@ -35,6 +35,12 @@ export {
   isQuantized,
   QK_K,
 } from './ggml-types.ts';
+export {
+  type ConvertToGgufOptions,
+  convertToGguf,
+  GGUF_TARGET_TYPES,
+  type GgufTargetType,
+} from './gguf-convert.ts';
 export { type GgufTensorInfo, type GgufValue, GgufValueType, gguf } from './gguf-format.ts';
 export { GgufFile } from './gguf-reader.ts';
 export { GgufTensors } from './gguf-tensors.ts';
