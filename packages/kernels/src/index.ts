@@ -2,6 +2,15 @@
 // the float64 reference implementations they are tested against.
 import { native } from './native-addon.ts';
 
+export {
+  QUANT_BLOCK_BYTES,
+  QUANT_KERNEL_PATHS,
+  type QuantizedWeight,
+  type QuantKernelPath,
+  type QuantWeightType,
+  quantizedMatmul,
+  quantKernelPaths,
+} from './quantized.ts';
 export * as reference from './reference/index.ts';
 export { weightToFloat64 } from './weight-to-float64.ts';
 

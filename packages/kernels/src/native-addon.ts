@@ -70,6 +70,17 @@ export interface NativeKernels {
   f32ToF16(src: Float32Array, dst: Uint16Array): void;
   measureFmaPeak(iterations: number): number;
   measureReadSeconds(buffer: Float32Array): number;
+  quantMatmul(
+    out: Float32Array,
+    x: Float32Array,
+    m: number,
+    type: number,
+    data: Uint8Array,
+    rows: number,
+    cols: number,
+    path: number,
+  ): void;
+  quantKernelPaths(): { chosen: string; supported: string[] };
 }
 
 const addonPath = fileURLToPath(new URL('../build/Release/seesaw_kernels.node', import.meta.url));

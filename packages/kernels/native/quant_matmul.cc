@@ -1,0 +1,177 @@
+// Quantized matmul driver: activation quantization, the per-output reduction, threading and the
+// choice of instruction-set path. The SIMD paths (quant_dot_x86.cc) only compute exact int32
+// block dot products, so every path gives the same bits.
+//
+// Reduction order (the canonical contract, docs/determinism.md; chunk = one 32-element block):
+//   p[b] = f32(d_w[b] * d_x[b]) * f32(isum[b])      (two f32 roundings, in that order)
+//   y    = halving tree over p[0 .. k/32)           (tree(lo,hi) = tree(lo,mid) + tree(mid,hi),
+//                                                     mid = lo + (hi-lo)/2)
+// Activations: per block d_x = amax/127 (f32), q = roundf(x * (1/d_x)) as ggml's Q8_0. Both
+// depend only on the row itself, so outputs never depend on the batch, neighbours or threads.
+#include "quant_matmul.h"
+
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "thread_pool.h"
+
+namespace seesaw {
+
+QuantBlockDots x86QuantBlockDots(QuantType type, QuantPath path);
+
+namespace {
+
+// Outputs per work item: enough to amortise the hand-out, small enough to balance 2-16 threads.
+constexpr size_t kColumnsPerItem = 16;
+
+float halfToFloat(const uint8_t* p) {
+  uint16_t bits;
+  std::memcpy(&bits, p, 2);
+  return _cvtsh_ss(bits);
+}
+
+void q8DotsScalar(int32_t* isums, const uint8_t* wrow, const int8_t* xq, const int32_t*, size_t nblocks) {
+  for (size_t b = 0; b < nblocks; b++) {
+    const int8_t* w = reinterpret_cast<const int8_t*>(wrow + b * 34 + 2);
+    int32_t s = 0;
+    for (size_t i = 0; i < kQuantBlock; i++) s += int32_t(w[i]) * xq[b * kQuantBlock + i];
+    isums[b] = s;
+  }
+}
+
+void q4DotsScalar(int32_t* isums, const uint8_t* wrow, const int8_t* xq, const int32_t*, size_t nblocks) {
+  for (size_t b = 0; b < nblocks; b++) {
+    const uint8_t* w = wrow + b * 18 + 2;
+    const int8_t* x = xq + b * kQuantBlock;
+    int32_t s = 0;
+    for (size_t i = 0; i < 16; i++) s += (int32_t(w[i] & 0x0f) - 8) * x[i] + (int32_t(w[i] >> 4) - 8) * x[i + 16];
+    isums[b] = s;
+  }
+}
+
+float halvingTree(const float* p, size_t lo, size_t hi) {
+  if (hi - lo == 1) return p[lo];
+  size_t mid = lo + (hi - lo) / 2;
+  return halvingTree(p, lo, mid) + halvingTree(p, mid, hi);
+}
+
+// One activation row to int8 blocks: scales, codes and per-block code sums (for Q4_0's offset).
+void quantizeRow(const float* x, size_t k, int8_t* q, float* d, int32_t* sums) {
+  for (size_t b = 0; b < k / kQuantBlock; b++) {
+    const float* xb = x + b * kQuantBlock;
+    float amax = 0;
+    for (size_t i = 0; i < kQuantBlock; i++) amax = std::fmax(amax, std::fabs(xb[i]));
+    float db = amax / 127.0f;
+    float id = db != 0 ? 1.0f / db : 0.0f;
+    int32_t sum = 0;
+    for (size_t i = 0; i < kQuantBlock; i++) {
+      int v = static_cast<int>(std::roundf(xb[i] * id));
+      q[b * kQuantBlock + i] = static_cast<int8_t>(v);
+      sum += v;
+    }
+    d[b] = db;
+    sums[b] = sum;
+  }
+}
+
+QuantPath pathFromEnv() {
+  const char* env = std::getenv("SEESAW_QUANT_KERNEL");
+  if (env == nullptr || *env == 0) return QuantPath::Scalar;
+  for (int p = 0; p < kNumQuantPaths; p++) {
+    if (std::strcmp(env, quantPathName(static_cast<QuantPath>(p))) == 0) return static_cast<QuantPath>(p);
+  }
+  return QuantPath::Scalar;
+}
+
+}  // namespace
+
+size_t quantBlockBytes(QuantType type) { return type == QuantType::Q8_0 ? 34 : 18; }
+
+const char* quantPathName(QuantPath path) {
+  switch (path) {
+    case QuantPath::Avx2:
+      return "avx2";
+    case QuantPath::AvxVnni:
+      return "avxvnni";
+    case QuantPath::Avx512Vnni:
+      return "avx512vnni";
+    default:
+      return "scalar";
+  }
+}
+
+bool quantPathSupported(QuantPath path) {
+  __builtin_cpu_init();
+  switch (path) {
+    case QuantPath::Scalar:
+      return true;
+    case QuantPath::Avx2:
+      return __builtin_cpu_supports("avx2");
+    case QuantPath::AvxVnni:
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avxvnni");
+    case QuantPath::Avx512Vnni:
+      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+  }
+  return false;
+}
+
+QuantPath defaultQuantPath() {
+  static const QuantPath chosen = [] {
+    const char* env = std::getenv("SEESAW_QUANT_KERNEL");
+    if (env != nullptr && *env != 0) {
+      QuantPath forced = pathFromEnv();
+      if (quantPathSupported(forced) && std::strcmp(env, quantPathName(forced)) == 0) return forced;
+    }
+    for (QuantPath p : {QuantPath::Avx512Vnni, QuantPath::AvxVnni, QuantPath::Avx2}) {
+      if (quantPathSupported(p)) return p;
+    }
+    return QuantPath::Scalar;
+  }();
+  return chosen;
+}
+
+QuantBlockDots quantBlockDotsFor(QuantType type, QuantPath path) {
+  if (path == QuantPath::Scalar) return type == QuantType::Q8_0 ? q8DotsScalar : q4DotsScalar;
+  return x86QuantBlockDots(type, path);
+}
+
+void quantMatmul(float* out, const float* x, size_t m, QuantType type, const uint8_t* w, size_t n, size_t k,
+                 QuantPath path) {
+  const size_t nb = k / kQuantBlock;
+  const size_t rowBytes = nb * quantBlockBytes(type);
+  std::vector<int8_t> xq(m * k);
+  std::vector<float> xd(m * nb);
+  std::vector<int32_t> xs(m * nb);
+  for (size_t r = 0; r < m; r++) quantizeRow(x + r * k, k, xq.data() + r * k, xd.data() + r * nb, xs.data() + r * nb);
+  QuantBlockDots dots = quantBlockDotsFor(type, path);
+  const size_t items = (n + kColumnsPerItem - 1) / kColumnsPerItem;
+  parallelFor(items, [&](size_t item, int) {
+    thread_local std::vector<int32_t> isums;
+    thread_local std::vector<float> dw;
+    thread_local std::vector<float> partial;
+    isums.resize(nb);
+    dw.resize(nb);
+    partial.resize(nb);
+    const size_t end = std::min(n, (item + 1) * kColumnsPerItem);
+    for (size_t col = item * kColumnsPerItem; col < end; col++) {
+      const uint8_t* wrow = w + col * rowBytes;
+      for (size_t b = 0; b < nb; b++) dw[b] = halfToFloat(wrow + b * quantBlockBytes(type));
+      for (size_t r = 0; r < m; r++) {
+        dots(isums.data(), wrow, xq.data() + r * k, xs.data() + r * nb, nb);
+        const float* dx = xd.data() + r * nb;
+        for (size_t b = 0; b < nb; b++) {
+          float scale = dw[b] * dx[b];
+          partial[b] = scale * static_cast<float>(isums[b]);
+        }
+        out[r * n + col] = nb == 0 ? 0.0f : halvingTree(partial.data(), 0, nb);
+      }
+    }
+  });
+}
+
+}  // namespace seesaw

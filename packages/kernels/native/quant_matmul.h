@@ -1,0 +1,33 @@
+// Matmul with ggml block-quantized weights (Q8_0, Q4_0): activations quantized per 32-element
+// block to int8, exact int32 dot products per block, f32 block scales. See quant_matmul.cc for
+// the reduction order (identical on every instruction-set path).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace seesaw {
+
+enum class QuantType { Q8_0 = 0, Q4_0 = 1 };
+enum class QuantPath { Scalar = 0, Avx2 = 1, AvxVnni = 2, Avx512Vnni = 3 };
+constexpr int kNumQuantPaths = 4;
+constexpr size_t kQuantBlock = 32;
+
+// Bytes of one weight block: f16 scale + 32 int8 (Q8_0) or 16 bytes of nibbles (Q4_0).
+size_t quantBlockBytes(QuantType type);
+const char* quantPathName(QuantPath path);
+// Whether this CPU runs the path (CPUID at run time; the build itself runs everywhere x86-64-v3).
+bool quantPathSupported(QuantPath path);
+// The fastest supported path, or the one SEESAW_QUANT_KERNEL names (scalar|avx2|avxvnni|avx512vnni).
+QuantPath defaultQuantPath();
+
+// out[m][n] = x[m][k] . W[n][k]^T, W as n rows of k/32 blocks. k % 32 == 0.
+void quantMatmul(float* out, const float* x, size_t m, QuantType type, const uint8_t* w, size_t n, size_t k,
+                 QuantPath path);
+
+// Integer dot products of one weight row's blocks against one activation row's int8 blocks:
+// isums[b] = sum_i w_b[i] * xq_b[i] (Q4_0: w = nibble - 8). xsums[b] = sum_i xq_b[i].
+using QuantBlockDots = void (*)(int32_t* isums, const uint8_t* wrow, const int8_t* xq, const int32_t* xsums,
+                                size_t nblocks);
+QuantBlockDots quantBlockDotsFor(QuantType type, QuantPath path);
+
+}  // namespace seesaw
