@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <algorithm>
 #include <vector>
 
 #include "thread_pool.h"
@@ -25,38 +26,46 @@ QuantBlockDots x86QuantBlockDots(QuantType type, QuantPath path);
 
 namespace {
 
-// Outputs per work item: enough to amortise the hand-out, small enough to balance 2-16 threads.
-constexpr size_t kColumnsPerItem = 16;
-
 float halfToFloat(const uint8_t* p) {
   uint16_t bits;
   std::memcpy(&bits, p, 2);
   return _cvtsh_ss(bits);
 }
 
-void q8DotsScalar(int32_t* isums, const uint8_t* wrow, const int8_t* xq, const int32_t*, size_t nblocks) {
+void q8DotsScalar(int32_t* isums, const uint8_t* const* wrows, const int8_t* xq, const int32_t*,
+                  size_t nblocks) {
   for (size_t b = 0; b < nblocks; b++) {
-    const int8_t* w = reinterpret_cast<const int8_t*>(wrow + b * 34 + 2);
-    int32_t s = 0;
-    for (size_t i = 0; i < kQuantBlock; i++) s += int32_t(w[i]) * xq[b * kQuantBlock + i];
-    isums[b] = s;
+    for (size_t c = 0; c < kQuantTileRows; c++) {
+      const int8_t* w = reinterpret_cast<const int8_t*>(wrows[c] + b * 34 + 2);
+      int32_t s = 0;
+      for (size_t i = 0; i < kQuantBlock; i++) s += int32_t(w[i]) * xq[b * kQuantBlock + i];
+      isums[b * kQuantTileRows + c] = s;
+    }
   }
 }
 
-void q4DotsScalar(int32_t* isums, const uint8_t* wrow, const int8_t* xq, const int32_t*, size_t nblocks) {
+void q4DotsScalar(int32_t* isums, const uint8_t* const* wrows, const int8_t* xq, const int32_t*,
+                  size_t nblocks) {
   for (size_t b = 0; b < nblocks; b++) {
-    const uint8_t* w = wrow + b * 18 + 2;
     const int8_t* x = xq + b * kQuantBlock;
-    int32_t s = 0;
-    for (size_t i = 0; i < 16; i++) s += (int32_t(w[i] & 0x0f) - 8) * x[i] + (int32_t(w[i] >> 4) - 8) * x[i + 16];
-    isums[b] = s;
+    for (size_t c = 0; c < kQuantTileRows; c++) {
+      const uint8_t* w = wrows[c] + b * 18 + 2;
+      int32_t s = 0;
+      for (size_t i = 0; i < 16; i++)
+        s += (int32_t(w[i] & 0x0f) - 8) * x[i] + (int32_t(w[i] >> 4) - 8) * x[i + 16];
+      isums[b * kQuantTileRows + c] = s;
+    }
   }
 }
 
-float halvingTree(const float* p, size_t lo, size_t hi) {
-  if (hi - lo == 1) return p[lo];
+// The halving tree over block partials, 8 output columns per lane (each lane's order is the
+// scalar tree's: lane-wise IEEE adds).
+// p holds 8 floats a block.
+__m256 halvingTree(const float* p, size_t lo, size_t hi) {
+  if (hi - lo == 1) return _mm256_loadu_ps(p + lo * 8);
+  if (hi - lo == 2) return _mm256_add_ps(_mm256_loadu_ps(p + lo * 8), _mm256_loadu_ps(p + (lo + 1) * 8));
   size_t mid = lo + (hi - lo) / 2;
-  return halvingTree(p, lo, mid) + halvingTree(p, mid, hi);
+  return _mm256_add_ps(halvingTree(p, lo, mid), halvingTree(p, mid, hi));
 }
 
 // One activation row to int8 blocks: scales, codes and per-block code sums (for Q4_0's offset).
@@ -143,33 +152,44 @@ QuantBlockDots quantBlockDotsFor(QuantType type, QuantPath path) {
 void quantMatmul(float* out, const float* x, size_t m, QuantType type, const uint8_t* w, size_t n, size_t k,
                  QuantPath path) {
   const size_t nb = k / kQuantBlock;
-  const size_t rowBytes = nb * quantBlockBytes(type);
+  const size_t blockBytes = quantBlockBytes(type);
+  const size_t rowBytes = nb * blockBytes;
+  if (nb == 0) {
+    std::fill(out, out + m * n, 0.0f);
+    return;
+  }
   std::vector<int8_t> xq(m * k);
   std::vector<float> xd(m * nb);
   std::vector<int32_t> xs(m * nb);
   for (size_t r = 0; r < m; r++) quantizeRow(x + r * k, k, xq.data() + r * k, xd.data() + r * nb, xs.data() + r * nb);
   QuantBlockDots dots = quantBlockDotsFor(type, path);
-  const size_t items = (n + kColumnsPerItem - 1) / kColumnsPerItem;
-  parallelFor(items, [&](size_t item, int) {
+  const size_t tiles = (n + kQuantTileRows - 1) / kQuantTileRows;
+  parallelFor(tiles, [&](size_t tile, int) {
     thread_local std::vector<int32_t> isums;
-    thread_local std::vector<float> dw;
-    thread_local std::vector<float> partial;
-    isums.resize(nb);
-    dw.resize(nb);
-    partial.resize(nb);
-    const size_t end = std::min(n, (item + 1) * kColumnsPerItem);
-    for (size_t col = item * kColumnsPerItem; col < end; col++) {
-      const uint8_t* wrow = w + col * rowBytes;
-      for (size_t b = 0; b < nb; b++) dw[b] = halfToFloat(wrow + b * quantBlockBytes(type));
-      for (size_t r = 0; r < m; r++) {
-        dots(isums.data(), wrow, xq.data() + r * k, xs.data() + r * nb, nb);
-        const float* dx = xd.data() + r * nb;
-        for (size_t b = 0; b < nb; b++) {
-          float scale = dw[b] * dx[b];
-          partial[b] = scale * static_cast<float>(isums[b]);
-        }
-        out[r * n + col] = nb == 0 ? 0.0f : halvingTree(partial.data(), 0, nb);
+    thread_local std::vector<float> dw;  // [nb][8] weight scales of the tile's rows
+    thread_local std::vector<float> partial;  // [nb][8] block partials of one activation row
+    isums.resize(nb * kQuantTileRows);
+    dw.resize(nb * kQuantTileRows);
+    partial.resize(nb * kQuantTileRows);
+    // A partial tile repeats its last row; those lanes are computed and dropped.
+    const size_t first = tile * kQuantTileRows;
+    const size_t count = std::min(kQuantTileRows, n - first);
+    const uint8_t* wrows[kQuantTileRows];
+    for (size_t c = 0; c < kQuantTileRows; c++) wrows[c] = w + (first + std::min(c, count - 1)) * rowBytes;
+    for (size_t b = 0; b < nb; b++) {
+      for (size_t c = 0; c < kQuantTileRows; c++) dw[b * kQuantTileRows + c] = halfToFloat(wrows[c] + b * blockBytes);
+    }
+    for (size_t r = 0; r < m; r++) {
+      dots(isums.data(), wrows, xq.data() + r * k, xs.data() + r * nb, nb);
+      const float* dx = xd.data() + r * nb;
+      for (size_t b = 0; b < nb; b++) {
+        __m256 scale = _mm256_mul_ps(_mm256_loadu_ps(dw.data() + b * kQuantTileRows), _mm256_set1_ps(dx[b]));
+        __m256i isum = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(isums.data() + b * kQuantTileRows));
+        _mm256_storeu_ps(partial.data() + b * kQuantTileRows, _mm256_mul_ps(scale, _mm256_cvtepi32_ps(isum)));
       }
+      alignas(32) float result[kQuantTileRows];
+      _mm256_store_ps(result, halvingTree(partial.data(), 0, nb));
+      for (size_t c = 0; c < count; c++) out[r * n + first + c] = result[c];
     }
   });
 }

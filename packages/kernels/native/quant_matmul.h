@@ -24,10 +24,13 @@ QuantPath defaultQuantPath();
 void quantMatmul(float* out, const float* x, size_t m, QuantType type, const uint8_t* w, size_t n, size_t k,
                  QuantPath path);
 
-// Integer dot products of one weight row's blocks against one activation row's int8 blocks:
-// isums[b] = sum_i w_b[i] * xq_b[i] (Q4_0: w = nibble - 8). xsums[b] = sum_i xq_b[i].
-using QuantBlockDots = void (*)(int32_t* isums, const uint8_t* wrow, const int8_t* xq, const int32_t* xsums,
-                                size_t nblocks);
+// Weight rows whose dot products one call computes together (one int32 lane each).
+constexpr size_t kQuantTileRows = 8;
+
+// Integer dot products of 8 weight rows' blocks against one activation row's int8 blocks:
+// isums[b * 8 + c] = sum_i w_c,b[i] * xq_b[i] (Q4_0: w = nibble - 8); xsums[b] = sum_i xq_b[i].
+using QuantBlockDots = void (*)(int32_t* isums, const uint8_t* const* wrows, const int8_t* xq,
+                                const int32_t* xsums, size_t nblocks);
 QuantBlockDots quantBlockDotsFor(QuantType type, QuantPath path);
 
 }  // namespace seesaw
