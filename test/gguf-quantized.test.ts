@@ -1,5 +1,6 @@
 /**
- * A generated tiny model quantized to GGUF (Q8_0, Q4_0, Q4_K) runs end to end: the device's logits
+ * A generated tiny model quantized to GGUF (Q8_0, Q4_0, Q4_K) runs end to end (Q8_0 / Q4_0 matrices
+ * on the int8 kernels, Q4_K dequantized to f32): the device's logits
  * stay within a stated tolerance of the float64 reference forward pass on the dequantized weights,
  * and the greedy tokens are the same on one device, under D1 / T2 / P2 device workers and through
  * a Seesaw (prefill T2, decode P2) pair with re-shards.
@@ -29,11 +30,15 @@ import {
 } from './cluster-test-support.ts';
 
 /**
- * Max |device - reference| / max |reference| over a step's logits. The device multiplies the
- * dequantized weights in f32 (the reference in float64) over 4 layers: errors near 1e-5 of the
- * logits' scale; 1e-3 leaves room for summation order without hiding a wrong row or scale.
+ * Max |device - reference| / max |reference| over a step's logits, against the float64 forward
+ * pass on the dequantized weights.
+ * - Q4_K: the device multiplies the dequantized weights in f32 over 4 layers: errors near 1e-5
+ *   of the logits' scale; 1e-3 leaves room for summation order without hiding a wrong row.
+ * - Q8_0 / Q4_0: the int8 kernels also round every activation to 8 bits per 32-block (a
+ *   relative step of 1/254 of the block's largest value) in each of the 4 layers' 7 matmuls;
+ *   measured below 1e-2 on this model, 3e-2 catches a wrong scale, block or row order.
  */
-const LOGITS_RELATIVE_TOLERANCE = 1e-3;
+const LOGITS_RELATIVE_TOLERANCE = { Q8_0: 3e-2, Q4_0: 3e-2, Q4_K: 1e-3 } as const;
 const DEVICE_MEMORY_BYTES = 48 << 20;
 
 let workDir = '';
@@ -82,6 +87,7 @@ describe('quantized GGUF logits against the float64 reference on the dequantized
       const tokens = prompts.map((p) => [...p]);
       const cached = [0, 0];
       const greedy = { temperature: 0, topP: 1, topK: 0, seed: 0 };
+      let worst = 0;
       for (let step = 0; step < 3; step++) {
         const result = await device.execute({
           stepId: step,
@@ -101,14 +107,14 @@ describe('quantized GGUF logits against the float64 reference on the dequantized
         tokens.forEach((t, seqId) => {
           const expected = references[seqId].forward(t.slice(cached[seqId]));
           const last = expected[expected.length - 1];
-          expect(
-            relativeError(result.logits![seqId], last),
-            `${type} step ${step} seq ${seqId}`,
-          ).toBeLessThan(LOGITS_RELATIVE_TOLERANCE);
+          const error = relativeError(result.logits![seqId], last);
+          worst = Math.max(worst, error);
+          expect(error, `${type} step ${step} seq ${seqId}`).toBeLessThan(LOGITS_RELATIVE_TOLERANCE[type]);
           cached[seqId] = t.length;
           t.push(result.sampled[seqId].tokenId);
         });
       }
+      console.log(`${type}: worst relative logit error ${worst.toExponential(2)}`);
     } finally {
       device.close();
     }
@@ -130,31 +136,35 @@ describe('quantized GGUF tokens across layouts', () => {
     }
   });
 
-  it('Q4_K through a Seesaw pair (prefill T2, decode P2) gives the single-device tokens', async () => {
-    const path = files.get('Q4_K')!;
-    const config = loadModelConfig(path);
-    const requests = makeRequests(config.vocabSize, 9);
-    const reference = await runReference(path, requests);
-    const cluster = await startCluster(path, 'T2', {
-      decodeParallel: 'P2',
-      deviceMemoryBytes: DEVICE_MEMORY_BYTES,
-      hostKvBytes: 30 * slotBytes(hostKvLayoutFor(config, BLOCK_SIZE)),
-    });
-    try {
-      const engine = new SeesawEngine(cluster.phasedReplicas[0], {
-        maxModelLen: config.maxPositionEmbeddings,
-        eosTokenIds: config.eosTokenIds,
-        maxNumBatchedTokens: 64,
-        maxNumSeqs: 8,
-        hostKv: cluster.engineHostKv!,
+  it.each(['Q4_K', 'Q4_0'] as const)(
+    '%s through a Seesaw pair (prefill T2, decode P2) gives the single-device tokens',
+    async (type) => {
+      const path = files.get(type)!;
+      const config = loadModelConfig(path);
+      const requests = makeRequests(config.vocabSize, 9);
+      const reference = await runReference(path, requests);
+      const cluster = await startCluster(path, 'T2', {
+        decodeParallel: 'P2',
+        deviceMemoryBytes: DEVICE_MEMORY_BYTES,
+        hostKvBytes: 30 * slotBytes(hostKvLayoutFor(config, BLOCK_SIZE)),
       });
-      for (const request of requests) engine.addRequest(request);
-      const outputs = new Map<string, number[]>();
-      const stats = await engine.run((output) => outputs.set(output.requestId, output.outputTokenIds));
-      for (const [requestId, tokens] of reference) expect(outputs.get(requestId), requestId).toEqual(tokens);
-      expect(stats.numSwitches).toBeGreaterThanOrEqual(1);
-    } finally {
-      await cluster.close({ mode: 'drain' });
-    }
-  });
+      try {
+        const engine = new SeesawEngine(cluster.phasedReplicas[0], {
+          maxModelLen: config.maxPositionEmbeddings,
+          eosTokenIds: config.eosTokenIds,
+          maxNumBatchedTokens: 64,
+          maxNumSeqs: 8,
+          hostKv: cluster.engineHostKv!,
+        });
+        for (const request of requests) engine.addRequest(request);
+        const outputs = new Map<string, number[]>();
+        const stats = await engine.run((output) => outputs.set(output.requestId, output.outputTokenIds));
+        for (const [requestId, tokens] of reference)
+          expect(outputs.get(requestId), requestId).toEqual(tokens);
+        expect(stats.numSwitches).toBeGreaterThanOrEqual(1);
+      } finally {
+        await cluster.close({ mode: 'drain' });
+      }
+    },
+  );
 });

@@ -1,8 +1,11 @@
 import type { Weight } from './index.ts';
 import { bf16ToNumber, f16ToNumber } from './reference/half-precision.ts';
+import { dequantizeBlocks } from './reference/quantized.ts';
 
 /** The weight's values as float64, [rows][cols] row-major (for tests and references). */
 export function weightToFloat64(w: Weight): Float64Array {
+  if (w.dtype === 'q8_0' || w.dtype === 'q4_0')
+    return dequantizeBlocks(w.dtype, w.data as Uint8Array, w.rows, w.cols);
   const out = new Float64Array(w.rows * w.cols);
   if (w.data.length !== out.length) throw new RangeError('weight data length does not match rows*cols');
   if (w.dtype === 'f32') {

@@ -171,6 +171,15 @@ export class Checkpoint {
     return this.gguf !== null ? this.gguf.info(name) : this.tensors.get(name);
   }
 
+  /**
+   * The int8 block type a matrix is stored as in a GGUF file (Q8_0 / Q4_0: the types the int8
+   * kernels multiply directly), else null. Reads present it dequantized to F32 either way.
+   */
+  storedBlockType(name: string): 'q8_0' | 'q4_0' | null {
+    const type = this.gguf?.storedType(name)?.name;
+    return type === 'Q8_0' ? 'q8_0' : type === 'Q4_0' ? 'q4_0' : null;
+  }
+
   info(name: string): TensorInfo {
     const info = this.find(name);
     if (info === undefined) throw new CheckpointError(`${this.dir}: missing tensor "${name}"`);

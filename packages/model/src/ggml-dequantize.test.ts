@@ -162,6 +162,14 @@ describe('quantize writes blocks that decode close to the input', () => {
     });
   }
 
+  it('Q8_0 and Q4_0: quantizing the dequantized values gives the same blocks back', () => {
+    for (const name of ['Q8_0', 'Q4_0'] as const) {
+      const blocks = quantize(name, values);
+      const again = quantize(name, dequantize(ggmlType(name), blocks));
+      expect(Buffer.from(again).equals(Buffer.from(blocks)), name).toBe(true);
+    }
+  });
+
   it('an all-zero block stays zero', () => {
     for (const name of ['Q8_0', 'Q4_0', 'Q4_K'] as const) {
       const type = ggmlType(name);

@@ -1,0 +1,65 @@
+import type { Weight } from '@seesaw/kernels';
+import { type Checkpoint, decodeValues, quantize, type TensorSlice } from '@seesaw/model';
+import type { ModelWeights } from './model-weights.ts';
+
+type BlockType = 'q8_0' | 'q4_0';
+
+/** A matrix (f32 or 16-bit) as ggml blocks of `type`, quantized row by row as ggml does. */
+function toBlocks(weight: Weight, type: BlockType): Weight {
+  const values =
+    weight.dtype === 'f32'
+      ? (weight.data as Float32Array)
+      : Float32Array.from(
+          decodeValues(
+            new Uint8Array(weight.data.buffer, weight.data.byteOffset, weight.data.byteLength),
+            weight.dtype === 'bf16' ? 'BF16' : 'F16',
+          ),
+        );
+  return {
+    dtype: type,
+    rows: weight.rows,
+    cols: weight.cols,
+    data: quantize(type === 'q8_0' ? 'Q8_0' : 'Q4_0', values),
+  };
+}
+
+/**
+ * Re-encodes the matrices whose checkpoint tensors are stored as Q8_0 / Q4_0 blocks (GGUF) in
+ * those blocks, so the int8 kernels multiply them. Slices arrive dequantized (exact f32 values of
+ * the blocks); ggml's quantizer gives a block back bit for bit from its own dequantized values
+ * (the largest element maps to the extreme code, so the scale and every code come out the same),
+ * so this recovers the file's blocks wherever a slice starts on a block boundary (row slices
+ * always; TP column slices of o_proj / down_proj when heads x head_dim and the MLP split are
+ * multiples of 32, as in every shape we run). A fused matrix (q|k|v, gate|up) is re-encoded only
+ * when all its parts share the type, and only when its rows are whole blocks; else it stays f32.
+ */
+export function encodeStoredBlockMatrices(weights: ModelWeights, checkpoint: Checkpoint): ModelWeights {
+  const typeOf = (slices: Array<TensorSlice | undefined>): BlockType | null => {
+    const types = slices.map((s) => (s === undefined ? null : checkpoint.storedBlockType(s.name)));
+    return types.every((t) => t !== null && t === types[0]) ? types[0] : null;
+  };
+  let numBytes = weights.numBytes;
+  const encode = (weight: Weight, type: BlockType | null): Weight => {
+    if (type === null || weight.cols % 32 !== 0 || weight.dtype === 'q8_0' || weight.dtype === 'q4_0')
+      return weight;
+    const encoded = toBlocks(weight, type);
+    numBytes += encoded.data.byteLength - weight.data.byteLength;
+    return encoded;
+  };
+  const layers = weights.layers.map((layer, i) => {
+    const slices = weights.shard.layerSlices[i];
+    return {
+      ...layer,
+      qkv: encode(layer.qkv, typeOf([slices.q, slices.k, slices.v])),
+      o: encode(layer.o, typeOf([slices.o])),
+      gateUp: encode(layer.gateUp, typeOf([slices.gate, slices.up])),
+      down: encode(layer.down, typeOf([slices.down])),
+    };
+  });
+  // The embedding table stays as read (embedding lookups need rows of values); a tied lm_head
+  // that is the embedding table itself stays with it.
+  const { lmHead, embedding } = weights;
+  const head =
+    lmHead === undefined || lmHead === embedding ? lmHead : encode(lmHead, typeOf([weights.shard.lmHead]));
+  return { ...weights, layers, lmHead: head, numBytes };
+}
