@@ -1,6 +1,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gguf as parseWithHuggingFace } from '@huggingface/gguf';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Checkpoint } from './checkpoint.ts';
 import { generateCheckpoint } from './generate-checkpoint.ts';
@@ -112,5 +113,42 @@ describe('a generated checkpoint written to GGUF and read back', () => {
       expect(g.encode(text), text).toEqual(hf.encode(text));
       expect(g.decode(hf.encode(text))).toBe(hf.decode(hf.encode(text)));
     }
+  });
+});
+
+describe('an independent reader (@huggingface/gguf) on the written files', () => {
+  it('sees the llama.cpp metadata keys, tensor names, ggml dims, types and offsets', async () => {
+    const path = ggufPaths.get('Q4_K')!;
+    const theirs = await parseWithHuggingFace(path, { allowLocalFile: true });
+    const ours = GgufFile.open(path);
+    expect(theirs.metadata.version).toBe(3);
+    expect(theirs.metadata['general.architecture']).toBe('llama');
+    for (const key of [
+      'llama.block_count',
+      'llama.context_length',
+      'llama.embedding_length',
+      'llama.feed_forward_length',
+      'llama.attention.head_count',
+      'llama.attention.head_count_kv',
+      'llama.attention.layer_norm_rms_epsilon',
+      'llama.rope.freq_base',
+      'general.file_type',
+      'tokenizer.ggml.model',
+      'tokenizer.ggml.tokens',
+      'tokenizer.ggml.merges',
+      'tokenizer.ggml.bos_token_id',
+    ]) {
+      expect(theirs.metadata, key).toHaveProperty([key]);
+    }
+    expect(theirs.tensorInfos.length).toBe(ours.tensors.size);
+    for (const info of theirs.tensorInfos) {
+      const mine = ours.tensor(info.name);
+      expect(info.shape.map(Number), info.name).toEqual(mine.dims);
+      expect(info.dtype, info.name).toBe(mine.ggmlType);
+      expect(Number(info.offset), info.name).toBe(mine.relativeOffset);
+    }
+    expect(theirs.tensorDataOffset).toBe(BigInt(ours.dataOffset));
+    expect(ours.tensor('blk.3.ffn_down.weight').ggmlType).toBe(ggmlType('Q4_K').id);
+    ours.close();
   });
 });
