@@ -56,6 +56,7 @@ Commands:
   profile    Measure this machine (kernels, shared-memory all-reduce, memory copies) as a
              cluster profile for plan/simulate --profile. --out FILE [--devices N]
              [--threads N per device] [--device-memory SIZE] [--host-memory SIZE] [--quick]
+  info       Print the CPU and the kernels chosen for it (int8 path for Q8_0/Q4_0 weights).
   help       Show this text.
 
 Cluster flags (run and bench): --devices N --config DxTyPz [--device-memory SIZE] run the
@@ -106,6 +107,7 @@ const COMMANDS: Record<string, () => Promise<(argv: string[]) => Promise<number>
   bench: async () => (await import('./commands/bench.ts')).benchCommand,
   'gen-model': async () => (await import('./commands/gen-model.ts')).genModelCommand,
   quantize: async () => (await import('./commands/quantize.ts')).quantizeCommand,
+  info: async () => (await import('./commands/info.ts')).infoCommand,
   coordinator: async () => (await import('./commands/coordinator.ts')).coordinatorCommand,
   worker: async () => (await import('./commands/worker.ts')).workerCommand,
   'cluster-run': async () => (await import('./commands/cluster-script.ts')).clusterRunCommand,
