@@ -110,6 +110,23 @@ describe('GgufFile', () => {
     file.close();
   });
 
+  it('writes and reads a header far larger than one buffer growth or read chunk (a big vocabulary)', () => {
+    const tokens = Array.from({ length: 150_000 }, (_, i) => `token-${i}-${'x'.repeat(i % 13)}`);
+    const meta = new Map<string, GgufValue>([
+      ['tokenizer.ggml.tokens', gguf.array(GgufValueType.STRING, tokens)],
+      ['after', gguf.u32(7)],
+    ]);
+    const p = path();
+    writeGguf(p, meta, [{ name: 't', dims: [32], type: ggmlType('Q8_0'), data: new Uint8Array(34).fill(3) }]);
+    const file = GgufFile.open(p);
+    expect(file.metadata.get('tokenizer.ggml.tokens')!.value).toEqual(tokens);
+    expect(file.metadata.get('after')!.value).toBe(7);
+    const back = new Uint8Array(34);
+    file.readBytes('t', back);
+    expect([...back]).toEqual(new Array(34).fill(3));
+    file.close();
+  });
+
   it('names the problem: bad magic, version, truncation, unsupported type and architecture', () => {
     const good = llamaFile();
     const bytes = readFileSync(good);

@@ -37,18 +37,22 @@ class ByteSink {
     return at;
   }
 
+  // reserve() may replace this.view: call it before reading this.view.
   u32(v: number): void {
-    this.view.setUint32(this.reserve(4), v, true);
+    const at = this.reserve(4);
+    this.view.setUint32(at, v, true);
   }
 
   u64(v: number | bigint): void {
-    this.view.setBigUint64(this.reserve(8), BigInt(v), true);
+    const at = this.reserve(8);
+    this.view.setBigUint64(at, BigInt(v), true);
   }
 
   string(s: string): void {
     const encoded = this.encoder.encode(s);
     this.u64(encoded.byteLength);
-    this.bytes.set(encoded, this.reserve(encoded.byteLength));
+    const at = this.reserve(encoded.byteLength);
+    this.bytes.set(encoded, at);
   }
 
   scalar(type: GgufValueType, v: GgufScalar, what: string): void {
@@ -60,7 +64,8 @@ class ByteSink {
     }
     if (type === GgufValueType.BOOL) {
       if (typeof v !== 'boolean') throw bad();
-      this.view.setUint8(this.reserve(1), v ? 1 : 0);
+      const at = this.reserve(1);
+      this.view.setUint8(at, v ? 1 : 0);
       return;
     }
     if (type === GgufValueType.UINT64 || type === GgufValueType.INT64) {
