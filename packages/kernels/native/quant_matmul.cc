@@ -23,8 +23,11 @@
 namespace seesaw {
 
 QuantBlockDots x86QuantBlockDots(QuantType type, QuantPath path);
+QuantTileDots x86QuantTileDots(QuantType type, QuantPath path);
 
 namespace {
+
+constexpr size_t kUnpackFromRows = 4;
 
 float halfToFloat(const uint8_t* p) {
   uint16_t bits;
@@ -58,14 +61,72 @@ void q4DotsScalar(int32_t* isums, const uint8_t* const* wrows, const int8_t* xq,
   }
 }
 
+void q8TileScalar(int32_t* isums, const int8_t* codes, const int32_t*, const int8_t* xq, const int32_t*,
+                  size_t nblocks) {
+  for (size_t b = 0; b < nblocks; b++) {
+    for (size_t c = 0; c < kQuantTileRows; c++) {
+      const int8_t* w = codes + (b * kQuantTileRows + c) * kQuantBlock;
+      int32_t s = 0;
+      for (size_t i = 0; i < kQuantBlock; i++) s += int32_t(w[i]) * xq[b * kQuantBlock + i];
+      isums[b * kQuantTileRows + c] = s;
+    }
+  }
+}
+
+void q4TileScalar(int32_t* isums, const int8_t* codes, const int32_t*, const int8_t* xq, const int32_t* xsums,
+                  size_t nblocks) {
+  for (size_t b = 0; b < nblocks; b++) {
+    for (size_t c = 0; c < kQuantTileRows; c++) {
+      const int8_t* w = codes + (b * kQuantTileRows + c) * kQuantBlock;
+      int32_t s = 0;
+      for (size_t i = 0; i < kQuantBlock; i++) s += int32_t(w[i]) * xq[b * kQuantBlock + i];
+      isums[b * kQuantTileRows + c] = s - 8 * xsums[b];
+    }
+  }
+}
+
+// A tile's blocks as codes[b][c][32] (Q8_0 codes with their sums; Q4_0 nibbles 0..15).
+void unpackTile(QuantType type, const uint8_t* const* wrows, size_t nb, int8_t* codes, int32_t* wsums) {
+  const size_t blockBytes = quantBlockBytes(type);
+  for (size_t b = 0; b < nb; b++) {
+    for (size_t c = 0; c < kQuantTileRows; c++) {
+      const uint8_t* src = wrows[c] + b * blockBytes + 2;
+      int8_t* dst = codes + (b * kQuantTileRows + c) * kQuantBlock;
+      if (type == QuantType::Q8_0) {
+        std::memcpy(dst, src, kQuantBlock);
+        int32_t sum = 0;
+        for (size_t i = 0; i < kQuantBlock; i++) sum += dst[i];
+        wsums[b * kQuantTileRows + c] = sum;
+      } else {
+        for (size_t i = 0; i < 16; i++) {
+          dst[i] = static_cast<int8_t>(src[i] & 0x0f);
+          dst[i + 16] = static_cast<int8_t>(src[i] >> 4);
+        }
+      }
+    }
+  }
+}
+
 // The halving tree over block partials, 8 output columns per lane (each lane's order is the
 // scalar tree's: lane-wise IEEE adds).
-// p holds 8 floats a block.
+// p holds 8 floats a block. Sizes up to 4 are written out (the tree's shape for them:
+// 3 = p0 + (p1 + p2), 4 = (p0 + p1) + (p2 + p3)) to keep calls off the leaves.
 __m256 halvingTree(const float* p, size_t lo, size_t hi) {
-  if (hi - lo == 1) return _mm256_loadu_ps(p + lo * 8);
-  if (hi - lo == 2) return _mm256_add_ps(_mm256_loadu_ps(p + lo * 8), _mm256_loadu_ps(p + (lo + 1) * 8));
-  size_t mid = lo + (hi - lo) / 2;
-  return _mm256_add_ps(halvingTree(p, lo, mid), halvingTree(p, mid, hi));
+  auto at = [p](size_t i) { return _mm256_loadu_ps(p + i * 8); };
+  switch (hi - lo) {
+    case 1:
+      return at(lo);
+    case 2:
+      return _mm256_add_ps(at(lo), at(lo + 1));
+    case 3:
+      return _mm256_add_ps(at(lo), _mm256_add_ps(at(lo + 1), at(lo + 2)));
+    case 4:
+      return _mm256_add_ps(_mm256_add_ps(at(lo), at(lo + 1)), _mm256_add_ps(at(lo + 2), at(lo + 3)));
+    default: {
+      size_t mid = lo + (hi - lo) / 2;
+      return _mm256_add_ps(halvingTree(p, lo, mid), halvingTree(p, mid, hi));
+    }
+  }
 }
 
 // One activation row to int8 blocks: scales, codes and per-block code sums (for Q4_0's offset).
@@ -144,6 +205,11 @@ QuantPath defaultQuantPath() {
   return chosen;
 }
 
+QuantTileDots quantTileDotsFor(QuantType type, QuantPath path) {
+  if (path == QuantPath::Scalar) return type == QuantType::Q8_0 ? q8TileScalar : q4TileScalar;
+  return x86QuantTileDots(type, path);
+}
+
 QuantBlockDots quantBlockDotsFor(QuantType type, QuantPath path) {
   if (path == QuantPath::Scalar) return type == QuantType::Q8_0 ? q8DotsScalar : q4DotsScalar;
   return x86QuantBlockDots(type, path);
@@ -163,9 +229,14 @@ void quantMatmul(float* out, const float* x, size_t m, QuantType type, const uin
   std::vector<int32_t> xs(m * nb);
   for (size_t r = 0; r < m; r++) quantizeRow(x + r * k, k, xq.data() + r * k, xd.data() + r * nb, xs.data() + r * nb);
   QuantBlockDots dots = quantBlockDotsFor(type, path);
+  QuantTileDots tileDots = quantTileDotsFor(type, path);
+  // From this many rows on, unpacking a tile once beats reading its blocks per row.
+  const bool unpack = m >= kUnpackFromRows;
   const size_t tiles = (n + kQuantTileRows - 1) / kQuantTileRows;
   parallelFor(tiles, [&](size_t tile, int) {
     thread_local std::vector<int32_t> isums;
+    thread_local std::vector<int8_t> codes;
+    thread_local std::vector<int32_t> wsums;
     thread_local std::vector<float> dw;  // [nb][8] weight scales of the tile's rows
     thread_local std::vector<float> partial;  // [nb][8] block partials of one activation row
     isums.resize(nb * kQuantTileRows);
@@ -179,8 +250,14 @@ void quantMatmul(float* out, const float* x, size_t m, QuantType type, const uin
     for (size_t b = 0; b < nb; b++) {
       for (size_t c = 0; c < kQuantTileRows; c++) dw[b * kQuantTileRows + c] = halfToFloat(wrows[c] + b * blockBytes);
     }
+    if (unpack) {
+      codes.resize(nb * kQuantTileRows * kQuantBlock);
+      wsums.resize(nb * kQuantTileRows);
+      unpackTile(type, wrows, nb, codes.data(), wsums.data());
+    }
     for (size_t r = 0; r < m; r++) {
-      dots(isums.data(), wrows, xq.data() + r * k, xs.data() + r * nb, nb);
+      if (unpack) tileDots(isums.data(), codes.data(), wsums.data(), xq.data() + r * k, xs.data() + r * nb, nb);
+      else dots(isums.data(), wrows, xq.data() + r * k, xs.data() + r * nb, nb);
       const float* dx = xd.data() + r * nb;
       for (size_t b = 0; b < nb; b++) {
         __m256 scale = _mm256_mul_ps(_mm256_loadu_ps(dw.data() + b * kQuantTileRows), _mm256_set1_ps(dx[b]));
