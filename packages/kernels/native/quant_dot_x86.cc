@@ -136,25 +136,36 @@ __attribute__((target(SEESAW_AVX512_VNNI))) void q4DotsAvx512Vnni(int32_t* isums
   }
 }
 
-// ---- Unpacked tiles (many activation rows): codes[b][c][32] contiguous, no nibble or sign work
-// per row. Q8_0 on VNNI: x + 128 is unsigned (x in [-127, 127]), so one vpdpbusd gives
+// ---- Unpacked tiles (many activation rows): codes[b][g][c][4], the block's 32 codes of the 8 rows
+// in 8 groups of 4 consecutive k, so 32-bit lane c of one load holds row c's 4 codes of group g.
+// With x's 4 bytes of that group broadcast to every lane, one byte-dot instruction adds group g
+// of all 8 rows at once: 8 instructions a block and no horizontal sums.
+// Q8_0 on VNNI: x + 128 is unsigned (x in [-127, 127]), so vpdpbusd gives
 // sum((x + 128) * w) = sum(x * w) + 128 * sum(w), and the tile's code sums take the offset off.
 
-__attribute__((target("avx2"))) inline __m256i loadCodes(const int8_t* codes, size_t b, size_t c) {
-  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + (b * kQuantTileRows + c) * kQuantBlock));
+__attribute__((target("avx2"))) inline __m256i loadGroup(const int8_t* codes, size_t b, size_t g) {
+  return _mm256_loadu_si256(
+      reinterpret_cast<const __m256i*>(codes + (b * kQuantTileRows + g) * kQuantTileRows * 4));
+}
+
+__attribute__((target("avx2"))) inline __m256i broadcastGroup(const int8_t* xq, size_t b, size_t g) {
+  int32_t v;
+  __builtin_memcpy(&v, xq + b * kQuantBlock + 4 * g, 4);
+  return _mm256_set1_epi32(v);
 }
 
 __attribute__((target("avx2"))) void q8TileAvx2(int32_t* isums, const int8_t* codes, const int32_t*,
                                                 const int8_t* xq, const int32_t*, size_t nblocks) {
   const __m256i ones = _mm256_set1_epi16(1);
   for (size_t b = 0; b < nblocks; b++) {
-    __m256i x = loadX(xq, b);
-    __m256i acc[kQuantTileRows];
-    for (size_t c = 0; c < kQuantTileRows; c++) {
-      __m256i w = loadCodes(codes, b, c);
-      acc[c] = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w)), ones);
+    __m256i acc = _mm256_setzero_si256();
+    for (size_t g = 0; g < 8; g++) {
+      __m256i w = loadGroup(codes, b, g);
+      __m256i x = broadcastGroup(xq, b, g);
+      __m256i p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+      acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p16, ones));
     }
-    storeBlock(isums, b, sumLanes8(acc));
+    storeBlock(isums, b, acc);
   }
 }
 
@@ -162,12 +173,12 @@ __attribute__((target("avx2"))) void q4TileAvx2(int32_t* isums, const int8_t* co
                                                 const int8_t* xq, const int32_t* xsums, size_t nblocks) {
   const __m256i ones = _mm256_set1_epi16(1);
   for (size_t b = 0; b < nblocks; b++) {
-    __m256i x = loadX(xq, b);
-    __m256i acc[kQuantTileRows];
-    for (size_t c = 0; c < kQuantTileRows; c++) {
-      acc[c] = _mm256_madd_epi16(_mm256_maddubs_epi16(loadCodes(codes, b, c), x), ones);
+    __m256i acc = _mm256_setzero_si256();
+    for (size_t g = 0; g < 8; g++) {
+      __m256i p16 = _mm256_maddubs_epi16(loadGroup(codes, b, g), broadcastGroup(xq, b, g));
+      acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p16, ones));
     }
-    storeBlock(isums, b, _mm256_sub_epi32(sumLanes8(acc), _mm256_set1_epi32(8 * xsums[b])));
+    storeBlock(isums, b, _mm256_sub_epi32(acc, _mm256_set1_epi32(8 * xsums[b])));
   }
 }
 
@@ -176,17 +187,16 @@ __attribute__((target("avx2,avxvnni"))) void tileAvxVnni(int32_t* isums, const i
                                                          const int8_t* xq, const int32_t* xsums, size_t nblocks) {
   const __m256i bias = _mm256_set1_epi8(static_cast<char>(0x80));
   for (size_t b = 0; b < nblocks; b++) {
-    __m256i x = loadX(xq, b);
-    __m256i xu = _mm256_xor_si256(x, bias);  // x + 128 as unsigned bytes
-    __m256i acc[kQuantTileRows];
-    for (size_t c = 0; c < kQuantTileRows; c++) {
-      acc[c] = kQ8 ? _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), xu, loadCodes(codes, b, c))
-                   : _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), loadCodes(codes, b, c), x);
+    __m256i acc = _mm256_setzero_si256();
+    for (size_t g = 0; g < 8; g++) {
+      __m256i x = broadcastGroup(xq, b, g);
+      acc = kQ8 ? _mm256_dpbusd_avx_epi32(acc, _mm256_xor_si256(x, bias), loadGroup(codes, b, g))
+                : _mm256_dpbusd_avx_epi32(acc, loadGroup(codes, b, g), x);
     }
     __m256i offset = kQ8 ? _mm256_slli_epi32(
                                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wsums + b * kQuantTileRows)), 7)
                          : _mm256_set1_epi32(8 * xsums[b]);
-    storeBlock(isums, b, _mm256_sub_epi32(sumLanes8(acc), offset));
+    storeBlock(isums, b, _mm256_sub_epi32(acc, offset));
   }
 }
 
@@ -196,17 +206,16 @@ __attribute__((target(SEESAW_AVX512_VNNI))) void tileAvx512Vnni(int32_t* isums, 
                                                                 const int32_t* xsums, size_t nblocks) {
   const __m256i bias = _mm256_set1_epi8(static_cast<char>(0x80));
   for (size_t b = 0; b < nblocks; b++) {
-    __m256i x = loadX(xq, b);
-    __m256i xu = _mm256_xor_si256(x, bias);
-    __m256i acc[kQuantTileRows];
-    for (size_t c = 0; c < kQuantTileRows; c++) {
-      acc[c] = kQ8 ? _mm256_dpbusd_epi32(_mm256_setzero_si256(), xu, loadCodes(codes, b, c))
-                   : _mm256_dpbusd_epi32(_mm256_setzero_si256(), loadCodes(codes, b, c), x);
+    __m256i acc = _mm256_setzero_si256();
+    for (size_t g = 0; g < 8; g++) {
+      __m256i x = broadcastGroup(xq, b, g);
+      acc = kQ8 ? _mm256_dpbusd_epi32(acc, _mm256_xor_si256(x, bias), loadGroup(codes, b, g))
+                : _mm256_dpbusd_epi32(acc, loadGroup(codes, b, g), x);
     }
     __m256i offset = kQ8 ? _mm256_slli_epi32(
                                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wsums + b * kQuantTileRows)), 7)
                          : _mm256_set1_epi32(8 * xsums[b]);
-    storeBlock(isums, b, _mm256_sub_epi32(sumLanes8(acc), offset));
+    storeBlock(isums, b, _mm256_sub_epi32(acc, offset));
   }
 }
 

@@ -61,13 +61,17 @@ void q4DotsScalar(int32_t* isums, const uint8_t* const* wrows, const int8_t* xq,
   }
 }
 
+// Code of row c at k = 4g + i of block b in an unpacked tile (see unpackTile).
+inline int32_t tileCode(const int8_t* codes, size_t b, size_t c, size_t k) {
+  return codes[((b * kQuantTileRows + k / 4) * kQuantTileRows + c) * 4 + k % 4];
+}
+
 void q8TileScalar(int32_t* isums, const int8_t* codes, const int32_t*, const int8_t* xq, const int32_t*,
                   size_t nblocks) {
   for (size_t b = 0; b < nblocks; b++) {
     for (size_t c = 0; c < kQuantTileRows; c++) {
-      const int8_t* w = codes + (b * kQuantTileRows + c) * kQuantBlock;
       int32_t s = 0;
-      for (size_t i = 0; i < kQuantBlock; i++) s += int32_t(w[i]) * xq[b * kQuantBlock + i];
+      for (size_t k = 0; k < kQuantBlock; k++) s += tileCode(codes, b, c, k) * xq[b * kQuantBlock + k];
       isums[b * kQuantTileRows + c] = s;
     }
   }
@@ -77,31 +81,34 @@ void q4TileScalar(int32_t* isums, const int8_t* codes, const int32_t*, const int
                   size_t nblocks) {
   for (size_t b = 0; b < nblocks; b++) {
     for (size_t c = 0; c < kQuantTileRows; c++) {
-      const int8_t* w = codes + (b * kQuantTileRows + c) * kQuantBlock;
       int32_t s = 0;
-      for (size_t i = 0; i < kQuantBlock; i++) s += int32_t(w[i]) * xq[b * kQuantBlock + i];
+      for (size_t k = 0; k < kQuantBlock; k++) s += tileCode(codes, b, c, k) * xq[b * kQuantBlock + k];
       isums[b * kQuantTileRows + c] = s - 8 * xsums[b];
     }
   }
 }
 
-// A tile's blocks as codes[b][c][32] (Q8_0 codes with their sums; Q4_0 nibbles 0..15).
+// A tile's blocks as codes[b][g][c][4]: group g = codes 4g..4g+3 of block b, row c (Q8_0 codes
+// with their sums; Q4_0 nibbles 0..15).
 void unpackTile(QuantType type, const uint8_t* const* wrows, size_t nb, int8_t* codes, int32_t* wsums) {
   const size_t blockBytes = quantBlockBytes(type);
   for (size_t b = 0; b < nb; b++) {
     for (size_t c = 0; c < kQuantTileRows; c++) {
       const uint8_t* src = wrows[c] + b * blockBytes + 2;
-      int8_t* dst = codes + (b * kQuantTileRows + c) * kQuantBlock;
+      int8_t values[kQuantBlock];
       if (type == QuantType::Q8_0) {
-        std::memcpy(dst, src, kQuantBlock);
+        std::memcpy(values, src, kQuantBlock);
         int32_t sum = 0;
-        for (size_t i = 0; i < kQuantBlock; i++) sum += dst[i];
+        for (size_t i = 0; i < kQuantBlock; i++) sum += values[i];
         wsums[b * kQuantTileRows + c] = sum;
       } else {
         for (size_t i = 0; i < 16; i++) {
-          dst[i] = static_cast<int8_t>(src[i] & 0x0f);
-          dst[i + 16] = static_cast<int8_t>(src[i] >> 4);
+          values[i] = static_cast<int8_t>(src[i] & 0x0f);
+          values[i + 16] = static_cast<int8_t>(src[i] >> 4);
         }
+      }
+      for (size_t g = 0; g < kQuantBlock / 4; g++) {
+        std::memcpy(codes + ((b * kQuantTileRows + g) * kQuantTileRows + c) * 4, values + 4 * g, 4);
       }
     }
   }

@@ -33,9 +33,9 @@ using QuantBlockDots = void (*)(int32_t* isums, const uint8_t* const* wrows, con
                                 const int32_t* xsums, size_t nblocks);
 QuantBlockDots quantBlockDotsFor(QuantType type, QuantPath path);
 
-// Many activation rows: a tile's blocks unpacked once into codes[b][c][32] (Q8_0: the int8 codes;
-// Q4_0: the unsigned nibbles 0..15) with Q8_0 code sums wsums[b][c], then per activation row
-// isums[b * 8 + c] as above, from the unpacked codes.
+// Many activation rows: a tile's blocks unpacked once into codes[b][g][c][4] (group g = codes
+// 4g..4g+3; Q8_0: the int8 codes, Q4_0: the unsigned nibbles 0..15) with Q8_0 code sums
+// wsums[b][c], then per activation row isums[b * 8 + c] as above, from the unpacked codes.
 using QuantTileDots = void (*)(int32_t* isums, const int8_t* codes, const int32_t* wsums, const int8_t* xq,
                                const int32_t* xsums, size_t nblocks);
 QuantTileDots quantTileDotsFor(QuantType type, QuantPath path);
