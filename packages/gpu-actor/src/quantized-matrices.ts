@@ -1,10 +1,11 @@
-import type { Weight } from '@seesaw/kernels';
+import { packQuantizedWeight, type Weight } from '@seesaw/kernels';
 import { type Checkpoint, decodeValues, quantize, type TensorSlice } from '@seesaw/model';
 import type { ModelWeights } from './model-weights.ts';
 
 type BlockType = 'q8_0' | 'q4_0';
 
-/** A matrix (f32 or 16-bit) as ggml blocks of `type`, quantized row by row as ggml does. */
+/** A matrix (f32 or 16-bit) as ggml blocks of `type`, quantized row by row as ggml does, packed
+ *  for the kernels (q8_0x8 / q4_0x8). */
 function toBlocks(weight: Weight, type: BlockType): Weight {
   const values =
     weight.dtype === 'f32'

@@ -24,6 +24,7 @@ namespace seesaw {
 
 QuantBlockDots x86QuantBlockDots(QuantType type, QuantPath path);
 QuantTileDots x86QuantTileDots(QuantType type, QuantPath path);
+QuantTileDots x86PackedQ4Dots(QuantPath path);
 
 namespace {
 
@@ -134,6 +135,36 @@ __m256 halvingTree(const float* p, size_t lo, size_t hi) {
       return _mm256_add_ps(halvingTree(p, lo, mid), halvingTree(p, mid, hi));
     }
   }
+}
+
+void q4PackedScalar(int32_t* isums, const int8_t* codes, const int32_t*, const int8_t* xq, const int32_t* xsums,
+                    size_t nblocks) {
+  for (size_t b = 0; b < nblocks; b++) {
+    for (size_t c = 0; c < kQuantTileRows; c++) {
+      int32_t s = 0;
+      for (size_t g = 0; g < 4; g++) {
+        for (size_t i = 0; i < 4; i++) {
+          uint8_t byte = static_cast<uint8_t>(codes[((b * 4 + g) * kQuantTileRows + c) * 4 + i]);
+          s += int32_t(byte & 0x0f) * xq[b * kQuantBlock + 4 * g + i];
+          s += int32_t(byte >> 4) * xq[b * kQuantBlock + 16 + 4 * g + i];
+        }
+      }
+      isums[b * kQuantTileRows + c] = s - 8 * xsums[b];
+    }
+  }
+}
+
+// One activation row's 8 outputs of a tile: p[b] = (d_w * d_x) * isum lane-wise, then the tree.
+void combineRow(float* out, size_t count, const float* dw, const float* dx, const int32_t* isums, float* partial,
+                size_t nb) {
+  for (size_t b = 0; b < nb; b++) {
+    __m256 scale = _mm256_mul_ps(_mm256_loadu_ps(dw + b * kQuantTileRows), _mm256_set1_ps(dx[b]));
+    __m256i isum = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(isums + b * kQuantTileRows));
+    _mm256_storeu_ps(partial + b * kQuantTileRows, _mm256_mul_ps(scale, _mm256_cvtepi32_ps(isum)));
+  }
+  alignas(32) float result[kQuantTileRows];
+  _mm256_store_ps(result, halvingTree(partial, 0, nb));
+  for (size_t c = 0; c < count; c++) out[c] = result[c];
 }
 
 // One activation row to int8 blocks: scales, codes and per-block code sums (for Q4_0's offset).
@@ -265,15 +296,101 @@ void quantMatmul(float* out, const float* x, size_t m, QuantType type, const uin
     for (size_t r = 0; r < m; r++) {
       if (unpack) tileDots(isums.data(), codes.data(), wsums.data(), xq.data() + r * k, xs.data() + r * nb, nb);
       else dots(isums.data(), wrows, xq.data() + r * k, xs.data() + r * nb, nb);
-      const float* dx = xd.data() + r * nb;
+      combineRow(out + r * n + first, count, dw.data(), xd.data() + r * nb, isums.data(), partial.data(), nb);
+    }
+  });
+}
+
+size_t packedTileBytes(QuantType type, size_t k) {
+  const size_t nb = k / kQuantBlock;
+  const size_t codeBytes = type == QuantType::Q8_0 ? 256 : 128;
+  return nb * (codeBytes + kQuantTileRows * 4 + (type == QuantType::Q8_0 ? kQuantTileRows * 4 : 0));
+}
+
+void packQuantWeight(QuantType type, const uint8_t* w, size_t n, size_t k, uint8_t* packed) {
+  const size_t nb = k / kQuantBlock;
+  const size_t blockBytes = quantBlockBytes(type);
+  const size_t rowBytes = nb * blockBytes;
+  const size_t codeBytes = type == QuantType::Q8_0 ? 256 : 128;
+  const size_t tiles = (n + kQuantTileRows - 1) / kQuantTileRows;
+  std::memset(packed, 0, tiles * packedTileBytes(type, k));
+  parallelFor(tiles, [&](size_t tile, int) {
+    uint8_t* base = packed + tile * packedTileBytes(type, k);
+    uint8_t* codes = base;
+    float* scales = reinterpret_cast<float*>(base + nb * codeBytes);
+    int32_t* sums = reinterpret_cast<int32_t*>(base + nb * codeBytes + nb * kQuantTileRows * 4);
+    for (size_t c = 0; c < kQuantTileRows && tile * kQuantTileRows + c < n; c++) {
+      const uint8_t* row = w + (tile * kQuantTileRows + c) * rowBytes;
       for (size_t b = 0; b < nb; b++) {
-        __m256 scale = _mm256_mul_ps(_mm256_loadu_ps(dw.data() + b * kQuantTileRows), _mm256_set1_ps(dx[b]));
-        __m256i isum = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(isums.data() + b * kQuantTileRows));
-        _mm256_storeu_ps(partial.data() + b * kQuantTileRows, _mm256_mul_ps(scale, _mm256_cvtepi32_ps(isum)));
+        const uint8_t* block = row + b * blockBytes;
+        scales[b * kQuantTileRows + c] = halfToFloat(block);
+        const size_t groups = type == QuantType::Q8_0 ? 8 : 4;
+        for (size_t g = 0; g < groups; g++) {
+          std::memcpy(codes + b * codeBytes + (g * kQuantTileRows + c) * 4, block + 2 + 4 * g, 4);
+        }
+        if (type == QuantType::Q8_0) {
+          int32_t sum = 0;
+          for (size_t i = 0; i < kQuantBlock; i++) sum += static_cast<int8_t>(block[2 + i]);
+          sums[b * kQuantTileRows + c] = sum;
+        }
       }
-      alignas(32) float result[kQuantTileRows];
-      _mm256_store_ps(result, halvingTree(partial.data(), 0, nb));
-      for (size_t c = 0; c < count; c++) out[r * n + first + c] = result[c];
+    }
+  });
+}
+
+void unpackQuantWeight(QuantType type, const uint8_t* packed, size_t n, size_t k, uint8_t* w) {
+  const size_t nb = k / kQuantBlock;
+  const size_t blockBytes = quantBlockBytes(type);
+  const size_t codeBytes = type == QuantType::Q8_0 ? 256 : 128;
+  for (size_t r = 0; r < n; r++) {
+    const uint8_t* base = packed + (r / kQuantTileRows) * packedTileBytes(type, k);
+    const float* scales = reinterpret_cast<const float*>(base + nb * codeBytes);
+    const size_t c = r % kQuantTileRows;
+    for (size_t b = 0; b < nb; b++) {
+      uint8_t* block = w + r * nb * blockBytes + b * blockBytes;
+      // Scales were f16 values, so the f32 -> f16 conversion is exact.
+      uint16_t bits = _cvtss_sh(scales[b * kQuantTileRows + c], 0);
+      std::memcpy(block, &bits, 2);
+      const size_t groups = type == QuantType::Q8_0 ? 8 : 4;
+      for (size_t g = 0; g < groups; g++) {
+        std::memcpy(block + 2 + 4 * g, base + b * codeBytes + (g * kQuantTileRows + c) * 4, 4);
+      }
+    }
+  }
+}
+
+QuantTileDots quantPackedQ4DotsFor(QuantPath path) {
+  return path == QuantPath::Scalar ? q4PackedScalar : x86PackedQ4Dots(path);
+}
+
+void quantMatmulPacked(float* out, const float* x, size_t m, QuantType type, const uint8_t* packed, size_t n,
+                       size_t k, QuantPath path) {
+  const size_t nb = k / kQuantBlock;
+  if (nb == 0) {
+    std::fill(out, out + m * n, 0.0f);
+    return;
+  }
+  std::vector<int8_t> xq(m * k);
+  std::vector<float> xd(m * nb);
+  std::vector<int32_t> xs(m * nb);
+  for (size_t r = 0; r < m; r++) quantizeRow(x + r * k, k, xq.data() + r * k, xd.data() + r * nb, xs.data() + r * nb);
+  QuantTileDots tileDots = type == QuantType::Q8_0 ? quantTileDotsFor(type, path) : quantPackedQ4DotsFor(path);
+  const size_t codeBytes = type == QuantType::Q8_0 ? 256 : 128;
+  const size_t tiles = (n + kQuantTileRows - 1) / kQuantTileRows;
+  parallelFor(tiles, [&](size_t tile, int) {
+    thread_local std::vector<int32_t> isums;
+    thread_local std::vector<float> partial;
+    isums.resize(nb * kQuantTileRows);
+    partial.resize(nb * kQuantTileRows);
+    const uint8_t* base = packed + tile * packedTileBytes(type, k);
+    const int8_t* codes = reinterpret_cast<const int8_t*>(base);
+    const float* scales = reinterpret_cast<const float*>(base + nb * codeBytes);
+    const int32_t* sums = reinterpret_cast<const int32_t*>(base + nb * codeBytes + nb * kQuantTileRows * 4);
+    const size_t first = tile * kQuantTileRows;
+    const size_t count = std::min(kQuantTileRows, n - first);
+    for (size_t r = 0; r < m; r++) {
+      tileDots(isums.data(), codes, sums, xq.data() + r * k, xs.data() + r * nb, nb);
+      combineRow(out + r * n + first, count, scales, xd.data() + r * nb, isums.data(), partial.data(), nb);
     }
   });
 }

@@ -1,9 +1,12 @@
 // Public API of @seesaw/kernels: native AVX2 CPU kernels (argument-checked in the addon) and
 // the float64 reference implementations they are tested against.
 import { native } from './native-addon.ts';
-import { type QuantWeightType, quantizedMatmul } from './quantized.ts';
+import { packedQuantizedMatmul, type QuantWeightType, quantizedMatmul } from './quantized.ts';
 
 export {
+  type PackedQuantizedWeight,
+  packedQuantizedMatmul,
+  packQuantizedWeight,
   QUANT_BLOCK_BYTES,
   QUANT_KERNEL_PATHS,
   type QuantizedWeight,
@@ -11,11 +14,13 @@ export {
   type QuantWeightType,
   quantizedMatmul,
   quantKernelPaths,
+  unpackQuantizedWeight,
 } from './quantized.ts';
 export * as reference from './reference/index.ts';
 export { weightToFloat64 } from './weight-to-float64.ts';
 
-export type WeightDType = 'f32' | 'f16' | 'bf16' | QuantWeightType;
+/** q8_0x8 / q4_0x8: Q8_0 / Q4_0 blocks packed for the kernels (packQuantizedWeight). */
+export type WeightDType = 'f32' | 'f16' | 'bf16' | QuantWeightType | 'q8_0x8' | 'q4_0x8';
 /** Weight matrix W, shape [rows = N output features][cols = K input features], row-major, in
  *  its storage dtype; f16/bf16 data are raw 16-bit patterns (Uint16Array), q8_0/q4_0 data ggml
  *  blocks of 32 (Uint8Array, see quantized.ts; matmul only). Never converted to f32 in memory:
@@ -66,8 +71,14 @@ export function getNumThreads(): number {
 
 /** out[m][N] = x[m][K] · Wᵀ (+ bias[N]). x, out row-major f32, contiguous. */
 export function matmul(out: Float32Array, x: Float32Array, m: number, w: Weight, bias?: Float32Array): void {
-  if (w.dtype === 'q8_0' || w.dtype === 'q4_0') {
-    quantizedMatmul(out, x, m, { type: w.dtype, rows: w.rows, cols: w.cols, data: w.data as Uint8Array });
+  if (w.dtype === 'q8_0' || w.dtype === 'q4_0' || w.dtype === 'q8_0x8' || w.dtype === 'q4_0x8') {
+    const data = w.data as Uint8Array;
+    if (w.dtype === 'q8_0x8' || w.dtype === 'q4_0x8') {
+      const type = w.dtype === 'q8_0x8' ? 'q8_0' : 'q4_0';
+      packedQuantizedMatmul(out, x, m, { type, rows: w.rows, cols: w.cols, data });
+    } else {
+      quantizedMatmul(out, x, m, { type: w.dtype, rows: w.rows, cols: w.cols, data });
+    }
     if (bias !== undefined)
       for (let r = 0; r < m; r++) native.addInPlace(out.subarray(r * w.rows, (r + 1) * w.rows), bias);
     return;

@@ -2,6 +2,8 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
+  packedQuantizedMatmul,
+  packQuantizedWeight,
   QUANT_BLOCK_BYTES,
   type QuantizedWeight,
   type QuantWeightType,
@@ -9,6 +11,7 @@ import {
   quantKernelPaths,
   reference,
   setNumThreads,
+  unpackQuantizedWeight,
 } from './index.ts';
 import { makeRng, randomF32, testSeed } from './test-support.ts';
 
@@ -91,6 +94,8 @@ describe('quantizedMatmul', () => {
       const n = 37;
       const k = 32 * 13;
       const w = randomQuantWeight(type, n, k);
+      const packed = packQuantizedWeight(w);
+      expect(Buffer.from(unpackQuantizedWeight(packed).data).equals(Buffer.from(w.data))).toBe(true);
       for (const m of [1, 3, 8]) {
         const x = randomF32(rng, m * k, 2);
         x[5] = 0; // a zero inside a block, and a whole zero block in the last row
@@ -102,6 +107,9 @@ describe('quantizedMatmul', () => {
             const out = new Float32Array(m * n).fill(Number.NaN);
             quantizedMatmul(out, x, m, w, path);
             sameBits(out, expected, `${type} ${path} m=${m} threads=${threads}`);
+            const outPacked = new Float32Array(m * n).fill(Number.NaN);
+            packedQuantizedMatmul(outPacked, x, m, packed, path);
+            sameBits(outPacked, expected, `${type} packed ${path} m=${m} threads=${threads}`);
           }
         }
         if (m > 1) {

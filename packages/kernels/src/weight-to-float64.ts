@@ -1,4 +1,5 @@
 import type { Weight } from './index.ts';
+import { unpackQuantizedWeight } from './quantized.ts';
 import { bf16ToNumber, f16ToNumber } from './reference/half-precision.ts';
 import { dequantizeBlocks } from './reference/quantized.ts';
 
