@@ -3,6 +3,7 @@ import { type Checkpoint, decodeValues, quantize, type TensorSlice } from '@sees
 import type { ModelWeights } from './model-weights.ts';
 
 type BlockType = 'q8_0' | 'q4_0';
+const DENSE_DTYPES: readonly string[] = ['f32', 'f16', 'bf16'];
 
 /** A matrix (f32 or 16-bit) as ggml blocks of `type`, quantized row by row as ggml does, packed
  *  for the kernels (q8_0x8 / q4_0x8). */
@@ -16,11 +17,13 @@ function toBlocks(weight: Weight, type: BlockType): Weight {
             weight.dtype === 'bf16' ? 'BF16' : 'F16',
           ),
         );
+  const blocks = quantize(type === 'q8_0' ? 'Q8_0' : 'Q4_0', values);
+  const packed = packQuantizedWeight({ type, rows: weight.rows, cols: weight.cols, data: blocks });
   return {
-    dtype: type,
+    dtype: type === 'q8_0' ? 'q8_0x8' : 'q4_0x8',
     rows: weight.rows,
     cols: weight.cols,
-    data: quantize(type === 'q8_0' ? 'Q8_0' : 'Q4_0', values),
+    data: packed.data,
   };
 }
 
@@ -41,8 +44,7 @@ export function encodeStoredBlockMatrices(weights: ModelWeights, checkpoint: Che
   };
   let numBytes = weights.numBytes;
   const encode = (weight: Weight, type: BlockType | null): Weight => {
-    if (type === null || weight.cols % 32 !== 0 || weight.dtype === 'q8_0' || weight.dtype === 'q4_0')
-      return weight;
+    if (type === null || weight.cols % 32 !== 0 || !DENSE_DTYPES.includes(weight.dtype)) return weight;
     const encoded = toBlocks(weight, type);
     numBytes += encoded.data.byteLength - weight.data.byteLength;
     return encoded;

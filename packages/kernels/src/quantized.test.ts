@@ -12,6 +12,7 @@ import {
   reference,
   setNumThreads,
   unpackQuantizedWeight,
+  weightToFloat64,
 } from './index.ts';
 import { makeRng, randomF32, testSeed } from './test-support.ts';
 
@@ -96,6 +97,10 @@ describe('quantizedMatmul', () => {
       const w = randomQuantWeight(type, n, k);
       const packed = packQuantizedWeight(w);
       expect(Buffer.from(unpackQuantizedWeight(packed).data).equals(Buffer.from(w.data))).toBe(true);
+      const packedDtype = type === 'q8_0' ? 'q8_0x8' : 'q4_0x8';
+      expect(weightToFloat64({ dtype: packedDtype, rows: n, cols: k, data: packed.data })).toEqual(
+        reference.dequantizeBlocks(type, w.data, n, k),
+      );
       for (const m of [1, 3, 8]) {
         const x = randomF32(rng, m * k, 2);
         x[5] = 0; // a zero inside a block, and a whole zero block in the last row
