@@ -1,10 +1,13 @@
 // Quantized-weight matmul (Q8_0, Q4_0) per CPU path, against the ceilings kernels-bench
 // measures: GFLOP-equivalent/s (2·m·n·k per second) for many rows, weight GB/s for decode.
+// Weights in the packed layout the devices hold (packQuantizedWeight); GB/s counts the ggml
+// bytes (34 / 18 per 32 weights), the size the file and a llama.cpp run stream.
 import {
+  type PackedQuantizedWeight,
+  packedQuantizedMatmul,
+  packQuantizedWeight,
   QUANT_BLOCK_BYTES,
-  type QuantizedWeight,
   type QuantWeightType,
-  quantizedMatmul,
   quantKernelPaths,
   reference,
   setNumThreads,
@@ -33,7 +36,7 @@ function timeIt(fn: () => void, reps: number): number {
   return median(times);
 }
 
-function quantWeight(type: QuantWeightType, rows: number, cols: number, seed: number): QuantizedWeight {
+function quantWeight(type: QuantWeightType, rows: number, cols: number, seed: number): PackedQuantizedWeight {
   const blockBytes = QUANT_BLOCK_BYTES[type];
   const data = new Uint8Array((rows * cols * blockBytes) / 32);
   let s = seed;
@@ -46,7 +49,7 @@ function quantWeight(type: QuantWeightType, rows: number, cols: number, seed: nu
     data[at] = scale & 0xff;
     data[at + 1] = scale >> 8;
   }
-  return { type, rows, cols, data };
+  return packQuantizedWeight({ type, rows, cols, data });
 }
 
 function activations(n: number): Float32Array {
@@ -71,7 +74,7 @@ export function benchQuantized(ceilings: Ceilings, threadCounts: number[]): void
         const m = path === 'scalar' ? 16 : 128;
         const x = activations(m * k);
         const out = new Float32Array(m * n);
-        const s = timeIt(() => quantizedMatmul(out, x, m, weights[0], path), 3);
+        const s = timeIt(() => packedQuantizedMatmul(out, x, m, weights[0], path), 3);
         const gflops = (2 * m * n * k) / s / 1e9;
         console.log(
           `quant matmul ${m}x${k}x${n} ${type} ${path.padEnd(10)} ${t}T: ${(s * 1e3).toFixed(1)} ms, ` +
@@ -82,7 +85,7 @@ export function benchQuantized(ceilings: Ceilings, threadCounts: number[]): void
           const outs = new Float32Array(rows * n);
           let next = 0;
           const sd = timeIt(
-            () => quantizedMatmul(outs, xs, rows, weights[next++ % copies], path),
+            () => packedQuantizedMatmul(outs, xs, rows, weights[next++ % copies], path),
             2 * copies,
           );
           const gbs = bytes / sd / 1e9;
