@@ -143,9 +143,8 @@ __attribute__((target(SEESAW_AVX512_VNNI))) void q4DotsAvx512Vnni(int32_t* isums
 // Q8_0 on VNNI: x + 128 is unsigned (x in [-127, 127]), so vpdpbusd gives
 // sum((x + 128) * w) = sum(x * w) + 128 * sum(w), and the tile's code sums take the offset off.
 
-__attribute__((target("avx2"))) inline __m256i loadGroup(const int8_t* codes, size_t b, size_t g) {
-  return _mm256_loadu_si256(
-      reinterpret_cast<const __m256i*>(codes + (b * kQuantTileRows + g) * kQuantTileRows * 4));
+__attribute__((target("avx2"))) inline __m256i loadGroup(const int8_t* codes, size_t stride, size_t b, size_t g) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + b * stride + g * kQuantTileRows * 4));
 }
 
 __attribute__((target("avx2"))) inline __m256i broadcastGroup(const int8_t* xq, size_t b, size_t g) {
@@ -154,13 +153,13 @@ __attribute__((target("avx2"))) inline __m256i broadcastGroup(const int8_t* xq, 
   return _mm256_set1_epi32(v);
 }
 
-__attribute__((target("avx2"))) void q8TileAvx2(int32_t* isums, const int8_t* codes, const int32_t*,
+__attribute__((target("avx2"))) void q8TileAvx2(int32_t* isums, const int8_t* codes, const int32_t*, size_t stride,
                                                 const int8_t* xq, const int32_t*, size_t nblocks) {
   const __m256i ones = _mm256_set1_epi16(1);
   for (size_t b = 0; b < nblocks; b++) {
     __m256i acc = _mm256_setzero_si256();
     for (size_t g = 0; g < 8; g++) {
-      __m256i w = loadGroup(codes, b, g);
+      __m256i w = loadGroup(codes, stride, b, g);
       __m256i x = broadcastGroup(xq, b, g);
       __m256i p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
       acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p16, ones));
@@ -169,13 +168,13 @@ __attribute__((target("avx2"))) void q8TileAvx2(int32_t* isums, const int8_t* co
   }
 }
 
-__attribute__((target("avx2"))) void q4TileAvx2(int32_t* isums, const int8_t* codes, const int32_t*,
+__attribute__((target("avx2"))) void q4TileAvx2(int32_t* isums, const int8_t* codes, const int32_t*, size_t stride,
                                                 const int8_t* xq, const int32_t* xsums, size_t nblocks) {
   const __m256i ones = _mm256_set1_epi16(1);
   for (size_t b = 0; b < nblocks; b++) {
     __m256i acc = _mm256_setzero_si256();
     for (size_t g = 0; g < 8; g++) {
-      __m256i p16 = _mm256_maddubs_epi16(loadGroup(codes, b, g), broadcastGroup(xq, b, g));
+      __m256i p16 = _mm256_maddubs_epi16(loadGroup(codes, stride, b, g), broadcastGroup(xq, b, g));
       acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p16, ones));
     }
     storeBlock(isums, b, _mm256_sub_epi32(acc, _mm256_set1_epi32(8 * xsums[b])));
@@ -183,18 +182,24 @@ __attribute__((target("avx2"))) void q4TileAvx2(int32_t* isums, const int8_t* co
 }
 
 template <bool kQ8>
-__attribute__((target("avx2,avxvnni"))) void tileAvxVnni(int32_t* isums, const int8_t* codes, const int32_t* wsums,
+__attribute__((target("avx2,avxvnni"))) void tileAvxVnni(int32_t* isums, const int8_t* codes, const int32_t* wsums, size_t stride,
                                                          const int8_t* xq, const int32_t* xsums, size_t nblocks) {
   const __m256i bias = _mm256_set1_epi8(static_cast<char>(0x80));
   for (size_t b = 0; b < nblocks; b++) {
-    __m256i acc = _mm256_setzero_si256();
-    for (size_t g = 0; g < 8; g++) {
-      __m256i x = broadcastGroup(xq, b, g);
-      acc = kQ8 ? _mm256_dpbusd_avx_epi32(acc, _mm256_xor_si256(x, bias), loadGroup(codes, b, g))
-                : _mm256_dpbusd_avx_epi32(acc, loadGroup(codes, b, g), x);
+    // Two accumulators (even / odd groups): the byte-dot latency chain is half as long.
+    __m256i acc0 = _mm256_setzero_si256();
+    __m256i acc1 = _mm256_setzero_si256();
+    for (size_t g = 0; g < 8; g += 2) {
+      __m256i x0 = broadcastGroup(xq, b, g);
+      __m256i x1 = broadcastGroup(xq, b, g + 1);
+      acc0 = kQ8 ? _mm256_dpbusd_avx_epi32(acc0, _mm256_xor_si256(x0, bias), loadGroup(codes, stride, b, g))
+                 : _mm256_dpbusd_avx_epi32(acc0, loadGroup(codes, stride, b, g), x0);
+      acc1 = kQ8 ? _mm256_dpbusd_avx_epi32(acc1, _mm256_xor_si256(x1, bias), loadGroup(codes, stride, b, g + 1))
+                 : _mm256_dpbusd_avx_epi32(acc1, loadGroup(codes, stride, b, g + 1), x1);
     }
+    __m256i acc = _mm256_add_epi32(acc0, acc1);
     __m256i offset = kQ8 ? _mm256_slli_epi32(
-                               _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wsums + b * kQuantTileRows)), 7)
+                               _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wsums + b * (stride / 4))), 7)
                          : _mm256_set1_epi32(8 * xsums[b]);
     storeBlock(isums, b, _mm256_sub_epi32(acc, offset));
   }
@@ -202,18 +207,24 @@ __attribute__((target("avx2,avxvnni"))) void tileAvxVnni(int32_t* isums, const i
 
 template <bool kQ8>
 __attribute__((target(SEESAW_AVX512_VNNI))) void tileAvx512Vnni(int32_t* isums, const int8_t* codes,
-                                                                const int32_t* wsums, const int8_t* xq,
+                                                                const int32_t* wsums, size_t stride, const int8_t* xq,
                                                                 const int32_t* xsums, size_t nblocks) {
   const __m256i bias = _mm256_set1_epi8(static_cast<char>(0x80));
   for (size_t b = 0; b < nblocks; b++) {
-    __m256i acc = _mm256_setzero_si256();
-    for (size_t g = 0; g < 8; g++) {
-      __m256i x = broadcastGroup(xq, b, g);
-      acc = kQ8 ? _mm256_dpbusd_epi32(acc, _mm256_xor_si256(x, bias), loadGroup(codes, b, g))
-                : _mm256_dpbusd_epi32(acc, loadGroup(codes, b, g), x);
+    // Two accumulators (even / odd groups): the byte-dot latency chain is half as long.
+    __m256i acc0 = _mm256_setzero_si256();
+    __m256i acc1 = _mm256_setzero_si256();
+    for (size_t g = 0; g < 8; g += 2) {
+      __m256i x0 = broadcastGroup(xq, b, g);
+      __m256i x1 = broadcastGroup(xq, b, g + 1);
+      acc0 = kQ8 ? _mm256_dpbusd_epi32(acc0, _mm256_xor_si256(x0, bias), loadGroup(codes, stride, b, g))
+                 : _mm256_dpbusd_epi32(acc0, loadGroup(codes, stride, b, g), x0);
+      acc1 = kQ8 ? _mm256_dpbusd_epi32(acc1, _mm256_xor_si256(x1, bias), loadGroup(codes, stride, b, g + 1))
+                 : _mm256_dpbusd_epi32(acc1, loadGroup(codes, stride, b, g + 1), x1);
     }
+    __m256i acc = _mm256_add_epi32(acc0, acc1);
     __m256i offset = kQ8 ? _mm256_slli_epi32(
-                               _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wsums + b * kQuantTileRows)), 7)
+                               _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wsums + b * (stride / 4))), 7)
                          : _mm256_set1_epi32(8 * xsums[b]);
     storeBlock(isums, b, _mm256_sub_epi32(acc, offset));
   }
@@ -223,17 +234,19 @@ __attribute__((target(SEESAW_AVX512_VNNI))) void tileAvx512Vnni(int32_t* isums, 
 // One definition per instruction set (each with its own target, so the AVX2 one never holds an
 // AVX-512 instruction); GROUP_DOT(acc, w_u8, x_s8) adds the 4-byte dot products lane by lane.
 #define SEESAW_Q4_PACKED_TILE(NAME, TARGET, GROUP_DOT)                                                  \
-  __attribute__((target(TARGET))) void NAME(int32_t* isums, const int8_t* codes, const int32_t*,      \
+  __attribute__((target(TARGET))) void NAME(int32_t* isums, const int8_t* codes, const int32_t*, size_t stride, \
                                             const int8_t* xq, const int32_t* xsums, size_t nblocks) {  \
     const __m256i mask = _mm256_set1_epi8(0x0f);                                                      \
     for (size_t b = 0; b < nblocks; b++) {                                                            \
-      __m256i acc = _mm256_setzero_si256();                                                           \
+      __m256i acc0 = _mm256_setzero_si256(); /* low nibbles: groups 0-3 */                            \
+      __m256i acc1 = _mm256_setzero_si256(); /* high nibbles: groups 4-7 */                           \
       for (size_t g = 0; g < 4; g++) {                                                                \
         __m256i v =                                                                                   \
-            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + (b * 4 + g) * kQuantTileRows * 4)); \
-        acc = GROUP_DOT(acc, _mm256_and_si256(v, mask), broadcastGroup(xq, b, g));                    \
-        acc = GROUP_DOT(acc, _mm256_and_si256(_mm256_srli_epi16(v, 4), mask), broadcastGroup(xq, b, g + 4)); \
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + b * stride + g * kQuantTileRows * 4)); \
+        acc0 = GROUP_DOT(acc0, _mm256_and_si256(v, mask), broadcastGroup(xq, b, g));                  \
+        acc1 = GROUP_DOT(acc1, _mm256_and_si256(_mm256_srli_epi16(v, 4), mask), broadcastGroup(xq, b, g + 4)); \
       }                                                                                               \
+      __m256i acc = _mm256_add_epi32(acc0, acc1);                                                     \
       storeBlock(isums, b, _mm256_sub_epi32(acc, _mm256_set1_epi32(8 * xsums[b])));                   \
     }                                                                                                 \
   }

@@ -62,36 +62,38 @@ void q4DotsScalar(int32_t* isums, const uint8_t* const* wrows, const int8_t* xq,
   }
 }
 
-// Code of row c at k = 4g + i of block b in an unpacked tile (see unpackTile).
-inline int32_t tileCode(const int8_t* codes, size_t b, size_t c, size_t k) {
-  return codes[((b * kQuantTileRows + k / 4) * kQuantTileRows + c) * 4 + k % 4];
+// Code of row c at k = 4g + i of block b in a tile (see unpackTile / packQuantWeight).
+inline int32_t tileCode(const int8_t* codes, size_t stride, size_t b, size_t c, size_t k) {
+  return codes[b * stride + (k / 4) * kQuantTileRows * 4 + c * 4 + k % 4];
 }
 
-void q8TileScalar(int32_t* isums, const int8_t* codes, const int32_t*, const int8_t* xq, const int32_t*,
-                  size_t nblocks) {
+void q8TileScalar(int32_t* isums, const int8_t* codes, const int32_t*, size_t stride, const int8_t* xq,
+                  const int32_t*, size_t nblocks) {
   for (size_t b = 0; b < nblocks; b++) {
     for (size_t c = 0; c < kQuantTileRows; c++) {
       int32_t s = 0;
-      for (size_t k = 0; k < kQuantBlock; k++) s += tileCode(codes, b, c, k) * xq[b * kQuantBlock + k];
+      for (size_t k = 0; k < kQuantBlock; k++) s += tileCode(codes, stride, b, c, k) * xq[b * kQuantBlock + k];
       isums[b * kQuantTileRows + c] = s;
     }
   }
 }
 
-void q4TileScalar(int32_t* isums, const int8_t* codes, const int32_t*, const int8_t* xq, const int32_t* xsums,
-                  size_t nblocks) {
+void q4TileScalar(int32_t* isums, const int8_t* codes, const int32_t*, size_t stride, const int8_t* xq,
+                  const int32_t* xsums, size_t nblocks) {
   for (size_t b = 0; b < nblocks; b++) {
     for (size_t c = 0; c < kQuantTileRows; c++) {
       int32_t s = 0;
-      for (size_t k = 0; k < kQuantBlock; k++) s += tileCode(codes, b, c, k) * xq[b * kQuantBlock + k];
+      for (size_t k = 0; k < kQuantBlock; k++) s += tileCode(codes, stride, b, c, k) * xq[b * kQuantBlock + k];
       isums[b * kQuantTileRows + c] = s - 8 * xsums[b];
     }
   }
 }
 
-// A tile's blocks as codes[b][g][c][4]: group g = codes 4g..4g+3 of block b, row c (Q8_0 codes
-// with their sums; Q4_0 nibbles 0..15).
-void unpackTile(QuantType type, const uint8_t* const* wrows, size_t nb, int8_t* codes, int32_t* wsums) {
+// Records of kUnpackedStride bytes a block: codes [g][c][4] (group g = codes 4g..4g+3 of row c;
+// Q8_0 codes, Q4_0 nibbles 0..15), then (Q8_0) the 8 rows' code sums.
+constexpr size_t kUnpackedStride = 256 + kQuantTileRows * 4;
+
+void unpackTile(QuantType type, const uint8_t* const* wrows, size_t nb, int8_t* codes) {
   const size_t blockBytes = quantBlockBytes(type);
   for (size_t b = 0; b < nb; b++) {
     for (size_t c = 0; c < kQuantTileRows; c++) {
@@ -101,7 +103,7 @@ void unpackTile(QuantType type, const uint8_t* const* wrows, size_t nb, int8_t* 
         std::memcpy(values, src, kQuantBlock);
         int32_t sum = 0;
         for (size_t i = 0; i < kQuantBlock; i++) sum += values[i];
-        wsums[b * kQuantTileRows + c] = sum;
+        std::memcpy(codes + b * kUnpackedStride + 256 + c * 4, &sum, 4);
       } else {
         for (size_t i = 0; i < 16; i++) {
           values[i] = static_cast<int8_t>(src[i] & 0x0f);
@@ -109,7 +111,7 @@ void unpackTile(QuantType type, const uint8_t* const* wrows, size_t nb, int8_t* 
         }
       }
       for (size_t g = 0; g < kQuantBlock / 4; g++) {
-        std::memcpy(codes + ((b * kQuantTileRows + g) * kQuantTileRows + c) * 4, values + 4 * g, 4);
+        std::memcpy(codes + b * kUnpackedStride + (g * kQuantTileRows + c) * 4, values + 4 * g, 4);
       }
     }
   }
@@ -137,14 +139,14 @@ __m256 halvingTree(const float* p, size_t lo, size_t hi) {
   }
 }
 
-void q4PackedScalar(int32_t* isums, const int8_t* codes, const int32_t*, const int8_t* xq, const int32_t* xsums,
-                    size_t nblocks) {
+void q4PackedScalar(int32_t* isums, const int8_t* codes, const int32_t*, size_t stride, const int8_t* xq,
+                    const int32_t* xsums, size_t nblocks) {
   for (size_t b = 0; b < nblocks; b++) {
     for (size_t c = 0; c < kQuantTileRows; c++) {
       int32_t s = 0;
       for (size_t g = 0; g < 4; g++) {
         for (size_t i = 0; i < 4; i++) {
-          uint8_t byte = static_cast<uint8_t>(codes[((b * 4 + g) * kQuantTileRows + c) * 4 + i]);
+          uint8_t byte = static_cast<uint8_t>(codes[b * stride + (g * kQuantTileRows + c) * 4 + i]);
           s += int32_t(byte & 0x0f) * xq[b * kQuantBlock + 4 * g + i];
           s += int32_t(byte >> 4) * xq[b * kQuantBlock + 16 + 4 * g + i];
         }
@@ -155,10 +157,11 @@ void q4PackedScalar(int32_t* isums, const int8_t* codes, const int32_t*, const i
 }
 
 // One activation row's 8 outputs of a tile: p[b] = (d_w * d_x) * isum lane-wise, then the tree.
-void combineRow(float* out, size_t count, const float* dw, const float* dx, const int32_t* isums, float* partial,
-                size_t nb) {
+// dw: block b's 8 scales at dw + b * dwStride.
+void combineRow(float* out, size_t count, const float* dw, size_t dwStride, const float* dx, const int32_t* isums,
+                float* partial, size_t nb) {
   for (size_t b = 0; b < nb; b++) {
-    __m256 scale = _mm256_mul_ps(_mm256_loadu_ps(dw + b * kQuantTileRows), _mm256_set1_ps(dx[b]));
+    __m256 scale = _mm256_mul_ps(_mm256_loadu_ps(dw + b * dwStride), _mm256_set1_ps(dx[b]));
     __m256i isum = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(isums + b * kQuantTileRows));
     _mm256_storeu_ps(partial + b * kQuantTileRows, _mm256_mul_ps(scale, _mm256_cvtepi32_ps(isum)));
   }
@@ -274,7 +277,6 @@ void quantMatmul(float* out, const float* x, size_t m, QuantType type, const uin
   parallelFor(tiles, [&](size_t tile, int) {
     thread_local std::vector<int32_t> isums;
     thread_local std::vector<int8_t> codes;
-    thread_local std::vector<int32_t> wsums;
     thread_local std::vector<float> dw;  // [nb][8] weight scales of the tile's rows
     thread_local std::vector<float> partial;  // [nb][8] block partials of one activation row
     isums.resize(nb * kQuantTileRows);
@@ -289,23 +291,30 @@ void quantMatmul(float* out, const float* x, size_t m, QuantType type, const uin
       for (size_t c = 0; c < kQuantTileRows; c++) dw[b * kQuantTileRows + c] = halfToFloat(wrows[c] + b * blockBytes);
     }
     if (unpack) {
-      codes.resize(nb * kQuantTileRows * kQuantBlock);
-      wsums.resize(nb * kQuantTileRows);
-      unpackTile(type, wrows, nb, codes.data(), wsums.data());
+      codes.resize(nb * kUnpackedStride);
+      unpackTile(type, wrows, nb, codes.data());
     }
     for (size_t r = 0; r < m; r++) {
-      if (unpack) tileDots(isums.data(), codes.data(), wsums.data(), xq.data() + r * k, xs.data() + r * nb, nb);
+      if (unpack) {
+        tileDots(isums.data(), codes.data(), reinterpret_cast<const int32_t*>(codes.data() + 256), kUnpackedStride,
+                 xq.data() + r * k, xs.data() + r * nb, nb);
+      }
       else dots(isums.data(), wrows, xq.data() + r * k, xs.data() + r * nb, nb);
-      combineRow(out + r * n + first, count, dw.data(), xd.data() + r * nb, isums.data(), partial.data(), nb);
+      combineRow(out + r * n + first, count, dw.data(), kQuantTileRows, xd.data() + r * nb, isums.data(),
+                 partial.data(), nb);
     }
   });
 }
 
-size_t packedTileBytes(QuantType type, size_t k) {
-  const size_t nb = k / kQuantBlock;
-  const size_t codeBytes = type == QuantType::Q8_0 ? 256 : 128;
-  return nb * (codeBytes + kQuantTileRows * 4 + (type == QuantType::Q8_0 ? kQuantTileRows * 4 : 0));
+namespace {
+size_t packedCodeBytes(QuantType type) { return type == QuantType::Q8_0 ? 256 : 128; }
+// One block of a packed tile: codes, 8 f32 scales, (Q8_0) 8 int32 code sums.
+size_t packedRecordBytes(QuantType type) {
+  return packedCodeBytes(type) + kQuantTileRows * 4 + (type == QuantType::Q8_0 ? kQuantTileRows * 4 : 0);
 }
+}  // namespace
+
+size_t packedTileBytes(QuantType type, size_t k) { return (k / kQuantBlock) * packedRecordBytes(type); }
 
 void packQuantWeight(QuantType type, const uint8_t* w, size_t n, size_t k, uint8_t* packed) {
   const size_t nb = k / kQuantBlock;
@@ -316,22 +325,22 @@ void packQuantWeight(QuantType type, const uint8_t* w, size_t n, size_t k, uint8
   std::memset(packed, 0, tiles * packedTileBytes(type, k));
   parallelFor(tiles, [&](size_t tile, int) {
     uint8_t* base = packed + tile * packedTileBytes(type, k);
-    uint8_t* codes = base;
-    float* scales = reinterpret_cast<float*>(base + nb * codeBytes);
-    int32_t* sums = reinterpret_cast<int32_t*>(base + nb * codeBytes + nb * kQuantTileRows * 4);
+    const size_t record = packedRecordBytes(type);
     for (size_t c = 0; c < kQuantTileRows && tile * kQuantTileRows + c < n; c++) {
       const uint8_t* row = w + (tile * kQuantTileRows + c) * rowBytes;
       for (size_t b = 0; b < nb; b++) {
         const uint8_t* block = row + b * blockBytes;
-        scales[b * kQuantTileRows + c] = halfToFloat(block);
+        uint8_t* rec = base + b * record;
+        float scale = halfToFloat(block);
+        std::memcpy(rec + codeBytes + c * 4, &scale, 4);
         const size_t groups = type == QuantType::Q8_0 ? 8 : 4;
         for (size_t g = 0; g < groups; g++) {
-          std::memcpy(codes + b * codeBytes + (g * kQuantTileRows + c) * 4, block + 2 + 4 * g, 4);
+          std::memcpy(rec + (g * kQuantTileRows + c) * 4, block + 2 + 4 * g, 4);
         }
         if (type == QuantType::Q8_0) {
           int32_t sum = 0;
           for (size_t i = 0; i < kQuantBlock; i++) sum += static_cast<int8_t>(block[2 + i]);
-          sums[b * kQuantTileRows + c] = sum;
+          std::memcpy(rec + codeBytes + kQuantTileRows * 4 + c * 4, &sum, 4);
         }
       }
     }
@@ -344,16 +353,19 @@ void unpackQuantWeight(QuantType type, const uint8_t* packed, size_t n, size_t k
   const size_t codeBytes = type == QuantType::Q8_0 ? 256 : 128;
   for (size_t r = 0; r < n; r++) {
     const uint8_t* base = packed + (r / kQuantTileRows) * packedTileBytes(type, k);
-    const float* scales = reinterpret_cast<const float*>(base + nb * codeBytes);
+    const size_t record = packedRecordBytes(type);
     const size_t c = r % kQuantTileRows;
     for (size_t b = 0; b < nb; b++) {
       uint8_t* block = w + r * nb * blockBytes + b * blockBytes;
+      const uint8_t* rec = base + b * record;
+      float scale;
+      std::memcpy(&scale, rec + codeBytes + c * 4, 4);
       // Scales were f16 values, so the f32 -> f16 conversion is exact.
-      uint16_t bits = _cvtss_sh(scales[b * kQuantTileRows + c], 0);
+      uint16_t bits = _cvtss_sh(scale, 0);
       std::memcpy(block, &bits, 2);
       const size_t groups = type == QuantType::Q8_0 ? 8 : 4;
       for (size_t g = 0; g < groups; g++) {
-        std::memcpy(block + 2 + 4 * g, base + b * codeBytes + (g * kQuantTileRows + c) * 4, 4);
+        std::memcpy(block + 2 + 4 * g, rec + (g * kQuantTileRows + c) * 4, 4);
       }
     }
   }
@@ -375,7 +387,8 @@ void quantMatmulPacked(float* out, const float* x, size_t m, QuantType type, con
   std::vector<int32_t> xs(m * nb);
   for (size_t r = 0; r < m; r++) quantizeRow(x + r * k, k, xq.data() + r * k, xd.data() + r * nb, xs.data() + r * nb);
   QuantTileDots tileDots = type == QuantType::Q8_0 ? quantTileDotsFor(type, path) : quantPackedQ4DotsFor(path);
-  const size_t codeBytes = type == QuantType::Q8_0 ? 256 : 128;
+  const size_t codeBytes = packedCodeBytes(type);
+  const size_t record = packedRecordBytes(type);
   const size_t tiles = (n + kQuantTileRows - 1) / kQuantTileRows;
   parallelFor(tiles, [&](size_t tile, int) {
     thread_local std::vector<int32_t> isums;
@@ -384,13 +397,14 @@ void quantMatmulPacked(float* out, const float* x, size_t m, QuantType type, con
     partial.resize(nb * kQuantTileRows);
     const uint8_t* base = packed + tile * packedTileBytes(type, k);
     const int8_t* codes = reinterpret_cast<const int8_t*>(base);
-    const float* scales = reinterpret_cast<const float*>(base + nb * codeBytes);
-    const int32_t* sums = reinterpret_cast<const int32_t*>(base + nb * codeBytes + nb * kQuantTileRows * 4);
+    const float* scales = reinterpret_cast<const float*>(base + codeBytes);
+    const int32_t* sums = reinterpret_cast<const int32_t*>(base + codeBytes + kQuantTileRows * 4);
     const size_t first = tile * kQuantTileRows;
     const size_t count = std::min(kQuantTileRows, n - first);
     for (size_t r = 0; r < m; r++) {
-      tileDots(isums.data(), codes, sums, xq.data() + r * k, xs.data() + r * nb, nb);
-      combineRow(out + r * n + first, count, scales, xd.data() + r * nb, isums.data(), partial.data(), nb);
+      tileDots(isums.data(), codes, sums, record, xq.data() + r * k, xs.data() + r * nb, nb);
+      combineRow(out + r * n + first, count, scales, record / 4, xd.data() + r * nb, isums.data(), partial.data(),
+                 nb);
     }
   });
 }

@@ -36,15 +36,17 @@ QuantBlockDots quantBlockDotsFor(QuantType type, QuantPath path);
 // Many activation rows: a tile's blocks unpacked once into codes[b][g][c][4] (group g = codes
 // 4g..4g+3; Q8_0: the int8 codes, Q4_0: the unsigned nibbles 0..15) with Q8_0 code sums
 // wsums[b][c], then per activation row isums[b * 8 + c] as above, from the unpacked codes.
-using QuantTileDots = void (*)(int32_t* isums, const int8_t* codes, const int32_t* wsums, const int8_t* xq,
-                               const int32_t* xsums, size_t nblocks);
+// Block b's codes start at codes + b * stride bytes, its code sums at wsums + b * stride / 4 ints
+// (both in one record per block in packed weights; in separate arrays for per-call unpacking).
+using QuantTileDots = void (*)(int32_t* isums, const int8_t* codes, const int32_t* wsums, size_t stride,
+                               const int8_t* xq, const int32_t* xsums, size_t nblocks);
 QuantTileDots quantTileDotsFor(QuantType type, QuantPath path);
 
 // Packed weights: the blocks re-laid once (at load) as the many-row path unpacks them, so every
 // call, one row or many, runs the tile dot products straight from memory. Per tile of 8 rows
-// (the last padded with zero rows): codes [nb][...] (Q8_0: [g][c][4] int8, 256 bytes a block;
-// Q4_0: [g<4][c][4] raw nibble bytes, 128 bytes a block: low nibbles are group g, high g + 4),
-// then scales [nb][8] f32, then (Q8_0) code sums [nb][8] int32.
+// (the last padded with zero rows), one record per block, read in one stream: codes (Q8_0:
+// [g][c][4] int8, 256 bytes; Q4_0: [g<4][c][4] raw nibble bytes, 128 bytes: low nibbles are
+// group g, high g + 4), then scales [8] f32, then (Q8_0) code sums [8] int32.
 size_t packedTileBytes(QuantType type, size_t k);
 void packQuantWeight(QuantType type, const uint8_t* w, size_t n, size_t k, uint8_t* packed);
 void unpackQuantWeight(QuantType type, const uint8_t* packed, size_t n, size_t k, uint8_t* w);
