@@ -11,6 +11,8 @@
         "native/quant_addon.cc",
         "native/quant_dot_x86.cc",
         "native/quant_matmul.cc",
+        "native/quant_packed.cc",
+        "native/quant_rows.cc",
         "native/rowwise.cc",
         "native/sampling.cc",
         "native/thread_pool.cc"

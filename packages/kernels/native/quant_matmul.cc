@@ -18,23 +18,17 @@
 #include <algorithm>
 #include <vector>
 
+#include "quant_internal.h"
 #include "thread_pool.h"
 
 namespace seesaw {
 
 QuantBlockDots x86QuantBlockDots(QuantType type, QuantPath path);
 QuantTileDots x86QuantTileDots(QuantType type, QuantPath path);
-QuantTileDots x86PackedQ4Dots(QuantPath path);
 
 namespace {
 
 constexpr size_t kUnpackFromRows = 4;
-
-float halfToFloat(const uint8_t* p) {
-  uint16_t bits;
-  std::memcpy(&bits, p, 2);
-  return _cvtsh_ss(bits);
-}
 
 void q8DotsScalar(int32_t* isums, const uint8_t* const* wrows, const int8_t* xq, const int32_t*,
                   size_t nblocks) {
@@ -114,78 +108,6 @@ void unpackTile(QuantType type, const uint8_t* const* wrows, size_t nb, int8_t* 
         std::memcpy(codes + b * kUnpackedStride + (g * kQuantTileRows + c) * 4, values + 4 * g, 4);
       }
     }
-  }
-}
-
-// The halving tree over block partials, 8 output columns per lane (each lane's order is the
-// scalar tree's: lane-wise IEEE adds).
-// p holds 8 floats a block. Sizes up to 4 are written out (the tree's shape for them:
-// 3 = p0 + (p1 + p2), 4 = (p0 + p1) + (p2 + p3)) to keep calls off the leaves.
-__m256 halvingTree(const float* p, size_t lo, size_t hi) {
-  auto at = [p](size_t i) { return _mm256_loadu_ps(p + i * 8); };
-  switch (hi - lo) {
-    case 1:
-      return at(lo);
-    case 2:
-      return _mm256_add_ps(at(lo), at(lo + 1));
-    case 3:
-      return _mm256_add_ps(at(lo), _mm256_add_ps(at(lo + 1), at(lo + 2)));
-    case 4:
-      return _mm256_add_ps(_mm256_add_ps(at(lo), at(lo + 1)), _mm256_add_ps(at(lo + 2), at(lo + 3)));
-    default: {
-      size_t mid = lo + (hi - lo) / 2;
-      return _mm256_add_ps(halvingTree(p, lo, mid), halvingTree(p, mid, hi));
-    }
-  }
-}
-
-void q4PackedScalar(int32_t* isums, const int8_t* codes, const int32_t*, size_t stride, const int8_t* xq,
-                    const int32_t* xsums, size_t nblocks) {
-  for (size_t b = 0; b < nblocks; b++) {
-    for (size_t c = 0; c < kQuantTileRows; c++) {
-      int32_t s = 0;
-      for (size_t g = 0; g < 4; g++) {
-        for (size_t i = 0; i < 4; i++) {
-          uint8_t byte = static_cast<uint8_t>(codes[b * stride + (g * kQuantTileRows + c) * 4 + i]);
-          s += int32_t(byte & 0x0f) * xq[b * kQuantBlock + 4 * g + i];
-          s += int32_t(byte >> 4) * xq[b * kQuantBlock + 16 + 4 * g + i];
-        }
-      }
-      isums[b * kQuantTileRows + c] = s - 8 * xsums[b];
-    }
-  }
-}
-
-// One activation row's 8 outputs of a tile: p[b] = (d_w * d_x) * isum lane-wise, then the tree.
-// dw: block b's 8 scales at dw + b * dwStride.
-void combineRow(float* out, size_t count, const float* dw, size_t dwStride, const float* dx, const int32_t* isums,
-                float* partial, size_t nb) {
-  for (size_t b = 0; b < nb; b++) {
-    __m256 scale = _mm256_mul_ps(_mm256_loadu_ps(dw + b * dwStride), _mm256_set1_ps(dx[b]));
-    __m256i isum = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(isums + b * kQuantTileRows));
-    _mm256_storeu_ps(partial + b * kQuantTileRows, _mm256_mul_ps(scale, _mm256_cvtepi32_ps(isum)));
-  }
-  alignas(32) float result[kQuantTileRows];
-  _mm256_store_ps(result, halvingTree(partial, 0, nb));
-  for (size_t c = 0; c < count; c++) out[c] = result[c];
-}
-
-// One activation row to int8 blocks: scales, codes and per-block code sums (for Q4_0's offset).
-void quantizeRow(const float* x, size_t k, int8_t* q, float* d, int32_t* sums) {
-  for (size_t b = 0; b < k / kQuantBlock; b++) {
-    const float* xb = x + b * kQuantBlock;
-    float amax = 0;
-    for (size_t i = 0; i < kQuantBlock; i++) amax = std::fmax(amax, std::fabs(xb[i]));
-    float db = amax / 127.0f;
-    float id = db != 0 ? 1.0f / db : 0.0f;
-    int32_t sum = 0;
-    for (size_t i = 0; i < kQuantBlock; i++) {
-      int v = static_cast<int>(std::roundf(xb[i] * id));
-      q[b * kQuantBlock + i] = static_cast<int8_t>(v);
-      sum += v;
-    }
-    d[b] = db;
-    sums[b] = sum;
   }
 }
 
@@ -302,109 +224,6 @@ void quantMatmul(float* out, const float* x, size_t m, QuantType type, const uin
       else dots(isums.data(), wrows, xq.data() + r * k, xs.data() + r * nb, nb);
       combineRow(out + r * n + first, count, dw.data(), kQuantTileRows, xd.data() + r * nb, isums.data(),
                  partial.data(), nb);
-    }
-  });
-}
-
-namespace {
-size_t packedCodeBytes(QuantType type) { return type == QuantType::Q8_0 ? 256 : 128; }
-// One block of a packed tile: codes, 8 f32 scales, (Q8_0) 8 int32 code sums.
-size_t packedRecordBytes(QuantType type) {
-  return packedCodeBytes(type) + kQuantTileRows * 4 + (type == QuantType::Q8_0 ? kQuantTileRows * 4 : 0);
-}
-}  // namespace
-
-size_t packedTileBytes(QuantType type, size_t k) { return (k / kQuantBlock) * packedRecordBytes(type); }
-
-void packQuantWeight(QuantType type, const uint8_t* w, size_t n, size_t k, uint8_t* packed) {
-  const size_t nb = k / kQuantBlock;
-  const size_t blockBytes = quantBlockBytes(type);
-  const size_t rowBytes = nb * blockBytes;
-  const size_t codeBytes = type == QuantType::Q8_0 ? 256 : 128;
-  const size_t tiles = (n + kQuantTileRows - 1) / kQuantTileRows;
-  std::memset(packed, 0, tiles * packedTileBytes(type, k));
-  parallelFor(tiles, [&](size_t tile, int) {
-    uint8_t* base = packed + tile * packedTileBytes(type, k);
-    const size_t record = packedRecordBytes(type);
-    for (size_t c = 0; c < kQuantTileRows && tile * kQuantTileRows + c < n; c++) {
-      const uint8_t* row = w + (tile * kQuantTileRows + c) * rowBytes;
-      for (size_t b = 0; b < nb; b++) {
-        const uint8_t* block = row + b * blockBytes;
-        uint8_t* rec = base + b * record;
-        float scale = halfToFloat(block);
-        std::memcpy(rec + codeBytes + c * 4, &scale, 4);
-        const size_t groups = type == QuantType::Q8_0 ? 8 : 4;
-        for (size_t g = 0; g < groups; g++) {
-          std::memcpy(rec + (g * kQuantTileRows + c) * 4, block + 2 + 4 * g, 4);
-        }
-        if (type == QuantType::Q8_0) {
-          int32_t sum = 0;
-          for (size_t i = 0; i < kQuantBlock; i++) sum += static_cast<int8_t>(block[2 + i]);
-          std::memcpy(rec + codeBytes + kQuantTileRows * 4 + c * 4, &sum, 4);
-        }
-      }
-    }
-  });
-}
-
-void unpackQuantWeight(QuantType type, const uint8_t* packed, size_t n, size_t k, uint8_t* w) {
-  const size_t nb = k / kQuantBlock;
-  const size_t blockBytes = quantBlockBytes(type);
-  const size_t codeBytes = type == QuantType::Q8_0 ? 256 : 128;
-  for (size_t r = 0; r < n; r++) {
-    const uint8_t* base = packed + (r / kQuantTileRows) * packedTileBytes(type, k);
-    const size_t record = packedRecordBytes(type);
-    const size_t c = r % kQuantTileRows;
-    for (size_t b = 0; b < nb; b++) {
-      uint8_t* block = w + r * nb * blockBytes + b * blockBytes;
-      const uint8_t* rec = base + b * record;
-      float scale;
-      std::memcpy(&scale, rec + codeBytes + c * 4, 4);
-      // Scales were f16 values, so the f32 -> f16 conversion is exact.
-      uint16_t bits = _cvtss_sh(scale, 0);
-      std::memcpy(block, &bits, 2);
-      const size_t groups = type == QuantType::Q8_0 ? 8 : 4;
-      for (size_t g = 0; g < groups; g++) {
-        std::memcpy(block + 2 + 4 * g, rec + (g * kQuantTileRows + c) * 4, 4);
-      }
-    }
-  }
-}
-
-QuantTileDots quantPackedQ4DotsFor(QuantPath path) {
-  return path == QuantPath::Scalar ? q4PackedScalar : x86PackedQ4Dots(path);
-}
-
-void quantMatmulPacked(float* out, const float* x, size_t m, QuantType type, const uint8_t* packed, size_t n,
-                       size_t k, QuantPath path) {
-  const size_t nb = k / kQuantBlock;
-  if (nb == 0) {
-    std::fill(out, out + m * n, 0.0f);
-    return;
-  }
-  std::vector<int8_t> xq(m * k);
-  std::vector<float> xd(m * nb);
-  std::vector<int32_t> xs(m * nb);
-  for (size_t r = 0; r < m; r++) quantizeRow(x + r * k, k, xq.data() + r * k, xd.data() + r * nb, xs.data() + r * nb);
-  QuantTileDots tileDots = type == QuantType::Q8_0 ? quantTileDotsFor(type, path) : quantPackedQ4DotsFor(path);
-  const size_t codeBytes = packedCodeBytes(type);
-  const size_t record = packedRecordBytes(type);
-  const size_t tiles = (n + kQuantTileRows - 1) / kQuantTileRows;
-  parallelFor(tiles, [&](size_t tile, int) {
-    thread_local std::vector<int32_t> isums;
-    thread_local std::vector<float> partial;
-    isums.resize(nb * kQuantTileRows);
-    partial.resize(nb * kQuantTileRows);
-    const uint8_t* base = packed + tile * packedTileBytes(type, k);
-    const int8_t* codes = reinterpret_cast<const int8_t*>(base);
-    const float* scales = reinterpret_cast<const float*>(base + codeBytes);
-    const int32_t* sums = reinterpret_cast<const int32_t*>(base + codeBytes + kQuantTileRows * 4);
-    const size_t first = tile * kQuantTileRows;
-    const size_t count = std::min(kQuantTileRows, n - first);
-    for (size_t r = 0; r < m; r++) {
-      tileDots(isums.data(), codes, sums, record, xq.data() + r * k, xs.data() + r * nb, nb);
-      combineRow(out + r * n + first, count, scales, record / 4, xd.data() + r * nb, isums.data(), partial.data(),
-                 nb);
     }
   });
 }
