@@ -32,14 +32,17 @@ function toBlocks(weight: Weight, type: BlockType): Weight {
  * those blocks, so the int8 kernels multiply them. Slices arrive dequantized (exact f32 values of
  * the blocks); ggml's quantizer gives a block back bit for bit from its own dequantized values
  * (the largest element maps to the extreme code, so the scale and every code come out the same),
- * so this recovers the file's blocks wherever a slice starts on a block boundary (row slices
- * always; TP column slices of o_proj / down_proj when heads x head_dim and the MLP split are
- * multiples of 32, as in every shape we run). A fused matrix (q|k|v, gate|up) is re-encoded only
- * when all its parts share the type, and only when its rows are whole blocks; else it stays f32.
+ * so this recovers the file's blocks. A matrix whose slice would cut a block (a TP column slice
+ * of o_proj / down_proj not on a multiple of 32) is never re-quantized: it stays f32, exactly the
+ * file's values, on the f32 kernels. So is a fused matrix (q|k|v, gate|up) whose parts differ in
+ * type.
  */
 export function encodeStoredBlockMatrices(weights: ModelWeights, checkpoint: Checkpoint): ModelWeights {
   const typeOf = (slices: Array<TensorSlice | undefined>): BlockType | null => {
-    const types = slices.map((s) => (s === undefined ? null : checkpoint.storedBlockType(s.name)));
+    const cutsBlock = (s: TensorSlice) => s.axis === 'columns' && (s.start % 32 !== 0 || s.end % 32 !== 0);
+    const types = slices.map((s) =>
+      s === undefined || cutsBlock(s) ? null : checkpoint.storedBlockType(s.name),
+    );
     return types.every((t) => t !== null && t === types[0]) ? types[0] : null;
   };
   let numBytes = weights.numBytes;

@@ -1,6 +1,6 @@
-// Quantized matmul driver: activation quantization, the per-output reduction, threading and the
-// choice of instruction-set path. The SIMD paths (quant_dot_x86.cc) only compute exact int32
-// block dot products, so every path gives the same bits.
+// Quantized matmul on ggml blocks: threading, tiles and the choice of instruction-set path. The
+// SIMD paths (quant_dot_x86.cc) only compute exact int32 block dot products and the f32 rounding
+// happens in one place for every path (quant_rows.cc), so every path gives the same bits.
 //
 // Reduction order (the canonical contract, docs/determinism.md; chunk = one 32-element block):
 //   p[b] = f32(d_w[b] * d_x[b]) * f32(isum[b])      (two f32 roundings, in that order)
