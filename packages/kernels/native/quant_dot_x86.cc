@@ -153,6 +153,13 @@ __attribute__((target("avx2"))) inline __m256i broadcastGroup(const int8_t* xq, 
   return _mm256_set1_epi32(v);
 }
 
+// Packed weights stream from memory once per call: fetch the record kPrefetchBlocks ahead.
+constexpr size_t kPrefetchBlocks = 6;
+inline void prefetchBlock(const int8_t* codes, size_t stride, size_t b) {
+  const char* p = reinterpret_cast<const char*>(codes + (b + kPrefetchBlocks) * stride);
+  for (size_t line = 0; line < stride; line += 64) _mm_prefetch(p + line, _MM_HINT_T0);
+}
+
 __attribute__((target("avx2"))) void q8TileAvx2(int32_t* isums, const int8_t* codes, const int32_t*, size_t stride,
                                                 const int8_t* xq, const int32_t*, size_t nblocks) {
   const __m256i ones = _mm256_set1_epi16(1);
@@ -186,6 +193,7 @@ __attribute__((target("avx2,avxvnni"))) void tileAvxVnni(int32_t* isums, const i
                                                          const int8_t* xq, const int32_t* xsums, size_t nblocks) {
   const __m256i bias = _mm256_set1_epi8(static_cast<char>(0x80));
   for (size_t b = 0; b < nblocks; b++) {
+    if (b + kPrefetchBlocks < nblocks) prefetchBlock(codes, stride, b);
     // Two accumulators (even / odd groups): the byte-dot latency chain is half as long.
     __m256i acc0 = _mm256_setzero_si256();
     __m256i acc1 = _mm256_setzero_si256();
@@ -211,6 +219,7 @@ __attribute__((target(SEESAW_AVX512_VNNI))) void tileAvx512Vnni(int32_t* isums, 
                                                                 const int32_t* xsums, size_t nblocks) {
   const __m256i bias = _mm256_set1_epi8(static_cast<char>(0x80));
   for (size_t b = 0; b < nblocks; b++) {
+    if (b + kPrefetchBlocks < nblocks) prefetchBlock(codes, stride, b);
     // Two accumulators (even / odd groups): the byte-dot latency chain is half as long.
     __m256i acc0 = _mm256_setzero_si256();
     __m256i acc1 = _mm256_setzero_si256();
@@ -238,6 +247,7 @@ __attribute__((target(SEESAW_AVX512_VNNI))) void tileAvx512Vnni(int32_t* isums, 
                                             const int8_t* xq, const int32_t* xsums, size_t nblocks) {  \
     const __m256i mask = _mm256_set1_epi8(0x0f);                                                      \
     for (size_t b = 0; b < nblocks; b++) {                                                            \
+      if (b + kPrefetchBlocks < nblocks) prefetchBlock(codes, stride, b);                             \
       __m256i acc0 = _mm256_setzero_si256(); /* low nibbles: groups 0-3 */                            \
       __m256i acc1 = _mm256_setzero_si256(); /* high nibbles: groups 4-7 */                           \
       for (size_t g = 0; g < 4; g++) {                                                                \
