@@ -8,6 +8,11 @@
         "native/matmul.cc",
         "native/matmul_packed.cc",
         "native/probes.cc",
+        "native/quant_addon.cc",
+        "native/quant_dot_x86.cc",
+        "native/quant_matmul.cc",
+        "native/quant_packed.cc",
+        "native/quant_rows.cc",
         "native/rowwise.cc",
         "native/sampling.cc",
         "native/thread_pool.cc"

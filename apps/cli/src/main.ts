@@ -12,6 +12,8 @@ const COMMANDS: Record<string, () => Promise<(argv: string[]) => Promise<number>
   run: async () => (await import('./commands/run.ts')).runCommand,
   bench: async () => (await import('./commands/bench.ts')).benchCommand,
   'gen-model': async () => (await import('./commands/gen-model.ts')).genModelCommand,
+  quantize: async () => (await import('./commands/quantize.ts')).quantizeCommand,
+  info: async () => (await import('./commands/info.ts')).infoCommand,
   coordinator: async () => (await import('./commands/coordinator.ts')).coordinatorCommand,
   worker: async () => (await import('./commands/worker.ts')).workerCommand,
   token: async () => (await import('./commands/token.ts')).tokenCommand,

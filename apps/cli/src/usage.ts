@@ -29,6 +29,9 @@ export const COMMAND_USAGE: Readonly<Record<string, string>> = {
              [--max-num-batched-tokens N] [--max-num-seqs N] [--compare RUNS] [--trace FILE] [--report FILE]`,
   'gen-model': `  gen-model  Write a deterministic random Llama checkpoint with a tokenizer.
              --shape tiny|small|medium --out DIR [--seed N] [--dtype bf16|f16|f32] [--max-shard-size SIZE]`,
+  quantize: `  quantize   Write a Hugging Face checkpoint as a llama GGUF file (llama.cpp's layout); run and
+             bench take the FILE.gguf as --model. --model DIR --type q8_0|q4_0|q4_k|f16|bf16|f32
+             --out FILE.gguf`,
   coordinator: `  coordinator  Run the many-machines coordinator daemon (HTTP /healthz, /metrics and the
              WebSocket for agents and jobs on one port; first stdout line names the address).
              --listen HOST:PORT --token-file F`,
@@ -61,6 +64,7 @@ export const COMMAND_USAGE: Readonly<Record<string, string>> = {
   validate: `  validate   Hold the planner's fitted GPU profiles against measured per-op and collective
              timings: median and worst error per GPU and op; exit 1 when a median exceeds
              10%. --calibration DIR (Vidur's table layout; packages/planner/calibration/vidur)`,
+  info: `  info       Print the CPU and the kernels chosen for it (int8 path for Q8_0/Q4_0 weights).`,
   help: `  help       Show this text.`,
 };
 

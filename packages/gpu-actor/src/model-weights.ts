@@ -11,6 +11,7 @@ import {
   type TensorSlice,
 } from '@seesaw/model';
 import type { HeldWeights } from './held-weights.ts';
+import { encodeStoredBlockMatrices } from './quantized-matrices.ts';
 import { embeddingUnit, finalNormUnit, layerUnit, lmHeadUnit, shardUnits } from './weight-units.ts';
 
 /** One decoder layer's weights, with the projections that share an input fused row-wise. */
@@ -240,5 +241,5 @@ export function loadModelWeights(
   const builder = new ModelWeightsBuilder(spec, numLayers, held);
   const source = checkpointSliceSource(checkpoint);
   for (const unit of shardUnits(spec, numLayers)) builder.addUnit(source, unit);
-  return builder.build();
+  return encodeStoredBlockMatrices(builder.build(), checkpoint);
 }

@@ -9,6 +9,7 @@
 #include "attention.h"
 #include "matmul.h"
 #include "probes.h"
+#include "quant_addon.h"
 #include "rowwise.h"
 #include "sampling.h"
 #include "thread_pool.h"
@@ -297,6 +298,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("f32ToF16", Napi::Function::New(env, F32ToF16));
   exports.Set("measureFmaPeak", Napi::Function::New(env, MeasureFmaPeak));
   exports.Set("measureReadSeconds", Napi::Function::New(env, MeasureReadSeconds));
+  registerQuantKernels(env, exports);
   return exports;
 }
 

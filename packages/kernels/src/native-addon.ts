@@ -70,6 +70,30 @@ export interface NativeKernels {
   f32ToF16(src: Float32Array, dst: Uint16Array): void;
   measureFmaPeak(iterations: number): number;
   measureReadSeconds(buffer: Float32Array): number;
+  quantMatmul(
+    out: Float32Array,
+    x: Float32Array,
+    m: number,
+    type: number,
+    data: Uint8Array,
+    rows: number,
+    cols: number,
+    path: number,
+  ): void;
+  quantKernelPaths(): { chosen: string; supported: string[] };
+  quantPack(type: number, blocks: Uint8Array, rows: number, cols: number, packed: Uint8Array): void;
+  quantUnpack(type: number, packed: Uint8Array, rows: number, cols: number, blocks: Uint8Array): void;
+  quantMatmulPacked(
+    out: Float32Array,
+    x: Float32Array,
+    m: number,
+    type: number,
+    packed: Uint8Array,
+    rows: number,
+    cols: number,
+    path: number,
+  ): void;
+  quantPackedBytes(type: number, rows: number, cols: number): number;
 }
 
 const addonPath = fileURLToPath(new URL('../build/Release/seesaw_kernels.node', import.meta.url));

@@ -36,14 +36,35 @@ export {
   generateCheckpoint,
   generatedConfigJson,
 } from './generate-checkpoint.ts';
+export { dequantize } from './ggml-dequantize.ts';
+export { QUANTIZE_TYPES, type QuantizeTypeName, quantize } from './ggml-quantize.ts';
 export {
-  loadModelConfig,
+  GGML_TYPES,
+  type GgmlTypeInfo,
+  type GgmlTypeName,
+  ggmlType,
+  isQuantized,
+  QK_K,
+} from './ggml-types.ts';
+export {
+  type ConvertToGgufOptions,
+  convertToGguf,
+  GGUF_TARGET_TYPES,
+  type GgufTargetType,
+} from './gguf-convert.ts';
+export { type GgufTensorInfo, type GgufValue, GgufValueType, gguf } from './gguf-format.ts';
+export { GgufFile } from './gguf-reader.ts';
+export { GgufTensors } from './gguf-tensors.ts';
+export { GgufStreamWriter, type GgufTensorSpec, writeGguf } from './gguf-writer.ts';
+export {
+  loadConfigJson,
   type ModelConfig,
   ModelConfigError,
   parseModelConfig,
   type RopeScaling,
   SUPPORTED_ARCHITECTURES,
 } from './model-config.ts';
+export { isGgufPath, loadModelConfig } from './model-location.ts';
 export { isModelShapeName, MODEL_SHAPES, type ModelShape, type ModelShapeName } from './model-shapes.ts';
 export { validateForModel } from './parallel-config.ts';
 export { seedFor, Xoshiro128 } from './prng.ts';

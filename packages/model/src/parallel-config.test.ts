@@ -7,7 +7,7 @@ import {
   parseParallelConfig,
 } from '@seesaw/protocol';
 import { describe, expect, it } from 'vitest';
-import { loadModelConfig } from './model-config.ts';
+import { loadModelConfig } from './model-location.ts';
 import { validateForModel } from './parallel-config.ts';
 
 const FIXTURE = join(import.meta.dirname, '../../../fixtures/tiny-llama-bf16');

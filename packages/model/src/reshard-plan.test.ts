@@ -2,7 +2,8 @@ import { join } from 'node:path';
 import { deviceRanks, type ParallelConfig, parseParallelConfig } from '@seesaw/protocol';
 import { describe, expect, it } from 'vitest';
 import { expectedTensors } from './expected-tensors.ts';
-import { loadModelConfig, type ModelConfig } from './model-config.ts';
+import type { ModelConfig } from './model-config.ts';
+import { loadModelConfig } from './model-location.ts';
 import {
   type DeviceReshardPlan,
   planReshard,

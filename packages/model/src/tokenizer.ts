@@ -1,6 +1,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
+import { GgufFile } from './gguf-reader.ts';
+import { isGgufPath } from './gguf-tensors.ts';
+import { ggufTokenizerFiles } from './gguf-tokenizer.ts';
 
 /**
  * A Hugging Face tokenizer.json (+ optional tokenizer_config.json) through
@@ -29,14 +32,28 @@ export class SeesawTokenizer {
     this.maxTokenBytes = maxBytes;
   }
 
-  /** null when dir has no tokenizer.json (the engine then works on token ids only). */
+  /**
+   * The tokenizer of a Hugging Face directory (tokenizer.json) or of a GGUF file (its vocabulary
+   * metadata); null when there is none (the engine then works on token ids only).
+   */
   static load(dir: string): SeesawTokenizer | null {
+    if (isGgufPath(dir)) return SeesawTokenizer.loadGguf(dir);
     const jsonPath = join(dir, 'tokenizer.json');
     if (!existsSync(jsonPath)) return null;
     const configPath = join(dir, 'tokenizer_config.json');
     const tokenizerJson = JSON.parse(readFileSync(jsonPath, 'utf8'));
     const tokenizerConfig = existsSync(configPath) ? JSON.parse(readFileSync(configPath, 'utf8')) : {};
     return SeesawTokenizer.fromObjects(tokenizerJson, tokenizerConfig);
+  }
+
+  private static loadGguf(path: string): SeesawTokenizer | null {
+    const file = GgufFile.open(path);
+    try {
+      const files = ggufTokenizerFiles(file.metadata, path);
+      return files === null ? null : SeesawTokenizer.fromObjects(files.tokenizerJson, files.tokenizerConfig);
+    } finally {
+      file.close();
+    }
   }
 
   static fromObjects(tokenizerJson: object, tokenizerConfig: object): SeesawTokenizer {

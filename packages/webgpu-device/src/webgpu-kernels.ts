@@ -17,8 +17,11 @@ export interface GpuTensor {
   length: number;
 }
 
+/** The weight types the WGSL kernels read (quantized GGUF types are not on the GPU yet). */
+export type GpuWeightDType = Extract<WeightDType, 'f32' | 'f16' | 'bf16'>;
+
 export interface GpuWeight {
-  dtype: WeightDType;
+  dtype: GpuWeightDType;
   rows: number;
   cols: number;
   tensor: GpuTensor;
@@ -80,6 +83,13 @@ export class WebGpuKernels {
   }
 
   uploadWeight(w: Weight): GpuWeight {
+    if (w.dtype !== 'f32' && w.dtype !== 'f16' && w.dtype !== 'bf16') {
+      throw new TypeError(
+        `weight dtype ${w.dtype} is not supported by the WebGPU backend (f32, f16, bf16 only)`,
+      );
+    }
+    if (w.data instanceof Uint8Array)
+      throw new TypeError('byte-packed weights are not supported by the WebGPU backend');
     if (w.data.length !== w.rows * w.cols) {
       throw new RangeError(`weight holds ${w.data.length} elements, not ${w.rows} x ${w.cols}`);
     }
