@@ -151,7 +151,9 @@ describe.skipIf(seesawUnavailableReason !== null)(
       const staticBest = /auto: static (\S+), the planner's best overall/.exec(result.stderr);
       expect(pair ?? staticBest).not.toBeNull();
       if (pair !== null) {
-        expect(result.stderr).toContain(`bench: running on prefill ${pair[1]}, decode ${pair[2]} on 2 device workers`);
+        expect(result.stderr).toContain(
+          `bench: running on prefill ${pair[1]}, decode ${pair[2]} on 2 device workers`,
+        );
         expect(result.stdout).toMatch(/^Seesaw: \d+ phase switch/m);
       }
     });
