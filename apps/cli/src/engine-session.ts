@@ -83,6 +83,11 @@ export interface SessionFigures {
   /** Summed issue->done time of prefetched swap-ins, and the part of it steps waited for. */
   prefetchMs: number;
   prefetchWaitMs: number;
+  /** Prefetched sequences steps needed, those whose KV had landed before the step; their bytes. */
+  prefetchesNeeded: number;
+  prefetchesLanded: number;
+  prefetchBytesNeeded: number;
+  prefetchBytesLanded: number;
   /** Largest weights + KV cache one device held (a static cluster: the per-device mean of a replica). */
   peakDeviceMemoryBytes: number;
   /** The host KV tier's size; 0 without one. */
@@ -108,15 +113,27 @@ export function staticFigures(
     kvWaitMs: 0,
     prefetchMs: 0,
     prefetchWaitMs: 0,
+    prefetchesNeeded: 0,
+    prefetchesLanded: 0,
+    prefetchBytesNeeded: 0,
+    prefetchBytesLanded: 0,
     peakDeviceMemoryBytes,
     hostKvBytes,
   };
 }
 
-/** Share of swap-in (prefetch) time that steps did not wait for; null when nothing was swapped in. */
+/**
+ * Share of the prefetched sequences steps needed whose KV had landed before the step began
+ * (hidden swap-ins); null when no step needed one. Not 1 - wait / summed prefetch time: prefetches
+ * in flight together overlap, so their summed times count the same milliseconds more than once.
+ */
 export function swapInHiddenFraction(figures: SessionFigures): number | null {
-  if (!(figures.prefetchMs > 0)) return null;
-  return Math.min(1, Math.max(0, 1 - figures.prefetchWaitMs / figures.prefetchMs));
+  return figures.prefetchesNeeded > 0 ? figures.prefetchesLanded / figures.prefetchesNeeded : null;
+}
+
+/** The same share by bytes. */
+export function swapInHiddenByteFraction(figures: SessionFigures): number | null {
+  return figures.prefetchBytesNeeded > 0 ? figures.prefetchBytesLanded / figures.prefetchBytesNeeded : null;
 }
 
 export interface EngineSession {
@@ -226,4 +243,15 @@ export async function drainEngine(
     await yieldToEventLoop();
   }
   return stats;
+}
+
+/** "75.0% of 16 sequences, 62.5% of bytes", or '-' when no step needed a prefetched sequence. */
+export function formatSwapInHidden(figures: SessionFigures): string {
+  const bySequences = swapInHiddenFraction(figures);
+  if (bySequences === null) return '-';
+  const byBytes = swapInHiddenByteFraction(figures);
+  return (
+    `${(bySequences * 100).toFixed(1)}% of ${figures.prefetchesNeeded} sequences` +
+    (byBytes === null ? '' : `, ${(byBytes * 100).toFixed(1)}% of bytes`)
+  );
 }

@@ -98,6 +98,10 @@ export async function openSeesawSession(
       kvWaitMs: stats.kvWaitMs / dp,
       prefetchMs: stats.prefetchMs,
       prefetchWaitMs: stats.prefetchWaitMs,
+      prefetchesNeeded: stats.prefetchesNeeded,
+      prefetchesLanded: stats.prefetchesLanded,
+      prefetchBytesNeeded: stats.prefetchBytesNeeded,
+      prefetchBytesLanded: stats.prefetchBytesLanded,
       peakDeviceMemoryBytes: Math.max(...peaks.map((peak) => peak.bytes)),
       hostKvBytes,
     };

@@ -51,13 +51,16 @@ export const COMMAND_USAGE: Readonly<Record<string, string>> = {
              Presets: llama-2-7b, llama-2-13b, llama-2-70b, llama-3-8b, llama-3-15b,
              llama-3-70b, codellama-34b. Defaults: --cluster 8xA10, --workload sharegpt (2000
              requests; arxiv 500), --top 5, --prune 2 (candidates slower than 2x the best of
-             their list are cut short), one worker thread per core (at most 8).`,
+             their list are cut short), one worker thread per core (at most 8). GPU presets
+             use the profiles fitted to measured GPU tables (see validate);
+             --assumed-profiles uses datasheet peaks x assumed efficiencies instead.`,
   simulate: `  simulate   Predict what 'seesaw bench' measures, from the cost model and the engine's own
              schedulers. --model PRESET|DIR (or --model-dir DIR) (--config X | --prefill X
              --decode Y) [--cluster SPEC | --profile FILE] [--devices N] [--device-memory SIZE]
              [--host-memory SIZE] [--workload ...] [--num-requests N] [--seed S]
              [--max-num-batched-tokens N] [--max-num-seqs N] [--reshard-route auto|p2p|host]
-             [--trace FILE] [--json FILE]. --host-memory is host KV memory per device.`,
+             [--trace FILE] [--json FILE] [--assumed-profiles]. --host-memory is host KV
+             memory per device.`,
   profile: `  profile    Measure this machine (kernels, shared-memory all-reduce, memory copies) as a
              cluster profile for plan/simulate --profile. --out FILE [--devices N]
              [--threads N per device] [--device-memory SIZE] [--host-memory SIZE] [--quick]`,

@@ -75,9 +75,14 @@ export interface SeesawEngineStats extends EngineStats {
   kvWaitMs: number;
   prefetchWaitMs: number;
   writeBackWaitMs: number;
-  /** Summed transfer times; share of swap-in time hidden = 1 - prefetchWaitMs / prefetchMs. */
+  /** Summed transfer times (concurrent prefetches overlap: not a hiding figure). */
   prefetchMs: number;
   writeBackMs: number;
+  /** Prefetched sequences steps needed, and those whose KV had landed first (hidden); and their bytes. */
+  prefetchesNeeded: number;
+  prefetchesLanded: number;
+  prefetchBytesNeeded: number;
+  prefetchBytesLanded: number;
 }
 
 type Settled = { plan: StepPlan; startMs: number; traceStartMs: number } & (
@@ -122,6 +127,10 @@ export class SeesawEngine {
     writeBackWaitMs: 0,
     prefetchMs: 0,
     writeBackMs: 0,
+    prefetchesNeeded: 0,
+    prefetchesLanded: 0,
+    prefetchBytesNeeded: 0,
+    prefetchBytesLanded: 0,
   };
   private readonly prefillTally: Tally = { numSteps: 0, ms: 0, numTokens: 0 };
   private readonly decodeTally: Tally = { numSteps: 0, ms: 0, numTokens: 0 };
@@ -275,6 +284,10 @@ export class SeesawEngine {
       this.times.writeBackWaitMs += kv.writeBackWaitMs;
       this.times.prefetchMs += kv.prefetchMs;
       this.times.writeBackMs += kv.writeBackMs;
+      this.times.prefetchesNeeded += kv.prefetchesNeeded ?? 0;
+      this.times.prefetchesLanded += kv.prefetchesLanded ?? 0;
+      this.times.prefetchBytesNeeded += kv.prefetchBytesNeeded ?? 0;
+      this.times.prefetchBytesLanded += kv.prefetchBytesLanded ?? 0;
     }
     if (this.trace) {
       const traceEndMs = Math.max(traceStartMs, this.trace.now());
@@ -314,6 +327,10 @@ export class SeesawEngine {
       writeBackWaitMs: t.writeBackWaitMs,
       prefetchMs: t.prefetchMs,
       writeBackMs: t.writeBackMs,
+      prefetchesNeeded: t.prefetchesNeeded,
+      prefetchesLanded: t.prefetchesLanded,
+      prefetchBytesNeeded: t.prefetchBytesNeeded,
+      prefetchBytesLanded: t.prefetchBytesLanded,
     };
   }
 }

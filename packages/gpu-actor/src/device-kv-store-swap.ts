@@ -115,6 +115,7 @@ export class KvStoreSwapper {
       this.prefetches.start(swap.seqId, async () => {
         const slice = await this.fetch(swap, 'prefetch');
         scatterSwapKv(this.cache, swap, slice);
+        return slice.data.byteLength;
       });
     }
   }

@@ -7,8 +7,7 @@
  */
 import {
   type ClusterProfile,
-  calibratedDevice,
-  calibratedIntraHostLink,
+  calibratedClusterPreset,
   clusterPreset,
   constantWorkload,
   modelPreset,
@@ -23,14 +22,6 @@ const model = modelPreset('llama-2-70b');
 const workload = constantWorkload(Number(process.argv[2] ?? 64), 2600, 290);
 const profiles = shippedFittedProfiles();
 const configs = parallelConfigsOver(8);
-
-function calibrated(cluster: ClusterProfile, nvlink: boolean): ClusterProfile {
-  return {
-    ...cluster,
-    device: calibratedDevice(cluster.device.name, profiles),
-    intraHostLink: calibratedIntraHostLink(cluster.device.name, nvlink, profiles),
-  };
-}
 
 function best(
   cluster: ClusterProfile,
@@ -56,9 +47,10 @@ const pairs: SimulationTarget[] = configs.flatMap((prefill) =>
     .map((decode): SimulationTarget => ({ kind: 'seesaw', prefill, decode })),
 );
 for (const mode of ['assumed', 'calibrated'] as const) {
-  const pcie = mode === 'assumed' ? clusterPreset('8xA100') : calibrated(clusterPreset('8xA100'), false);
-  const nvlink =
-    mode === 'assumed' ? clusterPreset('8xA100-nvlink') : calibrated(clusterPreset('8xA100-nvlink'), true);
+  const preset = (spec: string): ClusterProfile =>
+    mode === 'assumed' ? clusterPreset(spec) : calibratedClusterPreset(spec, profiles);
+  const pcie = preset('8xA100');
+  const nvlink = preset('8xA100-nvlink');
   const pcieStatic = best(pcie, statics);
   const nvlinkStatic = best(nvlink, statics);
   const pciePair = best(pcie, pairs);

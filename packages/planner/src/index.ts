@@ -1,4 +1,8 @@
-export { calibratedDevice, calibratedIntraHostLink } from './calibration/calibrated-devices.ts';
+export {
+  calibratedClusterPreset,
+  calibratedDevice,
+  calibratedIntraHostLink,
+} from './calibration/calibrated-devices.ts';
 export {
   type CalibrationErrorRow,
   type CalibrationReport,

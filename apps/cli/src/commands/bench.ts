@@ -28,8 +28,10 @@ import { compareGrid, compareRowOf } from '../compare-table.ts';
 import {
   drainEngine,
   type EngineSettings,
+  formatSwapInHidden,
   openEngineSession,
   type SessionFigures,
+  swapInHiddenByteFraction,
   swapInHiddenFraction,
   tryAddRequest,
 } from '../engine-session.ts';
@@ -90,13 +92,12 @@ export interface BenchResult extends ThroughputFigures {
 }
 
 function formatSeesawLine(figures: SessionFigures): string {
-  const hidden = swapInHiddenFraction(figures);
   const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
   return (
     `Seesaw: ${figures.numSwitches} phase switch${figures.numSwitches === 1 ? '' : 'es'}; ` +
     `${s(figures.prefillMs)} in prefill, ` +
     `${s(figures.decodeMs)} in decode, ${s(figures.reshardMs)} re-sharding, ${s(figures.kvWaitMs)} waiting for KV; ` +
-    `swap-in hidden ${hidden === null ? '-' : `${(hidden * 100).toFixed(1)}%`}; ` +
+    `swap-in hidden ${formatSwapInHidden(figures)}; ` +
     `host KV ${formatByteSize(figures.hostKvBytes)}`
   );
 }
@@ -213,6 +214,7 @@ export function benchJson(result: BenchResult): Record<string, number | null> {
       reshard_seconds: figures.reshardMs / 1000,
       kv_wait_seconds: figures.kvWaitMs / 1000,
       swap_in_hidden_fraction: swapInHiddenFraction(figures),
+      swap_in_hidden_byte_fraction: swapInHiddenByteFraction(figures),
       peak_device_memory_bytes: figures.peakDeviceMemoryBytes,
       host_kv_memory_bytes: figures.hostKvBytes,
     });

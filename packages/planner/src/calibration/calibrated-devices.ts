@@ -1,6 +1,13 @@
-import { DEVICE_PRESETS, type DeviceProfile, type LinkProfile } from '../hardware.ts';
+import {
+  type ClusterProfile,
+  clusterPreset,
+  DEVICE_PRESETS,
+  type DeviceProfile,
+  type LinkProfile,
+} from '../hardware.ts';
+import { ELEMENTWISE_OPS, LINEAR_OPS } from './calibration-tables.ts';
 import type { FittedProfiles } from './fitted-profiles.ts';
-import type { GpuOpFit } from './gpu-op-model.ts';
+import type { GpuOpFit, LinearRates } from './gpu-op-model.ts';
 
 /**
  * Device presets whose efficiency factors come from the fitted measured rates instead of the
@@ -28,10 +35,25 @@ const FIT_FOR_PRESET: Record<string, string> = {
   H200: 'h100',
 };
 
-/** Launch costs of one decoder layer's ops: 4 linear ops plus every elementwise op once. */
+/**
+ * The planner's layer roofline has one matmul rate and one streaming rate for a layer's linear
+ * ops: the fit of exactly that form to the summed measured linear ops (`GpuOpFit.layer`).
+ */
+export function layerLinearRates(fit: GpuOpFit): LinearRates {
+  return fit.layer;
+}
+
+/**
+ * Launch costs of one decoder layer's ops: the 4 linear ops (the layer fit's) plus every
+ * elementwise op but the embedding once, at its small-regime fixed cost (a decode step's norms
+ * and adds are small). The embedding gather runs once per step, not per layer.
+ */
 export function layerLaunchSeconds(fit: GpuOpFit): number {
-  const elementwise = Object.values(fit.elementwise).reduce((sum, rate) => sum + rate.launchSeconds, 0);
-  return 4 * fit.linearLaunchSeconds + elementwise;
+  const elementwise = ELEMENTWISE_OPS.filter((op) => op !== 'emb').reduce(
+    (sum, op) => sum + fit.elementwise[op].small.launchSeconds,
+    0,
+  );
+  return LINEAR_OPS.length * fit.layer.launchSeconds + elementwise;
 }
 
 export function calibratedDevice(name: string, profiles: FittedProfiles): DeviceProfile {
@@ -43,10 +65,11 @@ export function calibratedDevice(name: string, profiles: FittedProfiles): Device
       `no fitted profile for device '${name}' (fitted: ${Object.keys(profiles.gpus).join(', ')})`,
     );
   const peaks = MEASURED_GPU_PEAKS[gpu];
+  const rates = layerLinearRates(fit);
   return {
     ...preset,
-    matmulEfficiency: fit.matmulFlopsPerSecond / peaks.flops,
-    memoryEfficiency: fit.linearBytesPerSecond / peaks.bytes,
+    matmulEfficiency: rates.matmulFlopsPerSecond / peaks.flops,
+    memoryEfficiency: rates.bytesPerSecond / peaks.bytes,
     layerLaunchSeconds: layerLaunchSeconds(fit),
   };
 }
@@ -72,4 +95,40 @@ export function calibratedIntraHostLink(
   const link = profiles.links[key];
   if (link === undefined) throw new Error(`no fitted collective '${key}' for device '${name}'`);
   return link;
+}
+
+/**
+ * A cluster preset (`8xA100`, `8xA100-nvlink`, `2x4xH100`) whose device and device-to-device
+ * link come from the fitted profiles instead of the assumed efficiency factors and ideal links.
+ * Presets without a fit (none today) keep the assumed profile.
+ */
+export function calibratedClusterPreset(spec: string, profiles: FittedProfiles): ClusterProfile {
+  const cluster = clusterPreset(spec);
+  const name = cluster.device.name;
+  if (FIT_FOR_PRESET[name] === undefined) return cluster;
+  const nvlink = /-nvlink$/i.test(spec.trim());
+  return {
+    ...cluster,
+    device: calibratedDevice(name, profiles),
+    intraHostLink: calibratedIntraHostLink(name, nvlink, profiles),
+  };
+}
+
+/** The assumed preset that stands for each measured GPU (the A40 has none; the A10's factors). */
+const ASSUMED_PRESET_FOR_MEASURED: Record<string, string> = { a100: 'A100-80GB', h100: 'H100', a40: 'A10' };
+
+/**
+ * The assumed presets' layer roofline (datasheet peak x 0.6 matmul, x 0.8 memory, no launch
+ * cost): what `plan` used before the fit, held against the same tables by `validate`.
+ * Undefined for a GPU no preset stands for.
+ */
+export function assumedLayerRates(gpu: string): LinearRates | undefined {
+  const preset = DEVICE_PRESETS[ASSUMED_PRESET_FOR_MEASURED[gpu] ?? ''];
+  const peaks = MEASURED_GPU_PEAKS[gpu];
+  if (preset === undefined || peaks === undefined) return undefined;
+  return {
+    matmulFlopsPerSecond: peaks.flops * preset.matmulEfficiency,
+    bytesPerSecond: peaks.bytes * preset.memoryEfficiency,
+    launchSeconds: 0,
+  };
 }

@@ -1,7 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { calibrationReport, MEDIAN_ERROR_THRESHOLD } from './calibration-report.ts';
-import { LINEAR_OPS } from './calibration-tables.ts';
+import { calibrationReport, LAYER_ROW, MEDIAN_ERROR_THRESHOLD } from './calibration-report.ts';
 import { shippedFittedProfiles } from './fitted-profiles.ts';
 
 // The shipped profiles against the in-repo copy of the measured tables (calibration/vidur).
@@ -26,11 +25,28 @@ describe('shipped fitted profiles against the measured tables', () => {
     );
   });
 
-  it('predicts the linear ops of A100 and A40 within 10% median', () => {
-    for (const row of report.rows.filter(
-      (r) => ['a100', 'a40'].includes(r.subject) && (LINEAR_OPS as readonly string[]).includes(r.what),
-    ))
+  it("predicts every op of every GPU, and the planner's layer form, within 10% median", () => {
+    const compute = report.rows.filter((r) => ['a100', 'a40', 'h100'].includes(r.subject));
+    expect(compute.filter((r) => r.what === LAYER_ROW)).toHaveLength(3);
+    for (const row of compute)
       expect(row.medianError, `${row.subject} ${row.what}`).toBeLessThan(MEDIAN_ERROR_THRESHOLD);
+  });
+
+  it('fails only groups whose own rows scatter nearly as far as the model misses them', () => {
+    // The cross-host send/recv of the NVLink-pair machines (one table, kept twice) scatters 9%
+    // about its neighbours; no function of message size comes within 10% of its median.
+    for (const row of report.failing) {
+      expect(row.scatter, `${row.subject} ${row.what}`).toBeGreaterThan(0.08);
+      expect(row.medianError, `${row.subject} ${row.what}`).toBeLessThan(row.scatter + 0.02);
+    }
+  });
+
+  it('holds the summed linear ops closer than the assumed presets did, on every GPU', () => {
+    expect(report.assumedLayer.map((r) => r.subject).sort()).toEqual(['a100', 'a40', 'h100']);
+    for (const assumed of report.assumedLayer) {
+      const fitted = report.rows.find((r) => r.subject === assumed.subject && r.what === LAYER_ROW);
+      expect(fitted?.medianError, assumed.subject).toBeLessThan(assumed.medianError / 1.5);
+    }
   });
 
   it('lists as failing exactly the groups over the threshold', () => {

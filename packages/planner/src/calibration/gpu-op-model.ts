@@ -5,27 +5,35 @@ import {
   type LinearOp,
   type OpModelShape,
 } from './calibration-tables.ts';
+import { regimeFor, type SizeRegimes } from './size-regimes.ts';
 
 /**
- * The cost model of one layer op on one GPU, the form the planner's step cost uses:
- * a linear op is a fixed launch cost plus max(FLOPs at the achieved matmul rate, bytes at the
- * achieved streaming rate) (a roofline); an elementwise op is a launch cost plus its bytes at
- * the achieved elementwise rate. The rates are what `fitGpuOps` fits to measured tables.
+ * The cost model of one layer op on one GPU, the form the planner's step cost uses: a linear op
+ * is a fixed launch cost plus max(FLOPs at the achieved matmul rate, bytes at the achieved
+ * streaming rate) (a roofline); an elementwise op is a launch cost plus its bytes at the achieved
+ * elementwise rate. Each op is its own kernel with its own efficiency (a fused RMSNorm reaches a
+ * different share of the bandwidth than a residual add; the down projection's long reduction
+ * runs at a different matmul rate than the up projection), so every op has its own rates, and
+ * two sets of them by working-set size (L2-resident or not; see size-regimes.ts). The rates are
+ * what `fitGpuOps` fits to measured tables.
  */
 export interface GpuOpFit {
-  /** Achieved fp16 matmul rate of the linear layers, FLOP/s. */
-  matmulFlopsPerSecond: number;
-  /** Achieved rate of streaming a linear layer's weights and activations, bytes/s. */
-  linearBytesPerSecond: number;
-  /** Fixed cost of one linear op (launch, tail of the last wave), seconds. */
-  linearLaunchSeconds: number;
   /**
-   * Per elementwise op (norms, rope, activation, residual add, embedding gather): achieved
-   * bytes/s and fixed cost. Each op is its own kernel with its own efficiency (a fused
-   * RMSNorm reaches a different share of the bandwidth than a residual add), so one shared
-   * rate misses some by 2x.
+   * The planner's form: one roofline for a layer's four linear ops together (4 launches +
+   * max(their FLOPs / rate, their bytes / rate)), fitted to the sum of their measured times.
    */
-  elementwise: Record<ElementwiseOp, LinkRate>;
+  layer: LinearRates;
+  linear: Record<LinearOp, SizeRegimes<LinearRates>>;
+  elementwise: Record<ElementwiseOp, SizeRegimes<LinkRate>>;
+}
+
+export interface LinearRates {
+  /** Achieved fp16 matmul rate, FLOP/s. */
+  matmulFlopsPerSecond: number;
+  /** Achieved rate of streaming the weights and activations, bytes/s. */
+  bytesPerSecond: number;
+  /** Fixed cost (launch, tail of the last wave), seconds. */
+  launchSeconds: number;
 }
 
 export interface LinkRate {
@@ -82,13 +90,37 @@ export function isLinearOp(op: ComputeOp): op is LinearOp {
   return (LINEAR_OPS as readonly string[]).includes(op);
 }
 
-export function predictOpSeconds(fit: GpuOpFit, op: ComputeOp, work: OpWork): number {
-  if (isLinearOp(op)) {
-    return (
-      fit.linearLaunchSeconds +
-      Math.max(work.flops / fit.matmulFlopsPerSecond, work.bytes / fit.linearBytesPerSecond)
-    );
+export function predictLinearSeconds(rates: LinearRates, work: OpWork): number {
+  return (
+    rates.launchSeconds + Math.max(work.flops / rates.matmulFlopsPerSecond, work.bytes / rates.bytesPerSecond)
+  );
+}
+
+/** The summed work of a layer's linear ops on one of `tp` devices. */
+export function layerLinearWork(shape: OpModelShape, numTokens: number, tp: number): OpWork {
+  let flops = 0;
+  let bytes = 0;
+  for (const op of LINEAR_OPS) {
+    const work = opWork(op, shape, numTokens, tp);
+    flops += work.flops;
+    bytes += work.bytes;
   }
-  const rate = fit.elementwise[op];
+  return { flops, bytes };
+}
+
+/** The planner's layer roofline: one launch per linear op, then the slower of FLOPs and bytes. */
+export function predictLayerLinearSeconds(rates: LinearRates, work: OpWork): number {
+  return (
+    LINEAR_OPS.length * rates.launchSeconds +
+    Math.max(work.flops / rates.matmulFlopsPerSecond, work.bytes / rates.bytesPerSecond)
+  );
+}
+
+export function predictElementwiseSeconds(rate: LinkRate, work: OpWork): number {
   return rate.launchSeconds + work.bytes / rate.bytesPerSecond;
+}
+
+export function predictOpSeconds(fit: GpuOpFit, op: ComputeOp, work: OpWork): number {
+  if (isLinearOp(op)) return predictLinearSeconds(regimeFor(fit.linear[op], work.bytes), work);
+  return predictElementwiseSeconds(regimeFor(fit.elementwise[op], work.bytes), work);
 }

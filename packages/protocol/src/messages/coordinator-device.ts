@@ -263,13 +263,21 @@ const stepBatch = object(
 const milliseconds = finite(0);
 /** sha256, lower-case hex. */
 const weightDigest = str(64, /^[0-9a-f]{64}$/);
-const kvTimings = object({
-  computeMs: milliseconds,
-  prefetchWaitMs: milliseconds,
-  prefetchMs: milliseconds,
-  writeBackMs: milliseconds,
-  writeBackWaitMs: milliseconds,
-});
+const kvTimings = object(
+  {
+    computeMs: milliseconds,
+    prefetchWaitMs: milliseconds,
+    prefetchMs: milliseconds,
+    writeBackMs: milliseconds,
+    writeBackWaitMs: milliseconds,
+  },
+  {
+    prefetchesNeeded: count,
+    prefetchesLanded: count,
+    prefetchBytesNeeded: count,
+    prefetchBytesLanded: count,
+  },
+);
 
 const swapFields = { swapId: id, seqId: id, blockIds: idList, slotIds: idList };
 
