@@ -78,6 +78,13 @@ be dp * tp * pp), --threads split evenly over them (at least 1 each). --device-m
 device's budget for its weights plus KV cache (default: the whole checkpoint plus 512MiB).`,
   },
   {
+    commands: ['run', 'bench'],
+    text: `GPU backend (run and bench): --backend cpu|webgpu (default cpu). webgpu runs each device worker
+on the first WebGPU adapter (Dawn: Vulkan, Metal, D3D12; lavapipe without a GPU), one whole model
+per device: --config Dn only, no host KV tier or Seesaw re-sharding yet. --gpus-per-adapter K
+lets up to K device workers share the adapter (--devices N needs K >= N for now).`,
+  },
+  {
     commands: ['run'],
     text: `Many machines (run): --cluster ws://HOST:PORT --token-file F --config DxTyPz submits the job to a
 running coordinator; output, resume and summary are as for a local run. Each DP replica runs on

@@ -32,6 +32,12 @@ export class GpuKvCache {
     this.keys = Array.from({ length: config.numLayers }, () => kernels.allocate(floats));
     this.values = Array.from({ length: config.numLayers }, () => kernels.allocate(floats));
   }
+
+  /** Frees the buffers (deferred by WebGPU until submitted work that reads them ends). */
+  destroy(): void {
+    destroyAll(this.keys);
+    destroyAll(this.values);
+  }
 }
 
 /**
@@ -70,6 +76,17 @@ export class WebGpuLlamaForward {
     }));
     this.finalNorm = kernels.upload(weights.finalNorm);
     this.lmHead = this.weight(weights.lmHead);
+  }
+
+  /** Frees the weight buffers; the forward pass is unusable after. */
+  destroy(): void {
+    const layers = this.layers.flatMap((l) => [
+      l.inputNorm,
+      l.postAttentionNorm,
+      ...(l.qkvBias ? [l.qkvBias] : []),
+    ]);
+    destroyAll([...layers, this.finalNorm, ...[...this.uploaded.values()].map((w) => w.tensor)]);
+    this.uploaded.clear();
   }
 
   /** Tied embeddings are the same Weight object twice: uploaded once. */

@@ -1,0 +1,139 @@
+/**
+ * The WebGPU backend of a device worker: a whole model's weights and paged KV cache in GPU
+ * buffers, stepped by WebGpuLlamaForward. It keeps the CPU device's contract (StepDevice):
+ * the same block accounting and step messages, and the same sampler, so a step's tokens are
+ * drawn by the same (seed, step) definition. Greedy steps pick the ids on the GPU and read back
+ * only those; a step with a temperature (or returned logits) reads back its sampled rows' logits
+ * and draws on the host with the CPU engine's sampler.
+ */
+import {
+  buildForwardBatch,
+  checkStepTokenIds,
+  type ModelWeights,
+  type StageOutput,
+  type StepDevice,
+  type StepDeviceFactory,
+  type StepDeviceOptions,
+  StepSampler,
+} from '@seesaw/gpu-actor';
+import type { ModelConfig, ShardSpec } from '@seesaw/model';
+import { type DeviceSamplingParams, ENGINE_DEFAULTS, type StepBatch } from '@seesaw/protocol';
+import { type GpuContext, openGpu } from './gpu-context.ts';
+import { WebGpuKernels } from './webgpu-kernels.ts';
+import { GpuKvCache, WebGpuLlamaForward } from './webgpu-llama-forward.ts';
+
+/** Bytes of one KV block over all layers, K and V (the CPU cache's accounting). */
+function bytesPerBlock(config: ModelConfig, blockSize: number): number {
+  return config.numLayers * 2 * blockSize * config.numKvHeads * config.headDim * 4;
+}
+
+/**
+ * As many blocks as kvCacheBytes holds, and no more than one layer's K (or V) buffer can bind.
+ * At least one, else a clear error.
+ */
+function numKvBlocksFor(
+  config: ModelConfig,
+  blockSize: number,
+  kvCacheBytes: number,
+  maxBindingBytes: number,
+): number {
+  const perBlock = bytesPerBlock(config, blockSize);
+  const perLayerBlock = blockSize * config.numKvHeads * config.headDim * 4;
+  const numBlocks = Math.min(
+    Math.floor(kvCacheBytes / perBlock),
+    Math.floor(maxBindingBytes / perLayerBlock),
+  );
+  if (numBlocks < 1) {
+    throw new RangeError(
+      `KV cache of ${kvCacheBytes} bytes holds no block of ${blockSize} tokens (${perBlock} bytes each)`,
+    );
+  }
+  return numBlocks;
+}
+
+export class WebGpuDevice implements StepDevice {
+  readonly shard: ShardSpec;
+  readonly blockSize: number;
+  readonly numKvBlocks: number;
+  readonly weightBytes: number;
+  readonly kvCacheBytes: number;
+  /** The cache is in GPU buffers: nothing the kv-store swapper can copy from the host. */
+  readonly hostKvCache = null;
+  private readonly forward: WebGpuLlamaForward;
+  private readonly cache: GpuKvCache;
+  private readonly sampler: StepSampler;
+
+  constructor(
+    context: GpuContext,
+    readonly config: ModelConfig,
+    weights: ModelWeights,
+    options: Pick<StepDeviceOptions, 'kvCacheBytes' | 'blockSize'> = {},
+  ) {
+    this.blockSize = options.blockSize ?? ENGINE_DEFAULTS.blockSize;
+    const kernels = new WebGpuKernels(context.device);
+    this.forward = new WebGpuLlamaForward(kernels, config, weights);
+    this.numKvBlocks = numKvBlocksFor(
+      config,
+      this.blockSize,
+      options.kvCacheBytes ?? ENGINE_DEFAULTS.kvCacheBytes,
+      context.device.limits.maxStorageBufferBindingSize,
+    );
+    this.cache = new GpuKvCache(kernels, config, this.numKvBlocks, this.blockSize);
+    this.kvCacheBytes = this.numKvBlocks * bytesPerBlock(config, this.blockSize);
+    this.shard = weights.shard;
+    this.weightBytes = weights.numBytes;
+    this.sampler = new StepSampler(config.vocabSize);
+  }
+
+  async executeStage(step: StepBatch, inputHidden?: Float32Array): Promise<StageOutput> {
+    if (inputHidden)
+      throw new Error('the WebGPU device runs whole models: a step takes no input hidden state');
+    if (step.swapOuts?.length || step.swapIns?.length || step.kvWriteBacks?.length || step.prefetches?.length)
+      throw new Error(
+        `step ${step.stepId} moves KV to or from the host, which the WebGPU device cannot do yet`,
+      );
+    this.sampler.update(step);
+    checkStepTokenIds(step, this.config.vocabSize);
+    const batch = buildForwardBatch(step.seqs, this.blockSize, this.numKvBlocks);
+    if (this.sampler.needsLogits(step)) {
+      return this.sampler.sample(step, await this.forward.run(batch, this.cache));
+    }
+    return this.sampler.fromGreedyIds(step, await this.forward.runGreedy(batch, this.cache));
+  }
+
+  sequenceSampling(): Map<number, DeviceSamplingParams> {
+    return this.sampler.snapshot();
+  }
+
+  restoreSequenceSampling(snapshot: ReadonlyMap<number, DeviceSamplingParams>): void {
+    this.sampler.restore(snapshot);
+  }
+
+  close(): void {
+    this.sampler.clear();
+    this.cache.destroy();
+    this.forward.destroy();
+  }
+}
+
+/** The worker's one GPU device, opened on first use (every shard it loads or re-shards to shares it). */
+let opened: Promise<GpuContext> | null = null;
+
+function workerGpu(): Promise<GpuContext> {
+  opened ??= openGpu().then((result) => {
+    if (!result.ok) throw new Error(`--backend webgpu: ${result.reason}`);
+    return result.context;
+  });
+  return opened;
+}
+
+/** The WebGPU backend for DeviceWorkerRuntime.start: whole-model shards only (tp = pp = 1). */
+export const webGpuStepDevice: StepDeviceFactory = async (config, weights, options) => {
+  const { tp, pp } = weights.shard;
+  if (tp !== 1 || pp !== 1) {
+    throw new Error(
+      `--backend webgpu runs whole models on each device for now (this shard is tp ${tp} x pp ${pp}): use --config Dn`,
+    );
+  }
+  return new WebGpuDevice(await workerGpu(), config, weights, options);
+};
