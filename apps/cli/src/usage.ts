@@ -37,7 +37,7 @@ export const COMMAND_USAGE: Readonly<Record<string, string>> = {
              --listen HOST:PORT --token-file F`,
   worker: `  worker     Run a host agent: joins the coordinator, spawns one device worker per device the
              coordinator places here and relays it. --connect ws://HOST:PORT --devices N
-             --token-file F [--name HOST]`,
+             --token-file F [--name HOST] [--backend cpu|webgpu [--gpus-per-adapter K]]`,
   token: `  token      Write a new random cluster token: --out F (mode 0600; token files readable by
              group/other or shorter than 32 bytes are refused).`,
   'cluster-run': `  cluster-run  Start a coordinator and local agents from a cluster script (JSON: tokenFile,
