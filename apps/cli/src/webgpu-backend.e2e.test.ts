@@ -1,7 +1,8 @@
 /**
  * `seesaw run --backend webgpu` in a real CLI process with real device worker threads on the
  * first WebGPU adapter (lavapipe in CI): the same tokens as `--backend cpu` on the same lines,
- * greedy and seeded sampling (temperature, top-k, top-p), on one device and on two device
+ * greedy and seeded sampling (temperature, top-k, top-p; steps with only greedy and top-k rows
+ * take the GPU top-k path, the others the logits path), on one device and on two device
  * actors sharing the adapter (--devices 2 --config D2 --gpus-per-adapter 2). Skipped, with the
  * reason printed, when the engine or a WebGPU adapter is unavailable.
  */
@@ -33,8 +34,21 @@ function seedForTest(): number {
   return seed;
 }
 
+/** Seeded sampling of every kind: steps that mix them read the logits back. */
+const MIXED_SAMPLING = [
+  { temperature: 0.8, top_k: 40, top_p: 0.9 },
+  { temperature: 1.2 },
+  { temperature: 0.6, top_p: 0.5 },
+  { temperature: 1.5, top_k: 8 },
+];
+/** Only top-k sampling beside the greedy lines: every step takes the GPU top-k path. */
+const TOP_K_SAMPLING = [
+  { temperature: 0.8, top_k: 40, top_p: 0.9 },
+  { temperature: 1.5, top_k: 8 },
+];
+
 /** Prompt lines: greedy ones of 3 to 40 tokens (several KV blocks), and seeded sampled ones. */
-function promptLines(seed: number, vocabSize: number): string {
+function promptLines(seed: number, vocabSize: number, sampling: object[]): string {
   let state = seed >>> 0;
   const next = () => {
     state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
@@ -50,11 +64,6 @@ function promptLines(seed: number, vocabSize: number): string {
       ignore_eos: true,
     }),
   );
-  const sampling = [
-    { temperature: 0.8, top_k: 40, top_p: 0.9 },
-    { temperature: 1.2 },
-    { temperature: 0.6, top_p: 0.5 },
-  ];
   sampling.forEach((params, i) => {
     lines.push(
       JSON.stringify({
@@ -88,8 +97,8 @@ function outputTokens(path: string): Map<string, number[]> {
 describe.skipIf(unavailableReason !== null)('seesaw run --backend webgpu', () => {
   let dir = '';
   let modelDir = '';
-  let inputPath = '';
-  let cpuTokens = new Map<string, number[]>();
+  const inputs = { mixed: MIXED_SAMPLING, topK: TOP_K_SAMPLING };
+  const cpuTokens = new Map<string, Map<string, number[]>>();
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'seesaw-webgpu-cli-'));
@@ -98,37 +107,35 @@ describe.skipIf(unavailableReason !== null)('seesaw run --backend webgpu', () =>
     // Without a tokenizer the output records carry the token ids themselves.
     rmSync(join(modelDir, 'tokenizer.json'));
     rmSync(join(modelDir, 'tokenizer_config.json'));
-    inputPath = join(dir, 'prompts.jsonl');
-    writeFileSync(inputPath, promptLines(seedForTest(), loadModelConfig(modelDir).vocabSize));
-    const cpuPath = join(dir, 'cpu.jsonl');
-    const cpu = await runSeesaw([
-      'run',
-      '--model',
-      modelDir,
-      '--input',
-      inputPath,
-      '--output',
-      cpuPath,
-      '--threads',
-      '1',
-    ]);
-    expect(cpu.stderr).not.toContain('error');
-    expect(cpu.status).toBe(0);
-    cpuTokens = outputTokens(cpuPath);
-    expect(cpuTokens.size).toBe(7);
+    const seed = seedForTest();
+    const { vocabSize } = loadModelConfig(modelDir);
+    for (const [name, sampling] of Object.entries(inputs)) {
+      const inputPath = join(dir, `${name}.jsonl`);
+      writeFileSync(inputPath, promptLines(seed, vocabSize, sampling));
+      const cpuPath = join(dir, `${name}-cpu.jsonl`);
+      const args = ['run', '--model', modelDir, '--input', inputPath, '--output', cpuPath, '--threads', '1'];
+      const cpu = await runSeesaw(args);
+      expect(cpu.stderr).not.toContain('error');
+      expect(cpu.status).toBe(0);
+      cpuTokens.set(name, outputTokens(cpuPath));
+      expect(cpuTokens.get(name)?.size).toBe(4 + sampling.length);
+    }
   }, 120_000);
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it.each([
-    ['one device', ['--kv-cache-memory', '2MiB']],
+    ['one device, mixed sampling (logits path)', 'mixed', ['--kv-cache-memory', '2MiB']],
+    ['one device, top-k sampling (GPU top-k path)', 'topK', ['--kv-cache-memory', '2MiB']],
     [
       'two device actors on one adapter',
+      'mixed',
       ['--devices', '2', '--config', 'D2', '--gpus-per-adapter', '2', '--device-memory', '16MiB'],
     ],
   ])(
     '%s: the same greedy and seeded-sampled tokens as --backend cpu',
-    async (_name, flags) => {
-      const gpuPath = join(dir, `gpu-${flags.length}.jsonl`);
+    async (_name, input, flags) => {
+      const gpuPath = join(dir, `${input}-gpu-${flags.length}.jsonl`);
+      const inputPath = join(dir, `${input}.jsonl`);
       const gpu = await runSeesaw([
         'run',
         ...['--model', modelDir, '--input', inputPath, '--output', gpuPath, '--backend', 'webgpu'],
@@ -136,13 +143,21 @@ describe.skipIf(unavailableReason !== null)('seesaw run --backend webgpu', () =>
       ]);
       expect(gpu.stderr).toContain('WebGPU');
       expect(gpu.status).toBe(0);
-      expect(outputTokens(gpuPath)).toEqual(cpuTokens);
+      expect(outputTokens(gpuPath)).toEqual(cpuTokens.get(input));
     },
     120_000,
   );
 
   it('refuses layouts the GPU backend cannot run yet, naming the flag', async () => {
-    const common = ['run', '--model', modelDir, '--input', inputPath, '--output', join(dir, 'x.jsonl')];
+    const common = [
+      'run',
+      '--model',
+      modelDir,
+      '--input',
+      join(dir, 'mixed.jsonl'),
+      '--output',
+      join(dir, 'x.jsonl'),
+    ];
     const cases: Array<[string[], string]> = [
       [['--backend', 'cuda'], "--backend must be one of cpu, webgpu, got 'cuda'"],
       [['--gpus-per-adapter', '2'], '--gpus-per-adapter needs --backend webgpu'],

@@ -76,7 +76,8 @@ export class StepSampler {
     return { stepId: step.stepId, sampled };
   }
 
-  private paramsOf(seqId: number): DeviceSamplingParams {
+  /** A known sequence's settings; throws for one never added. */
+  paramsOf(seqId: number): DeviceSamplingParams {
     const params = this.sampling.get(seqId);
     if (!params) throw new Error(`sequence ${seqId} was sampled before it was added`);
     return params;

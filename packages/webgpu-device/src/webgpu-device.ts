@@ -2,9 +2,10 @@
  * The WebGPU backend of a device worker: a whole model's weights and paged KV cache in GPU
  * buffers, stepped by WebGpuLlamaForward. It keeps the CPU device's contract (StepDevice):
  * the same block accounting and step messages, and the same sampler, so a step's tokens are
- * drawn by the same (seed, step) definition. Greedy steps pick the ids on the GPU and read back
- * only those; a step with a temperature (or returned logits) reads back its sampled rows' logits
- * and draws on the host with the CPU engine's sampler.
+ * drawn by the same (seed, step) definition. What crosses to the host is as little as that
+ * draw needs: greedy steps pick the ids on the GPU; steps whose sampled sequences keep a top-k
+ * (<= MAX_GPU_TOP_K) bring back each row's k best logits (top-k-sampling.ts); only a step with
+ * a sequence without top-k, or with returned logits, reads back whole logits rows.
  */
 import {
   buildForwardBatch,
@@ -19,6 +20,7 @@ import {
 import type { ModelConfig, ShardSpec } from '@seesaw/model';
 import { type DeviceSamplingParams, ENGINE_DEFAULTS, type StepBatch } from '@seesaw/protocol';
 import { type GpuContext, openGpu } from './gpu-context.ts';
+import { candidatesNeeded, sampleFromCandidates } from './top-k-sampling.ts';
 import { WebGpuKernels } from './webgpu-kernels.ts';
 import { GpuKvCache, WebGpuLlamaForward } from './webgpu-llama-forward.ts';
 
@@ -95,10 +97,15 @@ export class WebGpuDevice implements StepDevice {
     this.sampler.update(step);
     checkStepTokenIds(step, this.config.vocabSize);
     const batch = buildForwardBatch(step.seqs, this.blockSize, this.numKvBlocks);
-    if (this.sampler.needsLogits(step)) {
-      return this.sampler.sample(step, await this.forward.run(batch, this.cache));
+    if (!this.sampler.needsLogits(step)) {
+      return this.sampler.fromGreedyIds(step, await this.forward.runGreedy(batch, this.cache));
     }
-    return this.sampler.fromGreedyIds(step, await this.forward.runGreedy(batch, this.cache));
+    const k = candidatesNeeded(step, this.sampler, this.config.vocabSize);
+    if (k !== null) {
+      const candidates = await this.forward.runTopK(batch, this.cache, k);
+      return sampleFromCandidates(step, this.sampler, candidates, k);
+    }
+    return this.sampler.sample(step, await this.forward.run(batch, this.cache));
   }
 
   sequenceSampling(): Map<number, DeviceSamplingParams> {

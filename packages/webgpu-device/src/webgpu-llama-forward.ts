@@ -124,6 +124,23 @@ export class WebGpuLlamaForward {
   }
 
   /**
+   * Runs one step and selects each sampled row's k best logits on the GPU: only those come back,
+   * [numSampled][2k] as WebGpuKernels.topKRows lays them out (k <= vocabSize).
+   */
+  async runTopK(batch: ForwardBatch, cache: GpuKvCache, k: number): Promise<Float32Array> {
+    const { logits, step } = this.encodeStep(batch, cache);
+    try {
+      if (!logits) return new Float32Array(0);
+      const numSampled = batch.sampledRows.length;
+      const candidates = track(step, this.kernels.allocate(numSampled * 2 * k));
+      this.kernels.topKRows(candidates, logits, numSampled, this.config.vocabSize, k);
+      return await this.kernels.read(candidates);
+    } finally {
+      destroyAll(step);
+    }
+  }
+
+  /**
    * Encodes the step's layers and, when rows are sampled, the final norm and LM head; returns the
    * logits tensor (none without sampled rows) and the step's buffers for the caller to destroy.
    */
