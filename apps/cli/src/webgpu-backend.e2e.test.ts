@@ -148,6 +148,45 @@ describe.skipIf(unavailableReason !== null)('seesaw run --backend webgpu', () =>
     120_000,
   );
 
+  it("preemption by swap: a tight GPU KV budget with a host tier swaps, and the tokens stay the CPU engine's", async () => {
+    // 8 prompts of 20 tokens, 40 out, in 7-8 blocks of 16 tokens: running sequences outgrow the
+    // cache and are swapped out to the kv-store worker and back in (the shape alone decides the
+    // schedule, so bench's random prompts of the same shape swap as the run's lines do).
+    const tight = ['--kv-cache-memory', '512KiB', '--host-kv-memory', '4MiB', '--preemption', 'swap'];
+    const bench = await runSeesaw([
+      'bench',
+      ...['--model', modelDir, '--dataset', 'random', '--num-prompts', '8', '--input-len', '20'],
+      ...['--output-len', '40', '--backend', 'webgpu', ...tight],
+    ]);
+    expect(bench.status).toBe(0);
+    const swapped = /Preemptions: (\d+) \((\d+) swapped to host memory/.exec(bench.stdout);
+    expect(swapped, bench.stdout).not.toBeNull();
+    expect(Number(swapped![2])).toBeGreaterThan(0);
+
+    const { vocabSize } = loadModelConfig(modelDir);
+    const lines = Array.from({ length: 8 }, (_, i) =>
+      JSON.stringify({
+        custom_id: `swap-${i}`,
+        prompt: Array.from({ length: 20 }, (_, t) => 1 + ((i * 7919 + t * 104729) % (vocabSize - 1))),
+        max_tokens: 40,
+        ignore_eos: true,
+        ...(i % 2 === 0 ? { temperature: 0 } : { temperature: 0.9, top_k: i % 4 === 1 ? 20 : 0, seed: i }),
+      }),
+    );
+    const inputPath = join(dir, 'swap.jsonl');
+    writeFileSync(inputPath, `${lines.join('\n')}\n`);
+    const outputs: Array<Map<string, number[]>> = [];
+    for (const backend of ['cpu', 'webgpu']) {
+      const outputPath = join(dir, `swap-${backend}.jsonl`);
+      const args = ['run', '--model', modelDir, '--input', inputPath, '--output', outputPath];
+      const result = await runSeesaw([...args, '--backend', backend, '--threads', '1', ...tight]);
+      expect(result.status, result.stderr).toBe(0);
+      outputs.push(outputTokens(outputPath));
+    }
+    expect(outputs[0].size).toBe(8);
+    expect(outputs[1]).toEqual(outputs[0]);
+  }, 180_000);
+
   it('refuses layouts the GPU backend cannot run yet, naming the flag', async () => {
     const common = [
       'run',
@@ -166,7 +205,7 @@ describe.skipIf(unavailableReason !== null)('seesaw run --backend webgpu', () =>
         ['--backend', 'webgpu', '--devices', '2', '--config', 'T2', '--gpus-per-adapter', '2'],
         'use --config Dn',
       ],
-      [['--backend', 'webgpu', '--host-kv-memory', '1MiB'], '--host-kv-memory'],
+      [['--backend', 'webgpu', '--prefill', 'P2', '--decode', 'T2'], 'Seesaw re-sharding'],
     ];
     for (const [flags, message] of cases) {
       const result = await runSeesaw([...common, ...flags]);

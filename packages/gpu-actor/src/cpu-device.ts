@@ -148,7 +148,7 @@ export class CpuDevice {
   }
 
   /** The same cache, under the name the device worker's seam (StepDevice) reads. */
-  get hostKvCache(): PagedKvCache {
+  get kvSwapTarget(): PagedKvCache {
     return this.cache;
   }
 

@@ -32,7 +32,8 @@ import {
   WorkerPortEndpoint,
 } from '@seesaw/protocol';
 import { KvPrefetchTable, type PrefetchWait } from './kv-prefetch-table.ts';
-import type { PagedKvCache } from './paged-kv-cache.ts';
+import { PagedKvCache } from './paged-kv-cache.ts';
+import type { KvBlockCopier } from './step-device.ts';
 import { checkKvSwap, StepKvWriteBacks } from './step-kv-write-backs.ts';
 import { gatherSwapKv, scatterSwapKv } from './swap-kv-copy.ts';
 
@@ -75,11 +76,11 @@ export class KvStoreSwapper {
 
   /**
    * `layers` and `kvHeads` are this shard's global ranges; the cache holds them as local
-   * layers 0.. and heads 0.. .
+   * layers 0.. and heads 0.. . A cache off the host comes as its block copier: swaps only.
    */
   constructor(
     private readonly link: KvStoreLinkEndpoint,
-    private readonly cache: PagedKvCache,
+    private readonly cache: PagedKvCache | KvBlockCopier,
     private readonly layers: Range,
     private readonly kvHeads: Range,
   ) {
@@ -99,8 +100,19 @@ export class KvStoreSwapper {
     await Promise.all(swapOuts.map((swap) => this.swapOut(swap)));
     const slices = await Promise.all(swapIns.map((swap) => this.fetch(swap)));
     swapIns.forEach((swap, i) => {
-      scatterSwapKv(this.cache, swap, slices[i]!);
+      this.scatter(swap, slices[i]!);
     });
+  }
+
+  private scatter(swap: StepKvSwap, slice: Tensor): void {
+    if (this.cache instanceof PagedKvCache) scatterSwapKv(this.cache, swap, slice);
+    else this.cache.scatter(swap, slice);
+  }
+
+  /** The host cache the tiered-KV transfers copy layer by layer; a block copier has none yet. */
+  private hostCache(what: string): PagedKvCache {
+    if (this.cache instanceof PagedKvCache) return this.cache;
+    throw new Error(`${what}: this device's KV cache is off the host, where only swaps reach it yet`);
   }
 
   /**
@@ -110,11 +122,13 @@ export class KvStoreSwapper {
    */
   startPrefetches(step: StepBatch): void {
     const prefetches = step.prefetches ?? [];
-    for (const swap of prefetches) checkKvSwap(swap, this.cache, 'prefetch');
+    if (prefetches.length === 0) return;
+    const cache = this.hostCache('prefetch');
+    for (const swap of prefetches) checkKvSwap(swap, cache, 'prefetch');
     for (const swap of prefetches) {
       this.prefetches.start(swap.seqId, async () => {
         const slice = await this.fetch(swap, 'prefetch');
-        scatterSwapKv(this.cache, swap, slice);
+        scatterSwapKv(cache, swap, slice);
       });
     }
   }
@@ -140,7 +154,7 @@ export class KvStoreSwapper {
   startWriteBacks(step: StepBatch): StepKvWriteBacks | undefined {
     const swaps = step.kvWriteBacks ?? [];
     if (swaps.length === 0) return undefined;
-    return new StepKvWriteBacks(this.cache, swaps, (swap, layer, tensor) => {
+    return new StepKvWriteBacks(this.hostCache('write-back'), swaps, (swap, layer, tensor) => {
       const layers = { start: this.layers.start + layer, end: this.layers.start + layer + 1 };
       return this.trackPut(this.request('write-back', swap, 'kvPut', tensor, layers)).then(() => undefined);
     });
@@ -174,7 +188,8 @@ export class KvStoreSwapper {
 
   private async swapOut(swap: StepKvSwap): Promise<void> {
     this.checkShape(swap, 'swap-out');
-    const tensor = gatherSwapKv(this.cache, swap);
+    const tensor =
+      this.cache instanceof PagedKvCache ? gatherSwapKv(this.cache, swap) : await this.cache.gather(swap);
     await this.trackPut(this.request('swap-out', swap, 'kvPut', tensor));
   }
 

@@ -155,16 +155,10 @@ export function switchedShard(
  * one kv-store link. KvStoreSwapper only uses the Endpoint methods of its link, which the view has.
  */
 function kvStoreSwapperOver(link: KvStoreLinkEndpoint, device: StepDevice, spec: ShardSpec) {
-  const cache = device.hostKvCache;
-  if (!cache) {
-    throw new Error(
-      'this device keeps its KV cache off the host and cannot swap through the kv-store yet: run without a host KV tier',
-    );
-  }
   const view = new DetachableLink<DeviceToKvStore, KvStoreToDevice>(link);
   const swapper = new KvStoreSwapper(
     view as unknown as KvStoreLinkEndpoint,
-    cache,
+    device.kvSwapTarget,
     spec.layers,
     spec.kvHeads,
   );

@@ -31,6 +31,7 @@ export {
 } from './shared-memory-group.ts';
 export {
   cpuStepDevice,
+  type KvBlockCopier,
   type StepDevice,
   type StepDeviceFactory,
   type StepDeviceOptions,

@@ -5,11 +5,25 @@
  * through that one factory, so the rest of the worker (links, swaps, re-shards, replies) is
  * the same for every backend.
  */
+
+import type { KvLayout } from '@seesaw/kernels';
 import type { ModelConfig, ShardSpec } from '@seesaw/model';
-import type { DeviceSamplingParams, StepBatch } from '@seesaw/protocol';
+import type { DeviceSamplingParams, StepBatch, StepKvSwap, Tensor } from '@seesaw/protocol';
 import { CpuDevice, type CpuDeviceOptions, type StageOutput } from './cpu-device.ts';
 import type { ModelWeights } from './model-weights.ts';
 import type { PagedKvCache } from './paged-kv-cache.ts';
+
+/**
+ * Copies one sequence's K/V between a cache that is not host memory and the head-major tensor
+ * [layers, 2, kvHeads, numTokens, headDim] f32 that the kv-store holds (gatherSwapKv's layout).
+ */
+export interface KvBlockCopier {
+  readonly layout: KvLayout;
+  readonly numBlocks: number;
+  gather(swap: StepKvSwap): Promise<Tensor>;
+  /** Lands before any later step's compute reads the blocks. */
+  scatter(swap: StepKvSwap, tensor: Tensor): void;
+}
 
 /** What a device worker needs of the device that runs its shard. */
 export interface StepDevice {
@@ -20,10 +34,11 @@ export interface StepDevice {
   readonly weightBytes: number;
   readonly kvCacheBytes: number;
   /**
-   * The KV cache in host memory that the kv-store swapper copies blocks of; null for a device
-   * whose cache lives elsewhere (a GPU), which cannot swap through the kv-store link yet.
+   * What the kv-store swapper copies a sequence's blocks out of and into: the KV cache itself
+   * when it is in host memory, or a copier over a cache elsewhere (a GPU's, through staging
+   * buffers), which supports swaps but not the tiered-KV write-backs and prefetches yet.
    */
-  readonly hostKvCache: PagedKvCache | null;
+  readonly kvSwapTarget: PagedKvCache | KvBlockCopier;
   /** Runs this device's stage of a step (CpuDevice.executeStage's contract). */
   executeStage(
     step: StepBatch,

@@ -20,6 +20,7 @@ import {
 import type { ModelConfig, ShardSpec } from '@seesaw/model';
 import { type DeviceSamplingParams, ENGINE_DEFAULTS, type StepBatch } from '@seesaw/protocol';
 import { type GpuContext, openGpu } from './gpu-context.ts';
+import { GpuKvSwap } from './gpu-kv-swap.ts';
 import { candidatesNeeded, sampleFromCandidates } from './top-k-sampling.ts';
 import { WebGpuKernels } from './webgpu-kernels.ts';
 import { GpuKvCache, WebGpuLlamaForward } from './webgpu-llama-forward.ts';
@@ -59,8 +60,8 @@ export class WebGpuDevice implements StepDevice {
   readonly numKvBlocks: number;
   readonly weightBytes: number;
   readonly kvCacheBytes: number;
-  /** The cache is in GPU buffers: nothing the kv-store swapper can copy from the host. */
-  readonly hostKvCache = null;
+  /** The cache is in GPU buffers: the kv-store swapper copies blocks through staging buffers. */
+  readonly kvSwapTarget: GpuKvSwap;
   private readonly forward: WebGpuLlamaForward;
   private readonly cache: GpuKvCache;
   private readonly sampler: StepSampler;
@@ -81,6 +82,7 @@ export class WebGpuDevice implements StepDevice {
       context.device.limits.maxStorageBufferBindingSize,
     );
     this.cache = new GpuKvCache(kernels, config, this.numKvBlocks, this.blockSize);
+    this.kvSwapTarget = new GpuKvSwap(kernels, this.cache);
     this.kvCacheBytes = this.numKvBlocks * bytesPerBlock(config, this.blockSize);
     this.shard = weights.shard;
     this.weightBytes = weights.numBytes;

@@ -93,8 +93,6 @@ export function readEngineSettings(values: FlagValues): EngineSettings {
 function webGpuCluster(settings: EngineSettings, gpusPerAdapter: number): ClusterSettings {
   if (settings.seesaw)
     throw new UsageError('--backend webgpu: Seesaw re-sharding (--prefill/--decode) is not on the GPU yet');
-  if (settings.hostKvBytes !== undefined)
-    throw new UsageError('--backend webgpu: a host KV tier (--host-kv-memory) is not on the GPU yet');
   const cluster = settings.cluster ?? { numDevices: 1, parallel: { dp: 1, tp: 1, pp: 1 } };
   if (cluster.parallel.tp > 1 || cluster.parallel.pp > 1) {
     throw new UsageError(
