@@ -3,96 +3,26 @@
  * first WebGPU adapter (lavapipe in CI): the same tokens as `--backend cpu` on the same lines,
  * greedy and seeded sampling (temperature, top-k, top-p; steps with only greedy and top-k rows
  * take the GPU top-k path, the others the logits path), on one device and on two device
- * actors sharing the adapter (--devices 2 --config D2 --gpus-per-adapter 2). Skipped, with the
- * reason printed, when the engine or a WebGPU adapter is unavailable.
+ * actors sharing the adapter (--devices 2 --config D2 --gpus-per-adapter 2), and preemption by
+ * swap. Skipped, with the reason printed, when the engine or a WebGPU adapter is unavailable.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateCheckpoint, loadModelConfig } from '@seesaw/model';
-import { openGpu } from '@seesaw/webgpu-device';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findEngineUnavailableReason, runSeesaw } from '../test/e2e-test-support.ts';
-import type { BatchOutputRecord } from './batch-output.ts';
+import { runSeesaw } from '../test/e2e-test-support.ts';
+import {
+  findWebGpuUnavailableReason,
+  MIXED_SAMPLING,
+  outputTokens,
+  promptLines,
+  seedForTest,
+  TOP_K_SAMPLING,
+} from '../test/webgpu-test-support.ts';
 
-async function findUnavailableReason(): Promise<string | null> {
-  const engine = await findEngineUnavailableReason();
-  if (engine !== null) return engine;
-  const opened = await openGpu();
-  if (!opened.ok) return opened.reason;
-  opened.context.device.destroy();
-  return null;
-}
-
-const unavailableReason = await findUnavailableReason();
+const unavailableReason = await findWebGpuUnavailableReason();
 if (unavailableReason !== null) console.log(`skipping the WebGPU backend CLI tests: ${unavailableReason}`);
-
-function seedForTest(): number {
-  const fromEnv = process.env.SEESAW_TEST_SEED;
-  const seed = fromEnv ? Number(fromEnv) : Math.floor(Math.random() * 2 ** 31);
-  console.log(`webgpu backend test seed ${seed} (replay with SEESAW_TEST_SEED=${seed})`);
-  return seed;
-}
-
-/** Seeded sampling of every kind: steps that mix them read the logits back. */
-const MIXED_SAMPLING = [
-  { temperature: 0.8, top_k: 40, top_p: 0.9 },
-  { temperature: 1.2 },
-  { temperature: 0.6, top_p: 0.5 },
-  { temperature: 1.5, top_k: 8 },
-];
-/** Only top-k sampling beside the greedy lines: every step takes the GPU top-k path. */
-const TOP_K_SAMPLING = [
-  { temperature: 0.8, top_k: 40, top_p: 0.9 },
-  { temperature: 1.5, top_k: 8 },
-];
-
-/** Prompt lines: greedy ones of 3 to 40 tokens (several KV blocks), and seeded sampled ones. */
-function promptLines(seed: number, vocabSize: number, sampling: object[]): string {
-  let state = seed >>> 0;
-  const next = () => {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    return state;
-  };
-  const prompt = (length: number) => Array.from({ length }, () => 1 + (next() % (vocabSize - 1)));
-  const lines = [3, 17, 40, 9].map((length, i) =>
-    JSON.stringify({
-      custom_id: `greedy-${i}`,
-      prompt: prompt(length),
-      max_tokens: 12,
-      temperature: 0,
-      ignore_eos: true,
-    }),
-  );
-  sampling.forEach((params, i) => {
-    lines.push(
-      JSON.stringify({
-        custom_id: `sampled-${i}`,
-        prompt: prompt(5 + 4 * i),
-        max_tokens: 10,
-        seed: seed + i,
-        ignore_eos: true,
-        ...params,
-      }),
-    );
-  });
-  return `${lines.join('\n')}\n`;
-}
-
-/** custom_id -> generated token ids of a run's output file. */
-function outputTokens(path: string): Map<string, number[]> {
-  const records: BatchOutputRecord[] = readFileSync(path, 'utf8')
-    .split('\n')
-    .filter((line) => line !== '')
-    .map((line) => JSON.parse(line));
-  return new Map(
-    records.map((record) => {
-      const tokenIds = record.response?.body.choices[0].token_ids;
-      if (!tokenIds) throw new Error(`${record.custom_id}: no token_ids in ${JSON.stringify(record)}`);
-      return [record.custom_id, tokenIds];
-    }),
-  );
-}
 
 describe.skipIf(unavailableReason !== null)('seesaw run --backend webgpu', () => {
   let dir = '';
@@ -201,10 +131,6 @@ describe.skipIf(unavailableReason !== null)('seesaw run --backend webgpu', () =>
       [['--backend', 'cuda'], "--backend must be one of cpu, webgpu, got 'cuda'"],
       [['--gpus-per-adapter', '2'], '--gpus-per-adapter needs --backend webgpu'],
       [['--backend', 'webgpu', '--devices', '2', '--config', 'D2'], 'needs --gpus-per-adapter 2'],
-      [
-        ['--backend', 'webgpu', '--devices', '2', '--config', 'T2', '--gpus-per-adapter', '2'],
-        'use --config Dn',
-      ],
       [['--backend', 'webgpu', '--prefill', 'P2', '--decode', 'T2'], 'Seesaw re-sharding'],
     ];
     for (const [flags, message] of cases) {

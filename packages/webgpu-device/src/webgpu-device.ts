@@ -1,6 +1,6 @@
 /**
- * The WebGPU backend of a device worker: a whole model's weights and paged KV cache in GPU
- * buffers, stepped by WebGpuLlamaForward. It keeps the CPU device's contract (StepDevice):
+ * The WebGPU backend of a device worker: its shard's weights and paged KV cache in GPU buffers,
+ * stepped by WebGpuLlamaForward (TP all-reduces and PP hand-offs through host memory). It keeps the CPU device's contract (StepDevice):
  * the same block accounting and step messages, and the same sampler, so a step's tokens are
  * drawn by the same (seed, step) definition. What crosses to the host is as little as that
  * draw needs: greedy steps pick the ids on the GPU; steps whose sampled sequences keep a top-k
@@ -70,35 +70,46 @@ export class WebGpuDevice implements StepDevice {
     context: GpuContext,
     readonly config: ModelConfig,
     weights: ModelWeights,
-    options: Pick<StepDeviceOptions, 'kvCacheBytes' | 'blockSize'> = {},
+    options: Pick<StepDeviceOptions, 'kvCacheBytes' | 'blockSize' | 'group'> = {},
   ) {
     this.blockSize = options.blockSize ?? ENGINE_DEFAULTS.blockSize;
     const kernels = new WebGpuKernels(context.device);
-    this.forward = new WebGpuLlamaForward(kernels, config, weights);
+    this.forward = new WebGpuLlamaForward(kernels, config, weights, options.group);
+    // The cache holds this shard's layers and KV heads only, sized as the CPU device's is.
+    const { layers, kvHeads } = weights.shard;
+    const cacheConfig = {
+      ...config,
+      numLayers: layers.end - layers.start,
+      numKvHeads: kvHeads.end - kvHeads.start,
+    };
     this.numKvBlocks = numKvBlocksFor(
-      config,
+      cacheConfig,
       this.blockSize,
       options.kvCacheBytes ?? ENGINE_DEFAULTS.kvCacheBytes,
       context.device.limits.maxStorageBufferBindingSize,
     );
-    this.cache = new GpuKvCache(kernels, config, this.numKvBlocks, this.blockSize);
+    this.cache = new GpuKvCache(kernels, cacheConfig, this.numKvBlocks, this.blockSize);
     this.kvSwapTarget = new GpuKvSwap(kernels, this.cache);
-    this.kvCacheBytes = this.numKvBlocks * bytesPerBlock(config, this.blockSize);
+    this.kvCacheBytes = this.numKvBlocks * bytesPerBlock(cacheConfig, this.blockSize);
     this.shard = weights.shard;
     this.weightBytes = weights.numBytes;
     this.sampler = new StepSampler(config.vocabSize);
   }
 
   async executeStage(step: StepBatch, inputHidden?: Float32Array): Promise<StageOutput> {
-    if (inputHidden)
-      throw new Error('the WebGPU device runs whole models: a step takes no input hidden state');
+    // The worker's kv-store swapper has done the step's swaps (through kvSwapTarget) and removed them.
     if (step.swapOuts?.length || step.swapIns?.length || step.kvWriteBacks?.length || step.prefetches?.length)
       throw new Error(
-        `step ${step.stepId} moves KV to or from the host, which the WebGPU device cannot do yet`,
+        `step ${step.stepId} still carries KV transfers: the WebGPU device moves KV only through a kv-store`,
       );
     this.sampler.update(step);
     checkStepTokenIds(step, this.config.vocabSize);
     const batch = buildForwardBatch(step.seqs, this.blockSize, this.numKvBlocks);
+    if (!this.shard.isLastStage) return { hidden: await this.forward.run(batch, this.cache, inputHidden) };
+    // A shard (TP ranks, a last PP stage) samples on the host from the gathered logits, as the CPU does.
+    const isWholeModel = this.shard.tp === 1 && this.shard.pp === 1;
+    if (!isWholeModel)
+      return this.sampler.sample(step, await this.forward.run(batch, this.cache, inputHidden));
     if (!this.sampler.needsLogits(step)) {
       return this.sampler.fromGreedyIds(step, await this.forward.runGreedy(batch, this.cache));
     }
@@ -136,13 +147,6 @@ function workerGpu(): Promise<GpuContext> {
   return opened;
 }
 
-/** The WebGPU backend for DeviceWorkerRuntime.start: whole-model shards only (tp = pp = 1). */
-export const webGpuStepDevice: StepDeviceFactory = async (config, weights, options) => {
-  const { tp, pp } = weights.shard;
-  if (tp !== 1 || pp !== 1) {
-    throw new Error(
-      `--backend webgpu runs whole models on each device for now (this shard is tp ${tp} x pp ${pp}): use --config Dn`,
-    );
-  }
-  return new WebGpuDevice(await workerGpu(), config, weights, options);
-};
+/** The WebGPU backend for DeviceWorkerRuntime.start. */
+export const webGpuStepDevice: StepDeviceFactory = async (config, weights, options) =>
+  new WebGpuDevice(await workerGpu(), config, weights, options);

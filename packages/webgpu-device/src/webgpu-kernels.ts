@@ -117,6 +117,16 @@ export class WebGpuKernels {
     return out;
   }
 
+  /**
+   * Overwrites the start of a tensor with host data. Lands before the next submission: call it
+   * with nothing pending (after a read), so it cannot overtake encoded dispatches.
+   */
+  write(tensor: GpuTensor, data: Float32Array): void {
+    need(data.length <= tensor.length, `write of ${data.length} floats into a tensor of ${tensor.length}`);
+    need(this.encoder === null, 'write with dispatches pending: it would land before them');
+    this.device.queue.writeBuffer(tensor.buffer, 0, data.buffer, data.byteOffset, data.byteLength);
+  }
+
   /** Copies length floats from src[srcStart..] to dst[dstStart..] in stream order. */
   copy(dst: GpuTensor, dstStart: number, src: GpuTensor, srcStart: number, length: number): void {
     need(

@@ -94,11 +94,6 @@ function webGpuCluster(settings: EngineSettings, gpusPerAdapter: number): Cluste
   if (settings.seesaw)
     throw new UsageError('--backend webgpu: Seesaw re-sharding (--prefill/--decode) is not on the GPU yet');
   const cluster = settings.cluster ?? { numDevices: 1, parallel: { dp: 1, tp: 1, pp: 1 } };
-  if (cluster.parallel.tp > 1 || cluster.parallel.pp > 1) {
-    throw new UsageError(
-      '--backend webgpu: each device runs the whole model for now (no TP or PP on the GPU yet): use --config Dn',
-    );
-  }
   checkWebGpuPlacement(cluster.numDevices, gpusPerAdapter);
   return cluster;
 }
