@@ -3,7 +3,8 @@
  * through host memory: --config T2 (TP all-reduces read back, summed in rank order, written
  * back; vocabulary slices gathered on the host) and P2 (hidden state handed on through the
  * host), each with the CPU engine's tokens for greedy and seeded sampling; and T2 under a tight
- * device KV budget with a host tier, where sharded swaps go through each rank's staging buffers.
+ * device KV budget with a host tier, where sharded swaps go through each rank's staging buffers;
+ * and Seesaw --prefill P2 --decode T2 (re-shards, write-backs after prefill, prefetches).
  * Skipped, with the reason printed, when the engine or a WebGPU adapter is unavailable.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -73,6 +74,19 @@ describe.skipIf(unavailableReason !== null)('seesaw run --backend webgpu across 
     },
     120_000,
   );
+
+  it("Seesaw --prefill P2 --decode T2: re-shards between phases, KV written back and prefetched through the host tier; the CPU engine's tokens", async () => {
+    const gpuPath = join(dir, 'gpu-seesaw.jsonl');
+    const gpu = await runSeesaw([
+      'run',
+      ...['--model', modelDir, '--input', inputPath, '--output', gpuPath, '--backend', 'webgpu'],
+      ...TWO_ON_ONE_ADAPTER,
+      ...['--prefill', 'P2', '--decode', 'T2', '--device-memory', '16MiB', '--host-kv-memory', '8MiB'],
+    ]);
+    expect(gpu.status, gpu.stderr).toBe(0);
+    expect(gpu.stdout + gpu.stderr).toMatch(/Phases: [1-9]\d* switch/);
+    expect(outputTokens(gpuPath)).toEqual(cpuTokens);
+  }, 120_000);
 
   it("--config T2 with a tight KV budget and a host tier: swaps happen, tokens stay the CPU engine's", async () => {
     // Weights of a tiny T2 rank are about 4.5 MiB: 4800KiB leaves a few KV blocks per rank.

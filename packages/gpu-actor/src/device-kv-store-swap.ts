@@ -34,10 +34,16 @@ import {
 import { KvPrefetchTable, type PrefetchWait } from './kv-prefetch-table.ts';
 import { PagedKvCache } from './paged-kv-cache.ts';
 import type { KvBlockCopier } from './step-device.ts';
-import { checkKvSwap, StepKvWriteBacks } from './step-kv-write-backs.ts';
+import { checkKvSwap, StepKvWriteBacks, type WriteBackTimings } from './step-kv-write-backs.ts';
 import { gatherSwapKv, scatterSwapKv } from './swap-kv-copy.ts';
 
 export type KvStoreLinkEndpoint = WorkerPortEndpoint<DeviceToKvStore, KvStoreToDevice>;
+
+/** A step's write-backs as the step runner drives them: the forward pass's per-layer hook, then finish(). */
+export interface StepWriteBacks {
+  readonly onLayerKvWritten: (layer: number) => void;
+  finish(): Promise<WriteBackTimings>;
+}
 
 /** The kv-store may still be starting (tsx compiles its worker). */
 const KV_STORE_HANDSHAKE_TIMEOUT_MS = 60_000;
@@ -109,12 +115,6 @@ export class KvStoreSwapper {
     else this.cache.scatter(swap, slice);
   }
 
-  /** The host cache the tiered-KV transfers copy layer by layer; a block copier has none yet. */
-  private hostCache(what: string): PagedKvCache {
-    if (this.cache instanceof PagedKvCache) return this.cache;
-    throw new Error(`${what}: this device's KV cache is off the host, where only swaps reach it yet`);
-  }
-
   /**
    * Issues the step's prefetches (kvGet each; the scatter into its blocks happens when the data
    * arrives). Call after apply() has posted the step's swap-outs: a swapped-out block may be a
@@ -122,13 +122,11 @@ export class KvStoreSwapper {
    */
   startPrefetches(step: StepBatch): void {
     const prefetches = step.prefetches ?? [];
-    if (prefetches.length === 0) return;
-    const cache = this.hostCache('prefetch');
-    for (const swap of prefetches) checkKvSwap(swap, cache, 'prefetch');
+    for (const swap of prefetches) checkKvSwap(swap, this.cache, 'prefetch');
     for (const swap of prefetches) {
       this.prefetches.start(swap.seqId, async () => {
         const slice = await this.fetch(swap, 'prefetch');
-        scatterSwapKv(cache, swap, slice);
+        this.scatter(swap, slice);
       });
     }
   }
@@ -151,13 +149,37 @@ export class KvStoreSwapper {
    * The step's write-backs, posted layer by layer through the forward pass's hook (see
    * StepKvWriteBacks); undefined when it has none. Throws on a malformed write-back.
    */
-  startWriteBacks(step: StepBatch): StepKvWriteBacks | undefined {
+  startWriteBacks(step: StepBatch): StepWriteBacks | undefined {
     const swaps = step.kvWriteBacks ?? [];
     if (swaps.length === 0) return undefined;
-    return new StepKvWriteBacks(this.hostCache('write-back'), swaps, (swap, layer, tensor) => {
+    if (!(this.cache instanceof PagedKvCache)) return this.wholeWriteBacks(this.cache, swaps);
+    return new StepKvWriteBacks(this.cache, swaps, (swap, layer, tensor) => {
       const layers = { start: this.layers.start + layer, end: this.layers.start + layer + 1 };
       return this.trackPut(this.request('write-back', swap, 'kvPut', tensor, layers)).then(() => undefined);
     });
+  }
+
+  /**
+   * Write-backs of a cache off the host: not layer by layer (each layer would be a read-back of
+   * its own) but every layer of each sequence at once after the compute. finish() encodes the
+   * copies out synchronously, before any later step's compute can reuse the blocks.
+   */
+  private wholeWriteBacks(copier: KvBlockCopier, swaps: readonly StepKvSwap[]): StepWriteBacks {
+    for (const swap of swaps) checkKvSwap(swap, copier, 'write-back');
+    return {
+      onLayerKvWritten: () => {},
+      finish: async () => {
+        const startMs = performance.now();
+        await Promise.all(
+          swaps.map(async (swap) => {
+            const tensor = await copier.gather(swap);
+            await this.trackPut(this.request('write-back', swap, 'kvPut', tensor));
+          }),
+        );
+        const ms = performance.now() - startMs;
+        return { writeBackMs: ms, writeBackWaitMs: ms };
+      },
+    };
   }
 
   /**

@@ -81,18 +81,17 @@ export function readEngineSettings(values: FlagValues): EngineSettings {
   const { backend, gpusPerAdapter } = readBackendSettings(values);
   if (backend === 'webgpu') {
     settings.backend = backend;
-    settings.cluster = webGpuCluster(settings, gpusPerAdapter);
+    if (seesaw) checkWebGpuPlacement(seesaw.numDevices, gpusPerAdapter);
+    else settings.cluster = webGpuCluster(settings, gpusPerAdapter);
   }
   return settings;
 }
 
 /**
  * The local cluster a WebGPU run goes through (device workers even for one device: the GPU
- * backend lives in the device worker), refusing what the GPU backend cannot do yet.
+ * backend lives in the device worker), refusing a placement the GPU backend cannot make yet.
  */
 function webGpuCluster(settings: EngineSettings, gpusPerAdapter: number): ClusterSettings {
-  if (settings.seesaw)
-    throw new UsageError('--backend webgpu: Seesaw re-sharding (--prefill/--decode) is not on the GPU yet');
   const cluster = settings.cluster ?? { numDevices: 1, parallel: { dp: 1, tp: 1, pp: 1 } };
   checkWebGpuPlacement(cluster.numDevices, gpusPerAdapter);
   return cluster;
