@@ -2,7 +2,8 @@
 # GPU check for the WebGPU backend, for a Linux machine with a GPU (NVIDIA: its driver ships the
 # Vulkan ICD Dawn uses) and Node 20, run from a clone where `pnpm install` has already run (the
 # machine needs no network then). In under 8 minutes it runs:
-#   1. the WebGPU test files (kernels and forward pass against the float64 reference and the CPU engine),
+#   1. the WebGPU test files (kernels and forward pass against the float64 reference and the CPU
+#      engine; `seesaw run --backend webgpu` on 1 and 2 devices against the CPU engine's tokens),
 #   2. the kernel bench: FMA peak, copy bandwidth, matmul and decode-GEMV fractions of them,
 #   3. the end-to-end bench on the medium shape (bf16; 32 prompts x 128 tokens, 64 output tokens).
 # SEESAW_GPU_CHECK_REDUCED=1 runs reduced sizes (for a software adapter such as lavapipe).
@@ -24,7 +25,8 @@ fi
 quiet() { grep -v 'artificially reduced' || true; }
 
 echo "== 1/3 WebGPU tests"
-timeout 180 pnpm -s vitest run packages/webgpu-device 2>&1 | quiet
+timeout 200 pnpm -s vitest run packages/webgpu-device apps/cli/src/webgpu-backend.e2e.test.ts \
+  apps/cli/src/webgpu-multi-device.e2e.test.ts 2>&1 | quiet
 echo "== 2/3 kernel bench"
 timeout 120 pnpm -s bench:webgpu "${kernel_args[@]}" 2>&1 | quiet
 echo "== 3/3 end-to-end bench"

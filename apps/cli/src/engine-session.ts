@@ -18,6 +18,7 @@ import {
 } from '@seesaw/coordinator';
 import { expectedTensors, loadModelConfig, type ModelConfig } from '@seesaw/model';
 import { ENGINE_DEFAULTS } from '@seesaw/protocol';
+import type { DeviceBackend } from './backend-flags.ts';
 import type { ClusterSettings } from './cluster-flags.ts';
 import type { SeesawSettings } from './seesaw-flags.ts';
 
@@ -36,6 +37,8 @@ export interface EngineSettings {
   maxNumSeqs?: number;
   /** Run on a local cluster of device workers (--devices/--config); in-process CpuDevice when absent. */
   cluster?: ClusterSettings;
+  /** What the cluster's device workers compute on (--backend); cpu when absent. */
+  backend?: DeviceBackend;
   /** Host-memory KV tier for preemption by swapping (--host-kv-memory); none when absent. */
   hostKvBytes?: number;
   /** How to preempt when device KV runs out (--preemption); 'auto' with a host tier, else recompute. */

@@ -15,6 +15,7 @@ import { basename, resolve } from 'node:path';
 import { LocalCluster, measureReshardLinkRates, SeesawClusterEngine } from '@seesaw/coordinator';
 import { Checkpoint, formatParallelConfig } from '@seesaw/model';
 import { ENGINE_DEFAULTS } from '@seesaw/protocol';
+import { deviceWorkerUrlOf } from './backend-flags.ts';
 import { formatByteSize } from './byte-size.ts';
 import type { EngineSession, EngineSettings, SessionFigures } from './engine-session.ts';
 import { PeakDeviceMemory, watchPeakMemory } from './phased-memory-watch.ts';
@@ -26,7 +27,7 @@ export async function openSeesawSession(
   seesaw: SeesawSettings,
 ): Promise<EngineSession> {
   // Loaded here, as in openClusterSession: native kernels only when an engine really starts.
-  const { createDeviceWorkerGroup, deviceWorkerUrl } = await import('@seesaw/gpu-actor');
+  const { createDeviceWorkerGroup } = await import('@seesaw/gpu-actor');
   const log = (line: string) => process.stderr.write(`${line}\n`);
   const numThreads = settings.numThreads ?? availableParallelism();
   const numThreadsPerDevice = Math.max(1, Math.floor(numThreads / seesaw.numDevices));
@@ -49,7 +50,7 @@ export async function openSeesawSession(
     );
   }
   const cluster = await LocalCluster.start({
-    workerUrl: deviceWorkerUrl(),
+    workerUrl: await deviceWorkerUrlOf(settings.backend ?? 'cpu'),
     modelDir,
     parallel: seesaw.prefill,
     decodeParallel: seesaw.decode,

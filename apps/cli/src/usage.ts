@@ -37,7 +37,7 @@ export const COMMAND_USAGE: Readonly<Record<string, string>> = {
              --listen HOST:PORT --token-file F`,
   worker: `  worker     Run a host agent: joins the coordinator, spawns one device worker per device the
              coordinator places here and relays it. --connect ws://HOST:PORT --devices N
-             --token-file F [--name HOST]`,
+             --token-file F [--name HOST] [--backend cpu|webgpu [--gpus-per-adapter K]]`,
   token: `  token      Write a new random cluster token: --out F (mode 0600; token files readable by
              group/other or shorter than 32 bytes are refused).`,
   'cluster-run': `  cluster-run  Start a coordinator and local agents from a cluster script (JSON: tokenFile,
@@ -79,6 +79,13 @@ const NOTES: ReadonlyArray<{ commands?: readonly string[]; text: string }> = [
 engine on N device workers (worker threads) laid out D<dp>T<tp>P<pp> (e.g. T2, P2, D2T2; N must
 be dp * tp * pp), --threads split evenly over them (at least 1 each). --device-memory is each
 device's budget for its weights plus KV cache (default: the whole checkpoint plus 512MiB).`,
+  },
+  {
+    commands: ['run', 'bench'],
+    text: `GPU backend (run and bench): --backend cpu|webgpu (default cpu). webgpu runs each device worker
+on the first WebGPU adapter (Dawn: Vulkan, Metal, D3D12; lavapipe without a GPU), one whole model
+per device: --config Dn only, no host KV tier or Seesaw re-sharding yet. --gpus-per-adapter K
+lets up to K device workers share the adapter (--devices N needs K >= N for now).`,
   },
   {
     commands: ['run'],

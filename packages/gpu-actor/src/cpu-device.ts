@@ -147,6 +147,11 @@ export class CpuDevice {
     return this.cache;
   }
 
+  /** The same cache, under the name the device worker's seam (StepDevice) reads. */
+  get kvSwapTarget(): PagedKvCache {
+    return this.cache;
+  }
+
   get kvCacheBytes(): number {
     return this.cache.numBytes;
   }

@@ -7,6 +7,7 @@ export {
   deviceWorkerUrl,
 } from './device-worker-data.ts';
 export { DeviceOutOfMemoryError, kvCacheBudget, shardWeightBytes } from './device-worker-memory.ts';
+export { DeviceWorkerRuntime } from './device-worker-runtime.ts';
 export { buildForwardBatch, type ForwardBatch } from './forward-batch.ts';
 export { type HeldSlice, HeldWeights } from './held-weights.ts';
 export { InProcessGroup } from './in-process-group.ts';
@@ -28,4 +29,12 @@ export {
   type SharedMemoryGroupDescriptor,
   sharedMemoryGroupBytes,
 } from './shared-memory-group.ts';
+export {
+  cpuStepDevice,
+  type KvBlockCopier,
+  type StepDevice,
+  type StepDeviceFactory,
+  type StepDeviceOptions,
+} from './step-device.ts';
+export { checkStepTokenIds, StepSampler } from './step-sampler.ts';
 export { sumInRankOrder, type TensorParallelGroup } from './tensor-parallel-group.ts';

@@ -1,6 +1,6 @@
-import { reference, type WeightDType, weightToFloat64 } from '@seesaw/kernels';
+import { reference, sampleRow, type WeightDType, weightToFloat64 } from '@seesaw/kernels';
 import { afterAll, describe, expect, it } from 'vitest';
-import { WebGpuKernels } from './webgpu-kernels.ts';
+import { splitTopK, WebGpuKernels } from './webgpu-kernels.ts';
 import {
   gpuForTests,
   makeRng,
@@ -118,6 +118,39 @@ describe.skipIf(gpu === null)('WebGPU kernels against the float64 reference', ()
     const expected = Array.from(reference.argmaxRows(logits, rows, n));
     expect(expected[2]).toBe(17);
     expect(Array.from(await k.readInt32(ids))).toEqual(expected);
+  });
+
+  it("topKRows: the k best of each row in the sampler order (ties by lower index, NaN last), and the draw over them is the full row's", async () => {
+    const [rows, n, topK] = [4, 700, 37];
+    const logits = randomF32(rng, rows * n, 4);
+    logits[5] = 9; // a tie at the top of row 0: the lower index first
+    logits[300] = 9;
+    logits[n + 3] = Number.NaN; // NaN ranks as -inf
+    for (let i = 0; i < n; i++) if (i % 3 === 0) logits[2 * n + i] = 1.5; // many ties in row 2
+    const out = k.allocate(rows * 2 * topK);
+    k.topKRows(out, k.upload(logits), rows, n, topK);
+    const read = await k.read(out);
+    for (let r = 0; r < rows; r++) {
+      const row = logits.subarray(r * n, (r + 1) * n);
+      const rank = (i: number) => (Number.isNaN(row[i]) ? -Infinity : row[i]);
+      const expected = Array.from({ length: n }, (_, i) => i)
+        .sort((a, b) => rank(b) - rank(a) || a - b)
+        .slice(0, topK);
+      const { values, ids } = splitTopK(read, r, topK);
+      expect(Array.from(ids)).toEqual(expected);
+      expect(Array.from(values)).toEqual(expected.map(rank));
+      // The CPU sampler's draw over the candidates picks the token it picks over the whole row.
+      for (const [temperature, topP] of [
+        [0.7, 1],
+        [1.3, 0.8],
+        [0.2, 0.3],
+      ]) {
+        const uniform = rng();
+        const full = sampleRow(row.slice(), temperature, topK, topP, uniform);
+        const candidate = sampleRow(values.slice(), temperature, topK, topP, uniform);
+        expect(ids[candidate]).toBe(full);
+      }
+    }
   });
 
   it('rejects shapes that do not fit the buffers, naming them', () => {

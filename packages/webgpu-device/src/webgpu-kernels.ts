@@ -8,6 +8,7 @@ import {
   rmsNormSource,
   ropeSource,
   siluMulSource,
+  topKRowsSource,
 } from './wgsl-sources.ts';
 
 /** A tensor living in a device storage buffer: f32 activations, or a weight in its storage dtype. */
@@ -40,6 +41,8 @@ export interface AttentionGeometry {
 }
 
 const WORKGROUP = 64;
+/** The f32 bit pattern of -inf. */
+const NEG_INF_BITS = 0xff800000;
 const MAX_GROUPS_PER_DIM = 65535;
 
 /**
@@ -112,6 +115,16 @@ export class WebGpuKernels {
     const out = new Float32Array(staging.getMappedRange().slice(0));
     staging.destroy();
     return out;
+  }
+
+  /**
+   * Overwrites the start of a tensor with host data. Lands before the next submission: call it
+   * with nothing pending (after a read), so it cannot overtake encoded dispatches.
+   */
+  write(tensor: GpuTensor, data: Float32Array): void {
+    need(data.length <= tensor.length, `write of ${data.length} floats into a tensor of ${tensor.length}`);
+    need(this.encoder === null, 'write with dispatches pending: it would land before them');
+    this.device.queue.writeBuffer(tensor.buffer, 0, data.buffer, data.byteOffset, data.byteLength);
   }
 
   /** Copies length floats from src[srcStart..] to dst[dstStart..] in stream order. */
@@ -213,6 +226,19 @@ export class WebGpuKernels {
       `argmaxRows needs ${rows} x ${n} logits and ${rows} ids`,
     );
     this.dispatch(argmaxRowsSource, [logits, ids, this.params([rows, n, 0, 0])], rows, 1);
+  }
+
+  /**
+   * The k best entries of each logits row of n (larger first, lower index on ties, NaN as -inf):
+   * out [rows][2k], per row k values then k indices as i32 bit patterns (see splitTopK).
+   */
+  topKRows(out: GpuTensor, logits: GpuTensor, rows: number, n: number, k: number): void {
+    need(k >= 1 && k <= n, `topKRows needs 1 <= k <= n, got k ${k} of ${n}`);
+    need(
+      logits.length >= rows * n && out.length >= rows * 2 * k,
+      `topKRows needs ${rows} x ${n} logits and ${rows} x ${2 * k} outputs`,
+    );
+    this.dispatch(topKRowsSource, [logits, out, this.params([rows, n, k, NEG_INF_BITS])], rows, 1);
   }
 
   /** Submits the pending dispatches and reads length i32 values back (sampled ids). */
@@ -333,6 +359,19 @@ export class WebGpuKernels {
     const first = errors.find((e) => e !== null);
     if (first) throw new Error(`WebGPU rejected a submission: ${first.message}`);
   }
+}
+
+/** Row r of topKRows' output: its k values and their indices in the row. */
+export function splitTopK(
+  out: Float32Array,
+  r: number,
+  k: number,
+): { values: Float32Array; ids: Int32Array } {
+  const start = r * 2 * k;
+  return {
+    values: out.subarray(start, start + k),
+    ids: new Int32Array(out.buffer, out.byteOffset + (start + k) * 4, k),
+  };
 }
 
 function groups(n: number): number {

@@ -1,7 +1,7 @@
-import type { ForwardBatch, ModelWeights } from '@seesaw/gpu-actor';
+import type { ForwardBatch, ModelWeights, TensorParallelGroup } from '@seesaw/gpu-actor';
 import { ropeTables } from '@seesaw/gpu-actor';
 import type { KvLayout, Weight } from '@seesaw/kernels';
-import { type ModelConfig, ropeInvFreq } from '@seesaw/model';
+import { balancedRange, type ModelConfig, ropeInvFreq, type ShardSpec } from '@seesaw/model';
 import type { GpuTensor, GpuWeight, WebGpuKernels } from './webgpu-kernels.ts';
 
 /** One layer's weights resident on the device. */
@@ -15,7 +15,10 @@ interface GpuLayer {
   down: GpuWeight;
 }
 
-/** The device tier of the KV cache in GPU buffers: per layer K and V, [numBlocks][numKvHeads][blockSize][headDim]. */
+/**
+ * The device tier of the KV cache in GPU buffers: per layer K and V, [numBlocks][numKvHeads][blockSize][headDim].
+ * config: the shard's view (its stage's layers, its rank's KV heads), as the CPU cache is sized.
+ */
 export class GpuKvCache {
   readonly layout: KvLayout;
   readonly keys: GpuTensor[];
@@ -32,33 +35,52 @@ export class GpuKvCache {
     this.keys = Array.from({ length: config.numLayers }, () => kernels.allocate(floats));
     this.values = Array.from({ length: config.numLayers }, () => kernels.allocate(floats));
   }
+
+  /** Frees the buffers (deferred by WebGPU until submitted work that reads them ends). */
+  destroy(): void {
+    destroyAll(this.keys);
+    destroyAll(this.values);
+  }
 }
 
 /**
- * The Llama forward pass of a whole model (tp = pp = 1) on one WebGPU device: the same steps as
- * the CPU LlamaForward, with the weights uploaded once at construction. Per step only the batch
- * metadata goes up (token ids, RoPE rows, slots, block tables) and the sampled rows' logits come
- * back. The step is encoded as one submission.
+ * The Llama forward pass of one shard (tpRank, ppStage; the whole model is tp = pp = 1) on one
+ * WebGPU device: the same steps as the CPU LlamaForward, with the weights uploaded once at
+ * construction. Per step only the batch metadata goes up (token ids, RoPE rows, slots, block
+ * tables) and the sampled rows' ids, candidates or logits come back; a step is one submission
+ * unless it crosses devices. Across devices everything goes through host memory: TP all-reduces
+ * read the partial sums back, reduce them in rank order (the group) and write the sum; a
+ * non-first PP stage writes its input hidden state, a non-last one reads its output back; the
+ * vocabulary slices of a TP last stage are gathered on the host.
  */
 export class WebGpuLlamaForward {
   private readonly invFreq: Float64Array;
   private readonly uploaded = new Map<Weight, GpuWeight>();
-  private readonly embedding: GpuWeight;
+  private readonly embedding: GpuWeight | undefined;
   private readonly layers: GpuLayer[];
-  private readonly finalNorm: GpuTensor;
-  private readonly lmHead: GpuWeight;
+  private readonly finalNorm: GpuTensor | undefined;
+  private readonly lmHead: GpuWeight | undefined;
+  readonly shard: ShardSpec;
 
   constructor(
     private readonly kernels: WebGpuKernels,
     readonly config: ModelConfig,
     weights: ModelWeights,
+    private readonly group?: TensorParallelGroup,
   ) {
-    const { tp, pp } = weights.shard;
-    if (tp !== 1 || pp !== 1 || !weights.embedding || !weights.finalNorm || !weights.lmHead) {
-      throw new RangeError(`the WebGPU forward runs whole models only (got a tp ${tp} x pp ${pp} shard)`);
+    this.shard = weights.shard;
+    const { tp, tpRank, isFirstStage, isLastStage } = this.shard;
+    if (tp > 1 && (group === undefined || group.size !== tp || group.rank !== tpRank)) {
+      throw new RangeError(
+        `TP rank ${tpRank} of ${tp} needs a tensor-parallel group of that size and rank ` +
+          `(got ${group ? `rank ${group.rank} of ${group.size}` : 'none'})`,
+      );
+    }
+    if (isFirstStage !== !!weights.embedding || isLastStage !== !!(weights.finalNorm && weights.lmHead)) {
+      throw new RangeError("the shard's weights lack its stage's embedding or final norm and lm_head");
     }
     this.invFreq = ropeInvFreq(config);
-    this.embedding = this.weight(weights.embedding);
+    this.embedding = weights.embedding && this.weight(weights.embedding);
     this.layers = weights.layers.map((layer) => ({
       inputNorm: kernels.upload(layer.inputNorm),
       qkv: this.weight(layer.qkv),
@@ -68,8 +90,25 @@ export class WebGpuLlamaForward {
       gateUp: this.weight(layer.gateUp),
       down: this.weight(layer.down),
     }));
-    this.finalNorm = kernels.upload(weights.finalNorm);
-    this.lmHead = this.weight(weights.lmHead);
+    this.finalNorm = weights.finalNorm && kernels.upload(weights.finalNorm);
+    this.lmHead = weights.lmHead && this.weight(weights.lmHead);
+  }
+
+  /** Frees the weight buffers; the forward pass is unusable after. */
+  destroy(): void {
+    const norms = this.layers.flatMap((l) => [
+      l.inputNorm,
+      l.postAttentionNorm,
+      ...(l.qkvBias ? [l.qkvBias] : []),
+    ]);
+    destroyAll([...norms, ...(this.finalNorm ? [this.finalNorm] : [])]);
+    destroyAll([...this.uploaded.values()].map((w) => w.tensor));
+    this.uploaded.clear();
+  }
+
+  /** Whether the LM head's vocabulary is split over TP ranks: logits must be gathered on the host. */
+  get isVocabSplit(): boolean {
+    return !!this.group && this.group.size > 1;
   }
 
   /** Tied embeddings are the same Weight object twice: uploaded once. */
@@ -82,20 +121,30 @@ export class WebGpuLlamaForward {
     return gpu;
   }
 
-  /** Runs one step; returns the logits [numSampled][V] of batch.sampledRows. */
-  async run(batch: ForwardBatch, cache: GpuKvCache): Promise<Float32Array> {
-    const { logits, step } = this.encodeStep(batch, cache);
+  /**
+   * Runs this stage's part of one step. Last stage: the logits [numSampled][V] of
+   * batch.sampledRows (gathered over TP ranks); other stages: the hidden state [T][H].
+   */
+  async run(batch: ForwardBatch, cache: GpuKvCache, inputHidden?: Float32Array): Promise<Float32Array> {
+    const step: GpuTensor[] = [];
     try {
-      return logits ? await this.kernels.read(logits) : new Float32Array(0);
+      const hidden = await this.encodeLayers(batch, cache, inputHidden, step);
+      if (!this.shard.isLastStage) return await this.kernels.read(hidden);
+      const logits = this.encodeLogits(batch, hidden, step);
+      if (!logits) return new Float32Array(0);
+      const local = await this.kernels.read(logits);
+      return this.isVocabSplit ? await this.gatherLogits(local, batch.sampledRows.length) : local;
     } finally {
       destroyAll(step);
     }
   }
 
-  /** Runs one step and samples greedily on the GPU: only the token ids of batch.sampledRows come back. */
+  /** Runs one step and samples greedily on the GPU (a last stage of an unsplit vocabulary): only the ids come back. */
   async runGreedy(batch: ForwardBatch, cache: GpuKvCache): Promise<Int32Array> {
-    const { logits, step } = this.encodeStep(batch, cache);
+    this.needWholeVocabulary('greedy ids');
+    const step: GpuTensor[] = [];
     try {
+      const logits = this.encodeLogits(batch, await this.encodeLayers(batch, cache, undefined, step), step);
       if (!logits) return new Int32Array(0);
       const numSampled = batch.sampledRows.length;
       const ids = track(step, this.kernels.upload(new Int32Array(numSampled)));
@@ -107,37 +156,70 @@ export class WebGpuLlamaForward {
   }
 
   /**
-   * Encodes the step's layers and, when rows are sampled, the final norm and LM head; returns the
-   * logits tensor (none without sampled rows) and the step's buffers for the caller to destroy.
+   * Runs one step and selects each sampled row's k best logits on the GPU: only those come back,
+   * [numSampled][2k] as WebGpuKernels.topKRows lays them out (k <= vocabSize).
    */
-  private encodeStep(
+  async runTopK(batch: ForwardBatch, cache: GpuKvCache, k: number): Promise<Float32Array> {
+    this.needWholeVocabulary('top-k candidates');
+    const step: GpuTensor[] = [];
+    try {
+      const logits = this.encodeLogits(batch, await this.encodeLayers(batch, cache, undefined, step), step);
+      if (!logits) return new Float32Array(0);
+      const numSampled = batch.sampledRows.length;
+      const candidates = track(step, this.kernels.allocate(numSampled * 2 * k));
+      this.kernels.topKRows(candidates, logits, numSampled, this.config.vocabSize, k);
+      return await this.kernels.read(candidates);
+    } finally {
+      destroyAll(step);
+    }
+  }
+
+  private needWholeVocabulary(what: string): void {
+    if (!this.shard.isLastStage || this.isVocabSplit || !this.shard.isFirstStage) {
+      throw new Error(`${what} on the GPU need a whole model on one device; use run() for a shard`);
+    }
+  }
+
+  /**
+   * Encodes (and, across TP ranks, runs) the stage's layers; returns the hidden state [T][H]
+   * tensor. The step's buffers are pushed to `step` for the caller to destroy.
+   */
+  private async encodeLayers(
     batch: ForwardBatch,
     cache: GpuKvCache,
-  ): { logits: GpuTensor | null; step: GpuTensor[] } {
+    inputHidden: Float32Array | undefined,
+    step: GpuTensor[],
+  ): Promise<GpuTensor> {
     const k = this.kernels;
-    const { hiddenSize, headDim, numHeads, numKvHeads, intermediateSize, rmsNormEps, vocabSize } =
-      this.config;
+    const { hiddenSize, headDim, rmsNormEps, vocabSize } = this.config;
+    const { queryHeads, kvHeads, mlpColumns } = this.shard;
+    const numHeads = queryHeads.end - queryHeads.start;
+    const numKvHeads = kvHeads.end - kvHeads.start;
+    const intermediateSize = mlpColumns.end - mlpColumns.start;
     const T = batch.numTokens;
     const qWidth = numHeads * headDim;
     const kvWidth = numKvHeads * headDim;
     const qkvStride = qWidth + 2 * kvWidth;
+    if (cache.layout.numKvHeads !== numKvHeads || cache.keys.length !== this.layers.length) {
+      throw new RangeError(
+        `KV cache holds ${cache.keys.length} layers x ${cache.layout.numKvHeads} KV heads; ` +
+          `this shard needs ${this.layers.length} x ${numKvHeads}`,
+      );
+    }
     for (const id of batch.tokenIds) {
       if (!Number.isInteger(id) || id < 0 || id >= vocabSize) {
         throw new RangeError(`token id ${id} outside the vocabulary of ${vocabSize}`);
       }
     }
 
-    const step: GpuTensor[] = [];
     const up = (data: Float32Array | Int32Array) => track(step, k.upload(data));
     const alloc = (length: number) => track(step, k.allocate(length));
     const { cos, sin } = ropeTables(batch.positions, this.invFreq);
     const cosT = up(cos);
     const sinT = up(sin);
-    const ids = up(batch.tokenIds);
     const slots = up(batch.slots);
     const tokenInfo = up(tokenSequenceAndPosition(batch));
     const blockTables = up(batch.attention.blockTables);
-    const hidden = alloc(T * hiddenSize);
     const normed = alloc(T * hiddenSize);
     const qkv = alloc(T * qkvStride);
     const attention = alloc(T * qWidth);
@@ -155,7 +237,19 @@ export class WebGpuLlamaForward {
       scale: 1 / Math.sqrt(headDim),
     };
 
-    k.embed(hidden, this.embedding, ids);
+    let hidden: GpuTensor;
+    if (this.embedding) {
+      hidden = alloc(T * hiddenSize);
+      k.embed(hidden, this.embedding, up(batch.tokenIds));
+    } else {
+      if (inputHidden?.length !== T * hiddenSize) {
+        throw new RangeError(
+          `stage ${this.shard.ppStage} needs the previous stage's hidden state of ${T} x ${hiddenSize} floats ` +
+            `(got ${inputHidden === undefined ? 'none' : inputHidden.length})`,
+        );
+      }
+      hidden = up(inputHidden);
+    }
     for (const [l, layer] of this.layers.entries()) {
       k.rmsNorm(normed, hidden, layer.inputNorm, T, rmsNormEps);
       k.matmul(qkv, normed, T, layer.qkv, layer.qkvBias);
@@ -164,28 +258,66 @@ export class WebGpuLlamaForward {
       k.writeKv(cache.keys[l], cache.values[l], qkv, slots, geometry);
       k.pagedAttention(attention, qkv, cache.keys[l], cache.values[l], tokenInfo, blockTables, geometry);
       k.matmul(projected, attention, T, layer.o);
+      await this.allReduce(projected);
       k.addInPlace(hidden, projected);
       k.rmsNorm(normed, hidden, layer.postAttentionNorm, T, rmsNormEps);
       k.matmul(gateUp, normed, T, layer.gateUp);
       k.siluMul(activated, gateUp, T, intermediateSize);
       k.matmul(projected, activated, T, layer.down);
+      await this.allReduce(projected);
       k.addInPlace(hidden, projected);
     }
+    return hidden;
+  }
 
+  /** Row-parallel partial sums summed over the TP group through host memory (rank order, as on the CPU). */
+  private async allReduce(partial: GpuTensor): Promise<void> {
+    if (!this.group || this.group.size === 1) return;
+    const host = await this.kernels.read(partial);
+    await this.group.allReduceSum(host);
+    this.kernels.write(partial, host);
+  }
+
+  /** Encodes the final norm and this rank's LM head rows for the sampled rows; null without any. */
+  private encodeLogits(batch: ForwardBatch, hidden: GpuTensor, step: GpuTensor[]): GpuTensor | null {
+    const k = this.kernels;
+    const { hiddenSize, rmsNormEps } = this.config;
     const numSampled = batch.sampledRows.length;
+    if (!this.finalNorm || !this.lmHead)
+      throw new Error('unreachable: last stage without final norm or lm_head');
     if (numSampled === 0) {
       k.flush();
-      return { logits: null, step };
+      return null;
     }
-    const lastHidden = alloc(numSampled * hiddenSize);
+    const lastHidden = track(step, k.allocate(numSampled * hiddenSize));
     batch.sampledRows.forEach((row, i) => {
       k.copy(lastHidden, i * hiddenSize, hidden, row * hiddenSize, hiddenSize);
     });
     // A buffer cannot be bound for reading and writing in one dispatch: the norm goes to normed.
+    const normed = track(step, k.allocate(numSampled * hiddenSize));
     k.rmsNorm(normed, lastHidden, this.finalNorm, numSampled, rmsNormEps);
-    const logits = alloc(numSampled * vocabSize);
+    const logits = track(step, k.allocate(numSampled * this.lmHead.rows));
     k.matmul(logits, normed, numSampled, this.lmHead);
-    return { logits, step };
+    return logits;
+  }
+
+  /** Every rank's vocabulary slice [numSampled][Vr], gathered on the host into full rows. */
+  private async gatherLogits(local: Float32Array, numSampled: number): Promise<Float32Array> {
+    const group = this.group!;
+    const { vocabSize } = this.config;
+    const gathered = new Float32Array(numSampled * vocabSize);
+    await group.allGather(local, gathered);
+    const logits = new Float32Array(numSampled * vocabSize);
+    let offset = 0;
+    for (let r = 0; r < group.size; r++) {
+      const { start, end } = balancedRange(vocabSize, group.size, r);
+      const width = end - start;
+      for (let i = 0; i < numSampled; i++) {
+        logits.set(gathered.subarray(offset + i * width, offset + (i + 1) * width), i * vocabSize + start);
+      }
+      offset += numSampled * width;
+    }
+    return logits;
   }
 }
 

@@ -169,3 +169,61 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lane:
   }
   if (lane == 0u) { ids[wg.x] = i32(bestIndex[0]); }
 }`;
+
+/**
+ * The k best of each logits row in the CPU sampler's order (larger first, lower index on ties;
+ * NaN ranks as -inf), one workgroup a row, k selection passes: pass j takes the best entry that
+ * comes after pass j-1's in that order. out row r: k values, then k indices (as f32 bit
+ * patterns), so one read brings both back.
+ */
+export const topKRowsSource = `struct Params { rows: u32, n: u32, k: u32, negInfBits: u32 }
+@group(0) @binding(0) var<storage, read> logits: array<f32>;
+@group(0) @binding(1) var<storage, read_write> best: array<f32>;
+@group(0) @binding(2) var<uniform> p: Params;
+const NONE = 0xffffffffu;
+var<workgroup> bestValue: array<f32, 64>;
+var<workgroup> bestIndex: array<u32, 64>;
+// -inf comes from the host: a constant expression may not evaluate to an infinity.
+fn ranked(v: f32) -> f32 {
+  if (v != v) { return bitcast<f32>(p.negInfBits); }
+  return v;
+}
+fn before(value: f32, index: u32, thanValue: f32, thanIndex: u32) -> bool {
+  return value > thanValue || (value == thanValue && index < thanIndex);
+}
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lane: u32) {
+  let base = wg.x * p.n;
+  var lastValue = 0.0;
+  var lastIndex = NONE;
+  for (var j = 0u; j < p.k; j++) {
+    var value = 0.0;
+    var index = NONE;
+    for (var i = lane; i < p.n; i += 64u) {
+      let v = ranked(logits[base + i]);
+      let isAfterLast = lastIndex == NONE || before(lastValue, lastIndex, v, i);
+      if (isAfterLast && (index == NONE || before(v, i, value, index))) { value = v; index = i; }
+    }
+    bestValue[lane] = value;
+    bestIndex[lane] = index;
+    workgroupBarrier();
+    for (var width = 32u; width > 0u; width >>= 1u) {
+      if (lane < width) {
+        let otherIndex = bestIndex[lane + width];
+        let otherValue = bestValue[lane + width];
+        if (otherIndex != NONE && (bestIndex[lane] == NONE || before(otherValue, otherIndex, bestValue[lane], bestIndex[lane]))) {
+          bestValue[lane] = otherValue;
+          bestIndex[lane] = otherIndex;
+        }
+      }
+      workgroupBarrier();
+    }
+    lastValue = bestValue[0];
+    lastIndex = bestIndex[0];
+    if (lane == 0u) {
+      best[wg.x * 2u * p.k + j] = lastValue;
+      best[wg.x * 2u * p.k + p.k + j] = bitcast<f32>(lastIndex);
+    }
+    workgroupBarrier();
+  }
+}`;

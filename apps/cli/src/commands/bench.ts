@@ -15,6 +15,7 @@ import {
   UsageError,
 } from '../args.ts';
 import { AUTO_PAIR_FLAGS, isAutoPair, resolveAutoPair } from '../auto-pair.ts';
+import { BACKEND_FLAGS } from '../backend-flags.ts';
 import {
   type BenchRequest,
   jsonlDataset,
@@ -72,6 +73,7 @@ export const BENCH_FLAGS = {
   'max-num-seqs': { type: 'string' },
   ...HOST_KV_FLAGS,
   ...CLUSTER_FLAGS,
+  ...BACKEND_FLAGS,
   ...SEESAW_FLAGS,
   ...TRACE_FLAGS,
   ...AUTO_PAIR_FLAGS,
@@ -227,7 +229,10 @@ export function runLabel(settings: EngineSettings): string {
   if (settings.seesaw) {
     return `seesaw:${formatParallelConfig(settings.seesaw.prefill)}-${formatParallelConfig(settings.seesaw.decode)}`;
   }
-  if (settings.cluster) return `static:${formatParallelConfig(settings.cluster.parallel)}`;
+  if (settings.cluster) {
+    const backend = settings.backend === 'webgpu' ? 'webgpu:' : '';
+    return `static:${backend}${formatParallelConfig(settings.cluster.parallel)}`;
+  }
   return 'in-process';
 }
 

@@ -14,9 +14,10 @@ import {
   requiredString,
   UsageError,
 } from '../args.ts';
+import { BACKEND_FLAGS, checkWebGpuPlacement, readBackendSettings } from '../backend-flags.ts';
 import { type BatchOutputRecord, errorRecord, formatRecordLine, successRecord } from '../batch-output.ts';
 import { formatByteSize } from '../byte-size.ts';
-import { CLUSTER_FLAGS, readClusterSettings } from '../cluster-flags.ts';
+import { CLUSTER_FLAGS, type ClusterSettings, readClusterSettings } from '../cluster-flags.ts';
 import {
   drainEngine,
   type EngineSession,
@@ -56,6 +57,7 @@ export const RUN_FLAGS = {
   'max-num-seqs': { type: 'string' },
   ...HOST_KV_FLAGS,
   ...CLUSTER_FLAGS,
+  ...BACKEND_FLAGS,
   ...SEESAW_FLAGS,
   ...TRACE_FLAGS,
   cluster: { type: 'string' },
@@ -76,7 +78,23 @@ export function readEngineSettings(values: FlagValues): EngineSettings {
   };
   checkMemoryFlags(settings);
   if (seesaw) settings.seesaw = seesaw;
+  const { backend, gpusPerAdapter } = readBackendSettings(values);
+  if (backend === 'webgpu') {
+    settings.backend = backend;
+    if (seesaw) checkWebGpuPlacement(seesaw.numDevices, gpusPerAdapter);
+    else settings.cluster = webGpuCluster(settings, gpusPerAdapter);
+  }
   return settings;
+}
+
+/**
+ * The local cluster a WebGPU run goes through (device workers even for one device: the GPU
+ * backend lives in the device worker), refusing a placement the GPU backend cannot make yet.
+ */
+function webGpuCluster(settings: EngineSettings, gpusPerAdapter: number): ClusterSettings {
+  const cluster = settings.cluster ?? { numDevices: 1, parallel: { dp: 1, tp: 1, pp: 1 } };
+  checkWebGpuPlacement(cluster.numDevices, gpusPerAdapter);
+  return cluster;
 }
 
 /** Appends records one write at a time, so each finished request is on disk at once. */

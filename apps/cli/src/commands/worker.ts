@@ -1,6 +1,6 @@
 /**
  * `seesaw worker --connect ws://HOST:PORT --devices N --token-file F [--name HOST]
- * [--peer-listen HOST:PORT|off]`: the host agent. Joins the coordinator and runs the device
+ * [--peer-listen HOST:PORT|off] [--backend cpu|webgpu [--gpus-per-adapter K]]`: the host agent. Joins the coordinator and runs the device
  * workers it places here until the coordinator goes away (exit 1) or the agent gets SIGINT/SIGTERM
  * (exit 0). --peer-listen is where other agents link to this host's devices when a replica spans
  * hosts (default: the interface used to reach the coordinator, any free port; ':PORT' listens on
@@ -10,6 +10,12 @@ import { hostname } from 'node:os';
 import { HostAgent } from '@seesaw/coordinator';
 import { runAgentWithReconnect } from '../agent-reconnect.ts';
 import { optionalInteger, optionalString, parseFlags, requiredString, UsageError } from '../args.ts';
+import {
+  BACKEND_FLAGS,
+  checkWebGpuPlacement,
+  deviceWorkerUrlOf,
+  readBackendSettings,
+} from '../backend-flags.ts';
 import { parseListenAddress, readTokenFile, untilSignal } from './coordinator.ts';
 
 export const WORKER_FLAGS = {
@@ -18,6 +24,7 @@ export const WORKER_FLAGS = {
   'token-file': { type: 'string' },
   name: { type: 'string' },
   'peer-listen': { type: 'string' },
+  ...BACKEND_FLAGS,
 } as const;
 
 export async function workerCommand(argv: string[]): Promise<number> {
@@ -26,6 +33,8 @@ export async function workerCommand(argv: string[]): Promise<number> {
   if (!/^wss?:\/\//.test(coordinatorUrl))
     throw new UsageError(`--connect must be ws://HOST:PORT, got '${coordinatorUrl}'`);
   const numDevices = optionalInteger(values, 'devices', { min: 1, max: 4096 }) ?? 1;
+  const { backend, gpusPerAdapter } = readBackendSettings(values);
+  if (backend === 'webgpu') checkWebGpuPlacement(numDevices, gpusPerAdapter);
   const token = readTokenFile(requiredString(values, 'token-file'));
   const hostName = optionalString(values, 'name') ?? hostname();
   if (!/^[A-Za-z0-9._-]{1,256}$/.test(hostName)) {
@@ -40,13 +49,14 @@ export async function workerCommand(argv: string[]): Promise<number> {
         : parsePeerListen(peerListenText);
   const log = (line: string) => process.stderr.write(`${line}\n`);
   // Loaded here: the native kernels are needed by the device workers only.
-  const { createDeviceWorkerGroup, deviceWorkerUrl } = await import('@seesaw/gpu-actor');
+  const { createDeviceWorkerGroup } = await import('@seesaw/gpu-actor');
   const agentOptions = {
     coordinatorUrl,
     token,
     hostName,
     numDevices,
-    workerUrl: deviceWorkerUrl(),
+    // The backend is the device worker entry; a WebGPU device refuses TP/PP shards when loaded.
+    workerUrl: await deviceWorkerUrlOf(backend),
     createTpGroup: createDeviceWorkerGroup,
     log,
     ...(peerListen === undefined ? {} : { peerListen }),
