@@ -15,6 +15,9 @@ import { type EngineSession, tryAddRequest } from '../engine-session.ts';
 import { type ParsedRequest, parseInputFile } from '../input-lines.ts';
 import { type BatchRow, type StateStore, UNFINISHED_STATUSES } from './state-store.ts';
 
+/** Requests of a batch in the engine at once by default: enough to fill a CPU engine's batch. */
+export const DEFAULT_MAX_IN_FLIGHT = 64;
+
 export interface BatchRunnerOptions {
   store: StateStore;
   session: EngineSession;
@@ -160,7 +163,7 @@ export class BatchRunner {
 
   private async runRequests(batchId: string, requests: ParsedRequest[]): Promise<void> {
     const { store, session, tokenizer } = this.options;
-    const maxInFlight = this.options.maxInFlight ?? 256;
+    const maxInFlight = this.options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
     const byEngineId = new Map<string, ParsedRequest>();
     let next = 0;
     const eosIds = session.config.eosTokenIds;
