@@ -11,6 +11,7 @@ import { openEngineSession } from '../engine-session.ts';
 import { HOST_KV_FLAGS } from '../host-kv-flags.ts';
 import { SEESAW_FLAGS } from '../seesaw-flags.ts';
 import { BatchRunner } from '../service/batch-runner.ts';
+import { EngineLoop } from '../service/engine-loop.ts';
 import { HttpApi } from '../service/http-api.ts';
 import { nowSeconds, StateStore } from '../service/state-store.ts';
 import { readTokenFile } from '../token-file.ts';
@@ -61,13 +62,15 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const store = new StateStore(stateDir);
   const session = await openEngineSession(modelDir, settings);
   const tokenizer = SeesawTokenizer.load(modelDir);
-  const runner = new BatchRunner({ store, session, tokenizer, log });
+  const engineLoop = new EngineLoop(session.engine);
+  const runner = new BatchRunner({ store, session, engineLoop, tokenizer, log });
   const api = new HttpApi({
     store,
     runner,
     modelName: session.modelName,
     apiKeys: [apiKey],
     startedSeconds: nowSeconds(),
+    completions: { session, engineLoop, tokenizer },
   });
   await new Promise<void>((resolve, reject) => {
     api.server.once('error', reject);
@@ -89,6 +92,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   api.server.closeAllConnections();
   await closed;
   await runner.stop();
+  await engineLoop.stop();
   await session.close();
   store.close();
   return 0;

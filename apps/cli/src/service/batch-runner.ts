@@ -7,12 +7,12 @@
  * exactly once.
  */
 
-import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { SeesawTokenizer } from '@seesaw/model';
 import { errorRecord, formatRecordLine } from '../batch-output.ts';
 import { outputRecord } from '../commands/run.ts';
-import { type EngineSession, tryAddRequest } from '../engine-session.ts';
+import type { EngineSession } from '../engine-session.ts';
 import { type ParsedRequest, parseInputFile } from '../input-lines.ts';
+import type { EngineLoop } from './engine-loop.ts';
 import { type BatchRow, type StateStore, UNFINISHED_STATUSES } from './state-store.ts';
 
 /** Requests of a batch in the engine at once by default: enough to fill a CPU engine's batch. */
@@ -21,6 +21,8 @@ export const DEFAULT_MAX_IN_FLIGHT = 64;
 export interface BatchRunnerOptions {
   store: StateStore;
   session: EngineSession;
+  /** Steps the session's engine; shared with single requests. */
+  engineLoop: EngineLoop;
   tokenizer: SeesawTokenizer | null;
   log: (line: string) => void;
   /**
@@ -88,10 +90,7 @@ export class BatchRunner {
     while (!this.isStopped) {
       const batchId = this.queue.shift();
       if (batchId === undefined) {
-        await new Promise<void>((resolve) => {
-          this.wakeUp = resolve;
-        });
-        this.wakeUp = null;
+        await this.sleep();
         continue;
       }
       this.runningBatchId = batchId;
@@ -162,42 +161,58 @@ export class BatchRunner {
   }
 
   private async runRequests(batchId: string, requests: ParsedRequest[]): Promise<void> {
-    const { store, session, tokenizer } = this.options;
+    const { store, session, tokenizer, engineLoop } = this.options;
     const maxInFlight = this.options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
-    const byEngineId = new Map<string, ParsedRequest>();
-    let next = 0;
     const eosIds = session.config.eosTokenIds;
-    while (!this.isStopped) {
+    let next = 0;
+    let numInFlight = 0;
+    let failure: Error | null = null;
+    while (!this.isStopped && failure === null) {
       const isCancelled = this.isCancelled(batchId);
-      while (!isCancelled && next < requests.length && byEngineId.size < maxInFlight) {
+      while (!isCancelled && next < requests.length && numInFlight < maxInFlight) {
         const request = requests[next++];
         // Ids in the engine are per batch: two batches may use the same custom_id.
-        const engineId = `${batchId}/${request.customId}`;
-        const rejection = tryAddRequest(session.engine, {
-          requestId: engineId,
+        const submission = engineLoop.submit({
+          requestId: `${batchId}/${request.customId}`,
           promptTokenIds: request.promptTokenIds,
           sampling: request.sampling,
         });
-        if (rejection === null) {
-          byEngineId.set(engineId, request);
-        } else {
-          const message = `line ${request.lineNumber}: ${rejection}`;
+        if ('rejection' in submission) {
+          const message = `line ${request.lineNumber}: ${submission.rejection}`;
           const record = errorRecord(request.customId, 'request_rejected', message);
           store.addResult(batchId, request.customId, request.lineNumber, true, formatRecordLine(record));
+          continue;
         }
+        numInFlight++;
+        submission.output.then(
+          (output) => {
+            numInFlight--;
+            const record = outputRecord(output, request, tokenizer, session.modelName, eosIds);
+            store.addResult(batchId, request.customId, request.lineNumber, false, formatRecordLine(record));
+            this.wakeUp?.();
+          },
+          (error: Error) => {
+            numInFlight--;
+            failure = error;
+            this.wakeUp?.();
+          },
+        );
       }
-      this.numInFlight = byEngineId.size;
-      if (!session.engine.hasUnfinishedRequests()) break;
-      for (const output of await session.engine.step()) {
-        const request = byEngineId.get(output.requestId);
-        if (request === undefined) throw new Error(`engine finished unknown request '${output.requestId}'`);
-        byEngineId.delete(output.requestId);
-        const record = outputRecord(output, request, tokenizer, session.modelName, eosIds);
-        store.addResult(batchId, request.customId, request.lineNumber, false, formatRecordLine(record));
-      }
-      // Lets HTTP requests (status polls, cancels) in between steps of a synchronous device.
-      await yieldToEventLoop();
+      this.numInFlight = numInFlight;
+      if (numInFlight === 0) break;
+      await this.sleep();
     }
+    if (failure !== null) throw failure;
+  }
+
+  /** Waits for a request to finish, a cancel, or stop. */
+  private sleep(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      this.wakeUp = () => {
+        this.wakeUp = null;
+        resolve();
+      };
+    });
   }
 
   /** Writes the output and error files and ends the batch completed (or cancelled). */

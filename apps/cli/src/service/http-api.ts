@@ -5,6 +5,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { BatchRunner } from './batch-runner.ts';
+import { type CompletionsDeps, handleCompletion, isCompletionRoute } from './completions-api.ts';
 import { ApiError, sendError, sendJson } from './http-errors.ts';
 import { batchObject, fileObject, modelObject } from './openai-objects.ts';
 import type { StateStore } from './state-store.ts';
@@ -16,6 +17,8 @@ export interface HttpApiOptions {
   /** The bearer tokens accepted (one a line of --api-key-file). */
   apiKeys: string[];
   startedSeconds: number;
+  /** The engine single requests run on. */
+  completions: CompletionsDeps;
 }
 
 /** The batch endpoints a batch may name; each line's url is checked by the line parser. */
@@ -98,6 +101,9 @@ export class HttpApi {
     const url = new URL(request.url ?? '/', 'http://localhost');
     checkBearer(request, this.apiKeyDigests);
     const method = request.method ?? 'GET';
+    if (isCompletionRoute(method, url.pathname)) {
+      return handleCompletion(url.pathname, await readJson(request), response, this.options.completions);
+    }
     const parts = url.pathname.split('/').filter((part) => part !== '');
     const route = `${method} /${parts.map((part, index) => (index >= 2 && !['content', 'cancel'].includes(part) ? ':id' : part)).join('/')}`;
     const id = parts[2] ?? '';
@@ -265,6 +271,9 @@ export class HttpApi {
       '# HELP seesaw_batch_requests_in_flight Requests of the running batch in the engine.',
       '# TYPE seesaw_batch_requests_in_flight gauge',
       `seesaw_batch_requests_in_flight ${gauges.numRequestsInFlight}`,
+      '# HELP seesaw_engine_requests_in_flight Requests in the engine now (batch and single).',
+      '# TYPE seesaw_engine_requests_in_flight gauge',
+      `seesaw_engine_requests_in_flight ${this.options.completions.engineLoop.numInFlight}`,
       '',
     ].join('\n');
     response.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });

@@ -163,6 +163,38 @@ describe.skipIf(engineUnavailableReason !== null)('seesaw serve with the openai 
     await expect(client.files.retrieve(file.id)).rejects.toBeInstanceOf(OpenAI.NotFoundError);
   }, 180_000);
 
+  it('single completions, streamed and not, give the tokens seesaw run gives; /metrics has the gauges', async () => {
+    const line = batchLines(1, 12);
+    const reference = await runReference('single', line);
+    const client = await serve(join(dir, 'state-single'));
+    // Fields beyond OpenAI's typed ones pass through the client to the server as given.
+    const params = { ...JSON.parse(line).body, stream: false } as OpenAI.CompletionCreateParamsNonStreaming;
+    const completion = await client.completions.create(params);
+    const choice = completion.choices[0] as OpenAI.CompletionChoice & { token_ids?: number[] };
+    expect(choice.token_ids).toEqual(reference.get('req-0'));
+    expect(completion.usage?.completion_tokens).toBe(12);
+
+    const stream = await client.completions.create({ ...params, stream: true });
+    let streamedText = '';
+    const finishReasons: (string | null)[] = [];
+    for await (const chunk of stream) {
+      streamedText += chunk.choices[0].text;
+      finishReasons.push(chunk.choices[0].finish_reason);
+    }
+    expect(streamedText).toBe(choice.text);
+    expect(finishReasons[finishReasons.length - 1]).toBe('length');
+
+    await expect(client.completions.create({ ...params, max_tokens: -1 })).rejects.toBeInstanceOf(
+      OpenAI.BadRequestError,
+    );
+    const metrics = await fetch(new URL('../metrics', `${server?.baseUrl}/`), {
+      headers: { authorization: `Bearer ${apiKey}` },
+    });
+    const metricsText = await metrics.text();
+    expect(metricsText).toContain('seesaw_batches_queued 0\n');
+    expect(metricsText).toContain('seesaw_engine_requests_in_flight 0\n');
+  }, 120_000);
+
   it('refuses a wrong bearer token with 401', async () => {
     await serve(join(dir, 'state-auth'));
     const wrong = new OpenAI({ apiKey: `${apiKey}x`, baseURL: server?.baseUrl, maxRetries: 0 });
