@@ -152,7 +152,9 @@ export class BatchRunner {
         toRun.push(line.request);
       }
     }
-    if (batch.status === 'validating') store.updateBatch(batchId, 'in_progress', { numTotal: lines.length });
+    // A batch cancelled while queued goes straight to cancelled, its total still counted.
+    const status = batch.status === 'validating' ? 'in_progress' : batch.status;
+    store.updateBatch(batchId, status, { numTotal: lines.length });
     if (done.size > 0)
       this.options.log(`batch ${batchId}: ${done.size} requests already done, ${toRun.length} to run`);
     await this.runRequests(batchId, toRun);
@@ -220,17 +222,7 @@ export class BatchRunner {
     const { store } = this.options;
     const isCancelled = this.isCancelled(batchId);
     if (!isCancelled) store.updateBatch(batchId, 'finalizing');
-    const okLines = store.resultLines(batchId, false);
-    const errorLines = store.resultLines(batchId, true);
-    const outputFileId =
-      okLines === ''
-        ? null
-        : store.addFile(`${batchId}_output.jsonl`, 'batch_output', Buffer.from(okLines)).id;
-    const errorFileId =
-      errorLines === ''
-        ? null
-        : store.addFile(`${batchId}_error.jsonl`, 'batch_output', Buffer.from(errorLines)).id;
-    store.updateBatch(batchId, isCancelled ? 'cancelled' : 'completed', { outputFileId, errorFileId });
+    store.finishBatch(batchId, isCancelled ? 'cancelled' : 'completed');
     this.cancelRequested.delete(batchId);
     const counts = store.resultCounts(batchId);
     this.options.log(

@@ -272,6 +272,22 @@ export class StateStore {
     return this.mustGetBatch(id);
   }
 
+  /**
+   * Ends a batch: its output and error files (from its results, in line order) and its final
+   * status in one transaction, so a server killed while finalizing leaves no half-written files.
+   */
+  finishBatch(batchId: string, status: 'completed' | 'cancelled'): BatchRow {
+    return this.db.transaction(() => {
+      const fileFor = (isError: boolean) => {
+        const lines = this.resultLines(batchId, isError);
+        if (lines === '') return null;
+        const name = `${batchId}_${isError ? 'error' : 'output'}.jsonl`;
+        return this.addFile(name, 'batch_output', Buffer.from(lines)).id;
+      };
+      return this.updateBatch(batchId, status, { outputFileId: fileFor(false), errorFileId: fileFor(true) });
+    })();
+  }
+
   /** Records a finished request; false (and nothing written) when it already has a result. */
   addResult(
     batchId: string,
