@@ -31,7 +31,8 @@ export const COMMAND_USAGE: Readonly<Record<string, string>> = {
              lines), /v1/models and /metrics over HTTP, every route behind Authorization: Bearer
              (the key file's token; make one with 'seesaw token'). Files, batches and each finished
              request are kept in SQLite under --state-dir: a restarted server continues its batches.
-             --model DIR --http HOST:PORT --state-dir DIR --api-key-file F [engine flags of run]`,
+             --model DIR --http HOST:PORT --state-dir DIR --api-key-file F [engine flags of run]
+             [--cluster ws://HOST:PORT --token-file F --config DxTyPz: run on a coordinator's hosts]`,
   'gen-model': `  gen-model  Write a deterministic random Llama checkpoint with a tokenizer.
              --shape tiny|small|medium --out DIR [--seed N] [--dtype bf16|f16|f32] [--max-shard-size SIZE]`,
   quantize: `  quantize   Write a Hugging Face checkpoint as a llama GGUF file (llama.cpp's layout); run and

@@ -5,10 +5,10 @@
  * The first stdout line names the address (tests and scripts read it).
  */
 import { SeesawTokenizer } from '@seesaw/model';
-import { type FlagValues, parseFlags, requiredString, UsageError } from '../args.ts';
+import { type FlagValues, optionalInteger, parseFlags, requiredString, UsageError } from '../args.ts';
 import { CLUSTER_FLAGS } from '../cluster-flags.ts';
-import { openEngineSession } from '../engine-session.ts';
-import { HOST_KV_FLAGS } from '../host-kv-flags.ts';
+import { type EngineSession, type EngineSettings, openEngineSession } from '../engine-session.ts';
+import { HOST_KV_FLAGS, readHostKvSettings } from '../host-kv-flags.ts';
 import { SEESAW_FLAGS } from '../seesaw-flags.ts';
 import { BatchRunner } from '../service/batch-runner.ts';
 import { EngineLoop } from '../service/engine-loop.ts';
@@ -29,6 +29,8 @@ export const SERVE_FLAGS = {
   ...HOST_KV_FLAGS,
   ...CLUSTER_FLAGS,
   ...SEESAW_FLAGS,
+  cluster: { type: 'string' },
+  'token-file': { type: 'string' },
 } as const;
 
 /** HOST:PORT; port 0 picks a free one. */
@@ -50,17 +52,45 @@ function readApiKey(values: FlagValues): string {
   }
 }
 
+/**
+ * Where the engine runs: this machine's devices (the engine flags of `run`), or with --cluster
+ * a job held on a running coordinator for as long as the server lives.
+ */
+async function readSessionOpener(
+  values: FlagValues,
+  log: (line: string) => void,
+): Promise<(modelDir: string) => Promise<EngineSession>> {
+  if (values.cluster === undefined) {
+    if (values['token-file'] !== undefined)
+      throw new UsageError('--token-file needs --cluster ws://HOST:PORT');
+    const settings = readEngineSettings(values);
+    return (modelDir) => openEngineSession(modelDir, settings);
+  }
+  for (const name of ['prefill', 'decode']) {
+    if (values[name] !== undefined)
+      throw new UsageError(`--${name} runs on local device workers, not with --cluster`);
+  }
+  const { readClusterJobFlags, remoteSessionOpener } = await import('./cluster-script.ts');
+  const open = remoteSessionOpener(readClusterJobFlags(values), 'seesaw serve', log);
+  const settings: EngineSettings = {
+    maxNumBatchedTokens: optionalInteger(values, 'max-num-batched-tokens', { min: 1 }),
+    maxNumSeqs: optionalInteger(values, 'max-num-seqs', { min: 1 }),
+    ...readHostKvSettings(values),
+  };
+  return (modelDir) => open(modelDir, settings);
+}
+
 export async function serveCommand(argv: string[]): Promise<number> {
   const values = parseFlags('serve', argv, SERVE_FLAGS);
   const modelDir = requiredString(values, 'model');
   const { host, port } = parseHostPort(requiredString(values, 'http'), '--http');
   const stateDir = requiredString(values, 'state-dir');
   const apiKey = readApiKey(values);
-  const settings = readEngineSettings(values);
   const log = (line: string) => process.stderr.write(`${line}\n`);
+  const openSession = await readSessionOpener(values, log);
 
   const store = new StateStore(stateDir);
-  const session = await openEngineSession(modelDir, settings);
+  const session = await openSession(modelDir);
   const tokenizer = SeesawTokenizer.load(modelDir);
   const engineLoop = new EngineLoop(session.engine);
   const runner = new BatchRunner({ store, session, engineLoop, tokenizer, log });
