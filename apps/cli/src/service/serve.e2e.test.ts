@@ -195,6 +195,44 @@ describe.skipIf(engineUnavailableReason !== null)('seesaw serve with the openai 
     expect(metricsText).toContain('seesaw_engine_requests_in_flight 0\n');
   }, 120_000);
 
+  it('lines the parser refuses go to the error file with their code; the rest completes', async () => {
+    const client = await serve(join(dir, 'state-errors'));
+    const content = [
+      batchLines(1, 4).trim(),
+      '{"custom_id": "broken", "method": "POST", ',
+      JSON.stringify({
+        custom_id: 'bad-field',
+        method: 'POST',
+        url: '/v1/completions',
+        body: { prompt: 'x', max_tokens: 'many' },
+      }),
+    ].join('\n');
+    const file = await client.files.create({
+      file: await toFile(Buffer.from(content), 'mixed.jsonl'),
+      purpose: 'batch',
+    });
+    const created = await client.batches.create({
+      input_file_id: file.id,
+      endpoint: '/v1/completions',
+      completion_window: '24h',
+    });
+    const batch = await waitForBatch(client, created.id, (b) => FINAL.has(b.status));
+    expect(batch.status).toBe('completed');
+    expect(batch.request_counts).toEqual({ total: 3, completed: 1, failed: 2 });
+    const errors = parseRecords(await (await client.files.content(batch.error_file_id as string)).text());
+    expect(errors.map((record) => [record.custom_id, record.error?.code])).toEqual([
+      ['request-2', 'invalid_json'],
+      ['bad-field', 'invalid_request'],
+    ]);
+    await expect(
+      client.batches.create({
+        input_file_id: file.id,
+        endpoint: '/v1/embeddings' as '/v1/completions',
+        completion_window: '24h',
+      }),
+    ).rejects.toBeInstanceOf(OpenAI.BadRequestError);
+  }, 120_000);
+
   it('refuses a wrong bearer token with 401', async () => {
     await serve(join(dir, 'state-auth'));
     const wrong = new OpenAI({ apiKey: `${apiKey}x`, baseURL: server?.baseUrl, maxRetries: 0 });
