@@ -104,9 +104,7 @@ export class HttpApi {
     if (isCompletionRoute(method, url.pathname)) {
       return handleCompletion(url.pathname, await readJson(request), response, this.options.completions);
     }
-    const parts = url.pathname.split('/').filter((part) => part !== '');
-    const route = `${method} /${parts.map((part, index) => (index >= 2 && !['content', 'cancel'].includes(part) ? ':id' : part)).join('/')}`;
-    const id = parts[2] ?? '';
+    const { route, id } = routeOf(method, url.pathname);
     switch (route) {
       case 'GET /metrics':
         return this.sendMetrics(response);
@@ -279,6 +277,16 @@ export class HttpApi {
     response.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
     response.end(text);
   }
+}
+
+/**
+ * The route a request names, its object id replaced by `:id`: `/v1/files/file-1/content` is
+ * `GET /v1/files/:id/content` with id `file-1`. The id is always the third path segment.
+ */
+export function routeOf(method: string, pathname: string): { route: string; id: string } {
+  const parts = pathname.split('/').filter((part) => part !== '');
+  const pattern = parts.map((part, index) => (index === 2 ? ':id' : part));
+  return { route: `${method} /${pattern.join('/')}`, id: parts[2] ?? '' };
 }
 
 function isStringRecord(value: unknown): value is Record<string, string> {
