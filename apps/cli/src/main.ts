@@ -10,6 +10,7 @@ export { USAGE } from './usage.ts';
 // Loaded on demand: `gen-model` and `help` must work without the native kernels built.
 const COMMANDS: Record<string, () => Promise<(argv: string[]) => Promise<number>>> = {
   run: async () => (await import('./commands/run.ts')).runCommand,
+  serve: async () => (await import('./commands/serve.ts')).serveCommand,
   bench: async () => (await import('./commands/bench.ts')).benchCommand,
   'gen-model': async () => (await import('./commands/gen-model.ts')).genModelCommand,
   quantize: async () => (await import('./commands/quantize.ts')).quantizeCommand,

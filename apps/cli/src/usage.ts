@@ -27,6 +27,12 @@ export const COMMAND_USAGE: Readonly<Record<string, string>> = {
              [--dataset random|FILE.csv|FILE.jsonl] [--input-len I] [--output-len O]
              [--seed S] [--json FILE] [--threads N] [--kv-cache-memory SIZE]
              [--max-num-batched-tokens N] [--max-num-seqs N] [--compare RUNS] [--trace FILE] [--report FILE]`,
+  serve: `  serve      OpenAI-compatible batch service on local devices: Files, Batches (/v1/completions
+             lines), /v1/models and /metrics over HTTP, every route behind Authorization: Bearer
+             (the key file's token; make one with 'seesaw token'). Files, batches and each finished
+             request are kept in SQLite under --state-dir: a restarted server continues its batches.
+             --model DIR --http HOST:PORT --state-dir DIR --api-key-file F [engine flags of run]
+             [--cluster ws://HOST:PORT --token-file F --config DxTyPz: run on a coordinator's hosts]`,
   'gen-model': `  gen-model  Write a deterministic random Llama checkpoint with a tokenizer.
              --shape tiny|small|medium --out DIR [--seed N] [--dtype bf16|f16|f32] [--max-shard-size SIZE]`,
   quantize: `  quantize   Write a Hugging Face checkpoint as a llama GGUF file (llama.cpp's layout); run and
@@ -74,7 +80,7 @@ export const COMMAND_USAGE: Readonly<Record<string, string>> = {
 /** The paragraphs after the command list and the commands they apply to (undefined: every command). */
 const NOTES: ReadonlyArray<{ commands?: readonly string[]; text: string }> = [
   {
-    commands: ['run', 'bench'],
+    commands: ['run', 'bench', 'serve'],
     text: `Cluster flags (run and bench): --devices N --config DxTyPz [--device-memory SIZE] run the
 engine on N device workers (worker threads) laid out D<dp>T<tp>P<pp> (e.g. T2, P2, D2T2; N must
 be dp * tp * pp), --threads split evenly over them (at least 1 each). --device-memory is each

@@ -132,7 +132,7 @@ function describeResume(summary: RunSummary, resume: ResumeState): string {
   return `resuming ${summary.outputPath}: skipped ${summary.numSkipped} requests already completed, ${dropped.join(', ')}`;
 }
 
-function outputRecord(
+export function outputRecord(
   output: RequestOutput,
   request: ParsedRequest,
   tokenizer: SeesawTokenizer | null,
