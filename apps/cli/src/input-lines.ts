@@ -4,6 +4,7 @@
  * entry for that line (line number + reason) so one bad line never stops a run.
  */
 import type { SamplingParams } from '@seesaw/coordinator';
+import { OPENAI_NO_OP_FIELDS } from './openai-fields.ts';
 import {
   describeValue,
   type InputValidationContext,
@@ -39,8 +40,9 @@ export interface InputLineError {
 
 export type InputLineResult = { isOk: true; request: ParsedRequest } | { isOk: false; error: InputLineError };
 
-const PLAIN_FIELDS = new Set<string>([...REQUEST_FIELDS, 'custom_id']);
-const BODY_FIELDS = new Set<string>([...REQUEST_FIELDS, 'model']);
+const REQUEST_AND_OPENAI_FIELDS = [...REQUEST_FIELDS, ...Object.keys(OPENAI_NO_OP_FIELDS)];
+const PLAIN_FIELDS = new Set<string>([...REQUEST_AND_OPENAI_FIELDS, 'custom_id']);
+const BODY_FIELDS = new Set<string>([...REQUEST_AND_OPENAI_FIELDS, 'model']);
 const BATCH_FIELDS = new Set<string>(['custom_id', 'method', 'url', 'body']);
 const COMPLETIONS_URL = '/v1/completions';
 

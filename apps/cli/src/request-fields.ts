@@ -5,6 +5,7 @@
  * every problem of a line.
  */
 import type { SamplingParams } from '@seesaw/coordinator';
+import { checkOpenAiNoOpFields } from './openai-fields.ts';
 
 /** The only thing the parser needs from a tokenizer. */
 export interface PromptEncoder {
@@ -38,6 +39,7 @@ export const DEFAULT_MAX_TOKENS = 16;
 export const REQUEST_FIELDS = [
   'prompt',
   'max_tokens',
+  'max_completion_tokens',
   'temperature',
   'top_p',
   'top_k',
@@ -178,6 +180,36 @@ function readStopTokenIds(
   return value as number[];
 }
 
+/**
+ * `max_tokens`, or its newer OpenAI name `max_completion_tokens` (both given must agree). A cap
+ * that the prompt leaves no room for is an error, as OpenAI and vLLM answer it, not a silent cut;
+ * without a cap the default (16) is cut to the room left, as before.
+ */
+function readMaxTokens(
+  object: Record<string, unknown>,
+  promptTokenIds: number[] | null,
+  context: InputValidationContext,
+  problems: LineProblems,
+): number | undefined {
+  const rule = { isInteger: true, isValid: (v: number) => v >= 1, expected: 'an integer >= 1' };
+  const maxTokens = readNumber(object, 'max_tokens', rule, problems);
+  const maxCompletionTokens = readNumber(object, 'max_completion_tokens', rule, problems);
+  if (maxTokens !== undefined && maxCompletionTokens !== undefined && maxTokens !== maxCompletionTokens) {
+    problems.add(
+      `max_tokens ${maxTokens} and max_completion_tokens ${maxCompletionTokens} disagree: give one of them`,
+    );
+  }
+  const cap = maxTokens ?? maxCompletionTokens;
+  if (cap !== undefined && promptTokenIds !== null && promptTokenIds.length + cap > context.maxModelLen) {
+    const name = maxTokens !== undefined ? 'max_tokens' : 'max_completion_tokens';
+    problems.add(
+      `${name} ${cap} plus the prompt's ${promptTokenIds.length} tokens is more than the model's maximum ` +
+        `length of ${context.maxModelLen} tokens: lower ${name} to at most ${context.maxModelLen - promptTokenIds.length}`,
+    );
+  }
+  return cap;
+}
+
 export interface RequestFields {
   promptTokenIds: number[] | null;
   sampling: SamplingParams;
@@ -190,12 +222,7 @@ export function readRequestFields(
   problems: LineProblems,
 ): RequestFields {
   const promptTokenIds = readPrompt(object.prompt, context, problems);
-  const maxTokens = readNumber(
-    object,
-    'max_tokens',
-    { isInteger: true, isValid: (v) => v >= 1, expected: 'an integer >= 1' },
-    problems,
-  );
+  const maxTokens = readMaxTokens(object, promptTokenIds, context, problems);
   const temperature = readNumber(
     object,
     'temperature',
@@ -226,6 +253,7 @@ export function readRequestFields(
   );
   const stopTokenIds = readStopTokenIds(object, context.vocabSize, problems);
   const ignoreEos = readBoolean(object, 'ignore_eos', problems);
+  checkOpenAiNoOpFields(object, problems);
   const isTokenIdsReturned = readBoolean(object, 'return_token_ids', problems);
   return {
     promptTokenIds,

@@ -97,8 +97,16 @@ function webGpuCluster(settings: EngineSettings, gpusPerAdapter: number): Cluste
   return cluster;
 }
 
-/** Appends records one write at a time, so each finished request is on disk at once. */
-class RecordWriter {
+/** `--input -` / `--output -`: stdin and stdout instead of files. */
+export const STDIO_PATH = '-';
+
+/** Where records go: appended one write at a time, so each finished request is out at once. */
+interface RecordSink {
+  write(record: BatchOutputRecord): void;
+  close(): void;
+}
+
+class RecordFileWriter implements RecordSink {
   private readonly fd: number;
   constructor(path: string) {
     this.fd = openSync(path, 'a');
@@ -110,6 +118,12 @@ class RecordWriter {
     closeSync(this.fd);
   }
 }
+
+/** stdout through Node's stream (synchronous for files and pipes on Linux); it stays open. */
+const stdoutRecordSink: RecordSink = {
+  write: (record) => void process.stdout.write(formatRecordLine(record)),
+  close: () => {},
+};
 
 /** Output ids minus a final stop/EOS token, which (as in vLLM) is not part of the text. */
 function idsForText(output: RequestOutput, stopIds: Set<number>): number[] {
@@ -157,8 +171,11 @@ export function outputRecord(
 
 export async function runJob(options: RunJobOptions): Promise<RunSummary> {
   const startMs = performance.now();
-  if (!existsSync(options.inputPath)) throw new Error(`input file not found: ${options.inputPath}`);
-  if (existsSync(options.outputPath) && statSync(options.outputPath).isDirectory()) {
+  const isStdin = options.inputPath === STDIO_PATH;
+  const isStdout = options.outputPath === STDIO_PATH;
+  if (!isStdin && !existsSync(options.inputPath))
+    throw new Error(`input file not found: ${options.inputPath}`);
+  if (!isStdout && existsSync(options.outputPath) && statSync(options.outputPath).isDirectory()) {
     throw new Error(`output path is a directory: ${options.outputPath}`);
   }
   // Opening reads the safetensors headers only: missing weights, or a config.json that does not
@@ -167,19 +184,21 @@ export async function runJob(options: RunJobOptions): Promise<RunSummary> {
   checkpoint.close();
   const config = checkpoint.config;
   const tokenizer = SeesawTokenizer.load(options.modelDir);
-  const input = readFileSync(options.inputPath, 'utf8');
+  // fd 0 when reading stdin: readFileSync reads it to its end.
+  const input = readFileSync(isStdin ? 0 : options.inputPath, 'utf8');
   const lineResults = parseInputFile(input, {
     vocabSize: config.vocabSize,
     maxModelLen: config.maxPositionEmbeddings,
     tokenizer,
   });
 
-  mkdirSync(dirname(resolve(options.outputPath)), { recursive: true });
+  if (!isStdout) mkdirSync(dirname(resolve(options.outputPath)), { recursive: true });
   const expectedRequestIds = new Map<string, string>();
   for (const result of lineResults) {
     if (result.isOk) expectedRequestIds.set(result.request.customId, requestHash(result.request));
   }
-  const resume = prepareOutputForResume(options.outputPath, expectedRequestIds);
+  // stdout has nothing to resume from: prepareOutputForResume of a missing file is the empty state.
+  const resume = prepareOutputForResume(isStdout ? '' : options.outputPath, expectedRequestIds);
   const summary: RunSummary = {
     numOk: 0,
     numErrors: 0,
@@ -190,7 +209,7 @@ export async function runJob(options: RunJobOptions): Promise<RunSummary> {
     engineElapsedMs: 0,
     outputPath: options.outputPath,
   };
-  const writer = new RecordWriter(options.outputPath);
+  const writer = isStdout ? stdoutRecordSink : new RecordFileWriter(options.outputPath);
   try {
     const toRun: ParsedRequest[] = [];
     for (const result of lineResults) {
@@ -223,7 +242,7 @@ async function runRequests(
   options: RunJobOptions,
   requests: ParsedRequest[],
   tokenizer: SeesawTokenizer | null,
-  writer: RecordWriter,
+  writer: RecordSink,
   summary: RunSummary,
 ): Promise<void> {
   const session = await (options.openSession ?? openEngineSession)(options.modelDir, options);
@@ -290,6 +309,18 @@ async function runRequests(
   }
 }
 
+function checkInputOutputPaths(options: RunJobOptions): void {
+  const isStdio = options.inputPath === STDIO_PATH || options.outputPath === STDIO_PATH;
+  if (!isStdio && resolve(options.inputPath) === resolve(options.outputPath)) {
+    throw new UsageError('--output must not be the --input file');
+  }
+}
+
+/** With `--output -` the records own stdout, so the summary goes to stderr with the logs. */
+function summaryStream(options: RunJobOptions): NodeJS.WriteStream {
+  return options.outputPath === STDIO_PATH ? process.stderr : process.stdout;
+}
+
 export async function runCommand(argv: string[]): Promise<number> {
   const values = parseFlags('run', argv, RUN_FLAGS);
   if (values.cluster !== undefined) return runOnClusterCommand(values);
@@ -302,13 +333,11 @@ export async function runCommand(argv: string[]): Promise<number> {
     progressStream: process.stderr,
     log: (line) => process.stderr.write(`${line}\n`),
   };
-  if (resolve(options.inputPath) === resolve(options.outputPath)) {
-    throw new UsageError('--output must not be the --input file');
-  }
+  checkInputOutputPaths(options);
   const traceOutputs = readTraceOutputs(values);
   if (isTraceWanted(traceOutputs)) options.recorder = new TraceRecorder();
   const summary = await runJob(options);
-  process.stdout.write(formatRunSummary(summary));
+  summaryStream(options).write(formatRunSummary(summary));
   if (options.recorder) {
     const label = summary.layout ?? 'run';
     const written = writeTraceOutputs(traceOutputs, [{ name: label, events: options.recorder.events }], {
@@ -340,11 +369,9 @@ async function runOnClusterCommand(values: FlagValues): Promise<number> {
     progressStream: process.stderr,
     log: (line) => process.stderr.write(`${line}\n`),
   };
-  if (resolve(options.inputPath) === resolve(options.outputPath)) {
-    throw new UsageError('--output must not be the --input file');
-  }
+  checkInputOutputPaths(options);
   options.openSession = remoteSessionOpener(cluster, outputPath, options.log);
   const summary = await runJob(options);
-  process.stdout.write(formatRunSummary(summary));
+  summaryStream(options).write(formatRunSummary(summary));
   return 0;
 }
