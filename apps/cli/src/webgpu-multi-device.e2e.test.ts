@@ -138,4 +138,16 @@ describe.skipIf(unavailableReason !== null)('seesaw run --backend webgpu across 
     expect(gpu.status, gpu.stderr).toBe(0);
     expect(outputTokens(gpuPath)).toEqual(outputTokens(cpuPath));
   }, 180_000);
+
+  it('a cluster that starts but cannot run (too few KV blocks for P2) ends with the error instead of hanging', async () => {
+    // 4150KiB leaves one KV block per replica on this model; the workers are up by then, and a
+    // WebGPU worker keeps its thread alive until it is told to stop.
+    const gpu = await runSeesaw([
+      'run',
+      ...['--model', modelDir, '--input', inputPath, '--output', join(dir, 'never.jsonl')],
+      ...['--backend', 'webgpu', ...TWO_ON_ONE_ADAPTER, '--config', 'P2', '--device-memory', '4150KiB'],
+    ]);
+    expect(gpu.status, gpu.stderr).toBe(1);
+    expect(gpu.stderr).toContain('KV blocks cannot be split into 2 partitions');
+  }, 180_000);
 });
