@@ -122,8 +122,11 @@ describe('quantized GGUF logits against the float64 reference on the dequantized
 });
 
 describe('quantized GGUF tokens across layouts', () => {
-  it.each(['D1', 'T2', 'P2'])('Q8_0 under %s gives the single-device tokens', async (parallel) => {
-    const path = files.get('Q8_0')!;
+  const layouts = (['Q8_0', 'Q4_0'] as const).flatMap((type) =>
+    ['D1', 'T2', 'P2'].map((parallel) => [type, parallel] as const),
+  );
+  it.each(layouts)('%s under %s gives the single-device tokens', async (type, parallel) => {
+    const path = files.get(type)!;
     const config = loadModelConfig(path);
     const requests = makeRequests(config.vocabSize, 5);
     const reference = await runReference(path, requests);
@@ -136,7 +139,7 @@ describe('quantized GGUF tokens across layouts', () => {
     }
   });
 
-  it.each(['Q4_K', 'Q4_0'] as const)(
+  it.each(['Q8_0', 'Q4_0', 'Q4_K'] as const)(
     '%s through a Seesaw pair (prefill T2, decode P2) gives the single-device tokens',
     async (type) => {
       const path = files.get(type)!;
