@@ -5,6 +5,7 @@
  * every problem of a line.
  */
 import type { SamplingParams } from '@seesaw/coordinator';
+import { type ChatPrompter, readChatMessages } from './chat-template.ts';
 import { checkOpenAiNoOpFields } from './openai-fields.ts';
 
 /** The only thing the parser needs from a tokenizer. */
@@ -31,7 +32,12 @@ export interface InputValidationContext {
   maxModelLen: number;
   /** null when the model has no tokenizer.json: prompts must then be token ids. */
   tokenizer: PromptEncoder | null;
+  /** The model's chat template with its tokenizer; null or absent when it has none. */
+  chat?: ChatPrompter | null;
 }
+
+/** Which OpenAI API a request is for: a prompt, or chat messages rendered by the template. */
+export type RequestEndpoint = 'completions' | 'chat';
 
 /** Defaults follow the OpenAI completions API / vLLM: 16 tokens, temperature 1, no top-p/top-k cut. */
 export const DEFAULT_MAX_TOKENS = 16;
@@ -119,6 +125,14 @@ function readPrompt(
     problems.add(`prompt must be a string or an array of token ids, got ${describeValue(value)}`);
     return null;
   }
+  return checkPromptLength(tokenIds, context, problems);
+}
+
+function checkPromptLength(
+  tokenIds: number[],
+  context: InputValidationContext,
+  problems: LineProblems,
+): number[] | null {
   if (tokenIds.length === 0) {
     problems.add('prompt is empty');
     return null;
@@ -131,6 +145,35 @@ function readPrompt(
     return null;
   }
   return tokenIds;
+}
+
+/** A chat request's prompt: its messages rendered by the model's chat template, then tokenized. */
+function readChatPrompt(
+  object: Record<string, unknown>,
+  context: InputValidationContext,
+  problems: LineProblems,
+): number[] | null {
+  const messages = readChatMessages(object.messages, problems);
+  if (messages === null) return null;
+  if (!context.chat) {
+    problems.add(
+      "the model has no chat template (chat_template in tokenizer_config.json): send completions with a 'prompt' instead",
+    );
+    return null;
+  }
+  let text: string;
+  try {
+    text = context.chat.render(messages);
+  } catch (error) {
+    problems.add(`the model's chat template failed on these messages: ${(error as Error).message}`);
+    return null;
+  }
+  const limit = maxPromptBytes(context);
+  if (Buffer.byteLength(text, 'utf8') > limit) {
+    problems.add(`messages are too long: more than the ${limit} bytes the model's maximum length can hold`);
+    return null;
+  }
+  return checkPromptLength(context.chat.encode(text), context, problems);
 }
 
 /** Reads an optional number field; null counts as absent (OpenAI clients send explicit nulls). */
@@ -220,8 +263,12 @@ export function readRequestFields(
   object: Record<string, unknown>,
   context: InputValidationContext,
   problems: LineProblems,
+  endpoint: RequestEndpoint = 'completions',
 ): RequestFields {
-  const promptTokenIds = readPrompt(object.prompt, context, problems);
+  const promptTokenIds =
+    endpoint === 'chat'
+      ? readChatPrompt(object, context, problems)
+      : readPrompt(object.prompt, context, problems);
   const maxTokens = readMaxTokens(object, promptTokenIds, context, problems);
   const temperature = readNumber(
     object,

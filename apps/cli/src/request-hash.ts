@@ -11,6 +11,8 @@ export function requestHash(request: ParsedRequest): string {
     prompt: request.promptTokenIds,
     sampling: Object.fromEntries(Object.entries(request.sampling).sort(([a], [b]) => (a < b ? -1 : 1))),
     isTokenIdsReturned: request.isTokenIdsReturned,
+    // Only when set, so completions requests keep the ids they had before chat existed.
+    ...(request.isChat ? { isChat: true } : {}),
   });
   return `req_${createHash('sha256').update(canonical).digest('hex').slice(0, 32)}`;
 }

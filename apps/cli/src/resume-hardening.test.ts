@@ -19,6 +19,7 @@ function request(maxTokens: number): ParsedRequest {
     promptTokenIds: [1, 2, 3],
     sampling: { maxTokens, temperature: 0 } as unknown as ParsedRequest['sampling'],
     isTokenIdsReturned: false,
+    isChat: false,
   };
 }
 

@@ -2,6 +2,7 @@
  * `seesaw run`: prompts JSONL in, OpenAI batch output JSONL out, streamed as requests finish,
  * resumable by custom_id. The default job goes through runJob too.
  */
+
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { ClusterStoppedError, type RequestOutput, TraceRecorder } from '@seesaw/coordinator';
@@ -17,6 +18,7 @@ import {
 import { BACKEND_FLAGS, checkWebGpuPlacement, readBackendSettings } from '../backend-flags.ts';
 import { type BatchOutputRecord, errorRecord, formatRecordLine, successRecord } from '../batch-output.ts';
 import { formatByteSize } from '../byte-size.ts';
+import { chatPrompterFor } from '../chat-template.ts';
 import { CLUSTER_FLAGS, type ClusterSettings, readClusterSettings } from '../cluster-flags.ts';
 import {
   drainEngine,
@@ -164,6 +166,7 @@ export function outputRecord(
     finishReason: output.finishReason,
     // Without a tokenizer the text is empty, so the ids are the only result.
     isTokenIdsReturned: request.isTokenIdsReturned || tokenizer === null,
+    isChat: request.isChat,
     createdSeconds: Math.floor(Date.now() / 1000),
     requestId: requestHash(request),
   });
@@ -190,6 +193,7 @@ export async function runJob(options: RunJobOptions): Promise<RunSummary> {
     vocabSize: config.vocabSize,
     maxModelLen: config.maxPositionEmbeddings,
     tokenizer,
+    chat: chatPrompterFor(options.modelDir, tokenizer),
   });
 
   if (!isStdout) mkdirSync(dirname(resolve(options.outputPath)), { recursive: true });

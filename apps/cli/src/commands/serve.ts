@@ -4,8 +4,10 @@
  * in SQLite under --state-dir so a restarted server picks up where the last one stopped.
  * The first stdout line names the address (tests and scripts read it).
  */
+
 import { SeesawTokenizer } from '@seesaw/model';
 import { type FlagValues, optionalInteger, parseFlags, requiredString, UsageError } from '../args.ts';
+import { chatPrompterFor } from '../chat-template.ts';
 import { CLUSTER_FLAGS } from '../cluster-flags.ts';
 import { type EngineSession, type EngineSettings, openEngineSession } from '../engine-session.ts';
 import { HOST_KV_FLAGS, readHostKvSettings } from '../host-kv-flags.ts';
@@ -93,14 +95,15 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const session = await openSession(modelDir);
   const tokenizer = SeesawTokenizer.load(modelDir);
   const engineLoop = new EngineLoop(session.engine);
-  const runner = new BatchRunner({ store, session, engineLoop, tokenizer, log });
+  const chat = chatPrompterFor(modelDir, tokenizer);
+  const runner = new BatchRunner({ store, session, engineLoop, tokenizer, chat, log });
   const api = new HttpApi({
     store,
     runner,
     modelName: session.modelName,
     apiKeys: [apiKey],
     startedSeconds: nowSeconds(),
-    completions: { session, engineLoop, tokenizer },
+    completions: { session, engineLoop, tokenizer, chat },
   });
   await new Promise<void>((resolve, reject) => {
     api.server.once('error', reject);

@@ -9,6 +9,7 @@
 
 import type { SeesawTokenizer } from '@seesaw/model';
 import { errorRecord, formatRecordLine } from '../batch-output.ts';
+import type { ChatPrompter } from '../chat-template.ts';
 import { outputRecord } from '../commands/run.ts';
 import type { EngineSession } from '../engine-session.ts';
 import { type ParsedRequest, parseInputFile } from '../input-lines.ts';
@@ -24,6 +25,8 @@ export interface BatchRunnerOptions {
   /** Steps the session's engine; shared with single requests. */
   engineLoop: EngineLoop;
   tokenizer: SeesawTokenizer | null;
+  /** Renders chat lines (the model's chat template); null when the model has none. */
+  chat?: ChatPrompter | null;
   log: (line: string) => void;
   /**
    * Most requests of a batch in the engine at once. The rest wait here, so a cancel only has
@@ -129,6 +132,7 @@ export class BatchRunner {
       vocabSize: session.config.vocabSize,
       maxModelLen: session.config.maxPositionEmbeddings,
       tokenizer,
+      chat: this.options.chat,
     });
     if (lines.length === 0) {
       store.updateBatch(batchId, 'failed', {

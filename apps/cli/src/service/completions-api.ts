@@ -7,6 +7,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import type { SeesawTokenizer } from '@seesaw/model';
+import type { ChatPrompter } from '../chat-template.ts';
 import { outputRecord } from '../commands/run.ts';
 import type { EngineSession } from '../engine-session.ts';
 import { parseInputLine } from '../input-lines.ts';
@@ -18,6 +19,8 @@ export interface CompletionsDeps {
   session: EngineSession;
   engineLoop: EngineLoop;
   tokenizer: SeesawTokenizer | null;
+  /** Renders chat requests (the model's chat template); null when the model has none. */
+  chat?: ChatPrompter | null;
 }
 
 /** Fields the HTTP layer honours itself; the line parser never sees them. */
@@ -43,6 +46,7 @@ export async function handleCompletion(
     vocabSize: session.config.vocabSize,
     maxModelLen: session.config.maxPositionEmbeddings,
     tokenizer,
+    chat: deps.chat,
   });
   if (!parsed.isOk) throw new ApiError(400, parsed.error.message.replace(/^line 1: /, ''), parsed.error.code);
   const request = parsed.request;
@@ -66,6 +70,14 @@ export async function handleCompletion(
   const send = (data: unknown) => response.write(`data: ${JSON.stringify(data)}\n\n`);
   const { choices, usage: _usage, ...head } = completion;
   for (const choice of choices) {
+    if (choice.message !== undefined) {
+      // Chat streams as chat.completion.chunk objects carrying deltas of the assistant message.
+      const chunk = { ...head, object: 'chat.completion.chunk' };
+      const delta = { role: 'assistant', content: choice.message.content };
+      send({ ...chunk, choices: [{ index: choice.index, delta, finish_reason: null, logprobs: null }] });
+      send({ ...chunk, choices: [{ index: choice.index, delta: {}, finish_reason: choice.finish_reason }] });
+      continue;
+    }
     send({ ...head, choices: [{ ...choice, finish_reason: null }] });
     send({
       ...head,

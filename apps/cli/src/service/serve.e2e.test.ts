@@ -15,6 +15,9 @@ import type { BatchOutputRecord, SuccessRecord } from '../batch-output.ts';
 
 const engineUnavailableReason = await findEngineUnavailableReason();
 
+const CHAT_TEMPLATE =
+  '{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}';
+
 /** Seeded sampling lines (so two runs give the same tokens), asking for the token ids back. */
 function batchLines(count: number, maxTokens: number): string {
   const lines: string[] = [];
@@ -79,6 +82,10 @@ describe.skipIf(engineUnavailableReason !== null)('seesaw serve with the openai 
     keyFile = join(dir, 'api-key');
     const generated = await runSeesaw(['gen-model', '--shape', 'tiny', '--out', modelDir]);
     expect(generated.status, generated.stderr).toBe(0);
+    // A chat template, so /v1/chat/completions has something to render.
+    const configPath = join(modelDir, 'tokenizer_config.json');
+    const config = JSON.parse(readFileSync(configPath, 'utf8'));
+    writeFileSync(configPath, JSON.stringify({ ...config, chat_template: CHAT_TEMPLATE }));
     const token = await runSeesaw(['token', '--out', keyFile]);
     expect(token.status, token.stderr).toBe(0);
     apiKey = readFileSync(keyFile, 'utf8').trim();
@@ -194,6 +201,34 @@ describe.skipIf(engineUnavailableReason !== null)('seesaw serve with the openai 
     expect(metricsText).toContain('seesaw_batches_queued 0\n');
     expect(metricsText).toContain('seesaw_engine_requests_in_flight 0\n');
   }, 120_000);
+
+  it('chat completions, streamed and not, answer with the same assistant message', async () => {
+    const client = await serve(join(dir, 'state-chat'));
+    const params = {
+      model: 'tiny',
+      messages: [{ role: 'user' as const, content: 'Once upon a time' }],
+      max_tokens: 8,
+      temperature: 0,
+    };
+    const completion = await client.chat.completions.create(params);
+    expect(completion.object).toBe('chat.completion');
+    const message = completion.choices[0].message;
+    expect(message.role).toBe('assistant');
+    expect(completion.usage?.completion_tokens).toBeGreaterThan(0);
+    const stream = await client.chat.completions.create({ ...params, stream: true });
+    let streamed = '';
+    const finishReasons: (string | null)[] = [];
+    for await (const chunk of stream) {
+      expect(chunk.object).toBe('chat.completion.chunk');
+      streamed += chunk.choices[0].delta.content ?? '';
+      finishReasons.push(chunk.choices[0].finish_reason);
+    }
+    expect(streamed).toBe(message.content);
+    expect(finishReasons[finishReasons.length - 1]).toBe(completion.choices[0].finish_reason);
+    await expect(
+      client.chat.completions.create({ ...params, messages: [] as OpenAI.ChatCompletionMessageParam[] }),
+    ).rejects.toBeInstanceOf(OpenAI.BadRequestError);
+  });
 
   it('lines the parser refuses go to the error file with their code; the rest completes', async () => {
     const client = await serve(join(dir, 'state-errors'));
