@@ -44,6 +44,7 @@ describe('plain request lines', () => {
         ignoreEos: false,
       },
       isTokenIdsReturned: false,
+      isChat: false,
     });
     expect(DEFAULT_MAX_TOKENS).toBe(16);
   });
@@ -122,7 +123,20 @@ describe('OpenAI batch lines', () => {
     ],
     [
       { custom_id: 'x', method: 'POST', url: '/v1/chat/completions', body: { prompt: [1] } },
-      'url "/v1/chat/completions" is not supported: only "/v1/completions"',
+      "unknown field 'prompt' in body",
+    ],
+    [
+      { custom_id: 'x', method: 'POST', url: '/v1/embeddings', body: { prompt: [1] } },
+      'url "/v1/embeddings" is not supported: only "/v1/completions" or "/v1/chat/completions"',
+    ],
+    [
+      {
+        custom_id: 'x',
+        method: 'POST',
+        url: '/v1/chat/completions',
+        body: { messages: [{ role: 'user', content: 'hi' }] },
+      },
+      'the model has no chat template',
     ],
     [{ custom_id: 'x', method: 'POST', url: '/v1/completions' }, 'body must be an object, got undefined'],
     [
