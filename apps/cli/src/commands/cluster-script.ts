@@ -122,6 +122,7 @@ export function remoteSessionOpener(
         },
         addRequest: (request) => job.addRequest(request),
         hasUnfinishedRequests: () => job.hasUnfinishedRequests(),
+        takeRejections: () => job.takeRejections(),
         step: async () => {
           try {
             return await job.step();

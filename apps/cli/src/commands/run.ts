@@ -260,6 +260,13 @@ async function runRequests(
             numWorkDone: stats.numPromptTokensComputed + stats.numOutputTokens,
             numWorkTotal,
           }),
+        (requestId, message) => {
+          const request = byCustomId.get(requestId);
+          if (request === undefined) throw new Error(`engine rejected unknown request '${requestId}'`);
+          writer.write(errorRecord(requestId, 'request_rejected', `line ${request.lineNumber}: ${message}`));
+          numWorkTotal -= request.promptTokenIds.length + outputBudget(request);
+          summary.numErrors++;
+        },
       );
     } finally {
       progress.finish();
