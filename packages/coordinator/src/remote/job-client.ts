@@ -35,9 +35,11 @@ export class RemoteJobError extends Error {
 }
 
 export interface RemoteJobOptions {
-  /** ws://HOST:PORT of the coordinator daemon. */
+  /** ws://HOST:PORT (wss:// with TLS) of the coordinator daemon. */
   url: string;
   token: string;
+  /** CA (PEM) the coordinator's wss:// certificate must chain to; the system's CAs when absent. */
+  tlsCa?: string | Buffer;
   job: Omit<OpenJob, 'tag'>;
   /** Client name in the coordinator's log. */
   name?: string;
@@ -99,6 +101,7 @@ export class RemoteJobClient {
     const link = await connectWebSocket<JobClientToCoordinator, CoordinatorToJobClient>(options.url, {
       accept: INBOUND_TAGS.coordinatorToJobClient,
       log: options.log,
+      tlsCa: options.tlsCa,
     });
     await connectAndHello(link, {
       role: 'coordinator',
