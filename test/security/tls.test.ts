@@ -5,8 +5,7 @@
  * its tokens must equal a clean run on one device. A client with another CA, or with none (the
  * system's CAs), is refused, and plain ws:// to the TLS listener fails with an error saying so.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoordinatorDaemon, HostAgent, RemoteJobClient, type RequestOutput } from '@seesaw/coordinator';
@@ -14,68 +13,13 @@ import { createDeviceWorkerGroup, deviceWorkerUrl } from '@seesaw/gpu-actor';
 import { loadModelConfig } from '@seesaw/model';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURE, makeRequests, runReference } from '../cluster-test-support.ts';
+import { TestCertificates } from './tls-test-support.ts';
 
 const TOKEN = 'tls-test-token-0123456789abcdef0123';
 const dir = mkdtempSync(join(tmpdir(), 'seesaw-tls-'));
 
-function openssl(args: string[]): void {
-  execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-}
-
-/** A CA (ca-NAME.pem / -key.pem), self-signed. */
-function makeCa(name: string): void {
-  openssl([
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-days',
-    '2',
-    '-subj',
-    `/CN=seesaw test ${name}`,
-    '-keyout',
-    `ca-${name}-key.pem`,
-    '-out',
-    `ca-${name}.pem`,
-  ]);
-}
-
-/** server.pem / server-key.pem for 127.0.0.1 and localhost, signed by CA `ca`. */
-function makeServerCert(ca: string): void {
-  openssl([
-    'req',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-subj',
-    '/CN=127.0.0.1',
-    '-keyout',
-    'server-key.pem',
-    '-out',
-    'server.csr',
-  ]);
-  writeFileSync(join(dir, 'san.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
-  openssl([
-    'x509',
-    '-req',
-    '-in',
-    'server.csr',
-    '-CA',
-    `ca-${ca}.pem`,
-    '-CAkey',
-    `ca-${ca}-key.pem`,
-    '-CAcreateserial',
-    '-days',
-    '2',
-    '-extfile',
-    'san.ext',
-    '-out',
-    'server.pem',
-  ]);
-}
-
-const read = (file: string) => readFileSync(join(dir, file));
+const certs = new TestCertificates(dir);
+const read = (file: string) => certs.read(file);
 
 describe("TLS (wss://) for the coordinator, agents' peer links and job clients", () => {
   const logs: string[] = [];
@@ -85,9 +29,9 @@ describe("TLS (wss://) for the coordinator, agents' peer links and job clients",
   let reference = new Map<string, number[]>();
 
   beforeAll(async () => {
-    makeCa('right');
-    makeCa('wrong');
-    makeServerCert('right');
+    certs.makeCa('right');
+    certs.makeCa('wrong');
+    certs.makeServerCert('right');
     const tls = { ca: read('ca-right.pem'), cert: read('server.pem'), key: read('server-key.pem') };
     daemon = await CoordinatorDaemon.start({
       port: 0,

@@ -60,6 +60,7 @@ export const RUN_FLAGS = {
   ...TRACE_FLAGS,
   cluster: { type: 'string' },
   'token-file': { type: 'string' },
+  'tls-ca': { type: 'string' },
 } as const;
 
 export function readEngineSettings(values: FlagValues): EngineSettings {
@@ -283,6 +284,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   const values = parseFlags('run', argv, RUN_FLAGS);
   if (values.cluster !== undefined) return runOnClusterCommand(values);
   if (values['token-file'] !== undefined) throw new UsageError('--token-file needs --cluster ws://HOST:PORT');
+  if (values['tls-ca'] !== undefined) throw new UsageError('--tls-ca needs --cluster wss://HOST:PORT');
   const options: RunJobOptions = {
     modelDir: requiredString(values, 'model'),
     inputPath: requiredString(values, 'input'),

@@ -1,6 +1,8 @@
 /**
  * `seesaw worker --connect ws://HOST:PORT --devices N --token-file F [--name HOST]
- * [--peer-listen HOST:PORT|off]`: the host agent. Joins the coordinator and runs the device
+ * [--peer-listen HOST:PORT|off] [--tls-ca F] [--tls-cert F --tls-key F]`: the host agent.
+ * With wss://, --tls-ca verifies the coordinator and peer agents; --tls-cert/--tls-key make the
+ * peer-link listener TLS only. Joins the coordinator and runs the device
  * workers it places here until the coordinator goes away (exit 1) or the agent gets SIGINT/SIGTERM
  * (exit 0). --peer-listen is where other agents link to this host's devices when a replica spans
  * hosts (default: the interface used to reach the coordinator, any free port; ':PORT' listens on
@@ -10,6 +12,7 @@ import { hostname } from 'node:os';
 import { HostAgent } from '@seesaw/coordinator';
 import { runAgentWithReconnect } from '../agent-reconnect.ts';
 import { optionalInteger, optionalString, parseFlags, requiredString, UsageError } from '../args.ts';
+import { readTlsCaFlag, readTlsServerFlags, TLS_CLIENT_FLAGS, TLS_SERVER_FLAGS } from '../tls-flags.ts';
 import { parseListenAddress, readTokenFile, untilSignal } from './coordinator.ts';
 
 export const WORKER_FLAGS = {
@@ -18,13 +21,17 @@ export const WORKER_FLAGS = {
   'token-file': { type: 'string' },
   name: { type: 'string' },
   'peer-listen': { type: 'string' },
+  ...TLS_SERVER_FLAGS,
+  ...TLS_CLIENT_FLAGS,
 } as const;
 
 export async function workerCommand(argv: string[]): Promise<number> {
   const values = parseFlags('worker', argv, WORKER_FLAGS);
   const coordinatorUrl = requiredString(values, 'connect');
   if (!/^wss?:\/\//.test(coordinatorUrl))
-    throw new UsageError(`--connect must be ws://HOST:PORT, got '${coordinatorUrl}'`);
+    throw new UsageError(`--connect must be ws://HOST:PORT or wss://HOST:PORT, got '${coordinatorUrl}'`);
+  const tlsCa = readTlsCaFlag(values, coordinatorUrl);
+  const tlsServer = readTlsServerFlags(values);
   const numDevices = optionalInteger(values, 'devices', { min: 1, max: 4096 }) ?? 1;
   const token = readTokenFile(requiredString(values, 'token-file'));
   const hostName = optionalString(values, 'name') ?? hostname();
@@ -50,6 +57,7 @@ export async function workerCommand(argv: string[]): Promise<number> {
     createTpGroup: createDeviceWorkerGroup,
     log,
     ...(peerListen === undefined ? {} : { peerListen }),
+    ...(tlsCa || tlsServer ? { tls: { ca: tlsCa, ...tlsServer } } : {}),
   };
   // The first start fails fast (bad address, wrong token); later losses are reconnected.
   const agent = await HostAgent.start(agentOptions);
