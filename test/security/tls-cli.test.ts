@@ -21,7 +21,7 @@ import {
 } from '../remote-cluster-support.ts';
 import { TestCertificates } from './tls-test-support.ts';
 
-describe('wss:// through the CLI: coordinator, workers and run --cluster', () => {
+describe('item 6 (TLS): wss:// through the CLI: coordinator, workers and run --cluster', () => {
   const group = new ProcessGroup();
   const dir = mkdtempSync(join(tmpdir(), 'seesaw-tls-cli-'));
   const certs = new TestCertificates(dir);
