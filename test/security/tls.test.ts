@@ -21,7 +21,7 @@ const dir = mkdtempSync(join(tmpdir(), 'seesaw-tls-'));
 const certs = new TestCertificates(dir);
 const read = (file: string) => certs.read(file);
 
-describe("TLS (wss://) for the coordinator, agents' peer links and job clients", () => {
+describe("item 6 (TLS): wss:// for the coordinator, agents' peer links and job clients", () => {
   const logs: string[] = [];
   let daemon: CoordinatorDaemon;
   const agents: HostAgent[] = [];
