@@ -3,7 +3,7 @@
  * certificate for 127.0.0.1 / localhost signed by one of them. PEM files, RSA 2048, 2 days.
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export class TestCertificates {
@@ -65,6 +65,8 @@ export class TestCertificates {
       '-out',
       'server.pem',
     ]);
+    // The CLI refuses a key file others can read, whatever openssl's default mode.
+    chmodSync(join(this.dir, 'server-key.pem'), 0o600);
     return { cert: join(this.dir, 'server.pem'), key: join(this.dir, 'server-key.pem') };
   }
 
