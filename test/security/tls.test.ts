@@ -6,6 +6,7 @@
  * system's CAs), is refused, and plain ws:// to the TLS listener fails with an error saying so.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
+import { get } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoordinatorDaemon, HostAgent, RemoteJobClient, type RequestOutput } from '@seesaw/coordinator';
@@ -81,6 +82,22 @@ describe("item 6 (TLS): wss:// for the coordinator, agents' peer links and job c
       await job.close();
     }
   }, 60_000);
+
+  it('serves /healthz over HTTPS on the same port', async () => {
+    const body = await new Promise<string>((resolve, reject) => {
+      get(`${daemon.url.replace(/^wss:/, 'https:')}/healthz`, { ca: read('ca-right.pem') }, (response) => {
+        let text = '';
+        response.on('data', (chunk: Buffer) => {
+          text += chunk.toString();
+        });
+        response.on('end', () => resolve(text));
+      }).on('error', reject);
+    });
+    expect((JSON.parse(body) as { hosts: Array<{ name: string }> }).hosts.map((h) => h.name).sort()).toEqual([
+      'a',
+      'b',
+    ]);
+  });
 
   it('refuses a server certificate from another CA, or none given (system CAs)', async () => {
     const open = (tlsCa: Buffer | undefined) =>
