@@ -70,13 +70,13 @@ export async function waitFor<T>(
   }
 }
 
-/** The ws:// address a coordinator printed on its first stdout line. */
+/** The ws:// (or wss://) address a coordinator printed on its first stdout line. */
 export function coordinatorUrl(coordinator: Started): Promise<string> {
   return waitFor('the coordinator to listen', 30_000, () => {
     if (coordinator.child.exitCode !== null) {
       throw new Error(`coordinator exited ${coordinator.child.exitCode}: ${coordinator.stderr()}`);
     }
-    return /listening on (ws:\/\/\S+)/.exec(coordinator.stdout())?.[1];
+    return /listening on (wss?:\/\/\S+)/.exec(coordinator.stdout())?.[1];
   });
 }
 

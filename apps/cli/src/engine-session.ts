@@ -69,6 +69,11 @@ export interface SessionEngine {
   addRequest(request: EngineRequest): void;
   hasUnfinishedRequests(): boolean;
   step(): Promise<RequestOutput[]>;
+  /**
+   * Requests refused after addRequest accepted them (a cluster job's coordinator rejects one
+   * alone, e.g. a token outside the vocabulary); each is no longer unfinished. Absent: never.
+   */
+  takeRejections?(): Array<{ requestId: string; message: string }>;
 }
 
 /** What bench --compare and the reports need beyond EngineStats, the same for every kind of session. */
@@ -223,7 +228,8 @@ export interface DrainStats {
 
 /**
  * Steps the engine until every queued request is done. `onFinished` sees each output as its
- * step completes; `onStep` runs after every step with running totals. Yields to the event
+ * step completes; `onRejected` each request the engine refused after queueing it; `onStep` runs
+ * after every step with running totals. Yields to the event
  * loop between steps so timers (progress) and stream writes are not starved by a device
  * that computes synchronously.
  */
@@ -231,6 +237,7 @@ export async function drainEngine(
   engine: SessionEngine,
   onFinished: (output: RequestOutput) => void,
   onStep?: (stats: DrainStats) => void,
+  onRejected?: (requestId: string, message: string) => void,
 ): Promise<DrainStats> {
   const stats: DrainStats = { numFinished: 0, numOutputTokens: 0, numPromptTokensComputed: 0 };
   while (engine.hasUnfinishedRequests()) {
@@ -238,6 +245,10 @@ export async function drainEngine(
     for (const output of finished) {
       stats.numFinished++;
       onFinished(output);
+    }
+    for (const { requestId, message } of engine.takeRejections?.() ?? []) {
+      if (!onRejected) throw new Error(`engine rejected ${JSON.stringify(requestId)}: ${message}`);
+      onRejected(requestId, message);
     }
     const engineStats = engine.stats;
     stats.numOutputTokens = engineStats.numOutputTokens;

@@ -42,10 +42,12 @@ export const COMMAND_USAGE: Readonly<Record<string, string>> = {
              --out FILE.gguf`,
   coordinator: `  coordinator  Run the many-machines coordinator daemon (HTTP /healthz, /metrics and the
              WebSocket for agents and jobs on one port; first stdout line names the address).
-             --listen HOST:PORT --token-file F`,
+             --listen HOST:PORT --token-file F [--tls-cert F --tls-key F: wss:// only]`,
   worker: `  worker     Run a host agent: joins the coordinator, spawns one device worker per device the
              coordinator places here and relays it. --connect ws://HOST:PORT --devices N
-             --token-file F [--name HOST] [--backend cpu|webgpu [--gpus-per-adapter K]]`,
+             --token-file F [--name HOST] [--backend cpu|webgpu [--gpus-per-adapter K]]
+             [wss://: --tls-ca F verifies the coordinator and peers;
+             --tls-cert F --tls-key F make the peer-link listener TLS only]`,
   token: `  token      Write a new random cluster token: --out F (mode 0600; token files readable by
              group/other or shorter than 32 bytes are refused).`,
   'cluster-run': `  cluster-run  Start a coordinator and local agents from a cluster script (JSON: tokenFile,
@@ -99,7 +101,8 @@ lets up to K device workers share the adapter (--devices N needs K >= N for now)
     commands: ['run'],
     text: `Many machines (run): --cluster ws://HOST:PORT --token-file F --config DxTyPz submits the job to a
 running coordinator; output, resume and summary are as for a local run. Each DP replica runs on
-one host (TP/PP inside it); --model is the directory as the hosts (and the coordinator) see it.`,
+one host (TP/PP inside it); --model is the directory as the hosts (and the coordinator) see it.
+--cluster wss://HOST:PORT --tls-ca F verifies the coordinator's certificate against CA file F.`,
   },
   {
     commands: ['run', 'bench'],

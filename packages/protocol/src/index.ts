@@ -28,5 +28,6 @@ export type {
   StepSeq,
 } from './step.ts';
 export * from './tensor.ts';
+export * from './tls.ts';
 export * from './websocket.ts';
 export * from './worker-port.ts';

@@ -13,6 +13,12 @@ import { ConnectionGate, type ConnectionGateOptions } from './connection-gate.ts
 import { FrameEndpoint, type FrameEndpointOptions } from './endpoint.ts';
 import type { Message } from './messages/index.ts';
 import type { Tensor } from './tensor.ts';
+import {
+  createListenerServer,
+  describeConnectError,
+  type TlsServerCredentials,
+  webSocketScheme,
+} from './tls.ts';
 
 /** Default largest incoming message (frame) in bytes, once the peer is authenticated. */
 export const DEFAULT_MAX_FRAME_BYTES = 1 << 30;
@@ -144,6 +150,8 @@ export interface ListenOptions extends WebSocketOptions {
   host?: string;
   /** 0 picks a free port. */
   port?: number;
+  /** Certificate and key: the listener speaks TLS only (wss://). */
+  tls?: TlsServerCredentials;
   /** One endpoint per accepted connection (run acceptHello on it). */
   onConnection: (endpoint: WebSocketEndpoint, request: IncomingMessage) => void;
   /** Largest frame before the peer's hello is accepted (default 64 KiB). */
@@ -218,9 +226,9 @@ export function admitWebSocket(
 
 export function listenWebSocket(options: ListenOptions): Promise<WebSocketListener> {
   const host = options.host ?? '127.0.0.1';
+  const httpServer = createListenerServer(options.tls);
   const server = new WebSocketServer({
-    host,
-    port: options.port ?? 0,
+    server: httpServer,
     // Every socket starts at the small pre-authentication limit; welcome lifts it.
     maxPayload: options.isWithoutAuthentication
       ? (options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES)
@@ -248,20 +256,22 @@ export function listenWebSocket(options: ListenOptions): Promise<WebSocketListen
       endpoint.close(`connection handler threw: ${String(error)}`);
     }
   });
+  server.on('error', (error) => options.log?.(`protocol: ws server error: ${error.message}`));
   return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.once('listening', () => {
-      server.off('error', reject);
-      server.on('error', (error) => options.log?.(`protocol: ws server error: ${error.message}`));
-      const port = (server.address() as AddressInfo).port;
+    httpServer.once('error', reject);
+    httpServer.listen(options.port ?? 0, host, () => {
+      httpServer.off('error', reject);
+      httpServer.on('error', (error) => options.log?.(`protocol: ws server error: ${error.message}`));
+      const port = (httpServer.address() as AddressInfo).port;
       resolve({
         host,
         port,
-        url: `ws://${host.includes(':') ? `[${host}]` : host}:${port}`,
+        url: `${webSocketScheme(options.tls)}://${host.includes(':') ? `[${host}]` : host}:${port}`,
         close: () =>
           new Promise<void>((done) => {
             for (const client of server.clients) client.terminate();
-            server.close(() => done());
+            server.close(() => httpServer.close(() => done()));
+            httpServer.closeAllConnections?.();
           }),
       });
     });
@@ -278,6 +288,8 @@ export interface ConnectOptions extends WebSocketOptions {
    * optional native bufferutil, a slow JS loop), so by default the key is zero and ws skips it.
    */
   isMasked?: boolean;
+  /** CA certificate (PEM) a wss:// server's certificate must chain to; the system's CAs when absent. */
+  tlsCa?: string | Buffer;
 }
 
 const zeroMask = (mask: Uint8Array): void => {
@@ -293,11 +305,12 @@ export function connectWebSocket<Out extends Message = Message, In extends Messa
     perMessageDeflate: false,
     handshakeTimeout: options.timeoutMs ?? 10_000,
     generateMask: options.isMasked ? undefined : zeroMask,
+    ...(options.tlsCa !== undefined ? { ca: options.tlsCa } : {}),
   });
   // Created before 'open' so no early message is missed; the endpoint queues until handled.
   const endpoint = new WebSocketEndpoint<Out, In>(socket, `ws ${url}`, options);
   return new Promise((resolve, reject) => {
-    const onError = (error: Error) => reject(new Error(`connectWebSocket ${url}: ${error.message}`));
+    const onError = (error: Error) => reject(new Error(describeConnectError(url, error)));
     socket.once('error', onError);
     socket.once('open', () => {
       socket.off('error', onError);

@@ -64,6 +64,7 @@ export const RUN_FLAGS = {
   ...TRACE_FLAGS,
   cluster: { type: 'string' },
   'token-file': { type: 'string' },
+  'tls-ca': { type: 'string' },
 } as const;
 
 export function readEngineSettings(values: FlagValues): EngineSettings {
@@ -301,6 +302,13 @@ async function runRequests(
             numWorkDone: stats.numPromptTokensComputed + stats.numOutputTokens,
             numWorkTotal,
           }),
+        (requestId, message) => {
+          const request = byCustomId.get(requestId);
+          if (request === undefined) throw new Error(`engine rejected unknown request '${requestId}'`);
+          writer.write(errorRecord(requestId, 'request_rejected', `line ${request.lineNumber}: ${message}`));
+          numWorkTotal -= request.promptTokenIds.length + outputBudget(request);
+          summary.numErrors++;
+        },
       );
     } finally {
       progress.finish();
@@ -329,6 +337,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   const values = parseFlags('run', argv, RUN_FLAGS);
   if (values.cluster !== undefined) return runOnClusterCommand(values);
   if (values['token-file'] !== undefined) throw new UsageError('--token-file needs --cluster ws://HOST:PORT');
+  if (values['tls-ca'] !== undefined) throw new UsageError('--tls-ca needs --cluster wss://HOST:PORT');
   const options: RunJobOptions = {
     modelDir: requiredString(values, 'model'),
     inputPath: requiredString(values, 'input'),

@@ -1,6 +1,9 @@
 /**
  * `seesaw worker --connect ws://HOST:PORT --devices N --token-file F [--name HOST]
- * [--peer-listen HOST:PORT|off] [--backend cpu|webgpu [--gpus-per-adapter K]]`: the host agent. Joins the coordinator and runs the device
+ * [--peer-listen HOST:PORT|off] [--backend cpu|webgpu [--gpus-per-adapter K]] [--tls-ca F]
+ * [--tls-cert F --tls-key F]`: the host agent.
+ * With wss://, --tls-ca verifies the coordinator and peer agents; --tls-cert/--tls-key make the
+ * peer-link listener TLS only. Joins the coordinator and runs the device
  * workers it places here until the coordinator goes away (exit 1) or the agent gets SIGINT/SIGTERM
  * (exit 0). --peer-listen is where other agents link to this host's devices when a replica spans
  * hosts (default: the interface used to reach the coordinator, any free port; ':PORT' listens on
@@ -16,6 +19,7 @@ import {
   deviceWorkerUrlOf,
   readBackendSettings,
 } from '../backend-flags.ts';
+import { readTlsCaFlag, readTlsServerFlags, TLS_CLIENT_FLAGS, TLS_SERVER_FLAGS } from '../tls-flags.ts';
 import { parseListenAddress, readTokenFile, untilSignal } from './coordinator.ts';
 
 export const WORKER_FLAGS = {
@@ -25,13 +29,17 @@ export const WORKER_FLAGS = {
   name: { type: 'string' },
   'peer-listen': { type: 'string' },
   ...BACKEND_FLAGS,
+  ...TLS_SERVER_FLAGS,
+  ...TLS_CLIENT_FLAGS,
 } as const;
 
 export async function workerCommand(argv: string[]): Promise<number> {
   const values = parseFlags('worker', argv, WORKER_FLAGS);
   const coordinatorUrl = requiredString(values, 'connect');
   if (!/^wss?:\/\//.test(coordinatorUrl))
-    throw new UsageError(`--connect must be ws://HOST:PORT, got '${coordinatorUrl}'`);
+    throw new UsageError(`--connect must be ws://HOST:PORT or wss://HOST:PORT, got '${coordinatorUrl}'`);
+  const tlsCa = readTlsCaFlag(values, coordinatorUrl);
+  const tlsServer = readTlsServerFlags(values);
   const numDevices = optionalInteger(values, 'devices', { min: 1, max: 4096 }) ?? 1;
   const { backend, gpusPerAdapter } = readBackendSettings(values);
   if (backend === 'webgpu') checkWebGpuPlacement(numDevices, gpusPerAdapter);
@@ -60,6 +68,7 @@ export async function workerCommand(argv: string[]): Promise<number> {
     createTpGroup: createDeviceWorkerGroup,
     log,
     ...(peerListen === undefined ? {} : { peerListen }),
+    ...(tlsCa || tlsServer ? { tls: { ca: tlsCa, ...tlsServer } } : {}),
   };
   // The first start fails fast (bad address, wrong token); later losses are reconnected.
   const agent = await HostAgent.start(agentOptions);

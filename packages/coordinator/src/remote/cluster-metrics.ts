@@ -15,6 +15,10 @@ const COUNTERS = {
   jobsFailedTotal: ['seesaw_jobs_failed_total', 'Jobs that ended with an error.'],
   requestsTotal: ['seesaw_requests_total', 'Requests submitted by job clients.'],
   requestsFinishedTotal: ['seesaw_requests_finished_total', 'Requests completed and sent back.'],
+  requestsRejectedTotal: [
+    'seesaw_requests_rejected_total',
+    'Submitted requests rejected alone (e.g. empty, too long, duplicate id, token outside the vocabulary).',
+  ],
   tokensGeneratedTotal: ['seesaw_tokens_generated_total', 'Output tokens of completed requests.'],
   promptTokensTotal: ['seesaw_prompt_tokens_total', 'Prompt tokens of completed requests.'],
   stepsTotal: ['seesaw_steps_total', 'Engine steps run on the devices.'],

@@ -5,13 +5,14 @@
  * message says what it is: agentJoin (a host agent's control link), deviceChannel (the relayed
  * link of one device of a job) or openJob (a job client).
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
   acceptHello,
   admitWebSocket,
   ConnectionGate,
   type ConnectionGateOptions,
+  createListenerServer,
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
   DEFAULT_PRE_AUTH_MAX_FRAME_BYTES,
   type Endpoint,
@@ -19,7 +20,9 @@ import {
   type Message,
   type OpenJob,
   rateLimitedLog,
+  type TlsServerCredentials,
   type WebSocketEndpoint,
+  webSocketScheme,
 } from '@seesaw/protocol';
 import { WebSocketServer } from 'ws';
 import { ClusterMetrics } from './cluster-metrics.ts';
@@ -33,6 +36,8 @@ export interface CoordinatorDaemonOptions {
   /** 0 picks a free port. */
   port: number;
   token: string;
+  /** Certificate and key: agents and job clients must connect with wss:// (TLS). */
+  tls?: TlsServerCredentials;
   log?: (line: string) => void;
   /** Control-link heartbeats with the agents. */
   hostHeartbeatIntervalMs?: number;
@@ -105,7 +110,7 @@ export class CoordinatorDaemon {
   }
 
   static async start(options: CoordinatorDaemonOptions): Promise<CoordinatorDaemon> {
-    const server = createServer();
+    const server = createListenerServer(options.tls);
     // Sockets start at the small pre-authentication limit; welcome lifts it to MAX_FRAME_BYTES.
     const wss = new WebSocketServer({
       noServer: true,
@@ -130,10 +135,10 @@ export class CoordinatorDaemon {
     return this.options.host ?? '127.0.0.1';
   }
 
-  /** ws://HOST:PORT for agents and job clients. */
+  /** ws://HOST:PORT (wss:// with TLS) for agents and job clients. */
   get url(): string {
     const host = this.host.includes(':') ? `[${this.host}]` : this.host;
-    return `ws://${host}:${this.port}`;
+    return `${webSocketScheme(this.options.tls)}://${host}:${this.port}`;
   }
 
   health(): CoordinatorHealth {

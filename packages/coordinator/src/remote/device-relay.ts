@@ -35,6 +35,8 @@ export type RemoteDeviceLinkPorts = DeviceWorkerLinkPorts;
 export interface DeviceRelaySpec {
   workerUrl: URL | string;
   coordinatorUrl: string;
+  /** CA (PEM) the coordinator's wss:// certificate must chain to. */
+  tlsCa?: string | Buffer;
   /** Cluster token for the coordinator's hello check. */
   clusterToken: string;
   jobId: number;
@@ -70,6 +72,7 @@ export class DeviceRelay {
     const link = await connectWebSocket<Message, Message>(spec.coordinatorUrl, {
       accept: RELAY_INBOUND_TAGS,
       log: spec.log,
+      tlsCa: spec.tlsCa,
     });
     try {
       await connectAndHello(link, { role: 'device', name: this.name, token: spec.clusterToken });

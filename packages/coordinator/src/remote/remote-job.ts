@@ -34,9 +34,10 @@ import { ClusterEngine } from '../cluster/cluster-engine.ts';
 import { DeviceActorHandle } from '../cluster/device-actor-handle.ts';
 import { DeviceLostError } from '../cluster/device-errors.ts';
 import { type EngineHostKv, engineHostKvFor } from '../cluster/local-host-kv.ts';
-import type { EngineRequest } from '../request.ts';
+import { type EngineRequest, RequestRejectedError } from '../request.ts';
 import type { ClusterMetrics } from './cluster-metrics.ts';
 import type { HostRegistry } from './host-registry.ts';
+import { checkJobRequest } from './job-request-admission.ts';
 import { hostOfDevice, loadReplicas, remoteDeviceName } from './remote-replicas.ts';
 import { placeDevices } from './replica-placement.ts';
 
@@ -75,6 +76,9 @@ export class RemoteJob {
   private wake: (() => void) | undefined;
   private readonly queued: EngineRequest[] = [];
   private engine: ClusterEngine | undefined;
+  private vocabSize = 0;
+  /** Ids of the requests admitted and not yet finished (a duplicate among them is rejected). */
+  private readonly liveRequestIds = new Set<string>();
   private numStepsReported = 0;
   /** 'D2 on host-a (1), host-b (1)' once placed. */
   layout = '';
@@ -147,6 +151,7 @@ export class RemoteJob {
     const checkpoint = Checkpoint.open(open.modelDir);
     checkpoint.close();
     const config = checkpoint.config;
+    this.vocabSize = config.vocabSize;
     const parallel = parseParallelConfig(open.parallelism);
     validateForModel(parallel, config);
     const { dp, tp, pp } = parallel;
@@ -253,7 +258,7 @@ export class RemoteJob {
     const engine = this.engine!;
     const { metrics } = this.ctx;
     while (!this.isClientGone && !this.failure) {
-      while (this.queued.length) engine.addRequest(this.queued.shift()!);
+      while (this.queued.length) this.admit(engine, this.queued.shift()!);
       if (!engine.hasUnfinishedRequests()) {
         await new Promise<void>((resolve) => {
           this.wake = resolve;
@@ -266,12 +271,33 @@ export class RemoteJob {
       metrics.add('stepsTotal', stats.numSteps - this.numStepsReported);
       this.numStepsReported = stats.numSteps;
       for (const output of outputs) {
+        this.liveRequestIds.delete(output.requestId);
         metrics.add('requestsFinishedTotal');
         metrics.add('tokensGeneratedTotal', output.outputTokenIds.length);
         metrics.add('promptTokensTotal', output.promptTokenIds.length);
         this.client.post({ tag: 'requestFinished', output, stats: { ...stats } });
       }
       await yieldToEventLoop();
+    }
+  }
+
+  /**
+   * Queues one submitted request, or answers requestRejected for it alone when it can never run
+   * (the other requests of its batch go on).
+   */
+  private admit(engine: ClusterEngine, request: EngineRequest): void {
+    try {
+      checkJobRequest(request, this.vocabSize, this.liveRequestIds);
+      engine.addRequest(request);
+      this.liveRequestIds.add(request.requestId);
+    } catch (error) {
+      if (!(error instanceof RequestRejectedError)) throw error;
+      this.ctx.metrics.add('requestsRejectedTotal');
+      this.client.post({
+        tag: 'requestRejected',
+        requestId: request.requestId,
+        message: error.message.slice(0, 4096),
+      });
     }
   }
 
