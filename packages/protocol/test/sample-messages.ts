@@ -192,6 +192,11 @@ export function sampleMessages(random: () => number): Sample[] {
       },
       stats: { numSteps: 3, numOutputTokens: 2 },
     }),
+    none({
+      tag: 'requestRejected',
+      requestId: 'r-2',
+      message: 'prompt token id 9000 is outside the vocabulary',
+    }),
     none({ tag: 'jobFailed', message: 'host host-b lost', lostHost: 'host-b' }),
   ];
 }
