@@ -8,6 +8,12 @@ export {
   type ExecutionDevice,
 } from './engine.ts';
 export {
+  EngineCore,
+  type EngineCoreOptions,
+  type EngineCoreStats,
+  type ReplicaExecutor,
+} from './engine-core.ts';
+export {
   HostKvTier,
   type HostKvTierConfig,
   type PreemptionSettings,
