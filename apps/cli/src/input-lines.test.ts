@@ -45,6 +45,7 @@ describe('plain request lines', () => {
       },
       isTokenIdsReturned: false,
       isChat: false,
+      stopStrings: [],
     });
     expect(DEFAULT_MAX_TOKENS).toBe(16);
   });
@@ -213,7 +214,12 @@ describe('line errors', () => {
     [{ prompt: [1], model: 'm' }, "unknown field 'model'"],
     [{ prompt: [1], stream: true }, 'stream: true is not supported: only stream: false in a batch line'],
     [{ prompt: [1], frobnicate: true }, "unknown field 'frobnicate'"],
-    [{ prompt: [1], stop: ['\n'] }, 'stop: ["\\n"] is not supported: stop strings are not supported yet'],
+    [
+      { prompt: [1], stop: ['a', 'b', 'c', 'd', 'e'] },
+      'stop must be a non-empty string or a list of up to 4',
+    ],
+    [{ prompt: [1], stop: [''] }, 'stop must be a non-empty string'],
+    [{ prompt: [1], stop: 'x' }, "stop strings need the model's tokenizer"],
     [{ prompt: [1], logprobs: 5 }, 'logprobs: 5 is not supported'],
     [{ prompt: [1], presence_penalty: 0.5 }, 'presence_penalty: 0.5 is not supported'],
     [{ prompt: [1], logit_bias: { '5': 1 } }, 'logit_bias: {"5":1} is not supported'],

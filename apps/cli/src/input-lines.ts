@@ -29,6 +29,8 @@ export interface ParsedRequest {
   isTokenIdsReturned: boolean;
   /** A chat request (messages through the chat template): answered as a chat completion. */
   isChat: boolean;
+  /** OpenAI `stop` strings (none: []): the answer is cut before the first one. */
+  stopStrings: string[];
 }
 
 export type InputErrorCode = 'invalid_json' | 'invalid_request' | 'duplicate_custom_id';
@@ -172,6 +174,7 @@ export function parseInputLine(
       sampling: fields.sampling,
       isTokenIdsReturned: fields.isTokenIdsReturned,
       isChat: endpoint === 'chat',
+      stopStrings: fields.stopStrings,
     },
   };
 }

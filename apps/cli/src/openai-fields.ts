@@ -66,10 +66,6 @@ export const OPENAI_NO_OP_FIELDS: Readonly<Record<string, OpenAiField>> = {
     unsupported: 'logit_bias is not supported (null or {})',
   },
   suffix: { isNoOp: (v) => isAbsent(v) || v === '', unsupported: 'suffix is not supported (null or "")' },
-  stop: {
-    isNoOp: (v) => isAbsent(v) || (Array.isArray(v) && v.length === 0),
-    unsupported: 'stop strings are not supported yet; give stop_token_ids instead',
-  },
 };
 
 /** Adds a problem for each OpenAI field whose value asks for something this engine does not do. */

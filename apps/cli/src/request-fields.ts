@@ -7,6 +7,7 @@
 import type { SamplingParams } from '@seesaw/coordinator';
 import { type ChatPrompter, readChatMessages } from './chat-template.ts';
 import { checkOpenAiNoOpFields } from './openai-fields.ts';
+import { readStopStrings } from './stop-strings.ts';
 
 /** The only thing the parser needs from a tokenizer. */
 export interface PromptEncoder {
@@ -51,6 +52,7 @@ export const REQUEST_FIELDS = [
   'top_k',
   'seed',
   'stop_token_ids',
+  'stop',
   'ignore_eos',
   'return_token_ids',
 ] as const;
@@ -257,6 +259,8 @@ export interface RequestFields {
   promptTokenIds: number[] | null;
   sampling: SamplingParams;
   isTokenIdsReturned: boolean;
+  /** OpenAI `stop` strings: the answer is cut before the first one (stop-strings.ts). */
+  stopStrings: string[];
 }
 
 export function readRequestFields(
@@ -300,6 +304,10 @@ export function readRequestFields(
   );
   const stopTokenIds = readStopTokenIds(object, context.vocabSize, problems);
   const ignoreEos = readBoolean(object, 'ignore_eos', problems);
+  const stopStrings = readStopStrings(object.stop, problems);
+  if (stopStrings.length > 0 && context.tokenizer === null) {
+    problems.add("stop strings need the model's tokenizer (tokenizer.json); give stop_token_ids instead");
+  }
   checkOpenAiNoOpFields(object, problems);
   const isTokenIdsReturned = readBoolean(object, 'return_token_ids', problems);
   return {
@@ -315,5 +323,6 @@ export function readRequestFields(
       ignoreEos: ignoreEos ?? false,
     },
     isTokenIdsReturned: isTokenIdsReturned ?? false,
+    stopStrings,
   };
 }

@@ -13,6 +13,7 @@ export function requestHash(request: ParsedRequest): string {
     isTokenIdsReturned: request.isTokenIdsReturned,
     // Only when set, so completions requests keep the ids they had before chat existed.
     ...(request.isChat ? { isChat: true } : {}),
+    ...(request.stopStrings.length > 0 ? { stopStrings: request.stopStrings } : {}),
   });
   return `req_${createHash('sha256').update(canonical).digest('hex').slice(0, 32)}`;
 }

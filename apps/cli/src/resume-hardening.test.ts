@@ -20,6 +20,7 @@ function request(maxTokens: number): ParsedRequest {
     sampling: { maxTokens, temperature: 0 } as unknown as ParsedRequest['sampling'],
     isTokenIdsReturned: false,
     isChat: false,
+    stopStrings: [],
   };
 }
 

@@ -109,4 +109,38 @@ describe.skipIf(engineUnavailableReason !== null)('seesaw run with stdin and std
     expect(records).toContain('lower max_tokens to at most');
     expect(records).toContain('n: 2 is not supported');
   });
+
+  it('cuts the answer before a stop string: the same tokens as without it, up to the stop', () => {
+    const inputPath = join(dir, 'stop-in.jsonl');
+    const base = {
+      prompt: 'Once upon a time',
+      max_tokens: 24,
+      temperature: 0,
+      ignore_eos: true,
+      return_token_ids: true,
+    };
+    writeFileSync(inputPath, `${JSON.stringify({ custom_id: 'free', ...base })}\n`);
+    const free = seesaw(['run', '--model', modelDir, '--input', inputPath, '--output', '-']);
+    expect(free.status, free.stderr).toBe(0);
+    const freeRecord = JSON.parse(free.stdout.trim()) as BatchOutputRecord;
+    const freeChoice = freeRecord.response?.body.choices[0];
+    const freeText = freeChoice?.text ?? '';
+    expect(freeText.length).toBeGreaterThan(6);
+    // A stop string taken from the middle of the free answer.
+    const stop = freeText.slice(4, 6);
+    const cutAt = freeText.indexOf(stop);
+    writeFileSync(
+      inputPath,
+      `${JSON.stringify({ custom_id: 'stopped', ...base, stop: [stop, 'never-there'] })}\n`,
+    );
+    const stopped = seesaw(['run', '--model', modelDir, '--input', inputPath, '--output', '-']);
+    expect(stopped.status, stopped.stderr).toBe(0);
+    const choice = (JSON.parse(stopped.stdout.trim()) as BatchOutputRecord).response?.body.choices[0];
+    expect(choice?.text).toBe(freeText.slice(0, cutAt));
+    expect(choice?.finish_reason).toBe('stop');
+    const ids = choice?.token_ids ?? [];
+    expect(ids.length).toBeGreaterThan(0);
+    expect(ids.length).toBeLessThan(freeChoice?.token_ids?.length ?? 0);
+    expect(freeChoice?.token_ids?.slice(0, ids.length)).toEqual(ids);
+  });
 });

@@ -19,7 +19,7 @@ export const COMMAND_USAGE: Readonly<Record<string, string>> = {
              [--threads N] [--kv-cache-memory SIZE] [--max-num-batched-tokens N] [--max-num-seqs N]
              [--trace FILE] [--report FILE]
              Input lines: {"prompt": "text" | [ids], "max_tokens", "temperature", "top_p", "top_k",
-             "seed", "stop_token_ids", "ignore_eos", "return_token_ids", "custom_id"} or OpenAI batch
+             "seed", "stop", "stop_token_ids", "ignore_eos", "return_token_ids", "custom_id"} or OpenAI batch
              lines {"custom_id", "method": "POST", "url": "/v1/completions", "body": {...}}.
              OpenAI fields are accepted at their no-op values (n: 1, stream: false, ...).
              --input - reads stdin; --output - writes the records to stdout.

@@ -35,6 +35,7 @@ import { requestHash } from '../request-hash.ts';
 import { prepareOutputForResume, type ResumeState } from '../resume.ts';
 import { formatRunSummary, type RunSummary, runSummaryGrid } from '../run-summary.ts';
 import { readSeesawSettings, SEESAW_FLAGS } from '../seesaw-flags.ts';
+import { cutAtStopString } from '../stop-strings.ts';
 import { isTraceWanted, readTraceOutputs, TRACE_FLAGS, writeTraceOutputs } from '../trace-output.ts';
 
 export interface RunJobOptions extends EngineSettings {
@@ -158,13 +159,25 @@ export function outputRecord(
 ): BatchOutputRecord {
   const stopIds = new Set<number>(request.sampling.ignoreEos ? [] : eosIds);
   for (const id of request.sampling.stopTokenIds) stopIds.add(id);
+  let outputTokenIds = output.outputTokenIds;
+  let text = tokenizer === null ? '' : tokenizer.decode(idsForText(output, stopIds));
+  let finishReason = output.finishReason;
+  const cut =
+    tokenizer === null
+      ? null
+      : cutAtStopString(outputTokenIds, text, request.stopStrings, (ids) => tokenizer.decode(ids));
+  if (cut !== null) {
+    outputTokenIds = outputTokenIds.slice(0, cut.numIds);
+    text = cut.text;
+    finishReason = 'stop';
+  }
   return successRecord({
     customId: request.customId,
     modelName,
     promptTokenIds: output.promptTokenIds,
-    outputTokenIds: output.outputTokenIds,
-    text: tokenizer === null ? '' : tokenizer.decode(idsForText(output, stopIds)),
-    finishReason: output.finishReason,
+    outputTokenIds,
+    text,
+    finishReason,
     // Without a tokenizer the text is empty, so the ids are the only result.
     isTokenIdsReturned: request.isTokenIdsReturned || tokenizer === null,
     isChat: request.isChat,
