@@ -81,14 +81,18 @@ export interface EngineCoreStats {
   numDecodeSteps: number;
   decodeStepMs: number;
   numDecodeStepTokens: number;
+  /** Wall time of re-shards, and the weight bytes they moved (peers + host) and read from the host. */
   reshardMs: number;
   reshardBytes: number;
   reshardBytesFromHost: number;
+  /** Wall time spent in each phase, re-shards excluded. */
   prefillMs: number;
   decodeMs: number;
+  /** Time steps spent waiting for KV: prefetchWaitMs + writeBackWaitMs. */
   kvWaitMs: number;
   prefetchWaitMs: number;
   writeBackWaitMs: number;
+  /** Summed transfer times (concurrent prefetches overlap: not a hiding figure). */
   prefetchMs: number;
   writeBackMs: number;
   /** Prefetched sequences steps needed, and those whose KV had landed first (hidden); and their bytes. */

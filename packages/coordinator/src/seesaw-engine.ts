@@ -40,29 +40,11 @@ export interface SeesawEngineOptions
   log?: (line: string) => void;
 }
 
+/** EngineCoreStats' times and KV figures, plus the Seesaw scheduler's own counts. */
 export interface SeesawEngineStats extends EngineStats, EngineCoreStats {
   numSwitches: number;
   numWriteBacks: number;
   numPrefetches: number;
-  /** Wall time of re-shards, and the weight bytes they moved (peers + host) and read from the host. */
-  reshardMs: number;
-  reshardBytes: number;
-  reshardBytesFromHost: number;
-  /** Wall time spent in each phase, re-shards excluded. */
-  prefillMs: number;
-  decodeMs: number;
-  /** Time steps spent waiting for KV: prefetchWaitMs + writeBackWaitMs. */
-  kvWaitMs: number;
-  prefetchWaitMs: number;
-  writeBackWaitMs: number;
-  /** Summed transfer times (concurrent prefetches overlap: not a hiding figure). */
-  prefetchMs: number;
-  writeBackMs: number;
-  /** Prefetched sequences steps needed, and those whose KV had landed first (hidden); and their bytes. */
-  prefetchesNeeded: number;
-  prefetchesLanded: number;
-  prefetchBytesNeeded: number;
-  prefetchBytesLanded: number;
 }
 
 /**
