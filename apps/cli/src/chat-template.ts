@@ -8,17 +8,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Template } from '@huggingface/jinja';
-
-/** Where problems are collected (request-fields' LineProblems). */
-interface ProblemList {
-  add(message: string): void;
-}
-
-function describeValue(value: unknown): string {
-  if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'object' && value !== null) return 'an object';
-  return JSON.stringify(value) ?? String(value);
-}
+import { describeValue, type LineProblems } from './line-problems.ts';
 
 export interface ChatMessage {
   role: string;
@@ -86,7 +76,7 @@ export class ChatTemplate {
 }
 
 /** Text of one message's content: a string, or OpenAI's list of `{type: "text", text}` parts. */
-function readContent(value: unknown, index: number, problems: ProblemList): string | null {
+function readContent(value: unknown, index: number, problems: LineProblems): string | null {
   if (typeof value === 'string') return value;
   if (Array.isArray(value) && value.every((part) => part?.type === 'text' && typeof part.text === 'string')) {
     return value.map((part) => part.text).join('');
@@ -98,7 +88,7 @@ function readContent(value: unknown, index: number, problems: ProblemList): stri
 }
 
 /** Checks `messages` as OpenAI defines it (roles and text content); null after adding problems. */
-export function readChatMessages(value: unknown, problems: ProblemList): ChatMessage[] | null {
+export function readChatMessages(value: unknown, problems: LineProblems): ChatMessage[] | null {
   if (!Array.isArray(value) || value.length === 0) {
     problems.add(
       `messages must be a non-empty array of {"role", "content"} objects, got ${describeValue(value)}`,

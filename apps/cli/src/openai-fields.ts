@@ -9,7 +9,7 @@
  *   never a silently different result.
  * Fields outside this table and the supported ones stay "unknown field" errors.
  */
-import type { LineProblems } from './request-fields.ts';
+import type { LineProblems } from './line-problems.ts';
 
 /** The value as the user wrote it, cut short: a peer-chosen string must not flood the record. */
 function shortJson(value: unknown): string {

@@ -6,8 +6,11 @@
  */
 import type { SamplingParams } from '@seesaw/coordinator';
 import { type ChatPrompter, readChatMessages } from './chat-template.ts';
+import { describeValue, LineProblems } from './line-problems.ts';
 import { checkOpenAiNoOpFields } from './openai-fields.ts';
 import { readStopStrings } from './stop-strings.ts';
+
+export { describeValue, LineProblems };
 
 /** The only thing the parser needs from a tokenizer. */
 export interface PromptEncoder {
@@ -59,24 +62,6 @@ export const REQUEST_FIELDS = [
 
 /** Seeds feed the device RNG as exact integers (any sign), so they must survive float64. */
 const MAX_SEED = Number.MAX_SAFE_INTEGER;
-
-/** Short description of a JSON value for error messages. */
-export function describeValue(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'string')
-    return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value);
-  if (typeof value === 'object') return 'an object';
-  return String(value);
-}
-
-/** Collects every problem of one line, so the error record names them all at once. */
-export class LineProblems {
-  readonly messages: string[] = [];
-  add(message: string): void {
-    this.messages.push(message);
-  }
-}
 
 function isTokenId(value: unknown, vocabSize: number): boolean {
   return Number.isInteger(value) && (value as number) >= 0 && (value as number) < vocabSize;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { LineProblems } from './request-fields.ts';
+import { LineProblems } from './line-problems.ts';
 import { cutAtStopString, readStopStrings } from './stop-strings.ts';
 
 /** One id per character: id 100 + char code, so a prefix of ids decodes to a prefix of text. */

@@ -6,7 +6,7 @@
  * counts them). The same tokens as a run without `stop`, cut, so outputs stay a pure function
  * of the request; the cost is the tokens generated past the stop string.
  */
-import type { LineProblems } from './request-fields.ts';
+import type { LineProblems } from './line-problems.ts';
 
 /** OpenAI's limit on stop sequences. */
 export const MAX_STOP_STRINGS = 4;
