@@ -183,9 +183,11 @@ export const topKRowsSource = `struct Params { rows: u32, n: u32, k: u32, negInf
 const NONE = 0xffffffffu;
 var<workgroup> bestValue: array<f32, 64>;
 var<workgroup> bestIndex: array<u32, 64>;
-// -inf comes from the host: a constant expression may not evaluate to an infinity.
+// -inf comes from the host: a constant expression may not evaluate to an infinity. NaN is found
+// by its bits: drivers may compile \`v != v\` as false (lavapipe does), and a NaN kept as a lane's
+// candidate then hides every better entry that meets it in the reduction.
 fn ranked(v: f32) -> f32 {
-  if (v != v) { return bitcast<f32>(p.negInfBits); }
+  if ((bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u) { return bitcast<f32>(p.negInfBits); }
   return v;
 }
 fn before(value: f32, index: u32, thanValue: f32, thanIndex: u32) -> bool {
