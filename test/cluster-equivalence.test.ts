@@ -11,7 +11,7 @@ import type { EngineRequest } from '@seesaw/coordinator';
 import { CpuDevice } from '@seesaw/gpu-actor';
 import { generateCheckpoint, loadModelConfig } from '@seesaw/model';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { compareWithSingleDevice } from '../packages/gpu-actor/src/sharded-test-support.ts';
+import { compareWithSingleDevice } from '../packages/gpu-actor/test/sharded-test-support.ts';
 import {
   BLOCK_SIZE,
   FIXTURE,

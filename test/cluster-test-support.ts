@@ -11,7 +11,7 @@ import {
 } from '@seesaw/coordinator';
 import { CpuDevice, createDeviceWorkerGroup, deviceWorkerUrl } from '@seesaw/gpu-actor';
 
-export const FIXTURE = join(import.meta.dirname, '../../shared/fixtures/tiny-llama-bf16');
+export const FIXTURE = join(import.meta.dirname, '../fixtures/tiny-llama-bf16');
 export const TOKEN = 'cluster-test-token';
 /** The block size the gpu-actor sharded test support drives devices with. */
 export const BLOCK_SIZE = 8;

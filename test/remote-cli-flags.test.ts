@@ -12,7 +12,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function file(name: string, text: string): string {
   const path = join(dir, name);
-  writeFileSync(path, text);
+  writeFileSync(path, text, { mode: 0o600 });
   return path;
 }
 
@@ -28,20 +28,22 @@ describe('coordinator and worker flags', () => {
   });
 
   it('reads the token without surrounding whitespace and refuses an empty or missing file', () => {
-    expect(readTokenFile(file('token', '  s3cret\n'))).toBe('s3cret');
+    const secret = 's3cret-'.padEnd(40, 'x');
+    expect(readTokenFile(file('token', `  ${secret}\n`))).toBe(secret);
     expect(() => readTokenFile(file('empty', ' \n'))).toThrow(/is empty/);
     expect(() => readTokenFile(join(dir, 'absent'))).toThrow(/cannot read/);
   });
 });
 
 describe('run --cluster flags', () => {
-  const token = file('cluster-token', 'tok\n');
+  const tok = 'tok-'.padEnd(32, 'k');
+  const token = file('cluster-token', `${tok}\n`);
   const base = { cluster: 'ws://10.0.0.1:7000', 'token-file': token };
 
   it('takes the layout from --config, splits --threads over its devices', () => {
     expect(readClusterJobFlags({ ...base, config: 'D2', threads: '4', 'device-memory': '64MiB' })).toEqual({
       url: 'ws://10.0.0.1:7000',
-      token: 'tok',
+      token: tok,
       parallelism: 'D2',
       numThreadsPerDevice: 2,
       deviceMemoryBytes: 64 << 20,

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 
 export const REPO_ROOT = join(import.meta.dirname, '..');
 export const BIN = join(REPO_ROOT, 'apps', 'cli', 'bin', 'seesaw.js');
-export const FIXTURE = join(import.meta.dirname, '../../shared/fixtures/tiny-llama-bf16');
+export const FIXTURE = join(import.meta.dirname, '../fixtures/tiny-llama-bf16');
 
 /** A started child: its process, and stdout/stderr collected so far. */
 export interface Started {
@@ -70,13 +70,13 @@ export async function waitFor<T>(
   }
 }
 
-/** The ws:// address a coordinator printed on its first stdout line. */
+/** The ws:// (or wss://) address a coordinator printed on its first stdout line. */
 export function coordinatorUrl(coordinator: Started): Promise<string> {
   return waitFor('the coordinator to listen', 30_000, () => {
     if (coordinator.child.exitCode !== null) {
       throw new Error(`coordinator exited ${coordinator.child.exitCode}: ${coordinator.stderr()}`);
     }
-    return /listening on (ws:\/\/\S+)/.exec(coordinator.stdout())?.[1];
+    return /listening on (wss?:\/\/\S+)/.exec(coordinator.stdout())?.[1];
   });
 }
 

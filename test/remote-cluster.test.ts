@@ -46,7 +46,7 @@ describe('coordinator daemon, host agents and run --cluster over loopback WebSoc
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'seesaw-remote-'));
     tokenFile = join(dir, 'token');
-    writeFileSync(tokenFile, 'loopback-cluster-secret\n');
+    writeFileSync(tokenFile, 'loopback-cluster-secret-padded-to-at-least-32-bytes\n', { mode: 0o600 });
     input = join(dir, 'prompts.jsonl');
     writePrompts(input, NUM_PROMPTS, maxTokens);
     coordinator = group.start(['coordinator', '--listen', '127.0.0.1:0', '--token-file', tokenFile]);
@@ -95,7 +95,7 @@ describe('coordinator daemon, host agents and run --cluster over loopback WebSoc
 
   it('refuses an agent and a job client with the wrong token, and logs it', async () => {
     const wrong = join(dir, 'wrong-token');
-    writeFileSync(wrong, 'not-the-secret\n');
+    writeFileSync(wrong, 'not-the-secret-but-long-enough-to-be-accepted\n', { mode: 0o600 });
     const before = metric(httpGet(httpUrl(url, '/metrics')), 'seesaw_refused_connections_total');
     const agent = await runToEnd(group, [
       'worker',
@@ -183,7 +183,7 @@ describe('coordinator daemon, host agents and run --cluster over loopback WebSoc
     await waitForHosts(url, ['host-a']);
     // The log line travels through the coordinator's stderr pipe, which may trail its HTTP answer.
     await waitFor('the coordinator to log the drop', 5_000, () =>
-      coordinator.stderr().includes('host host-b dropped') ? true : undefined,
+      coordinator.stderr().includes('host "host-b" dropped') ? true : undefined,
     );
     expect(metric(httpGet(httpUrl(url, '/metrics')), 'seesaw_hosts_lost_total')).toBe(1);
   });

@@ -41,7 +41,7 @@ describe('run --cluster with a replica spanning two worker processes', () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'seesaw-cross-host-'));
     tokenFile = join(dir, 'token');
-    writeFileSync(tokenFile, 'cross-host-secret\n');
+    writeFileSync(tokenFile, 'cross-host-secret-padded-to-at-least-32-bytes\n', { mode: 0o600 });
     input = join(dir, 'prompts.jsonl');
     writePrompts(input, NUM_PROMPTS, maxTokens);
     coordinator = group.start(['coordinator', '--listen', '127.0.0.1:0', '--token-file', tokenFile]);

@@ -108,7 +108,7 @@ describe('coordinator daemon with in-process host agents', () => {
     await expect.poll(() => daemon.health().hosts.map((h) => h.name), { timeout: 5000 }).toEqual(['solo']);
     expect(Date.now() - joinedAt).toBeLessThan(3000);
     expect(
-      logs.some((line) => /host mute dropped: no heartbeat for \d+ ms \(deadline 1000 ms\)/.test(line)),
+      logs.some((line) => /host "mute" dropped: no heartbeat for \d+ ms \(deadline 1000 ms\)/.test(line)),
     ).toBe(true);
     expect(daemon.metricsText()).toMatch(/^seesaw_hosts_lost_total 1$/m);
   });

@@ -51,7 +51,7 @@ describe.skipIf(skipReason !== undefined)(title, () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'seesaw-netns-cross-'));
     tokenFile = join(dir, 'token');
-    writeFileSync(tokenFile, 'netns-cross-host-secret\n');
+    writeFileSync(tokenFile, 'netns-cross-host-secret-padded-to-at-least-32-bytes\n', { mode: 0o600 });
     input = join(dir, 'prompts.jsonl');
     writePrompts(input, 6, (i) => 4 + i, 11);
     net.destroy();

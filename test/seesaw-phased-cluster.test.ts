@@ -31,6 +31,17 @@ function expectSwitchesAccountedFor(stats: SeesawEngineStats, numRequests: numbe
   // Every request decodes (maxTokens >= 5), so each one's KV came back from the host at least
   // once: overlapped (prefetch) or, when nothing is running to overlap with, in the step (swap-in).
   expect(stats.numPrefetches + stats.numSwapIns).toBeGreaterThanOrEqual(numRequests);
+  // Swap-in hiding counted per sequence a step needed: no more than were prefetched, landed ones
+  // among them, and bytes alongside (every prefetched sequence has KV to move).
+  console.log(
+    `prefetches ${stats.numPrefetches}, needed ${stats.prefetchesNeeded}, landed first ${stats.prefetchesLanded}; ` +
+      `bytes needed ${stats.prefetchBytesNeeded}, landed ${stats.prefetchBytesLanded}`,
+  );
+  expect(stats.prefetchesNeeded).toBeLessThanOrEqual(stats.numPrefetches);
+  expect(stats.prefetchesLanded).toBeLessThanOrEqual(stats.prefetchesNeeded);
+  expect(stats.prefetchBytesLanded).toBeLessThanOrEqual(stats.prefetchBytesNeeded);
+  expect(stats.prefetchBytesNeeded > 0).toBe(stats.prefetchesNeeded > 0);
+  if (stats.numPrefetches > 0) expect(stats.prefetchesNeeded).toBeGreaterThan(0);
 }
 
 describe('Seesaw engines on a phased LocalCluster (P2 prefill, T2 decode) with a host KV tier', () => {

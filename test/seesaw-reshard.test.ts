@@ -18,7 +18,7 @@ import {
 import { CpuDevice } from '@seesaw/gpu-actor';
 import { Checkpoint, loadModelConfig, parseParallelConfig, planReshard } from '@seesaw/model';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { compareWithSingleDevice } from '../packages/gpu-actor/src/sharded-test-support.ts';
+import { compareWithSingleDevice } from '../packages/gpu-actor/test/sharded-test-support.ts';
 import {
   BLOCK_SIZE,
   DEVICE_MEMORY_BYTES,

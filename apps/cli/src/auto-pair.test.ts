@@ -3,12 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseParallelConfig } from '@seesaw/model';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TWO_WORKER_PROFILE } from '../test/e2e-test-support.ts';
 import { UsageError } from './args.ts';
 import { isAutoPair, resolveAutoPair } from './auto-pair.ts';
-import { TWO_WORKER_PROFILE } from './e2e-test-support.ts';
 import { checkSeesawPair } from './seesaw-flags.ts';
 
-const FIXTURE = join(import.meta.dirname, '../../../../shared/fixtures/tiny-llama-bf16');
+const FIXTURE = join(import.meta.dirname, '../../../fixtures/tiny-llama-bf16');
 
 const REQUESTS = Array.from({ length: 8 }, (_, i) => ({
   promptTokenIds: Array.from({ length: 64 + 8 * i }, () => 1),
@@ -53,17 +53,27 @@ describe.skipIf(!existsSync(FIXTURE))('resolveAutoPair', () => {
     };
     const lines: string[] = [];
     await resolveAutoPair(values, FIXTURE, REQUESTS, (line) => lines.push(line));
+    expect(lines).toHaveLength(1);
+    if (values.config !== undefined) {
+      // The planner found a static layout fastest: it runs as --config on the profile's devices.
+      expect(values.prefill).toBeUndefined();
+      expect(values.devices).toBe('2');
+      const config = parseParallelConfig(String(values.config));
+      expect(config.dp * config.tp * config.pp).toBe(2);
+      expect(lines[0]).toMatch(
+        new RegExp(`^auto: static ${values.config}, the planner's best overall \\(simulated`),
+      );
+      return;
+    }
     const prefill = parseParallelConfig(String(values.prefill));
     const decode = parseParallelConfig(String(values.decode));
     expect(checkSeesawPair(prefill, decode)).toBeNull();
     expect(prefill.dp * prefill.tp * prefill.pp).toBe(2);
-    expect(lines).toEqual([
-      expect.stringMatching(
-        new RegExp(
-          `^auto: prefill ${values.prefill}, decode ${values.decode} \\(simulated \\d+\\.\\d\\d total tokens/s on two test workers`,
-        ),
+    expect(lines[0]).toMatch(
+      new RegExp(
+        `^auto: prefill ${values.prefill}, decode ${values.decode}, the planner's best overall \\(simulated \\d+\\.\\d\\d total tokens/s on two test workers; best static`,
       ),
-    ]);
+    );
   });
 
   it('needs --profile and a matching --devices', async () => {

@@ -1,8 +1,9 @@
 /**
- * `bench --prefill auto --decode auto --profile FILE`: the (prefill, decode) pair is the one the
- * planner's simulator finds fastest for this model on the measured machine (`seesaw profile`)
- * and this very workload (the bench requests' prompt and output lengths). The choice is logged
- * with its simulated throughput, then the run goes on as if the pair had been given.
+ * `bench --prefill auto --decode auto --profile FILE`: runs what the planner's simulator finds
+ * fastest overall for this model on the measured machine (`seesaw profile`) and this very
+ * workload (the bench requests' prompt and output lengths): a (prefill, decode) pair, or a
+ * static layout (as --config) when no pair beats it. The choice is logged with its simulated
+ * throughput and the runner-up kind, then the run goes on as if it had been given.
  */
 import { loadModelConfig } from '@seesaw/model';
 import { type FlagValues, optionalInteger, optionalString, UsageError } from './args.ts';
@@ -46,7 +47,7 @@ export async function resolveAutoPair(
     );
   }
   // Loaded only here: the planner (and its worker pool) is not needed for any other bench.
-  const { chooseSeesawPair, clusterNumDevices, dtypeBytesOf, loadClusterProfile } = await import(
+  const { chooseBestConfiguration, clusterNumDevices, dtypeBytesOf, loadClusterProfile } = await import(
     '@seesaw/planner'
   );
   const cluster = loadClusterProfile(profilePath);
@@ -66,7 +67,7 @@ export async function resolveAutoPair(
     })),
   };
   const startMs = performance.now();
-  const choice = await chooseSeesawPair(cluster, config, numDevices, workload, {
+  const choice = await chooseBestConfiguration(cluster, config, numDevices, workload, {
     simulation: {
       dtypeBytes: dtypeBytesOf(config),
       maxNumBatchedTokens: optionalInteger(values, 'prefill-token-budget', { min: 1 }),
@@ -74,12 +75,27 @@ export async function resolveAutoPair(
     },
   });
   if (choice === null) {
-    throw new Error(`no (prefill, decode) pair of ${numDevices} devices fits this model on ${profilePath}`);
+    throw new Error(`no layout of ${numDevices} devices fits this model on ${profilePath}`);
+  }
+  const searched = `searched in ${((performance.now() - startMs) / 1000).toFixed(1)} s`;
+  const rate = (report: { totalTokensPerSecond: number }) =>
+    `${report.totalTokensPerSecond.toFixed(2)} total tokens/s`;
+  if (choice.kind === 'static') {
+    // The planner's overall best is static: run it as --config, and say why no pair.
+    log(
+      `auto: static ${choice.config}, the planner's best overall (simulated ${rate(choice.report)} on ${cluster.name}; ` +
+        `best pair ${choice.bestPair === null ? 'none fits' : `${choice.bestPair.label} ${rate(choice.bestPair)}`}; ${searched})`,
+    );
+    values.prefill = undefined;
+    values.decode = undefined;
+    values.config = choice.config;
+    values.devices = String(numDevices);
+    return;
   }
   log(
-    `auto: prefill ${choice.prefill}, decode ${choice.decode} (simulated ` +
-      `${choice.report.totalTokensPerSecond.toFixed(2)} total tokens/s on ${cluster.name}, ` +
-      `searched in ${((performance.now() - startMs) / 1000).toFixed(1)} s)`,
+    `auto: prefill ${choice.prefill}, decode ${choice.decode}, the planner's best overall (simulated ` +
+      `${rate(choice.report)} on ${cluster.name}; best static ` +
+      `${choice.bestStatic === null ? 'none fits' : `${choice.bestStatic.label} ${rate(choice.bestStatic)}`}; ${searched})`,
   );
   values.prefill = choice.prefill;
   values.decode = choice.decode;

@@ -1,6 +1,7 @@
 /**
  * Result records in the OpenAI batch output format, one JSON object a line:
- * success records carry a `text_completion` body, error records `response: null` and
+ * success records carry a `text_completion` body (`chat.completion` for chat requests), error
+ * records `response: null` and
  * `error: {code, message}`.
  */
 import { randomBytes } from 'node:crypto';
@@ -8,6 +9,17 @@ import { randomBytes } from 'node:crypto';
 export interface CompletionChoice {
   index: number;
   text: string;
+  message?: undefined;
+  finish_reason: 'stop' | 'length';
+  logprobs: null;
+  token_ids?: number[];
+}
+
+/** A chat completion's choice: the answer as the assistant's message. */
+export interface ChatChoice {
+  index: number;
+  message: { role: 'assistant'; content: string };
+  text?: undefined;
   finish_reason: 'stop' | 'length';
   logprobs: null;
   token_ids?: number[];
@@ -15,10 +27,10 @@ export interface CompletionChoice {
 
 export interface CompletionBody {
   id: string;
-  object: 'text_completion';
+  object: 'text_completion' | 'chat.completion';
   created: number;
   model: string;
-  choices: CompletionChoice[];
+  choices: CompletionChoice[] | ChatChoice[];
   usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number };
   prompt_token_ids?: number[];
 }
@@ -51,6 +63,10 @@ export interface CompletionResult {
   isTokenIdsReturned: boolean;
   /** Unix time in seconds. */
   createdSeconds: number;
+  /** The request's hash (requestHash), so resume can tell a changed request; random when absent. */
+  requestId?: string;
+  /** Answer as a chat completion (the request came as chat messages). */
+  isChat?: boolean;
 }
 
 function randomId(prefix: string): string {
@@ -58,18 +74,20 @@ function randomId(prefix: string): string {
 }
 
 export function successRecord(result: CompletionResult): SuccessRecord {
-  const choice: CompletionChoice = {
-    index: 0,
-    text: result.text,
-    finish_reason: result.finishReason,
-    logprobs: null,
-  };
+  const choice: CompletionChoice | ChatChoice = result.isChat
+    ? {
+        index: 0,
+        message: { role: 'assistant', content: result.text },
+        finish_reason: result.finishReason,
+        logprobs: null,
+      }
+    : { index: 0, text: result.text, finish_reason: result.finishReason, logprobs: null };
   const body: CompletionBody = {
-    id: randomId('cmpl-'),
-    object: 'text_completion',
+    id: randomId(result.isChat ? 'chatcmpl-' : 'cmpl-'),
+    object: result.isChat ? 'chat.completion' : 'text_completion',
     created: result.createdSeconds,
     model: result.modelName,
-    choices: [choice],
+    choices: [choice] as CompletionChoice[] | ChatChoice[],
     usage: {
       prompt_tokens: result.promptTokenIds.length,
       completion_tokens: result.outputTokenIds.length,
@@ -83,7 +101,7 @@ export function successRecord(result: CompletionResult): SuccessRecord {
   return {
     id: randomId('batch_req_'),
     custom_id: result.customId,
-    response: { status_code: 200, request_id: randomId('req_'), body },
+    response: { status_code: 200, request_id: result.requestId ?? randomId('req_'), body },
     error: null,
   };
 }
@@ -107,6 +125,10 @@ export function isSuccessRecord(value: unknown): value is SuccessRecord {
     record.error === null &&
     typeof response === 'object' &&
     response !== null &&
-    response.status_code === 200
+    response.status_code === 200 &&
+    // A record without a completion body is not completed work.
+    typeof response.body === 'object' &&
+    response.body !== null &&
+    Array.isArray((response.body as Record<string, unknown>).choices)
   );
 }

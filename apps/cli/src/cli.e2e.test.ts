@@ -7,11 +7,11 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { findEngineUnavailableReason, SEESAW_BIN } from '../test/e2e-test-support.ts';
 import type { BatchOutputRecord, ErrorRecord, SuccessRecord } from './batch-output.ts';
-import { findEngineUnavailableReason, SEESAW_BIN } from './e2e-test-support.ts';
 import { REPO_ROOT } from './model-cache.ts';
 
-const FIXTURE_NO_TOKENIZER = join(import.meta.dirname, '../../../../shared/fixtures/tiny-llama-bf16');
+const FIXTURE_NO_TOKENIZER = join(import.meta.dirname, '../../../fixtures/tiny-llama-bf16');
 
 const engineUnavailableReason = await findEngineUnavailableReason();
 
@@ -57,13 +57,21 @@ describe('usage errors (no engine needed)', () => {
     expect(result.stderr).toContain("Run 'seesaw help' for usage.");
   });
 
-  it('help prints usage and exits 0', () => {
-    for (const args of [['help'], ['--help'], ['run', '--help']]) {
+  it('help prints usage and exits 0; run --help prints that command only, --version the version', () => {
+    for (const args of [['help'], ['--help']]) {
       const result = seesaw(args);
       expect(result.status).toBe(0);
       expect(result.stdout).toMatch(/^Usage: seesaw/);
       expect(result.stdout).toContain('gen-model');
     }
+    const run = seesaw(['run', '--help']);
+    expect(run.status).toBe(0);
+    expect(run.stdout).toMatch(/^Usage: seesaw run /);
+    expect(run.stdout).toContain('--input prompts.jsonl');
+    expect(run.stdout).not.toContain('gen-model');
+    const version = seesaw(['--version']);
+    expect(version.status).toBe(0);
+    expect(version.stdout).toMatch(/^seesaw \d+\.\d+\.\d+\n$/);
   });
 });
 

@@ -7,16 +7,16 @@
  * one kv-store worker is the host's KV tier, split evenly over the dp * pp engines, so preemption
  * may swap (--preemption auto or swap) instead of recomputing.
  */
+
 import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { basename, resolve } from 'node:path';
 import { RecoveringCluster } from '@seesaw/coordinator';
 import { Checkpoint, expectedTensors, formatParallelConfig, loadModelConfig } from '@seesaw/model';
+import { ENGINE_DEFAULTS } from '@seesaw/protocol';
+import { deviceWorkerUrlOf } from './backend-flags.ts';
 import type { ClusterSettings } from './cluster-flags.ts';
 import { type EngineSession, type EngineSettings, staticFigures } from './engine-session.ts';
-
-/** KV cache each device gets by default on top of the whole checkpoint (CpuDevice's own default). */
-const DEFAULT_KV_CACHE_BYTES = 512 * 1024 * 1024;
 
 /** Parameters of the model, from the tensor shapes its config implies (for the swap cost model). */
 function numModelParams(modelDir: string): number {
@@ -32,14 +32,17 @@ export async function openClusterSession(
   cluster: ClusterSettings,
 ): Promise<EngineSession> {
   // Loaded here for the same reason as in openEngineSession: native kernels only when needed.
-  const { createDeviceWorkerGroup, deviceWorkerUrl } = await import('@seesaw/gpu-actor');
+  const { createDeviceWorkerGroup } = await import('@seesaw/gpu-actor');
+  const backend = settings.backend ?? 'cpu';
   const numThreads = settings.numThreads ?? availableParallelism();
   const numThreadsPerDevice = Math.max(1, Math.floor(numThreads / cluster.numDevices));
   const weightBytes = Checkpoint.tensorBytesOf(modelDir);
-  const deviceMemoryBytes = cluster.deviceMemoryBytes ?? weightBytes + DEFAULT_KV_CACHE_BYTES;
+  // --kv-cache-memory reaches a cluster only as a WebGPU run's one implied device (run.ts refuses it otherwise).
+  const deviceMemoryBytes =
+    cluster.deviceMemoryBytes ?? weightBytes + (settings.kvCacheBytes ?? ENGINE_DEFAULTS.kvCacheBytes);
   const recovering = await RecoveringCluster.start({
     cluster: {
-      workerUrl: deviceWorkerUrl(),
+      workerUrl: await deviceWorkerUrlOf(backend),
       modelDir,
       parallel: cluster.parallel,
       numThreadsPerDevice,
@@ -93,7 +96,9 @@ export async function openClusterSession(
     layout:
       `${formatParallelConfig(cluster.parallel)} on ${cluster.numDevices} device ` +
       `worker${cluster.numDevices === 1 ? '' : 's'} ` +
-      `(${numThreadsPerDevice} thread${numThreadsPerDevice === 1 ? '' : 's'} each)`,
+      (backend === 'webgpu'
+        ? '(WebGPU)'
+        : `(${numThreadsPerDevice} thread${numThreadsPerDevice === 1 ? '' : 's'} each)`),
     figures: () => {
       // Per device: a replica's weights and KV cache over its tp * pp devices (TP ranks hold equal
       // shares; PP stages differ by the embedding and head, which this mean smooths over).

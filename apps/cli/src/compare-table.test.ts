@@ -15,6 +15,7 @@ const ROW: CompareRow = {
   reshardSeconds: 0.125,
   kvWaitSeconds: 0.05,
   swapInHiddenFraction: 0.875,
+  swapInHiddenByteFraction: 0.8,
   peakDeviceMemoryBytes: 3 * 1024 ** 2,
   hostKvMemoryBytes: 64 * 1024 ** 2,
 };
@@ -29,6 +30,7 @@ const STATIC: CompareRow = {
   reshardSeconds: 0,
   kvWaitSeconds: 0,
   swapInHiddenFraction: null,
+  swapInHiddenByteFraction: null,
   hostKvMemoryBytes: 0,
 };
 
@@ -80,7 +82,8 @@ describe('formatCompareTable', () => {
     expect(line('Time in decode')).toMatch(/2\.25 s\s+2\.25 s$/);
     expect(line('Time re-sharding')).toMatch(/0\.13 s\s+0\.00 s$/);
     expect(line('Time waiting for KV')).toMatch(/0\.05 s\s+0\.00 s$/);
-    expect(line('Swap-in hidden')).toMatch(/87\.5%\s+-$/);
+    expect(line('Swap-in hidden (sequences)')).toMatch(/87\.5%\s+-$/);
+    expect(line('Swap-in hidden (bytes)')).toMatch(/80\.0%\s+-$/);
     expect(line('Peak device memory')).toMatch(/3\.00 MiB\s+3\.00 MiB$/);
     expect(line('Host KV memory')).toMatch(/64\.00 MiB\s+-$/);
     expect(line('Speed-up vs seesaw:P2-T2')).toMatch(/1\.00x\s+0\.80x$/);
@@ -96,6 +99,7 @@ describe('formatCompareTable', () => {
       tokens_per_second: 1200,
       num_switches: 3,
       swap_in_hidden_fraction: 0.875,
+      swap_in_hidden_byte_fraction: 0.8,
       host_kv_memory_bytes: 64 * 1024 ** 2,
     });
     expect(staticRow.swap_in_hidden_fraction).toBeNull();

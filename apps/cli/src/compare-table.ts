@@ -6,7 +6,7 @@ import { formatParallelConfig, type ParallelConfig, parseParallelConfig } from '
 import { UsageError } from './args.ts';
 import { formatByteSize } from './byte-size.ts';
 import type { BenchResult } from './commands/bench.ts';
-import { swapInHiddenFraction } from './engine-session.ts';
+import { swapInHiddenByteFraction, swapInHiddenFraction } from './engine-session.ts';
 import { checkSeesawPair } from './seesaw-flags.ts';
 import { throughputRates } from './throughput-report.ts';
 
@@ -79,8 +79,10 @@ export interface CompareRow {
   reshardSeconds: number;
   /** Steps waiting for KV transfers (prefetches not done, write-backs not acknowledged). */
   kvWaitSeconds: number;
-  /** 1 - prefetch wait / prefetch time; null when nothing was swapped in. */
+  /** Share of the prefetched sequences steps needed whose KV had landed first; null: none needed. */
   swapInHiddenFraction: number | null;
+  /** The same share by bytes. */
+  swapInHiddenByteFraction: number | null;
   /** Largest weights + KV cache one device held. */
   peakDeviceMemoryBytes: number;
   /** The host KV tier's size (0: none). */
@@ -104,6 +106,7 @@ export function compareRowOf(label: string, result: BenchResult): CompareRow {
     reshardSeconds: (figures?.reshardMs ?? 0) / 1000,
     kvWaitSeconds: (figures?.kvWaitMs ?? 0) / 1000,
     swapInHiddenFraction: figures === undefined ? null : swapInHiddenFraction(figures),
+    swapInHiddenByteFraction: figures === undefined ? null : swapInHiddenByteFraction(figures),
     peakDeviceMemoryBytes: figures?.peakDeviceMemoryBytes ?? result.weightBytes + result.kvCacheBytes,
     hostKvMemoryBytes: figures?.hostKvBytes ?? 0,
   };
@@ -124,7 +127,8 @@ const TABLE_LINES: Array<{ label: string; cell: (row: CompareRow) => string }> =
   { label: 'Time in decode', cell: (row) => seconds(row.decodeSeconds) },
   { label: 'Time re-sharding', cell: (row) => seconds(row.reshardSeconds) },
   { label: 'Time waiting for KV', cell: (row) => seconds(row.kvWaitSeconds) },
-  { label: 'Swap-in hidden', cell: (row) => percent(row.swapInHiddenFraction) },
+  { label: 'Swap-in hidden (sequences)', cell: (row) => percent(row.swapInHiddenFraction) },
+  { label: 'Swap-in hidden (bytes)', cell: (row) => percent(row.swapInHiddenByteFraction) },
   { label: 'Peak device memory', cell: (row) => formatByteSize(row.peakDeviceMemoryBytes) },
   {
     label: 'Host KV memory',
@@ -179,6 +183,7 @@ export function compareJson(rows: readonly CompareRow[]): Array<Record<string, n
     reshard_seconds: row.reshardSeconds,
     kv_wait_seconds: row.kvWaitSeconds,
     swap_in_hidden_fraction: row.swapInHiddenFraction,
+    swap_in_hidden_byte_fraction: row.swapInHiddenByteFraction,
     peak_device_memory_bytes: row.peakDeviceMemoryBytes,
     host_kv_memory_bytes: row.hostKvMemoryBytes,
   }));

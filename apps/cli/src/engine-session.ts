@@ -3,6 +3,7 @@
  * the engine step by step (so the caller sees progress between steps). Shared by `run`,
  * `bench` and the default job, so every path measures the same thing.
  */
+
 import { availableParallelism } from 'node:os';
 import { basename, resolve } from 'node:path';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
@@ -16,6 +17,8 @@ import {
   type TraceRecorder,
 } from '@seesaw/coordinator';
 import { expectedTensors, loadModelConfig, type ModelConfig } from '@seesaw/model';
+import { ENGINE_DEFAULTS } from '@seesaw/protocol';
+import type { DeviceBackend } from './backend-flags.ts';
 import type { ClusterSettings } from './cluster-flags.ts';
 import type { SeesawSettings } from './seesaw-flags.ts';
 
@@ -34,6 +37,8 @@ export interface EngineSettings {
   maxNumSeqs?: number;
   /** Run on a local cluster of device workers (--devices/--config); in-process CpuDevice when absent. */
   cluster?: ClusterSettings;
+  /** What the cluster's device workers compute on (--backend); cpu when absent. */
+  backend?: DeviceBackend;
   /** Host-memory KV tier for preemption by swapping (--host-kv-memory); none when absent. */
   hostKvBytes?: number;
   /** How to preempt when device KV runs out (--preemption); 'auto' with a host tier, else recompute. */
@@ -43,9 +48,6 @@ export interface EngineSettings {
   /** Where steps, re-shards and KV transfers are recorded (--trace, --report); none when absent. */
   recorder?: TraceRecorder;
 }
-
-/** Tokens per KV block on the in-process device; the host tier's slots match it one to one. */
-const BLOCK_SIZE = 16;
 
 /** Parameters of the model, from the tensor shapes its config implies (for the swap cost model). */
 function numModelParams(config: ModelConfig): number {
@@ -67,6 +69,11 @@ export interface SessionEngine {
   addRequest(request: EngineRequest): void;
   hasUnfinishedRequests(): boolean;
   step(): Promise<RequestOutput[]>;
+  /**
+   * Requests refused after addRequest accepted them (a cluster job's coordinator rejects one
+   * alone, e.g. a token outside the vocabulary); each is no longer unfinished. Absent: never.
+   */
+  takeRejections?(): Array<{ requestId: string; message: string }>;
 }
 
 /** What bench --compare and the reports need beyond EngineStats, the same for every kind of session. */
@@ -84,6 +91,11 @@ export interface SessionFigures {
   /** Summed issue->done time of prefetched swap-ins, and the part of it steps waited for. */
   prefetchMs: number;
   prefetchWaitMs: number;
+  /** Prefetched sequences steps needed, those whose KV had landed before the step; their bytes. */
+  prefetchesNeeded: number;
+  prefetchesLanded: number;
+  prefetchBytesNeeded: number;
+  prefetchBytesLanded: number;
   /** Largest weights + KV cache one device held (a static cluster: the per-device mean of a replica). */
   peakDeviceMemoryBytes: number;
   /** The host KV tier's size; 0 without one. */
@@ -109,15 +121,27 @@ export function staticFigures(
     kvWaitMs: 0,
     prefetchMs: 0,
     prefetchWaitMs: 0,
+    prefetchesNeeded: 0,
+    prefetchesLanded: 0,
+    prefetchBytesNeeded: 0,
+    prefetchBytesLanded: 0,
     peakDeviceMemoryBytes,
     hostKvBytes,
   };
 }
 
-/** Share of swap-in (prefetch) time that steps did not wait for; null when nothing was swapped in. */
+/**
+ * Share of the prefetched sequences steps needed whose KV had landed before the step began
+ * (hidden swap-ins); null when no step needed one. Not 1 - wait / summed prefetch time: prefetches
+ * in flight together overlap, so their summed times count the same milliseconds more than once.
+ */
 export function swapInHiddenFraction(figures: SessionFigures): number | null {
-  if (!(figures.prefetchMs > 0)) return null;
-  return Math.min(1, Math.max(0, 1 - figures.prefetchWaitMs / figures.prefetchMs));
+  return figures.prefetchesNeeded > 0 ? figures.prefetchesLanded / figures.prefetchesNeeded : null;
+}
+
+/** The same share by bytes. */
+export function swapInHiddenByteFraction(figures: SessionFigures): number | null {
+  return figures.prefetchBytesNeeded > 0 ? figures.prefetchBytesLanded / figures.prefetchBytesNeeded : null;
 }
 
 export interface EngineSession {
@@ -150,13 +174,13 @@ export async function openEngineSession(modelDir: string, settings: EngineSettin
     settings.hostKvBytes === undefined
       ? undefined
       : new HostKvStore({
-          layout: hostKvLayoutFor(loadModelConfig(modelDir), BLOCK_SIZE),
+          layout: hostKvLayoutFor(loadModelConfig(modelDir), ENGINE_DEFAULTS.blockSize),
           capacityBytes: settings.hostKvBytes,
         });
   const device = await CpuDevice.load(modelDir, {
     numThreads: settings.numThreads ?? availableParallelism(),
     kvCacheBytes: settings.kvCacheBytes,
-    blockSize: BLOCK_SIZE,
+    blockSize: ENGINE_DEFAULTS.blockSize,
     hostKv,
   });
   const config = device.config;
@@ -204,7 +228,8 @@ export interface DrainStats {
 
 /**
  * Steps the engine until every queued request is done. `onFinished` sees each output as its
- * step completes; `onStep` runs after every step with running totals. Yields to the event
+ * step completes; `onRejected` each request the engine refused after queueing it; `onStep` runs
+ * after every step with running totals. Yields to the event
  * loop between steps so timers (progress) and stream writes are not starved by a device
  * that computes synchronously.
  */
@@ -212,6 +237,7 @@ export async function drainEngine(
   engine: SessionEngine,
   onFinished: (output: RequestOutput) => void,
   onStep?: (stats: DrainStats) => void,
+  onRejected?: (requestId: string, message: string) => void,
 ): Promise<DrainStats> {
   const stats: DrainStats = { numFinished: 0, numOutputTokens: 0, numPromptTokensComputed: 0 };
   while (engine.hasUnfinishedRequests()) {
@@ -220,6 +246,10 @@ export async function drainEngine(
       stats.numFinished++;
       onFinished(output);
     }
+    for (const { requestId, message } of engine.takeRejections?.() ?? []) {
+      if (!onRejected) throw new Error(`engine rejected ${JSON.stringify(requestId)}: ${message}`);
+      onRejected(requestId, message);
+    }
     const engineStats = engine.stats;
     stats.numOutputTokens = engineStats.numOutputTokens;
     stats.numPromptTokensComputed = engineStats.numPromptTokensComputed;
@@ -227,4 +257,15 @@ export async function drainEngine(
     await yieldToEventLoop();
   }
   return stats;
+}
+
+/** "75.0% of 16 sequences, 62.5% of bytes", or '-' when no step needed a prefetched sequence. */
+export function formatSwapInHidden(figures: SessionFigures): string {
+  const bySequences = swapInHiddenFraction(figures);
+  if (bySequences === null) return '-';
+  const byBytes = swapInHiddenByteFraction(figures);
+  return (
+    `${(bySequences * 100).toFixed(1)}% of ${figures.prefetchesNeeded} sequences` +
+    (byBytes === null ? '' : `, ${(byBytes * 100).toFixed(1)}% of bytes`)
+  );
 }

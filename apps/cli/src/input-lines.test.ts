@@ -44,6 +44,8 @@ describe('plain request lines', () => {
         ignoreEos: false,
       },
       isTokenIdsReturned: false,
+      isChat: false,
+      stopStrings: [],
     });
     expect(DEFAULT_MAX_TOKENS).toBe(16);
   });
@@ -122,7 +124,20 @@ describe('OpenAI batch lines', () => {
     ],
     [
       { custom_id: 'x', method: 'POST', url: '/v1/chat/completions', body: { prompt: [1] } },
-      'url "/v1/chat/completions" is not supported: only "/v1/completions"',
+      "unknown field 'prompt' in body",
+    ],
+    [
+      { custom_id: 'x', method: 'POST', url: '/v1/embeddings', body: { prompt: [1] } },
+      'url "/v1/embeddings" is not supported: only "/v1/completions" or "/v1/chat/completions"',
+    ],
+    [
+      {
+        custom_id: 'x',
+        method: 'POST',
+        url: '/v1/chat/completions',
+        body: { messages: [{ role: 'user', content: 'hi' }] },
+      },
+      'the model has no chat template',
     ],
     [{ custom_id: 'x', method: 'POST', url: '/v1/completions' }, 'body must be an object, got undefined'],
     [
@@ -131,7 +146,7 @@ describe('OpenAI batch lines', () => {
     ],
     [
       { custom_id: 'x', method: 'POST', url: '/v1/completions', body: { prompt: [1], n: 2 } },
-      "unknown field 'n' in body",
+      'n: 2 is not supported: only n: 1',
     ],
     [
       { custom_id: 'x', method: 'POST', url: '/v1/completions', body: { prompt: [1], model: 3 } },
@@ -197,12 +212,67 @@ describe('line errors', () => {
     [{ prompt: [1], custom_id: '' }, 'custom_id must be a non-empty string, got ""'],
     [{ prompt: [1], custom_id: 7 }, 'custom_id must be a non-empty string, got 7'],
     [{ prompt: [1], model: 'm' }, "unknown field 'model'"],
-    [{ prompt: [1], stream: true }, "unknown field 'stream'"],
+    [{ prompt: [1], stream: true }, 'stream: true is not supported: only stream: false in a batch line'],
+    [{ prompt: [1], frobnicate: true }, "unknown field 'frobnicate'"],
+    [
+      { prompt: [1], stop: ['a', 'b', 'c', 'd', 'e'] },
+      'stop must be a non-empty string or a list of up to 4',
+    ],
+    [{ prompt: [1], stop: [''] }, 'stop must be a non-empty string'],
+    [{ prompt: [1], stop: 'x' }, "stop strings need the model's tokenizer"],
+    [{ prompt: [1], logprobs: 5 }, 'logprobs: 5 is not supported'],
+    [{ prompt: [1], presence_penalty: 0.5 }, 'presence_penalty: 0.5 is not supported'],
+    [{ prompt: [1], logit_bias: { '5': 1 } }, 'logit_bias: {"5":1} is not supported'],
+    [{ prompt: [1], echo: true }, 'echo: true is not supported'],
+    [
+      { prompt: [1, 2, 3], max_tokens: 30 },
+      "max_tokens 30 plus the prompt's 3 tokens is more than the model's maximum length of 32 tokens: " +
+        'lower max_tokens to at most 29',
+    ],
+    [{ prompt: [1, 2, 3], max_completion_tokens: 30 }, 'lower max_completion_tokens to at most 29'],
+    [
+      { prompt: [1], max_tokens: 4, max_completion_tokens: 5 },
+      'max_tokens 4 and max_completion_tokens 5 disagree',
+    ],
   ])('%j -> %s', (value, message) => {
     const error = errorOf(line(value, 5));
     expect(error.code).toBe('invalid_request');
     expect(error.message).toContain(message);
     expect(error.message.startsWith('line 5: ')).toBe(true);
+  });
+
+  it('accepts a line as OpenAI clients write it: no-op and informational fields, max_completion_tokens', () => {
+    const request = ok(
+      line({
+        custom_id: 'openai',
+        method: 'POST',
+        url: '/v1/completions',
+        body: {
+          model: 'm',
+          prompt: [1, 2],
+          max_completion_tokens: 29,
+          n: 1,
+          best_of: 1,
+          stream: false,
+          stream_options: null,
+          echo: false,
+          logprobs: null,
+          top_logprobs: 0,
+          presence_penalty: 0,
+          frequency_penalty: 0,
+          logit_bias: {},
+          suffix: null,
+          stop: null,
+          user: 'someone',
+          metadata: { team: 'a' },
+          store: false,
+          service_tier: 'auto',
+        },
+      }),
+    );
+    expect(request.sampling.maxTokens).toBe(29);
+    // Without a cap the default 16 is still allowed where less room is left (the run cuts it).
+    expect(ok(line({ prompt: new Array(30).fill(1) })).sampling.maxTokens).toBe(DEFAULT_MAX_TOKENS);
   });
 
   it('an empty text prompt is empty only when the tokenizer gives no ids', () => {

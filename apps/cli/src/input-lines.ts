@@ -4,11 +4,13 @@
  * entry for that line (line number + reason) so one bad line never stops a run.
  */
 import type { SamplingParams } from '@seesaw/coordinator';
+import { OPENAI_NO_OP_FIELDS } from './openai-fields.ts';
 import {
   describeValue,
   type InputValidationContext,
   LineProblems,
   REQUEST_FIELDS,
+  type RequestEndpoint,
   readRequestFields,
 } from './request-fields.ts';
 
@@ -25,6 +27,10 @@ export interface ParsedRequest {
   promptTokenIds: number[];
   sampling: SamplingParams;
   isTokenIdsReturned: boolean;
+  /** A chat request (messages through the chat template): answered as a chat completion. */
+  isChat: boolean;
+  /** OpenAI `stop` strings (none: []): the answer is cut before the first one. */
+  stopStrings: string[];
 }
 
 export type InputErrorCode = 'invalid_json' | 'invalid_request' | 'duplicate_custom_id';
@@ -39,10 +45,19 @@ export interface InputLineError {
 
 export type InputLineResult = { isOk: true; request: ParsedRequest } | { isOk: false; error: InputLineError };
 
-const PLAIN_FIELDS = new Set<string>([...REQUEST_FIELDS, 'custom_id']);
-const BODY_FIELDS = new Set<string>([...REQUEST_FIELDS, 'model']);
+const REQUEST_AND_OPENAI_FIELDS = [...REQUEST_FIELDS, ...Object.keys(OPENAI_NO_OP_FIELDS)];
+/** A completions request has a prompt; a chat request has messages instead. */
+const FIELDS_OF: Record<RequestEndpoint, string[]> = {
+  completions: REQUEST_AND_OPENAI_FIELDS,
+  chat: [...REQUEST_AND_OPENAI_FIELDS.filter((name) => name !== 'prompt'), 'messages'],
+};
+const plainFields = (endpoint: RequestEndpoint) => new Set<string>([...FIELDS_OF[endpoint], 'custom_id']);
+const bodyFields = (endpoint: RequestEndpoint) => new Set<string>([...FIELDS_OF[endpoint], 'model']);
 const BATCH_FIELDS = new Set<string>(['custom_id', 'method', 'url', 'body']);
-const COMPLETIONS_URL = '/v1/completions';
+const ENDPOINT_OF_URL: Readonly<Record<string, RequestEndpoint>> = {
+  '/v1/completions': 'completions',
+  '/v1/chat/completions': 'chat',
+};
 
 export function defaultCustomId(lineNumber: number): string {
   return `request-${lineNumber}`;
@@ -82,15 +97,20 @@ function readCustomId(
   return value;
 }
 
-/** Fields of an OpenAI batch line; returns the request body when the envelope is usable. */
+/** Fields of an OpenAI batch line; returns the request body and its endpoint when usable. */
 function readBatchEnvelope(
   object: Record<string, unknown>,
   problems: LineProblems,
-): Record<string, unknown> | null {
+): { body: Record<string, unknown>; endpoint: RequestEndpoint } | null {
   checkUnknownFields(object, BATCH_FIELDS, ' in batch line', problems);
   if (object.method !== 'POST') problems.add(`method must be "POST", got ${describeValue(object.method)}`);
-  if (object.url !== COMPLETIONS_URL) {
-    problems.add(`url ${describeValue(object.url)} is not supported: only "${COMPLETIONS_URL}"`);
+  const endpoint = typeof object.url === 'string' ? ENDPOINT_OF_URL[object.url] : undefined;
+  if (endpoint === undefined) {
+    problems.add(
+      `url ${describeValue(object.url)} is not supported: only ${Object.keys(ENDPOINT_OF_URL)
+        .map((url) => `"${url}"`)
+        .join(' or ')}`,
+    );
   }
   if (!isPlainObject(object.body)) {
     problems.add(`body must be an object, got ${describeValue(object.body)}`);
@@ -99,8 +119,8 @@ function readBatchEnvelope(
   if (object.body.model !== undefined && typeof object.body.model !== 'string') {
     problems.add(`body.model must be a string, got ${describeValue(object.body.model)}`);
   }
-  checkUnknownFields(object.body, BODY_FIELDS, ' in body', problems);
-  return object.body;
+  checkUnknownFields(object.body, bodyFields(endpoint ?? 'completions'), ' in body', problems);
+  return { body: object.body, endpoint: endpoint ?? 'completions' };
 }
 
 /** Parses one non-blank line of the prompts file. */
@@ -131,13 +151,17 @@ export function parseInputLine(
   const isBatchLine = 'body' in parsed || 'url' in parsed || 'method' in parsed;
   const customId = readCustomId(parsed, isBatchLine, problems);
   let requestObject: Record<string, unknown> | null = parsed;
+  // A plain line is a chat request when it has messages instead of a prompt.
+  let endpoint: RequestEndpoint = 'messages' in parsed && !('prompt' in parsed) ? 'chat' : 'completions';
   if (isBatchLine) {
-    requestObject = readBatchEnvelope(parsed, problems);
+    const envelope = readBatchEnvelope(parsed, problems);
+    requestObject = envelope?.body ?? null;
+    endpoint = envelope?.endpoint ?? endpoint;
   } else {
-    checkUnknownFields(parsed, PLAIN_FIELDS, '', problems);
+    checkUnknownFields(parsed, plainFields(endpoint), '', problems);
   }
   if (requestObject === null) return fail(customId, 'invalid_request', problems.messages);
-  const fields = readRequestFields(requestObject, context, problems);
+  const fields = readRequestFields(requestObject, context, problems, endpoint);
   if (problems.messages.length > 0 || fields.promptTokenIds === null) {
     return fail(customId, 'invalid_request', problems.messages);
   }
@@ -149,6 +173,8 @@ export function parseInputLine(
       promptTokenIds: fields.promptTokenIds,
       sampling: fields.sampling,
       isTokenIdsReturned: fields.isTokenIdsReturned,
+      isChat: endpoint === 'chat',
+      stopStrings: fields.stopStrings,
     },
   };
 }

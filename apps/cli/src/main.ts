@@ -3,111 +3,26 @@
  * status 2 and other failures to 1.
  */
 import { UsageError } from './args.ts';
+import { cliVersion, commandUsage, USAGE } from './usage.ts';
 
-export const USAGE = `Usage: seesaw [command] [flags]
-
-With no command, runs the built-in main job: generates (once) the small bf16 model under
-.seesaw/models, runs 32 random prompts of 128 tokens (64 output tokens, greedy, 2 threads)
-through 'seesaw run' into .seesaw/default-results.jsonl and prints the throughput.
-
-Commands:
-  run        Complete every prompt of a JSONL file into an OpenAI batch output JSONL file.
-             --model DIR --input prompts.jsonl --output results.jsonl
-             [--threads N] [--kv-cache-memory SIZE] [--max-num-batched-tokens N] [--max-num-seqs N]
-             [--trace FILE] [--report FILE]
-             Input lines: {"prompt": "text" | [ids], "max_tokens", "temperature", "top_p", "top_k",
-             "seed", "stop_token_ids", "ignore_eos", "return_token_ids", "custom_id"} or OpenAI batch
-             lines {"custom_id", "method": "POST", "url": "/v1/completions", "body": {...}}.
-             Re-running with the same --output skips requests already completed there.
-  bench      Measure offline throughput (like vLLM benchmark_throughput).
-             (--model DIR | --shape NAME [--dtype D]) --num-prompts N
-             [--dataset random|FILE.csv|FILE.jsonl] [--input-len I] [--output-len O]
-             [--seed S] [--json FILE] [--threads N] [--kv-cache-memory SIZE]
-             [--max-num-batched-tokens N] [--max-num-seqs N] [--compare RUNS] [--trace FILE] [--report FILE]
-  gen-model  Write a deterministic random Llama checkpoint with a tokenizer.
-             --shape tiny|small|medium --out DIR [--seed N] [--dtype bf16|f16|f32] [--max-shard-size SIZE]
-  coordinator  Run the many-machines coordinator daemon (HTTP /healthz, /metrics and the
-             WebSocket for agents and jobs on one port; first stdout line names the address).
-             --listen HOST:PORT --token-file F
-  worker     Run a host agent: joins the coordinator, spawns one device worker per device the
-             coordinator places here and relays it. --connect ws://HOST:PORT --devices N
-             --token-file F [--name HOST]
-  cluster-run  Start a coordinator and local agents from a cluster script (JSON: tokenFile,
-             listen, hosts [{name, devices}], config, threadsPerDevice, job {model, input,
-             output}) and run its job. FILE
-  plan       Rank every static configuration and every Seesaw (prefill, decode) pair by
-             simulated throughput; the last line is the gain of the best pair over the best
-             static one. --model PRESET|DIR [--cluster 8xA10|8xL4|8xA100|8xA100-nvlink|2x4xA10
-             | --profile FILE] [--workload sharegpt|arxiv|constant:IN:OUT|FILE.jsonl]
-             [--num-requests N] [--seed S] [--top N] [--threads N] [--prune F] [--json FILE]
-             Presets: llama-2-7b, llama-2-13b, llama-2-70b, llama-3-8b, llama-3-15b,
-             llama-3-70b, codellama-34b. Defaults: --cluster 8xA10, --workload sharegpt (2000
-             requests; arxiv 500), --top 5, --prune 2 (candidates slower than 2x the best of
-             their list are cut short), one worker thread per core (at most 8).
-  simulate   Predict what 'seesaw bench' measures, from the cost model and the engine's own
-             schedulers. --model PRESET|DIR (or --model-dir DIR) (--config X | --prefill X
-             --decode Y) [--cluster SPEC | --profile FILE] [--devices N] [--device-memory SIZE]
-             [--host-memory SIZE] [--workload ...] [--num-requests N] [--seed S]
-             [--max-num-batched-tokens N] [--max-num-seqs N] [--reshard-route auto|p2p|host]
-             [--trace FILE] [--json FILE]. --host-memory is host KV memory per device.
-  profile    Measure this machine (kernels, shared-memory all-reduce, memory copies) as a
-             cluster profile for plan/simulate --profile. --out FILE [--devices N]
-             [--threads N per device] [--device-memory SIZE] [--host-memory SIZE] [--quick]
-  help       Show this text.
-
-Cluster flags (run and bench): --devices N --config DxTyPz [--device-memory SIZE] run the
-engine on N device workers (worker threads) laid out D<dp>T<tp>P<pp> (e.g. T2, P2, D2T2; N must
-be dp * tp * pp), --threads split evenly over them (at least 1 each). --device-memory is each
-device's budget for its weights plus KV cache (default: the whole checkpoint plus 512MiB).
-
-Many machines (run): --cluster ws://HOST:PORT --token-file F --config DxTyPz submits the job to a
-running coordinator; output, resume and summary are as for a local run. Each DP replica runs on
-one host (TP/PP inside it); --model is the directory as the hosts (and the coordinator) see it.
-
-Host KV tier (run and bench, in-process device or --devices; run --cluster: a kv-store of SIZE
-on every host of the job): --host-kv-memory SIZE lets preemption swap a sequence's KV to host
-memory instead of recomputing it; --preemption auto|swap|recompute (auto, the default with a host
-tier, swaps when the cost model finds it cheaper than recomputing).
-
-Seesaw (run and bench): --prefill X --decode Y (e.g. --prefill P2 --decode T2; D<dp>T<tp>P<pp>,
-same DP and devices per replica in both) runs prefill under layout X and decode under layout Y on
-the same dp * tp * pp device workers, re-sharding the weights between the phases; prefill parks
-every sequence's KV in the host tier and decode swaps it back in. Instead of --config (a static
-layout; giving both is an error). Needs a host KV tier: --host-kv-memory SIZE, by default 25% of
-the free RAM, at most 4GiB. [--devices N] (must match) [--device-memory SIZE]
-[--prefill-token-budget N] (tokens per prefill step, default 4096) [--watermark F] (device
-blocks kept free when decode admits, default 0.1) [--host-low-mark F] (switch back to prefill
-once host KV use is at most F and prompts wait, default 0.2) [--reshard-route auto|p2p|host]
-(weights from peer devices, from the host's checkpoint, or whichever is sooner; default auto).
-bench --prefill auto --decode auto --profile FILE picks the pair the planner simulates fastest
-for this workload on the machine measured by 'seesaw profile' (its device count).
-
-Compare (bench): --compare seesaw:P2-T2,static:T2,static:P2 runs the same workload through each
-configuration in turn and prints them side by side (requests/s, tokens/s, phase switches, time in
-prefill / decode / re-sharding / waiting for KV, share of swap-in time hidden, peak device memory,
-host KV memory); --json FILE writes the rows. Not with --config, --devices, --prefill, --decode.
-
-Trace and report (run and bench, also --compare): --trace FILE writes a Chrome trace-event JSON
-(open in chrome://tracing or Perfetto: steps, re-shards and KV transfers per replica and device);
---report FILE.html writes one self-contained page with the summary table, tokens/s over time and
-the phase timeline.
-
-Sizes take the units B, KiB, MiB, GiB or TiB (e.g. --kv-cache-memory 1GiB).
-Defaults: --threads all cores; --kv-cache-memory, --max-num-batched-tokens and --max-num-seqs
-the device's and engine's own; bench --seed 0 (also the generated model's seed), --dtype bf16.
-`;
+export { USAGE } from './usage.ts';
 
 // Loaded on demand: `gen-model` and `help` must work without the native kernels built.
 const COMMANDS: Record<string, () => Promise<(argv: string[]) => Promise<number>>> = {
   run: async () => (await import('./commands/run.ts')).runCommand,
+  serve: async () => (await import('./commands/serve.ts')).serveCommand,
   bench: async () => (await import('./commands/bench.ts')).benchCommand,
   'gen-model': async () => (await import('./commands/gen-model.ts')).genModelCommand,
+  quantize: async () => (await import('./commands/quantize.ts')).quantizeCommand,
+  info: async () => (await import('./commands/info.ts')).infoCommand,
   coordinator: async () => (await import('./commands/coordinator.ts')).coordinatorCommand,
   worker: async () => (await import('./commands/worker.ts')).workerCommand,
+  token: async () => (await import('./commands/token.ts')).tokenCommand,
   'cluster-run': async () => (await import('./commands/cluster-script.ts')).clusterRunCommand,
   plan: async () => (await import('./commands/plan.ts')).planCommand,
   simulate: async () => (await import('./commands/simulate.ts')).simulateCommand,
   profile: async () => (await import('./commands/profile.ts')).profileCommand,
+  validate: async () => (await import('./commands/validate.ts')).validateCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {
@@ -116,7 +31,12 @@ export async function main(argv: string[]): Promise<number> {
   if (args.length === 0) return (await import('./default-job.ts')).defaultJob();
   const [command, ...rest] = args;
   if (command === 'help' || command === '--help' || command === '-h') {
-    process.stdout.write(USAGE);
+    const topic = rest[0];
+    process.stdout.write(topic !== undefined && topic in COMMANDS ? commandUsage(topic) : USAGE);
+    return 0;
+  }
+  if (command === '--version' || command === '-V' || command === 'version') {
+    process.stdout.write(`seesaw ${cliVersion()}\n`);
     return 0;
   }
   const loadHandler = COMMANDS[command];
@@ -126,7 +46,7 @@ export async function main(argv: string[]): Promise<number> {
     );
   }
   if (rest.includes('--help') || rest.includes('-h')) {
-    process.stdout.write(USAGE);
+    process.stdout.write(commandUsage(command));
     return 0;
   }
   const handler = await loadHandler();

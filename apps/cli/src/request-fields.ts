@@ -5,10 +5,29 @@
  * every problem of a line.
  */
 import type { SamplingParams } from '@seesaw/coordinator';
+import { type ChatPrompter, readChatMessages } from './chat-template.ts';
+import { describeValue, LineProblems } from './line-problems.ts';
+import { checkOpenAiNoOpFields } from './openai-fields.ts';
+import { readStopStrings } from './stop-strings.ts';
+
+export { describeValue, LineProblems };
 
 /** The only thing the parser needs from a tokenizer. */
 export interface PromptEncoder {
   encode(text: string): number[];
+  /** Longest input one token stands for, in UTF-8 bytes (default 64). */
+  readonly maxTokenBytes?: number;
+}
+
+/**
+ * Slack on the bytes-per-token bound: normalizers (NFC/NFKC) can shrink input a little before
+ * it is matched against the vocabulary, so a token may cover somewhat more input bytes.
+ */
+const NORMALIZATION_SLACK = 4;
+
+/** Most UTF-8 bytes a text prompt may have: beyond it the prompt cannot fit in maxModelLen tokens. */
+export function maxPromptBytes(context: InputValidationContext): number {
+  return context.maxModelLen * (context.tokenizer?.maxTokenBytes ?? 64) * NORMALIZATION_SLACK;
 }
 
 export interface InputValidationContext {
@@ -17,7 +36,12 @@ export interface InputValidationContext {
   maxModelLen: number;
   /** null when the model has no tokenizer.json: prompts must then be token ids. */
   tokenizer: PromptEncoder | null;
+  /** The model's chat template with its tokenizer; null or absent when it has none. */
+  chat?: ChatPrompter | null;
 }
+
+/** Which OpenAI API a request is for: a prompt, or chat messages rendered by the template. */
+export type RequestEndpoint = 'completions' | 'chat';
 
 /** Defaults follow the OpenAI completions API / vLLM: 16 tokens, temperature 1, no top-p/top-k cut. */
 export const DEFAULT_MAX_TOKENS = 16;
@@ -25,35 +49,19 @@ export const DEFAULT_MAX_TOKENS = 16;
 export const REQUEST_FIELDS = [
   'prompt',
   'max_tokens',
+  'max_completion_tokens',
   'temperature',
   'top_p',
   'top_k',
   'seed',
   'stop_token_ids',
+  'stop',
   'ignore_eos',
   'return_token_ids',
 ] as const;
 
 /** Seeds feed the device RNG as exact integers (any sign), so they must survive float64. */
 const MAX_SEED = Number.MAX_SAFE_INTEGER;
-
-/** Short description of a JSON value for error messages. */
-export function describeValue(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'string')
-    return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value);
-  if (typeof value === 'object') return 'an object';
-  return String(value);
-}
-
-/** Collects every problem of one line, so the error record names them all at once. */
-export class LineProblems {
-  readonly messages: string[] = [];
-  add(message: string): void {
-    this.messages.push(message);
-  }
-}
 
 function isTokenId(value: unknown, vocabSize: number): boolean {
   return Number.isInteger(value) && (value as number) >= 0 && (value as number) < vocabSize;
@@ -76,6 +84,16 @@ function readPrompt(
       );
       return null;
     }
+    // Checked before tokenizing: a huge line must cost its bytes, not a tokenizer run over them.
+    const limit = maxPromptBytes(context);
+    const bytes = value.length > limit / 3 ? Buffer.byteLength(value, 'utf8') : value.length;
+    if (bytes > limit) {
+      problems.add(
+        `prompt is too long: ${bytes} bytes of text, more than the ${limit} bytes the model's maximum ` +
+          `length of ${context.maxModelLen} tokens can hold`,
+      );
+      return null;
+    }
     tokenIds = context.tokenizer.encode(value);
   } else if (Array.isArray(value)) {
     if (value.some((item) => typeof item !== 'number')) {
@@ -94,6 +112,14 @@ function readPrompt(
     problems.add(`prompt must be a string or an array of token ids, got ${describeValue(value)}`);
     return null;
   }
+  return checkPromptLength(tokenIds, context, problems);
+}
+
+function checkPromptLength(
+  tokenIds: number[],
+  context: InputValidationContext,
+  problems: LineProblems,
+): number[] | null {
   if (tokenIds.length === 0) {
     problems.add('prompt is empty');
     return null;
@@ -106,6 +132,35 @@ function readPrompt(
     return null;
   }
   return tokenIds;
+}
+
+/** A chat request's prompt: its messages rendered by the model's chat template, then tokenized. */
+function readChatPrompt(
+  object: Record<string, unknown>,
+  context: InputValidationContext,
+  problems: LineProblems,
+): number[] | null {
+  const messages = readChatMessages(object.messages, problems);
+  if (messages === null) return null;
+  if (!context.chat) {
+    problems.add(
+      "the model has no chat template (chat_template in tokenizer_config.json): send completions with a 'prompt' instead",
+    );
+    return null;
+  }
+  let text: string;
+  try {
+    text = context.chat.render(messages);
+  } catch (error) {
+    problems.add(`the model's chat template failed on these messages: ${(error as Error).message}`);
+    return null;
+  }
+  const limit = maxPromptBytes(context);
+  if (Buffer.byteLength(text, 'utf8') > limit) {
+    problems.add(`messages are too long: more than the ${limit} bytes the model's maximum length can hold`);
+    return null;
+  }
+  return checkPromptLength(context.chat.encode(text), context, problems);
 }
 
 /** Reads an optional number field; null counts as absent (OpenAI clients send explicit nulls). */
@@ -155,24 +210,55 @@ function readStopTokenIds(
   return value as number[];
 }
 
+/**
+ * `max_tokens`, or its newer OpenAI name `max_completion_tokens` (both given must agree). A cap
+ * that the prompt leaves no room for is an error, as OpenAI and vLLM answer it, not a silent cut;
+ * without a cap the default (16) is cut to the room left, as before.
+ */
+function readMaxTokens(
+  object: Record<string, unknown>,
+  promptTokenIds: number[] | null,
+  context: InputValidationContext,
+  problems: LineProblems,
+): number | undefined {
+  const rule = { isInteger: true, isValid: (v: number) => v >= 1, expected: 'an integer >= 1' };
+  const maxTokens = readNumber(object, 'max_tokens', rule, problems);
+  const maxCompletionTokens = readNumber(object, 'max_completion_tokens', rule, problems);
+  if (maxTokens !== undefined && maxCompletionTokens !== undefined && maxTokens !== maxCompletionTokens) {
+    problems.add(
+      `max_tokens ${maxTokens} and max_completion_tokens ${maxCompletionTokens} disagree: give one of them`,
+    );
+  }
+  const cap = maxTokens ?? maxCompletionTokens;
+  if (cap !== undefined && promptTokenIds !== null && promptTokenIds.length + cap > context.maxModelLen) {
+    const name = maxTokens !== undefined ? 'max_tokens' : 'max_completion_tokens';
+    problems.add(
+      `${name} ${cap} plus the prompt's ${promptTokenIds.length} tokens is more than the model's maximum ` +
+        `length of ${context.maxModelLen} tokens: lower ${name} to at most ${context.maxModelLen - promptTokenIds.length}`,
+    );
+  }
+  return cap;
+}
+
 export interface RequestFields {
   promptTokenIds: number[] | null;
   sampling: SamplingParams;
   isTokenIdsReturned: boolean;
+  /** OpenAI `stop` strings: the answer is cut before the first one (stop-strings.ts). */
+  stopStrings: string[];
 }
 
 export function readRequestFields(
   object: Record<string, unknown>,
   context: InputValidationContext,
   problems: LineProblems,
+  endpoint: RequestEndpoint = 'completions',
 ): RequestFields {
-  const promptTokenIds = readPrompt(object.prompt, context, problems);
-  const maxTokens = readNumber(
-    object,
-    'max_tokens',
-    { isInteger: true, isValid: (v) => v >= 1, expected: 'an integer >= 1' },
-    problems,
-  );
+  const promptTokenIds =
+    endpoint === 'chat'
+      ? readChatPrompt(object, context, problems)
+      : readPrompt(object.prompt, context, problems);
+  const maxTokens = readMaxTokens(object, promptTokenIds, context, problems);
   const temperature = readNumber(
     object,
     'temperature',
@@ -203,6 +289,11 @@ export function readRequestFields(
   );
   const stopTokenIds = readStopTokenIds(object, context.vocabSize, problems);
   const ignoreEos = readBoolean(object, 'ignore_eos', problems);
+  const stopStrings = readStopStrings(object.stop, problems);
+  if (stopStrings.length > 0 && context.tokenizer === null) {
+    problems.add("stop strings need the model's tokenizer (tokenizer.json); give stop_token_ids instead");
+  }
+  checkOpenAiNoOpFields(object, problems);
   const isTokenIdsReturned = readBoolean(object, 'return_token_ids', problems);
   return {
     promptTokenIds,
@@ -217,5 +308,6 @@ export function readRequestFields(
       ignoreEos: ignoreEos ?? false,
     },
     isTokenIdsReturned: isTokenIdsReturned ?? false,
+    stopStrings,
   };
 }

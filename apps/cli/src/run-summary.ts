@@ -1,6 +1,6 @@
 /** The end-of-run summary of `seesaw run` (and the default job). */
 import { formatByteSize } from './byte-size.ts';
-import { type SessionFigures, swapInHiddenFraction } from './engine-session.ts';
+import { formatSwapInHidden, type SessionFigures } from './engine-session.ts';
 import { formatDuration } from './progress.ts';
 import { throughputRates } from './throughput-report.ts';
 
@@ -45,12 +45,12 @@ export function formatRunSummary(summary: RunSummary): string {
 }
 
 function formatPhaseLine(figures: SessionFigures): string {
-  const hidden = swapInHiddenFraction(figures);
+  const hidden = formatSwapInHidden(figures);
   return (
     `Phases: ${figures.numSwitches} switch${figures.numSwitches === 1 ? '' : 'es'}, ` +
     `${seconds(figures.prefillMs)} prefill, ${seconds(figures.decodeMs)} decode, ` +
     `${seconds(figures.reshardMs)} re-sharding, ${seconds(figures.kvWaitMs)} waiting for KV` +
-    (hidden === null ? '' : `, swap-in ${(hidden * 100).toFixed(1)}% hidden`)
+    (hidden === '-' ? '' : `, swap-in hidden ${hidden}`)
   );
 }
 
@@ -74,14 +74,13 @@ export function runSummaryGrid(summary: RunSummary): string[][] {
   ];
   const figures = summary.figures;
   if (figures) {
-    const hidden = swapInHiddenFraction(figures);
     grid.push(
       ['Phase switches', String(figures.numSwitches)],
       ['Time in prefill', seconds(figures.prefillMs)],
       ['Time in decode', seconds(figures.decodeMs)],
       ['Time re-sharding', seconds(figures.reshardMs)],
       ['Time waiting for KV', seconds(figures.kvWaitMs)],
-      ['Swap-in hidden', hidden === null ? '-' : `${(hidden * 100).toFixed(1)}%`],
+      ['Swap-in hidden', formatSwapInHidden(figures)],
       ['Peak device memory', formatByteSize(figures.peakDeviceMemoryBytes)],
       ['Host KV memory', figures.hostKvBytes > 0 ? formatByteSize(figures.hostKvBytes) : '-'],
     );

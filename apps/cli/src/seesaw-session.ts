@@ -8,18 +8,18 @@
  * Lost devices are not worked around here (no RecoveringCluster for phased clusters): a failure
  * fails the run with the device's error, and the output written so far is kept.
  */
+
 import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { basename, resolve } from 'node:path';
 import { LocalCluster, measureReshardLinkRates, SeesawClusterEngine } from '@seesaw/coordinator';
 import { Checkpoint, formatParallelConfig } from '@seesaw/model';
+import { ENGINE_DEFAULTS } from '@seesaw/protocol';
+import { deviceWorkerUrlOf } from './backend-flags.ts';
 import { formatByteSize } from './byte-size.ts';
 import type { EngineSession, EngineSettings, SessionFigures } from './engine-session.ts';
 import { PeakDeviceMemory, watchPeakMemory } from './phased-memory-watch.ts';
 import { defaultSeesawHostKvBytes, type SeesawSettings } from './seesaw-flags.ts';
-
-/** KV cache each device gets by default on top of the whole checkpoint (as for static clusters). */
-const DEFAULT_KV_CACHE_BYTES = 512 * 1024 * 1024;
 
 export async function openSeesawSession(
   modelDir: string,
@@ -27,12 +27,12 @@ export async function openSeesawSession(
   seesaw: SeesawSettings,
 ): Promise<EngineSession> {
   // Loaded here, as in openClusterSession: native kernels only when an engine really starts.
-  const { createDeviceWorkerGroup, deviceWorkerUrl } = await import('@seesaw/gpu-actor');
+  const { createDeviceWorkerGroup } = await import('@seesaw/gpu-actor');
   const log = (line: string) => process.stderr.write(`${line}\n`);
   const numThreads = settings.numThreads ?? availableParallelism();
   const numThreadsPerDevice = Math.max(1, Math.floor(numThreads / seesaw.numDevices));
   const weightBytes = Checkpoint.tensorBytesOf(modelDir);
-  const deviceMemoryBytes = seesaw.deviceMemoryBytes ?? weightBytes + DEFAULT_KV_CACHE_BYTES;
+  const deviceMemoryBytes = seesaw.deviceMemoryBytes ?? weightBytes + ENGINE_DEFAULTS.kvCacheBytes;
   const hostKvBytes = settings.hostKvBytes ?? defaultSeesawHostKvBytes();
   if (settings.hostKvBytes === undefined) {
     log(
@@ -50,7 +50,7 @@ export async function openSeesawSession(
     );
   }
   const cluster = await LocalCluster.start({
-    workerUrl: deviceWorkerUrl(),
+    workerUrl: await deviceWorkerUrlOf(settings.backend ?? 'cpu'),
     modelDir,
     parallel: seesaw.prefill,
     decodeParallel: seesaw.decode,
@@ -99,6 +99,10 @@ export async function openSeesawSession(
       kvWaitMs: stats.kvWaitMs / dp,
       prefetchMs: stats.prefetchMs,
       prefetchWaitMs: stats.prefetchWaitMs,
+      prefetchesNeeded: stats.prefetchesNeeded,
+      prefetchesLanded: stats.prefetchesLanded,
+      prefetchBytesNeeded: stats.prefetchBytesNeeded,
+      prefetchBytesLanded: stats.prefetchBytesLanded,
       peakDeviceMemoryBytes: Math.max(...peaks.map((peak) => peak.bytes)),
       hostKvBytes,
     };

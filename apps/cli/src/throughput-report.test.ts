@@ -101,8 +101,14 @@ describe('throughput report', () => {
     decodeMs: 2250,
     reshardMs: 125,
     kvWaitMs: 50,
+    // 1 - wait / summed prefetch time would say 75%; 12 of 16 sequences landed first (75%), 5 of
+    // 8 MiB (62.5%): the figures come from the counts.
     prefetchMs: 400,
-    prefetchWaitMs: 100,
+    prefetchWaitMs: 300,
+    prefetchesNeeded: 16,
+    prefetchesLanded: 12,
+    prefetchBytesNeeded: 8 * 1024 ** 2,
+    prefetchBytesLanded: 5 * 1024 ** 2,
     peakDeviceMemoryBytes: 3 * 1024 ** 2,
     hostKvBytes: 64 * 1024 ** 2,
   };
@@ -130,12 +136,13 @@ describe('throughput report', () => {
     const seesaw = { ...result, isSeesaw: true };
     expect(formatBenchReport(seesaw)).toContain(
       'Seesaw: 3 phase switches; 1.50 s in prefill, 2.25 s in decode, 0.13 s re-sharding, 0.05 s waiting for KV; ' +
-        'swap-in hidden 75.0%; host KV 64.00 MiB\n',
+        'swap-in hidden 75.0% of 16 sequences, 62.5% of bytes; host KV 64.00 MiB\n',
     );
     expect(benchJson(seesaw)).toMatchObject({
       num_switches: 3,
       reshard_seconds: 0.125,
       swap_in_hidden_fraction: 0.75,
+      swap_in_hidden_byte_fraction: 0.625,
       host_kv_memory_bytes: 64 * 1024 ** 2,
     });
   });
@@ -151,7 +158,7 @@ describe('throughput report', () => {
       engineElapsedMs: 2500,
       outputPath: 'out.jsonl',
       layout: 'prefill P2, decode T2',
-      figures: { ...SEESAW_FIGURES, numSwitches: 1, prefetchMs: 0, prefetchWaitMs: 0 },
+      figures: { ...SEESAW_FIGURES, numSwitches: 1, prefetchesNeeded: 0, prefetchesLanded: 0 },
     };
     expect(formatRunSummary(summary)).toContain(
       'Phases: 1 switch, 1.50 s prefill, 2.25 s decode, 0.13 s re-sharding, 0.05 s waiting for KV\nOutput: out.jsonl\n',

@@ -12,7 +12,7 @@ import {
   readTrace,
   runSeesaw,
   trackNames,
-} from './e2e-test-support.ts';
+} from '../test/e2e-test-support.ts';
 
 const engineUnavailableReason = await findEngineUnavailableReason();
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { HashingTestDevice } from '../test/hashing-test-device.ts';
 import { Engine } from './engine.ts';
-import { HashingTestDevice } from './hashing-test-device.ts';
 import { DEFAULT_SAMPLING } from './sampling-params.ts';
 
 describe('engine phase counters', () => {

@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
+import { HashingTestDevice } from '../test/hashing-test-device.ts';
 import { Engine, type EngineOptions } from './engine.ts';
-import { HashingTestDevice } from './hashing-test-device.ts';
 import type { EngineRequest, RequestOutput } from './request.ts';
 import { DEFAULT_SAMPLING } from './sampling-params.ts';
 

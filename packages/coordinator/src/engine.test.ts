@@ -1,7 +1,7 @@
 import type { StepBatch } from '@seesaw/protocol';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { HashingTestDevice, hashNextToken } from '../test/hashing-test-device.ts';
 import { Engine, type EngineOptions } from './engine.ts';
-import { HashingTestDevice, hashNextToken } from './hashing-test-device.ts';
 import { type EngineRequest, type RequestOutput, RequestRejectedError } from './request.ts';
 import { DEFAULT_SAMPLING } from './sampling-params.ts';
 

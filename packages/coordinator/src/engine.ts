@@ -1,9 +1,8 @@
-import type { StepBatch, StepResult } from '@seesaw/protocol';
-import { recordStep } from './engine-trace.ts';
+import { ENGINE_DEFAULTS, type StepBatch, type StepResult } from '@seesaw/protocol';
+import { EngineCore } from './engine-core.ts';
 import type { PreemptionMode } from './preemption-policy.ts';
 import type { EngineRequest, RequestOutput } from './request.ts';
 import { Scheduler } from './scheduler.ts';
-import type { StepPlan } from './step-plan.ts';
 import type { TraceRecorder } from './trace-recorder.ts';
 
 /** What the engine drives: one device now, an actor group later. */
@@ -44,8 +43,6 @@ export interface EngineOptions {
   traceTrack?: string;
 }
 
-export const DEFAULT_MAX_NUM_BATCHED_TOKENS = 512;
-export const DEFAULT_MAX_NUM_SEQS = 256;
 export const DEFAULT_WATERMARK = 0.01;
 
 export interface EngineStats {
@@ -77,48 +74,22 @@ export interface EngineStats {
   numDecodeStepTokens: number;
 }
 
-/** A step where every sequence computes one token and samples: pure decode. Any prompt chunk makes it prefill. */
-export function isDecodeOnly(plan: StepPlan): boolean {
-  return plan.chunks.every((chunk) => chunk.numNewTokens === 1 && chunk.isSampled);
-}
-
-export function numPlannedTokens(plan: StepPlan): number {
-  return plan.chunks.reduce((sum, chunk) => sum + chunk.numNewTokens, 0);
-}
-
-/** Device time and tokens of one kind of step. */
-interface PhaseTally {
-  numSteps: number;
-  ms: number;
-  numTokens: number;
-}
+export { isDecodeOnly, numPlannedTokens } from './engine-core.ts';
 
 /**
- * Offline continuous-batching loop: a Scheduler planning steps and a device running them,
- * one step in flight at a time.
+ * Offline continuous-batching loop of the static policy: the vLLM-style Scheduler driving one
+ * device through EngineCore, one step in flight at a time.
  */
 export class Engine {
   readonly scheduler: Scheduler;
-  private readonly device: ExecutionDevice;
-  private readonly clock: () => number;
-  private busyMs = 0;
-  private idleMs = 0;
-  private readonly prefill: PhaseTally = { numSteps: 0, ms: 0, numTokens: 0 };
-  private readonly decode: PhaseTally = { numSteps: 0, ms: 0, numTokens: 0 };
-  private isStepping = false;
-  private readonly trace: { recorder: TraceRecorder; track: string } | null;
+  private readonly core: EngineCore<Scheduler>;
 
   constructor(device: ExecutionDevice, options: EngineOptions) {
-    this.device = device;
-    this.clock = options.clock ?? (() => performance.now());
-    this.trace = options.trace
-      ? { recorder: options.trace, track: options.traceTrack ?? options.trace.claimTrack('engine') }
-      : null;
     this.scheduler = new Scheduler({
       numKvBlocks: device.numKvBlocks,
       blockSize: device.blockSize,
-      maxNumBatchedTokens: options.maxNumBatchedTokens ?? DEFAULT_MAX_NUM_BATCHED_TOKENS,
-      maxNumSeqs: options.maxNumSeqs ?? DEFAULT_MAX_NUM_SEQS,
+      maxNumBatchedTokens: options.maxNumBatchedTokens ?? ENGINE_DEFAULTS.maxNumBatchedTokens,
+      maxNumSeqs: options.maxNumSeqs ?? ENGINE_DEFAULTS.maxNumSeqs,
       maxModelLen: options.maxModelLen,
       eosTokenIds: options.eosTokenIds,
       watermark: options.watermark ?? DEFAULT_WATERMARK,
@@ -129,6 +100,20 @@ export class Engine {
       hostCopyBytesPerSecond: options.hostCopyBytesPerSecond,
       swapLatencySeconds: options.swapLatencySeconds,
     });
+    const executor = {
+      blockSize: device.blockSize,
+      numKvBlocks: device.numKvBlocks,
+      maxConcurrentBatches: 1,
+      execute: (batch: StepBatch) => device.execute(batch),
+    };
+    this.core = new EngineCore(this.scheduler, executor, {
+      clock: options.clock ?? (() => performance.now()),
+      trace: options.trace
+        ? { recorder: options.trace, track: options.traceTrack ?? options.trace.claimTrack('engine') }
+        : null,
+      log: () => {},
+      latchFailures: false,
+    });
   }
 
   /** The prompt + output cap in force (the configured one, or the KV cache capacity if smaller). */
@@ -138,71 +123,36 @@ export class Engine {
 
   /** Queues a request; throws RequestRejectedError (nothing queued) for one that can never run. A null seed gets a random one here. */
   addRequest(request: EngineRequest): void {
-    this.scheduler.addRequest(request, this.clock());
+    this.core.addRequest(request);
   }
 
   hasUnfinishedRequests(): boolean {
-    return this.scheduler.hasUnfinishedRequests();
+    return this.core.hasUnfinishedRequests();
   }
 
   /** Runs one scheduled step; returns requests finished in it. */
-  async step(): Promise<RequestOutput[]> {
-    if (this.isStepping) throw new Error('Engine.step() called while a step is running');
-    if (!this.scheduler.hasUnfinishedRequests()) return [];
-    this.isStepping = true;
-    try {
-      const scheduleStart = this.clock();
-      const plan = this.scheduler.schedule();
-      if (!plan) throw new Error('scheduler planned nothing with requests pending');
-      const executeStart = this.clock();
-      const traceStart = this.trace?.recorder.now() ?? 0;
-      const result = await this.device.execute(plan.batch);
-      const executeEnd = this.clock();
-      if (this.trace) {
-        const { recorder, track } = this.trace;
-        recordStep(
-          recorder,
-          track,
-          plan,
-          isDecodeOnly(plan) ? 'decode' : 'prefill',
-          traceStart,
-          recorder.now(),
-        );
-      }
-      const outputs = this.scheduler.update(plan, result, executeEnd);
-      const updateEnd = this.clock();
-      this.busyMs += executeEnd - executeStart;
-      const tally = isDecodeOnly(plan) ? this.decode : this.prefill;
-      tally.numSteps++;
-      tally.ms += executeEnd - executeStart;
-      tally.numTokens += numPlannedTokens(plan);
-      this.idleMs += executeStart - scheduleStart + (updateEnd - executeEnd);
-      return outputs;
-    } finally {
-      this.isStepping = false;
-    }
+  step(): Promise<RequestOutput[]> {
+    return this.core.step();
   }
 
   /** Steps until everything queued (including requests added meanwhile) is done. */
   async run(onFinished?: (out: RequestOutput) => void): Promise<EngineStats> {
-    while (this.scheduler.hasUnfinishedRequests()) {
-      const outputs = await this.step();
-      if (onFinished) for (const output of outputs) onFinished(output);
-    }
+    await this.core.run(onFinished);
     return this.stats;
   }
 
   get stats(): EngineStats {
+    const core = this.core.stats;
     return {
       ...this.scheduler.counters,
-      busyMs: this.busyMs,
-      idleMs: this.idleMs,
-      numPrefillSteps: this.prefill.numSteps,
-      prefillStepMs: this.prefill.ms,
-      numPrefillStepTokens: this.prefill.numTokens,
-      numDecodeSteps: this.decode.numSteps,
-      decodeStepMs: this.decode.ms,
-      numDecodeStepTokens: this.decode.numTokens,
+      busyMs: core.busyMs,
+      idleMs: core.idleMs,
+      numPrefillSteps: core.numPrefillSteps,
+      prefillStepMs: core.prefillStepMs,
+      numPrefillStepTokens: core.numPrefillStepTokens,
+      numDecodeSteps: core.numDecodeSteps,
+      decodeStepMs: core.decodeStepMs,
+      numDecodeStepTokens: core.numDecodeStepTokens,
     };
   }
 }

@@ -1,16 +1,18 @@
 export { BlockAllocator } from './block-allocator.ts';
 export * from './cluster/index.ts';
 export {
-  DEFAULT_MAX_NUM_BATCHED_TOKENS,
-  DEFAULT_MAX_NUM_SEQS,
   DEFAULT_WATERMARK,
   Engine,
   type EngineOptions,
   type EngineStats,
   type ExecutionDevice,
 } from './engine.ts';
-export { HashingPhasedDevice, type HashingPhasedDeviceOptions } from './hashing-phased-device.ts';
-export { HashingTestDevice, type HashingTestDeviceOptions, hashNextToken } from './hashing-test-device.ts';
+export {
+  EngineCore,
+  type EngineCoreOptions,
+  type EngineCoreStats,
+  type ReplicaExecutor,
+} from './engine-core.ts';
 export {
   HostKvTier,
   type HostKvTierConfig,
@@ -48,7 +50,6 @@ export {
 } from './seesaw-engine.ts';
 export {
   DEFAULT_SEESAW_HOST_LOW_MARK,
-  DEFAULT_SEESAW_MAX_NUM_SEQS,
   DEFAULT_SEESAW_PREFILL_TOKEN_BUDGET,
   DEFAULT_SEESAW_WATERMARK,
   SeesawScheduler,

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { HashingPhasedDevice } from './hashing-phased-device.ts';
-import { SeesawClusterEngine } from './seesaw-cluster-engine.ts';
+import { HashingPhasedDevice } from '../test/hashing-phased-device.ts';
 import {
   EOS,
   expectSameOutputs,
@@ -8,7 +7,8 @@ import {
   randomWorkload,
   staticReference,
   VOCAB,
-} from './seesaw-test-support.ts';
+} from '../test/seesaw-test-support.ts';
+import { SeesawClusterEngine } from './seesaw-cluster-engine.ts';
 import { TraceRecorder } from './trace-recorder.ts';
 
 describe('SeesawClusterEngine', () => {

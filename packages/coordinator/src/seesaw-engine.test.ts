@@ -1,8 +1,6 @@
 import type { StepBatch } from '@seesaw/protocol';
 import { describe, expect, it } from 'vitest';
-import { HashingPhasedDevice } from './hashing-phased-device.ts';
-import type { EngineRequest } from './request.ts';
-import { SeesawEngine, type SeesawEngineOptions } from './seesaw-engine.ts';
+import { HashingPhasedDevice } from '../test/hashing-phased-device.ts';
 import {
   EOS,
   expectSameOutputs,
@@ -10,7 +8,9 @@ import {
   randomWorkload,
   staticReference,
   VOCAB,
-} from './seesaw-test-support.ts';
+} from '../test/seesaw-test-support.ts';
+import type { EngineRequest } from './request.ts';
+import { SeesawEngine, type SeesawEngineOptions } from './seesaw-engine.ts';
 import type { Phase } from './step-scheduler.ts';
 import { TraceRecorder } from './trace-recorder.ts';
 

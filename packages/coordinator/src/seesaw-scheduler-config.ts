@@ -24,7 +24,6 @@ export interface SeesawSchedulerConfig {
 }
 
 export const DEFAULT_SEESAW_PREFILL_TOKEN_BUDGET = 4096;
-export const DEFAULT_SEESAW_MAX_NUM_SEQS = 256;
 export const DEFAULT_SEESAW_WATERMARK = 0.1;
 export const DEFAULT_SEESAW_HOST_LOW_MARK = 0.2;
 

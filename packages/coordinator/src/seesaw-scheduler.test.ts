@@ -1,10 +1,6 @@
 import type { StepBatch, StepResult } from '@seesaw/protocol';
 import { describe, expect, it } from 'vitest';
-import { HashingPhasedDevice } from './hashing-phased-device.ts';
-import { type EngineRequest, type RequestOutput, RequestRejectedError } from './request.ts';
-import { DEFAULT_SAMPLING } from './sampling-params.ts';
-import { SeesawEngine, type SeesawEngineOptions } from './seesaw-engine.ts';
-import { SeesawScheduler } from './seesaw-scheduler.ts';
+import { HashingPhasedDevice } from '../test/hashing-phased-device.ts';
 import {
   EOS,
   expectSameOutputs,
@@ -12,7 +8,11 @@ import {
   randomWorkload,
   staticReference,
   VOCAB,
-} from './seesaw-test-support.ts';
+} from '../test/seesaw-test-support.ts';
+import { type EngineRequest, type RequestOutput, RequestRejectedError } from './request.ts';
+import { DEFAULT_SAMPLING } from './sampling-params.ts';
+import { SeesawEngine, type SeesawEngineOptions } from './seesaw-engine.ts';
+import { SeesawScheduler } from './seesaw-scheduler.ts';
 import type { Phase } from './step-scheduler.ts';
 
 function request(id: string, promptLength: number, maxTokens: number): EngineRequest {

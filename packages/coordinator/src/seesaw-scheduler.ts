@@ -1,5 +1,5 @@
 import type { HostKvAllocator } from '@seesaw/kv-store';
-import type { StepResult } from '@seesaw/protocol';
+import { ENGINE_DEFAULTS, type StepResult } from '@seesaw/protocol';
 import { applyStepResult } from './apply-step-result.ts';
 import { BlockAllocator } from './block-allocator.ts';
 import { HostKvTier } from './host-kv-tier.ts';
@@ -15,7 +15,6 @@ import { PrefillStepBudget } from './seesaw-prefill-budget.ts';
 import { planPrefillStep } from './seesaw-prefill-planner.ts';
 import {
   DEFAULT_SEESAW_HOST_LOW_MARK,
-  DEFAULT_SEESAW_MAX_NUM_SEQS,
   DEFAULT_SEESAW_PREFILL_TOKEN_BUDGET,
   DEFAULT_SEESAW_WATERMARK,
   fraction,
@@ -29,7 +28,6 @@ import type { EnterPhaseOptions, Phase, StepScheduler } from './step-scheduler.t
 
 export {
   DEFAULT_SEESAW_HOST_LOW_MARK,
-  DEFAULT_SEESAW_MAX_NUM_SEQS,
   DEFAULT_SEESAW_PREFILL_TOKEN_BUDGET,
   DEFAULT_SEESAW_WATERMARK,
   type SeesawSchedulerConfig,
@@ -104,7 +102,7 @@ export class SeesawScheduler implements StepScheduler {
       config.maxNumBatchedTokens ?? DEFAULT_SEESAW_PREFILL_TOKEN_BUDGET,
     );
     this.prefillBudget = new PrefillStepBudget(this.maxNumBatchedTokens);
-    this.maxNumSeqs = positiveInteger('maxNumSeqs', config.maxNumSeqs ?? DEFAULT_SEESAW_MAX_NUM_SEQS);
+    this.maxNumSeqs = positiveInteger('maxNumSeqs', config.maxNumSeqs ?? ENGINE_DEFAULTS.maxNumSeqs);
     this.maxModelLen = Math.min(
       positiveInteger('maxModelLen', config.maxModelLen),
       numKvBlocks * this.blockSize,

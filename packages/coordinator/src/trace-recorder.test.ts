@@ -1,9 +1,9 @@
 import type { StepBatch } from '@seesaw/protocol';
 import { describe, expect, it } from 'vitest';
+import { HashingTestDevice } from '../test/hashing-test-device.ts';
+import { EOS, randomWorkload, VOCAB } from '../test/seesaw-test-support.ts';
 import { ClusterEngine } from './cluster/cluster-engine.ts';
 import { Engine, type ExecutionDevice } from './engine.ts';
-import { HashingTestDevice } from './hashing-test-device.ts';
-import { EOS, randomWorkload, VOCAB } from './seesaw-test-support.ts';
 import { TraceRecorder } from './trace-recorder.ts';
 
 function timedDevice(clock: { now: number }, numKvBlocks = 64): ExecutionDevice {

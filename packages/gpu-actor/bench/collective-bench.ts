@@ -12,11 +12,11 @@ import {
   listenWebSocket,
   startWorker,
 } from '@seesaw/protocol';
-import type { CollectiveWorkerInput, CollectiveWorkerOutput } from '../src/collective-test-worker.ts';
 import { EndpointGroup } from '../src/endpoint-group.ts';
 import { createSharedMemoryGroup } from '../src/shared-memory-group.ts';
+import type { CollectiveWorkerInput, CollectiveWorkerOutput } from '../test/collective-test-worker.ts';
 
-const WORKER_ENTRY = new URL('../src/collective-test-worker.ts', import.meta.url);
+const WORKER_ENTRY = new URL('../test/collective-test-worker.ts', import.meta.url);
 const SIZES = [16 * 1024, 1024 * 1024, 16 * 1024 * 1024];
 type Link = Endpoint<DeviceToDevice, DeviceToDevice>;
 
@@ -61,6 +61,7 @@ async function webSocketMicros(bytes: number): Promise<number> {
   const listener = await listenWebSocket({
     accept: INBOUND_TAGS.deviceToDevice,
     onConnection: (endpoint) => accepted(endpoint as unknown as Link),
+    isWithoutAuthentication: true,
   });
   const client = (await connectWebSocket<DeviceToDevice, DeviceToDevice>(listener.url, {
     accept: INBOUND_TAGS.deviceToDevice,

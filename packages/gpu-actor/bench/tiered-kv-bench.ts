@@ -5,16 +5,14 @@
  * Run: pnpm tsx packages/gpu-actor/bench/tiered-kv-bench.ts [D1T1P1|D1T2P1|D1T1P2] [numSeqs] [promptLen]
  */
 import { join } from 'node:path';
-import type { StepBatch, StepKvSwap, StepResult } from '@seesaw/protocol';
-import { WorkerReplica } from '../src/worker-replica-test-support.ts';
+import { parseParallelConfig, type StepBatch, type StepKvSwap, type StepResult } from '@seesaw/protocol';
+import { WorkerReplica } from '../test/worker-replica-test-support.ts';
 
-const FIXTURE = join(import.meta.dirname, '../../../../shared/fixtures/tiny-llama-bf16');
+const FIXTURE = join(import.meta.dirname, '../../../fixtures/tiny-llama-bf16');
 const BLOCK_SIZE = 16;
 const [parallel = 'D1T1P1', seqsArg = '8', lengthArg = '128'] = process.argv.slice(2);
-const match = /^D1T(\d+)P(\d+)$/.exec(parallel);
-if (!match) throw new Error(`bad layout ${parallel}`);
-const tp = Number(match[1]);
-const pp = Number(match[2]);
+const { dp, tp, pp } = parseParallelConfig(parallel);
+if (dp !== 1) throw new Error(`layout ${parallel}: one replica only (D1)`);
 const numSeqs = Number(seqsArg);
 const promptLen = Number(lengthArg);
 const blocksPerSeq = Math.ceil(promptLen / BLOCK_SIZE);

@@ -5,7 +5,7 @@ import type { DeviceSamplingParams, StepBatch } from '@seesaw/protocol';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { CpuDevice } from './cpu-device.ts';
 
-const FIXTURE = join(import.meta.dirname, '../../../../shared/fixtures/tiny-llama-bf16');
+const FIXTURE = join(import.meta.dirname, '../../../fixtures/tiny-llama-bf16');
 const BLOCK_SIZE = 8;
 const NUM_BLOCKS = 12;
 const GREEDY: DeviceSamplingParams = { temperature: 0, topP: 1, topK: 0, seed: 0 };

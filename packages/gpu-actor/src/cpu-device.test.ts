@@ -6,7 +6,7 @@ import type { StepSeq } from '@seesaw/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CpuDevice } from './cpu-device.ts';
 
-const FIXTURE = join(import.meta.dirname, '../../../../shared/fixtures/tiny-llama-bf16');
+const FIXTURE = join(import.meta.dirname, '../../../fixtures/tiny-llama-bf16');
 // f32 activations and accumulation against float64 over 4 layers: errors near 1e-5 of the
 // logits' scale; 1e-3 leaves room for summation order without hiding a wrong index.
 const RELATIVE_TOLERANCE = 1e-3;

@@ -1,7 +1,13 @@
 import * as kernels from '@seesaw/kernels';
 import type { HostKvStore } from '@seesaw/kv-store';
 import { Checkpoint, type ModelConfig, type ShardPosition, type ShardSpec, shardSpec } from '@seesaw/model';
-import type { DeviceSamplingParams, StepBatch, StepKvTimings, StepResult } from '@seesaw/protocol';
+import {
+  type DeviceSamplingParams,
+  ENGINE_DEFAULTS,
+  type StepBatch,
+  type StepKvTimings,
+  type StepResult,
+} from '@seesaw/protocol';
 import { buildForwardBatch } from './forward-batch.ts';
 import { HostKvSwapper } from './host-kv-swapper.ts';
 import { LlamaForward } from './llama-forward.ts';
@@ -31,9 +37,6 @@ export interface CpuDeviceOptions {
 
 /** What a pipeline stage hands on: the next stage's input, or (last stage) the step's answer. */
 export type StageOutput = { hidden: Float32Array } | StepResult;
-
-const DEFAULT_KV_CACHE_BYTES = 512 * 1024 * 1024;
-const DEFAULT_BLOCK_SIZE = 16;
 
 /** The config a shard's KV cache is sized by: only its stage's layers and its rank's KV heads. */
 function shardCacheConfig(config: ModelConfig, spec: ShardSpec): ModelConfig {
@@ -92,8 +95,8 @@ export class CpuDevice {
   }
 
   static async load(modelDir: string, options: CpuDeviceOptions = {}): Promise<CpuDevice> {
-    const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
-    const kvCacheBytes = options.kvCacheBytes ?? DEFAULT_KV_CACHE_BYTES;
+    const blockSize = options.blockSize ?? ENGINE_DEFAULTS.blockSize;
+    const kvCacheBytes = options.kvCacheBytes ?? ENGINE_DEFAULTS.kvCacheBytes;
     kernels.setNumThreads(options.numThreads ?? 1);
     const checkpoint = Checkpoint.open(modelDir);
     try {
@@ -127,8 +130,8 @@ export class CpuDevice {
     const cache = createKvCache(
       config,
       weights.shard,
-      options.kvCacheBytes ?? DEFAULT_KV_CACHE_BYTES,
-      options.blockSize ?? DEFAULT_BLOCK_SIZE,
+      options.kvCacheBytes ?? ENGINE_DEFAULTS.kvCacheBytes,
+      options.blockSize ?? ENGINE_DEFAULTS.blockSize,
     );
     const forward = new LlamaForward(config, weights, options.group);
     return new CpuDevice(config, forward, cache, weights.numBytes, undefined);
@@ -141,6 +144,11 @@ export class CpuDevice {
 
   /** The paged KV cache of this shard's layers x KV heads (a device worker swaps it through the kv-store actor). */
   get kvCache(): PagedKvCache {
+    return this.cache;
+  }
+
+  /** The same cache, under the name the device worker's seam (StepDevice) reads. */
+  get kvSwapTarget(): PagedKvCache {
     return this.cache;
   }
 

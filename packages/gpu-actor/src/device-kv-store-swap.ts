@@ -32,11 +32,18 @@ import {
   WorkerPortEndpoint,
 } from '@seesaw/protocol';
 import { KvPrefetchTable, type PrefetchWait } from './kv-prefetch-table.ts';
-import type { PagedKvCache } from './paged-kv-cache.ts';
-import { checkKvSwap, StepKvWriteBacks } from './step-kv-write-backs.ts';
+import { PagedKvCache } from './paged-kv-cache.ts';
+import type { KvBlockCopier } from './step-device.ts';
+import { checkKvSwap, StepKvWriteBacks, type WriteBackTimings } from './step-kv-write-backs.ts';
 import { gatherSwapKv, scatterSwapKv } from './swap-kv-copy.ts';
 
 export type KvStoreLinkEndpoint = WorkerPortEndpoint<DeviceToKvStore, KvStoreToDevice>;
+
+/** A step's write-backs as the step runner drives them: the forward pass's per-layer hook, then finish(). */
+export interface StepWriteBacks {
+  readonly onLayerKvWritten: (layer: number) => void;
+  finish(): Promise<WriteBackTimings>;
+}
 
 /** The kv-store may still be starting (tsx compiles its worker). */
 const KV_STORE_HANDSHAKE_TIMEOUT_MS = 60_000;
@@ -75,11 +82,11 @@ export class KvStoreSwapper {
 
   /**
    * `layers` and `kvHeads` are this shard's global ranges; the cache holds them as local
-   * layers 0.. and heads 0.. .
+   * layers 0.. and heads 0.. . A cache off the host comes as its block copier: swaps only.
    */
   constructor(
     private readonly link: KvStoreLinkEndpoint,
-    private readonly cache: PagedKvCache,
+    private readonly cache: PagedKvCache | KvBlockCopier,
     private readonly layers: Range,
     private readonly kvHeads: Range,
   ) {
@@ -99,8 +106,13 @@ export class KvStoreSwapper {
     await Promise.all(swapOuts.map((swap) => this.swapOut(swap)));
     const slices = await Promise.all(swapIns.map((swap) => this.fetch(swap)));
     swapIns.forEach((swap, i) => {
-      scatterSwapKv(this.cache, swap, slices[i]!);
+      this.scatter(swap, slices[i]!);
     });
+  }
+
+  private scatter(swap: StepKvSwap, slice: Tensor): void {
+    if (this.cache instanceof PagedKvCache) scatterSwapKv(this.cache, swap, slice);
+    else this.cache.scatter(swap, slice);
   }
 
   /**
@@ -114,7 +126,8 @@ export class KvStoreSwapper {
     for (const swap of prefetches) {
       this.prefetches.start(swap.seqId, async () => {
         const slice = await this.fetch(swap, 'prefetch');
-        scatterSwapKv(this.cache, swap, slice);
+        this.scatter(swap, slice);
+        return slice.data.byteLength;
       });
     }
   }
@@ -137,13 +150,37 @@ export class KvStoreSwapper {
    * The step's write-backs, posted layer by layer through the forward pass's hook (see
    * StepKvWriteBacks); undefined when it has none. Throws on a malformed write-back.
    */
-  startWriteBacks(step: StepBatch): StepKvWriteBacks | undefined {
+  startWriteBacks(step: StepBatch): StepWriteBacks | undefined {
     const swaps = step.kvWriteBacks ?? [];
     if (swaps.length === 0) return undefined;
+    if (!(this.cache instanceof PagedKvCache)) return this.wholeWriteBacks(this.cache, swaps);
     return new StepKvWriteBacks(this.cache, swaps, (swap, layer, tensor) => {
       const layers = { start: this.layers.start + layer, end: this.layers.start + layer + 1 };
       return this.trackPut(this.request('write-back', swap, 'kvPut', tensor, layers)).then(() => undefined);
     });
+  }
+
+  /**
+   * Write-backs of a cache off the host: not layer by layer (each layer would be a read-back of
+   * its own) but every layer of each sequence at once after the compute. finish() encodes the
+   * copies out synchronously, before any later step's compute can reuse the blocks.
+   */
+  private wholeWriteBacks(copier: KvBlockCopier, swaps: readonly StepKvSwap[]): StepWriteBacks {
+    for (const swap of swaps) checkKvSwap(swap, copier, 'write-back');
+    return {
+      onLayerKvWritten: () => {},
+      finish: async () => {
+        const startMs = performance.now();
+        await Promise.all(
+          swaps.map(async (swap) => {
+            const tensor = await copier.gather(swap);
+            await this.trackPut(this.request('write-back', swap, 'kvPut', tensor));
+          }),
+        );
+        const ms = performance.now() - startMs;
+        return { writeBackMs: ms, writeBackWaitMs: ms };
+      },
+    };
   }
 
   /**
@@ -174,7 +211,8 @@ export class KvStoreSwapper {
 
   private async swapOut(swap: StepKvSwap): Promise<void> {
     this.checkShape(swap, 'swap-out');
-    const tensor = gatherSwapKv(this.cache, swap);
+    const tensor =
+      this.cache instanceof PagedKvCache ? gatherSwapKv(this.cache, swap) : await this.cache.gather(swap);
     await this.trackPut(this.request('swap-out', swap, 'kvPut', tensor));
   }
 

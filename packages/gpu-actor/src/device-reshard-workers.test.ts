@@ -12,11 +12,11 @@ import {
 } from '@seesaw/model';
 import type { ReshardDone, StepBatch } from '@seesaw/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PhasedWorkerReplica } from '../test/phased-worker-replica-test-support.ts';
+import { BLOCK_SIZE, compareWithSingleDevice } from '../test/sharded-test-support.ts';
 import { CpuDevice } from './cpu-device.ts';
 import { HeldWeights } from './held-weights.ts';
 import { loadModelWeights } from './model-weights.ts';
-import { PhasedWorkerReplica } from './phased-worker-replica-test-support.ts';
-import { BLOCK_SIZE, compareWithSingleDevice } from './sharded-test-support.ts';
 
 // Two device workers load P2 (D1T1P2), re-shard to T2 (D1T2P1) and back, by p2p and by host.
 // After every switch their logits match one in-process device on the whole model (the bound the
@@ -24,7 +24,7 @@ import { BLOCK_SIZE, compareWithSingleDevice } from './sharded-test-support.ts';
 // the checkpoint (and after P2 -> T2 -> P2 that of the first load), and the bytes each device
 // kept, received, sent and read from the host are its plan's.
 
-const FIXTURE = join(import.meta.dirname, '../../../../shared/fixtures/tiny-llama-bf16');
+const FIXTURE = join(import.meta.dirname, '../../../fixtures/tiny-llama-bf16');
 const RATES = { p2pBytesPerSecond: 4e9, hostBytesPerSecond: 2e9 };
 const DEVICE_MEMORY_BYTES = 16 << 20;
 

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DeviceOutOfMemoryError, kvCacheBudget, shardWeightBytes } from './device-worker-memory.ts';
 import { loadModelWeights } from './model-weights.ts';
 
-const FIXTURE = join(import.meta.dirname, '../../../../shared/fixtures/tiny-llama-bf16');
+const FIXTURE = join(import.meta.dirname, '../../../fixtures/tiny-llama-bf16');
 const POSITIONS = [
   { tp: 1, tpRank: 0, pp: 1, ppStage: 0 },
   { tp: 2, tpRank: 1, pp: 1, ppStage: 0 },

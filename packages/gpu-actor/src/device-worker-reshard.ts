@@ -6,16 +6,16 @@
  */
 import { Checkpoint, type ModelConfig, type ShardPosition, type ShardSpec, shardSpec } from '@seesaw/model';
 import type { LoadShard, Reshard, ReshardDone } from '@seesaw/protocol';
-import { CpuDevice } from './cpu-device.ts';
 import type { DeviceLayouts, LayoutLinks } from './device-worker-layouts.ts';
 import { DeviceOutOfMemoryError, shardKvCacheBytes } from './device-worker-memory.ts';
 import type { HeldWeights } from './held-weights.ts';
 import type { ModelWeights } from './model-weights.ts';
 import { executeReshard } from './reshard-executor.ts';
+import type { StepDevice, StepDeviceFactory } from './step-device.ts';
 
 export interface SwitchedShard {
   config: ModelConfig;
-  device: CpuDevice;
+  device: StepDevice;
   spec: ShardSpec;
   weights: ModelWeights;
   held: HeldWeights;
@@ -48,6 +48,7 @@ export async function switchLayout(
   layouts: DeviceLayouts,
   current: ShardPosition,
   retire: () => { weights: ModelWeights; held: HeldWeights },
+  createDevice: StepDeviceFactory,
 ): Promise<SwitchedShard> {
   const { plan, layout, reshardId } = message;
   if (layouts.localDevice !== undefined && plan.device !== layouts.localDevice) {
@@ -76,7 +77,7 @@ export async function switchLayout(
     const outcome = await executeReshard(config, plan, old, layouts.reshardIo(reshardId, checkpoint));
     const weightBytes = outcome.weights.numBytes;
     const kvCacheBytes = shardKvCacheBytes(config, spec, load, weightBytes);
-    const device = CpuDevice.fromWeights(config, outcome.weights, {
+    const device = await createDevice(config, outcome.weights, {
       numThreads: load.numThreads,
       kvCacheBytes,
       blockSize: load.blockSize,

@@ -29,6 +29,7 @@ import { DeviceOutOfMemoryError } from './device-worker-memory.ts';
 import { switchLayout } from './device-worker-reshard.ts';
 import { type LoadedShard, loadShard, switchedShard } from './device-worker-shard.ts';
 import { runStep, type StepReplies } from './device-worker-step-runner.ts';
+import { cpuStepDevice, type StepDeviceFactory } from './step-device.ts';
 
 /** How long a reshard waits for a step this device is still finishing (see finishCurrentStep). */
 const STEP_DRAIN_TIMEOUT_MS = 60_000;
@@ -67,10 +68,14 @@ export class DeviceWorkerRuntime {
   private constructor(
     private readonly endpoint: CoordinatorEndpoint,
     private readonly data: DeviceWorkerData,
+    private readonly createDevice: StepDeviceFactory,
   ) {}
 
-  /** Runs the worker until shutdown; resolves once the hello is answered (or refused). */
-  static async start(): Promise<void> {
+  /**
+   * Runs the worker until shutdown; resolves once the hello is answered (or refused).
+   * createDevice is the backend: every shard this worker loads or re-shards to runs on it.
+   */
+  static async start(createDevice: StepDeviceFactory = cpuStepDevice): Promise<void> {
     const data = workerData as DeviceWorkerData;
     const log = (line: string) => logLine(data.deviceName, line);
     const endpoint: CoordinatorEndpoint = parentWorkerEndpoint({
@@ -78,7 +83,7 @@ export class DeviceWorkerRuntime {
       name: 'coordinator',
       log,
     });
-    const runtime = new DeviceWorkerRuntime(endpoint, data);
+    const runtime = new DeviceWorkerRuntime(endpoint, data, createDevice);
     try {
       await acceptHello(endpoint, {
         role: 'device',
@@ -155,6 +160,7 @@ export class DeviceWorkerRuntime {
       data: this.data,
       linksArrived: this.linksArrived,
       tpLinks: this.tpLinks,
+      createDevice: this.createDevice,
       log: (line) => this.log(line),
     });
     this.shard = opened.shard;
@@ -192,14 +198,19 @@ export class DeviceWorkerRuntime {
         sampling = retired.sampling;
         return retired.old;
       };
-      const next = await switchLayout(message, loaded.load, loaded.layouts, current.spec, retire).catch(
-        (error: unknown) => {
-          // Refused before `retire` ran: the device still serves its current layout.
-          if (this.shard) throw error;
-          this.reshardFailure = `reshard ${message.reshardId} failed: ${error instanceof Error ? error.message : String(error)}`;
-          throw error;
-        },
-      );
+      const next = await switchLayout(
+        message,
+        loaded.load,
+        loaded.layouts,
+        current.spec,
+        retire,
+        this.createDevice,
+      ).catch((error: unknown) => {
+        // Refused before `retire` ran: the device still serves its current layout.
+        if (this.shard) throw error;
+        this.reshardFailure = `reshard ${message.reshardId} failed: ${error instanceof Error ? error.message : String(error)}`;
+        throw error;
+      });
       next.device.restoreSequenceSampling(sampling);
       this.shard = switchedShard(next, loaded.kvStoreLink);
       return { ...next.done, ms: performance.now() - startMs };

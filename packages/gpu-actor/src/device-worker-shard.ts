@@ -10,10 +10,9 @@ import {
   type DeviceToKvStore,
   type KvStoreToDevice,
   type LoadShard,
-  parseParallelism,
+  parseParallelConfig,
   type Ready,
 } from '@seesaw/protocol';
-import { CpuDevice } from './cpu-device.ts';
 import { DetachableLink } from './detachable-link.ts';
 import { type KvStoreLinkEndpoint, KvStoreSwapper, openKvStoreLink } from './device-kv-store-swap.ts';
 import {
@@ -33,10 +32,11 @@ import type { SwitchedShard } from './device-worker-reshard.ts';
 import { HeldWeights } from './held-weights.ts';
 import { loadModelWeights, type ModelWeights } from './model-weights.ts';
 import { SharedMemoryGroup } from './shared-memory-group.ts';
+import type { StepDevice, StepDeviceFactory } from './step-device.ts';
 import type { TensorParallelGroup } from './tensor-parallel-group.ts';
 
 export interface LoadedShard {
-  device: CpuDevice;
+  device: StepDevice;
   spec: ShardSpec;
   links: OpenedLinks;
   inbox: ActivationInbox | undefined;
@@ -67,12 +67,14 @@ export interface ShardLoadContext {
   linksArrived: Promise<DeviceWorkerLinks['seesawLinks']>;
   /** Where the links of a TP group spanning hosts are pushed as they open (closed on stop). */
   tpLinks: LinkEndpoint[];
+  /** Builds the device (the worker entry's backend). */
+  createDevice: StepDeviceFactory;
   log(line: string): void;
 }
 
 /** Loads the shard `load` names: layout 0's links, its TP group, its weights and device. */
 export async function loadShard(load: LoadShard, ctx: ShardLoadContext): Promise<OpenedShard> {
-  const [, tp, pp] = parseParallelism(load.parallelism);
+  const { tp, pp } = parseParallelConfig(load.parallelism);
   const position: ShardPosition = { tp, tpRank: load.tpRank, pp, ppStage: load.ppStage };
   const plan = planMemory(load, position);
   const ports = await ctx.linksArrived;
@@ -94,11 +96,11 @@ export async function loadShard(load: LoadShard, ctx: ShardLoadContext): Promise
     throw new Error(`stage ${load.ppStage} has no link to the next stage`);
   const held = new HeldWeights();
   const checkpoint = Checkpoint.open(load.modelDir);
-  let device: CpuDevice;
+  let device: StepDevice;
   let weights: ModelWeights;
   try {
     weights = loadModelWeights(checkpoint, plan.spec, held);
-    device = CpuDevice.fromWeights(checkpoint.config, weights, {
+    device = await ctx.createDevice(checkpoint.config, weights, {
       numThreads: load.numThreads,
       kvCacheBytes: plan.kvCacheBytes,
       blockSize: load.blockSize,
@@ -152,11 +154,11 @@ export function switchedShard(
  * A swapper for `device`'s cache (its layers x KV heads) over a detachable view of the device's
  * one kv-store link. KvStoreSwapper only uses the Endpoint methods of its link, which the view has.
  */
-function kvStoreSwapperOver(link: KvStoreLinkEndpoint, device: CpuDevice, spec: ShardSpec) {
+function kvStoreSwapperOver(link: KvStoreLinkEndpoint, device: StepDevice, spec: ShardSpec) {
   const view = new DetachableLink<DeviceToKvStore, KvStoreToDevice>(link);
   const swapper = new KvStoreSwapper(
     view as unknown as KvStoreLinkEndpoint,
-    device.kvCache,
+    device.kvSwapTarget,
     spec.layers,
     spec.kvHeads,
   );

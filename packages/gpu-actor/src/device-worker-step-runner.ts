@@ -11,7 +11,7 @@
 import { type DeviceToCoordinator, type Endpoint, type StepBatch, stepDoneMessage } from '@seesaw/protocol';
 import type { KvStoreSwapper } from './device-kv-store-swap.ts';
 import type { LoadedShard } from './device-worker-shard.ts';
-import { type PrefetchWait, seqIdsTouchedBy } from './kv-prefetch-table.ts';
+import { NO_PREFETCH_WAIT, type PrefetchWait, seqIdsTouchedBy } from './kv-prefetch-table.ts';
 
 /** Where a step's outcome goes. */
 export interface StepReplies {
@@ -38,9 +38,12 @@ export async function runStep(shard: LoadedShard, batch: StepBatch, replies: Ste
   const syncSwapInMs = batch.swapIns?.length ? syncSwapMs : 0;
   const syncSwapOutMs = batch.swapIns?.length ? 0 : batch.swapOuts?.length ? syncSwapMs : 0;
   const beforeCompute = await waiting;
-  const prefetchWait = {
+  const prefetchWait: PrefetchWait = {
     waitedMs: beforeSwaps.waitedMs + beforeCompute.waitedMs + syncSwapInMs,
     numAwaited: beforeSwaps.numAwaited + beforeCompute.numAwaited,
+    numLanded: beforeSwaps.numLanded + beforeCompute.numLanded,
+    bytesAwaited: beforeSwaps.bytesAwaited + beforeCompute.bytesAwaited,
+    bytesLanded: beforeSwaps.bytesLanded + beforeCompute.bytesLanded,
   };
   const input = shard.inbox ? await shard.inbox.take(batch.stepId) : undefined;
   const writeBacks = kvStep(batch, () => swapper?.startWriteBacks(batch));
@@ -77,6 +80,10 @@ export async function runStep(shard: LoadedShard, batch: StepBatch, replies: Ste
       prefetchMs: prefetchMs + syncSwapInMs,
       writeBackMs: (written?.writeBackMs ?? 0) + syncSwapOutMs,
       writeBackWaitMs: (written?.writeBackWaitMs ?? 0) + syncSwapOutMs,
+      prefetchesNeeded: prefetchWait.numAwaited,
+      prefetchesLanded: prefetchWait.numLanded,
+      prefetchBytesNeeded: prefetchWait.bytesAwaited,
+      prefetchBytesLanded: prefetchWait.bytesLanded,
     };
   }
   const { message, tensors } = stepDoneMessage(output);
@@ -101,7 +108,7 @@ async function waitForPrefetches(
   batch: StepBatch,
   seqIds: number[],
 ): Promise<PrefetchWait> {
-  if (!swapper || seqIds.length === 0) return { waitedMs: 0, numAwaited: 0 };
+  if (!swapper || seqIds.length === 0) return NO_PREFETCH_WAIT;
   try {
     return await swapper.waitForPrefetches(seqIds);
   } catch (error) {

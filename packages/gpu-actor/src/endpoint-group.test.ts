@@ -96,6 +96,8 @@ describe('EndpointGroup', () => {
       host: '127.0.0.1',
       port: 0,
       accept: INBOUND_TAGS.deviceToDevice,
+      // A raw device-to-device link with no hello: only on loopback, in this test.
+      isWithoutAuthentication: true,
       onConnection: (endpoint) => acceptedLink(endpoint as unknown as Link),
     });
     cleanups.push(() => listener.close());

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bitsEqual, concatFloats, randomFloats, referenceSum } from './collective-test-support.ts';
+import { bitsEqual, concatFloats, randomFloats, referenceSum } from '../test/collective-test-support.ts';
 import { InProcessGroup } from './in-process-group.ts';
 
 /** Lets other tasks run for a rank-dependent number of turns, to vary arrival order. */

@@ -7,6 +7,8 @@ export {
   deviceWorkerUrl,
 } from './device-worker-data.ts';
 export { DeviceOutOfMemoryError, kvCacheBudget, shardWeightBytes } from './device-worker-memory.ts';
+export { DeviceWorkerRuntime } from './device-worker-runtime.ts';
+export { buildForwardBatch, type ForwardBatch } from './forward-batch.ts';
 export { type HeldSlice, HeldWeights } from './held-weights.ts';
 export { InProcessGroup } from './in-process-group.ts';
 export { InProcessPipeline, type InProcessPipelineOptions } from './in-process-pipeline.ts';
@@ -19,6 +21,7 @@ export {
   type WeightSliceSource,
 } from './model-weights.ts';
 export { executeReshard, type ReshardIo, type ReshardOutcome } from './reshard-executor.ts';
+export { ropeTables } from './rope-table.ts';
 export { samplingUniform } from './sampling-rng.ts';
 export {
   createSharedMemoryGroup,
@@ -26,4 +29,12 @@ export {
   type SharedMemoryGroupDescriptor,
   sharedMemoryGroupBytes,
 } from './shared-memory-group.ts';
+export {
+  cpuStepDevice,
+  type KvBlockCopier,
+  type StepDevice,
+  type StepDeviceFactory,
+  type StepDeviceOptions,
+} from './step-device.ts';
+export { checkStepTokenIds, StepSampler } from './step-sampler.ts';
 export { sumByHalvingTree, type TensorParallelGroup } from './tensor-parallel-group.ts';

@@ -26,11 +26,33 @@ export interface PrefetchWait {
   waitedMs: number;
   /** Prefetches waited for (already landed ones included). */
   numAwaited: number;
+  /**
+   * Of those, the prefetches whose data was in the blocks before the wait began: hidden behind
+   * earlier steps. This, not 1 - wait / summed transfer time, is the honest hiding figure: two
+   * prefetches in flight at once overlap each other, so their summed times count the same
+   * milliseconds twice.
+   */
+  numLanded: number;
+  /** Bytes the awaited prefetches moved, and the landed ones' part of them. */
+  bytesAwaited: number;
+  bytesLanded: number;
 }
+
+export const NO_PREFETCH_WAIT: PrefetchWait = {
+  waitedMs: 0,
+  numAwaited: 0,
+  numLanded: 0,
+  bytesAwaited: 0,
+  bytesLanded: 0,
+};
 
 interface Prefetch {
   /** Resolves with the failure, or undefined once the data is in the blocks. */
   outcome: Promise<Error | undefined>;
+  /** Set when the data is in the blocks. */
+  landed: boolean;
+  /** Bytes fetched, once landed. */
+  bytes: number;
 }
 
 export class KvPrefetchTable {
@@ -44,21 +66,25 @@ export class KvPrefetchTable {
   }
 
   /**
-   * Starts `fetch` (kvGet, then scatter into the sequence's new blocks) for `seqId`. Throws when
-   * the sequence already has a prefetch in flight: two would race for its blocks.
+   * Starts `fetch` (kvGet, then scatter into the sequence's new blocks; resolves with the bytes
+   * it moved) for `seqId`. Throws when the sequence already has a prefetch in flight: two would
+   * race for its blocks.
    */
-  start(seqId: number, fetch: () => Promise<void>): void {
+  start(seqId: number, fetch: () => Promise<number>): void {
     if (this.inFlight.has(seqId))
       throw new Error(`prefetch of sequence ${seqId}: an earlier prefetch of it is still in flight`);
     const issuedMs = this.now();
-    const outcome = fetch().then(
-      () => {
+    const prefetch: Prefetch = { outcome: Promise.resolve(undefined), landed: false, bytes: 0 };
+    prefetch.outcome = fetch().then(
+      (bytes) => {
         this.completedMs += this.now() - issuedMs;
+        prefetch.landed = true;
+        prefetch.bytes = bytes;
         return undefined;
       },
       (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
     );
-    this.inFlight.set(seqId, { outcome });
+    this.inFlight.set(seqId, prefetch);
   }
 
   /**
@@ -66,20 +92,28 @@ export class KvPrefetchTable {
    * rejects with the first failure.
    */
   async wait(seqIds: Iterable<number>): Promise<PrefetchWait> {
-    const outcomes: Promise<Error | undefined>[] = [];
+    const awaited: Prefetch[] = [];
     for (const seqId of seqIds) {
       const prefetch = this.inFlight.get(seqId);
       if (!prefetch) continue;
       this.inFlight.delete(seqId);
-      outcomes.push(prefetch.outcome);
+      awaited.push(prefetch);
     }
-    if (outcomes.length === 0) return { waitedMs: 0, numAwaited: 0 };
+    if (awaited.length === 0) return NO_PREFETCH_WAIT;
+    const landed = awaited.filter((prefetch) => prefetch.landed);
     const start = this.now();
-    const failures = await Promise.all(outcomes);
+    const failures = await Promise.all(awaited.map((prefetch) => prefetch.outcome));
     const waitedMs = this.now() - start;
     const failure = failures.find((error) => error !== undefined);
     if (failure) throw failure;
-    return { waitedMs, numAwaited: outcomes.length };
+    const bytesOf = (list: Prefetch[]) => list.reduce((sum, prefetch) => sum + prefetch.bytes, 0);
+    return {
+      waitedMs,
+      numAwaited: awaited.length,
+      numLanded: landed.length,
+      bytesAwaited: bytesOf(awaited),
+      bytesLanded: bytesOf(landed),
+    };
   }
 
   /** Summed issue -> done time of the prefetches that completed since the last call, ms. */

@@ -4,7 +4,7 @@ import { Checkpoint, parseParallelConfig, shardSpec } from '@seesaw/model';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModelWeights, type ModelWeights } from './model-weights.ts';
 
-const FIXTURE = join(import.meta.dirname, '../../../../shared/fixtures/tiny-llama-bf16');
+const FIXTURE = join(import.meta.dirname, '../../../fixtures/tiny-llama-bf16');
 
 /** Rows [a, b) of a weight as a plain array of its stored values. */
 function rowsOf(w: Weight, a: number, b: number): number[] {

@@ -11,6 +11,8 @@ import {
   type TensorSlice,
 } from '@seesaw/model';
 import type { HeldWeights } from './held-weights.ts';
+import { encodeStoredBlockMatrices } from './quantized-matrices.ts';
+import { rowParallelLeaves } from './reduction-leaves.ts';
 import { embeddingUnit, finalNormUnit, layerUnit, lmHeadUnit, shardUnits } from './weight-units.ts';
 
 /** One decoder layer's weights, with the projections that share an input fused row-wise. */
@@ -140,16 +142,26 @@ function weightBytes(weight: Weight | undefined): number {
   return weight?.data.byteLength ?? 0;
 }
 
-function loadLayer(source: WeightSliceSource, slices: LayerSlices, sink?: SliceSink): LayerWeights {
+/** A row-parallel weight with its K reduction cut into the leaves of the canonical tree. */
+function withLeaves(weight: Weight, tp: number): Weight {
+  return { ...weight, leaves: rowParallelLeaves(tp, weight.cols) };
+}
+
+function loadLayer(
+  source: WeightSliceSource,
+  slices: LayerSlices,
+  tp: number,
+  sink?: SliceSink,
+): LayerWeights {
   const { q, k, v, qBias, kBias, vBias } = slices;
   return {
     inputNorm: loadStackedVector(source, [slices.inputNorm], sink),
     qkv: loadStackedMatrix(source, [q, k, v], sink),
     qkvBias: qBias && kBias && vBias ? loadStackedVector(source, [qBias, kBias, vBias], sink) : undefined,
-    o: loadStackedMatrix(source, [slices.o], sink),
+    o: withLeaves(loadStackedMatrix(source, [slices.o], sink), tp),
     postAttentionNorm: loadStackedVector(source, [slices.postAttentionNorm], sink),
     gateUp: loadStackedMatrix(source, [slices.gate, slices.up], sink),
-    down: loadStackedMatrix(source, [slices.down], sink),
+    down: withLeaves(loadStackedMatrix(source, [slices.down], sink), tp),
   };
 }
 
@@ -201,7 +213,7 @@ export class ModelWeightsBuilder {
       else if (spec.lmHead) this.lmHead = loadStackedMatrix(source, [spec.lmHead], sink);
     } else {
       const index = spec.layerSlices.findIndex((slices) => layerUnit(slices.layer) === unit);
-      if (index >= 0) this.layers[index] = loadLayer(source, spec.layerSlices[index], sink);
+      if (index >= 0) this.layers[index] = loadLayer(source, spec.layerSlices[index], spec.tp, sink);
     }
   }
 
@@ -240,5 +252,5 @@ export function loadModelWeights(
   const builder = new ModelWeightsBuilder(spec, numLayers, held);
   const source = checkpointSliceSource(checkpoint);
   for (const unit of shardUnits(spec, numLayers)) builder.addUnit(source, unit);
-  return builder.build();
+  return encodeStoredBlockMatrices(builder.build(), checkpoint);
 }

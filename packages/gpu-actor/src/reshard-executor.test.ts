@@ -24,7 +24,7 @@ import { executeReshard } from './reshard-executor.ts';
 // byte what loading its new shard straight from the checkpoint gives, its raw slices must digest
 // alike, and the bytes it kept / received / sent / read must be the plan's.
 
-const FIXTURE = join(import.meta.dirname, '../../../../shared/fixtures/tiny-llama-bf16');
+const FIXTURE = join(import.meta.dirname, '../../../fixtures/tiny-llama-bf16');
 const TOKEN = 'reshard-executor-test';
 const RATES = { p2pBytesPerSecond: 4e9, hostBytesPerSecond: 2e9 };
 

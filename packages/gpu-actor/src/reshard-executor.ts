@@ -29,6 +29,7 @@ import {
   ModelWeightsBuilder,
   type WeightSliceSource,
 } from './model-weights.ts';
+import { encodeStoredBlockMatrices } from './quantized-matrices.ts';
 import { containsRect, copyRect, formatRect, rectElements, sliceRect } from './slice-geometry.ts';
 import {
   allUnits,
@@ -198,5 +199,6 @@ export async function executeReshard(
     old.held.dropUnit(unit);
     releaseUnit(old.weights, numLayers, unit);
   }
-  return { weights: builder.build(), held, ...counters, bytesSent, peakWeightBytes };
+  const weights = encodeStoredBlockMatrices(builder.build(), io.checkpoint);
+  return { weights, held, ...counters, bytesSent, peakWeightBytes };
 }

@@ -8,8 +8,8 @@ import {
 } from '@seesaw/model';
 import type { StepKvSwap } from '@seesaw/protocol';
 import { describe, expect, it } from 'vitest';
-import { PhasedWorkerReplica } from './phased-worker-replica-test-support.ts';
-import { decodeStep, prefillStep, referenceCheck, referenceRun } from './tiered-kv-test-steps.ts';
+import { PhasedWorkerReplica } from '../test/phased-worker-replica-test-support.ts';
+import { decodeStep, prefillStep, referenceCheck, referenceRun } from '../test/tiered-kv-test-steps.ts';
 
 // The seesaw cycle on real device workers and a kv-store worker: a prompt prefilled under P2 is
 // written back to host slots during its prefill, the replica re-shards to T2 (flushing the puts),
@@ -18,7 +18,7 @@ import { decodeStep, prefillStep, referenceCheck, referenceRun } from './tiered-
 // to P2, and the sequence is prefetched once more and decodes. Tokens equal, and logits are
 // within the TP/PP tests' bound of, one in-process device on which the sequence never moved.
 
-const FIXTURE = join(import.meta.dirname, '../../../../shared/fixtures/tiny-llama-bf16');
+const FIXTURE = join(import.meta.dirname, '../../../fixtures/tiny-llama-bf16');
 const BLOCK_SIZE = 8;
 const PROMPT = 20;
 const RELATIVE_TOLERANCE = 1e-4;

@@ -4,11 +4,11 @@ import { join } from 'node:path';
 import { generateCheckpoint, parseParallelConfig } from '@seesaw/model';
 import type { StepBatch } from '@seesaw/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BLOCK_SIZE, compareWithSingleDevice } from '../test/sharded-test-support.ts';
 import { CpuDevice } from './cpu-device.ts';
 import { InProcessPipeline } from './in-process-pipeline.ts';
-import { BLOCK_SIZE, compareWithSingleDevice } from './sharded-test-support.ts';
 
-const FIXTURE = join(import.meta.dirname, '../../../../shared/fixtures/tiny-llama-bf16');
+const FIXTURE = join(import.meta.dirname, '../../../fixtures/tiny-llama-bf16');
 // TP and PP logits are bit-equal to one device's: a TP rank's o_proj / down_proj partial is a
 // subtree of the canonical reduction tree and the all-reduce completes it (docs/determinism.md).
 

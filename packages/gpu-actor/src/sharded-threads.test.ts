@@ -2,13 +2,13 @@ import { join } from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import { type StepBatch, type StepResult, startWorker } from '@seesaw/protocol';
 import { describe, expect, it } from 'vitest';
+import { BLOCK_SIZE, compareWithSingleDevice, type Device } from '../test/sharded-test-support.ts';
+import type { TpRankWorkerInput, TpRankWorkerMessage } from '../test/tp-rank-test-worker.ts';
 import { CpuDevice } from './cpu-device.ts';
-import { BLOCK_SIZE, compareWithSingleDevice, type Device } from './sharded-test-support.ts';
 import { createSharedMemoryGroup } from './shared-memory-group.ts';
-import type { TpRankWorkerInput, TpRankWorkerMessage } from './tp-rank-test-worker.ts';
 
-const FIXTURE = join(import.meta.dirname, '../../../../shared/fixtures/tiny-llama-bf16');
-const WORKER_ENTRY = new URL('./tp-rank-test-worker.ts', import.meta.url);
+const FIXTURE = join(import.meta.dirname, '../../../fixtures/tiny-llama-bf16');
+const WORKER_ENTRY = new URL('../test/tp-rank-test-worker.ts', import.meta.url);
 const deviceOptions = { numThreads: 1, kvCacheBytes: 8 * 1024 * 1024, blockSize: BLOCK_SIZE };
 
 /** A TP rank in a worker thread, answering one message per posted step. */

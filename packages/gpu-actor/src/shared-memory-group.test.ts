@@ -1,14 +1,14 @@
 import { startWorker } from '@seesaw/protocol';
 import { describe, expect, it } from 'vitest';
-import { bitsEqual, concatFloats, randomFloats, referenceSum } from './collective-test-support.ts';
+import { bitsEqual, concatFloats, randomFloats, referenceSum } from '../test/collective-test-support.ts';
 import type {
   CollectiveOp,
   CollectiveWorkerInput,
   CollectiveWorkerOutput,
-} from './collective-test-worker.ts';
+} from '../test/collective-test-worker.ts';
 import { createSharedMemoryGroup, SharedMemoryGroup } from './shared-memory-group.ts';
 
-const WORKER_ENTRY = new URL('./collective-test-worker.ts', import.meta.url);
+const WORKER_ENTRY = new URL('../test/collective-test-worker.ts', import.meta.url);
 
 /** Runs one real worker thread per rank and collects each rank's results. */
 function runRanks(inputs: CollectiveWorkerInput[]): Promise<CollectiveWorkerOutput[]> {

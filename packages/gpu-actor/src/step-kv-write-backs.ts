@@ -24,7 +24,11 @@ export interface WriteBackTimings {
 }
 
 /** Throws a RangeError unless `swap` names exactly the blocks and slots its tokens need, inside the cache. */
-export function checkKvSwap(swap: StepKvSwap, cache: PagedKvCache, what: string): void {
+export function checkKvSwap(
+  swap: StepKvSwap,
+  cache: Pick<PagedKvCache, 'layout' | 'numBlocks'>,
+  what: string,
+): void {
   const numBlocks = Math.ceil(swap.numTokens / cache.layout.blockSize);
   if (!(swap.numTokens >= 1) || swap.blockIds.length !== numBlocks || swap.slotIds.length !== numBlocks)
     throw new RangeError(

@@ -40,8 +40,7 @@ export class StepSampler {
       : undefined;
     const greedy = kernels.argmaxRows(logits, sampledSeqs.length, vocab);
     const sampled = sampledSeqs.map((seq, i) => {
-      const params = this.sampling.get(seq.seqId);
-      if (!params) throw new Error(`sequence ${seq.seqId} was sampled before it was added`);
+      const params = this.paramsOf(seq.seqId);
       if (params.temperature <= 0) return { seqId: seq.seqId, tokenId: greedy[i] };
       const row = logits.subarray(i * vocab, (i + 1) * vocab);
       const uniform = samplingUniform(params.seed, seq.outputIndex);
@@ -51,6 +50,37 @@ export class StepSampler {
     return returnedLogits
       ? { stepId: step.stepId, sampled, logits: returnedLogits }
       : { stepId: step.stepId, sampled };
+  }
+
+  /**
+   * Whether this step needs its sampled rows' logits on the host: it returns them, or a sampled
+   * sequence draws with a temperature. Otherwise a device may pick the greedy ids itself
+   * (fromGreedyIds) and move only those.
+   */
+  needsLogits(step: StepBatch): boolean {
+    if (step.isLogitsReturned) return true;
+    return step.seqs.some((seq) => seq.isSampled && this.paramsOf(seq.seqId).temperature > 0);
+  }
+
+  /** The step's answer from greedy ids a device picked, one per sampled sequence in batch order. */
+  fromGreedyIds(step: StepBatch, ids: Int32Array): StepResult {
+    const sampledSeqs = step.seqs.filter((seq) => seq.isSampled);
+    if (ids.length !== sampledSeqs.length) {
+      throw new RangeError(`${ids.length} greedy ids for ${sampledSeqs.length} sampled sequences`);
+    }
+    const sampled = sampledSeqs.map((seq, i) => {
+      if (this.paramsOf(seq.seqId).temperature > 0)
+        throw new Error(`sequence ${seq.seqId} samples with a temperature: its logits are needed`);
+      return { seqId: seq.seqId, tokenId: ids[i] };
+    });
+    return { stepId: step.stepId, sampled };
+  }
+
+  /** A known sequence's settings; throws for one never added. */
+  paramsOf(seqId: number): DeviceSamplingParams {
+    const params = this.sampling.get(seqId);
+    if (!params) throw new Error(`sequence ${seqId} was sampled before it was added`);
+    return params;
   }
 
   /** Every known sequence's settings (a re-shard carries them to the device's next sampler). */

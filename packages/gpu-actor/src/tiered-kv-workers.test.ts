@@ -1,8 +1,14 @@
 import { join } from 'node:path';
 import type { StepKvSwap, StepResult } from '@seesaw/protocol';
 import { describe, expect, it } from 'vitest';
-import { decodeStep, GREEDY, prefillStep, referenceCheck, referenceRun } from './tiered-kv-test-steps.ts';
-import { WorkerReplica } from './worker-replica-test-support.ts';
+import {
+  decodeStep,
+  GREEDY,
+  prefillStep,
+  referenceCheck,
+  referenceRun,
+} from '../test/tiered-kv-test-steps.ts';
+import { WorkerReplica } from '../test/worker-replica-test-support.ts';
 
 // Tiered KV through real device worker threads and a kv-store worker: a prompt written back layer
 // by layer during its prefill, its blocks taken by another prompt, prefetched into other blocks by
@@ -10,7 +16,7 @@ import { WorkerReplica } from './worker-replica-test-support.ts';
 // back once more, decoded. Tokens equal, and logits are within the TP/PP tests' bound of, one
 // in-process device on which the sequence never moved.
 
-const FIXTURE = join(import.meta.dirname, '../../../../shared/fixtures/tiny-llama-bf16');
+const FIXTURE = join(import.meta.dirname, '../../../fixtures/tiny-llama-bf16');
 const BLOCK_SIZE = 8;
 const PROMPT = 20; // 3 blocks, the last one partial
 const NUM_DECODES = 4; // the context then fills all 3 blocks

@@ -4,18 +4,18 @@ import { HostKvStore, hostKvLayoutFor, KV_STORE_INBOUND_TAGS, KvStoreActor } fro
 import { Checkpoint, type ModelConfig } from '@seesaw/model';
 import { type StepBatch, type StepKvSwap, type StepResult, WorkerPortEndpoint } from '@seesaw/protocol';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { decodeStep, GREEDY } from '../test/tiered-kv-test-steps.ts';
 import { CpuDevice } from './cpu-device.ts';
 import { KvStoreSwapper, openKvStoreLink } from './device-kv-store-swap.ts';
 import { seqIdsTouchedBy } from './kv-prefetch-table.ts';
 import { StepKvWriteBacks } from './step-kv-write-backs.ts';
-import { decodeStep, GREEDY } from './tiered-kv-test-steps.ts';
 
 // Tiered KV on one in-process device: a prompt's KV is written back to host slots layer by layer
 // during its prefill, its blocks are overwritten by another sequence, and a later step prefetches
 // it into other blocks; the decode after that must match a sequence that never left the device,
 // bit for bit (same kernels, same data, only the block ids differ).
 
-const FIXTURE = join(import.meta.dirname, '../../../../shared/fixtures/tiny-llama-bf16');
+const FIXTURE = join(import.meta.dirname, '../../../fixtures/tiny-llama-bf16');
 const TOKEN = 'tiered-kv-test';
 const BLOCK_SIZE = 8;
 const NUM_BLOCKS = 12;

@@ -10,6 +10,7 @@ import {
   type Weight,
   type WeightDType,
 } from '../src/index.ts';
+import { benchQuantized } from './quantized-bench.ts';
 
 const threadCounts = [1, 2];
 
@@ -151,4 +152,5 @@ measureCeilings();
 benchManyRows();
 benchStreaming();
 benchAttentionDecode();
+benchQuantized({ fmaPeak, readBw }, threadCounts);
 setNumThreads(1);

@@ -9,6 +9,7 @@
 #include "attention.h"
 #include "matmul.h"
 #include "probes.h"
+#include "quant_addon.h"
 #include "rowwise.h"
 #include "sampling.h"
 #include "thread_pool.h"
@@ -27,7 +28,7 @@ Napi::Value GetNumThreads(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), currentThreadCount());
 }
 
-// (out, x, m, dtype, rows, cols, data, bias?)
+// (out, x, m, dtype, rows, cols, data, bias?, leaves?, path?)
 Napi::Value Matmul(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto out = f32Arg(info, 0, "out");
@@ -43,8 +44,38 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
       throwRange(env, "bias length " + std::to_string(b.length) + " must equal weight rows " + std::to_string(w.rows));
     bias = b.data;
   }
-  matmul(out.data, x.data, m, w.data, w.dtype, w.rows, w.cols, bias);
+  const size_t leaves = info[8].IsUndefined() ? 1 : sizeArg(info, 8, "leaves");
+  if (leaves < 1 || leaves > kMaxMatmulLeaves || w.cols % leaves != 0)
+    throwRange(env, "leaves " + std::to_string(leaves) + " must be in 1.." + std::to_string(kMaxMatmulLeaves) +
+                        " and divide the weight's " + std::to_string(w.cols) + " columns");
+  MatmulPath path = defaultMatmulPath();
+  if (!info[9].IsUndefined()) {
+    const std::string name = info[9].As<Napi::String>().Utf8Value();
+    if (name == "avx2") {
+      path = MatmulPath::Avx2;
+    } else if (name == "avx512") {
+      path = MatmulPath::Avx512;
+    } else {
+      throwRange(env, "unknown matmul path '" + name + "' (avx2 or avx512)");
+    }
+    if (!matmulPathSupported(path)) throwRange(env, "this CPU cannot run the " + name + " matmul path");
+  }
+  matmul(out.data, x.data, m, w.data, w.dtype, w.rows, w.cols, leaves, bias, path);
   return env.Undefined();
+}
+
+// The matmul paths this CPU runs, and the one chosen by default.
+Napi::Value MatmulPaths(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Array supported = Napi::Array::New(env);
+  uint32_t i = 0;
+  for (MatmulPath p : {MatmulPath::Avx2, MatmulPath::Avx512}) {
+    if (matmulPathSupported(p)) supported.Set(i++, Napi::String::New(env, matmulPathName(p)));
+  }
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("supported", supported);
+  result.Set("chosen", Napi::String::New(env, matmulPathName(defaultMatmulPath())));
+  return result;
 }
 
 // (out, x, weight, eps)
@@ -284,6 +315,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads));
   exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads));
   exports.Set("matmul", Napi::Function::New(env, Matmul));
+  exports.Set("matmulPaths", Napi::Function::New(env, MatmulPaths));
   exports.Set("rmsNorm", Napi::Function::New(env, RmsNorm));
   exports.Set("addInPlace", Napi::Function::New(env, AddInPlace));
   exports.Set("rope", Napi::Function::New(env, Rope));
@@ -297,6 +329,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("f32ToF16", Napi::Function::New(env, F32ToF16));
   exports.Set("measureFmaPeak", Napi::Function::New(env, MeasureFmaPeak));
   exports.Set("measureReadSeconds", Napi::Function::New(env, MeasureReadSeconds));
+  registerQuantKernels(env, exports);
   return exports;
 }
 

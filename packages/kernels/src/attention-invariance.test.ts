@@ -2,8 +2,8 @@
 // on the prefill chunk it is computed in, the other sequences in the batch, the query tile it
 // lands in, or the thread count.
 import { afterEach, describe, expect, it } from 'vitest';
+import { makeRng, randomF32, testSeed } from '../test/test-support.ts';
 import { type AttentionBatch, type KvLayout, pagedAttention, setNumThreads } from './index.ts';
-import { makeRng, randomF32, testSeed } from './test-support.ts';
 
 const rng = makeRng(testSeed());
 afterEach(() => setNumThreads(1));

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { makeRng, randomF32, relativeError, testSeed, toF64 } from '../test/test-support.ts';
 import { type KvLayout, pagedAttention, reference, setNumThreads, writeKv } from './index.ts';
-import { makeRng, randomF32, relativeError, testSeed, toF64 } from './test-support.ts';
 
 const rng = makeRng(testSeed());
 afterEach(() => setNumThreads(1));

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { makeRng, testSeed } from '../test/test-support.ts';
 import { f32ToBf16, f32ToF16, reference, weightToFloat64 } from './index.ts';
-import { makeRng, testSeed } from './test-support.ts';
 
 const rng = makeRng(testSeed());
 

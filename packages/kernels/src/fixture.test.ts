@@ -3,10 +3,10 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { errorAgainstMagnitude, makeRng, randomF32, testSeed, toF64 } from '../test/test-support.ts';
 import { embed, matmul, reference, setNumThreads, type Weight, weightToFloat64 } from './index.ts';
-import { errorAgainstMagnitude, makeRng, randomF32, testSeed, toF64 } from './test-support.ts';
 
-const fixture = join(import.meta.dirname, '../../../../shared/fixtures/tiny-llama-bf16/model.safetensors');
+const fixture = join(import.meta.dirname, '../../../fixtures/tiny-llama-bf16/model.safetensors');
 const rng = makeRng(testSeed());
 
 interface TensorInfo {

@@ -1,19 +1,43 @@
 // Public API of @seesaw/kernels: native AVX2 CPU kernels (argument-checked in the addon) and
 // the float64 reference implementations they are tested against.
-import { native } from './native-addon.ts';
+import { type MatmulPath, native } from './native-addon.ts';
+import { packedQuantizedMatmul, type QuantWeightType, quantizedMatmul } from './quantized.ts';
 
+export type { MatmulPath } from './native-addon.ts';
+export {
+  type PackedQuantizedWeight,
+  packedQuantizedMatmul,
+  packQuantizedWeight,
+  QUANT_BLOCK_BYTES,
+  QUANT_KERNEL_PATHS,
+  type QuantizedWeight,
+  type QuantKernelPath,
+  type QuantWeightType,
+  quantizedMatmul,
+  quantKernelPaths,
+  unpackQuantizedWeight,
+} from './quantized.ts';
 export * as reference from './reference/index.ts';
 export { weightToFloat64 } from './weight-to-float64.ts';
 
-export type WeightDType = 'f32' | 'f16' | 'bf16';
+/** q8_0x8 / q4_0x8: Q8_0 / Q4_0 blocks packed for the kernels (packQuantizedWeight). */
+export type WeightDType = 'f32' | 'f16' | 'bf16' | QuantWeightType | 'q8_0x8' | 'q4_0x8';
 /** Weight matrix W, shape [rows = N output features][cols = K input features], row-major, in
- *  its storage dtype; f16/bf16 data are raw 16-bit patterns (Uint16Array). Never converted
- *  to f32 in memory: conversion happens in registers inside kernels. */
+ *  its storage dtype; f16/bf16 data are raw 16-bit patterns (Uint16Array), q8_0/q4_0 data ggml
+ *  blocks of 32 (Uint8Array, see quantized.ts; matmul only). Never converted to f32 in memory:
+ *  conversion happens in registers inside kernels. */
 export interface Weight {
   dtype: WeightDType;
   rows: number;
   cols: number;
-  data: Float32Array | Uint16Array;
+  data: Float32Array | Uint16Array | Uint8Array;
+  /**
+   * How many equal leaves the K reduction has (docs/determinism.md), 1 when absent. A
+   * row-parallel weight (o_proj, down_proj) has 8 on one device and 8 / T on each of T
+   * tensor-parallel ranks, so that the all-reduce of the rank partials completes the single
+   * device's halving tree bit for bit. Quantized weights ignore it (their tree is over blocks).
+   */
+  leaves?: number;
 }
 
 /** One layer's paged KV cache, K and V separately, each Float32Array laid out
@@ -36,7 +60,7 @@ export interface AttentionBatch {
 }
 
 // Codes shared with native/args.h (weightArg).
-const dtypeCodes: Record<WeightDType, number> = { f32: 0, f16: 1, bf16: 2 };
+const dtypeCodes: Partial<Record<WeightDType, number>> = { f32: 0, f16: 1, bf16: 2 };
 
 function dtypeCode(w: Weight): number {
   const code = dtypeCodes[w.dtype];
@@ -55,7 +79,63 @@ export function getNumThreads(): number {
 
 /** out[m][N] = x[m][K] · Wᵀ (+ bias[N]). x, out row-major f32, contiguous. */
 export function matmul(out: Float32Array, x: Float32Array, m: number, w: Weight, bias?: Float32Array): void {
-  native.matmul(out, x, m, dtypeCode(w), w.rows, w.cols, w.data, bias);
+  if (w.dtype === 'q8_0' || w.dtype === 'q4_0' || w.dtype === 'q8_0x8' || w.dtype === 'q4_0x8') {
+    const data = w.data as Uint8Array;
+    if (w.dtype === 'q8_0x8' || w.dtype === 'q4_0x8') {
+      const type = w.dtype === 'q8_0x8' ? 'q8_0' : 'q4_0';
+      packedQuantizedMatmul(out, x, m, { type, rows: w.rows, cols: w.cols, data });
+    } else {
+      quantizedMatmul(out, x, m, { type: w.dtype, rows: w.rows, cols: w.cols, data });
+    }
+    if (bias !== undefined)
+      for (let r = 0; r < m; r++) native.addInPlace(out.subarray(r * w.rows, (r + 1) * w.rows), bias);
+    return;
+  }
+  native.matmul(
+    out,
+    x,
+    m,
+    dtypeCode(w),
+    w.rows,
+    w.cols,
+    w.data as Float32Array | Uint16Array,
+    bias,
+    w.leaves,
+  );
+}
+
+/**
+ * The f32/f16/bf16 matmul on a named instruction-set path (tests and benchmarks compare the
+ * paths; the engine uses `matmul`, which takes the CPU's fastest).
+ */
+export function matmulOnPath(
+  path: MatmulPath,
+  out: Float32Array,
+  x: Float32Array,
+  m: number,
+  w: Weight,
+  bias?: Float32Array,
+): void {
+  if (w.dtype !== 'f32' && w.dtype !== 'f16' && w.dtype !== 'bf16') {
+    throw new RangeError(`matmulOnPath takes f32/f16/bf16 weights, got ${w.dtype}`);
+  }
+  native.matmul(
+    out,
+    x,
+    m,
+    dtypeCode(w),
+    w.rows,
+    w.cols,
+    w.data as Float32Array | Uint16Array,
+    bias,
+    w.leaves,
+    path,
+  );
+}
+
+/** The matmul paths this CPU runs, and the one `matmul` uses. */
+export function matmulPaths(): { supported: MatmulPath[]; chosen: MatmulPath } {
+  return native.matmulPaths();
 }
 
 /** out[r][:] = x[r][:] / sqrt(mean(x[r]^2) + eps) * weight; rows = x.length / weight.length; out may alias x. */
@@ -89,7 +169,7 @@ export function siluMul(out: Float32Array, gateUp: Float32Array, rows: number, i
 
 /** out[t][:] = f32(table row ids[t]); throws RangeError on an id outside [0, vocab). */
 export function embed(out: Float32Array, table: Weight, ids: Int32Array): void {
-  native.embed(out, dtypeCode(table), table.rows, table.cols, table.data, ids);
+  native.embed(out, dtypeCode(table), table.rows, table.cols, table.data as Float32Array | Uint16Array, ids);
 }
 
 /** Writes token t's K/V (token t head h at k[t*rowStride + h*headDim]) into slot slots[t]. */

@@ -1,6 +1,13 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import {
+  errorAgainstMagnitude,
+  makeRng,
+  randomF32,
+  randomWeight,
+  testSeed,
+  toF64,
+} from '../test/test-support.ts';
 import { matmul, reference, setNumThreads, type WeightDType, weightToFloat64 } from './index.ts';
-import { errorAgainstMagnitude, makeRng, randomF32, randomWeight, testSeed, toF64 } from './test-support.ts';
 
 const rng = makeRng(testSeed());
 const dtypes: WeightDType[] = ['f32', 'bf16', 'f16'];

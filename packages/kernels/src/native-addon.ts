@@ -4,6 +4,9 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
+/** Instruction-set paths of the f32/f16/bf16 matmul; every path gives the same bits. */
+export type MatmulPath = 'avx2' | 'avx512';
+
 export interface NativeKernels {
   setNumThreads(n: number): void;
   getNumThreads(): number;
@@ -16,7 +19,10 @@ export interface NativeKernels {
     cols: number,
     data: Float32Array | Uint16Array,
     bias: Float32Array | undefined,
+    leaves?: number,
+    path?: MatmulPath,
   ): void;
+  matmulPaths(): { supported: MatmulPath[]; chosen: MatmulPath };
   rmsNorm(out: Float32Array, x: Float32Array, weight: Float32Array, eps: number): void;
   addInPlace(x: Float32Array, y: Float32Array): void;
   rope(
@@ -70,6 +76,30 @@ export interface NativeKernels {
   f32ToF16(src: Float32Array, dst: Uint16Array): void;
   measureFmaPeak(iterations: number): number;
   measureReadSeconds(buffer: Float32Array): number;
+  quantMatmul(
+    out: Float32Array,
+    x: Float32Array,
+    m: number,
+    type: number,
+    data: Uint8Array,
+    rows: number,
+    cols: number,
+    path: number,
+  ): void;
+  quantKernelPaths(): { chosen: string; supported: string[] };
+  quantPack(type: number, blocks: Uint8Array, rows: number, cols: number, packed: Uint8Array): void;
+  quantUnpack(type: number, packed: Uint8Array, rows: number, cols: number, blocks: Uint8Array): void;
+  quantMatmulPacked(
+    out: Float32Array,
+    x: Float32Array,
+    m: number,
+    type: number,
+    packed: Uint8Array,
+    rows: number,
+    cols: number,
+    path: number,
+  ): void;
+  quantPackedBytes(type: number, rows: number, cols: number): number;
 }
 
 const addonPath = fileURLToPath(new URL('../build/Release/seesaw_kernels.node', import.meta.url));

@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { makeRng, randomF32, randomWeight, relativeError, testSeed, toF64 } from '../test/test-support.ts';
 import {
   addInPlace,
   embed,
@@ -10,7 +11,6 @@ import {
   type WeightDType,
   weightToFloat64,
 } from './index.ts';
-import { makeRng, randomF32, randomWeight, relativeError, testSeed, toF64 } from './test-support.ts';
 
 const rng = makeRng(testSeed());
 afterEach(() => setNumThreads(1));

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { makeRng, randomF32, testSeed } from '../test/test-support.ts';
 import { argmaxRows, reference, sampleRow } from './index.ts';
-import { makeRng, randomF32, testSeed } from './test-support.ts';
 
 const rng = makeRng(testSeed());
 

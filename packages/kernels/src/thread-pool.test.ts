@@ -1,8 +1,8 @@
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
+import { makeRng, randomF32, randomWeight, relativeError, testSeed } from '../test/test-support.ts';
 import { getNumThreads, matmul, setNumThreads } from './index.ts';
-import { makeRng, randomF32, randomWeight, relativeError, testSeed } from './test-support.ts';
 
 const rng = makeRng(testSeed());
 const addonPath = fileURLToPath(new URL('../build/Release/seesaw_kernels.node', import.meta.url));

@@ -1,8 +1,17 @@
 import type { Weight } from './index.ts';
+import { unpackQuantizedWeight } from './quantized.ts';
 import { bf16ToNumber, f16ToNumber } from './reference/half-precision.ts';
+import { dequantizeBlocks } from './reference/quantized.ts';
 
 /** The weight's values as float64, [rows][cols] row-major (for tests and references). */
 export function weightToFloat64(w: Weight): Float64Array {
+  if (w.dtype === 'q8_0' || w.dtype === 'q4_0')
+    return dequantizeBlocks(w.dtype, w.data as Uint8Array, w.rows, w.cols);
+  if (w.dtype === 'q8_0x8' || w.dtype === 'q4_0x8') {
+    const type = w.dtype === 'q8_0x8' ? 'q8_0' : 'q4_0';
+    const blocks = unpackQuantizedWeight({ type, rows: w.rows, cols: w.cols, data: w.data as Uint8Array });
+    return dequantizeBlocks(type, blocks.data, w.rows, w.cols);
+  }
   const out = new Float64Array(w.rows * w.cols);
   if (w.data.length !== out.length) throw new RangeError('weight data length does not match rows*cols');
   if (w.dtype === 'f32') {

@@ -1,7 +1,7 @@
 import { Xoshiro128 } from '@seesaw/model';
 import { describe, expect, it } from 'vitest';
+import { randomInt } from '../test/test-support.ts';
 import { HostKvAllocator } from './host-kv-allocator.ts';
-import { randomInt } from './test-support.ts';
 
 const SLOT_BYTES = 4096;
 

@@ -1,8 +1,8 @@
 import { Xoshiro128 } from '@seesaw/model';
 import { describe, expect, it } from 'vitest';
+import { isBitIdentical, randomBits, randomInt, randomRange, referenceBox } from '../test/test-support.ts';
 import { boxShape, type HostKvLayout, type KvSliceBox, slotBytes } from './host-kv-layout.ts';
 import { HostKvStore } from './host-kv-store.ts';
-import { isBitIdentical, randomBits, randomInt, randomRange, referenceBox } from './test-support.ts';
 
 // Explicit slot ids (the coordinator's scheduler as the slot authority): several writers put
 // disjoint head / layer boxes of one sequence into slots the store never reserved itself.

@@ -1,10 +1,10 @@
 import { join } from 'node:path';
 import { loadModelConfig, Xoshiro128 } from '@seesaw/model';
 import { describe, expect, it } from 'vitest';
+import { isBitIdentical, randomBits, randomInt, randomRange, referenceBox } from '../test/test-support.ts';
 import type { HostKvLayout, KvSliceBox } from './host-kv-layout.ts';
 import { boxShape, hostKvLayoutFor, slotBytes } from './host-kv-layout.ts';
 import { HostKvStore } from './host-kv-store.ts';
-import { isBitIdentical, randomBits, randomInt, randomRange, referenceBox } from './test-support.ts';
 
 const LAYOUT: HostKvLayout = { numLayers: 3, numKvHeads: 4, headDim: 8, tokensPerSlot: 4, dtype: 'f32' };
 
@@ -224,7 +224,7 @@ describe('HostKvStore', () => {
   });
 
   it('takes its geometry from a real checkpoint config', () => {
-    const config = loadModelConfig(join(import.meta.dirname, '../../../../shared/fixtures/tiny-llama-bf16'));
+    const config = loadModelConfig(join(import.meta.dirname, '../../../fixtures/tiny-llama-bf16'));
     const layout = hostKvLayoutFor(config, 16);
     expect(layout).toEqual({ numLayers: 4, numKvHeads: 4, headDim: 32, tokensPerSlot: 16, dtype: 'f32' });
     const s = new HostKvStore({ layout, capacityBytes: 2 * 1024 ** 3 });

@@ -1,15 +1,15 @@
 import { createInProcessPair, encodeFrame, INBOUND_TAGS, type Message, type Role } from '@seesaw/protocol';
 import { describe, expect, it } from 'vitest';
-import { slotBytes } from './host-kv-layout.ts';
-import { HostKvStore } from './host-kv-store.ts';
-import { KV_STORE_INBOUND_TAGS, KvStoreActor } from './kv-store-actor.ts';
 import {
   runStoreScenario,
   TEST_LAYOUT,
   TEST_NUM_SLOTS,
   TEST_TOKEN,
   TestPeer,
-} from './kv-store-actor-test-support.ts';
+} from '../test/kv-store-actor-test-support.ts';
+import { slotBytes } from './host-kv-layout.ts';
+import { HostKvStore } from './host-kv-store.ts';
+import { KV_STORE_INBOUND_TAGS, KvStoreActor } from './kv-store-actor.ts';
 
 function startActor(options: { onShutdown?: (mode: string) => void } = {}) {
   const store = new HostKvStore({

@@ -1,13 +1,13 @@
 import { HandshakeError, type Message, SharedRegion, type WorkerPortEndpoint } from '@seesaw/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
-import { slotBytes } from './host-kv-layout.ts';
 import {
   runStoreScenario,
   TEST_LAYOUT,
   TEST_NUM_SLOTS,
   TEST_TOKEN,
   TestPeer,
-} from './kv-store-actor-test-support.ts';
+} from '../test/kv-store-actor-test-support.ts';
+import { slotBytes } from './host-kv-layout.ts';
 import { type KvStoreWorker, spawnKvStoreWorker } from './spawn-kv-store-worker.ts';
 
 const started: KvStoreWorker[] = [];

@@ -1,9 +1,9 @@
 import { Xoshiro128 } from '@seesaw/model';
 import { describe, expect, it } from 'vitest';
+import { bitsOf, isBitIdentical, randomBits } from '../test/test-support.ts';
 import type { HostKvLayout } from './host-kv-layout.ts';
 import { HostKvStore } from './host-kv-store.ts';
 import { gatherSequenceKv, type PagedKvLayout, scatterSequenceKv } from './paged-kv-transfer.ts';
-import { bitsOf, isBitIdentical, randomBits } from './test-support.ts';
 
 const NUM_LAYERS = 3;
 const PAGED: PagedKvLayout = { numKvHeads: 4, headDim: 8, blockSize: 4 };

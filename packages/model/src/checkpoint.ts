@@ -1,7 +1,9 @@
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { configBoundProblems } from './config-bounds.ts';
 import { expectedTensors } from './expected-tensors.ts';
-import { loadModelConfig, type ModelConfig } from './model-config.ts';
+import { GgufTensors, isGgufPath } from './gguf-tensors.ts';
+import { loadConfigJson, type ModelConfig } from './model-config.ts';
 import { CheckpointError, parseHeader, parseHeaderLength, type TensorInfo } from './safetensors-format.ts';
 
 const SINGLE_FILE = 'model.safetensors';
@@ -67,8 +69,9 @@ function readIndex(dir: string): Map<string, string> {
 
 /**
  * A Hugging Face checkpoint directory: config.json + model.safetensors, or shards listed in
- * model.safetensors.index.json. Parses only headers; tensor bytes are read on demand with
- * positional reads, so nothing ever holds a whole file.
+ * model.safetensors.index.json; or a llama GGUF file, seen through GgufTensors with Hugging Face
+ * names and shapes. Parses only headers; tensor bytes are read on demand with positional reads,
+ * so nothing ever holds a whole file.
  */
 export class Checkpoint {
   private readonly files = new Map<string, OpenFile>();
@@ -78,13 +81,20 @@ export class Checkpoint {
   private constructor(
     readonly dir: string,
     readonly config: ModelConfig,
+    /** Set when `dir` is a GGUF file: tensors come from it instead of safetensors files. */
+    private readonly gguf: GgufTensors | null = null,
   ) {}
 
   static open(dir: string): Checkpoint {
     const absDir = resolve(dir);
-    const ckpt = new Checkpoint(absDir, loadModelConfig(absDir));
+    if (isGgufPath(absDir)) {
+      const gguf = GgufTensors.open(absDir);
+      return new Checkpoint(absDir, gguf.config, gguf);
+    }
+    const ckpt = new Checkpoint(absDir, loadConfigJson(absDir));
     try {
       ckpt.openTensorFiles();
+      ckpt.checkConfigBounds();
     } catch (error) {
       ckpt.close();
       throw error;
@@ -134,18 +144,18 @@ export class Checkpoint {
   }
 
   has(name: string): boolean {
-    return this.tensors.has(name);
+    return this.find(name) !== undefined;
   }
 
   /** Every tensor name, in no particular order. */
   names(): string[] {
-    return [...this.tensors.keys()];
+    return this.gguf !== null ? this.gguf.names() : [...this.tensors.keys()];
   }
 
   /** Bytes of every tensor in the checkpoint: what one device holding the whole model reads. */
   tensorBytes(): number {
     let total = 0;
-    for (const info of this.tensors.values()) total += info.byteLength;
+    for (const name of this.names()) total += this.info(name).byteLength;
     return total;
   }
 
@@ -159,8 +169,21 @@ export class Checkpoint {
     }
   }
 
+  private find(name: string): TensorInfo | undefined {
+    return this.gguf !== null ? this.gguf.info(name) : this.tensors.get(name);
+  }
+
+  /**
+   * The int8 block type a matrix is stored as in a GGUF file (Q8_0 / Q4_0: the types the int8
+   * kernels multiply directly), else null. Reads present it dequantized to F32 either way.
+   */
+  storedBlockType(name: string): 'q8_0' | 'q4_0' | null {
+    const type = this.gguf?.storedType(name)?.name;
+    return type === 'Q8_0' ? 'q8_0' : type === 'Q4_0' ? 'q4_0' : null;
+  }
+
   info(name: string): TensorInfo {
-    const info = this.tensors.get(name);
+    const info = this.find(name);
     if (info === undefined) throw new CheckpointError(`${this.dir}: missing tensor "${name}"`);
     return info;
   }
@@ -187,7 +210,14 @@ export class Checkpoint {
         `"${name}": destination holds ${dest.byteLength} bytes, range needs ${end - byteStart}`,
       );
     }
-    readExactly(this.fileOf(info), dest.subarray(0, end - byteStart), info.byteOffset + byteStart, info.file);
+    this.readRange(info, dest.subarray(0, end - byteStart), byteStart);
+  }
+
+  /** Bytes of a tensor from byteStart on, exactly filling dest (range already checked). */
+  private readRange(info: TensorInfo, dest: Uint8Array, byteStart: number): void {
+    if (this.closed) throw new CheckpointError(`${this.dir}: checkpoint is closed`);
+    if (this.gguf !== null) this.gguf.readBytes(info.name, dest, byteStart, byteStart + dest.byteLength);
+    else readExactly(this.fileOf(info), dest, info.byteOffset + byteStart, info.file);
   }
 
   /** Reads rows [rowStart, rowEnd) of a 2-D tensor (one contiguous byte range) into dest. */
@@ -232,10 +262,9 @@ export class Checkpoint {
     if (sliceBytes === 0) return;
     const rowsPerBlock = Math.max(1, Math.floor(COLUMN_READ_BLOCK_BYTES / rowBytes));
     const block = new Uint8Array(Math.min(rows, rowsPerBlock) * rowBytes);
-    const fd = this.fileOf(info);
     for (let r0 = 0; r0 < rows; r0 += rowsPerBlock) {
       const r1 = Math.min(rows, r0 + rowsPerBlock);
-      readExactly(fd, block.subarray(0, (r1 - r0) * rowBytes), info.byteOffset + r0 * rowBytes, info.file);
+      this.readRange(info, block.subarray(0, (r1 - r0) * rowBytes), r0 * rowBytes);
       for (let r = r0; r < r1; r++) {
         const from = (r - r0) * rowBytes + colStart * elementBytes;
         dest.set(block.subarray(from, from + sliceBytes), r * sliceBytes);
@@ -243,17 +272,28 @@ export class Checkpoint {
     }
   }
 
+  /** The config's dimensions against the tensors in the files, before anything is sized by them. */
+  private checkConfigBounds(): void {
+    const problems = configBoundProblems(this.config, this.tensors);
+    if (problems.length > 0) {
+      throw new CheckpointError(
+        `${this.dir}: config.json does not match the checkpoint:\n  ${problems.join('\n  ')}`,
+      );
+    }
+  }
+
   /** Throws one CheckpointError listing every missing tensor and every wrong shape/dtype. */
   validate(): void {
     const problems: string[] = [];
+    // One dtype across the matrices (they are fused and multiplied together); vectors are widened.
     const dtypes = new Set<string>();
     for (const { name, shape } of expectedTensors(this.config)) {
-      const info = this.tensors.get(name);
+      const info = this.find(name);
       if (info === undefined) {
         problems.push(`missing tensor "${name}" (expected shape ${JSON.stringify(shape)})`);
         continue;
       }
-      dtypes.add(info.dtype);
+      if (shape.length === 2) dtypes.add(info.dtype);
       if (info.shape.length !== shape.length || info.shape.some((d, i) => d !== shape[i])) {
         problems.push(
           `tensor "${name}" has shape ${JSON.stringify(info.shape)}, expected ${JSON.stringify(shape)}`,
@@ -262,7 +302,7 @@ export class Checkpoint {
     }
     if (dtypes.size > 1) {
       problems.push(
-        `model tensors mix dtypes ${[...dtypes].sort().join(', ')}; expected one dtype throughout`,
+        `model matrices mix dtypes ${[...dtypes].sort().join(', ')}; expected one dtype throughout`,
       );
     }
     if (problems.length > 0) {
@@ -277,6 +317,7 @@ export class Checkpoint {
     this.closed = true;
     for (const { fd } of this.files.values()) closeSync(fd);
     this.files.clear();
+    this.gguf?.close();
   }
 
   private fileOf(info: TensorInfo): number {

@@ -8,7 +8,7 @@ import { loadReferenceWeights, readTensorF64 } from './reference-weights.ts';
 import { SeesawTokenizer } from './tokenizer.ts';
 
 // A real Llama checkpoint written by an outside tool (bf16, hidden 256, 4 layers, vocab 2048).
-const FIXTURE = join(import.meta.dirname, '../../../../shared/fixtures/tiny-llama-bf16');
+const FIXTURE = join(import.meta.dirname, '../../../fixtures/tiny-llama-bf16');
 
 function stats(v: Float64Array): { mean: number; std: number; maxAbs: number; finite: boolean } {
   let sum = 0;

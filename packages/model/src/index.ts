@@ -1,3 +1,13 @@
+// The layout type and grammar live in @seesaw/protocol (one definition); re-exported for callers of the model.
+export {
+  type DeviceRank,
+  deviceRanks,
+  formatParallelConfig,
+  numDevices,
+  type ParallelConfig,
+  ParallelConfigError,
+  parseParallelConfig,
+} from '@seesaw/protocol';
 export {
   asciiMergeStrings,
   BOS_TOKEN,
@@ -9,6 +19,7 @@ export {
 } from './byte-level-bpe.ts';
 export { Checkpoint } from './checkpoint.ts';
 export { type InitDistribution, initDistribution } from './checkpoint-init.ts';
+export { configBoundProblems, type TensorShapes } from './config-bounds.ts';
 export {
   bf16BitsToF32,
   decodeValues,
@@ -25,25 +36,37 @@ export {
   generateCheckpoint,
   generatedConfigJson,
 } from './generate-checkpoint.ts';
+export { dequantize } from './ggml-dequantize.ts';
+export { QUANTIZE_TYPES, type QuantizeTypeName, quantize } from './ggml-quantize.ts';
 export {
-  loadModelConfig,
+  GGML_TYPES,
+  type GgmlTypeInfo,
+  type GgmlTypeName,
+  ggmlType,
+  isQuantized,
+  QK_K,
+} from './ggml-types.ts';
+export {
+  type ConvertToGgufOptions,
+  convertToGguf,
+  GGUF_TARGET_TYPES,
+  type GgufTargetType,
+} from './gguf-convert.ts';
+export { type GgufTensorInfo, type GgufValue, GgufValueType, gguf } from './gguf-format.ts';
+export { GgufFile } from './gguf-reader.ts';
+export { GgufTensors } from './gguf-tensors.ts';
+export { GgufStreamWriter, type GgufTensorSpec, writeGguf } from './gguf-writer.ts';
+export {
+  loadConfigJson,
   type ModelConfig,
   ModelConfigError,
   parseModelConfig,
   type RopeScaling,
   SUPPORTED_ARCHITECTURES,
 } from './model-config.ts';
+export { isGgufPath, loadModelConfig } from './model-location.ts';
 export { isModelShapeName, MODEL_SHAPES, type ModelShape, type ModelShapeName } from './model-shapes.ts';
-export {
-  type DeviceRank,
-  deviceRanks,
-  formatParallelConfig,
-  numDevices,
-  type ParallelConfig,
-  ParallelConfigError,
-  parseParallelConfig,
-  validateForModel,
-} from './parallel-config.ts';
+export { validateForModel } from './parallel-config.ts';
 export { seedFor, Xoshiro128 } from './prng.ts';
 export { ReferenceModel } from './reference-forward.ts';
 export {

@@ -2,10 +2,11 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadModelConfig, ModelConfigError, parseModelConfig } from './model-config.ts';
+import { ModelConfigError, parseModelConfig } from './model-config.ts';
+import { loadModelConfig } from './model-location.ts';
 import { ropeInvFreq } from './rope.ts';
 
-const FIXTURE = join(import.meta.dirname, '../../../../shared/fixtures/tiny-llama-bf16');
+const FIXTURE = join(import.meta.dirname, '../../../fixtures/tiny-llama-bf16');
 
 function llamaJson(overrides: Record<string, unknown> = {}): Record<string, unknown> {
   return {

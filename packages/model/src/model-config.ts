@@ -253,7 +253,8 @@ export function parseModelConfig(json: unknown, source: string): ModelConfig {
   };
 }
 
-export function loadModelConfig(dir: string): ModelConfig {
+/** The config.json of a Hugging Face checkpoint directory. */
+export function loadConfigJson(dir: string): ModelConfig {
   const path = join(dir, 'config.json');
   let text: string;
   try {

@@ -1,16 +1,16 @@
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
-import { loadModelConfig } from './model-config.ts';
 import {
   deviceRanks,
   formatParallelConfig,
   numDevices,
   ParallelConfigError,
   parseParallelConfig,
-  validateForModel,
-} from './parallel-config.ts';
+} from '@seesaw/protocol';
+import { describe, expect, it } from 'vitest';
+import { loadModelConfig } from './model-location.ts';
+import { validateForModel } from './parallel-config.ts';
 
-const FIXTURE = join(import.meta.dirname, '../../../../shared/fixtures/tiny-llama-bf16');
+const FIXTURE = join(import.meta.dirname, '../../../fixtures/tiny-llama-bf16');
 
 describe('parseParallelConfig / formatParallelConfig', () => {
   it('reads every letter combination, missing letters meaning 1', () => {

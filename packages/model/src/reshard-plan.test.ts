@@ -1,8 +1,9 @@
 import { join } from 'node:path';
+import { deviceRanks, type ParallelConfig, parseParallelConfig } from '@seesaw/protocol';
 import { describe, expect, it } from 'vitest';
 import { expectedTensors } from './expected-tensors.ts';
-import { loadModelConfig, type ModelConfig } from './model-config.ts';
-import { deviceRanks, type ParallelConfig, parseParallelConfig } from './parallel-config.ts';
+import type { ModelConfig } from './model-config.ts';
+import { loadModelConfig } from './model-location.ts';
 import {
   type DeviceReshardPlan,
   planReshard,
@@ -14,7 +15,7 @@ import {
 } from './reshard-plan.ts';
 import { type ShardPosition, shardSpec, type TensorSlice } from './sharding.ts';
 
-const FIXTURE = join(import.meta.dirname, '../../../../shared/fixtures/tiny-llama-bf16');
+const FIXTURE = join(import.meta.dirname, '../../../fixtures/tiny-llama-bf16');
 const tiny = loadModelConfig(FIXTURE);
 
 const CONFIGS: Record<string, ModelConfig> = {

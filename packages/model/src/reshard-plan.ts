@@ -13,13 +13,18 @@
  * only ever taken from an old slice of unit >= u (still held at step u): with tied embeddings
  * a new lm head is therefore never cut from an old embedding (unit 0, already freed).
  */
-import type { ModelConfig } from './model-config.ts';
+
 import {
+  type DeviceReshardPlanData,
   deviceRanks,
   formatParallelConfig,
   type ParallelConfig,
-  validateForModel,
-} from './parallel-config.ts';
+  type PieceSendData,
+  type PieceSourceData,
+  type ReshardPieceData,
+} from '@seesaw/protocol';
+import type { ModelConfig } from './model-config.ts';
+import { validateForModel } from './parallel-config.ts';
 import {
   checkSliceInTensor,
   ReshardPlanError,
@@ -40,44 +45,15 @@ export { ReshardPlanError, type TensorBytesInfo } from './reshard-intersect.ts';
 export type { ReshardLinkRates } from './reshard-link-queues.ts';
 export { reshardUnitCount, shardUnitSlices, type UnitSlice } from './reshard-units.ts';
 
-export type PieceSource = { kind: 'keep' } | { kind: 'peer'; device: number } | { kind: 'host' };
-
-export interface ReshardPiece {
-  /** A sub-range of one of the device's target slices, same tensor and axis. */
-  slice: TensorSlice;
-  source: PieceSource;
-  bytes: number;
-  /** Ordering unit: 0 = embedding, 1 + layer for layer tensors, L + 1 = final norm, L + 2 = lm head. */
-  unit: number;
-}
-
+// One device's plan is plain data that travels in the `reshard` message: its types are defined
+// once, in @seesaw/protocol, and named here as the planner knows them.
+export type PieceSource = PieceSourceData;
+/** A sub-range of one of the device's target slices, same tensor and axis, and where it comes from. */
+export type ReshardPiece = ReshardPieceData;
 /** The mirror image of a peer piece, on the sending device. `unit` is the receiver's piece unit. */
-export interface PieceSend {
-  to: number;
-  slice: TensorSlice;
-  bytes: number;
-  unit: number;
-}
-
-export interface DeviceReshardPlan {
-  /** Local index in the replica. */
-  device: number;
-  from: ShardPosition;
-  to: ShardPosition;
-  /** Every piece of the target shard, sorted by unit. */
-  pieces: ReshardPiece[];
-  /** What this device sends to peers, sorted by unit. */
-  sends: PieceSend[];
-  bytesKept: number;
-  bytesReceived: number;
-  bytesSent: number;
-  bytesFromHost: number;
-  /** Old + new weight bytes held at the worst moment if the device frees each old unit once its
-   * sends of that unit are posted and the new unit is assembled (unit order). */
-  peakWeightBytes: number;
-  /** Modelled seconds for this device (its incoming and outgoing queues at the link rates). */
-  seconds: number;
-}
+export type PieceSend = PieceSendData;
+/** Local device index, positions, pieces and sends sorted by unit, byte counts and modelled seconds. */
+export type DeviceReshardPlan = DeviceReshardPlanData;
 
 export type ReshardRoute = 'p2p' | 'host' | 'auto';
 

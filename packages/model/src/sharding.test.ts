@@ -1,10 +1,11 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { expectedTensors } from './expected-tensors.ts';
-import { loadModelConfig, type ModelConfig } from './model-config.ts';
+import type { ModelConfig } from './model-config.ts';
+import { loadModelConfig } from './model-location.ts';
 import { balancedRange, fullShardSpec, type ShardSpec, shardSpec, shardTensorSlices } from './sharding.ts';
 
-const FIXTURE = join(import.meta.dirname, '../../../../shared/fixtures/tiny-llama-bf16');
+const FIXTURE = join(import.meta.dirname, '../../../fixtures/tiny-llama-bf16');
 const tiny = loadModelConfig(FIXTURE);
 
 function allShards(config: ModelConfig, tp: number, pp: number): ShardSpec[] {

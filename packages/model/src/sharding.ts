@@ -1,3 +1,4 @@
+import type { ShardPositionData, TensorSliceData } from '@seesaw/protocol';
 import type { ModelConfig } from './model-config.ts';
 import { validateForModel } from './parallel-config.ts';
 
@@ -12,12 +13,7 @@ export interface IndexRange {
  * (elements [start, end) of a 1-D one): one contiguous byte range. 'columns' = columns
  * [start, end) of every row of a 2-D tensor. Whole tensors are 'rows' over all rows.
  */
-export interface TensorSlice {
-  name: string;
-  axis: 'rows' | 'columns';
-  start: number;
-  end: number;
-}
+export type TensorSlice = TensorSliceData;
 
 /** One decoder layer's slices. Bias slices exist only when the model has attention biases. */
 export interface LayerSlices {
@@ -39,12 +35,7 @@ export interface LayerSlices {
 }
 
 /** Which TP rank and pipeline stage a shard is. */
-export interface ShardPosition {
-  tp: number;
-  tpRank: number;
-  pp: number;
-  ppStage: number;
-}
+export type ShardPosition = ShardPositionData;
 
 /** What one (tpRank, ppStage) device holds and computes. */
 export interface ShardSpec extends ShardPosition {

@@ -5,6 +5,25 @@ export interface LinkProfile {
   bytesPerSecond: number;
   /** Fixed cost of one transfer or one collective, seconds. */
   latencySeconds: number;
+  /**
+   * When measured messages past a size see another bandwidth (NCCL changes protocol past its
+   * buffer; a send through a host bridge or NIC drops from ~8 GB/s to ~2.3 GB/s past ~4 MB): the
+   * bandwidth moves from `bytesPerSecond` to `bytesPerSecond` here around `fromBytes`, as steeply
+   * as `sharpness` says (see linkBytesPerSecond). Absent: one bandwidth for every size.
+   */
+  largeMessages?: { fromBytes: number; bytesPerSecond: number; sharpness: number };
+}
+
+/**
+ * The bandwidth a message of `bytes` sees: a logistic step in log size between the small- and
+ * large-message bandwidths, centred on `fromBytes`. Measured transitions are not sharp (a
+ * 3-6 MB band for the host-bridge send), so a smooth step fits them where a hard split cannot.
+ */
+export function linkBytesPerSecond(link: LinkProfile, bytes: number): number {
+  const large = link.largeMessages;
+  if (large === undefined) return link.bytesPerSecond;
+  const smallShare = 1 / (1 + (bytes / large.fromBytes) ** large.sharpness);
+  return large.bytesPerSecond + (link.bytesPerSecond - large.bytesPerSecond) * smallShare;
 }
 
 /**
@@ -30,6 +49,8 @@ export interface DeviceProfile {
   activationReserveBytes: number;
   /** Fixed cost of one step (launches, scheduling), seconds. */
   stepOverheadSeconds: number;
+  /** Launch costs of one decoder layer's kernels, seconds (fitted GPU profiles; absent: 0). */
+  layerLaunchSeconds?: number;
   /**
    * Sampling cost per logit of each sampled row (temperature sampling scans and sorts the
    * vocabulary), seconds. 0 for the GPU presets (folded into the step overhead there); the

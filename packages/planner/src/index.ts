@@ -1,4 +1,18 @@
 export {
+  calibratedClusterPreset,
+  calibratedDevice,
+  calibratedIntraHostLink,
+} from './calibration/calibrated-devices.ts';
+export {
+  type CalibrationErrorRow,
+  type CalibrationReport,
+  calibrationReport,
+  formatCalibrationReport,
+  MEDIAN_ERROR_THRESHOLD,
+} from './calibration/calibration-report.ts';
+export { CalibrationDataError } from './calibration/calibration-tables.ts';
+export { type FittedProfiles, fitProfiles, shippedFittedProfiles } from './calibration/fitted-profiles.ts';
+export {
   type CpuKernelProfile,
   cpuLayerComputeSeconds,
   matmulSeconds,
@@ -33,7 +47,14 @@ export {
 } from './profile-file.ts';
 export { type ReplicaLayout, replicaLayout, type StageLayout } from './replica-layout.ts';
 export { estimateReshard, type ReshardEstimate, type ReshardRoute } from './reshard-cost.ts';
-export { chooseSeesawPair, type SearchOptions, type SearchResult, searchConfigurations } from './search.ts';
+export {
+  type BestConfiguration,
+  chooseBestConfiguration,
+  chooseSeesawPair,
+  type SearchOptions,
+  type SearchResult,
+  searchConfigurations,
+} from './search.ts';
 export { parallelConfigsOver, type SearchSpace, searchSpace } from './search-space.ts';
 export type { SimulationReport } from './sim-types.ts';
 export {

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { modelCosts } from './model-costs.ts';
 import { MODEL_PRESET_NAMES, modelPreset } from './model-presets.ts';
 
-const FIXTURE = join(import.meta.dirname, '../../../../shared/fixtures/tiny-llama-bf16');
+const FIXTURE = join(import.meta.dirname, '../../../fixtures/tiny-llama-bf16');
 
 describe('model presets and parameter counts', () => {
   // Published parameter counts (model cards / config-derived), and our chosen 15B shape.

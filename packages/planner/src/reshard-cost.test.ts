@@ -13,7 +13,7 @@ import { modelPreset } from './model-presets.ts';
 import { replicaLayout } from './replica-layout.ts';
 import { estimateReshard } from './reshard-cost.ts';
 
-const FIXTURE = join(import.meta.dirname, '../../../../shared/fixtures/tiny-llama-bf16');
+const FIXTURE = join(import.meta.dirname, '../../../fixtures/tiny-llama-bf16');
 const cluster = clusterPreset('8xA10');
 
 function estimate(

@@ -136,3 +136,42 @@ export async function chooseSeesawPair(
   const [prefill, decode] = result.bestPair.label.split('->');
   return { prefill, decode, report: result.bestPair };
 }
+
+/** The planner's overall best for `bench --prefill auto --decode auto`: a static layout or a pair. */
+export type BestConfiguration =
+  | { kind: 'static'; config: string; report: SimulationReport; bestPair: SimulationReport | null }
+  | {
+      kind: 'seesaw';
+      prefill: string;
+      decode: string;
+      report: SimulationReport;
+      bestStatic: SimulationReport | null;
+    };
+
+/**
+ * Ranks statics and pairs together, as `plan` does, and returns the fastest of all: a static
+ * layout wins when no pair beats it (plan's gain below 1x). Null when nothing fits.
+ */
+export async function chooseBestConfiguration(
+  profile: ClusterProfile,
+  config: ModelConfig,
+  numDevices: number,
+  workload: Workload,
+  options: SearchOptions = {},
+): Promise<BestConfiguration | null> {
+  const cluster =
+    profile.numHosts * profile.devicesPerHost === numDevices
+      ? profile
+      : { ...profile, numHosts: 1, devicesPerHost: numDevices };
+  const { bestStatic, bestPair } = await searchConfigurations(config, cluster, workload, options);
+  if (
+    bestPair !== null &&
+    (bestStatic === null || bestPair.totalTokensPerSecond > bestStatic.totalTokensPerSecond)
+  ) {
+    const [prefill, decode] = bestPair.label.split('->');
+    return { kind: 'seesaw', prefill, decode, report: bestPair, bestStatic };
+  }
+  return bestStatic === null
+    ? null
+    : { kind: 'static', config: bestStatic.label, report: bestStatic, bestPair };
+}

@@ -7,6 +7,7 @@ import {
   type TraceEvent,
 } from '@seesaw/coordinator';
 import { formatParallelConfig, type ModelConfig, type ParallelConfig, validateForModel } from '@seesaw/model';
+import { ENGINE_DEFAULTS } from '@seesaw/protocol';
 import { type ClusterProfile, clusterNumDevices } from './hardware.ts';
 import { deviceKvBlocks, hostKvCapacity } from './memory-plan.ts';
 import { type ModelCosts, modelCosts } from './model-costs.ts';
@@ -45,7 +46,7 @@ export class InfeasibleConfigError extends Error {
   override name = 'InfeasibleConfigError';
 }
 
-export const DEFAULT_BLOCK_SIZE = 16;
+export const DEFAULT_BLOCK_SIZE = ENGINE_DEFAULTS.blockSize;
 export const DEFAULT_TOKEN_BUDGET = 4096;
 
 export function targetLabel(target: SimulationTarget): string {
@@ -128,7 +129,7 @@ function setUpReplica(
   const numKvBlocks = layouts.map((layout) => deviceKvBlocks(cluster.device, layout, blockSize));
   const maxModelLen = costs.config.maxPositionEmbeddings;
   const maxNumBatchedTokens = options.maxNumBatchedTokens ?? DEFAULT_TOKEN_BUDGET;
-  const maxNumSeqs = options.maxNumSeqs ?? 256;
+  const maxNumSeqs = options.maxNumSeqs ?? ENGINE_DEFAULTS.maxNumSeqs;
   if (target.kind === 'static') {
     const { pp } = target.parallel;
     // The engine's virtual engines: one scheduler per stage, each with 1/pp of the blocks.

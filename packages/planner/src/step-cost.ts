@@ -1,6 +1,6 @@
 import type { StepBatch } from '@seesaw/protocol';
 import { cpuLayerComputeSeconds, matmulSeconds } from './cpu-kernel-costs.ts';
-import type { DeviceProfile, LinkProfile } from './hardware.ts';
+import { type DeviceProfile, type LinkProfile, linkBytesPerSecond } from './hardware.ts';
 import type { ModelCosts } from './model-costs.ts';
 import type { ReplicaLayout, StageLayout } from './replica-layout.ts';
 
@@ -38,11 +38,12 @@ export function batchShapeOf(batch: StepBatch): BatchShape {
 /** Ring all-reduce of `bytes` over n devices: 2(n-1)/n of the data crosses each link, plus a fixed cost. */
 export function allReduceSeconds(bytes: number, n: number, link: LinkProfile): number {
   if (n <= 1) return 0;
-  return link.latencySeconds + ((2 * (n - 1)) / n) * (bytes / link.bytesPerSecond);
+  return link.latencySeconds + ((2 * (n - 1)) / n) * (bytes / linkBytesPerSecond(link, bytes));
 }
 
 export function transferSeconds(bytes: number, link: LinkProfile): number {
-  return bytes <= 0 ? 0 : link.latencySeconds + bytes / link.bytesPerSecond;
+  if (bytes <= 0) return 0;
+  return link.latencySeconds + bytes / linkBytesPerSecond(link, bytes);
 }
 
 /**
@@ -85,7 +86,7 @@ export function layerSeconds(
   // QK^T and PV: 2 FLOPs per multiply-add each, per head and head dim.
   const attentionFlops = (4 * config.numHeads * d * shape.attentionPairs) / tp;
   const attention = attentionFlops / (device.matmulFlopsPerSecond * device.attentionEfficiency);
-  return Math.max(weights, linear) + Math.max(kv, attention) + allReduce;
+  return (device.layerLaunchSeconds ?? 0) + Math.max(weights, linear) + Math.max(kv, attention) + allReduce;
 }
 
 /** LM head on the last stage: vocab rows split over TP, logits gathered. */

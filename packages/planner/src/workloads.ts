@@ -17,9 +17,9 @@ export class WorkloadError extends Error {
   override name = 'WorkloadError';
 }
 
-/** The length traces of /work/shared/workloads, found relative to this checkout. */
+/** The length traces kept in this package (packages/planner/workloads, provenance in its README). */
 export const DEFAULT_WORKLOADS_DIR =
-  process.env.SEESAW_WORKLOADS_DIR ?? join(import.meta.dirname, '../../../../shared/workloads');
+  process.env.SEESAW_WORKLOADS_DIR ?? join(import.meta.dirname, '../workloads');
 
 function checkedRequest(prompt: number, output: number, where: string): WorkloadRequest {
   if (!(Number.isInteger(prompt) && prompt >= 1 && Number.isInteger(output) && output >= 1)) {

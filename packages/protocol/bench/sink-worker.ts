@@ -23,7 +23,12 @@ const link = parentWorkerEndpoint({ log: () => {} });
 if (mode === 'port') {
   ackEverything(link);
 } else if (mode === 'ws') {
-  const listener = await listenWebSocket({ port: 0, log: () => {}, onConnection: ackEverything });
+  const listener = await listenWebSocket({
+    port: 0,
+    log: () => {},
+    onConnection: ackEverything,
+    isWithoutAuthentication: true,
+  });
   link.onClose(() => void listener.close());
   parentPort!.postMessage({ port: listener.port });
 } else {

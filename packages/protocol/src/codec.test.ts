@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
+import { seededRandom } from '../test/random.ts';
+import { oddSizeSamples, sampleMessages } from '../test/sample-messages.ts';
 import { decodeFrame, encodeFrame, encodeFrameParts } from './codec.ts';
 import { stepDoneMessage, stepResultOf } from './messages/coordinator-device.ts';
 import { INBOUND_TAGS, MESSAGE_SCHEMAS } from './messages/index.ts';
 import { type Tensor, tensorBytes } from './tensor.ts';
-import { seededRandom } from './test-support/random.ts';
-import { oddSizeSamples, sampleMessages } from './test-support/sample-messages.ts';
 
 function concat(parts: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));

@@ -5,6 +5,7 @@
  */
 
 import { type DecodeOptions, type DecodeResult, decodeFrame, encodeFrame } from './codec.ts';
+import { escapeForLog } from './log-safety.ts';
 import type { ProtocolError } from './messages/common.ts';
 import type { Message } from './messages/index.ts';
 import type { Tensor } from './tensor.ts';
@@ -35,8 +36,23 @@ export interface FrameEndpointOptions {
   accept?: ReadonlySet<string>;
   /** Where rejections and handler failures are reported; default console.warn. */
   log?: (line: string) => void;
+  /**
+   * Accepting side of a network link: until `markAuthenticated()` (acceptHello's welcome), the
+   * first rejected frame is answered and the connection closed, so a peer without the token
+   * cannot keep a socket busy with garbage.
+   */
+  isStrictUntilAuthenticated?: boolean;
 }
 
+/** How a listener hears about the outcome of an accepted connection's handshake. */
+export interface HandshakeAdmission {
+  onAuthenticated(): void;
+  /** Returns how long to wait before answering the refusal (slows down token guessing). */
+  onFailedHandshake(): number;
+}
+
+/** Messages queued before authentication on a strict endpoint; more closes it. */
+const MAX_QUEUED_BEFORE_AUTHENTICATION = 4;
 /** Messages kept while no handler is registered; beyond this the oldest are dropped. */
 const MAX_QUEUED_MESSAGES = 65_536;
 /** Rejected frames in a row after which we stop answering and close (two confused peers). */
@@ -52,6 +68,11 @@ export abstract class FrameEndpoint<Out extends Message = Message, In extends Me
   private closeReason: string | undefined;
   private consecutiveRejects = 0;
   private isFlushScheduled = false;
+  private readonly isStrictUntilAuthenticated: boolean;
+  /** True once the handshake succeeded (set by acceptHello). */
+  isAuthenticated = false;
+  /** Set by a listener that admits unauthenticated connections (see ConnectionGate). */
+  admission: HandshakeAdmission | undefined;
   protected readonly log: (line: string) => void;
   protected readonly accept: ReadonlySet<string> | undefined;
   /** Rejected frames so far (tests and metrics). */
@@ -63,6 +84,13 @@ export abstract class FrameEndpoint<Out extends Message = Message, In extends Me
   ) {
     this.log = options.log ?? ((line) => console.warn(line));
     this.accept = options.accept;
+    this.isStrictUntilAuthenticated = options.isStrictUntilAuthenticated ?? false;
+  }
+
+  /** The peer proved it knows the token; transports may lift pre-authentication limits. */
+  markAuthenticated(): void {
+    this.isAuthenticated = true;
+    this.admission?.onAuthenticated();
   }
 
   get isClosed(): boolean {
@@ -132,8 +160,15 @@ export abstract class FrameEndpoint<Out extends Message = Message, In extends Me
   /** Answers a frame we could not use; never answers an error with an error. */
   protected reject(code: ProtocolError['code'], detail: string, tag?: string): void {
     this.numRejectedFrames++;
-    this.log(`protocol: rejected frame from ${this.name}: ${code}: ${detail}`);
-    if (tag === 'protocolError' || this.isClosed) return;
+    this.log(`protocol: rejected frame from ${this.name}: ${code}: ${escapeForLog(detail, 200)}`);
+    if (this.isClosed) return;
+    if (this.isStrictUntilAuthenticated && !this.isAuthenticated) {
+      if (tag !== 'protocolError')
+        this.transmit({ tag: 'protocolError', code, message: detail.slice(0, 256) } as Out, []);
+      this.close(`rejected frame before authentication (${code})`);
+      return;
+    }
+    if (tag === 'protocolError') return;
     if (++this.consecutiveRejects > MAX_CONSECUTIVE_REJECTS) {
       this.close(`${MAX_CONSECUTIVE_REJECTS} rejected frames in a row`);
       return;
@@ -146,6 +181,14 @@ export abstract class FrameEndpoint<Out extends Message = Message, In extends Me
   /** Hands a decoded message to the handlers (or the queue while there are none). */
   protected deliver(message: In, tensors: Tensor[]): void {
     if (this.messageHandlers.size === 0 || this.queued.length) {
+      if (
+        this.isStrictUntilAuthenticated &&
+        !this.isAuthenticated &&
+        this.queued.length >= MAX_QUEUED_BEFORE_AUTHENTICATION
+      ) {
+        this.close(`more than ${MAX_QUEUED_BEFORE_AUTHENTICATION} messages before authentication`);
+        return;
+      }
       if (this.queued.length >= MAX_QUEUED_MESSAGES) {
         this.log(`protocol: ${this.name}: no handler, dropping oldest queued message`);
         this.queued.shift();

@@ -1,9 +1,9 @@
 import { Unpackr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
+import { randomInt, seededRandom } from '../test/random.ts';
+import { rawFrame } from '../test/raw-frames.ts';
+import { sampleMessages } from '../test/sample-messages.ts';
 import { decodeFrame, encodeFrame } from './codec.ts';
-import { randomInt, seededRandom } from './test-support/random.ts';
-import { rawFrame } from './test-support/raw-frames.ts';
-import { sampleMessages } from './test-support/sample-messages.ts';
 
 const random = seededRandom(20261127);
 const valid = sampleMessages(random).map((s) => encodeFrame(s.message, s.tensors));

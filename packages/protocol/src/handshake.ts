@@ -5,7 +5,8 @@
  */
 
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { Endpoint } from './endpoint.ts';
+import { type Endpoint, FrameEndpoint } from './endpoint.ts';
+import { escapeForLog } from './log-safety.ts';
 import { type Hello, PROTOCOL_VERSION, type Refused, type Role, type Welcome } from './messages/common.ts';
 import type { Message } from './messages/index.ts';
 
@@ -129,18 +130,25 @@ export async function acceptHello(
     message = await firstMessage(endpoint, options.timeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS, 'hello');
   } catch (error) {
     options.log(`handshake: ${endpoint.name}: ${(error as HandshakeError).reason}`);
+    if (endpoint instanceof FrameEndpoint) endpoint.admission?.onFailedHandshake();
     endpoint.close('handshake failed');
     throw error;
   }
+  // Peer-chosen strings are escaped and cut short: they must not forge log lines.
   const peer =
-    message.tag === 'hello' ? `${message.role} "${message.name}" at ${endpoint.name}` : endpoint.name;
+    message.tag === 'hello'
+      ? `${message.role} ${escapeForLog(message.name)} at ${endpoint.name}`
+      : endpoint.name;
   const reason = refusalReason(message, options, version);
   if (reason !== undefined) {
     options.log(`handshake: refused ${peer}: ${reason}`);
+    const delayMs = endpoint instanceof FrameEndpoint ? (endpoint.admission?.onFailedHandshake() ?? 0) : 0;
+    if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
     endpoint.post({ tag: 'refused', reason });
     endpoint.close(`refused: ${reason}`);
     throw new HandshakeError(reason, true);
   }
+  if (endpoint instanceof FrameEndpoint) endpoint.markAuthenticated();
   const hello = message as Hello;
   const welcome: Welcome = {
     tag: 'welcome',
@@ -157,7 +165,8 @@ function refusalReason(message: Message, options: AcceptOptions, version: number
   if (message.tag !== 'hello') return `expected hello, got ${message.tag}`;
   // Token first, so a peer without the token learns nothing else about this side.
   if (!isTokenEqual(message.token, options.expectedToken)) return 'wrong token';
-  if (message.protocolVersion !== version) return `protocol version ${message.protocolVersion} != ${version}`;
+  if (message.protocolVersion !== version)
+    return `protocol version ${escapeForLog(message.protocolVersion, 16)} != ${version}`;
   if (options.allowedRoles && !options.allowedRoles.includes(message.role))
     return `role ${message.role} not allowed here`;
   return undefined;

@@ -1,16 +1,16 @@
 import { describe, expect, it } from 'vitest';
+import { randomInt, seededRandom } from '../test/random.ts';
+import { sampleMessages } from '../test/sample-messages.ts';
+import {
+  expectEveryMessageRoundTrips,
+  expectMalformedFramesRejected,
+  nextMessages,
+} from '../test/transport-checks.ts';
 import { encodeFrame } from './codec.ts';
 import type { Endpoint } from './endpoint.ts';
 import { acceptHello, connectAndHello, HandshakeError, isTokenEqual } from './handshake.ts';
 import { createInProcessPair } from './in-process.ts';
 import { INBOUND_TAGS } from './messages/index.ts';
-import { randomInt, seededRandom } from './test-support/random.ts';
-import { sampleMessages } from './test-support/sample-messages.ts';
-import {
-  expectEveryMessageRoundTrips,
-  expectMalformedFramesRejected,
-  nextMessages,
-} from './test-support/transport-checks.ts';
 
 function echo(endpoint: Endpoint): void {
   endpoint.onMessage((message, tensors) => endpoint.post(message, tensors));

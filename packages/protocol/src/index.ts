@@ -1,8 +1,12 @@
 export * from './check.ts';
 export * from './codec.ts';
+export * from './connection-gate.ts';
+export * from './device-worker-contract.ts';
 export * from './endpoint.ts';
+export * from './engine-defaults.ts';
 export * from './handshake.ts';
 export * from './in-process.ts';
+export * from './log-safety.ts';
 export * from './messages/common.ts';
 export * from './messages/coordinator-device.ts';
 export * from './messages/coordinator-kv-store.ts';
@@ -13,6 +17,7 @@ export * from './messages/index.ts';
 export * from './messages/job-client.ts';
 export * from './messages/reshard-plan-data.ts';
 export * from './messages/schema.ts';
+export * from './parallel-layout.ts';
 export * from './shared-region.ts';
 export type {
   DeviceSamplingParams,
@@ -23,5 +28,6 @@ export type {
   StepSeq,
 } from './step.ts';
 export * from './tensor.ts';
+export * from './tls.ts';
 export * from './websocket.ts';
 export * from './worker-port.ts';

@@ -1,9 +1,9 @@
 import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
+import { randomInt, seededRandom } from '../test/random.ts';
+import { sampleMessages } from '../test/sample-messages.ts';
 import { decodeFrame } from './codec.ts';
 import { msgpackClaimsFit } from './msgpack-prescan.ts';
-import { randomInt, seededRandom } from './test-support/random.ts';
-import { sampleMessages } from './test-support/sample-messages.ts';
 
 const packr = new Packr({ useRecords: false });
 
@@ -43,9 +43,11 @@ describe('msgpackClaimsFit', () => {
     );
     expect(msgpackClaimsFit(Uint8Array.from([0x92, 0x01]))).toMatch(/announces 2 more values but only 1/);
     expect(msgpackClaimsFit(Uint8Array.from([0xd9, 0x05, 0x61]))).toMatch(/runs past the end/);
+    // Decoding the claim for real would allocate billions of slots (seconds, or out of memory);
+    // the bound is loose so that a loaded CI core or a GC pause cannot fail it.
     const started = performance.now();
     const result = decodeFrame(Uint8Array.from([claim.length, 0, 0, 0, ...claim]));
-    expect(performance.now() - started).toBeLessThan(50);
+    expect(performance.now() - started).toBeLessThan(1000);
     expect(result.ok).toBe(false);
     if (!result.ok) expect(result.error.code).toBe('badHeader');
   });

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
+import { rawFrame } from '../test/raw-frames.ts';
+import { sampleReshardPlan } from '../test/sample-messages.ts';
 import { decodeFrame, encodeFrame } from './codec.ts';
 import { INBOUND_TAGS, type Message } from './messages/index.ts';
 import type { DeviceReshardPlanData } from './messages/reshard-plan-data.ts';
 import type { Tensor } from './tensor.ts';
-import { rawFrame } from './test-support/raw-frames.ts';
-import { sampleReshardPlan } from './test-support/sample-messages.ts';
 
 // The re-shard messages: reshard (with a structurally validated plan), reshardDone, weightSlice,
 // and the weight-digest fields of loadShard / ready.

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { randomInt, seededRandom } from '../test/random.ts';
 import { SharedRegion, type SharedSlice } from './shared-region.ts';
-import { randomInt, seededRandom } from './test-support/random.ts';
 
 describe('SharedRegion', () => {
   it('allocates aligned, non-overlapping slices and merges freed ranges', () => {

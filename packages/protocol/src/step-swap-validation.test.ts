@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { rawFrame } from '../test/raw-frames.ts';
 import { decodeFrame, encodeFrame } from './codec.ts';
 import type { StepBatch } from './step.ts';
-import { rawFrame } from './test-support/raw-frames.ts';
 
 const batch: StepBatch = {
   stepId: 3,

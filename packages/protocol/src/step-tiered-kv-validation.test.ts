@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { rawFrame } from '../test/raw-frames.ts';
 import { decodeFrame, encodeFrame } from './codec.ts';
 import { stepDoneMessage, stepResultOf } from './messages/coordinator-device.ts';
 import type { StepBatch, StepResult } from './step.ts';
-import { rawFrame } from './test-support/raw-frames.ts';
 
 // The tiered-KV step fields: write-backs and prefetches in the step, KV timings in stepDone.
 

@@ -104,6 +104,15 @@ export interface StepKvTimings {
   writeBackMs: number;
   /** Time after compute spent waiting for write-back acknowledgements. */
   writeBackWaitMs: number;
+  /**
+   * Prefetched sequences this step needed (it touched them), and those whose KV had landed
+   * before it began: the honest swap-in hiding figure, by sequence and by bytes. Absent from
+   * devices that do not count them.
+   */
+  prefetchesNeeded?: number;
+  prefetchesLanded?: number;
+  prefetchBytesNeeded?: number;
+  prefetchBytesLanded?: number;
 }
 
 /** A device's answer to one StepBatch. */

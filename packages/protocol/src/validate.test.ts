@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
+import { rawFrame } from '../test/raw-frames.ts';
 import { decodeFrame, encodeFrame } from './codec.ts';
 import type { ProtocolErrorCode } from './messages/common.ts';
 import { INBOUND_TAGS } from './messages/index.ts';
 import { SharedRegion } from './shared-region.ts';
-import { rawFrame } from './test-support/raw-frames.ts';
 
 function expectRejected(frame: Uint8Array, code: ProtocolErrorCode, pattern?: RegExp, options = {}): void {
   const result = decodeFrame(frame, options);

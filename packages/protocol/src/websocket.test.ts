@@ -1,12 +1,12 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import type { Endpoint } from './endpoint.ts';
-import { acceptHello, connectAndHello, HandshakeError } from './handshake.ts';
 import {
   expectEveryMessageRoundTrips,
   expectMalformedFramesRejected,
   nextMessages,
-} from './test-support/transport-checks.ts';
+} from '../test/transport-checks.ts';
+import type { Endpoint } from './endpoint.ts';
+import { acceptHello, connectAndHello, HandshakeError } from './handshake.ts';
 import {
   connectWebSocket,
   listenWebSocket,

@@ -1,17 +1,17 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { connectAndHello, HandshakeError } from './handshake.ts';
-import { SharedRegion } from './shared-region.ts';
-import { seededRandom } from './test-support/random.ts';
-import { randomTensor } from './test-support/sample-messages.ts';
+import { seededRandom } from '../test/random.ts';
+import { randomTensor } from '../test/sample-messages.ts';
 import {
   expectEveryMessageRoundTrips,
   expectMalformedFramesRejected,
   expectSameTensors,
   nextMessages,
-} from './test-support/transport-checks.ts';
+} from '../test/transport-checks.ts';
+import { connectAndHello, HandshakeError } from './handshake.ts';
+import { SharedRegion } from './shared-region.ts';
 import { spawnWorkerEndpoint, type WorkerPortEndpoint } from './worker-port.ts';
 
-const ECHO_WORKER = new URL('./test-support/echo-worker.ts', import.meta.url);
+const ECHO_WORKER = new URL('../test/echo-worker.ts', import.meta.url);
 const token = 'worker-token';
 const started: Array<{ endpoint: WorkerPortEndpoint; exited: Promise<number> }> = [];
 

@@ -33,7 +33,16 @@ export interface CompareRun {
 }
 
 /** Flags that pick one configuration: --compare picks several instead. */
-const SINGLE_RUN_FLAGS = ['config', 'devices', 'prefill', 'decode', 'profile', 'kv-cache-memory'] as const;
+const SINGLE_RUN_FLAGS = [
+  'config',
+  'devices',
+  'prefill',
+  'decode',
+  'profile',
+  'kv-cache-memory',
+  'backend',
+  'gpus-per-adapter',
+] as const;
 
 /** Each run's engine settings from the shared flags. */
 export function readCompareRuns(values: FlagValues, compareText: string): CompareRun[] {
@@ -42,7 +51,9 @@ export function readCompareRuns(values: FlagValues, compareText: string): Compar
       throw new UsageError(
         name === 'kv-cache-memory'
           ? '--kv-cache-memory does not apply to --compare: every run is a cluster; use --device-memory'
-          : `--${name} does not apply to --compare: each run names its own configuration`,
+          : name === 'backend' || name === 'gpus-per-adapter'
+            ? `--${name} does not apply to --compare: the compared layouts run on the CPU backend`
+            : `--${name} does not apply to --compare: each run names its own configuration`,
       );
     }
   }

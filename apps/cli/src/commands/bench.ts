@@ -15,6 +15,7 @@ import {
   UsageError,
 } from '../args.ts';
 import { AUTO_PAIR_FLAGS, isAutoPair, resolveAutoPair } from '../auto-pair.ts';
+import { BACKEND_FLAGS } from '../backend-flags.ts';
 import {
   type BenchRequest,
   jsonlDataset,
@@ -28,8 +29,10 @@ import { compareGrid, compareRowOf } from '../compare-table.ts';
 import {
   drainEngine,
   type EngineSettings,
+  formatSwapInHidden,
   openEngineSession,
   type SessionFigures,
+  swapInHiddenByteFraction,
   swapInHiddenFraction,
   tryAddRequest,
 } from '../engine-session.ts';
@@ -70,6 +73,7 @@ export const BENCH_FLAGS = {
   'max-num-seqs': { type: 'string' },
   ...HOST_KV_FLAGS,
   ...CLUSTER_FLAGS,
+  ...BACKEND_FLAGS,
   ...SEESAW_FLAGS,
   ...TRACE_FLAGS,
   ...AUTO_PAIR_FLAGS,
@@ -90,13 +94,12 @@ export interface BenchResult extends ThroughputFigures {
 }
 
 function formatSeesawLine(figures: SessionFigures): string {
-  const hidden = swapInHiddenFraction(figures);
   const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
   return (
     `Seesaw: ${figures.numSwitches} phase switch${figures.numSwitches === 1 ? '' : 'es'}; ` +
     `${s(figures.prefillMs)} in prefill, ` +
     `${s(figures.decodeMs)} in decode, ${s(figures.reshardMs)} re-sharding, ${s(figures.kvWaitMs)} waiting for KV; ` +
-    `swap-in hidden ${hidden === null ? '-' : `${(hidden * 100).toFixed(1)}%`}; ` +
+    `swap-in hidden ${formatSwapInHidden(figures)}; ` +
     `host KV ${formatByteSize(figures.hostKvBytes)}`
   );
 }
@@ -213,6 +216,7 @@ export function benchJson(result: BenchResult): Record<string, number | null> {
       reshard_seconds: figures.reshardMs / 1000,
       kv_wait_seconds: figures.kvWaitMs / 1000,
       swap_in_hidden_fraction: swapInHiddenFraction(figures),
+      swap_in_hidden_byte_fraction: swapInHiddenByteFraction(figures),
       peak_device_memory_bytes: figures.peakDeviceMemoryBytes,
       host_kv_memory_bytes: figures.hostKvBytes,
     });
@@ -225,7 +229,10 @@ export function runLabel(settings: EngineSettings): string {
   if (settings.seesaw) {
     return `seesaw:${formatParallelConfig(settings.seesaw.prefill)}-${formatParallelConfig(settings.seesaw.decode)}`;
   }
-  if (settings.cluster) return `static:${formatParallelConfig(settings.cluster.parallel)}`;
+  if (settings.cluster) {
+    const backend = settings.backend === 'webgpu' ? 'webgpu:' : '';
+    return `static:${backend}${formatParallelConfig(settings.cluster.parallel)}`;
+  }
   return 'in-process';
 }
 

@@ -30,13 +30,20 @@ import {
 } from '../args.ts';
 import { type EngineSession, type EngineSettings, staticFigures } from '../engine-session.ts';
 import { formatRunSummary } from '../run-summary.ts';
+import { readTlsCaFlag } from '../tls-flags.ts';
 import { readTokenFile } from './coordinator.ts';
 import { runJob } from './run.ts';
+
+function optionalTlsCa(tlsCa: Buffer | undefined): { tlsCa?: Buffer } {
+  return tlsCa ? { tlsCa } : {};
+}
 
 export interface ClusterJobSettings {
   /** ws://HOST:PORT of the coordinator daemon. */
   url: string;
   token: string;
+  /** CA (PEM) that the wss:// coordinator's certificate must chain to (--tls-ca). */
+  tlsCa?: Buffer;
   /** 'D2', 'D2T2'... */
   parallelism: string;
   numThreadsPerDevice?: number;
@@ -68,6 +75,7 @@ export function readClusterJobFlags(values: FlagValues): ClusterJobSettings {
   const settings: ClusterJobSettings = {
     url,
     token: readTokenFile(requiredString(values, 'token-file')),
+    ...optionalTlsCa(readTlsCaFlag(values, url)),
     parallelism: formatParallelConfig(parallel),
   };
   // --threads is the job's total, split over its devices like a local cluster.
@@ -88,6 +96,7 @@ export function remoteSessionOpener(
     const job = await RemoteJobClient.open({
       url: cluster.url,
       token: cluster.token,
+      ...(cluster.tlsCa ? { tlsCa: cluster.tlsCa } : {}),
       name: `job client (${basename(outputPath)})`,
       log,
       job: {
@@ -122,6 +131,7 @@ export function remoteSessionOpener(
         },
         addRequest: (request) => job.addRequest(request),
         hasUnfinishedRequests: () => job.hasUnfinishedRequests(),
+        takeRejections: () => job.takeRejections(),
         step: async () => {
           try {
             return await job.step();

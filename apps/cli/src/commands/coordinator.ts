@@ -1,29 +1,21 @@
 /**
- * `seesaw coordinator --listen HOST:PORT --token-file F`: the many-machines daemon. One port
- * serves /healthz, /metrics and the WebSocket every agent and job client connects to. The first
+ * `seesaw coordinator --listen HOST:PORT --token-file F [--tls-cert F --tls-key F]`: the
+ * many-machines daemon. One port serves /healthz, /metrics and the WebSocket every agent and job
+ * client connects to (HTTPS and wss:// only, with a certificate). The first
  * stdout line names the bound address (port 0 picks one), so scripts can read it.
  */
-import { readFileSync } from 'node:fs';
 import { CoordinatorDaemon } from '@seesaw/coordinator';
 import { parseFlags, parseIntegerText, requiredString, UsageError } from '../args.ts';
+import { readTlsServerFlags, TLS_SERVER_FLAGS } from '../tls-flags.ts';
+import { readTokenFile } from '../token-file.ts';
 
 export const COORDINATOR_FLAGS = {
   listen: { type: 'string' },
   'token-file': { type: 'string' },
+  ...TLS_SERVER_FLAGS,
 } as const;
 
-/** The cluster secret: the file's content without surrounding whitespace; never empty. */
-export function readTokenFile(path: string): string {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (error) {
-    throw new UsageError(`--token-file: cannot read ${path}: ${(error as Error).message}`);
-  }
-  const token = text.trim();
-  if (token === '') throw new UsageError(`--token-file: ${path} is empty`);
-  return token;
-}
+export { readTokenFile } from '../token-file.ts';
 
 /** 'HOST:PORT', '[v6]:PORT' or ':PORT' (all interfaces). */
 export function parseListenAddress(text: string): { host: string; port: number } {
@@ -50,8 +42,9 @@ export async function coordinatorCommand(argv: string[]): Promise<number> {
   const values = parseFlags('coordinator', argv, COORDINATOR_FLAGS);
   const { host, port } = parseListenAddress(requiredString(values, 'listen'));
   const token = readTokenFile(requiredString(values, 'token-file'));
+  const tls = readTlsServerFlags(values);
   const log = (line: string) => process.stderr.write(`${line}\n`);
-  const daemon = await CoordinatorDaemon.start({ host, port, token, log });
+  const daemon = await CoordinatorDaemon.start({ host, port, token, log, ...(tls ? { tls } : {}) });
   process.stdout.write(`seesaw coordinator listening on ${daemon.url} (HTTP /healthz, /metrics)\n`);
   const signal = await untilSignal();
   log(`coordinator: ${signal}, stopping`);

@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { UsageError } from '../args.ts';
 import { main } from '../main.ts';
 
-const FIXTURE = join(import.meta.dirname, '../../../../../shared/fixtures/tiny-llama-bf16');
+const FIXTURE = join(import.meta.dirname, '../../../../fixtures/tiny-llama-bf16');
 
 async function capture(argv: string[]): Promise<{ code: number; out: string }> {
   let out = '';

@@ -1,16 +1,21 @@
 /**
  * Flags `seesaw plan` and `seesaw simulate` share: the model (preset or directory), the
- * hardware (a cluster preset or a measured profile) and the workload.
+ * hardware (a cluster preset or a measured profile) and the workload. A GPU cluster preset takes
+ * its device rates and device links from the profiles fitted to measured GPU tables
+ * (`seesaw validate` holds them against the tables); `--assumed-profiles` plans with the
+ * datasheet x assumed-efficiency presets instead.
  */
 
 import type { ModelConfig } from '@seesaw/model';
 import {
   type ClusterProfile,
+  calibratedClusterPreset,
   clusterPreset,
   dtypeBytesOf,
   loadClusterProfile,
   loadWorkload,
   resolveModel,
+  shippedFittedProfiles,
   type Workload,
 } from '@seesaw/planner';
 import { type FlagValues, optionalByteSize, optionalInteger, optionalString, UsageError } from '../args.ts';
@@ -19,6 +24,7 @@ export const PLANNER_FLAGS = {
   model: { type: 'string' },
   'model-dir': { type: 'string' },
   cluster: { type: 'string' },
+  'assumed-profiles': { type: 'boolean' },
   profile: { type: 'string' },
   devices: { type: 'string' },
   'device-memory': { type: 'string' },
@@ -56,8 +62,13 @@ export function readPlannerInputs(values: FlagValues, defaults: { workload: stri
     throw new UsageError('give --cluster or --profile, not both');
   let cluster: ClusterProfile;
   try {
+    const spec = clusterSpec ?? '8xA10';
     cluster =
-      profilePath !== undefined ? loadClusterProfile(profilePath) : clusterPreset(clusterSpec ?? '8xA10');
+      profilePath !== undefined
+        ? loadClusterProfile(profilePath)
+        : values['assumed-profiles'] === true
+          ? clusterPreset(spec)
+          : calibratedClusterPreset(spec, shippedFittedProfiles());
   } catch (error) {
     throw new UsageError((error as Error).message);
   }

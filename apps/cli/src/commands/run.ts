@@ -2,10 +2,11 @@
  * `seesaw run`: prompts JSONL in, OpenAI batch output JSONL out, streamed as requests finish,
  * resumable by custom_id. The default job goes through runJob too.
  */
+
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { ClusterStoppedError, type RequestOutput, TraceRecorder } from '@seesaw/coordinator';
-import { loadModelConfig, SeesawTokenizer } from '@seesaw/model';
+import { Checkpoint, SeesawTokenizer } from '@seesaw/model';
 import {
   type FlagValues,
   optionalByteSize,
@@ -14,9 +15,11 @@ import {
   requiredString,
   UsageError,
 } from '../args.ts';
+import { BACKEND_FLAGS, checkWebGpuPlacement, readBackendSettings } from '../backend-flags.ts';
 import { type BatchOutputRecord, errorRecord, formatRecordLine, successRecord } from '../batch-output.ts';
 import { formatByteSize } from '../byte-size.ts';
-import { CLUSTER_FLAGS, readClusterSettings } from '../cluster-flags.ts';
+import { chatPrompterFor } from '../chat-template.ts';
+import { CLUSTER_FLAGS, type ClusterSettings, readClusterSettings } from '../cluster-flags.ts';
 import {
   drainEngine,
   type EngineSession,
@@ -26,10 +29,13 @@ import {
 } from '../engine-session.ts';
 import { HOST_KV_FLAGS, readHostKvSettings } from '../host-kv-flags.ts';
 import { type ParsedRequest, parseInputFile } from '../input-lines.ts';
+import { checkMemoryFlags } from '../memory-flags.ts';
 import { ProgressReporter, type ProgressStream } from '../progress.ts';
+import { requestHash } from '../request-hash.ts';
 import { prepareOutputForResume, type ResumeState } from '../resume.ts';
 import { formatRunSummary, type RunSummary, runSummaryGrid } from '../run-summary.ts';
 import { readSeesawSettings, SEESAW_FLAGS } from '../seesaw-flags.ts';
+import { cutAtStopString } from '../stop-strings.ts';
 import { isTraceWanted, readTraceOutputs, TRACE_FLAGS, writeTraceOutputs } from '../trace-output.ts';
 
 export interface RunJobOptions extends EngineSettings {
@@ -54,10 +60,12 @@ export const RUN_FLAGS = {
   'max-num-seqs': { type: 'string' },
   ...HOST_KV_FLAGS,
   ...CLUSTER_FLAGS,
+  ...BACKEND_FLAGS,
   ...SEESAW_FLAGS,
   ...TRACE_FLAGS,
   cluster: { type: 'string' },
   'token-file': { type: 'string' },
+  'tls-ca': { type: 'string' },
 } as const;
 
 export function readEngineSettings(values: FlagValues): EngineSettings {
@@ -72,12 +80,37 @@ export function readEngineSettings(values: FlagValues): EngineSettings {
     cluster: seesaw ? undefined : readClusterSettings(values),
     ...readHostKvSettings(values),
   };
+  checkMemoryFlags(settings);
   if (seesaw) settings.seesaw = seesaw;
+  const { backend, gpusPerAdapter } = readBackendSettings(values);
+  if (backend === 'webgpu') {
+    settings.backend = backend;
+    if (seesaw) checkWebGpuPlacement(seesaw.numDevices, gpusPerAdapter);
+    else settings.cluster = webGpuCluster(settings, gpusPerAdapter);
+  }
   return settings;
 }
 
-/** Appends records one write at a time, so each finished request is on disk at once. */
-class RecordWriter {
+/**
+ * The local cluster a WebGPU run goes through (device workers even for one device: the GPU
+ * backend lives in the device worker), refusing a placement the GPU backend cannot make yet.
+ */
+function webGpuCluster(settings: EngineSettings, gpusPerAdapter: number): ClusterSettings {
+  const cluster = settings.cluster ?? { numDevices: 1, parallel: { dp: 1, tp: 1, pp: 1 } };
+  checkWebGpuPlacement(cluster.numDevices, gpusPerAdapter);
+  return cluster;
+}
+
+/** `--input -` / `--output -`: stdin and stdout instead of files. */
+export const STDIO_PATH = '-';
+
+/** Where records go: appended one write at a time, so each finished request is out at once. */
+interface RecordSink {
+  write(record: BatchOutputRecord): void;
+  close(): void;
+}
+
+class RecordFileWriter implements RecordSink {
   private readonly fd: number;
   constructor(path: string) {
     this.fd = openSync(path, 'a');
@@ -90,6 +123,12 @@ class RecordWriter {
   }
 }
 
+/** stdout through Node's stream (synchronous for files and pipes on Linux); it stays open. */
+const stdoutRecordSink: RecordSink = {
+  write: (record) => void process.stdout.write(formatRecordLine(record)),
+  close: () => {},
+};
+
 /** Output ids minus a final stop/EOS token, which (as in vLLM) is not part of the text. */
 function idsForText(output: RequestOutput, stopIds: Set<number>): number[] {
   const ids = output.outputTokenIds;
@@ -101,6 +140,9 @@ function describeResume(summary: RunSummary, resume: ResumeState): string {
   const dropped = [
     `re-evaluating ${resume.numDroppedErrorRecords} previous error records`,
     resume.numDroppedCorruptLines > 0 ? `dropped ${resume.numDroppedCorruptLines} unreadable lines` : '',
+    resume.numDroppedChangedRecords > 0
+      ? `re-running ${resume.numDroppedChangedRecords} requests whose input changed`
+      : '',
     resume.numDroppedDuplicateRecords > 0
       ? `dropped ${resume.numDroppedDuplicateRecords} repeated records`
       : '',
@@ -108,7 +150,7 @@ function describeResume(summary: RunSummary, resume: ResumeState): string {
   return `resuming ${summary.outputPath}: skipped ${summary.numSkipped} requests already completed, ${dropped.join(', ')}`;
 }
 
-function outputRecord(
+export function outputRecord(
   output: RequestOutput,
   request: ParsedRequest,
   tokenizer: SeesawTokenizer | null,
@@ -117,36 +159,64 @@ function outputRecord(
 ): BatchOutputRecord {
   const stopIds = new Set<number>(request.sampling.ignoreEos ? [] : eosIds);
   for (const id of request.sampling.stopTokenIds) stopIds.add(id);
+  let outputTokenIds = output.outputTokenIds;
+  let text = tokenizer === null ? '' : tokenizer.decode(idsForText(output, stopIds));
+  let finishReason = output.finishReason;
+  const cut =
+    tokenizer === null
+      ? null
+      : cutAtStopString(outputTokenIds, text, request.stopStrings, (ids) => tokenizer.decode(ids));
+  if (cut !== null) {
+    outputTokenIds = outputTokenIds.slice(0, cut.numIds);
+    text = cut.text;
+    finishReason = 'stop';
+  }
   return successRecord({
     customId: request.customId,
     modelName,
     promptTokenIds: output.promptTokenIds,
-    outputTokenIds: output.outputTokenIds,
-    text: tokenizer === null ? '' : tokenizer.decode(idsForText(output, stopIds)),
-    finishReason: output.finishReason,
+    outputTokenIds,
+    text,
+    finishReason,
     // Without a tokenizer the text is empty, so the ids are the only result.
     isTokenIdsReturned: request.isTokenIdsReturned || tokenizer === null,
+    isChat: request.isChat,
     createdSeconds: Math.floor(Date.now() / 1000),
+    requestId: requestHash(request),
   });
 }
 
 export async function runJob(options: RunJobOptions): Promise<RunSummary> {
   const startMs = performance.now();
-  if (!existsSync(options.inputPath)) throw new Error(`input file not found: ${options.inputPath}`);
-  if (existsSync(options.outputPath) && statSync(options.outputPath).isDirectory()) {
+  const isStdin = options.inputPath === STDIO_PATH;
+  const isStdout = options.outputPath === STDIO_PATH;
+  if (!isStdin && !existsSync(options.inputPath))
+    throw new Error(`input file not found: ${options.inputPath}`);
+  if (!isStdout && existsSync(options.outputPath) && statSync(options.outputPath).isDirectory()) {
     throw new Error(`output path is a directory: ${options.outputPath}`);
   }
-  const config = loadModelConfig(options.modelDir);
+  // Opening reads the safetensors headers only: missing weights, or a config.json that does not
+  // match them, fail here with one error instead of as one error per input line.
+  const checkpoint = Checkpoint.open(options.modelDir);
+  checkpoint.close();
+  const config = checkpoint.config;
   const tokenizer = SeesawTokenizer.load(options.modelDir);
-  const input = readFileSync(options.inputPath, 'utf8');
+  // fd 0 when reading stdin: readFileSync reads it to its end.
+  const input = readFileSync(isStdin ? 0 : options.inputPath, 'utf8');
   const lineResults = parseInputFile(input, {
     vocabSize: config.vocabSize,
     maxModelLen: config.maxPositionEmbeddings,
     tokenizer,
+    chat: chatPrompterFor(options.modelDir, tokenizer),
   });
 
-  mkdirSync(dirname(resolve(options.outputPath)), { recursive: true });
-  const resume = prepareOutputForResume(options.outputPath);
+  if (!isStdout) mkdirSync(dirname(resolve(options.outputPath)), { recursive: true });
+  const expectedRequestIds = new Map<string, string>();
+  for (const result of lineResults) {
+    if (result.isOk) expectedRequestIds.set(result.request.customId, requestHash(result.request));
+  }
+  // stdout has nothing to resume from: prepareOutputForResume of a missing file is the empty state.
+  const resume = prepareOutputForResume(isStdout ? '' : options.outputPath, expectedRequestIds);
   const summary: RunSummary = {
     numOk: 0,
     numErrors: 0,
@@ -157,7 +227,7 @@ export async function runJob(options: RunJobOptions): Promise<RunSummary> {
     engineElapsedMs: 0,
     outputPath: options.outputPath,
   };
-  const writer = new RecordWriter(options.outputPath);
+  const writer = isStdout ? stdoutRecordSink : new RecordFileWriter(options.outputPath);
   try {
     const toRun: ParsedRequest[] = [];
     for (const result of lineResults) {
@@ -190,7 +260,7 @@ async function runRequests(
   options: RunJobOptions,
   requests: ParsedRequest[],
   tokenizer: SeesawTokenizer | null,
-  writer: RecordWriter,
+  writer: RecordSink,
   summary: RunSummary,
 ): Promise<void> {
   const session = await (options.openSession ?? openEngineSession)(options.modelDir, options);
@@ -245,6 +315,13 @@ async function runRequests(
             numWorkDone: stats.numPromptTokensComputed + stats.numOutputTokens,
             numWorkTotal,
           }),
+        (requestId, message) => {
+          const request = byCustomId.get(requestId);
+          if (request === undefined) throw new Error(`engine rejected unknown request '${requestId}'`);
+          writer.write(errorRecord(requestId, 'request_rejected', `line ${request.lineNumber}: ${message}`));
+          numWorkTotal -= request.promptTokenIds.length + outputBudget(request);
+          summary.numErrors++;
+        },
       );
     } finally {
       progress.finish();
@@ -257,10 +334,23 @@ async function runRequests(
   }
 }
 
+function checkInputOutputPaths(options: RunJobOptions): void {
+  const isStdio = options.inputPath === STDIO_PATH || options.outputPath === STDIO_PATH;
+  if (!isStdio && resolve(options.inputPath) === resolve(options.outputPath)) {
+    throw new UsageError('--output must not be the --input file');
+  }
+}
+
+/** With `--output -` the records own stdout, so the summary goes to stderr with the logs. */
+function summaryStream(options: RunJobOptions): NodeJS.WriteStream {
+  return options.outputPath === STDIO_PATH ? process.stderr : process.stdout;
+}
+
 export async function runCommand(argv: string[]): Promise<number> {
   const values = parseFlags('run', argv, RUN_FLAGS);
   if (values.cluster !== undefined) return runOnClusterCommand(values);
   if (values['token-file'] !== undefined) throw new UsageError('--token-file needs --cluster ws://HOST:PORT');
+  if (values['tls-ca'] !== undefined) throw new UsageError('--tls-ca needs --cluster wss://HOST:PORT');
   const options: RunJobOptions = {
     modelDir: requiredString(values, 'model'),
     inputPath: requiredString(values, 'input'),
@@ -269,13 +359,11 @@ export async function runCommand(argv: string[]): Promise<number> {
     progressStream: process.stderr,
     log: (line) => process.stderr.write(`${line}\n`),
   };
-  if (resolve(options.inputPath) === resolve(options.outputPath)) {
-    throw new UsageError('--output must not be the --input file');
-  }
+  checkInputOutputPaths(options);
   const traceOutputs = readTraceOutputs(values);
   if (isTraceWanted(traceOutputs)) options.recorder = new TraceRecorder();
   const summary = await runJob(options);
-  process.stdout.write(formatRunSummary(summary));
+  summaryStream(options).write(formatRunSummary(summary));
   if (options.recorder) {
     const label = summary.layout ?? 'run';
     const written = writeTraceOutputs(traceOutputs, [{ name: label, events: options.recorder.events }], {
@@ -307,11 +395,9 @@ async function runOnClusterCommand(values: FlagValues): Promise<number> {
     progressStream: process.stderr,
     log: (line) => process.stderr.write(`${line}\n`),
   };
-  if (resolve(options.inputPath) === resolve(options.outputPath)) {
-    throw new UsageError('--output must not be the --input file');
-  }
+  checkInputOutputPaths(options);
   options.openSession = remoteSessionOpener(cluster, outputPath, options.log);
   const summary = await runJob(options);
-  process.stdout.write(formatRunSummary(summary));
+  summaryStream(options).write(formatRunSummary(summary));
   return 0;
 }

@@ -5,9 +5,9 @@
  */
 import type { StepBatch, StepResult } from '@seesaw/protocol';
 import { describe, expect, it } from 'vitest';
+import { HashingTestDevice } from '../../test/hashing-test-device.ts';
 import type { ExecutionDevice } from '../engine.ts';
 import { Engine } from '../engine.ts';
-import { HashingTestDevice } from '../hashing-test-device.ts';
 import type { EngineRequest, RequestOutput } from '../request.ts';
 import { DEFAULT_SAMPLING } from '../sampling-params.ts';
 import { ClusterEngine } from './cluster-engine.ts';

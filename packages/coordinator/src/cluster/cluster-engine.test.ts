@@ -1,7 +1,7 @@
 import type { StepBatch } from '@seesaw/protocol';
 import { describe, expect, it } from 'vitest';
+import { HashingTestDevice } from '../../test/hashing-test-device.ts';
 import { Engine } from '../engine.ts';
-import { HashingTestDevice } from '../hashing-test-device.ts';
 import type { EngineRequest } from '../request.ts';
 import { DEFAULT_SAMPLING } from '../sampling-params.ts';
 import { ClusterEngine } from './cluster-engine.ts';

@@ -10,9 +10,12 @@ import {
   type CoordinatorToDevice,
   connectAndHello,
   type DeviceToCoordinator,
+  type DeviceWorkerData,
+  type DeviceWorkerLinkPorts,
   type Endpoint as FrameLink,
   INBOUND_TAGS,
   type LoadShard,
+  linkTransferList,
   type Ready,
   type Reshard,
   type ReshardDone,
@@ -22,11 +25,6 @@ import {
   stepResultOf,
 } from '@seesaw/protocol';
 import { DeviceLostError, DeviceStepError } from './device-errors.ts';
-import {
-  type DeviceWorkerLinkPorts,
-  type DeviceWorkerSpawnData,
-  linkTransferList,
-} from './worker-contract.ts';
 
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 1000;
 /**
@@ -43,7 +41,7 @@ export interface DeviceActorOptions {
   /** The device worker's entry module (gpu-actor's device-worker.ts). */
   workerUrl: URL | string;
   name: string;
-  workerData: DeviceWorkerSpawnData;
+  workerData: DeviceWorkerData;
   links?: DeviceWorkerLinkPorts;
   heartbeatIntervalMs?: number;
   heartbeatTimeoutMs?: number;

@@ -54,8 +54,3 @@ export {
   DEFAULT_RESHARD_RATES,
   type ReshardPlannerOptions,
 } from './reshard-planner.ts';
-export {
-  type DeviceWorkerLinkPorts,
-  type DeviceWorkerSpawnData,
-  linkTransferList,
-} from './worker-contract.ts';

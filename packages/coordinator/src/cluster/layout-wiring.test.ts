@@ -4,9 +4,9 @@
  */
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { parseParallelConfig } from '@seesaw/model';
+import { linkTransferList } from '@seesaw/protocol';
 import { describe, expect, it } from 'vitest';
 import { wireLayout, wireReshardMesh } from './layout-wiring.ts';
-import { linkTransferList } from './worker-contract.ts';
 
 /** Whether a message posted on `from` arrives on `to` (both ends closed afterwards). */
 function isJoined(from: MessagePort, to: MessagePort): Promise<boolean> {

@@ -24,16 +24,18 @@ import {
   type ReshardRoute,
   validateForModel,
 } from '@seesaw/model';
-import type { Ready } from '@seesaw/protocol';
+import {
+  type DeviceWorkerData,
+  type DeviceWorkerLinkPorts,
+  ENGINE_DEFAULTS,
+  type Ready,
+} from '@seesaw/protocol';
 import { DeviceActorHandle } from './device-actor-handle.ts';
 import { wireLayout, wireReshardMesh } from './layout-wiring.ts';
 import { type EngineHostKv, LocalHostKv } from './local-host-kv.ts';
 import type { PhasedReplicaDevice, ReshardPlanner } from './phased-replica-device.ts';
 import { createClusterPlanner, createPhasedReplicas, phasedLayouts } from './phased-replicas.ts';
 import { ReplicaDevice } from './replica-device.ts';
-import type { DeviceWorkerLinkPorts, DeviceWorkerSpawnData } from './worker-contract.ts';
-
-const DEFAULT_BLOCK_SIZE = 16;
 
 export interface LocalClusterOptions {
   /** The device worker's entry module (gpu-actor's device-worker.ts); the coordinator never imports it. */
@@ -131,7 +133,7 @@ export class LocalCluster {
     const { dp, tp, pp } = parallel;
     if (Math.max(tp, decode?.tp ?? 1) > 1 && !options.createTpGroup)
       throw new Error(`TP ${Math.max(tp, decode?.tp ?? 1)} needs options.createTpGroup`);
-    const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
+    const blockSize = options.blockSize ?? ENGINE_DEFAULTS.blockSize;
     const hostKv =
       options.hostKvBytes === undefined
         ? undefined
@@ -190,7 +192,7 @@ export class LocalCluster {
 
     const spawned = await Promise.allSettled(
       ranks.map((rank) => {
-        const workerData: DeviceWorkerSpawnData = {
+        const workerData: DeviceWorkerData = {
           token: options.token,
           deviceName: deviceName(rank.device, rank.dpRank, rank.ppStage, rank.tpRank),
         };
@@ -211,7 +213,7 @@ export class LocalCluster {
     );
     const actors = await LocalCluster.allOrAbort(spawned);
 
-    const parallelism = `D${dp}T${tp}P${pp}`;
+    const parallelism = formatParallelConfig({ dp, tp, pp }, { allLetters: true });
     const loaded = await Promise.allSettled(
       ranks.map((rank) => {
         const shard: Parameters<DeviceActorHandle['load']>[0] = {

@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { type PhasedActor, PhasedReplicaDevice, type PhasedReplicaOptions } from './phased-replica-device.ts';
 import { checkpointTensorBytes, createReshardPlanner } from './reshard-planner.ts';
 
-const FIXTURE = join(import.meta.dirname, '../../../../../shared/fixtures/tiny-llama-bf16');
+const FIXTURE = join(import.meta.dirname, '../../../../fixtures/tiny-llama-bf16');
 const config = loadModelConfig(FIXTURE);
 const tensorBytes = checkpointTensorBytes(FIXTURE);
 

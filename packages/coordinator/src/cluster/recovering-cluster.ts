@@ -68,8 +68,15 @@ export class RecoveringCluster {
         : options.cluster.parallel;
     const config = loadModelConfig(options.cluster.modelDir);
     const cluster = await LocalCluster.start({ ...options.cluster, parallel });
-    const engine = RecoveringCluster.engineFor(cluster, options);
-    return new RecoveringCluster(options, config, cluster, engine);
+    try {
+      const engine = RecoveringCluster.engineFor(cluster, options);
+      return new RecoveringCluster(options, config, cluster, engine);
+    } catch (error) {
+      // The workers are up: stop them, or a device that keeps its thread alive (a WebGPU
+      // device holds Dawn's event loop) keeps the process from ever exiting.
+      await cluster.close({ mode: 'abort' });
+      throw error;
+    }
   }
 
   private static engineFor(cluster: LocalCluster, options: RecoveringClusterOptions): ClusterEngine {
@@ -197,7 +204,19 @@ export class RecoveringCluster {
         ),
       );
     }
-    this.currentEngine = RecoveringCluster.engineFor(this.current, this.options);
+    try {
+      this.currentEngine = RecoveringCluster.engineFor(this.current, this.options);
+    } catch (error) {
+      await this.current.close({ mode: 'abort' });
+      this.stop(
+        new ClusterStoppedError(
+          this.allLostDevices,
+          requestIds,
+          `the re-planned ${toName} cluster cannot run: ${messageOf(error)}`,
+          { cause: error },
+        ),
+      );
+    }
     this.replanEvents.push({ from, to, numHealthy: this.numHealthyDevices, numRequeued: requests.length });
     try {
       for (const request of requests) this.currentEngine.addRequest(request);

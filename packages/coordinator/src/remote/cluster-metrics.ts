@@ -15,12 +15,19 @@ const COUNTERS = {
   jobsFailedTotal: ['seesaw_jobs_failed_total', 'Jobs that ended with an error.'],
   requestsTotal: ['seesaw_requests_total', 'Requests submitted by job clients.'],
   requestsFinishedTotal: ['seesaw_requests_finished_total', 'Requests completed and sent back.'],
+  requestsRejectedTotal: [
+    'seesaw_requests_rejected_total',
+    'Submitted requests rejected alone (e.g. empty, too long, duplicate id, token outside the vocabulary).',
+  ],
   tokensGeneratedTotal: ['seesaw_tokens_generated_total', 'Output tokens of completed requests.'],
   promptTokensTotal: ['seesaw_prompt_tokens_total', 'Prompt tokens of completed requests.'],
   stepsTotal: ['seesaw_steps_total', 'Engine steps run on the devices.'],
   deviceLostTotal: ['seesaw_device_lost_total', 'Device actors lost during a job.'],
   hostsLostTotal: ['seesaw_hosts_lost_total', 'Hosts dropped (link closed or heartbeats missed).'],
-  refusedConnectionsTotal: ['seesaw_refused_connections_total', 'Connections refused at hello.'],
+  refusedConnectionsTotal: [
+    'seesaw_refused_connections_total',
+    'Connections that did not complete hello: refused, malformed, over a cap, or closed.',
+  ],
 } as const;
 
 export type CounterName = keyof typeof COUNTERS;

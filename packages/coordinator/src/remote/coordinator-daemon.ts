@@ -5,15 +5,24 @@
  * message says what it is: agentJoin (a host agent's control link), deviceChannel (the relayed
  * link of one device of a job) or openJob (a job client).
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
   acceptHello,
+  admitWebSocket,
+  ConnectionGate,
+  type ConnectionGateOptions,
+  createListenerServer,
+  DEFAULT_HANDSHAKE_TIMEOUT_MS,
+  DEFAULT_PRE_AUTH_MAX_FRAME_BYTES,
   type Endpoint,
-  HandshakeError,
+  escapeForLog,
   type Message,
   type OpenJob,
-  WebSocketEndpoint,
+  rateLimitedLog,
+  type TlsServerCredentials,
+  type WebSocketEndpoint,
+  webSocketScheme,
 } from '@seesaw/protocol';
 import { WebSocketServer } from 'ws';
 import { ClusterMetrics } from './cluster-metrics.ts';
@@ -27,6 +36,8 @@ export interface CoordinatorDaemonOptions {
   /** 0 picks a free port. */
   port: number;
   token: string;
+  /** Certificate and key: agents and job clients must connect with wss:// (TLS). */
+  tls?: TlsServerCredentials;
   log?: (line: string) => void;
   /** Control-link heartbeats with the agents. */
   hostHeartbeatIntervalMs?: number;
@@ -34,7 +45,16 @@ export interface CoordinatorDaemonOptions {
   /** Heartbeats with each device actor (default DeviceActorHandle's). */
   deviceHeartbeatIntervalMs?: number;
   deviceHeartbeatTimeoutMs?: number;
+  /** Largest frame before hello is accepted (default 64 KiB); after it, 1 GiB. */
+  preAuthMaxFrameBytes?: number;
+  /** Caps on unauthenticated connections per address and overall; failed-handshake slow-down. */
+  gate?: ConnectionGateOptions;
+  /** An authenticated link must say what it is within this long (default 10 s). */
+  firstMessageTimeoutMs?: number;
 }
+
+/** Largest frame an authenticated peer may send (tensor relays). */
+const MAX_FRAME_BYTES = 1 << 30;
 
 /** What /healthz answers. */
 export interface CoordinatorHealth {
@@ -57,6 +77,9 @@ export class CoordinatorDaemon {
   private readonly pendingDeviceLinks = new Map<string, PendingDeviceLink>();
   private nextJobId = 1;
   private readonly log: (line: string) => void;
+  /** For lines about unauthenticated peers: rate-limited so floods cannot fill the disk. */
+  private readonly peerLog: (line: string) => void;
+  private readonly gate: ConnectionGate;
 
   private constructor(
     private readonly options: CoordinatorDaemonOptions,
@@ -64,6 +87,8 @@ export class CoordinatorDaemon {
     private readonly wss: WebSocketServer,
   ) {
     this.log = options.log ?? ((line) => console.error(line));
+    this.peerLog = rateLimitedLog(this.log);
+    this.gate = new ConnectionGate(options.gate);
     this.registry = new HostRegistry(
       this.log,
       () => this.metrics.add('hostsLostTotal'),
@@ -73,15 +98,25 @@ export class CoordinatorDaemon {
     server.on('request', (request, response) => this.serveHttp(request, response));
     server.on('upgrade', (request, socket, head) => {
       wss.handleUpgrade(request, socket, head, (ws) => {
-        const name = `ws ${request.socket.remoteAddress}:${request.socket.remotePort}`;
-        void this.accept(new WebSocketEndpoint<Message, Message>(ws, name, { log: this.log }));
+        const link = admitWebSocket(ws, request, {
+          gate: this.gate,
+          log: this.peerLog,
+          maxFrameBytes: MAX_FRAME_BYTES,
+          onHandshakeFailed: () => this.metrics.add('refusedConnectionsTotal'),
+        });
+        if (link) void this.accept(link as WebSocketEndpoint as WebSocketEndpoint<Message, Message>);
       });
     });
   }
 
   static async start(options: CoordinatorDaemonOptions): Promise<CoordinatorDaemon> {
-    const server = createServer();
-    const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 1 << 30 });
+    const server = createListenerServer(options.tls);
+    // Sockets start at the small pre-authentication limit; welcome lifts it to MAX_FRAME_BYTES.
+    const wss = new WebSocketServer({
+      noServer: true,
+      perMessageDeflate: false,
+      maxPayload: options.preAuthMaxFrameBytes ?? DEFAULT_PRE_AUTH_MAX_FRAME_BYTES,
+    });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(options.port, options.host ?? '127.0.0.1', () => {
@@ -100,10 +135,10 @@ export class CoordinatorDaemon {
     return this.options.host ?? '127.0.0.1';
   }
 
-  /** ws://HOST:PORT for agents and job clients. */
+  /** ws://HOST:PORT (wss:// with TLS) for agents and job clients. */
   get url(): string {
     const host = this.host.includes(':') ? `[${this.host}]` : this.host;
-    return `ws://${host}:${this.port}`;
+    return `${webSocketScheme(this.options.tls)}://${host}:${this.port}`;
   }
 
   health(): CoordinatorHealth {
@@ -160,23 +195,13 @@ export class CoordinatorDaemon {
         name: 'coordinator',
         expectedToken: this.options.token,
         allowedRoles: ['device', 'coordinator'],
-        log: this.log,
+        log: this.peerLog,
       });
-    } catch (error) {
-      if (error instanceof HandshakeError && error.isRefused) this.metrics.add('refusedConnectionsTotal');
+    } catch {
+      // Counted by the admission (refusedConnectionsTotal) and logged by acceptHello.
       return;
     }
-    const first = await new Promise<Message | undefined>((resolve) => {
-      const offMessage = link.onMessage((message) => {
-        offMessage();
-        offClose();
-        resolve(message);
-      });
-      const offClose = link.onClose(() => {
-        offMessage();
-        resolve(undefined);
-      });
-    });
+    const first = await this.firstMessage(link);
     if (first === undefined) return;
     switch (first.tag) {
       case 'agentJoin': {
@@ -187,7 +212,7 @@ export class CoordinatorDaemon {
           first.peerUrl,
         );
         if (refusal) {
-          this.log(`coordinator: refused agent at ${link.name}: ${refusal}`);
+          this.log(`coordinator: refused agent at ${link.name}: ${escapeForLog(refusal, 200)}`);
           link.close(refusal);
         }
         return;
@@ -206,6 +231,31 @@ export class CoordinatorDaemon {
         });
         link.close(`unexpected first message ${first.tag}`);
     }
+  }
+
+  /** The first message after welcome, or undefined when the link closed or stayed silent. */
+  private firstMessage(link: WebSocketEndpoint<Message, Message>): Promise<Message | undefined> {
+    const timeoutMs = this.options.firstMessageTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        offMessage();
+        offClose();
+        this.peerLog(`coordinator: ${link.name}: nothing after welcome within ${timeoutMs} ms`);
+        link.close(`idle: nothing after welcome within ${timeoutMs} ms`);
+        resolve(undefined);
+      }, timeoutMs);
+      const offMessage = link.onMessage((message) => {
+        clearTimeout(timer);
+        offMessage();
+        offClose();
+        resolve(message);
+      });
+      const offClose = link.onClose(() => {
+        clearTimeout(timer);
+        offMessage();
+        resolve(undefined);
+      });
+    });
   }
 
   private async runJob(open: OpenJob, client: JobClientLink): Promise<void> {

@@ -5,16 +5,18 @@
  * hello, loadShard, steps and heartbeats to the worker; its answers back). Either side closing
  * ends both: a closed link terminates the worker, an exited worker closes the link.
  */
-import type { MessagePort, Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import {
   connectAndHello,
   connectWebSocket,
+  type DeviceWorkerData,
+  type DeviceWorkerLinkPorts,
   type Endpoint,
   INBOUND_TAGS,
+  linkTransferList,
   type Message,
   spawnWorkerEndpoint,
 } from '@seesaw/protocol';
-import type { DeviceWorkerLinkPorts, DeviceWorkerSpawnData } from '../cluster/worker-contract.ts';
 
 /** The coordinator's answer to the relay's own hello, then everything a device accepts. */
 const RELAY_INBOUND_TAGS: ReadonlySet<string> = new Set([
@@ -26,20 +28,20 @@ const RELAY_INBOUND_TAGS: ReadonlySet<string> = new Set([
 /**
  * A device worker's links as the agent hands them over: the pipeline ports, plus, when the TP
  * group spans hosts, tpPeers[r] to TP rank r (a direct channel to a worker on this host, or the
- * agent's relay to another host). gpu-actor's DeviceWorkerLinks mirrors this structurally.
+ * agent's relay to another host).
  */
-export interface RemoteDeviceLinkPorts extends DeviceWorkerLinkPorts {
-  tpPeers?: Array<MessagePort | undefined>;
-}
+export type RemoteDeviceLinkPorts = DeviceWorkerLinkPorts;
 
 export interface DeviceRelaySpec {
   workerUrl: URL | string;
   coordinatorUrl: string;
+  /** CA (PEM) the coordinator's wss:// certificate must chain to. */
+  tlsCa?: string | Buffer;
   /** Cluster token for the coordinator's hello check. */
   clusterToken: string;
   jobId: number;
   device: number;
-  workerData: DeviceWorkerSpawnData;
+  workerData: DeviceWorkerData;
   links: RemoteDeviceLinkPorts;
   log: (line: string) => void;
 }
@@ -61,11 +63,7 @@ export class DeviceRelay {
       accept: INBOUND_TAGS.deviceToCoordinator,
       log: spec.log,
     });
-    const { previous, next, kvStore, tpPeers } = spec.links;
-    const transfer = [previous, next, kvStore, ...(tpPeers ?? [])].filter(
-      (p): p is MessagePort => p !== undefined,
-    );
-    worker.postMessage({ seesawLinks: spec.links }, transfer);
+    worker.postMessage({ seesawLinks: spec.links }, linkTransferList(spec.links));
     return new DeviceRelay(spec.workerData.deviceName, worker, endpoint);
   }
 
@@ -74,6 +72,7 @@ export class DeviceRelay {
     const link = await connectWebSocket<Message, Message>(spec.coordinatorUrl, {
       accept: RELAY_INBOUND_TAGS,
       log: spec.log,
+      tlsCa: spec.tlsCa,
     });
     try {
       await connectAndHello(link, { role: 'device', name: this.name, token: spec.clusterToken });

@@ -15,6 +15,7 @@ import {
   type CoordinatorToHostAgent,
   connectAndHello,
   connectWebSocket,
+  type DeviceWorkerData,
   type HostAgentToCoordinator,
   INBOUND_TAGS,
   type SpawnHostKv,
@@ -22,7 +23,6 @@ import {
   type WebSocketEndpoint,
 } from '@seesaw/protocol';
 import { LocalHostKv } from '../cluster/local-host-kv.ts';
-import type { DeviceWorkerSpawnData } from '../cluster/worker-contract.ts';
 import { DeviceRelay, type RemoteDeviceLinkPorts } from './device-relay.ts';
 import { AgentPeerLinks, localAddressToward, relayPortToSocket } from './peer-links.ts';
 import { remoteDeviceName } from './remote-replicas.ts';
@@ -31,9 +31,14 @@ export const DEFAULT_AGENT_HEARTBEAT_INTERVAL_MS = 1000;
 export const DEFAULT_AGENT_HEARTBEAT_TIMEOUT_MS = 5000;
 
 export interface HostAgentOptions {
-  /** ws://HOST:PORT of the coordinator daemon. */
+  /** ws://HOST:PORT (wss:// with TLS) of the coordinator daemon. */
   coordinatorUrl: string;
   token: string;
+  /**
+   * TLS: `ca` (PEM) verifies the coordinator and peer agents on wss://; `cert` and `key` make the
+   * peer-link listener speak TLS only (peers then dial wss://).
+   */
+  tls?: { ca?: string | Buffer; cert?: string | Buffer; key?: string | Buffer };
   hostName: string;
   numDevices: number;
   /** gpu-actor's device worker entry (deviceWorkerUrl()). */
@@ -69,6 +74,7 @@ async function listenForPeers(
     advertiseHost,
     port: options.peerListen?.port ?? 0,
     token: options.token,
+    tls: options.tls,
     log,
   });
 }
@@ -104,7 +110,7 @@ export class HostAgent {
     const log = options.log ?? ((line: string) => console.error(line));
     const link = await connectWebSocket<HostAgentToCoordinator, CoordinatorToHostAgent>(
       options.coordinatorUrl,
-      { accept: INBOUND_TAGS.coordinatorToHostAgent, log },
+      { accept: INBOUND_TAGS.coordinatorToHostAgent, log, tlsCa: options.tls?.ca },
     );
     let peers: AgentPeerLinks | undefined;
     try {
@@ -250,7 +256,7 @@ export class HostAgent {
         const local = stage * tp + tpRank;
         if (!here.has(local)) continue;
         const device = firstDevice + local;
-        const workerData: DeviceWorkerSpawnData = {
+        const workerData: DeviceWorkerData = {
           token: spec.deviceToken,
           deviceName: remoteDeviceName(device, { dp: dpRank + 1, tp, pp }, this.options.hostName),
         };
@@ -258,6 +264,7 @@ export class HostAgent {
         const relaySpec = {
           workerUrl: this.options.workerUrl,
           coordinatorUrl: this.options.coordinatorUrl,
+          tlsCa: this.options.tls?.ca,
           clusterToken: this.options.token,
           jobId,
           device,

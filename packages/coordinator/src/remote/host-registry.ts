@@ -3,7 +3,9 @@
  * in use, and liveness. Heartbeats go both ways every interval; a host silent past the deadline,
  * or whose link closes, is dropped and its loss listeners run (so running jobs fail fast).
  */
+
 import type { CoordinatorToHostAgent, Endpoint, HostAgentToCoordinator } from '@seesaw/protocol';
+import { escapeForLog } from '@seesaw/protocol';
 
 export type HostLink = Endpoint<CoordinatorToHostAgent, HostAgentToCoordinator>;
 
@@ -61,7 +63,7 @@ export class HostRegistry {
       if (message.tag === 'agentJobError') this.jobErrorListeners.get(message.jobId)?.(name, message.message);
     });
     link.onClose((reason) => this.drop(host, `link closed: ${reason}`));
-    this.log(`coordinator: host ${name} joined with ${numDevices} devices`);
+    this.log(`coordinator: host ${escapeForLog(name)} joined with ${numDevices} devices`);
     return undefined;
   }
 
@@ -80,7 +82,7 @@ export class HostRegistry {
   private drop(host: JoinedHost, reason: string): void {
     if (this.hosts.get(host.name) !== host) return;
     this.hosts.delete(host.name);
-    this.log(`coordinator: host ${host.name} dropped: ${reason}`);
+    this.log(`coordinator: host ${escapeForLog(host.name)} dropped: ${reason}`);
     this.onHostLost(host.name, reason);
     for (const listener of [...this.lossListeners]) listener(host.name, reason);
     host.link.close(reason);

@@ -10,6 +10,11 @@ export {
   HostAgent,
   type HostAgentOptions,
 } from './host-agent.ts';
-export { RemoteJobClient, RemoteJobError, type RemoteJobOptions } from './job-client.ts';
+export {
+  type RejectedRequest,
+  RemoteJobClient,
+  RemoteJobError,
+  type RemoteJobOptions,
+} from './job-client.ts';
 export { AgentPeerLinks, relayPortToSocket } from './peer-links.ts';
 export { type HostCapacity, placeDevices, placeReplicas } from './replica-placement.ts';

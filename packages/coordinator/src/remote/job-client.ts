@@ -3,7 +3,8 @@
  * then looks like an engine to the caller (addRequest, step, stats), so the local run path drives
  * it unchanged. Requests are checked here with the engine's own rules and sent in batches on the
  * next step(); step() resolves with the requests finished since the last call, or rejects with a
- * RemoteJobError when the job failed (e.g. a host was lost).
+ * RemoteJobError when the job failed (e.g. a host was lost). A request the coordinator rejects
+ * alone (e.g. a token outside the vocabulary) comes back from takeRejections(); the rest go on.
  */
 import {
   type CoordinatorToJobClient,
@@ -34,9 +35,11 @@ export class RemoteJobError extends Error {
 }
 
 export interface RemoteJobOptions {
-  /** ws://HOST:PORT of the coordinator daemon. */
+  /** ws://HOST:PORT (wss:// with TLS) of the coordinator daemon. */
   url: string;
   token: string;
+  /** CA (PEM) the coordinator's wss:// certificate must chain to; the system's CAs when absent. */
+  tlsCa?: string | Buffer;
   job: Omit<OpenJob, 'tag'>;
   /** Client name in the coordinator's log. */
   name?: string;
@@ -66,10 +69,17 @@ function zeroStats(): EngineStats {
   };
 }
 
+/** A request the coordinator refused to run; `message` names it and says why. */
+export interface RejectedRequest {
+  requestId: string;
+  message: string;
+}
+
 export class RemoteJobClient {
   private readonly unsent: EngineRequest[] = [];
   private readonly outstanding = new Set<string>();
   private readonly finished: RequestOutput[] = [];
+  private readonly rejected: RejectedRequest[] = [];
   private latestStats = zeroStats();
   private failure: RemoteJobError | undefined;
   private waiter: (() => void) | undefined;
@@ -91,6 +101,7 @@ export class RemoteJobClient {
     const link = await connectWebSocket<JobClientToCoordinator, CoordinatorToJobClient>(options.url, {
       accept: INBOUND_TAGS.coordinatorToJobClient,
       log: options.log,
+      tlsCa: options.tlsCa,
     });
     await connectAndHello(link, {
       role: 'coordinator',
@@ -142,13 +153,26 @@ export class RemoteJobClient {
   }
 
   hasUnfinishedRequests(): boolean {
-    return this.outstanding.size > 0 || this.finished.length > 0;
+    return this.outstanding.size > 0 || this.finished.length > 0 || this.rejected.length > 0;
   }
 
-  /** Sends queued requests, then resolves with those finished since the last call. */
+  /** The requests the coordinator rejected since the last call (each is no longer outstanding). */
+  takeRejections(): RejectedRequest[] {
+    return this.rejected.splice(0);
+  }
+
+  /**
+   * Sends queued requests, then resolves with those finished since the last call; also resolves
+   * (maybe with none) when a request was rejected, so the caller can take the rejections.
+   */
   async step(): Promise<RequestOutput[]> {
     this.flush();
-    while (this.finished.length === 0 && !this.failure && this.outstanding.size > 0) {
+    while (
+      this.finished.length === 0 &&
+      this.rejected.length === 0 &&
+      !this.failure &&
+      this.outstanding.size > 0
+    ) {
       await new Promise<void>((resolve) => {
         this.waiter = resolve;
       });
@@ -176,6 +200,9 @@ export class RemoteJobClient {
       if (!this.outstanding.delete(message.output.requestId)) return;
       this.finished.push(message.output);
       this.latestStats = { ...zeroStats(), ...message.stats } as EngineStats;
+    } else if (message.tag === 'requestRejected') {
+      if (!this.outstanding.delete(message.requestId)) return;
+      this.rejected.push({ requestId: message.requestId, message: message.message });
     } else if (message.tag === 'jobFailed') {
       this.failure = new RemoteJobError(`job failed: ${message.message}`, message.lostHost);
     } else {

@@ -46,6 +46,8 @@ export class AgentPeerLinks {
     private readonly advertiseHost: string,
     private readonly token: string,
     private readonly log: (line: string) => void,
+    /** CA (PEM) that peers' wss:// certificates must chain to. */
+    private readonly tlsCa: string | Buffer | undefined,
   ) {}
 
   /** Listens on host:port (0 picks a free port). */
@@ -55,13 +57,17 @@ export class AgentPeerLinks {
     advertiseHost: string;
     port: number;
     token: string;
+    /** cert + key: listen with TLS only; ca: verify the peers we dial. */
+    tls?: { ca?: string | Buffer; cert?: string | Buffer; key?: string | Buffer };
     log: (line: string) => void;
   }): Promise<AgentPeerLinks> {
+    const { tls } = options;
     let links: AgentPeerLinks | undefined;
     const pending: PeerSocket[] = [];
     const listener = await listenWebSocket({
       host: options.host,
       port: options.port,
+      ...(tls?.cert !== undefined && tls.key !== undefined ? { tls: { cert: tls.cert, key: tls.key } } : {}),
       accept: PEER_INBOUND_TAGS,
       log: options.log,
       onConnection: (socket) => {
@@ -69,15 +75,16 @@ export class AgentPeerLinks {
         else pending.push(socket);
       },
     });
-    links = new AgentPeerLinks(listener, options.advertiseHost, options.token, options.log);
+    links = new AgentPeerLinks(listener, options.advertiseHost, options.token, options.log, tls?.ca);
     for (const socket of pending) void links.accept(socket);
     return links;
   }
 
-  /** ws://HOST:PORT peers dial. */
+  /** ws://HOST:PORT (wss:// with TLS) peers dial. */
   get url(): string {
     const host = this.advertiseHost.includes(':') ? `[${this.advertiseHost}]` : this.advertiseHost;
-    return `ws://${host}:${this.listener.port}`;
+    const scheme = this.listener.url.startsWith('wss://') ? 'wss' : 'ws';
+    return `${scheme}://${host}:${this.listener.port}`;
   }
 
   /** Dials the link from our `device` to the peer host's `peerDevice`. */
@@ -85,6 +92,7 @@ export class AgentPeerLinks {
     const socket = await connectWebSocket<Message, Message>(url, {
       accept: PEER_INBOUND_TAGS,
       log: this.log,
+      tlsCa: this.tlsCa,
     });
     await connectAndHello(socket, { role: 'device', name: `device ${device} link`, token: this.token });
     socket.post({ tag: 'deviceChannel', jobId, device, peerDevice } satisfies DeviceChannel);

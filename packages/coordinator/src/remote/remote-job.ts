@@ -9,33 +9,36 @@
  * left, or a host fails before the job started, the job ends with jobFailed naming the host
  * (results already sent stay with the client).
  */
+
 import { randomBytes } from 'node:crypto';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import {
+  Checkpoint,
   expectedTensors,
   formatParallelConfig,
-  loadModelConfig,
   type ModelConfig,
   parseParallelConfig,
   validateForModel,
 } from '@seesaw/model';
-import type {
-  CoordinatorToDevice,
-  CoordinatorToJobClient,
-  DeviceToCoordinator,
-  Endpoint,
-  JobClientToCoordinator,
-  OpenJob,
-  SpawnHostKv,
+import {
+  type CoordinatorToDevice,
+  type CoordinatorToJobClient,
+  type DeviceToCoordinator,
+  ENGINE_DEFAULTS,
+  type Endpoint,
+  type JobClientToCoordinator,
+  type OpenJob,
+  type SpawnHostKv,
 } from '@seesaw/protocol';
 import { ClusterEngine } from '../cluster/cluster-engine.ts';
 import { DeviceActorHandle } from '../cluster/device-actor-handle.ts';
 import { DeviceLostError } from '../cluster/device-errors.ts';
 import { type EngineHostKv, engineHostKvFor } from '../cluster/local-host-kv.ts';
-import type { EngineRequest } from '../request.ts';
+import { type EngineRequest, RequestRejectedError } from '../request.ts';
 import type { ClusterMetrics } from './cluster-metrics.ts';
 import type { HostRegistry } from './host-registry.ts';
-import { BLOCK_SIZE, hostOfDevice, loadReplicas, remoteDeviceName } from './remote-replicas.ts';
+import { checkJobRequest } from './job-request-admission.ts';
+import { hostOfDevice, loadReplicas, remoteDeviceName } from './remote-replicas.ts';
 import { placeDevices } from './replica-placement.ts';
 
 /** How long the agents get to spawn their device workers and open the device links. */
@@ -73,6 +76,9 @@ export class RemoteJob {
   private wake: (() => void) | undefined;
   private readonly queued: EngineRequest[] = [];
   private engine: ClusterEngine | undefined;
+  private vocabSize = 0;
+  /** Ids of the requests admitted and not yet finished (a duplicate among them is rejected). */
+  private readonly liveRequestIds = new Set<string>();
   private numStepsReported = 0;
   /** 'D2 on host-a (1), host-b (1)' once placed. */
   layout = '';
@@ -140,7 +146,12 @@ export class RemoteJob {
 
   private async start(): Promise<void> {
     const { ctx, open } = this;
-    const config = loadModelConfig(open.modelDir);
+    // Opening reads only the safetensors headers; it refuses a config whose dimensions do not
+    // match the tensors before numModelParams or any host builds tables sized by the config.
+    const checkpoint = Checkpoint.open(open.modelDir);
+    checkpoint.close();
+    const config = checkpoint.config;
+    this.vocabSize = config.vocabSize;
     const parallel = parseParallelConfig(open.parallelism);
     validateForModel(parallel, config);
     const { dp, tp, pp } = parallel;
@@ -154,7 +165,7 @@ export class RemoteJob {
         ? undefined
         : {
             modelDir: open.modelDir,
-            blockSize: BLOCK_SIZE,
+            blockSize: ENGINE_DEFAULTS.blockSize,
             capacityBytes: open.hostKvBytes,
             numEngines: dp * pp,
           };
@@ -247,7 +258,7 @@ export class RemoteJob {
     const engine = this.engine!;
     const { metrics } = this.ctx;
     while (!this.isClientGone && !this.failure) {
-      while (this.queued.length) engine.addRequest(this.queued.shift()!);
+      while (this.queued.length) this.admit(engine, this.queued.shift()!);
       if (!engine.hasUnfinishedRequests()) {
         await new Promise<void>((resolve) => {
           this.wake = resolve;
@@ -260,12 +271,33 @@ export class RemoteJob {
       metrics.add('stepsTotal', stats.numSteps - this.numStepsReported);
       this.numStepsReported = stats.numSteps;
       for (const output of outputs) {
+        this.liveRequestIds.delete(output.requestId);
         metrics.add('requestsFinishedTotal');
         metrics.add('tokensGeneratedTotal', output.outputTokenIds.length);
         metrics.add('promptTokensTotal', output.promptTokenIds.length);
         this.client.post({ tag: 'requestFinished', output, stats: { ...stats } });
       }
       await yieldToEventLoop();
+    }
+  }
+
+  /**
+   * Queues one submitted request, or answers requestRejected for it alone when it can never run
+   * (the other requests of its batch go on).
+   */
+  private admit(engine: ClusterEngine, request: EngineRequest): void {
+    try {
+      checkJobRequest(request, this.vocabSize, this.liveRequestIds);
+      engine.addRequest(request);
+      this.liveRequestIds.add(request.requestId);
+    } catch (error) {
+      if (!(error instanceof RequestRejectedError)) throw error;
+      this.ctx.metrics.add('requestsRejectedTotal');
+      this.client.post({
+        tag: 'requestRejected',
+        requestId: request.requestId,
+        message: error.message.slice(0, 4096),
+      });
     }
   }
 

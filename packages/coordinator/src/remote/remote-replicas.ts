@@ -3,15 +3,16 @@
  * host, each device's loadShard (the same layout as a LocalCluster: device =
  * (dp * pp + stage) * tp + tpRank, layers balanced over stages), and the ReplicaDevices.
  */
-import { balancedRange, Checkpoint, type ModelConfig, type ParallelConfig } from '@seesaw/model';
-import type { OpenJob, Ready } from '@seesaw/protocol';
+import {
+  balancedRange,
+  Checkpoint,
+  formatParallelConfig,
+  type ModelConfig,
+  type ParallelConfig,
+} from '@seesaw/model';
+import { ENGINE_DEFAULTS, type OpenJob, type Ready } from '@seesaw/protocol';
 import type { DeviceActorHandle } from '../cluster/device-actor-handle.ts';
 import { ReplicaDevice } from '../cluster/replica-device.ts';
-
-/** Tokens per KV block (and per host KV slot) of every remote job. */
-export const BLOCK_SIZE = 16;
-/** KV cache each device gets by default on top of the whole checkpoint (as a local cluster). */
-const DEFAULT_KV_CACHE_BYTES = 512 * 1024 * 1024;
 
 /** 'device 3 (dp 1, pp 0, tp 1)@host-b': the host agent names its worker the same way. */
 export function remoteDeviceName(device: number, parallel: ParallelConfig, host: string): string {
@@ -37,21 +38,21 @@ export async function loadReplicas(
   const perReplica = tp * pp;
   // Read where the coordinator runs: the model directory must be visible here too.
   const deviceMemoryBytes =
-    open.deviceMemoryBytes ?? Checkpoint.tensorBytesOf(open.modelDir) + DEFAULT_KV_CACHE_BYTES;
+    open.deviceMemoryBytes ?? Checkpoint.tensorBytesOf(open.modelDir) + ENGINE_DEFAULTS.kvCacheBytes;
   const ready: Ready[] = await Promise.all(
     actors.map((actor, device) => {
       const local = device % perReplica;
       const ppStage = Math.floor(local / tp);
       return actor.load({
         modelDir: open.modelDir,
-        parallelism: `D${dp}T${tp}P${pp}`,
+        parallelism: formatParallelConfig({ dp, tp, pp }, { allLetters: true }),
         dpRank: Math.floor(device / perReplica),
         tpRank: local % tp,
         ppStage,
         layers: balancedRange(config.numLayers, pp, ppStage),
         numThreads: open.numThreadsPerDevice ?? 1,
         deviceMemoryBytes,
-        blockSize: BLOCK_SIZE,
+        blockSize: ENGINE_DEFAULTS.blockSize,
       });
     }),
   );
@@ -63,7 +64,7 @@ export async function loadReplicas(
       dpRank,
       stages.map((devices) => devices.map((d) => actors[d]!)),
       stages.map((devices) => devices.map((d) => ready[d]!)),
-      BLOCK_SIZE,
+      ENGINE_DEFAULTS.blockSize,
     );
   });
 }

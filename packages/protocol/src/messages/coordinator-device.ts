@@ -4,6 +4,7 @@
  */
 
 import { arrayOf, bool, type Check, count, finite, int, object, range, str } from '../check.ts';
+import { parseParallelConfig } from '../parallel-layout.ts';
 import type { StepBatch, StepKvSwap, StepKvTimings, StepResult } from '../step.ts';
 import type { Tensor } from '../tensor.ts';
 import type { Heartbeat, Hello, ProtocolError, Range, Refused, Shutdown, Welcome } from './common.ts';
@@ -262,13 +263,21 @@ const stepBatch = object(
 const milliseconds = finite(0);
 /** sha256, lower-case hex. */
 const weightDigest = str(64, /^[0-9a-f]{64}$/);
-const kvTimings = object({
-  computeMs: milliseconds,
-  prefetchWaitMs: milliseconds,
-  prefetchMs: milliseconds,
-  writeBackMs: milliseconds,
-  writeBackWaitMs: milliseconds,
-});
+const kvTimings = object(
+  {
+    computeMs: milliseconds,
+    prefetchWaitMs: milliseconds,
+    prefetchMs: milliseconds,
+    writeBackMs: milliseconds,
+    writeBackWaitMs: milliseconds,
+  },
+  {
+    prefetchesNeeded: count,
+    prefetchesLanded: count,
+    prefetchBytesNeeded: count,
+    prefetchBytesLanded: count,
+  },
+);
 
 const swapFields = { swapId: id, seqId: id, blockIds: idList, slotIds: idList };
 
@@ -294,19 +303,12 @@ const logitsTensors: MessageRule = (message, tensors) => {
 const loadShardRule: MessageRule = (message, tensors) => {
   if (tensors.length) return 'expected no tensors';
   const m = message as unknown as LoadShard;
-  const [dp, tp, pp] = parseParallelism(m.parallelism);
+  const { dp, tp, pp } = parseParallelConfig(m.parallelism);
   if (m.dpRank >= dp || m.tpRank >= tp || m.ppStage >= pp) {
     return `ranks D${m.dpRank}T${m.tpRank}P${m.ppStage} outside ${m.parallelism}`;
   }
   return undefined;
 };
-
-/** 'D2T4P1' -> [2, 4, 1]; the caller has matched the pattern already. */
-export function parseParallelism(parallelism: string): [dp: number, tp: number, pp: number] {
-  const match = /^D(\d+)T(\d+)P(\d+)$/.exec(parallelism);
-  if (!match) throw new Error(`bad parallelism ${parallelism}`);
-  return [Number(match[1]), Number(match[2]), Number(match[3])];
-}
 
 export const coordinatorToDeviceSchemas: Record<
   Exclude<CoordinatorToDevice['tag'], 'hello' | 'heartbeat' | 'shutdown' | 'protocolError'>,

@@ -181,6 +181,7 @@ export const INBOUND_TAGS = {
     refused: true,
     jobReady: true,
     requestFinished: true,
+    requestRejected: true,
     jobFailed: true,
     heartbeat: true,
     protocolError: true,

@@ -2,7 +2,8 @@
  * Job client <-> coordinator messages (`seesaw run --cluster`): the client opens a job (model
  * directory as the hosts see it, parallel layout, engine limits), the coordinator lays it out on
  * its hosts and answers jobReady; the client then submits requests and gets each finished one
- * back as it ends (requestFinished), or one jobFailed that ends the job. The client's hello uses
+ * back as it ends (requestFinished), or requestRejected for one that can never run (the others go
+ * on), or one jobFailed that ends the job. The client's hello uses
  * role 'coordinator' (it drives the job); the first message after welcome, openJob, says what
  * the link is.
  */
@@ -102,6 +103,13 @@ export interface RequestFinished {
   stats: Record<string, number>;
 }
 
+/** One submitted request can never run (message names it and why); the job goes on. */
+export interface RequestRejected {
+  tag: 'requestRejected';
+  requestId: string;
+  message: string;
+}
+
 /** The job stopped early; no more requestFinished follow. */
 export interface JobFailed {
   tag: 'jobFailed';
@@ -115,6 +123,7 @@ export type CoordinatorToJobClient =
   | Refused
   | JobReady
   | RequestFinished
+  | RequestRejected
   | JobFailed
   | Heartbeat
   | ProtocolError;
@@ -171,7 +180,7 @@ export const jobClientToCoordinatorSchemas: Record<'openJob' | 'submitRequests',
 };
 
 export const coordinatorToJobClientSchemas: Record<
-  'jobReady' | 'requestFinished' | 'jobFailed',
+  'jobReady' | 'requestFinished' | 'requestRejected' | 'jobFailed',
   MessageSchema
 > = {
   jobReady: schema({
@@ -184,5 +193,6 @@ export const coordinatorToJobClientSchemas: Record<
     maxModelLen: count,
   }),
   requestFinished: schema({ output, stats: counters }),
+  requestRejected: schema({ requestId: str(4096), message: str(4096) }),
   jobFailed: schema({ message: str(4096) }, undefined, { lostHost: str(256) }),
 };

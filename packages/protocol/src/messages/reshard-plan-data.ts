@@ -1,8 +1,8 @@
 /**
  * One device's part of a re-shard plan as it travels inside a `reshard` message: plain data,
- * the same shape as @seesaw/model's DeviceReshardPlan (the protocol does not depend on the
- * model package). The check below validates it structurally and for internal consistency;
- * whether the pieces make up the right shard is the planner's business.
+ * defined here once; @seesaw/model's planner names these types (DeviceReshardPlan, TensorSlice,
+ * ShardPosition, ...) and builds them. The check below validates a plan structurally and for
+ * internal consistency; whether the pieces make up the right shard is the planner's business.
  */
 
 import { arrayOf, type Check, checkFields, count, finite, int, object, oneOf, str } from '../check.ts';
@@ -43,16 +43,22 @@ export interface PieceSendData {
 }
 
 export interface DeviceReshardPlanData {
+  /** Local index in the replica. */
   device: number;
   from: ShardPositionData;
   to: ShardPositionData;
+  /** Every piece of the target shard, sorted by unit. */
   pieces: ReshardPieceData[];
+  /** What this device sends to peers, sorted by unit. */
   sends: PieceSendData[];
   bytesKept: number;
   bytesReceived: number;
   bytesSent: number;
   bytesFromHost: number;
+  /** Old + new weight bytes held at the worst moment if the device frees each old unit once its
+   * sends of that unit are posted and the new unit is assembled (unit order). */
   peakWeightBytes: number;
+  /** Modelled seconds for this device (its incoming and outgoing queues at the link rates). */
   seconds: number;
 }
 

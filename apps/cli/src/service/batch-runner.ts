@@ -1,0 +1,236 @@
+/**
+ * Runs the service's batches one after another on the one engine session the server holds.
+ * Each input line goes through the same parser as `seesaw run` and each finished request
+ * becomes the same output record; the record is committed to the state store as soon as the
+ * request finishes. Starting a batch again (after a restart) skips every custom_id that
+ * already has a record, so a batch interrupted by a killed server completes with each request
+ * exactly once.
+ */
+
+import type { SeesawTokenizer } from '@seesaw/model';
+import { errorRecord, formatRecordLine } from '../batch-output.ts';
+import type { ChatPrompter } from '../chat-template.ts';
+import { outputRecord } from '../commands/run.ts';
+import type { EngineSession } from '../engine-session.ts';
+import { type ParsedRequest, parseInputFile } from '../input-lines.ts';
+import type { EngineLoop } from './engine-loop.ts';
+import { type BatchRow, type StateStore, UNFINISHED_STATUSES } from './state-store.ts';
+
+/** Requests of a batch in the engine at once by default: enough to fill a CPU engine's batch. */
+export const DEFAULT_MAX_IN_FLIGHT = 64;
+
+export interface BatchRunnerOptions {
+  store: StateStore;
+  session: EngineSession;
+  /** Steps the session's engine; shared with single requests. */
+  engineLoop: EngineLoop;
+  tokenizer: SeesawTokenizer | null;
+  /** Renders chat lines (the model's chat template); null when the model has none. */
+  chat?: ChatPrompter | null;
+  log: (line: string) => void;
+  /**
+   * Most requests of a batch in the engine at once. The rest wait here, so a cancel only has
+   * to let this many finish (the engine cannot drop a running request).
+   */
+  maxInFlight?: number;
+}
+
+/** The queue gauges /metrics reports. */
+export interface RunnerGauges {
+  numQueuedBatches: number;
+  numRunningBatches: number;
+  numRequestsInFlight: number;
+}
+
+export class BatchRunner {
+  private readonly queue: string[] = [];
+  private readonly cancelRequested = new Set<string>();
+  private runningBatchId: string | null = null;
+  private numInFlight = 0;
+  private isStopped = false;
+  private wakeUp: (() => void) | null = null;
+  private readonly loopDone: Promise<void>;
+
+  constructor(private readonly options: BatchRunnerOptions) {
+    // Batches a previous server left unfinished run first, in the order they were created.
+    for (const batch of options.store.unfinishedBatches()) this.queue.push(batch.id);
+    this.loopDone = this.loop();
+  }
+
+  /** Queues a batch created in the store (status validating). */
+  enqueue(batchId: string): void {
+    this.queue.push(batchId);
+    this.wakeUp?.();
+  }
+
+  /** Asks a queued or running batch to stop; returns the batch as it now stands. */
+  cancel(batchId: string): BatchRow {
+    const { store } = this.options;
+    const batch = store.mustGetBatch(batchId);
+    if (!UNFINISHED_STATUSES.includes(batch.status) || batch.status === 'cancelling') return batch;
+    this.cancelRequested.add(batchId);
+    const cancelling = store.updateBatch(batchId, 'cancelling');
+    this.wakeUp?.();
+    return cancelling;
+  }
+
+  gauges(): RunnerGauges {
+    return {
+      numQueuedBatches: this.queue.length,
+      numRunningBatches: this.runningBatchId === null ? 0 : 1,
+      numRequestsInFlight: this.numInFlight,
+    };
+  }
+
+  /** Stops after the running step; unfinished batches stay in the store for the next server. */
+  async stop(): Promise<void> {
+    this.isStopped = true;
+    this.wakeUp?.();
+    await this.loopDone;
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.isStopped) {
+      const batchId = this.queue.shift();
+      if (batchId === undefined) {
+        await this.sleep();
+        continue;
+      }
+      this.runningBatchId = batchId;
+      try {
+        await this.runBatch(batchId);
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error);
+        this.options.log(`batch ${batchId} failed: ${message}`);
+        if (!this.isStopped) {
+          this.options.store.updateBatch(batchId, 'failed', { failure: { code: 'server_error', message } });
+        }
+      } finally {
+        this.runningBatchId = null;
+        this.numInFlight = 0;
+      }
+    }
+  }
+
+  private isCancelled(batchId: string): boolean {
+    return (
+      this.cancelRequested.has(batchId) || this.options.store.mustGetBatch(batchId).status === 'cancelling'
+    );
+  }
+
+  private async runBatch(batchId: string): Promise<void> {
+    const { store, session, tokenizer } = this.options;
+    const batch = store.mustGetBatch(batchId);
+    const content = store.fileContent(batch.inputFileId);
+    if (content === null) {
+      store.updateBatch(batchId, 'failed', {
+        failure: { code: 'invalid_file', message: `input file ${batch.inputFileId} no longer exists` },
+      });
+      return;
+    }
+    const lines = parseInputFile(content.toString('utf8'), {
+      vocabSize: session.config.vocabSize,
+      maxModelLen: session.config.maxPositionEmbeddings,
+      tokenizer,
+      chat: this.options.chat,
+    });
+    if (lines.length === 0) {
+      store.updateBatch(batchId, 'failed', {
+        failure: { code: 'empty_file', message: `input file ${batch.inputFileId} has no request lines` },
+      });
+      return;
+    }
+    const done = store.completedCustomIds(batchId);
+    const toRun: ParsedRequest[] = [];
+    for (const line of lines) {
+      if (!line.isOk) {
+        const { customId, code, message, lineNumber } = line.error;
+        store.addResult(
+          batchId,
+          customId,
+          lineNumber,
+          true,
+          formatRecordLine(errorRecord(customId, code, message)),
+        );
+      } else if (!done.has(line.request.customId)) {
+        toRun.push(line.request);
+      }
+    }
+    // A batch cancelled while queued goes straight to cancelled, its total still counted.
+    const status = batch.status === 'validating' ? 'in_progress' : batch.status;
+    store.updateBatch(batchId, status, { numTotal: lines.length });
+    if (done.size > 0)
+      this.options.log(`batch ${batchId}: ${done.size} requests already done, ${toRun.length} to run`);
+    await this.runRequests(batchId, toRun);
+    if (this.isStopped) return;
+    this.finalize(batchId);
+  }
+
+  private async runRequests(batchId: string, requests: ParsedRequest[]): Promise<void> {
+    const { store, session, tokenizer, engineLoop } = this.options;
+    const maxInFlight = this.options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
+    const eosIds = session.config.eosTokenIds;
+    let next = 0;
+    let numInFlight = 0;
+    let failure: Error | null = null;
+    while (!this.isStopped && failure === null) {
+      const isCancelled = this.isCancelled(batchId);
+      while (!isCancelled && next < requests.length && numInFlight < maxInFlight) {
+        const request = requests[next++];
+        // Ids in the engine are per batch: two batches may use the same custom_id.
+        const submission = engineLoop.submit({
+          requestId: `${batchId}/${request.customId}`,
+          promptTokenIds: request.promptTokenIds,
+          sampling: request.sampling,
+        });
+        if ('rejection' in submission) {
+          const message = `line ${request.lineNumber}: ${submission.rejection}`;
+          const record = errorRecord(request.customId, 'request_rejected', message);
+          store.addResult(batchId, request.customId, request.lineNumber, true, formatRecordLine(record));
+          continue;
+        }
+        numInFlight++;
+        submission.output.then(
+          (output) => {
+            numInFlight--;
+            const record = outputRecord(output, request, tokenizer, session.modelName, eosIds);
+            store.addResult(batchId, request.customId, request.lineNumber, false, formatRecordLine(record));
+            this.wakeUp?.();
+          },
+          (error: Error) => {
+            numInFlight--;
+            failure = error;
+            this.wakeUp?.();
+          },
+        );
+      }
+      this.numInFlight = numInFlight;
+      if (numInFlight === 0) break;
+      await this.sleep();
+    }
+    if (failure !== null) throw failure;
+  }
+
+  /** Waits for a request to finish, a cancel, or stop. */
+  private sleep(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      this.wakeUp = () => {
+        this.wakeUp = null;
+        resolve();
+      };
+    });
+  }
+
+  /** Writes the output and error files and ends the batch completed (or cancelled). */
+  private finalize(batchId: string): void {
+    const { store } = this.options;
+    const isCancelled = this.isCancelled(batchId);
+    if (!isCancelled) store.updateBatch(batchId, 'finalizing');
+    store.finishBatch(batchId, isCancelled ? 'cancelled' : 'completed');
+    this.cancelRequested.delete(batchId);
+    const counts = store.resultCounts(batchId);
+    this.options.log(
+      `batch ${batchId} ${isCancelled ? 'cancelled' : 'completed'}: ${counts.numCompleted} completed, ${counts.numFailed} failed`,
+    );
+  }
+}

@@ -1,0 +1,141 @@
+/**
+ * `seesaw run --backend webgpu` in a real CLI process with real device worker threads on the
+ * first WebGPU adapter (lavapipe in CI): the same tokens as `--backend cpu` on the same lines,
+ * greedy and seeded sampling (temperature, top-k, top-p; steps with only greedy and top-k rows
+ * take the GPU top-k path, the others the logits path), on one device and on two device
+ * actors sharing the adapter (--devices 2 --config D2 --gpus-per-adapter 2), and preemption by
+ * swap. Skipped, with the reason printed, when the engine or a WebGPU adapter is unavailable.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { generateCheckpoint, loadModelConfig } from '@seesaw/model';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runSeesaw } from '../test/e2e-test-support.ts';
+import {
+  findWebGpuUnavailableReason,
+  MIXED_SAMPLING,
+  outputTokens,
+  promptLines,
+  seedForTest,
+  TOP_K_SAMPLING,
+} from '../test/webgpu-test-support.ts';
+
+const unavailableReason = await findWebGpuUnavailableReason();
+if (unavailableReason !== null) console.log(`skipping the WebGPU backend CLI tests: ${unavailableReason}`);
+
+describe.skipIf(unavailableReason !== null)('seesaw run --backend webgpu', () => {
+  let dir = '';
+  let modelDir = '';
+  const inputs = { mixed: MIXED_SAMPLING, topK: TOP_K_SAMPLING };
+  const cpuTokens = new Map<string, Map<string, number[]>>();
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'seesaw-webgpu-cli-'));
+    modelDir = join(dir, 'tiny');
+    await generateCheckpoint({ shape: 'tiny', seed: 5, dtype: 'bf16', outDir: modelDir });
+    // Without a tokenizer the output records carry the token ids themselves.
+    rmSync(join(modelDir, 'tokenizer.json'));
+    rmSync(join(modelDir, 'tokenizer_config.json'));
+    const seed = seedForTest();
+    const { vocabSize } = loadModelConfig(modelDir);
+    for (const [name, sampling] of Object.entries(inputs)) {
+      const inputPath = join(dir, `${name}.jsonl`);
+      writeFileSync(inputPath, promptLines(seed, vocabSize, sampling));
+      const cpuPath = join(dir, `${name}-cpu.jsonl`);
+      const args = ['run', '--model', modelDir, '--input', inputPath, '--output', cpuPath, '--threads', '1'];
+      const cpu = await runSeesaw(args);
+      expect(cpu.stderr).not.toContain('error');
+      expect(cpu.status).toBe(0);
+      cpuTokens.set(name, outputTokens(cpuPath));
+      expect(cpuTokens.get(name)?.size).toBe(4 + sampling.length);
+    }
+  }, 120_000);
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it.each([
+    ['one device, mixed sampling (logits path)', 'mixed', ['--kv-cache-memory', '2MiB']],
+    ['one device, top-k sampling (GPU top-k path)', 'topK', ['--kv-cache-memory', '2MiB']],
+    [
+      'two device actors on one adapter',
+      'mixed',
+      ['--devices', '2', '--config', 'D2', '--gpus-per-adapter', '2', '--device-memory', '16MiB'],
+    ],
+  ])(
+    '%s: the same greedy and seeded-sampled tokens as --backend cpu',
+    async (_name, input, flags) => {
+      const gpuPath = join(dir, `${input}-gpu-${flags.length}.jsonl`);
+      const inputPath = join(dir, `${input}.jsonl`);
+      const gpu = await runSeesaw([
+        'run',
+        ...['--model', modelDir, '--input', inputPath, '--output', gpuPath, '--backend', 'webgpu'],
+        ...flags,
+      ]);
+      expect(gpu.stderr).toContain('WebGPU');
+      expect(gpu.status).toBe(0);
+      expect(outputTokens(gpuPath)).toEqual(cpuTokens.get(input));
+    },
+    120_000,
+  );
+
+  it("preemption by swap: a tight GPU KV budget with a host tier swaps, and the tokens stay the CPU engine's", async () => {
+    // 8 prompts of 20 tokens, 40 out, in 7-8 blocks of 16 tokens: running sequences outgrow the
+    // cache and are swapped out to the kv-store worker and back in (the shape alone decides the
+    // schedule, so bench's random prompts of the same shape swap as the run's lines do).
+    const tight = ['--kv-cache-memory', '512KiB', '--host-kv-memory', '4MiB', '--preemption', 'swap'];
+    const bench = await runSeesaw([
+      'bench',
+      ...['--model', modelDir, '--dataset', 'random', '--num-prompts', '8', '--input-len', '20'],
+      ...['--output-len', '40', '--backend', 'webgpu', ...tight],
+    ]);
+    expect(bench.status).toBe(0);
+    const swapped = /Preemptions: (\d+) \((\d+) swapped to host memory/.exec(bench.stdout);
+    expect(swapped, bench.stdout).not.toBeNull();
+    expect(Number(swapped![2])).toBeGreaterThan(0);
+
+    const { vocabSize } = loadModelConfig(modelDir);
+    const lines = Array.from({ length: 8 }, (_, i) =>
+      JSON.stringify({
+        custom_id: `swap-${i}`,
+        prompt: Array.from({ length: 20 }, (_, t) => 1 + ((i * 7919 + t * 104729) % (vocabSize - 1))),
+        max_tokens: 40,
+        ignore_eos: true,
+        ...(i % 2 === 0 ? { temperature: 0 } : { temperature: 0.9, top_k: i % 4 === 1 ? 20 : 0, seed: i }),
+      }),
+    );
+    const inputPath = join(dir, 'swap.jsonl');
+    writeFileSync(inputPath, `${lines.join('\n')}\n`);
+    const outputs: Array<Map<string, number[]>> = [];
+    for (const backend of ['cpu', 'webgpu']) {
+      const outputPath = join(dir, `swap-${backend}.jsonl`);
+      const args = ['run', '--model', modelDir, '--input', inputPath, '--output', outputPath];
+      const result = await runSeesaw([...args, '--backend', backend, '--threads', '1', ...tight]);
+      expect(result.status, result.stderr).toBe(0);
+      outputs.push(outputTokens(outputPath));
+    }
+    expect(outputs[0].size).toBe(8);
+    expect(outputs[1]).toEqual(outputs[0]);
+  }, 180_000);
+
+  it('refuses layouts the GPU backend cannot run yet, naming the flag', async () => {
+    const common = [
+      'run',
+      '--model',
+      modelDir,
+      '--input',
+      join(dir, 'mixed.jsonl'),
+      '--output',
+      join(dir, 'x.jsonl'),
+    ];
+    const cases: Array<[string[], string]> = [
+      [['--backend', 'cuda'], "--backend must be one of cpu, webgpu, got 'cuda'"],
+      [['--gpus-per-adapter', '2'], '--gpus-per-adapter needs --backend webgpu'],
+      [['--backend', 'webgpu', '--devices', '2', '--config', 'D2'], 'needs --gpus-per-adapter 2'],
+    ];
+    for (const [flags, message] of cases) {
+      const result = await runSeesaw([...common, ...flags]);
+      expect(result.status).toBe(2);
+      expect(result.stderr).toContain(message);
+    }
+  }, 60_000);
+});

@@ -1,0 +1,78 @@
+// Activation quantization and the per-output reduction of the quantized matmuls: the two places
+// where floating-point rounding happens, written once for every path (see quant_matmul.cc for the
+// order they implement).
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "quant_internal.h"
+#include "quant_matmul.h"
+
+namespace seesaw {
+namespace {
+
+// The halving tree over block partials, 8 output columns per lane (each lane's order is the
+// scalar tree's: lane-wise IEEE adds).
+// p holds 8 floats a block. Sizes up to 4 are written out (the tree's shape for them:
+// 3 = p0 + (p1 + p2), 4 = (p0 + p1) + (p2 + p3)) to keep calls off the leaves.
+__m256 halvingTree(const float* p, size_t lo, size_t hi) {
+  auto at = [p](size_t i) { return _mm256_loadu_ps(p + i * 8); };
+  switch (hi - lo) {
+    case 1:
+      return at(lo);
+    case 2:
+      return _mm256_add_ps(at(lo), at(lo + 1));
+    case 3:
+      return _mm256_add_ps(at(lo), _mm256_add_ps(at(lo + 1), at(lo + 2)));
+    case 4:
+      return _mm256_add_ps(_mm256_add_ps(at(lo), at(lo + 1)), _mm256_add_ps(at(lo + 2), at(lo + 3)));
+    default: {
+      size_t mid = lo + (hi - lo) / 2;
+      return _mm256_add_ps(halvingTree(p, lo, mid), halvingTree(p, mid, hi));
+    }
+  }
+}
+
+}  // namespace
+
+float halfToFloat(const uint8_t* p) {
+  uint16_t bits;
+  std::memcpy(&bits, p, 2);
+  return _cvtsh_ss(bits);
+}
+
+// One activation row to int8 blocks: scales, codes and per-block code sums (for Q4_0's offset).
+void quantizeRow(const float* x, size_t k, int8_t* q, float* d, int32_t* sums) {
+  for (size_t b = 0; b < k / kQuantBlock; b++) {
+    const float* xb = x + b * kQuantBlock;
+    float amax = 0;
+    for (size_t i = 0; i < kQuantBlock; i++) amax = std::fmax(amax, std::fabs(xb[i]));
+    float db = amax / 127.0f;
+    float id = db != 0 ? 1.0f / db : 0.0f;
+    int32_t sum = 0;
+    for (size_t i = 0; i < kQuantBlock; i++) {
+      int v = static_cast<int>(std::roundf(xb[i] * id));
+      q[b * kQuantBlock + i] = static_cast<int8_t>(v);
+      sum += v;
+    }
+    d[b] = db;
+    sums[b] = sum;
+  }
+}
+
+// One activation row's 8 outputs of a tile: p[b] = (d_w * d_x) * isum lane-wise, then the tree.
+// dw: block b's 8 scales at dw + b * dwStride.
+void combineRow(float* out, size_t count, const float* dw, size_t dwStride, const float* dx, const int32_t* isums,
+                float* partial, size_t nb) {
+  for (size_t b = 0; b < nb; b++) {
+    __m256 scale = _mm256_mul_ps(_mm256_loadu_ps(dw + b * dwStride), _mm256_set1_ps(dx[b]));
+    __m256i isum = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(isums + b * kQuantTileRows));
+    _mm256_storeu_ps(partial + b * kQuantTileRows, _mm256_mul_ps(scale, _mm256_cvtepi32_ps(isum)));
+  }
+  alignas(32) float result[kQuantTileRows];
+  _mm256_store_ps(result, halvingTree(partial, 0, nb));
+  for (size_t c = 0; c < count; c++) out[c] = result[c];
+}
+
+}  // namespace seesaw

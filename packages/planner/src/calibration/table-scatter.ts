@@ -1,0 +1,30 @@
+import { median } from './fit-minimize.ts';
+
+/** One measured row of a series: its size coordinate and its measured time. */
+export interface SeriesPoint {
+  size: number;
+  seconds: number;
+}
+
+/**
+ * How far the measured rows of a table stray from their own neighbours: for each row inside a
+ * series ordered by size, |t - lerp(previous, next)| / t, and the median over all rows. A
+ * smooth model cannot be expected to come much closer to the rows than this, so `validate`
+ * prints it beside the model's error: a group whose error is near its scatter is limited by
+ * its data, not by the model's form. (Neighbours carry noise too, so this overstates the
+ * noise of one row by up to sqrt(1.5) for independent errors.)
+ */
+export function neighbourScatter(series: readonly (readonly SeriesPoint[])[]): number {
+  const deviations: number[] = [];
+  for (const points of series) {
+    const sorted = [...points].sort((a, b) => a.size - b.size);
+    for (let i = 1; i + 1 < sorted.length; i++) {
+      const [before, row, after] = [sorted[i - 1], sorted[i], sorted[i + 1]];
+      if (after.size === before.size) continue;
+      const share = (row.size - before.size) / (after.size - before.size);
+      const between = before.seconds + (after.seconds - before.seconds) * share;
+      deviations.push(Math.abs(row.seconds - between) / row.seconds);
+    }
+  }
+  return median(deviations);
+}

@@ -1,0 +1,100 @@
+// End-to-end throughput of the WebGPU forward pass on one adapter, on a generated checkpoint:
+// all prompts prefilled in one step, then greedy decode steps of the whole batch.
+// Usage: pnpm bench:webgpu-e2e [--shape medium] [--dtype bf16] [--prompts 32] [--prompt-len 128] [--output 64]
+// It drives WebGpuLlamaForward directly (not yet `seesaw bench --backend webgpu`: see README).
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { buildForwardBatch, loadModelWeights } from '@seesaw/gpu-actor';
+import { Checkpoint, generateCheckpoint, isModelShapeName } from '@seesaw/model';
+import type { StepSeq } from '@seesaw/protocol';
+import { openGpu } from '../src/gpu-context.ts';
+import { WebGpuKernels } from '../src/webgpu-kernels.ts';
+import { GpuKvCache, WebGpuLlamaForward } from '../src/webgpu-llama-forward.ts';
+
+const { values } = parseArgs({
+  options: {
+    shape: { type: 'string', default: 'medium' },
+    dtype: { type: 'string', default: 'bf16' },
+    prompts: { type: 'string', default: '32' },
+    'prompt-len': { type: 'string', default: '128' },
+    output: { type: 'string', default: '64' },
+  },
+});
+const shape = values.shape;
+if (!isModelShapeName(shape)) throw new Error(`--shape must be tiny, small or medium (got ${shape})`);
+const dtype = values.dtype as 'bf16' | 'f16' | 'f32';
+const numPrompts = Number(values.prompts);
+const promptLen = Number(values['prompt-len']);
+const outputLen = Number(values.output);
+for (const [name, n] of Object.entries({ numPrompts, promptLen, outputLen })) {
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer`);
+}
+
+const opened = await openGpu();
+if (!opened.ok) {
+  console.log(`no WebGPU adapter: ${opened.reason}`);
+  process.exit(1);
+}
+const { device, adapterDescription } = opened.context;
+const dir = mkdtempSync(join(tmpdir(), 'seesaw-webgpu-e2e-'));
+try {
+  await generateCheckpoint({ shape, seed: 1, dtype, outDir: dir });
+  const checkpoint = Checkpoint.open(dir);
+  const config = checkpoint.config;
+  const kernels = new WebGpuKernels(device);
+  const forward = new WebGpuLlamaForward(kernels, config, loadModelWeights(checkpoint));
+  checkpoint.close();
+  const blockSize = 16;
+  const blocksPerSeq = Math.ceil((promptLen + outputLen) / blockSize);
+  const numBlocks = numPrompts * blocksPerSeq;
+  const cache = new GpuKvCache(kernels, config, numBlocks, blockSize);
+  const seqs = Array.from({ length: numPrompts }, (_, s) => ({
+    tokens: Array.from({ length: promptLen }, (_, i) => (s * 7919 + i * 104729) % config.vocabSize),
+    blockTable: Array.from({ length: blocksPerSeq }, (_, b) => s * blocksPerSeq + b),
+  }));
+  // Greedy sampling on the GPU: per step only the batch metadata goes up and the ids come back.
+  const step = async (work: StepSeq[]) => {
+    const ids = await forward.runGreedy(buildForwardBatch(work, blockSize, numBlocks), cache);
+    work.forEach((w, i) => {
+      seqs[w.seqId].tokens.push(ids[i]);
+    });
+  };
+
+  const start = performance.now();
+  await step(
+    seqs.map((seq, seqId) => ({
+      seqId,
+      tokenIds: seq.tokens.slice(),
+      startPos: 0,
+      blockTable: seq.blockTable,
+      isSampled: true,
+      outputIndex: 0,
+    })),
+  );
+  const prefillSeconds = (performance.now() - start) / 1000;
+  for (let o = 1; o < outputLen; o++) {
+    await step(
+      seqs.map((seq, seqId) => ({
+        seqId,
+        tokenIds: seq.tokens.slice(-1),
+        startPos: seq.tokens.length - 1,
+        blockTable: seq.blockTable,
+        isSampled: true,
+        outputIndex: o,
+      })),
+    );
+  }
+  const totalSeconds = (performance.now() - start) / 1000;
+  console.log(`adapter: ${adapterDescription}`);
+  console.log(
+    `${shape} ${dtype}: ${numPrompts} prompts x ${promptLen} tokens, ${outputLen} output tokens each`,
+  );
+  console.log(`prefill ${prefillSeconds.toFixed(2)} s, total ${totalSeconds.toFixed(2)} s`);
+  console.log(`output tokens/s ${((numPrompts * outputLen) / totalSeconds).toFixed(1)}`);
+  console.log(`total tokens/s ${((numPrompts * (promptLen + outputLen)) / totalSeconds).toFixed(1)}`);
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+  device.destroy();
+}

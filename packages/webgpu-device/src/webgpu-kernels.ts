@@ -1,0 +1,383 @@
+import type { KvLayout, Weight, WeightDType } from '@seesaw/kernels';
+import { MAX_HEAD_DIM, pagedAttentionSource, writeKvSource } from './wgsl-attention.ts';
+import {
+  addInPlaceSource,
+  argmaxRowsSource,
+  embedSource,
+  matmulSource,
+  rmsNormSource,
+  ropeSource,
+  siluMulSource,
+  topKRowsSource,
+} from './wgsl-sources.ts';
+
+/** A tensor living in a device storage buffer: f32 activations, or a weight in its storage dtype. */
+export interface GpuTensor {
+  buffer: GPUBuffer;
+  /** Elements (not bytes). */
+  length: number;
+}
+
+/** The weight types the WGSL kernels read (quantized GGUF types are not on the GPU yet). */
+export type GpuWeightDType = Extract<WeightDType, 'f32' | 'f16' | 'bf16'>;
+
+export interface GpuWeight {
+  dtype: GpuWeightDType;
+  rows: number;
+  cols: number;
+  tensor: GpuTensor;
+}
+
+/** Shapes of one attention call over a step's qkv rows. */
+export interface AttentionGeometry {
+  tokens: number;
+  numHeads: number;
+  layout: KvLayout;
+  maxBlocksPerSeq: number;
+  rowStride: number;
+  kOffset: number;
+  vOffset: number;
+  scale: number;
+}
+
+const WORKGROUP = 64;
+/** The f32 bit pattern of -inf. */
+const NEG_INF_BITS = 0xff800000;
+const MAX_GROUPS_PER_DIM = 65535;
+
+/**
+ * The forward-pass kernels on one WebGPU device. Each call encodes one dispatch into the
+ * current command encoder; flush() submits them, so a whole step can be one submission. Buffers
+ * are the caller's; arguments are checked here because WGSL has no bounds errors (reads past
+ * the end are clamped silently, which would hide a wrong shape).
+ */
+export class WebGpuKernels {
+  private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private encoder: GPUCommandEncoder | null = null;
+  /** Per-dispatch parameter buffers of the pending submission, destroyed once it is submitted. */
+  private transient: GPUBuffer[] = [];
+  /** Validation errors of submitted work, checked at the next read (WebGPU reports them asynchronously). */
+  private pendingErrors: Array<Promise<GPUError | null>> = [];
+
+  constructor(readonly device: GPUDevice) {}
+
+  /** Copies host data into a new storage buffer (padded to 4 bytes: 16-bit weights pack two per word). */
+  upload(data: Float32Array | Uint16Array | Int32Array): GpuTensor {
+    const bytes = Math.max(4, Math.ceil(data.byteLength / 4) * 4);
+    const buffer = this.device.createBuffer({
+      size: bytes,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC,
+      mappedAtCreation: true,
+    });
+    new Uint8Array(buffer.getMappedRange()).set(
+      new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+    );
+    buffer.unmap();
+    return { buffer, length: data.length };
+  }
+
+  /** A zeroed f32 storage buffer of length elements. */
+  allocate(length: number): GpuTensor {
+    const buffer = this.device.createBuffer({
+      size: Math.max(4, length * 4),
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC,
+    });
+    return { buffer, length };
+  }
+
+  uploadWeight(w: Weight): GpuWeight {
+    if (w.dtype !== 'f32' && w.dtype !== 'f16' && w.dtype !== 'bf16') {
+      throw new TypeError(
+        `weight dtype ${w.dtype} is not supported by the WebGPU backend (f32, f16, bf16 only)`,
+      );
+    }
+    if (w.data instanceof Uint8Array)
+      throw new TypeError('byte-packed weights are not supported by the WebGPU backend');
+    if (w.data.length !== w.rows * w.cols) {
+      throw new RangeError(`weight holds ${w.data.length} elements, not ${w.rows} x ${w.cols}`);
+    }
+    if ((w.dtype === 'f32') !== w.data instanceof Float32Array) {
+      throw new TypeError(`weight dtype ${w.dtype} does not match its ${w.data.constructor.name} data`);
+    }
+    return { dtype: w.dtype, rows: w.rows, cols: w.cols, tensor: this.upload(w.data) };
+  }
+
+  /** Submits the pending dispatches and reads length f32 values of a tensor back to the host. */
+  async read(tensor: GpuTensor, length = tensor.length): Promise<Float32Array> {
+    const staging = this.device.createBuffer({
+      size: Math.max(4, length * 4),
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    this.encoderNow().copyBufferToBuffer(tensor.buffer, 0, staging, 0, length * 4);
+    this.flush();
+    await this.throwSubmittedErrors();
+    await staging.mapAsync(GPUMapMode.READ);
+    const out = new Float32Array(staging.getMappedRange().slice(0));
+    staging.destroy();
+    return out;
+  }
+
+  /**
+   * Overwrites the start of a tensor with host data. Lands before the next submission: call it
+   * with nothing pending (after a read), so it cannot overtake encoded dispatches.
+   */
+  write(tensor: GpuTensor, data: Float32Array): void {
+    need(data.length <= tensor.length, `write of ${data.length} floats into a tensor of ${tensor.length}`);
+    need(this.encoder === null, 'write with dispatches pending: it would land before them');
+    this.device.queue.writeBuffer(tensor.buffer, 0, data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  /** Copies length floats from src[srcStart..] to dst[dstStart..] in stream order. */
+  copy(dst: GpuTensor, dstStart: number, src: GpuTensor, srcStart: number, length: number): void {
+    need(
+      srcStart + length <= src.length && dstStart + length <= dst.length,
+      `copy of ${length} floats out of range`,
+    );
+    this.encoderNow().copyBufferToBuffer(src.buffer, srcStart * 4, dst.buffer, dstStart * 4, length * 4);
+  }
+
+  flush(): void {
+    if (this.encoder === null) return;
+    this.device.queue.submit([this.encoder.finish()]);
+    this.encoder = null;
+    this.pendingErrors.push(this.device.popErrorScope());
+    // Destroying a buffer that submitted work still uses is deferred by WebGPU until that work ends.
+    for (const buffer of this.transient) buffer.destroy();
+    this.transient = [];
+  }
+
+  /** out[m][N] = x[m][K] · Wᵀ (+ bias[N]). */
+  matmul(out: GpuTensor, x: GpuTensor, m: number, w: GpuWeight, bias?: GpuTensor): void {
+    need(x.length >= m * w.cols, `matmul x holds ${x.length} floats, needs ${m} x ${w.cols}`);
+    need(out.length >= m * w.rows, `matmul out holds ${out.length} floats, needs ${m} x ${w.rows}`);
+    if (bias) need(bias.length === w.rows, `matmul bias has ${bias.length} entries, needs ${w.rows}`);
+    need(m <= MAX_GROUPS_PER_DIM, `matmul of ${m} rows exceeds ${MAX_GROUPS_PER_DIM} per dispatch`);
+    const buffers = [x, w.tensor, out, this.params([m, w.rows, w.cols, 0])];
+    if (bias) buffers.push(bias);
+    this.dispatch(matmulSource(w.dtype, bias !== undefined), buffers, groups(w.rows), m);
+  }
+
+  rmsNorm(out: GpuTensor, x: GpuTensor, weight: GpuTensor, rows: number, eps: number): void {
+    const cols = weight.length;
+    need(out.buffer !== x.buffer, 'rmsNorm cannot write in place (one buffer bound read-only and writable)');
+    need(x.length >= rows * cols && out.length >= rows * cols, `rmsNorm needs ${rows} x ${cols} floats`);
+    const params = new Uint32Array([rows, cols, 0, 0]);
+    new Float32Array(params.buffer)[2] = eps;
+    this.dispatch(rmsNormSource, [x, weight, out, this.params(params)], rows, 1);
+  }
+
+  addInPlace(x: GpuTensor, y: GpuTensor, n = x.length): void {
+    need(x.length >= n && y.length >= n, `addInPlace of ${n} floats on ${x.length} and ${y.length}`);
+    const total = groups(n);
+    const gx = Math.min(total, MAX_GROUPS_PER_DIM);
+    this.dispatch(addInPlaceSource, [x, y, this.params([n, 0, 0, 0])], gx, Math.ceil(total / gx));
+  }
+
+  siluMul(out: GpuTensor, gateUp: GpuTensor, rows: number, intermediate: number): void {
+    need(
+      gateUp.length >= rows * 2 * intermediate,
+      `siluMul gateUp needs ${rows} x ${2 * intermediate} floats`,
+    );
+    need(out.length >= rows * intermediate, `siluMul out needs ${rows} x ${intermediate} floats`);
+    this.dispatch(
+      siluMulSource,
+      [gateUp, out, this.params([rows, intermediate, 0, 0])],
+      groups(intermediate),
+      rows,
+    );
+  }
+
+  /** ids: an i32 tensor of tokens; the ids themselves are checked on the host before upload. */
+  embed(out: GpuTensor, table: GpuWeight, ids: GpuTensor): void {
+    const tokens = ids.length;
+    need(out.length >= tokens * table.cols, `embed out needs ${tokens} x ${table.cols} floats`);
+    const params = this.params([tokens, table.cols, table.rows, 0]);
+    this.dispatch(embedSource(table.dtype), [ids, table.tensor, out, params], groups(table.cols), tokens);
+  }
+
+  /** In-place rotate-half RoPE; cos/sin are [tokens][headDim/2]. */
+  rope(
+    x: GpuTensor,
+    tokens: number,
+    heads: number,
+    headDim: number,
+    rowStride: number,
+    cos: GpuTensor,
+    sin: GpuTensor,
+    offset = 0,
+  ): void {
+    need(headDim % 2 === 0, `rope needs an even head dim (got ${headDim})`);
+    need(
+      cos.length >= (tokens * headDim) / 2 && sin.length >= (tokens * headDim) / 2,
+      'rope tables too short',
+    );
+    need(
+      x.length >= offset + (tokens - 1) * rowStride + heads * headDim,
+      `rope x too short for ${tokens} rows`,
+    );
+    const params = this.params([tokens, heads, headDim, rowStride, offset, 0, 0, 0]);
+    this.dispatch(ropeSource, [x, cos, sin, params], groups((heads * headDim) / 2), tokens);
+  }
+
+  /** ids[r] = argmax of logits row r of n (lowest index on ties); ids is an i32 tensor. */
+  argmaxRows(ids: GpuTensor, logits: GpuTensor, rows: number, n: number): void {
+    need(
+      logits.length >= rows * n && ids.length >= rows,
+      `argmaxRows needs ${rows} x ${n} logits and ${rows} ids`,
+    );
+    this.dispatch(argmaxRowsSource, [logits, ids, this.params([rows, n, 0, 0])], rows, 1);
+  }
+
+  /**
+   * The k best entries of each logits row of n (larger first, lower index on ties, NaN as -inf):
+   * out [rows][2k], per row k values then k indices as i32 bit patterns (see splitTopK).
+   */
+  topKRows(out: GpuTensor, logits: GpuTensor, rows: number, n: number, k: number): void {
+    need(k >= 1 && k <= n, `topKRows needs 1 <= k <= n, got k ${k} of ${n}`);
+    need(
+      logits.length >= rows * n && out.length >= rows * 2 * k,
+      `topKRows needs ${rows} x ${n} logits and ${rows} x ${2 * k} outputs`,
+    );
+    this.dispatch(topKRowsSource, [logits, out, this.params([rows, n, k, NEG_INF_BITS])], rows, 1);
+  }
+
+  /** Submits the pending dispatches and reads length i32 values back (sampled ids). */
+  async readInt32(tensor: GpuTensor, length = tensor.length): Promise<Int32Array> {
+    const floats = await this.read(tensor, length);
+    return new Int32Array(floats.buffer, floats.byteOffset, length);
+  }
+
+  /** K/V of a step's qkv rows [T][qkvStride] (k at kOffset, v at vOffset) into their cache slots. */
+  writeKv(
+    kCache: GpuTensor,
+    vCache: GpuTensor,
+    qkv: GpuTensor,
+    slots: GpuTensor,
+    geometry: AttentionGeometry,
+  ): void {
+    const { layout, tokens } = geometry;
+    need(slots.length >= tokens, `writeKv has ${slots.length} slots for ${tokens} tokens`);
+    const params = this.attentionParams(geometry);
+    const groupsX = groups(layout.numKvHeads * layout.headDim);
+    this.dispatch(writeKvSource, [qkv, slots, kCache, vCache, params], groupsX, tokens);
+  }
+
+  /**
+   * out [T][numHeads*headDim] = causal paged attention of the q rows of qkv. tokenInfo: i32
+   * pairs (sequence, position) per token; blockTables [numSeqs][maxBlocksPerSeq].
+   */
+  pagedAttention(
+    out: GpuTensor,
+    qkv: GpuTensor,
+    kCache: GpuTensor,
+    vCache: GpuTensor,
+    tokenInfo: GpuTensor,
+    blockTables: GpuTensor,
+    geometry: AttentionGeometry,
+  ): void {
+    const { layout, tokens, numHeads } = geometry;
+    need(layout.headDim <= MAX_HEAD_DIM, `head dim ${layout.headDim} exceeds ${MAX_HEAD_DIM}`);
+    need(
+      numHeads % layout.numKvHeads === 0,
+      `${numHeads} query heads do not group over ${layout.numKvHeads}`,
+    );
+    need(tokenInfo.length >= 2 * tokens, `pagedAttention needs (sequence, position) for ${tokens} tokens`);
+    const tensors = [qkv, kCache, vCache, tokenInfo, blockTables, out, this.attentionParams(geometry)];
+    this.dispatch(pagedAttentionSource, tensors, groups(numHeads), tokens);
+  }
+
+  private attentionParams(g: AttentionGeometry): GpuTensor {
+    const values = new Uint32Array([
+      g.tokens,
+      g.numHeads,
+      g.layout.numKvHeads,
+      g.layout.headDim,
+      g.layout.blockSize,
+      g.maxBlocksPerSeq,
+      g.rowStride,
+      0,
+      g.kOffset,
+      g.vOffset,
+      0,
+      0,
+    ]);
+    new Float32Array(values.buffer)[7] = g.scale;
+    return this.params(values);
+  }
+
+  private params(values: ArrayLike<number> | Uint32Array): GpuTensor {
+    const data = values instanceof Uint32Array ? values : Uint32Array.from(values);
+    const buffer = this.device.createBuffer({
+      size: data.byteLength,
+      usage: GPUBufferUsage.UNIFORM,
+      mappedAtCreation: true,
+    });
+    new Uint32Array(buffer.getMappedRange()).set(data);
+    buffer.unmap();
+    this.transient.push(buffer);
+    return { buffer, length: data.length };
+  }
+
+  private pipeline(source: string): GPUComputePipeline {
+    let pipeline = this.pipelines.get(source);
+    if (!pipeline) {
+      const module = this.device.createShaderModule({ code: source });
+      pipeline = this.device.createComputePipeline({
+        layout: 'auto',
+        compute: { module, entryPoint: 'main' },
+      });
+      this.pipelines.set(source, pipeline);
+    }
+    return pipeline;
+  }
+
+  private dispatch(source: string, tensors: GpuTensor[], groupsX: number, groupsY: number): void {
+    const pipeline = this.pipeline(source);
+    const bindGroup = this.device.createBindGroup({
+      layout: pipeline.getBindGroupLayout(0),
+      entries: tensors.map((t, binding) => ({ binding, resource: { buffer: t.buffer } })),
+    });
+    const pass = this.encoderNow().beginComputePass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(groupsX, groupsY);
+    pass.end();
+  }
+
+  private encoderNow(): GPUCommandEncoder {
+    if (this.encoder === null) {
+      // Without a scope an invalid command buffer is only a console warning and reads return zeros.
+      this.device.pushErrorScope('validation');
+      this.encoder = this.device.createCommandEncoder();
+    }
+    return this.encoder;
+  }
+
+  private async throwSubmittedErrors(): Promise<void> {
+    const errors = await Promise.all(this.pendingErrors);
+    this.pendingErrors = [];
+    const first = errors.find((e) => e !== null);
+    if (first) throw new Error(`WebGPU rejected a submission: ${first.message}`);
+  }
+}
+
+/** Row r of topKRows' output: its k values and their indices in the row. */
+export function splitTopK(
+  out: Float32Array,
+  r: number,
+  k: number,
+): { values: Float32Array; ids: Int32Array } {
+  const start = r * 2 * k;
+  return {
+    values: out.subarray(start, start + k),
+    ids: new Int32Array(out.buffer, out.byteOffset + (start + k) * 4, k),
+  };
+}
+
+function groups(n: number): number {
+  return Math.max(1, Math.ceil(n / WORKGROUP));
+}
+
+function need(condition: boolean, message: string): void {
+  if (!condition) throw new RangeError(message);
+}
