@@ -3,7 +3,10 @@
 // Run from the repository root: pnpm bench:kernels
 import {
   f32ToBf16,
+  type MatmulPath,
   matmul,
+  matmulOnPath,
+  matmulPaths,
   pagedAttention,
   probes,
   setNumThreads,
@@ -51,36 +54,54 @@ function makeWeight(dtype: WeightDType, rows: number, cols: number, seed: number
 const pct = (a: number, b: number) => `${((100 * a) / b).toFixed(0)}%`;
 
 const fmaPeak = new Map<number, number>();
+const wideFmaPeak = new Map<number, number>();
 const readBw = new Map<number, number>();
+const paths = matmulPaths();
 
 function measureCeilings(): void {
   const buffer = fill(new Float32Array((512 * 1024 * 1024) / 4), 1);
+  console.log(`matmul paths: ${paths.supported.join(', ')} (chosen: ${paths.chosen})`);
   for (const t of threadCounts) {
     setNumThreads(t);
     fmaPeak.set(t, median([0, 1, 2].map(() => probes.fmaPeakGflops(100_000_000))));
+    if (paths.supported.includes('avx512')) {
+      wideFmaPeak.set(t, median([0, 1, 2].map(() => probes.fmaPeakGflops(100_000_000, 'avx512'))));
+    }
     readBw.set(t, buffer.byteLength / median([0, 1, 2].map(() => probes.readSeconds(buffer))) / 1e9);
+    const wide = wideFmaPeak.has(t) ? `, AVX-512 FMA peak ${wideFmaPeak.get(t)!.toFixed(1)} GFLOP/s` : '';
     console.log(
-      `ceiling ${t} thread(s): FMA peak ${fmaPeak.get(t)!.toFixed(1)} GFLOP/s, ` +
+      `ceiling ${t} thread(s): AVX2 FMA peak ${fmaPeak.get(t)!.toFixed(1)} GFLOP/s${wide}, ` +
         `streaming read (512 MiB sum) ${readBw.get(t)!.toFixed(1)} GB/s`,
     );
   }
 }
 
-/** Many-row matmul (prefill-like). */
+/** The FMA peak of the registers a matmul path uses. */
+function peakFor(path: MatmulPath, threads: number): number {
+  return (path === 'avx512' ? wideFmaPeak : fmaPeak).get(threads)!;
+}
+
+/** Many-row matmul (prefill-like), on every matmul path this CPU runs (same bits, see
+ *  matmul-invariance.test.ts), and with the 8 leaves of a row-parallel weight. */
 function benchManyRows(): void {
   const [m, n, k] = [256, 4096, 4096];
   const x = fill(new Float32Array(m * k), 2);
   const out = new Float32Array(m * n);
   for (const dtype of ['f32', 'bf16'] as WeightDType[]) {
-    const w = makeWeight(dtype, n, k, 3);
-    for (const t of threadCounts) {
-      setNumThreads(t);
-      const s = timeIt(() => matmul(out, x, m, w), 5);
-      const gflops = (2 * m * n * k) / s / 1e9;
-      console.log(
-        `matmul ${m}x${k}x${n} ${dtype.padEnd(4)} ${t}T: ${(s * 1e3).toFixed(1)} ms, ` +
-          `${gflops.toFixed(1)} GFLOP/s = ${pct(gflops, fmaPeak.get(t)!)} of ${t}T FMA peak`,
-      );
+    for (const leaves of [1, 8]) {
+      const w = { ...makeWeight(dtype, n, k, 3), leaves };
+      for (const path of paths.supported) {
+        for (const t of threadCounts) {
+          setNumThreads(t);
+          const s = timeIt(() => matmulOnPath(path, out, x, m, w), 5);
+          const gflops = (2 * m * n * k) / s / 1e9;
+          console.log(
+            `matmul ${m}x${k}x${n} ${dtype.padEnd(4)} leaves ${leaves} ${path.padEnd(6)} ${t}T: ` +
+              `${(s * 1e3).toFixed(1)} ms, ${gflops.toFixed(1)} GFLOP/s = ${pct(gflops, peakFor(path, t))} of ` +
+              `${t}T ${path} FMA peak`,
+          );
+        }
+      }
     }
   }
 }

@@ -299,7 +299,9 @@ Napi::Value F32ToF16(const Napi::CallbackInfo& info) { return ConvertTo16(info, 
 
 Napi::Value MeasureFmaPeak(const Napi::CallbackInfo& info) {
   size_t iterations = positiveArg(info, 0, "iterations", 1e11);
-  return Napi::Number::New(info.Env(), measureFmaPeak(iterations));
+  const bool wide = !info[1].IsUndefined() && info[1].As<Napi::Boolean>().Value();
+  if (wide && !matmulPathSupported(MatmulPath::Avx512)) throwRange(info.Env(), "this CPU has no AVX-512");
+  return Napi::Number::New(info.Env(), measureFmaPeak(iterations, wide ? 16 : 8));
 }
 
 // (buffer) -> seconds to sum it on the pool

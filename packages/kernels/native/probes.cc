@@ -39,16 +39,32 @@ float fmaLoop(size_t iterations, float seed) {
   return hsum(_mm256_add_ps(s, _mm256_add_ps(a8, a9)));
 }
 
+// The same ten chains on 16-lane registers, for CPUs with AVX-512 (the matmul's wide path).
+__attribute__((target("avx512f"))) float fmaLoop512(size_t iterations, float seed) {
+  __m512 a[10];
+  for (int j = 0; j < 10; j++) a[j] = _mm512_set1_ps(seed + 0.01f * j);
+  const __m512 mul = _mm512_set1_ps(0.999999f), add = _mm512_set1_ps(1e-7f);
+  for (size_t i = 0; i < iterations; i++) {
+#pragma GCC unroll 10
+    for (int j = 0; j < 10; j++) a[j] = _mm512_fmadd_ps(a[j], mul, add);
+  }
+  __m512 s = a[0];
+  for (int j = 1; j < 10; j++) s = _mm512_add_ps(s, a[j]);
+  return _mm512_reduce_add_ps(s);
+}
+
 }  // namespace
 
-double measureFmaPeak(size_t iterations) {
+double measureFmaPeak(size_t iterations, int lanes) {
   std::vector<float> sink(currentThreadCount());
   double start = seconds();
-  parallelRun([&](int tid, int) { sink[tid] = fmaLoop(iterations, 1.0f + tid); });
+  parallelRun([&](int tid, int) {
+    sink[tid] = lanes == 16 ? fmaLoop512(iterations, 1.0f + tid) : fmaLoop(iterations, 1.0f + tid);
+  });
   double elapsed = seconds() - start;
   volatile float keep = sink[0];
   (void)keep;
-  return 2.0 * 8 * 10 * static_cast<double>(iterations) * currentThreadCount() / elapsed / 1e9;
+  return 2.0 * lanes * 10 * static_cast<double>(iterations) * currentThreadCount() / elapsed / 1e9;
 }
 
 double measureReadSeconds(const float* data, size_t n, double* checksum) {

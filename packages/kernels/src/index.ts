@@ -245,9 +245,12 @@ export function f32ToF16(src: Float32Array, dst: Uint16Array): void {
 
 /** Machine ceilings for benchmarks, measured on the calling thread's pool. */
 export const probes = {
-  /** Register-only FMA loop on every pool thread; GFLOP/s over all threads. */
-  fmaPeakGflops(iterations = 50_000_000): number {
-    return native.measureFmaPeak(iterations);
+  /**
+   * Register-only FMA loop on every pool thread; GFLOP/s over all threads, on the registers of
+   * the matmul `path` (avx2: 8 lanes; avx512: 16 lanes, only where the CPU has AVX-512).
+   */
+  fmaPeakGflops(iterations = 50_000_000, path: MatmulPath = 'avx2'): number {
+    return native.measureFmaPeak(iterations, path === 'avx512');
   },
   /** Seconds to sum `buffer` with the pool (streaming read). */
   readSeconds(buffer: Float32Array): number {

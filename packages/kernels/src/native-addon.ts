@@ -74,7 +74,7 @@ export interface NativeKernels {
   sampleRow(logits: Float32Array, temperature: number, topK: number, topP: number, uniform: number): number;
   f32ToBf16(src: Float32Array, dst: Uint16Array): void;
   f32ToF16(src: Float32Array, dst: Uint16Array): void;
-  measureFmaPeak(iterations: number): number;
+  measureFmaPeak(iterations: number, wide?: boolean): number;
   measureReadSeconds(buffer: Float32Array): number;
   quantMatmul(
     out: Float32Array,
