@@ -1,3 +1,4 @@
+import { sumByHalvingTree } from '@seesaw/gpu-actor';
 import { reference, sampleRow, type WeightDType, weightToFloat64 } from '@seesaw/kernels';
 import { afterAll, describe, expect, it } from 'vitest';
 import { splitTopK, WebGpuKernels } from './webgpu-kernels.ts';
@@ -52,6 +53,36 @@ describe.skipIf(gpu === null)('WebGPU kernels against the float64 reference', ()
       const alone = k.allocate(n);
       k.matmul(alone, k.upload(x.slice(row * kk, (row + 1) * kk)), 1, w);
       expect(Array.from(await k.read(alone))).toEqual(Array.from(all.subarray(row * n, (row + 1) * n)));
+    }
+  });
+
+  it('a row-parallel weight (8 leaves) equals its T = 2, 4, 8 rank slices (8 / T leaves) summed by the halving tree, bit for bit', async () => {
+    const [m, n, kk] = [3, 37, 256];
+    const x = randomF32(rng, m * kk);
+    const w = { ...randomWeight(rng, 'bf16', n, kk), leaves: 8 };
+    const full = k.allocate(m * n);
+    k.matmul(full, k.upload(x), m, k.uploadWeight(w));
+    const expected = Array.from(await k.read(full));
+    for (const t of [2, 4, 8]) {
+      const kr = kk / t;
+      const parts: Float32Array[] = [];
+      for (let r = 0; r < t; r++) {
+        const xs = new Float32Array(m * kr);
+        for (let i = 0; i < m; i++) xs.set(x.subarray(i * kk + r * kr, i * kk + (r + 1) * kr), i * kr);
+        const data = new Uint16Array(n * kr);
+        for (let j = 0; j < n; j++) data.set(w.data.subarray(j * kk + r * kr, j * kk + (r + 1) * kr), j * kr);
+        const part = k.allocate(m * n);
+        k.matmul(
+          part,
+          k.upload(xs),
+          m,
+          k.uploadWeight({ dtype: 'bf16', rows: n, cols: kr, data, leaves: 8 / t }),
+        );
+        parts.push(await k.read(part));
+      }
+      const combined = new Float32Array(m * n);
+      sumByHalvingTree(combined, parts);
+      expect(Array.from(combined), `T${t}`).toEqual(expected);
     }
   });
 

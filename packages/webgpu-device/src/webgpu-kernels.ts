@@ -25,6 +25,8 @@ export interface GpuWeight {
   dtype: GpuWeightDType;
   rows: number;
   cols: number;
+  /** Leaves of the K reduction (1, 2, 4 or 8): the CPU weight's `leaves`, see matmulSource. */
+  leaves: number;
   tensor: GpuTensor;
 }
 
@@ -99,7 +101,11 @@ export class WebGpuKernels {
     if ((w.dtype === 'f32') !== w.data instanceof Float32Array) {
       throw new TypeError(`weight dtype ${w.dtype} does not match its ${w.data.constructor.name} data`);
     }
-    return { dtype: w.dtype, rows: w.rows, cols: w.cols, tensor: this.upload(w.data) };
+    const leaves = w.leaves ?? 1;
+    if (![1, 2, 4, 8].includes(leaves) || w.cols % leaves !== 0) {
+      throw new RangeError(`weight leaves ${leaves} must be 1, 2, 4 or 8 and divide its ${w.cols} columns`);
+    }
+    return { dtype: w.dtype, rows: w.rows, cols: w.cols, leaves, tensor: this.upload(w.data) };
   }
 
   /** Submits the pending dispatches and reads length f32 values of a tensor back to the host. */
@@ -152,7 +158,7 @@ export class WebGpuKernels {
     need(out.length >= m * w.rows, `matmul out holds ${out.length} floats, needs ${m} x ${w.rows}`);
     if (bias) need(bias.length === w.rows, `matmul bias has ${bias.length} entries, needs ${w.rows}`);
     need(m <= MAX_GROUPS_PER_DIM, `matmul of ${m} rows exceeds ${MAX_GROUPS_PER_DIM} per dispatch`);
-    const buffers = [x, w.tensor, out, this.params([m, w.rows, w.cols, 0])];
+    const buffers = [x, w.tensor, out, this.params([m, w.rows, w.cols, w.leaves])];
     if (bias) buffers.push(bias);
     this.dispatch(matmulSource(w.dtype, bias !== undefined), buffers, groups(w.rows), m);
   }

@@ -19,9 +19,15 @@ fn weightAt(i: u32) -> f32 { return w[i]; }`;
 fn weightAt(i: u32) -> f32 { ${word} return ${widen}; }`;
 }
 
-/** out[r][j] = sum_k x[r][k] * w[j][k] (+ bias[j]); one thread per output, k in order. */
+/**
+ * out[r][j] = sum_k x[r][k] * w[j][k] (+ bias[j]); one thread per output. K is reduced as
+ * p.leaves (1, 2, 4 or 8) equal leaves, each a fused multiply-add chain in increasing k from 0,
+ * combined by the halving tree (adjacent pairs, level by level), the bias added last. A
+ * row-parallel weight has 8 leaves on one device and 8 / T on each of T ranks, so the host-side
+ * all-reduce (the same tree over ranks) reproduces the single device's bits.
+ */
 export function matmulSource(dtype: 'f32' | 'f16' | 'bf16', withBias: boolean): string {
-  return `struct Params { m: u32, n: u32, k: u32, pad: u32 }
+  return `struct Params { m: u32, n: u32, k: u32, leaves: u32 }
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 ${weightReader(dtype)}
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
@@ -32,11 +38,19 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   let j = gid.x;
   let r = gid.y;
   if (j >= p.n || r >= p.m) { return; }
-  var sum = ${withBias ? 'bias[j]' : '0.0'};
   let xBase = r * p.k;
   let wBase = j * p.k;
-  for (var i = 0u; i < p.k; i++) { sum = fma(x[xBase + i], weightAt(wBase + i), sum); }
-  out[r * p.n + j] = sum;
+  let leafLen = p.k / p.leaves;
+  var part: array<f32, 8>;
+  for (var l = 0u; l < p.leaves; l++) {
+    var sum = 0.0;
+    for (var i = l * leafLen; i < (l + 1u) * leafLen; i++) { sum = fma(x[xBase + i], weightAt(wBase + i), sum); }
+    part[l] = sum;
+  }
+  for (var width = p.leaves / 2u; width > 0u; width /= 2u) {
+    for (var i = 0u; i < width; i++) { part[i] = part[2u * i] + part[2u * i + 1u]; }
+  }
+  out[r * p.n + j] = ${withBias ? 'part[0] + bias[j]' : 'part[0]'};
 }`;
 }
 
