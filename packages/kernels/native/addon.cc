@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include "args.h"
 #include "attention.h"
@@ -269,21 +270,58 @@ Napi::Value ArgmaxRows(const Napi::CallbackInfo& info) {
 }
 
 // (logits, temperature, topK, topP, uniform) -> token index
-Napi::Value SampleRow(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  auto logits = f32Arg(info, 0, "logits");
-  double temperature = numberArg(info, 1, "temperature");
-  double topK = numberArg(info, 2, "topK");
-  double topP = numberArg(info, 3, "topP");
-  double uniform = numberArg(info, 4, "uniform");
-  if (logits.length == 0) throwRange(env, "logits must not be empty");
-  if (logits.length > 0x7fffffff) throwRange(env, "logits too long");
+// One row's sampling settings, checked; topK clamped to [0, 2e9] (0: off).
+struct RowSampling {
+  double temperature;
+  int64_t topK;
+  double topP;
+  double uniform;
+};
+
+RowSampling checkedSampling(Napi::Env env, double temperature, double topK, double topP, double uniform) {
   if (!(temperature > 0) || !std::isfinite(temperature)) throwRange(env, "temperature must be finite and > 0");
   if (topK != std::floor(topK) || std::isnan(topK)) throwRange(env, "topK must be an integer");
   if (std::isnan(topP)) throwRange(env, "topP must be a number");
   if (!(uniform >= 0 && uniform < 1)) throwRange(env, "uniform must be in [0, 1)");
-  int64_t k = topK > 2e9 ? int64_t(2e9) : topK < 0 ? 0 : static_cast<int64_t>(topK);
-  return Napi::Number::New(env, sampleRow(logits.data, logits.length, temperature, k, topP, uniform));
+  const int64_t k = topK > 2e9 ? int64_t(2e9) : topK < 0 ? 0 : static_cast<int64_t>(topK);
+  return {temperature, k, topP, uniform};
+}
+
+// (logits, temperature, topK, topP, uniform) -> token id
+Napi::Value SampleRow(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto logits = f32Arg(info, 0, "logits");
+  if (logits.length == 0) throwRange(env, "logits must not be empty");
+  if (logits.length > 0x7fffffff) throwRange(env, "logits too long");
+  const RowSampling p = checkedSampling(env, numberArg(info, 1, "temperature"), numberArg(info, 2, "topK"),
+                                        numberArg(info, 3, "topP"), numberArg(info, 4, "uniform"));
+  return Napi::Number::New(env, sampleRow(logits.data, logits.length, p.temperature, p.topK, p.topP, p.uniform));
+}
+
+// (out Int32Array[rows], logits [rows][vocab], vocab, settings Float64Array [rows][4] =
+// temperature, topK, topP, uniform): sampleRow of every row, rows spread over the thread pool.
+Napi::Value SampleRows(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto out = i32Arg(info, 0, "out");
+  auto logits = f32Arg(info, 1, "logits");
+  const size_t vocab = positiveArg(info, 2, "vocab", 0x7fffffff);
+  auto settings = typedArg<double, napi_float64_array>(info, 3, "settings", "Float64Array");
+  const size_t rows = out.length;
+  if (logits.length != checkedMul(env, rows, vocab))
+    throwRange(env, "logits hold " + std::to_string(logits.length) + " floats, not " + std::to_string(rows) +
+                        " rows of " + std::to_string(vocab));
+  if (settings.length != checkedMul(env, rows, 4))
+    throwRange(env, "settings hold " + std::to_string(settings.length) + " numbers, not 4 per row");
+  std::vector<RowSampling> checked(rows);
+  for (size_t r = 0; r < rows; r++) {
+    const double* s = settings.data + 4 * r;
+    checked[r] = checkedSampling(env, s[0], s[1], s[2], s[3]);
+  }
+  parallelFor(rows, [&](size_t r, int) {
+    const RowSampling& p = checked[r];
+    out.data[r] = sampleRow(logits.data + r * vocab, vocab, p.temperature, p.topK, p.topP, p.uniform);
+  });
+  return env.Undefined();
 }
 
 Napi::Value ConvertTo16(const Napi::CallbackInfo& info, bool bf16) {
@@ -327,6 +365,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("pagedAttention", Napi::Function::New(env, PagedAttention));
   exports.Set("argmaxRows", Napi::Function::New(env, ArgmaxRows));
   exports.Set("sampleRow", Napi::Function::New(env, SampleRow));
+  exports.Set("sampleRows", Napi::Function::New(env, SampleRows));
   exports.Set("f32ToBf16", Napi::Function::New(env, F32ToBf16));
   exports.Set("f32ToF16", Napi::Function::New(env, F32ToF16));
   exports.Set("measureFmaPeak", Napi::Function::New(env, MeasureFmaPeak));

@@ -234,6 +234,30 @@ export function sampleRow(
   return native.sampleRow(logits, temperature, topK, topP, uniform);
 }
 
+/** One row's settings for sampleRows (see sampleRow). */
+export interface RowSamplingSettings {
+  temperature: number;
+  topK: number;
+  topP: number;
+  uniform: number;
+}
+
+/**
+ * sampleRow for each of `settings.length` rows of `logits` ([rows][vocab]), the rows spread over
+ * the calling thread's kernel pool: the same ids as sampleRow row by row.
+ */
+export function sampleRows(
+  logits: Float32Array,
+  vocab: number,
+  settings: readonly RowSamplingSettings[],
+): Int32Array {
+  const packed = new Float64Array(settings.length * 4);
+  settings.forEach((row, r) => packed.set([row.temperature, row.topK, row.topP, row.uniform], r * 4));
+  const out = new Int32Array(settings.length);
+  native.sampleRows(out, logits, vocab, packed);
+  return out;
+}
+
 /** f32 -> bf16 bit patterns, round-to-nearest-even (NaN stays NaN). */
 export function f32ToBf16(src: Float32Array, dst: Uint16Array): void {
   native.f32ToBf16(src, dst);

@@ -72,6 +72,7 @@ export interface NativeKernels {
   ): void;
   argmaxRows(logits: Float32Array, rows: number, n: number): Int32Array;
   sampleRow(logits: Float32Array, temperature: number, topK: number, topP: number, uniform: number): number;
+  sampleRows(out: Int32Array, logits: Float32Array, vocab: number, settings: Float64Array): void;
   f32ToBf16(src: Float32Array, dst: Uint16Array): void;
   f32ToF16(src: Float32Array, dst: Uint16Array): void;
   measureFmaPeak(iterations: number, wide?: boolean): number;

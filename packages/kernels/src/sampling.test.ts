@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { makeRng, randomF32, testSeed } from '../test/test-support.ts';
-import { argmaxRows, reference, sampleRow } from './index.ts';
+import { argmaxRows, reference, sampleRow, sampleRows, setNumThreads } from './index.ts';
 
 const rng = makeRng(testSeed());
 
@@ -132,5 +132,35 @@ describe('sampleRow', () => {
     for (let i = 0; i < 100; i++) expect([1, 2]).toContain(sampleRow(logits, 1, 0, 1, i / 100));
     // at temperature 0.05 token 2 has probability e^-20
     expect(sampleRow(logits, 0.05, 0, 1, 0.999999)).toBe(1);
+  });
+});
+
+describe('sampleRows', () => {
+  it('gives each row the id sampleRow gives it, on 1 and 2 threads', () => {
+    const vocab = 5000 + Math.floor(rng() * 3000);
+    const rows = 9;
+    const logits = randomF32(rng, rows * vocab, 3);
+    const settings = Array.from({ length: rows }, () => ({
+      temperature: 0.3 + rng() * 1.5,
+      topK: rng() < 0.3 ? Math.floor(rng() * 100) : 0,
+      topP: rng() < 0.5 ? 1 : 0.5 + rng() / 2,
+      uniform: rng(),
+    }));
+    const expected = settings.map((s, r) =>
+      sampleRow(logits.subarray(r * vocab, (r + 1) * vocab), s.temperature, s.topK, s.topP, s.uniform),
+    );
+    for (const threads of [1, 2]) {
+      setNumThreads(threads);
+      expect(Array.from(sampleRows(logits, vocab, settings))).toEqual(expected);
+    }
+    setNumThreads(1);
+  });
+
+  it('refuses settings or logits of the wrong size, and bad settings, naming them', () => {
+    const logits = new Float32Array(8);
+    const ok = { temperature: 1, topK: 0, topP: 1, uniform: 0.5 };
+    expect(() => sampleRows(logits, 3, [ok, ok])).toThrow(/logits/);
+    expect(() => sampleRows(logits, 4, [ok, { ...ok, temperature: 0 }])).toThrow(/temperature/);
+    expect(() => sampleRows(logits, 4, [ok, { ...ok, uniform: 1 }])).toThrow(/uniform/);
   });
 });
