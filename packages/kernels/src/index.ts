@@ -252,7 +252,9 @@ export function sampleRows(
   settings: readonly RowSamplingSettings[],
 ): Int32Array {
   const packed = new Float64Array(settings.length * 4);
-  settings.forEach((row, r) => packed.set([row.temperature, row.topK, row.topP, row.uniform], r * 4));
+  settings.forEach((row, r) => {
+    packed.set([row.temperature, row.topK, row.topP, row.uniform], r * 4);
+  });
   const out = new Int32Array(settings.length);
   native.sampleRows(out, logits, vocab, packed);
   return out;
