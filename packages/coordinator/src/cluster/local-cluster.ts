@@ -9,8 +9,8 @@
  * With decodeParallel the cluster is phased (Seesaw): the same workers also get layout 1's TP
  * groups and pipeline links plus a full mesh of weight-slice links inside each replica, load
  * layout 0 (the prefill configuration), and are driven as one PhasedReplicaDevice per replica,
- * which re-shards them between the two layouts. The host KV tier is then split per replica
- * (one Seesaw scheduler each), not per pipeline virtual engine.
+ * which re-shards them between the two layouts. Either way the host KV tier is split per replica
+ * (one scheduler each).
  */
 import {
   balancedRange,
@@ -70,8 +70,7 @@ export interface LocalClusterOptions {
   groupTimeoutMs?: number;
   /**
    * Host memory for the KV tier, bytes: one kv-store worker for this host, its slots split
-   * evenly over the dp * pp virtual engines (see LocalHostKv), or over the dp replicas of a
-   * phased cluster. Absent: no host KV tier.
+   * evenly over the dp replicas (see LocalHostKv). Absent: no host KV tier.
    */
   hostKvBytes?: number;
   heartbeatIntervalMs?: number;
@@ -108,7 +107,7 @@ export class LocalCluster {
     return this.staticReplicas;
   }
 
-  /** Each engine's share of the host KV tier (EngineOptions.hostKv), when there is one. */
+  /** Each replica's share of the host KV tier (EngineOptions.hostKv), when there is one. */
   get engineHostKv(): EngineHostKv | undefined {
     return this.hostKv?.engineHostKv;
   }
@@ -130,7 +129,7 @@ export class LocalCluster {
         : phasedLayouts(parallel, options.decodeParallel, config);
     // Before any worker starts: the header read and both plans (refused if they cannot fit).
     const planner = decode && createClusterPlanner(options, config, parallel, decode);
-    const { dp, tp, pp } = parallel;
+    const { dp, tp } = parallel;
     if (Math.max(tp, decode?.tp ?? 1) > 1 && !options.createTpGroup)
       throw new Error(`TP ${Math.max(tp, decode?.tp ?? 1)} needs options.createTpGroup`);
     const blockSize = options.blockSize ?? ENGINE_DEFAULTS.blockSize;
@@ -141,7 +140,7 @@ export class LocalCluster {
             config,
             blockSize,
             capacityBytes: options.hostKvBytes,
-            numEngines: decode ? dp : dp * pp,
+            numEngines: dp,
             token: options.token,
             log: options.log,
           });
