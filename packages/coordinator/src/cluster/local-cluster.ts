@@ -13,7 +13,6 @@
  * (one scheduler each).
  */
 import {
-  balancedRange,
   deviceRanks,
   formatParallelConfig,
   loadModelConfig,
@@ -24,18 +23,14 @@ import {
   type ReshardRoute,
   validateForModel,
 } from '@seesaw/model';
-import {
-  type DeviceWorkerData,
-  type DeviceWorkerLinkPorts,
-  ENGINE_DEFAULTS,
-  type Ready,
-} from '@seesaw/protocol';
+import { type DeviceWorkerData, type DeviceWorkerLinkPorts, ENGINE_DEFAULTS } from '@seesaw/protocol';
 import { DeviceActorHandle } from './device-actor-handle.ts';
 import { wireLayout, wireReshardMesh } from './layout-wiring.ts';
 import { type EngineHostKv, LocalHostKv } from './local-host-kv.ts';
 import type { PhasedReplicaDevice, ReshardPlanner } from './phased-replica-device.ts';
 import { createClusterPlanner, createPhasedReplicas, phasedLayouts } from './phased-replicas.ts';
-import { ReplicaDevice } from './replica-device.ts';
+import type { ReplicaDevice } from './replica-device.ts';
+import { groupReplicas, shardLoads } from './replica-loading.ts';
 
 export interface LocalClusterOptions {
   /** The device worker's entry module (gpu-actor's device-worker.ts); the coordinator never imports it. */
@@ -212,24 +207,14 @@ export class LocalCluster {
     );
     const actors = await LocalCluster.allOrAbort(spawned);
 
-    const parallelism = formatParallelConfig({ dp, tp, pp }, { allLetters: true });
-    const loaded = await Promise.allSettled(
-      ranks.map((rank) => {
-        const shard: Parameters<DeviceActorHandle['load']>[0] = {
-          modelDir: options.modelDir,
-          parallelism,
-          dpRank: rank.dpRank,
-          tpRank: rank.tpRank,
-          ppStage: rank.ppStage,
-          layers: balancedRange(config.numLayers, pp, rank.ppStage),
-          numThreads: options.numThreadsPerDevice ?? 1,
-          deviceMemoryBytes: options.deviceMemoryBytes,
-          blockSize,
-        };
-        if (options.isWeightDigestReturned) shard.isWeightDigestReturned = true;
-        return actors[rank.device].load(shard);
-      }),
-    );
+    const loads = shardLoads(parallel, config, {
+      modelDir: options.modelDir,
+      numThreads: options.numThreadsPerDevice ?? 1,
+      deviceMemoryBytes: options.deviceMemoryBytes,
+      blockSize,
+      isWeightDigestReturned: options.isWeightDigestReturned,
+    });
+    const loaded = await Promise.allSettled(loads.map(({ rank, shard }) => actors[rank.device].load(shard)));
     const ready = await LocalCluster.allOrAbort(loaded, actors);
 
     if (phased) {
@@ -244,19 +229,7 @@ export class LocalCluster {
       });
       return new LocalCluster(parallel, phased.decode, config, actors, [], replicas, hostKv);
     }
-    const indexOf = (dpRank: number, ppStage: number, tpRank: number) =>
-      (dpRank * pp + ppStage) * tp + tpRank;
-    const replicas = Array.from({ length: dp }, (_, dpRank) => {
-      const stages = Array.from({ length: pp }, (_, ppStage) =>
-        Array.from({ length: tp }, (_, tpRank) => indexOf(dpRank, ppStage, tpRank)),
-      );
-      return new ReplicaDevice(
-        dpRank,
-        stages.map((stage) => stage.map((device) => actors[device])),
-        stages.map((stage) => stage.map((device): Ready => ready[device])),
-        blockSize,
-      );
-    });
+    const replicas = groupReplicas(actors, ready, parallel, blockSize);
     return new LocalCluster(parallel, undefined, config, actors, replicas, [], hostKv);
   }
 
