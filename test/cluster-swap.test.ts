@@ -16,12 +16,12 @@ import { Checkpoint, loadModelConfig, parseParallelConfig, shardSpec } from '@se
 import { beforeAll, describe, expect, it } from 'vitest';
 import { BLOCK_SIZE, ENGINE_OPTIONS, FIXTURE, runReference, startCluster } from './cluster-test-support.ts';
 
-/** KV blocks each virtual engine gets: the longest request (71 tokens) fits, all of them do not. */
+/** KV blocks each replica gets: the longest request (71 tokens) fits, all of them do not. */
 const BLOCKS_PER_ENGINE = 10;
-/** Host slots each engine may swap to: more than all its requests together ever need. */
+/** Host slots each replica's engine may swap to: more than all its requests together ever need. */
 const HOST_SLOTS_PER_ENGINE = 64;
 
-/** Device memory leaving every device at least BLOCKS_PER_ENGINE * pp KV blocks, the fullest exactly that. */
+/** Device memory leaving every device at least BLOCKS_PER_ENGINE KV blocks, the fullest exactly that. */
 function deviceMemoryFor(parallel: string): { deviceMemoryBytes: number; slotBytes: number } {
   const { tp, pp } = parseParallelConfig(parallel);
   const checkpoint = Checkpoint.open(FIXTURE);
@@ -34,7 +34,7 @@ function deviceMemoryFor(parallel: string): { deviceMemoryBytes: number; slotByt
         const layers = spec.layers.end - spec.layers.start;
         const heads = spec.kvHeads.end - spec.kvHeads.start;
         const bytesPerBlock = layers * 2 * heads * BLOCK_SIZE * config.headDim * 4;
-        const need = shardWeightBytes(checkpoint, spec) + BLOCKS_PER_ENGINE * pp * bytesPerBlock;
+        const need = shardWeightBytes(checkpoint, spec) + BLOCKS_PER_ENGINE * bytesPerBlock;
         deviceMemoryBytes = Math.max(deviceMemoryBytes, need);
       }
     }
@@ -83,10 +83,10 @@ async function runWithSwap(parallel: string, requests: EngineRequest[]) {
   const { deviceMemoryBytes, slotBytes } = deviceMemoryFor(parallel);
   const cluster = await startCluster(FIXTURE, parallel, {
     deviceMemoryBytes,
-    hostKvBytes: HOST_SLOTS_PER_ENGINE * dp * pp * slotBytes,
+    hostKvBytes: HOST_SLOTS_PER_ENGINE * dp * slotBytes,
   });
   try {
-    for (const replica of cluster.replicas) expect(replica.numKvBlocks).toBe(BLOCKS_PER_ENGINE * pp);
+    for (const replica of cluster.replicas) expect(replica.numKvBlocks).toBe(BLOCKS_PER_ENGINE);
     expect(cluster.engineHostKv).toEqual({ numSlots: HOST_SLOTS_PER_ENGINE, slotBytes });
     const engine = new ClusterEngine(cluster.replicas, pp, {
       ...ENGINE_OPTIONS,

@@ -22,12 +22,12 @@ import { FIXTURE, runReference } from './cluster-test-support.ts';
 const TOKEN = 'remote-swap-token';
 /** Tokens per KV block of every remote job (remote-replicas.ts). */
 const REMOTE_BLOCK_SIZE = 16;
-/** KV blocks each virtual engine gets: the longest request (71 tokens) fits, all of them do not. */
+/** KV blocks each replica gets: the longest request (71 tokens) fits, all of them do not. */
 const BLOCKS_PER_ENGINE = 10;
-/** Host slots each engine may swap to: more than all its requests together ever need. */
+/** Host slots each replica's engine may swap to: more than all its requests together ever need. */
 const HOST_SLOTS_PER_ENGINE = 64;
 
-/** Device memory leaving the fullest device exactly BLOCKS_PER_ENGINE * pp KV blocks, and the host KV size. */
+/** Device memory leaving the fullest device exactly BLOCKS_PER_ENGINE KV blocks, and the host KV size. */
 function memoryFor(parallel: string): { deviceMemoryBytes: number; hostKvBytes: number } {
   const { dp, tp, pp } = parseParallelConfig(parallel);
   const checkpoint = Checkpoint.open(FIXTURE);
@@ -41,12 +41,12 @@ function memoryFor(parallel: string): { deviceMemoryBytes: number; hostKvBytes: 
         const heads = spec.kvHeads.end - spec.kvHeads.start;
         // K and V, f32 on the device.
         const bytesPerBlock = layers * 2 * heads * REMOTE_BLOCK_SIZE * config.headDim * 4;
-        const need = shardWeightBytes(checkpoint, spec) + BLOCKS_PER_ENGINE * pp * bytesPerBlock;
+        const need = shardWeightBytes(checkpoint, spec) + BLOCKS_PER_ENGINE * bytesPerBlock;
         deviceMemoryBytes = Math.max(deviceMemoryBytes, need);
       }
     }
     const slotBytes = config.numLayers * 2 * config.numKvHeads * REMOTE_BLOCK_SIZE * config.headDim * 4;
-    return { deviceMemoryBytes, hostKvBytes: HOST_SLOTS_PER_ENGINE * dp * pp * slotBytes };
+    return { deviceMemoryBytes, hostKvBytes: HOST_SLOTS_PER_ENGINE * dp * slotBytes };
   } finally {
     checkpoint.close();
   }
@@ -139,10 +139,9 @@ describe('preemption by swap on a job over two hosts, one kv-store per host', ()
   ])(
     '%s: swaps instead of recomputing, same tokens as one device',
     async (parallelism, layout) => {
-      const { pp } = parseParallelConfig(parallelism);
       const run = await runSwapJob(daemon.url, parallelism, requests);
       expect(run.layout).toBe(layout);
-      expect(run.numKvBlocks).toBe((parallelism === 'D2' ? 2 : 1) * BLOCKS_PER_ENGINE * pp);
+      expect(run.numKvBlocks).toBe((parallelism === 'D2' ? 2 : 1) * BLOCKS_PER_ENGINE);
       expect(run.stats.numSwapOuts).toBeGreaterThan(0);
       expect(run.stats.numSwapIns).toBe(run.stats.numSwapOuts);
       expect(run.stats.numPreemptions).toBe(run.stats.numSwapOuts);

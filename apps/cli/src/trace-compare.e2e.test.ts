@@ -91,8 +91,8 @@ describe.skipIf(engineUnavailableReason !== null)(
         .map((event) => (event.args as { name: string }).name);
       expect(processNames).toEqual(['static:T2', 'static:P2']);
       expect(trackNames(trace, 1)).toEqual(['engine 0']);
-      // P2: two virtual engines (one per pipeline micro-batch slot).
-      expect(trackNames(trace, 2)).toEqual(['engine 0', 'engine 1']);
+      // P2: one engine per replica; its two steps in flight are drawn on its one track.
+      expect(trackNames(trace, 2)).toEqual(['engine 0']);
       for (const pid of [1, 2]) {
         const tokens = completeEvents(trace, pid).reduce(
           (sum, event) => sum + Number(event.args.numTokens),

@@ -37,9 +37,11 @@ export interface EngineOptions {
   computeFlopsPerSecond?: number;
   hostCopyBytesPerSecond?: number;
   swapLatencySeconds?: number;
+  /** Steps in flight at once: the device's pipeline depth (pp). Default 1. */
+  maxInFlight?: number;
   /** Records each step as a span (category prefill/decode) on `traceTrack`. */
   trace?: TraceRecorder;
-  /** Default: a fresh 'engine N' from the recorder (engines of one ClusterEngine get 0, 1, ... replica-major). */
+  /** Default: a fresh 'engine N' from the recorder (the replicas of one ClusterEngine get 0, 1, ...). */
   traceTrack?: string;
 }
 
@@ -78,7 +80,7 @@ export { isDecodeOnly, numPlannedTokens } from './engine-core.ts';
 
 /**
  * Offline continuous-batching loop of the static policy: the vLLM-style Scheduler driving one
- * device through EngineCore, one step in flight at a time.
+ * device through EngineCore, maxInFlight steps (the device's pp) in flight at a time.
  */
 export class Engine {
   readonly scheduler: Scheduler;
@@ -99,11 +101,12 @@ export class Engine {
       computeFlopsPerSecond: options.computeFlopsPerSecond,
       hostCopyBytesPerSecond: options.hostCopyBytesPerSecond,
       swapLatencySeconds: options.swapLatencySeconds,
+      maxInFlight: options.maxInFlight,
     });
     const executor = {
       blockSize: device.blockSize,
       numKvBlocks: device.numKvBlocks,
-      maxConcurrentBatches: 1,
+      maxConcurrentBatches: this.scheduler.maxInFlight,
       execute: (batch: StepBatch) => device.execute(batch),
     };
     this.core = new EngineCore(this.scheduler, executor, {

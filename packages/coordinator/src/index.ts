@@ -30,6 +30,7 @@ export {
   swapSeconds,
 } from './preemption-policy.ts';
 export * from './remote/index.ts';
+export { ReplicaCluster, type ReplicaClusterOptions, type ReplicaEngine } from './replica-cluster.ts';
 export {
   type EngineRequest,
   type FinishReason,

@@ -27,6 +27,8 @@ export interface SchedulerConfig extends PreemptionSettings {
   watermark: number;
   /** Seed source for requests with a null seed. */
   randomSeed?: () => number;
+  /** Steps planned before the first answers: the replica's pipeline depth (pp). Default 1. */
+  maxInFlight?: number;
 }
 
 function positiveInteger(name: string, value: number): number {
@@ -37,7 +39,8 @@ function positiveInteger(name: string, value: number): number {
 
 /**
  * Continuous-batching scheduler (vLLM V1 style), with no I/O: schedule() plans one step,
- * update() applies the device's sampled tokens. One step is in flight at a time.
+ * update() applies the device's sampled tokens. Up to maxInFlight steps are in flight (a
+ * pipeline keeps its pp stages busy on different steps); a sequence is in at most one of them.
  *
  * Policy per step, with one token budget for prompt chunks and decode tokens:
  * 1. Running sequences in admission order each get their uncomputed tokens (1 when
@@ -56,11 +59,17 @@ function positiveInteger(name: string, value: number): number {
  *    to the free pool. A sequence admitted with a partial chunk has used up the budget, so
  *    the check never double-counts free blocks. Swap-outs and swap-ins never share a step.
  *
- * As a StepScheduler it is the static policy: one configuration, no phases, one step in flight.
+ * With maxInFlight > 1, step 1 sees only the running sequences not in a step in flight, takes at
+ * most ceil(running / maxInFlight) of them (so the steps in flight split the running set into
+ * micro-batches), and picks preemption victims among them only. A step whose first sequence
+ * could only fit by preempting itself plans nothing while other steps are in flight (their
+ * answers free or idle blocks). With maxInFlight = 1 all of this is the plain policy above.
+ *
+ * As a StepScheduler it is the static policy: one configuration, no phases.
  */
 export class Scheduler implements StepScheduler {
   readonly phase: Phase | null = null;
-  readonly maxInFlight = 1;
+  readonly maxInFlight: number;
   readonly blockSize: number;
   readonly maxNumBatchedTokens: number;
   readonly maxNumSeqs: number;
@@ -81,7 +90,9 @@ export class Scheduler implements StepScheduler {
   private readonly seqsById = new Map<number, Sequence>();
   /** Finished sequences the device has not been told to release yet. */
   private pendingReleasedSeqIds: number[] = [];
-  private inFlightPlan: StepPlan | null = null;
+  private readonly inFlight = new Map<number, StepPlan>();
+  /** Sequences in a step in flight: not planned again until it is updated. */
+  private readonly busy = new Set<number>();
   private nextStepId = 0;
 
   constructor(config: SchedulerConfig) {
@@ -99,6 +110,7 @@ export class Scheduler implements StepScheduler {
     this.numWatermarkBlocks = Math.floor(config.watermark * numKvBlocks);
     this.allocator = new BlockAllocator(numKvBlocks);
     this.intake = new RequestIntake([...config.eosTokenIds], config.randomSeed ?? randomSeed);
+    this.maxInFlight = positiveInteger('maxInFlight', config.maxInFlight ?? 1);
 
     this.preemptionMode = preemptionModeOf(config);
     this.hostTier = config.hostKv
@@ -125,7 +137,7 @@ export class Scheduler implements StepScheduler {
   }
 
   get numInFlight(): number {
-    return this.inFlightPlan ? 1 : 0;
+    return this.inFlight.size;
   }
 
   hasUnfinishedRequests(): boolean {
@@ -151,11 +163,15 @@ export class Scheduler implements StepScheduler {
   }
 
   /**
-   * Plans the next step; null only when nothing is unfinished (the policy always schedules
-   * the oldest running or waiting sequence: it fits the cache alone).
+   * Plans the next step; with nothing in flight, null only when nothing is unfinished (the
+   * policy always schedules the oldest running or waiting sequence: it fits the cache alone).
+   * With steps in flight, null when nothing can run before one of them answers.
    */
   schedule(): StepPlan | null {
-    if (this.inFlightPlan) throw new Error(`step ${this.inFlightPlan.batch.stepId} is still in flight`);
+    if (this.inFlight.size >= this.maxInFlight) {
+      const stepIds = [...this.inFlight.keys()].join(', ');
+      throw new Error(`step ${stepIds} still in flight (at most ${this.maxInFlight} at once)`);
+    }
     const seqs: StepSeq[] = [];
     const chunks: ScheduledChunk[] = [];
     const preemptedSeqIds: number[] = [];
@@ -180,14 +196,24 @@ export class Scheduler implements StepScheduler {
       budget -= numNewTokens;
     };
 
-    for (let i = 0; i < this.running.length && budget > 0; ) {
-      const seq = this.running[i];
+    // Admission order; victims are taken from the end. Sequences in flight are neither.
+    const idle = this.running.filter((seq) => !this.busy.has(seq.seqId));
+    const microBatchSize = Math.ceil(this.running.length / this.maxInFlight);
+    for (let i = 0; i < idle.length && budget > 0 && seqs.length < microBatchSize; ) {
+      const seq = idle[i];
       const numNewTokens = Math.min(seq.numUncomputedTokens, budget);
       const numMissingBlocks =
         numBlocksFor(seq.numComputedTokens + numNewTokens, this.blockSize) - seq.blockIds.length;
+      if (seqs.length === 0 && this.inFlight.size > 0) {
+        // Preempting itself would leave this step without rows to carry the releases and
+        // swap-outs: wait for the steps in flight instead (nothing is changed yet).
+        let numFreeable = 0;
+        for (let j = i + 1; j < idle.length; j++) numFreeable += idle[j].blockIds.length;
+        if (!this.allocator.canAllocate(numMissingBlocks + numFreeable)) return null;
+      }
       let isSelfPreempted = false;
       while (!this.allocator.canAllocate(numMissingBlocks)) {
-        const victim = this.running.pop()!;
+        const victim = idle.pop()!;
         this.preempt(victim, swapOuts);
         preemptedSeqIds.push(victim.seqId);
         if (victim === seq) {
@@ -195,11 +221,13 @@ export class Scheduler implements StepScheduler {
           break;
         }
       }
-      if (isSelfPreempted) break; // it was the last running sequence
+      if (isSelfPreempted) break; // it was the last idle running sequence
       if (numMissingBlocks > 0) seq.blockIds.push(...this.allocator.allocate(numMissingBlocks));
       take(seq, numNewTokens);
       i++;
     }
+
+    if (preemptedSeqIds.length > 0) this.running = this.running.filter((seq) => seq.status === 'running');
 
     // Admitting while preempting would only make the next preemption come sooner.
     if (preemptedSeqIds.length === 0) {
@@ -235,15 +263,18 @@ export class Scheduler implements StepScheduler {
     if (swapIns.length > 0) batch.swapIns = swapIns;
     this.pendingReleasedSeqIds = [];
     const plan: StepPlan = { batch, chunks, preemptedSeqIds };
-    this.inFlightPlan = plan;
+    this.inFlight.set(batch.stepId, plan);
+    for (const { seqId } of seqs) this.busy.add(seqId);
     return plan;
   }
 
   /** Applies a step's result; returns the requests that finished in it. */
   update(plan: StepPlan, result: StepResult, nowMs: number): RequestOutput[] {
-    if (plan !== this.inFlightPlan) throw new Error(`step ${plan.batch.stepId} is not the step in flight`);
+    const { stepId } = plan.batch;
+    if (this.inFlight.get(stepId) !== plan) throw new Error(`step ${stepId} is not in flight`);
     checkResultMatchesPlan(plan, result);
-    this.inFlightPlan = null;
+    this.inFlight.delete(stepId);
+    for (const { seqId } of plan.batch.seqs) this.busy.delete(seqId);
     const counters = this.counters;
     counters.numSteps++;
     counters.numPreemptions += plan.preemptedSeqIds.length;

@@ -5,7 +5,6 @@ import { Engine } from '../engine.ts';
 import type { EngineRequest } from '../request.ts';
 import { DEFAULT_SAMPLING } from '../sampling-params.ts';
 import { ClusterEngine } from './cluster-engine.ts';
-import { partitionReplica } from './kv-partition-view.ts';
 
 const BLOCK_SIZE = 4;
 const VOCAB = 1000;
@@ -39,16 +38,16 @@ describe('ClusterEngine', () => {
     [2, 1],
     [1, 3],
     [2, 2],
-  ])('with %i replicas x %i virtual engines gives the single engine outputs', async (dp, pp) => {
+  ])('with %i replicas x pp %i (steps in flight) gives the single engine outputs', async (dp, pp) => {
     const requests = makeRequests(30, dp * 10 + pp);
     const expected = await runSingle(requests);
     const batches: StepBatch[][] = [];
-    // Few blocks per partition, so partitions preempt; the hashing device reads every token back
-    // through the block tables, so partitions trampling each other's blocks change the outputs.
+    // Few blocks, so replicas preempt with steps in flight; the hashing device reads every token
+    // back through the block tables, so steps in flight trampling each other's blocks change the outputs.
     const replicas = Array.from({ length: dp }, (_, r) => {
       batches.push([]);
       return new HashingTestDevice({
-        numKvBlocks: 40 * pp + 1,
+        numKvBlocks: 25,
         blockSize: BLOCK_SIZE,
         vocabSize: VOCAB,
         onBatch: (batch) => batches[r].push(batch),
@@ -69,8 +68,10 @@ describe('ClusterEngine', () => {
     if (pp > 1) expect(stats.numPreemptions).toBeGreaterThan(0);
   });
 
-  it('spreads requests to the engine with the fewest outstanding tokens', () => {
-    const replicas = [new HashingTestDevice({ numKvBlocks: 100, blockSize: BLOCK_SIZE, vocabSize: VOCAB })];
+  it('spreads requests to the replica with the fewest outstanding tokens', () => {
+    const replicas = [0, 1].map(
+      () => new HashingTestDevice({ numKvBlocks: 100, blockSize: BLOCK_SIZE, vocabSize: VOCAB }),
+    );
     const engine = new ClusterEngine(replicas, 2, OPTIONS);
     const request = (id: string, promptLength: number, maxTokens: number): EngineRequest => ({
       requestId: id,
@@ -98,99 +99,5 @@ describe('ClusterEngine', () => {
     for (const request of makeRequests(6, 1)) engine.addRequest(request);
     await expect(engine.run()).rejects.toBe(lost);
     await expect(engine.step()).rejects.toBe(lost);
-  });
-});
-
-describe('KvPartitionView', () => {
-  it('gives each partition disjoint block, sequence and step ids and maps answers back', async () => {
-    const seen: StepBatch[] = [];
-    const device = new HashingTestDevice({
-      numKvBlocks: 31,
-      blockSize: BLOCK_SIZE,
-      vocabSize: VOCAB,
-      onBatch: (b) => seen.push(b),
-    });
-    const views = partitionReplica(device, 3);
-    expect(views.map((v) => v.numKvBlocks)).toEqual([10, 10, 10]);
-    const greedy = { temperature: 0, topP: 1, topK: 0, seed: 0 };
-    for (const [p, view] of views.entries()) {
-      const result = await view.execute({
-        stepId: 0,
-        addedSeqs: [{ seqId: 4, sampling: greedy }],
-        releasedSeqIds: [],
-        seqs: [
-          {
-            seqId: 4,
-            tokenIds: [11, 12, 13, 14, 15],
-            startPos: 0,
-            blockTable: [0, 9],
-            isSampled: true,
-            outputIndex: 0,
-          },
-        ],
-      });
-      expect(result.stepId).toBe(0);
-      expect(result.sampled.map((s) => s.seqId)).toEqual([4]);
-      const sent = seen[p];
-      expect(sent.stepId).toBe(p);
-      expect(sent.addedSeqs[0].seqId).toBe(4 * 3 + p);
-      expect(sent.seqs[0].blockTable).toEqual([10 * p, 10 * p + 9]);
-    }
-    await views[2].execute({ stepId: 1, addedSeqs: [], releasedSeqIds: [4], seqs: [] });
-    expect(seen[3]).toMatchObject({ stepId: 3, releasedSeqIds: [4 * 3 + 2] });
-    expect(() => partitionReplica(device, 32)).toThrow(/31 KV blocks cannot be split into 32 partitions/);
-  });
-
-  it('renumbers the blocks and sequences of KV swaps, keeping host slot ids', async () => {
-    const sent: StepBatch[] = [];
-    const recording = {
-      numKvBlocks: 20,
-      blockSize: BLOCK_SIZE,
-      execute: async (batch: StepBatch) => {
-        sent.push(batch);
-        return { stepId: batch.stepId, sampled: [] };
-      },
-    };
-    const [, second] = partitionReplica(recording, 2);
-    await second.execute({
-      stepId: 5,
-      addedSeqs: [],
-      releasedSeqIds: [],
-      seqs: [],
-      swapOuts: [{ seqId: 2, blockIds: [0, 3], slotIds: [7, 8], numTokens: 6 }],
-      swapIns: [{ seqId: 1, blockIds: [9], slotIds: [4], numTokens: 3 }],
-    });
-    expect(sent[0].swapOuts).toEqual([{ seqId: 5, blockIds: [10, 13], slotIds: [7, 8], numTokens: 6 }]);
-    expect(sent[0].swapIns).toEqual([{ seqId: 3, blockIds: [19], slotIds: [4], numTokens: 3 }]);
-  });
-
-  it('gives every engine of the host its own range of host slots', async () => {
-    const sent: StepBatch[] = [];
-    const recording = {
-      numKvBlocks: 20,
-      blockSize: BLOCK_SIZE,
-      execute: async (batch: StepBatch) => {
-        sent.push(batch);
-        return { stepId: batch.stepId, sampled: [] };
-      },
-    };
-    // Replica 1 of a dp 2 x pp 2 host: its views are engines 2 and 3, 10 slots each.
-    const views = partitionReplica(recording, 2, { numSlotsPerPartition: 10, firstPartition: 2 });
-    const swap = { seqId: 0, blockIds: [0], slotIds: [0, 9], numTokens: 9 };
-    for (const view of views)
-      await view.execute({ stepId: 0, addedSeqs: [], releasedSeqIds: [], seqs: [], swapOuts: [swap] });
-    expect(sent.map((batch) => batch.swapOuts?.[0]?.slotIds)).toEqual([
-      [20, 29],
-      [30, 39],
-    ]);
-    await expect(
-      views[0]!.execute({
-        stepId: 1,
-        addedSeqs: [],
-        releasedSeqIds: [],
-        seqs: [],
-        swapIns: [{ ...swap, slotIds: [10] }],
-      }),
-    ).rejects.toThrow(/host slot 10 is outside this engine's 10 slots/);
   });
 });

@@ -8,7 +8,6 @@ export {
 } from './device-actor-handle.ts';
 export { DeviceLostError, DeviceStepError } from './device-errors.ts';
 export { formatBytes } from './format-bytes.ts';
-export { type HostSlotPartition, KvPartitionView, partitionReplica } from './kv-partition-view.ts';
 export { type LayoutWiring, wireLayout, wireReshardMesh } from './layout-wiring.ts';
 export { LocalCluster, type LocalClusterOptions } from './local-cluster.ts';
 export {

@@ -4,7 +4,7 @@
  * worker under every layout: g = dpRank * N + local index, N = tp * pp devices per replica.
  */
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
-import { deviceRanks, type ParallelConfig } from '@seesaw/model';
+import type { ParallelConfig } from '@seesaw/model';
 
 /** One layout's wiring, by global device index. */
 export interface LayoutWiring {
@@ -13,6 +13,36 @@ export interface LayoutWiring {
   /** Pipeline links: `previous` receives from stage s-1, `next` sends to stage s+1 (same TP rank). */
   pipeline: Array<{ previous?: MessagePort; next?: MessagePort }>;
 }
+
+/** The two ends of a link between local devices a and b of a replica (undefined: not on this host). */
+export type LinkEnds<P> = [P | undefined, P | undefined];
+
+/**
+ * One replica's pipeline links, by local index (stage * tp + tpRank): `next` of stage s and
+ * `previous` of stage s + 1 are the ends of link(s * tp + r, (s + 1) * tp + r), same TP rank.
+ * LocalCluster links with MessageChannels; a host agent also across hosts.
+ */
+export function wireReplicaPipeline<P>(
+  tp: number,
+  pp: number,
+  link: (a: number, b: number) => LinkEnds<P>,
+): Array<{ previous?: P; next?: P }> {
+  const ends: Array<{ previous?: P; next?: P }> = Array.from({ length: tp * pp }, () => ({}));
+  for (let stage = 0; stage + 1 < pp; stage++) {
+    for (let tpRank = 0; tpRank < tp; tpRank++) {
+      const [a, b] = [stage * tp + tpRank, (stage + 1) * tp + tpRank];
+      const [next, previous] = link(a, b);
+      if (next) ends[a].next = next;
+      if (previous) ends[b].previous = previous;
+    }
+  }
+  return ends;
+}
+
+const channel = (): LinkEnds<MessagePort> => {
+  const { port1, port2 } = new MessageChannel();
+  return [port1, port2];
+};
 
 /**
  * One TP group per (dp, stage), created by createTpGroup (descriptor r to TP rank r), and one
@@ -24,24 +54,12 @@ export function wireLayout(
 ): LayoutWiring {
   const { dp, tp, pp } = parallel;
   if (tp > 1 && !createTpGroup) throw new Error(`TP ${tp} needs options.createTpGroup`);
-  const ranks = deviceRanks(parallel);
-  const indexOf = (dpRank: number, ppStage: number, tpRank: number) => (dpRank * pp + ppStage) * tp + tpRank;
-  const groups: Array<unknown | undefined> = ranks.map(() => undefined);
-  const pipeline: LayoutWiring['pipeline'] = ranks.map(() => ({}));
+  const groups: Array<unknown | undefined> = [];
+  const pipeline: LayoutWiring['pipeline'] = [];
   for (let dpRank = 0; dpRank < dp; dpRank++) {
-    for (let ppStage = 0; ppStage < pp; ppStage++) {
-      if (tp > 1) {
-        const descriptors = createTpGroup!(tp);
-        for (let tpRank = 0; tpRank < tp; tpRank++)
-          groups[indexOf(dpRank, ppStage, tpRank)] = descriptors[tpRank];
-      }
-      if (ppStage === pp - 1) continue;
-      for (let tpRank = 0; tpRank < tp; tpRank++) {
-        const { port1, port2 } = new MessageChannel();
-        pipeline[indexOf(dpRank, ppStage, tpRank)].next = port1;
-        pipeline[indexOf(dpRank, ppStage + 1, tpRank)].previous = port2;
-      }
-    }
+    for (let ppStage = 0; ppStage < pp; ppStage++)
+      groups.push(...(tp > 1 ? createTpGroup!(tp) : [undefined]).slice(0, tp));
+    pipeline.push(...wireReplicaPipeline(tp, pp, channel));
   }
   return { groups, pipeline };
 }

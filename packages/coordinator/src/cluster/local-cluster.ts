@@ -9,11 +9,10 @@
  * With decodeParallel the cluster is phased (Seesaw): the same workers also get layout 1's TP
  * groups and pipeline links plus a full mesh of weight-slice links inside each replica, load
  * layout 0 (the prefill configuration), and are driven as one PhasedReplicaDevice per replica,
- * which re-shards them between the two layouts. The host KV tier is then split per replica
- * (one Seesaw scheduler each), not per pipeline virtual engine.
+ * which re-shards them between the two layouts. Either way the host KV tier is split per replica
+ * (one scheduler each).
  */
 import {
-  balancedRange,
   deviceRanks,
   formatParallelConfig,
   loadModelConfig,
@@ -24,18 +23,14 @@ import {
   type ReshardRoute,
   validateForModel,
 } from '@seesaw/model';
-import {
-  type DeviceWorkerData,
-  type DeviceWorkerLinkPorts,
-  ENGINE_DEFAULTS,
-  type Ready,
-} from '@seesaw/protocol';
+import { type DeviceWorkerData, type DeviceWorkerLinkPorts, ENGINE_DEFAULTS } from '@seesaw/protocol';
 import { DeviceActorHandle } from './device-actor-handle.ts';
 import { wireLayout, wireReshardMesh } from './layout-wiring.ts';
 import { type EngineHostKv, LocalHostKv } from './local-host-kv.ts';
 import type { PhasedReplicaDevice, ReshardPlanner } from './phased-replica-device.ts';
 import { createClusterPlanner, createPhasedReplicas, phasedLayouts } from './phased-replicas.ts';
-import { ReplicaDevice } from './replica-device.ts';
+import type { ReplicaDevice } from './replica-device.ts';
+import { groupReplicas, shardLoads } from './replica-loading.ts';
 
 export interface LocalClusterOptions {
   /** The device worker's entry module (gpu-actor's device-worker.ts); the coordinator never imports it. */
@@ -70,8 +65,7 @@ export interface LocalClusterOptions {
   groupTimeoutMs?: number;
   /**
    * Host memory for the KV tier, bytes: one kv-store worker for this host, its slots split
-   * evenly over the dp * pp virtual engines (see LocalHostKv), or over the dp replicas of a
-   * phased cluster. Absent: no host KV tier.
+   * evenly over the dp replicas (see LocalHostKv). Absent: no host KV tier.
    */
   hostKvBytes?: number;
   heartbeatIntervalMs?: number;
@@ -108,7 +102,7 @@ export class LocalCluster {
     return this.staticReplicas;
   }
 
-  /** Each engine's share of the host KV tier (EngineOptions.hostKv), when there is one. */
+  /** Each replica's share of the host KV tier (EngineOptions.hostKv), when there is one. */
   get engineHostKv(): EngineHostKv | undefined {
     return this.hostKv?.engineHostKv;
   }
@@ -130,7 +124,7 @@ export class LocalCluster {
         : phasedLayouts(parallel, options.decodeParallel, config);
     // Before any worker starts: the header read and both plans (refused if they cannot fit).
     const planner = decode && createClusterPlanner(options, config, parallel, decode);
-    const { dp, tp, pp } = parallel;
+    const { dp, tp } = parallel;
     if (Math.max(tp, decode?.tp ?? 1) > 1 && !options.createTpGroup)
       throw new Error(`TP ${Math.max(tp, decode?.tp ?? 1)} needs options.createTpGroup`);
     const blockSize = options.blockSize ?? ENGINE_DEFAULTS.blockSize;
@@ -141,7 +135,7 @@ export class LocalCluster {
             config,
             blockSize,
             capacityBytes: options.hostKvBytes,
-            numEngines: decode ? dp : dp * pp,
+            numEngines: dp,
             token: options.token,
             log: options.log,
           });
@@ -213,24 +207,14 @@ export class LocalCluster {
     );
     const actors = await LocalCluster.allOrAbort(spawned);
 
-    const parallelism = formatParallelConfig({ dp, tp, pp }, { allLetters: true });
-    const loaded = await Promise.allSettled(
-      ranks.map((rank) => {
-        const shard: Parameters<DeviceActorHandle['load']>[0] = {
-          modelDir: options.modelDir,
-          parallelism,
-          dpRank: rank.dpRank,
-          tpRank: rank.tpRank,
-          ppStage: rank.ppStage,
-          layers: balancedRange(config.numLayers, pp, rank.ppStage),
-          numThreads: options.numThreadsPerDevice ?? 1,
-          deviceMemoryBytes: options.deviceMemoryBytes,
-          blockSize,
-        };
-        if (options.isWeightDigestReturned) shard.isWeightDigestReturned = true;
-        return actors[rank.device].load(shard);
-      }),
-    );
+    const loads = shardLoads(parallel, config, {
+      modelDir: options.modelDir,
+      numThreads: options.numThreadsPerDevice ?? 1,
+      deviceMemoryBytes: options.deviceMemoryBytes,
+      blockSize,
+      isWeightDigestReturned: options.isWeightDigestReturned,
+    });
+    const loaded = await Promise.allSettled(loads.map(({ rank, shard }) => actors[rank.device].load(shard)));
     const ready = await LocalCluster.allOrAbort(loaded, actors);
 
     if (phased) {
@@ -245,19 +229,7 @@ export class LocalCluster {
       });
       return new LocalCluster(parallel, phased.decode, config, actors, [], replicas, hostKv);
     }
-    const indexOf = (dpRank: number, ppStage: number, tpRank: number) =>
-      (dpRank * pp + ppStage) * tp + tpRank;
-    const replicas = Array.from({ length: dp }, (_, dpRank) => {
-      const stages = Array.from({ length: pp }, (_, ppStage) =>
-        Array.from({ length: tp }, (_, tpRank) => indexOf(dpRank, ppStage, tpRank)),
-      );
-      return new ReplicaDevice(
-        dpRank,
-        stages.map((stage) => stage.map((device) => actors[device])),
-        stages.map((stage) => stage.map((device): Ready => ready[device])),
-        blockSize,
-      );
-    });
+    const replicas = groupReplicas(actors, ready, parallel, blockSize);
     return new LocalCluster(parallel, undefined, config, actors, replicas, [], hostKv);
   }
 

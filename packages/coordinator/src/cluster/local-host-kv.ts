@@ -2,9 +2,9 @@
  * The host KV tier of a LocalCluster: one kv-store worker thread for the host, which every
  * device worker reaches over its own MessagePort and swaps its layers x KV heads through.
  *
- * Slot authority: the store's slots are split into equal, disjoint ranges, one per virtual
- * engine (dp * pp of them); each engine's Scheduler allots slot ids 0..numSlotsPerEngine-1 and
- * its KvPartitionView offsets them into its own range. Devices name those slots in every
+ * Slot authority: the store's slots are split into equal, disjoint ranges, one per replica's
+ * engine (dp of them); each engine's scheduler allots slot ids 0..numSlotsPerEngine-1 and its
+ * replica's batches are offset into its own range (withHostSlots). Devices name those slots in every
  * kvPut / kvGet, so the store's own allocator is not used and nothing has to be mirrored.
  */
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
@@ -24,7 +24,7 @@ export interface LocalHostKvOptions {
   blockSize: number;
   /** Host memory for KV, bytes. */
   capacityBytes: number;
-  /** Engines sharing the store (dp * pp virtual engines). */
+  /** Engines sharing the store (one per DP replica). */
   numEngines: number;
   token: string;
   log?: (line: string) => void;

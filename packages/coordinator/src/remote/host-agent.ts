@@ -22,6 +22,7 @@ import {
   type SpawnReplica,
   type WebSocketEndpoint,
 } from '@seesaw/protocol';
+import { wireReplicaPipeline } from '../cluster/layout-wiring.ts';
 import { LocalHostKv } from '../cluster/local-host-kv.ts';
 import { DeviceRelay, type RemoteDeviceLinkPorts } from './device-relay.ts';
 import { AgentPeerLinks, localAddressToward, relayPortToSocket } from './peer-links.ts';
@@ -224,14 +225,7 @@ export class HostAgent {
       if (here.has(b)) return [undefined, remoteLink(b, a)];
       return [undefined, undefined];
     };
-    const links: RemoteDeviceLinkPorts[] = Array.from({ length: perReplica }, () => ({}));
-    for (let stage = 0; stage + 1 < pp; stage++) {
-      for (let tpRank = 0; tpRank < tp; tpRank++) {
-        const [next, previous] = link(stage * tp + tpRank, (stage + 1) * tp + tpRank);
-        links[stage * tp + tpRank].next = next;
-        links[(stage + 1) * tp + tpRank].previous = previous;
-      }
-    }
+    const links: RemoteDeviceLinkPorts[] = wireReplicaPipeline(tp, pp, link);
     const isStageHere = (stage: number) =>
       Array.from({ length: tp }, (_, r) => here.has(stage * tp + r)).every(Boolean);
     for (let stage = 0; stage < pp && tp > 1; stage++) {

@@ -158,7 +158,7 @@ export class RemoteJob {
     const perReplica = tp * pp;
     const hosts = ctx.registry.list;
     const numDevices = dp * perReplica;
-    // Every host's store gets the same capacity and all dp * pp engines, so each engine's slot
+    // Every host's store gets the same capacity and all dp engines, so each engine's slot
     // range exists on every host: a replica spanning hosts swaps each rank into its own host.
     const hostKv: SpawnHostKv | undefined =
       open.hostKvBytes === undefined
@@ -167,7 +167,7 @@ export class RemoteJob {
             modelDir: open.modelDir,
             blockSize: ENGINE_DEFAULTS.blockSize,
             capacityBytes: open.hostKvBytes,
-            numEngines: dp * pp,
+            numEngines: dp,
           };
     const engineHostKv: EngineHostKv | undefined =
       hostKv && engineHostKvFor(config, hostKv.blockSize, hostKv.capacityBytes, hostKv.numEngines);

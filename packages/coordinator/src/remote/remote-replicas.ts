@@ -1,18 +1,12 @@
 /**
  * The device side of a remote job once every device's link is attached: names that carry the
- * host, each device's loadShard (the same layout as a LocalCluster: device =
- * (dp * pp + stage) * tp + tpRank, layers balanced over stages), and the ReplicaDevices.
+ * host, and the ReplicaDevices loaded and grouped as a LocalCluster's (replica-loading.ts).
  */
-import {
-  balancedRange,
-  Checkpoint,
-  formatParallelConfig,
-  type ModelConfig,
-  type ParallelConfig,
-} from '@seesaw/model';
-import { ENGINE_DEFAULTS, type OpenJob, type Ready } from '@seesaw/protocol';
+import { Checkpoint, type ModelConfig, type ParallelConfig } from '@seesaw/model';
+import { ENGINE_DEFAULTS, type OpenJob } from '@seesaw/protocol';
 import type { DeviceActorHandle } from '../cluster/device-actor-handle.ts';
-import { ReplicaDevice } from '../cluster/replica-device.ts';
+import type { ReplicaDevice } from '../cluster/replica-device.ts';
+import { groupReplicas, shardLoads } from '../cluster/replica-loading.ts';
 
 /** 'device 3 (dp 1, pp 0, tp 1)@host-b': the host agent names its worker the same way. */
 export function remoteDeviceName(device: number, parallel: ParallelConfig, host: string): string {
@@ -34,37 +28,15 @@ export async function loadReplicas(
   config: ModelConfig,
   open: OpenJob,
 ): Promise<ReplicaDevice[]> {
-  const { dp, tp, pp } = parallel;
-  const perReplica = tp * pp;
   // Read where the coordinator runs: the model directory must be visible here too.
   const deviceMemoryBytes =
     open.deviceMemoryBytes ?? Checkpoint.tensorBytesOf(open.modelDir) + ENGINE_DEFAULTS.kvCacheBytes;
-  const ready: Ready[] = await Promise.all(
-    actors.map((actor, device) => {
-      const local = device % perReplica;
-      const ppStage = Math.floor(local / tp);
-      return actor.load({
-        modelDir: open.modelDir,
-        parallelism: formatParallelConfig({ dp, tp, pp }, { allLetters: true }),
-        dpRank: Math.floor(device / perReplica),
-        tpRank: local % tp,
-        ppStage,
-        layers: balancedRange(config.numLayers, pp, ppStage),
-        numThreads: open.numThreadsPerDevice ?? 1,
-        deviceMemoryBytes,
-        blockSize: ENGINE_DEFAULTS.blockSize,
-      });
-    }),
-  );
-  return Array.from({ length: dp }, (_, dpRank) => {
-    const stages = Array.from({ length: pp }, (_, stage) =>
-      Array.from({ length: tp }, (_, tpRank) => dpRank * perReplica + stage * tp + tpRank),
-    );
-    return new ReplicaDevice(
-      dpRank,
-      stages.map((devices) => devices.map((d) => actors[d]!)),
-      stages.map((devices) => devices.map((d) => ready[d]!)),
-      ENGINE_DEFAULTS.blockSize,
-    );
+  const loads = shardLoads(parallel, config, {
+    modelDir: open.modelDir,
+    numThreads: open.numThreadsPerDevice ?? 1,
+    deviceMemoryBytes,
+    blockSize: ENGINE_DEFAULTS.blockSize,
   });
+  const ready = await Promise.all(loads.map(({ rank, shard }) => actors[rank.device]!.load(shard)));
+  return groupReplicas(actors, ready, parallel, ENGINE_DEFAULTS.blockSize);
 }

@@ -94,7 +94,7 @@ export interface SpawnHostKv {
   /** Tokens per KV block = tokens per host slot. */
   blockSize: number;
   capacityBytes: number;
-  /** Virtual engines (dp * pp) of the job; each owns an equal slot range. */
+  /** Engines of the job (one per DP replica); each owns an equal slot range. */
   numEngines: number;
 }
 

@@ -1,0 +1,67 @@
+/**
+ * The one way a replica's devices are loaded and grouped, for local worker threads
+ * (LocalCluster) and remote hosts (remote-replicas) alike: device = (dp * pp + stage) * tp +
+ * tpRank (deviceRanks), layers balanced over the stages, every replica's actors as
+ * `actors[ppStage][tpRank]`.
+ */
+import { balancedRange, formatParallelConfig, type ModelConfig, type ParallelConfig } from '@seesaw/model';
+import { type DeviceRank, deviceRanks, type LoadShard, type Ready } from '@seesaw/protocol';
+import type { DeviceActorHandle } from './device-actor-handle.ts';
+import { ReplicaDevice } from './replica-device.ts';
+
+/** What every device of a cluster loads alike. */
+export interface ShardSettings {
+  modelDir: string;
+  numThreads: number;
+  /** Each device's budget for weights plus KV cache, bytes. */
+  deviceMemoryBytes: number;
+  blockSize: number;
+  /** Devices return a sha256 of their weights (tests). */
+  isWeightDigestReturned?: boolean;
+}
+
+/** Every device's loadShard in device order, with its rank. */
+export function shardLoads(
+  parallel: ParallelConfig,
+  config: ModelConfig,
+  settings: ShardSettings,
+): Array<{ rank: DeviceRank; shard: Omit<LoadShard, 'tag'> }> {
+  const { dp, tp, pp } = parallel;
+  const parallelism = formatParallelConfig({ dp, tp, pp }, { allLetters: true });
+  return deviceRanks(parallel).map((rank) => {
+    const shard: Omit<LoadShard, 'tag'> = {
+      modelDir: settings.modelDir,
+      parallelism,
+      dpRank: rank.dpRank,
+      tpRank: rank.tpRank,
+      ppStage: rank.ppStage,
+      layers: balancedRange(config.numLayers, pp, rank.ppStage),
+      numThreads: settings.numThreads,
+      deviceMemoryBytes: settings.deviceMemoryBytes,
+      blockSize: settings.blockSize,
+    };
+    if (settings.isWeightDigestReturned) shard.isWeightDigestReturned = true;
+    return { rank, shard };
+  });
+}
+
+/** The loaded actors (device order) as one ReplicaDevice per DP replica. */
+export function groupReplicas(
+  actors: readonly DeviceActorHandle[],
+  ready: readonly Ready[],
+  parallel: ParallelConfig,
+  blockSize: number,
+): ReplicaDevice[] {
+  const { dp, tp, pp } = parallel;
+  return Array.from({ length: dp }, (_, dpRank) => {
+    const stages = Array.from({ length: pp }, (_, ppStage) =>
+      Array.from({ length: tp }, (_, tpRank) => (dpRank * pp + ppStage) * tp + tpRank),
+    );
+    return new ReplicaDevice(
+      dpRank,
+      stages.map((devices) => devices.map((device) => actors[device]!)),
+      stages.map((devices) => devices.map((device) => ready[device]!)),
+      blockSize,
+    );
+  });
+}
