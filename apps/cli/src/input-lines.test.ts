@@ -221,7 +221,8 @@ describe('line errors', () => {
     [{ prompt: [1], stop: [''] }, 'stop must be a non-empty string'],
     [{ prompt: [1], stop: 'x' }, "stop strings need the model's tokenizer"],
     [{ prompt: [1], logprobs: 5 }, 'logprobs: 5 is not supported'],
-    [{ prompt: [1], presence_penalty: 0.5 }, 'presence_penalty: 0.5 is not supported'],
+    [{ prompt: [1], presence_penalty: 2.5 }, 'presence_penalty must be a number in [-2, 2], got 2.5'],
+    [{ prompt: [1], frequency_penalty: '1' }, 'frequency_penalty must be a number in [-2, 2]'],
     [{ prompt: [1], logit_bias: { '5': 1 } }, 'logit_bias: {"5":1} is not supported'],
     [{ prompt: [1], echo: true }, 'echo: true is not supported'],
     [
@@ -271,6 +272,11 @@ describe('line errors', () => {
       }),
     );
     expect(request.sampling.maxTokens).toBe(29);
+    // Zero penalties leave the request exactly as one without them.
+    expect(request.sampling).not.toHaveProperty('presencePenalty');
+    expect(request.sampling).not.toHaveProperty('frequencyPenalty');
+    const penalized = ok(line({ prompt: [1], presence_penalty: -0.5, frequency_penalty: 1.25 }));
+    expect(penalized.sampling).toMatchObject({ presencePenalty: -0.5, frequencyPenalty: 1.25 });
     // Without a cap the default 16 is still allowed where less room is left (the run cuts it).
     expect(ok(line({ prompt: new Array(30).fill(1) })).sampling.maxTokens).toBe(DEFAULT_MAX_TOKENS);
   });

@@ -53,14 +53,6 @@ export const OPENAI_NO_OP_FIELDS: Readonly<Record<string, OpenAiField>> = {
     isNoOp: (v) => isAbsent(v) || v === 0,
     unsupported: 'log probabilities are not returned yet (top_logprobs: 0 or null)',
   },
-  presence_penalty: {
-    isNoOp: (v) => isAbsent(v) || v === 0,
-    unsupported: 'only presence_penalty: 0 for now',
-  },
-  frequency_penalty: {
-    isNoOp: (v) => isAbsent(v) || v === 0,
-    unsupported: 'only frequency_penalty: 0 for now',
-  },
   logit_bias: {
     isNoOp: (v) => isAbsent(v) || isEmptyObject(v),
     unsupported: 'logit_bias is not supported (null or {})',

@@ -58,6 +58,8 @@ export const REQUEST_FIELDS = [
   'stop',
   'ignore_eos',
   'return_token_ids',
+  'presence_penalty',
+  'frequency_penalty',
 ] as const;
 
 /** Seeds feed the device RNG as exact integers (any sign), so they must survive float64. */
@@ -287,6 +289,13 @@ export function readRequestFields(
     },
     problems,
   );
+  const penaltyRule = {
+    isInteger: false,
+    isValid: (v: number) => v >= -2 && v <= 2,
+    expected: 'a number in [-2, 2]',
+  };
+  const presencePenalty = readNumber(object, 'presence_penalty', penaltyRule, problems);
+  const frequencyPenalty = readNumber(object, 'frequency_penalty', penaltyRule, problems);
   const stopTokenIds = readStopTokenIds(object, context.vocabSize, problems);
   const ignoreEos = readBoolean(object, 'ignore_eos', problems);
   const stopStrings = readStopStrings(object.stop, problems);
@@ -306,6 +315,9 @@ export function readRequestFields(
       seed: seed ?? null,
       stopTokenIds: stopTokenIds ?? [],
       ignoreEos: ignoreEos ?? false,
+      // Zero penalties are left out: such a request is exactly the one without them.
+      ...(presencePenalty ? { presencePenalty } : {}),
+      ...(frequencyPenalty ? { frequencyPenalty } : {}),
     },
     isTokenIdsReturned: isTokenIdsReturned ?? false,
     stopStrings,

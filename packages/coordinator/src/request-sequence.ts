@@ -62,6 +62,9 @@ export function sequenceOfRequest(
       topP: sampling.topP,
       topK: sampling.topK,
       seed: sampling.seed ?? nextRandomSeed(),
+      // Only a non-zero penalty travels: without one, the device's step is exactly as before.
+      ...(sampling.presencePenalty ? { presencePenalty: sampling.presencePenalty } : {}),
+      ...(sampling.frequencyPenalty ? { frequencyPenalty: sampling.frequencyPenalty } : {}),
     },
     maxTokens: sampling.maxTokens,
     stopTokenIds,

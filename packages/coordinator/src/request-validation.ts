@@ -34,6 +34,11 @@ export function validateRequest(request: EngineRequest, maxModelLen: number, num
   if (!Number.isInteger(sampling.topK)) reject('topK must be an integer');
   if (sampling.seed !== null && !Number.isSafeInteger(sampling.seed))
     reject('seed must be a safe integer or null');
+  for (const name of ['presencePenalty', 'frequencyPenalty'] as const) {
+    const penalty = sampling[name];
+    if (penalty !== undefined && !(Number.isFinite(penalty) && penalty >= -2 && penalty <= 2))
+      reject(`${name} must be a number in [-2, 2]`);
+  }
   if (!Array.isArray(sampling.stopTokenIds) || !sampling.stopTokenIds.every(isTokenId)) {
     reject('stopTokenIds must be non-negative integers');
   }

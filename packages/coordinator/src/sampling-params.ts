@@ -14,6 +14,12 @@ export interface SamplingParams {
   stopTokenIds: number[];
   /** Keep generating past the model's EOS token ids. */
   ignoreEos: boolean;
+  /**
+   * OpenAI's presence and frequency penalties in [-2, 2], over the tokens generated so far.
+   * Absent means 0: requests without them keep their exact old form (and request hashes).
+   */
+  presencePenalty?: number;
+  frequencyPenalty?: number;
 }
 
 export const DEFAULT_SAMPLING: SamplingParams = Object.freeze({

@@ -1,4 +1,4 @@
-import type { DeviceSamplingParams } from '@seesaw/protocol';
+import type { AddedSeq, DeviceSamplingParams } from '@seesaw/protocol';
 import type { FinishReason, RequestOutput } from './request.ts';
 
 export type SequenceStatus = 'waiting' | 'running' | 'finished';
@@ -47,6 +47,18 @@ export class Sequence {
     this.maxTokens = args.maxTokens;
     this.stopTokenIds = args.stopTokenIds;
     this.arrivalMs = args.arrivalMs;
+  }
+
+  /** The step message that (re)introduces this sequence to a device (penalized ones carry their outputs). */
+  addedSeq(): AddedSeq {
+    const { presencePenalty, frequencyPenalty } = this.deviceSampling;
+    if (!presencePenalty && !frequencyPenalty)
+      return { seqId: this.seqId, sampling: { ...this.deviceSampling } };
+    return {
+      seqId: this.seqId,
+      sampling: { ...this.deviceSampling },
+      outputHistory: { tokenIds: [...this.outputTokenIds], nextPosition: this.numTokens },
+    };
   }
 
   get numTokens(): number {

@@ -20,6 +20,8 @@ export * from './messages/schema.ts';
 export * from './parallel-layout.ts';
 export * from './shared-region.ts';
 export type {
+  AddedSeq,
+  DeviceOutputHistory,
   DeviceSamplingParams,
   StepBatch,
   StepKvSwap,

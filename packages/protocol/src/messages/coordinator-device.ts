@@ -208,12 +208,15 @@ const id = count;
 const idList = arrayOf(count);
 const tokenId = int(0, 0x7fff_ffff);
 
-const sampling = object({
-  temperature: finite(0),
-  topP: finite(Number.MIN_VALUE, 1),
-  topK: int(-0x8000_0000, 0x7fff_ffff),
-  seed: int(-Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER),
-});
+const sampling = object(
+  {
+    temperature: finite(0),
+    topP: finite(Number.MIN_VALUE, 1),
+    topK: int(-0x8000_0000, 0x7fff_ffff),
+    seed: int(-Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER),
+  },
+  { presencePenalty: finite(-2, 2), frequencyPenalty: finite(-2, 2) },
+);
 
 const stepSeq = object({
   seqId: id,
@@ -247,7 +250,12 @@ const kvSwap: Check = (value, path) => {
 const stepBatch = object(
   {
     stepId,
-    addedSeqs: arrayOf(object({ seqId: id, sampling })),
+    addedSeqs: arrayOf(
+      object(
+        { seqId: id, sampling },
+        { outputHistory: object({ tokenIds: arrayOf(tokenId), nextPosition: count }) },
+      ),
+    ),
     releasedSeqIds: idList,
     seqs: arrayOf(stepSeq),
   },

@@ -54,6 +54,9 @@ export interface JobSampling {
   seed: number | null;
   stopTokenIds: number[];
   ignoreEos: boolean;
+  /** OpenAI's penalties in [-2, 2]; absent means 0. */
+  presencePenalty?: number;
+  frequencyPenalty?: number;
 }
 
 export interface JobRequest {
@@ -144,15 +147,18 @@ const counters: Check = (value, path) => {
   return undefined;
 };
 
-const sampling = object({
-  maxTokens: int(1, Number.MAX_SAFE_INTEGER),
-  temperature: finite(0),
-  topP: finite(0, 1),
-  topK: int(0, Number.MAX_SAFE_INTEGER),
-  seed: nullableSeed,
-  stopTokenIds: tokenIds,
-  ignoreEos: bool,
-});
+const sampling = object(
+  {
+    maxTokens: int(1, Number.MAX_SAFE_INTEGER),
+    temperature: finite(0),
+    topP: finite(0, 1),
+    topK: int(0, Number.MAX_SAFE_INTEGER),
+    seed: nullableSeed,
+    stopTokenIds: tokenIds,
+    ignoreEos: bool,
+  },
+  { presencePenalty: finite(-2, 2), frequencyPenalty: finite(-2, 2) },
+);
 
 const request = object({ requestId: str(4096), promptTokenIds: tokenIds, sampling });
 

@@ -1,0 +1,136 @@
+/**
+ * The OpenAI request fields that change what is generated, through `seesaw run` in a real child
+ * process on the generated tiny model, checked against the float64 reference model:
+ * presence/frequency penalties.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Checkpoint, loadReferenceWeights, ReferenceModel } from '@seesaw/model';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { findEngineUnavailableReason, runSeesaw } from '../test/e2e-test-support.ts';
+import type { BatchOutputRecord } from './batch-output.ts';
+
+const engineUnavailableReason = await findEngineUnavailableReason();
+/** The generated model the reference reads (set by beforeAll). */
+let modelDirForReference = '';
+
+/** Runs the lines through `seesaw run` (extra flags appended) and returns the records by custom_id. */
+async function runLines(
+  dir: string,
+  modelDir: string,
+  lines: object[],
+  flags: string[] = [],
+): Promise<Map<string, BatchOutputRecord>> {
+  const inputPath = join(dir, 'in.jsonl');
+  const outputPath = join(dir, 'out.jsonl');
+  writeFileSync(inputPath, `${lines.map((line) => JSON.stringify(line)).join('\n')}\n`);
+  const run = await runSeesaw([
+    'run',
+    '--model',
+    modelDir,
+    '--input',
+    inputPath,
+    '--output',
+    outputPath,
+    ...flags,
+  ]);
+  expect(run.status, run.stderr).toBe(0);
+  const records = readFileSync(outputPath, 'utf8')
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line) => JSON.parse(line) as BatchOutputRecord);
+  return new Map(records.map((record) => [record.custom_id, record]));
+}
+
+/**
+ * Checks each greedy output against the float64 reference model's logits for its prefix with
+ * OpenAI's penalties applied over the outputs before it; returns how many steps were decided
+ * clearly enough to check.
+ */
+function checkGreedyAgainstReference(
+  prompt: number[],
+  outputs: number[],
+  presence: number,
+  frequency: number,
+): number {
+  const checkpoint = Checkpoint.open(modelDirForReference);
+  const reference = new ReferenceModel(checkpoint.config, loadReferenceWeights(checkpoint));
+  checkpoint.close();
+  let logits = reference.forward(prompt).at(-1)!;
+  const counts = new Map<number, number>();
+  let checked = 0;
+  for (const output of outputs) {
+    const penalized = Array.from(logits, (logit, id) => {
+      const count = counts.get(id) ?? 0;
+      return logit - count * frequency - (count > 0 ? presence : 0);
+    });
+    const order = penalized.map((_, id) => id).sort((a, b) => penalized[b] - penalized[a]);
+    if (penalized[order[0]] - penalized[order[1]] > 1e-3 * Math.abs(penalized[order[0]])) {
+      expect(output).toBe(order[0]);
+      checked++;
+    }
+    counts.set(output, (counts.get(output) ?? 0) + 1);
+    logits = reference.forward([output])[0];
+  }
+  return checked;
+}
+
+function tokenIdsOf(record: BatchOutputRecord | undefined): number[] {
+  const ids = record?.response?.body.choices[0].token_ids;
+  if (!ids) throw new Error(`no token ids in ${JSON.stringify(record)}`);
+  return ids;
+}
+
+/** Outputs that repeat an earlier output of the same answer. */
+function repeats(ids: number[]): number {
+  return ids.length - new Set(ids).size;
+}
+
+describe.skipIf(engineUnavailableReason !== null)('OpenAI request fields through seesaw run', () => {
+  let dir: string;
+  let modelDir: string;
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'seesaw-fields-'));
+    modelDir = join(dir, 'tiny-model');
+    modelDirForReference = modelDir;
+    const made = await runSeesaw([
+      'gen-model',
+      '--shape',
+      'tiny',
+      '--seed',
+      '4',
+      '--dtype',
+      'bf16',
+      '--out',
+      modelDir,
+    ]);
+    expect(made.status, made.stderr).toBe(0);
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('a penalized greedy request picks the float64 reference argmax of the penalized logits', async () => {
+    const base = {
+      prompt: [1, 5, 9, 5],
+      max_tokens: 40,
+      temperature: 0,
+      ignore_eos: true,
+      return_token_ids: true,
+    };
+    const records = await runLines(dir, modelDir, [
+      { custom_id: 'free', ...base },
+      { custom_id: 'zero', ...base, presence_penalty: 0, frequency_penalty: 0 },
+      { custom_id: 'penalized', ...base, presence_penalty: 1.5, frequency_penalty: 1 },
+      { custom_id: 'rewarded', ...base, presence_penalty: -2 },
+    ]);
+    const free = tokenIdsOf(records.get('free'));
+    expect(tokenIdsOf(records.get('zero'))).toEqual(free);
+    // A negative penalty rewards repeating: greedy then sticks to a token it chose.
+    expect(repeats(tokenIdsOf(records.get('rewarded')))).toBeGreaterThan(repeats(free) + 10);
+    const penalized = tokenIdsOf(records.get('penalized'));
+    expect(penalized).toHaveLength(40);
+    const checked = checkGreedyAgainstReference(base.prompt, penalized, 1.5, 1);
+    // Steps whose best two penalized logits are too close for float32 to order are skipped.
+    expect(checked).toBeGreaterThan(30);
+  });
+});
