@@ -5,13 +5,14 @@
  * `error: {code, message}`.
  */
 import { randomBytes } from 'node:crypto';
+import type { ChatLogprobs, CompletionLogprobs } from './logprobs-output.ts';
 
 export interface CompletionChoice {
   index: number;
   text: string;
   message?: undefined;
   finish_reason: 'stop' | 'length';
-  logprobs: null;
+  logprobs: CompletionLogprobs | null;
   token_ids?: number[];
 }
 
@@ -21,7 +22,7 @@ export interface ChatChoice {
   message: { role: 'assistant'; content: string };
   text?: undefined;
   finish_reason: 'stop' | 'length';
-  logprobs: null;
+  logprobs: ChatLogprobs | null;
   token_ids?: number[];
 }
 
@@ -67,6 +68,8 @@ export interface CompletionResult {
   requestId?: string;
   /** Answer as a chat completion (the request came as chat messages). */
   isChat?: boolean;
+  /** The choice's log probabilities, in the shape of its API (completions or chat). */
+  logprobs?: CompletionLogprobs | ChatLogprobs;
 }
 
 function randomId(prefix: string): string {
@@ -79,9 +82,14 @@ export function successRecord(result: CompletionResult): SuccessRecord {
         index: 0,
         message: { role: 'assistant', content: result.text },
         finish_reason: result.finishReason,
-        logprobs: null,
+        logprobs: (result.logprobs as ChatLogprobs | undefined) ?? null,
       }
-    : { index: 0, text: result.text, finish_reason: result.finishReason, logprobs: null };
+    : {
+        index: 0,
+        text: result.text,
+        finish_reason: result.finishReason,
+        logprobs: (result.logprobs as CompletionLogprobs | undefined) ?? null,
+      };
   const body: CompletionBody = {
     id: randomId(result.isChat ? 'chatcmpl-' : 'cmpl-'),
     object: result.isChat ? 'chat.completion' : 'text_completion',

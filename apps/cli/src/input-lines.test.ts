@@ -220,7 +220,12 @@ describe('line errors', () => {
     ],
     [{ prompt: [1], stop: [''] }, 'stop must be a non-empty string'],
     [{ prompt: [1], stop: 'x' }, "stop strings need the model's tokenizer"],
-    [{ prompt: [1], logprobs: 5 }, 'logprobs: 5 is not supported'],
+    [{ prompt: [1], logprobs: 6 }, 'logprobs must be an integer in [0, 5], got 6'],
+    [{ prompt: [1], logprobs: true }, 'logprobs must be an integer in [0, 5], got true'],
+    [
+      { prompt: [1], top_logprobs: 2 },
+      'top_logprobs: 2 is for chat requests; completions ask with logprobs: N',
+    ],
     [{ prompt: [1], presence_penalty: 2.5 }, 'presence_penalty must be a number in [-2, 2], got 2.5'],
     [{ prompt: [1], frequency_penalty: '1' }, 'frequency_penalty must be a number in [-2, 2]'],
     [{ prompt: [1], logit_bias: { '5': 1 } }, 'logit_bias: {"5":1} is not supported'],
@@ -275,6 +280,9 @@ describe('line errors', () => {
     // Zero penalties leave the request exactly as one without them.
     expect(request.sampling).not.toHaveProperty('presencePenalty');
     expect(request.sampling).not.toHaveProperty('frequencyPenalty');
+    expect(request.sampling).not.toHaveProperty('numLogprobs');
+    expect(ok(line({ prompt: [1], logprobs: 0 })).sampling.numLogprobs).toBe(0);
+    expect(ok(line({ prompt: [1], logprobs: 5 })).sampling.numLogprobs).toBe(5);
     const penalized = ok(line({ prompt: [1], presence_penalty: -0.5, frequency_penalty: 1.25 }));
     expect(penalized.sampling).toMatchObject({ presencePenalty: -0.5, frequencyPenalty: 1.25 });
     // Without a cap the default 16 is still allowed where less room is left (the run cuts it).

@@ -45,14 +45,6 @@ export const OPENAI_NO_OP_FIELDS: Readonly<Record<string, OpenAiField>> = {
     unsupported: 'stream_options only with streaming, which batch lines do not do',
   },
   echo: { isNoOp: (v) => isAbsent(v) || v === false, unsupported: 'only echo: false' },
-  logprobs: {
-    isNoOp: (v) => isAbsent(v) || v === false || v === 0,
-    unsupported: 'log probabilities are not returned yet (logprobs: null, 0 or false)',
-  },
-  top_logprobs: {
-    isNoOp: (v) => isAbsent(v) || v === 0,
-    unsupported: 'log probabilities are not returned yet (top_logprobs: 0 or null)',
-  },
   logit_bias: {
     isNoOp: (v) => isAbsent(v) || isEmptyObject(v),
     unsupported: 'logit_bias is not supported (null or {})',

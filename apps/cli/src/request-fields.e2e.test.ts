@@ -1,7 +1,7 @@
 /**
  * The OpenAI request fields that change what is generated, through `seesaw run` in a real child
  * process on the generated tiny model, checked against the float64 reference model:
- * presence/frequency penalties.
+ * presence/frequency penalties, log probabilities.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,6 +10,7 @@ import { Checkpoint, loadReferenceWeights, ReferenceModel } from '@seesaw/model'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findEngineUnavailableReason, runSeesaw } from '../test/e2e-test-support.ts';
 import type { BatchOutputRecord } from './batch-output.ts';
+import type { ChatLogprobs, CompletionLogprobs } from './logprobs-output.ts';
 
 const engineUnavailableReason = await findEngineUnavailableReason();
 /** The generated model the reference reads (set by beforeAll). */
@@ -76,6 +77,29 @@ function checkGreedyAgainstReference(
   return checked;
 }
 
+/** float64 log-softmax of the reference model's logits after each prefix of prompt + outputs. */
+function referenceLogprobs(prompt: number[], outputs: number[]): number[][] {
+  const checkpoint = Checkpoint.open(modelDirForReference);
+  const reference = new ReferenceModel(checkpoint.config, loadReferenceWeights(checkpoint));
+  checkpoint.close();
+  const rows = [
+    reference.forward(prompt).at(-1)!,
+    ...outputs.slice(0, -1).map((id) => reference.forward([id])[0]),
+  ];
+  return rows.map((logits) => {
+    const max = Math.max(...logits);
+    const logSum = Math.log(logits.reduce((sum, v) => sum + Math.exp(v - max), 0));
+    return Array.from(logits, (v) => v - max - logSum);
+  });
+}
+
+/**
+ * Device logits are float32 sums over bf16 weights; the reference sums in float64. Their
+ * difference on this model is near 1e-5 of the logits' scale (a few units): 2e-3 absolute catches
+ * a wrong row, a skipped softmax term or penalized instead of raw logits.
+ */
+const LOGPROB_TOLERANCE = 2e-3;
+
 function tokenIdsOf(record: BatchOutputRecord | undefined): number[] {
   const ids = record?.response?.body.choices[0].token_ids;
   if (!ids) throw new Error(`no token ids in ${JSON.stringify(record)}`);
@@ -132,5 +156,74 @@ describe.skipIf(engineUnavailableReason !== null)('OpenAI request fields through
     const checked = checkGreedyAgainstReference(base.prompt, penalized, 1.5, 1);
     // Steps whose best two penalized logits are too close for float32 to order are skipped.
     expect(checked).toBeGreaterThan(30);
+  });
+
+  it('returns log probabilities of the raw logits in the completions and chat shapes', async () => {
+    const configPath = join(modelDir, 'tokenizer_config.json');
+    const config = JSON.parse(readFileSync(configPath, 'utf8'));
+    writeFileSync(
+      configPath,
+      JSON.stringify({ ...config, chat_template: '{% for m in messages %}{{ m.content }}{% endfor %}' }),
+    );
+    const prompt = [1, 40, 300, 7];
+    const base = { max_tokens: 8, ignore_eos: true, return_token_ids: true };
+    const records = await runLines(dir, modelDir, [
+      // Sampled with a temperature and penalized: the log probabilities stay those of the raw logits.
+      {
+        custom_id: 'completion',
+        prompt,
+        ...base,
+        temperature: 0.9,
+        seed: 11,
+        logprobs: 3,
+        presence_penalty: 1,
+      },
+      {
+        custom_id: 'chat',
+        method: 'POST',
+        url: '/v1/chat/completions',
+        body: {
+          messages: [{ role: 'user', content: 'Once upon' }],
+          ...base,
+          temperature: 0,
+          logprobs: true,
+          top_logprobs: 2,
+        },
+      },
+      { custom_id: 'none', prompt, ...base, temperature: 0 },
+      { custom_id: 'bad', prompt, logprobs: 6 },
+    ]);
+    expect(records.get('none')?.response?.body.choices[0].logprobs).toBeNull();
+    expect(records.get('bad')?.error?.message).toContain('logprobs must be an integer in [0, 5], got 6');
+
+    const completion = records.get('completion')!.response!.body;
+    const ids = completion.choices[0].token_ids!;
+    const shaped = completion.choices[0].logprobs as CompletionLogprobs;
+    const expected = referenceLogprobs(prompt, ids);
+    expect(shaped.tokens).toHaveLength(ids.length);
+    expect(shaped.tokens.join('')).toBe(completion.choices[0].text);
+    expect(shaped.text_offset[0]).toBe(0);
+    ids.forEach((id, i) => {
+      expect(Math.abs(shaped.token_logprobs[i] - expected[i][id])).toBeLessThan(LOGPROB_TOLERANCE);
+      const top = Object.values(shaped.top_logprobs[i]);
+      expect(top).toHaveLength(3);
+      const best = [...expected[i]].sort((a, b) => b - a);
+      top.forEach((logprob, rank) => {
+        expect(Math.abs(logprob - best[rank])).toBeLessThan(LOGPROB_TOLERANCE);
+      });
+    });
+
+    const chat = records.get('chat')!.response!.body;
+    const chatIds = chat.choices[0].token_ids!;
+    const content = (chat.choices[0].logprobs as ChatLogprobs).content;
+    const chatExpected = referenceLogprobs(chat.prompt_token_ids!, chatIds);
+    expect(content).toHaveLength(chatIds.length);
+    chatIds.forEach((id, i) => {
+      expect(Math.abs(content[i].logprob - chatExpected[i][id])).toBeLessThan(LOGPROB_TOLERANCE);
+      // Greedy: the chosen token is the most likely one.
+      expect(content[i].top_logprobs).toHaveLength(2);
+      expect(content[i].top_logprobs[0].logprob).toBe(content[i].logprob);
+      expect(Buffer.from(content[i].bytes).toString('utf8')).toBe(content[i].token);
+    });
   });
 });

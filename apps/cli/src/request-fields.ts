@@ -7,6 +7,7 @@
 import type { SamplingParams } from '@seesaw/coordinator';
 import { type ChatPrompter, readChatMessages } from './chat-template.ts';
 import { describeValue, LineProblems } from './line-problems.ts';
+import { readNumLogprobs } from './logprobs-request.ts';
 import { checkOpenAiNoOpFields } from './openai-fields.ts';
 import { readStopStrings } from './stop-strings.ts';
 
@@ -60,6 +61,8 @@ export const REQUEST_FIELDS = [
   'return_token_ids',
   'presence_penalty',
   'frequency_penalty',
+  'logprobs',
+  'top_logprobs',
 ] as const;
 
 /** Seeds feed the device RNG as exact integers (any sign), so they must survive float64. */
@@ -296,6 +299,7 @@ export function readRequestFields(
   };
   const presencePenalty = readNumber(object, 'presence_penalty', penaltyRule, problems);
   const frequencyPenalty = readNumber(object, 'frequency_penalty', penaltyRule, problems);
+  const numLogprobs = readNumLogprobs(object, endpoint, problems);
   const stopTokenIds = readStopTokenIds(object, context.vocabSize, problems);
   const ignoreEos = readBoolean(object, 'ignore_eos', problems);
   const stopStrings = readStopStrings(object.stop, problems);
@@ -318,6 +322,7 @@ export function readRequestFields(
       // Zero penalties are left out: such a request is exactly the one without them.
       ...(presencePenalty ? { presencePenalty } : {}),
       ...(frequencyPenalty ? { frequencyPenalty } : {}),
+      ...(numLogprobs !== undefined ? { numLogprobs } : {}),
     },
     isTokenIdsReturned: isTokenIdsReturned ?? false,
     stopStrings,

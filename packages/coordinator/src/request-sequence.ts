@@ -65,6 +65,7 @@ export function sequenceOfRequest(
       // Only a non-zero penalty travels: without one, the device's step is exactly as before.
       ...(sampling.presencePenalty ? { presencePenalty: sampling.presencePenalty } : {}),
       ...(sampling.frequencyPenalty ? { frequencyPenalty: sampling.frequencyPenalty } : {}),
+      ...(sampling.numLogprobs !== undefined ? { numLogprobs: sampling.numLogprobs } : {}),
     },
     maxTokens: sampling.maxTokens,
     stopTokenIds,

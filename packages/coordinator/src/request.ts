@@ -1,3 +1,4 @@
+import type { SampledLogprobs } from '@seesaw/protocol';
 import type { SamplingParams } from './sampling-params.ts';
 
 export interface EngineRequest {
@@ -16,6 +17,8 @@ export interface RequestOutput {
   /** Generated tokens, the final stop/EOS token included. */
   outputTokenIds: number[];
   finishReason: FinishReason;
+  /** One entry per output token, only when the request asked (SamplingParams.numLogprobs). */
+  outputLogprobs?: SampledLogprobs[];
   numPreemptions: number;
   arrivalMs: number;
   firstTokenMs: number;

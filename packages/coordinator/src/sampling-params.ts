@@ -20,6 +20,11 @@ export interface SamplingParams {
    */
   presencePenalty?: number;
   frequencyPenalty?: number;
+  /**
+   * Return log probabilities of each output token and of this many (0..20) most likely
+   * alternatives (RequestOutput.outputLogprobs). Absent: none are computed.
+   */
+  numLogprobs?: number;
 }
 
 export const DEFAULT_SAMPLING: SamplingParams = Object.freeze({

@@ -1,4 +1,4 @@
-import type { AddedSeq, DeviceSamplingParams } from '@seesaw/protocol';
+import type { AddedSeq, DeviceSamplingParams, SampledLogprobs } from '@seesaw/protocol';
 import type { FinishReason, RequestOutput } from './request.ts';
 
 export type SequenceStatus = 'waiting' | 'running' | 'finished';
@@ -9,6 +9,8 @@ export class Sequence {
   readonly requestId: string;
   readonly promptTokenIds: readonly number[];
   readonly outputTokenIds: number[] = [];
+  /** Each output's log probabilities, for a request that asks (deviceSampling.numLogprobs). */
+  readonly outputLogprobs: SampledLogprobs[] | null;
   readonly deviceSampling: DeviceSamplingParams;
   readonly maxTokens: number;
   /** Stop and (unless ignoreEos) EOS token ids. */
@@ -44,6 +46,7 @@ export class Sequence {
     this.requestId = args.requestId;
     this.promptTokenIds = args.promptTokenIds;
     this.deviceSampling = args.deviceSampling;
+    this.outputLogprobs = args.deviceSampling.numLogprobs === undefined ? null : [];
     this.maxTokens = args.maxTokens;
     this.stopTokenIds = args.stopTokenIds;
     this.arrivalMs = args.arrivalMs;
@@ -98,6 +101,7 @@ export class Sequence {
       promptTokenIds: [...this.promptTokenIds],
       outputTokenIds: [...this.outputTokenIds],
       finishReason: this.finishReason,
+      ...(this.outputLogprobs ? { outputLogprobs: [...this.outputLogprobs] } : {}),
       numPreemptions: this.numPreemptions,
       arrivalMs: this.arrivalMs,
       firstTokenMs: this.firstTokenMs,

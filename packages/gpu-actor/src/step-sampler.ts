@@ -1,6 +1,7 @@
 import * as kernels from '@seesaw/kernels';
-import type { DeviceSamplingParams, StepBatch, StepResult } from '@seesaw/protocol';
+import type { DeviceSamplingParams, SampledToken, StepBatch, StepResult } from '@seesaw/protocol';
 import { type OutputPenalties, outputPenaltiesOf } from './output-penalties.ts';
+import { sampledLogprobs } from './sampled-logprobs.ts';
 import { samplingUniform } from './sampling-rng.ts';
 
 /** What a device keeps about one sequence between steps to sample it. */
@@ -49,18 +50,26 @@ export class StepSampler {
     const returnedLogits = step.isLogitsReturned
       ? sampledSeqs.map((_, i) => logits.slice(i * vocab, (i + 1) * vocab))
       : undefined;
+    // Log probabilities are of the raw rows: kept before penalties or a draw change them.
+    const rawRows = sampledSeqs.map((seq, i) =>
+      this.paramsOf(seq.seqId).numLogprobs === undefined ? null : logits.slice(i * vocab, (i + 1) * vocab),
+    );
     // Penalties change the row before every choice, greedy included (OpenAI's order).
     sampledSeqs.forEach((seq, i) => {
       this.stateOf(seq.seqId).penalties?.apply(logits.subarray(i * vocab, (i + 1) * vocab));
     });
     const greedy = kernels.argmaxRows(logits, sampledSeqs.length, vocab);
-    const sampled = sampledSeqs.map((seq, i) => {
+    const sampled = sampledSeqs.map((seq, i): SampledToken => {
       const params = this.paramsOf(seq.seqId);
-      if (params.temperature <= 0) return { seqId: seq.seqId, tokenId: greedy[i] };
-      const row = logits.subarray(i * vocab, (i + 1) * vocab);
-      const uniform = samplingUniform(params.seed, seq.outputIndex);
-      const tokenId = kernels.sampleRow(row, params.temperature, params.topK, params.topP, uniform);
-      return { seqId: seq.seqId, tokenId };
+      let tokenId = greedy[i];
+      if (params.temperature > 0) {
+        const row = logits.subarray(i * vocab, (i + 1) * vocab);
+        const uniform = samplingUniform(params.seed, seq.outputIndex);
+        tokenId = kernels.sampleRow(row, params.temperature, params.topK, params.topP, uniform);
+      }
+      const rawRow = rawRows[i];
+      if (rawRow === null) return { seqId: seq.seqId, tokenId };
+      return { seqId: seq.seqId, tokenId, logprobs: sampledLogprobs(rawRow, tokenId, params.numLogprobs!) };
     });
     return returnedLogits
       ? { stepId: step.stepId, sampled, logits: returnedLogits }
@@ -79,9 +88,13 @@ export class StepSampler {
     );
   }
 
-  /** Whether the sequence's choice needs its whole logits row (penalties), not only the best few. */
+  /**
+   * Whether the sequence's choice needs its whole logits row (penalties, or log probabilities
+   * over the whole vocabulary), not only the best few.
+   */
   needsWholeRow(seqId: number): boolean {
-    return this.stateOf(seqId).penalties !== null;
+    const state = this.stateOf(seqId);
+    return state.penalties !== null || state.params.numLogprobs !== undefined;
   }
 
   /** The step's answer from greedy ids a device picked, one per sampled sequence in batch order. */
@@ -93,7 +106,7 @@ export class StepSampler {
     const sampled = sampledSeqs.map((seq, i) => {
       if (this.paramsOf(seq.seqId).temperature > 0 || this.needsWholeRow(seq.seqId))
         throw new Error(
-          `sequence ${seq.seqId} samples with a temperature or penalties: its logits are needed`,
+          `sequence ${seq.seqId} samples with a temperature, penalties or log probabilities: its logits are needed`,
         );
       return { seqId: seq.seqId, tokenId: ids[i] };
     });

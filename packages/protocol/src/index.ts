@@ -23,11 +23,14 @@ export type {
   AddedSeq,
   DeviceOutputHistory,
   DeviceSamplingParams,
+  SampledLogprobs,
+  SampledToken,
   StepBatch,
   StepKvSwap,
   StepKvTimings,
   StepResult,
   StepSeq,
+  TokenLogprob,
 } from './step.ts';
 export * from './tensor.ts';
 export * from './tls.ts';

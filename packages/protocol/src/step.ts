@@ -26,6 +26,36 @@ export interface DeviceSamplingParams {
    */
   presencePenalty?: number;
   frequencyPenalty?: number;
+  /**
+   * Present when the request asks for log probabilities: the step result then carries the
+   * chosen token's and this many (0..20) most likely tokens' log-softmax of the raw logits.
+   */
+  numLogprobs?: number;
+}
+
+/** One alternative of a sampled position, with its log probability. */
+export interface TokenLogprob {
+  tokenId: number;
+  logprob: number;
+}
+
+/**
+ * Log probabilities of one sampled position: log-softmax of the raw logits (before penalties,
+ * temperature and the top-k/top-p cut, as vLLM's default `raw_logprobs`).
+ */
+export interface SampledLogprobs {
+  /** The chosen token's. */
+  logprob: number;
+  /** The numLogprobs most likely tokens, most likely first (ties: lower id first). */
+  top: TokenLogprob[];
+}
+
+/** One sampled token of a step. */
+export interface SampledToken {
+  seqId: number;
+  tokenId: number;
+  /** Only for a sequence whose sampling has numLogprobs. */
+  logprobs?: SampledLogprobs;
 }
 
 /**
@@ -146,7 +176,7 @@ export interface StepKvTimings {
 export interface StepResult {
   stepId: number;
   /** One entry per StepSeq with isSampled, in batch order. */
-  sampled: Array<{ seqId: number; tokenId: number }>;
+  sampled: SampledToken[];
   /** Logits rows [vocab] for the sampled entries, in the same order, when requested. */
   logits?: Float32Array[];
   /** The answering device's KV transfer timings for this step (ms). */

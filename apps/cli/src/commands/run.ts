@@ -29,6 +29,7 @@ import {
 } from '../engine-session.ts';
 import { HOST_KV_FLAGS, readHostKvSettings } from '../host-kv-flags.ts';
 import { type ParsedRequest, parseInputFile } from '../input-lines.ts';
+import { chatLogprobs, completionLogprobs, tokenTextOf } from '../logprobs-output.ts';
 import { checkMemoryFlags } from '../memory-flags.ts';
 import { ProgressReporter, type ProgressStream } from '../progress.ts';
 import { requestHash } from '../request-hash.ts';
@@ -171,8 +172,16 @@ export function outputRecord(
     text = cut.text;
     finishReason = 'stop';
   }
+  const tokenText = tokenTextOf(tokenizer === null ? null : (ids) => tokenizer.decode(ids));
+  const logprobs =
+    output.outputLogprobs === undefined
+      ? undefined
+      : request.isChat
+        ? chatLogprobs(outputTokenIds, output.outputLogprobs, tokenText)
+        : completionLogprobs(outputTokenIds, output.outputLogprobs, tokenText);
   return successRecord({
     customId: request.customId,
+    logprobs,
     modelName,
     promptTokenIds: output.promptTokenIds,
     outputTokenIds,

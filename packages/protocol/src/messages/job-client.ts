@@ -20,7 +20,9 @@ import {
   oneOf,
   str,
 } from '../check.ts';
+import type { SampledLogprobs } from '../step.ts';
 import type { Heartbeat, Hello, ProtocolError, Refused, Welcome } from './common.ts';
+import { sampledLogprobs } from './coordinator-device.ts';
 import { type MessageSchema, schema } from './schema.ts';
 
 export interface OpenJob {
@@ -57,6 +59,8 @@ export interface JobSampling {
   /** OpenAI's penalties in [-2, 2]; absent means 0. */
   presencePenalty?: number;
   frequencyPenalty?: number;
+  /** Return log probabilities with this many alternatives (0..20); absent: none. */
+  numLogprobs?: number;
 }
 
 export interface JobRequest {
@@ -93,6 +97,8 @@ export interface JobRequestOutput {
   promptTokenIds: number[];
   outputTokenIds: number[];
   finishReason: 'stop' | 'length';
+  /** One entry per output token, only for a request with numLogprobs. */
+  outputLogprobs?: SampledLogprobs[];
   numPreemptions: number;
   arrivalMs: number;
   firstTokenMs: number;
@@ -157,21 +163,24 @@ const sampling = object(
     stopTokenIds: tokenIds,
     ignoreEos: bool,
   },
-  { presencePenalty: finite(-2, 2), frequencyPenalty: finite(-2, 2) },
+  { presencePenalty: finite(-2, 2), frequencyPenalty: finite(-2, 2), numLogprobs: int(0, 20) },
 );
 
 const request = object({ requestId: str(4096), promptTokenIds: tokenIds, sampling });
 
-const output = object({
-  requestId: str(4096),
-  promptTokenIds: tokenIds,
-  outputTokenIds: tokenIds,
-  finishReason: oneOf('stop', 'length'),
-  numPreemptions: count,
-  arrivalMs: finite(),
-  firstTokenMs: finite(),
-  finishMs: finite(),
-});
+const output = object(
+  {
+    requestId: str(4096),
+    promptTokenIds: tokenIds,
+    outputTokenIds: tokenIds,
+    finishReason: oneOf('stop', 'length'),
+    numPreemptions: count,
+    arrivalMs: finite(),
+    firstTokenMs: finite(),
+    finishMs: finite(),
+  },
+  { outputLogprobs: arrayOf(sampledLogprobs) },
+);
 
 export const jobClientToCoordinatorSchemas: Record<'openJob' | 'submitRequests', MessageSchema> = {
   openJob: schema({ modelDir: str(4096), parallelism: str(64) }, undefined, {
