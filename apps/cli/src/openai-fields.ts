@@ -34,7 +34,6 @@ export const OPENAI_NO_OP_FIELDS: Readonly<Record<string, OpenAiField>> = {
   metadata: isInformational,
   store: isInformational,
   service_tier: isInformational,
-  n: { isNoOp: (v) => isAbsent(v) || v === 1, unsupported: 'only n: 1 (one choice per request)' },
   best_of: { isNoOp: (v) => isAbsent(v) || v === 1, unsupported: 'only best_of: 1' },
   stream: {
     isNoOp: (v) => isAbsent(v) || v === false,
@@ -44,7 +43,6 @@ export const OPENAI_NO_OP_FIELDS: Readonly<Record<string, OpenAiField>> = {
     isNoOp: isAbsent,
     unsupported: 'stream_options only with streaming, which batch lines do not do',
   },
-  echo: { isNoOp: (v) => isAbsent(v) || v === false, unsupported: 'only echo: false' },
   logit_bias: {
     isNoOp: (v) => isAbsent(v) || isEmptyObject(v),
     unsupported: 'logit_bias is not supported (null or {})',

@@ -1,7 +1,7 @@
 /**
  * The OpenAI request fields that change what is generated, through `seesaw run` in a real child
  * process on the generated tiny model, checked against the float64 reference model:
- * presence/frequency penalties, log probabilities.
+ * presence/frequency penalties, log probabilities, n choices, lists of prompts and echo.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findEngineUnavailableReason, runSeesaw } from '../test/e2e-test-support.ts';
 import type { BatchOutputRecord } from './batch-output.ts';
 import type { ChatLogprobs, CompletionLogprobs } from './logprobs-output.ts';
+import { choiceSeed } from './request-choices.ts';
 
 const engineUnavailableReason = await findEngineUnavailableReason();
 /** The generated model the reference reads (set by beforeAll). */
@@ -225,5 +226,62 @@ describe.skipIf(engineUnavailableReason !== null)('OpenAI request fields through
       expect(content[i].top_logprobs[0].logprob).toBe(content[i].logprob);
       expect(Buffer.from(content[i].bytes).toString('utf8')).toBe(content[i].token);
     });
+  });
+
+  it('answers n choices and lists of prompts as OpenAI numbers them, and echoes the prompt', async () => {
+    const ids = { max_tokens: 6, ignore_eos: true, return_token_ids: true };
+    const records = await runLines(dir, modelDir, [
+      { custom_id: 'n3', prompt: [1, 7, 9], n: 3, temperature: 0.9, seed: 5, ...ids },
+      ...[0, 1, 2].map((j) => ({
+        custom_id: `seed${j}`,
+        prompt: [1, 7, 9],
+        temperature: 0.9,
+        seed: choiceSeed(5, j),
+        ...ids,
+      })),
+      { custom_id: 'texts', prompt: ['Once upon', 'a time'], temperature: 0, ...ids },
+      { custom_id: 'text0', prompt: 'Once upon', temperature: 0, ...ids },
+      { custom_id: 'text1', prompt: 'a time', temperature: 0, ...ids },
+      {
+        custom_id: 'id-lists',
+        prompt: [
+          [1, 2, 3],
+          [4, 5],
+        ],
+        n: 2,
+        temperature: 0,
+        ...ids,
+      },
+      { custom_id: 'echo', prompt: 'Once upon', echo: true, temperature: 0, ...ids },
+      { custom_id: 'echo-logprobs', prompt: 'Once upon', echo: true, logprobs: 1 },
+      { custom_id: 'too-many', prompt: [[1], [2]], n: 65 },
+    ]);
+    const body = (id: string) => records.get(id)!.response!.body;
+    const choiceIds = (id: string) => body(id).choices.map((choice) => choice.token_ids);
+
+    // Choice j samples with choiceSeed(seed, j): choice 0 is the n: 1 request itself.
+    expect(body('n3').choices.map((choice) => choice.index)).toEqual([0, 1, 2]);
+    expect(choiceIds('n3')).toEqual([0, 1, 2].map((j) => choiceIds(`seed${j}`)[0]));
+    expect(new Set(choiceIds('n3').map((c) => JSON.stringify(c))).size).toBeGreaterThan(1);
+    expect(body('n3').usage.completion_tokens).toBe(18);
+
+    // A list of prompts: one choice per prompt, each the same as that prompt alone.
+    expect(choiceIds('texts')).toEqual([choiceIds('text0')[0], choiceIds('text1')[0]]);
+    expect(body('texts').usage.prompt_tokens).toBe(
+      body('text0').usage.prompt_tokens + body('text1').usage.prompt_tokens,
+    );
+    const lists = body('id-lists').choices;
+    expect(lists.map((choice) => choice.index)).toEqual([0, 1, 2, 3]);
+    // Greedy: both choices of a prompt agree; the prompts differ.
+    expect(lists[0].token_ids).toEqual(lists[1].token_ids);
+    expect(lists[2].token_ids).toEqual(lists[3].token_ids);
+    expect(lists[0].token_ids).not.toEqual(lists[2].token_ids);
+
+    expect(body('echo').choices[0].text).toBe(`Once upon${body('text0').choices[0].text}`);
+    expect(body('echo').choices[0].token_ids).toEqual(choiceIds('text0')[0]);
+    expect(records.get('echo-logprobs')?.error?.message).toContain('echo with logprobs is not supported');
+    expect(records.get('too-many')?.error?.message).toContain(
+      '2 prompts x n 65 is more than the 128 choices',
+    );
   });
 });
