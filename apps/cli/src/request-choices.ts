@@ -31,15 +31,23 @@ export function numChoicesOf(request: ParsedRequest): number {
  * its id (the engine sees exactly the request it saw before lists and n existed); several are
  * `idBase#index`.
  */
-export function choiceRequestsOf(request: ParsedRequest, idBase: string): EngineRequest[] {
+export function choiceRequestsOf(
+  request: ParsedRequest,
+  idBase: string,
+  stopWhen?: EngineRequest['stopWhen'],
+): EngineRequest[] {
+  const early = stopWhen ? { stopWhen } : {};
   if (numChoicesOf(request) === 1) {
-    return [{ requestId: idBase, promptTokenIds: request.promptTokenIds, sampling: request.sampling }];
+    return [
+      { requestId: idBase, promptTokenIds: request.promptTokenIds, sampling: request.sampling, ...early },
+    ];
   }
   return request.prompts.flatMap((promptTokenIds, p) =>
     Array.from({ length: request.n }, (_, j) => ({
       requestId: `${idBase}#${p * request.n + j}`,
       promptTokenIds,
       sampling: { ...request.sampling, seed: choiceSeed(request.sampling.seed, j) },
+      ...early,
     })),
   );
 }

@@ -284,4 +284,32 @@ describe.skipIf(engineUnavailableReason !== null)('OpenAI request fields through
       '2 prompts x n 65 is more than the 128 choices',
     );
   });
+
+  it('stops generating at the token that completes a stop string, with the answer of the post-hoc cut', async () => {
+    const base = {
+      prompt: 'Once upon a time',
+      max_tokens: 30,
+      temperature: 0,
+      ignore_eos: true,
+      return_token_ids: true,
+    };
+    const free = (await runLines(dir, modelDir, [{ custom_id: 'free', ...base }])).get('free')!.response!
+      .body;
+    const freeText = free.choices[0].text!;
+    const stop = freeText.slice(5, 7);
+    const inputPath = join(dir, 'stop.jsonl');
+    writeFileSync(
+      inputPath,
+      `${JSON.stringify({ custom_id: 'stopped', ...base, stop: [stop, 'never-there'] })}\n`,
+    );
+    const run = await runSeesaw(['run', '--model', modelDir, '--input', inputPath, '--output', '-']);
+    expect(run.status, run.stderr).toBe(0);
+    const choice = (JSON.parse(run.stdout.trim()) as BatchOutputRecord).response!.body.choices[0];
+    expect(choice.text).toBe(freeText.slice(0, freeText.indexOf(stop)));
+    expect(choice.finish_reason).toBe('stop');
+    // The engine generated only the kept tokens: the summary counts what it generated.
+    const generated = Number(/Tokens: \d+ prompt, (\d+) output/.exec(run.stderr)?.[1]);
+    expect(generated).toBe(choice.token_ids!.length);
+    expect(generated).toBeLessThan(30);
+  });
 });

@@ -69,6 +69,7 @@ export function sequenceOfRequest(
     },
     maxTokens: sampling.maxTokens,
     stopTokenIds,
+    stopWhen: request.stopWhen,
     arrivalMs,
   });
 }

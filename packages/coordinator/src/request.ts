@@ -5,6 +5,12 @@ export interface EngineRequest {
   requestId: string;
   promptTokenIds: number[];
   sampling: SamplingParams;
+  /**
+   * Ends the request early (finish reason 'stop') once its outputs so far satisfy it: checked
+   * after each sampled token, e.g. for OpenAI stop strings. A function, so it stays in this
+   * process: a job client sends requests without it (the caller's cut afterwards still applies).
+   */
+  stopWhen?: (outputTokenIds: readonly number[]) => boolean;
 }
 
 /** 'stop': a stop or EOS token was generated; 'length': maxTokens or the model length cap was hit. */

@@ -16,6 +16,8 @@ export class Sequence {
   /** Stop and (unless ignoreEos) EOS token ids. */
   readonly stopTokenIds: ReadonlySet<number>;
   readonly arrivalMs: number;
+  /** EngineRequest.stopWhen. */
+  private readonly stopWhen?: (outputTokenIds: readonly number[]) => boolean;
 
   status: SequenceStatus = 'waiting';
   /**
@@ -41,7 +43,9 @@ export class Sequence {
     maxTokens: number;
     stopTokenIds: ReadonlySet<number>;
     arrivalMs: number;
+    stopWhen?: (outputTokenIds: readonly number[]) => boolean;
   }) {
+    this.stopWhen = args.stopWhen;
     this.seqId = args.seqId;
     this.requestId = args.requestId;
     this.promptTokenIds = args.promptTokenIds;
@@ -90,6 +94,7 @@ export class Sequence {
   checkFinished(maxModelLen: number): FinishReason | null {
     const lastToken = this.outputTokenIds[this.outputTokenIds.length - 1];
     if (this.stopTokenIds.has(lastToken)) return 'stop';
+    if (this.stopWhen?.(this.outputTokenIds)) return 'stop';
     if (this.outputTokenIds.length >= this.maxTokens || this.numTokens >= maxModelLen) return 'length';
     return null;
   }

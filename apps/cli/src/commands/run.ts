@@ -43,7 +43,7 @@ import { requestHash } from '../request-hash.ts';
 import { prepareOutputForResume, type ResumeState } from '../resume.ts';
 import { formatRunSummary, type RunSummary, runSummaryGrid } from '../run-summary.ts';
 import { readSeesawSettings, SEESAW_FLAGS } from '../seesaw-flags.ts';
-import { cutAtStopString } from '../stop-strings.ts';
+import { cutAtStopString, stopWhenOf } from '../stop-strings.ts';
 import { isTraceWanted, readTraceOutputs, TRACE_FLAGS, writeTraceOutputs } from '../trace-output.ts';
 
 export interface RunJobOptions extends EngineSettings {
@@ -327,7 +327,10 @@ async function runRequests(
     const takenIds = new Set(requests.map((request) => request.customId));
     let numQueued = 0;
     for (const request of requests) {
-      const choices = choiceRequestsOf(request, request.customId);
+      // Stop strings end generation early on this engine (the cut below gives the same answer).
+      const stopWhen =
+        tokenizer === null ? undefined : stopWhenOf(request.stopStrings, (ids) => tokenizer.decode(ids));
+      const choices = choiceRequestsOf(request, request.customId, stopWhen);
       const collision = choices.find(
         (choice) => choice.requestId !== request.customId && takenIds.has(choice.requestId),
       );
