@@ -312,4 +312,42 @@ describe.skipIf(engineUnavailableReason !== null)('OpenAI request fields through
     expect(generated).toBe(choice.token_ids!.length);
     expect(generated).toBeLessThan(30);
   });
+
+  it('device workers (D2, P2, T2) give the same penalized choices and log probabilities as one device', async () => {
+    const lines = [
+      {
+        custom_id: 'a',
+        prompt: [1, 5, 9],
+        max_tokens: 10,
+        temperature: 0,
+        presence_penalty: -1.5,
+        logprobs: 2,
+      },
+      {
+        custom_id: 'b',
+        prompt: [1, 6, 9],
+        n: 2,
+        seed: 4,
+        max_tokens: 8,
+        temperature: 0.8,
+        frequency_penalty: 0.5,
+      },
+    ].map((line) => ({ ...line, ignore_eos: true, return_token_ids: true }));
+    const choicesOf = (records: Map<string, BatchOutputRecord>) =>
+      ['a', 'b'].map((id) => records.get(id)!.response!.body.choices);
+    const alone = choicesOf(await runLines(dir, modelDir, lines));
+    for (const config of ['D2', 'P2', 'T2']) {
+      const split = choicesOf(await runLines(dir, modelDir, lines, ['--devices', '2', '--config', config]));
+      expect(
+        split.map((c) => c.map((choice) => choice.token_ids)),
+        config,
+      ).toEqual(alone.map((c) => c.map((choice) => choice.token_ids)));
+      // T2 sums the logits in another order: equal to float32 rounding, not to the bit.
+      const got = (split[0][0].logprobs as CompletionLogprobs).token_logprobs;
+      const want = (alone[0][0].logprobs as CompletionLogprobs).token_logprobs;
+      got.forEach((logprob, i) => {
+        expect(Math.abs(logprob - want[i]), `${config} token ${i}`).toBeLessThan(1e-5);
+      });
+    }
+  });
 });

@@ -80,9 +80,10 @@ export class KvPartitionView implements ExecutionDevice {
     const result = await this.replica.execute(mapped);
     const answer: StepResult = {
       stepId: batch.stepId,
-      sampled: result.sampled.map(({ seqId: id, tokenId }) => ({
-        seqId: (id - this.partition) / this.numPartitions,
-        tokenId,
+      // Only the id is the replica's; the token and any log probabilities pass through.
+      sampled: result.sampled.map((sampled) => ({
+        ...sampled,
+        seqId: (sampled.seqId - this.partition) / this.numPartitions,
       })),
     };
     if (result.logits) answer.logits = result.logits;
