@@ -5,13 +5,14 @@
  * `error: {code, message}`.
  */
 import { randomBytes } from 'node:crypto';
+import type { ChatLogprobs, CompletionLogprobs } from './logprobs-output.ts';
 
 export interface CompletionChoice {
   index: number;
   text: string;
   message?: undefined;
   finish_reason: 'stop' | 'length';
-  logprobs: null;
+  logprobs: CompletionLogprobs | null;
   token_ids?: number[];
 }
 
@@ -21,7 +22,7 @@ export interface ChatChoice {
   message: { role: 'assistant'; content: string };
   text?: undefined;
   finish_reason: 'stop' | 'length';
-  logprobs: null;
+  logprobs: ChatLogprobs | null;
   token_ids?: number[];
 }
 
@@ -51,14 +52,25 @@ export interface ErrorRecord {
 
 export type BatchOutputRecord = SuccessRecord | ErrorRecord;
 
-export interface CompletionResult {
-  customId: string;
-  modelName: string;
-  promptTokenIds: number[];
+/** What one choice answered. */
+export interface ChoiceResult {
   outputTokenIds: number[];
   /** Decoded output, or '' when the model has no tokenizer. */
   text: string;
   finishReason: 'stop' | 'length';
+  /** The choice's log probabilities, in the shape of its API (completions or chat). */
+  logprobs?: CompletionLogprobs | ChatLogprobs;
+}
+
+/** A completed request: its first choice's fields, and any more choices (n > 1, lists of prompts). */
+export interface CompletionResult extends ChoiceResult {
+  customId: string;
+  modelName: string;
+  promptTokenIds: number[];
+  /** Choices 1.. in OpenAI's order (prompt by prompt, n each). */
+  moreChoices?: ChoiceResult[];
+  /** Prompt tokens of every prompt of the request, for usage; default promptTokenIds' count. */
+  numPromptTokens?: number;
   /** Add token_ids / prompt_token_ids (always on without a tokenizer, since text is then empty). */
   isTokenIdsReturned: boolean;
   /** Unix time in seconds. */
@@ -73,31 +85,43 @@ function randomId(prefix: string): string {
   return `${prefix}${randomBytes(12).toString('hex')}`;
 }
 
-export function successRecord(result: CompletionResult): SuccessRecord {
-  const choice: CompletionChoice | ChatChoice = result.isChat
+function choiceOf(choice: ChoiceResult, index: number, isChat: boolean, isTokenIdsReturned: boolean) {
+  const shaped: CompletionChoice | ChatChoice = isChat
     ? {
-        index: 0,
-        message: { role: 'assistant', content: result.text },
-        finish_reason: result.finishReason,
-        logprobs: null,
+        index,
+        message: { role: 'assistant', content: choice.text },
+        finish_reason: choice.finishReason,
+        logprobs: (choice.logprobs as ChatLogprobs | undefined) ?? null,
       }
-    : { index: 0, text: result.text, finish_reason: result.finishReason, logprobs: null };
+    : {
+        index,
+        text: choice.text,
+        finish_reason: choice.finishReason,
+        logprobs: (choice.logprobs as CompletionLogprobs | undefined) ?? null,
+      };
+  if (isTokenIdsReturned) shaped.token_ids = [...choice.outputTokenIds];
+  return shaped;
+}
+
+export function successRecord(result: CompletionResult): SuccessRecord {
+  const choices = [result, ...(result.moreChoices ?? [])];
+  const numPromptTokens = result.numPromptTokens ?? result.promptTokenIds.length;
+  const numOutputTokens = choices.reduce((sum, choice) => sum + choice.outputTokenIds.length, 0);
   const body: CompletionBody = {
     id: randomId(result.isChat ? 'chatcmpl-' : 'cmpl-'),
     object: result.isChat ? 'chat.completion' : 'text_completion',
     created: result.createdSeconds,
     model: result.modelName,
-    choices: [choice] as CompletionChoice[] | ChatChoice[],
+    choices: choices.map((choice, index) =>
+      choiceOf(choice, index, result.isChat === true, result.isTokenIdsReturned),
+    ) as CompletionChoice[] | ChatChoice[],
     usage: {
-      prompt_tokens: result.promptTokenIds.length,
-      completion_tokens: result.outputTokenIds.length,
-      total_tokens: result.promptTokenIds.length + result.outputTokenIds.length,
+      prompt_tokens: numPromptTokens,
+      completion_tokens: numOutputTokens,
+      total_tokens: numPromptTokens + numOutputTokens,
     },
   };
-  if (result.isTokenIdsReturned) {
-    choice.token_ids = [...result.outputTokenIds];
-    body.prompt_token_ids = [...result.promptTokenIds];
-  }
+  if (result.isTokenIdsReturned) body.prompt_token_ids = [...result.promptTokenIds];
   return {
     id: randomId('batch_req_'),
     custom_id: result.customId,

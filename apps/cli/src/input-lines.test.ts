@@ -34,6 +34,10 @@ describe('plain request lines', () => {
       lineNumber: 4,
       customId: 'request-4',
       promptTokenIds: [5, 6, 7],
+      prompts: [[5, 6, 7]],
+      promptTexts: [null],
+      n: 1,
+      isEchoed: false,
       sampling: {
         maxTokens: DEFAULT_MAX_TOKENS,
         temperature: 1,
@@ -145,8 +149,8 @@ describe('OpenAI batch lines', () => {
       'body must be an object, got an array',
     ],
     [
-      { custom_id: 'x', method: 'POST', url: '/v1/completions', body: { prompt: [1], n: 2 } },
-      'n: 2 is not supported: only n: 1',
+      { custom_id: 'x', method: 'POST', url: '/v1/completions', body: { prompt: [1], n: 0 } },
+      'n must be an integer in [1, 128], got 0',
     ],
     [
       { custom_id: 'x', method: 'POST', url: '/v1/completions', body: { prompt: [1], model: 3 } },
@@ -184,8 +188,18 @@ describe('line errors', () => {
   it.each([
     [{}, 'prompt is required'],
     [{ prompt: 5 }, 'prompt must be a string or an array of token ids, got 5'],
-    [{ prompt: ['a', 'b'] }, 'batches of prompts are not supported'],
-    [{ prompt: [[1, 2]] }, 'batches of prompts are not supported'],
+    [{ prompt: ['a', 'b'] }, 'prompt[0]: prompt is text but the model has no tokenizer.json'],
+    [
+      {
+        prompt: [
+          [1, 2],
+          [1, 200],
+        ],
+      },
+      'prompt[1]: prompt token id 200 at index 1 is outside the vocabulary',
+    ],
+    [{ prompt: [[1, 2], ['a']] }, 'prompt[1] must be a string or an array of token ids'],
+    [{ prompt: [[1, 2], 3] }, 'prompt must be a string, an array of token ids, or a list of either'],
     [{ prompt: [] }, 'prompt is empty'],
     [{ prompt: [1, 100] }, 'prompt token id 100 at index 1 is outside the vocabulary [0, 100)'],
     [{ prompt: [1, -1] }, 'prompt token id -1 at index 1 is outside the vocabulary'],
@@ -220,10 +234,18 @@ describe('line errors', () => {
     ],
     [{ prompt: [1], stop: [''] }, 'stop must be a non-empty string'],
     [{ prompt: [1], stop: 'x' }, "stop strings need the model's tokenizer"],
-    [{ prompt: [1], logprobs: 5 }, 'logprobs: 5 is not supported'],
-    [{ prompt: [1], presence_penalty: 0.5 }, 'presence_penalty: 0.5 is not supported'],
+    [{ prompt: [1], logprobs: 6 }, 'logprobs must be an integer in [0, 5], got 6'],
+    [{ prompt: [1], logprobs: true }, 'logprobs must be an integer in [0, 5], got true'],
+    [
+      { prompt: [1], top_logprobs: 2 },
+      'top_logprobs: 2 is for chat requests; completions ask with logprobs: N',
+    ],
+    [{ prompt: [1], presence_penalty: 2.5 }, 'presence_penalty must be a number in [-2, 2], got 2.5'],
+    [{ prompt: [1], frequency_penalty: '1' }, 'frequency_penalty must be a number in [-2, 2]'],
     [{ prompt: [1], logit_bias: { '5': 1 } }, 'logit_bias: {"5":1} is not supported'],
-    [{ prompt: [1], echo: true }, 'echo: true is not supported'],
+    [{ prompt: [1], echo: 1 }, 'echo must be true or false, got 1'],
+    [{ prompt: [1], echo: true, logprobs: 2 }, 'echo with logprobs is not supported'],
+    [{ prompt: [[1], [2]], n: 100 }, '2 prompts x n 100 is more than the 128 choices'],
     [
       { prompt: [1, 2, 3], max_tokens: 30 },
       "max_tokens 30 plus the prompt's 3 tokens is more than the model's maximum length of 32 tokens: " +
@@ -271,6 +293,22 @@ describe('line errors', () => {
       }),
     );
     expect(request.sampling.maxTokens).toBe(29);
+    // Zero penalties leave the request exactly as one without them.
+    expect(request.sampling).not.toHaveProperty('presencePenalty');
+    expect(request.sampling).not.toHaveProperty('frequencyPenalty');
+    expect(request.sampling).not.toHaveProperty('numLogprobs');
+    expect(request).toMatchObject({ prompts: [[1, 2]], n: 1, isEchoed: false });
+    expect(ok(line({ prompt: [[1], [2, 3]], n: 2, echo: true }))).toMatchObject({
+      promptTokenIds: [1],
+      prompts: [[1], [2, 3]],
+      promptTexts: [null, null],
+      n: 2,
+      isEchoed: true,
+    });
+    expect(ok(line({ prompt: [1], logprobs: 0 })).sampling.numLogprobs).toBe(0);
+    expect(ok(line({ prompt: [1], logprobs: 5 })).sampling.numLogprobs).toBe(5);
+    const penalized = ok(line({ prompt: [1], presence_penalty: -0.5, frequency_penalty: 1.25 }));
+    expect(penalized.sampling).toMatchObject({ presencePenalty: -0.5, frequencyPenalty: 1.25 });
     // Without a cap the default 16 is still allowed where less room is left (the run cuts it).
     expect(ok(line({ prompt: new Array(30).fill(1) })).sampling.maxTokens).toBe(DEFAULT_MAX_TOKENS);
   });

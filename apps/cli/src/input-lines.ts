@@ -24,7 +24,16 @@ export interface ParsedRequest {
   /** 1-based line in the input file. */
   lineNumber: number;
   customId: string;
+  /** The first (or only) prompt: prompts[0]. */
   promptTokenIds: number[];
+  /** Every prompt of the line (OpenAI's list of prompts), each answered by n choices. */
+  prompts: number[][];
+  /** Each prompt's text as given; null for token ids and chat (echo decodes those). */
+  promptTexts: (string | null)[];
+  /** Choices per prompt (OpenAI `n`, default 1). */
+  n: number;
+  /** completions `echo`: the prompt text is put before each choice's text. */
+  isEchoed: boolean;
   sampling: SamplingParams;
   isTokenIdsReturned: boolean;
   /** A chat request (messages through the chat template): answered as a chat completion. */
@@ -171,6 +180,10 @@ export function parseInputLine(
       lineNumber,
       customId: customId ?? defaultCustomId(lineNumber),
       promptTokenIds: fields.promptTokenIds,
+      prompts: fields.prompts,
+      promptTexts: fields.promptTexts,
+      n: fields.n,
+      isEchoed: fields.isEchoed,
       sampling: fields.sampling,
       isTokenIdsReturned: fields.isTokenIdsReturned,
       isChat: endpoint === 'chat',

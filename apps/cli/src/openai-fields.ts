@@ -34,7 +34,6 @@ export const OPENAI_NO_OP_FIELDS: Readonly<Record<string, OpenAiField>> = {
   metadata: isInformational,
   store: isInformational,
   service_tier: isInformational,
-  n: { isNoOp: (v) => isAbsent(v) || v === 1, unsupported: 'only n: 1 (one choice per request)' },
   best_of: { isNoOp: (v) => isAbsent(v) || v === 1, unsupported: 'only best_of: 1' },
   stream: {
     isNoOp: (v) => isAbsent(v) || v === false,
@@ -43,23 +42,6 @@ export const OPENAI_NO_OP_FIELDS: Readonly<Record<string, OpenAiField>> = {
   stream_options: {
     isNoOp: isAbsent,
     unsupported: 'stream_options only with streaming, which batch lines do not do',
-  },
-  echo: { isNoOp: (v) => isAbsent(v) || v === false, unsupported: 'only echo: false' },
-  logprobs: {
-    isNoOp: (v) => isAbsent(v) || v === false || v === 0,
-    unsupported: 'log probabilities are not returned yet (logprobs: null, 0 or false)',
-  },
-  top_logprobs: {
-    isNoOp: (v) => isAbsent(v) || v === 0,
-    unsupported: 'log probabilities are not returned yet (top_logprobs: 0 or null)',
-  },
-  presence_penalty: {
-    isNoOp: (v) => isAbsent(v) || v === 0,
-    unsupported: 'only presence_penalty: 0 for now',
-  },
-  frequency_penalty: {
-    isNoOp: (v) => isAbsent(v) || v === 0,
-    unsupported: 'only frequency_penalty: 0 for now',
   },
   logit_bias: {
     isNoOp: (v) => isAbsent(v) || isEmptyObject(v),

@@ -7,6 +7,7 @@
 import type { SamplingParams } from '@seesaw/coordinator';
 import { type ChatPrompter, readChatMessages } from './chat-template.ts';
 import { describeValue, LineProblems } from './line-problems.ts';
+import { readNumLogprobs } from './logprobs-request.ts';
 import { checkOpenAiNoOpFields } from './openai-fields.ts';
 import { readStopStrings } from './stop-strings.ts';
 
@@ -58,7 +59,16 @@ export const REQUEST_FIELDS = [
   'stop',
   'ignore_eos',
   'return_token_ids',
+  'presence_penalty',
+  'frequency_penalty',
+  'logprobs',
+  'top_logprobs',
+  'n',
+  'echo',
 ] as const;
+
+/** Most choices one request line may ask for (prompts x n), as OpenAI caps n. */
+export const MAX_CHOICES = 128;
 
 /** Seeds feed the device RNG as exact integers (any sign), so they must survive float64. */
 const MAX_SEED = Number.MAX_SAFE_INTEGER;
@@ -97,7 +107,7 @@ function readPrompt(
     tokenIds = context.tokenizer.encode(value);
   } else if (Array.isArray(value)) {
     if (value.some((item) => typeof item !== 'number')) {
-      problems.add('prompt must be a string or an array of token ids (batches of prompts are not supported)');
+      problems.add('prompt must be a string, an array of token ids, or a list of either');
       return null;
     }
     const badIndex = value.findIndex((id) => !isTokenId(id, context.vocabSize));
@@ -132,6 +142,45 @@ function checkPromptLength(
     return null;
   }
   return tokenIds;
+}
+
+/**
+ * OpenAI's `prompt`: one prompt (a string or token ids), or a list of them (strings, or lists of
+ * token ids), each answered by its own choices. Returns the prompts' ids and their texts (null
+ * for token ids), or null after adding the problems.
+ */
+function readPrompts(
+  value: unknown,
+  context: InputValidationContext,
+  problems: LineProblems,
+): { tokenIds: number[][]; texts: (string | null)[] } | null {
+  const isList =
+    Array.isArray(value) &&
+    value.length > 0 &&
+    value.every((item) => typeof item === 'string' || Array.isArray(item));
+  const items = isList ? (value as unknown[]) : [value];
+  if (items.length > MAX_CHOICES) {
+    problems.add(`prompt lists ${items.length} prompts, more than the ${MAX_CHOICES} one request may have`);
+    return null;
+  }
+  const tokenIds: number[][] = [];
+  for (const [index, item] of items.entries()) {
+    if (isList && Array.isArray(item) && item.some((id) => typeof id !== 'number')) {
+      problems.add(`prompt[${index}] must be a string or an array of token ids`);
+      return null;
+    }
+    const before = problems.messages.length;
+    const ids = readPrompt(item, context, problems);
+    if (ids === null) {
+      // Name the list entry the problem is about.
+      if (isList)
+        for (let i = before; i < problems.messages.length; i++)
+          problems.messages[i] = `prompt[${index}]: ${problems.messages[i]}`;
+      return null;
+    }
+    tokenIds.push(ids);
+  }
+  return { tokenIds, texts: items.map((item) => (typeof item === 'string' ? item : null)) };
 }
 
 /** A chat request's prompt: its messages rendered by the model's chat template, then tokenized. */
@@ -241,7 +290,16 @@ function readMaxTokens(
 }
 
 export interface RequestFields {
+  /** The first (or only) prompt's ids; null when the prompt was refused. */
   promptTokenIds: number[] | null;
+  /** Every prompt of the request (a list of prompts gives several), each with n choices. */
+  prompts: number[][];
+  /** Each prompt's text as given, or null for token ids and chat (for echo). */
+  promptTexts: (string | null)[];
+  /** Choices per prompt (OpenAI `n`). */
+  n: number;
+  /** completions `echo`: the prompt text is put before each choice's text. */
+  isEchoed: boolean;
   sampling: SamplingParams;
   isTokenIdsReturned: boolean;
   /** OpenAI `stop` strings: the answer is cut before the first one (stop-strings.ts). */
@@ -254,11 +312,35 @@ export function readRequestFields(
   problems: LineProblems,
   endpoint: RequestEndpoint = 'completions',
 ): RequestFields {
-  const promptTokenIds =
+  const read =
     endpoint === 'chat'
-      ? readChatPrompt(object, context, problems)
-      : readPrompt(object.prompt, context, problems);
-  const maxTokens = readMaxTokens(object, promptTokenIds, context, problems);
+      ? { tokenIds: [readChatPrompt(object, context, problems)], texts: [null] }
+      : readPrompts(object.prompt, context, problems);
+  const promptTokenIds = read?.tokenIds[0] ?? null;
+  const prompts = read === null || promptTokenIds === null ? [] : (read.tokenIds as number[][]);
+  const n =
+    readNumber(
+      object,
+      'n',
+      {
+        isInteger: true,
+        isValid: (v) => v >= 1 && v <= MAX_CHOICES,
+        expected: `an integer in [1, ${MAX_CHOICES}]`,
+      },
+      problems,
+    ) ?? 1;
+  if (prompts.length * n > MAX_CHOICES) {
+    problems.add(
+      `${prompts.length} prompts x n ${n} is more than the ${MAX_CHOICES} choices one request may have`,
+    );
+  }
+  const isEchoed = readBoolean(object, 'echo', problems) ?? false;
+  // The cap must leave room after the longest prompt of a list.
+  const longest = prompts.reduce<number[] | null>(
+    (a, b) => (a === null || b.length > a.length ? b : a),
+    null,
+  );
+  const maxTokens = readMaxTokens(object, longest, context, problems);
   const temperature = readNumber(
     object,
     'temperature',
@@ -287,6 +369,21 @@ export function readRequestFields(
     },
     problems,
   );
+  const penaltyRule = {
+    isInteger: false,
+    isValid: (v: number) => v >= -2 && v <= 2,
+    expected: 'a number in [-2, 2]',
+  };
+  const presencePenalty = readNumber(object, 'presence_penalty', penaltyRule, problems);
+  const frequencyPenalty = readNumber(object, 'frequency_penalty', penaltyRule, problems);
+  const numLogprobs = readNumLogprobs(object, endpoint, problems);
+  if (isEchoed && endpoint === 'chat')
+    problems.add('echo is a completions field; chat requests do not take it');
+  if (isEchoed && numLogprobs !== undefined) {
+    problems.add(
+      'echo with logprobs is not supported (prompt log probabilities are not returned): drop one of them',
+    );
+  }
   const stopTokenIds = readStopTokenIds(object, context.vocabSize, problems);
   const ignoreEos = readBoolean(object, 'ignore_eos', problems);
   const stopStrings = readStopStrings(object.stop, problems);
@@ -297,6 +394,10 @@ export function readRequestFields(
   const isTokenIdsReturned = readBoolean(object, 'return_token_ids', problems);
   return {
     promptTokenIds,
+    prompts,
+    promptTexts: read?.texts ?? [],
+    n,
+    isEchoed,
     sampling: {
       maxTokens: maxTokens ?? DEFAULT_MAX_TOKENS,
       temperature: temperature ?? 1,
@@ -306,6 +407,10 @@ export function readRequestFields(
       seed: seed ?? null,
       stopTokenIds: stopTokenIds ?? [],
       ignoreEos: ignoreEos ?? false,
+      // Zero penalties are left out: such a request is exactly the one without them.
+      ...(presencePenalty ? { presencePenalty } : {}),
+      ...(frequencyPenalty ? { frequencyPenalty } : {}),
+      ...(numLogprobs !== undefined ? { numLogprobs } : {}),
     },
     isTokenIdsReturned: isTokenIdsReturned ?? false,
     stopStrings,

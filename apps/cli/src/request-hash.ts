@@ -14,6 +14,9 @@ export function requestHash(request: ParsedRequest): string {
     // Only when set, so completions requests keep the ids they had before chat existed.
     ...(request.isChat ? { isChat: true } : {}),
     ...(request.stopStrings.length > 0 ? { stopStrings: request.stopStrings } : {}),
+    ...(request.prompts.length > 1 ? { prompts: request.prompts } : {}),
+    ...(request.n > 1 ? { n: request.n } : {}),
+    ...(request.isEchoed ? { isEchoed: true } : {}),
   });
   return `req_${createHash('sha256').update(canonical).digest('hex').slice(0, 32)}`;
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { makeRng, testSeed } from '../../../packages/kernels/test/test-support.ts';
 import { LineProblems } from './line-problems.ts';
-import { cutAtStopString, readStopStrings } from './stop-strings.ts';
+import { cutAtStopString, isStopDetermined, readStopStrings, stopWhenOf } from './stop-strings.ts';
 
 /** One id per character: id 100 + char code, so a prefix of ids decodes to a prefix of text. */
 const decode = (ids: number[]) => ids.map((id) => String.fromCharCode(id - 100)).join('');
@@ -28,5 +29,34 @@ describe('stop strings', () => {
     expect(problems.messages).toEqual([]);
     expect(readStopStrings(['a', 1], problems)).toEqual([]);
     expect(problems.messages).toHaveLength(1);
+  });
+
+  it('stopping at the first determined step gives the same answer as the full run cut', () => {
+    const rng = makeRng(testSeed());
+    const letter = () => 'abc'[Math.floor(rng() * 3)];
+    const word = (max: number) => Array.from({ length: 1 + Math.floor(rng() * max) }, letter).join('');
+    for (let trial = 0; trial < 2000; trial++) {
+      const text = word(30);
+      const stops = Array.from({ length: 1 + Math.floor(rng() * 4) }, () => word(4));
+      const ids = encode(text);
+      const stopWhen = stopWhenOf(stops, decode)!;
+      let k = 1;
+      while (k < ids.length && !stopWhen(ids.slice(0, k))) k++;
+      const early = ids.slice(0, k);
+      expect({ text, stops, cut: cutAtStopString(early, decode(early), stops, decode) }).toEqual({
+        text,
+        stops,
+        cut: cutAtStopString(ids, text, stops, decode),
+      });
+    }
+  });
+
+  it('waits while a stop string that would win could still complete', () => {
+    // "y" is in, but "xyz" starts earlier and may yet complete.
+    expect(isStopDetermined('xy', ['xyz', 'y'])).toBe(false);
+    expect(isStopDetermined('xyq', ['xyz', 'y'])).toBe(true);
+    expect(isStopDetermined('ab', ['b'])).toBe(true);
+    expect(isStopDetermined('ab', ['c'])).toBe(false);
+    expect(stopWhenOf([], decode)).toBeUndefined();
   });
 });

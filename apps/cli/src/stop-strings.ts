@@ -1,10 +1,9 @@
 /**
  * OpenAI's `stop`: up to 4 strings; the answer ends before the first one the generated text
- * contains, with finish_reason "stop". The engine stops on token ids only, so a request with stop
- * strings runs to its own end (max_tokens, EOS or a stop id) and its output is cut here: the
- * text before the stop string, and the output ids up to the one that completed it (as vLLM
- * counts them). The same tokens as a run without `stop`, cut, so outputs stay a pure function
- * of the request; the cost is the tokens generated past the stop string.
+ * contains, with finish_reason "stop": the text before the stop string, and the output ids up to
+ * the one that completed it (as vLLM counts them). A local engine stops generating at that token
+ * (stopWhenOf); an engine that cannot (a remote job) runs to its own end and the output is cut
+ * here. Either way the answer is the same tokens as a run without `stop`, cut.
  */
 import type { LineProblems } from './line-problems.ts';
 
@@ -61,4 +60,39 @@ export function cutAtStopString(
     }
   }
   return { text: text.slice(0, cutAt), numIds };
+}
+
+/**
+ * Whether `text` is already cut for good: it holds a stop string, and no stop string that could
+ * still complete with later text would start at or before the first one found (such a one would
+ * win the cut, being earlier, or as early and listed first). Then stopping generation here gives
+ * the same answer as running on and cutting afterwards.
+ */
+export function isStopDetermined(text: string, stops: readonly string[]): boolean {
+  let cutAt = -1;
+  for (const stop of stops) {
+    const index = text.indexOf(stop);
+    if (index >= 0 && (cutAt < 0 || index < cutAt)) cutAt = index;
+  }
+  if (cutAt < 0) return false;
+  for (const stop of stops) {
+    for (let start = Math.max(0, text.length - stop.length + 1); start <= cutAt; start++) {
+      if (stop.startsWith(text.slice(start))) return false;
+    }
+  }
+  return true;
+}
+
+/**
+ * The engine's early stop for a request with stop strings (EngineRequest.stopWhen): generation
+ * ends at the step whose token completes the cut, and the post-hoc cut then gives the same
+ * answer as a full run. Decodes the whole output at each step, so it costs O(n^2) decoding over
+ * an n-token answer; only requests with stop strings pay it.
+ */
+export function stopWhenOf(
+  stops: readonly string[],
+  decode: (ids: number[]) => string,
+): ((outputTokenIds: readonly number[]) => boolean) | undefined {
+  if (stops.length === 0) return undefined;
+  return (outputTokenIds) => isStopDetermined(decode([...outputTokenIds]), stops);
 }

@@ -21,7 +21,8 @@ export const COMMAND_USAGE: Readonly<Record<string, string>> = {
              Input lines: {"prompt": "text" | [ids], "max_tokens", "temperature", "top_p", "top_k",
              "seed", "stop", "stop_token_ids", "ignore_eos", "return_token_ids", "custom_id"} or OpenAI batch
              lines {"custom_id", "method": "POST", "url": "/v1/completions", "body": {...}}.
-             OpenAI fields are accepted at their no-op values (n: 1, stream: false, ...).
+             Honoured OpenAI fields: n, lists of prompts, echo, logprobs/top_logprobs,
+             presence_penalty, frequency_penalty; others at their no-op values (stream: false, ...).
              --input - reads stdin; --output - writes the records to stdout.
              Re-running with the same --output skips requests already completed there.`,
   bench: `  bench      Measure offline throughput (like vLLM benchmark_throughput).

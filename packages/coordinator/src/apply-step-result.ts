@@ -26,7 +26,13 @@ export function applyStepResult(
     seq.numComputedTokens = chunk.startPos + chunk.numNewTokens;
     seq.numEverComputedTokens = Math.max(seq.numEverComputedTokens, seq.numComputedTokens);
     if (!chunk.isSampled) continue;
-    seq.outputTokenIds.push(result.sampled[sampledIndex++].tokenId);
+    const sampled = result.sampled[sampledIndex++];
+    seq.outputTokenIds.push(sampled.tokenId);
+    if (seq.outputLogprobs) {
+      if (!sampled.logprobs)
+        throw new Error(`step ${result.stepId}: no log probabilities for sequence ${seq.seqId}`);
+      seq.outputLogprobs.push(sampled.logprobs);
+    }
     counters.numOutputTokens++;
     if (seq.outputTokenIds.length === 1) seq.firstTokenMs = nowMs;
     const finishReason = seq.checkFinished(maxModelLen);

@@ -62,9 +62,14 @@ export function sequenceOfRequest(
       topP: sampling.topP,
       topK: sampling.topK,
       seed: sampling.seed ?? nextRandomSeed(),
+      // Only a non-zero penalty travels: without one, the device's step is exactly as before.
+      ...(sampling.presencePenalty ? { presencePenalty: sampling.presencePenalty } : {}),
+      ...(sampling.frequencyPenalty ? { frequencyPenalty: sampling.frequencyPenalty } : {}),
+      ...(sampling.numLogprobs !== undefined ? { numLogprobs: sampling.numLogprobs } : {}),
     },
     maxTokens: sampling.maxTokens,
     stopTokenIds,
+    stopWhen: request.stopWhen,
     arrivalMs,
   });
 }

@@ -34,6 +34,14 @@ export function validateRequest(request: EngineRequest, maxModelLen: number, num
   if (!Number.isInteger(sampling.topK)) reject('topK must be an integer');
   if (sampling.seed !== null && !Number.isSafeInteger(sampling.seed))
     reject('seed must be a safe integer or null');
+  for (const name of ['presencePenalty', 'frequencyPenalty'] as const) {
+    const penalty = sampling[name];
+    if (penalty !== undefined && !(Number.isFinite(penalty) && penalty >= -2 && penalty <= 2))
+      reject(`${name} must be a number in [-2, 2]`);
+  }
+  const { numLogprobs } = sampling;
+  if (numLogprobs !== undefined && !(Number.isInteger(numLogprobs) && numLogprobs >= 0 && numLogprobs <= 20))
+    reject('numLogprobs must be an integer in [0, 20]');
   if (!Array.isArray(sampling.stopTokenIds) || !sampling.stopTokenIds.every(isTokenId)) {
     reject('stopTokenIds must be non-negative integers');
   }

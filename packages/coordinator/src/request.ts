@@ -1,9 +1,16 @@
+import type { SampledLogprobs } from '@seesaw/protocol';
 import type { SamplingParams } from './sampling-params.ts';
 
 export interface EngineRequest {
   requestId: string;
   promptTokenIds: number[];
   sampling: SamplingParams;
+  /**
+   * Ends the request early (finish reason 'stop') once its outputs so far satisfy it: checked
+   * after each sampled token, e.g. for OpenAI stop strings. A function, so it stays in this
+   * process: a job client sends requests without it (the caller's cut afterwards still applies).
+   */
+  stopWhen?: (outputTokenIds: readonly number[]) => boolean;
 }
 
 /** 'stop': a stop or EOS token was generated; 'length': maxTokens or the model length cap was hit. */
@@ -16,6 +23,8 @@ export interface RequestOutput {
   /** Generated tokens, the final stop/EOS token included. */
   outputTokenIds: number[];
   finishReason: FinishReason;
+  /** One entry per output token, only when the request asked (SamplingParams.numLogprobs). */
+  outputLogprobs?: SampledLogprobs[];
   numPreemptions: number;
   arrivalMs: number;
   firstTokenMs: number;

@@ -14,6 +14,17 @@ export interface SamplingParams {
   stopTokenIds: number[];
   /** Keep generating past the model's EOS token ids. */
   ignoreEos: boolean;
+  /**
+   * OpenAI's presence and frequency penalties in [-2, 2], over the tokens generated so far.
+   * Absent means 0: requests without them keep their exact old form (and request hashes).
+   */
+  presencePenalty?: number;
+  frequencyPenalty?: number;
+  /**
+   * Return log probabilities of each output token and of this many (0..20) most likely
+   * alternatives (RequestOutput.outputLogprobs). Absent: none are computed.
+   */
+  numLogprobs?: number;
 }
 
 export const DEFAULT_SAMPLING: SamplingParams = Object.freeze({

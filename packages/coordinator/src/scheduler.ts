@@ -246,7 +246,7 @@ export class Scheduler implements StepScheduler {
         if (seq.hostSlotIds.length > 0) swapIns.push(this.hostTier!.swapIn(seq));
         seq.status = 'running';
         this.running.push(seq);
-        addedSeqs.push({ seqId: seq.seqId, sampling: { ...seq.deviceSampling } });
+        addedSeqs.push(seq.addedSeq());
         take(seq, numNewTokens);
       }
     }

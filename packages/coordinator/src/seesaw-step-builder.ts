@@ -22,7 +22,7 @@ export class StepBuilder {
 
   /** Tells the device about a sequence (re)admitted to its cache. */
   add(seq: Sequence): void {
-    this.addedSeqs.push({ seqId: seq.seqId, sampling: { ...seq.deviceSampling } });
+    this.addedSeqs.push(seq.addedSeq());
   }
 
   /** Computes the sequence's next `numNewTokens` positions; its blocks must already cover them. */

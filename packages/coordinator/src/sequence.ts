@@ -1,4 +1,4 @@
-import type { DeviceSamplingParams } from '@seesaw/protocol';
+import type { AddedSeq, DeviceSamplingParams, SampledLogprobs } from '@seesaw/protocol';
 import type { FinishReason, RequestOutput } from './request.ts';
 
 export type SequenceStatus = 'waiting' | 'running' | 'finished';
@@ -9,11 +9,15 @@ export class Sequence {
   readonly requestId: string;
   readonly promptTokenIds: readonly number[];
   readonly outputTokenIds: number[] = [];
+  /** Each output's log probabilities, for a request that asks (deviceSampling.numLogprobs). */
+  readonly outputLogprobs: SampledLogprobs[] | null;
   readonly deviceSampling: DeviceSamplingParams;
   readonly maxTokens: number;
   /** Stop and (unless ignoreEos) EOS token ids. */
   readonly stopTokenIds: ReadonlySet<number>;
   readonly arrivalMs: number;
+  /** EngineRequest.stopWhen. */
+  private readonly stopWhen?: (outputTokenIds: readonly number[]) => boolean;
 
   status: SequenceStatus = 'waiting';
   /**
@@ -39,14 +43,29 @@ export class Sequence {
     maxTokens: number;
     stopTokenIds: ReadonlySet<number>;
     arrivalMs: number;
+    stopWhen?: (outputTokenIds: readonly number[]) => boolean;
   }) {
+    this.stopWhen = args.stopWhen;
     this.seqId = args.seqId;
     this.requestId = args.requestId;
     this.promptTokenIds = args.promptTokenIds;
     this.deviceSampling = args.deviceSampling;
+    this.outputLogprobs = args.deviceSampling.numLogprobs === undefined ? null : [];
     this.maxTokens = args.maxTokens;
     this.stopTokenIds = args.stopTokenIds;
     this.arrivalMs = args.arrivalMs;
+  }
+
+  /** The step message that (re)introduces this sequence to a device (penalized ones carry their outputs). */
+  addedSeq(): AddedSeq {
+    const { presencePenalty, frequencyPenalty } = this.deviceSampling;
+    if (!presencePenalty && !frequencyPenalty)
+      return { seqId: this.seqId, sampling: { ...this.deviceSampling } };
+    return {
+      seqId: this.seqId,
+      sampling: { ...this.deviceSampling },
+      outputHistory: { tokenIds: [...this.outputTokenIds], nextPosition: this.numTokens },
+    };
   }
 
   get numTokens(): number {
@@ -75,6 +94,7 @@ export class Sequence {
   checkFinished(maxModelLen: number): FinishReason | null {
     const lastToken = this.outputTokenIds[this.outputTokenIds.length - 1];
     if (this.stopTokenIds.has(lastToken)) return 'stop';
+    if (this.stopWhen?.(this.outputTokenIds)) return 'stop';
     if (this.outputTokenIds.length >= this.maxTokens || this.numTokens >= maxModelLen) return 'length';
     return null;
   }
@@ -86,6 +106,7 @@ export class Sequence {
       promptTokenIds: [...this.promptTokenIds],
       outputTokenIds: [...this.outputTokenIds],
       finishReason: this.finishReason,
+      ...(this.outputLogprobs ? { outputLogprobs: [...this.outputLogprobs] } : {}),
       numPreemptions: this.numPreemptions,
       arrivalMs: this.arrivalMs,
       firstTokenMs: this.firstTokenMs,

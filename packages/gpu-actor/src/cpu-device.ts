@@ -1,19 +1,13 @@
 import * as kernels from '@seesaw/kernels';
 import type { HostKvStore } from '@seesaw/kv-store';
 import { Checkpoint, type ModelConfig, type ShardPosition, type ShardSpec, shardSpec } from '@seesaw/model';
-import {
-  type DeviceSamplingParams,
-  ENGINE_DEFAULTS,
-  type StepBatch,
-  type StepKvTimings,
-  type StepResult,
-} from '@seesaw/protocol';
+import { ENGINE_DEFAULTS, type StepBatch, type StepKvTimings, type StepResult } from '@seesaw/protocol';
 import { buildForwardBatch } from './forward-batch.ts';
 import { HostKvSwapper } from './host-kv-swapper.ts';
 import { LlamaForward } from './llama-forward.ts';
 import { loadModelWeights, type ModelWeights } from './model-weights.ts';
 import { PagedKvCache } from './paged-kv-cache.ts';
-import { checkStepTokenIds, StepSampler } from './step-sampler.ts';
+import { checkStepTokenIds, type SequenceSampling, StepSampler } from './step-sampler.ts';
 import type { TensorParallelGroup } from './tensor-parallel-group.ts';
 
 export interface CpuDeviceOptions {
@@ -224,11 +218,11 @@ export class CpuDevice {
    * to a layout: a re-sharding worker hands them to its next device (restoreSequenceSampling),
    * as step messages only announce a sequence once.
    */
-  sequenceSampling(): Map<number, DeviceSamplingParams> {
+  sequenceSampling(): Map<number, SequenceSampling> {
     return this.sampler.snapshot();
   }
 
-  restoreSequenceSampling(snapshot: ReadonlyMap<number, DeviceSamplingParams>): void {
+  restoreSequenceSampling(snapshot: ReadonlyMap<number, SequenceSampling>): void {
     this.sampler.restore(snapshot);
   }
 

@@ -10,7 +10,6 @@ import {
   acceptHello,
   type CoordinatorToDevice,
   type DeviceError,
-  type DeviceSamplingParams,
   type DeviceToCoordinator,
   INBOUND_TAGS,
   type LoadShard,
@@ -30,6 +29,7 @@ import { switchLayout } from './device-worker-reshard.ts';
 import { type LoadedShard, loadShard, switchedShard } from './device-worker-shard.ts';
 import { runStep, type StepReplies } from './device-worker-step-runner.ts';
 import { cpuStepDevice, type StepDeviceFactory } from './step-device.ts';
+import type { SequenceSampling } from './step-sampler.ts';
 
 /** How long a reshard waits for a step this device is still finishing (see finishCurrentStep). */
 const STEP_DRAIN_TIMEOUT_MS = 60_000;
@@ -190,7 +190,7 @@ export class DeviceWorkerRuntime {
       await this.finishCurrentStep(message.reshardId);
       let current: LoadedShard | undefined = this.shard;
       await current.swapper?.flush();
-      let sampling = new Map<number, DeviceSamplingParams>();
+      let sampling = new Map<number, SequenceSampling>();
       // Unset once retired, so nothing here keeps the old device and its KV cache reachable.
       const retire = () => {
         const retired = this.retireShard(current!);

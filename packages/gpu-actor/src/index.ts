@@ -36,5 +36,5 @@ export {
   type StepDeviceFactory,
   type StepDeviceOptions,
 } from './step-device.ts';
-export { checkStepTokenIds, StepSampler } from './step-sampler.ts';
+export { checkStepTokenIds, type SequenceSampling, StepSampler } from './step-sampler.ts';
 export { sumByHalvingTree, type TensorParallelGroup } from './tensor-parallel-group.ts';

@@ -8,10 +8,11 @@
 
 import type { KvLayout } from '@seesaw/kernels';
 import type { ModelConfig, ShardSpec } from '@seesaw/model';
-import type { DeviceSamplingParams, StepBatch, StepKvSwap, Tensor } from '@seesaw/protocol';
+import type { StepBatch, StepKvSwap, Tensor } from '@seesaw/protocol';
 import { CpuDevice, type CpuDeviceOptions, type StageOutput } from './cpu-device.ts';
 import type { ModelWeights } from './model-weights.ts';
 import type { PagedKvCache } from './paged-kv-cache.ts';
+import type { SequenceSampling } from './step-sampler.ts';
 
 /**
  * Copies one sequence's K/V between a cache that is not host memory and the head-major tensor
@@ -45,8 +46,8 @@ export interface StepDevice {
     inputHidden?: Float32Array,
     onLayerKvWritten?: (layer: number) => void,
   ): Promise<StageOutput>;
-  sequenceSampling(): Map<number, DeviceSamplingParams>;
-  restoreSequenceSampling(snapshot: ReadonlyMap<number, DeviceSamplingParams>): void;
+  sequenceSampling(): Map<number, SequenceSampling>;
+  restoreSequenceSampling(snapshot: ReadonlyMap<number, SequenceSampling>): void;
   /** Frees what the device holds (GPU buffers, sampling state); the device is unusable after. */
   close(): void;
 }

@@ -103,6 +103,49 @@ describe('codec', () => {
     );
   });
 
+  it('carries penalties, output history and log probabilities, and refuses them out of range', () => {
+    const sampling = {
+      temperature: 0,
+      topP: 1,
+      topK: 0,
+      seed: 1,
+      presencePenalty: -2,
+      frequencyPenalty: 1.5,
+      numLogprobs: 20,
+    };
+    const batch = {
+      stepId: 1,
+      addedSeqs: [{ seqId: 2, sampling, outputHistory: { tokenIds: [4, 4, 9], nextPosition: 8 } }],
+      releasedSeqIds: [],
+      seqs: [{ seqId: 2, tokenIds: [1], startPos: 0, blockTable: [0], isSampled: true, outputIndex: 3 }],
+    };
+    const step = decodeFrame(encodeFrame({ tag: 'step', batch }));
+    expect(step.ok && step.message.tag === 'step' && step.message.batch).toEqual(batch);
+    const tooBig = { ...batch, addedSeqs: [{ seqId: 2, sampling: { ...sampling, presencePenalty: 2.5 } }] };
+    expect(decodeFrame(encodeFrame({ tag: 'step', batch: tooBig })).ok).toBe(false);
+    const tooMany = { ...batch, addedSeqs: [{ seqId: 2, sampling: { ...sampling, numLogprobs: 21 } }] };
+    expect(decodeFrame(encodeFrame({ tag: 'step', batch: tooMany })).ok).toBe(false);
+
+    const logprobs = {
+      logprob: -0.25,
+      top: [
+        { tokenId: 3, logprob: -0.25 },
+        { tokenId: 1, logprob: Number.NEGATIVE_INFINITY },
+      ],
+    };
+    const result = { stepId: 1, sampled: [{ seqId: 2, tokenId: 3, logprobs }] };
+    const done = stepDoneMessage(result);
+    const decoded = decodeFrame(encodeFrame(done.message, done.tensors));
+    expect(
+      decoded.ok && decoded.message.tag === 'stepDone' && stepResultOf(decoded.message, decoded.tensors),
+    ).toEqual(result);
+    const positive = stepDoneMessage({
+      stepId: 1,
+      sampled: [{ seqId: 2, tokenId: 3, logprobs: { logprob: 0.5, top: [] } }],
+    });
+    expect(decodeFrame(encodeFrame(positive.message, positive.tensors)).ok).toBe(false);
+  });
+
   it('carries a StepResult with logits as out-of-band tensors', () => {
     const logits = [Float32Array.from([1, 2, 3]), Float32Array.from([-1, 0.5, 9])];
     const result = {

@@ -20,12 +20,17 @@ export * from './messages/schema.ts';
 export * from './parallel-layout.ts';
 export * from './shared-region.ts';
 export type {
+  AddedSeq,
+  DeviceOutputHistory,
   DeviceSamplingParams,
+  SampledLogprobs,
+  SampledToken,
   StepBatch,
   StepKvSwap,
   StepKvTimings,
   StepResult,
   StepSeq,
+  TokenLogprob,
 } from './step.ts';
 export * from './tensor.ts';
 export * from './tls.ts';

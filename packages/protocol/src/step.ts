@@ -19,6 +19,63 @@ export interface DeviceSamplingParams {
    * function of (seed, i), so sampling does not depend on batching, chunking or preemption.
    */
   seed: number;
+  /**
+   * OpenAI's penalties over the tokens this sequence generated so far: logit[t] -=
+   * count[t] * frequencyPenalty + (count[t] > 0) * presencePenalty, before temperature and the
+   * top-k/top-p cut. Absent means 0 (and then sampling is exactly as without them).
+   */
+  presencePenalty?: number;
+  frequencyPenalty?: number;
+  /**
+   * Present when the request asks for log probabilities: the step result then carries the
+   * chosen token's and this many (0..20) most likely tokens' log-softmax of the raw logits.
+   */
+  numLogprobs?: number;
+}
+
+/** One alternative of a sampled position, with its log probability. */
+export interface TokenLogprob {
+  tokenId: number;
+  logprob: number;
+}
+
+/**
+ * Log probabilities of one sampled position: log-softmax of the raw logits (before penalties,
+ * temperature and the top-k/top-p cut, as vLLM's default `raw_logprobs`).
+ */
+export interface SampledLogprobs {
+  /** The chosen token's. */
+  logprob: number;
+  /** The numLogprobs most likely tokens, most likely first (ties: lower id first). */
+  top: TokenLogprob[];
+}
+
+/** One sampled token of a step. */
+export interface SampledToken {
+  seqId: number;
+  tokenId: number;
+  /** Only for a sequence whose sampling has numLogprobs. */
+  logprobs?: SampledLogprobs;
+}
+
+/**
+ * What a device needs to count a penalized sequence's output tokens when it (re)learns it
+ * (admission, readmission after preemption, a swap-in): the outputs generated so far, and the
+ * position of the next output. Tokens the sequence is fed at positions >= nextPosition are later
+ * outputs (a sampled token is fed at the next step); those before are prompt or already counted,
+ * so a recompute or a repeated step does not count twice.
+ */
+export interface DeviceOutputHistory {
+  tokenIds: number[];
+  nextPosition: number;
+}
+
+/** A sequence the device learns in this step. */
+export interface AddedSeq {
+  seqId: number;
+  sampling: DeviceSamplingParams;
+  /** Present only for a sequence with a penalty. */
+  outputHistory?: DeviceOutputHistory;
 }
 
 /** Work for one sequence in one step. */
@@ -61,7 +118,7 @@ export interface StepKvSwap {
 export interface StepBatch {
   stepId: number;
   /** Sequences the device has not seen before (or must forget and relearn). */
-  addedSeqs: Array<{ seqId: number; sampling: DeviceSamplingParams }>;
+  addedSeqs: AddedSeq[];
   /** Sequences finished or preempted: the device drops its per-sequence state. */
   releasedSeqIds: number[];
   seqs: StepSeq[];
@@ -119,7 +176,7 @@ export interface StepKvTimings {
 export interface StepResult {
   stepId: number;
   /** One entry per StepSeq with isSampled, in batch order. */
-  sampled: Array<{ seqId: number; tokenId: number }>;
+  sampled: SampledToken[];
   /** Logits rows [vocab] for the sampled entries, in the same order, when requested. */
   logits?: Float32Array[];
   /** The answering device's KV transfer timings for this step (ms). */

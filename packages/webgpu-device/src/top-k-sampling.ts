@@ -15,13 +15,15 @@ export const MAX_GPU_TOP_K = 256;
 
 /**
  * How many candidates per row the GPU must select for this step, or null when a sampled
- * sequence needs its whole row (no top-k, or one above MAX_GPU_TOP_K) or the logits are returned.
+ * sequence needs its whole row (no top-k, one above MAX_GPU_TOP_K, penalties) or the logits are
+ * returned.
  */
 export function candidatesNeeded(step: StepBatch, sampler: StepSampler, vocabSize: number): number | null {
   if (step.isLogitsReturned) return null;
   let k = 1;
   for (const seq of step.seqs) {
     if (!seq.isSampled) continue;
+    if (sampler.needsWholeRow(seq.seqId)) return null;
     const params = sampler.paramsOf(seq.seqId);
     if (params.temperature <= 0) continue;
     if (params.topK <= 0 || Math.min(params.topK, vocabSize) > MAX_GPU_TOP_K) return null;

@@ -11,6 +11,7 @@ import {
   buildForwardBatch,
   checkStepTokenIds,
   type ModelWeights,
+  type SequenceSampling,
   type StageOutput,
   type StepDevice,
   type StepDeviceFactory,
@@ -18,7 +19,7 @@ import {
   StepSampler,
 } from '@seesaw/gpu-actor';
 import type { ModelConfig, ShardSpec } from '@seesaw/model';
-import { type DeviceSamplingParams, ENGINE_DEFAULTS, type StepBatch } from '@seesaw/protocol';
+import { ENGINE_DEFAULTS, type StepBatch } from '@seesaw/protocol';
 import { type GpuContext, openGpu } from './gpu-context.ts';
 import { GpuKvSwap } from './gpu-kv-swap.ts';
 import { candidatesNeeded, sampleFromCandidates } from './top-k-sampling.ts';
@@ -121,11 +122,11 @@ export class WebGpuDevice implements StepDevice {
     return this.sampler.sample(step, await this.forward.run(batch, this.cache));
   }
 
-  sequenceSampling(): Map<number, DeviceSamplingParams> {
+  sequenceSampling(): Map<number, SequenceSampling> {
     return this.sampler.snapshot();
   }
 
-  restoreSequenceSampling(snapshot: ReadonlyMap<number, DeviceSamplingParams>): void {
+  restoreSequenceSampling(snapshot: ReadonlyMap<number, SequenceSampling>): void {
     this.sampler.restore(snapshot);
   }
 

@@ -16,7 +16,13 @@ import {
   UsageError,
 } from '../args.ts';
 import { BACKEND_FLAGS, checkWebGpuPlacement, readBackendSettings } from '../backend-flags.ts';
-import { type BatchOutputRecord, errorRecord, formatRecordLine, successRecord } from '../batch-output.ts';
+import {
+  type BatchOutputRecord,
+  type ChoiceResult,
+  errorRecord,
+  formatRecordLine,
+  successRecord,
+} from '../batch-output.ts';
 import { formatByteSize } from '../byte-size.ts';
 import { chatPrompterFor } from '../chat-template.ts';
 import { CLUSTER_FLAGS, type ClusterSettings, readClusterSettings } from '../cluster-flags.ts';
@@ -29,13 +35,15 @@ import {
 } from '../engine-session.ts';
 import { HOST_KV_FLAGS, readHostKvSettings } from '../host-kv-flags.ts';
 import { type ParsedRequest, parseInputFile } from '../input-lines.ts';
+import { chatLogprobs, completionLogprobs, tokenTextOf } from '../logprobs-output.ts';
 import { checkMemoryFlags } from '../memory-flags.ts';
 import { ProgressReporter, type ProgressStream } from '../progress.ts';
+import { ChoiceGather, choiceIndexOf, choiceRequestsOf } from '../request-choices.ts';
 import { requestHash } from '../request-hash.ts';
 import { prepareOutputForResume, type ResumeState } from '../resume.ts';
 import { formatRunSummary, type RunSummary, runSummaryGrid } from '../run-summary.ts';
 import { readSeesawSettings, SEESAW_FLAGS } from '../seesaw-flags.ts';
-import { cutAtStopString } from '../stop-strings.ts';
+import { cutAtStopString, stopWhenOf } from '../stop-strings.ts';
 import { isTraceWanted, readTraceOutputs, TRACE_FLAGS, writeTraceOutputs } from '../trace-output.ts';
 
 export interface RunJobOptions extends EngineSettings {
@@ -150,13 +158,14 @@ function describeResume(summary: RunSummary, resume: ResumeState): string {
   return `resuming ${summary.outputPath}: skipped ${summary.numSkipped} requests already completed, ${dropped.join(', ')}`;
 }
 
-export function outputRecord(
+/** One finished choice as its record shows it: stop strings cut, echo and log probabilities applied. */
+function choiceResultOf(
   output: RequestOutput,
   request: ParsedRequest,
+  promptIndex: number,
   tokenizer: SeesawTokenizer | null,
-  modelName: string,
   eosIds: number[],
-): BatchOutputRecord {
+): ChoiceResult {
   const stopIds = new Set<number>(request.sampling.ignoreEos ? [] : eosIds);
   for (const id of request.sampling.stopTokenIds) stopIds.add(id);
   let outputTokenIds = output.outputTokenIds;
@@ -171,19 +180,58 @@ export function outputRecord(
     text = cut.text;
     finishReason = 'stop';
   }
+  if (request.isEchoed) {
+    const promptText =
+      request.promptTexts[promptIndex] ?? tokenizer?.decode(request.prompts[promptIndex]) ?? '';
+    text = promptText + text;
+  }
+  const tokenText = tokenTextOf(tokenizer === null ? null : (ids) => tokenizer.decode(ids));
+  const logprobs =
+    output.outputLogprobs === undefined
+      ? undefined
+      : request.isChat
+        ? chatLogprobs(outputTokenIds, output.outputLogprobs, tokenText)
+        : completionLogprobs(outputTokenIds, output.outputLogprobs, tokenText);
+  return { outputTokenIds, text, finishReason, ...(logprobs ? { logprobs } : {}) };
+}
+
+/** The record of a line whose choices all finished (outputs in choice order, request-choices.ts). */
+export function outputRecordOfChoices(
+  outputs: RequestOutput[],
+  request: ParsedRequest,
+  tokenizer: SeesawTokenizer | null,
+  modelName: string,
+  eosIds: number[],
+): BatchOutputRecord {
+  const [first, ...more] = outputs.map((output, index) =>
+    choiceResultOf(output, request, Math.floor(index / request.n), tokenizer, eosIds),
+  );
   return successRecord({
     customId: request.customId,
     modelName,
-    promptTokenIds: output.promptTokenIds,
-    outputTokenIds,
-    text,
-    finishReason,
+    promptTokenIds: request.promptTokenIds,
+    ...first,
+    ...(more.length > 0 ? { moreChoices: more } : {}),
+    ...(request.prompts.length > 1
+      ? { numPromptTokens: request.prompts.reduce((sum, prompt) => sum + prompt.length, 0) }
+      : {}),
     // Without a tokenizer the text is empty, so the ids are the only result.
     isTokenIdsReturned: request.isTokenIdsReturned || tokenizer === null,
     isChat: request.isChat,
     createdSeconds: Math.floor(Date.now() / 1000),
     requestId: requestHash(request),
   });
+}
+
+/** The record of a single-choice line. */
+export function outputRecord(
+  output: RequestOutput,
+  request: ParsedRequest,
+  tokenizer: SeesawTokenizer | null,
+  modelName: string,
+  eosIds: number[],
+): BatchOutputRecord {
+  return outputRecordOfChoices([output], request, tokenizer, modelName, eosIds);
 }
 
 export async function runJob(options: RunJobOptions): Promise<RunSummary> {
@@ -272,41 +320,75 @@ async function runRequests(
         `${requests.length} requests to run`,
     );
     const engineStartMs = performance.now();
-    const byCustomId = new Map<string, ParsedRequest>();
+    // Every choice is its own engine request (request-choices.ts); a line's record is written once
+    // all its choices finish, or once with the error of the first one refused.
+    const lines = new Map<string, { request: ParsedRequest; gather: ChoiceGather; isFailed: boolean }>();
+    const lineOfEngineId = new Map<string, ParsedRequest>();
+    const takenIds = new Set(requests.map((request) => request.customId));
+    let numQueued = 0;
     for (const request of requests) {
-      const rejection = tryAddRequest(session.engine, {
-        requestId: request.customId,
-        promptTokenIds: request.promptTokenIds,
-        sampling: request.sampling,
-      });
-      if (rejection === null) {
-        byCustomId.set(request.customId, request);
+      // Stop strings end generation early on this engine (the cut below gives the same answer).
+      const stopWhen =
+        tokenizer === null ? undefined : stopWhenOf(request.stopStrings, (ids) => tokenizer.decode(ids));
+      const choices = choiceRequestsOf(request, request.customId, stopWhen);
+      const collision = choices.find(
+        (choice) => choice.requestId !== request.customId && takenIds.has(choice.requestId),
+      );
+      let rejection: string | null = null;
+      if (collision !== undefined) {
+        rejection = `its choice id '${collision.requestId}' is another line's custom_id: rename one of them`;
       } else {
+        for (const choice of choices) {
+          rejection = tryAddRequest(session.engine, choice);
+          if (rejection !== null) break;
+          lineOfEngineId.set(choice.requestId, request);
+          numQueued++;
+        }
+      }
+      // A line refused after some of its choices were queued: those run, and are dropped.
+      lines.set(request.customId, {
+        request,
+        gather: new ChoiceGather(choices.length),
+        isFailed: rejection !== null,
+      });
+      if (rejection !== null) {
         writer.write(
           errorRecord(request.customId, 'request_rejected', `line ${request.lineNumber}: ${rejection}`),
         );
         summary.numErrors++;
       }
     }
+    const lineOf = (requestId: string) => {
+      const request = lineOfEngineId.get(requestId);
+      if (request === undefined) throw new Error(`engine answered unknown request '${requestId}'`);
+      return lines.get(request.customId)!;
+    };
     const eosIds = session.config.eosTokenIds;
-    // Most output tokens each request can get: its max_tokens, or up to the length cap.
-    const outputBudget = (request: ParsedRequest) =>
-      Math.min(request.sampling.maxTokens, session.engine.maxModelLen - request.promptTokenIds.length);
+    // Most output tokens each choice can get: its max_tokens, or up to the length cap.
+    const outputBudget = (promptTokenIds: number[], request: ParsedRequest) =>
+      Math.min(request.sampling.maxTokens, session.engine.maxModelLen - promptTokenIds.length);
     let numWorkTotal = 0;
-    for (const request of byCustomId.values())
-      numWorkTotal += request.promptTokenIds.length + outputBudget(request);
-    const progress = new ProgressReporter(options.progressStream, byCustomId.size);
+    for (const { request, isFailed } of lines.values())
+      if (!isFailed)
+        for (const prompt of request.prompts)
+          numWorkTotal += (prompt.length + outputBudget(prompt, request)) * request.n;
+    const progress = new ProgressReporter(options.progressStream, numQueued);
     try {
       await drainEngine(
         session.engine,
         (output) => {
-          const request = byCustomId.get(output.requestId);
-          if (request === undefined) throw new Error(`engine finished unknown request '${output.requestId}'`);
-          writer.write(outputRecord(output, request, tokenizer, session.modelName, eosIds));
-          numWorkTotal -= Math.max(0, outputBudget(request) - output.outputTokenIds.length);
-          summary.numOk++;
+          const line = lineOf(output.requestId);
+          if (line.isFailed) return;
+          numWorkTotal -= Math.max(
+            0,
+            outputBudget(output.promptTokenIds, line.request) - output.outputTokenIds.length,
+          );
           summary.numPromptTokens += output.promptTokenIds.length;
           summary.numOutputTokens += output.outputTokenIds.length;
+          const outputs = line.gather.add(choiceIndexOf(output.requestId, line.request.customId), output);
+          if (outputs === null) return;
+          writer.write(outputRecordOfChoices(outputs, line.request, tokenizer, session.modelName, eosIds));
+          summary.numOk++;
         },
         (stats) =>
           progress.update({
@@ -316,10 +398,21 @@ async function runRequests(
             numWorkTotal,
           }),
         (requestId, message) => {
-          const request = byCustomId.get(requestId);
-          if (request === undefined) throw new Error(`engine rejected unknown request '${requestId}'`);
-          writer.write(errorRecord(requestId, 'request_rejected', `line ${request.lineNumber}: ${message}`));
-          numWorkTotal -= request.promptTokenIds.length + outputBudget(request);
+          const line = lineOf(requestId);
+          const prompt =
+            line.request.prompts[
+              Math.floor(choiceIndexOf(requestId, line.request.customId) / line.request.n)
+            ];
+          numWorkTotal -= prompt.length + outputBudget(prompt, line.request);
+          if (line.isFailed) return;
+          line.isFailed = true;
+          writer.write(
+            errorRecord(
+              line.request.customId,
+              'request_rejected',
+              `line ${line.request.lineNumber}: ${message}`,
+            ),
+          );
           summary.numErrors++;
         },
       );

@@ -10,9 +10,10 @@
 import type { SeesawTokenizer } from '@seesaw/model';
 import { errorRecord, formatRecordLine } from '../batch-output.ts';
 import type { ChatPrompter } from '../chat-template.ts';
-import { outputRecord } from '../commands/run.ts';
+import { outputRecordOfChoices } from '../commands/run.ts';
 import type { EngineSession } from '../engine-session.ts';
 import { type ParsedRequest, parseInputFile } from '../input-lines.ts';
+import { submitChoices } from '../request-choices.ts';
 import type { EngineLoop } from './engine-loop.ts';
 import { type BatchRow, type StateStore, UNFINISHED_STATUSES } from './state-store.ts';
 
@@ -178,11 +179,10 @@ export class BatchRunner {
       while (!isCancelled && next < requests.length && numInFlight < maxInFlight) {
         const request = requests[next++];
         // Ids in the engine are per batch: two batches may use the same custom_id.
-        const submission = engineLoop.submit({
-          requestId: `${batchId}/${request.customId}`,
-          promptTokenIds: request.promptTokenIds,
-          sampling: request.sampling,
-        });
+        // One engine request per choice (n, lists of prompts): request-choices.ts.
+        const submission = submitChoices(request, `${batchId}/${request.customId}`, (choice) =>
+          engineLoop.submit(choice),
+        );
         if ('rejection' in submission) {
           const message = `line ${request.lineNumber}: ${submission.rejection}`;
           const record = errorRecord(request.customId, 'request_rejected', message);
@@ -190,10 +190,10 @@ export class BatchRunner {
           continue;
         }
         numInFlight++;
-        submission.output.then(
-          (output) => {
+        submission.outputs.then(
+          (outputs) => {
             numInFlight--;
-            const record = outputRecord(output, request, tokenizer, session.modelName, eosIds);
+            const record = outputRecordOfChoices(outputs, request, tokenizer, session.modelName, eosIds);
             store.addResult(batchId, request.customId, request.lineNumber, false, formatRecordLine(record));
             this.wakeUp?.();
           },

@@ -8,9 +8,10 @@
 import type { ServerResponse } from 'node:http';
 import type { SeesawTokenizer } from '@seesaw/model';
 import type { ChatPrompter } from '../chat-template.ts';
-import { outputRecord } from '../commands/run.ts';
+import { outputRecordOfChoices } from '../commands/run.ts';
 import type { EngineSession } from '../engine-session.ts';
 import { parseInputLine } from '../input-lines.ts';
+import { submitChoices } from '../request-choices.ts';
 import type { EngineLoop } from './engine-loop.ts';
 import { ApiError, sendJson } from './http-errors.ts';
 import { newId } from './state-store.ts';
@@ -50,14 +51,17 @@ export async function handleCompletion(
   });
   if (!parsed.isOk) throw new ApiError(400, parsed.error.message.replace(/^line 1: /, ''), parsed.error.code);
   const request = parsed.request;
-  const submission = engineLoop.submit({
-    requestId: customId,
-    promptTokenIds: request.promptTokenIds,
-    sampling: request.sampling,
-  });
+  // One engine request per choice (n, lists of prompts): request-choices.ts.
+  const submission = submitChoices(request, customId, (choice) => engineLoop.submit(choice));
   if ('rejection' in submission) throw new ApiError(400, submission.rejection, 'request_rejected');
-  const output = await submission.output;
-  const record = outputRecord(output, request, tokenizer, session.modelName, session.config.eosTokenIds);
+  const outputs = await submission.outputs;
+  const record = outputRecordOfChoices(
+    outputs,
+    request,
+    tokenizer,
+    session.modelName,
+    session.config.eosTokenIds,
+  );
   if (record.response === null) throw new ApiError(500, record.error.message, record.error.code);
   const completion = record.response.body;
   if (stream !== true) return sendJson(response, 200, completion);

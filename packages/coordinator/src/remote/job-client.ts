@@ -149,7 +149,9 @@ export class RemoteJobClient {
       );
     }
     this.outstanding.add(request.requestId);
-    this.unsent.push(request);
+    // stopWhen is a function of this process: the coordinator's engine runs without it.
+    const { stopWhen: _local, ...sendable } = request;
+    this.unsent.push(sendable);
   }
 
   hasUnfinishedRequests(): boolean {

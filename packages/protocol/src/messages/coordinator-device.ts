@@ -5,7 +5,7 @@
 
 import { arrayOf, bool, type Check, count, finite, int, object, range, str } from '../check.ts';
 import { parseParallelConfig } from '../parallel-layout.ts';
-import type { StepBatch, StepKvSwap, StepKvTimings, StepResult } from '../step.ts';
+import type { SampledToken, StepBatch, StepKvSwap, StepKvTimings, StepResult } from '../step.ts';
 import type { Tensor } from '../tensor.ts';
 import type { Heartbeat, Hello, ProtocolError, Range, Refused, Shutdown, Welcome } from './common.ts';
 import { type DeviceReshardPlanData, deviceReshardPlanData } from './reshard-plan-data.ts';
@@ -142,7 +142,7 @@ export interface StepDone {
   /** StepBatch.stepId answered. */
   stepId: number;
   /** One entry per sampled StepSeq, in batch order. */
-  sampled: Array<{ seqId: number; tokenId: number }>;
+  sampled: SampledToken[];
   /** Whether one logits tensor per sampled entry is attached. */
   hasLogits: boolean;
   /** The answering device's KV transfer timings for this step (ms). */
@@ -208,12 +208,21 @@ const id = count;
 const idList = arrayOf(count);
 const tokenId = int(0, 0x7fff_ffff);
 
-const sampling = object({
-  temperature: finite(0),
-  topP: finite(Number.MIN_VALUE, 1),
-  topK: int(-0x8000_0000, 0x7fff_ffff),
-  seed: int(-Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER),
-});
+const sampling = object(
+  {
+    temperature: finite(0),
+    topP: finite(Number.MIN_VALUE, 1),
+    topK: int(-0x8000_0000, 0x7fff_ffff),
+    seed: int(-Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER),
+  },
+  { presencePenalty: finite(-2, 2), frequencyPenalty: finite(-2, 2), numLogprobs: int(0, 20) },
+);
+
+/** A log probability: <= 0 (-Infinity for a token that cannot be drawn; NaN from NaN logits). */
+const logprob: Check = (value, path) =>
+  typeof value === 'number' && !(value > 0) ? undefined : `${path}: expected a log probability (<= 0)`;
+export const sampledLogprobs = object({ logprob, top: arrayOf(object({ tokenId, logprob })) });
+const sampledToken = object({ seqId: id, tokenId }, { logprobs: sampledLogprobs });
 
 const stepSeq = object({
   seqId: id,
@@ -247,7 +256,12 @@ const kvSwap: Check = (value, path) => {
 const stepBatch = object(
   {
     stepId,
-    addedSeqs: arrayOf(object({ seqId: id, sampling })),
+    addedSeqs: arrayOf(
+      object(
+        { seqId: id, sampling },
+        { outputHistory: object({ tokenIds: arrayOf(tokenId), nextPosition: count }) },
+      ),
+    ),
     releasedSeqIds: idList,
     seqs: arrayOf(stepSeq),
   },
@@ -342,11 +356,7 @@ export const deviceToCoordinatorSchemas: Record<
   MessageSchema
 > = {
   ready: schema({ numKvBlocks: count, weightBytes: count, kvCacheBytes: count }, undefined, { weightDigest }),
-  stepDone: schema(
-    { stepId, sampled: arrayOf(object({ seqId: id, tokenId })), hasLogits: bool },
-    logitsTensors,
-    { kvTimings },
-  ),
+  stepDone: schema({ stepId, sampled: arrayOf(sampledToken), hasLogits: bool }, logitsTensors, { kvTimings }),
   swapDone: schema({ swapId: id, seqId: id }),
   reshardDone: schema(
     {

@@ -20,7 +20,9 @@ import {
   oneOf,
   str,
 } from '../check.ts';
+import type { SampledLogprobs } from '../step.ts';
 import type { Heartbeat, Hello, ProtocolError, Refused, Welcome } from './common.ts';
+import { sampledLogprobs } from './coordinator-device.ts';
 import { type MessageSchema, schema } from './schema.ts';
 
 export interface OpenJob {
@@ -54,6 +56,11 @@ export interface JobSampling {
   seed: number | null;
   stopTokenIds: number[];
   ignoreEos: boolean;
+  /** OpenAI's penalties in [-2, 2]; absent means 0. */
+  presencePenalty?: number;
+  frequencyPenalty?: number;
+  /** Return log probabilities with this many alternatives (0..20); absent: none. */
+  numLogprobs?: number;
 }
 
 export interface JobRequest {
@@ -90,6 +97,8 @@ export interface JobRequestOutput {
   promptTokenIds: number[];
   outputTokenIds: number[];
   finishReason: 'stop' | 'length';
+  /** One entry per output token, only for a request with numLogprobs. */
+  outputLogprobs?: SampledLogprobs[];
   numPreemptions: number;
   arrivalMs: number;
   firstTokenMs: number;
@@ -144,28 +153,34 @@ const counters: Check = (value, path) => {
   return undefined;
 };
 
-const sampling = object({
-  maxTokens: int(1, Number.MAX_SAFE_INTEGER),
-  temperature: finite(0),
-  topP: finite(0, 1),
-  topK: int(0, Number.MAX_SAFE_INTEGER),
-  seed: nullableSeed,
-  stopTokenIds: tokenIds,
-  ignoreEos: bool,
-});
+const sampling = object(
+  {
+    maxTokens: int(1, Number.MAX_SAFE_INTEGER),
+    temperature: finite(0),
+    topP: finite(0, 1),
+    topK: int(0, Number.MAX_SAFE_INTEGER),
+    seed: nullableSeed,
+    stopTokenIds: tokenIds,
+    ignoreEos: bool,
+  },
+  { presencePenalty: finite(-2, 2), frequencyPenalty: finite(-2, 2), numLogprobs: int(0, 20) },
+);
 
 const request = object({ requestId: str(4096), promptTokenIds: tokenIds, sampling });
 
-const output = object({
-  requestId: str(4096),
-  promptTokenIds: tokenIds,
-  outputTokenIds: tokenIds,
-  finishReason: oneOf('stop', 'length'),
-  numPreemptions: count,
-  arrivalMs: finite(),
-  firstTokenMs: finite(),
-  finishMs: finite(),
-});
+const output = object(
+  {
+    requestId: str(4096),
+    promptTokenIds: tokenIds,
+    outputTokenIds: tokenIds,
+    finishReason: oneOf('stop', 'length'),
+    numPreemptions: count,
+    arrivalMs: finite(),
+    firstTokenMs: finite(),
+    finishMs: finite(),
+  },
+  { outputLogprobs: arrayOf(sampledLogprobs) },
+);
 
 export const jobClientToCoordinatorSchemas: Record<'openJob' | 'submitRequests', MessageSchema> = {
   openJob: schema({ modelDir: str(4096), parallelism: str(64) }, undefined, {
