@@ -28,6 +28,7 @@ import {
   requiredString,
   UsageError,
 } from '../args.ts';
+import { commandFlagSpec } from '../command-flags.ts';
 import { type EngineSession, type EngineSettings, staticFigures } from '../engine-session.ts';
 import { formatRunSummary } from '../run-summary.ts';
 import { readTlsCaFlag } from '../tls-flags.ts';
@@ -271,7 +272,7 @@ async function stopChild(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
-export const CLUSTER_RUN_FLAGS = {} as const;
+export const CLUSTER_RUN_FLAGS = commandFlagSpec('cluster-run');
 
 /** `seesaw cluster-run FILE`. */
 export async function clusterRunCommand(argv: string[]): Promise<number> {

@@ -1,0 +1,8 @@
+/**
+ * The request-line paragraph of `seesaw run --help`: what one input line may hold. Its own block
+ * so the request fields and this text change together, apart from the flag table.
+ */
+export const RUN_REQUEST_LINES = `Input lines: {"prompt": "text" | [ids], "max_tokens", "temperature", "top_p", "top_k",
+"seed", "stop", "stop_token_ids", "ignore_eos", "return_token_ids", "custom_id"} or OpenAI batch
+lines {"custom_id", "method": "POST", "url": "/v1/completions", "body": {...}}.
+OpenAI fields are accepted at their no-op values (n: 1, stream: false, ...).`;
