@@ -17,6 +17,7 @@ import { loadModelConfig } from '@seesaw/model';
 import { connectAndHello, connectWebSocket, type Message } from '@seesaw/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURE, makeRequests, runReference } from './cluster-test-support.ts';
+import { jobConfig } from './job-config-support.ts';
 
 const TOKEN = 'in-process-remote-token';
 const quiet = (lines: string[]) => (line: string) => {
@@ -32,11 +33,13 @@ async function runJob(
     url,
     token: TOKEN,
     job: {
-      modelDir: FIXTURE,
-      parallelism,
-      deviceMemoryBytes: 48 << 20,
-      maxNumBatchedTokens: 64,
-      maxNumSeqs: 8,
+      config: jobConfig({
+        modelDir: FIXTURE,
+        parallelism,
+        deviceMemoryBytes: 48 << 20,
+        maxNumBatchedTokens: 64,
+        maxNumSeqs: 8,
+      }),
     },
   });
   try {

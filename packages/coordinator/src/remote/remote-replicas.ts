@@ -10,7 +10,7 @@ import {
   type ModelConfig,
   type ParallelConfig,
 } from '@seesaw/model';
-import { ENGINE_DEFAULTS, type OpenJob, type Ready } from '@seesaw/protocol';
+import type { EngineConfig, Ready } from '@seesaw/protocol';
 import type { DeviceActorHandle } from '../cluster/device-actor-handle.ts';
 import { ReplicaDevice } from '../cluster/replica-device.ts';
 
@@ -32,27 +32,28 @@ export async function loadReplicas(
   actors: readonly DeviceActorHandle[],
   parallel: ParallelConfig,
   config: ModelConfig,
-  open: OpenJob,
+  engineConfig: EngineConfig,
 ): Promise<ReplicaDevice[]> {
+  const { model, cache } = engineConfig;
   const { dp, tp, pp } = parallel;
   const perReplica = tp * pp;
   // Read where the coordinator runs: the model directory must be visible here too.
   const deviceMemoryBytes =
-    open.deviceMemoryBytes ?? Checkpoint.tensorBytesOf(open.modelDir) + ENGINE_DEFAULTS.kvCacheBytes;
+    cache.deviceMemoryBytes ?? Checkpoint.tensorBytesOf(model.dir) + cache.kvCacheBytes;
   const ready: Ready[] = await Promise.all(
     actors.map((actor, device) => {
       const local = device % perReplica;
       const ppStage = Math.floor(local / tp);
       return actor.load({
-        modelDir: open.modelDir,
+        modelDir: model.dir,
         parallelism: formatParallelConfig({ dp, tp, pp }, { allLetters: true }),
         dpRank: Math.floor(device / perReplica),
         tpRank: local % tp,
         ppStage,
         layers: balancedRange(config.numLayers, pp, ppStage),
-        numThreads: open.numThreadsPerDevice ?? 1,
+        numThreads: engineConfig.parallel.numThreadsPerDevice ?? 1,
         deviceMemoryBytes,
-        blockSize: ENGINE_DEFAULTS.blockSize,
+        blockSize: cache.blockSize,
       });
     }),
   );
@@ -64,7 +65,7 @@ export async function loadReplicas(
       dpRank,
       stages.map((devices) => devices.map((d) => actors[d]!)),
       stages.map((devices) => devices.map((d) => ready[d]!)),
-      ENGINE_DEFAULTS.blockSize,
+      cache.blockSize,
     );
   });
 }
