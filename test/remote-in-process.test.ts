@@ -102,6 +102,19 @@ describe('coordinator daemon with in-process host agents', () => {
     expect(daemon.health().hosts).toEqual([{ name: 'solo', devices: 2, busyDevices: 0 }]);
   });
 
+  it('runs the EngineConfig the client sent as it is: one that does not hold together is refused, naming it', async () => {
+    const open = (config: ReturnType<typeof jobConfig>) =>
+      RemoteJobClient.open({ url: daemon.url, token: TOKEN, job: { config } });
+    const base = jobConfig({ modelDir: FIXTURE, parallelism: 'D2' });
+    await expect(open({ ...base, parallel: { ...base.parallel, numDevices: 3 } })).rejects.toThrow(
+      /numDevices 3 does not match its layout D2/,
+    );
+    await expect(open({ ...base, parallel: { ...base.parallel, decodeLayout: 'T2' } })).rejects.toThrow(
+      /Seesaw job \(decodeLayout\) runs on local device workers only/,
+    );
+    expect(daemon.health().hosts).toEqual([{ name: 'solo', devices: 2, busyDevices: 0 }]);
+  });
+
   it('drops a joined host that stops sending heartbeats', async () => {
     const link = await connectWebSocket<Message, Message>(daemon.url);
     await connectAndHello(link, { role: 'device', name: 'agent mute', token: TOKEN });
