@@ -17,6 +17,7 @@ import { createDeviceWorkerGroup, deviceWorkerUrl } from '@seesaw/gpu-actor';
 import { loadModelConfig } from '@seesaw/model';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURE, makeRequests, runReference } from './cluster-test-support.ts';
+import { jobConfig } from './job-config-support.ts';
 
 const TOKEN = 'cross-host-token';
 
@@ -25,11 +26,13 @@ async function runJob(url: string, parallelism: string, requests: EngineRequest[
     url,
     token: TOKEN,
     job: {
-      modelDir: FIXTURE,
-      parallelism,
-      deviceMemoryBytes: 48 << 20,
-      maxNumBatchedTokens: 64,
-      maxNumSeqs: 8,
+      config: jobConfig({
+        modelDir: FIXTURE,
+        parallelism,
+        deviceMemoryBytes: 48 << 20,
+        maxNumBatchedTokens: 64,
+        maxNumSeqs: 8,
+      }),
     },
   });
   try {
@@ -115,11 +118,13 @@ describe('a replica spanning two hosts', () => {
       url: daemon.url,
       token: TOKEN,
       job: {
-        modelDir: FIXTURE,
-        parallelism: 'T2',
-        deviceMemoryBytes: 48 << 20,
-        maxNumBatchedTokens: 16,
-        maxNumSeqs: 2,
+        config: jobConfig({
+          modelDir: FIXTURE,
+          parallelism: 'T2',
+          deviceMemoryBytes: 48 << 20,
+          maxNumBatchedTokens: 16,
+          maxNumSeqs: 2,
+        }),
       },
     });
     try {

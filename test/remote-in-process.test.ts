@@ -17,6 +17,7 @@ import { loadModelConfig } from '@seesaw/model';
 import { connectAndHello, connectWebSocket, type Message } from '@seesaw/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURE, makeRequests, runReference } from './cluster-test-support.ts';
+import { jobConfig } from './job-config-support.ts';
 
 const TOKEN = 'in-process-remote-token';
 const quiet = (lines: string[]) => (line: string) => {
@@ -32,11 +33,13 @@ async function runJob(
     url,
     token: TOKEN,
     job: {
-      modelDir: FIXTURE,
-      parallelism,
-      deviceMemoryBytes: 48 << 20,
-      maxNumBatchedTokens: 64,
-      maxNumSeqs: 8,
+      config: jobConfig({
+        modelDir: FIXTURE,
+        parallelism,
+        deviceMemoryBytes: 48 << 20,
+        maxNumBatchedTokens: 64,
+        maxNumSeqs: 8,
+      }),
     },
   });
   try {
@@ -96,6 +99,19 @@ describe('coordinator daemon with in-process host agents', () => {
   it('refuses a layout the hosts cannot hold, and a model that cannot be split that way', async () => {
     await expect(runJob(daemon.url, 'D3', requests)).rejects.toThrow(/cannot place 3 replicas/);
     await expect(runJob(daemon.url, 'T3', requests)).rejects.toBeInstanceOf(RemoteJobError);
+    expect(daemon.health().hosts).toEqual([{ name: 'solo', devices: 2, busyDevices: 0 }]);
+  });
+
+  it('runs the EngineConfig the client sent as it is: one that does not hold together is refused, naming it', async () => {
+    const open = (config: ReturnType<typeof jobConfig>) =>
+      RemoteJobClient.open({ url: daemon.url, token: TOKEN, job: { config } });
+    const base = jobConfig({ modelDir: FIXTURE, parallelism: 'D2' });
+    await expect(open({ ...base, parallel: { ...base.parallel, numDevices: 3 } })).rejects.toThrow(
+      /numDevices 3 does not match its layout D2/,
+    );
+    await expect(open({ ...base, parallel: { ...base.parallel, decodeLayout: 'T2' } })).rejects.toThrow(
+      /Seesaw job \(decodeLayout\) runs on local device workers only/,
+    );
     expect(daemon.health().hosts).toEqual([{ name: 'solo', devices: 2, busyDevices: 0 }]);
   });
 

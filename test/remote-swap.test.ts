@@ -18,6 +18,7 @@ import { createDeviceWorkerGroup, deviceWorkerUrl, shardWeightBytes } from '@see
 import { Checkpoint, loadModelConfig, parseParallelConfig, shardSpec } from '@seesaw/model';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURE, runReference } from './cluster-test-support.ts';
+import { jobConfig } from './job-config-support.ts';
 
 const TOKEN = 'remote-swap-token';
 /** Tokens per KV block of every remote job (remote-replicas.ts). */
@@ -79,12 +80,14 @@ async function runSwapJob(url: string, parallelism: string, requests: EngineRequ
     url,
     token: TOKEN,
     job: {
-      modelDir: FIXTURE,
-      parallelism,
-      ...memoryFor(parallelism),
-      preemptionMode: 'swap',
-      maxNumBatchedTokens: 64,
-      maxNumSeqs: 8,
+      config: jobConfig({
+        modelDir: FIXTURE,
+        parallelism,
+        ...memoryFor(parallelism),
+        preemptionMode: 'swap',
+        maxNumBatchedTokens: 64,
+        maxNumSeqs: 8,
+      }),
     },
   });
   try {

@@ -25,6 +25,7 @@ import {
 } from '@seesaw/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURE, runReference } from '../cluster-test-support.ts';
+import { jobConfig } from '../job-config-support.ts';
 
 const TOKEN = 'job-rejection-token-0123456789abcdef';
 const vocabSize = loadModelConfig(FIXTURE).vocabSize;
@@ -87,7 +88,7 @@ describe('item 9: per-request rejection on the job protocol', () => {
       else if (message.tag === 'requestRejected') rejected.push(message);
       else if (message.tag === 'jobFailed') failed = message.message;
     });
-    link.post({ tag: 'openJob', modelDir: FIXTURE, parallelism: 'D1' });
+    link.post({ tag: 'openJob', config: jobConfig({ modelDir: FIXTURE, parallelism: 'D1' }) });
     const { maxModelLen } = await ready;
     const invalid = [
       request('bad-empty', []),
@@ -136,7 +137,7 @@ describe('item 9: per-request rejection on the job protocol', () => {
     const job = await RemoteJobClient.open({
       url: daemon.url,
       token: TOKEN,
-      job: { modelDir: FIXTURE, parallelism: 'D1' },
+      job: { config: jobConfig({ modelDir: FIXTURE, parallelism: 'D1' }) },
     });
     try {
       // The client checks what it can (empty, too long, duplicate); the vocabulary only the coordinator knows.

@@ -14,6 +14,7 @@ import { createDeviceWorkerGroup, deviceWorkerUrl } from '@seesaw/gpu-actor';
 import { loadModelConfig } from '@seesaw/model';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURE, makeRequests, runReference } from '../cluster-test-support.ts';
+import { jobConfig } from '../job-config-support.ts';
 import { TestCertificates } from './tls-test-support.ts';
 
 const TOKEN = 'tls-test-token-0123456789abcdef0123';
@@ -70,7 +71,7 @@ describe("item 6 (TLS): wss:// for the coordinator, agents' peer links and job c
       url: daemon.url,
       token: TOKEN,
       tlsCa: read('ca-right.pem'),
-      job: { modelDir: FIXTURE, parallelism: 'P2' },
+      job: { config: jobConfig({ modelDir: FIXTURE, parallelism: 'P2' }) },
     });
     try {
       expect(job.ready.layout).toBe('P2 on a (1 device), b (1 device)');
@@ -106,7 +107,7 @@ describe("item 6 (TLS): wss:// for the coordinator, agents' peer links and job c
         token: TOKEN,
         ...(tlsCa ? { tlsCa } : {}),
         log: (line) => logs.push(line),
-        job: { modelDir: FIXTURE, parallelism: 'D1' },
+        job: { config: jobConfig({ modelDir: FIXTURE, parallelism: 'D1' }) },
       });
     await expect(open(read('ca-wrong.pem'))).rejects.toThrow(/not signed by the CA given with --tls-ca/);
     await expect(open(undefined)).rejects.toThrow(/not signed by the CA given with --tls-ca/);
@@ -119,7 +120,7 @@ describe("item 6 (TLS): wss:// for the coordinator, agents' peer links and job c
         url: plainUrl,
         token: TOKEN,
         log: (line) => logs.push(line),
-        job: { modelDir: FIXTURE, parallelism: 'D1' },
+        job: { config: jobConfig({ modelDir: FIXTURE, parallelism: 'D1' }) },
       }),
     ).rejects.toThrow(/the server may require TLS: connect with wss:\/\//);
   });

@@ -8,10 +8,6 @@
 import { loadModelConfig } from '@seesaw/model';
 import { type FlagValues, optionalInteger, optionalString, UsageError } from './args.ts';
 
-export const AUTO_PAIR_FLAGS = {
-  profile: { type: 'string' },
-} as const;
-
 /** True for --prefill auto --decode auto; a usage error when only one of them is auto. */
 export function isAutoPair(values: FlagValues): boolean {
   const isPrefillAuto = values.prefill === 'auto';

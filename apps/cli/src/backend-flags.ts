@@ -6,11 +6,6 @@
  */
 import { type FlagValues, optionalInteger, optionalString, UsageError } from './args.ts';
 
-export const BACKEND_FLAGS = {
-  backend: { type: 'string' },
-  'gpus-per-adapter': { type: 'string' },
-} as const;
-
 export type DeviceBackend = 'cpu' | 'webgpu';
 const BACKENDS: readonly DeviceBackend[] = ['cpu', 'webgpu'];
 

@@ -5,12 +5,6 @@
 import { formatParallelConfig, numDevices, type ParallelConfig, parseParallelConfig } from '@seesaw/model';
 import { type FlagValues, optionalByteSize, optionalInteger, optionalString, UsageError } from './args.ts';
 
-export const CLUSTER_FLAGS = {
-  devices: { type: 'string' },
-  config: { type: 'string' },
-  'device-memory': { type: 'string' },
-} as const;
-
 export interface ClusterSettings {
   numDevices: number;
   parallel: ParallelConfig;

@@ -9,13 +9,12 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import { availableParallelism } from 'node:os';
 import { basename, resolve } from 'node:path';
 import { RecoveringCluster } from '@seesaw/coordinator';
-import { Checkpoint, expectedTensors, formatParallelConfig, loadModelConfig } from '@seesaw/model';
-import { ENGINE_DEFAULTS } from '@seesaw/protocol';
+import { Checkpoint, expectedTensors, loadModelConfig, parseParallelConfig } from '@seesaw/model';
+import type { EngineConfig } from '@seesaw/protocol';
 import { deviceWorkerUrlOf } from './backend-flags.ts';
-import type { ClusterSettings } from './cluster-flags.ts';
+import { deviceMemoryOf } from './engine-config.ts';
 import { type EngineSession, type EngineSettings, staticFigures } from './engine-session.ts';
 
 /** Parameters of the model, from the tensor shapes its config implies (for the swap cost model). */
@@ -26,36 +25,37 @@ function numModelParams(modelDir: string): number {
   );
 }
 
+/** `settings` gives what is not configuration: the backend and the trace recorder. */
 export async function openClusterSession(
-  modelDir: string,
-  settings: EngineSettings,
-  cluster: ClusterSettings,
+  engineConfig: EngineConfig,
+  settings: Pick<EngineSettings, 'backend' | 'recorder'>,
 ): Promise<EngineSession> {
   // Loaded here for the same reason as in openEngineSession: native kernels only when needed.
   const { createDeviceWorkerGroup } = await import('@seesaw/gpu-actor');
+  const { model, parallel: parallelConfig, cache, scheduler } = engineConfig;
+  const modelDir = model.dir;
+  const parallel = parseParallelConfig(parallelConfig.layout);
   const backend = settings.backend ?? 'cpu';
-  const numThreads = settings.numThreads ?? availableParallelism();
-  const numThreadsPerDevice = Math.max(1, Math.floor(numThreads / cluster.numDevices));
+  const numThreadsPerDevice = parallelConfig.numThreadsPerDevice ?? 1;
   const weightBytes = Checkpoint.tensorBytesOf(modelDir);
   // --kv-cache-memory reaches a cluster only as a WebGPU run's one implied device (run.ts refuses it otherwise).
-  const deviceMemoryBytes =
-    cluster.deviceMemoryBytes ?? weightBytes + (settings.kvCacheBytes ?? ENGINE_DEFAULTS.kvCacheBytes);
+  const deviceMemoryBytes = deviceMemoryOf(engineConfig, weightBytes);
   const recovering = await RecoveringCluster.start({
     cluster: {
       workerUrl: await deviceWorkerUrlOf(backend),
       modelDir,
-      parallel: cluster.parallel,
+      parallel,
       numThreadsPerDevice,
       deviceMemoryBytes,
       token: randomBytes(24).toString('base64url'),
       createTpGroup: createDeviceWorkerGroup,
-      hostKvBytes: settings.hostKvBytes,
+      hostKvBytes: cache.hostKvBytes,
     },
     // hostKv itself comes from the cluster (each engine's share of the store), re-plans included.
     engine: {
-      maxNumBatchedTokens: settings.maxNumBatchedTokens,
-      maxNumSeqs: settings.maxNumSeqs,
-      preemptionMode: settings.preemptionMode,
+      maxNumBatchedTokens: scheduler.maxNumBatchedTokens,
+      maxNumSeqs: scheduler.maxNumSeqs,
+      preemptionMode: cache.preemptionMode,
       numModelParams: numModelParams(modelDir),
       trace: settings.recorder,
     },
@@ -94,8 +94,8 @@ export async function openClusterSession(
     config,
     modelName: basename(resolve(modelDir)),
     layout:
-      `${formatParallelConfig(cluster.parallel)} on ${cluster.numDevices} device ` +
-      `worker${cluster.numDevices === 1 ? '' : 's'} ` +
+      `${parallelConfig.layout} on ${parallelConfig.numDevices} device ` +
+      `worker${parallelConfig.numDevices === 1 ? '' : 's'} ` +
       (backend === 'webgpu'
         ? '(WebGPU)'
         : `(${numThreadsPerDevice} thread${numThreadsPerDevice === 1 ? '' : 's'} each)`),
@@ -106,7 +106,7 @@ export async function openClusterSession(
       const perReplica = current.parallel.tp * current.parallel.pp;
       const peak = Math.max(...current.replicas.map((r) => (r.weightBytes + r.kvCacheBytes) / perReplica));
       const numEngines = current.parallel.dp * current.parallel.pp;
-      return staticFigures(recovering.stats, Math.round(peak), settings.hostKvBytes, numEngines);
+      return staticFigures(recovering.stats, Math.round(peak), cache.hostKvBytes, numEngines);
     },
     close: () => recovering.close({ mode: isFailed ? 'abort' : 'drain' }),
   };

@@ -4,7 +4,6 @@
  * `bench` and the default job, so every path measures the same thing.
  */
 
-import { availableParallelism } from 'node:os';
 import { basename, resolve } from 'node:path';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import {
@@ -17,9 +16,9 @@ import {
   type TraceRecorder,
 } from '@seesaw/coordinator';
 import { expectedTensors, loadModelConfig, type ModelConfig } from '@seesaw/model';
-import { ENGINE_DEFAULTS } from '@seesaw/protocol';
 import type { DeviceBackend } from './backend-flags.ts';
 import type { ClusterSettings } from './cluster-flags.ts';
+import { buildEngineConfig } from './engine-config.ts';
 import type { SeesawSettings } from './seesaw-flags.ts';
 
 export interface EngineSettings {
@@ -158,39 +157,42 @@ export interface EngineSession {
 }
 
 export async function openEngineSession(modelDir: string, settings: EngineSettings): Promise<EngineSession> {
+  // Built once here; every adapter below runs with exactly this configuration.
+  const engineConfig = buildEngineConfig(modelDir, settings);
   if (settings.seesaw) {
     const { openSeesawSession } = await import('./seesaw-session.ts');
-    return openSeesawSession(modelDir, settings, settings.seesaw);
+    return openSeesawSession(engineConfig, settings);
   }
   if (settings.cluster) {
     const { openClusterSession } = await import('./cluster-session.ts');
-    return openClusterSession(modelDir, settings, settings.cluster);
+    return openClusterSession(engineConfig, settings);
   }
   // Loaded here, not at the top: it pulls in the native kernels, and flag errors, input
   // validation and resume bookkeeping must work (and fail fast) without them.
   const { CpuDevice } = await import('@seesaw/gpu-actor');
   const { HostKvStore, hostKvLayoutFor } = await import('@seesaw/kv-store');
+  const { cache, scheduler } = engineConfig;
   const hostKv =
-    settings.hostKvBytes === undefined
+    cache.hostKvBytes === undefined
       ? undefined
       : new HostKvStore({
-          layout: hostKvLayoutFor(loadModelConfig(modelDir), ENGINE_DEFAULTS.blockSize),
-          capacityBytes: settings.hostKvBytes,
+          layout: hostKvLayoutFor(loadModelConfig(modelDir), cache.blockSize),
+          capacityBytes: cache.hostKvBytes,
         });
   const device = await CpuDevice.load(modelDir, {
-    numThreads: settings.numThreads ?? availableParallelism(),
-    kvCacheBytes: settings.kvCacheBytes,
-    blockSize: ENGINE_DEFAULTS.blockSize,
+    numThreads: engineConfig.parallel.numThreadsPerDevice,
+    kvCacheBytes: cache.kvCacheBytes,
+    blockSize: cache.blockSize,
     hostKv,
   });
   const config = device.config;
   const engine = new Engine(device, {
-    maxNumBatchedTokens: settings.maxNumBatchedTokens,
-    maxNumSeqs: settings.maxNumSeqs,
+    maxNumBatchedTokens: scheduler.maxNumBatchedTokens,
+    maxNumSeqs: scheduler.maxNumSeqs,
     maxModelLen: config.maxPositionEmbeddings,
     eosTokenIds: config.eosTokenIds,
     hostKv: hostKv && { numSlots: hostKv.numSlots, slotBytes: hostKv.slotBytes },
-    preemptionMode: settings.preemptionMode,
+    preemptionMode: cache.preemptionMode,
     numModelParams: numModelParams(config),
     trace: settings.recorder,
   });
@@ -200,8 +202,7 @@ export async function openEngineSession(modelDir: string, settings: EngineSettin
     config,
     modelName: basename(resolve(modelDir)),
     layout: 'in-process CPU device',
-    figures: () =>
-      staticFigures(engine.stats, device.weightBytes + device.kvCacheBytes, settings.hostKvBytes),
+    figures: () => staticFigures(engine.stats, device.weightBytes + device.kvCacheBytes, cache.hostKvBytes),
     close: async () => {
       await device.close();
     },

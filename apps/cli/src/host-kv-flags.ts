@@ -8,11 +8,6 @@
 import type { PreemptionMode } from '@seesaw/coordinator';
 import { type FlagValues, optionalByteSize, optionalString, UsageError } from './args.ts';
 
-export const HOST_KV_FLAGS = {
-  'host-kv-memory': { type: 'string' },
-  preemption: { type: 'string' },
-} as const;
-
 const PREEMPTION_MODES: readonly PreemptionMode[] = ['auto', 'swap', 'recompute'];
 
 export function readHostKvSettings(values: FlagValues): {

@@ -13,6 +13,7 @@ import {
   parseParallelConfig,
   type ReshardRoute,
 } from '@seesaw/model';
+import { ENGINE_DEFAULTS } from '@seesaw/protocol';
 import {
   type FlagValues,
   optionalByteSize,
@@ -22,21 +23,12 @@ import {
   UsageError,
 } from './args.ts';
 
-export const SEESAW_FLAGS = {
-  prefill: { type: 'string' },
-  decode: { type: 'string' },
-  'prefill-token-budget': { type: 'string' },
-  watermark: { type: 'string' },
-  'host-low-mark': { type: 'string' },
-  'reshard-route': { type: 'string' },
-} as const;
-
 export const RESHARD_ROUTES: readonly ReshardRoute[] = ['auto', 'p2p', 'host'];
 
-/** The paper artifact's defaults. */
-export const DEFAULT_PREFILL_TOKEN_BUDGET = 4096;
-export const DEFAULT_SEESAW_WATERMARK = 0.1;
-export const DEFAULT_HOST_LOW_MARK = 0.2;
+/** The paper artifact's defaults, defined in ENGINE_DEFAULTS. */
+export const DEFAULT_PREFILL_TOKEN_BUDGET = ENGINE_DEFAULTS.prefillTokenBudget;
+export const DEFAULT_SEESAW_WATERMARK = ENGINE_DEFAULTS.seesawWatermark;
+export const DEFAULT_HOST_LOW_MARK = ENGINE_DEFAULTS.hostLowMark;
 /** Host KV tier when none is given: this share of the free RAM, at most MAX. */
 export const DEFAULT_HOST_KV_FREE_RAM_SHARE = 0.25;
 export const MAX_DEFAULT_HOST_KV_BYTES = 4 * 1024 ** 3;

@@ -10,38 +10,43 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import { availableParallelism } from 'node:os';
 import { basename, resolve } from 'node:path';
 import { LocalCluster, measureReshardLinkRates, SeesawClusterEngine } from '@seesaw/coordinator';
-import { Checkpoint, formatParallelConfig } from '@seesaw/model';
-import { ENGINE_DEFAULTS } from '@seesaw/protocol';
+import { Checkpoint, parseParallelConfig } from '@seesaw/model';
+import { ENGINE_DEFAULTS, type EngineConfig } from '@seesaw/protocol';
 import { deviceWorkerUrlOf } from './backend-flags.ts';
 import { formatByteSize } from './byte-size.ts';
 import type { EngineSession, EngineSettings, SessionFigures } from './engine-session.ts';
 import { PeakDeviceMemory, watchPeakMemory } from './phased-memory-watch.ts';
-import { defaultSeesawHostKvBytes, type SeesawSettings } from './seesaw-flags.ts';
+import { defaultSeesawHostKvBytes } from './seesaw-flags.ts';
 
+/** `settings` gives what is not configuration: the backend and the trace recorder. */
 export async function openSeesawSession(
-  modelDir: string,
-  settings: EngineSettings,
-  seesaw: SeesawSettings,
+  engineConfig: EngineConfig,
+  settings: Pick<EngineSettings, 'backend' | 'recorder'>,
 ): Promise<EngineSession> {
   // Loaded here, as in openClusterSession: native kernels only when an engine really starts.
   const { createDeviceWorkerGroup } = await import('@seesaw/gpu-actor');
   const log = (line: string) => process.stderr.write(`${line}\n`);
-  const numThreads = settings.numThreads ?? availableParallelism();
-  const numThreadsPerDevice = Math.max(1, Math.floor(numThreads / seesaw.numDevices));
+  const { model, parallel, cache, scheduler } = engineConfig;
+  const modelDir = model.dir;
+  if (parallel.decodeLayout === undefined) throw new Error('a Seesaw session needs a decode layout');
+  const prefill = parseParallelConfig(parallel.layout);
+  const decode = parseParallelConfig(parallel.decodeLayout);
+  const reshardRoute = parallel.reshardRoute ?? 'auto';
+  const numThreadsPerDevice = parallel.numThreadsPerDevice ?? 1;
   const weightBytes = Checkpoint.tensorBytesOf(modelDir);
-  const deviceMemoryBytes = seesaw.deviceMemoryBytes ?? weightBytes + ENGINE_DEFAULTS.kvCacheBytes;
-  const hostKvBytes = settings.hostKvBytes ?? defaultSeesawHostKvBytes();
-  if (settings.hostKvBytes === undefined) {
+  // A Seesaw device holds the weights of its bigger shard: not the --kv-cache-memory of one device.
+  const deviceMemoryBytes = cache.deviceMemoryBytes ?? weightBytes + ENGINE_DEFAULTS.kvCacheBytes;
+  const hostKvBytes = cache.hostKvBytes ?? defaultSeesawHostKvBytes();
+  if (cache.hostKvBytes === undefined) {
     log(
       `seesaw: host KV tier ${formatByteSize(hostKvBytes)} (25% of free RAM, at most 4 GiB; set --host-kv-memory)`,
     );
   }
   // 'auto' picks each weight piece's source from the link rates: this machine's, measured now
   // (about 0.2 s), not defaults that may be off by 5x either way.
-  const reshardRates = seesaw.reshardRoute === 'auto' ? await measureReshardLinkRates(modelDir) : undefined;
+  const reshardRates = reshardRoute === 'auto' ? await measureReshardLinkRates(modelDir) : undefined;
   if (reshardRates) {
     const gbps = (bytesPerSecond: number) => (bytesPerSecond / 1e9).toFixed(2);
     log(
@@ -52,9 +57,9 @@ export async function openSeesawSession(
   const cluster = await LocalCluster.start({
     workerUrl: await deviceWorkerUrlOf(settings.backend ?? 'cpu'),
     modelDir,
-    parallel: seesaw.prefill,
-    decodeParallel: seesaw.decode,
-    reshardRoute: seesaw.reshardRoute,
+    parallel: prefill,
+    decodeParallel: decode,
+    reshardRoute,
     reshardRates,
     numThreadsPerDevice,
     deviceMemoryBytes,
@@ -63,7 +68,7 @@ export async function openSeesawSession(
     hostKvBytes,
     log,
   });
-  const perReplica = seesaw.prefill.tp * seesaw.prefill.pp;
+  const perReplica = prefill.tp * prefill.pp;
   const peaks = cluster.phasedReplicas.map((replica) => new PeakDeviceMemory(perReplica, replica));
   let engine: SeesawClusterEngine;
   try {
@@ -75,10 +80,10 @@ export async function openSeesawSession(
         maxModelLen: cluster.config.maxPositionEmbeddings,
         eosTokenIds: cluster.config.eosTokenIds,
         hostKv,
-        maxNumBatchedTokens: seesaw.prefillTokenBudget,
-        maxNumSeqs: settings.maxNumSeqs,
-        watermark: seesaw.watermark,
-        hostLowMark: seesaw.hostLowMark,
+        maxNumBatchedTokens: scheduler.prefillTokenBudget,
+        maxNumSeqs: scheduler.maxNumSeqs,
+        watermark: scheduler.watermark,
+        hostLowMark: scheduler.hostLowMark,
         trace: settings.recorder,
         log,
       },
@@ -88,7 +93,7 @@ export async function openSeesawSession(
     throw error;
   }
   // The engine's times are summed over its DP replicas, which run at the same time: per replica.
-  const { dp } = seesaw.prefill;
+  const { dp } = prefill;
   const figures = (): SessionFigures => {
     const stats = engine.stats;
     return {
@@ -119,8 +124,8 @@ export async function openSeesawSession(
     config: cluster.config,
     modelName: basename(resolve(modelDir)),
     layout:
-      `prefill ${formatParallelConfig(seesaw.prefill)}, decode ${formatParallelConfig(seesaw.decode)} on ` +
-      `${seesaw.numDevices} device worker${seesaw.numDevices === 1 ? '' : 's'} ` +
+      `prefill ${parallel.layout}, decode ${parallel.decodeLayout} on ` +
+      `${parallel.numDevices} device worker${parallel.numDevices === 1 ? '' : 's'} ` +
       `(${numThreadsPerDevice} thread${numThreadsPerDevice === 1 ? '' : 's'} each)`,
     figures,
     close: () => cluster.close(),

@@ -8,15 +8,6 @@
 import { readFileSync, statSync } from 'node:fs';
 import { type FlagValues, optionalString, UsageError } from './args.ts';
 
-export const TLS_SERVER_FLAGS = {
-  'tls-cert': { type: 'string' },
-  'tls-key': { type: 'string' },
-} as const;
-
-export const TLS_CLIENT_FLAGS = {
-  'tls-ca': { type: 'string' },
-} as const;
-
 function readPem(values: FlagValues, flag: string, label: RegExp): Buffer | undefined {
   const path = optionalString(values, flag);
   if (path === undefined) return undefined;

@@ -9,11 +9,6 @@ import { type FlagValues, optionalString } from './args.ts';
 import { type TraceProcess, toChromeTraceOfRuns } from './chrome-trace.ts';
 import { type ReportSummary, renderReportOfRuns } from './html-report.ts';
 
-export const TRACE_FLAGS = {
-  trace: { type: 'string' },
-  report: { type: 'string' },
-} as const;
-
 export interface TraceOutputs {
   tracePath?: string;
   reportPath?: string;

@@ -8,6 +8,9 @@ export interface EngineDefaults {
   readonly kvCacheBytes: number;
   readonly maxNumBatchedTokens: number;
   readonly maxNumSeqs: number;
+  readonly prefillTokenBudget: number;
+  readonly seesawWatermark: number;
+  readonly hostLowMark: number;
 }
 
 export const ENGINE_DEFAULTS: EngineDefaults = Object.freeze({
@@ -22,4 +25,10 @@ export const ENGINE_DEFAULTS: EngineDefaults = Object.freeze({
   maxNumBatchedTokens: 512,
   /** Sequences running at once. */
   maxNumSeqs: 256,
+  /** Seesaw: tokens per prefill step (the paper artifact's value). */
+  prefillTokenBudget: 4096,
+  /** Seesaw: share of device blocks kept free when decode admits a sequence. */
+  seesawWatermark: 0.1,
+  /** Seesaw: switch back to prefill once host KV use is at most this share and prompts wait. */
+  hostLowMark: 0.2,
 });

@@ -10,6 +10,7 @@ import { encodeFrame } from './codec.ts';
 import type { Endpoint } from './endpoint.ts';
 import { acceptHello, connectAndHello, HandshakeError, isTokenEqual } from './handshake.ts';
 import { createInProcessPair } from './in-process.ts';
+import { PROTOCOL_VERSION } from './messages/common.ts';
 import { INBOUND_TAGS } from './messages/index.ts';
 
 function echo(endpoint: Endpoint): void {
@@ -134,8 +135,8 @@ describe('handshake', () => {
       }),
       connectAndHello(client, { role: 'device', name: 'device-0', token }),
     ]);
-    expect(accepted).toEqual({ role: 'device', name: 'device-0', protocolVersion: 1 });
-    expect(welcomed).toEqual({ role: 'coordinator', name: 'coord', protocolVersion: 1 });
+    expect(accepted).toEqual({ role: 'device', name: 'device-0', protocolVersion: PROTOCOL_VERSION });
+    expect(welcomed).toEqual({ role: 'coordinator', name: 'coord', protocolVersion: PROTOCOL_VERSION });
     expect(lines).toEqual(['handshake: accepted device "device-0" at in-process b']);
     // The link works afterwards, in both directions.
     const got = nextMessages(server, 1);
@@ -145,7 +146,11 @@ describe('handshake', () => {
 
   it.each([
     ['wrong token', { token: 'guess' }, /wrong token/],
-    ['wrong version', { token, version: 2 }, /protocol version 2 != 1/],
+    [
+      'wrong version',
+      { token, version: PROTOCOL_VERSION + 1 },
+      new RegExp(`protocol version ${PROTOCOL_VERSION + 1} != ${PROTOCOL_VERSION}`),
+    ],
   ])('refuses a %s, logs it and closes', async (_name, hello, reason) => {
     const [client, server] = createInProcessPair({ log: quiet });
     const lines: string[] = [];

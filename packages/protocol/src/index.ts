@@ -3,6 +3,7 @@ export * from './codec.ts';
 export * from './connection-gate.ts';
 export * from './device-worker-contract.ts';
 export * from './endpoint.ts';
+export * from './engine-config.ts';
 export * from './engine-defaults.ts';
 export * from './handshake.ts';
 export * from './in-process.ts';

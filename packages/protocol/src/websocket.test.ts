@@ -7,6 +7,7 @@ import {
 } from '../test/transport-checks.ts';
 import type { Endpoint } from './endpoint.ts';
 import { acceptHello, connectAndHello, HandshakeError } from './handshake.ts';
+import { PROTOCOL_VERSION } from './messages/common.ts';
 import {
   connectWebSocket,
   listenWebSocket,
@@ -110,10 +111,10 @@ describe('WebSocket transport', () => {
     await closed;
     const old = await connect(url);
     await expect(connectAndHello(old, { role: 'device', name: 'old', token, version: 0 })).rejects.toThrow(
-      /protocol version 0 != 1/,
+      new RegExp(`protocol version 0 != ${PROTOCOL_VERSION}`),
     );
     expect(lines[0]).toMatch(/^handshake: refused device "intruder" at ws 127\.0\.0\.1:\d+: wrong token$/);
-    expect(lines[1]).toMatch(/refused device "old" .*protocol version 0 != 1/);
+    expect(lines[1]).toMatch(new RegExp(`refused device "old" .*protocol version 0 != ${PROTOCOL_VERSION}`));
   });
 
   it('reports close to the server side when the client goes away', async () => {

@@ -149,7 +149,21 @@ export function sampleMessages(random: () => number): Sample[] {
     none({ tag: 'agentJobError', jobId: 3, message: 'spawn failed' }),
     none({ tag: 'spawnReplica', jobId: 3, dpRank: 1, firstDevice: 2, tp: 2, pp: 1, deviceToken: 't0k' }),
     none({ tag: 'releaseJob', jobId: 3 }),
-    none({ tag: 'openJob', modelDir: '/models/tiny', parallelism: 'D2', maxNumSeqs: 8 }),
+    none({
+      tag: 'openJob',
+      config: {
+        model: { dir: '/models/tiny' },
+        parallel: { layout: 'D2', numDevices: 2, numThreadsPerDevice: 1 },
+        cache: { blockSize: 16, kvCacheBytes: 1 << 29, hostKvBytes: 1 << 30, preemptionMode: 'swap' },
+        scheduler: {
+          maxNumBatchedTokens: 512,
+          maxNumSeqs: 8,
+          prefillTokenBudget: 4096,
+          watermark: 0.1,
+          hostLowMark: 0.2,
+        },
+      },
+    }),
     none({
       tag: 'submitRequests',
       requests: [

@@ -14,8 +14,7 @@ import {
   parseFlags,
   UsageError,
 } from '../args.ts';
-import { AUTO_PAIR_FLAGS, isAutoPair, resolveAutoPair } from '../auto-pair.ts';
-import { BACKEND_FLAGS } from '../backend-flags.ts';
+import { isAutoPair, resolveAutoPair } from '../auto-pair.ts';
 import {
   type BenchRequest,
   jsonlDataset,
@@ -24,7 +23,7 @@ import {
   sampleLengthsDataset,
 } from '../bench-dataset.ts';
 import { formatByteSize } from '../byte-size.ts';
-import { CLUSTER_FLAGS } from '../cluster-flags.ts';
+import { commandFlagSpec } from '../command-flags.ts';
 import { compareGrid, compareRowOf } from '../compare-table.ts';
 import {
   drainEngine,
@@ -36,9 +35,7 @@ import {
   swapInHiddenFraction,
   tryAddRequest,
 } from '../engine-session.ts';
-import { HOST_KV_FLAGS } from '../host-kv-flags.ts';
 import { CHECKPOINT_DTYPES, ensureCachedModel } from '../model-cache.ts';
-import { SEESAW_FLAGS } from '../seesaw-flags.ts';
 import {
   formatPhaseRates,
   formatThroughputLines,
@@ -47,38 +44,11 @@ import {
   type ThroughputFigures,
   throughputRates,
 } from '../throughput-report.ts';
-import {
-  isTraceWanted,
-  readTraceOutputs,
-  TRACE_FLAGS,
-  type TraceOutputs,
-  writeTraceOutputs,
-} from '../trace-output.ts';
+import { isTraceWanted, readTraceOutputs, type TraceOutputs, writeTraceOutputs } from '../trace-output.ts';
 import { shapeNames } from './gen-model.ts';
 import { readEngineSettings } from './run.ts';
 
-export const BENCH_FLAGS = {
-  model: { type: 'string' },
-  shape: { type: 'string' },
-  dtype: { type: 'string' },
-  dataset: { type: 'string' },
-  'num-prompts': { type: 'string' },
-  'input-len': { type: 'string' },
-  'output-len': { type: 'string' },
-  json: { type: 'string' },
-  seed: { type: 'string' },
-  threads: { type: 'string' },
-  'kv-cache-memory': { type: 'string' },
-  'max-num-batched-tokens': { type: 'string' },
-  'max-num-seqs': { type: 'string' },
-  ...HOST_KV_FLAGS,
-  ...CLUSTER_FLAGS,
-  ...BACKEND_FLAGS,
-  ...SEESAW_FLAGS,
-  ...TRACE_FLAGS,
-  ...AUTO_PAIR_FLAGS,
-  compare: { type: 'string' },
-} as const;
+export const BENCH_FLAGS = commandFlagSpec('bench');
 
 export interface BenchResult extends ThroughputFigures {
   numRejected: number;

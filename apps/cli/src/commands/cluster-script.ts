@@ -28,6 +28,8 @@ import {
   requiredString,
   UsageError,
 } from '../args.ts';
+import { commandFlagSpec } from '../command-flags.ts';
+import { buildEngineConfig } from '../engine-config.ts';
 import { type EngineSession, type EngineSettings, staticFigures } from '../engine-session.ts';
 import { formatRunSummary } from '../run-summary.ts';
 import { readTlsCaFlag } from '../tls-flags.ts';
@@ -99,19 +101,13 @@ export function remoteSessionOpener(
       ...(cluster.tlsCa ? { tlsCa: cluster.tlsCa } : {}),
       name: `job client (${basename(outputPath)})`,
       log,
+      // The job runs with exactly the configuration built here from this client's flags.
       job: {
-        modelDir: resolve(modelDir),
-        parallelism: cluster.parallelism,
-        ...(cluster.numThreadsPerDevice !== undefined
-          ? { numThreadsPerDevice: cluster.numThreadsPerDevice }
-          : {}),
-        ...(cluster.deviceMemoryBytes !== undefined ? { deviceMemoryBytes: cluster.deviceMemoryBytes } : {}),
-        ...(settings.maxNumBatchedTokens !== undefined
-          ? { maxNumBatchedTokens: settings.maxNumBatchedTokens }
-          : {}),
-        ...(settings.maxNumSeqs !== undefined ? { maxNumSeqs: settings.maxNumSeqs } : {}),
-        ...(settings.hostKvBytes !== undefined ? { hostKvBytes: settings.hostKvBytes } : {}),
-        ...(settings.preemptionMode !== undefined ? { preemptionMode: settings.preemptionMode } : {}),
+        config: buildEngineConfig(modelDir, settings, {
+          parallelism: parseParallelConfig(cluster.parallelism),
+          numThreadsPerDevice: cluster.numThreadsPerDevice,
+          deviceMemoryBytes: cluster.deviceMemoryBytes,
+        }),
       },
     });
     const { ready } = job;
@@ -271,7 +267,7 @@ async function stopChild(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
-export const CLUSTER_RUN_FLAGS = {} as const;
+export const CLUSTER_RUN_FLAGS = commandFlagSpec('cluster-run');
 
 /** `seesaw cluster-run FILE`. */
 export async function clusterRunCommand(argv: string[]): Promise<number> {

@@ -6,14 +6,11 @@
  */
 import { CoordinatorDaemon } from '@seesaw/coordinator';
 import { parseFlags, parseIntegerText, requiredString, UsageError } from '../args.ts';
-import { readTlsServerFlags, TLS_SERVER_FLAGS } from '../tls-flags.ts';
+import { commandFlagSpec } from '../command-flags.ts';
+import { readTlsServerFlags } from '../tls-flags.ts';
 import { readTokenFile } from '../token-file.ts';
 
-export const COORDINATOR_FLAGS = {
-  listen: { type: 'string' },
-  'token-file': { type: 'string' },
-  ...TLS_SERVER_FLAGS,
-} as const;
+export const COORDINATOR_FLAGS = commandFlagSpec('coordinator');
 
 export { readTokenFile } from '../token-file.ts';
 

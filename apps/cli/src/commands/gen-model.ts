@@ -11,15 +11,10 @@ import {
   UsageError,
 } from '../args.ts';
 import { formatByteSize } from '../byte-size.ts';
+import { commandFlagSpec } from '../command-flags.ts';
 import { CHECKPOINT_DTYPES } from '../model-cache.ts';
 
-export const GEN_MODEL_FLAGS = {
-  shape: { type: 'string' },
-  seed: { type: 'string' },
-  dtype: { type: 'string' },
-  out: { type: 'string' },
-  'max-shard-size': { type: 'string' },
-} as const;
+export const GEN_MODEL_FLAGS = commandFlagSpec('gen-model');
 
 export function shapeNames(): ModelShapeName[] {
   return Object.keys(MODEL_SHAPES) as ModelShapeName[];

@@ -5,14 +5,10 @@
 import { writeFileSync } from 'node:fs';
 import { formatSearchResult, searchConfigurations } from '@seesaw/planner';
 import { optionalInteger, optionalString, parseFlags, UsageError } from '../args.ts';
-import { PLANNER_FLAGS, readPlannerInputs } from './planner-flags.ts';
+import { commandFlagSpec } from '../command-flags.ts';
+import { readPlannerInputs } from './planner-flags.ts';
 
-export const PLAN_FLAGS = {
-  ...PLANNER_FLAGS,
-  top: { type: 'string' },
-  threads: { type: 'string' },
-  prune: { type: 'string' },
-} as const;
+export const PLAN_FLAGS = commandFlagSpec('plan');
 
 export async function planCommand(argv: string[]): Promise<number> {
   const values = parseFlags('plan', argv, PLAN_FLAGS);

@@ -20,23 +20,6 @@ import {
 } from '@seesaw/planner';
 import { type FlagValues, optionalByteSize, optionalInteger, optionalString, UsageError } from '../args.ts';
 
-export const PLANNER_FLAGS = {
-  model: { type: 'string' },
-  'model-dir': { type: 'string' },
-  cluster: { type: 'string' },
-  'assumed-profiles': { type: 'boolean' },
-  profile: { type: 'string' },
-  devices: { type: 'string' },
-  'device-memory': { type: 'string' },
-  'host-memory': { type: 'string' },
-  workload: { type: 'string' },
-  'num-requests': { type: 'string' },
-  seed: { type: 'string' },
-  'max-num-batched-tokens': { type: 'string' },
-  'max-num-seqs': { type: 'string' },
-  json: { type: 'string' },
-} as const;
-
 export interface PlannerInputs {
   model: ModelConfig;
   modelName: string;

@@ -5,15 +5,9 @@
 import { writeFileSync } from 'node:fs';
 import { measureProfile } from '@seesaw/planner/profile';
 import { optionalByteSize, optionalInteger, parseFlags, requiredString } from '../args.ts';
+import { commandFlagSpec } from '../command-flags.ts';
 
-export const PROFILE_FLAGS = {
-  out: { type: 'string' },
-  devices: { type: 'string' },
-  threads: { type: 'string' },
-  'device-memory': { type: 'string' },
-  'host-memory': { type: 'string' },
-  quick: { type: 'boolean' },
-} as const;
+export const PROFILE_FLAGS = commandFlagSpec('profile');
 
 /** '1:4.7 8:32 ...' from measurements named PREFIX<rows>Rows. */
 function curve(measurements: Record<string, number>, prefix: string): string {

@@ -3,12 +3,9 @@ import { statSync } from 'node:fs';
 import { convertToGguf, GGUF_TARGET_TYPES, type GgufTargetType } from '@seesaw/model';
 import { optionalChoice, parseFlags, requiredString, UsageError } from '../args.ts';
 import { formatByteSize } from '../byte-size.ts';
+import { commandFlagSpec } from '../command-flags.ts';
 
-export const QUANTIZE_FLAGS = {
-  model: { type: 'string' },
-  type: { type: 'string' },
-  out: { type: 'string' },
-} as const;
+export const QUANTIZE_FLAGS = commandFlagSpec('quantize');
 
 const TYPE_NAMES = GGUF_TARGET_TYPES.map((t) => t.toLowerCase());
 

@@ -15,7 +15,7 @@ import {
   requiredString,
   UsageError,
 } from '../args.ts';
-import { BACKEND_FLAGS, checkWebGpuPlacement, readBackendSettings } from '../backend-flags.ts';
+import { checkWebGpuPlacement, readBackendSettings } from '../backend-flags.ts';
 import {
   type BatchOutputRecord,
   type ChoiceResult,
@@ -25,7 +25,8 @@ import {
 } from '../batch-output.ts';
 import { formatByteSize } from '../byte-size.ts';
 import { chatPrompterFor } from '../chat-template.ts';
-import { CLUSTER_FLAGS, type ClusterSettings, readClusterSettings } from '../cluster-flags.ts';
+import { type ClusterSettings, readClusterSettings } from '../cluster-flags.ts';
+import { commandFlagSpec } from '../command-flags.ts';
 import {
   drainEngine,
   type EngineSession,
@@ -33,7 +34,7 @@ import {
   openEngineSession,
   tryAddRequest,
 } from '../engine-session.ts';
-import { HOST_KV_FLAGS, readHostKvSettings } from '../host-kv-flags.ts';
+import { readHostKvSettings } from '../host-kv-flags.ts';
 import { type ParsedRequest, parseInputFile } from '../input-lines.ts';
 import { chatLogprobs, completionLogprobs, tokenTextOf } from '../logprobs-output.ts';
 import { checkMemoryFlags } from '../memory-flags.ts';
@@ -42,9 +43,9 @@ import { ChoiceGather, choiceIndexOf, choiceRequestsOf } from '../request-choice
 import { requestHash } from '../request-hash.ts';
 import { prepareOutputForResume, type ResumeState } from '../resume.ts';
 import { formatRunSummary, type RunSummary, runSummaryGrid } from '../run-summary.ts';
-import { readSeesawSettings, SEESAW_FLAGS } from '../seesaw-flags.ts';
+import { readSeesawSettings } from '../seesaw-flags.ts';
 import { cutAtStopString, stopWhenOf } from '../stop-strings.ts';
-import { isTraceWanted, readTraceOutputs, TRACE_FLAGS, writeTraceOutputs } from '../trace-output.ts';
+import { isTraceWanted, readTraceOutputs, writeTraceOutputs } from '../trace-output.ts';
 
 export interface RunJobOptions extends EngineSettings {
   modelDir: string;
@@ -58,23 +59,7 @@ export interface RunJobOptions extends EngineSettings {
   openSession?: (modelDir: string, settings: EngineSettings) => Promise<EngineSession>;
 }
 
-export const RUN_FLAGS = {
-  model: { type: 'string' },
-  input: { type: 'string' },
-  output: { type: 'string' },
-  threads: { type: 'string' },
-  'kv-cache-memory': { type: 'string' },
-  'max-num-batched-tokens': { type: 'string' },
-  'max-num-seqs': { type: 'string' },
-  ...HOST_KV_FLAGS,
-  ...CLUSTER_FLAGS,
-  ...BACKEND_FLAGS,
-  ...SEESAW_FLAGS,
-  ...TRACE_FLAGS,
-  cluster: { type: 'string' },
-  'token-file': { type: 'string' },
-  'tls-ca': { type: 'string' },
-} as const;
+export const RUN_FLAGS = commandFlagSpec('run');
 
 export function readEngineSettings(values: FlagValues): EngineSettings {
   // Seesaw first: it owns --devices/--device-memory when --prefill is given and refuses the

@@ -8,10 +8,9 @@
 import { SeesawTokenizer } from '@seesaw/model';
 import { type FlagValues, optionalInteger, parseFlags, requiredString, UsageError } from '../args.ts';
 import { chatPrompterFor } from '../chat-template.ts';
-import { CLUSTER_FLAGS } from '../cluster-flags.ts';
+import { commandFlagSpec } from '../command-flags.ts';
 import { type EngineSession, type EngineSettings, openEngineSession } from '../engine-session.ts';
-import { HOST_KV_FLAGS, readHostKvSettings } from '../host-kv-flags.ts';
-import { SEESAW_FLAGS } from '../seesaw-flags.ts';
+import { readHostKvSettings } from '../host-kv-flags.ts';
 import { BatchRunner } from '../service/batch-runner.ts';
 import { EngineLoop } from '../service/engine-loop.ts';
 import { HttpApi } from '../service/http-api.ts';
@@ -19,21 +18,7 @@ import { nowSeconds, StateStore } from '../service/state-store.ts';
 import { readTokenFile } from '../token-file.ts';
 import { readEngineSettings } from './run.ts';
 
-export const SERVE_FLAGS = {
-  model: { type: 'string' },
-  http: { type: 'string' },
-  'state-dir': { type: 'string' },
-  'api-key-file': { type: 'string' },
-  threads: { type: 'string' },
-  'kv-cache-memory': { type: 'string' },
-  'max-num-batched-tokens': { type: 'string' },
-  'max-num-seqs': { type: 'string' },
-  ...HOST_KV_FLAGS,
-  ...CLUSTER_FLAGS,
-  ...SEESAW_FLAGS,
-  cluster: { type: 'string' },
-  'token-file': { type: 'string' },
-} as const;
+export const SERVE_FLAGS = commandFlagSpec('serve');
 
 /** HOST:PORT; port 0 picks a free one. */
 export function parseHostPort(text: string, flag: string): { host: string; port: number } {

@@ -7,16 +7,10 @@ import { type ParallelConfig, ParallelConfigError, parseParallelConfig } from '@
 import { formatSimulationReport, type SimulationTarget, simulate } from '@seesaw/planner';
 import { type FlagValues, optionalChoice, optionalString, parseFlags, UsageError } from '../args.ts';
 import { toChromeTrace } from '../chrome-trace.ts';
-import { PLANNER_FLAGS, readPlannerInputs } from './planner-flags.ts';
+import { commandFlagSpec } from '../command-flags.ts';
+import { readPlannerInputs } from './planner-flags.ts';
 
-export const SIMULATE_FLAGS = {
-  ...PLANNER_FLAGS,
-  config: { type: 'string' },
-  prefill: { type: 'string' },
-  decode: { type: 'string' },
-  'reshard-route': { type: 'string' },
-  trace: { type: 'string' },
-} as const;
+export const SIMULATE_FLAGS = commandFlagSpec('simulate');
 
 function parallelFlag(values: FlagValues, name: string): ParallelConfig | undefined {
   const text = optionalString(values, name);

@@ -1,10 +1,9 @@
 /** `seesaw token --out F`: writes a new random cluster token to F with mode 0600. */
 import { parseFlags, requiredString } from '../args.ts';
+import { commandFlagSpec } from '../command-flags.ts';
 import { writeNewTokenFile } from '../token-file.ts';
 
-export const TOKEN_FLAGS = {
-  out: { type: 'string' },
-} as const;
+export const TOKEN_FLAGS = commandFlagSpec('token');
 
 export async function tokenCommand(argv: string[]): Promise<number> {
   const values = parseFlags('token', argv, TOKEN_FLAGS);

@@ -6,10 +6,9 @@
 import { existsSync } from 'node:fs';
 import { calibrationReport, formatCalibrationReport, shippedFittedProfiles } from '@seesaw/planner';
 import { optionalString, parseFlags, UsageError } from '../args.ts';
+import { commandFlagSpec } from '../command-flags.ts';
 
-export const VALIDATE_FLAGS = {
-  calibration: { type: 'string' },
-} as const;
+export const VALIDATE_FLAGS = commandFlagSpec('validate');
 
 export async function validateCommand(argv: string[]): Promise<number> {
   const values = parseFlags('validate', argv, VALIDATE_FLAGS);

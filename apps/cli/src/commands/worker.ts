@@ -13,25 +13,12 @@ import { hostname } from 'node:os';
 import { HostAgent } from '@seesaw/coordinator';
 import { runAgentWithReconnect } from '../agent-reconnect.ts';
 import { optionalInteger, optionalString, parseFlags, requiredString, UsageError } from '../args.ts';
-import {
-  BACKEND_FLAGS,
-  checkWebGpuPlacement,
-  deviceWorkerUrlOf,
-  readBackendSettings,
-} from '../backend-flags.ts';
-import { readTlsCaFlag, readTlsServerFlags, TLS_CLIENT_FLAGS, TLS_SERVER_FLAGS } from '../tls-flags.ts';
+import { checkWebGpuPlacement, deviceWorkerUrlOf, readBackendSettings } from '../backend-flags.ts';
+import { commandFlagSpec } from '../command-flags.ts';
+import { readTlsCaFlag, readTlsServerFlags } from '../tls-flags.ts';
 import { parseListenAddress, readTokenFile, untilSignal } from './coordinator.ts';
 
-export const WORKER_FLAGS = {
-  connect: { type: 'string' },
-  devices: { type: 'string' },
-  'token-file': { type: 'string' },
-  name: { type: 'string' },
-  'peer-listen': { type: 'string' },
-  ...BACKEND_FLAGS,
-  ...TLS_SERVER_FLAGS,
-  ...TLS_CLIENT_FLAGS,
-} as const;
+export const WORKER_FLAGS = commandFlagSpec('worker');
 
 export async function workerCommand(argv: string[]): Promise<number> {
   const values = parseFlags('worker', argv, WORKER_FLAGS);

@@ -20,15 +20,14 @@ import {
   parseParallelConfig,
   validateForModel,
 } from '@seesaw/model';
-import {
-  type CoordinatorToDevice,
-  type CoordinatorToJobClient,
-  type DeviceToCoordinator,
-  ENGINE_DEFAULTS,
-  type Endpoint,
-  type JobClientToCoordinator,
-  type OpenJob,
-  type SpawnHostKv,
+import type {
+  CoordinatorToDevice,
+  CoordinatorToJobClient,
+  DeviceToCoordinator,
+  Endpoint,
+  JobClientToCoordinator,
+  OpenJob,
+  SpawnHostKv,
 } from '@seesaw/protocol';
 import { ClusterEngine } from '../cluster/cluster-engine.ts';
 import { DeviceActorHandle } from '../cluster/device-actor-handle.ts';
@@ -145,28 +144,39 @@ export class RemoteJob {
   }
 
   private async start(): Promise<void> {
-    const { ctx, open } = this;
+    const { ctx } = this;
+    const { model, parallel: parallelConfig, cache, scheduler } = this.open.config;
+    if (parallelConfig.decodeLayout !== undefined) {
+      throw new Error(
+        'a Seesaw job (decodeLayout) runs on local device workers only, not on a coordinator yet',
+      );
+    }
     // Opening reads only the safetensors headers; it refuses a config whose dimensions do not
     // match the tensors before numModelParams or any host builds tables sized by the config.
-    const checkpoint = Checkpoint.open(open.modelDir);
+    const checkpoint = Checkpoint.open(model.dir);
     checkpoint.close();
     const config = checkpoint.config;
     this.vocabSize = config.vocabSize;
-    const parallel = parseParallelConfig(open.parallelism);
+    const parallel = parseParallelConfig(parallelConfig.layout);
     validateForModel(parallel, config);
     const { dp, tp, pp } = parallel;
     const perReplica = tp * pp;
     const hosts = ctx.registry.list;
     const numDevices = dp * perReplica;
+    if (parallelConfig.numDevices !== numDevices) {
+      throw new Error(
+        `the job's numDevices ${parallelConfig.numDevices} does not match its layout ${parallelConfig.layout} (${numDevices} devices)`,
+      );
+    }
     // Every host's store gets the same capacity and all dp engines, so each engine's slot
     // range exists on every host: a replica spanning hosts swaps each rank into its own host.
     const hostKv: SpawnHostKv | undefined =
-      open.hostKvBytes === undefined
+      cache.hostKvBytes === undefined
         ? undefined
         : {
-            modelDir: open.modelDir,
-            blockSize: ENGINE_DEFAULTS.blockSize,
-            capacityBytes: open.hostKvBytes,
+            modelDir: model.dir,
+            blockSize: cache.blockSize,
+            capacityBytes: cache.hostKvBytes,
             numEngines: dp,
           };
     const engineHostKv: EngineHostKv | undefined =
@@ -184,7 +194,7 @@ export class RemoteJob {
     this.layout = `${formatParallelConfig(parallel)} on ${[...this.hostsUsed]
       .map(([name, n]) => `${name} (${n} device${n === 1 ? '' : 's'})`)
       .join(', ')}`;
-    ctx.log(`coordinator: job ${ctx.jobId}: ${this.layout}, model ${open.modelDir}`);
+    ctx.log(`coordinator: job ${ctx.jobId}: ${this.layout}, model ${model.dir}`);
 
     const deviceToken = randomBytes(24).toString('base64url');
     const links = Array.from({ length: numDevices }, (_, device) =>
@@ -230,14 +240,14 @@ export class RemoteJob {
     const failedAttach = attached.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failedAttach) throw this.failure ?? failedAttach.reason;
 
-    const replicas = await loadReplicas(this.actors, parallel, config, open);
+    const replicas = await loadReplicas(this.actors, parallel, config, this.open.config);
     this.engine = new ClusterEngine(replicas, pp, {
-      maxNumBatchedTokens: open.maxNumBatchedTokens,
-      maxNumSeqs: open.maxNumSeqs,
+      maxNumBatchedTokens: scheduler.maxNumBatchedTokens,
+      maxNumSeqs: scheduler.maxNumSeqs,
       maxModelLen: config.maxPositionEmbeddings,
       eosTokenIds: config.eosTokenIds,
       hostKv: engineHostKv,
-      preemptionMode: open.preemptionMode,
+      preemptionMode: cache.preemptionMode,
       numModelParams: numModelParams(config),
       log: (line) => ctx.log(`coordinator: job ${ctx.jobId}: ${line}`),
     });

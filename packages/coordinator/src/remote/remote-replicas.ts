@@ -3,7 +3,7 @@
  * host, and the ReplicaDevices loaded and grouped as a LocalCluster's (replica-loading.ts).
  */
 import { Checkpoint, type ModelConfig, type ParallelConfig } from '@seesaw/model';
-import { ENGINE_DEFAULTS, type OpenJob } from '@seesaw/protocol';
+import type { EngineConfig } from '@seesaw/protocol';
 import type { DeviceActorHandle } from '../cluster/device-actor-handle.ts';
 import type { ReplicaDevice } from '../cluster/replica-device.ts';
 import { groupReplicas, shardLoads } from '../cluster/replica-loading.ts';
@@ -26,17 +26,18 @@ export async function loadReplicas(
   actors: readonly DeviceActorHandle[],
   parallel: ParallelConfig,
   config: ModelConfig,
-  open: OpenJob,
+  engineConfig: EngineConfig,
 ): Promise<ReplicaDevice[]> {
+  const { model, cache } = engineConfig;
   // Read where the coordinator runs: the model directory must be visible here too.
   const deviceMemoryBytes =
-    open.deviceMemoryBytes ?? Checkpoint.tensorBytesOf(open.modelDir) + ENGINE_DEFAULTS.kvCacheBytes;
+    cache.deviceMemoryBytes ?? Checkpoint.tensorBytesOf(model.dir) + cache.kvCacheBytes;
   const loads = shardLoads(parallel, config, {
-    modelDir: open.modelDir,
-    numThreads: open.numThreadsPerDevice ?? 1,
+    modelDir: model.dir,
+    numThreads: engineConfig.parallel.numThreadsPerDevice ?? 1,
     deviceMemoryBytes,
-    blockSize: ENGINE_DEFAULTS.blockSize,
+    blockSize: cache.blockSize,
   });
   const ready = await Promise.all(loads.map(({ rank, shard }) => actors[rank.device]!.load(shard)));
-  return groupReplicas(actors, ready, parallel, ENGINE_DEFAULTS.blockSize);
+  return groupReplicas(actors, ready, parallel, cache.blockSize);
 }

@@ -6,8 +6,11 @@
 import { count, finite, int, oneOf, str } from '../check.ts';
 import { type MessageSchema, schema } from './schema.ts';
 
-/** Version of the message schemas; peers with different versions refuse each other at hello. */
-export const PROTOCOL_VERSION = 1;
+/**
+ * Version of the message schemas; peers with different versions refuse each other at hello.
+ * 2: openJob carries the client's whole EngineConfig instead of loose engine options.
+ */
+export const PROTOCOL_VERSION = 2;
 
 /** Half-open integer range [start, end). */
 export interface Range {

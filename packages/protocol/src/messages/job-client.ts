@@ -1,6 +1,6 @@
 /**
- * Job client <-> coordinator messages (`seesaw run --cluster`): the client opens a job (model
- * directory as the hosts see it, parallel layout, engine limits), the coordinator lays it out on
+ * Job client <-> coordinator messages (`seesaw run --cluster`): the client opens a job with its
+ * EngineConfig (model directory as the hosts see it, layout, cache, scheduler), the coordinator lays it out on
  * its hosts and answers jobReady; the client then submits requests and gets each finished one
  * back as it ends (requestFinished), or requestRejected for one that can never run (the others go
  * on), or one jobFailed that ends the job. The client's hello uses
@@ -20,6 +20,7 @@ import {
   oneOf,
   str,
 } from '../check.ts';
+import { type EngineConfig, engineConfigCheck } from '../engine-config.ts';
 import type { SampledLogprobs } from '../step.ts';
 import type { Heartbeat, Hello, ProtocolError, Refused, Welcome } from './common.ts';
 import { sampledLogprobs } from './coordinator-device.ts';
@@ -27,23 +28,11 @@ import { type MessageSchema, schema } from './schema.ts';
 
 export interface OpenJob {
   tag: 'openJob';
-  /** Checkpoint directory as the worker hosts see it. */
-  modelDir: string;
-  /** 'D2', 'D2T2P2'... */
-  parallelism: string;
-  /** Kernel threads of each device (default: the host's cores over its devices). */
-  numThreadsPerDevice?: number;
-  /** Each device's weights + KV cache budget (default: the whole checkpoint plus 512 MiB). */
-  deviceMemoryBytes?: number;
-  maxNumBatchedTokens?: number;
-  maxNumSeqs?: number;
   /**
-   * Host memory for KV on every host of the job, bytes: each host runs one kv-store with this
-   * capacity, and preemption may swap to it. Absent: no host KV tier.
+   * The engine exactly as the client built it from its flags (model directory as the worker
+   * hosts see it, layout, cache, scheduler); the coordinator runs the job with it unchanged.
    */
-  hostKvBytes?: number;
-  /** How to preempt (default 'auto' with hostKvBytes, else 'recompute'). */
-  preemptionMode?: 'auto' | 'swap' | 'recompute';
+  config: EngineConfig;
 }
 
 /** Sampling settings of one request; mirrors the coordinator's SamplingParams. */
@@ -183,14 +172,7 @@ const output = object(
 );
 
 export const jobClientToCoordinatorSchemas: Record<'openJob' | 'submitRequests', MessageSchema> = {
-  openJob: schema({ modelDir: str(4096), parallelism: str(64) }, undefined, {
-    numThreadsPerDevice: int(1, 1024),
-    deviceMemoryBytes: count,
-    maxNumBatchedTokens: int(1, Number.MAX_SAFE_INTEGER),
-    maxNumSeqs: int(1, Number.MAX_SAFE_INTEGER),
-    hostKvBytes: int(1, Number.MAX_SAFE_INTEGER),
-    preemptionMode: oneOf('auto', 'swap', 'recompute'),
-  }),
+  openJob: schema({ config: engineConfigCheck }),
   submitRequests: schema({ requests: arrayOf(request, 1 << 20) }),
 };
 

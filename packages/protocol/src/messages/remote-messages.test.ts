@@ -17,6 +17,20 @@ function rejection(message: Record<string, unknown>, accept?: ReadonlySet<string
   return `${result.error.code}: ${result.error.message}`;
 }
 
+/** A job's whole engine configuration, as the CLI's buildEngineConfig writes it. */
+const engineConfig = {
+  model: { dir: '/m' },
+  parallel: { layout: 'D2', numDevices: 2 },
+  cache: { blockSize: 16, kvCacheBytes: 1 << 29 },
+  scheduler: {
+    maxNumBatchedTokens: 512,
+    maxNumSeqs: 256,
+    prefillTokenBudget: 4096,
+    watermark: 0.1,
+    hostLowMark: 0.2,
+  },
+};
+
 const sampling = {
   maxTokens: 4,
   temperature: 0.7,
@@ -72,12 +86,26 @@ describe('host-agent and job-client messages', () => {
       { tag: 'requestFinished', output, stats: { numSteps: 2, busyMs: 1.25 } },
       {
         tag: 'openJob',
-        modelDir: '/m',
-        parallelism: 'D2T2',
-        numThreadsPerDevice: 2,
-        deviceMemoryBytes: 1 << 26,
+        config: {
+          ...engineConfig,
+          parallel: { layout: 'D2T2', numDevices: 4, numThreadsPerDevice: 2 },
+          cache: { ...engineConfig.cache, deviceMemoryBytes: 1 << 26 },
+        },
       },
-      { tag: 'openJob', modelDir: '/m', parallelism: 'D2', hostKvBytes: 1 << 30, preemptionMode: 'swap' },
+      {
+        tag: 'openJob',
+        config: {
+          ...engineConfig,
+          cache: { ...engineConfig.cache, hostKvBytes: 1 << 30, preemptionMode: 'swap' },
+        },
+      },
+      {
+        tag: 'openJob',
+        config: {
+          ...engineConfig,
+          parallel: { layout: 'P2', decodeLayout: 'T2', numDevices: 2, reshardRoute: 'p2p' },
+        },
+      },
     ];
     for (const message of messages) {
       const result = decode(message);
@@ -109,12 +137,23 @@ describe('host-agent and job-client messages', () => {
     const hostKv = { modelDir: '/m', blockSize: 16, capacityBytes: 1 << 24, numEngines: 2 };
     expect(rejection({ ...spawn, hostKv: { ...hostKv, numEngines: 0 } })).toMatch(/hostKv\.numEngines/);
     expect(rejection({ ...spawn, hostKv: { ...hostKv, modelDir: undefined } })).toMatch(/hostKv\.modelDir/);
-    expect(rejection({ tag: 'openJob', modelDir: '/m', parallelism: 'D2', preemptionMode: 'maybe' })).toMatch(
-      /preemptionMode/,
-    );
-    expect(rejection({ tag: 'openJob', modelDir: '/m', parallelism: 'D2', hostKvBytes: 0 })).toMatch(
-      /hostKvBytes/,
-    );
+    const withCache = (cache: object) => ({
+      tag: 'openJob',
+      config: { ...engineConfig, cache: { ...engineConfig.cache, ...cache } },
+    });
+    expect(rejection(withCache({ preemptionMode: 'maybe' }))).toMatch(/config\.cache\.preemptionMode/);
+    expect(rejection(withCache({ hostKvBytes: 0 }))).toMatch(/config\.cache\.hostKvBytes/);
+    expect(
+      rejection({ tag: 'openJob', config: { ...engineConfig, parallel: { layout: 'X2', numDevices: 2 } } }),
+    ).toMatch(/config\.parallel\.layout/);
+    expect(
+      rejection({
+        tag: 'openJob',
+        config: { ...engineConfig, scheduler: { ...engineConfig.scheduler, watermark: 2 } },
+      }),
+    ).toMatch(/config\.scheduler\.watermark/);
+    const { scheduler: _dropped, ...withoutScheduler } = engineConfig;
+    expect(rejection({ tag: 'openJob', config: withoutScheduler })).toMatch(/scheduler/);
     const badSeed = { requestId: 'x', promptTokenIds: [4], sampling: { ...sampling, seed: 1.5 } };
     expect(rejection({ tag: 'submitRequests', requests: [badSeed] })).toMatch(
       /requests\[0\]\.sampling\.seed/,
@@ -127,9 +166,9 @@ describe('host-agent and job-client messages', () => {
     expect(rejection({ tag: 'requestFinished', output, stats: { numSteps: 'many' } })).toMatch(
       /stats\.numSteps/,
     );
-    expect(rejection({ tag: 'openJob', modelDir: '/m', parallelism: 'D2', extra: 1 })).toMatch(
-      /unexpected field/,
-    );
+    expect(rejection({ tag: 'openJob', config: engineConfig, extra: 1 })).toMatch(/unexpected field/);
+    expect(rejection({ tag: 'openJob', config: { ...engineConfig, extra: 1 } })).toMatch(/unexpected field/);
+    expect(rejection({ tag: 'openJob', modelDir: '/m', parallelism: 'D2' })).toMatch(/config/);
   });
 
   it('each link accepts only its direction', () => {
@@ -139,8 +178,8 @@ describe('host-agent and job-client messages', () => {
     const failed = { tag: 'jobFailed', message: 'x' };
     expect(decode(failed, INBOUND_TAGS.coordinatorToJobClient).ok).toBe(true);
     expect(rejection(failed, INBOUND_TAGS.coordinatorToHostAgent)).toMatch(/^unexpected/);
-    expect(
-      rejection({ tag: 'openJob', modelDir: '/m', parallelism: 'D1' }, INBOUND_TAGS.hostAgentToCoordinator),
-    ).toMatch(/^unexpected/);
+    expect(rejection({ tag: 'openJob', config: engineConfig }, INBOUND_TAGS.hostAgentToCoordinator)).toMatch(
+      /^unexpected/,
+    );
   });
 });
