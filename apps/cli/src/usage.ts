@@ -42,7 +42,10 @@ export const COMMAND_USAGE: Readonly<Record<string, string>> = {
              --out FILE.gguf`,
   coordinator: `  coordinator  Run the many-machines coordinator daemon (HTTP /healthz, /metrics and the
              WebSocket for agents and jobs on one port; first stdout line names the address).
-             --listen HOST:PORT --token-file F [--tls-cert F --tls-key F: wss:// only]`,
+             --listen HOST:PORT --token-file F [--tls-cert F --tls-key F: wss:// only]
+             [--http HOST:PORT --state-dir DIR --api-key-file F --model DIR [--config DxTyPz]
+             [--threads N] [--device-memory SIZE] [--max-num-seqs N] [--max-num-batched-tokens N]:
+             the OpenAI batch service of 'serve' in the daemon, batches run on its host agents]`,
   worker: `  worker     Run a host agent: joins the coordinator, spawns one device worker per device the
              coordinator places here and relays it. --connect ws://HOST:PORT --devices N
              --token-file F [--name HOST] [--backend cpu|webgpu [--gpus-per-adapter K]]

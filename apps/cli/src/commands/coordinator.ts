@@ -6,6 +6,11 @@
  */
 import { CoordinatorDaemon } from '@seesaw/coordinator';
 import { parseFlags, parseIntegerText, requiredString, UsageError } from '../args.ts';
+import {
+  DAEMON_SERVICE_FLAGS,
+  readDaemonServiceFlags,
+  startDaemonService,
+} from '../service/daemon-service.ts';
 import { readTlsServerFlags, TLS_SERVER_FLAGS } from '../tls-flags.ts';
 import { readTokenFile } from '../token-file.ts';
 
@@ -13,6 +18,7 @@ export const COORDINATOR_FLAGS = {
   listen: { type: 'string' },
   'token-file': { type: 'string' },
   ...TLS_SERVER_FLAGS,
+  ...DAEMON_SERVICE_FLAGS,
 } as const;
 
 export { readTokenFile } from '../token-file.ts';
@@ -43,11 +49,21 @@ export async function coordinatorCommand(argv: string[]): Promise<number> {
   const { host, port } = parseListenAddress(requiredString(values, 'listen'));
   const token = readTokenFile(requiredString(values, 'token-file'));
   const tls = readTlsServerFlags(values);
+  const serviceSettings = readDaemonServiceFlags(values);
+  if (serviceSettings !== null && tls) {
+    throw new UsageError(
+      '--http runs its jobs over plain ws:// on this process; it does not take --tls-cert yet',
+    );
+  }
   const log = (line: string) => process.stderr.write(`${line}\n`);
   const daemon = await CoordinatorDaemon.start({ host, port, token, log, ...(tls ? { tls } : {}) });
   process.stdout.write(`seesaw coordinator listening on ${daemon.url} (HTTP /healthz, /metrics)\n`);
+  const service =
+    serviceSettings === null ? null : await startDaemonService(daemon, token, serviceSettings, log);
+  if (service !== null) process.stdout.write(`seesaw coordinator service listening on ${service.baseUrl}\n`);
   const signal = await untilSignal();
   log(`coordinator: ${signal}, stopping`);
+  await service?.stop();
   await daemon.close();
   return 0;
 }

@@ -5,18 +5,14 @@
  * The first stdout line names the address (tests and scripts read it).
  */
 
-import { SeesawTokenizer } from '@seesaw/model';
 import { type FlagValues, optionalInteger, parseFlags, requiredString, UsageError } from '../args.ts';
-import { chatPrompterFor } from '../chat-template.ts';
 import { CLUSTER_FLAGS } from '../cluster-flags.ts';
 import { type EngineSession, type EngineSettings, openEngineSession } from '../engine-session.ts';
 import { HOST_KV_FLAGS, readHostKvSettings } from '../host-kv-flags.ts';
 import { SEESAW_FLAGS } from '../seesaw-flags.ts';
-import { BatchRunner } from '../service/batch-runner.ts';
-import { EngineLoop } from '../service/engine-loop.ts';
-import { HttpApi } from '../service/http-api.ts';
-import { nowSeconds, StateStore } from '../service/state-store.ts';
+import { startService } from '../service/service.ts';
 import { readTokenFile } from '../token-file.ts';
+import { untilSignal } from './coordinator.ts';
 import { readEngineSettings } from './run.ts';
 
 export const SERVE_FLAGS = {
@@ -44,7 +40,7 @@ export function parseHostPort(text: string, flag: string): { host: string; port:
   return { host: match[1].replace(/^\[(.*)\]$/, '$1'), port };
 }
 
-function readApiKey(values: FlagValues): string {
+export function readApiKey(values: FlagValues): string {
   try {
     return readTokenFile(requiredString(values, 'api-key-file'));
   } catch (error) {
@@ -90,43 +86,20 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const apiKey = readApiKey(values);
   const log = (line: string) => process.stderr.write(`${line}\n`);
   const openSession = await readSessionOpener(values, log);
-
-  const store = new StateStore(stateDir);
-  const session = await openSession(modelDir);
-  const tokenizer = SeesawTokenizer.load(modelDir);
-  const engineLoop = new EngineLoop(session.engine);
-  const chat = chatPrompterFor(modelDir, tokenizer);
-  const runner = new BatchRunner({ store, session, engineLoop, tokenizer, chat, log });
-  const api = new HttpApi({
-    store,
-    runner,
-    modelName: session.modelName,
-    apiKeys: [apiKey],
-    startedSeconds: nowSeconds(),
-    completions: { session, engineLoop, tokenizer, chat },
+  const service = await startService({
+    modelDir,
+    host,
+    port,
+    stateDir,
+    apiKey,
+    openSession: () => openSession(modelDir),
+    openAtStart: true,
+    log,
   });
-  await new Promise<void>((resolve, reject) => {
-    api.server.once('error', reject);
-    api.server.listen(port, host, () => resolve());
-  });
-  const address = api.server.address();
-  const boundPort = typeof address === 'object' && address !== null ? address.port : port;
-  const shownHost = host.includes(':') ? `[${host}]` : host;
-  process.stdout.write(`seesaw serve listening on http://${shownHost}:${boundPort}/v1\n`);
-  log(`model ${session.modelName} on ${session.layout}; state in ${stateDir}`);
-
-  await new Promise<void>((resolve) => {
-    const stop = () => resolve();
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-  });
+  process.stdout.write(`seesaw serve listening on ${service.baseUrl}\n`);
+  log(`model ${modelDir}; state in ${stateDir}`);
+  await untilSignal();
   log('stopping: unfinished batches stay in the state dir for the next start');
-  const closed = new Promise<void>((resolve) => api.server.close(() => resolve()));
-  api.server.closeAllConnections();
-  await closed;
-  await runner.stop();
-  await engineLoop.stop();
-  await session.close();
-  store.close();
+  await service.stop();
   return 0;
 }

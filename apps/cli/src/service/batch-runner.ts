@@ -11,9 +11,9 @@ import type { SeesawTokenizer } from '@seesaw/model';
 import { errorRecord, formatRecordLine } from '../batch-output.ts';
 import type { ChatPrompter } from '../chat-template.ts';
 import { outputRecord } from '../commands/run.ts';
-import type { EngineSession } from '../engine-session.ts';
 import { type ParsedRequest, parseInputFile } from '../input-lines.ts';
-import type { EngineLoop } from './engine-loop.ts';
+import { LateRejectionError } from './engine-loop.ts';
+import type { EngineProvider, ServiceEngine } from './engine-provider.ts';
 import { type BatchRow, type StateStore, UNFINISHED_STATUSES } from './state-store.ts';
 
 /** Requests of a batch in the engine at once by default: enough to fill a CPU engine's batch. */
@@ -21,9 +21,8 @@ export const DEFAULT_MAX_IN_FLIGHT = 64;
 
 export interface BatchRunnerOptions {
   store: StateStore;
-  session: EngineSession;
-  /** Steps the session's engine; shared with single requests. */
-  engineLoop: EngineLoop;
+  /** The engine batches run on; shared with single requests. */
+  engines: EngineProvider;
   tokenizer: SeesawTokenizer | null;
   /** Renders chat lines (the model's chat template); null when the model has none. */
   chat?: ChatPrompter | null;
@@ -119,7 +118,9 @@ export class BatchRunner {
   }
 
   private async runBatch(batchId: string): Promise<void> {
-    const { store, session, tokenizer } = this.options;
+    const { store, tokenizer } = this.options;
+    const engine = await this.options.engines.acquire();
+    const { session } = engine;
     const batch = store.mustGetBatch(batchId);
     const content = store.fileContent(batch.inputFileId);
     if (content === null) {
@@ -161,13 +162,17 @@ export class BatchRunner {
     store.updateBatch(batchId, status, { numTotal: lines.length });
     if (done.size > 0)
       this.options.log(`batch ${batchId}: ${done.size} requests already done, ${toRun.length} to run`);
-    await this.runRequests(batchId, toRun);
+    await this.runRequests(batchId, toRun, engine);
     if (this.isStopped) return;
     this.finalize(batchId);
   }
 
-  private async runRequests(batchId: string, requests: ParsedRequest[]): Promise<void> {
-    const { store, session, tokenizer, engineLoop } = this.options;
+  private async runRequests(
+    batchId: string,
+    requests: ParsedRequest[],
+    { session, engineLoop }: ServiceEngine,
+  ): Promise<void> {
+    const { store, tokenizer } = this.options;
     const maxInFlight = this.options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
     const eosIds = session.config.eosTokenIds;
     let next = 0;
@@ -199,7 +204,13 @@ export class BatchRunner {
           },
           (error: Error) => {
             numInFlight--;
-            failure = error;
+            if (error instanceof LateRejectionError) {
+              const message = `line ${request.lineNumber}: ${error.message}`;
+              const record = errorRecord(request.customId, 'request_rejected', message);
+              store.addResult(batchId, request.customId, request.lineNumber, true, formatRecordLine(record));
+            } else {
+              failure = error;
+            }
             this.wakeUp?.();
           },
         );

@@ -9,15 +9,14 @@ import type { ServerResponse } from 'node:http';
 import type { SeesawTokenizer } from '@seesaw/model';
 import type { ChatPrompter } from '../chat-template.ts';
 import { outputRecord } from '../commands/run.ts';
-import type { EngineSession } from '../engine-session.ts';
 import { parseInputLine } from '../input-lines.ts';
-import type { EngineLoop } from './engine-loop.ts';
+import { LateRejectionError } from './engine-loop.ts';
+import type { EngineProvider } from './engine-provider.ts';
 import { ApiError, sendJson } from './http-errors.ts';
 import { newId } from './state-store.ts';
 
 export interface CompletionsDeps {
-  session: EngineSession;
-  engineLoop: EngineLoop;
+  engines: EngineProvider;
   tokenizer: SeesawTokenizer | null;
   /** Renders chat requests (the model's chat template); null when the model has none. */
   chat?: ChatPrompter | null;
@@ -41,7 +40,8 @@ export async function handleCompletion(
   );
   const customId = newId('cmpl-');
   const line = JSON.stringify({ custom_id: customId, method: 'POST', url: path, body: requestBody });
-  const { session, engineLoop, tokenizer } = deps;
+  const { tokenizer } = deps;
+  const { session, engineLoop } = await deps.engines.acquire();
   const parsed = parseInputLine(line, 1, {
     vocabSize: session.config.vocabSize,
     maxModelLen: session.config.maxPositionEmbeddings,
@@ -56,7 +56,10 @@ export async function handleCompletion(
     sampling: request.sampling,
   });
   if ('rejection' in submission) throw new ApiError(400, submission.rejection, 'request_rejected');
-  const output = await submission.output;
+  const output = await submission.output.catch((error: Error) => {
+    if (error instanceof LateRejectionError) throw new ApiError(400, error.message, 'request_rejected');
+    throw error;
+  });
   const record = outputRecord(output, request, tokenizer, session.modelName, session.config.eosTokenIds);
   if (record.response === null) throw new ApiError(500, record.error.message, record.error.code);
   const completion = record.response.body;

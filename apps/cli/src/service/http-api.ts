@@ -271,7 +271,7 @@ export class HttpApi {
       `seesaw_batch_requests_in_flight ${gauges.numRequestsInFlight}`,
       '# HELP seesaw_engine_requests_in_flight Requests in the engine now (batch and single).',
       '# TYPE seesaw_engine_requests_in_flight gauge',
-      `seesaw_engine_requests_in_flight ${this.options.completions.engineLoop.numInFlight}`,
+      `seesaw_engine_requests_in_flight ${this.options.completions.engines.current?.engineLoop.numInFlight ?? 0}`,
       '',
     ].join('\n');
     response.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
