@@ -14,11 +14,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   choicesById,
   FIXTURE,
+  health,
   ProcessGroup,
   runLocal,
   type Started,
   waitFor,
-  waitForHosts,
   writePrompts,
 } from './remote-cluster-support.ts';
 
@@ -31,6 +31,18 @@ function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
+}
+
+/** Both agents joined; longer than the support's 30 s, as agents start slowly on a loaded machine. */
+function waitForAgents(url: string): Promise<void> {
+  return waitFor('host-a and host-b to join', 90_000, () => {
+    try {
+      const names = health(url).hosts.map((host) => host.name);
+      return names.includes('host-a') && names.includes('host-b') ? true : undefined;
+    } catch {
+      return undefined;
+    }
+  }).then(() => {});
 }
 
 /** The service's baseURL from the coordinator's second stdout line. */
@@ -91,7 +103,7 @@ describe('seesaw coordinator --http (the service inside the daemon, D2 over two 
       endpoint: '/v1/completions',
       completion_window: '24h',
     });
-    await waitForHosts(url, ['host-a', 'host-b']);
+    await waitForAgents(url);
     await waitFor('some requests to complete', 120_000, async () => {
       const batch = await client.batches.retrieve(created.id);
       expect(batch.status, coordinator.stderr()).not.toBe('failed');
@@ -103,7 +115,7 @@ describe('seesaw coordinator --http (the service inside the daemon, D2 over two 
     coordinator = group.start(coordinatorArgs);
     client = new OpenAI({ apiKey, baseURL: await serviceUrl(coordinator), maxRetries: 0 });
     // The agents were never restarted: they reconnect to the new coordinator on their own.
-    await waitForHosts(url, ['host-a', 'host-b']);
+    await waitForAgents(url);
     const batch = await waitFor('the batch to finish', 150_000, async () => {
       const current = await client.batches.retrieve(created.id);
       return ['completed', 'failed', 'cancelled', 'expired'].includes(current.status) ? current : undefined;

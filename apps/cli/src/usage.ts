@@ -34,7 +34,10 @@ export const COMMAND_USAGE: Readonly<Record<string, string>> = {
              (the key file's token; make one with 'seesaw token'). Files, batches and each finished
              request are kept in SQLite under --state-dir: a restarted server continues its batches.
              --model DIR --http HOST:PORT --state-dir DIR --api-key-file F [engine flags of run]
-             [--cluster ws://HOST:PORT --token-file F --config DxTyPz: run on a coordinator's hosts]`,
+             [--cluster ws://HOST:PORT --token-file F --config DxTyPz: run on a coordinator's hosts]
+             [--batch-window-override DURATION: every batch's completion window, e.g. 2s (tests)]
+             A batch's metadata may pick its engine: seesaw_config (e.g. T2), or seesaw_prefill
+             and seesaw_decode (a Seesaw pair, local devices only).`,
   'gen-model': `  gen-model  Write a deterministic random Llama checkpoint with a tokenizer.
              --shape tiny|small|medium --out DIR [--seed N] [--dtype bf16|f16|f32] [--max-shard-size SIZE]`,
   quantize: `  quantize   Write a Hugging Face checkpoint as a llama GGUF file (llama.cpp's layout); run and
@@ -44,7 +47,8 @@ export const COMMAND_USAGE: Readonly<Record<string, string>> = {
              WebSocket for agents and jobs on one port; first stdout line names the address).
              --listen HOST:PORT --token-file F [--tls-cert F --tls-key F: wss:// only]
              [--http HOST:PORT --state-dir DIR --api-key-file F --model DIR [--config DxTyPz]
-             [--threads N] [--device-memory SIZE] [--max-num-seqs N] [--max-num-batched-tokens N]:
+             [--threads N] [--device-memory SIZE] [--max-num-seqs N] [--max-num-batched-tokens N]
+             [--batch-window-override DURATION]:
              the OpenAI batch service of 'serve' in the daemon, batches run on its host agents]`,
   worker: `  worker     Run a host agent: joins the coordinator, spawns one device worker per device the
              coordinator places here and relays it. --connect ws://HOST:PORT --devices N

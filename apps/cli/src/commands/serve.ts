@@ -5,11 +5,21 @@
  * The first stdout line names the address (tests and scripts read it).
  */
 
-import { type FlagValues, optionalInteger, parseFlags, requiredString, UsageError } from '../args.ts';
+import { formatParallelConfig } from '@seesaw/model';
+import {
+  type FlagValues,
+  optionalInteger,
+  optionalString,
+  parseFlags,
+  requiredString,
+  UsageError,
+} from '../args.ts';
 import { CLUSTER_FLAGS } from '../cluster-flags.ts';
 import { type EngineSession, type EngineSettings, openEngineSession } from '../engine-session.ts';
 import { HOST_KV_FLAGS, readHostKvSettings } from '../host-kv-flags.ts';
 import { SEESAW_FLAGS } from '../seesaw-flags.ts';
+import { parseDurationMs } from '../service/completion-window.ts';
+import { type EngineChoice, localSettingsFor } from '../service/engine-choice.ts';
 import { startService } from '../service/service.ts';
 import { readTokenFile } from '../token-file.ts';
 import { untilSignal } from './coordinator.ts';
@@ -20,6 +30,7 @@ export const SERVE_FLAGS = {
   http: { type: 'string' },
   'state-dir': { type: 'string' },
   'api-key-file': { type: 'string' },
+  'batch-window-override': { type: 'string' },
   threads: { type: 'string' },
   'kv-cache-memory': { type: 'string' },
   'max-num-batched-tokens': { type: 'string' },
@@ -50,6 +61,14 @@ export function readApiKey(values: FlagValues): string {
   }
 }
 
+/** --batch-window-override DURATION: every batch's completion window (tests, operations). */
+export function readBatchWindowOverride(values: FlagValues): { batchWindowOverrideMs?: number } {
+  const text = optionalString(values, 'batch-window-override');
+  return text === undefined
+    ? {}
+    : { batchWindowOverrideMs: parseDurationMs(text, '--batch-window-override') };
+}
+
 /**
  * Where the engine runs: this machine's devices (the engine flags of `run`), or with --cluster
  * a job held on a running coordinator for as long as the server lives.
@@ -57,25 +76,30 @@ export function readApiKey(values: FlagValues): string {
 async function readSessionOpener(
   values: FlagValues,
   log: (line: string) => void,
-): Promise<(modelDir: string) => Promise<EngineSession>> {
+): Promise<(modelDir: string, choice: EngineChoice | null) => Promise<EngineSession>> {
   if (values.cluster === undefined) {
     if (values['token-file'] !== undefined)
       throw new UsageError('--token-file needs --cluster ws://HOST:PORT');
     const settings = readEngineSettings(values);
-    return (modelDir) => openEngineSession(modelDir, settings);
+    return (modelDir, choice) => openEngineSession(modelDir, localSettingsFor(settings, choice));
   }
   for (const name of ['prefill', 'decode']) {
     if (values[name] !== undefined)
       throw new UsageError(`--${name} runs on local device workers, not with --cluster`);
   }
   const { readClusterJobFlags, remoteSessionOpener } = await import('./cluster-script.ts');
-  const open = remoteSessionOpener(readClusterJobFlags(values), 'seesaw serve', log);
+  const cluster = readClusterJobFlags(values);
   const settings: EngineSettings = {
     maxNumBatchedTokens: optionalInteger(values, 'max-num-batched-tokens', { min: 1 }),
     maxNumSeqs: optionalInteger(values, 'max-num-seqs', { min: 1 }),
     ...readHostKvSettings(values),
   };
-  return (modelDir) => open(modelDir, settings);
+  return (modelDir, choice) => {
+    // A batch's seesaw_config is the job's layout (pairs are refused when the batch is created).
+    const parallelism =
+      choice?.kind === 'static' ? formatParallelConfig(choice.parallel) : cluster.parallelism;
+    return remoteSessionOpener({ ...cluster, parallelism }, 'seesaw serve', log)(modelDir, settings);
+  };
 }
 
 export async function serveCommand(argv: string[]): Promise<number> {
@@ -92,8 +116,10 @@ export async function serveCommand(argv: string[]): Promise<number> {
     port,
     stateDir,
     apiKey,
-    openSession: () => openSession(modelDir),
+    openSession: (_signal, choice) => openSession(modelDir, choice),
     openAtStart: true,
+    supportsSeesawPairs: values.cluster === undefined,
+    ...readBatchWindowOverride(values),
     log,
   });
   process.stdout.write(`seesaw serve listening on ${service.baseUrl}\n`);

@@ -11,7 +11,7 @@ import type { ChatPrompter } from '../chat-template.ts';
 import { outputRecord } from '../commands/run.ts';
 import { parseInputLine } from '../input-lines.ts';
 import { LateRejectionError } from './engine-loop.ts';
-import type { EngineProvider } from './engine-provider.ts';
+import { ANY_ENGINE, type EngineProvider } from './engine-provider.ts';
 import { ApiError, sendJson } from './http-errors.ts';
 import { newId } from './state-store.ts';
 
@@ -41,7 +41,7 @@ export async function handleCompletion(
   const customId = newId('cmpl-');
   const line = JSON.stringify({ custom_id: customId, method: 'POST', url: path, body: requestBody });
   const { tokenizer } = deps;
-  const { session, engineLoop } = await deps.engines.acquire();
+  const { session, engineLoop } = await deps.engines.acquire(ANY_ENGINE);
   const parsed = parseInputLine(line, 1, {
     vocabSize: session.config.vocabSize,
     maxModelLen: session.config.maxPositionEmbeddings,

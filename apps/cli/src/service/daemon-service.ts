@@ -17,8 +17,9 @@ import {
   UsageError,
 } from '../args.ts';
 import { type ClusterJobSettings, remoteSessionOpener } from '../commands/cluster-script.ts';
-import { parseHostPort, readApiKey } from '../commands/serve.ts';
+import { parseHostPort, readApiKey, readBatchWindowOverride } from '../commands/serve.ts';
 import type { EngineSession, EngineSettings } from '../engine-session.ts';
+import type { EngineChoice } from './engine-choice.ts';
 import { type RunningService, startService } from './service.ts';
 
 /** The coordinator's flags for the service; all need --http. */
@@ -26,6 +27,7 @@ export const DAEMON_SERVICE_FLAGS = {
   http: { type: 'string' },
   'state-dir': { type: 'string' },
   'api-key-file': { type: 'string' },
+  'batch-window-override': { type: 'string' },
   model: { type: 'string' },
   config: { type: 'string' },
   threads: { type: 'string' },
@@ -48,6 +50,7 @@ export interface DaemonServiceSettings {
   numThreadsPerDevice?: number;
   deviceMemoryBytes?: number;
   engine: EngineSettings;
+  batchWindowOverrideMs?: number;
 }
 
 /** The service flags, or null without --http (then none of them may be given). */
@@ -78,6 +81,7 @@ export function readDaemonServiceFlags(values: FlagValues): DaemonServiceSetting
       ? {}
       : { numThreadsPerDevice: Math.max(1, Math.floor(threads / numDevices(parallel))) }),
     ...(deviceMemoryBytes === undefined ? {} : { deviceMemoryBytes }),
+    ...readBatchWindowOverride(values),
     engine: {
       maxNumBatchedTokens: optionalInteger(values, 'max-num-batched-tokens', { min: 1 }),
       maxNumSeqs: optionalInteger(values, 'max-num-seqs', { min: 1 }),
@@ -110,15 +114,18 @@ export async function startDaemonService(
       : { numThreadsPerDevice: settings.numThreadsPerDevice }),
     ...(settings.deviceMemoryBytes === undefined ? {} : { deviceMemoryBytes: settings.deviceMemoryBytes }),
   };
-  const needed = numDevices(parseParallelConfig(settings.parallelism));
-  const open = remoteSessionOpener(cluster, 'the service state dir', log);
-  const openSession = async (signal: AbortSignal): Promise<EngineSession> => {
+  const openSession = async (signal: AbortSignal, choice: EngineChoice | null): Promise<EngineSession> => {
+    // A batch's seesaw_config is the job's layout (pairs are refused when the batch is created).
+    const parallelism =
+      choice?.kind === 'static' ? formatParallelConfig(choice.parallel) : settings.parallelism;
+    const needed = numDevices(parseParallelConfig(parallelism));
     let hasLogged = false;
     while (freeDevices(daemon) < needed) {
-      if (!hasLogged) log(`service: waiting for ${needed} free device(s) to run ${settings.parallelism}`);
+      if (!hasLogged) log(`service: waiting for ${needed} free device(s) to run ${parallelism}`);
       hasLogged = true;
       await sleep(HOST_POLL_MS, undefined, { signal });
     }
+    const open = remoteSessionOpener({ ...cluster, parallelism }, 'the service state dir', log);
     return open(settings.modelDir, settings.engine);
   };
   return startService({
@@ -128,6 +135,10 @@ export async function startDaemonService(
     stateDir: settings.stateDir,
     apiKey: settings.apiKey,
     openSession,
+    supportsSeesawPairs: false,
+    ...(settings.batchWindowOverrideMs === undefined
+      ? {}
+      : { batchWindowOverrideMs: settings.batchWindowOverrideMs }),
     log,
   });
 }

@@ -48,6 +48,11 @@ export class EngineLoop {
     return { output };
   }
 
+  /** Resolves once every submitted request has settled. */
+  async idle(): Promise<void> {
+    while (this.stepping !== null) await this.stepping;
+  }
+
   /** Ends stepping after the running step; requests still running never settle. */
   async stop(): Promise<void> {
     this.isStopped = true;

@@ -23,6 +23,10 @@ export interface ServiceOptions {
   openSession: SessionOpener;
   /** Open the engine before listening (a local engine: its errors stop the start). */
   openAtStart?: boolean;
+  /** Every batch's completion window instead of the one it names (--batch-window-override). */
+  batchWindowOverrideMs?: number;
+  /** Whether batches may ask for Seesaw pairs (local device workers only). */
+  supportsSeesawPairs: boolean;
   log: (line: string) => void;
 }
 
@@ -41,19 +45,30 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   const engines = new EngineProvider(options.openSession, log);
   if (options.openAtStart === true) {
     try {
-      await engines.acquire();
+      await engines.acquire(null);
     } catch (error) {
       store.close();
       throw error;
     }
   }
-  const runner = new BatchRunner({ store, engines, tokenizer, chat, log });
+  const runner = new BatchRunner({
+    store,
+    engines,
+    tokenizer,
+    chat,
+    log,
+    supportsSeesawPairs: options.supportsSeesawPairs,
+  });
   const api = new HttpApi({
     store,
     runner,
     modelName: basename(resolve(modelDir)),
     apiKeys: [options.apiKey],
     startedSeconds: nowSeconds(),
+    supportsSeesawPairs: options.supportsSeesawPairs,
+    ...(options.batchWindowOverrideMs === undefined
+      ? {}
+      : { batchWindowOverrideMs: options.batchWindowOverrideMs }),
     completions: { engines, tokenizer, chat },
   });
   await new Promise<void>((resolveListen, reject) => {
