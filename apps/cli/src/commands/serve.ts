@@ -1,7 +1,8 @@
 /**
- * `seesaw serve`: the OpenAI-compatible batch service on this machine's devices. Loads the
- * model once, holds one engine session, and runs queued batches on it in order; state lives
- * in SQLite under --state-dir so a restarted server picks up where the last one stopped.
+ * `seesaw serve`: the OpenAI-compatible batch service on this machine's devices (or a job on a
+ * coordinator with --cluster). Opens the default engine at start and runs queued batches in
+ * order, each on the engine configuration its metadata asks for (service/engine-choice.ts); state
+ * lives in SQLite under --state-dir so a restarted server picks up where the last one stopped.
  * The first stdout line names the address (tests and scripts read it).
  */
 
