@@ -7,6 +7,7 @@
 import { CoordinatorDaemon } from '@seesaw/coordinator';
 import { parseFlags, parseIntegerText, requiredString, UsageError } from '../args.ts';
 import { commandFlagSpec } from '../command-flags.ts';
+import { readDaemonServiceFlags, startDaemonService } from '../service/daemon-service.ts';
 import { readTlsServerFlags } from '../tls-flags.ts';
 import { readTokenFile } from '../token-file.ts';
 
@@ -40,11 +41,21 @@ export async function coordinatorCommand(argv: string[]): Promise<number> {
   const { host, port } = parseListenAddress(requiredString(values, 'listen'));
   const token = readTokenFile(requiredString(values, 'token-file'));
   const tls = readTlsServerFlags(values);
+  const serviceSettings = readDaemonServiceFlags(values);
+  if (serviceSettings !== null && tls) {
+    throw new UsageError(
+      '--http runs its jobs over plain ws:// on this process; it does not take --tls-cert yet',
+    );
+  }
   const log = (line: string) => process.stderr.write(`${line}\n`);
   const daemon = await CoordinatorDaemon.start({ host, port, token, log, ...(tls ? { tls } : {}) });
   process.stdout.write(`seesaw coordinator listening on ${daemon.url} (HTTP /healthz, /metrics)\n`);
+  const service =
+    serviceSettings === null ? null : await startDaemonService(daemon, token, serviceSettings, log);
+  if (service !== null) process.stdout.write(`seesaw coordinator service listening on ${service.baseUrl}\n`);
   const signal = await untilSignal();
   log(`coordinator: ${signal}, stopping`);
+  await service?.stop();
   await daemon.close();
   return 0;
 }

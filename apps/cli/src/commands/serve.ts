@@ -1,21 +1,28 @@
 /**
- * `seesaw serve`: the OpenAI-compatible batch service on this machine's devices. Loads the
- * model once, holds one engine session, and runs queued batches on it in order; state lives
- * in SQLite under --state-dir so a restarted server picks up where the last one stopped.
+ * `seesaw serve`: the OpenAI-compatible batch service on this machine's devices (or a job on a
+ * coordinator with --cluster). Opens the default engine at start and runs queued batches in
+ * order, each on the engine configuration its metadata asks for (service/engine-choice.ts); state
+ * lives in SQLite under --state-dir so a restarted server picks up where the last one stopped.
  * The first stdout line names the address (tests and scripts read it).
  */
 
-import { SeesawTokenizer } from '@seesaw/model';
-import { type FlagValues, optionalInteger, parseFlags, requiredString, UsageError } from '../args.ts';
-import { chatPrompterFor } from '../chat-template.ts';
+import { formatParallelConfig } from '@seesaw/model';
+import {
+  type FlagValues,
+  optionalInteger,
+  optionalString,
+  parseFlags,
+  requiredString,
+  UsageError,
+} from '../args.ts';
 import { commandFlagSpec } from '../command-flags.ts';
 import { type EngineSession, type EngineSettings, openEngineSession } from '../engine-session.ts';
 import { readHostKvSettings } from '../host-kv-flags.ts';
-import { BatchRunner } from '../service/batch-runner.ts';
-import { EngineLoop } from '../service/engine-loop.ts';
-import { HttpApi } from '../service/http-api.ts';
-import { nowSeconds, StateStore } from '../service/state-store.ts';
+import { parseDurationMs } from '../service/completion-window.ts';
+import { type EngineChoice, localSettingsFor } from '../service/engine-choice.ts';
+import { startService } from '../service/service.ts';
 import { readTokenFile } from '../token-file.ts';
+import { untilSignal } from './coordinator.ts';
 import { readEngineSettings } from './run.ts';
 
 export const SERVE_FLAGS = commandFlagSpec('serve');
@@ -29,7 +36,7 @@ export function parseHostPort(text: string, flag: string): { host: string; port:
   return { host: match[1].replace(/^\[(.*)\]$/, '$1'), port };
 }
 
-function readApiKey(values: FlagValues): string {
+export function readApiKey(values: FlagValues): string {
   try {
     return readTokenFile(requiredString(values, 'api-key-file'));
   } catch (error) {
@@ -39,6 +46,14 @@ function readApiKey(values: FlagValues): string {
   }
 }
 
+/** --batch-window-override DURATION: every batch's completion window (tests, operations). */
+export function readBatchWindowOverride(values: FlagValues): { batchWindowOverrideMs?: number } {
+  const text = optionalString(values, 'batch-window-override');
+  return text === undefined
+    ? {}
+    : { batchWindowOverrideMs: parseDurationMs(text, '--batch-window-override') };
+}
+
 /**
  * Where the engine runs: this machine's devices (the engine flags of `run`), or with --cluster
  * a job held on a running coordinator for as long as the server lives.
@@ -46,25 +61,30 @@ function readApiKey(values: FlagValues): string {
 async function readSessionOpener(
   values: FlagValues,
   log: (line: string) => void,
-): Promise<(modelDir: string) => Promise<EngineSession>> {
+): Promise<(modelDir: string, choice: EngineChoice | null) => Promise<EngineSession>> {
   if (values.cluster === undefined) {
     if (values['token-file'] !== undefined)
       throw new UsageError('--token-file needs --cluster ws://HOST:PORT');
     const settings = readEngineSettings(values);
-    return (modelDir) => openEngineSession(modelDir, settings);
+    return (modelDir, choice) => openEngineSession(modelDir, localSettingsFor(settings, choice));
   }
   for (const name of ['prefill', 'decode']) {
     if (values[name] !== undefined)
       throw new UsageError(`--${name} runs on local device workers, not with --cluster`);
   }
   const { readClusterJobFlags, remoteSessionOpener } = await import('./cluster-script.ts');
-  const open = remoteSessionOpener(readClusterJobFlags(values), 'seesaw serve', log);
+  const cluster = readClusterJobFlags(values);
   const settings: EngineSettings = {
     maxNumBatchedTokens: optionalInteger(values, 'max-num-batched-tokens', { min: 1 }),
     maxNumSeqs: optionalInteger(values, 'max-num-seqs', { min: 1 }),
     ...readHostKvSettings(values),
   };
-  return (modelDir) => open(modelDir, settings);
+  return (modelDir, choice) => {
+    // A batch's seesaw_config is the job's layout (pairs are refused when the batch is created).
+    const parallelism =
+      choice?.kind === 'static' ? formatParallelConfig(choice.parallel) : cluster.parallelism;
+    return remoteSessionOpener({ ...cluster, parallelism }, 'seesaw serve', log)(modelDir, settings);
+  };
 }
 
 export async function serveCommand(argv: string[]): Promise<number> {
@@ -75,43 +95,22 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const apiKey = readApiKey(values);
   const log = (line: string) => process.stderr.write(`${line}\n`);
   const openSession = await readSessionOpener(values, log);
-
-  const store = new StateStore(stateDir);
-  const session = await openSession(modelDir);
-  const tokenizer = SeesawTokenizer.load(modelDir);
-  const engineLoop = new EngineLoop(session.engine);
-  const chat = chatPrompterFor(modelDir, tokenizer);
-  const runner = new BatchRunner({ store, session, engineLoop, tokenizer, chat, log });
-  const api = new HttpApi({
-    store,
-    runner,
-    modelName: session.modelName,
-    apiKeys: [apiKey],
-    startedSeconds: nowSeconds(),
-    completions: { session, engineLoop, tokenizer, chat },
+  const service = await startService({
+    modelDir,
+    host,
+    port,
+    stateDir,
+    apiKey,
+    openSession: (_signal, choice) => openSession(modelDir, choice),
+    openAtStart: true,
+    supportsSeesawPairs: values.cluster === undefined,
+    ...readBatchWindowOverride(values),
+    log,
   });
-  await new Promise<void>((resolve, reject) => {
-    api.server.once('error', reject);
-    api.server.listen(port, host, () => resolve());
-  });
-  const address = api.server.address();
-  const boundPort = typeof address === 'object' && address !== null ? address.port : port;
-  const shownHost = host.includes(':') ? `[${host}]` : host;
-  process.stdout.write(`seesaw serve listening on http://${shownHost}:${boundPort}/v1\n`);
-  log(`model ${session.modelName} on ${session.layout}; state in ${stateDir}`);
-
-  await new Promise<void>((resolve) => {
-    const stop = () => resolve();
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-  });
+  process.stdout.write(`seesaw serve listening on ${service.baseUrl}\n`);
+  log(`model ${modelDir}; state in ${stateDir}`);
+  await untilSignal();
   log('stopping: unfinished batches stay in the state dir for the next start');
-  const closed = new Promise<void>((resolve) => api.server.close(() => resolve()));
-  api.server.closeAllConnections();
-  await closed;
-  await runner.stop();
-  await engineLoop.stop();
-  await session.close();
-  store.close();
+  await service.stop();
   return 0;
 }

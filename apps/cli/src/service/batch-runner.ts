@@ -11,10 +11,11 @@ import type { SeesawTokenizer } from '@seesaw/model';
 import { errorRecord, formatRecordLine } from '../batch-output.ts';
 import type { ChatPrompter } from '../chat-template.ts';
 import { outputRecordOfChoices } from '../commands/run.ts';
-import type { EngineSession } from '../engine-session.ts';
 import { type ParsedRequest, parseInputFile } from '../input-lines.ts';
 import { submitChoices } from '../request-choices.ts';
-import type { EngineLoop } from './engine-loop.ts';
+import { type EngineChoice, readEngineChoice } from './engine-choice.ts';
+import { LateRejectionError } from './engine-loop.ts';
+import type { EngineProvider, ServiceEngine } from './engine-provider.ts';
 import { type BatchRow, type StateStore, UNFINISHED_STATUSES } from './state-store.ts';
 
 /** Requests of a batch in the engine at once by default: enough to fill a CPU engine's batch. */
@@ -22,9 +23,10 @@ export const DEFAULT_MAX_IN_FLIGHT = 64;
 
 export interface BatchRunnerOptions {
   store: StateStore;
-  session: EngineSession;
-  /** Steps the session's engine; shared with single requests. */
-  engineLoop: EngineLoop;
+  /** The engine batches run on; shared with single requests. */
+  engines: EngineProvider;
+  /** Whether a batch may ask for a Seesaw pair (local device workers only). */
+  supportsSeesawPairs: boolean;
   tokenizer: SeesawTokenizer | null;
   /** Renders chat lines (the model's chat template); null when the model has none. */
   chat?: ChatPrompter | null;
@@ -120,8 +122,20 @@ export class BatchRunner {
   }
 
   private async runBatch(batchId: string): Promise<void> {
-    const { store, session, tokenizer } = this.options;
+    const { store, tokenizer } = this.options;
     const batch = store.mustGetBatch(batchId);
+    let choice: EngineChoice | null;
+    try {
+      choice = readEngineChoice(batch.metadata, this.options.supportsSeesawPairs);
+    } catch (error) {
+      // Checked when the batch was created; only a batch from a server with other options gets here.
+      store.updateBatch(batchId, 'failed', {
+        failure: { code: 'invalid_metadata', message: (error as Error).message },
+      });
+      return;
+    }
+    const engine = await this.options.engines.acquire(choice);
+    const { session } = engine;
     const content = store.fileContent(batch.inputFileId);
     if (content === null) {
       store.updateBatch(batchId, 'failed', {
@@ -162,21 +176,28 @@ export class BatchRunner {
     store.updateBatch(batchId, status, { numTotal: lines.length });
     if (done.size > 0)
       this.options.log(`batch ${batchId}: ${done.size} requests already done, ${toRun.length} to run`);
-    await this.runRequests(batchId, toRun);
+    await this.runRequests(batchId, toRun, engine);
     if (this.isStopped) return;
-    this.finalize(batchId);
+    const numExpired = this.isCancelled(batchId) ? 0 : this.expireUnrun(batchId, toRun);
+    this.finalize(batchId, numExpired > 0);
   }
 
-  private async runRequests(batchId: string, requests: ParsedRequest[]): Promise<void> {
-    const { store, session, tokenizer, engineLoop } = this.options;
+  private async runRequests(
+    batchId: string,
+    requests: ParsedRequest[],
+    { session, engineLoop }: ServiceEngine,
+  ): Promise<void> {
+    const { store, tokenizer } = this.options;
     const maxInFlight = this.options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
     const eosIds = session.config.eosTokenIds;
     let next = 0;
     let numInFlight = 0;
     let failure: Error | null = null;
+    const expiresAtMs = (store.mustGetBatch(batchId).times.expires_at ?? Number.POSITIVE_INFINITY) * 1000;
     while (!this.isStopped && failure === null) {
-      const isCancelled = this.isCancelled(batchId);
-      while (!isCancelled && next < requests.length && numInFlight < maxInFlight) {
+      // Past its window a batch submits nothing more; what is in the engine still finishes.
+      const isStopping = this.isCancelled(batchId) || Date.now() >= expiresAtMs;
+      while (!isStopping && next < requests.length && numInFlight < maxInFlight) {
         const request = requests[next++];
         // Ids in the engine are per batch: two batches may use the same custom_id.
         // One engine request per choice (n, lists of prompts): request-choices.ts.
@@ -199,38 +220,67 @@ export class BatchRunner {
           },
           (error: Error) => {
             numInFlight--;
-            failure = error;
+            if (error instanceof LateRejectionError) {
+              const message = `line ${request.lineNumber}: ${error.message}`;
+              const record = errorRecord(request.customId, 'request_rejected', message);
+              store.addResult(batchId, request.customId, request.lineNumber, true, formatRecordLine(record));
+            } else {
+              failure = error;
+            }
             this.wakeUp?.();
           },
         );
       }
       this.numInFlight = numInFlight;
       if (numInFlight === 0) break;
-      await this.sleep();
+      await this.sleep(expiresAtMs);
     }
     if (failure !== null) throw failure;
   }
 
-  /** Waits for a request to finish, a cancel, or stop. */
-  private sleep(): Promise<void> {
+  /** Waits for a request to finish, a cancel, stop, or the time `untilMs` (when given). */
+  private sleep(untilMs = Number.POSITIVE_INFINITY): Promise<void> {
     return new Promise<void>((resolve) => {
+      const timer = Number.isFinite(untilMs)
+        ? setTimeout(() => this.wakeUp?.(), Math.max(0, untilMs - Date.now()))
+        : null;
       this.wakeUp = () => {
         this.wakeUp = null;
+        if (timer !== null) clearTimeout(timer);
         resolve();
       };
     });
   }
 
-  /** Writes the output and error files and ends the batch completed (or cancelled). */
-  private finalize(batchId: string): void {
+  /**
+   * Past its completion window: every request of the batch without a result gets a
+   * `batch_expired` error record, as OpenAI writes them to the error file. Returns how many.
+   */
+  private expireUnrun(batchId: string, requests: ParsedRequest[]): number {
+    const { store } = this.options;
+    const finished = store.completedCustomIds(batchId);
+    let numExpired = 0;
+    for (const request of requests) {
+      if (finished.has(request.customId)) continue;
+      const message = `line ${request.lineNumber}: the batch's completion window ended before this request ran`;
+      const record = errorRecord(request.customId, 'batch_expired', message);
+      store.addResult(batchId, request.customId, request.lineNumber, true, formatRecordLine(record));
+      numExpired++;
+    }
+    return numExpired;
+  }
+
+  /** Writes the output and error files and ends the batch completed, cancelled or expired. */
+  private finalize(batchId: string, isExpired: boolean): void {
     const { store } = this.options;
     const isCancelled = this.isCancelled(batchId);
-    if (!isCancelled) store.updateBatch(batchId, 'finalizing');
-    store.finishBatch(batchId, isCancelled ? 'cancelled' : 'completed');
+    const status = isCancelled ? 'cancelled' : isExpired ? 'expired' : 'completed';
+    if (status === 'completed') store.updateBatch(batchId, 'finalizing');
+    store.finishBatch(batchId, status);
     this.cancelRequested.delete(batchId);
     const counts = store.resultCounts(batchId);
     this.options.log(
-      `batch ${batchId} ${isCancelled ? 'cancelled' : 'completed'}: ${counts.numCompleted} completed, ${counts.numFailed} failed`,
+      `batch ${batchId} ${status}: ${counts.numCompleted} completed, ${counts.numFailed} failed`,
     );
   }
 }

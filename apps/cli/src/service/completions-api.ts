@@ -9,16 +9,15 @@ import type { ServerResponse } from 'node:http';
 import type { SeesawTokenizer } from '@seesaw/model';
 import type { ChatPrompter } from '../chat-template.ts';
 import { outputRecordOfChoices } from '../commands/run.ts';
-import type { EngineSession } from '../engine-session.ts';
 import { parseInputLine } from '../input-lines.ts';
 import { submitChoices } from '../request-choices.ts';
-import type { EngineLoop } from './engine-loop.ts';
+import { LateRejectionError } from './engine-loop.ts';
+import { ANY_ENGINE, type EngineProvider } from './engine-provider.ts';
 import { ApiError, sendJson } from './http-errors.ts';
 import { newId } from './state-store.ts';
 
 export interface CompletionsDeps {
-  session: EngineSession;
-  engineLoop: EngineLoop;
+  engines: EngineProvider;
   tokenizer: SeesawTokenizer | null;
   /** Renders chat requests (the model's chat template); null when the model has none. */
   chat?: ChatPrompter | null;
@@ -42,7 +41,8 @@ export async function handleCompletion(
   );
   const customId = newId('cmpl-');
   const line = JSON.stringify({ custom_id: customId, method: 'POST', url: path, body: requestBody });
-  const { session, engineLoop, tokenizer } = deps;
+  const { tokenizer } = deps;
+  const { session, engineLoop } = await deps.engines.acquire(ANY_ENGINE);
   const parsed = parseInputLine(line, 1, {
     vocabSize: session.config.vocabSize,
     maxModelLen: session.config.maxPositionEmbeddings,
@@ -54,7 +54,10 @@ export async function handleCompletion(
   // One engine request per choice (n, lists of prompts): request-choices.ts.
   const submission = submitChoices(request, customId, (choice) => engineLoop.submit(choice));
   if ('rejection' in submission) throw new ApiError(400, submission.rejection, 'request_rejected');
-  const outputs = await submission.outputs;
+  const outputs = await submission.outputs.catch((error: Error) => {
+    if (error instanceof LateRejectionError) throw new ApiError(400, error.message, 'request_rejected');
+    throw error;
+  });
   const record = outputRecordOfChoices(
     outputs,
     request,

@@ -7,6 +7,9 @@ import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { EngineRequest, RequestOutput } from '@seesaw/coordinator';
 import { type SessionEngine, tryAddRequest } from '../engine-session.ts';
 
+/** A request the engine refused after accepting it (a cluster job's coordinator rejects one alone). */
+export class LateRejectionError extends Error {}
+
 export type Submission = { rejection: string } | { output: Promise<RequestOutput> };
 
 export class EngineLoop {
@@ -16,6 +19,8 @@ export class EngineLoop {
   >();
   private stepping: Promise<void> | null = null;
   private isStopped = false;
+  /** The error of a failed step; the engine is unusable after it. */
+  failure: Error | null = null;
 
   constructor(private readonly engine: SessionEngine) {}
 
@@ -26,6 +31,7 @@ export class EngineLoop {
   /** Queues a request; the engine's refusal comes back at once instead of a promise. */
   submit(request: EngineRequest): Submission {
     if (this.isStopped) return { rejection: 'the server is stopping' };
+    if (this.failure !== null) return { rejection: `the engine failed: ${this.failure.message}` };
     if (this.pending.has(request.requestId))
       throw new Error(`request id '${request.requestId}' is already running`);
     const rejection = tryAddRequest(this.engine, request);
@@ -40,6 +46,11 @@ export class EngineLoop {
         this.stepping = null;
       });
     return { output };
+  }
+
+  /** Resolves once every submitted request has settled. */
+  async idle(): Promise<void> {
+    while (this.stepping !== null) await this.stepping;
   }
 
   /** Ends stepping after the running step; requests still running never settle. */
@@ -57,6 +68,7 @@ export class EngineLoop {
         outputs = await this.engine.step();
       } catch (error) {
         // A failed step loses every running request: fail them all rather than hang them.
+        this.failure = error as Error;
         for (const waiter of this.pending.values()) waiter.reject(error as Error);
         this.pending.clear();
         throw error;
@@ -65,6 +77,11 @@ export class EngineLoop {
         const waiter = this.pending.get(output.requestId);
         this.pending.delete(output.requestId);
         waiter?.resolve(output);
+      }
+      for (const { requestId, message } of this.engine.takeRejections?.() ?? []) {
+        const waiter = this.pending.get(requestId);
+        this.pending.delete(requestId);
+        waiter?.reject(new LateRejectionError(message));
       }
       // Lets HTTP requests (polls, cancels, new submissions) in between steps of a synchronous device.
       await yieldToEventLoop();

@@ -5,7 +5,9 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { BatchRunner } from './batch-runner.ts';
+import { COMPLETION_WINDOWS, expiresAtSeconds } from './completion-window.ts';
 import { type CompletionsDeps, handleCompletion, isCompletionRoute } from './completions-api.ts';
+import { EngineChoiceError, readEngineChoice } from './engine-choice.ts';
 import { ApiError, sendError, sendJson } from './http-errors.ts';
 import { batchObject, fileObject, modelObject } from './openai-objects.ts';
 import type { StateStore } from './state-store.ts';
@@ -17,6 +19,10 @@ export interface HttpApiOptions {
   /** The bearer tokens accepted (one a line of --api-key-file). */
   apiKeys: string[];
   startedSeconds: number;
+  /** Every batch's completion window instead of the one it names (--batch-window-override). */
+  batchWindowOverrideMs?: number;
+  /** Whether a batch may ask for a Seesaw pair in its metadata (local device workers only). */
+  supportsSeesawPairs: boolean;
   /** The engine single requests run on. */
   completions: CompletionsDeps;
 }
@@ -218,21 +224,33 @@ export class HttpApi {
         'endpoint',
       );
     }
-    if (window !== '24h')
+    if (typeof window !== 'string' || !Object.hasOwn(COMPLETION_WINDOWS, window)) {
       throw new ApiError(
         400,
-        `completion_window must be '24h', got ${JSON.stringify(window)}`,
+        `completion_window must be one of ${Object.keys(COMPLETION_WINDOWS).join(', ')}, got ${JSON.stringify(window)}`,
         null,
         'completion_window',
       );
+    }
+    const windowMs = this.options.batchWindowOverrideMs ?? COMPLETION_WINDOWS[window];
     if (metadata !== undefined && metadata !== null && !isStringRecord(metadata)) {
       throw new ApiError(400, 'metadata must be an object of string values', null, 'metadata');
+    }
+    try {
+      readEngineChoice(
+        (metadata as Record<string, string> | undefined) ?? null,
+        this.options.supportsSeesawPairs,
+      );
+    } catch (error) {
+      if (!(error instanceof EngineChoiceError)) throw error;
+      throw new ApiError(400, error.message, 'invalid_metadata', `metadata.${error.key}`);
     }
     const batch = this.options.store.addBatch({
       endpoint,
       inputFileId,
       completionWindow: window,
       metadata: (metadata as Record<string, string> | undefined) ?? null,
+      expiresAt: expiresAtSeconds(windowMs),
     });
     this.options.runner.enqueue(batch.id);
     sendJson(response, 200, this.batchObject(batch.id));
@@ -271,7 +289,7 @@ export class HttpApi {
       `seesaw_batch_requests_in_flight ${gauges.numRequestsInFlight}`,
       '# HELP seesaw_engine_requests_in_flight Requests in the engine now (batch and single).',
       '# TYPE seesaw_engine_requests_in_flight gauge',
-      `seesaw_engine_requests_in_flight ${this.options.completions.engineLoop.numInFlight}`,
+      `seesaw_engine_requests_in_flight ${this.options.completions.engines.current?.engineLoop.numInFlight ?? 0}`,
       '',
     ].join('\n');
     response.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });

@@ -35,11 +35,11 @@ export function batchObject(batch: BatchRow, counts: ResultCounts) {
     error_file_id: batch.errorFileId,
     created_at: batch.createdAt,
     in_progress_at: time('in_progress_at'),
-    expires_at: null,
+    expires_at: time('expires_at'),
     finalizing_at: time('finalizing_at'),
     completed_at: time('completed_at'),
     failed_at: time('failed_at'),
-    expired_at: null,
+    expired_at: time('expired_at'),
     cancelling_at: time('cancelling_at'),
     cancelled_at: time('cancelled_at'),
     request_counts: {

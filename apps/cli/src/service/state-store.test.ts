@@ -13,7 +13,13 @@ describe('StateStore', () => {
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
   const newBatch = (store: StateStore, inputFileId: string) =>
-    store.addBatch({ endpoint: '/v1/completions', inputFileId, completionWindow: '24h', metadata: null });
+    store.addBatch({
+      endpoint: '/v1/completions',
+      inputFileId,
+      completionWindow: '24h',
+      metadata: null,
+      expiresAt: 2_000_000_000,
+    });
 
   it('keeps files, batches and results across a reopen; a result is written once', () => {
     const first = new StateStore(dir);

@@ -54,6 +54,9 @@ export interface BatchRow {
 }
 
 export type BatchTimeField =
+  /** When the completion window ends (set at creation). */
+  | 'expires_at'
+  | 'expired_at'
   | 'in_progress_at'
   | 'finalizing_at'
   | 'completed_at'
@@ -184,12 +187,14 @@ export class StateStore {
     inputFileId: string;
     completionWindow: string;
     metadata: Record<string, string> | null;
+    /** Unix seconds when the batch expires unless finished. */
+    expiresAt: number;
   }): BatchRow {
     const id = newId('batch_');
     this.db
       .prepare(
-        `INSERT INTO batches (id, endpoint, input_file_id, completion_window, status, created_at, metadata)
-         VALUES (?, ?, ?, ?, 'validating', ?, ?)`,
+        `INSERT INTO batches (id, endpoint, input_file_id, completion_window, status, created_at, times, metadata)
+         VALUES (?, ?, ?, ?, 'validating', ?, ?, ?)`,
       )
       .run(
         id,
@@ -197,6 +202,7 @@ export class StateStore {
         options.inputFileId,
         options.completionWindow,
         nowSeconds(),
+        JSON.stringify({ expires_at: options.expiresAt }),
         options.metadata === null ? null : JSON.stringify(options.metadata),
       );
     return this.mustGetBatch(id);
@@ -276,7 +282,7 @@ export class StateStore {
    * Ends a batch: its output and error files (from its results, in line order) and its final
    * status in one transaction, so a server killed while finalizing leaves no half-written files.
    */
-  finishBatch(batchId: string, status: 'completed' | 'cancelled'): BatchRow {
+  finishBatch(batchId: string, status: 'completed' | 'cancelled' | 'expired'): BatchRow {
     return this.db.transaction(() => {
       const fileFor = (isError: boolean) => {
         const lines = this.resultLines(batchId, isError);

@@ -1,0 +1,144 @@
+/**
+ * `seesaw coordinator --http`: the OpenAI-compatible service inside the coordinator daemon. Its
+ * engine is a job on the daemon's own host agents, opened through the daemon's WebSocket as any
+ * job client's would be (the same placement, relays and failure handling), once enough devices
+ * are free: after a restart the agents reconnect on their own, and the batches left in the state
+ * dir continue as soon as they are back.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { CoordinatorDaemon } from '@seesaw/coordinator';
+import { formatParallelConfig, numDevices, parseParallelConfig } from '@seesaw/model';
+import {
+  type FlagValues,
+  optionalByteSize,
+  optionalInteger,
+  optionalString,
+  requiredString,
+  UsageError,
+} from '../args.ts';
+import { type ClusterJobSettings, remoteSessionOpener } from '../commands/cluster-script.ts';
+import { parseHostPort, readApiKey, readBatchWindowOverride } from '../commands/serve.ts';
+import type { EngineSession, EngineSettings } from '../engine-session.ts';
+import type { EngineChoice } from './engine-choice.ts';
+import { type RunningService, startService } from './service.ts';
+
+/** The coordinator's flags for the service; all need --http. */
+export const DAEMON_SERVICE_FLAGS = {
+  http: { type: 'string' },
+  'state-dir': { type: 'string' },
+  'api-key-file': { type: 'string' },
+  'batch-window-override': { type: 'string' },
+  model: { type: 'string' },
+  config: { type: 'string' },
+  threads: { type: 'string' },
+  'device-memory': { type: 'string' },
+  'max-num-batched-tokens': { type: 'string' },
+  'max-num-seqs': { type: 'string' },
+} as const;
+
+/** How often a waiting engine open looks at the joined hosts again. */
+const HOST_POLL_MS = 250;
+
+export interface DaemonServiceSettings {
+  host: string;
+  port: number;
+  stateDir: string;
+  apiKey: string;
+  modelDir: string;
+  /** The layout of the job batches run on (--config; D1 when absent). */
+  parallelism: string;
+  numThreadsPerDevice?: number;
+  deviceMemoryBytes?: number;
+  engine: EngineSettings;
+  batchWindowOverrideMs?: number;
+}
+
+/** The service flags, or null without --http (then none of them may be given). */
+export function readDaemonServiceFlags(values: FlagValues): DaemonServiceSettings | null {
+  if (values.http === undefined) {
+    const given = Object.keys(DAEMON_SERVICE_FLAGS).filter((name) => values[name] !== undefined);
+    if (given.length > 0) throw new UsageError(`--${given[0]} needs --http HOST:PORT (the service API)`);
+    return null;
+  }
+  const { host, port } = parseHostPort(requiredString(values, 'http'), '--http');
+  let parallel: ReturnType<typeof parseParallelConfig>;
+  try {
+    parallel = parseParallelConfig(optionalString(values, 'config') ?? 'D1');
+  } catch (error) {
+    throw new UsageError(`--config: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  const threads = optionalInteger(values, 'threads', { min: 1, max: 1024 });
+  const deviceMemoryBytes = optionalByteSize(values, 'device-memory');
+  return {
+    host,
+    port,
+    stateDir: requiredString(values, 'state-dir'),
+    apiKey: readApiKey(values),
+    modelDir: requiredString(values, 'model'),
+    parallelism: formatParallelConfig(parallel),
+    // --threads is the job's total, split over its devices as for run --cluster.
+    ...(threads === undefined
+      ? {}
+      : { numThreadsPerDevice: Math.max(1, Math.floor(threads / numDevices(parallel))) }),
+    ...(deviceMemoryBytes === undefined ? {} : { deviceMemoryBytes }),
+    ...readBatchWindowOverride(values),
+    engine: {
+      maxNumBatchedTokens: optionalInteger(values, 'max-num-batched-tokens', { min: 1 }),
+      maxNumSeqs: optionalInteger(values, 'max-num-seqs', { min: 1 }),
+    },
+  };
+}
+
+/** Free devices over the joined hosts. */
+function freeDevices(daemon: CoordinatorDaemon): number {
+  return daemon.health().hosts.reduce((sum, host) => sum + host.devices - host.busyDevices, 0);
+}
+
+/** The daemon's URL as a job client in this process dials it (a wildcard bind via loopback). */
+function selfUrl(daemon: CoordinatorDaemon): string {
+  return daemon.url.replace('//0.0.0.0:', '//127.0.0.1:').replace('//[::]:', '//[::1]:');
+}
+
+export async function startDaemonService(
+  daemon: CoordinatorDaemon,
+  token: string,
+  settings: DaemonServiceSettings,
+  log: (line: string) => void,
+): Promise<RunningService> {
+  const cluster: ClusterJobSettings = {
+    url: selfUrl(daemon),
+    token,
+    parallelism: settings.parallelism,
+    ...(settings.numThreadsPerDevice === undefined
+      ? {}
+      : { numThreadsPerDevice: settings.numThreadsPerDevice }),
+    ...(settings.deviceMemoryBytes === undefined ? {} : { deviceMemoryBytes: settings.deviceMemoryBytes }),
+  };
+  const openSession = async (signal: AbortSignal, choice: EngineChoice | null): Promise<EngineSession> => {
+    // A batch's seesaw_config is the job's layout (pairs are refused when the batch is created).
+    const parallelism =
+      choice?.kind === 'static' ? formatParallelConfig(choice.parallel) : settings.parallelism;
+    const needed = numDevices(parseParallelConfig(parallelism));
+    let hasLogged = false;
+    while (freeDevices(daemon) < needed) {
+      if (!hasLogged) log(`service: waiting for ${needed} free device(s) to run ${parallelism}`);
+      hasLogged = true;
+      await sleep(HOST_POLL_MS, undefined, { signal });
+    }
+    const open = remoteSessionOpener({ ...cluster, parallelism }, 'the service state dir', log);
+    return open(settings.modelDir, settings.engine);
+  };
+  return startService({
+    modelDir: settings.modelDir,
+    host: settings.host,
+    port: settings.port,
+    stateDir: settings.stateDir,
+    apiKey: settings.apiKey,
+    openSession,
+    supportsSeesawPairs: false,
+    ...(settings.batchWindowOverrideMs === undefined
+      ? {}
+      : { batchWindowOverrideMs: settings.batchWindowOverrideMs }),
+    log,
+  });
+}
