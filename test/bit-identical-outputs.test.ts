@@ -1,7 +1,9 @@
 // Issue 16's end-to-end guarantee, through the real CLI on a fresh random model: a 200-request
 // file of seeded sampled requests gives every request the same tokens whatever the batch
 // (requests run alone, whole file, small step budgets that chunk prefills), under preemption by
-// recompute and by swap, and under D2, T2, T4, P2, T2P2 and a Seesaw P2 -> T2 pair.
+// recompute and by swap, and under D2, T2, T4, P2, T2P2 and a Seesaw P2 -> T2 pair. Every request
+// also asks for the log-probabilities of its tokens and 5 alternatives (log-softmax of the raw
+// logits, printed at full precision), so equal records mean equal logits, not only equal draws.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -61,6 +63,7 @@ beforeAll(async () => {
       seed: Math.floor(random() * 1e6),
       ignore_eos: true,
       return_token_ids: true,
+      logprobs: 5,
     }),
   );
   prompts = join(workDir, 'prompts.jsonl');
