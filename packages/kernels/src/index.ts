@@ -91,17 +91,20 @@ export function matmul(out: Float32Array, x: Float32Array, m: number, w: Weight,
       for (let r = 0; r < m; r++) native.addInPlace(out.subarray(r * w.rows, (r + 1) * w.rows), bias);
     return;
   }
-  native.matmul(
-    out,
-    x,
-    m,
-    dtypeCode(w),
-    w.rows,
-    w.cols,
-    w.data as Float32Array | Uint16Array,
-    bias,
-    w.leaves,
-  );
+  denseMatmul(out, x, m, w, bias);
+}
+
+/** The f32/f16/bf16 matmul, on `path` or (absent) the CPU's fastest. */
+function denseMatmul(
+  out: Float32Array,
+  x: Float32Array,
+  m: number,
+  w: Weight,
+  bias?: Float32Array,
+  path?: MatmulPath,
+) {
+  const data = w.data as Float32Array | Uint16Array;
+  native.matmul(out, x, m, dtypeCode(w), w.rows, w.cols, data, bias, w.leaves, path);
 }
 
 /**
@@ -119,18 +122,7 @@ export function matmulOnPath(
   if (w.dtype !== 'f32' && w.dtype !== 'f16' && w.dtype !== 'bf16') {
     throw new RangeError(`matmulOnPath takes f32/f16/bf16 weights, got ${w.dtype}`);
   }
-  native.matmul(
-    out,
-    x,
-    m,
-    dtypeCode(w),
-    w.rows,
-    w.cols,
-    w.data as Float32Array | Uint16Array,
-    bias,
-    w.leaves,
-    path,
-  );
+  denseMatmul(out, x, m, w, bias, path);
 }
 
 /** The matmul paths this CPU runs, and the one `matmul` uses. */
