@@ -23,12 +23,31 @@ import {
 } from './planner-command-flags.ts';
 import { RUN_REQUEST_LINES } from './run-request-lines.ts';
 
-/** A completion window shorter than the 24h OpenAI accepts, for tests and operations. */
-const BATCH_WINDOW_OVERRIDE_FLAG = stringFlag(
-  'batch-window-override',
-  'DURATION',
-  "every batch's completion window instead of 24h (tests and operations; e.g. 2s)",
-);
+/** The OpenAI API's own flags, one declaration for `serve` and `coordinator --http`. */
+const SERVICE_API_FLAGS = [
+  stringFlag('http', 'HOST:PORT', 'where the API listens (port 0 picks a free one)'),
+  stringFlag('state-dir', 'DIR', 'SQLite state and uploaded files'),
+  stringFlag('api-key-file', 'F', 'the bearer token clients must send'),
+  stringFlag(
+    'batch-window-override',
+    'DURATION',
+    "every batch's completion window instead of 24h (tests and operations; e.g. 2s)",
+  ),
+];
+
+/** The coordinator's service flags (`--http` and what only makes sense with it). */
+export const DAEMON_SERVICE_FLAG_GROUP: FlagGroup = {
+  title: "OpenAI batch service in the daemon (--http), running batches on the daemon's hosts",
+  flags: [
+    ...SERVICE_API_FLAGS,
+    stringFlag('model', 'DIR', 'the checkpoint directory the hosts load'),
+    stringFlag('config', 'DxTyPz', "the default layout of a batch's engine", 'D1'),
+    stringFlag('threads', 'N', 'worker threads of the job, split over its devices'),
+    stringFlag('device-memory', 'SIZE', "each device's memory budget"),
+    stringFlag('max-num-batched-tokens', 'N', 'token budget of one step'),
+    stringFlag('max-num-seqs', 'N', 'sequences in one step'),
+  ],
+};
 
 function own(flags: FlagGroup['flags']): FlagGroup {
   return { title: 'Flags', flags };
@@ -132,13 +151,7 @@ const SERVE_COMMAND: CommandDeclaration = {
 Authorization: Bearer (the key file's token; make one with 'seesaw token'). Files, batches and each
 finished request are kept in SQLite under --state-dir: a restarted server continues its batches.`,
   groups: [
-    own([
-      stringFlag('model', 'DIR', 'the checkpoint directory (or FILE.gguf)'),
-      stringFlag('http', 'HOST:PORT', 'where to listen (port 0 picks a free one)'),
-      stringFlag('state-dir', 'DIR', 'SQLite state and uploaded files'),
-      stringFlag('api-key-file', 'F', 'the bearer token clients must send'),
-      BATCH_WINDOW_OVERRIDE_FLAG,
-    ]),
+    own([stringFlag('model', 'DIR', 'the checkpoint directory (or FILE.gguf)'), ...SERVICE_API_FLAGS]),
     ENGINE_FLAG_GROUP,
     HOST_KV_FLAG_GROUP,
     LOCAL_CLUSTER_FLAG_GROUP,
@@ -189,21 +202,7 @@ names the address.`,
       stringFlag('token-file', 'F', "the cluster's token file"),
     ]),
     TLS_SERVER_FLAG_GROUP,
-    {
-      title: "OpenAI batch service in the daemon (--http), running batches on the daemon's hosts",
-      flags: [
-        stringFlag('http', 'HOST:PORT', 'where the service listens (port 0 picks a free one)'),
-        stringFlag('state-dir', 'DIR', 'SQLite state and uploaded files'),
-        stringFlag('api-key-file', 'F', 'the bearer token clients must send'),
-        BATCH_WINDOW_OVERRIDE_FLAG,
-        stringFlag('model', 'DIR', 'the checkpoint directory the hosts load'),
-        stringFlag('config', 'DxTyPz', "the default layout of a batch's engine", 'D1'),
-        stringFlag('threads', 'N', 'worker threads of the job, split over its devices'),
-        stringFlag('device-memory', 'SIZE', "each device's memory budget"),
-        stringFlag('max-num-batched-tokens', 'N', 'token budget of one step'),
-        stringFlag('max-num-seqs', 'N', 'sequences in one step'),
-      ],
-    },
+    DAEMON_SERVICE_FLAG_GROUP,
   ],
 };
 

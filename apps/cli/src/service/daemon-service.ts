@@ -16,25 +16,12 @@ import {
   requiredString,
   UsageError,
 } from '../args.ts';
+import { DAEMON_SERVICE_FLAG_GROUP } from '../command-flags.ts';
 import { type ClusterJobSettings, remoteSessionOpener } from '../commands/cluster-script.ts';
 import { parseHostPort, readApiKey, readBatchWindowOverride } from '../commands/serve.ts';
 import type { EngineSession, EngineSettings } from '../engine-session.ts';
 import type { EngineChoice } from './engine-choice.ts';
 import { type RunningService, startService } from './service.ts';
-
-/** The coordinator's flags for the service; all need --http. */
-export const DAEMON_SERVICE_FLAGS = {
-  http: { type: 'string' },
-  'state-dir': { type: 'string' },
-  'api-key-file': { type: 'string' },
-  'batch-window-override': { type: 'string' },
-  model: { type: 'string' },
-  config: { type: 'string' },
-  threads: { type: 'string' },
-  'device-memory': { type: 'string' },
-  'max-num-batched-tokens': { type: 'string' },
-  'max-num-seqs': { type: 'string' },
-} as const;
 
 /** How often a waiting engine open looks at the joined hosts again. */
 const HOST_POLL_MS = 250;
@@ -56,7 +43,9 @@ export interface DaemonServiceSettings {
 /** The service flags, or null without --http (then none of them may be given). */
 export function readDaemonServiceFlags(values: FlagValues): DaemonServiceSettings | null {
   if (values.http === undefined) {
-    const given = Object.keys(DAEMON_SERVICE_FLAGS).filter((name) => values[name] !== undefined);
+    const given = DAEMON_SERVICE_FLAG_GROUP.flags
+      .map((flag) => flag.name)
+      .filter((name) => values[name] !== undefined);
     if (given.length > 0) throw new UsageError(`--${given[0]} needs --http HOST:PORT (the service API)`);
     return null;
   }
