@@ -58,15 +58,20 @@ export class StepSampler {
     sampledSeqs.forEach((seq, i) => {
       this.stateOf(seq.seqId).penalties?.apply(logits.subarray(i * vocab, (i + 1) * vocab));
     });
-    const greedy = kernels.argmaxRows(logits, sampledSeqs.length, vocab);
+    // One call for the step: greedy rows take their argmax, the others their (seed, index) draw,
+    // rows spread over the kernel threads.
+    const tokenIds = kernels.sampleRows(
+      logits.subarray(0, sampledSeqs.length * vocab),
+      vocab,
+      sampledSeqs.map((seq) => {
+        const { temperature, topK, topP, seed } = this.paramsOf(seq.seqId);
+        if (temperature <= 0) return { temperature: 0, topK: 0, topP: 1, uniform: 0 };
+        return { temperature, topK, topP, uniform: samplingUniform(seed, seq.outputIndex) };
+      }),
+    );
     const sampled = sampledSeqs.map((seq, i): SampledToken => {
       const params = this.paramsOf(seq.seqId);
-      let tokenId = greedy[i];
-      if (params.temperature > 0) {
-        const row = logits.subarray(i * vocab, (i + 1) * vocab);
-        const uniform = samplingUniform(params.seed, seq.outputIndex);
-        tokenId = kernels.sampleRow(row, params.temperature, params.topK, params.topP, uniform);
-      }
+      const tokenId = tokenIds[i];
       const rawRow = rawRows[i];
       if (rawRow === null) return { seqId: seq.seqId, tokenId };
       return { seqId: seq.seqId, tokenId, logprobs: sampledLogprobs(rawRow, tokenId, params.numLogprobs!) };

@@ -299,7 +299,8 @@ Napi::Value SampleRow(const Napi::CallbackInfo& info) {
 }
 
 // (out Int32Array[rows], logits [rows][vocab], vocab, settings Float64Array [rows][4] =
-// temperature, topK, topP, uniform): sampleRow of every row, rows spread over the thread pool.
+// temperature, topK, topP, uniform): sampleRow of every row (argmax where temperature is 0), rows
+// spread over the thread pool.
 Napi::Value SampleRows(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto out = i32Arg(info, 0, "out");
@@ -312,14 +313,20 @@ Napi::Value SampleRows(const Napi::CallbackInfo& info) {
                         " rows of " + std::to_string(vocab));
   if (settings.length != checkedMul(env, rows, 4))
     throwRange(env, "settings hold " + std::to_string(settings.length) + " numbers, not 4 per row");
+  // Temperature 0 marks a greedy row (argmaxRows' choice); the others are checked draws.
   std::vector<RowSampling> checked(rows);
   for (size_t r = 0; r < rows; r++) {
     const double* s = settings.data + 4 * r;
-    checked[r] = checkedSampling(env, s[0], s[1], s[2], s[3]);
+    checked[r] = s[0] == 0 ? RowSampling{0, 0, 1, 0} : checkedSampling(env, s[0], s[1], s[2], s[3]);
   }
   parallelFor(rows, [&](size_t r, int) {
     const RowSampling& p = checked[r];
-    out.data[r] = sampleRow(logits.data + r * vocab, vocab, p.temperature, p.topK, p.topP, p.uniform);
+    const float* row = logits.data + r * vocab;
+    if (p.temperature == 0) {
+      argmaxRows(out.data + r, row, 1, vocab);
+    } else {
+      out.data[r] = sampleRow(row, vocab, p.temperature, p.topK, p.topP, p.uniform);
+    }
   });
   return env.Undefined();
 }

@@ -235,8 +235,9 @@ export interface RowSamplingSettings {
 }
 
 /**
- * sampleRow for each of `settings.length` rows of `logits` ([rows][vocab]), the rows spread over
- * the calling thread's kernel pool: the same ids as sampleRow row by row.
+ * The token of each of `settings.length` rows of `logits` ([rows][vocab]), the rows spread over
+ * the calling thread's kernel pool: sampleRow's id for a row with a temperature, argmaxRows' id
+ * for a row with temperature 0 (greedy).
  */
 export function sampleRows(
   logits: Float32Array,

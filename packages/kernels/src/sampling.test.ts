@@ -136,19 +136,22 @@ describe('sampleRow', () => {
 });
 
 describe('sampleRows', () => {
-  it('gives each row the id sampleRow gives it, on 1 and 2 threads', () => {
+  it('gives each row the id sampleRow (or argmaxRows at temperature 0) gives it, on 1 and 2 threads', () => {
     const vocab = 5000 + Math.floor(rng() * 3000);
     const rows = 9;
     const logits = randomF32(rng, rows * vocab, 3);
     const settings = Array.from({ length: rows }, () => ({
-      temperature: 0.3 + rng() * 1.5,
+      temperature: rng() < 0.3 ? 0 : 0.3 + rng() * 1.5,
       topK: rng() < 0.3 ? Math.floor(rng() * 100) : 0,
       topP: rng() < 0.5 ? 1 : 0.5 + rng() / 2,
       uniform: rng(),
     }));
-    const expected = settings.map((s, r) =>
-      sampleRow(logits.subarray(r * vocab, (r + 1) * vocab), s.temperature, s.topK, s.topP, s.uniform),
-    );
+    const expected = settings.map((s, r) => {
+      const row = logits.subarray(r * vocab, (r + 1) * vocab);
+      return s.temperature === 0
+        ? argmaxRows(row, 1, vocab)[0]
+        : sampleRow(row, s.temperature, s.topK, s.topP, s.uniform);
+    });
     for (const threads of [1, 2]) {
       setNumThreads(threads);
       expect(Array.from(sampleRows(logits, vocab, settings))).toEqual(expected);
@@ -160,7 +163,7 @@ describe('sampleRows', () => {
     const logits = new Float32Array(8);
     const ok = { temperature: 1, topK: 0, topP: 1, uniform: 0.5 };
     expect(() => sampleRows(logits, 3, [ok, ok])).toThrow(/logits/);
-    expect(() => sampleRows(logits, 4, [ok, { ...ok, temperature: 0 }])).toThrow(/temperature/);
+    expect(() => sampleRows(logits, 4, [ok, { ...ok, temperature: -1 }])).toThrow(/temperature/);
     expect(() => sampleRows(logits, 4, [ok, { ...ok, uniform: 1 }])).toThrow(/uniform/);
   });
 });
