@@ -13,6 +13,7 @@
         "native/quant_dot_x86.cc",
         "native/quant_matmul.cc",
         "native/quant_packed.cc",
+        "native/quant_packed_x86.cc",
         "native/quant_rows.cc",
         "native/rowwise.cc",
         "native/sampling.cc",

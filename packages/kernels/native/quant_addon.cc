@@ -6,6 +6,7 @@
 
 #include "args.h"
 #include "quant_matmul.h"
+#include "quant_packed.h"
 
 namespace seesaw {
 namespace {
@@ -52,7 +53,7 @@ QuantType typeArg(const Napi::CallbackInfo& info, size_t i) {
 
 size_t packedBytes(Napi::Env env, QuantType type, size_t n, size_t k) {
   if (k % kQuantBlock != 0) throwRange(env, "cols " + std::to_string(k) + " is not a multiple of 32");
-  return checkedMul(env, (n + kQuantTileRows - 1) / kQuantTileRows, packedTileBytes(type, k));
+  return checkedMul(env, (n + kPackedTileRows - 1) / kPackedTileRows, packedTileBytes(type, k));
 }
 
 // (type, blocks: Uint8Array, rows, cols, packed: Uint8Array)

@@ -239,48 +239,7 @@ __attribute__((target(SEESAW_AVX512_VNNI))) void tileAvx512Vnni(int32_t* isums, 
   }
 }
 
-// Packed Q4_0 tiles: 4 loads of 32 bytes a block; low nibbles are group g, high nibbles g + 4.
-// One definition per instruction set (each with its own target, so the AVX2 one never holds an
-// AVX-512 instruction); GROUP_DOT(acc, w_u8, x_s8) adds the 4-byte dot products lane by lane.
-#define SEESAW_Q4_PACKED_TILE(NAME, TARGET, GROUP_DOT)                                                  \
-  __attribute__((target(TARGET))) void NAME(int32_t* isums, const int8_t* codes, const int32_t*, size_t stride, \
-                                            const int8_t* xq, const int32_t* xsums, size_t nblocks) {  \
-    const __m256i mask = _mm256_set1_epi8(0x0f);                                                      \
-    for (size_t b = 0; b < nblocks; b++) {                                                            \
-      if (b + kPrefetchBlocks < nblocks) prefetchBlock(codes, stride, b);                             \
-      __m256i acc0 = _mm256_setzero_si256(); /* low nibbles: groups 0-3 */                            \
-      __m256i acc1 = _mm256_setzero_si256(); /* high nibbles: groups 4-7 */                           \
-      for (size_t g = 0; g < 4; g++) {                                                                \
-        __m256i v =                                                                                   \
-            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + b * stride + g * kQuantTileRows * 4)); \
-        acc0 = GROUP_DOT(acc0, _mm256_and_si256(v, mask), broadcastGroup(xq, b, g));                  \
-        acc1 = GROUP_DOT(acc1, _mm256_and_si256(_mm256_srli_epi16(v, 4), mask), broadcastGroup(xq, b, g + 4)); \
-      }                                                                                               \
-      __m256i acc = _mm256_add_epi32(acc0, acc1);                                                     \
-      storeBlock(isums, b, _mm256_sub_epi32(acc, _mm256_set1_epi32(8 * xsums[b])));                   \
-    }                                                                                                 \
-  }
-
-#define SEESAW_DOT_AVX2(acc, w, x) \
-  _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1)))
-SEESAW_Q4_PACKED_TILE(q4PackedAvx2, "avx2", SEESAW_DOT_AVX2)
-SEESAW_Q4_PACKED_TILE(q4PackedAvxVnni, "avx2,avxvnni", _mm256_dpbusd_avx_epi32)
-SEESAW_Q4_PACKED_TILE(q4PackedAvx512Vnni, SEESAW_AVX512_VNNI, _mm256_dpbusd_epi32)
-
 }  // namespace
-
-QuantTileDots x86PackedQ4Dots(QuantPath path) {
-  switch (path) {
-    case QuantPath::Avx2:
-      return q4PackedAvx2;
-    case QuantPath::AvxVnni:
-      return q4PackedAvxVnni;
-    case QuantPath::Avx512Vnni:
-      return q4PackedAvx512Vnni;
-    default:
-      return nullptr;
-  }
-}
 
 QuantTileDots x86QuantTileDots(QuantType type, QuantPath path) {
   bool q8 = type == QuantType::Q8_0;

@@ -13,5 +13,8 @@ void quantizeRow(const float* x, size_t k, int8_t* q, float* d, int32_t* sums);
 // dw: block b's 8 scales at dw + b * dwStride.
 void combineRow(float* out, size_t count, const float* dw, size_t dwStride, const float* dx, const int32_t* isums,
                 float* partial, size_t nb);
+// The halving tree over nb blocks of 16 column partials (partial[b * 16 + c]); the first
+// `count` of the 16 results to out.
+void halvingTree16(float* out, size_t count, const float* partial, size_t nb);
 
 }  // namespace seesaw

@@ -42,17 +42,13 @@ using QuantTileDots = void (*)(int32_t* isums, const int8_t* codes, const int32_
                                const int8_t* xq, const int32_t* xsums, size_t nblocks);
 QuantTileDots quantTileDotsFor(QuantType type, QuantPath path);
 
-// Packed weights: the blocks re-laid once (at load) as the many-row path unpacks them, so every
-// call, one row or many, runs the tile dot products straight from memory. Per tile of 8 rows
-// (the last padded with zero rows), one record per block, read in one stream: codes (Q8_0:
-// [g][c][4] int8, 256 bytes; Q4_0: [g<4][c][4] raw nibble bytes, 128 bytes: low nibbles are
-// group g, high g + 4), then scales [8] f32, then (Q8_0) code sums [8] int32.
+// Packed weights (layout and kernels in quant_packed.h): the blocks re-laid once at load so that
+// every call, one row or many, streams them once. Bytes of one 16-row tile / of a whole weight.
 size_t packedTileBytes(QuantType type, size_t k);
+size_t packedWeightBytes(QuantType type, size_t n, size_t k);
 void packQuantWeight(QuantType type, const uint8_t* w, size_t n, size_t k, uint8_t* packed);
 void unpackQuantWeight(QuantType type, const uint8_t* packed, size_t n, size_t k, uint8_t* w);
 void quantMatmulPacked(float* out, const float* x, size_t m, QuantType type, const uint8_t* packed, size_t n,
                        size_t k, QuantPath path);
-// Q4_0 packed tiles: isums[b * 8 + c] from the 128-byte nibble groups.
-QuantTileDots quantPackedQ4DotsFor(QuantPath path);
 
 }  // namespace seesaw

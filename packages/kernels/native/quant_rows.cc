@@ -14,10 +14,10 @@ namespace {
 
 // The halving tree over block partials, 8 output columns per lane (each lane's order is the
 // scalar tree's: lane-wise IEEE adds).
-// p holds 8 floats a block. Sizes up to 4 are written out (the tree's shape for them:
+// Block i's 8 floats at p + i * stride. Sizes up to 4 are written out (the tree's shape for them:
 // 3 = p0 + (p1 + p2), 4 = (p0 + p1) + (p2 + p3)) to keep calls off the leaves.
-__m256 halvingTree(const float* p, size_t lo, size_t hi) {
-  auto at = [p](size_t i) { return _mm256_loadu_ps(p + i * 8); };
+__m256 halvingTree(const float* p, size_t stride, size_t lo, size_t hi) {
+  auto at = [p, stride](size_t i) { return _mm256_loadu_ps(p + i * stride); };
   switch (hi - lo) {
     case 1:
       return at(lo);
@@ -29,7 +29,7 @@ __m256 halvingTree(const float* p, size_t lo, size_t hi) {
       return _mm256_add_ps(_mm256_add_ps(at(lo), at(lo + 1)), _mm256_add_ps(at(lo + 2), at(lo + 3)));
     default: {
       size_t mid = lo + (hi - lo) / 2;
-      return _mm256_add_ps(halvingTree(p, lo, mid), halvingTree(p, mid, hi));
+      return _mm256_add_ps(halvingTree(p, stride, lo, mid), halvingTree(p, stride, mid, hi));
     }
   }
 }
@@ -71,7 +71,14 @@ void combineRow(float* out, size_t count, const float* dw, size_t dwStride, cons
     _mm256_storeu_ps(partial + b * kQuantTileRows, _mm256_mul_ps(scale, _mm256_cvtepi32_ps(isum)));
   }
   alignas(32) float result[kQuantTileRows];
-  _mm256_store_ps(result, halvingTree(partial, 0, nb));
+  _mm256_store_ps(result, halvingTree(partial, kQuantTileRows, 0, nb));
+  for (size_t c = 0; c < count; c++) out[c] = result[c];
+}
+
+void halvingTree16(float* out, size_t count, const float* partial, size_t nb) {
+  alignas(32) float result[16];
+  _mm256_store_ps(result, halvingTree(partial, 16, 0, nb));
+  _mm256_store_ps(result + 8, halvingTree(partial + 8, 16, 0, nb));
   for (size_t c = 0; c < count; c++) out[c] = result[c];
 }
 

@@ -91,7 +91,8 @@ function sameBits(a: Float32Array, b: Float32Array, what: string): void {
 describe('quantizedMatmul', () => {
   for (const type of ['q8_0', 'q4_0'] as const) {
     it(`${type}: every CPU path gives the contract's bits, for any row count and thread count`, () => {
-      // 13 blocks: an odd count (tree and 2-block AVX-512 tail); 37 outputs: a partial column tile.
+      // 13 blocks: an odd count for the tree; 37 outputs: a partial 16-row tile; 5 and 70 rows:
+      // a partial 4-row block, and more rows than one work item holds.
       const n = 37;
       const k = 32 * 13;
       const w = randomQuantWeight(type, n, k);
@@ -101,7 +102,7 @@ describe('quantizedMatmul', () => {
       expect(weightToFloat64({ dtype: packedDtype, rows: n, cols: k, data: packed.data })).toEqual(
         reference.dequantizeBlocks(type, w.data, n, k),
       );
-      for (const m of [1, 3, 8]) {
+      for (const m of [1, 3, 5, 8, 70]) {
         const x = randomF32(rng, m * k, 2);
         x[5] = 0; // a zero inside a block, and a whole zero block in the last row
         x.fill(0, (m - 1) * k, (m - 1) * k + 32);
