@@ -43,19 +43,45 @@ float halfToFloat(const uint8_t* p) {
 }
 
 // One activation row to int8 blocks: scales, codes and per-block code sums (for Q4_0's offset).
+// Per block d = amax / 127, q = roundf(x * (1 / d)) (ggml's Q8_0 rule), 8 lanes at a time: the
+// products are the scalar ones, and roundf (half away from zero) is trunc(|v|) + (frac >= 0.5)
+// with v's sign, exact for |v| <= 127.
 void quantizeRow(const float* x, size_t k, int8_t* q, float* d, int32_t* sums) {
+  const __m256 absMask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  const __m256 half = _mm256_set1_ps(0.5f);
+  const __m256 one = _mm256_set1_ps(1.0f);
   for (size_t b = 0; b < k / kQuantBlock; b++) {
     const float* xb = x + b * kQuantBlock;
-    float amax = 0;
-    for (size_t i = 0; i < kQuantBlock; i++) amax = std::fmax(amax, std::fabs(xb[i]));
-    float db = amax / 127.0f;
-    float id = db != 0 ? 1.0f / db : 0.0f;
-    int32_t sum = 0;
-    for (size_t i = 0; i < kQuantBlock; i++) {
-      int v = static_cast<int>(std::roundf(xb[i] * id));
-      q[b * kQuantBlock + i] = static_cast<int8_t>(v);
-      sum += v;
+    __m256 v[4];
+    // max_ps returns its second operand when the first is NaN: NaNs are skipped, as fmax does.
+    __m256 amax8 = _mm256_setzero_ps();
+    for (size_t j = 0; j < 4; j++) {
+      v[j] = _mm256_loadu_ps(xb + 8 * j);
+      amax8 = _mm256_max_ps(_mm256_and_ps(v[j], absMask), amax8);
     }
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, amax8);
+    float amax = 0;
+    for (float lane : lanes) amax = std::fmax(amax, lane);
+    const float db = amax / 127.0f;
+    const float id = db != 0 ? 1.0f / db : 0.0f;
+    alignas(32) int32_t codes[kQuantBlock];
+    __m256i sum8 = _mm256_setzero_si256();
+    for (size_t j = 0; j < 4; j++) {
+      const __m256 scaled = _mm256_mul_ps(v[j], _mm256_set1_ps(id));
+      const __m256 mag = _mm256_and_ps(scaled, absMask);
+      const __m256 whole = _mm256_round_ps(mag, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+      const __m256 up = _mm256_and_ps(_mm256_cmp_ps(_mm256_sub_ps(mag, whole), half, _CMP_GE_OQ), one);
+      const __m256 rounded = _mm256_or_ps(_mm256_add_ps(whole, up), _mm256_andnot_ps(absMask, scaled));
+      const __m256i c = _mm256_cvttps_epi32(rounded);
+      sum8 = _mm256_add_epi32(sum8, c);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(codes + 8 * j), c);
+    }
+    for (size_t i = 0; i < kQuantBlock; i++) q[b * kQuantBlock + i] = static_cast<int8_t>(codes[i]);
+    alignas(32) int32_t sumLanes[8];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(sumLanes), sum8);
+    int32_t sum = 0;
+    for (int32_t lane : sumLanes) sum += lane;
     d[b] = db;
     sums[b] = sum;
   }
