@@ -50,7 +50,12 @@ __attribute__((target("avx512f"))) float fmaLoop512(size_t iterations, float see
   }
   __m512 s = a[0];
   for (int j = 1; j < 10; j++) s = _mm512_add_ps(s, a[j]);
-  return _mm512_reduce_add_ps(s);
+  // Summed through memory: GCC 12's _mm512_reduce_add_ps warns about its own undefined lanes.
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, s);
+  float sum = 0;
+  for (float lane : lanes) sum += lane;
+  return sum;
 }
 
 }  // namespace
