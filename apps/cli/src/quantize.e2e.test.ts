@@ -54,9 +54,10 @@ describe('seesaw quantize, run --model FILE.gguf, info', () => {
     expect(result.stderr).toContain('--type');
   });
 
-  it('info prints the chosen int8 path', async () => {
+  it('info prints the chosen matmul and int8 paths', async () => {
     const result = await runSeesaw(['info']);
     expect(result.status).toBe(0);
     expect(result.stdout).toMatch(/int8 kernels for Q8_0\/Q4_0 weights: (scalar|avx2|avxvnni|avx512vnni)/);
+    expect(result.stdout).toMatch(/f32\/f16\/bf16 matmul: (avx2|avx512) /);
   });
 });
