@@ -39,7 +39,7 @@ describe("a device holds GGUF Q8_0 / Q4_0 matrices as the file's blocks", () => 
   for (const type of ['Q8_0', 'Q4_0'] as const) {
     it(`${type}: packed matrices decode to exactly the file's values, whole and as TP2 slices`, () => {
       const checkpoint = Checkpoint.open(join(dir, `${type}.gguf`));
-      const packed = type === 'Q8_0' ? 'q8_0x8' : 'q4_0x8';
+      const packed = type === 'Q8_0' ? 'q8_0_packed' : 'q4_0_packed';
       const whole = loadModelWeights(checkpoint);
       const p = 'model.layers.1';
       expect(whole.layers[1].qkv.dtype).toBe(packed);
@@ -76,8 +76,8 @@ describe("a device holds GGUF Q8_0 / Q4_0 matrices as the file's blocks", () => 
     spec.layerSlices[0].o = { ...spec.layerSlices[0].o, start: 16, end: 240 };
     const weights = loadModelWeights(checkpoint, spec);
     expect(weights.layers[0].o.dtype).toBe('f32');
-    expect(weights.layers[0].qkv.dtype).toBe('q8_0x8');
-    expect(weights.layers[1].o.dtype).toBe('q8_0x8');
+    expect(weights.layers[0].qkv.dtype).toBe('q8_0_packed');
+    expect(weights.layers[1].o.dtype).toBe('q8_0_packed');
     checkpoint.close();
   });
 });

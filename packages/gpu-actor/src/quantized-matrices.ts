@@ -6,7 +6,7 @@ type BlockType = 'q8_0' | 'q4_0';
 const DENSE_DTYPES: readonly string[] = ['f32', 'f16', 'bf16'];
 
 /** A matrix (f32 or 16-bit) as ggml blocks of `type`, quantized row by row as ggml does, packed
- *  for the kernels (q8_0x8 / q4_0x8). */
+ *  for the kernels (q8_0_packed / q4_0_packed). */
 function toBlocks(weight: Weight, type: BlockType): Weight {
   const values =
     weight.dtype === 'f32'
@@ -20,7 +20,7 @@ function toBlocks(weight: Weight, type: BlockType): Weight {
   const blocks = quantize(type === 'q8_0' ? 'Q8_0' : 'Q4_0', values);
   const packed = packQuantizedWeight({ type, rows: weight.rows, cols: weight.cols, data: blocks });
   return {
-    dtype: type === 'q8_0' ? 'q8_0x8' : 'q4_0x8',
+    dtype: type === 'q8_0' ? 'q8_0_packed' : 'q4_0_packed',
     rows: weight.rows,
     cols: weight.cols,
     data: packed.data,

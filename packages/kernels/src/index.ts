@@ -20,8 +20,8 @@ export {
 export * as reference from './reference/index.ts';
 export { weightToFloat64 } from './weight-to-float64.ts';
 
-/** q8_0x8 / q4_0x8: Q8_0 / Q4_0 blocks packed for the kernels (packQuantizedWeight). */
-export type WeightDType = 'f32' | 'f16' | 'bf16' | QuantWeightType | 'q8_0x8' | 'q4_0x8';
+/** q8_0_packed / q4_0_packed: Q8_0 / Q4_0 blocks packed for the kernels (packQuantizedWeight). */
+export type WeightDType = 'f32' | 'f16' | 'bf16' | QuantWeightType | 'q8_0_packed' | 'q4_0_packed';
 /** Weight matrix W, shape [rows = N output features][cols = K input features], row-major, in
  *  its storage dtype; f16/bf16 data are raw 16-bit patterns (Uint16Array), q8_0/q4_0 data ggml
  *  blocks of 32 (Uint8Array, see quantized.ts; matmul only). Never converted to f32 in memory:
@@ -79,10 +79,10 @@ export function getNumThreads(): number {
 
 /** out[m][N] = x[m][K] · Wᵀ (+ bias[N]). x, out row-major f32, contiguous. */
 export function matmul(out: Float32Array, x: Float32Array, m: number, w: Weight, bias?: Float32Array): void {
-  if (w.dtype === 'q8_0' || w.dtype === 'q4_0' || w.dtype === 'q8_0x8' || w.dtype === 'q4_0x8') {
+  if (w.dtype === 'q8_0' || w.dtype === 'q4_0' || w.dtype === 'q8_0_packed' || w.dtype === 'q4_0_packed') {
     const data = w.data as Uint8Array;
-    if (w.dtype === 'q8_0x8' || w.dtype === 'q4_0x8') {
-      const type = w.dtype === 'q8_0x8' ? 'q8_0' : 'q4_0';
+    if (w.dtype === 'q8_0_packed' || w.dtype === 'q4_0_packed') {
+      const type = w.dtype === 'q8_0_packed' ? 'q8_0' : 'q4_0';
       packedQuantizedMatmul(out, x, m, { type, rows: w.rows, cols: w.cols, data });
     } else {
       quantizedMatmul(out, x, m, { type: w.dtype, rows: w.rows, cols: w.cols, data });

@@ -98,7 +98,7 @@ describe('quantizedMatmul', () => {
       const w = randomQuantWeight(type, n, k);
       const packed = packQuantizedWeight(w);
       expect(Buffer.from(unpackQuantizedWeight(packed).data).equals(Buffer.from(w.data))).toBe(true);
-      const packedDtype = type === 'q8_0' ? 'q8_0x8' : 'q4_0x8';
+      const packedDtype = type === 'q8_0' ? 'q8_0_packed' : 'q4_0_packed';
       expect(weightToFloat64({ dtype: packedDtype, rows: n, cols: k, data: packed.data })).toEqual(
         reference.dequantizeBlocks(type, w.data, n, k),
       );

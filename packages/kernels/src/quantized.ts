@@ -34,10 +34,11 @@ function pathCodeOf(path: QuantKernelPath | undefined): number {
 
 const typeCode = (type: QuantWeightType) => (type === 'q8_0' ? 0 : 1);
 
-/** The same weight re-laid for the kernels (done once, at load): per tile of 8 rows, each
- *  block's codes interleaved in 4-code groups, f32 scales and (Q8_0) code sums beside them, so
- *  every matmul, one activation row or many, runs without unpacking or horizontal sums.
- *  Q8_0 takes 40 bytes a block of 32 (ggml: 34), Q4_0 20 (ggml: 18). */
+/** The same weight re-laid for the kernels (done once, at load; native/quant_packed.h): per tile
+ *  of 16 rows, each block's codes interleaved in 4-code groups (one 512-bit load holds a group of
+ *  all 16 rows), the f16 scales and (Q8_0) int16 code sums beside them, so every matmul, one
+ *  activation row or many, streams the weight once without unpacking or horizontal sums.
+ *  Q8_0 takes 36 bytes a block of 32 (ggml: 34), Q4_0 18 (ggml: 18). */
 export interface PackedQuantizedWeight {
   type: QuantWeightType;
   rows: number;

@@ -7,8 +7,8 @@ import { dequantizeBlocks } from './reference/quantized.ts';
 export function weightToFloat64(w: Weight): Float64Array {
   if (w.dtype === 'q8_0' || w.dtype === 'q4_0')
     return dequantizeBlocks(w.dtype, w.data as Uint8Array, w.rows, w.cols);
-  if (w.dtype === 'q8_0x8' || w.dtype === 'q4_0x8') {
-    const type = w.dtype === 'q8_0x8' ? 'q8_0' : 'q4_0';
+  if (w.dtype === 'q8_0_packed' || w.dtype === 'q4_0_packed') {
+    const type = w.dtype === 'q8_0_packed' ? 'q8_0' : 'q4_0';
     const blocks = unpackQuantizedWeight({ type, rows: w.rows, cols: w.cols, data: w.data as Uint8Array });
     return dequantizeBlocks(type, blocks.data, w.rows, w.cols);
   }
