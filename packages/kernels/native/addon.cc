@@ -161,32 +161,53 @@ struct CacheShape {
   size_t numKvHeads, headDim, blockSize, numBlocks;
 };
 
-CacheShape cacheShape(const Napi::CallbackInfo& info, size_t i, const Span<float>& kCache,
-                      const Span<float>& vCache) {
+// A K and V cache pair of one element type: Float32Array (f32) or Uint16Array (bf16 / f16).
+struct KvCaches {
+  void* k;
+  void* v;
+  size_t length;
+  DType type;
+};
+
+KvCaches kvCacheArgs(const Napi::CallbackInfo& info, size_t kAt, size_t vAt, size_t typeAt) {
+  Napi::Env env = info.Env();
+  const size_t code = sizeArg(info, typeAt, "kv dtype", 2);
+  const DType type = static_cast<DType>(code);
+  if (type == DType::F32) {
+    auto k = f32Arg(info, kAt, "kCache");
+    auto v = f32Arg(info, vAt, "vCache");
+    if (k.length != v.length) throwRange(env, "kCache and vCache lengths differ");
+    return {k.data, v.data, k.length, type};
+  }
+  auto k = u16Arg(info, kAt, "kCache");
+  auto v = u16Arg(info, vAt, "vCache");
+  if (k.length != v.length) throwRange(env, "kCache and vCache lengths differ");
+  return {k.data, v.data, k.length, type};
+}
+
+CacheShape cacheShape(const Napi::CallbackInfo& info, size_t i, const KvCaches& caches) {
   Napi::Env env = info.Env();
   CacheShape c{};
   c.numKvHeads = positiveArg(info, i, "layout.numKvHeads");
   c.headDim = positiveArg(info, i + 1, "layout.headDim");
   c.blockSize = positiveArg(info, i + 2, "layout.blockSize");
   size_t perBlock = checkedMul(env, checkedMul(env, c.numKvHeads, c.headDim), c.blockSize);
-  if (kCache.length != vCache.length) throwRange(env, "kCache and vCache lengths differ");
-  if (kCache.length % perBlock != 0)
-    throwRange(env, "cache length " + std::to_string(kCache.length) +
+  if (caches.length % perBlock != 0)
+    throwRange(env, "cache length " + std::to_string(caches.length) +
                         " is not a multiple of numKvHeads*blockSize*headDim = " + std::to_string(perBlock));
-  c.numBlocks = kCache.length / perBlock;
+  c.numBlocks = caches.length / perBlock;
   return c;
 }
 
-// (kCache, vCache, k, v, rowStride, slots, numKvHeads, headDim, blockSize)
+// (kCache, vCache, k, v, rowStride, slots, numKvHeads, headDim, blockSize, kvDtype)
 Napi::Value WriteKv(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  auto kCache = f32Arg(info, 0, "kCache");
-  auto vCache = f32Arg(info, 1, "vCache");
+  KvCaches caches = kvCacheArgs(info, 0, 1, 9);
   auto k = f32Arg(info, 2, "k");
   auto v = f32Arg(info, 3, "v");
   size_t rowStride = sizeArg(info, 4, "rowStride");
   auto slots = i32Arg(info, 5, "slots");
-  CacheShape c = cacheShape(info, 6, kCache, vCache);
+  CacheShape c = cacheShape(info, 6, caches);
   size_t width = checkedMul(env, c.numKvHeads, c.headDim);
   if (rowStride < width) throwRange(env, "rowStride must be >= numKvHeads*headDim");
   size_t extent = stridedExtent(env, slots.length, rowStride, width);
@@ -198,26 +219,25 @@ Napi::Value WriteKv(const Napi::CallbackInfo& info) {
       throwRange(env, "slot " + std::to_string(slots.data[t]) + " at " + std::to_string(t) + " outside [0, " +
                           std::to_string(numSlots) + ")");
   }
-  writeKv(kCache.data, vCache.data, k.data, v.data, rowStride, slots.data, slots.length, c.numKvHeads, c.headDim,
-          c.blockSize);
+  writeKv(caches.k, caches.v, caches.type, k.data, v.data, rowStride, slots.data, slots.length, c.numKvHeads,
+          c.headDim, c.blockSize);
   return env.Undefined();
 }
 
 // (out, q, qRowStride, kCache, vCache, queryStart, contextLens, blockTables, maxBlocksPerSeq,
-//  numHeads, numKvHeads, headDim, blockSize, scale)
+//  numHeads, numKvHeads, headDim, blockSize, scale, kvDtype)
 Napi::Value PagedAttention(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto out = f32Arg(info, 0, "out");
   auto q = f32Arg(info, 1, "q");
   size_t qRowStride = sizeArg(info, 2, "qRowStride");
-  auto kCache = f32Arg(info, 3, "kCache");
-  auto vCache = f32Arg(info, 4, "vCache");
+  KvCaches caches = kvCacheArgs(info, 3, 4, 14);
   auto queryStart = i32Arg(info, 5, "batch.queryStart");
   auto contextLens = i32Arg(info, 6, "batch.contextLens");
   auto blockTables = i32Arg(info, 7, "batch.blockTables");
   size_t maxBlocks = sizeArg(info, 8, "batch.maxBlocksPerSeq");
   size_t numHeads = positiveArg(info, 9, "numHeads");
-  CacheShape c = cacheShape(info, 10, kCache, vCache);
+  CacheShape c = cacheShape(info, 10, caches);
   double scale = numberArg(info, 13, "scale");
   if (!std::isfinite(scale)) throwRange(env, "scale must be finite");
   if (numHeads % c.numKvHeads != 0) throwRange(env, "numHeads must be a multiple of numKvHeads");
@@ -252,7 +272,7 @@ Napi::Value PagedAttention(const Napi::CallbackInfo& info) {
   requireLength(env, "q", q.length, stridedExtent(env, tokens, qRowStride, width));
   requireLength(env, "out", out.length, checkedMul(env, tokens, width));
   AttentionShape shape{numSeqs, numHeads, c.numKvHeads, c.headDim, c.blockSize, maxBlocks};
-  pagedAttention(out.data, q.data, qRowStride, kCache.data, vCache.data, queryStart.data, contextLens.data,
+  pagedAttention(out.data, q.data, qRowStride, caches.k, caches.v, caches.type, queryStart.data, contextLens.data,
                  blockTables.data, shape, static_cast<float>(scale));
   return env.Undefined();
 }

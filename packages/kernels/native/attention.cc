@@ -57,14 +57,18 @@ inline __m128 reduce4(__m256 a, __m256 b, __m256 c, __m256 d) {
 // is computed by the same expression (8 FMA lanes, then reduce4's pairwise sum, then the scalar
 // tail), whether its key is paired, the odd last one (paired with itself), or how many rows the
 // tile has: a row's scores never depend on the rows tiled with it (docs/determinism.md).
-template <int R>
-inline void scoreKeyPair(float* scores, size_t ld, const float* q, const float* k0, const float* k1, size_t j,
+// K and V elements are any DType (f32, or a 16-bit cache converted in registers, exactly).
+template <DType KV>
+using KvT = typename WeightTraits<KV>::T;
+
+template <DType KV, int R>
+inline void scoreKeyPair(float* scores, size_t ld, const float* q, const KvT<KV>* k0, const KvT<KV>* k1, size_t j,
                          bool both, size_t d) {
   const size_t dv = d & ~size_t(7);
   const __m256 zero = _mm256_setzero_ps();
   __m256 a[4][2] = {{zero, zero}, {zero, zero}, {zero, zero}, {zero, zero}};
   for (size_t i = 0; i < dv; i += 8) {
-    const __m256 kv0 = _mm256_loadu_ps(k0 + i), kv1 = _mm256_loadu_ps(k1 + i);
+    const __m256 kv0 = WeightTraits<KV>::load(k0 + i), kv1 = WeightTraits<KV>::load(k1 + i);
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++) {
       const __m256 qv = _mm256_loadu_ps(q + r * d + i);
@@ -78,26 +82,26 @@ inline void scoreKeyPair(float* scores, size_t ld, const float* q, const float* 
   for (int r = 0; r < R; r++) {
     float s0 = sums[2 * r], s1 = sums[2 * r + 1];
     for (size_t i = dv; i < d; i++) {
-      s0 = std::fma(q[r * d + i], k0[i], s0);
-      s1 = std::fma(q[r * d + i], k1[i], s1);
+      s0 = std::fma(q[r * d + i], WeightTraits<KV>::scalar(k0 + i), s0);
+      s1 = std::fma(q[r * d + i], WeightTraits<KV>::scalar(k1 + i), s1);
     }
     scores[r * ld + j] = s0;
     if (both) scores[r * ld + j + 1] = s1;
   }
 }
 
-template <int R>
-inline void scoreRows(float* scores, size_t ld, const float* q, const float* k, size_t nk, size_t d) {
+template <DType KV, int R>
+inline void scoreRows(float* scores, size_t ld, const float* q, const KvT<KV>* k, size_t nk, size_t d) {
   size_t j = 0;
-  for (; j + 2 <= nk; j += 2) scoreKeyPair<R>(scores, ld, q, k + j * d, k + (j + 1) * d, j, true, d);
-  if (j < nk) scoreKeyPair<R>(scores, ld, q, k + j * d, k + j * d, j, false, d);
+  for (; j + 2 <= nk; j += 2) scoreKeyPair<KV, R>(scores, ld, q, k + j * d, k + (j + 1) * d, j, true, d);
+  if (j < nk) scoreKeyPair<KV, R>(scores, ld, q, k + j * d, k + j * d, j, false, d);
 }
 
 // acc_r = acc_r * scaleOld[r] + sum_{j < nk} p[r*ld + j] * v_j for R rows (acc + r*d): a tile
 // of R rows x NV vectors of the head dimension stays in registers over the block's keys, and
 // each V vector is loaded once for all rows.
-template <int R, int NV>
-inline void accumulateTile(float* acc, const float* scaleOld, const float* p, size_t ld, const float* v, size_t nk,
+template <DType KV, int R, int NV>
+inline void accumulateTile(float* acc, const float* scaleOld, const float* p, size_t ld, const KvT<KV>* v, size_t nk,
                            size_t d) {
   __m256 a[R][NV];
 #pragma GCC unroll 4
@@ -109,7 +113,7 @@ inline void accumulateTile(float* acc, const float* scaleOld, const float* p, si
   for (size_t j = 0; j < nk; j++) {
     __m256 vv[NV];
 #pragma GCC unroll 2
-    for (int c = 0; c < NV; c++) vv[c] = _mm256_loadu_ps(v + j * d + 8 * c);
+    for (int c = 0; c < NV; c++) vv[c] = WeightTraits<KV>::load(v + j * d + 8 * c);
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++) {
       const __m256 pj = _mm256_broadcast_ss(p + r * ld + j);
@@ -123,27 +127,28 @@ inline void accumulateTile(float* acc, const float* scaleOld, const float* p, si
     for (int c = 0; c < NV; c++) _mm256_storeu_ps(acc + r * d + 8 * c, a[r][c]);
 }
 
-template <int R>
-inline void accumulateRows(float* acc, const float* scaleOld, const float* p, size_t ld, const float* v, size_t nk,
+template <DType KV, int R>
+inline void accumulateRows(float* acc, const float* scaleOld, const float* p, size_t ld, const KvT<KV>* v, size_t nk,
                            size_t d) {
   size_t i = 0;
-  for (; i + 16 <= d; i += 16) accumulateTile<R, 2>(acc + i, scaleOld, p, ld, v + i, nk, d);
+  for (; i + 16 <= d; i += 16) accumulateTile<KV, R, 2>(acc + i, scaleOld, p, ld, v + i, nk, d);
   if (i + 8 <= d) {
-    accumulateTile<R, 1>(acc + i, scaleOld, p, ld, v + i, nk, d);
+    accumulateTile<KV, R, 1>(acc + i, scaleOld, p, ld, v + i, nk, d);
     i += 8;
   }
   for (; i < d; i++) {
     for (int r = 0; r < R; r++) {
       float a = acc[r * d + i] * scaleOld[r];
-      for (size_t j = 0; j < nk; j++) a += p[r * ld + j] * v[j * d + i];
+      for (size_t j = 0; j < nk; j++) a += p[r * ld + j] * WeightTraits<KV>::scalar(v + j * d + i);
       acc[r * d + i] = a;
     }
   }
 }
 
-// Reads n floats in order so they are brought into the cache; the loads feed a sink that
-// the compiler cannot drop.
-inline void touch(const float* p, size_t n) {
+// Reads n floats' worth of bytes in order so they are brought into the cache; the loads feed a
+// sink that the compiler cannot drop.
+inline void touch(const void* bytes, size_t n) {
+  const float* p = static_cast<const float*>(bytes);
   __m256 a = _mm256_setzero_ps(), b = a, c = a, e = a;
   size_t i = 0;
   for (; i + 32 <= n; i += 32) {
@@ -156,10 +161,11 @@ inline void touch(const float* p, size_t n) {
   __asm__ volatile("" : : "x"(all));
 }
 
-template <int R>
-inline void scoreAndAccumulate(float* scores, size_t ld, const float* q, const float* k, const float* v, float* acc,
-                               float* runMax, float* runSum, const size_t* nkOfRow, size_t nkMax, size_t d) {
-  scoreRows<R>(scores, ld, q, k, nkMax, d);
+template <DType KV, int R>
+inline void scoreAndAccumulate(float* scores, size_t ld, const float* q, const KvT<KV>* k, const KvT<KV>* v,
+                               float* acc, float* runMax, float* runSum, const size_t* nkOfRow, size_t nkMax,
+                               size_t d) {
+  scoreRows<KV, R>(scores, ld, q, k, nkMax, d);
   float scaleOld[R];
   for (int r = 0; r < R; r++) {
     float* sr = scores + r * ld;
@@ -191,11 +197,12 @@ inline void scoreAndAccumulate(float* scores, size_t ld, const float* q, const f
     runSum[r] = runSum[r] * scaleOld[r] + blockSum;
     runMax[r] = newMax;
   }
-  accumulateRows<R>(acc, scaleOld, scores, ld, v, nkMax, d);
+  accumulateRows<KV, R>(acc, scaleOld, scores, ld, v, nkMax, d);
 }
 
-void runItem(const WorkItem& item, float* out, const float* q, size_t qRowStride, const float* kCache,
-             const float* vCache, const int32_t* queryStart, const int32_t* contextLens,
+template <DType KV>
+void runItem(const WorkItem& item, float* out, const float* q, size_t qRowStride, const KvT<KV>* kCache,
+             const KvT<KV>* vCache, const int32_t* queryStart, const int32_t* contextLens,
              const int32_t* blockTables, const AttentionShape& sh, float scale) {
   const size_t d = sh.headDim, bs = sh.blockSize;
   const size_t group = sh.numHeads / sh.numKvHeads;
@@ -249,13 +256,14 @@ void runItem(const WorkItem& item, float* out, const float* q, size_t qRowStride
       // streaming read first: interleaved with the arithmetic below, the misses of these short,
       // scattered slices are not overlapped well (measured 2-4x slower than read then compute).
       const size_t first = ((static_cast<size_t>(table[b]) * sh.numKvHeads + item.kvHeadBegin) * bs) * d;
-      touch(kCache + first, heads * bs * d);
-      touch(vCache + first, heads * bs * d);
+      const size_t floats = heads * bs * d * sizeof(KvT<KV>) / sizeof(float);
+      touch(kCache + first, floats);
+      touch(vCache + first, floats);
     }
     for (size_t h = 0; h < heads; h++) {
       const size_t base = ((static_cast<size_t>(table[b]) * sh.numKvHeads + item.kvHeadBegin + h) * bs) * d;
-      const float* kb = kCache + base;
-      const float* vb = vCache + base;
+      const KvT<KV>* kb = kCache + base;
+      const KvT<KV>* vb = vCache + base;
       for (size_t r0 = h * rowsPerHead; r0 < (h + 1) * rowsPerHead; r0 += kTileRows) {
         const size_t tileRows = std::min(kTileRows, (h + 1) * rowsPerHead - r0);
         size_t nkOfRow[kTileRows];
@@ -270,10 +278,10 @@ void runItem(const WorkItem& item, float* out, const float* q, size_t qRowStride
         float* rm = s.runMax.data() + r0;
         float* rs = s.runSum.data() + r0;
         switch (tileRows) {
-          case 4: scoreAndAccumulate<4>(scores, scoreLen, qr, kb, vb, acc, rm, rs, nkOfRow, nkMax, d); break;
-          case 3: scoreAndAccumulate<3>(scores, scoreLen, qr, kb, vb, acc, rm, rs, nkOfRow, nkMax, d); break;
-          case 2: scoreAndAccumulate<2>(scores, scoreLen, qr, kb, vb, acc, rm, rs, nkOfRow, nkMax, d); break;
-          default: scoreAndAccumulate<1>(scores, scoreLen, qr, kb, vb, acc, rm, rs, nkOfRow, nkMax, d); break;
+          case 4: scoreAndAccumulate<KV, 4>(scores, scoreLen, qr, kb, vb, acc, rm, rs, nkOfRow, nkMax, d); break;
+          case 3: scoreAndAccumulate<KV, 3>(scores, scoreLen, qr, kb, vb, acc, rm, rs, nkOfRow, nkMax, d); break;
+          case 2: scoreAndAccumulate<KV, 2>(scores, scoreLen, qr, kb, vb, acc, rm, rs, nkOfRow, nkMax, d); break;
+          default: scoreAndAccumulate<KV, 1>(scores, scoreLen, qr, kb, vb, acc, rm, rs, nkOfRow, nkMax, d); break;
         }
       }
     }
@@ -295,8 +303,8 @@ void runItem(const WorkItem& item, float* out, const float* q, size_t qRowStride
 
 }  // namespace
 
-void pagedAttention(float* out, const float* q, size_t qRowStride, const float* kCache, const float* vCache,
-                    const int32_t* queryStart, const int32_t* contextLens, const int32_t* blockTables,
+void pagedAttention(float* out, const float* q, size_t qRowStride, const void* kCache, const void* vCache,
+                    DType kvType, const int32_t* queryStart, const int32_t* contextLens, const int32_t* blockTables,
                     const AttentionShape& shape, float scale) {
   const size_t group = shape.numHeads / shape.numKvHeads;
   const size_t tileTokens = std::max<size_t>(1, kRowsPerItem / group);
@@ -327,9 +335,19 @@ void pagedAttention(float* out, const float* q, size_t qRowStride, const float* 
       end = begin;
     }
   }
-  parallelFor(items.size(), [&](size_t i, int) {
-    runItem(items[i], out, q, qRowStride, kCache, vCache, queryStart, contextLens, blockTables, shape, scale);
-  });
+  auto run = [&](auto kv) {
+    constexpr DType KV = decltype(kv)::value;
+    const auto* k = static_cast<const KvT<KV>*>(kCache);
+    const auto* v = static_cast<const KvT<KV>*>(vCache);
+    parallelFor(items.size(), [&](size_t i, int) {
+      runItem<KV>(items[i], out, q, qRowStride, k, v, queryStart, contextLens, blockTables, shape, scale);
+    });
+  };
+  switch (kvType) {
+    case DType::F32: run(std::integral_constant<DType, DType::F32>()); break;
+    case DType::BF16: run(std::integral_constant<DType, DType::BF16>()); break;
+    case DType::F16: run(std::integral_constant<DType, DType::F16>()); break;
+  }
 }
 
 }  // namespace seesaw

@@ -2,6 +2,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "simd.h"
+
 namespace seesaw {
 
 struct AttentionShape {
@@ -13,10 +15,12 @@ struct AttentionShape {
   size_t maxBlocksPerSeq;
 };
 
-// Paged causal attention with online softmax; see the TypeScript docs of pagedAttention.
+// Paged causal attention with online softmax; see the TypeScript docs of pagedAttention. The
+// caches hold kvType elements (f32, bf16 or f16), converted to f32 exactly as they are loaded,
+// so a 16-bit cache gives the f32 cache's result on the same (rounded) values.
 // Assumes arguments were validated (block ids in range, contextLens >= queries per sequence).
-void pagedAttention(float* out, const float* q, size_t qRowStride, const float* kCache, const float* vCache,
-                    const int32_t* queryStart, const int32_t* contextLens, const int32_t* blockTables,
+void pagedAttention(float* out, const float* q, size_t qRowStride, const void* kCache, const void* vCache,
+                    DType kvType, const int32_t* queryStart, const int32_t* contextLens, const int32_t* blockTables,
                     const AttentionShape& shape, float scale);
 
 }  // namespace seesaw

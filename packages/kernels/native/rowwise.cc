@@ -1,6 +1,7 @@
 // Row-wise element kernels. Each splits its rows over the pool only when the op is big enough
 // that a wake-up (a few microseconds) is small against the work.
 #include "rowwise.h"
+#include "sampling.h"
 
 #include <algorithm>
 #include <cmath>
@@ -138,16 +139,23 @@ void embed(float* out, const void* table, DType dtype, size_t hidden, const int3
   });
 }
 
-void writeKv(float* kCache, float* vCache, const float* k, const float* v, size_t rowStride,
+void writeKv(void* kCache, void* vCache, DType kvType, const float* k, const float* v, size_t rowStride,
              const int32_t* slots, size_t numTokens, size_t numKvHeads, size_t headDim, size_t blockSize) {
-  const size_t bytes = headDim * sizeof(float);
+  // One head's headDim values to the cache's element type (16-bit: round to nearest even).
+  auto store = [&](void* cache, size_t at, const float* src) {
+    switch (kvType) {
+      case DType::F32: std::memcpy(static_cast<float*>(cache) + at, src, headDim * sizeof(float)); break;
+      case DType::BF16: f32ToBf16(src, static_cast<uint16_t*>(cache) + at, headDim); break;
+      case DType::F16: f32ToF16(src, static_cast<uint16_t*>(cache) + at, headDim); break;
+    }
+  };
   for (size_t t = 0; t < numTokens; t++) {
     const size_t slot = static_cast<size_t>(slots[t]);
     const size_t block = slot / blockSize, offset = slot % blockSize;
     for (size_t h = 0; h < numKvHeads; h++) {
       const size_t dst = ((block * numKvHeads + h) * blockSize + offset) * headDim;
-      std::memcpy(kCache + dst, k + t * rowStride + h * headDim, bytes);
-      std::memcpy(vCache + dst, v + t * rowStride + h * headDim, bytes);
+      store(kCache, dst, k + t * rowStride + h * headDim);
+      store(vCache, dst, v + t * rowStride + h * headDim);
     }
   }
 }

@@ -12,8 +12,9 @@ void rope(float* x, size_t numTokens, size_t numHeads, size_t headDim, size_t ro
           const float* sin);
 void siluMul(float* out, const float* gateUp, size_t rows, size_t intermediate);
 void embed(float* out, const void* table, DType dtype, size_t hidden, const int32_t* ids, size_t numIds);
-// Writes token t of k/v (head h at t*rowStride + h*headDim) into cache slot slots[t].
-void writeKv(float* kCache, float* vCache, const float* k, const float* v, size_t rowStride,
+// Writes token t of k/v (head h at t*rowStride + h*headDim) into cache slot slots[t]; caches of
+// kvType elements (f32 copied, bf16 / f16 rounded to nearest even).
+void writeKv(void* kCache, void* vCache, DType kvType, const float* k, const float* v, size_t rowStride,
              const int32_t* slots, size_t numTokens, size_t numKvHeads, size_t headDim, size_t blockSize);
 
 }  // namespace seesaw

@@ -40,12 +40,34 @@ export interface Weight {
   leaves?: number;
 }
 
-/** One layer's paged KV cache, K and V separately, each Float32Array laid out
- *  [numBlocks][numKvHeads][blockSize][headDim] (per block, per head, contiguous tokens). */
+/** Element type of a KV cache: f32 (Float32Array), or bf16 / f16 (Uint16Array of the raw
+ *  16-bit patterns; values rounded to nearest even when written, widened exactly when read). */
+export type KvDType = 'f32' | 'bf16' | 'f16';
+export const KV_DTYPES: readonly KvDType[] = ['f32', 'bf16', 'f16'];
+/** A KV cache array of `dtype`. */
+export type KvCacheArray = Float32Array | Uint16Array;
+
+/** One layer's paged KV cache, K and V separately, each laid out
+ *  [numBlocks][numKvHeads][blockSize][headDim] (per block, per head, contiguous tokens), of
+ *  `dtype` elements (f32 when absent). */
 export interface KvLayout {
   numKvHeads: number;
   headDim: number;
   blockSize: number;
+  dtype?: KvDType;
+}
+
+// Codes shared with native/simd.h (DType), for KV caches.
+const kvDtypeCodes: Record<KvDType, number> = { f32: 0, f16: 1, bf16: 2 };
+
+/** A new zeroed KV cache array holding `elements` values of `dtype`. */
+export function allocateKvCache(dtype: KvDType, elements: number): KvCacheArray {
+  return dtype === 'f32' ? new Float32Array(elements) : new Uint16Array(elements);
+}
+
+/** Bytes of one KV cache element. */
+export function kvDtypeBytes(dtype: KvDType): number {
+  return dtype === 'f32' ? 4 : 2;
 }
 
 /** A batch of sequences for attention: queries of sequence s are rows queryStart[s]..queryStart[s+1]-1;
@@ -166,15 +188,26 @@ export function embed(out: Float32Array, table: Weight, ids: Int32Array): void {
 
 /** Writes token t's K/V (token t head h at k[t*rowStride + h*headDim]) into slot slots[t]. */
 export function writeKv(
-  kCache: Float32Array,
-  vCache: Float32Array,
+  kCache: KvCacheArray,
+  vCache: KvCacheArray,
   k: Float32Array,
   v: Float32Array,
   rowStride: number,
   slots: Int32Array,
   layout: KvLayout,
 ): void {
-  native.writeKv(kCache, vCache, k, v, rowStride, slots, layout.numKvHeads, layout.headDim, layout.blockSize);
+  native.writeKv(
+    kCache,
+    vCache,
+    k,
+    v,
+    rowStride,
+    slots,
+    layout.numKvHeads,
+    layout.headDim,
+    layout.blockSize,
+    kvDtypeCodes[layout.dtype ?? 'f32'],
+  );
 }
 
 /** out[t][h*headDim..] = softmax(scale * q_h · K_g) · V_g, g = h / (numHeads/numKvHeads) (GQA). */
@@ -182,8 +215,8 @@ export function pagedAttention(
   out: Float32Array,
   q: Float32Array,
   qRowStride: number,
-  kCache: Float32Array,
-  vCache: Float32Array,
+  kCache: KvCacheArray,
+  vCache: KvCacheArray,
   batch: AttentionBatch,
   numHeads: number,
   layout: KvLayout,
@@ -204,6 +237,7 @@ export function pagedAttention(
     layout.headDim,
     layout.blockSize,
     scale,
+    kvDtypeCodes[layout.dtype ?? 'f32'],
   );
 }
 

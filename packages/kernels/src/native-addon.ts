@@ -44,8 +44,8 @@ export interface NativeKernels {
     ids: Int32Array,
   ): void;
   writeKv(
-    kCache: Float32Array,
-    vCache: Float32Array,
+    kCache: Float32Array | Uint16Array,
+    vCache: Float32Array | Uint16Array,
     k: Float32Array,
     v: Float32Array,
     rowStride: number,
@@ -53,13 +53,14 @@ export interface NativeKernels {
     numKvHeads: number,
     headDim: number,
     blockSize: number,
+    kvDtype: number,
   ): void;
   pagedAttention(
     out: Float32Array,
     q: Float32Array,
     qRowStride: number,
-    kCache: Float32Array,
-    vCache: Float32Array,
+    kCache: Float32Array | Uint16Array,
+    vCache: Float32Array | Uint16Array,
     queryStart: Int32Array,
     contextLens: Int32Array,
     blockTables: Int32Array,
@@ -69,6 +70,7 @@ export interface NativeKernels {
     headDim: number,
     blockSize: number,
     scale: number,
+    kvDtype: number,
   ): void;
   argmaxRows(logits: Float32Array, rows: number, n: number): Int32Array;
   sampleRow(logits: Float32Array, temperature: number, topK: number, topP: number, uniform: number): number;
