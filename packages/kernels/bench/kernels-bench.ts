@@ -2,7 +2,9 @@
 // measured against them, all in one run. Medians of a few repetitions.
 // Run from the repository root: pnpm bench:kernels
 import {
+  allocateKvCache,
   f32ToBf16,
+  type KvDType,
   type MatmulPath,
   matmul,
   matmulOnPath,
@@ -136,14 +138,23 @@ function benchStreaming(): void {
   }
 }
 
-/** Attention decode: 32 sequences x 1024 context, 32 heads over 8 KV heads, head size 128. */
-function benchAttentionDecode(): void {
+/** Attention decode: 32 sequences x 1024 context, 32 heads over 8 KV heads, head size 128, on an
+ *  f32 and on a bf16 KV cache (half the bytes to stream). */
+function benchAttentionDecode(dtype: KvDType): void {
   const [numSeqs, ctx, numHeads, numKvHeads, headDim, blockSize] = [32, 1024, 32, 8, 128, 16];
   const blocksPerSeq = ctx / blockSize;
   const numBlocks = numSeqs * blocksPerSeq;
-  const layout = { numKvHeads, headDim, blockSize };
-  const kCache = fill(new Float32Array(numBlocks * numKvHeads * blockSize * headDim), 5);
-  const vCache = fill(new Float32Array(kCache.length), 6);
+  const layout = { numKvHeads, headDim, blockSize, dtype };
+  const values = fill(new Float32Array(numBlocks * numKvHeads * blockSize * headDim), 5);
+  const kCache = allocateKvCache(dtype, values.length);
+  const vCache = allocateKvCache(dtype, values.length);
+  if (kCache instanceof Float32Array && vCache instanceof Float32Array) {
+    kCache.set(values);
+    vCache.set(fill(new Float32Array(values.length), 6));
+  } else {
+    f32ToBf16(values, kCache as Uint16Array);
+    f32ToBf16(fill(new Float32Array(values.length), 6), vCache as Uint16Array);
+  }
   const blockTables = new Int32Array(numBlocks);
   for (let i = 0; i < numBlocks; i++) blockTables[i] = (i * 7919) % numBlocks; // scattered blocks
   const batch = {
@@ -162,7 +173,7 @@ function benchAttentionDecode(): void {
       5,
     );
     console.log(
-      `attention decode ${numSeqs} seqs x ${ctx} ctx, ${numHeads}/${numKvHeads} heads, d=${headDim} ${t}T: ` +
+      `attention decode ${numSeqs} seqs x ${ctx} ctx, ${numHeads}/${numKvHeads} heads, d=${headDim}, ${dtype} KV ${t}T: ` +
         `${(s * 1e3).toFixed(2)} ms per layer, KV ${(kvBytes / s / 1e9).toFixed(1)} GB/s = ` +
         `${pct(kvBytes / s / 1e9, readBw.get(t)!)} of read bw`,
     );
@@ -172,6 +183,7 @@ function benchAttentionDecode(): void {
 measureCeilings();
 benchManyRows();
 benchStreaming();
-benchAttentionDecode();
+benchAttentionDecode('f32');
+benchAttentionDecode('bf16');
 benchQuantized({ fmaPeak, readBw }, threadCounts);
 setNumThreads(1);
