@@ -61,12 +61,14 @@ __attribute__((target(SEESAW_AVX512_VNNI))) void tree512(const float* p, size_t 
 #undef SEESAW_AT
 }
 
+// Partials of blocks [lo, hi) to partial[(r * (hi - lo) + b - lo) * 16 + c].
 template <bool kQ8, size_t kRows>
-__attribute__((target(SEESAW_AVX512_VNNI))) void partials512(float* partial, const uint8_t* tile, size_t nb,
-                                                            const QuantizedRows& x) {
+__attribute__((target(SEESAW_AVX512_VNNI))) void partials512(float* partial, const uint8_t* tile, size_t lo,
+                                                            size_t hi, const QuantizedRows& x) {
   constexpr size_t kCodeBytes = kQ8 ? 512 : 256;
   constexpr size_t kRecord = kCodeBytes + (kQ8 ? 64 : 32);
-  for (size_t b = 0; b < nb; b++) {
+  const size_t nb = hi - lo;
+  for (size_t b = lo; b < hi; b++) {
     const uint8_t* rec = tile + b * kRecord;
     const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + kCodeBytes)));
     __m512i w[8];
@@ -98,18 +100,40 @@ __attribute__((target(SEESAW_AVX512_VNNI))) void partials512(float* partial, con
       const __m512i correction = kQ8 ? offset : _mm512_set1_epi32(8 * x.sums[at]);
       const __m512i isum = _mm512_sub_epi32(_mm512_add_epi32(acc0, acc1), correction);
       const __m512 scale = _mm512_mul_ps(dw, _mm512_set1_ps(x.d[at]));
-      _mm512_storeu_ps(partial + (r * nb + b) * kPackedTileRows, _mm512_mul_ps(scale, _mm512_cvtepi32_ps(isum)));
+      _mm512_storeu_ps(partial + (r * nb + b - lo) * kPackedTileRows,
+                       _mm512_mul_ps(scale, _mm512_cvtepi32_ps(isum)));
     }
   }
+}
+
+// Blocks a partial run covers at most: its partials (4 rows x 32 x 64 bytes) stay in L1
+// next to the weight records they come from, however long K is.
+constexpr size_t kChunkBlocks = 32;
+
+// The halving tree over blocks [lo, hi): subtrees of at most kChunkBlocks leaves from their
+// partials (the subtree's shape depends only on its size), the levels above them in registers
+// (adds of sums only, so nothing for the compiler to fuse with a product).
+template <bool kQ8, size_t kRows>
+__attribute__((target(SEESAW_AVX512_VNNI))) void range512(float* partial, const uint8_t* tile, size_t lo, size_t hi,
+                                                         const QuantizedRows& x, __m512* t) {
+  if (hi - lo <= kChunkBlocks) {
+    partials512<kQ8, kRows>(partial, tile, lo, hi, x);
+    tree512<kRows>(partial, hi - lo, 0, hi - lo, t);
+    return;
+  }
+  const size_t mid = lo + (hi - lo) / 2;
+  __m512 right[kRows];
+  range512<kQ8, kRows>(partial, tile, lo, mid, x, t);
+  range512<kQ8, kRows>(partial, tile, mid, hi, x, right);
+  for (size_t r = 0; r < kRows; r++) t[r] = _mm512_add_ps(t[r], right[r]);
 }
 
 template <bool kQ8, size_t kRows>
 __attribute__((target(SEESAW_AVX512_VNNI))) void tile512(float* out, size_t outStride, size_t count,
                                                         float* partial, const uint8_t* tile, size_t nb,
                                                         const QuantizedRows& x) {
-  partials512<kQ8, kRows>(partial, tile, nb, x);
   __m512 sums[kRows];
-  tree512<kRows>(partial, nb, 0, nb, sums);
+  range512<kQ8, kRows>(partial, tile, 0, nb, x, sums);
   const __mmask16 keep = static_cast<__mmask16>((1u << count) - 1);
   for (size_t r = 0; r < kRows; r++) _mm512_mask_storeu_ps(out + r * outStride, keep, sums[r]);
 }

@@ -90,42 +90,48 @@ function sameBits(a: Float32Array, b: Float32Array, what: string): void {
 
 describe('quantizedMatmul', () => {
   for (const type of ['q8_0', 'q4_0'] as const) {
-    it(`${type}: every CPU path gives the contract's bits, for any row count and thread count`, () => {
-      // 13 blocks: an odd count for the tree; 37 outputs: a partial 16-row tile; 5 and 70 rows:
-      // a partial 4-row block, and more rows than one work item holds.
-      const n = 37;
-      const k = 32 * 13;
-      const w = randomQuantWeight(type, n, k);
-      const packed = packQuantizedWeight(w);
-      expect(Buffer.from(unpackQuantizedWeight(packed).data).equals(Buffer.from(w.data))).toBe(true);
-      const packedDtype = type === 'q8_0' ? 'q8_0_packed' : 'q4_0_packed';
-      expect(weightToFloat64({ dtype: packedDtype, rows: n, cols: k, data: packed.data })).toEqual(
-        reference.dequantizeBlocks(type, w.data, n, k),
-      );
-      for (const m of [1, 3, 5, 8, 70]) {
-        const x = randomF32(rng, m * k, 2);
-        x[5] = 0; // a zero inside a block, and a whole zero block in the last row
-        x.fill(0, (m - 1) * k, (m - 1) * k + 32);
-        const expected = contractMatmul(x, m, w);
-        for (const path of supported) {
-          for (const threads of [1, 2]) {
-            setNumThreads(threads);
-            const out = new Float32Array(m * n).fill(Number.NaN);
-            quantizedMatmul(out, x, m, w, path);
-            sameBits(out, expected, `${type} ${path} m=${m} threads=${threads}`);
-            const outPacked = new Float32Array(m * n).fill(Number.NaN);
-            packedQuantizedMatmul(outPacked, x, m, packed, path);
-            sameBits(outPacked, expected, `${type} packed ${path} m=${m} threads=${threads}`);
+    // 13 blocks: an odd count for the tree; 70: more than one run of partials (32 blocks) in the
+    // AVX-512 kernel. 37 outputs: a partial 16-row tile; 5 and 70 rows: a partial 4-row block,
+    // and more rows than one work item holds.
+    for (const [blocks, rowCounts] of [
+      [13, [1, 3, 5, 8, 70]],
+      [70, [1, 5]],
+    ] as const) {
+      it(`${type}, ${blocks} blocks: every CPU path gives the contract's bits, for any row count and thread count`, () => {
+        const n = 37;
+        const k = 32 * blocks;
+        const w = randomQuantWeight(type, n, k);
+        const packed = packQuantizedWeight(w);
+        expect(Buffer.from(unpackQuantizedWeight(packed).data).equals(Buffer.from(w.data))).toBe(true);
+        const packedDtype = type === 'q8_0' ? 'q8_0_packed' : 'q4_0_packed';
+        expect(weightToFloat64({ dtype: packedDtype, rows: n, cols: k, data: packed.data })).toEqual(
+          reference.dequantizeBlocks(type, w.data, n, k),
+        );
+        for (const m of rowCounts) {
+          const x = randomF32(rng, m * k, 2);
+          x[5] = 0; // a zero inside a block, and a whole zero block in the last row
+          x.fill(0, (m - 1) * k, (m - 1) * k + 32);
+          const expected = contractMatmul(x, m, w);
+          for (const path of supported) {
+            for (const threads of [1, 2]) {
+              setNumThreads(threads);
+              const out = new Float32Array(m * n).fill(Number.NaN);
+              quantizedMatmul(out, x, m, w, path);
+              sameBits(out, expected, `${type} ${path} m=${m} threads=${threads}`);
+              const outPacked = new Float32Array(m * n).fill(Number.NaN);
+              packedQuantizedMatmul(outPacked, x, m, packed, path);
+              sameBits(outPacked, expected, `${type} packed ${path} m=${m} threads=${threads}`);
+            }
+          }
+          if (m > 1) {
+            // Row 1 alone gives the same bits as inside the batch.
+            const alone = new Float32Array(n);
+            quantizedMatmul(alone, x.subarray(k, 2 * k), 1, w);
+            sameBits(alone, expected.subarray(n, 2 * n), `${type} row 1 alone`);
           }
         }
-        if (m > 1) {
-          // Row 1 alone gives the same bits as inside the batch.
-          const alone = new Float32Array(n);
-          quantizedMatmul(alone, x.subarray(k, 2 * k), 1, w);
-          sameBits(alone, expected.subarray(n, 2 * n), `${type} row 1 alone`);
-        }
-      }
-    });
+      });
+    }
 
     it(`${type}: within the activation-quantization bound of float64 on the dequantized weights`, () => {
       const m = 4;
