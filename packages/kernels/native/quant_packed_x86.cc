@@ -142,13 +142,14 @@ __attribute__((target(SEESAW_AVX512_VNNI))) void tile512(float* out, size_t outS
 // One body, instantiated for AVX2 (pmaddubsw) and AVX-VNNI (vpdpbusd) with their own targets.
 #define SEESAW_PARTIALS_256(NAME, TARGET, VNNI)                                                            \
   template <bool kQ8, size_t kRows>                                                                        \
-  __attribute__((target(TARGET))) void NAME(float* partial, const uint8_t* tile, size_t nb,                \
+  __attribute__((target(TARGET))) void NAME(float* partial, const uint8_t* tile, size_t lo, size_t hi,    \
                                             const QuantizedRows& x) {                                      \
+    const size_t nb = hi - lo;                                                                             \
     constexpr size_t kCodeBytes = kQ8 ? 512 : 256;                                                         \
     constexpr size_t kRecord = kCodeBytes + (kQ8 ? 64 : 32);                                               \
     [[maybe_unused]] const __m256i ones = _mm256_set1_epi16(1);                                            \
     const __m256i mask = _mm256_set1_epi8(0x0f);                                                           \
-    for (size_t b = 0; b < nb; b++) {                                                                      \
+    for (size_t b = lo; b < hi; b++) {                                                                     \
       const uint8_t* rec = tile + b * kRecord;                                                             \
       for (size_t h = 0; h < 2; h++) {                                                                     \
         const __m256 dw =                                                                                  \
@@ -184,7 +185,7 @@ __attribute__((target(SEESAW_AVX512_VNNI))) void tile512(float* out, size_t outS
                                                                   : _mm256_set1_epi32(8 * x.sums[at]);     \
           const __m256i isum = _mm256_sub_epi32(_mm256_add_epi32(acc0, acc1), correction);                 \
           const __m256 scale = _mm256_mul_ps(dw, _mm256_set1_ps(x.d[at]));                                 \
-          _mm256_storeu_ps(partial + (r * nb + b) * kPackedTileRows + 8 * h,                               \
+          _mm256_storeu_ps(partial + (r * nb + b - lo) * kPackedTileRows + 8 * h,                          \
                            _mm256_mul_ps(scale, _mm256_cvtepi32_ps(isum)));                                \
         }                                                                                                  \
       }                                                                                                    \
@@ -204,18 +205,41 @@ __attribute__((target(SEESAW_AVX512_VNNI))) void tile512(float* out, size_t outS
 SEESAW_PARTIALS_256(partialsAvx2, "avx2,fma,f16c", 0)
 SEESAW_PARTIALS_256(partialsAvxVnni, "avx2,fma,f16c,avxvnni", 1)
 
+// The halving tree over blocks [lo, hi) for the 256-bit paths, as range512 does it: subtrees of
+// at most kChunkBlocks leaves from their partials, the levels above as f32 adds of 16 sums.
+template <size_t kRows, class Partials>
+void range256(float* sums, float* partial, size_t lo, size_t hi, const Partials& partials) {
+  if (hi - lo <= kChunkBlocks) {
+    partials(partial, lo, hi);
+    for (size_t r = 0; r < kRows; r++)
+      halvingTree16(sums + r * kPackedTileRows, kPackedTileRows, partial + r * (hi - lo) * kPackedTileRows, hi - lo);
+    return;
+  }
+  const size_t mid = lo + (hi - lo) / 2;
+  float right[kRows * kPackedTileRows];
+  range256<kRows>(sums, partial, lo, mid, partials);
+  range256<kRows>(right, partial, mid, hi, partials);
+  for (size_t i = 0; i < kRows * kPackedTileRows; i++) sums[i] += right[i];
+}
+
 template <bool kQ8, size_t kRows>
 void tileAvx2(float* out, size_t outStride, size_t count, float* partial, const uint8_t* tile, size_t nb,
               const QuantizedRows& x) {
-  partialsAvx2<kQ8, kRows>(partial, tile, nb, x);
-  for (size_t r = 0; r < kRows; r++) halvingTree16(out + r * outStride, count, partial + r * nb * kPackedTileRows, nb);
+  float sums[kRows * kPackedTileRows];
+  range256<kRows>(sums, partial, 0, nb, [&](float* p, size_t lo, size_t hi) {
+    partialsAvx2<kQ8, kRows>(p, tile, lo, hi, x);
+  });
+  for (size_t r = 0; r < kRows; r++) std::memcpy(out + r * outStride, sums + r * kPackedTileRows, count * sizeof(float));
 }
 
 template <bool kQ8, size_t kRows>
 void tileAvxVnni(float* out, size_t outStride, size_t count, float* partial, const uint8_t* tile, size_t nb,
                  const QuantizedRows& x) {
-  partialsAvxVnni<kQ8, kRows>(partial, tile, nb, x);
-  for (size_t r = 0; r < kRows; r++) halvingTree16(out + r * outStride, count, partial + r * nb * kPackedTileRows, nb);
+  float sums[kRows * kPackedTileRows];
+  range256<kRows>(sums, partial, 0, nb, [&](float* p, size_t lo, size_t hi) {
+    partialsAvxVnni<kQ8, kRows>(p, tile, lo, hi, x);
+  });
+  for (size_t r = 0; r < kRows; r++) std::memcpy(out + r * outStride, sums + r * kPackedTileRows, count * sizeof(float));
 }
 
 // rows (1..4) -> the kernel specialised for that many activation rows.
