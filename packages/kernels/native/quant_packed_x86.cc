@@ -222,24 +222,26 @@ void range256(float* sums, float* partial, size_t lo, size_t hi, const Partials&
   for (size_t i = 0; i < kRows * kPackedTileRows; i++) sums[i] += right[i];
 }
 
+// One tile's outputs on a 256-bit path, from that path's partials of block runs.
+template <size_t kRows, class Partials>
+void tile256(float* out, size_t outStride, size_t count, float* partial, size_t nb, const Partials& partials) {
+  float sums[kRows * kPackedTileRows];
+  range256<kRows>(sums, partial, 0, nb, partials);
+  for (size_t r = 0; r < kRows; r++) std::memcpy(out + r * outStride, sums + r * kPackedTileRows, count * sizeof(float));
+}
+
 template <bool kQ8, size_t kRows>
 void tileAvx2(float* out, size_t outStride, size_t count, float* partial, const uint8_t* tile, size_t nb,
               const QuantizedRows& x) {
-  float sums[kRows * kPackedTileRows];
-  range256<kRows>(sums, partial, 0, nb, [&](float* p, size_t lo, size_t hi) {
-    partialsAvx2<kQ8, kRows>(p, tile, lo, hi, x);
-  });
-  for (size_t r = 0; r < kRows; r++) std::memcpy(out + r * outStride, sums + r * kPackedTileRows, count * sizeof(float));
+  tile256<kRows>(out, outStride, count, partial, nb,
+                 [&](float* p, size_t lo, size_t hi) { partialsAvx2<kQ8, kRows>(p, tile, lo, hi, x); });
 }
 
 template <bool kQ8, size_t kRows>
 void tileAvxVnni(float* out, size_t outStride, size_t count, float* partial, const uint8_t* tile, size_t nb,
                  const QuantizedRows& x) {
-  float sums[kRows * kPackedTileRows];
-  range256<kRows>(sums, partial, 0, nb, [&](float* p, size_t lo, size_t hi) {
-    partialsAvxVnni<kQ8, kRows>(p, tile, lo, hi, x);
-  });
-  for (size_t r = 0; r < kRows; r++) std::memcpy(out + r * outStride, sums + r * kPackedTileRows, count * sizeof(float));
+  tile256<kRows>(out, outStride, count, partial, nb,
+                 [&](float* p, size_t lo, size_t hi) { partialsAvxVnni<kQ8, kRows>(p, tile, lo, hi, x); });
 }
 
 // rows (1..4) -> the kernel specialised for that many activation rows.

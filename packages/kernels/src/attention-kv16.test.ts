@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { makeRng, randomF32, relativeError, testSeed } from '../test/test-support.ts';
 import {
   allocateKvCache,
+  type KvCacheArray,
   type KvDType,
   type KvLayout,
   pagedAttention,
@@ -101,56 +102,23 @@ describe('16-bit KV caches', () => {
         const q = randomF32(rng, tokens * qRowStride, 2);
         const batch = { queryStart, contextLens: Int32Array.from(contextLens), blockTables, maxBlocksPerSeq };
         const scale = 1 / Math.sqrt(layout.headDim);
-        const out16 = new Float32Array(tokens * qRowStride).fill(Number.NaN);
-        pagedAttention(
-          out16,
-          q,
-          qRowStride,
-          caches.cacheK,
-          caches.cacheV,
-          batch,
-          numHeads,
-          { ...layout, dtype },
-          scale,
-        );
-        const out32 = new Float32Array(tokens * qRowStride).fill(Number.NaN);
-        pagedAttention(
-          out32,
-          q,
-          qRowStride,
-          caches.widenedK,
-          caches.widenedV,
-          batch,
-          numHeads,
-          layout,
-          scale,
-        );
+        // Native attention over a cache pair, and the float64 reference over f32/f64 values.
+        const native = (k: KvCacheArray, v: KvCacheArray, kvLayout: KvLayout) => {
+          const out = new Float32Array(tokens * qRowStride).fill(Number.NaN);
+          pagedAttention(out, q, qRowStride, k, v, batch, numHeads, kvLayout, scale);
+          return out;
+        };
+        const float64 = (k: ArrayLike<number>, v: ArrayLike<number>) =>
+          reference.pagedAttention(q, qRowStride, k, v, batch, numHeads, layout, scale);
+        const out16 = native(caches.cacheK, caches.cacheV, { ...layout, dtype });
+        const out32 = native(caches.widenedK, caches.widenedV, layout);
         for (let i = 0; i < out16.length; i++)
           if (!Object.is(out16[i], out32[i])) throw new Error(`element ${i}: ${out16[i]} != ${out32[i]}`);
         // Against float64 on the rounded values: the f32 kernel's own bound (attention.test.ts).
-        const onRounded = reference.pagedAttention(
-          q,
-          qRowStride,
-          caches.widenedK,
-          caches.widenedV,
-          batch,
-          numHeads,
-          layout,
-          scale,
-        );
-        expect(relativeError(out16, onRounded)).toBeLessThan(2e-6);
+        expect(relativeError(out16, float64(caches.widenedK, caches.widenedV))).toBeLessThan(2e-6);
         // Against float64 on the unrounded values: each K/V value is off by at most 2^-9 (bf16)
         // or 2^-12 (f16) of itself; with |q.k| scores near 1 the outputs move by about as much.
-        const exact = reference.pagedAttention(
-          q,
-          qRowStride,
-          caches.exactK,
-          caches.exactV,
-          batch,
-          numHeads,
-          layout,
-          scale,
-        );
+        const exact = float64(caches.exactK, caches.exactV);
         const error = relativeError(out16, exact);
         console.log(
           `${dtype} KV, ${threads} thread(s): ${error.toExponential(2)} of max|out| from float64 on unrounded K/V`,
