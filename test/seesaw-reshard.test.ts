@@ -12,8 +12,8 @@ import {
   Engine,
   type EngineRequest,
   type LocalCluster,
-  type PhasedReplicaDevice,
-  type PhasedReshardStats,
+  type ReplicaDevice,
+  type ReplicaReshardStats,
 } from '@seesaw/coordinator';
 import { CpuDevice } from '@seesaw/gpu-actor';
 import { Checkpoint, loadModelConfig, parseParallelConfig, planReshard } from '@seesaw/model';
@@ -31,7 +31,7 @@ import {
 
 /** The requests through a fresh Engine on the replica, in whatever layout it is in now. */
 async function runOnReplica(
-  replica: PhasedReplicaDevice,
+  replica: ReplicaDevice,
   requests: EngineRequest[],
   maxModelLen: number,
   eosTokenIds: number[],
@@ -73,7 +73,7 @@ function plannedBytes(from: string, to: string, route: 'p2p' | 'host' | 'auto') 
 }
 
 function expectRoute(
-  stats: PhasedReshardStats,
+  stats: ReplicaReshardStats,
   route: 'p2p' | 'host' | 'auto',
   from: string,
   to: string,

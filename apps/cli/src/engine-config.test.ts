@@ -2,7 +2,7 @@ import { ENGINE_DEFAULTS, engineConfigCheck } from '@seesaw/protocol';
 import { describe, expect, it } from 'vitest';
 import { parseFlags } from './args.ts';
 import { RUN_FLAGS, readEngineSettings } from './commands/run.ts';
-import { buildEngineConfig, threadsPerDevice } from './engine-config.ts';
+import { buildEngineConfig, readSchedulerSettings, threadsPerDevice } from './engine-config.ts';
 import type { EngineSettings } from './engine-session.ts';
 
 function settingsOf(...flags: string[]): EngineSettings {
@@ -12,6 +12,17 @@ function settingsOf(...flags: string[]): EngineSettings {
 }
 
 describe('buildEngineConfig', () => {
+  it('takes the scheduler flags from readSchedulerSettings, refusing a zero budget by name', () => {
+    const config = buildEngineConfig(
+      '/models/tiny',
+      settingsOf('--max-num-batched-tokens', '96', '--max-num-seqs', '5'),
+    );
+    expect(config.scheduler.maxNumBatchedTokens).toBe(96);
+    expect(config.scheduler.maxNumSeqs).toBe(5);
+    const values = parseFlags('run', ['--max-num-batched-tokens', '0'], RUN_FLAGS);
+    expect(() => readSchedulerSettings(values)).toThrow(/max-num-batched-tokens/);
+  });
+
   it('fills every default from ENGINE_DEFAULTS and passes the wire check', () => {
     const config = buildEngineConfig('/models/tiny', settingsOf('--threads', '3'));
     expect(config).toEqual({

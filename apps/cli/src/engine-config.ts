@@ -8,6 +8,7 @@ import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { formatParallelConfig, numDevices, type ParallelConfig } from '@seesaw/model';
 import { ENGINE_DEFAULTS, type EngineConfig } from '@seesaw/protocol';
+import { type FlagValues, optionalInteger } from './args.ts';
 import type { EngineSettings } from './engine-session.ts';
 
 /** Where a job on a coordinator runs: its layout, and what its client said about threads and memory. */
@@ -16,6 +17,16 @@ export interface RemotePlacement {
   /** Absent: each host's cores over its devices. */
   numThreadsPerDevice?: number;
   deviceMemoryBytes?: number;
+}
+
+/** The scheduler flags, read the same way by every command that runs an engine (defaults come in buildEngineConfig). */
+export function readSchedulerSettings(
+  values: FlagValues,
+): Pick<EngineSettings, 'maxNumBatchedTokens' | 'maxNumSeqs'> {
+  return {
+    maxNumBatchedTokens: optionalInteger(values, 'max-num-batched-tokens', { min: 1 }),
+    maxNumSeqs: optionalInteger(values, 'max-num-seqs', { min: 1 }),
+  };
 }
 
 const IN_PROCESS: ParallelConfig = { dp: 1, tp: 1, pp: 1 };

@@ -1,6 +1,6 @@
 /**
  * An engine session the Seesaw way: a phased LocalCluster (prefill layout, decode layout, the
- * same device workers in both) with one PhasedReplicaDevice per DP replica and a
+ * same device workers in both) with one two-layout ReplicaDevice per DP replica and a
  * SeesawClusterEngine in front, which runs prefill and decode in separate phases and re-shards
  * the workers between them. The host KV tier is required (prefill parks every sequence's KV
  * there): --host-kv-memory, or 25% of the free RAM at most 4 GiB.

@@ -20,7 +20,7 @@ import {
   formatBytes,
   LocalCluster,
   measureReshardLinkRates,
-  type PhasedReshardStats,
+  type ReplicaReshardStats,
 } from '@seesaw/coordinator';
 import { createDeviceWorkerGroup, deviceWorkerUrl } from '@seesaw/gpu-actor';
 import {
@@ -86,7 +86,7 @@ async function benchRoute(
     const [replica] = cluster.phasedReplicas;
     await replica.switchTo('decode');
     await replica.switchTo('prefill');
-    const [toDecode, toPrefill]: PhasedReshardStats[][] = [[], []];
+    const [toDecode, toPrefill]: ReplicaReshardStats[][] = [[], []];
     for (let i = 0; i < rounds; i++) {
       toDecode.push(await replica.switchTo('decode'));
       toPrefill.push(await replica.switchTo('prefill'));

@@ -151,4 +151,22 @@ describe('Scheduler with steps in flight', () => {
     expect(next.preemptedSeqIds).toEqual([1]);
     expect(next.batch.seqs.map((s) => s.seqId)).toEqual([0]);
   });
+
+  it('plans the next micro-batch on a full cache when its sequences need no new block', () => {
+    // 8 blocks of 4 tokens, all held: each of the four sequences has 2 (6 tokens after its
+    // prefill), and its next token still fits its second block. Nothing needs preempting.
+    const scheduler = makeScheduler({ numKvBlocks: 8, maxInFlight: 2 });
+    for (let i = 0; i < 4; i++)
+      scheduler.addRequest(
+        { requestId: `f${i}`, promptTokenIds: [1, 2, 3, 4, 5], sampling: DEFAULT_SAMPLING },
+        0,
+      );
+    const prefill = scheduler.schedule()!;
+    scheduler.update(prefill, answer(prefill), 0);
+    const first = scheduler.schedule()!;
+    expect(first.batch.seqs.map((s) => s.seqId)).toEqual([0, 1]);
+    const second = scheduler.schedule();
+    expect(second?.batch.seqs.map((s) => s.seqId)).toEqual([2, 3]);
+    expect(scheduler.counters.numPreemptions).toBe(0);
+  });
 });

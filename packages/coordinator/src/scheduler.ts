@@ -206,10 +206,11 @@ export class Scheduler implements StepScheduler {
         numBlocksFor(seq.numComputedTokens + numNewTokens, this.blockSize) - seq.blockIds.length;
       if (seqs.length === 0 && this.inFlight.size > 0) {
         // Preempting itself would leave this step without rows to carry the releases and
-        // swap-outs: wait for the steps in flight instead (nothing is changed yet).
+        // swap-outs: wait for the steps in flight instead (nothing is changed yet). It fits
+        // unless even preempting every later idle sequence frees too few blocks.
         let numFreeable = 0;
         for (let j = i + 1; j < idle.length; j++) numFreeable += idle[j].blockIds.length;
-        if (!this.allocator.canAllocate(numMissingBlocks + numFreeable)) return null;
+        if (!this.allocator.canAllocate(numMissingBlocks - numFreeable)) return null;
       }
       let isSelfPreempted = false;
       while (!this.allocator.canAllocate(numMissingBlocks)) {

@@ -23,14 +23,14 @@ const workload = constantWorkload(Number(process.argv[2] ?? 64), 2600, 290);
 const profiles = shippedFittedProfiles();
 const configs = parallelConfigsOver(8);
 
-function best(
+async function best(
   cluster: ClusterProfile,
   targets: SimulationTarget[],
-): { label: string; tokensPerSecond: number } {
+): Promise<{ label: string; tokensPerSecond: number }> {
   let found = { label: 'none', tokensPerSecond: 0 };
   for (const target of targets) {
     try {
-      const report = simulate(model, cluster, target, workload);
+      const report = await simulate(model, cluster, target, workload);
       if (report.totalTokensPerSecond > found.tokensPerSecond)
         found = { label: targetLabel(target), tokensPerSecond: report.totalTokensPerSecond };
     } catch {
@@ -51,9 +51,9 @@ for (const mode of ['assumed', 'calibrated'] as const) {
     mode === 'assumed' ? clusterPreset(spec) : calibratedClusterPreset(spec, profiles);
   const pcie = preset('8xA100');
   const nvlink = preset('8xA100-nvlink');
-  const pcieStatic = best(pcie, statics);
-  const nvlinkStatic = best(nvlink, statics);
-  const pciePair = best(pcie, pairs);
+  const pcieStatic = await best(pcie, statics);
+  const nvlinkStatic = await best(nvlink, statics);
+  const pciePair = await best(pcie, pairs);
   console.log(
     `${mode.padEnd(10)} PCIe static ${pcieStatic.label} ${pcieStatic.tokensPerSecond.toFixed(0)} tok/s, ` +
       `NVLink static ${nvlinkStatic.label} ${nvlinkStatic.tokensPerSecond.toFixed(0)} tok/s, ` +

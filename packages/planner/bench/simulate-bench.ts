@@ -21,7 +21,7 @@ const targets: SimulationTarget[] = [
 ];
 for (const target of targets) {
   const start = performance.now();
-  const report = simulate(model, cluster, target, workload);
+  const report = await simulate(model, cluster, target, workload);
   const seconds = (performance.now() - start) / 1000;
   console.log(
     `${report.label.padEnd(9)} 2000 ShareGPT requests on ${cluster.name}: simulated ${report.elapsedSeconds.toFixed(0)} s ` +

@@ -31,9 +31,9 @@ function oneSeqBatch(startPos: number, numTokens: number): StepBatch {
 }
 
 describe('simulate', () => {
-  it('one request on one device takes its prefill step plus one decode step per further token', () => {
+  it('one request on one device takes its prefill step plus one decode step per further token', async () => {
     const cluster = clusterPreset('1xA100-80GB');
-    const report = simulate(
+    const report = await simulate(
       model,
       cluster,
       { kind: 'static', parallel: { dp: 1, tp: 1, pp: 1 } },
@@ -50,11 +50,16 @@ describe('simulate', () => {
     expect(report.totalTokensPerSecond).toBeCloseTo(103 / want, 6);
   });
 
-  it('pipelines two virtual engines over two stages (P2 overlaps their steps)', () => {
+  it('pipelines two virtual engines over two stages (P2 overlaps their steps)', async () => {
     const cluster = clusterPreset('2xA10');
     const workload = constantWorkload(2, 500, 50);
-    const p2 = simulate(model, cluster, { kind: 'static', parallel: { dp: 1, tp: 1, pp: 2 } }, workload);
-    const p2One = simulate(
+    const p2 = await simulate(
+      model,
+      cluster,
+      { kind: 'static', parallel: { dp: 1, tp: 1, pp: 2 } },
+      workload,
+    );
+    const p2One = await simulate(
       model,
       cluster,
       { kind: 'static', parallel: { dp: 1, tp: 1, pp: 2 } },
@@ -65,15 +70,15 @@ describe('simulate', () => {
     expect(p2.numFinished).toBe(2);
   });
 
-  it('DP replicas are independent: D2 with 2n requests takes as long as D1 on one half', () => {
+  it('DP replicas are independent: D2 with 2n requests takes as long as D1 on one half', async () => {
     const cluster = clusterPreset('2xA10');
-    const d2 = simulate(
+    const d2 = await simulate(
       model,
       cluster,
       { kind: 'static', parallel: { dp: 2, tp: 1, pp: 1 } },
       constantWorkload(8, 300, 20),
     );
-    const one = simulate(
+    const one = await simulate(
       model,
       clusterPreset('1xA10'),
       { kind: 'static', parallel: { dp: 1, tp: 1, pp: 1 } },
@@ -102,12 +107,12 @@ describe('simulate', () => {
     ).toThrow(/does not use the cluster's 2 devices/);
   });
 
-  it('counts requests too long for the KV cache as rejected instead of running them', () => {
+  it('counts requests too long for the KV cache as rejected instead of running them', async () => {
     const small: ClusterProfile = {
       ...clusterPreset('1xA10'),
       device: { ...clusterPreset('1xA10').device, memoryBytes: 16.2 * 1024 ** 3 },
     };
-    const report = simulate(
+    const report = await simulate(
       model,
       small,
       { kind: 'static', parallel: { dp: 1, tp: 1, pp: 1 } },
@@ -150,9 +155,9 @@ describe('simulate a Seesaw pair (the real SeesawScheduler)', () => {
     }
   }
 
-  it('runs everything, switches phases and records a consistent timeline', () => {
+  it('runs everything, switches phases and records a consistent timeline', async () => {
     const workload = loadWorkload('sharegpt', { numRequests: 60, seed: 3 });
-    const report = simulate(model, cluster, pair, workload, { trace: true });
+    const report = await simulate(model, cluster, pair, workload, { trace: true });
     expect(report.numFinished).toBe(60);
     expect(report.numSwitches).toBeGreaterThanOrEqual(1);
     expect(report.reshardSeconds).toBeGreaterThan(0);
@@ -166,10 +171,15 @@ describe('simulate a Seesaw pair (the real SeesawScheduler)', () => {
     expect(report.events!.some((e) => e.name === 'prefetch')).toBe(true);
   });
 
-  it('a smaller host KV tier forces more phase switches', () => {
+  it('a smaller host KV tier forces more phase switches', async () => {
     const workload = constantWorkload(40, 1000, 20);
-    const big = simulate(model, cluster, pair, workload);
-    const tiny = simulate(model, { ...cluster, hostMemoryBytesPerDevice: 0.6 * 1024 ** 3 }, pair, workload);
+    const big = await simulate(model, cluster, pair, workload);
+    const tiny = await simulate(
+      model,
+      { ...cluster, hostMemoryBytesPerDevice: 0.6 * 1024 ** 3 },
+      pair,
+      workload,
+    );
     // 1.2 GiB of host KV holds about 2.4k tokens of llama-2-7b: two prompts at a time.
     expect(big.numSwitches).toBe(1);
     expect(tiny.numSwitches).toBeGreaterThan(20);

@@ -111,10 +111,11 @@ function dummyRequest(index: number, promptTokens: number, outputTokens: number)
 interface ReplicaSetup {
   layouts: ReplicaLayout[];
   numKvBlocks: number[];
-  lanes: StepScheduler[];
+  scheduler: StepScheduler;
   numHostSlots: number;
 }
 
+/** The replica's layouts, KV capacity and scheduler, as the engine would set them up. */
 function setUpReplica(
   costs: ModelCosts,
   cluster: ClusterProfile,
@@ -131,23 +132,19 @@ function setUpReplica(
   const maxNumBatchedTokens = options.maxNumBatchedTokens ?? DEFAULT_TOKEN_BUDGET;
   const maxNumSeqs = options.maxNumSeqs ?? ENGINE_DEFAULTS.maxNumSeqs;
   if (target.kind === 'static') {
-    const { pp } = target.parallel;
-    // The engine's virtual engines: one scheduler per stage, each with 1/pp of the blocks.
-    const lanes = Array.from(
-      { length: pp },
-      () =>
-        new Scheduler({
-          numKvBlocks: Math.floor(numKvBlocks[0] / pp),
-          blockSize,
-          maxNumBatchedTokens,
-          maxNumSeqs,
-          maxModelLen,
-          eosTokenIds: [],
-          watermark: options.watermark ?? 0.01,
-          randomSeed: () => 0,
-        }),
-    );
-    return { layouts, numKvBlocks, lanes, numHostSlots: 0 };
+    // As the engine: one scheduler over all the replica's blocks, pp steps in flight.
+    const scheduler = new Scheduler({
+      numKvBlocks: numKvBlocks[0],
+      blockSize,
+      maxNumBatchedTokens,
+      maxNumSeqs,
+      maxModelLen,
+      eosTokenIds: [],
+      watermark: options.watermark ?? 0.01,
+      maxInFlight: target.parallel.pp,
+      randomSeed: () => 0,
+    });
+    return { layouts, numKvBlocks, scheduler, numHostSlots: 0 };
   }
   const host = hostKvCapacity(costs, cluster, target.prefill.tp * target.prefill.pp, blockSize);
   const settings: SeesawSchedulerConfig = {
@@ -164,14 +161,14 @@ function setUpReplica(
     maxInFlight: target.prefill.pp,
     randomSeed: () => 0,
   };
-  return { layouts, numKvBlocks, lanes: [createSeesawScheduler(settings)], numHostSlots: host.numSlots };
+  return { layouts, numKvBlocks, scheduler: createSeesawScheduler(settings), numHostSlots: host.numSlots };
 }
 
 /**
  * Simulates a workload on a cluster under a static configuration or a Seesaw pair. DP
- * replicas are independent: request i goes to replica i mod dp (an even split), and within a
- * static replica to the virtual engine with the fewest outstanding tokens (as ClusterEngine
- * places them). All requests arrive at time 0 (offline throughput).
+ * replicas are independent: request i goes to replica i mod dp (an even split). Each replica runs
+ * the engine's own loop (EngineCore) with a simulated executor on a virtual clock. All requests
+ * arrive at time 0 (offline throughput).
  */
 export function simulate(
   config: ModelConfig,
@@ -179,9 +176,20 @@ export function simulate(
   target: SimulationTarget,
   workload: Workload,
   options: SimulationOptions = {},
-): SimulationReport {
+): Promise<SimulationReport> {
+  // Thrown at the call, not as a rejection: the search filters candidates by it.
   const problem = infeasibility(config, cluster, target, options.blockSize, options.dtypeBytes);
   if (problem !== null) throw new InfeasibleConfigError(`${targetLabel(target)}: ${problem}`);
+  return simulateFeasible(config, cluster, target, workload, options);
+}
+
+async function simulateFeasible(
+  config: ModelConfig,
+  cluster: ClusterProfile,
+  target: SimulationTarget,
+  workload: Workload,
+  options: SimulationOptions,
+): Promise<SimulationReport> {
   const dtypeBytes = options.dtypeBytes ?? 2;
   const costs = modelCosts(config, dtypeBytes, cluster.device.computeBytesPerElement ?? dtypeBytes);
   const dp = target.kind === 'static' ? target.parallel.dp : target.prefill.dp;
@@ -194,31 +202,28 @@ export function simulate(
   let setup: ReplicaSetup | null = null;
   for (let r = 0; r < dp; r++) {
     setup = setUpReplica(costs, cluster, target, r, options);
-    const outstanding = setup.lanes.map(() => 0);
     for (let i = r; i < workload.requests.length; i += dp) {
       const request = workload.requests[i];
-      let lane = 0;
-      for (let l = 1; l < outstanding.length; l++) if (outstanding[l] < outstanding[lane]) lane = l;
       try {
-        setup.lanes[lane].addRequest(dummyRequest(i, request.promptTokens, request.outputTokens), 0);
+        setup.scheduler.addRequest(dummyRequest(i, request.promptTokens, request.outputTokens), 0);
       } catch (error) {
         if (!(error instanceof RequestRejectedError)) throw error;
         numRejected++;
         continue;
       }
-      outstanding[lane] += request.promptTokens + request.outputTokens;
       promptTokens += request.promptTokens;
       outputTokens += request.outputTokens;
     }
     const layouts = setup.layouts;
     const route = options.reshardRoute ?? 'auto';
     replicaResults.push(
-      simulateReplica({
+      await simulateReplica({
         costs,
         device: cluster.device,
+        blockSize: options.blockSize ?? DEFAULT_BLOCK_SIZE,
         layouts,
         numKvBlocks: setup.numKvBlocks,
-        lanes: setup.lanes,
+        scheduler: setup.scheduler,
         reshard:
           target.kind === 'seesaw'
             ? (from, to) => estimateReshard(costs, cluster, layouts[from], layouts[to], route)
@@ -228,7 +233,7 @@ export function simulate(
         stopAfterSeconds: options.stopAfterSeconds,
       }),
     );
-    for (const lane of setup.lanes) numPreemptions += lane.counters.numPreemptions;
+    numPreemptions += setup.scheduler.counters.numPreemptions;
   }
   const sum = (key: Exclude<keyof ReplicaSimulationResult, 'truncated'>): number =>
     replicaResults.reduce((total, result) => total + result[key], 0);

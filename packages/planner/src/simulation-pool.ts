@@ -15,7 +15,7 @@ export interface SimulationJob {
   options: SimulationOptions;
 }
 
-export function runSimulationJob(job: SimulationJob): SimulationReport {
+export function runSimulationJob(job: SimulationJob): Promise<SimulationReport> {
   return simulate(job.config, job.cluster, job.target, job.workload, job.options);
 }
 
@@ -37,7 +37,12 @@ export class SimulationPool {
 
   /** Reports in job order. */
   async run(jobs: readonly SimulationJob[]): Promise<SimulationReport[]> {
-    if (this.numThreads <= 1 || jobs.length <= 1) return jobs.map(runSimulationJob);
+    if (this.numThreads <= 1 || jobs.length <= 1) {
+      // One at a time, as a single thread would run them.
+      const reports: SimulationReport[] = [];
+      for (const job of jobs) reports.push(await runSimulationJob(job));
+      return reports;
+    }
     this.pool ??= new Piscina({
       filename: WORKER_ENTRY,
       minThreads: this.numThreads,

@@ -27,6 +27,7 @@ import { formatByteSize } from '../byte-size.ts';
 import { chatPrompterFor } from '../chat-template.ts';
 import { type ClusterSettings, readClusterSettings } from '../cluster-flags.ts';
 import { commandFlagSpec } from '../command-flags.ts';
+import { readSchedulerSettings } from '../engine-config.ts';
 import {
   drainEngine,
   type EngineSession,
@@ -68,8 +69,7 @@ export function readEngineSettings(values: FlagValues): EngineSettings {
   const settings: EngineSettings = {
     numThreads: optionalInteger(values, 'threads', { min: 1, max: 1024 }),
     kvCacheBytes: optionalByteSize(values, 'kv-cache-memory'),
-    maxNumBatchedTokens: optionalInteger(values, 'max-num-batched-tokens', { min: 1 }),
-    maxNumSeqs: optionalInteger(values, 'max-num-seqs', { min: 1 }),
+    ...readSchedulerSettings(values),
     cluster: seesaw ? undefined : readClusterSettings(values),
     ...readHostKvSettings(values),
   };
@@ -467,8 +467,7 @@ async function runOnClusterCommand(values: FlagValues): Promise<number> {
     modelDir: requiredString(values, 'model'),
     inputPath: requiredString(values, 'input'),
     outputPath,
-    maxNumBatchedTokens: optionalInteger(values, 'max-num-batched-tokens', { min: 1 }),
-    maxNumSeqs: optionalInteger(values, 'max-num-seqs', { min: 1 }),
+    ...readSchedulerSettings(values),
     ...readHostKvSettings(values),
     progressStream: process.stderr,
     log: (line) => process.stderr.write(`${line}\n`),

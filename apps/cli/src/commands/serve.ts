@@ -7,15 +7,9 @@
  */
 
 import { formatParallelConfig } from '@seesaw/model';
-import {
-  type FlagValues,
-  optionalInteger,
-  optionalString,
-  parseFlags,
-  requiredString,
-  UsageError,
-} from '../args.ts';
+import { type FlagValues, optionalString, parseFlags, requiredString, UsageError } from '../args.ts';
 import { commandFlagSpec } from '../command-flags.ts';
+import { readSchedulerSettings } from '../engine-config.ts';
 import { type EngineSession, type EngineSettings, openEngineSession } from '../engine-session.ts';
 import { readHostKvSettings } from '../host-kv-flags.ts';
 import { parseDurationMs } from '../service/completion-window.ts';
@@ -75,8 +69,7 @@ async function readSessionOpener(
   const { readClusterJobFlags, remoteSessionOpener } = await import('./cluster-script.ts');
   const cluster = readClusterJobFlags(values);
   const settings: EngineSettings = {
-    maxNumBatchedTokens: optionalInteger(values, 'max-num-batched-tokens', { min: 1 }),
-    maxNumSeqs: optionalInteger(values, 'max-num-seqs', { min: 1 }),
+    ...readSchedulerSettings(values),
     ...readHostKvSettings(values),
   };
   return (modelDir, choice) => {

@@ -43,9 +43,9 @@ export async function simulateCommand(argv: string[]): Promise<number> {
   const inputs = readPlannerInputs(values, { workload: 'sharegpt' });
   const tracePath = optionalString(values, 'trace');
   const startMs = performance.now();
-  let report: ReturnType<typeof simulate>;
+  let report: Awaited<ReturnType<typeof simulate>>;
   try {
-    report = simulate(inputs.model, inputs.cluster, target, inputs.workload, {
+    report = await simulate(inputs.model, inputs.cluster, target, inputs.workload, {
       dtypeBytes: inputs.dtypeBytes,
       maxNumBatchedTokens: inputs.maxNumBatchedTokens,
       maxNumSeqs: inputs.maxNumSeqs,

@@ -19,6 +19,7 @@ import {
 import { DAEMON_SERVICE_FLAG_GROUP } from '../command-flags.ts';
 import { type ClusterJobSettings, remoteSessionOpener } from '../commands/cluster-script.ts';
 import { parseHostPort, readApiKey, readBatchWindowOverride } from '../commands/serve.ts';
+import { readSchedulerSettings } from '../engine-config.ts';
 import type { EngineSession, EngineSettings } from '../engine-session.ts';
 import type { EngineChoice } from './engine-choice.ts';
 import { type RunningService, startService } from './service.ts';
@@ -72,8 +73,7 @@ export function readDaemonServiceFlags(values: FlagValues): DaemonServiceSetting
     ...(deviceMemoryBytes === undefined ? {} : { deviceMemoryBytes }),
     ...readBatchWindowOverride(values),
     engine: {
-      maxNumBatchedTokens: optionalInteger(values, 'max-num-batched-tokens', { min: 1 }),
-      maxNumSeqs: optionalInteger(values, 'max-num-seqs', { min: 1 }),
+      ...readSchedulerSettings(values),
     },
   };
 }

@@ -36,7 +36,7 @@ export class ClusterEngine extends ReplicaCluster<Engine> {
       onReplicaLost: async (r) => {
         const replica = replicas[r];
         if (!(replica instanceof ReplicaDevice)) return;
-        await Promise.all(replica.actors.flat().map((actor) => actor.close('abort').catch(() => {})));
+        await replica.abort();
       },
     });
   }

@@ -17,13 +17,6 @@ export {
   type LocalHostKvOptions,
 } from './local-host-kv.ts';
 export {
-  type PhasedActor,
-  PhasedReplicaDevice,
-  type PhasedReplicaOptions,
-  type PhasedReshardStats,
-  type ReshardPlanner,
-} from './phased-replica-device.ts';
-export {
   createClusterPlanner,
   createPhasedReplicas,
   type PhasedPlannerSetup,
@@ -37,7 +30,13 @@ export {
 } from './recovering-cluster.ts';
 export { ClusterStoppedError, ReplicasLostError } from './recovery-errors.ts';
 export { type ReplanOptions, replanConfig } from './replan.ts';
-export { ReplicaDevice } from './replica-device.ts';
+export {
+  type ReplicaActor,
+  ReplicaDevice,
+  type ReplicaDeviceOptions,
+  type ReplicaReshardStats,
+  type ReshardPlanner,
+} from './replica-device.ts';
 export { type ReplicaHostSlots, withHostSlots } from './replica-host-slots.ts';
 export {
   fitLink,

@@ -8,8 +8,8 @@
  *
  * With decodeParallel the cluster is phased (Seesaw): the same workers also get layout 1's TP
  * groups and pipeline links plus a full mesh of weight-slice links inside each replica, load
- * layout 0 (the prefill configuration), and are driven as one PhasedReplicaDevice per replica,
- * which re-shards them between the two layouts. Either way the host KV tier is split per replica
+ * layout 0 (the prefill configuration), and are driven as one two-layout ReplicaDevice per
+ * replica, which re-shards them between the two layouts. Either way the host KV tier is split per replica
  * (one scheduler each).
  */
 import {
@@ -27,9 +27,8 @@ import { type DeviceWorkerData, type DeviceWorkerLinkPorts, ENGINE_DEFAULTS } fr
 import { DeviceActorHandle } from './device-actor-handle.ts';
 import { wireLayout, wireReshardMesh } from './layout-wiring.ts';
 import { type EngineHostKv, LocalHostKv } from './local-host-kv.ts';
-import type { PhasedReplicaDevice, ReshardPlanner } from './phased-replica-device.ts';
 import { createClusterPlanner, createPhasedReplicas, phasedLayouts } from './phased-replicas.ts';
-import type { ReplicaDevice } from './replica-device.ts';
+import type { ReplicaDevice, ReshardPlanner } from './replica-device.ts';
 import { groupReplicas, shardLoads } from './replica-loading.ts';
 
 export interface LocalClusterOptions {
@@ -88,18 +87,25 @@ export class LocalCluster {
     readonly config: ModelConfig,
     /** Every actor in device order. */
     readonly actors: DeviceActorHandle[],
-    private readonly staticReplicas: ReplicaDevice[],
-    /** One per DP replica of a phased cluster; empty for a static one. */
-    readonly phasedReplicas: PhasedReplicaDevice[],
+    /** One per DP replica, with one layout (static) or two (phased). */
+    private readonly replicaDevices: ReplicaDevice[],
     /** The host KV tier, when hostKvBytes was given. */
     readonly hostKv: LocalHostKv | undefined,
   ) {}
 
-  /** One per DP replica of a static cluster (a phased one has phasedReplicas instead). */
+  /**
+   * One per DP replica of a static cluster, for the static engines (a phased cluster's replicas
+   * switch layouts, so they are only handed out as phasedReplicas, to the Seesaw engines).
+   */
   get replicas(): ReplicaDevice[] {
     if (this.decodeParallel)
       throw new Error(`${this.name} is a phased cluster: drive its phasedReplicas, not replicas`);
-    return this.staticReplicas;
+    return this.replicaDevices;
+  }
+
+  /** One per DP replica of a phased cluster; empty for a static one. */
+  get phasedReplicas(): ReplicaDevice[] {
+    return this.decodeParallel ? this.replicaDevices : [];
   }
 
   /** Each replica's share of the host KV tier (EngineOptions.hostKv), when there is one. */
@@ -217,20 +223,10 @@ export class LocalCluster {
     const loaded = await Promise.allSettled(loads.map(({ rank, shard }) => actors[rank.device].load(shard)));
     const ready = await LocalCluster.allOrAbort(loaded, actors);
 
-    if (phased) {
-      const replicas = createPhasedReplicas({
-        ...options,
-        ...phased,
-        parallel,
-        blockSize,
-        hostKv,
-        actors,
-        ready,
-      });
-      return new LocalCluster(parallel, phased.decode, config, actors, [], replicas, hostKv);
-    }
-    const replicas = groupReplicas(actors, ready, parallel, blockSize);
-    return new LocalCluster(parallel, undefined, config, actors, replicas, [], hostKv);
+    const replicas = phased
+      ? createPhasedReplicas({ ...options, ...phased, parallel, blockSize, hostKv, actors, ready })
+      : groupReplicas(actors, ready, parallel, blockSize);
+    return new LocalCluster(parallel, phased?.decode, config, actors, replicas, hostKv);
   }
 
   /** The values, or (after stopping every started actor) the first failure. */
@@ -249,13 +245,11 @@ export class LocalCluster {
 
   /** Total weight and KV cache bytes over all devices (in the current layout of a phased cluster). */
   get weightBytes(): number {
-    const all: Array<{ weightBytes: number }> = [...this.staticReplicas, ...this.phasedReplicas];
-    return all.reduce((sum, r) => sum + r.weightBytes, 0);
+    return this.replicaDevices.reduce((sum, r) => sum + r.weightBytes, 0);
   }
 
   get kvCacheBytes(): number {
-    const all: Array<{ kvCacheBytes: number }> = [...this.staticReplicas, ...this.phasedReplicas];
-    return all.reduce((sum, r) => sum + r.kvCacheBytes, 0);
+    return this.replicaDevices.reduce((sum, r) => sum + r.kvCacheBytes, 0);
   }
 
   /** Stops every actor: 'drain' lets queued steps finish, 'abort' stops at once. Idempotent. */

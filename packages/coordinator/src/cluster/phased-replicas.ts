@@ -1,6 +1,6 @@
 /**
  * The phased (Seesaw) part of a LocalCluster: checking the decode layout against the prefill
- * one, and one PhasedReplicaDevice per DP replica over the loaded actors, sharing one planner.
+ * one, and one two-layout ReplicaDevice per DP replica over the loaded actors, sharing one planner.
  */
 import {
   formatParallelConfig,
@@ -14,7 +14,7 @@ import {
 import type { Ready } from '@seesaw/protocol';
 import type { DeviceActorHandle } from './device-actor-handle.ts';
 import type { LocalHostKv } from './local-host-kv.ts';
-import { PhasedReplicaDevice, type ReshardPlanner } from './phased-replica-device.ts';
+import { ReplicaDevice, type ReshardPlanner } from './replica-device.ts';
 import { checkpointTensorBytes, createReshardPlanner } from './reshard-planner.ts';
 
 /** The decode layout, checked against the model and the prefill layout (same dp, same devices per replica). */
@@ -57,7 +57,7 @@ export function createClusterPlanner(
     rates: setup.reshardRates,
     deviceMemoryBytes: setup.deviceMemoryBytes,
   });
-  // One replica each (dp 1), as PhasedReplicaDevice asks, so these plans are the ones reused.
+  // One replica each (dp 1), as ReplicaDevice asks, so these plans are the ones reused.
   const [from, to] = [prefill, decode].map((p) => ({ dp: 1, tp: p.tp, pp: p.pp }));
   planner(from, to);
   planner(to, from);
@@ -78,13 +78,13 @@ export interface PhasedReplicasSetup {
 }
 
 /** Replica r drives devices [r * N, (r + 1) * N) and, with a host KV tier, the r-th equal range of its slots. */
-export function createPhasedReplicas(setup: PhasedReplicasSetup): PhasedReplicaDevice[] {
+export function createPhasedReplicas(setup: PhasedReplicasSetup): ReplicaDevice[] {
   const { parallel, decode, hostKv, actors, ready, log } = setup;
   const perReplica = parallel.tp * parallel.pp;
   const numSlots = hostKv?.engineHostKv.numSlots;
   return Array.from({ length: parallel.dp }, (_, dpRank) => {
     const devices = Array.from({ length: perReplica }, (_, i) => dpRank * perReplica + i);
-    return new PhasedReplicaDevice({
+    return new ReplicaDevice({
       dpRank,
       actors: devices.map((device) => actors[device]),
       layouts: [parallel, decode],

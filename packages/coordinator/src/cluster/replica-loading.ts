@@ -54,14 +54,14 @@ export function groupReplicas(
 ): ReplicaDevice[] {
   const { dp, tp, pp } = parallel;
   return Array.from({ length: dp }, (_, dpRank) => {
-    const stages = Array.from({ length: pp }, (_, ppStage) =>
-      Array.from({ length: tp }, (_, tpRank) => (dpRank * pp + ppStage) * tp + tpRank),
-    );
-    return new ReplicaDevice(
+    // Local index ppStage * tp + tpRank: the replica's devices in global device order.
+    const devices = Array.from({ length: tp * pp }, (_, i) => dpRank * tp * pp + i);
+    return new ReplicaDevice({
       dpRank,
-      stages.map((devices) => devices.map((device) => actors[device]!)),
-      stages.map((devices) => devices.map((device) => ready[device]!)),
+      actors: devices.map((device) => actors[device]!),
+      layouts: [parallel],
+      ready: devices.map((device) => ready[device]!),
       blockSize,
-    );
+    });
   });
 }

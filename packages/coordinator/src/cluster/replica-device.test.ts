@@ -1,5 +1,5 @@
 /**
- * PhasedReplicaDevice over scripted actors (no workers): which actor answers in each layout,
+ * ReplicaDevice over scripted actors (no workers): which actor answers in each layout,
  * the switch barrier, what each device is sent, the figures and log line of a switch, host
  * slot ranges, and failure. The planner is the real one, on the tiny fixture's header.
  */
@@ -7,14 +7,14 @@ import { join } from 'node:path';
 import { loadModelConfig, type ParallelConfig, parseParallelConfig } from '@seesaw/model';
 import type { Reshard, ReshardDone, StepBatch, StepKvSwap, StepResult } from '@seesaw/protocol';
 import { describe, expect, it } from 'vitest';
-import { type PhasedActor, PhasedReplicaDevice, type PhasedReplicaOptions } from './phased-replica-device.ts';
+import { type ReplicaActor, ReplicaDevice, type ReplicaDeviceOptions } from './replica-device.ts';
 import { checkpointTensorBytes, createReshardPlanner } from './reshard-planner.ts';
 
 const FIXTURE = join(import.meta.dirname, '../../../../fixtures/tiny-llama-bf16');
 const config = loadModelConfig(FIXTURE);
 const tensorBytes = checkpointTensorBytes(FIXTURE);
 
-class ScriptedActor implements PhasedActor {
+class ScriptedActor implements ReplicaActor {
   readonly posted: StepBatch[] = [];
   readonly reshards: Array<Omit<Reshard, 'tag'>> = [];
   private readonly answers = new Map<number, (result: StepResult) => void>();
@@ -80,8 +80,8 @@ class ScriptedActor implements PhasedActor {
 function replicaOf(
   prefill: string,
   decode: string,
-  extra: Partial<PhasedReplicaOptions> = {},
-): { replica: PhasedReplicaDevice; actors: ScriptedActor[]; lines: string[] } {
+  extra: Partial<ReplicaDeviceOptions> = {},
+): { replica: ReplicaDevice; actors: ScriptedActor[]; lines: string[] } {
   const layouts: [ParallelConfig, ParallelConfig] = [
     parseParallelConfig(prefill),
     parseParallelConfig(decode),
@@ -89,7 +89,7 @@ function replicaOf(
   const n = layouts[0].tp * layouts[0].pp;
   const actors = Array.from({ length: n }, (_, i) => new ScriptedActor(`device ${i}`));
   const lines: string[] = [];
-  const replica = new PhasedReplicaDevice({
+  const replica = new ReplicaDevice({
     dpRank: 0,
     actors,
     layouts,
@@ -112,7 +112,7 @@ function step(stepId: number, swaps: Partial<Pick<StepBatch, 'swapOuts' | 'swapI
 }
 
 /** Sends one step and answers it from the actor that awaits it; returns that actor's index. */
-async function runOneStep(replica: PhasedReplicaDevice, actors: ScriptedActor[], stepId: number) {
+async function runOneStep(replica: ReplicaDevice, actors: ScriptedActor[], stepId: number) {
   const result = replica.execute(step(stepId));
   const answering = actors.findIndex((actor) => actor.awaited.includes(stepId));
   actors[answering].answer(stepId);
@@ -120,7 +120,50 @@ async function runOneStep(replica: PhasedReplicaDevice, actors: ScriptedActor[],
   return answering;
 }
 
-describe('PhasedReplicaDevice', () => {
+describe('ReplicaDevice', () => {
+  it('with one layout is a static replica: the last stage answers, a switch is refused', async () => {
+    const layout = parseParallelConfig('T2P2');
+    const actors = Array.from({ length: 4 }, (_, i) => new ScriptedActor(`device ${i}`));
+    const replica = new ReplicaDevice({
+      dpRank: 1,
+      actors,
+      layouts: [layout],
+      ready: actors.map((_, i) => ({
+        tag: 'ready',
+        numKvBlocks: 30 - i,
+        weightBytes: 100,
+        kvCacheBytes: 1000,
+      })),
+      blockSize: 8,
+    });
+    expect(replica.maxInFlight).toBe(2);
+    expect(replica.numKvBlocks).toBe(27);
+    expect(replica.weightBytes).toBe(400);
+    expect(await runOneStep(replica, actors, 0)).toBe(2);
+    await expect(replica.switchTo('decode')).rejects.toThrow(/replica 1 has one layout \(T2P2\): no switch/);
+    expect(actors.every((actor) => actor.reshards.length === 0)).toBe(true);
+    expect(
+      () =>
+        new ReplicaDevice({
+          dpRank: 0,
+          actors,
+          layouts: [parseParallelConfig('T2')],
+          ready: [],
+          blockSize: 8,
+        }),
+    ).toThrow(/layout T2 must span the replica's 4 devices/);
+    expect(
+      () =>
+        new ReplicaDevice({
+          dpRank: 0,
+          actors,
+          layouts: [layout, parseParallelConfig('P4')],
+          ready: [],
+          blockSize: 8,
+        }),
+    ).toThrow(/needs a re-shard planner/);
+  });
+
   it('routes steps to every actor and takes the answer from the layout last stage TP rank 0', async () => {
     // T2P2: stage 1 TP rank 0 is local device 2; T4: stage 0 TP rank 0 is device 0; P4: device 3.
     const { replica, actors } = replicaOf('T2P2', 'P4');
