@@ -277,6 +277,7 @@ export class HttpApi {
 
   private sendMetrics(response: ServerResponse): void {
     const gauges = this.options.runner.gauges();
+    const current = this.options.completions.engines.current;
     const text = [
       '# HELP seesaw_batches_queued Batches waiting for the engine.',
       '# TYPE seesaw_batches_queued gauge',
@@ -289,7 +290,10 @@ export class HttpApi {
       `seesaw_batch_requests_in_flight ${gauges.numRequestsInFlight}`,
       '# HELP seesaw_engine_requests_in_flight Requests in the engine now (batch and single).',
       '# TYPE seesaw_engine_requests_in_flight gauge',
-      `seesaw_engine_requests_in_flight ${this.options.completions.engines.current?.engineLoop.numInFlight ?? 0}`,
+      `seesaw_engine_requests_in_flight ${current?.engineLoop.numInFlight ?? 0}`,
+      '# HELP seesaw_engine_output_tokens_total Tokens the open engine generated (early stops show here).',
+      '# TYPE seesaw_engine_output_tokens_total counter',
+      `seesaw_engine_output_tokens_total ${current?.session.engine.stats.numOutputTokens ?? 0}`,
       '',
     ].join('\n');
     response.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });

@@ -142,4 +142,113 @@ describe.skipIf(engineUnavailableReason !== null)('seesaw serve: n, logprobs and
       for (const entry of choice.logprobs?.content ?? []) expect(entry.top_logprobs).toHaveLength(4);
     }
   }, 60_000);
+
+  /** Streamed pieces per choice index, finish reasons, chunks that carried text, and the usage chunk. */
+  async function collect(
+    chunks: AsyncIterable<{ choices: { index: number; finish_reason: string | null }[]; usage?: unknown }>,
+    textOf: (choice: unknown) => string,
+  ) {
+    const texts = new Map<number, string>();
+    const finishReasons = new Map<number, string | null>();
+    const numTextChunks = new Map<number, number>();
+    let usage: unknown = null;
+    for await (const chunk of chunks) {
+      if (chunk.usage) usage = chunk.usage;
+      for (const choice of chunk.choices) {
+        const piece = textOf(choice);
+        texts.set(choice.index, (texts.get(choice.index) ?? '') + piece);
+        if (piece !== '') numTextChunks.set(choice.index, (numTextChunks.get(choice.index) ?? 0) + 1);
+        if (choice.finish_reason !== null) finishReasons.set(choice.index, choice.finish_reason);
+      }
+    }
+    return { texts, finishReasons, numTextChunks, usage };
+  }
+
+  /** The engine's generated-token counter from /metrics. */
+  async function outputTokensTotal(): Promise<number> {
+    const metrics = await fetch(new URL('../metrics', `${server.baseUrl}/`), {
+      headers: { authorization: `Bearer ${client.apiKey}` },
+    });
+    const match = /^seesaw_engine_output_tokens_total (\d+)$/m.exec(await metrics.text());
+    expect(match).not.toBeNull();
+    return Number(match?.[1]);
+  }
+
+  /** A stop string the unstopped answer holds in its middle (2 characters, no U+FFFD). */
+  function stopStringIn(text: string): string {
+    for (let at = Math.floor(text.length / 3); at + 2 <= text.length; at++) {
+      const stop = text.slice(at, at + 2);
+      if (!stop.includes('\uFFFD') && text.indexOf(stop) === at) return stop;
+    }
+    throw new Error(`no stop string candidate in ${JSON.stringify(text)}`);
+  }
+
+  it('streams completions token by token: n: 2 with a stop string, pieces concatenate to the non-streamed text', async () => {
+    const base = {
+      model: 'tiny',
+      prompt: 'Streaming test',
+      max_tokens: 24,
+      n: 2,
+      temperature: 0.8,
+      seed: 99,
+      ignore_eos: true,
+    } as unknown as OpenAI.CompletionCreateParamsNonStreaming;
+    const full = await client.completions.create(base);
+    const stop = stopStringIn(full.choices[0].text);
+    const params = { ...base, stop };
+    const tokensBefore = await outputTokensTotal();
+    const stopped = await client.completions.create(params);
+    expect(stopped.choices[0].finish_reason).toBe('stop');
+    expect(stopped.choices[0].text).toBe(full.choices[0].text.slice(0, full.choices[0].text.indexOf(stop)));
+    // The engine stopped choice 0 at the stop string: fewer tokens generated than 2 x max_tokens.
+    expect((await outputTokensTotal()) - tokensBefore).toBeLessThan(2 * 24);
+
+    for (const request of [base, params]) {
+      const expected = await client.completions.create(request);
+      const streamed = await collect(
+        await client.completions.create({
+          ...request,
+          stream: true,
+          stream_options: { include_usage: true },
+        }),
+        (choice) => (choice as OpenAI.CompletionChoice).text,
+      );
+      for (const choice of expected.choices) {
+        expect(streamed.texts.get(choice.index)).toBe(choice.text);
+        expect(streamed.finishReasons.get(choice.index)).toBe(choice.finish_reason);
+      }
+      expect(streamed.usage).toEqual(expected.usage);
+      // Token by token, not one chunk at the end.
+      expect(streamed.numTextChunks.get(1) ?? 0).toBeGreaterThan(3);
+    }
+  }, 60_000);
+
+  it('streams chat with n: 2 token by token; the deltas concatenate to each message', async () => {
+    const params = {
+      model: 'tiny',
+      messages: [{ role: 'user', content: 'Stream a story' }],
+      max_tokens: 20,
+      n: 2,
+      temperature: 0.9,
+      seed: 5,
+      ignore_eos: true,
+    } as unknown as OpenAI.ChatCompletionCreateParamsNonStreaming;
+    const expected = await client.chat.completions.create(params);
+    const roles: string[] = [];
+    const streamed = await collect(
+      await client.chat.completions.create({ ...params, stream: true }),
+      (choice) => {
+        const delta = (choice as OpenAI.ChatCompletionChunk.Choice).delta;
+        if (delta.role) roles.push(delta.role);
+        return delta.content ?? '';
+      },
+    );
+    expect(roles).toEqual(['assistant', 'assistant']);
+    for (const choice of expected.choices) {
+      expect(streamed.texts.get(choice.index)).toBe(choice.message.content);
+      expect(streamed.finishReasons.get(choice.index)).toBe(choice.finish_reason);
+      expect(streamed.numTextChunks.get(choice.index) ?? 0).toBeGreaterThan(3);
+    }
+    expect(streamed.usage).toBeNull();
+  }, 60_000);
 });
