@@ -3,7 +3,9 @@
  * /metrics, every route behind `Authorization: Bearer <api key>`.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { createListenerServer, type TlsServerCredentials } from '@seesaw/protocol';
 import type { BatchRunner } from './batch-runner.ts';
 import { COMPLETION_WINDOWS, expiresAtSeconds } from './completion-window.ts';
 import { type CompletionsDeps, handleCompletion, isCompletionRoute } from './completions-api.ts';
@@ -13,6 +15,8 @@ import { batchObject, fileObject, modelObject } from './openai-objects.ts';
 import type { StateStore } from './state-store.ts';
 
 export interface HttpApiOptions {
+  /** Serve HTTPS with this certificate (the coordinator's --tls-cert/--tls-key); plain HTTP without. */
+  tls?: TlsServerCredentials;
   store: StateStore;
   runner: BatchRunner;
   modelName: string;
@@ -91,7 +95,9 @@ export class HttpApi {
   constructor(private readonly options: HttpApiOptions) {
     if (options.apiKeys.length === 0) throw new Error('the service needs at least one API key');
     this.apiKeyDigests = options.apiKeys.map(digest);
-    this.server = createServer((request, response) => {
+    this.server = createListenerServer(options.tls);
+    if (options.tls) answerPlainHttpOnTls(this.server);
+    this.server.on('request', (request: IncomingMessage, response: ServerResponse) => {
       this.handle(request, response).catch((error: unknown) => {
         const apiError =
           error instanceof ApiError
@@ -318,4 +324,21 @@ function isStringRecord(value: unknown): value is Record<string, string> {
     !Array.isArray(value) &&
     Object.values(value).every((entry) => typeof entry === 'string')
   );
+}
+
+/**
+ * Plain http:// sent to the HTTPS port gets a 400 that says so, instead of a reset connection.
+ * OpenSSL recognises an HTTP request as the first bytes (ERR_SSL_HTTP_REQUEST); the answer goes
+ * on the raw TCP socket under the TLS one (Node's `_parent`; without it the socket just closes).
+ */
+function answerPlainHttpOnTls(server: Server): void {
+  server.on('tlsClientError', (error: Error & { code?: string }, socket: { _parent?: Socket }) => {
+    const raw = socket._parent;
+    if (error.code !== 'ERR_SSL_HTTP_REQUEST' || raw === undefined || raw.destroyed) return;
+    const text = 'this port serves HTTPS: use https:// (and the CA of its certificate)\n';
+    raw.end(
+      `HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(text)}\r\n` +
+        `connection: close\r\n\r\n${text}`,
+    );
+  });
 }
