@@ -240,7 +240,11 @@ export class RemoteJobClient {
     const watched = this.watched.get(requestId);
     if (watched === undefined) return;
     const { request, outputTokenIds } = watched;
-    outputTokenIds.length = Math.min(offset, outputTokenIds.length);
+    if (offset < outputTokenIds.length) {
+      // The request started over on the coordinator (which forgot the stop): check afresh.
+      outputTokenIds.length = offset;
+      watched.isStopSent = false;
+    }
     for (const id of tokenIds) {
       outputTokenIds.push(id);
       request.onProgress?.(outputTokenIds);

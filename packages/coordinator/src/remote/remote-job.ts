@@ -335,8 +335,10 @@ export class RemoteJob {
       ...request,
       stopWhen: () => this.stopAsked.has(requestId),
       onProgress: (outputTokenIds) => {
-        // Fewer outputs than reported: the request started over (recovery on another replica).
+        // Fewer outputs than reported: the request started over (recovery on another replica),
+        // and a stop asked for the old outputs no longer applies (the client asks again).
         const offset = Math.min(numReported, outputTokenIds.length - 1);
+        if (offset < numReported) this.stopAsked.delete(requestId);
         this.client.post({
           tag: 'requestProgress',
           requestId,
