@@ -18,6 +18,7 @@ import { outputRecordOfChoices } from '../commands/run.ts';
 import { parseInputLine } from '../input-lines.ts';
 import { numChoicesOf, submitChoices } from '../request-choices.ts';
 import { stopWhenOfRequest } from '../stop-strings.ts';
+import { CompletionEvents } from './completion-events.ts';
 import { LateRejectionError } from './engine-loop.ts';
 import { ANY_ENGINE, type EngineProvider } from './engine-provider.ts';
 import { ApiError, sendJson } from './http-errors.ts';
@@ -129,78 +130,6 @@ export async function handleCompletion(
     events.sendFinish(choice.index, choice.finish_reason);
   }
   events.end(includeUsage ? completion.usage : null);
-}
-
-/** The server-sent events of one streamed completion (OpenAI's chunk objects). */
-class CompletionEvents {
-  private isStarted = false;
-  private readonly roleSent = new Set<number>();
-  private readonly head: { id: string; object: string; created: number; model: string };
-
-  constructor(
-    private readonly response: ServerResponse,
-    private readonly isChat: boolean,
-    id: string,
-    model: string,
-  ) {
-    const object = isChat ? 'chat.completion.chunk' : 'text_completion';
-    this.head = { id, object, created: Math.floor(Date.now() / 1000), model };
-  }
-
-  get hasStarted(): boolean {
-    return this.isStarted;
-  }
-
-  sendText(index: number, text: string): void {
-    if (!this.isChat) {
-      this.send({ choices: [{ index, text, finish_reason: null, logprobs: null }] });
-      return;
-    }
-    // A chat choice's first delta carries the role, as OpenAI's do.
-    const role = this.roleSent.has(index) ? {} : { role: 'assistant' };
-    this.roleSent.add(index);
-    this.send({
-      choices: [{ index, delta: { ...role, content: text }, finish_reason: null, logprobs: null }],
-    });
-  }
-
-  sendFinish(index: number, finishReason: string): void {
-    if (!this.isChat) {
-      this.send({ choices: [{ index, text: '', finish_reason: finishReason, logprobs: null }] });
-      return;
-    }
-    const role = this.roleSent.has(index) ? {} : { role: 'assistant', content: '' };
-    this.roleSent.add(index);
-    this.send({ choices: [{ index, delta: role, finish_reason: finishReason, logprobs: null }] });
-  }
-
-  end(usage: unknown): void {
-    if (usage !== null) this.send({ choices: [], usage });
-    this.start();
-    this.response.end('data: [DONE]\n\n');
-  }
-
-  /** Ends the stream with an error event (what OpenAI's client raises as an APIError). */
-  fail(error: Error): void {
-    const code = error instanceof ApiError ? error.code : 'server_error';
-    this.send({ error: { message: error.message, type: 'server_error', code } });
-    this.response.end();
-  }
-
-  private send(data: object): void {
-    this.start();
-    this.response.write(`data: ${JSON.stringify({ ...this.head, ...data })}\n\n`);
-  }
-
-  private start(): void {
-    if (this.isStarted) return;
-    this.isStarted = true;
-    this.response.writeHead(200, {
-      'content-type': 'text/event-stream',
-      'cache-control': 'no-cache',
-      connection: 'keep-alive',
-    });
-  }
 }
 
 /** True for the routes handleCompletion answers. */
