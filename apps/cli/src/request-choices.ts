@@ -26,6 +26,14 @@ export function numChoicesOf(request: ParsedRequest): number {
   return request.prompts.length * request.n;
 }
 
+/** What the caller hooks into each choice's engine request (functions of this process). */
+export interface ChoiceHooks {
+  /** Early stop (stop strings: stopWhenOf), the same for every choice. */
+  stopWhen?: EngineRequest['stopWhen'];
+  /** Progress of choice `index` (token streaming): the outputs so far after each token. */
+  onProgress?: (index: number, outputTokenIds: readonly number[]) => void;
+}
+
 /**
  * The engine requests of a line's choices, in choice order. A single choice keeps `idBase` as
  * its id (the engine sees exactly the request it saw before lists and n existed); several are
@@ -34,12 +42,21 @@ export function numChoicesOf(request: ParsedRequest): number {
 export function choiceRequestsOf(
   request: ParsedRequest,
   idBase: string,
-  stopWhen?: EngineRequest['stopWhen'],
+  hooks: ChoiceHooks = {},
 ): EngineRequest[] {
-  const early = stopWhen ? { stopWhen } : {};
+  const { stopWhen, onProgress } = hooks;
+  const hooksOf = (index: number) => ({
+    ...(stopWhen ? { stopWhen } : {}),
+    ...(onProgress ? { onProgress: (ids: readonly number[]) => onProgress(index, ids) } : {}),
+  });
   if (numChoicesOf(request) === 1) {
     return [
-      { requestId: idBase, promptTokenIds: request.promptTokenIds, sampling: request.sampling, ...early },
+      {
+        requestId: idBase,
+        promptTokenIds: request.promptTokenIds,
+        sampling: request.sampling,
+        ...hooksOf(0),
+      },
     ];
   }
   return request.prompts.flatMap((promptTokenIds, p) =>
@@ -47,7 +64,7 @@ export function choiceRequestsOf(
       requestId: `${idBase}#${p * request.n + j}`,
       promptTokenIds,
       sampling: { ...request.sampling, seed: choiceSeed(request.sampling.seed, j) },
-      ...early,
+      ...hooksOf(p * request.n + j),
     })),
   );
 }
@@ -89,9 +106,10 @@ export function submitChoices(
   request: ParsedRequest,
   idBase: string,
   submit: (request: EngineRequest) => { rejection: string } | { output: Promise<RequestOutput> },
+  hooks: ChoiceHooks = {},
 ): { rejection: string } | { outputs: Promise<RequestOutput[]> } {
   const pending: Promise<RequestOutput>[] = [];
-  for (const choice of choiceRequestsOf(request, idBase)) {
+  for (const choice of choiceRequestsOf(request, idBase, hooks)) {
     const submission = submit(choice);
     // Choices already queued still run; their outputs are dropped with the line's error.
     if ('rejection' in submission) {

@@ -1,9 +1,10 @@
 /**
  * OpenAI's `stop`: up to 4 strings; the answer ends before the first one the generated text
  * contains, with finish_reason "stop": the text before the stop string, and the output ids up to
- * the one that completed it (as vLLM counts them). A local engine stops generating at that token
- * (stopWhenOf); an engine that cannot (a remote job) runs to its own end and the output is cut
- * here. Either way the answer is the same tokens as a run without `stop`, cut.
+ * the one that completed it (as vLLM counts them). The engine stops generating at that token
+ * (stopWhenOf; a remote job's client runs it on the job's progress messages and asks the
+ * coordinator to stop, a few tokens later), and the output is cut here. Either way the answer is
+ * the same tokens as a run without `stop`, cut.
  */
 import type { LineProblems } from './line-problems.ts';
 
@@ -95,4 +96,12 @@ export function stopWhenOf(
 ): ((outputTokenIds: readonly number[]) => boolean) | undefined {
   if (stops.length === 0) return undefined;
   return (outputTokenIds) => isStopDetermined(decode([...outputTokenIds]), stops);
+}
+
+/** stopWhenOf for a parsed line: none without stop strings or without a tokenizer to decode with. */
+export function stopWhenOfRequest(
+  request: { stopStrings: readonly string[] },
+  tokenizer: { decode(ids: number[]): string } | null,
+): ((outputTokenIds: readonly number[]) => boolean) | undefined {
+  return tokenizer === null ? undefined : stopWhenOf(request.stopStrings, (ids) => tokenizer.decode(ids));
 }

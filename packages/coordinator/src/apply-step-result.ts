@@ -6,7 +6,7 @@ import type { StepPlan } from './step-plan.ts';
 
 /**
  * Applies a checked step result to its sequences, in batch order: computed positions move on,
- * sampled tokens are appended, and a sequence that stops (stop token, maxTokens or maxModelLen)
+ * sampled tokens are appended (and reported to the request's onProgress hook), and a sequence that stops (stop token, maxTokens or maxModelLen)
  * is handed to `finish` and reported. Shared by both scheduling policies.
  */
 export function applyStepResult(
@@ -35,6 +35,7 @@ export function applyStepResult(
     }
     counters.numOutputTokens++;
     if (seq.outputTokenIds.length === 1) seq.firstTokenMs = nowMs;
+    seq.onProgress?.(seq.outputTokenIds);
     const finishReason = seq.checkFinished(maxModelLen);
     if (finishReason) {
       finish(seq, finishReason);

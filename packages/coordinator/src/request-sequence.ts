@@ -70,6 +70,7 @@ export function sequenceOfRequest(
     maxTokens: sampling.maxTokens,
     stopTokenIds,
     stopWhen: request.stopWhen,
+    onProgress: request.onProgress,
     arrivalMs,
   });
 }

@@ -11,6 +11,13 @@ export interface EngineRequest {
    * process: a job client sends requests without it (the caller's cut afterwards still applies).
    */
   stopWhen?: (outputTokenIds: readonly number[]) => boolean;
+  /**
+   * Progress hook (token streaming): called with the outputs so far each time a token of this
+   * request is sampled, the last one included, before the request is reported finished. Only
+   * requests that set it pay for it. A function too: a job client asks the coordinator for
+   * progress messages instead (requestProgress) and calls it itself.
+   */
+  onProgress?: (outputTokenIds: readonly number[]) => void;
 }
 
 /** 'stop': a stop or EOS token was generated; 'length': maxTokens or the model length cap was hit. */

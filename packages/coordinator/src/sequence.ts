@@ -18,6 +18,8 @@ export class Sequence {
   readonly arrivalMs: number;
   /** EngineRequest.stopWhen. */
   private readonly stopWhen?: (outputTokenIds: readonly number[]) => boolean;
+  /** EngineRequest.onProgress. */
+  readonly onProgress?: (outputTokenIds: readonly number[]) => void;
 
   status: SequenceStatus = 'waiting';
   /**
@@ -44,8 +46,10 @@ export class Sequence {
     stopTokenIds: ReadonlySet<number>;
     arrivalMs: number;
     stopWhen?: (outputTokenIds: readonly number[]) => boolean;
+    onProgress?: (outputTokenIds: readonly number[]) => void;
   }) {
     this.stopWhen = args.stopWhen;
+    this.onProgress = args.onProgress;
     this.seqId = args.seqId;
     this.requestId = args.requestId;
     this.promptTokenIds = args.promptTokenIds;

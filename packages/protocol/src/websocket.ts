@@ -288,7 +288,11 @@ export interface ConnectOptions extends WebSocketOptions {
    * optional native bufferutil, a slow JS loop), so by default the key is zero and ws skips it.
    */
   isMasked?: boolean;
-  /** CA certificate (PEM) a wss:// server's certificate must chain to; the system's CAs when absent. */
+  /**
+   * Certificates (PEM) a wss:// server's certificate must chain to: a CA, or the server's own
+   * certificate (trusted as it is, as the coordinator's in-process service dials its own
+   * listener); the system's CAs when absent.
+   */
   tlsCa?: string | Buffer;
 }
 
@@ -305,7 +309,8 @@ export function connectWebSocket<Out extends Message = Message, In extends Messa
     perMessageDeflate: false,
     handshakeTimeout: options.timeoutMs ?? 10_000,
     generateMask: options.isMasked ? undefined : zeroMask,
-    ...(options.tlsCa !== undefined ? { ca: options.tlsCa } : {}),
+    // A listed certificate is a trust anchor even when it is not a self-signed root.
+    ...(options.tlsCa !== undefined ? { ca: options.tlsCa, allowPartialTrustChain: true } : {}),
   });
   // Created before 'open' so no early message is missed; the endpoint queues until handled.
   const endpoint = new WebSocketEndpoint<Out, In>(socket, `ws ${url}`, options);

@@ -42,11 +42,8 @@ export async function coordinatorCommand(argv: string[]): Promise<number> {
   const token = readTokenFile(requiredString(values, 'token-file'));
   const tls = readTlsServerFlags(values);
   const serviceSettings = readDaemonServiceFlags(values);
-  if (serviceSettings !== null && tls) {
-    throw new UsageError(
-      '--http runs its jobs over plain ws:// on this process; it does not take --tls-cert yet',
-    );
-  }
+  // With a certificate the service's API is HTTPS too, and its job link wss://.
+  if (serviceSettings !== null && tls) serviceSettings.tls = tls;
   const log = (line: string) => process.stderr.write(`${line}\n`);
   const daemon = await CoordinatorDaemon.start({ host, port, token, log, ...(tls ? { tls } : {}) });
   process.stdout.write(`seesaw coordinator listening on ${daemon.url} (HTTP /healthz, /metrics)\n`);

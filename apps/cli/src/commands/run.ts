@@ -45,7 +45,7 @@ import { requestHash } from '../request-hash.ts';
 import { prepareOutputForResume, type ResumeState } from '../resume.ts';
 import { formatRunSummary, type RunSummary, runSummaryGrid } from '../run-summary.ts';
 import { readSeesawSettings } from '../seesaw-flags.ts';
-import { cutAtStopString, stopWhenOf } from '../stop-strings.ts';
+import { cutAtStopString, stopWhenOfRequest } from '../stop-strings.ts';
 import { isTraceWanted, readTraceOutputs, writeTraceOutputs } from '../trace-output.ts';
 
 export interface RunJobOptions extends EngineSettings {
@@ -313,9 +313,8 @@ async function runRequests(
     let numQueued = 0;
     for (const request of requests) {
       // Stop strings end generation early on this engine (the cut below gives the same answer).
-      const stopWhen =
-        tokenizer === null ? undefined : stopWhenOf(request.stopStrings, (ids) => tokenizer.decode(ids));
-      const choices = choiceRequestsOf(request, request.customId, stopWhen);
+      const stopWhen = stopWhenOfRequest(request, tokenizer);
+      const choices = choiceRequestsOf(request, request.customId, { stopWhen });
       const collision = choices.find(
         (choice) => choice.requestId !== request.customId && takenIds.has(choice.requestId),
       );

@@ -13,6 +13,7 @@ import type { ChatPrompter } from '../chat-template.ts';
 import { outputRecordOfChoices } from '../commands/run.ts';
 import { type ParsedRequest, parseInputFile } from '../input-lines.ts';
 import { submitChoices } from '../request-choices.ts';
+import { stopWhenOfRequest } from '../stop-strings.ts';
 import { type EngineChoice, readEngineChoice } from './engine-choice.ts';
 import { LateRejectionError } from './engine-loop.ts';
 import type { EngineProvider, ServiceEngine } from './engine-provider.ts';
@@ -201,8 +202,12 @@ export class BatchRunner {
         const request = requests[next++];
         // Ids in the engine are per batch: two batches may use the same custom_id.
         // One engine request per choice (n, lists of prompts): request-choices.ts.
-        const submission = submitChoices(request, `${batchId}/${request.customId}`, (choice) =>
-          engineLoop.submit(choice),
+        // Stop strings end generation early (the record's cut gives the same answer).
+        const submission = submitChoices(
+          request,
+          `${batchId}/${request.customId}`,
+          (choice) => engineLoop.submit(choice),
+          { stopWhen: stopWhenOfRequest(request, this.options.tokenizer) },
         );
         if ('rejection' in submission) {
           const message = `line ${request.lineNumber}: ${submission.rejection}`;

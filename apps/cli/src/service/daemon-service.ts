@@ -8,6 +8,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { CoordinatorDaemon } from '@seesaw/coordinator';
 import { formatParallelConfig, numDevices, parseParallelConfig } from '@seesaw/model';
+import type { TlsServerCredentials } from '@seesaw/protocol';
 import {
   type FlagValues,
   optionalByteSize,
@@ -39,6 +40,8 @@ export interface DaemonServiceSettings {
   deviceMemoryBytes?: number;
   engine: EngineSettings;
   batchWindowOverrideMs?: number;
+  /** The coordinator's --tls-cert/--tls-key: the API is HTTPS and the service's job link wss://. */
+  tls?: TlsServerCredentials;
 }
 
 /** The service flags, or null without --http (then none of them may be given). */
@@ -102,6 +105,8 @@ export async function startDaemonService(
       ? {}
       : { numThreadsPerDevice: settings.numThreadsPerDevice }),
     ...(settings.deviceMemoryBytes === undefined ? {} : { deviceMemoryBytes: settings.deviceMemoryBytes }),
+    // The job link dials this process's own wss:// listener: its certificate is the one to trust.
+    ...(settings.tls ? { tlsCa: Buffer.from(settings.tls.cert) } : {}),
   };
   const openSession = async (signal: AbortSignal, choice: EngineChoice | null): Promise<EngineSession> => {
     // A batch's seesaw_config is the job's layout (pairs are refused when the batch is created).
@@ -125,6 +130,7 @@ export async function startDaemonService(
     apiKey: settings.apiKey,
     openSession,
     supportsSeesawPairs: false,
+    ...(settings.tls ? { tls: settings.tls } : {}),
     ...(settings.batchWindowOverrideMs === undefined
       ? {}
       : { batchWindowOverrideMs: settings.batchWindowOverrideMs }),

@@ -3,7 +3,9 @@
  * /metrics, every route behind `Authorization: Bearer <api key>`.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { createListenerServer, type TlsServerCredentials } from '@seesaw/protocol';
 import type { BatchRunner } from './batch-runner.ts';
 import { COMPLETION_WINDOWS, expiresAtSeconds } from './completion-window.ts';
 import { type CompletionsDeps, handleCompletion, isCompletionRoute } from './completions-api.ts';
@@ -13,6 +15,8 @@ import { batchObject, fileObject, modelObject } from './openai-objects.ts';
 import type { StateStore } from './state-store.ts';
 
 export interface HttpApiOptions {
+  /** Serve HTTPS with this certificate (the coordinator's --tls-cert/--tls-key); plain HTTP without. */
+  tls?: TlsServerCredentials;
   store: StateStore;
   runner: BatchRunner;
   modelName: string;
@@ -91,7 +95,9 @@ export class HttpApi {
   constructor(private readonly options: HttpApiOptions) {
     if (options.apiKeys.length === 0) throw new Error('the service needs at least one API key');
     this.apiKeyDigests = options.apiKeys.map(digest);
-    this.server = createServer((request, response) => {
+    this.server = createListenerServer(options.tls);
+    if (options.tls) answerPlainHttpOnTls(this.server);
+    this.server.on('request', (request: IncomingMessage, response: ServerResponse) => {
       this.handle(request, response).catch((error: unknown) => {
         const apiError =
           error instanceof ApiError
@@ -277,6 +283,7 @@ export class HttpApi {
 
   private sendMetrics(response: ServerResponse): void {
     const gauges = this.options.runner.gauges();
+    const current = this.options.completions.engines.current;
     const text = [
       '# HELP seesaw_batches_queued Batches waiting for the engine.',
       '# TYPE seesaw_batches_queued gauge',
@@ -289,7 +296,10 @@ export class HttpApi {
       `seesaw_batch_requests_in_flight ${gauges.numRequestsInFlight}`,
       '# HELP seesaw_engine_requests_in_flight Requests in the engine now (batch and single).',
       '# TYPE seesaw_engine_requests_in_flight gauge',
-      `seesaw_engine_requests_in_flight ${this.options.completions.engines.current?.engineLoop.numInFlight ?? 0}`,
+      `seesaw_engine_requests_in_flight ${current?.engineLoop.numInFlight ?? 0}`,
+      '# HELP seesaw_engine_output_tokens_total Tokens the open engine generated (early stops show here).',
+      '# TYPE seesaw_engine_output_tokens_total counter',
+      `seesaw_engine_output_tokens_total ${current?.session.engine.stats.numOutputTokens ?? 0}`,
       '',
     ].join('\n');
     response.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
@@ -314,4 +324,21 @@ function isStringRecord(value: unknown): value is Record<string, string> {
     !Array.isArray(value) &&
     Object.values(value).every((entry) => typeof entry === 'string')
   );
+}
+
+/**
+ * Plain http:// sent to the HTTPS port gets a 400 that says so, instead of a reset connection.
+ * OpenSSL recognises an HTTP request as the first bytes (ERR_SSL_HTTP_REQUEST); the answer goes
+ * on the raw TCP socket under the TLS one (Node's `_parent`; without it the socket just closes).
+ */
+function answerPlainHttpOnTls(server: Server): void {
+  server.on('tlsClientError', (error: Error & { code?: string }, socket: { _parent?: Socket }) => {
+    const raw = socket._parent;
+    if (error.code !== 'ERR_SSL_HTTP_REQUEST' || raw === undefined || raw.destroyed) return;
+    const text = 'this port serves HTTPS: use https:// (and the CA of its certificate)\n';
+    raw.end(
+      `HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(text)}\r\n` +
+        `connection: close\r\n\r\n${text}`,
+    );
+  });
 }

@@ -6,6 +6,7 @@
  */
 import { basename, resolve } from 'node:path';
 import { SeesawTokenizer } from '@seesaw/model';
+import type { TlsServerCredentials } from '@seesaw/protocol';
 import { chatPrompterFor } from '../chat-template.ts';
 import { BatchRunner } from './batch-runner.ts';
 import { EngineProvider, type SessionOpener } from './engine-provider.ts';
@@ -19,6 +20,8 @@ export interface ServiceOptions {
   port: number;
   stateDir: string;
   apiKey: string;
+  /** Serve HTTPS with this certificate (coordinator --http with --tls-cert/--tls-key). */
+  tls?: TlsServerCredentials;
   /** Opens the engine when the first batch or request needs it. */
   openSession: SessionOpener;
   /** Open the engine before listening (a local engine: its errors stop the start). */
@@ -31,7 +34,7 @@ export interface ServiceOptions {
 }
 
 export interface RunningService {
-  /** http://HOST:PORT/v1, the baseURL of an OpenAI client. */
+  /** http://HOST:PORT/v1 (https:// with tls), the baseURL of an OpenAI client. */
   baseUrl: string;
   /** Stops listening and the engine; unfinished batches stay in the state dir. */
   stop(): Promise<void>;
@@ -70,6 +73,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       ? {}
       : { batchWindowOverrideMs: options.batchWindowOverrideMs }),
     completions: { engines, tokenizer, chat },
+    ...(options.tls ? { tls: options.tls } : {}),
   });
   await new Promise<void>((resolveListen, reject) => {
     api.server.once('error', reject);
@@ -79,7 +83,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   const boundPort = typeof address === 'object' && address !== null ? address.port : options.port;
   const shownHost = options.host.includes(':') ? `[${options.host}]` : options.host;
   return {
-    baseUrl: `http://${shownHost}:${boundPort}/v1`,
+    baseUrl: `${options.tls ? 'https' : 'http'}://${shownHost}:${boundPort}/v1`,
     stop: async () => {
       const closed = new Promise<void>((resolveClose) => api.server.close(() => resolveClose()));
       api.server.closeAllConnections();

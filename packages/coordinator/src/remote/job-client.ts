@@ -5,6 +5,11 @@
  * next step(); step() resolves with the requests finished since the last call, or rejects with a
  * RemoteJobError when the job failed (e.g. a host was lost). A request the coordinator rejects
  * alone (e.g. a token outside the vocabulary) comes back from takeRejections(); the rest go on.
+ *
+ * A request's functions (stopWhen, onProgress) stay here: such a request is sent with
+ * reportProgress, its requestProgress messages rebuild its outputs so far, onProgress gets them,
+ * and once stopWhen holds the client sends stopRequests, so the coordinator's engine ends it at
+ * its next token (a step or two after the local engine would: the caller's cut gives the same answer).
  */
 import {
   type CoordinatorToJobClient,
@@ -13,6 +18,7 @@ import {
   INBOUND_TAGS,
   type JobClientToCoordinator,
   type JobReady,
+  type JobRequest,
   type OpenJob,
   type WebSocketEndpoint,
 } from '@seesaw/protocol';
@@ -76,7 +82,12 @@ export interface RejectedRequest {
 }
 
 export class RemoteJobClient {
-  private readonly unsent: EngineRequest[] = [];
+  private readonly unsent: JobRequest[] = [];
+  /** Requests with stopWhen or onProgress: their hooks and outputs so far (from requestProgress). */
+  private readonly watched = new Map<
+    string,
+    { request: EngineRequest; outputTokenIds: number[]; isStopSent: boolean }
+  >();
   private readonly outstanding = new Set<string>();
   private readonly finished: RequestOutput[] = [];
   private readonly rejected: RejectedRequest[] = [];
@@ -149,9 +160,14 @@ export class RemoteJobClient {
       );
     }
     this.outstanding.add(request.requestId);
-    // stopWhen is a function of this process: the coordinator's engine runs without it.
-    const { stopWhen: _local, ...sendable } = request;
-    this.unsent.push(sendable);
+    // The hooks are functions of this process: the coordinator reports progress instead.
+    const { stopWhen, onProgress, ...sendable } = request;
+    if (stopWhen === undefined && onProgress === undefined) {
+      this.unsent.push(sendable);
+      return;
+    }
+    this.watched.set(request.requestId, { request, outputTokenIds: [], isStopSent: false });
+    this.unsent.push({ ...sendable, reportProgress: true });
   }
 
   hasUnfinishedRequests(): boolean {
@@ -198,11 +214,17 @@ export class RemoteJobClient {
   }
 
   private receive(message: CoordinatorToJobClient): void {
+    if (message.tag === 'requestProgress') {
+      this.progress(message.requestId, message.offset, message.tokenIds);
+      return;
+    }
     if (message.tag === 'requestFinished') {
+      this.watched.delete(message.output.requestId);
       if (!this.outstanding.delete(message.output.requestId)) return;
       this.finished.push(message.output);
       this.latestStats = { ...zeroStats(), ...message.stats } as EngineStats;
     } else if (message.tag === 'requestRejected') {
+      this.watched.delete(message.requestId);
       if (!this.outstanding.delete(message.requestId)) return;
       this.rejected.push({ requestId: message.requestId, message: message.message });
     } else if (message.tag === 'jobFailed') {
@@ -211,5 +233,25 @@ export class RemoteJobClient {
       return;
     }
     this.waiter?.();
+  }
+
+  /** A watched request's new tokens: its hooks run here, as a local engine would run them. */
+  private progress(requestId: string, offset: number, tokenIds: number[]): void {
+    const watched = this.watched.get(requestId);
+    if (watched === undefined) return;
+    const { request, outputTokenIds } = watched;
+    if (offset < outputTokenIds.length) {
+      // The request started over on the coordinator (which forgot the stop): check afresh.
+      outputTokenIds.length = offset;
+      watched.isStopSent = false;
+    }
+    for (const id of tokenIds) {
+      outputTokenIds.push(id);
+      request.onProgress?.(outputTokenIds);
+      if (!watched.isStopSent && request.stopWhen?.(outputTokenIds)) {
+        watched.isStopSent = true;
+        if (!this.link.isClosed) this.link.post({ tag: 'stopRequests', requestIds: [requestId] });
+      }
+    }
   }
 }

@@ -26,6 +26,7 @@ import type {
   DeviceToCoordinator,
   Endpoint,
   JobClientToCoordinator,
+  JobRequest,
   OpenJob,
   SpawnHostKv,
 } from '@seesaw/protocol';
@@ -73,7 +74,9 @@ export class RemoteJob {
   private failure: Error | undefined;
   private isClientGone = false;
   private wake: (() => void) | undefined;
-  private readonly queued: EngineRequest[] = [];
+  private readonly queued: JobRequest[] = [];
+  /** Running requests the client asked to stop (stopRequests): their stopWhen says so. */
+  private readonly stopAsked = new Set<string>();
   private engine: ClusterEngine | undefined;
   private vocabSize = 0;
   /** Ids of the requests admitted and not yet finished (a duplicate among them is rejected). */
@@ -88,6 +91,11 @@ export class RemoteJob {
     private readonly open: OpenJob,
   ) {
     client.onMessage((message) => {
+      if (message.tag === 'stopRequests') {
+        for (const requestId of message.requestIds)
+          if (this.liveRequestIds.has(requestId)) this.stopAsked.add(requestId);
+        return;
+      }
       if (message.tag !== 'submitRequests') return;
       this.ctx.metrics.add('requestsTotal', message.requests.length);
       this.queued.push(...message.requests);
@@ -282,6 +290,7 @@ export class RemoteJob {
       this.numStepsReported = stats.numSteps;
       for (const output of outputs) {
         this.liveRequestIds.delete(output.requestId);
+        this.stopAsked.delete(output.requestId);
         metrics.add('requestsFinishedTotal');
         metrics.add('tokensGeneratedTotal', output.outputTokenIds.length);
         metrics.add('promptTokensTotal', output.promptTokenIds.length);
@@ -295,7 +304,8 @@ export class RemoteJob {
    * Queues one submitted request, or answers requestRejected for it alone when it can never run
    * (the other requests of its batch go on).
    */
-  private admit(engine: ClusterEngine, request: EngineRequest): void {
+  private admit(engine: ClusterEngine, submitted: JobRequest): void {
+    const request = this.engineRequestOf(submitted);
     try {
       checkJobRequest(request, this.vocabSize, this.liveRequestIds);
       engine.addRequest(request);
@@ -309,6 +319,35 @@ export class RemoteJob {
         message: error.message.slice(0, 4096),
       });
     }
+  }
+
+  /**
+   * The engine request of a submitted one. With reportProgress: its new tokens go to the client
+   * after each step (requestProgress), and a stopRequests from the client ends it through the
+   * engine's own early stop (stopWhen), at its next sampled token.
+   */
+  private engineRequestOf(submitted: JobRequest): EngineRequest {
+    const { reportProgress, ...request } = submitted;
+    if (reportProgress !== true) return request;
+    const { requestId } = request;
+    let numReported = 0;
+    return {
+      ...request,
+      stopWhen: () => this.stopAsked.has(requestId),
+      onProgress: (outputTokenIds) => {
+        // Fewer outputs than reported: the request started over (recovery on another replica),
+        // and a stop asked for the old outputs no longer applies (the client asks again).
+        const offset = Math.min(numReported, outputTokenIds.length - 1);
+        if (offset < numReported) this.stopAsked.delete(requestId);
+        this.client.post({
+          tag: 'requestProgress',
+          requestId,
+          offset,
+          tokenIds: outputTokenIds.slice(offset),
+        });
+        numReported = outputTokenIds.length;
+      },
+    };
   }
 
   /** A host failed or was lost before the job started: the start fails, naming it. */

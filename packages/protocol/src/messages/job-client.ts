@@ -3,7 +3,9 @@
  * EngineConfig (model directory as the hosts see it, layout, cache, scheduler), the coordinator lays it out on
  * its hosts and answers jobReady; the client then submits requests and gets each finished one
  * back as it ends (requestFinished), or requestRejected for one that can never run (the others go
- * on), or one jobFailed that ends the job. The client's hello uses
+ * on), or one jobFailed that ends the job. A request submitted with `reportProgress` also gets
+ * requestProgress messages with its new tokens after each step (token streaming, stop strings
+ * checked by the client), and the client may end such a request early with stopRequests. The client's hello uses
  * role 'coordinator' (it drives the job); the first message after welcome, openJob, says what
  * the link is.
  */
@@ -56,6 +58,8 @@ export interface JobRequest {
   requestId: string;
   promptTokenIds: number[];
   sampling: JobSampling;
+  /** Send requestProgress messages for this request; absent: only requestFinished. */
+  reportProgress?: boolean;
 }
 
 /** Requests to queue on the job's engine (may be sent in several batches). */
@@ -64,7 +68,22 @@ export interface SubmitRequests {
   requests: JobRequest[];
 }
 
-export type JobClientToCoordinator = Hello | OpenJob | SubmitRequests | Heartbeat | ProtocolError;
+/**
+ * Ends running requests at their next sampled token with finish reason 'stop' (the client saw
+ * a stop string complete in their progress); ids not running are ignored.
+ */
+export interface StopRequests {
+  tag: 'stopRequests';
+  requestIds: string[];
+}
+
+export type JobClientToCoordinator =
+  | Hello
+  | OpenJob
+  | SubmitRequests
+  | StopRequests
+  | Heartbeat
+  | ProtocolError;
 
 /** The job's devices are loaded; sizes for the client's log and its request checks. */
 export interface JobReady {
@@ -101,6 +120,18 @@ export interface RequestFinished {
   stats: Record<string, number>;
 }
 
+/**
+ * Tokens a request with reportProgress sampled since its last progress message: its outputs are
+ * now the first `offset` outputs reported before, then `tokenIds` (an offset below what was
+ * reported means the request started over, e.g. on another replica after a lost host).
+ */
+export interface RequestProgress {
+  tag: 'requestProgress';
+  requestId: string;
+  offset: number;
+  tokenIds: number[];
+}
+
 /** One submitted request can never run (message names it and why); the job goes on. */
 export interface RequestRejected {
   tag: 'requestRejected';
@@ -121,6 +152,7 @@ export type CoordinatorToJobClient =
   | Refused
   | JobReady
   | RequestFinished
+  | RequestProgress
   | RequestRejected
   | JobFailed
   | Heartbeat
@@ -155,7 +187,10 @@ const sampling = object(
   { presencePenalty: finite(-2, 2), frequencyPenalty: finite(-2, 2), numLogprobs: int(0, 20) },
 );
 
-const request = object({ requestId: str(4096), promptTokenIds: tokenIds, sampling });
+const request = object(
+  { requestId: str(4096), promptTokenIds: tokenIds, sampling },
+  { reportProgress: bool },
+);
 
 const output = object(
   {
@@ -171,13 +206,17 @@ const output = object(
   { outputLogprobs: arrayOf(sampledLogprobs) },
 );
 
-export const jobClientToCoordinatorSchemas: Record<'openJob' | 'submitRequests', MessageSchema> = {
+export const jobClientToCoordinatorSchemas: Record<
+  'openJob' | 'submitRequests' | 'stopRequests',
+  MessageSchema
+> = {
   openJob: schema({ config: engineConfigCheck }),
   submitRequests: schema({ requests: arrayOf(request, 1 << 20) }),
+  stopRequests: schema({ requestIds: arrayOf(str(4096), 1 << 20) }),
 };
 
 export const coordinatorToJobClientSchemas: Record<
-  'jobReady' | 'requestFinished' | 'requestRejected' | 'jobFailed',
+  'jobReady' | 'requestFinished' | 'requestProgress' | 'requestRejected' | 'jobFailed',
   MessageSchema
 > = {
   jobReady: schema({
@@ -190,6 +229,7 @@ export const coordinatorToJobClientSchemas: Record<
     maxModelLen: count,
   }),
   requestFinished: schema({ output, stats: counters }),
+  requestProgress: schema({ requestId: str(4096), offset: count, tokenIds }),
   requestRejected: schema({ requestId: str(4096), message: str(4096) }),
   jobFailed: schema({ message: str(4096) }, undefined, { lostHost: str(256) }),
 };

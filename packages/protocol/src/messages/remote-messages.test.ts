@@ -85,6 +85,12 @@ describe('host-agent and job-client messages', () => {
       },
       { tag: 'requestFinished', output, stats: { numSteps: 2, busyMs: 1.25 } },
       {
+        tag: 'submitRequests',
+        requests: [{ requestId: 'z', promptTokenIds: [4], sampling, reportProgress: true }],
+      },
+      { tag: 'requestProgress', requestId: 'z', offset: 3, tokenIds: [7, 8] },
+      { tag: 'stopRequests', requestIds: ['z'] },
+      {
         tag: 'openJob',
         config: {
           ...engineConfig,
