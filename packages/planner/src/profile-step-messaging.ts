@@ -16,7 +16,8 @@ export interface StepMessagingTimings {
   batchSeqs: number;
 }
 
-const BLOCK_SIZE = 16;
+export const BLOCK_SIZE = 16;
+const VOCAB_SIZE = 32000;
 /** Context of every sequence in the measured steps: its block table travels with each step. */
 const CONTEXT_TOKENS = 512;
 
@@ -31,7 +32,7 @@ function decodeStep(stepId: number, numSeqs: number, isFirst: boolean): StepBatc
     releasedSeqIds: [],
     seqs: seqIds.map((seqId) => ({
       seqId,
-      tokenIds: [(stepId * 7 + seqId) % 32000],
+      tokenIds: [(stepId * 7 + seqId) % VOCAB_SIZE],
       startPos: CONTEXT_TOKENS - 1,
       blockTable: Array.from({ length: CONTEXT_TOKENS / BLOCK_SIZE }, (_, b) => seqId * 64 + b),
       isSampled: true,
@@ -41,16 +42,18 @@ function decodeStep(stepId: number, numSeqs: number, isFirst: boolean): StepBatc
 }
 
 /**
- * The fixed cost a step pays outside the kernels: a `step` message to a device worker and its
- * `stepDone` back, through the real framed endpoint (encode, schema check and decode on both
- * sides, a worker-thread hop each way), against a worker that answers at once
- * (profile-step-echo-worker.ts). Steps go one at a time, as a decode loop sends them.
+ * The fixed cost a step pays outside the kernels and the sampling: a `step` message to a device
+ * worker and its `stepDone` back, through the real framed endpoint (encode, schema check and
+ * decode on both sides, a worker-thread hop each way), with the device's own per-step
+ * bookkeeping in between (profile-step-echo-worker.ts). Steps go one at a time, as a decode loop
+ * sends them. Not in it: the coordinator's scheduling of the step and its handling of the answer.
  */
 export async function measureStepMessaging(quick: boolean): Promise<StepMessagingTimings> {
   const entry = new URL('./profile-step-echo-worker.ts', import.meta.url);
   const { worker, endpoint } = spawnWorkerEndpoint<CoordinatorToDevice, DeviceToCoordinator>(entry, {
     accept: INBOUND_TAGS.deviceToCoordinator,
     name: 'profile step echo',
+    workerData: { vocabSize: VOCAB_SIZE, numKvBlocks: 64 * 64 },
   });
   const pending = new Map<number, () => void>();
   endpoint.onMessage((message) => {
