@@ -103,6 +103,10 @@ export function parseClusterProfile(json: unknown, source: string): ClusterProfi
     ...(d.reshardHostLink === undefined
       ? {}
       : { reshardHostLink: link(d.reshardHostLink, at('reshardHostLink')) }),
+    ...(d.reshardWeightAssembly === undefined
+      ? {}
+      : { reshardWeightAssembly: link(d.reshardWeightAssembly, at('reshardWeightAssembly')) }),
+    ...(d.kvAllocation === undefined ? {} : { kvAllocation: link(d.kvAllocation, at('kvAllocation')) }),
   };
   const count = (field: string): number => {
     const value = positive(p[field], `${source}: ${field}`);
