@@ -74,12 +74,10 @@ export interface DeviceProfile {
   /** Reading re-shard pieces from the host's copy of the checkpoint, when measured apart from hostLink. */
   reshardHostLink?: LinkProfile;
   /**
-   * A re-shard's work on the device once its pieces are there, when measured (`seesaw profile`;
-   * absent: not charged): assembling the new shard's tensors (bytes = the new shard) and
-   * allocating the new KV cache (bytes = the memory the weights leave).
+   * A re-shard's assembly of the new shard's tensors on the device (bytes = the new shard), when
+   * measured (`seesaw profile`; absent: not charged).
    */
   reshardWeightAssembly?: LinkProfile;
-  kvAllocation?: LinkProfile;
 }
 
 /** N devices of one kind, devicesPerHost to a host. */

@@ -106,7 +106,6 @@ export function parseClusterProfile(json: unknown, source: string): ClusterProfi
     ...(d.reshardWeightAssembly === undefined
       ? {}
       : { reshardWeightAssembly: link(d.reshardWeightAssembly, at('reshardWeightAssembly')) }),
-    ...(d.kvAllocation === undefined ? {} : { kvAllocation: link(d.kvAllocation, at('kvAllocation')) }),
   };
   const count = (field: string): number => {
     const value = positive(p[field], `${source}: ${field}`);

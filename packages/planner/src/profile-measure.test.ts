@@ -27,10 +27,9 @@ describe('seesaw profile (quick)', () => {
     expect(profile.device.stepOverheadSeconds * 1e6).toBeCloseTo(m.stepRoundTripMicros32Seqs, 6);
     expect(m.stepRoundTripMicrosOneSeq).toBeGreaterThan(0);
     expect(profile.device.reshardWeightAssembly?.bytesPerSecond).toBeGreaterThan(0);
-    expect(profile.device.kvAllocation?.bytesPerSecond).toBeGreaterThan(0);
     const read = parseClusterProfile(JSON.parse(JSON.stringify(profile)), 'profile.json');
     expect(read.device.reshardWeightAssembly).toEqual(profile.device.reshardWeightAssembly);
-    expect(read.device.kvAllocation).toEqual(profile.device.kvAllocation);
+
     expect(read.device.cpuKernels).toEqual(kernels);
     expect(read.reshardPeerLink).toEqual(profile.reshardPeerLink);
   }, 60_000);

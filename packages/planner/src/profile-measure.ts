@@ -12,7 +12,7 @@ import {
   MATMUL_ROW_COUNTS,
   QUICK_MATMUL_ROW_COUNTS,
 } from './profile-kernels-shapes.ts';
-import { measureReshardLocalParts } from './profile-reshard-local.ts';
+import { measureReshardWeightAssembly } from './profile-reshard-local.ts';
 import { measureHostWeightReads, measurePeerWeightMoves } from './profile-reshard-moves.ts';
 import { measureStepMessaging } from './profile-step-messaging.ts';
 
@@ -256,7 +256,7 @@ export async function measureProfile(options: ProfileOptions = {}): Promise<Meas
   const allReduce = { ...backToBack, latencySeconds: Math.max(backToBack.latencySeconds, inCompute) };
   const reshardPeerLink = await measurePeerWeightMoves(quick);
   const reshardHostLink = measureHostWeightReads(quick);
-  const reshardLocal = measureReshardLocalParts(quick);
+  const reshardWeightAssembly = measureReshardWeightAssembly(quick);
   const messaging = await measureStepMessaging(quick);
   const ram = totalmem();
   return {
@@ -286,8 +286,7 @@ export async function measureProfile(options: ProfileOptions = {}): Promise<Meas
       // KV puts/gets travel as framed messages to the kv-store worker: the same transport.
       kvTransferLink: reshardPeerLink,
       reshardHostLink,
-      reshardWeightAssembly: reshardLocal.weightAssembly,
-      kvAllocation: reshardLocal.kvAllocation,
+      reshardWeightAssembly,
     },
     intraHostLink: allReduce,
     interHostLink: { bytesPerSecond: 1e9, latencySeconds: 100e-6 },
@@ -323,8 +322,7 @@ export async function measureProfile(options: ProfileOptions = {}): Promise<Meas
       allReduceInComputeMicros: inCompute * 1e6,
       reshardPeerGBps: reshardPeerLink.bytesPerSecond / 1e9,
       reshardHostReadGBps: reshardHostLink.bytesPerSecond / 1e9,
-      reshardAssemblyGBps: reshardLocal.weightAssembly.bytesPerSecond / 1e9,
-      kvAllocationGBps: reshardLocal.kvAllocation.bytesPerSecond / 1e9,
+      reshardAssemblyGBps: reshardWeightAssembly.bytesPerSecond / 1e9,
       stepRoundTripMicrosOneSeq: messaging.oneSeqSeconds * 1e6,
       [`stepRoundTripMicros${messaging.batchSeqs}Seqs`]: messaging.batchSeconds * 1e6,
     },

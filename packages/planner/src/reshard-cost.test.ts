@@ -105,12 +105,11 @@ describe('re-shard cost estimate', () => {
     expect(estimateReshard(costs, measured, from, to, 'auto').seconds).toBeCloseTo(host.seconds, 9);
   });
 
-  it('adds the measured assembly of the whole new shard and allocation of its KV cache, per device', () => {
+  it('adds the measured assembly of the whole new shard, per device', () => {
     const costs = modelCosts(modelPreset('llama-2-7b'));
     const base = clusterPreset('2xA10');
     const assembly = { bytesPerSecond: 0.5e9, latencySeconds: 1e-3 };
-    const kvAllocation = { bytesPerSecond: 4e9, latencySeconds: 2e-3 };
-    const measured = { ...base, device: { ...base.device, reshardWeightAssembly: assembly, kvAllocation } };
+    const measured = { ...base, device: { ...base.device, reshardWeightAssembly: assembly } };
     const from = replicaLayout(costs, measured, { dp: 1, tp: 1, pp: 2 }, 0);
     const to = replicaLayout(costs, measured, { dp: 1, tp: 2, pp: 1 }, 0);
     const withParts = estimateReshard(costs, measured, from, to, 'host');
@@ -118,20 +117,13 @@ describe('re-shard cost estimate', () => {
     // Either T2 rank holds half of every layer and of the LM head, and the whole embedding.
     const { layerParams, headParams, embeddingParams, config } = costs;
     const shardBytes = ((config.numLayers * layerParams + headParams) / 2 + embeddingParams) * 2;
-    const d = base.device;
-    const kvBytes = d.memoryBytes * d.memoryUtilization - shardBytes - d.activationReserveBytes;
     expect(withParts.parts.assemblySeconds).toBeCloseTo(1e-3 + shardBytes / 0.5e9, 9);
-    expect(withParts.parts.kvAllocationSeconds).toBeCloseTo(2e-3 + kvBytes / 4e9, 9);
     expect(withParts.parts.transferSeconds).toBeCloseTo(linkOnly.seconds, 9);
     expect(withParts.seconds).toBeCloseTo(
-      withParts.parts.transferSeconds + withParts.parts.assemblySeconds + withParts.parts.kvAllocationSeconds,
+      withParts.parts.transferSeconds + withParts.parts.assemblySeconds,
       9,
     );
-    expect(linkOnly.parts).toEqual({
-      transferSeconds: linkOnly.seconds,
-      assemblySeconds: 0,
-      kvAllocationSeconds: 0,
-    });
+    expect(linkOnly.parts).toEqual({ transferSeconds: linkOnly.seconds, assemblySeconds: 0 });
     // No re-shard, no local work either.
     expect(estimateReshard(costs, measured, to, to, 'host').seconds).toBe(0);
   });

@@ -21,11 +21,9 @@ export interface ReshardParts {
   transferSeconds: number;
   /** Assembling its new shard's tensors (device.reshardWeightAssembly; 0 when not measured). */
   assemblySeconds: number;
-  /** Allocating its new KV cache (device.kvAllocation; 0 when not measured). */
-  kvAllocationSeconds: number;
 }
 
-const NO_PARTS: ReshardParts = { transferSeconds: 0, assemblySeconds: 0, kvAllocationSeconds: 0 };
+const NO_PARTS: ReshardParts = { transferSeconds: 0, assemblySeconds: 0 };
 
 function linkSeconds(link: LinkProfile | undefined, bytes: number): number {
   return link === undefined || bytes <= 0 ? 0 : link.latencySeconds + bytes / link.bytesPerSecond;
@@ -81,9 +79,9 @@ function shardBytes(costs: ModelCosts, p: Position): number {
  * (p2p: limited by the larger of its incoming and outgoing bytes on the device link) or from
  * the host copy of the checkpoint (host: its incoming bytes on its host link); 'auto' takes
  * the faster route per device. Then, where measured, every device assembles its whole new shard
- * (kept pieces are copied into the new tensors too) and allocates its new KV cache (the memory
- * the new shard leaves, as the engine sizes it), one after the other: a CPU device's cores do
- * one thing at a time. Devices work in parallel: the replica takes the slowest.
+ * (kept pieces are copied into the new tensors too), after its transfer: a CPU device's cores
+ * do one thing at a time. The new KV cache costs nothing here (see profile-reshard-local.ts).
+ * Devices work in parallel: the replica takes the slowest.
  */
 export function estimateReshard(
   costs: ModelCosts,
@@ -132,17 +130,11 @@ export function estimateReshard(
       bytesMoved += received[i];
       if (useHost) bytesFromHost += received[i];
     }
-    const stage = to.stages[Math.floor(i / to.parallel.tp)];
-    const kvBytes =
-      device.memoryBytes * device.memoryUtilization -
-      stage.weightBytesPerDevice -
-      device.activationReserveBytes;
     const parts: ReshardParts = {
       transferSeconds,
       assemblySeconds: linkSeconds(device.reshardWeightAssembly, shardBytes(costs, news[i])),
-      kvAllocationSeconds: linkSeconds(device.kvAllocation, kvBytes),
     };
-    const total = parts.transferSeconds + parts.assemblySeconds + parts.kvAllocationSeconds;
+    const total = parts.transferSeconds + parts.assemblySeconds;
     if (total > seconds) {
       seconds = total;
       slowest = parts;
