@@ -73,6 +73,11 @@ export interface DeviceProfile {
   kvTransferLink?: LinkProfile;
   /** Reading re-shard pieces from the host's copy of the checkpoint, when measured apart from hostLink. */
   reshardHostLink?: LinkProfile;
+  /**
+   * A re-shard's assembly of the new shard's tensors on the device (bytes = the new shard), when
+   * measured (`seesaw profile`; absent: not charged).
+   */
+  reshardWeightAssembly?: LinkProfile;
 }
 
 /** N devices of one kind, devicesPerHost to a host. */

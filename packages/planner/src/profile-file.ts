@@ -103,6 +103,9 @@ export function parseClusterProfile(json: unknown, source: string): ClusterProfi
     ...(d.reshardHostLink === undefined
       ? {}
       : { reshardHostLink: link(d.reshardHostLink, at('reshardHostLink')) }),
+    ...(d.reshardWeightAssembly === undefined
+      ? {}
+      : { reshardWeightAssembly: link(d.reshardWeightAssembly, at('reshardWeightAssembly')) }),
   };
   const count = (field: string): number => {
     const value = positive(p[field], `${source}: ${field}`);

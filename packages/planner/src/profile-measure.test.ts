@@ -23,7 +23,13 @@ describe('seesaw profile (quick)', () => {
     expect(profile.reshardPeerLink?.bytesPerSecond).toBeGreaterThan(1e7);
     expect(profile.device.reshardHostLink?.bytesPerSecond).toBeGreaterThan(1e7);
     expect(profile.device.kvTransferLink).toEqual(profile.reshardPeerLink);
+    // The step overhead is the measured step round trip to a device worker, not a constant.
+    expect(profile.device.stepOverheadSeconds * 1e6).toBeCloseTo(m.stepRoundTripMicros32Seqs, 6);
+    expect(m.stepRoundTripMicrosOneSeq).toBeGreaterThan(0);
+    expect(profile.device.reshardWeightAssembly?.bytesPerSecond).toBeGreaterThan(0);
     const read = parseClusterProfile(JSON.parse(JSON.stringify(profile)), 'profile.json');
+    expect(read.device.reshardWeightAssembly).toEqual(profile.device.reshardWeightAssembly);
+
     expect(read.device.cpuKernels).toEqual(kernels);
     expect(read.reshardPeerLink).toEqual(profile.reshardPeerLink);
   }, 60_000);

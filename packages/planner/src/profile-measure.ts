@@ -12,7 +12,9 @@ import {
   MATMUL_ROW_COUNTS,
   QUICK_MATMUL_ROW_COUNTS,
 } from './profile-kernels-shapes.ts';
+import { measureReshardWeightAssembly } from './profile-reshard-local.ts';
 import { measureHostWeightReads, measurePeerWeightMoves } from './profile-reshard-moves.ts';
+import { measureStepMessaging } from './profile-step-messaging.ts';
 
 export interface ProfileOptions {
   /** Device workers on this host (default 2). */
@@ -254,6 +256,8 @@ export async function measureProfile(options: ProfileOptions = {}): Promise<Meas
   const allReduce = { ...backToBack, latencySeconds: Math.max(backToBack.latencySeconds, inCompute) };
   const reshardPeerLink = await measurePeerWeightMoves(quick);
   const reshardHostLink = measureHostWeightReads(quick);
+  const reshardWeightAssembly = measureReshardWeightAssembly(quick);
+  const messaging = await measureStepMessaging(quick);
   const ram = totalmem();
   return {
     kind: 'seesaw-profile',
@@ -271,7 +275,9 @@ export async function measureProfile(options: ProfileOptions = {}): Promise<Meas
       attentionEfficiency: Math.min(1, attentionFlops / flopsPerSecond),
       memoryUtilization: 1,
       activationReserveBytes: 0,
-      stepOverheadSeconds: 1e-3,
+      // A decode step's fixed cost outside the kernels: its step / stepDone round trip to a
+      // device worker at a decode batch's size (sampling is per logit, in sampleSecondsPerLogit).
+      stepOverheadSeconds: messaging.batchSeconds,
       sampleSecondsPerLogit,
       cpuKernels: { ...kernelProfile(rowCounts, kernels), alone: kernelProfile(rowCounts, alone) },
       // The CPU engine computes in f32 and its paged KV cache and host store hold f32.
@@ -280,6 +286,7 @@ export async function measureProfile(options: ProfileOptions = {}): Promise<Meas
       // KV puts/gets travel as framed messages to the kv-store worker: the same transport.
       kvTransferLink: reshardPeerLink,
       reshardHostLink,
+      reshardWeightAssembly,
     },
     intraHostLink: allReduce,
     interHostLink: { bytesPerSecond: 1e9, latencySeconds: 100e-6 },
@@ -315,6 +322,9 @@ export async function measureProfile(options: ProfileOptions = {}): Promise<Meas
       allReduceInComputeMicros: inCompute * 1e6,
       reshardPeerGBps: reshardPeerLink.bytesPerSecond / 1e9,
       reshardHostReadGBps: reshardHostLink.bytesPerSecond / 1e9,
+      reshardAssemblyGBps: reshardWeightAssembly.bytesPerSecond / 1e9,
+      stepRoundTripMicrosOneSeq: messaging.oneSeqSeconds * 1e6,
+      [`stepRoundTripMicros${messaging.batchSeqs}Seqs`]: messaging.batchSeconds * 1e6,
     },
   };
 }

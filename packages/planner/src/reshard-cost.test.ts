@@ -104,4 +104,27 @@ describe('re-shard cost estimate', () => {
     expect(host.seconds).toBeCloseTo((host.bytesMoved / 2) * (1 / 2e9), 1);
     expect(estimateReshard(costs, measured, from, to, 'auto').seconds).toBeCloseTo(host.seconds, 9);
   });
+
+  it('adds the measured assembly of the whole new shard, per device', () => {
+    const costs = modelCosts(modelPreset('llama-2-7b'));
+    const base = clusterPreset('2xA10');
+    const assembly = { bytesPerSecond: 0.5e9, latencySeconds: 1e-3 };
+    const measured = { ...base, device: { ...base.device, reshardWeightAssembly: assembly } };
+    const from = replicaLayout(costs, measured, { dp: 1, tp: 1, pp: 2 }, 0);
+    const to = replicaLayout(costs, measured, { dp: 1, tp: 2, pp: 1 }, 0);
+    const withParts = estimateReshard(costs, measured, from, to, 'host');
+    const linkOnly = estimateReshard(costs, base, from, to, 'host');
+    // Either T2 rank holds half of every layer and of the LM head, and the whole embedding.
+    const { layerParams, headParams, embeddingParams, config } = costs;
+    const shardBytes = ((config.numLayers * layerParams + headParams) / 2 + embeddingParams) * 2;
+    expect(withParts.parts.assemblySeconds).toBeCloseTo(1e-3 + shardBytes / 0.5e9, 9);
+    expect(withParts.parts.transferSeconds).toBeCloseTo(linkOnly.seconds, 9);
+    expect(withParts.seconds).toBeCloseTo(
+      withParts.parts.transferSeconds + withParts.parts.assemblySeconds,
+      9,
+    );
+    expect(linkOnly.parts).toEqual({ transferSeconds: linkOnly.seconds, assemblySeconds: 0 });
+    // No re-shard, no local work either.
+    expect(estimateReshard(costs, measured, to, to, 'host').seconds).toBe(0);
+  });
 });

@@ -1,5 +1,5 @@
 import type { ParallelConfig } from '@seesaw/model';
-import type { ClusterProfile } from './hardware.ts';
+import type { ClusterProfile, LinkProfile } from './hardware.ts';
 import type { ModelCosts } from './model-costs.ts';
 import type { ReplicaLayout } from './replica-layout.ts';
 
@@ -12,6 +12,21 @@ export interface ReshardEstimate {
   /** The part of bytesMoved read from host memory. */
   bytesFromHost: number;
   route: ReshardRoute;
+  /** The slowest device's time by part (they add up to `seconds`). */
+  parts: ReshardParts;
+}
+
+export interface ReshardParts {
+  /** Its pieces over the peer or host route. */
+  transferSeconds: number;
+  /** Assembling its new shard's tensors (device.reshardWeightAssembly; 0 when not measured). */
+  assemblySeconds: number;
+}
+
+const NO_PARTS: ReshardParts = { transferSeconds: 0, assemblySeconds: 0 };
+
+function linkSeconds(link: LinkProfile | undefined, bytes: number): number {
+  return link === undefined || bytes <= 0 ? 0 : link.latencySeconds + bytes / link.bytesPerSecond;
 }
 
 interface Position {
@@ -63,7 +78,10 @@ function shardBytes(costs: ModelCosts, p: Position): number {
  * its old shard shares with its new one and fetches the rest, from the peer that held it
  * (p2p: limited by the larger of its incoming and outgoing bytes on the device link) or from
  * the host copy of the checkpoint (host: its incoming bytes on its host link); 'auto' takes
- * the faster route per device. Devices work in parallel: the replica takes the slowest.
+ * the faster route per device. Then, where measured, every device assembles its whole new shard
+ * (kept pieces are copied into the new tensors too), after its transfer: a CPU device's cores
+ * do one thing at a time. The new KV cache costs nothing here (see profile-reshard-local.ts).
+ * Devices work in parallel: the replica takes the slowest.
  */
 export function estimateReshard(
   costs: ModelCosts,
@@ -95,19 +113,34 @@ export function estimateReshard(
   const p2pLink =
     from.hosts.length > 1 ? cluster.interHostLink : (cluster.reshardPeerLink ?? cluster.intraHostLink);
   const hostLink = cluster.device.reshardHostLink ?? cluster.device.hostLink;
+  if (received.every((bytes, i) => bytes <= 0 && sent[i] <= 0))
+    return { seconds: 0, bytesMoved: 0, bytesFromHost: 0, route, parts: NO_PARTS };
+  const { device } = cluster;
+  let slowest = NO_PARTS;
   let seconds = 0;
   let bytesMoved = 0;
   let bytesFromHost = 0;
   for (let i = 0; i < n; i++) {
-    if (received[i] <= 0 && sent[i] <= 0) continue;
-    const p2p = p2pLink.latencySeconds + Math.max(received[i], sent[i]) / p2pLink.bytesPerSecond;
-    const host = hostLink.latencySeconds + received[i] / hostLink.bytesPerSecond;
-    const useHost = route === 'host' || (route === 'auto' && host < p2p);
-    seconds = Math.max(seconds, useHost ? host : p2p);
-    bytesMoved += received[i];
-    if (useHost) bytesFromHost += received[i];
+    let transferSeconds = 0;
+    if (received[i] > 0 || sent[i] > 0) {
+      const p2p = p2pLink.latencySeconds + Math.max(received[i], sent[i]) / p2pLink.bytesPerSecond;
+      const host = hostLink.latencySeconds + received[i] / hostLink.bytesPerSecond;
+      const useHost = route === 'host' || (route === 'auto' && host < p2p);
+      transferSeconds = useHost ? host : p2p;
+      bytesMoved += received[i];
+      if (useHost) bytesFromHost += received[i];
+    }
+    const parts: ReshardParts = {
+      transferSeconds,
+      assemblySeconds: linkSeconds(device.reshardWeightAssembly, shardBytes(costs, news[i])),
+    };
+    const total = parts.transferSeconds + parts.assemblySeconds;
+    if (total > seconds) {
+      seconds = total;
+      slowest = parts;
+    }
   }
-  return { seconds, bytesMoved, bytesFromHost, route };
+  return { seconds, bytesMoved, bytesFromHost, route, parts: slowest };
 }
 
 export function sameShape(a: ParallelConfig, b: ParallelConfig): boolean {

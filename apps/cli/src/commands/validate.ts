@@ -1,7 +1,8 @@
 /**
  * `seesaw validate --calibration DIR`: holds the planner's fitted GPU profiles against measured
  * per-op and collective timings (Vidur's table layout) and prints, per GPU and op, the median and
- * worst error. Exits 1 when a median error exceeds 10% or a measured GPU/cluster has no fit.
+ * worst error against the rows and the median against the rows' local medians (their noise taken
+ * out). Exits 1 when that denoised median exceeds 10% or a measured GPU/cluster has no fit.
  */
 import { existsSync } from 'node:fs';
 import { calibrationReport, formatCalibrationReport, shippedFittedProfiles } from '@seesaw/planner';

@@ -4,7 +4,12 @@ import { median, relativeError } from './fit-minimize.ts';
 import { groupBy, layerLinearSamples, networkGroupKey, predictCollectiveSeconds } from './fit-profiles.ts';
 import type { FittedProfiles } from './fitted-profiles.ts';
 import { type LinearRates, opWork, predictLayerLinearSeconds, predictOpSeconds } from './gpu-op-model.ts';
-import { neighbourScatter } from './table-scatter.ts';
+import {
+  LOCAL_MEDIAN_HALF_WINDOW,
+  localMedianSeconds,
+  neighbourScatter,
+  type SeriesPoint,
+} from './table-scatter.ts';
 
 /** The model's error against one group of measurements (one GPU and op, or one collective group). */
 export interface CalibrationErrorRow {
@@ -13,8 +18,15 @@ export interface CalibrationErrorRow {
   /** 'mlp_up_proj', or 'all_reduce/8w/8dpn'. */
   what: string;
   samples: number;
+  /** Median |model - row| / row over the group's rows. */
   medianError: number;
   worstError: number;
+  /**
+   * Median |model - local median| / local median, the local median being the rows' times with
+   * their row-to-row noise taken out (localMedianSeconds): the model's own bias along the table,
+   * which the pass/fail threshold applies to.
+   */
+  denoisedMedianError: number;
   /** The measured rows' own scatter about their neighbours (neighbourScatter), for context. */
   scatter: number;
 }
@@ -26,7 +38,7 @@ export interface CalibrationReport {
    * same summed linear ops: the evidence for planning with the fitted profiles instead.
    */
   assumedLayer: CalibrationErrorRow[];
-  /** Groups whose median error exceeds the threshold. */
+  /** Groups whose median error against the denoised rows exceeds the threshold. */
   failing: CalibrationErrorRow[];
   /** Measured groups the profiles have no fit for (a GPU or cluster not fitted). */
   unfitted: string[];
@@ -59,29 +71,31 @@ export function calibrationReport(
       if (!unfitted.includes(gpu)) unfitted.push(gpu);
       continue;
     }
-    const errors = samples.map((s) =>
-      relativeError(predictOpSeconds(fit, s.op, opWork(s.op, s.shape, s.numTokens, s.tp)), s.medianMs / 1e3),
-    );
     const series = [...groupBy(samples, (s) => `${s.model}/${s.tp}`).values()].map((rows) =>
-      rows.map((s) => ({ size: s.numTokens, seconds: s.medianMs / 1e3 })),
+      rows.map((s) => ({
+        size: s.numTokens,
+        seconds: s.medianMs / 1e3,
+        predicted: predictOpSeconds(fit, s.op, opWork(s.op, s.shape, s.numTokens, s.tp)),
+      })),
     );
-    const scatter = neighbourScatter(series);
-    rows.push(errorRow(gpu, op, errors, scatter));
+    rows.push(errorRow(gpu, op, series));
   }
   // The planner's own quantity: a layer's four linear ops together, by its one-roofline form.
   for (const [gpu, samples] of groupBy(compute, (s) => s.gpu)) {
     const fit = profiles.gpus[gpu];
     if (fit === undefined) continue;
     const layer = layerLinearSamples(samples);
-    const series = [...groupBy(layer, (row) => `${row.model}/${row.tp}`).values()].map((rows) =>
-      rows.map((row) => ({ size: row.work.flops, seconds: row.seconds })),
-    );
-    const scatter = neighbourScatter(series);
-    const errorsOf = (rates: LinearRates) =>
-      layer.map((row) => relativeError(predictLayerLinearSeconds(rates, row.work), row.seconds));
-    rows.push(errorRow(gpu, LAYER_ROW, errorsOf(fit.layer), scatter));
+    const seriesOf = (rates: LinearRates) =>
+      [...groupBy(layer, (row) => `${row.model}/${row.tp}`).values()].map((rows) =>
+        rows.map((row) => ({
+          size: row.work.flops,
+          seconds: row.seconds,
+          predicted: predictLayerLinearSeconds(rates, row.work),
+        })),
+      );
+    rows.push(errorRow(gpu, LAYER_ROW, seriesOf(fit.layer)));
     const assumed = assumedLayerRates(gpu);
-    if (assumed !== undefined) assumedLayer.push(errorRow(gpu, LAYER_ROW, errorsOf(assumed), scatter));
+    if (assumed !== undefined) assumedLayer.push(errorRow(gpu, LAYER_ROW, seriesOf(assumed)));
   }
   const network = loadNetworkSamples(calibrationDir).filter((s) => s.medianMs > 0);
   for (const [key, samples] of groupBy(network, networkGroupKey)) {
@@ -90,45 +104,61 @@ export function calibrationReport(
       unfitted.push(key);
       continue;
     }
-    const errors = samples.map((s) => relativeError(predictCollectiveSeconds(link, s), s.medianMs / 1e3));
-    const scatter = neighbourScatter([
-      samples.map((s) => ({ size: s.sizeBytes, seconds: s.medianMs / 1e3 })),
-    ]);
-    rows.push(errorRow(samples[0].cluster, key.slice(samples[0].cluster.length + 1), errors, scatter));
+    const series = samples.map((s) => ({
+      size: s.sizeBytes,
+      seconds: s.medianMs / 1e3,
+      predicted: predictCollectiveSeconds(link, s),
+    }));
+    rows.push(errorRow(samples[0].cluster, key.slice(samples[0].cluster.length + 1), [series]));
   }
   return {
     rows,
     assumedLayer,
-    failing: rows.filter((row) => row.medianError > thresholdMedianError),
+    failing: rows.filter((row) => row.denoisedMedianError > thresholdMedianError),
     unfitted,
     thresholdMedianError,
   };
 }
 
-function errorRow(subject: string, what: string, errors: number[], scatter: number): CalibrationErrorRow {
+/** One measured row with the model's time for it. */
+interface PredictedPoint extends SeriesPoint {
+  predicted: number;
+}
+
+/** The error row of one group, from its series (rows that differ only in size, e.g. one model and TP). */
+function errorRow(subject: string, what: string, series: readonly PredictedPoint[][]): CalibrationErrorRow {
+  const errors = series.flat().map((p) => relativeError(p.predicted, p.seconds));
+  const denoisedErrors = series.flatMap((points) => {
+    const local = localMedianSeconds(points);
+    return points.map((p, i) => relativeError(p.predicted, local[i]));
+  });
   return {
     subject,
     what,
     samples: errors.length,
     medianError: median(errors),
     worstError: Math.max(...errors),
-    scatter,
+    denoisedMedianError: median(denoisedErrors),
+    scatter: neighbourScatter(series),
   };
 }
 
 const percent = (x: number) => `${(x * 100).toFixed(1)}%`;
 
 export function formatCalibrationReport(report: CalibrationReport): string {
+  const window = 2 * LOCAL_MEDIAN_HALF_WINDOW + 1;
   const lines = [
-    "median, worst: |model - measured| / measured; scatter: the rows' own median distance from the",
-    'line through their neighbours (what no smooth model of size can beat by much)',
+    'median, worst: |model - measured| / measured over the rows;',
+    `denoised: the median against each row's local median (the median of the ${window} rows nearest`,
+    "  in size), the model's own bias once the rows' noise is out; the threshold applies to it;",
+    "scatter: the rows' own median distance from the line through their neighbours",
     '',
-    `${'gpu / cluster'.padEnd(22)}${'op / collective'.padEnd(28)}${'samples'.padStart(8)}${'median'.padStart(9)}${'worst'.padStart(9)}${'scatter'.padStart(9)}`,
+    `${'gpu / cluster'.padEnd(22)}${'op / collective'.padEnd(28)}${'samples'.padStart(8)}${'median'.padStart(9)}${'worst'.padStart(9)}${'denoised'.padStart(10)}${'scatter'.padStart(9)}`,
   ];
   for (const row of report.rows) {
-    const flag = row.medianError > report.thresholdMedianError ? '  > threshold' : '';
+    const flag = row.denoisedMedianError > report.thresholdMedianError ? '  > threshold' : '';
     lines.push(
-      `${row.subject.padEnd(22)}${row.what.padEnd(28)}${String(row.samples).padStart(8)}${percent(row.medianError).padStart(9)}${percent(row.worstError).padStart(9)}${percent(row.scatter).padStart(9)}${flag}`,
+      `${row.subject.padEnd(22)}${row.what.padEnd(28)}${String(row.samples).padStart(8)}${percent(row.medianError).padStart(9)}${percent(row.worstError).padStart(9)}${percent(row.denoisedMedianError).padStart(10)}${percent(row.scatter).padStart(9)}${flag}`,
     );
   }
   if (report.unfitted.length > 0) lines.push(`no fitted profile for: ${report.unfitted.join(', ')}`);
@@ -144,8 +174,8 @@ export function formatCalibrationReport(report: CalibrationReport): string {
   }
   lines.push(
     report.failing.length === 0 && report.unfitted.length === 0
-      ? `every median error within ${percent(report.thresholdMedianError)}`
-      : `${report.failing.length} group(s) with a median error over ${percent(report.thresholdMedianError)}` +
+      ? `every denoised median error within ${percent(report.thresholdMedianError)}`
+      : `${report.failing.length} group(s) with a denoised median error over ${percent(report.thresholdMedianError)}` +
           (report.unfitted.length > 0 ? `, ${report.unfitted.length} measured group(s) without a fit` : ''),
   );
   return `${lines.join('\n')}\n`;

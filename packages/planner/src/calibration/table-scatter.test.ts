@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { neighbourScatter } from './table-scatter.ts';
+import { localMedianSeconds, neighbourScatter } from './table-scatter.ts';
 
 describe('neighbourScatter', () => {
   it('is 0 for rows on a line, whatever its slope and offset', () => {
@@ -16,5 +16,24 @@ describe('neighbourScatter', () => {
 
   it('takes each series apart and needs three rows to say anything', () => {
     expect(neighbourScatter([[{ size: 1, seconds: 1 }], [{ size: 2, seconds: 3 }]])).toBeNaN();
+  });
+});
+
+describe('localMedianSeconds', () => {
+  it('takes out a lone slow row, keeps a step, and answers in the order given', () => {
+    // Sizes 1..12 at 1 s, then 13..24 at 2 s; size 6 measured at 5 s.
+    const sizes = Array.from({ length: 24 }, (_, i) => i + 1);
+    const rows = sizes.map((size) => ({ size, seconds: size === 6 ? 5 : size <= 12 ? 1 : 2 })).reverse();
+    const local = localMedianSeconds(rows, 2);
+    const bySize = new Map(rows.map((row, i) => [row.size, local[i]]));
+    expect(bySize.get(6)).toBe(1);
+    expect(bySize.get(12)).toBe(1);
+    expect(bySize.get(13)).toBe(2);
+    expect(bySize.get(24)).toBe(2);
+  });
+
+  it('is each row itself with no neighbours to take', () => {
+    const rows = [3, 1, 2].map((size) => ({ size, seconds: size * 10 }));
+    expect(localMedianSeconds(rows, 0)).toEqual([30, 10, 20]);
   });
 });

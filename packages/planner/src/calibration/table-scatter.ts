@@ -28,3 +28,27 @@ export function neighbourScatter(series: readonly (readonly SeriesPoint[])[]): n
   }
   return median(deviations);
 }
+
+/** Rows either side of a row whose times `localMedianSeconds` takes the median of. */
+export const LOCAL_MEDIAN_HALF_WINDOW = 5;
+
+/**
+ * Each row's time with the row-to-row noise of its series taken out: the median of the measured
+ * times of the `halfWindow` rows either side of it in size order (fewer at the series' ends),
+ * returned in the order given. A running median keeps the real steps of a table (a protocol
+ * switch, a tile-count jump) where a running mean would smear them, and lets a single slow or
+ * fast row count for nothing. Comparing a model with these times measures its bias along the
+ * table; comparing it with the rows themselves adds the rows' own noise on top.
+ */
+export function localMedianSeconds(
+  points: readonly SeriesPoint[],
+  halfWindow = LOCAL_MEDIAN_HALF_WINDOW,
+): number[] {
+  const order = points.map((_, i) => i).sort((a, b) => points[a].size - points[b].size);
+  const result = new Array<number>(points.length);
+  order.forEach((index, rank) => {
+    const window = order.slice(Math.max(0, rank - halfWindow), rank + halfWindow + 1);
+    result[index] = median(window.map((i) => points[i].seconds));
+  });
+  return result;
+}
