@@ -206,6 +206,8 @@ export function sampleMessages(random: () => number): Sample[] {
       },
       stats: { numSteps: 3, numOutputTokens: 2 },
     }),
+    none({ tag: 'requestProgress', requestId: 'r-1', offset: 1, tokenIds: [9, 2] }),
+    none({ tag: 'stopRequests', requestIds: ['r-1', 'r-3'] }),
     none({
       tag: 'requestRejected',
       requestId: 'r-2',
