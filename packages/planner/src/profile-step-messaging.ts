@@ -1,6 +1,7 @@
 import {
   type CoordinatorToDevice,
   type DeviceToCoordinator,
+  ENGINE_DEFAULTS,
   INBOUND_TAGS,
   type StepBatch,
   spawnWorkerEndpoint,
@@ -16,7 +17,8 @@ export interface StepMessagingTimings {
   batchSeqs: number;
 }
 
-export const BLOCK_SIZE = 16;
+/** The engine's KV block size: a measured step carries the block tables a real one does. */
+export const BLOCK_SIZE = ENGINE_DEFAULTS.blockSize;
 const VOCAB_SIZE = 32000;
 /** Context of every sequence in the measured steps: its block table travels with each step. */
 const CONTEXT_TOKENS = 512;
