@@ -1,8 +1,8 @@
 /**
  * `seesaw run --backend webgpu` in a real CLI process with real device worker threads on the
  * first WebGPU adapter (lavapipe in CI): the same tokens as `--backend cpu` on the same lines,
- * greedy and seeded sampling (temperature, top-k, top-p; steps with only greedy and top-k rows
- * take the GPU top-k path, the others the logits path), on one device and on two device
+ * greedy and seeded sampling (temperature, top-k, top-p: every row's head and tail weight are
+ * selected on the GPU, gpu-sampling.ts), on one device and on two device
  * actors sharing the adapter (--devices 2 --config D2 --gpus-per-adapter 2), and preemption by
  * swap. Skipped, with the reason printed, when the engine or a WebGPU adapter is unavailable.
  */
@@ -54,8 +54,8 @@ describe.skipIf(unavailableReason !== null)('seesaw run --backend webgpu', () =>
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it.each([
-    ['one device, mixed sampling (logits path)', 'mixed', ['--kv-cache-memory', '2MiB']],
-    ['one device, top-k sampling (GPU top-k path)', 'topK', ['--kv-cache-memory', '2MiB']],
+    ['one device, mixed sampling (GPU heads and tail weights)', 'mixed', ['--kv-cache-memory', '2MiB']],
+    ['one device, top-k sampling (GPU heads)', 'topK', ['--kv-cache-memory', '2MiB']],
     [
       'two device actors on one adapter',
       'mixed',

@@ -8,6 +8,7 @@ import {
   rmsNormSource,
   ropeSource,
   siluMulSource,
+  tailWeightsSource,
   topKRowsSource,
 } from './wgsl-sources.ts';
 
@@ -245,6 +246,27 @@ export class WebGpuKernels {
       `topKRows needs ${rows} x ${n} logits and ${rows} x ${2 * k} outputs`,
     );
     this.dispatch(topKRowsSource, [logits, out, this.params([rows, n, k, NEG_INF_BITS])], rows, 1);
+  }
+
+  /**
+   * After topKRows(out, logits, rows, n, k): out[rows * 2k + r] = the f32 sum of
+   * exp((z - top) * invTemperatures[r]) over row r's entries after its k-th (NaN and -inf weigh
+   * nothing), the weight a draw over the whole row has outside the selected head.
+   */
+  tailWeights(
+    out: GpuTensor,
+    logits: GpuTensor,
+    invTemperatures: GpuTensor,
+    rows: number,
+    n: number,
+    k: number,
+  ): void {
+    need(k >= 1 && k <= n, `tailWeights needs 1 <= k <= n, got k ${k} of ${n}`);
+    need(
+      logits.length >= rows * n && out.length >= rows * (2 * k + 1) && invTemperatures.length >= rows,
+      `tailWeights needs ${rows} x ${n} logits, ${rows} temperatures and ${rows} x ${2 * k + 1} outputs`,
+    );
+    this.dispatch(tailWeightsSource, [logits, invTemperatures, out, this.params([rows, n, k, 0])], rows, 1);
   }
 
   /** Submits the pending dispatches and reads length i32 values back (sampled ids). */

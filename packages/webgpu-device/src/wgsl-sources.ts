@@ -243,3 +243,43 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lane:
     workgroupBarrier();
   }
 }`;
+
+/**
+ * The sampling weight left outside each row's selected head: after topKRows wrote the k best
+ * (values, indices) of row r into best[r * 2k ..], this adds exp((z - top) / T) (NaN and -inf
+ * weigh 0) over every entry that comes after the k-th in the sampler's order, in f32, and writes
+ * it to best[rows * 2k + r]. The host bounds the CPU's float64 sum with it (certified-draw.ts).
+ */
+export const tailWeightsSource = `struct Params { rows: u32, n: u32, k: u32, unused: u32 }
+@group(0) @binding(0) var<storage, read> logits: array<f32>;
+@group(0) @binding(1) var<storage, read> invTemperatures: array<f32>;
+@group(0) @binding(2) var<storage, read_write> best: array<f32>;
+@group(0) @binding(3) var<uniform> p: Params;
+var<workgroup> partial: array<f32, 64>;
+fn isNanOrNegInf(v: f32) -> bool {
+  let bits = bitcast<u32>(v);
+  return (bits & 0x7fffffffu) > 0x7f800000u || bits == 0xff800000u;
+}
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lane: u32) {
+  let base = wg.x * p.n;
+  let head = wg.x * 2u * p.k;
+  let top = best[head];
+  let lastValue = best[head + p.k - 1u];
+  let lastIndex = bitcast<u32>(best[head + 2u * p.k - 1u]);
+  let invT = invTemperatures[wg.x];
+  var sum = 0.0;
+  for (var i = lane; i < p.n; i += 64u) {
+    let v = logits[base + i];
+    if (isNanOrNegInf(v)) { continue; }
+    let isAfterLast = v < lastValue || (v == lastValue && i > lastIndex);
+    if (isAfterLast) { sum += exp((v - top) * invT); }
+  }
+  partial[lane] = sum;
+  workgroupBarrier();
+  for (var width = 32u; width > 0u; width >>= 1u) {
+    if (lane < width) { partial[lane] += partial[lane + width]; }
+    workgroupBarrier();
+  }
+  if (lane == 0u) { best[p.rows * 2u * p.k + wg.x] = partial[0]; }
+}`;
