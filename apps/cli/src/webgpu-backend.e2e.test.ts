@@ -6,7 +6,7 @@
  * actors sharing the adapter (--devices 2 --config D2 --gpus-per-adapter 2), and preemption by
  * swap. Skipped, with the reason printed, when the engine or a WebGPU adapter is unavailable.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateCheckpoint, loadModelConfig } from '@seesaw/model';
@@ -115,6 +115,24 @@ describe.skipIf(unavailableReason !== null)('seesaw run --backend webgpu', () =>
     }
     expect(outputs[0].size).toBe(8);
     expect(outputs[1]).toEqual(outputs[0]);
+  }, 180_000);
+
+  it('bench --compare seesaw:P2-T2,static:T2 --backend webgpu runs every layout on the GPU backend', async () => {
+    const args = ['bench', '--model', modelDir, '--dataset', 'random', '--num-prompts', '4', '--input-len', '12'];
+    const compare = ['--output-len', '6', '--compare', 'seesaw:P2-T2,static:T2', '--backend', 'webgpu'];
+    const refused = await runSeesaw([...args, ...compare]);
+    expect(refused.status).toBe(2);
+    expect(refused.stderr).toContain('needs --gpus-per-adapter 2');
+    const jsonPath = join(dir, 'compare-webgpu.json');
+    const placement = ['--gpus-per-adapter', '2', '--device-memory', '16MiB', '--host-kv-memory', '4MiB'];
+    const result = await runSeesaw([...args, ...compare, ...placement, '--json', jsonPath]);
+    expect(result.status, result.stderr).toBe(0);
+    // The device workers announce their adapter: the runs really went to the GPU backend.
+    expect(result.stderr).toContain('WebGPU');
+    const rows = JSON.parse(readFileSync(jsonPath, 'utf8'));
+    expect(rows.map((row: { run: string }) => row.run)).toEqual(['seesaw:P2-T2', 'static:T2']);
+    expect(rows.map((row: { num_requests: number }) => row.num_requests)).toEqual([4, 4]);
+    expect(rows[0].num_switches).toBeGreaterThanOrEqual(1);
   }, 180_000);
 
   it('refuses layouts the GPU backend cannot run yet, naming the flag', async () => {
