@@ -118,7 +118,7 @@ describe.skipIf(unavailableReason !== null)('seesaw run --backend webgpu', () =>
   }, 180_000);
 
   it('bench --compare seesaw:P2-T2,static:T2 --backend webgpu runs every layout on the GPU backend', async () => {
-    const args = ['bench', '--model', modelDir, '--dataset', 'random', '--num-prompts', '4', '--input-len', '12'];
+    const args = ['bench', '--model', modelDir, '--num-prompts', '4', '--input-len', '12'];
     const compare = ['--output-len', '6', '--compare', 'seesaw:P2-T2,static:T2', '--backend', 'webgpu'];
     const refused = await runSeesaw([...args, ...compare]);
     expect(refused.status).toBe(2);
