@@ -4,12 +4,13 @@
  * greedy and seeded sampling (temperature, top-k, top-p: every row's head and tail weight are
  * selected on the GPU, gpu-sampling.ts), on one device and on two device
  * actors sharing the adapter (--devices 2 --config D2 --gpus-per-adapter 2), and preemption by
- * swap. Skipped, with the reason printed, when the engine or a WebGPU adapter is unavailable.
+ * swap; bench --compare and profile with --backend webgpu. Skipped, with the reason printed, when the engine or a WebGPU adapter is unavailable.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateCheckpoint, loadModelConfig } from '@seesaw/model';
+import { loadClusterProfile } from '@seesaw/planner';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runSeesaw } from '../test/e2e-test-support.ts';
 import {
@@ -134,6 +135,31 @@ describe.skipIf(unavailableReason !== null)('seesaw run --backend webgpu', () =>
     expect(rows.map((row: { num_requests: number }) => row.num_requests)).toEqual([4, 4]);
     expect(rows[0].num_switches).toBeGreaterThanOrEqual(1);
   }, 180_000);
+
+  it("profile --backend webgpu: a cluster profile the planner loads, with the adapter's kernel figures", async () => {
+    const out = join(dir, 'webgpu-profile.json');
+    const result = await runSeesaw([
+      'profile',
+      '--out',
+      out,
+      '--backend',
+      'webgpu',
+      '--quick',
+      '--devices',
+      '1',
+    ]);
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.stdout).toMatch(
+      /WebGPU: FMA peak [\d.]+ GFLOP\/s, copy [\d.]+ GB\/s; matmul .* of peak\), decode GEMV .* of copy\)/,
+    );
+    const profile = loadClusterProfile(out);
+    expect(profile.device.name).toMatch(/^webgpu: /);
+    // The CPU kernel timings do not describe this device: the planner costs it by its roofline.
+    expect(profile.device.cpuKernels).toBeUndefined();
+    const { measurements } = JSON.parse(readFileSync(out, 'utf8'));
+    expect(profile.device.matmulFlopsPerSecond).toBeCloseTo(measurements.webgpuMatmulGflops * 1e9, -3);
+    expect(profile.device.memoryBytesPerSecond).toBeCloseTo(measurements.webgpuGemvGBps * 1e9, -3);
+  }, 120_000);
 
   it('refuses layouts the GPU backend cannot run yet, naming the flag', async () => {
     const common = [
