@@ -22,6 +22,12 @@ console.log(
   `matmul ${M}x${N}x${K} bf16  ${m.matmulGflops.toFixed(1)} GFLOP/s = ${pct(m.matmulGflops / m.fmaPeakGflops)} of FMA peak`,
 );
 console.log(
+  `  tiled vs one-thread-per-output kernel (same bits): ${m.matmulRowsKernelGflops.toFixed(1)} -> ` +
+    `${m.matmulTiledKernelGflops.toFixed(1)} GFLOP/s = ` +
+    `${(m.matmulTiledKernelGflops / m.matmulRowsKernelGflops).toFixed(2)}x` +
+    (opened.context.isSoftwareAdapter ? ' (software adapter: matmul keeps the old kernel)' : ''),
+);
+console.log(
   `decode GEMV ${GN}x${GK} bf16  ${m.gemvGBps.toFixed(1)} GB/s = ${pct(m.gemvGBps / m.copyGBps)} of copy bandwidth`,
 );
 opened.context.device.destroy();

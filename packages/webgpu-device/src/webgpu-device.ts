@@ -75,7 +75,7 @@ export class WebGpuDevice implements StepDevice {
     options: Pick<StepDeviceOptions, 'kvCacheBytes' | 'blockSize' | 'group'> = {},
   ) {
     this.blockSize = options.blockSize ?? ENGINE_DEFAULTS.blockSize;
-    const kernels = new WebGpuKernels(context.device);
+    const kernels = WebGpuKernels.forContext(context);
     this.forward = new WebGpuLlamaForward(kernels, config, weights, options.group);
     // The cache holds this shard's layers and KV heads only, sized as the CPU device's is.
     const { layers, kvHeads } = weights.shard;

@@ -13,7 +13,11 @@ export interface WebGpuMeasurements {
   copyGBps: number;
   /** [rows, output columns, input columns] of the timed matmul. */
   matmulShape: [number, number, number];
+  /** The kernel matmul picks at that size (tiled). */
   matmulGflops: number;
+  /** Both kernels at the same size (same bits): the tiled one and the one-thread-per-output one. */
+  matmulTiledKernelGflops: number;
+  matmulRowsKernelGflops: number;
   gemvShape: [number, number];
   /** Weight bytes streamed per second by the decode GEMV. */
   gemvGBps: number;
@@ -25,7 +29,7 @@ export async function measureWebGpuKernels(
   reduced: boolean,
 ): Promise<WebGpuMeasurements> {
   const { device, adapterDescription } = context;
-  const kernels = new WebGpuKernels(device);
+  const kernels = WebGpuKernels.forContext(context);
   const tensors: GpuTensor[] = [];
   const keep = (t: GpuTensor) => {
     tensors.push(t);
@@ -108,6 +112,10 @@ export async function measureWebGpuKernels(
   const mmOut = keep(kernels.allocate(M * N));
   const mmSeconds = await timeIt(() => kernels.matmul(mmOut, mmX, M, mmW), 3);
   const mmGflops = (2 * M * N * K) / mmSeconds / 1e9;
+  const gflopsOf = async (kernel: 'rows' | 'tiled') =>
+    (2 * M * N * K) / (await timeIt(() => kernels.matmul(mmOut, mmX, M, mmW, undefined, kernel), 3)) / 1e9;
+  const mmTiledGflops = await gflopsOf('tiled');
+  const mmRowsGflops = await gflopsOf('rows');
 
   // Decode GEMV: one row against bf16 weights; bytes are the weights read once.
   const [GN, GK] = reduced ? [1024, 1024] : [8192, 4096];
@@ -124,6 +132,8 @@ export async function measureWebGpuKernels(
     copyGBps,
     matmulShape: [M, N, K],
     matmulGflops: mmGflops,
+    matmulTiledKernelGflops: mmTiledGflops,
+    matmulRowsKernelGflops: mmRowsGflops,
     gemvShape: [GN, GK],
     gemvGBps,
   };
