@@ -25,8 +25,10 @@ fi
 quiet() { grep -v 'artificially reduced' || true; }
 
 echo "== 1/3 WebGPU tests"
-timeout 200 pnpm -s vitest run packages/webgpu-device apps/cli/src/webgpu-backend.e2e.test.ts \
-  apps/cli/src/webgpu-multi-device.e2e.test.ts 2>&1 | quiet
+# A failing or slow test must not cost the figures: report it and go on to the benches.
+timeout 240 pnpm -s vitest run packages/webgpu-device apps/cli/src/webgpu-backend.e2e.test.ts \
+  apps/cli/src/webgpu-multi-device.e2e.test.ts 2>&1 | quiet ||
+  echo "== WebGPU tests FAILED or timed out (exit ${PIPESTATUS[0]}); the benches still run"
 echo "== 2/3 kernel bench"
 timeout 120 pnpm -s bench:webgpu "${kernel_args[@]}" 2>&1 | quiet
 echo "== 3/3 end-to-end bench"

@@ -162,7 +162,7 @@ const FLAGS_BEFORE_THE_TABLE: Record<string, string[]> = {
     'trace',
     'workload',
   ],
-  profile: ['device-memory', 'devices', 'host-memory', 'out', 'quick', 'threads'],
+  profile: ['backend', 'device-memory', 'devices', 'host-memory', 'out', 'quick', 'threads'],
   validate: ['calibration'],
 };
 

@@ -1,15 +1,16 @@
 /**
  * `seesaw run --backend webgpu` in a real CLI process with real device worker threads on the
  * first WebGPU adapter (lavapipe in CI): the same tokens as `--backend cpu` on the same lines,
- * greedy and seeded sampling (temperature, top-k, top-p; steps with only greedy and top-k rows
- * take the GPU top-k path, the others the logits path), on one device and on two device
+ * greedy and seeded sampling (temperature, top-k, top-p: every row's head and tail weight are
+ * selected on the GPU, gpu-sampling.ts), on one device and on two device
  * actors sharing the adapter (--devices 2 --config D2 --gpus-per-adapter 2), and preemption by
- * swap. Skipped, with the reason printed, when the engine or a WebGPU adapter is unavailable.
+ * swap; bench --compare and profile with --backend webgpu. Skipped, with the reason printed, when the engine or a WebGPU adapter is unavailable.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateCheckpoint, loadModelConfig } from '@seesaw/model';
+import { loadClusterProfile } from '@seesaw/planner';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runSeesaw } from '../test/e2e-test-support.ts';
 import {
@@ -54,8 +55,8 @@ describe.skipIf(unavailableReason !== null)('seesaw run --backend webgpu', () =>
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it.each([
-    ['one device, mixed sampling (logits path)', 'mixed', ['--kv-cache-memory', '2MiB']],
-    ['one device, top-k sampling (GPU top-k path)', 'topK', ['--kv-cache-memory', '2MiB']],
+    ['one device, mixed sampling (GPU heads and tail weights)', 'mixed', ['--kv-cache-memory', '2MiB']],
+    ['one device, top-k sampling (GPU heads)', 'topK', ['--kv-cache-memory', '2MiB']],
     [
       'two device actors on one adapter',
       'mixed',
@@ -116,6 +117,49 @@ describe.skipIf(unavailableReason !== null)('seesaw run --backend webgpu', () =>
     expect(outputs[0].size).toBe(8);
     expect(outputs[1]).toEqual(outputs[0]);
   }, 180_000);
+
+  it('bench --compare seesaw:P2-T2,static:T2 --backend webgpu runs every layout on the GPU backend', async () => {
+    const args = ['bench', '--model', modelDir, '--num-prompts', '4', '--input-len', '12'];
+    const compare = ['--output-len', '6', '--compare', 'seesaw:P2-T2,static:T2', '--backend', 'webgpu'];
+    const refused = await runSeesaw([...args, ...compare]);
+    expect(refused.status).toBe(2);
+    expect(refused.stderr).toContain('needs --gpus-per-adapter 2');
+    const jsonPath = join(dir, 'compare-webgpu.json');
+    const placement = ['--gpus-per-adapter', '2', '--device-memory', '16MiB', '--host-kv-memory', '4MiB'];
+    const result = await runSeesaw([...args, ...compare, ...placement, '--json', jsonPath]);
+    expect(result.status, result.stderr).toBe(0);
+    // The device workers announce their adapter: the runs really went to the GPU backend.
+    expect(result.stderr).toContain('WebGPU');
+    const rows = JSON.parse(readFileSync(jsonPath, 'utf8'));
+    expect(rows.map((row: { run: string }) => row.run)).toEqual(['seesaw:P2-T2', 'static:T2']);
+    expect(rows.map((row: { num_requests: number }) => row.num_requests)).toEqual([4, 4]);
+    expect(rows[0].num_switches).toBeGreaterThanOrEqual(1);
+  }, 180_000);
+
+  it("profile --backend webgpu: a cluster profile the planner loads, with the adapter's kernel figures", async () => {
+    const out = join(dir, 'webgpu-profile.json');
+    const result = await runSeesaw([
+      'profile',
+      '--out',
+      out,
+      '--backend',
+      'webgpu',
+      '--quick',
+      '--devices',
+      '1',
+    ]);
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.stdout).toMatch(
+      /WebGPU: FMA peak [\d.]+ GFLOP\/s, copy [\d.]+ GB\/s; matmul .* of peak\), decode GEMV .* of copy\)/,
+    );
+    const profile = loadClusterProfile(out);
+    expect(profile.device.name).toMatch(/^webgpu: /);
+    // The CPU kernel timings do not describe this device: the planner costs it by its roofline.
+    expect(profile.device.cpuKernels).toBeUndefined();
+    const { measurements } = JSON.parse(readFileSync(out, 'utf8'));
+    expect(profile.device.matmulFlopsPerSecond).toBeCloseTo(measurements.webgpuMatmulGflops * 1e9, -3);
+    expect(profile.device.memoryBytesPerSecond).toBeCloseTo(measurements.webgpuGemvGBps * 1e9, -3);
+  }, 120_000);
 
   it('refuses layouts the GPU backend cannot run yet, naming the flag', async () => {
     const common = [

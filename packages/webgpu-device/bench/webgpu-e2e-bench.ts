@@ -43,7 +43,8 @@ try {
   await generateCheckpoint({ shape, seed: 1, dtype, outDir: dir });
   const checkpoint = Checkpoint.open(dir);
   const config = checkpoint.config;
-  const kernels = new WebGpuKernels(device);
+  // The device's own choice of kernels (the tiled matmul on hardware adapters).
+  const kernels = WebGpuKernels.forContext(opened.context);
   const forward = new WebGpuLlamaForward(kernels, config, loadModelWeights(checkpoint));
   checkpoint.close();
   const blockSize = 16;

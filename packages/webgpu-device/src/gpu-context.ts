@@ -23,6 +23,8 @@ function gpuInstance(): GPU {
 export interface GpuContext {
   device: GPUDevice;
   adapterDescription: string;
+  /** A CPU-emulated adapter (lavapipe, SwiftShader): its shared memory and barriers are slow. */
+  isSoftwareAdapter: boolean;
   features: ReadonlySet<string>;
 }
 
@@ -56,5 +58,11 @@ export async function openGpu(): Promise<GpuOpenResult> {
       maxBufferSize: adapter.limits.maxBufferSize,
     },
   });
-  return { ok: true, context: { device, adapterDescription, features: new Set(adapter.features) } };
+  const isSoftwareAdapter =
+    (info as { isFallbackAdapter?: boolean }).isFallbackAdapter === true ||
+    /llvmpipe|lavapipe|swiftshader/i.test(adapterDescription);
+  return {
+    ok: true,
+    context: { device, adapterDescription, isSoftwareAdapter, features: new Set(adapter.features) },
+  };
 }

@@ -3,9 +3,10 @@
  * stepped by WebGpuLlamaForward (TP all-reduces and PP hand-offs through host memory). It keeps the CPU device's contract (StepDevice):
  * the same block accounting and step messages, and the same sampler, so a step's tokens are
  * drawn by the same (seed, step) definition. What crosses to the host is as little as that
- * draw needs: greedy steps pick the ids on the GPU; steps whose sampled sequences keep a top-k
- * (<= MAX_GPU_TOP_K) bring back each row's k best logits (top-k-sampling.ts); only a step with
- * a sequence without top-k, or with returned logits, reads back whole logits rows.
+ * draw needs: greedy steps pick the ids on the GPU; other sampled steps bring back each row's
+ * best logits and the weight of the rest (gpu-sampling.ts), and a row's logits only when that
+ * head cannot decide its draw; steps with penalties, log probabilities or returned logits read
+ * back whole logits rows.
  */
 import {
   buildForwardBatch,
@@ -22,7 +23,7 @@ import type { ModelConfig, ShardSpec } from '@seesaw/model';
 import { ENGINE_DEFAULTS, type StepBatch } from '@seesaw/protocol';
 import { type GpuContext, openGpu } from './gpu-context.ts';
 import { GpuKvSwap } from './gpu-kv-swap.ts';
-import { candidatesNeeded, sampleFromCandidates } from './top-k-sampling.ts';
+import { candidatesPlan, sampleFromCandidates } from './gpu-sampling.ts';
 import { WebGpuKernels } from './webgpu-kernels.ts';
 import { GpuKvCache, WebGpuLlamaForward } from './webgpu-llama-forward.ts';
 
@@ -74,7 +75,7 @@ export class WebGpuDevice implements StepDevice {
     options: Pick<StepDeviceOptions, 'kvCacheBytes' | 'blockSize' | 'group'> = {},
   ) {
     this.blockSize = options.blockSize ?? ENGINE_DEFAULTS.blockSize;
-    const kernels = new WebGpuKernels(context.device);
+    const kernels = WebGpuKernels.forContext(context);
     this.forward = new WebGpuLlamaForward(kernels, config, weights, options.group);
     // The cache holds this shard's layers and KV heads only, sized as the CPU device's is.
     const { layers, kvHeads } = weights.shard;
@@ -114,10 +115,11 @@ export class WebGpuDevice implements StepDevice {
     if (!this.sampler.needsLogits(step)) {
       return this.sampler.fromGreedyIds(step, await this.forward.runGreedy(batch, this.cache));
     }
-    const k = candidatesNeeded(step, this.sampler, this.config.vocabSize);
-    if (k !== null) {
-      const candidates = await this.forward.runTopK(batch, this.cache, k);
-      return sampleFromCandidates(step, this.sampler, candidates, k);
+    const plan = candidatesPlan(step, this.sampler, this.config.vocabSize);
+    if (plan !== null) {
+      return await sampleFromCandidates(step, this.sampler, plan, this.config.vocabSize, (p, rowsToRead) =>
+        this.forward.runCandidates(batch, this.cache, p, rowsToRead),
+      );
     }
     return this.sampler.sample(step, await this.forward.run(batch, this.cache));
   }

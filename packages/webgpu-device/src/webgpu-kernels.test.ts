@@ -42,6 +42,31 @@ describe.skipIf(gpu === null)('WebGPU kernels against the float64 reference', ()
     });
   }
 
+  it("the tiled matmul gives the one-thread-per-output kernel's bits (every dtype, leaves 1-8, ragged tiles, bias)", async () => {
+    for (const dtype of ['f32', 'f16', 'bf16'] as WeightDType[]) {
+      for (const [m, n, kk, leaves] of [
+        [1, 5, 7, 1],
+        [17, 33, 70, 1],
+        [40, 70, 256, 8],
+        [23, 48, 96, 4],
+        [16, 16, 34, 2],
+      ]) {
+        const x = k.upload(randomF32(rng, m * kk, 2));
+        const w = { ...k.uploadWeight(randomWeight(rng, dtype, n, kk)), leaves };
+        const bias = k.upload(randomF32(rng, n));
+        for (const withBias of [false, true]) {
+          const rows = k.allocate(m * n);
+          const tiled = k.allocate(m * n);
+          k.matmul(rows, x, m, w, withBias ? bias : undefined, 'rows');
+          k.matmul(tiled, x, m, w, withBias ? bias : undefined, 'tiled');
+          const [a, b] = [await k.read(rows), await k.read(tiled)];
+          const where = `${dtype} ${m}x${n}x${kk}, ${leaves} leaves${withBias ? ', bias' : ''}`;
+          expect(new Uint32Array(b.buffer), where).toEqual(new Uint32Array(a.buffer));
+        }
+      }
+    }
+  });
+
   it('matmul rows are bit-identical whatever the batch they are in', async () => {
     const [m, n, kk] = [11, 70, 300];
     const x = randomF32(rng, m * kk);

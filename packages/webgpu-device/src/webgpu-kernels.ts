@@ -4,10 +4,13 @@ import {
   addInPlaceSource,
   argmaxRowsSource,
   embedSource,
+  MATMUL_TILE,
   matmulSource,
+  matmulTiledSource,
   rmsNormSource,
   ropeSource,
   siluMulSource,
+  tailWeightsSource,
   topKRowsSource,
 } from './wgsl-sources.ts';
 
@@ -45,6 +48,8 @@ export interface AttentionGeometry {
 const WORKGROUP = 64;
 /** The f32 bit pattern of -inf. */
 const NEG_INF_BITS = 0xff800000;
+/** Rows from which matmul uses the tiled kernel (a tile holds 16 rows: fewer leave it mostly idle). */
+export const TILED_MATMUL_MIN_ROWS = 8;
 const MAX_GROUPS_PER_DIM = 65535;
 
 /**
@@ -61,7 +66,19 @@ export class WebGpuKernels {
   /** Validation errors of submitted work, checked at the next read (WebGPU reports them asynchronously). */
   private pendingErrors: Array<Promise<GPUError | null>> = [];
 
-  constructor(readonly device: GPUDevice) {}
+  /**
+   * tiledMatmulMinRows: rows from which matmul('auto') runs the tiled kernel (Infinity: never;
+   * on a software adapter it measured slower than the one-thread-per-output kernel).
+   */
+  constructor(
+    readonly device: GPUDevice,
+    private readonly tiledMatmulMinRows = TILED_MATMUL_MIN_ROWS,
+  ) {}
+
+  /** Kernels for a context: the tiled matmul only on a hardware adapter. */
+  static forContext(context: { device: GPUDevice; isSoftwareAdapter: boolean }): WebGpuKernels {
+    return new WebGpuKernels(context.device, context.isSoftwareAdapter ? Infinity : TILED_MATMUL_MIN_ROWS);
+  }
 
   /** Copies host data into a new storage buffer (padded to 4 bytes: 16-bit weights pack two per word). */
   upload(data: Float32Array | Uint16Array | Int32Array): GpuTensor {
@@ -152,14 +169,35 @@ export class WebGpuKernels {
     this.transient = [];
   }
 
-  /** out[m][N] = x[m][K] · Wᵀ (+ bias[N]). */
-  matmul(out: GpuTensor, x: GpuTensor, m: number, w: GpuWeight, bias?: GpuTensor): void {
+  /**
+   * out[m][N] = x[m][K] · Wᵀ (+ bias[N]). From tiledMatmulMinRows rows on (prefill) the
+   * tiled kernel runs, below it the one-thread-per-output one; both give the same bits, so
+   * `kernel` (for tests and the bench) only picks the speed.
+   */
+  matmul(
+    out: GpuTensor,
+    x: GpuTensor,
+    m: number,
+    w: GpuWeight,
+    bias?: GpuTensor,
+    kernel: 'auto' | 'rows' | 'tiled' = 'auto',
+  ): void {
     need(x.length >= m * w.cols, `matmul x holds ${x.length} floats, needs ${m} x ${w.cols}`);
     need(out.length >= m * w.rows, `matmul out holds ${out.length} floats, needs ${m} x ${w.rows}`);
     if (bias) need(bias.length === w.rows, `matmul bias has ${bias.length} entries, needs ${w.rows}`);
-    need(m <= MAX_GROUPS_PER_DIM, `matmul of ${m} rows exceeds ${MAX_GROUPS_PER_DIM} per dispatch`);
     const buffers = [x, w.tensor, out, this.params([m, w.rows, w.cols, w.leaves])];
     if (bias) buffers.push(bias);
+    const isTiled = kernel === 'tiled' || (kernel === 'auto' && m >= this.tiledMatmulMinRows);
+    if (isTiled) {
+      const tiles = (n: number) => Math.ceil(n / MATMUL_TILE);
+      need(
+        tiles(m) <= MAX_GROUPS_PER_DIM,
+        `matmul of ${m} rows exceeds ${MAX_GROUPS_PER_DIM} tiles per dispatch`,
+      );
+      this.dispatch(matmulTiledSource(w.dtype, bias !== undefined), buffers, tiles(w.rows), tiles(m));
+      return;
+    }
+    need(m <= MAX_GROUPS_PER_DIM, `matmul of ${m} rows exceeds ${MAX_GROUPS_PER_DIM} per dispatch`);
     this.dispatch(matmulSource(w.dtype, bias !== undefined), buffers, groups(w.rows), m);
   }
 
@@ -245,6 +283,27 @@ export class WebGpuKernels {
       `topKRows needs ${rows} x ${n} logits and ${rows} x ${2 * k} outputs`,
     );
     this.dispatch(topKRowsSource, [logits, out, this.params([rows, n, k, NEG_INF_BITS])], rows, 1);
+  }
+
+  /**
+   * After topKRows(out, logits, rows, n, k): out[rows * 2k + r] = the f32 sum of
+   * exp((z - top) * invTemperatures[r]) over row r's entries after its k-th (NaN and -inf weigh
+   * nothing), the weight a draw over the whole row has outside the selected head.
+   */
+  tailWeights(
+    out: GpuTensor,
+    logits: GpuTensor,
+    invTemperatures: GpuTensor,
+    rows: number,
+    n: number,
+    k: number,
+  ): void {
+    need(k >= 1 && k <= n, `tailWeights needs 1 <= k <= n, got k ${k} of ${n}`);
+    need(
+      logits.length >= rows * n && out.length >= rows * (2 * k + 1) && invTemperatures.length >= rows,
+      `tailWeights needs ${rows} x ${n} logits, ${rows} temperatures and ${rows} x ${2 * k + 1} outputs`,
+    );
+    this.dispatch(tailWeightsSource, [logits, invTemperatures, out, this.params([rows, n, k, 0])], rows, 1);
   }
 
   /** Submits the pending dispatches and reads length i32 values back (sampled ids). */

@@ -2,6 +2,7 @@ import type { ForwardBatch, ModelWeights, TensorParallelGroup } from '@seesaw/gp
 import { ropeTables } from '@seesaw/gpu-actor';
 import type { KvLayout, Weight } from '@seesaw/kernels';
 import { balancedRange, type ModelConfig, ropeInvFreq, type ShardSpec } from '@seesaw/model';
+import { type CandidatesPlan, type GpuCandidates, selectCandidates } from './gpu-sampling.ts';
 import type { GpuTensor, GpuWeight, WebGpuKernels } from './webgpu-kernels.ts';
 
 /** One layer's weights resident on the device. */
@@ -156,19 +157,31 @@ export class WebGpuLlamaForward {
   }
 
   /**
-   * Runs one step and selects each sampled row's k best logits on the GPU: only those come back,
-   * [numSampled][2k] as WebGpuKernels.topKRows lays them out (k <= vocabSize).
+   * Runs one step and selects each sampled row's k best logits on the GPU, with the weight of
+   * the rest when plan.invTemperatures is given: [numSampled][2k] as WebGpuKernels.topKRows lays
+   * them out, then [numSampled] tail weights (tailWeights). Only those come back, and the logits
+   * of the rows that rowsToRead names after seeing them (a draw the head could not decide).
    */
-  async runTopK(batch: ForwardBatch, cache: GpuKvCache, k: number): Promise<Float32Array> {
-    this.needWholeVocabulary('top-k candidates');
+  async runCandidates(
+    batch: ForwardBatch,
+    cache: GpuKvCache,
+    plan: CandidatesPlan,
+    rowsToRead: (candidates: Float32Array) => number[],
+  ): Promise<GpuCandidates> {
+    this.needWholeVocabulary('sampling candidates');
     const step: GpuTensor[] = [];
     try {
       const logits = this.encodeLogits(batch, await this.encodeLayers(batch, cache, undefined, step), step);
-      if (!logits) return new Float32Array(0);
-      const numSampled = batch.sampledRows.length;
-      const candidates = track(step, this.kernels.allocate(numSampled * 2 * k));
-      this.kernels.topKRows(candidates, logits, numSampled, this.config.vocabSize, k);
-      return await this.kernels.read(candidates);
+      if (!logits) return { candidates: new Float32Array(0), logitsRows: new Map() };
+      return await selectCandidates(
+        this.kernels,
+        logits,
+        batch.sampledRows.length,
+        this.config.vocabSize,
+        plan,
+        rowsToRead,
+        step,
+      );
     } finally {
       destroyAll(step);
     }

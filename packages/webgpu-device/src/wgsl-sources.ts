@@ -54,6 +54,62 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
 }`;
 }
 
+/** Rows and columns of matmulTiledSource's output tile (and the K step of its shared-memory tiles). */
+export const MATMUL_TILE = 16;
+
+/**
+ * matmulSource's product for many rows (prefill): one 16 x 16 workgroup per 16 x 16 output tile,
+ * stepping K by 16 through x and weight tiles in workgroup memory, so each x row and weight row
+ * is read from storage once per tile instead of once per output. Every thread still owns one
+ * output and makes matmulSource's exact chain: the same fma in increasing k, a new leaf sum at
+ * each leaf boundary (whichever K tile it falls in), the same halving tree and bias, so the two
+ * kernels give the same bits and the choice between them cannot change an output.
+ */
+export function matmulTiledSource(dtype: 'f32' | 'f16' | 'bf16', withBias: boolean): string {
+  return `struct Params { m: u32, n: u32, k: u32, leaves: u32 }
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+${weightReader(dtype)}
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(3) var<uniform> p: Params;
+${withBias ? '@group(0) @binding(4) var<storage, read> bias: array<f32>;' : ''}
+const TILE = ${MATMUL_TILE}u;
+var<workgroup> xs: array<array<f32, ${MATMUL_TILE}>, ${MATMUL_TILE}>;
+var<workgroup> ws: array<array<f32, ${MATMUL_TILE}>, ${MATMUL_TILE}>;
+@compute @workgroup_size(${MATMUL_TILE}, ${MATMUL_TILE})
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let j = wg.x * TILE + lid.x;
+  let r = wg.y * TILE + lid.y;
+  // This thread loads x row r and weight row loadRow of each K tile, at column lid.x.
+  let loadRow = wg.x * TILE + lid.y;
+  let leafLen = p.k / p.leaves;
+  let kUsed = leafLen * p.leaves;
+  var part: array<f32, 8>;
+  var leaf = 0u;
+  var sum = 0.0;
+  for (var t0 = 0u; t0 < kUsed; t0 += TILE) {
+    let i = t0 + lid.x;
+    var xv = 0.0;
+    var wv = 0.0;
+    if (r < p.m && i < kUsed) { xv = x[r * p.k + i]; }
+    if (loadRow < p.n && i < kUsed) { wv = weightAt(loadRow * p.k + i); }
+    xs[lid.y][lid.x] = xv;
+    ws[lid.y][lid.x] = wv;
+    workgroupBarrier();
+    let end = min(TILE, kUsed - t0);
+    for (var c = 0u; c < end; c++) {
+      if (t0 + c == (leaf + 1u) * leafLen) { part[leaf] = sum; leaf++; sum = 0.0; }
+      sum = fma(xs[lid.y][c], ws[lid.x][c], sum);
+    }
+    workgroupBarrier();
+  }
+  part[leaf] = sum;
+  for (var width = p.leaves / 2u; width > 0u; width /= 2u) {
+    for (var i = 0u; i < width; i++) { part[i] = part[2u * i] + part[2u * i + 1u]; }
+  }
+  if (j < p.n && r < p.m) { out[r * p.n + j] = ${withBias ? 'part[0] + bias[j]' : 'part[0]'}; }
+}`;
+}
+
 /**
  * RMSNorm, one 64-thread workgroup per row: each thread sums squares of a fixed stride of
  * columns, then a fixed tree reduction; the shape is the same for every batch size.
@@ -242,4 +298,44 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lane:
     }
     workgroupBarrier();
   }
+}`;
+
+/**
+ * The sampling weight left outside each row's selected head: after topKRows wrote the k best
+ * (values, indices) of row r into best[r * 2k ..], this adds exp((z - top) / T) (NaN and -inf
+ * weigh 0) over every entry that comes after the k-th in the sampler's order, in f32, and writes
+ * it to best[rows * 2k + r]. The host bounds the CPU's float64 sum with it (certified-draw.ts).
+ */
+export const tailWeightsSource = `struct Params { rows: u32, n: u32, k: u32, unused: u32 }
+@group(0) @binding(0) var<storage, read> logits: array<f32>;
+@group(0) @binding(1) var<storage, read> invTemperatures: array<f32>;
+@group(0) @binding(2) var<storage, read_write> best: array<f32>;
+@group(0) @binding(3) var<uniform> p: Params;
+var<workgroup> partial: array<f32, 64>;
+fn isNanOrNegInf(v: f32) -> bool {
+  let bits = bitcast<u32>(v);
+  return (bits & 0x7fffffffu) > 0x7f800000u || bits == 0xff800000u;
+}
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lane: u32) {
+  let base = wg.x * p.n;
+  let head = wg.x * 2u * p.k;
+  let top = best[head];
+  let lastValue = best[head + p.k - 1u];
+  let lastIndex = bitcast<u32>(best[head + 2u * p.k - 1u]);
+  let invT = invTemperatures[wg.x];
+  var sum = 0.0;
+  for (var i = lane; i < p.n; i += 64u) {
+    let v = logits[base + i];
+    if (isNanOrNegInf(v)) { continue; }
+    let isAfterLast = v < lastValue || (v == lastValue && i > lastIndex);
+    if (isAfterLast) { sum += exp((v - top) * invT); }
+  }
+  partial[lane] = sum;
+  workgroupBarrier();
+  for (var width = 32u; width > 0u; width >>= 1u) {
+    if (lane < width) { partial[lane] += partial[lane + width]; }
+    workgroupBarrier();
+  }
+  if (lane == 0u) { best[p.rows * 2u * p.k + wg.x] = partial[0]; }
 }`;

@@ -3,13 +3,15 @@
  * configuration, one after another (each on its own freshly started local cluster, so no run
  * inherits another's warm state), then one side-by-side table, and with --json the rows.
  * The Seesaw tuning flags apply to the seesaw runs, --max-num-batched-tokens and --preemption to
- * the static ones; --threads, --max-num-seqs, --device-memory and --host-kv-memory to all. A run
+ * the static ones; --threads, --max-num-seqs, --device-memory, --host-kv-memory and --backend
+ * (with --gpus-per-adapter) to all. A run
  * that fails is reported and left out of the table (exit status 1); the others still run.
  */
 import { writeFileSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import { TraceRecorder } from '@seesaw/coordinator';
 import { type FlagValues, optionalByteSize, optionalInteger, UsageError } from '../args.ts';
+import { checkWebGpuPlacement, readBackendSettings } from '../backend-flags.ts';
 import type { BenchRequest } from '../bench-dataset.ts';
 import type { TraceProcess } from '../chrome-trace.ts';
 import {
@@ -33,16 +35,7 @@ export interface CompareRun {
 }
 
 /** Flags that pick one configuration: --compare picks several instead. */
-const SINGLE_RUN_FLAGS = [
-  'config',
-  'devices',
-  'prefill',
-  'decode',
-  'profile',
-  'kv-cache-memory',
-  'backend',
-  'gpus-per-adapter',
-] as const;
+const SINGLE_RUN_FLAGS = ['config', 'devices', 'prefill', 'decode', 'profile', 'kv-cache-memory'] as const;
 
 /** Each run's engine settings from the shared flags. */
 export function readCompareRuns(values: FlagValues, compareText: string): CompareRun[] {
@@ -51,9 +44,7 @@ export function readCompareRuns(values: FlagValues, compareText: string): Compar
       throw new UsageError(
         name === 'kv-cache-memory'
           ? '--kv-cache-memory does not apply to --compare: every run is a cluster; use --device-memory'
-          : name === 'backend' || name === 'gpus-per-adapter'
-            ? `--${name} does not apply to --compare: the compared layouts run on the CPU backend`
-            : `--${name} does not apply to --compare: each run names its own configuration`,
+          : `--${name} does not apply to --compare: each run names its own configuration`,
       );
     }
   }
@@ -64,17 +55,23 @@ export function readCompareRuns(values: FlagValues, compareText: string): Compar
   const maxNumBatchedTokens = optionalInteger(values, 'max-num-batched-tokens', { min: 1 });
   const deviceMemoryBytes = optionalByteSize(values, 'device-memory');
   const { hostKvBytes, preemptionMode } = readHostKvSettings(values);
+  const { backend, gpusPerAdapter } = readBackendSettings(values);
   return specs.map((spec): CompareRun => {
     const shared: EngineSettings = { numThreads, maxNumSeqs, hostKvBytes };
+    const layout = spec.kind === 'seesaw' ? spec.prefill : spec.parallel;
+    const numDevices = layout.dp * layout.tp * layout.pp;
+    if (backend === 'webgpu') {
+      // Every run on the GPU backend, refused up front (before any run starts) where it cannot be placed.
+      checkWebGpuPlacement(numDevices, gpusPerAdapter);
+      shared.backend = backend;
+    }
     if (spec.kind === 'seesaw') {
-      const numDevices = spec.prefill.dp * spec.prefill.tp * spec.prefill.pp;
       const seesaw = { prefill: spec.prefill, decode: spec.decode, numDevices, ...tuning };
       return {
         spec,
         settings: { ...shared, seesaw: deviceMemoryBytes ? { ...seesaw, deviceMemoryBytes } : seesaw },
       };
     }
-    const numDevices = spec.parallel.dp * spec.parallel.tp * spec.parallel.pp;
     const cluster = {
       numDevices,
       parallel: spec.parallel,

@@ -5,7 +5,9 @@
 import { writeFileSync } from 'node:fs';
 import { measureProfile } from '@seesaw/planner/profile';
 import { optionalByteSize, optionalInteger, parseFlags, requiredString } from '../args.ts';
+import { readBackendSettings } from '../backend-flags.ts';
 import { commandFlagSpec } from '../command-flags.ts';
+import { withWebGpuDevice } from '../webgpu-profile.ts';
 
 export const PROFILE_FLAGS = commandFlagSpec('profile');
 
@@ -17,18 +19,33 @@ function curve(measurements: Record<string, number>, prefix: string): string {
     .join(' ');
 }
 
+/** The WebGPU kernels' figures as fractions of the adapter's FMA peak and copy bandwidth; '' on the CPU backend. */
+function webGpuLine(m: Record<string, number>): string {
+  if (m.webgpuFmaPeakGflops === undefined) return '';
+  const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+  return (
+    `  WebGPU: FMA peak ${m.webgpuFmaPeakGflops.toFixed(1)} GFLOP/s, copy ${m.webgpuCopyGBps.toFixed(1)} GB/s; ` +
+    `matmul ${m.webgpuMatmulGflops.toFixed(1)} GFLOP/s (${pct(m.webgpuMatmulGflops / m.webgpuFmaPeakGflops)} of peak), ` +
+    `decode GEMV ${m.webgpuGemvGBps.toFixed(1)} GB/s (${pct(m.webgpuGemvGBps / m.webgpuCopyGBps)} of copy)\n`
+  );
+}
+
 export async function profileCommand(argv: string[]): Promise<number> {
   const values = parseFlags('profile', argv, PROFILE_FLAGS);
   const out = requiredString(values, 'out');
   const devices = optionalInteger(values, 'devices', { min: 1, max: 64 });
   const threads = optionalInteger(values, 'threads', { min: 1, max: 256 });
-  const profile = await measureProfile({
+  const { backend } = readBackendSettings(values);
+  const hostProfile = await measureProfile({
     devices,
     threadsPerDevice: threads,
     deviceMemoryBytes: optionalByteSize(values, 'device-memory'),
     hostMemoryBytesPerDevice: optionalByteSize(values, 'host-memory'),
     quick: values.quick === true,
   });
+  // --quick on the GPU backend also means the small sizes a software adapter finishes in seconds.
+  const profile =
+    backend === 'webgpu' ? await withWebGpuDevice(hostProfile, values.quick === true) : hostProfile;
   writeFileSync(out, `${JSON.stringify(profile, null, 2)}\n`);
   const m = profile.measurements;
   process.stdout.write(
@@ -43,6 +60,7 @@ export async function profileCommand(argv: string[]): Promise<number> {
       `  one worker busy: matmul ${curve(m, 'aloneMatmulGflopsAt')} GFLOP/s by rows\n` +
       `  weight pieces peer-to-peer ${m.reshardPeerGBps.toFixed(2)} GB/s, from the host's checkpoint ` +
       `${m.reshardHostReadGBps.toFixed(2)} GB/s\n` +
+      webGpuLine(m) +
       `wrote ${out}\n`,
   );
   return 0;
