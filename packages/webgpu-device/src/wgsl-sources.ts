@@ -19,6 +19,17 @@ fn weightAt(i: u32) -> f32 { return w[i]; }`;
 fn weightAt(i: u32) -> f32 { ${word} return ${widen}; }`;
 }
 
+/** The bindings both matmul kernels take: x, the weight (read through weightAt), out, the shape and
+ *  leaf count, and the bias when there is one. */
+function matmulBindings(dtype: 'f32' | 'f16' | 'bf16', withBias: boolean): string {
+  return `struct Params { m: u32, n: u32, k: u32, leaves: u32 }
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+${weightReader(dtype)}
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(3) var<uniform> p: Params;
+${withBias ? '@group(0) @binding(4) var<storage, read> bias: array<f32>;' : ''}`;
+}
+
 /**
  * out[r][j] = sum_k x[r][k] * w[j][k] (+ bias[j]); one thread per output. K is reduced as
  * p.leaves (1, 2, 4 or 8) equal leaves, each a fused multiply-add chain in increasing k from 0,
@@ -27,12 +38,7 @@ fn weightAt(i: u32) -> f32 { ${word} return ${widen}; }`;
  * all-reduce (the same tree over ranks) reproduces the single device's bits.
  */
 export function matmulSource(dtype: 'f32' | 'f16' | 'bf16', withBias: boolean): string {
-  return `struct Params { m: u32, n: u32, k: u32, leaves: u32 }
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-${weightReader(dtype)}
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
-@group(0) @binding(3) var<uniform> p: Params;
-${withBias ? '@group(0) @binding(4) var<storage, read> bias: array<f32>;' : ''}
+  return `${matmulBindings(dtype, withBias)}
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3u) {
   let j = gid.x;
@@ -66,12 +72,7 @@ export const MATMUL_TILE = 16;
  * kernels give the same bits and the choice between them cannot change an output.
  */
 export function matmulTiledSource(dtype: 'f32' | 'f16' | 'bf16', withBias: boolean): string {
-  return `struct Params { m: u32, n: u32, k: u32, leaves: u32 }
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-${weightReader(dtype)}
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
-@group(0) @binding(3) var<uniform> p: Params;
-${withBias ? '@group(0) @binding(4) var<storage, read> bias: array<f32>;' : ''}
+  return `${matmulBindings(dtype, withBias)}
 const TILE = ${MATMUL_TILE}u;
 var<workgroup> xs: array<array<f32, ${MATMUL_TILE}>, ${MATMUL_TILE}>;
 var<workgroup> ws: array<array<f32, ${MATMUL_TILE}>, ${MATMUL_TILE}>;
