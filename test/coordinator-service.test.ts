@@ -88,11 +88,13 @@ describe('seesaw coordinator --http (the service inside the daemon, D2 over two 
     ];
     let coordinator = group.start(coordinatorArgs);
     const url = `ws://127.0.0.1:${port}`;
+    const apiKey = readFileSync(keyFile, 'utf8').trim();
+    // The daemon listens before it prints the service's address, and an agent's first connect
+    // fails fast (only later losses are retried): start the agents once it listens.
+    let client = new OpenAI({ apiKey, baseURL: await serviceUrl(coordinator), maxRetries: 0 });
     for (const name of ['host-a', 'host-b']) {
       group.start(['worker', '--connect', url, '--devices', '1', '--token-file', tokenFile, '--name', name]);
     }
-    const apiKey = readFileSync(keyFile, 'utf8').trim();
-    let client = new OpenAI({ apiKey, baseURL: await serviceUrl(coordinator), maxRetries: 0 });
     // The API answers before any host has joined; the batch waits for the devices.
     const file = await client.files.create({
       file: await toFile(readFileSync(input), 'prompts.jsonl'),
