@@ -50,6 +50,7 @@ export async function openClusterSession(
       token: randomBytes(24).toString('base64url'),
       createTpGroup: createDeviceWorkerGroup,
       hostKvBytes: cache.hostKvBytes,
+      ...(cache.kvDtype !== undefined ? { kvDtype: cache.kvDtype } : {}),
     },
     // hostKv itself comes from the cluster (each engine's share of the store), re-plans included.
     engine: {
@@ -72,6 +73,7 @@ export async function openClusterSession(
       kvCacheBytes: localCluster.kvCacheBytes,
       numKvBlocks: localCluster.replicas.reduce((sum, replica) => sum + replica.numKvBlocks, 0),
       blockSize: localCluster.replicas[0].blockSize,
+      kvDtype: localCluster.kvDtype,
     },
     engine: {
       get maxModelLen() {

@@ -71,6 +71,7 @@ export function buildEngineConfig(
   if (deviceMemoryBytes !== undefined) config.cache.deviceMemoryBytes = deviceMemoryBytes;
   if (settings.hostKvBytes !== undefined) config.cache.hostKvBytes = settings.hostKvBytes;
   if (settings.preemptionMode !== undefined) config.cache.preemptionMode = settings.preemptionMode;
+  if (settings.kvDtype !== undefined) config.cache.kvDtype = settings.kvDtype;
   return config;
 }
 

@@ -15,7 +15,8 @@ import {
   RequestRejectedError,
   type TraceRecorder,
 } from '@seesaw/coordinator';
-import { expectedTensors, loadModelConfig, type ModelConfig } from '@seesaw/model';
+import { expectedTensors, loadModelConfig, type ModelConfig, resolveKvDtype } from '@seesaw/model';
+import { ENGINE_DEFAULTS, type KvCacheDType, type KvDTypeSetting } from '@seesaw/protocol';
 import type { DeviceBackend } from './backend-flags.ts';
 import type { ClusterSettings } from './cluster-flags.ts';
 import { buildEngineConfig } from './engine-config.ts';
@@ -42,6 +43,8 @@ export interface EngineSettings {
   hostKvBytes?: number;
   /** How to preempt when device KV runs out (--preemption); 'auto' with a host tier, else recompute. */
   preemptionMode?: PreemptionMode;
+  /** KV cache element type on the devices and the host tier (--kv-dtype); ENGINE_DEFAULTS' when absent. */
+  kvDtype?: KvDTypeSetting;
   /** Prefill and decode under two layouts of a local cluster, re-sharding between them (--prefill/--decode). */
   seesaw?: SeesawSettings;
   /** Where steps, re-shards and KV transfers are recorded (--trace, --report); none when absent. */
@@ -59,6 +62,8 @@ export interface SessionDevice {
   readonly kvCacheBytes: number;
   readonly numKvBlocks: number;
   readonly blockSize: number;
+  /** Element type of its KV cache (device and host tier); absent where not known here (a remote job). */
+  readonly kvDtype?: KvCacheDType;
 }
 
 /** The engine surface run and bench drive: an Engine, or a ClusterEngine over device workers. */
@@ -172,17 +177,19 @@ export async function openEngineSession(modelDir: string, settings: EngineSettin
   const { CpuDevice } = await import('@seesaw/gpu-actor');
   const { HostKvStore, hostKvLayoutFor } = await import('@seesaw/kv-store');
   const { cache, scheduler } = engineConfig;
+  const kvDtype = resolveKvDtype(cache.kvDtype ?? ENGINE_DEFAULTS.kvDtype, modelDir);
   const hostKv =
     cache.hostKvBytes === undefined
       ? undefined
       : new HostKvStore({
-          layout: hostKvLayoutFor(loadModelConfig(modelDir), cache.blockSize),
+          layout: hostKvLayoutFor(loadModelConfig(modelDir), cache.blockSize, kvDtype),
           capacityBytes: cache.hostKvBytes,
         });
   const device = await CpuDevice.load(modelDir, {
     numThreads: engineConfig.parallel.numThreadsPerDevice,
     kvCacheBytes: cache.kvCacheBytes,
     blockSize: cache.blockSize,
+    kvDtype,
     hostKv,
   });
   const config = device.config;
@@ -197,7 +204,13 @@ export async function openEngineSession(modelDir: string, settings: EngineSettin
     trace: settings.recorder,
   });
   return {
-    device,
+    device: {
+      weightBytes: device.weightBytes,
+      kvCacheBytes: device.kvCacheBytes,
+      numKvBlocks: device.numKvBlocks,
+      blockSize: device.blockSize,
+      kvDtype,
+    },
     engine,
     config,
     modelName: basename(resolve(modelDir)),

@@ -27,8 +27,14 @@ export const ENGINE_FLAG_GROUP: FlagGroup = {
 };
 
 export const HOST_KV_FLAG_GROUP: FlagGroup = {
-  title: 'Host KV tier',
+  title: 'KV dtype and host KV tier',
   flags: [
+    stringFlag(
+      'kv-dtype',
+      'auto|bf16|f16|f32',
+      "KV cache element type on devices and host tier (auto: the weights' 16-bit type)",
+      ENGINE_DEFAULTS.kvDtype,
+    ),
     stringFlag('host-kv-memory', 'SIZE', 'host memory preemption may swap KV to instead of recomputing it'),
     stringFlag(
       'preemption',

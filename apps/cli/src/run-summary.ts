@@ -19,6 +19,8 @@ export interface RunSummary {
   outputPath: string;
   /** Where it ran ('P2 -> T2 on 2 device workers ...'), once the engine ran. */
   layout?: string;
+  /** Element type of the KV cache (devices and host tier), once the engine ran, where known (not for a remote job). */
+  kvDtype?: string;
   /** Phase, re-shard and KV figures, once the engine ran; their line is printed when it switched phases. */
   figures?: SessionFigures;
 }
@@ -39,6 +41,7 @@ export function formatRunSummary(summary: RunSummary): string {
       `generation ${(summary.engineElapsedMs / 1000).toFixed(2)} s`,
     `Tokens/s: ${rates.outputTokensPerSecond.toFixed(2)} output, ${rates.totalTokensPerSecond.toFixed(2)} total`,
     ...(summary.figures && summary.figures.numSwitches > 0 ? [formatPhaseLine(summary.figures)] : []),
+    ...(summary.kvDtype ? [`KV cache: ${summary.kvDtype}`] : []),
     `Output: ${summary.outputPath}`,
     '',
   ].join('\n');
@@ -72,6 +75,7 @@ export function runSummaryGrid(summary: RunSummary): string[][] {
     ['Total tokens/s', rates.totalTokensPerSecond.toFixed(2)],
     ['Output tokens/s', rates.outputTokensPerSecond.toFixed(2)],
   ];
+  if (summary.kvDtype) grid.push(['KV cache dtype', summary.kvDtype]);
   const figures = summary.figures;
   if (figures) {
     grid.push(

@@ -66,6 +66,7 @@ export async function openSeesawSession(
     token: randomBytes(24).toString('base64url'),
     createTpGroup: createDeviceWorkerGroup,
     hostKvBytes,
+    ...(cache.kvDtype !== undefined ? { kvDtype: cache.kvDtype } : {}),
     log,
   });
   const perReplica = prefill.tp * prefill.pp;
@@ -119,6 +120,7 @@ export async function openSeesawSession(
       kvCacheBytes: replicas.reduce((sum, replica) => sum + replica.kvCacheBytes, 0),
       numKvBlocks: replicas.reduce((sum, replica) => sum + replica.numKvBlocks, 0),
       blockSize: replicas[0].blockSize,
+      kvDtype: cluster.kvDtype,
     },
     engine,
     config: cluster.config,

@@ -17,13 +17,15 @@ export interface CpuDeviceOptions {
   kvCacheBytes?: number;
   /** Tokens per KV block. Default 16. */
   blockSize?: number;
+  /** Element type of the KV cache (attention accumulates in f32 either way). Default f32. */
+  kvDtype?: kernels.KvDType;
   /** The part of the model this device holds; default the whole model (tp = pp = 1). */
   shard?: ShardPosition;
   /** This device's tensor-parallel group; required when shard.tp > 1. */
   group?: TensorParallelGroup;
   /**
-   * Host KV store on this host that steps' swapOuts/swapIns copy to and from (f32 slots of
-   * blockSize tokens over all layers and KV heads). Whole-model devices only for now (a
+   * Host KV store on this host that steps' swapOuts/swapIns copy to and from (slots of
+   * blockSize tokens over all layers and KV heads, of kvDtype). Whole-model devices only for now (a
    * sharded device would swap through the kv-store actor). Without it a swap fails the step.
    */
   hostKv?: HostKvStore;
@@ -47,16 +49,17 @@ function createKvCache(
   spec: ShardSpec,
   kvCacheBytes: number,
   blockSize: number,
+  dtype: kernels.KvDType,
 ): PagedKvCache {
   const cacheConfig = shardCacheConfig(config, spec);
-  const bytesPerBlock = PagedKvCache.bytesPerBlock(cacheConfig, blockSize);
+  const bytesPerBlock = PagedKvCache.bytesPerBlock(cacheConfig, blockSize, dtype);
   const numBlocks = Math.floor(kvCacheBytes / bytesPerBlock);
   if (numBlocks < 1) {
     throw new RangeError(
       `KV cache of ${kvCacheBytes} bytes holds no block of ${blockSize} tokens (${bytesPerBlock} bytes each)`,
     );
   }
-  return new PagedKvCache(cacheConfig, numBlocks, blockSize);
+  return new PagedKvCache(cacheConfig, numBlocks, blockSize, dtype);
 }
 
 /**
@@ -91,6 +94,7 @@ export class CpuDevice {
   static async load(modelDir: string, options: CpuDeviceOptions = {}): Promise<CpuDevice> {
     const blockSize = options.blockSize ?? ENGINE_DEFAULTS.blockSize;
     const kvCacheBytes = options.kvCacheBytes ?? ENGINE_DEFAULTS.kvCacheBytes;
+    const kvDtype = options.kvDtype ?? 'f32';
     kernels.setNumThreads(options.numThreads ?? 1);
     const checkpoint = Checkpoint.open(modelDir);
     try {
@@ -99,9 +103,9 @@ export class CpuDevice {
       if (options.hostKv) {
         if (spec.tp > 1 || spec.pp > 1)
           throw new RangeError('a host KV store is supported on whole-model devices only (tp = pp = 1)');
-        HostKvSwapper.checkStore(options.hostKv, config, blockSize);
+        HostKvSwapper.checkStore(options.hostKv, config, blockSize, kvDtype);
       }
-      const cache = createKvCache(config, spec, kvCacheBytes, blockSize);
+      const cache = createKvCache(config, spec, kvCacheBytes, blockSize, kvDtype);
       const weights = loadModelWeights(checkpoint, spec);
       const forward = new LlamaForward(config, weights, options.group);
       return new CpuDevice(config, forward, cache, weights.numBytes, options.hostKv);
@@ -118,7 +122,7 @@ export class CpuDevice {
   static fromWeights(
     config: ModelConfig,
     weights: ModelWeights,
-    options: Pick<CpuDeviceOptions, 'numThreads' | 'kvCacheBytes' | 'blockSize' | 'group'> = {},
+    options: Pick<CpuDeviceOptions, 'numThreads' | 'kvCacheBytes' | 'blockSize' | 'kvDtype' | 'group'> = {},
   ): CpuDevice {
     kernels.setNumThreads(options.numThreads ?? 1);
     const cache = createKvCache(
@@ -126,6 +130,7 @@ export class CpuDevice {
       weights.shard,
       options.kvCacheBytes ?? ENGINE_DEFAULTS.kvCacheBytes,
       options.blockSize ?? ENGINE_DEFAULTS.blockSize,
+      options.kvDtype ?? 'f32',
     );
     const forward = new LlamaForward(config, weights, options.group);
     return new CpuDevice(config, forward, cache, weights.numBytes, undefined);

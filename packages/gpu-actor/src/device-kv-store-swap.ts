@@ -227,13 +227,14 @@ export class KvStoreSwapper {
       this.cache.layout.headDim,
     ];
     if (!tensor) throw new Error(`${what} of sequence ${swap.seqId}: kv-store sent no tensor`);
+    const dtype = this.cache.layout.dtype ?? 'f32';
     const isExpected =
-      tensor.dtype === 'f32' &&
+      tensor.dtype === dtype &&
       tensor.shape.length === 5 &&
       tensor.shape.every((dim, i) => dim === expected[i]);
     if (!isExpected)
       throw new Error(
-        `${what} of sequence ${swap.seqId}: kv-store sent ${tensor.dtype} [${tensor.shape}], expected f32 [${expected}]`,
+        `${what} of sequence ${swap.seqId}: kv-store sent ${tensor.dtype} [${tensor.shape}], expected ${dtype} [${expected}]`,
       );
     return tensor;
   }

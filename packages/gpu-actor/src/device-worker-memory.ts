@@ -2,6 +2,7 @@
  * Memory planning of one device worker: its weights are sized from the checkpoint header before
  * anything is read, so the KV cache can take exactly what the device budget leaves.
  */
+import type { KvDType } from '@seesaw/kernels';
 import {
   type Checkpoint,
   type ModelConfig,
@@ -64,7 +65,7 @@ export function kvCacheBudget(deviceMemoryBytes: number, weightBytes: number): n
 export function shardKvCacheBytes(
   config: ModelConfig,
   spec: ShardSpec,
-  memory: { deviceMemoryBytes: number; blockSize: number },
+  memory: { deviceMemoryBytes: number; blockSize: number; kvDtype?: KvDType },
   weightBytes: number,
 ): number {
   const kvCacheBytes = kvCacheBudget(memory.deviceMemoryBytes, weightBytes);
@@ -73,7 +74,7 @@ export function shardKvCacheBytes(
     numLayers: spec.layers.end - spec.layers.start,
     numKvHeads: spec.kvHeads.end - spec.kvHeads.start,
   };
-  const bytesPerBlock = PagedKvCache.bytesPerBlock(cacheConfig, memory.blockSize);
+  const bytesPerBlock = PagedKvCache.bytesPerBlock(cacheConfig, memory.blockSize, memory.kvDtype);
   if (kvCacheBytes < bytesPerBlock) {
     throw new DeviceOutOfMemoryError(
       `after ${weightBytes} bytes of weights, ${kvCacheBytes} of ${memory.deviceMemoryBytes} bytes ` +

@@ -81,6 +81,7 @@ export async function switchLayout(
       numThreads: load.numThreads,
       kvCacheBytes,
       blockSize: load.blockSize,
+      kvDtype: load.kvDtype,
       group,
     });
     const done: Omit<ReshardDone, 'ms'> = {

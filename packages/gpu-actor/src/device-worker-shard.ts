@@ -104,6 +104,7 @@ export async function loadShard(load: LoadShard, ctx: ShardLoadContext): Promise
       numThreads: load.numThreads,
       kvCacheBytes: plan.kvCacheBytes,
       blockSize: load.blockSize,
+      kvDtype: load.kvDtype,
       group,
     });
   } finally {

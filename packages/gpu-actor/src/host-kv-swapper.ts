@@ -1,3 +1,4 @@
+import type { KvDType } from '@seesaw/kernels';
 import type { HostKvStore } from '@seesaw/kv-store';
 import type { ModelConfig } from '@seesaw/model';
 import type { StepBatch, StepKvSwap } from '@seesaw/protocol';
@@ -27,16 +28,16 @@ export class HostKvSwapper {
     private readonly cache: PagedKvCache,
   ) {}
 
-  /** Throws unless the store's slots mirror this cache's blocks for `config`. */
-  static checkStore(store: HostKvStore, config: ModelConfig, blockSize: number): void {
+  /** Throws unless the store's slots mirror this cache's blocks for `config` (same dtype: no conversion on the way). */
+  static checkStore(store: HostKvStore, config: ModelConfig, blockSize: number, kvDtype: KvDType): void {
     const { numLayers, numKvHeads, headDim, tokensPerSlot, dtype } = store.layout;
-    const expected = `${config.numLayers} layers, ${config.numKvHeads} KV heads, head dim ${config.headDim}, ${blockSize}-token f32 slots`;
+    const expected = `${config.numLayers} layers, ${config.numKvHeads} KV heads, head dim ${config.headDim}, ${blockSize}-token ${kvDtype} slots`;
     if (
       numLayers !== config.numLayers ||
       numKvHeads !== config.numKvHeads ||
       headDim !== config.headDim ||
       tokensPerSlot !== blockSize ||
-      dtype !== 'f32'
+      dtype !== kvDtype
     ) {
       throw new RangeError(
         `host KV store holds ${numLayers} layers, ${numKvHeads} KV heads, head dim ${headDim}, ${tokensPerSlot}-token ${dtype} slots; device needs ${expected}`,

@@ -1,30 +1,37 @@
-import type { KvLayout } from '@seesaw/kernels';
+import {
+  allocateKvCache,
+  type KvCacheArray,
+  type KvDType,
+  type KvLayout,
+  kvDtypeBytes,
+} from '@seesaw/kernels';
 import type { ModelConfig } from '@seesaw/model';
 
 /**
  * The device tier of the KV cache: per layer, one K and one V array of
- * [numBlocks][numKvHeads][blockSize][headDim] f32. Which blocks belong to which sequence is
- * decided by the coordinator's block accounting; this class only owns the memory.
+ * [numBlocks][numKvHeads][blockSize][headDim] elements of `dtype` (f32, or bf16/f16 bit
+ * patterns: half the bytes, so twice the blocks for the same budget). Which blocks belong to
+ * which sequence is decided by the coordinator's block accounting; this class only owns the memory.
  */
 export class PagedKvCache {
   readonly layout: KvLayout;
+  readonly dtype: KvDType;
   readonly numBlocks: number;
-  readonly keys: Float32Array[];
-  readonly values: Float32Array[];
+  readonly keys: KvCacheArray[];
+  readonly values: KvCacheArray[];
 
-  constructor(config: ModelConfig, numBlocks: number, blockSize: number) {
-    this.layout = { numKvHeads: config.numKvHeads, headDim: config.headDim, blockSize };
+  constructor(config: ModelConfig, numBlocks: number, blockSize: number, dtype: KvDType = 'f32') {
+    this.layout = { numKvHeads: config.numKvHeads, headDim: config.headDim, blockSize, dtype };
+    this.dtype = dtype;
     this.numBlocks = numBlocks;
-    const floatsPerLayer = numBlocks * blockSize * config.numKvHeads * config.headDim;
-    this.keys = Array.from({ length: config.numLayers }, () => new Float32Array(floatsPerLayer));
-    this.values = Array.from({ length: config.numLayers }, () => new Float32Array(floatsPerLayer));
+    const elementsPerLayer = numBlocks * blockSize * config.numKvHeads * config.headDim;
+    this.keys = Array.from({ length: config.numLayers }, () => allocateKvCache(dtype, elementsPerLayer));
+    this.values = Array.from({ length: config.numLayers }, () => allocateKvCache(dtype, elementsPerLayer));
   }
 
-  /** Bytes one block takes over all layers, K and V. */
-  static bytesPerBlock(config: ModelConfig, blockSize: number): number {
-    return (
-      config.numLayers * 2 * blockSize * config.numKvHeads * config.headDim * Float32Array.BYTES_PER_ELEMENT
-    );
+  /** Bytes one block takes over all layers, K and V, in `dtype`. */
+  static bytesPerBlock(config: ModelConfig, blockSize: number, dtype: KvDType = 'f32'): number {
+    return config.numLayers * 2 * blockSize * config.numKvHeads * config.headDim * kvDtypeBytes(dtype);
   }
 
   get numBytes(): number {

@@ -52,7 +52,10 @@ export interface StepDevice {
   close(): void;
 }
 
-export type StepDeviceOptions = Pick<CpuDeviceOptions, 'numThreads' | 'kvCacheBytes' | 'blockSize' | 'group'>;
+export type StepDeviceOptions = Pick<
+  CpuDeviceOptions,
+  'numThreads' | 'kvCacheBytes' | 'blockSize' | 'kvDtype' | 'group'
+>;
 
 /** Builds a worker's device over weights it loaded or re-sharded. */
 export type StepDeviceFactory = (

@@ -11,7 +11,7 @@ import type { StepKvSwap, Tensor } from '@seesaw/protocol';
 import type { PagedKvCache } from './paged-kv-cache.ts';
 
 /**
- * Posts one layer of one sequence: `tensor` is [1, 2, heads, numTokens, headDim] f32 of the
+ * Posts one layer of one sequence: `tensor` is [1, 2, heads, numTokens, headDim] (the cache dtype) of the
  * cache's local layer `layer`; resolves when the store has acknowledged it.
  */
 export type LayerKvPut = (swap: StepKvSwap, layer: number, tensor: Tensor) => Promise<void>;

@@ -26,6 +26,7 @@ export type { KvStoreWorkerData } from './kv-store-worker-data.ts';
 export {
   type GatherOptions,
   gatherSequenceKv,
+  type KvCacheArray,
   type PagedKvLayout,
   type SequenceKvOptions,
   scatterSequenceKv,

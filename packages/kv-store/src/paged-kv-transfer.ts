@@ -3,8 +3,9 @@
  * one sequence: what a gpu-actor runs to swap a sequence out (gather, then kvPut) or in
  * (kvGet, then scatter into whatever blocks it was given this time).
  *
- * Device layout, per layer: [block][kvHead][slotInBlock][headDim] f32 (see gpu-actor's
- * PagedKvCache). Slice layout: [layers, 2 (K then V), heads, tokens, headDim]. The layers
+ * Device layout, per layer: [block][kvHead][slotInBlock][headDim] of the cache's dtype (see
+ * gpu-actor's PagedKvCache): f32 in Float32Array, bf16/f16 as raw bit patterns in Uint16Array.
+ * Elements are copied as they are, never converted: the host tier holds the device's dtype. Slice layout: [layers, 2 (K then V), heads, tokens, headDim]. The layers
  * of the slice are the arrays passed in, in order (a pipeline stage passes its own layers,
  * or a single layer to stream one as soon as it is computed). `heads` indexes the cache's
  * own heads: a tensor-parallel rank whose cache holds global heads [a, b) as 0..b-a passes
@@ -12,13 +13,25 @@
  */
 
 import type { Range, Tensor } from '@seesaw/protocol';
-import { checkRange, rangeLength } from './host-kv-layout.ts';
+import { checkRange, type KvDType, rangeLength } from './host-kv-layout.ts';
 
-/** The device cache's geometry (same fields as @seesaw/kernels' KvLayout). */
+/** The device cache's geometry (same fields as @seesaw/kernels' KvLayout; f32 when dtype is absent). */
 export interface PagedKvLayout {
   numKvHeads: number;
   headDim: number;
   blockSize: number;
+  dtype?: KvDType;
+}
+
+/** One layer's K or V cache array: Float32Array for f32, Uint16Array for bf16/f16. */
+export type KvCacheArray = Float32Array | Uint16Array;
+
+function newKvArray(dtype: KvDType, length: number): KvCacheArray {
+  return dtype === 'f32' ? new Float32Array(length) : new Uint16Array(length);
+}
+
+function isKvArrayOf(dtype: KvDType, data: unknown): data is KvCacheArray {
+  return dtype === 'f32' ? data instanceof Float32Array : data instanceof Uint16Array;
 }
 
 export interface SequenceKvOptions {
@@ -27,14 +40,14 @@ export interface SequenceKvOptions {
 }
 
 export interface GatherOptions extends SequenceKvOptions {
-  /** Destination with exactly the slice's element count (default: a new array). */
-  out?: Float32Array;
+  /** Destination of the cache's dtype with exactly the slice's element count (default: a new array). */
+  out?: KvCacheArray;
 }
 
 /** Copies tokens [firstToken, numTokens) of one sequence out of the paged cache, head-major. */
 export function gatherSequenceKv(
-  cacheK: readonly Float32Array[],
-  cacheV: readonly Float32Array[],
+  cacheK: readonly KvCacheArray[],
+  cacheV: readonly KvCacheArray[],
   blockTable: ArrayLike<number>,
   numTokens: number,
   layout: PagedKvLayout,
@@ -43,10 +56,11 @@ export function gatherSequenceKv(
 ): Tensor {
   const firstToken = options.firstToken ?? 0;
   const shape = checkTransfer(cacheK, cacheV, blockTable, numTokens, firstToken, layout, heads);
+  const dtype = layout.dtype ?? 'f32';
   const length = shape.reduce((a, b) => a * b, 1);
-  const out = options.out ?? new Float32Array(length);
-  if (out.length !== length)
-    throw new RangeError(`gatherSequenceKv: out has ${out.length} elements, need ${length}`);
+  const out = options.out ?? newKvArray(dtype, length);
+  if (out.length !== length || !isKvArrayOf(dtype, out))
+    throw new RangeError(`gatherSequenceKv: out has ${out.length} elements, need ${length} ${dtype}`);
   forEachRun(
     cacheK,
     cacheV,
@@ -59,32 +73,32 @@ export function gatherSequenceKv(
       out.set(cache.subarray(cacheOffset, cacheOffset + n), sliceOffset);
     },
   );
-  return { dtype: 'f32', shape, data: out };
+  return { dtype, shape, data: out };
 }
 
 /** Writes a head-major slice (as gathered) into the sequence's blocks of the paged cache. */
 export function scatterSequenceKv(
-  cacheK: readonly Float32Array[],
-  cacheV: readonly Float32Array[],
+  cacheK: readonly KvCacheArray[],
+  cacheV: readonly KvCacheArray[],
   blockTable: ArrayLike<number>,
   numTokens: number,
   layout: PagedKvLayout,
   heads: Range,
-  slice: Tensor | Float32Array,
+  slice: Tensor | KvCacheArray,
   options: SequenceKvOptions = {},
 ): void {
   const firstToken = options.firstToken ?? 0;
   const shape = checkTransfer(cacheK, cacheV, blockTable, numTokens, firstToken, layout, heads);
-  const data = slice instanceof Float32Array ? slice : slice.data;
-  if (!(slice instanceof Float32Array)) {
-    if (slice.dtype !== 'f32' || slice.shape.join() !== shape.join())
-      throw new RangeError(
-        `scatterSequenceKv: slice is ${slice.dtype} [${slice.shape}], need f32 [${shape}]`,
-      );
-  }
+  const dtype = layout.dtype ?? 'f32';
+  const isBare = slice instanceof Float32Array || slice instanceof Uint16Array;
+  const data = isBare ? slice : slice.data;
+  if (!isBare && (slice.dtype !== dtype || slice.shape.join() !== shape.join()))
+    throw new RangeError(
+      `scatterSequenceKv: slice is ${slice.dtype} [${slice.shape}], need ${dtype} [${shape}]`,
+    );
   const length = shape.reduce((a, b) => a * b, 1);
-  if (!(data instanceof Float32Array) || data.length !== length)
-    throw new RangeError(`scatterSequenceKv: slice needs ${length} f32 elements`);
+  if (!isKvArrayOf(dtype, data) || data.length !== length)
+    throw new RangeError(`scatterSequenceKv: slice needs ${length} ${dtype} elements`);
   forEachRun(
     cacheK,
     cacheV,
@@ -100,7 +114,7 @@ export function scatterSequenceKv(
 }
 
 type RunVisitor = (
-  cache: Float32Array,
+  cache: KvCacheArray,
   cacheOffset: number,
   sliceOffset: number,
   numElements: number,
@@ -108,8 +122,8 @@ type RunVisitor = (
 
 /** Visits every contiguous run: one head's tokens inside one block. */
 function forEachRun(
-  cacheK: readonly Float32Array[],
-  cacheV: readonly Float32Array[],
+  cacheK: readonly KvCacheArray[],
+  cacheV: readonly KvCacheArray[],
   blockTable: ArrayLike<number>,
   numTokens: number,
   firstToken: number,
@@ -140,8 +154,8 @@ function forEachRun(
 
 /** Checks the arguments and returns the slice shape; throws RangeError (a caller bug). */
 function checkTransfer(
-  cacheK: readonly Float32Array[],
-  cacheV: readonly Float32Array[],
+  cacheK: readonly KvCacheArray[],
+  cacheV: readonly KvCacheArray[],
   blockTable: ArrayLike<number>,
   numTokens: number,
   firstToken: number,
@@ -157,8 +171,10 @@ function checkTransfer(
   const blockElements = H * B * D;
   const numBlocks = cacheK[0]!.length / blockElements;
   if (!Number.isInteger(numBlocks)) throw new RangeError('cache length is not a whole number of blocks');
+  const dtype = layout.dtype ?? 'f32';
   for (const cache of [...cacheK, ...cacheV]) {
     if (cache.length !== numBlocks * blockElements) throw new RangeError('cache layers differ in size');
+    if (!isKvArrayOf(dtype, cache)) throw new RangeError(`cache layers are not ${dtype} arrays`);
   }
   const headProblem = checkRange('heads', heads, H);
   if (headProblem) throw new RangeError(headProblem);

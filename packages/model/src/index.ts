@@ -56,6 +56,7 @@ export { type GgufTensorInfo, type GgufValue, GgufValueType, gguf } from './gguf
 export { GgufFile } from './gguf-reader.ts';
 export { GgufTensors } from './gguf-tensors.ts';
 export { GgufStreamWriter, type GgufTensorSpec, writeGguf } from './gguf-writer.ts';
+export { kvDtypeForCheckpoint, resolveKvDtype } from './kv-dtype.ts';
 export {
   loadConfigJson,
   type ModelConfig,

@@ -7,6 +7,11 @@
 import { type Check, finite, int, object, oneOf, str } from './check.ts';
 
 export type PreemptionModeName = 'auto' | 'swap' | 'recompute';
+/** Element type of the KV cache, on the devices and in the host tier alike. */
+export type KvCacheDType = 'f32' | 'bf16' | 'f16';
+/** --kv-dtype: a KV cache dtype, or auto (the checkpoint's 16-bit type, see resolveKvDtype in @seesaw/model). */
+export type KvDTypeSetting = 'auto' | KvCacheDType;
+export const KV_DTYPE_SETTINGS: readonly KvDTypeSetting[] = ['auto', 'bf16', 'f16', 'f32'];
 export type ReshardRouteName = 'auto' | 'p2p' | 'host';
 
 export interface EngineModelConfig {
@@ -38,6 +43,8 @@ export interface EngineCacheConfig {
   hostKvBytes?: number;
   /** How to preempt; absent: 'auto' with a host tier, else 'recompute'. */
   preemptionMode?: PreemptionModeName;
+  /** KV cache element type on the devices and the host tier; absent: auto. */
+  kvDtype?: KvDTypeSetting;
 }
 
 export interface EngineSchedulerConfig {
@@ -75,6 +82,7 @@ export const engineConfigCheck: Check = object({
       deviceMemoryBytes: positive,
       hostKvBytes: positive,
       preemptionMode: oneOf('auto', 'swap', 'recompute'),
+      kvDtype: oneOf(...KV_DTYPE_SETTINGS),
     },
   ),
   scheduler: object({

@@ -72,8 +72,13 @@ export class WebGpuDevice implements StepDevice {
     context: GpuContext,
     readonly config: ModelConfig,
     weights: ModelWeights,
-    options: Pick<StepDeviceOptions, 'kvCacheBytes' | 'blockSize' | 'group'> = {},
+    options: Pick<StepDeviceOptions, 'kvCacheBytes' | 'blockSize' | 'kvDtype' | 'group'> = {},
   ) {
+    // The WGSL attention reads f32 K/V only; the CLI maps --kv-dtype auto to f32 on this backend.
+    if (options.kvDtype !== undefined && options.kvDtype !== 'f32')
+      throw new RangeError(
+        `the WebGPU device keeps its KV cache in f32; kvDtype ${options.kvDtype} is not supported`,
+      );
     this.blockSize = options.blockSize ?? ENGINE_DEFAULTS.blockSize;
     const kernels = WebGpuKernels.forContext(context);
     this.forward = new WebGpuLlamaForward(kernels, config, weights, options.group);

@@ -24,7 +24,7 @@ import {
   parseCompareSpecs,
 } from '../compare-table.ts';
 import type { EngineSettings } from '../engine-session.ts';
-import { readHostKvSettings } from '../host-kv-flags.ts';
+import { kvDtypeForBackend, readHostKvSettings } from '../host-kv-flags.ts';
 import { readSeesawTuning } from '../seesaw-flags.ts';
 import { isTraceWanted, type TraceOutputs, writeTraceOutputs } from '../trace-output.ts';
 import { type BenchResult, runBench } from './bench.ts';
@@ -54,10 +54,11 @@ export function readCompareRuns(values: FlagValues, compareText: string): Compar
   const maxNumSeqs = optionalInteger(values, 'max-num-seqs', { min: 1 });
   const maxNumBatchedTokens = optionalInteger(values, 'max-num-batched-tokens', { min: 1 });
   const deviceMemoryBytes = optionalByteSize(values, 'device-memory');
-  const { hostKvBytes, preemptionMode } = readHostKvSettings(values);
+  const { hostKvBytes, preemptionMode, kvDtype: kvDtypeFlag } = readHostKvSettings(values);
   const { backend, gpusPerAdapter } = readBackendSettings(values);
+  const kvDtype = kvDtypeForBackend(kvDtypeFlag, backend);
   return specs.map((spec): CompareRun => {
-    const shared: EngineSettings = { numThreads, maxNumSeqs, hostKvBytes };
+    const shared: EngineSettings = { numThreads, maxNumSeqs, hostKvBytes, ...(kvDtype ? { kvDtype } : {}) };
     const layout = spec.kind === 'seesaw' ? spec.prefill : spec.parallel;
     const numDevices = layout.dp * layout.tp * layout.pp;
     if (backend === 'webgpu') {

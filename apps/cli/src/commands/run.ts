@@ -35,7 +35,7 @@ import {
   openEngineSession,
   tryAddRequest,
 } from '../engine-session.ts';
-import { readHostKvSettings } from '../host-kv-flags.ts';
+import { kvDtypeForBackend, readHostKvSettings } from '../host-kv-flags.ts';
 import { type ParsedRequest, parseInputFile } from '../input-lines.ts';
 import { chatLogprobs, completionLogprobs, tokenTextOf } from '../logprobs-output.ts';
 import { checkMemoryFlags } from '../memory-flags.ts';
@@ -76,6 +76,8 @@ export function readEngineSettings(values: FlagValues): EngineSettings {
   checkMemoryFlags(settings);
   if (seesaw) settings.seesaw = seesaw;
   const { backend, gpusPerAdapter } = readBackendSettings(values);
+  const kvDtype = kvDtypeForBackend(settings.kvDtype, backend);
+  if (kvDtype !== undefined) settings.kvDtype = kvDtype;
   if (backend === 'webgpu') {
     settings.backend = backend;
     if (seesaw) checkWebGpuPlacement(seesaw.numDevices, gpusPerAdapter);
@@ -301,7 +303,8 @@ async function runRequests(
     const { device } = session;
     options.log(
       `model ${session.modelName} on ${session.layout}: weights ${formatByteSize(device.weightBytes)}, KV cache ` +
-        `${formatByteSize(device.kvCacheBytes)} (${device.numKvBlocks} blocks of ${device.blockSize} tokens); ` +
+        `${formatByteSize(device.kvCacheBytes)} (${device.numKvBlocks} blocks of ${device.blockSize} tokens` +
+        `${device.kvDtype ? `, ${device.kvDtype}` : ''}); ` +
         `${requests.length} requests to run`,
     );
     const engineStartMs = performance.now();
@@ -406,6 +409,7 @@ async function runRequests(
     summary.engineElapsedMs = performance.now() - engineStartMs;
     summary.figures = session.figures();
     summary.layout = session.layout;
+    if (session.device.kvDtype) summary.kvDtype = session.device.kvDtype;
   } finally {
     await session.close();
   }

@@ -21,9 +21,16 @@ import {
   parseParallelConfig,
   type ReshardLinkRates,
   type ReshardRoute,
+  resolveKvDtype,
   validateForModel,
 } from '@seesaw/model';
-import { type DeviceWorkerData, type DeviceWorkerLinkPorts, ENGINE_DEFAULTS } from '@seesaw/protocol';
+import {
+  type DeviceWorkerData,
+  type DeviceWorkerLinkPorts,
+  ENGINE_DEFAULTS,
+  type KvCacheDType,
+  type KvDTypeSetting,
+} from '@seesaw/protocol';
 import { DeviceActorHandle } from './device-actor-handle.ts';
 import { wireLayout, wireReshardMesh } from './layout-wiring.ts';
 import { type EngineHostKv, LocalHostKv } from './local-host-kv.ts';
@@ -54,6 +61,8 @@ export interface LocalClusterOptions {
   deviceMemoryBytes: number;
   /** Tokens per KV block. Default 16. */
   blockSize?: number;
+  /** KV cache element type of every device and the host tier (auto: the checkpoint's 16-bit type). Default f32. */
+  kvDtype?: KvDTypeSetting;
   /** Cluster secret every hello must carry. */
   token: string;
   /**
@@ -91,6 +100,8 @@ export class LocalCluster {
     private readonly replicaDevices: ReplicaDevice[],
     /** The host KV tier, when hostKvBytes was given. */
     readonly hostKv: LocalHostKv | undefined,
+    /** Element type of every device's KV cache and of the host tier's slots. */
+    readonly kvDtype: KvCacheDType,
   ) {}
 
   /**
@@ -134,12 +145,14 @@ export class LocalCluster {
     if (Math.max(tp, decode?.tp ?? 1) > 1 && !options.createTpGroup)
       throw new Error(`TP ${Math.max(tp, decode?.tp ?? 1)} needs options.createTpGroup`);
     const blockSize = options.blockSize ?? ENGINE_DEFAULTS.blockSize;
+    const kvDtype = resolveKvDtype(options.kvDtype ?? ENGINE_DEFAULTS.kvDtype, options.modelDir);
     const hostKv =
       options.hostKvBytes === undefined
         ? undefined
         : await LocalHostKv.start({
             config,
             blockSize,
+            kvDtype,
             capacityBytes: options.hostKvBytes,
             numEngines: dp,
             token: options.token,
@@ -151,7 +164,7 @@ export class LocalCluster {
         parallel,
         decode && { decode, planner: planner! },
         config,
-        blockSize,
+        { blockSize, kvDtype },
         hostKv,
       );
     } catch (error) {
@@ -165,9 +178,10 @@ export class LocalCluster {
     parallel: ParallelConfig,
     phased: { decode: ParallelConfig; planner: ReshardPlanner } | undefined,
     config: ModelConfig,
-    blockSize: number,
+    cache: { blockSize: number; kvDtype: KvCacheDType },
     hostKv: LocalHostKv | undefined,
   ): Promise<LocalCluster> {
+    const { blockSize, kvDtype } = cache;
     const decode = phased?.decode;
     const { dp, tp, pp } = parallel;
     const ranks = deviceRanks(parallel);
@@ -218,6 +232,7 @@ export class LocalCluster {
       numThreads: options.numThreadsPerDevice ?? 1,
       deviceMemoryBytes: options.deviceMemoryBytes,
       blockSize,
+      kvDtype,
       isWeightDigestReturned: options.isWeightDigestReturned,
     });
     const loaded = await Promise.allSettled(loads.map(({ rank, shard }) => actors[rank.device].load(shard)));
@@ -226,7 +241,7 @@ export class LocalCluster {
     const replicas = phased
       ? createPhasedReplicas({ ...options, ...phased, parallel, blockSize, hostKv, actors, ready })
       : groupReplicas(actors, ready, parallel, blockSize);
-    return new LocalCluster(parallel, phased?.decode, config, actors, replicas, hostKv);
+    return new LocalCluster(parallel, phased?.decode, config, actors, replicas, hostKv, kvDtype);
   }
 
   /** The values, or (after stopping every started actor) the first failure. */

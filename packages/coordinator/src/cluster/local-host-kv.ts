@@ -10,7 +10,7 @@
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { hostKvLayoutFor, type KvStoreWorker, slotBytes, spawnKvStoreWorker } from '@seesaw/kv-store';
 import type { ModelConfig } from '@seesaw/model';
-import { connectAndHello, INBOUND_TAGS } from '@seesaw/protocol';
+import { connectAndHello, INBOUND_TAGS, type KvCacheDType } from '@seesaw/protocol';
 
 /** What each engine's scheduler is given (EngineOptions.hostKv). */
 export interface EngineHostKv {
@@ -22,6 +22,8 @@ export interface LocalHostKvOptions {
   config: ModelConfig;
   /** Tokens per KV block = tokens per host slot. */
   blockSize: number;
+  /** Element type of the slots: the devices' KV dtype (no conversion on the way). Default f32. */
+  kvDtype?: KvCacheDType;
   /** Host memory for KV, bytes. */
   capacityBytes: number;
   /** Engines sharing the store (one per DP replica). */
@@ -33,14 +35,16 @@ export interface LocalHostKvOptions {
 /**
  * Each engine's share of a store of capacityBytes shared by numEngines engines. Depends only on
  * its arguments, so a coordinator computes the same shares as every host running such a store.
+ * 16-bit slots take half the bytes: twice the slots for the same capacity.
  */
 export function engineHostKvFor(
   config: ModelConfig,
   blockSize: number,
   capacityBytes: number,
   numEngines: number,
+  kvDtype: KvCacheDType = 'f32',
 ): EngineHostKv {
-  const bytesPerSlot = slotBytes(hostKvLayoutFor(config, blockSize));
+  const bytesPerSlot = slotBytes(hostKvLayoutFor(config, blockSize, kvDtype));
   const numSlots = Math.floor(capacityBytes / bytesPerSlot);
   const numSlotsPerEngine = Math.floor(numSlots / numEngines);
   if (numSlotsPerEngine < 1) {
@@ -63,12 +67,13 @@ export class LocalHostKv {
   ) {}
 
   static async start(options: LocalHostKvOptions): Promise<LocalHostKv> {
-    const layout = hostKvLayoutFor(options.config, options.blockSize);
+    const layout = hostKvLayoutFor(options.config, options.blockSize, options.kvDtype);
     const engineHostKv = engineHostKvFor(
       options.config,
       options.blockSize,
       options.capacityBytes,
       options.numEngines,
+      options.kvDtype,
     );
     const worker = spawnKvStoreWorker(
       {

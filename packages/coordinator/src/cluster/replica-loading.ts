@@ -5,7 +5,13 @@
  * `actors[ppStage][tpRank]`.
  */
 import { balancedRange, formatParallelConfig, type ModelConfig, type ParallelConfig } from '@seesaw/model';
-import { type DeviceRank, deviceRanks, type LoadShard, type Ready } from '@seesaw/protocol';
+import {
+  type DeviceRank,
+  deviceRanks,
+  type KvCacheDType,
+  type LoadShard,
+  type Ready,
+} from '@seesaw/protocol';
 import type { DeviceActorHandle } from './device-actor-handle.ts';
 import { ReplicaDevice } from './replica-device.ts';
 
@@ -16,6 +22,8 @@ export interface ShardSettings {
   /** Each device's budget for weights plus KV cache, bytes. */
   deviceMemoryBytes: number;
   blockSize: number;
+  /** KV cache element type; absent: f32. */
+  kvDtype?: KvCacheDType;
   /** Devices return a sha256 of their weights (tests). */
   isWeightDigestReturned?: boolean;
 }
@@ -40,6 +48,7 @@ export function shardLoads(
       deviceMemoryBytes: settings.deviceMemoryBytes,
       blockSize: settings.blockSize,
     };
+    if (settings.kvDtype !== undefined) shard.kvDtype = settings.kvDtype;
     if (settings.isWeightDigestReturned) shard.isWeightDigestReturned = true;
     return { rank, shard };
   });

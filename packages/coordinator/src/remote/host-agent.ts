@@ -284,6 +284,7 @@ export class HostAgent {
       started = LocalHostKv.start({
         config: loadModelConfig(hostKv.modelDir),
         blockSize: hostKv.blockSize,
+        kvDtype: hostKv.kvDtype,
         capacityBytes: hostKv.capacityBytes,
         numEngines: hostKv.numEngines,
         token: deviceToken,

@@ -16,19 +16,21 @@ import {
   Checkpoint,
   expectedTensors,
   formatParallelConfig,
+  kvDtypeForCheckpoint,
   type ModelConfig,
   parseParallelConfig,
   validateForModel,
 } from '@seesaw/model';
-import type {
-  CoordinatorToDevice,
-  CoordinatorToJobClient,
-  DeviceToCoordinator,
-  Endpoint,
-  JobClientToCoordinator,
-  JobRequest,
-  OpenJob,
-  SpawnHostKv,
+import {
+  type CoordinatorToDevice,
+  type CoordinatorToJobClient,
+  type DeviceToCoordinator,
+  ENGINE_DEFAULTS,
+  type Endpoint,
+  type JobClientToCoordinator,
+  type JobRequest,
+  type OpenJob,
+  type SpawnHostKv,
 } from '@seesaw/protocol';
 import { ClusterEngine } from '../cluster/cluster-engine.ts';
 import { DeviceActorHandle } from '../cluster/device-actor-handle.ts';
@@ -162,6 +164,7 @@ export class RemoteJob {
     // Opening reads only the safetensors headers; it refuses a config whose dimensions do not
     // match the tensors before numModelParams or any host builds tables sized by the config.
     const checkpoint = Checkpoint.open(model.dir);
+    const kvDtype = kvDtypeForCheckpoint(cache.kvDtype ?? ENGINE_DEFAULTS.kvDtype, checkpoint);
     checkpoint.close();
     const config = checkpoint.config;
     this.vocabSize = config.vocabSize;
@@ -184,11 +187,12 @@ export class RemoteJob {
         : {
             modelDir: model.dir,
             blockSize: cache.blockSize,
+            kvDtype,
             capacityBytes: cache.hostKvBytes,
             numEngines: dp,
           };
     const engineHostKv: EngineHostKv | undefined =
-      hostKv && engineHostKvFor(config, hostKv.blockSize, hostKv.capacityBytes, hostKv.numEngines);
+      hostKv && engineHostKvFor(config, hostKv.blockSize, hostKv.capacityBytes, hostKv.numEngines, kvDtype);
     this.deviceHosts = placeDevices(
       hosts.map((h) => ({ name: h.name, freeDevices: h.numDevices - h.busyDevices })),
       dp,
@@ -248,7 +252,7 @@ export class RemoteJob {
     const failedAttach = attached.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failedAttach) throw this.failure ?? failedAttach.reason;
 
-    const replicas = await loadReplicas(this.actors, parallel, config, this.open.config);
+    const replicas = await loadReplicas(this.actors, parallel, config, this.open.config, kvDtype);
     this.engine = new ClusterEngine(replicas, pp, {
       maxNumBatchedTokens: scheduler.maxNumBatchedTokens,
       maxNumSeqs: scheduler.maxNumSeqs,

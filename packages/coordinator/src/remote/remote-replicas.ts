@@ -3,7 +3,7 @@
  * host, and the ReplicaDevices loaded and grouped as a LocalCluster's (replica-loading.ts).
  */
 import { Checkpoint, type ModelConfig, type ParallelConfig } from '@seesaw/model';
-import type { EngineConfig } from '@seesaw/protocol';
+import type { EngineConfig, KvCacheDType } from '@seesaw/protocol';
 import type { DeviceActorHandle } from '../cluster/device-actor-handle.ts';
 import type { ReplicaDevice } from '../cluster/replica-device.ts';
 import { groupReplicas, shardLoads } from '../cluster/replica-loading.ts';
@@ -27,6 +27,7 @@ export async function loadReplicas(
   parallel: ParallelConfig,
   config: ModelConfig,
   engineConfig: EngineConfig,
+  kvDtype: KvCacheDType,
 ): Promise<ReplicaDevice[]> {
   const { model, cache } = engineConfig;
   // Read where the coordinator runs: the model directory must be visible here too.
@@ -37,6 +38,7 @@ export async function loadReplicas(
     numThreads: engineConfig.parallel.numThreadsPerDevice ?? 1,
     deviceMemoryBytes,
     blockSize: cache.blockSize,
+    kvDtype,
   });
   const ready = await Promise.all(loads.map(({ rank, shard }) => actors[rank.device]!.load(shard)));
   return groupReplicas(actors, ready, parallel, cache.blockSize);

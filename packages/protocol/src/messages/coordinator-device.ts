@@ -3,7 +3,8 @@
  * (loadShard), then drives it one step at a time and moves KV blocks in and out.
  */
 
-import { arrayOf, bool, type Check, count, finite, int, object, range, str } from '../check.ts';
+import { arrayOf, bool, type Check, count, finite, int, object, oneOf, range, str } from '../check.ts';
+import type { KvCacheDType } from '../engine-config.ts';
 import { parseParallelConfig } from '../parallel-layout.ts';
 import type { SampledToken, StepBatch, StepKvSwap, StepKvTimings, StepResult } from '../step.ts';
 import type { Tensor } from '../tensor.ts';
@@ -32,6 +33,8 @@ export interface LoadShard {
   deviceMemoryBytes: number;
   /** Tokens per KV block. */
   blockSize: number;
+  /** Element type of the device's KV cache (and the host tier's slots); absent: f32. */
+  kvDtype?: KvCacheDType;
   /** Return Ready.weightDigest: sha256 hex over the held weights in canonical order. */
   isWeightDigestReturned?: boolean;
 }
@@ -341,7 +344,7 @@ export const coordinatorToDeviceSchemas: Record<
       blockSize: int(1, 1 << 20),
     },
     loadShardRule,
-    { isWeightDigestReturned: bool },
+    { isWeightDigestReturned: bool, kvDtype: oneOf('f32', 'bf16', 'f16') },
   ),
   step: schema({ batch: stepBatch }),
   swapOut: schema(swapFields, swapTensors),

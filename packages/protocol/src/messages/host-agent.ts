@@ -6,7 +6,8 @@
  * Hellos use role 'device' for both link kinds: the first message after welcome says which.
  */
 
-import { arrayOf, count, int, object, str } from '../check.ts';
+import { arrayOf, count, int, object, oneOf, str } from '../check.ts';
+import type { KvCacheDType } from '../engine-config.ts';
 import type { Heartbeat, Hello, ProtocolError, Refused, Shutdown, Welcome } from './common.ts';
 import { type MessageSchema, noTensors, schema } from './schema.ts';
 
@@ -93,6 +94,8 @@ export interface SpawnHostKv {
   modelDir: string;
   /** Tokens per KV block = tokens per host slot. */
   blockSize: number;
+  /** Element type of the slots (the devices' KV dtype); absent: f32. */
+  kvDtype?: KvCacheDType;
   capacityBytes: number;
   /** Engines of the job (one per DP replica); each owns an equal slot range. */
   numEngines: number;
@@ -140,12 +143,15 @@ export const coordinatorToHostAgentSchemas: Record<'spawnReplica' | 'releaseJob'
     {
       devices: arrayOf(count, 4096, 1),
       hostUrls: arrayOf(peerUrl, 4096, 1),
-      hostKv: object({
-        modelDir: str(4096),
-        blockSize: int(1, 1 << 20),
-        capacityBytes: int(1, Number.MAX_SAFE_INTEGER),
-        numEngines: int(1, 1 << 20),
-      }),
+      hostKv: object(
+        {
+          modelDir: str(4096),
+          blockSize: int(1, 1 << 20),
+          capacityBytes: int(1, Number.MAX_SAFE_INTEGER),
+          numEngines: int(1, 1 << 20),
+        },
+        { kvDtype: oneOf('f32', 'bf16', 'f16') },
+      ),
     },
   ),
   releaseJob: schema({ jobId: count }),
