@@ -39,6 +39,7 @@ describe('throughput report', () => {
         numDecodeStepTokens: 240,
       }),
       preemptions: { numPreemptions: 3, numSwapOuts: 2, numRecomputedTokens: 17 },
+      kvMoved: { tokens: 0, bytes: 0 },
     };
     const report = formatBenchReport(result);
     expect(report.startsWith(formatThroughputLines(FIGURES))).toBe(true);
@@ -63,6 +64,9 @@ describe('throughput report', () => {
       peak_rss_bytes: 3 * 1024 ** 3,
       weight_bytes: 1024 ** 2,
       kv_cache_bytes: 512,
+      kv_moved_tokens: 0,
+      kv_moved_bytes: 0,
+      kv_bytes_per_moved_token: null,
       prefill_steps: 4,
       prefill_step_seconds: 2,
       prefill_tokens_per_second: 505,
@@ -129,9 +133,11 @@ describe('throughput report', () => {
         numDecodeStepTokens: 1,
       }),
       preemptions: { numPreemptions: 0, numSwapOuts: 0, numRecomputedTokens: 0 },
+      kvMoved: { tokens: 0, bytes: 0 },
       figures: SEESAW_FIGURES,
     };
     expect(formatBenchReport(result)).not.toContain('Seesaw:');
+    expect(formatBenchReport(result)).not.toContain('KV moved');
     expect(benchJson(result).num_switches).toBeUndefined();
     const seesaw = { ...result, isSeesaw: true };
     expect(formatBenchReport(seesaw)).toContain(
@@ -144,6 +150,37 @@ describe('throughput report', () => {
       swap_in_hidden_fraction: 0.75,
       swap_in_hidden_byte_fraction: 0.625,
       host_kv_memory_bytes: 64 * 1024 ** 2,
+    });
+  });
+
+  it('bench prints the KV bytes moved per swapped token and the KV dtype', () => {
+    const result = {
+      ...FIGURES,
+      numRejected: 0,
+      peakRssBytes: 1024 ** 3,
+      weightBytes: 1024 ** 2,
+      kvCacheBytes: 512,
+      phases: phaseRates({
+        numPrefillSteps: 1,
+        prefillStepMs: 1,
+        numPrefillStepTokens: 1,
+        numDecodeSteps: 1,
+        decodeStepMs: 1,
+        numDecodeStepTokens: 1,
+      }),
+      preemptions: { numPreemptions: 2, numSwapOuts: 2, numRecomputedTokens: 0 },
+      kvDtype: 'bf16',
+      kvMoved: { tokens: 1000, bytes: 2 * 1024 ** 2 },
+    };
+    const report = formatBenchReport(result);
+    expect(report).toContain('KV cache: 512 B (bf16)\n');
+    expect(report).toContain(
+      'KV moved to/from host: 1000 tokens, 2.00 MiB, 2097 bytes per swapped token (write-backs, prefetches and swaps)\n',
+    );
+    expect(benchJson(result)).toMatchObject({
+      kv_moved_tokens: 1000,
+      kv_moved_bytes: 2 * 1024 ** 2,
+      kv_bytes_per_moved_token: 2097.152,
     });
   });
 

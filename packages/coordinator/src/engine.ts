@@ -62,6 +62,9 @@ export interface EngineStats {
   numSwapOuts: number;
   numSwapIns: number;
   swappedBytes: number;
+  /** Token positions whose KV moved to or from the host tier (swaps, write-backs, prefetches), and their host bytes. */
+  kvMovedTokens: number;
+  kvMovedBytes: number;
   /** Time spent awaiting device.execute. */
   busyMs: number;
   /** Time inside step() spent outside the device: scheduling and applying results. */

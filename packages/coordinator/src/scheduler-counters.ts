@@ -26,6 +26,10 @@ export interface SchedulerCounters {
   numWriteBacks: number;
   /** Sequences whose KV a step fetched from the host tier ahead of use (prefetches). */
   numPrefetches: number;
+  /** Token positions whose KV moved between device and host tier: swaps, write-backs, prefetches. */
+  kvMovedTokens: number;
+  /** Host-tier bytes of those moves (whole slots): per token, halved by a 16-bit KV dtype. */
+  kvMovedBytes: number;
 }
 
 export function emptyCounters(): SchedulerCounters {
@@ -43,6 +47,8 @@ export function emptyCounters(): SchedulerCounters {
     numSwitches: 0,
     numWriteBacks: 0,
     numPrefetches: 0,
+    kvMovedTokens: 0,
+    kvMovedBytes: 0,
   };
 }
 
@@ -75,4 +81,18 @@ export function countStepTransfers(
   counters.swappedBytes += bytesOfSwaps(batch.swapOuts) + bytesOfSwaps(batch.swapIns);
   counters.numWriteBacks += batch.kvWriteBacks?.length ?? 0;
   counters.numPrefetches += batch.prefetches?.length ?? 0;
+  for (const swaps of [batch.swapOuts, batch.swapIns, batch.kvWriteBacks, batch.prefetches])
+    countKvMoves(counters, swaps ?? [], bytesOf);
+}
+
+/** Adds `swaps` (each a sequence's first numTokens positions) to the KV-moved figures. */
+export function countKvMoves(
+  counters: SchedulerCounters,
+  swaps: readonly { numTokens: number }[],
+  bytesOf: (numTokens: number) => number,
+): void {
+  for (const swap of swaps) {
+    counters.kvMovedTokens += swap.numTokens;
+    counters.kvMovedBytes += bytesOf(swap.numTokens);
+  }
 }

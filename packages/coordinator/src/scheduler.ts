@@ -8,7 +8,7 @@ import type { EngineRequest, RequestOutput } from './request.ts';
 import { RequestIntake } from './request-sequence.ts';
 import { validateRequest } from './request-validation.ts';
 import { randomSeed } from './sampling-params.ts';
-import { emptyCounters, type SchedulerCounters } from './scheduler-counters.ts';
+import { countKvMoves, emptyCounters, type SchedulerCounters } from './scheduler-counters.ts';
 import { numBlocksFor, type Sequence } from './sequence.ts';
 import { checkResultMatchesPlan, type ScheduledChunk, type StepPlan } from './step-plan.ts';
 import type { Phase, StepScheduler } from './step-scheduler.ts';
@@ -287,6 +287,8 @@ export class Scheduler implements StepScheduler {
       counters.numSwapIns++;
       counters.swappedBytes += this.hostTier!.bytesOf(swap.numTokens);
     }
+    for (const swaps of [plan.batch.swapOuts ?? [], plan.batch.swapIns ?? []])
+      countKvMoves(counters, swaps, (numTokens) => this.hostTier!.bytesOf(numTokens));
 
     const outputs = applyStepResult(
       plan,

@@ -57,10 +57,26 @@ export interface BenchResult extends ThroughputFigures {
   kvCacheBytes: number;
   phases: PhaseRates;
   preemptions: { numPreemptions: number; numSwapOuts: number; numRecomputedTokens: number };
+  /** KV cache element type, where the session knows it (not a remote job). */
+  kvDtype?: string;
+  /** Token positions whose KV moved to or from the host tier (swaps, write-backs, prefetches) and their host bytes. */
+  kvMoved: { tokens: number; bytes: number };
   /** Phase, re-shard and KV-transfer figures; printed for Seesaw runs. */
   figures?: SessionFigures;
   /** Whether the run switched between a prefill and a decode layout (--prefill/--decode). */
   isSeesaw?: boolean;
+}
+
+/** Bytes moved per token: whole host slots, so it halves with a 16-bit KV dtype. */
+function kvBytesPerMovedToken(kvMoved: BenchResult['kvMoved']): number | null {
+  return kvMoved.tokens > 0 ? kvMoved.bytes / kvMoved.tokens : null;
+}
+
+function formatKvMovedLine(kvMoved: BenchResult['kvMoved']): string {
+  return (
+    `KV moved to/from host: ${kvMoved.tokens} tokens, ${formatByteSize(kvMoved.bytes)}, ` +
+    `${Math.round(kvBytesPerMovedToken(kvMoved)!)} bytes per swapped token (write-backs, prefetches and swaps)`
+  );
 }
 
 function formatSeesawLine(figures: SessionFigures): string {
@@ -146,10 +162,11 @@ export function formatBenchReport(result: BenchResult): string {
       (result.numRejected > 0 ? ` (${result.numRejected} rejected by the engine, not counted)` : ''),
     `Peak resident memory: ${formatByteSize(result.peakRssBytes)}`,
     `Model weights: ${formatByteSize(result.weightBytes)}`,
-    `KV cache: ${formatByteSize(result.kvCacheBytes)}`,
+    `KV cache: ${formatByteSize(result.kvCacheBytes)}${result.kvDtype ? ` (${result.kvDtype})` : ''}`,
     formatPhaseRates(result.phases),
     `Preemptions: ${result.preemptions.numPreemptions} (${result.preemptions.numSwapOuts} swapped to host memory, ` +
       `${result.preemptions.numRecomputedTokens} tokens recomputed)`,
+    ...(result.kvMoved.tokens > 0 ? [formatKvMovedLine(result.kvMoved)] : []),
     ...(result.isSeesaw && result.figures ? [formatSeesawLine(result.figures)] : []),
     '',
   ].join('\n');
@@ -170,6 +187,9 @@ export function benchJson(result: BenchResult): Record<string, number | null> {
     peak_rss_bytes: result.peakRssBytes,
     weight_bytes: result.weightBytes,
     kv_cache_bytes: result.kvCacheBytes,
+    kv_moved_tokens: result.kvMoved.tokens,
+    kv_moved_bytes: result.kvMoved.bytes,
+    kv_bytes_per_moved_token: kvBytesPerMovedToken(result.kvMoved),
     prefill_steps: result.phases.numPrefillSteps,
     prefill_step_seconds: result.phases.prefillSeconds,
     prefill_tokens_per_second: result.phases.prefillTokensPerSecond,
@@ -249,6 +269,8 @@ export async function runBench(
         numSwapOuts: stats.numSwapOuts,
         numRecomputedTokens: stats.numRecomputedTokens,
       },
+      ...(session.device.kvDtype ? { kvDtype: session.device.kvDtype } : {}),
+      kvMoved: { tokens: stats.kvMovedTokens, bytes: stats.kvMovedBytes },
       figures: session.figures(),
       isSeesaw: settings.seesaw !== undefined,
     };

@@ -64,6 +64,8 @@ function zeroStats(): EngineStats {
     numSwapOuts: 0,
     numSwapIns: 0,
     swappedBytes: 0,
+    kvMovedTokens: 0,
+    kvMovedBytes: 0,
     busyMs: 0,
     idleMs: 0,
     numPrefillSteps: 0,
