@@ -182,6 +182,12 @@ export class Checkpoint {
     return type === 'Q8_0' ? 'q8_0' : type === 'Q4_0' ? 'q4_0' : null;
   }
 
+  /** Whether a tensor is stored quantized in a GGUF file (any block type, Q4_K included), whatever reads present. */
+  isStoredQuantized(name: string): boolean {
+    const type = this.gguf?.storedType(name)?.name;
+    return type !== undefined && type !== 'F32' && type !== 'F16' && type !== 'BF16';
+  }
+
   info(name: string): TensorInfo {
     const info = this.find(name);
     if (info === undefined) throw new CheckpointError(`${this.dir}: missing tensor "${name}"`);

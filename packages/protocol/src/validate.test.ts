@@ -107,6 +107,7 @@ describe('validate', () => {
       'badField',
       /start 3 > end 2/,
     );
+    expectRejected(rawFrame({ ...shard, tpRank: 0, kvDtype: 'fp8' }), 'badField', /loadShard\.kvDtype/);
   });
 
   it('rejects tensor descriptors that do not add up', () => {

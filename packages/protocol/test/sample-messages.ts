@@ -53,6 +53,7 @@ export function sampleMessages(random: () => number): Sample[] {
       numThreads: 2,
       deviceMemoryBytes: 8 * 2 ** 30,
       blockSize: 16,
+      kvDtype: 'bf16',
     }),
     none({
       tag: 'step',
@@ -154,7 +155,13 @@ export function sampleMessages(random: () => number): Sample[] {
       config: {
         model: { dir: '/models/tiny' },
         parallel: { layout: 'D2', numDevices: 2, numThreadsPerDevice: 1 },
-        cache: { blockSize: 16, kvCacheBytes: 1 << 29, hostKvBytes: 1 << 30, preemptionMode: 'swap' },
+        cache: {
+          blockSize: 16,
+          kvCacheBytes: 1 << 29,
+          hostKvBytes: 1 << 30,
+          preemptionMode: 'swap',
+          kvDtype: 'auto',
+        },
         scheduler: {
           maxNumBatchedTokens: 512,
           maxNumSeqs: 8,
