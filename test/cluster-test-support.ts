@@ -10,6 +10,7 @@ import {
   type RequestOutput,
 } from '@seesaw/coordinator';
 import { CpuDevice, createDeviceWorkerGroup, deviceWorkerUrl } from '@seesaw/gpu-actor';
+import type { KvDType } from '@seesaw/kernels';
 
 export const FIXTURE = join(import.meta.dirname, '../fixtures/tiny-llama-bf16');
 export const TOKEN = 'cluster-test-token';
@@ -71,11 +72,13 @@ export const ENGINE_OPTIONS = { maxNumBatchedTokens: 64, maxNumSeqs: 8 } as cons
 export async function runReference(
   modelDir: string,
   requests: EngineRequest[],
+  kvDtype: KvDType = 'f32',
 ): Promise<Map<string, number[]>> {
   const device = await CpuDevice.load(modelDir, {
     numThreads: 1,
     blockSize: BLOCK_SIZE,
     kvCacheBytes: 16 << 20,
+    kvDtype,
   });
   const engine = new Engine(device, {
     ...ENGINE_OPTIONS,

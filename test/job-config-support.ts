@@ -3,7 +3,12 @@
  * ENGINE_DEFAULTS, as the CLI's buildEngineConfig fills it.
  */
 import { parseParallelConfig } from '@seesaw/model';
-import { ENGINE_DEFAULTS, type EngineConfig, type PreemptionModeName } from '@seesaw/protocol';
+import {
+  ENGINE_DEFAULTS,
+  type EngineConfig,
+  type KvDTypeSetting,
+  type PreemptionModeName,
+} from '@seesaw/protocol';
 
 export interface JobConfigFields {
   modelDir: string;
@@ -14,6 +19,7 @@ export interface JobConfigFields {
   maxNumSeqs?: number;
   hostKvBytes?: number;
   preemptionMode?: PreemptionModeName;
+  kvDtype?: KvDTypeSetting;
 }
 
 export function jobConfig(fields: JobConfigFields): EngineConfig {
@@ -35,5 +41,6 @@ export function jobConfig(fields: JobConfigFields): EngineConfig {
   if (fields.deviceMemoryBytes !== undefined) config.cache.deviceMemoryBytes = fields.deviceMemoryBytes;
   if (fields.hostKvBytes !== undefined) config.cache.hostKvBytes = fields.hostKvBytes;
   if (fields.preemptionMode !== undefined) config.cache.preemptionMode = fields.preemptionMode;
+  if (fields.kvDtype !== undefined) config.cache.kvDtype = fields.kvDtype;
   return config;
 }

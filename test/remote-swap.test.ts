@@ -28,8 +28,11 @@ const BLOCKS_PER_ENGINE = 10;
 /** Host slots each replica's engine may swap to: more than all its requests together ever need. */
 const HOST_SLOTS_PER_ENGINE = 64;
 
-/** Device memory leaving the fullest device exactly BLOCKS_PER_ENGINE KV blocks, and the host KV size. */
-function memoryFor(parallel: string): { deviceMemoryBytes: number; hostKvBytes: number } {
+/**
+ * Device memory leaving the fullest device exactly BLOCKS_PER_ENGINE KV blocks of `kvBytes`-byte
+ * elements, and the host KV size.
+ */
+function memoryFor(parallel: string, kvBytes = 4): { deviceMemoryBytes: number; hostKvBytes: number } {
   const { dp, tp, pp } = parseParallelConfig(parallel);
   const checkpoint = Checkpoint.open(FIXTURE);
   try {
@@ -40,13 +43,13 @@ function memoryFor(parallel: string): { deviceMemoryBytes: number; hostKvBytes: 
         const spec = shardSpec(config, { tp, tpRank, pp, ppStage });
         const layers = spec.layers.end - spec.layers.start;
         const heads = spec.kvHeads.end - spec.kvHeads.start;
-        // K and V, f32 on the device.
-        const bytesPerBlock = layers * 2 * heads * REMOTE_BLOCK_SIZE * config.headDim * 4;
+        // K and V on the device.
+        const bytesPerBlock = layers * 2 * heads * REMOTE_BLOCK_SIZE * config.headDim * kvBytes;
         const need = shardWeightBytes(checkpoint, spec) + BLOCKS_PER_ENGINE * bytesPerBlock;
         deviceMemoryBytes = Math.max(deviceMemoryBytes, need);
       }
     }
-    const slotBytes = config.numLayers * 2 * config.numKvHeads * REMOTE_BLOCK_SIZE * config.headDim * 4;
+    const slotBytes = config.numLayers * 2 * config.numKvHeads * REMOTE_BLOCK_SIZE * config.headDim * kvBytes;
     return { deviceMemoryBytes, hostKvBytes: HOST_SLOTS_PER_ENGINE * dp * slotBytes };
   } finally {
     checkpoint.close();
@@ -75,7 +78,7 @@ function makeLongRequests(vocabSize: number, seed: number): EngineRequest[] {
   }));
 }
 
-async function runSwapJob(url: string, parallelism: string, requests: EngineRequest[]) {
+async function runSwapJob(url: string, parallelism: string, requests: EngineRequest[], isKv16 = false) {
   const job = await RemoteJobClient.open({
     url,
     token: TOKEN,
@@ -83,7 +86,8 @@ async function runSwapJob(url: string, parallelism: string, requests: EngineRequ
       config: jobConfig({
         modelDir: FIXTURE,
         parallelism,
-        ...memoryFor(parallelism),
+        ...memoryFor(parallelism, isKv16 ? 2 : 4),
+        ...(isKv16 ? { kvDtype: 'auto' as const } : {}),
         preemptionMode: 'swap',
         maxNumBatchedTokens: 64,
         maxNumSeqs: 8,
@@ -156,4 +160,15 @@ describe('preemption by swap on a job over two hosts, one kv-store per host', ()
     },
     40_000,
   );
+
+  it('P2 with --kv-dtype auto (bf16 on this bf16 checkpoint): twice the blocks per byte, swaps, same tokens as one bf16 device', async () => {
+    // Memory sized for BLOCKS_PER_ENGINE 2-byte blocks: an f32 cache would get half of them.
+    const run = await runSwapJob(daemon.url, 'P2', requests, true);
+    expect(run.numKvBlocks).toBe(BLOCKS_PER_ENGINE);
+    expect(run.stats.numSwapOuts).toBeGreaterThan(0);
+    expect(run.stats.numRecomputedTokens).toBe(0);
+    const bf16Reference = await runReference(FIXTURE, requests, 'bf16');
+    expect(new Map(run.outputs)).toEqual(bf16Reference);
+    await expect.poll(() => daemon.health().runningJobs).toEqual([]);
+  }, 40_000);
 });
