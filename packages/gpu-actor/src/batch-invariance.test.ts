@@ -1,7 +1,8 @@
 // A request's logits are a pure function of the request (docs/determinism.md): bit-identical
 // whether it runs alone or among 1..63 random neighbours, with its prompt in one step or in
-// chunks of several budgets, on 1 or 2 kernel threads, with f32 or bf16 weights. The target is
-// sampled (temperature 0.8, seeded), so equal logits also give equal draws.
+// chunks of several budgets, on 1 or 2 kernel threads, with f32 or bf16 weights and an f32, bf16
+// or f16 KV cache. The target is sampled (temperature 0.8, seeded), so equal logits also give
+// equal draws.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -105,8 +106,13 @@ async function runTarget(
 }
 
 describe('a request is bit-identical alone and in any batch (CpuDevice, generated tiny model)', () => {
-  for (const dtype of ['f32', 'bf16'] as const) {
-    it(`${dtype} weights: alone vs 1..63 neighbours, prefill budgets 37, 16, 5, 1 and 2 threads`, async () => {
+  for (const [dtype, kvDtype] of [
+    ['f32', 'f32'],
+    ['bf16', 'f32'],
+    ['bf16', 'bf16'],
+    ['f32', 'f16'],
+  ] as const) {
+    it(`${dtype} weights, ${kvDtype} KV: alone vs 1..63 neighbours, prefill budgets 37, 16, 5, 1 and 2 threads`, async () => {
       const dir = mkdtempSync(join(tmpdir(), `seesaw-invariance-${dtype}-`));
       dirs.push(dir);
       await generateCheckpoint({ shape: 'tiny', seed: seed % 1000, dtype, outDir: dir });
@@ -116,6 +122,7 @@ describe('a request is bit-identical alone and in any batch (CpuDevice, generate
         numThreads: 1,
         blockSize: BLOCK_SIZE,
         kvCacheBytes: 64 << 20,
+        kvDtype,
       });
       const alone = await runTarget(alone1, vocab, target, PROMPT, 0);
       alone1.close();
@@ -130,6 +137,7 @@ describe('a request is bit-identical alone and in any batch (CpuDevice, generate
           numThreads: threads,
           blockSize: BLOCK_SIZE,
           kvCacheBytes: 64 << 20,
+          kvDtype,
         });
         try {
           const run = await runTarget(device, vocab, target, budget, maxNeighbours);
