@@ -1,7 +1,7 @@
 // The batch-invariance promise per KV dtype, through the real CLI on a fresh random bf16 model:
 // with --kv-dtype bf16 (and f16) every request gets the same tokens and log-probabilities
 // alone or in the whole file, under preemption by swap (16-bit KV through the host tier and
-// back), under D2, T2, P2 and a Seesaw P2 -> T2 pair. `auto` on a bf16 checkpoint is bf16, and
+// back), under T2, P2 and a Seesaw P2 -> T2 pair. `auto` on a bf16 checkpoint is bf16, and
 // the outputs differ from the f32 cache's (the flag reaches the kernels).
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -69,7 +69,7 @@ beforeAll(async () => {
 afterAll(() => rmSync(workDir, { recursive: true, force: true }));
 
 describe('16-bit KV outputs are bit-identical across batches, swaps and layouts', () => {
-  it('bf16: alone, swapped through the host tier, D2, T2, P2 and Seesaw P2 -> T2; auto is bf16', async () => {
+  it('bf16: alone, swapped through the host tier, T2, P2 and Seesaw P2 -> T2; auto is bf16', async () => {
     const kv = ['--kv-dtype', 'bf16'];
     const reference = await run('bf16-d1', [...kv, '--threads', '1']);
     expect(reference.choices.size).toBe(NUM_REQUESTS);
@@ -90,7 +90,7 @@ describe('16-bit KV outputs are bit-identical across batches, swaps and layouts'
     // 192 KiB of bf16 KV: the 6 blocks 384 KiB of f32 hold, so requests are preempted and swapped.
     const swap = [...kv, '--kv-cache-memory', '192KiB', '--host-kv-memory', '32MiB', '--preemption', 'swap'];
     expect((await run('swap', swap)).choices).toEqual(reference.choices);
-    for (const config of ['D2', 'T2', 'P2']) {
+    for (const config of ['T2', 'P2']) {
       const flags = [...kv, '--devices', '2', '--config', config, '--threads', '1'];
       expect((await run(config, flags)).choices, config).toEqual(reference.choices);
     }
