@@ -18,6 +18,7 @@ const ROW: CompareRow = {
   swapInHiddenByteFraction: 0.8,
   peakDeviceMemoryBytes: 3 * 1024 ** 2,
   hostKvMemoryBytes: 64 * 1024 ** 2,
+  kvBytesPerMovedToken: 12288,
 };
 const STATIC: CompareRow = {
   ...ROW,
@@ -32,6 +33,7 @@ const STATIC: CompareRow = {
   swapInHiddenFraction: null,
   swapInHiddenByteFraction: null,
   hostKvMemoryBytes: 0,
+  kvBytesPerMovedToken: null,
 };
 
 describe('parseCompareSpecs', () => {
@@ -86,6 +88,7 @@ describe('formatCompareTable', () => {
     expect(line('Swap-in hidden (bytes)')).toMatch(/80\.0%\s+-$/);
     expect(line('Peak device memory')).toMatch(/3\.00 MiB\s+3\.00 MiB$/);
     expect(line('Host KV memory')).toMatch(/64\.00 MiB\s+-$/);
+    expect(line('KV bytes per swapped token')).toMatch(/12288\s+-$/);
     expect(line('Speed-up vs seesaw:P2-T2')).toMatch(/1\.00x\s+0\.80x$/);
     // Right-aligned: every line of the table has the same length.
     expect(new Set(lines.map((l) => l.length)).size).toBe(1);
@@ -101,8 +104,10 @@ describe('formatCompareTable', () => {
       swap_in_hidden_fraction: 0.875,
       swap_in_hidden_byte_fraction: 0.8,
       host_kv_memory_bytes: 64 * 1024 ** 2,
+      kv_bytes_per_moved_token: 12288,
     });
     expect(staticRow.swap_in_hidden_fraction).toBeNull();
+    expect(staticRow.kv_bytes_per_moved_token).toBeNull();
     expect(JSON.parse(JSON.stringify(staticRow))).toEqual(staticRow);
   });
 });

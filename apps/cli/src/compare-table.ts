@@ -87,6 +87,8 @@ export interface CompareRow {
   peakDeviceMemoryBytes: number;
   /** The host KV tier's size (0: none). */
   hostKvMemoryBytes: number;
+  /** Host-tier bytes moved per token position written back, prefetched or swapped (halved by 16-bit KV); null: none moved. */
+  kvBytesPerMovedToken: number | null;
 }
 
 /** A bench result as one column of the table (`figures` absent: a run without phase figures). */
@@ -109,6 +111,7 @@ export function compareRowOf(label: string, result: BenchResult): CompareRow {
     swapInHiddenByteFraction: figures === undefined ? null : swapInHiddenByteFraction(figures),
     peakDeviceMemoryBytes: figures?.peakDeviceMemoryBytes ?? result.weightBytes + result.kvCacheBytes,
     hostKvMemoryBytes: figures?.hostKvBytes ?? 0,
+    kvBytesPerMovedToken: result.kvMoved.tokens > 0 ? result.kvMoved.bytes / result.kvMoved.tokens : null,
   };
 }
 
@@ -133,6 +136,10 @@ const TABLE_LINES: Array<{ label: string; cell: (row: CompareRow) => string }> =
   {
     label: 'Host KV memory',
     cell: (row) => (row.hostKvMemoryBytes > 0 ? formatByteSize(row.hostKvMemoryBytes) : '-'),
+  },
+  {
+    label: 'KV bytes per swapped token',
+    cell: (row) => (row.kvBytesPerMovedToken === null ? '-' : String(Math.round(row.kvBytesPerMovedToken))),
   },
 ];
 
@@ -186,5 +193,6 @@ export function compareJson(rows: readonly CompareRow[]): Array<Record<string, n
     swap_in_hidden_byte_fraction: row.swapInHiddenByteFraction,
     peak_device_memory_bytes: row.peakDeviceMemoryBytes,
     host_kv_memory_bytes: row.hostKvMemoryBytes,
+    kv_bytes_per_moved_token: row.kvBytesPerMovedToken,
   }));
 }
