@@ -138,7 +138,7 @@ pair beats it (as 'plan' ranks them), and says which.`,
     `Compare (bench): --compare seesaw:P2-T2,static:T2,static:P2 runs the same workload through each
 configuration in turn and prints them side by side (requests/s, tokens/s, phase switches, time in
 prefill / decode / re-sharding / waiting for KV, share of swap-in time hidden, peak device memory,
-host KV memory); --json FILE writes the rows. Not with --config, --devices, --prefill, --decode.`,
+host KV memory, KV bytes per swapped token); --json FILE writes the rows. Not with --config, --devices, --prefill, --decode.`,
     BACKEND_NOTE,
     SIZES_NOTE,
   ],
