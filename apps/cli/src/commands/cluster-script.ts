@@ -30,8 +30,14 @@ import {
 } from '../args.ts';
 import { commandFlagSpec } from '../command-flags.ts';
 import { buildEngineConfig } from '../engine-config.ts';
-import { type EngineSession, type EngineSettings, staticFigures } from '../engine-session.ts';
+import {
+  type EngineSession,
+  type EngineSettings,
+  type SessionFigures,
+  staticFigures,
+} from '../engine-session.ts';
 import { formatRunSummary } from '../run-summary.ts';
+import { readSeesawSettings, type SeesawSettings } from '../seesaw-flags.ts';
 import { readTlsCaFlag } from '../tls-flags.ts';
 import { readTokenFile } from './coordinator.ts';
 import { runJob } from './run.ts';
@@ -50,6 +56,23 @@ export interface ClusterJobSettings {
   parallelism: string;
   numThreadsPerDevice?: number;
   deviceMemoryBytes?: number;
+  /** A Seesaw job (--prefill X --decode Y): parallelism is its prefill layout. */
+  seesaw?: SeesawSettings;
+}
+
+/** --config, required for a static job on a cluster. */
+function readClusterConfig(values: FlagValues): ReturnType<typeof parseParallelConfig> {
+  const configText = optionalString(values, 'config');
+  if (configText === undefined) {
+    throw new UsageError(
+      '--cluster needs --config DxTyPz (e.g. --config D2), or --prefill X --decode Y for Seesaw',
+    );
+  }
+  try {
+    return parseParallelConfig(configText);
+  } catch (error) {
+    throw new UsageError(`--config: ${error instanceof Error ? error.message : String(error)}`);
+  }
 }
 
 export function readClusterJobFlags(values: FlagValues): ClusterJobSettings {
@@ -58,14 +81,14 @@ export function readClusterJobFlags(values: FlagValues): ClusterJobSettings {
   if (values['kv-cache-memory'] !== undefined) {
     throw new UsageError('--kv-cache-memory does not apply to a cluster: use --device-memory');
   }
-  const configText = optionalString(values, 'config');
-  if (configText === undefined) throw new UsageError('--cluster needs --config DxTyPz (e.g. --config D2)');
-  let parallel: ReturnType<typeof parseParallelConfig>;
-  try {
-    parallel = parseParallelConfig(configText);
-  } catch (error) {
-    throw new UsageError(`--config: ${error instanceof Error ? error.message : String(error)}`);
+  // Seesaw first: it refuses --config and the static knobs it replaces, naming its own flags.
+  const seesaw = readSeesawSettings(values);
+  if (seesaw && values['host-kv-memory'] === undefined) {
+    throw new UsageError(
+      "--prefill/--decode with --cluster need --host-kv-memory SIZE: each host's KV tier, where prefill parks every sequence",
+    );
   }
+  const parallel = seesaw?.prefill ?? readClusterConfig(values);
   const needed = numDevices(parallel);
   const numDeviceFlag = optionalInteger(values, 'devices', { min: 1, max: 4096 });
   if (numDeviceFlag !== undefined && numDeviceFlag !== needed) {
@@ -80,6 +103,7 @@ export function readClusterJobFlags(values: FlagValues): ClusterJobSettings {
     ...optionalTlsCa(readTlsCaFlag(values, url)),
     parallelism: formatParallelConfig(parallel),
   };
+  if (seesaw) settings.seesaw = seesaw;
   // --threads is the job's total, split over its devices like a local cluster.
   if (threads !== undefined) settings.numThreadsPerDevice = Math.max(1, Math.floor(threads / needed));
   const deviceMemoryBytes = optionalByteSize(values, 'device-memory');
@@ -103,11 +127,15 @@ export function remoteSessionOpener(
       log,
       // The job runs with exactly the configuration built here from this client's flags.
       job: {
-        config: buildEngineConfig(modelDir, settings, {
-          parallelism: parseParallelConfig(cluster.parallelism),
-          numThreadsPerDevice: cluster.numThreadsPerDevice,
-          deviceMemoryBytes: cluster.deviceMemoryBytes,
-        }),
+        config: buildEngineConfig(
+          modelDir,
+          cluster.seesaw ? { ...settings, seesaw: cluster.seesaw } : settings,
+          {
+            parallelism: parseParallelConfig(cluster.parallelism),
+            numThreadsPerDevice: cluster.numThreadsPerDevice,
+            deviceMemoryBytes: cluster.deviceMemoryBytes,
+          },
+        ),
       },
     });
     const { ready } = job;
@@ -146,16 +174,41 @@ export function remoteSessionOpener(
       figures: () => {
         const parallel = parseParallelConfig(cluster.parallelism);
         // The job reports totals over its devices; the per-device mean stands for the peak.
-        const perDevice = (ready.weightBytes + ready.kvCacheBytes) / numDevices(parallel);
-        return staticFigures(
-          job.stats,
-          Math.round(perDevice),
-          settings.hostKvBytes,
-          parallel.dp * parallel.pp,
-        );
+        const perDevice = Math.round((ready.weightBytes + ready.kvCacheBytes) / numDevices(parallel));
+        if (cluster.seesaw)
+          return seesawJobFigures(job.stats, perDevice, settings.hostKvBytes ?? 0, parallel.dp);
+        return staticFigures(job.stats, perDevice, settings.hostKvBytes, parallel.dp * parallel.pp);
       },
       close: () => job.close(),
     };
+  };
+}
+
+/**
+ * A Seesaw job's figures from the counters it reports (SeesawEngineStats summed over its dp
+ * replicas, which run at the same time: times per replica, as a local Seesaw session's).
+ */
+function seesawJobFigures(
+  stats: object,
+  peakDeviceMemoryBytes: number,
+  hostKvBytes: number,
+  dp: number,
+): SessionFigures {
+  const count = (name: string) => (stats as Record<string, number | undefined>)[name] ?? 0;
+  return {
+    numSwitches: count('numSwitches'),
+    prefillMs: count('prefillMs') / dp,
+    decodeMs: count('decodeMs') / dp,
+    reshardMs: count('reshardMs') / dp,
+    kvWaitMs: count('kvWaitMs') / dp,
+    prefetchMs: count('prefetchMs'),
+    prefetchWaitMs: count('prefetchWaitMs'),
+    prefetchesNeeded: count('prefetchesNeeded'),
+    prefetchesLanded: count('prefetchesLanded'),
+    prefetchBytesNeeded: count('prefetchBytesNeeded'),
+    prefetchBytesLanded: count('prefetchBytesLanded'),
+    peakDeviceMemoryBytes,
+    hostKvBytes,
   };
 }
 

@@ -22,9 +22,9 @@ import {
   type SpawnReplica,
   type WebSocketEndpoint,
 } from '@seesaw/protocol';
-import { wireReplicaPipeline } from '../cluster/layout-wiring.ts';
 import { LocalHostKv } from '../cluster/local-host-kv.ts';
-import { DeviceRelay, type RemoteDeviceLinkPorts } from './device-relay.ts';
+import { wireAgentReplica } from './agent-replica-wiring.ts';
+import { DeviceRelay } from './device-relay.ts';
 import { AgentPeerLinks, localAddressToward, relayPortToSocket } from './peer-links.ts';
 import { remoteDeviceName } from './remote-replicas.ts';
 
@@ -188,6 +188,12 @@ export class HostAgent {
     if ([...here].some((local) => local >= perReplica) || (spec.devices && hostUrls?.length !== perReplica)) {
       throw new Error(`spawnReplica: devices or hostUrls do not fit a replica of ${perReplica} devices`);
     }
+    const layouts = spec.decodeLayout ? [{ tp, pp }, spec.decodeLayout] : [{ tp, pp }];
+    if (layouts.some((layout) => layout.tp * layout.pp !== perReplica)) {
+      throw new Error(
+        `spawnReplica: decode layout T${spec.decodeLayout?.tp}P${spec.decodeLayout?.pp} must have ${perReplica} devices`,
+      );
+    }
     if (this.numRunningDevices + here.size > this.options.numDevices) {
       throw new Error(
         `${this.options.hostName} has ${this.options.numDevices - this.numRunningDevices} free devices, replica needs ${here.size}`,
@@ -196,80 +202,91 @@ export class HostAgent {
     const peerTasks: Promise<void>[] = [];
     const stoppers = this.stoppersByJob.get(jobId) ?? [];
     this.stoppersByJob.set(jobId, stoppers);
-    /** Joins local device `a` (here) to `b` (another host) through the agents; returns a's port. */
-    const remoteLink = (a: number, b: number): MessagePort => {
+    /** Links made so far per pair of local indices: the next one's DeviceChannel.linkIndex. */
+    const linkCounts = new Map<string, number>();
+    /**
+     * Joins `port` (the end of local device `a`'s link, here) to `b` on another host through the
+     * agents: the lower global device dials.
+     */
+    const relayToPeer = (port: MessagePort, a: number, b: number, linkIndex: number): void => {
       const peers = this.peers;
       const url = hostUrls?.[b];
       if (!peers || !url)
         throw new Error(`device ${firstDevice + b} is on another host, but no peer link is set up`);
-      const { port1, port2 } = new MessageChannel();
       const [device, peerDevice] = [firstDevice + a, firstDevice + b];
       const socket =
         device < peerDevice
-          ? peers.dial(url, jobId, device, peerDevice)
-          : peers.expect(jobId, peerDevice, device, PEER_LINK_TIMEOUT_MS);
+          ? peers.dial(url, jobId, device, peerDevice, linkIndex)
+          : peers.expect(jobId, peerDevice, device, PEER_LINK_TIMEOUT_MS, linkIndex);
       peerTasks.push(
         socket.then((opened) => {
-          stoppers.push(relayPortToSocket(port2, opened, `device ${device} <-> device ${peerDevice}`));
+          stoppers.push(
+            relayPortToSocket(port, opened, `device ${device} <-> device ${peerDevice} #${linkIndex}`),
+          );
         }),
       );
-      return port1;
     };
-    /** The ports of a link between local indices a and b, for each end here (undefined elsewhere). */
+    const nextLinkIndex = (a: number, b: number): number => {
+      const key = `${Math.min(a, b)},${Math.max(a, b)}`;
+      const index = linkCounts.get(key) ?? 0;
+      linkCounts.set(key, index + 1);
+      return index;
+    };
+    /** The ports of the next link between local indices a and b, for each end here (undefined elsewhere). */
     const link = (a: number, b: number): [MessagePort | undefined, MessagePort | undefined] => {
-      if (here.has(a) && here.has(b)) {
-        const { port1, port2 } = new MessageChannel();
-        return [port1, port2];
-      }
-      if (here.has(a)) return [remoteLink(a, b), undefined];
-      if (here.has(b)) return [undefined, remoteLink(b, a)];
-      return [undefined, undefined];
+      const linkIndex = nextLinkIndex(a, b);
+      if (!here.has(a) && !here.has(b)) return [undefined, undefined];
+      const { port1, port2 } = new MessageChannel();
+      if (here.has(a) && here.has(b)) return [port1, port2];
+      const [local, remote] = here.has(a) ? [a, b] : [b, a];
+      relayToPeer(port2, local, remote, linkIndex);
+      return here.has(a) ? [port1, undefined] : [undefined, port1];
     };
-    const links: RemoteDeviceLinkPorts[] = wireReplicaPipeline(tp, pp, link);
-    const isStageHere = (stage: number) =>
-      Array.from({ length: tp }, (_, r) => here.has(stage * tp + r)).every(Boolean);
-    for (let stage = 0; stage < pp && tp > 1; stage++) {
-      // A TP group inside this host keeps shared memory; one spanning hosts talks over links.
-      if (isStageHere(stage)) continue;
-      for (let r = 0; r < tp; r++) links[stage * tp + r].tpPeers = new Array(tp).fill(undefined);
-      for (let r = 0; r < tp; r++) {
-        for (let q = r + 1; q < tp; q++) {
-          const [toQ, toR] = link(stage * tp + r, stage * tp + q);
-          links[stage * tp + r].tpPeers![q] = toQ;
-          links[stage * tp + q].tpPeers![r] = toR;
+    const wiring = wireAgentReplica(layouts, (local) => here.has(local), link, this.options.createTpGroup);
+    const { links } = wiring;
+    if (hostKv) {
+      // A Seesaw replica keeps one store, its first device's host's (see SpawnReplica.decodeLayout);
+      // a static device swaps into its own host's store.
+      const isHome = (local: number) => !spec.decodeLayout || !hostUrls || hostUrls[local] === hostUrls[0];
+      for (let local = 1; local < perReplica; local++) {
+        if (isHome(local)) continue;
+        const linkIndex = nextLinkIndex(0, local);
+        if (here.has(local)) {
+          const { port1, port2 } = new MessageChannel();
+          links[local]!.kvStore = port1;
+          relayToPeer(port2, local, 0, linkIndex);
+        } else if (here.has(0)) {
+          relayToPeer(hostKv.linkPort(), 0, local, linkIndex);
         }
       }
+      for (const local of here) if (isHome(local)) links[local]!.kvStore = hostKv.linkPort();
     }
-    if (hostKv) for (const local of here) links[local].kvStore = hostKv.linkPort();
     const relays = this.relaysByJob.get(jobId) ?? [];
     this.relaysByJob.set(jobId, relays);
     const specs = [];
-    for (let stage = 0; stage < pp; stage++) {
-      const group = tp > 1 && isStageHere(stage) ? this.options.createTpGroup(tp) : undefined;
-      for (let tpRank = 0; tpRank < tp; tpRank++) {
-        const local = stage * tp + tpRank;
-        if (!here.has(local)) continue;
-        const device = firstDevice + local;
-        const workerData: DeviceWorkerData = {
-          token: spec.deviceToken,
-          deviceName: remoteDeviceName(device, { dp: dpRank + 1, tp, pp }, this.options.hostName),
-        };
-        if (group) workerData.group = group[tpRank];
-        const relaySpec = {
-          workerUrl: this.options.workerUrl,
-          coordinatorUrl: this.options.coordinatorUrl,
-          tlsCa: this.options.tls?.ca,
-          clusterToken: this.options.token,
-          jobId,
-          device,
-          workerData,
-          links: links[local],
-          log: this.log,
-        };
-        const relay = DeviceRelay.spawn(relaySpec);
-        relays.push(relay);
-        specs.push({ relay, relaySpec });
-      }
+    for (const local of [...here].sort((x, y) => x - y)) {
+      const device = firstDevice + local;
+      const workerData: DeviceWorkerData = {
+        token: spec.deviceToken,
+        deviceName: remoteDeviceName(device, { dp: dpRank + 1, tp, pp }, this.options.hostName),
+      };
+      const [group, ...rest] = wiring.groups[local]!;
+      if (group !== undefined) workerData.group = group;
+      if (spec.decodeLayout && rest.some((g) => g !== undefined)) workerData.layoutGroups = [group, ...rest];
+      const relaySpec = {
+        workerUrl: this.options.workerUrl,
+        coordinatorUrl: this.options.coordinatorUrl,
+        tlsCa: this.options.tls?.ca,
+        clusterToken: this.options.token,
+        jobId,
+        device,
+        workerData,
+        links: links[local]!,
+        log: this.log,
+      };
+      const relay = DeviceRelay.spawn(relaySpec);
+      relays.push(relay);
+      specs.push({ relay, relaySpec });
     }
     await Promise.all([...peerTasks, ...specs.map(({ relay, relaySpec }) => relay.connect(relaySpec))]);
   }

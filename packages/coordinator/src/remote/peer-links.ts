@@ -24,8 +24,18 @@ import {
 
 export type PeerSocket = Endpoint<Message, Message>;
 
-/** A peer agent's hello and link name, then device<->device frames. */
-const PEER_INBOUND_TAGS: ReadonlySet<string> = new Set([...INBOUND_TAGS.deviceToDevice, 'deviceChannel']);
+/**
+ * What crosses a peer link in either direction: device<->device frames, or a device's frames to
+ * and from a kv-store on the other host (a Seesaw replica's one store).
+ */
+const RELAYED_TAGS: ReadonlySet<string> = new Set([
+  ...INBOUND_TAGS.deviceToDevice,
+  ...INBOUND_TAGS.deviceToKvStore,
+  ...INBOUND_TAGS.kvStoreToDevice,
+]);
+
+/** A peer agent's hello and link name, then relayed frames. */
+const PEER_INBOUND_TAGS: ReadonlySet<string> = new Set([...RELAYED_TAGS, 'deviceChannel']);
 
 interface Rendezvous {
   socket?: PeerSocket;
@@ -33,8 +43,9 @@ interface Rendezvous {
   timer?: NodeJS.Timeout;
 }
 
-function linkKey(jobId: number, dialer: number, acceptor: number): string {
-  return `${jobId}/${dialer}->${acceptor}`;
+/** linkIndex: which of the links joining the two devices (see DeviceChannel). */
+function linkKey(jobId: number, dialer: number, acceptor: number, linkIndex: number): string {
+  return `${jobId}/${dialer}->${acceptor}#${linkIndex}`;
 }
 
 export class AgentPeerLinks {
@@ -87,21 +98,33 @@ export class AgentPeerLinks {
     return `${scheme}://${host}:${this.listener.port}`;
   }
 
-  /** Dials the link from our `device` to the peer host's `peerDevice`. */
-  async dial(url: string, jobId: number, device: number, peerDevice: number): Promise<PeerSocket> {
+  /** Dials link `linkIndex` from our `device` to the peer host's `peerDevice`. */
+  async dial(
+    url: string,
+    jobId: number,
+    device: number,
+    peerDevice: number,
+    linkIndex = 0,
+  ): Promise<PeerSocket> {
     const socket = await connectWebSocket<Message, Message>(url, {
       accept: PEER_INBOUND_TAGS,
       log: this.log,
       tlsCa: this.tlsCa,
     });
     await connectAndHello(socket, { role: 'device', name: `device ${device} link`, token: this.token });
-    socket.post({ tag: 'deviceChannel', jobId, device, peerDevice } satisfies DeviceChannel);
+    socket.post({ tag: 'deviceChannel', jobId, device, peerDevice, linkIndex } satisfies DeviceChannel);
     return socket;
   }
 
-  /** Resolves with the socket the peer host dials for its `peerDevice` -> our `device`. */
-  expect(jobId: number, peerDevice: number, device: number, timeoutMs: number): Promise<PeerSocket> {
-    const key = linkKey(jobId, peerDevice, device);
+  /** Resolves with the socket the peer host dials for link `linkIndex` of its `peerDevice` -> our `device`. */
+  expect(
+    jobId: number,
+    peerDevice: number,
+    device: number,
+    timeoutMs: number,
+    linkIndex = 0,
+  ): Promise<PeerSocket> {
+    const key = linkKey(jobId, peerDevice, device, linkIndex);
     const entry = this.rendezvous.get(key);
     if (entry?.socket) {
       this.rendezvous.delete(key);
@@ -111,7 +134,9 @@ export class AgentPeerLinks {
       const timer = setTimeout(() => {
         this.rendezvous.delete(key);
         reject(
-          new Error(`job ${jobId}: device ${peerDevice} did not link to device ${device} in ${timeoutMs} ms`),
+          new Error(
+            `job ${jobId}: device ${peerDevice} did not open link ${linkIndex} to device ${device} in ${timeoutMs} ms`,
+          ),
         );
       }, timeoutMs);
       this.rendezvous.set(key, { waiter: resolve, timer });
@@ -165,7 +190,7 @@ export class AgentPeerLinks {
       socket.close(`peer link must start with deviceChannel naming peerDevice, got ${first.tag}`);
       return;
     }
-    const key = linkKey(first.jobId, first.device, first.peerDevice);
+    const key = linkKey(first.jobId, first.device, first.peerDevice, first.linkIndex ?? 0);
     const entry = this.rendezvous.get(key);
     if (entry?.waiter) {
       this.rendezvous.delete(key);
@@ -185,7 +210,7 @@ export class AgentPeerLinks {
  * either closes (which closes the other). Returns a function that ends the relay.
  */
 export function relayPortToSocket(port: MessagePort, socket: PeerSocket, name: string): () => void {
-  const local = new WorkerPortEndpoint<Message, Message>(port, name, { accept: INBOUND_TAGS.deviceToDevice });
+  const local = new WorkerPortEndpoint<Message, Message>(port, name, { accept: RELAYED_TAGS });
   socket.onMessage((message, tensors) => local.post(message, tensors));
   local.onMessage((message, tensors) => socket.post(message, tensors));
   socket.onClose((reason) => local.close(`peer link closed: ${reason}`));

@@ -12,14 +12,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
-import {
-  Checkpoint,
-  expectedTensors,
-  formatParallelConfig,
-  type ModelConfig,
-  parseParallelConfig,
-  validateForModel,
-} from '@seesaw/model';
+import { Checkpoint, formatParallelConfig, parseParallelConfig, validateForModel } from '@seesaw/model';
 import type {
   CoordinatorToDevice,
   CoordinatorToJobClient,
@@ -30,15 +23,15 @@ import type {
   OpenJob,
   SpawnHostKv,
 } from '@seesaw/protocol';
-import { ClusterEngine } from '../cluster/cluster-engine.ts';
 import { DeviceActorHandle } from '../cluster/device-actor-handle.ts';
 import { DeviceLostError } from '../cluster/device-errors.ts';
 import { type EngineHostKv, engineHostKvFor } from '../cluster/local-host-kv.ts';
 import { type EngineRequest, RequestRejectedError } from '../request.ts';
 import type { ClusterMetrics } from './cluster-metrics.ts';
 import type { HostRegistry } from './host-registry.ts';
+import { type JobEngineCluster, planSeesawJob, startJobEngine } from './job-engine.ts';
 import { checkJobRequest } from './job-request-admission.ts';
-import { hostOfDevice, loadReplicas, remoteDeviceName } from './remote-replicas.ts';
+import { hostOfDevice, remoteDeviceName } from './remote-replicas.ts';
 import { placeDevices } from './replica-placement.ts';
 
 /** How long the agents get to spawn their device workers and open the device links. */
@@ -59,11 +52,6 @@ export interface RemoteJobContext {
   log: (line: string) => void;
 }
 
-/** Parameters of the model, from the tensor shapes its config implies (for the swap cost model). */
-function numModelParams(config: ModelConfig): number {
-  return expectedTensors(config).reduce((sum, tensor) => sum + tensor.shape.reduce((a, b) => a * b, 1), 0);
-}
-
 export class RemoteJob {
   private readonly actors: DeviceActorHandle[] = [];
   /** Each device's relayed link and host, by device index. */
@@ -77,7 +65,7 @@ export class RemoteJob {
   private readonly queued: JobRequest[] = [];
   /** Running requests the client asked to stop (stopRequests): their stopWhen says so. */
   private readonly stopAsked = new Set<string>();
-  private engine: ClusterEngine | undefined;
+  private engine: JobEngineCluster | undefined;
   private vocabSize = 0;
   /** Ids of the requests admitted and not yet finished (a duplicate among them is rejected). */
   private readonly liveRequestIds = new Set<string>();
@@ -153,12 +141,7 @@ export class RemoteJob {
 
   private async start(): Promise<void> {
     const { ctx } = this;
-    const { model, parallel: parallelConfig, cache, scheduler } = this.open.config;
-    if (parallelConfig.decodeLayout !== undefined) {
-      throw new Error(
-        'a Seesaw job (decodeLayout) runs on local device workers only, not on a coordinator yet',
-      );
-    }
+    const { model, parallel: parallelConfig, cache } = this.open.config;
     // Opening reads only the safetensors headers; it refuses a config whose dimensions do not
     // match the tensors before numModelParams or any host builds tables sized by the config.
     const checkpoint = Checkpoint.open(model.dir);
@@ -167,6 +150,8 @@ export class RemoteJob {
     this.vocabSize = config.vocabSize;
     const parallel = parseParallelConfig(parallelConfig.layout);
     validateForModel(parallel, config);
+    // Before any device starts: the decode layout and both re-shard plans (refused if they cannot fit).
+    const seesaw = planSeesawJob(this.open.config, config, parallel);
     const { dp, tp, pp } = parallel;
     const perReplica = tp * pp;
     const hosts = ctx.registry.list;
@@ -199,7 +184,10 @@ export class RemoteJob {
       ctx.registry.get(name)!.busyDevices += 1;
       this.hostsUsed.set(name, (this.hostsUsed.get(name) ?? 0) + 1);
     }
-    this.layout = `${formatParallelConfig(parallel)} on ${[...this.hostsUsed]
+    const layoutName = seesaw
+      ? `prefill ${formatParallelConfig(parallel)}, decode ${formatParallelConfig(seesaw.decode)}`
+      : formatParallelConfig(parallel);
+    this.layout = `${layoutName} on ${[...this.hostsUsed]
       .map(([name, n]) => `${name} (${n} device${n === 1 ? '' : 's'})`)
       .join(', ')}`;
     ctx.log(`coordinator: job ${ctx.jobId}: ${this.layout}, model ${model.dir}`);
@@ -225,6 +213,7 @@ export class RemoteJob {
           deviceToken,
           ...(hostUrls ? { devices, hostUrls } : {}),
           ...(hostKv ? { hostKv } : {}),
+          ...(seesaw ? { decodeLayout: { tp: seesaw.decode.tp, pp: seesaw.decode.pp } } : {}),
         });
       }
     }
@@ -248,17 +237,16 @@ export class RemoteJob {
     const failedAttach = attached.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failedAttach) throw this.failure ?? failedAttach.reason;
 
-    const replicas = await loadReplicas(this.actors, parallel, config, this.open.config);
-    this.engine = new ClusterEngine(replicas, pp, {
-      maxNumBatchedTokens: scheduler.maxNumBatchedTokens,
-      maxNumSeqs: scheduler.maxNumSeqs,
-      maxModelLen: config.maxPositionEmbeddings,
-      eosTokenIds: config.eosTokenIds,
-      hostKv: engineHostKv,
-      preemptionMode: cache.preemptionMode,
-      numModelParams: numModelParams(config),
-      log: (line) => ctx.log(`coordinator: job ${ctx.jobId}: ${line}`),
-    });
+    const { engine, replicas } = await startJobEngine(
+      this.actors,
+      parallel,
+      seesaw,
+      config,
+      this.open.config,
+      engineHostKv,
+      (line) => ctx.log(`coordinator: job ${ctx.jobId}: ${line}`),
+    );
+    this.engine = engine;
     this.client.post({
       tag: 'jobReady',
       jobId: ctx.jobId,
@@ -304,7 +292,7 @@ export class RemoteJob {
    * Queues one submitted request, or answers requestRejected for it alone when it can never run
    * (the other requests of its batch go on).
    */
-  private admit(engine: ClusterEngine, submitted: JobRequest): void {
+  private admit(engine: JobEngineCluster, submitted: JobRequest): void {
     const request = this.engineRequestOf(submitted);
     try {
       checkJobRequest(request, this.vocabSize, this.liveRequestIds);
