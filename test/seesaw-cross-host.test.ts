@@ -133,4 +133,29 @@ describe(`Seesaw run --cluster over ${where}`, () => {
     },
     120_000,
   );
+
+  it('cluster-run runs a Seesaw script (prefill P2, decode T2) over two local agents with the same outputs', async () => {
+    const output = join(dir, 'cluster-run.jsonl');
+    const script = join(dir, 'seesaw-cluster.json');
+    writeFileSync(
+      script,
+      JSON.stringify({
+        tokenFile,
+        hosts: [
+          { name: 'run-a', devices: 1 },
+          { name: 'run-b', devices: 1 },
+        ],
+        prefill: 'P2',
+        decode: 'T2',
+        hostKvMemory: HOST_KV_MEMORY,
+        threadsPerDevice: 1,
+        job: { model: FIXTURE, input, output },
+      }),
+    );
+    const result = await runToEnd(group, ['cluster-run', script]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).toContain('prefill P2, decode T2 on run-a (1 device), run-b (1 device)');
+    expect(result.stdout).toContain(`Requests: ${NUM_PROMPTS} ok, 0 errors`);
+    expect(choicesById(output)).toEqual(reference);
+  }, 120_000);
 });

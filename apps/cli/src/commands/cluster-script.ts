@@ -9,6 +9,9 @@
  *     "config": "D2", "threadsPerDevice": 1,
  *     "job": { "model": "models/tiny", "input": "prompts.jsonl", "output": "results.jsonl" } }
  *
+ * A Seesaw job gives "prefill": "P2", "decode": "T2" and "hostKvMemory": "1GiB" (each host's KV
+ * tier) instead of "config".
+ *
  * Relative paths are relative to the script's directory.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -28,6 +31,7 @@ import {
   requiredString,
   UsageError,
 } from '../args.ts';
+import { parseByteSize } from '../byte-size.ts';
 import { commandFlagSpec } from '../command-flags.ts';
 import { buildEngineConfig } from '../engine-config.ts';
 import {
@@ -216,10 +220,20 @@ interface ClusterScript {
   tokenFile: string;
   listen: string;
   hosts: Array<{ name: string; devices: number }>;
-  config: string;
+  /** A static job's layout; absent for a Seesaw job. */
+  config?: string;
+  /** A Seesaw job: both layouts and each host's KV tier in bytes. */
+  seesaw?: { prefill: string; decode: string; hostKvBytes: number };
   threadsPerDevice?: number;
   job: { model: string; input: string; output: string };
 }
+
+/** What a script file may hold (hostKvMemory as a size, '1GiB'). */
+type ClusterScriptFile = Omit<ClusterScript, 'seesaw'> & {
+  prefill?: string;
+  decode?: string;
+  hostKvMemory?: string;
+};
 
 /** Reads and checks a cluster script; paths come back absolute. */
 export function readClusterScript(path: string): ClusterScript {
@@ -232,7 +246,7 @@ export function readClusterScript(path: string): ClusterScript {
   const fail = (why: string): never => {
     throw new UsageError(`cluster script ${path}: ${why}`);
   };
-  const s = raw as Partial<ClusterScript>;
+  const s = raw as Partial<ClusterScriptFile>;
   if (typeof s !== 'object' || s === null) fail('expected a JSON object');
   const text = (value: unknown, name: string): string =>
     typeof value === 'string' && value !== '' ? value : fail(`${name} must be a non-empty string`);
@@ -251,19 +265,43 @@ export function readClusterScript(path: string): ClusterScript {
     tokenFile: abs(text(s.tokenFile, 'tokenFile')),
     listen: s.listen === undefined ? '127.0.0.1:0' : text(s.listen, 'listen'),
     hosts,
-    config: text(s.config, 'config'),
     job: {
       model: abs(text(job.model, 'job.model')),
       input: abs(text(job.input, 'job.input')),
       output: abs(text(job.output, 'job.output')),
     },
   };
+  if (s.prefill !== undefined || s.decode !== undefined) {
+    if (s.config !== undefined)
+      fail('give config for a static job, or prefill and decode for Seesaw, not both');
+    const hostKvMemory = text(s.hostKvMemory, "hostKvMemory (each host's KV tier, with prefill and decode)");
+    let hostKvBytes = 0;
+    try {
+      hostKvBytes = parseByteSize(hostKvMemory);
+    } catch (error) {
+      fail(`hostKvMemory: ${(error as Error).message}`);
+    }
+    script.seesaw = { prefill: text(s.prefill, 'prefill'), decode: text(s.decode, 'decode'), hostKvBytes };
+  } else {
+    script.config = text(s.config, 'config');
+  }
   if (s.threadsPerDevice !== undefined) {
     if (!Number.isInteger(s.threadsPerDevice) || s.threadsPerDevice < 1)
       fail('threadsPerDevice must be an integer >= 1');
     script.threadsPerDevice = s.threadsPerDevice;
   }
   return script;
+}
+
+/** The script's job as `run --cluster` flags would give it. */
+function scriptJobSettings(script: ClusterScript, url: string, token: string): ClusterJobSettings {
+  const seesaw =
+    script.seesaw && readSeesawSettings({ prefill: script.seesaw.prefill, decode: script.seesaw.decode });
+  const parallel = seesaw ? seesaw.prefill : parseParallelConfig(script.config!);
+  const cluster: ClusterJobSettings = { url, token, parallelism: formatParallelConfig(parallel) };
+  if (seesaw) cluster.seesaw = seesaw;
+  if (script.threadsPerDevice !== undefined) cluster.numThreadsPerDevice = script.threadsPerDevice;
+  return cluster;
 }
 
 const BIN = fileURLToPath(new URL('../../bin/seesaw.js', import.meta.url));
@@ -357,10 +395,9 @@ export async function clusterRunCommand(argv: string[]): Promise<number> {
       script.hosts.map((h) => h.name),
       60_000,
     );
-    const parallel = parseParallelConfig(script.config);
-    const cluster: ClusterJobSettings = { url, token, parallelism: formatParallelConfig(parallel) };
-    if (script.threadsPerDevice !== undefined) cluster.numThreadsPerDevice = script.threadsPerDevice;
+    const cluster = scriptJobSettings(script, url, token);
     const summary = await runJob({
+      ...(script.seesaw ? { hostKvBytes: script.seesaw.hostKvBytes } : {}),
       modelDir: script.job.model,
       inputPath: script.job.input,
       outputPath: script.job.output,
