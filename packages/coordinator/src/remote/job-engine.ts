@@ -113,6 +113,9 @@ export async function startJobEngine(
     maxNumBatchedTokens: scheduler.prefillTokenBudget,
     watermark: scheduler.watermark,
     hostLowMark: scheduler.hostLowMark,
+    // As the static ClusterEngine: a replica lost with its host is closed, its requests start
+    // over on the others.
+    onReplicaLost: (r) => replicas[r]!.abort(),
   });
   return { engine, replicas };
 }
