@@ -1,5 +1,7 @@
 /**
- * A lost host in a Seesaw job: `run --cluster --prefill D2P2 --decode D2T2` on two host agents
+ * Seesaw jobs on two host agents with two devices each. T2P2 -> T4: one replica over both hosts,
+ * each prefill stage's TP group in one host's shared memory, the T4 group and the pipeline links
+ * across. Then a lost host in a Seesaw job: `run --cluster --prefill D2P2 --decode D2T2` on two host agents
  * with two devices each (one replica a host), host-b's agent killed with SIGKILL mid-run. Its
  * replica is dropped, its unfinished requests start over from their prompts on host-a's replica,
  * and the job completes with exactly the completions of a local single-device run (results sent
@@ -14,11 +16,13 @@ import {
   choicesById,
   coordinatorUrl,
   FIXTURE,
+  health,
   httpGet,
   httpUrl,
   metric,
   ProcessGroup,
   runLocal,
+  runToEnd,
   type Started,
   waitFor,
   waitForHosts,
@@ -38,7 +42,7 @@ const where = noNamespaces
   ? `two agents on loopback (no namespaces: ${noNamespaces})`
   : 'two network namespaces joined by a veth pair';
 
-describe(`a host lost mid-Seesaw-run over ${where}`, () => {
+describe(`Seesaw over two hosts of two devices each, one lost mid-run, over ${where}`, () => {
   const group = new ProcessGroup();
   let dir = '';
   let tokenFile = '';
@@ -74,6 +78,32 @@ describe(`a host lost mid-Seesaw-run over ${where}`, () => {
     if (!noNamespaces) net.destroy();
     rmSync(dir, { recursive: true, force: true });
   });
+
+  it('prefill T2P2, decode T4 (one replica over both hosts: shared-memory groups and peer links) equals one device', async () => {
+    const input = join(dir, 'short.jsonl');
+    writePrompts(input, 8, (i) => 3 + ((i * 5) % 9), 13);
+    const localOutput = join(dir, 'short-local.jsonl');
+    runLocal(input, localOutput);
+    const output = join(dir, 'short-cluster.jsonl');
+    const result = await runToEnd(
+      group,
+      [
+        'run',
+        ...['--cluster', url, '--token-file', tokenFile],
+        ...['--prefill', 'T2P2', '--decode', 'T4', '--reshard-route', 'p2p'],
+        ...['--host-kv-memory', '256KiB', '--device-memory', '64MiB', '--threads', '4'],
+        ...['--model', FIXTURE, '--input', input, '--output', output],
+      ],
+      hosts.inA,
+    );
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).toContain('prefill T2P2, decode T4 on host-a (2 devices), host-b (2 devices)');
+    expect(result.stdout).toMatch(/Phases: ([2-9]|\d{2,}) switches/);
+    expect(choicesById(output)).toEqual(choicesById(localOutput));
+    await waitFor('the devices to be released', 10_000, () =>
+      health(url, hosts.inA).hosts.every((h) => h.busyDevices === 0) ? true : undefined,
+    );
+  }, 120_000);
 
   it('SIGKILL of host-b: its replica is dropped and the job completes on host-a with identical outputs', async () => {
     const input = join(dir, 'prompts.jsonl');

@@ -48,9 +48,18 @@ function linkKey(jobId: number, dialer: number, acceptor: number, linkIndex: num
   return `${jobId}/${dialer}->${acceptor}#${linkIndex}`;
 }
 
+/**
+ * Handshakes this agent runs at once toward one peer: the peer's listener admits at most 8
+ * unauthenticated connections from one address (ConnectionGate), and a Seesaw replica over two
+ * hosts opens a dozen links between them at once.
+ */
+const MAX_DIALS_PER_PEER = 4;
+
 export class AgentPeerLinks {
   /** Sockets that arrived before their spawnReplica, or spawns waiting for their socket. */
   private readonly rendezvous = new Map<string, Rendezvous>();
+  /** Per peer URL: handshakes in flight, and the dials waiting for one to end. */
+  private readonly dialSlots = new Map<string, { inFlight: number; waiting: Array<() => void> }>();
 
   private constructor(
     private readonly listener: WebSocketListener,
@@ -106,14 +115,42 @@ export class AgentPeerLinks {
     peerDevice: number,
     linkIndex = 0,
   ): Promise<PeerSocket> {
-    const socket = await connectWebSocket<Message, Message>(url, {
-      accept: PEER_INBOUND_TAGS,
-      log: this.log,
-      tlsCa: this.tlsCa,
-    });
-    await connectAndHello(socket, { role: 'device', name: `device ${device} link`, token: this.token });
+    const release = await this.takeDialSlot(url);
+    let socket: PeerSocket;
+    try {
+      socket = await connectWebSocket<Message, Message>(url, {
+        accept: PEER_INBOUND_TAGS,
+        log: this.log,
+        tlsCa: this.tlsCa,
+      });
+      await connectAndHello(socket, { role: 'device', name: `device ${device} link`, token: this.token });
+    } finally {
+      release();
+    }
     socket.post({ tag: 'deviceChannel', jobId, device, peerDevice, linkIndex } satisfies DeviceChannel);
     return socket;
+  }
+
+  /** Waits until fewer than MAX_DIALS_PER_PEER handshakes toward `url` run; returns the slot's release. */
+  private async takeDialSlot(url: string): Promise<() => void> {
+    let slots = this.dialSlots.get(url);
+    if (!slots) {
+      slots = { inFlight: 0, waiting: [] };
+      this.dialSlots.set(url, slots);
+    }
+    const peer = slots;
+    // A waiter is handed its slot by the release before it (inFlight unchanged).
+    if (peer.inFlight >= MAX_DIALS_PER_PEER) await new Promise<void>((resolve) => peer.waiting.push(resolve));
+    else peer.inFlight++;
+    let isReleased = false;
+    return () => {
+      if (isReleased) return;
+      isReleased = true;
+      const next = peer.waiting.shift();
+      if (next) return next();
+      peer.inFlight--;
+      if (peer.inFlight === 0) this.dialSlots.delete(url);
+    };
   }
 
   /** Resolves with the socket the peer host dials for link `linkIndex` of its `peerDevice` -> our `device`. */
