@@ -5,11 +5,12 @@
  * inside this host keeps its TP groups in shared memory and its PP links as MessagePorts; the
  * devices of a replica spanning hosts get, for each TP peer or PP neighbour on another host, a
  * MessagePort relayed to that host's agent over a peer WebSocket (peer-links.ts), and a TP group
- * spanning hosts is handed ports to all its peers instead of shared memory. Heartbeats both
- * ways on the control link; a coordinator that stays silent past the deadline ends the agent.
+ * spanning hosts is handed ports to all its peers instead of shared memory. A Seesaw replica
+ * (spawnReplica with decodeLayout) is wired for both layouts the same way, plus a weight-slice
+ * mesh (agent-replica-wiring.ts, replica-peer-linker.ts). Heartbeats both ways on the control
+ * link; a coordinator that stays silent past the deadline ends the agent.
  */
 
-import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { loadModelConfig } from '@seesaw/model';
 import {
   type CoordinatorToHostAgent,
@@ -25,8 +26,9 @@ import {
 import { LocalHostKv } from '../cluster/local-host-kv.ts';
 import { wireAgentReplica } from './agent-replica-wiring.ts';
 import { DeviceRelay } from './device-relay.ts';
-import { AgentPeerLinks, localAddressToward, relayPortToSocket } from './peer-links.ts';
+import { AgentPeerLinks, localAddressToward } from './peer-links.ts';
 import { remoteDeviceName } from './remote-replicas.ts';
+import { ReplicaPeerLinker } from './replica-peer-linker.ts';
 
 export const DEFAULT_AGENT_HEARTBEAT_INTERVAL_MS = 1000;
 export const DEFAULT_AGENT_HEARTBEAT_TIMEOUT_MS = 5000;
@@ -199,50 +201,23 @@ export class HostAgent {
         `${this.options.hostName} has ${this.options.numDevices - this.numRunningDevices} free devices, replica needs ${here.size}`,
       );
     }
-    const peerTasks: Promise<void>[] = [];
     const stoppers = this.stoppersByJob.get(jobId) ?? [];
     this.stoppersByJob.set(jobId, stoppers);
-    /** Links made so far per pair of local indices: the next one's DeviceChannel.linkIndex. */
-    const linkCounts = new Map<string, number>();
-    /**
-     * Joins `port` (the end of local device `a`'s link, here) to `b` on another host through the
-     * agents: the lower global device dials.
-     */
-    const relayToPeer = (port: MessagePort, a: number, b: number, linkIndex: number): void => {
-      const peers = this.peers;
-      const url = hostUrls?.[b];
-      if (!peers || !url)
-        throw new Error(`device ${firstDevice + b} is on another host, but no peer link is set up`);
-      const [device, peerDevice] = [firstDevice + a, firstDevice + b];
-      const socket =
-        device < peerDevice
-          ? peers.dial(url, jobId, device, peerDevice, linkIndex)
-          : peers.expect(jobId, peerDevice, device, PEER_LINK_TIMEOUT_MS, linkIndex);
-      peerTasks.push(
-        socket.then((opened) => {
-          stoppers.push(
-            relayPortToSocket(port, opened, `device ${device} <-> device ${peerDevice} #${linkIndex}`),
-          );
-        }),
-      );
-    };
-    const nextLinkIndex = (a: number, b: number): number => {
-      const key = `${Math.min(a, b)},${Math.max(a, b)}`;
-      const index = linkCounts.get(key) ?? 0;
-      linkCounts.set(key, index + 1);
-      return index;
-    };
-    /** The ports of the next link between local indices a and b, for each end here (undefined elsewhere). */
-    const link = (a: number, b: number): [MessagePort | undefined, MessagePort | undefined] => {
-      const linkIndex = nextLinkIndex(a, b);
-      if (!here.has(a) && !here.has(b)) return [undefined, undefined];
-      const { port1, port2 } = new MessageChannel();
-      if (here.has(a) && here.has(b)) return [port1, port2];
-      const [local, remote] = here.has(a) ? [a, b] : [b, a];
-      relayToPeer(port2, local, remote, linkIndex);
-      return here.has(a) ? [port1, undefined] : [undefined, port1];
-    };
-    const wiring = wireAgentReplica(layouts, (local) => here.has(local), link, this.options.createTpGroup);
+    const linker = new ReplicaPeerLinker({
+      peers: this.peers,
+      jobId,
+      firstDevice,
+      hostUrls,
+      here,
+      stoppers,
+      timeoutMs: PEER_LINK_TIMEOUT_MS,
+    });
+    const wiring = wireAgentReplica(
+      layouts,
+      (local) => here.has(local),
+      (a, b) => linker.link(a, b),
+      this.options.createTpGroup,
+    );
     const { links } = wiring;
     if (hostKv) {
       // A Seesaw replica keeps one store, its first device's host's (see SpawnReplica.decodeLayout);
@@ -250,14 +225,9 @@ export class HostAgent {
       const isHome = (local: number) => !spec.decodeLayout || !hostUrls || hostUrls[local] === hostUrls[0];
       for (let local = 1; local < perReplica; local++) {
         if (isHome(local)) continue;
-        const linkIndex = nextLinkIndex(0, local);
-        if (here.has(local)) {
-          const { port1, port2 } = new MessageChannel();
-          links[local]!.kvStore = port1;
-          relayToPeer(port2, local, 0, linkIndex);
-        } else if (here.has(0)) {
-          relayToPeer(hostKv.linkPort(), 0, local, linkIndex);
-        }
+        if (here.has(local)) links[local]!.kvStore = linker.link(local, 0)[0];
+        else if (here.has(0)) linker.linkPort(hostKv.linkPort(), 0, local);
+        else linker.skip(0, local);
       }
       for (const local of here) if (isHome(local)) links[local]!.kvStore = hostKv.linkPort();
     }
@@ -288,7 +258,7 @@ export class HostAgent {
       relays.push(relay);
       specs.push({ relay, relaySpec });
     }
-    await Promise.all([...peerTasks, ...specs.map(({ relay, relaySpec }) => relay.connect(relaySpec))]);
+    await Promise.all([...linker.tasks, ...specs.map(({ relay, relaySpec }) => relay.connect(relaySpec))]);
   }
 
   /**
