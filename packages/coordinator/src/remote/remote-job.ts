@@ -73,12 +73,18 @@ export class RemoteJob {
   private numStepsReported = 0;
   /** 'D2 on host-a (1), host-b (1)' once placed. */
   layout = '';
+  /** Settles once the job's devices are given back (release). */
+  private readonly released: Promise<void>;
+  private markReleased: () => void = () => {};
 
   constructor(
     private readonly ctx: RemoteJobContext,
     private readonly client: JobClientLink,
     private readonly open: OpenJob,
   ) {
+    this.released = new Promise((resolve) => {
+      this.markReleased = resolve;
+    });
     client.onMessage((message) => {
       if (message.tag === 'stopRequests') {
         for (const requestId of message.requestIds)
@@ -92,6 +98,7 @@ export class RemoteJob {
     });
     client.onClose(() => {
       this.isClientGone = true;
+      this.ctx.registry.trackRelease(this.released);
       this.wake?.();
     });
   }
@@ -135,7 +142,7 @@ export class RemoteJob {
       offLoss();
       ctx.registry.jobErrorListeners.delete(ctx.jobId);
       ctx.cancelDeviceLinks(ctx.jobId, 'job ended');
-      await this.release();
+      await this.release().finally(this.markReleased);
       ctx.log(`coordinator: job ${ctx.jobId} ended`);
     }
   }
@@ -155,7 +162,6 @@ export class RemoteJob {
     const seesaw = planSeesawJob(this.open.config, config, parallel);
     const { dp, tp, pp } = parallel;
     const perReplica = tp * pp;
-    const hosts = ctx.registry.list;
     const numDevices = dp * perReplica;
     if (parallelConfig.numDevices !== numDevices) {
       throw new Error(
@@ -175,12 +181,7 @@ export class RemoteJob {
           };
     const engineHostKv: EngineHostKv | undefined =
       hostKv && engineHostKvFor(config, hostKv.blockSize, hostKv.capacityBytes, hostKv.numEngines);
-    this.deviceHosts = placeDevices(
-      hosts.map((h) => ({ name: h.name, freeDevices: h.numDevices - h.busyDevices })),
-      dp,
-      perReplica,
-      hosts.every((h) => h.peerUrl !== undefined),
-    );
+    this.deviceHosts = await this.placeOnHosts(dp, perReplica);
     for (const name of this.deviceHosts) {
       ctx.registry.get(name)!.busyDevices += 1;
       this.hostsUsed.set(name, (this.hostsUsed.get(name) ?? 0) + 1);
@@ -258,6 +259,30 @@ export class RemoteJob {
       blockSize: replicas[0]!.blockSize,
       maxModelLen: this.engine.maxModelLen,
     });
+  }
+
+  /**
+   * Host name per device. A job that does not fit while ended jobs are still giving their
+   * devices back is placed again once they have (a client that switched jobs).
+   */
+  private async placeOnHosts(dp: number, perReplica: number): Promise<string[]> {
+    const place = () => {
+      const hosts = this.ctx.registry.list;
+      return placeDevices(
+        hosts.map((h) => ({ name: h.name, freeDevices: h.numDevices - h.busyDevices })),
+        dp,
+        perReplica,
+        hosts.every((h) => h.peerUrl !== undefined),
+      );
+    };
+    try {
+      return place();
+    } catch (error) {
+      const releases = this.ctx.registry.pendingReleases;
+      if (!releases) throw error;
+      await releases;
+      return place();
+    }
   }
 
   /** Steps while there is work; waits for more requests while idle; ends when the client leaves. */
