@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { UsageError } from '../apps/cli/src/args.ts';
-import { readClusterJobFlags, readClusterScript } from '../apps/cli/src/commands/cluster-script.ts';
+import { readClusterJobFlags } from '../apps/cli/src/commands/cluster-script.ts';
+import { readClusterScript } from '../apps/cli/src/commands/cluster-script-file.ts';
 import { parseListenAddress, readTokenFile } from '../apps/cli/src/commands/coordinator.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'seesaw-remote-flags-'));
@@ -39,6 +40,18 @@ describe('run --cluster flags', () => {
   const tok = 'tok-'.padEnd(32, 'k');
   const token = file('cluster-token', `${tok}\n`);
   const base = { cluster: 'ws://10.0.0.1:7000', 'token-file': token };
+
+  it("takes a Seesaw job's layout from --prefill, its threads over the same devices", () => {
+    const flags = { ...base, prefill: 'P2', decode: 'T2', 'host-kv-memory': '1MiB', threads: '4' };
+    const settings = readClusterJobFlags(flags);
+    expect(settings.parallelism).toBe('P2');
+    expect(settings.numThreadsPerDevice).toBe(2);
+    expect(settings.seesaw).toMatchObject({
+      prefill: { dp: 1, tp: 1, pp: 2 },
+      decode: { dp: 1, tp: 2, pp: 1 },
+    });
+    expect(() => readClusterJobFlags({ ...flags, 'host-kv-memory': undefined })).toThrow(/--host-kv-memory/);
+  });
 
   it('takes the layout from --config, splits --threads over its devices', () => {
     expect(readClusterJobFlags({ ...base, config: 'D2', threads: '4', 'device-memory': '64MiB' })).toEqual({
@@ -78,6 +91,37 @@ describe('cluster scripts', () => {
       hosts: [{ name: 'a', devices: 2 }],
       config: 'D2',
       job: { model: '/models/tiny', input: join(dir, 'in.jsonl'), output: join(dir, 'out/results.jsonl') },
+    });
+  });
+
+  it("reads a Seesaw job: both layouts and each host's KV tier instead of config", () => {
+    const job = { model: '/models/tiny', input: '/in.jsonl', output: '/out.jsonl' };
+    const path = file(
+      'seesaw.json',
+      JSON.stringify({
+        tokenFile: '/token',
+        hosts: [{ name: 'a', devices: 2 }],
+        prefill: 'P2',
+        decode: 'T2',
+        hostKvMemory: '1MiB',
+        job,
+      }),
+    );
+    expect(readClusterScript(path)).toEqual({
+      tokenFile: '/token',
+      listen: '127.0.0.1:0',
+      hosts: [{ name: 'a', devices: 2 }],
+      seesaw: { prefill: 'P2', decode: 'T2', hostKvBytes: 1 << 20 },
+      job,
+    });
+    const seesaw = { tokenFile: 't', hosts: [{ name: 'a', devices: 2 }], prefill: 'P2', decode: 'T2', job };
+    const cases: Array<[unknown, RegExp]> = [
+      [seesaw, /hostKvMemory/],
+      [{ ...seesaw, hostKvMemory: 'lots' }, /hostKvMemory: /],
+      [{ ...seesaw, hostKvMemory: '1MiB', config: 'D2' }, /not both/],
+    ];
+    cases.forEach(([script, reason], i) => {
+      expect(() => readClusterScript(file(`bad-seesaw-${i}.json`, JSON.stringify(script)))).toThrow(reason);
     });
   });
 

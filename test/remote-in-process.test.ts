@@ -109,8 +109,10 @@ describe('coordinator daemon with in-process host agents', () => {
     await expect(open({ ...base, parallel: { ...base.parallel, numDevices: 3 } })).rejects.toThrow(
       /numDevices 3 does not match its layout D2/,
     );
-    await expect(open({ ...base, parallel: { ...base.parallel, decodeLayout: 'T2' } })).rejects.toThrow(
-      /Seesaw job \(decodeLayout\) runs on local device workers only/,
+    const seesaw = { ...base, parallel: { ...base.parallel, decodeLayout: 'T2' } };
+    await expect(open(seesaw)).rejects.toThrow(/Seesaw job \(decodeLayout\) needs the host KV tier/);
+    await expect(open({ ...seesaw, cache: { ...seesaw.cache, hostKvBytes: 1 << 20 } })).rejects.toThrow(
+      /decode configuration T2 must keep the prefill configuration D2's dp/,
     );
     expect(daemon.health().hosts).toEqual([{ name: 'solo', devices: 2, busyDevices: 0 }]);
   });

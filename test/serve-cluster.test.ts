@@ -1,7 +1,8 @@
 /**
  * `seesaw serve --cluster`: the batch service in front of a coordinator and two host agents
  * (every actor its own process, loopback): a batch through the openai client on D2 gives
- * exactly the choices of a local single-device `seesaw run` on the same lines.
+ * exactly the choices of a local single-device `seesaw run` on the same lines, and so does a batch
+ * asking for a Seesaw pair (metadata seesaw_prefill P2, seesaw_decode T2: a job over both hosts).
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -68,6 +69,9 @@ describe('seesaw serve on a coordinator cluster (D2 over two host agents)', () =
         '2',
         '--device-memory',
         '64MiB',
+        // Each host's KV tier: lets a batch ask for a Seesaw pair.
+        '--host-kv-memory',
+        '256KiB',
       ],
     ]);
     const client = new OpenAI({
@@ -79,19 +83,27 @@ describe('seesaw serve on a coordinator cluster (D2 over two host agents)', () =
       file: await toFile(readFileSync(input), 'prompts.jsonl'),
       purpose: 'batch',
     });
-    let batch = await client.batches.create({
-      input_file_id: file.id,
-      endpoint: '/v1/completions',
-      completion_window: '24h',
-    });
-    while (!['completed', 'failed', 'cancelled'].includes(batch.status)) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      batch = await client.batches.retrieve(batch.id);
-    }
-    expect(batch.status, server.stderr()).toBe('completed');
-    expect(batch.request_counts).toEqual({ total: NUM_PROMPTS, completed: NUM_PROMPTS, failed: 0 });
-    const outputPath = join(dir, 'served.jsonl');
-    writeFileSync(outputPath, await (await client.files.content(batch.output_file_id as string)).text());
-    expect(choicesById(outputPath)).toEqual(choicesById(localOutput));
+    /** Runs the file as one batch (metadata: its engine choice) and writes its output to `name`. */
+    const runBatch = async (name: string, metadata?: Record<string, string>) => {
+      let batch = await client.batches.create({
+        input_file_id: file.id,
+        endpoint: '/v1/completions',
+        completion_window: '24h',
+        ...(metadata ? { metadata } : {}),
+      });
+      while (!['completed', 'failed', 'cancelled'].includes(batch.status)) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        batch = await client.batches.retrieve(batch.id);
+      }
+      expect(batch.status, server?.stderr()).toBe('completed');
+      expect(batch.request_counts).toEqual({ total: NUM_PROMPTS, completed: NUM_PROMPTS, failed: 0 });
+      const outputPath = join(dir, name);
+      writeFileSync(outputPath, await (await client.files.content(batch.output_file_id as string)).text());
+      return outputPath;
+    };
+    expect(choicesById(await runBatch('served.jsonl'))).toEqual(choicesById(localOutput));
+    // A Seesaw pair asked for by the batch: a P2 -> T2 job over both hosts.
+    const pair = await runBatch('served-seesaw.jsonl', { seesaw_prefill: 'P2', seesaw_decode: 'T2' });
+    expect(choicesById(pair)).toEqual(choicesById(localOutput));
   }, 180_000);
 });

@@ -95,8 +95,10 @@ const RUN_COMMAND: CommandDeclaration = {
     BACKEND_NOTE,
     `Many machines: --cluster ws://HOST:PORT --token-file F --config DxTyPz submits the job to a running
 coordinator; output, resume and summary are as for a local run. Each DP replica runs on one host
-(TP/PP inside it); --model is the directory as the hosts see it. With --cluster, --host-kv-memory
-gives every host of the job a kv-store of SIZE.`,
+(TP/PP inside it, or over hosts that accept peer links); --model is the directory as the hosts see
+it. With --cluster, --host-kv-memory gives every host of the job a kv-store of SIZE. Seesaw on a
+coordinator: --cluster ... --prefill X --decode Y --host-kv-memory SIZE (both layouts wired across
+the hosts).`,
     SIZES_NOTE,
   ],
 };
@@ -234,7 +236,7 @@ const CLUSTER_RUN_COMMAND: CommandDeclaration = {
   name: 'cluster-run',
   summary: 'Start a coordinator and local agents from a cluster script and run its job.',
   description: `seesaw cluster-run FILE: the script is JSON {tokenFile, listen, hosts [{name, devices}], config,
-threadsPerDevice, job {model, input, output}}.`,
+threadsPerDevice, job {model, input, output}}; for Seesaw, prefill, decode and hostKvMemory instead of config.`,
   groups: [],
 };
 

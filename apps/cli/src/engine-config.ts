@@ -64,7 +64,7 @@ export function buildEngineConfig(
     },
   };
   if (numThreadsPerDevice !== undefined) config.parallel.numThreadsPerDevice = numThreadsPerDevice;
-  if (seesaw && !remote) {
+  if (seesaw) {
     config.parallel.decodeLayout = formatParallelConfig(seesaw.decode);
     config.parallel.reshardRoute = seesaw.reshardRoute;
   }

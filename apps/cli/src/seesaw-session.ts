@@ -5,8 +5,10 @@
  * the workers between them. The host KV tier is required (prefill parks every sequence's KV
  * there): --host-kv-memory, or 25% of the free RAM at most 4 GiB.
  *
- * Lost devices are not worked around here (no RecoveringCluster for phased clusters): a failure
- * fails the run with the device's error, and the output written so far is kept.
+ * A lost device drops its replica: its unfinished requests start over from their prompts on the
+ * other replicas (ReplicaCluster's recovery, as a static cluster's). With no replica left the
+ * run fails with the device's error (a phased cluster is not re-planned onto the surviving
+ * devices), and the output written so far is kept.
  */
 
 import { randomBytes } from 'node:crypto';
@@ -87,6 +89,7 @@ export async function openSeesawSession(
         hostLowMark: scheduler.hostLowMark,
         trace: settings.recorder,
         log,
+        onReplicaLost: (r) => cluster.phasedReplicas[r]!.abort(),
       },
     );
   } catch (error) {

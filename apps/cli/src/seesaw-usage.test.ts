@@ -50,7 +50,27 @@ describe('usage errors of the Seesaw, compare, trace and report flags', () => {
     ],
     [
       ['run', '--model', 'm', '--input', 'a', '--output', 'b', '--cluster', 'ws://h:1', '--prefill', 'P2'],
-      '--prefill runs on local device workers, not with --cluster',
+      '--prefill needs --decode',
+    ],
+    [
+      [
+        'run',
+        ...['--model', 'm', '--input', 'a', '--output', 'b', '--cluster', 'ws://h:1'],
+        ...['--prefill', 'P2', '--decode', 'T2'],
+      ],
+      '--prefill/--decode with --cluster need --host-kv-memory SIZE',
+    ],
+    [
+      [
+        'run',
+        ...['--model', 'm', '--input', 'a', '--output', 'b', '--cluster', 'ws://h:1'],
+        ...['--prefill', 'P2', '--decode', 'T2', '--config', 'T2', '--host-kv-memory', '1MiB'],
+      ],
+      '--prefill/--decode replace --config',
+    ],
+    [
+      ['run', '--model', 'm', '--input', 'a', '--output', 'b', '--cluster', 'ws://h:1', '--report', 'r.html'],
+      '--report runs on local device workers, not with --cluster',
     ],
     [['bench', '--model', 'm', '--num-prompts', '1', '--trace'], "Option '--trace <value>' argument missing"],
     [

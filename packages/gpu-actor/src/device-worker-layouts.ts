@@ -20,6 +20,7 @@ import {
   linkEndpoint,
   type OpenedLinks,
   openLinks,
+  openPeerGroup,
 } from './device-worker-links.ts';
 import type { ReshardIo } from './reshard-executor.ts';
 import { SharedMemoryGroup } from './shared-memory-group.ts';
@@ -96,6 +97,8 @@ async function openMesh(
 
 export class DeviceLayouts {
   private readonly groups = new Map<number, TensorParallelGroup>();
+  /** Links of the TP groups opened over peer ports (layoutTpPeers). */
+  private readonly tpLinks: LinkEndpoint[] = [];
 
   private constructor(
     private readonly layouts: LayoutLinks[],
@@ -104,6 +107,8 @@ export class DeviceLayouts {
     /** This device's index in its replica, when it has a mesh (re-sharding). */
     readonly localDevice: number | undefined,
     private readonly data: DeviceWorkerData,
+    /** Per layout, the peer ports of a TP group spanning hosts (else its group is shared memory). */
+    private readonly tpPeers: Ports['layoutTpPeers'],
   ) {}
 
   static async open(ports: Ports, data: DeviceWorkerData, options: OpenOptions): Promise<DeviceLayouts> {
@@ -126,7 +131,7 @@ export class DeviceLayouts {
       links,
       inbox: links.previous ? new ActivationInbox(links.previous, options.hiddenSize) : undefined,
     }));
-    return new DeviceLayouts(layouts, peers, inbox, self, data);
+    return new DeviceLayouts(layouts, peers, inbox, self, data, ports.layoutTpPeers);
   }
 
   get numLayouts(): number {
@@ -159,6 +164,14 @@ export class DeviceLayouts {
           `layout ${layout}'s TP group is rank ${existing.rank} of ${existing.size}, the plan needs ${tpRank} of ${tp}`,
         );
       return existing;
+    }
+    const peerPorts = this.tpPeers?.[layout];
+    if (peerPorts) {
+      // The group spans hosts: all-reduce over the (agent-relayed) links, closed with the others.
+      const { group, endpoints } = openPeerGroup(tp, tpRank, peerPorts, this.data.deviceName);
+      this.tpLinks.push(...endpoints);
+      this.groups.set(layout, group);
+      return group;
     }
     const descriptor = this.data.layoutGroups?.[layout] ?? (layout === 0 ? this.data.group : undefined);
     if (!descriptor)
@@ -201,5 +214,6 @@ export class DeviceLayouts {
       links.next?.close(reason);
     }
     for (const peer of this.peers) peer?.close(reason);
+    for (const link of this.tpLinks) link.close(reason);
   }
 }

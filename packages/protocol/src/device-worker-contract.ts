@@ -38,6 +38,12 @@ export interface DeviceWorkerLinkPorts {
    */
   tpPeers?: Array<MessagePort | undefined>;
   /**
+   * A re-sharding device whose TP group of some layout spans hosts: that layout's tpPeers (as
+   * tpPeers above; entry 0, when present, is tpPeers itself). Absent for a layout: its group is
+   * the shared-memory one in workerData.layoutGroups.
+   */
+  layoutTpPeers?: Array<Array<MessagePort | undefined> | undefined>;
+  /**
    * Link to the host's kv-store actor (the host KV tier): this rank swaps its layers x KV heads
    * of preempted sequences there. Absent: a step that swaps fails.
    */
@@ -70,6 +76,7 @@ export function linkTransferList(links: DeviceWorkerLinkPorts): MessagePort[] {
     links.next,
     links.kvStore,
     ...(links.tpPeers ?? []),
+    ...(links.layoutTpPeers ?? []).flatMap((peers) => peers ?? []),
     ...(links.layouts ?? []).flatMap((layout) => [layout.previous, layout.next]),
     ...(links.reshardPeers ?? []),
   ];

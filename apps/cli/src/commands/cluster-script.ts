@@ -9,12 +9,14 @@
  *     "config": "D2", "threadsPerDevice": 1,
  *     "job": { "model": "models/tiny", "input": "prompts.jsonl", "output": "results.jsonl" } }
  *
+ * A Seesaw job gives "prefill": "P2", "decode": "T2" and "hostKvMemory": "1GiB" (each host's KV
+ * tier) instead of "config".
+ *
  * Relative paths are relative to the script's directory.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
-import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { type CoordinatorHealth, RemoteJobClient, RemoteJobError } from '@seesaw/coordinator';
@@ -30,9 +32,16 @@ import {
 } from '../args.ts';
 import { commandFlagSpec } from '../command-flags.ts';
 import { buildEngineConfig } from '../engine-config.ts';
-import { type EngineSession, type EngineSettings, staticFigures } from '../engine-session.ts';
+import {
+  type EngineSession,
+  type EngineSettings,
+  type SessionFigures,
+  staticFigures,
+} from '../engine-session.ts';
 import { formatRunSummary } from '../run-summary.ts';
+import { readSeesawSettings, type SeesawSettings } from '../seesaw-flags.ts';
 import { readTlsCaFlag } from '../tls-flags.ts';
+import { type ClusterScript, readClusterScript } from './cluster-script-file.ts';
 import { readTokenFile } from './coordinator.ts';
 import { runJob } from './run.ts';
 
@@ -50,6 +59,23 @@ export interface ClusterJobSettings {
   parallelism: string;
   numThreadsPerDevice?: number;
   deviceMemoryBytes?: number;
+  /** A Seesaw job (--prefill X --decode Y): parallelism is its prefill layout. */
+  seesaw?: SeesawSettings;
+}
+
+/** --config, required for a static job on a cluster. */
+function readClusterConfig(values: FlagValues): ReturnType<typeof parseParallelConfig> {
+  const configText = optionalString(values, 'config');
+  if (configText === undefined) {
+    throw new UsageError(
+      '--cluster needs --config DxTyPz (e.g. --config D2), or --prefill X --decode Y for Seesaw',
+    );
+  }
+  try {
+    return parseParallelConfig(configText);
+  } catch (error) {
+    throw new UsageError(`--config: ${error instanceof Error ? error.message : String(error)}`);
+  }
 }
 
 export function readClusterJobFlags(values: FlagValues): ClusterJobSettings {
@@ -58,14 +84,14 @@ export function readClusterJobFlags(values: FlagValues): ClusterJobSettings {
   if (values['kv-cache-memory'] !== undefined) {
     throw new UsageError('--kv-cache-memory does not apply to a cluster: use --device-memory');
   }
-  const configText = optionalString(values, 'config');
-  if (configText === undefined) throw new UsageError('--cluster needs --config DxTyPz (e.g. --config D2)');
-  let parallel: ReturnType<typeof parseParallelConfig>;
-  try {
-    parallel = parseParallelConfig(configText);
-  } catch (error) {
-    throw new UsageError(`--config: ${error instanceof Error ? error.message : String(error)}`);
+  // Seesaw first: it refuses --config and the static knobs it replaces, naming its own flags.
+  const seesaw = readSeesawSettings(values);
+  if (seesaw && values['host-kv-memory'] === undefined) {
+    throw new UsageError(
+      "--prefill/--decode with --cluster need --host-kv-memory SIZE: each host's KV tier, where prefill parks every sequence",
+    );
   }
+  const parallel = seesaw?.prefill ?? readClusterConfig(values);
   const needed = numDevices(parallel);
   const numDeviceFlag = optionalInteger(values, 'devices', { min: 1, max: 4096 });
   if (numDeviceFlag !== undefined && numDeviceFlag !== needed) {
@@ -80,6 +106,7 @@ export function readClusterJobFlags(values: FlagValues): ClusterJobSettings {
     ...optionalTlsCa(readTlsCaFlag(values, url)),
     parallelism: formatParallelConfig(parallel),
   };
+  if (seesaw) settings.seesaw = seesaw;
   // --threads is the job's total, split over its devices like a local cluster.
   if (threads !== undefined) settings.numThreadsPerDevice = Math.max(1, Math.floor(threads / needed));
   const deviceMemoryBytes = optionalByteSize(values, 'device-memory');
@@ -103,11 +130,15 @@ export function remoteSessionOpener(
       log,
       // The job runs with exactly the configuration built here from this client's flags.
       job: {
-        config: buildEngineConfig(modelDir, settings, {
-          parallelism: parseParallelConfig(cluster.parallelism),
-          numThreadsPerDevice: cluster.numThreadsPerDevice,
-          deviceMemoryBytes: cluster.deviceMemoryBytes,
-        }),
+        config: buildEngineConfig(
+          modelDir,
+          cluster.seesaw ? { ...settings, seesaw: cluster.seesaw } : settings,
+          {
+            parallelism: parseParallelConfig(cluster.parallelism),
+            numThreadsPerDevice: cluster.numThreadsPerDevice,
+            deviceMemoryBytes: cluster.deviceMemoryBytes,
+          },
+        ),
       },
     });
     const { ready } = job;
@@ -146,71 +177,53 @@ export function remoteSessionOpener(
       figures: () => {
         const parallel = parseParallelConfig(cluster.parallelism);
         // The job reports totals over its devices; the per-device mean stands for the peak.
-        const perDevice = (ready.weightBytes + ready.kvCacheBytes) / numDevices(parallel);
-        return staticFigures(
-          job.stats,
-          Math.round(perDevice),
-          settings.hostKvBytes,
-          parallel.dp * parallel.pp,
-        );
+        const perDevice = Math.round((ready.weightBytes + ready.kvCacheBytes) / numDevices(parallel));
+        if (cluster.seesaw)
+          return seesawJobFigures(job.stats, perDevice, settings.hostKvBytes ?? 0, parallel.dp);
+        return staticFigures(job.stats, perDevice, settings.hostKvBytes, parallel.dp * parallel.pp);
       },
       close: () => job.close(),
     };
   };
 }
 
-interface ClusterScript {
-  tokenFile: string;
-  listen: string;
-  hosts: Array<{ name: string; devices: number }>;
-  config: string;
-  threadsPerDevice?: number;
-  job: { model: string; input: string; output: string };
+/**
+ * A Seesaw job's figures from the counters it reports (SeesawEngineStats summed over its dp
+ * replicas, which run at the same time: times per replica, as a local Seesaw session's).
+ */
+function seesawJobFigures(
+  stats: object,
+  peakDeviceMemoryBytes: number,
+  hostKvBytes: number,
+  dp: number,
+): SessionFigures {
+  const count = (name: string) => (stats as Record<string, number | undefined>)[name] ?? 0;
+  return {
+    numSwitches: count('numSwitches'),
+    prefillMs: count('prefillMs') / dp,
+    decodeMs: count('decodeMs') / dp,
+    reshardMs: count('reshardMs') / dp,
+    kvWaitMs: count('kvWaitMs') / dp,
+    prefetchMs: count('prefetchMs'),
+    prefetchWaitMs: count('prefetchWaitMs'),
+    prefetchesNeeded: count('prefetchesNeeded'),
+    prefetchesLanded: count('prefetchesLanded'),
+    prefetchBytesNeeded: count('prefetchBytesNeeded'),
+    prefetchBytesLanded: count('prefetchBytesLanded'),
+    peakDeviceMemoryBytes,
+    hostKvBytes,
+  };
 }
 
-/** Reads and checks a cluster script; paths come back absolute. */
-export function readClusterScript(path: string): ClusterScript {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (error) {
-    throw new UsageError(`cluster script ${path}: ${(error as Error).message}`);
-  }
-  const fail = (why: string): never => {
-    throw new UsageError(`cluster script ${path}: ${why}`);
-  };
-  const s = raw as Partial<ClusterScript>;
-  if (typeof s !== 'object' || s === null) fail('expected a JSON object');
-  const text = (value: unknown, name: string): string =>
-    typeof value === 'string' && value !== '' ? value : fail(`${name} must be a non-empty string`);
-  const base = dirname(resolve(path));
-  const abs = (p: string) => (isAbsolute(p) ? p : join(base, p));
-  if (!Array.isArray(s.hosts) || s.hosts.length === 0) fail('hosts must be a non-empty array');
-  const hosts = s.hosts!.map((host, i) => {
-    const name = text(host?.name, `hosts[${i}].name`);
-    if (!Number.isInteger(host.devices) || host.devices < 1)
-      fail(`hosts[${i}].devices must be an integer >= 1`);
-    return { name, devices: host.devices };
-  });
-  if (new Set(hosts.map((h) => h.name)).size !== hosts.length) fail('host names must be unique');
-  const job = s.job ?? fail('job is missing');
-  const script: ClusterScript = {
-    tokenFile: abs(text(s.tokenFile, 'tokenFile')),
-    listen: s.listen === undefined ? '127.0.0.1:0' : text(s.listen, 'listen'),
-    hosts,
-    config: text(s.config, 'config'),
-    job: {
-      model: abs(text(job.model, 'job.model')),
-      input: abs(text(job.input, 'job.input')),
-      output: abs(text(job.output, 'job.output')),
-    },
-  };
-  if (s.threadsPerDevice !== undefined) {
-    if (!Number.isInteger(s.threadsPerDevice) || s.threadsPerDevice < 1)
-      fail('threadsPerDevice must be an integer >= 1');
-    script.threadsPerDevice = s.threadsPerDevice;
-  }
-  return script;
+/** The script's job as `run --cluster` flags would give it. */
+function scriptJobSettings(script: ClusterScript, url: string, token: string): ClusterJobSettings {
+  const seesaw =
+    script.seesaw && readSeesawSettings({ prefill: script.seesaw.prefill, decode: script.seesaw.decode });
+  const parallel = seesaw ? seesaw.prefill : parseParallelConfig(script.config!);
+  const cluster: ClusterJobSettings = { url, token, parallelism: formatParallelConfig(parallel) };
+  if (seesaw) cluster.seesaw = seesaw;
+  if (script.threadsPerDevice !== undefined) cluster.numThreadsPerDevice = script.threadsPerDevice;
+  return cluster;
 }
 
 const BIN = fileURLToPath(new URL('../../bin/seesaw.js', import.meta.url));
@@ -304,10 +317,9 @@ export async function clusterRunCommand(argv: string[]): Promise<number> {
       script.hosts.map((h) => h.name),
       60_000,
     );
-    const parallel = parseParallelConfig(script.config);
-    const cluster: ClusterJobSettings = { url, token, parallelism: formatParallelConfig(parallel) };
-    if (script.threadsPerDevice !== undefined) cluster.numThreadsPerDevice = script.threadsPerDevice;
+    const cluster = scriptJobSettings(script, url, token);
     const summary = await runJob({
+      ...(script.seesaw ? { hostKvBytes: script.seesaw.hostKvBytes } : {}),
       modelDir: script.job.model,
       inputPath: script.job.input,
       outputPath: script.job.output,

@@ -459,7 +459,7 @@ export async function runCommand(argv: string[]): Promise<number> {
 
 /** `run --cluster ws://HOST:PORT --token-file F --config DxTyPz ...`: the job runs on a coordinator daemon. */
 async function runOnClusterCommand(values: FlagValues): Promise<number> {
-  for (const name of ['prefill', 'decode', 'trace', 'report']) {
+  for (const name of ['trace', 'report']) {
     if (values[name] !== undefined)
       throw new UsageError(`--${name} runs on local device workers, not with --cluster`);
   }

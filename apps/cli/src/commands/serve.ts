@@ -6,16 +6,18 @@
  * The first stdout line names the address (tests and scripts read it).
  */
 
-import { formatParallelConfig } from '@seesaw/model';
+import { formatParallelConfig, numDevices } from '@seesaw/model';
 import { type FlagValues, optionalString, parseFlags, requiredString, UsageError } from '../args.ts';
 import { commandFlagSpec } from '../command-flags.ts';
 import { readSchedulerSettings } from '../engine-config.ts';
 import { type EngineSession, type EngineSettings, openEngineSession } from '../engine-session.ts';
 import { readHostKvSettings } from '../host-kv-flags.ts';
+import { readSeesawTuning } from '../seesaw-flags.ts';
 import { parseDurationMs } from '../service/completion-window.ts';
 import { type EngineChoice, localSettingsFor } from '../service/engine-choice.ts';
 import { startService } from '../service/service.ts';
 import { readTokenFile } from '../token-file.ts';
+import type { ClusterJobSettings } from './cluster-script.ts';
 import { untilSignal } from './coordinator.ts';
 import { readEngineSettings } from './run.ts';
 
@@ -62,21 +64,35 @@ async function readSessionOpener(
     const settings = readEngineSettings(values);
     return (modelDir, choice) => openEngineSession(modelDir, localSettingsFor(settings, choice));
   }
-  for (const name of ['prefill', 'decode']) {
-    if (values[name] !== undefined)
-      throw new UsageError(`--${name} runs on local device workers, not with --cluster`);
-  }
   const { readClusterJobFlags, remoteSessionOpener } = await import('./cluster-script.ts');
   const cluster = readClusterJobFlags(values);
   const settings: EngineSettings = {
     ...readSchedulerSettings(values),
     ...readHostKvSettings(values),
   };
-  return (modelDir, choice) => {
-    // A batch's seesaw_config is the job's layout (pairs are refused when the batch is created).
-    const parallelism =
-      choice?.kind === 'static' ? formatParallelConfig(choice.parallel) : cluster.parallelism;
-    return remoteSessionOpener({ ...cluster, parallelism }, 'seesaw serve', log)(modelDir, settings);
+  return (modelDir, choice) =>
+    remoteSessionOpener(clusterJobFor(cluster, choice), 'seesaw serve', log)(modelDir, settings);
+}
+
+/**
+ * The job a batch's engine choice asks for: seesaw_config a static layout, seesaw_prefill and
+ * seesaw_decode a Seesaw pair (with the server's Seesaw tuning flags, else their defaults); no
+ * choice, the server's own --config or --prefill/--decode.
+ */
+function clusterJobFor(cluster: ClusterJobSettings, choice: EngineChoice | null): ClusterJobSettings {
+  if (choice === null) return cluster;
+  const { seesaw: _serverPair, ...job } = cluster;
+  if (choice.kind === 'static') return { ...job, parallelism: formatParallelConfig(choice.parallel) };
+  const tuning = cluster.seesaw ?? readSeesawTuning({});
+  return {
+    ...job,
+    parallelism: formatParallelConfig(choice.prefill),
+    seesaw: {
+      ...tuning,
+      prefill: choice.prefill,
+      decode: choice.decode,
+      numDevices: numDevices(choice.prefill),
+    },
   };
 }
 
@@ -96,7 +112,8 @@ export async function serveCommand(argv: string[]): Promise<number> {
     apiKey,
     openSession: (_signal, choice) => openSession(modelDir, choice),
     openAtStart: true,
-    supportsSeesawPairs: values.cluster === undefined,
+    // On a cluster a pair's job needs each host's KV tier.
+    supportsSeesawPairs: values.cluster === undefined || values['host-kv-memory'] !== undefined,
     ...readBatchWindowOverride(values),
     log,
   });

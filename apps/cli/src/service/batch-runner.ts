@@ -26,7 +26,7 @@ export interface BatchRunnerOptions {
   store: StateStore;
   /** The engine batches run on; shared with single requests. */
   engines: EngineProvider;
-  /** Whether a batch may ask for a Seesaw pair (local device workers only). */
+  /** Whether a batch may ask for a Seesaw pair (local device workers, or a cluster with host KV tiers). */
   supportsSeesawPairs: boolean;
   tokenizer: SeesawTokenizer | null;
   /** Renders chat lines (the model's chat template); null when the model has none. */

@@ -67,8 +67,8 @@ export function readEngineChoice(
     throw new EngineChoiceError(`metadata.${PREFILL_KEY}/${DECODE_KEY}: ${problem}`, PREFILL_KEY);
   if (!supportsSeesawPairs) {
     throw new EngineChoiceError(
-      `metadata.${PREFILL_KEY}/${DECODE_KEY}: Seesaw pairs run on local device workers only ` +
-        `(seesaw serve without --cluster); use ${CONFIG_KEY} here`,
+      `metadata.${PREFILL_KEY}/${DECODE_KEY}: Seesaw pairs need local device workers, or a ` +
+        `cluster with each host's KV tier (seesaw serve --cluster ... --host-kv-memory SIZE); use ${CONFIG_KEY} here`,
       PREFILL_KEY,
     );
   }

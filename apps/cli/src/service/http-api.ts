@@ -25,7 +25,7 @@ export interface HttpApiOptions {
   startedSeconds: number;
   /** Every batch's completion window instead of the one it names (--batch-window-override). */
   batchWindowOverrideMs?: number;
-  /** Whether a batch may ask for a Seesaw pair in its metadata (local device workers only). */
+  /** Whether a batch may ask for a Seesaw pair in its metadata (local device workers, or a cluster with host KV tiers). */
   supportsSeesawPairs: boolean;
   /** The engine single requests run on. */
   completions: CompletionsDeps;

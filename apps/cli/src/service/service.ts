@@ -28,7 +28,7 @@ export interface ServiceOptions {
   openAtStart?: boolean;
   /** Every batch's completion window instead of the one it names (--batch-window-override). */
   batchWindowOverrideMs?: number;
-  /** Whether batches may ask for Seesaw pairs (local device workers only). */
+  /** Whether batches may ask for Seesaw pairs (local device workers, or a cluster with host KV tiers). */
   supportsSeesawPairs: boolean;
   log: (line: string) => void;
 }

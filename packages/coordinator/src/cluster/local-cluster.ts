@@ -239,7 +239,15 @@ export class LocalCluster {
     const ready = await LocalCluster.allOrAbort(loaded, actors);
 
     const replicas = phased
-      ? createPhasedReplicas({ ...options, ...phased, parallel, blockSize, hostKv, actors, ready })
+      ? createPhasedReplicas({
+          ...options,
+          ...phased,
+          parallel,
+          blockSize,
+          engineHostKv: hostKv?.engineHostKv,
+          actors,
+          ready,
+        })
       : groupReplicas(actors, ready, parallel, blockSize);
     return new LocalCluster(parallel, phased?.decode, config, actors, replicas, hostKv, kvDtype);
   }

@@ -13,7 +13,7 @@ import {
 } from '@seesaw/model';
 import type { Ready } from '@seesaw/protocol';
 import type { DeviceActorHandle } from './device-actor-handle.ts';
-import type { LocalHostKv } from './local-host-kv.ts';
+import type { EngineHostKv } from './local-host-kv.ts';
 import { ReplicaDevice, type ReshardPlanner } from './replica-device.ts';
 import { checkpointTensorBytes, createReshardPlanner } from './reshard-planner.ts';
 
@@ -70,7 +70,8 @@ export interface PhasedReplicasSetup {
   blockSize: number;
   planner: ReshardPlanner;
   isWeightDigestReturned?: boolean;
-  hostKv: LocalHostKv | undefined;
+  /** Each replica's share of the host KV tier (one store per replica, or per host on a coordinator). */
+  engineHostKv: EngineHostKv | undefined;
   /** Every actor in global device order, loaded in layout 0. */
   actors: DeviceActorHandle[];
   ready: Ready[];
@@ -79,9 +80,9 @@ export interface PhasedReplicasSetup {
 
 /** Replica r drives devices [r * N, (r + 1) * N) and, with a host KV tier, the r-th equal range of its slots. */
 export function createPhasedReplicas(setup: PhasedReplicasSetup): ReplicaDevice[] {
-  const { parallel, decode, hostKv, actors, ready, log } = setup;
+  const { parallel, decode, engineHostKv, actors, ready, log } = setup;
   const perReplica = parallel.tp * parallel.pp;
-  const numSlots = hostKv?.engineHostKv.numSlots;
+  const numSlots = engineHostKv?.numSlots;
   return Array.from({ length: parallel.dp }, (_, dpRank) => {
     const devices = Array.from({ length: perReplica }, (_, i) => dpRank * perReplica + i);
     return new ReplicaDevice({

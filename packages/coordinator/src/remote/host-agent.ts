@@ -5,11 +5,12 @@
  * inside this host keeps its TP groups in shared memory and its PP links as MessagePorts; the
  * devices of a replica spanning hosts get, for each TP peer or PP neighbour on another host, a
  * MessagePort relayed to that host's agent over a peer WebSocket (peer-links.ts), and a TP group
- * spanning hosts is handed ports to all its peers instead of shared memory. Heartbeats both
- * ways on the control link; a coordinator that stays silent past the deadline ends the agent.
+ * spanning hosts is handed ports to all its peers instead of shared memory. A Seesaw replica
+ * (spawnReplica with decodeLayout) is wired for both layouts the same way, plus a weight-slice
+ * mesh (agent-replica-wiring.ts, replica-peer-linker.ts). Heartbeats both ways on the control
+ * link; a coordinator that stays silent past the deadline ends the agent.
  */
 
-import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { loadModelConfig } from '@seesaw/model';
 import {
   type CoordinatorToHostAgent,
@@ -22,11 +23,12 @@ import {
   type SpawnReplica,
   type WebSocketEndpoint,
 } from '@seesaw/protocol';
-import { wireReplicaPipeline } from '../cluster/layout-wiring.ts';
 import { LocalHostKv } from '../cluster/local-host-kv.ts';
-import { DeviceRelay, type RemoteDeviceLinkPorts } from './device-relay.ts';
-import { AgentPeerLinks, localAddressToward, relayPortToSocket } from './peer-links.ts';
+import { wireAgentReplica } from './agent-replica-wiring.ts';
+import { DeviceRelay } from './device-relay.ts';
+import { AgentPeerLinks, localAddressToward } from './peer-links.ts';
 import { remoteDeviceName } from './remote-replicas.ts';
+import { ReplicaPeerLinker } from './replica-peer-linker.ts';
 
 export const DEFAULT_AGENT_HEARTBEAT_INTERVAL_MS = 1000;
 export const DEFAULT_AGENT_HEARTBEAT_TIMEOUT_MS = 5000;
@@ -188,90 +190,75 @@ export class HostAgent {
     if ([...here].some((local) => local >= perReplica) || (spec.devices && hostUrls?.length !== perReplica)) {
       throw new Error(`spawnReplica: devices or hostUrls do not fit a replica of ${perReplica} devices`);
     }
+    const layouts = spec.decodeLayout ? [{ tp, pp }, spec.decodeLayout] : [{ tp, pp }];
+    if (layouts.some((layout) => layout.tp * layout.pp !== perReplica)) {
+      throw new Error(
+        `spawnReplica: decode layout T${spec.decodeLayout?.tp}P${spec.decodeLayout?.pp} must have ${perReplica} devices`,
+      );
+    }
     if (this.numRunningDevices + here.size > this.options.numDevices) {
       throw new Error(
         `${this.options.hostName} has ${this.options.numDevices - this.numRunningDevices} free devices, replica needs ${here.size}`,
       );
     }
-    const peerTasks: Promise<void>[] = [];
     const stoppers = this.stoppersByJob.get(jobId) ?? [];
     this.stoppersByJob.set(jobId, stoppers);
-    /** Joins local device `a` (here) to `b` (another host) through the agents; returns a's port. */
-    const remoteLink = (a: number, b: number): MessagePort => {
-      const peers = this.peers;
-      const url = hostUrls?.[b];
-      if (!peers || !url)
-        throw new Error(`device ${firstDevice + b} is on another host, but no peer link is set up`);
-      const { port1, port2 } = new MessageChannel();
-      const [device, peerDevice] = [firstDevice + a, firstDevice + b];
-      const socket =
-        device < peerDevice
-          ? peers.dial(url, jobId, device, peerDevice)
-          : peers.expect(jobId, peerDevice, device, PEER_LINK_TIMEOUT_MS);
-      peerTasks.push(
-        socket.then((opened) => {
-          stoppers.push(relayPortToSocket(port2, opened, `device ${device} <-> device ${peerDevice}`));
-        }),
-      );
-      return port1;
-    };
-    /** The ports of a link between local indices a and b, for each end here (undefined elsewhere). */
-    const link = (a: number, b: number): [MessagePort | undefined, MessagePort | undefined] => {
-      if (here.has(a) && here.has(b)) {
-        const { port1, port2 } = new MessageChannel();
-        return [port1, port2];
+    const linker = new ReplicaPeerLinker({
+      peers: this.peers,
+      jobId,
+      firstDevice,
+      hostUrls,
+      here,
+      stoppers,
+      timeoutMs: PEER_LINK_TIMEOUT_MS,
+    });
+    const wiring = wireAgentReplica(
+      layouts,
+      (local) => here.has(local),
+      (a, b) => linker.link(a, b),
+      this.options.createTpGroup,
+    );
+    const { links } = wiring;
+    if (hostKv) {
+      // A Seesaw replica keeps one store, its first device's host's (see SpawnReplica.decodeLayout);
+      // a static device swaps into its own host's store.
+      const isHome = (local: number) => !spec.decodeLayout || !hostUrls || hostUrls[local] === hostUrls[0];
+      for (let local = 1; local < perReplica; local++) {
+        if (isHome(local)) continue;
+        if (here.has(local)) links[local]!.kvStore = linker.link(local, 0)[0];
+        else if (here.has(0)) linker.linkPort(hostKv.linkPort(), 0, local);
+        else linker.skip(0, local);
       }
-      if (here.has(a)) return [remoteLink(a, b), undefined];
-      if (here.has(b)) return [undefined, remoteLink(b, a)];
-      return [undefined, undefined];
-    };
-    const links: RemoteDeviceLinkPorts[] = wireReplicaPipeline(tp, pp, link);
-    const isStageHere = (stage: number) =>
-      Array.from({ length: tp }, (_, r) => here.has(stage * tp + r)).every(Boolean);
-    for (let stage = 0; stage < pp && tp > 1; stage++) {
-      // A TP group inside this host keeps shared memory; one spanning hosts talks over links.
-      if (isStageHere(stage)) continue;
-      for (let r = 0; r < tp; r++) links[stage * tp + r].tpPeers = new Array(tp).fill(undefined);
-      for (let r = 0; r < tp; r++) {
-        for (let q = r + 1; q < tp; q++) {
-          const [toQ, toR] = link(stage * tp + r, stage * tp + q);
-          links[stage * tp + r].tpPeers![q] = toQ;
-          links[stage * tp + q].tpPeers![r] = toR;
-        }
-      }
+      for (const local of here) if (isHome(local)) links[local]!.kvStore = hostKv.linkPort();
     }
-    if (hostKv) for (const local of here) links[local].kvStore = hostKv.linkPort();
     const relays = this.relaysByJob.get(jobId) ?? [];
     this.relaysByJob.set(jobId, relays);
     const specs = [];
-    for (let stage = 0; stage < pp; stage++) {
-      const group = tp > 1 && isStageHere(stage) ? this.options.createTpGroup(tp) : undefined;
-      for (let tpRank = 0; tpRank < tp; tpRank++) {
-        const local = stage * tp + tpRank;
-        if (!here.has(local)) continue;
-        const device = firstDevice + local;
-        const workerData: DeviceWorkerData = {
-          token: spec.deviceToken,
-          deviceName: remoteDeviceName(device, { dp: dpRank + 1, tp, pp }, this.options.hostName),
-        };
-        if (group) workerData.group = group[tpRank];
-        const relaySpec = {
-          workerUrl: this.options.workerUrl,
-          coordinatorUrl: this.options.coordinatorUrl,
-          tlsCa: this.options.tls?.ca,
-          clusterToken: this.options.token,
-          jobId,
-          device,
-          workerData,
-          links: links[local],
-          log: this.log,
-        };
-        const relay = DeviceRelay.spawn(relaySpec);
-        relays.push(relay);
-        specs.push({ relay, relaySpec });
-      }
+    for (const local of [...here].sort((x, y) => x - y)) {
+      const device = firstDevice + local;
+      const workerData: DeviceWorkerData = {
+        token: spec.deviceToken,
+        deviceName: remoteDeviceName(device, { dp: dpRank + 1, tp, pp }, this.options.hostName),
+      };
+      const [group, ...rest] = wiring.groups[local]!;
+      if (group !== undefined) workerData.group = group;
+      if (spec.decodeLayout && rest.some((g) => g !== undefined)) workerData.layoutGroups = [group, ...rest];
+      const relaySpec = {
+        workerUrl: this.options.workerUrl,
+        coordinatorUrl: this.options.coordinatorUrl,
+        tlsCa: this.options.tls?.ca,
+        clusterToken: this.options.token,
+        jobId,
+        device,
+        workerData,
+        links: links[local]!,
+        log: this.log,
+      };
+      const relay = DeviceRelay.spawn(relaySpec);
+      relays.push(relay);
+      specs.push({ relay, relaySpec });
     }
-    await Promise.all([...peerTasks, ...specs.map(({ relay, relaySpec }) => relay.connect(relaySpec))]);
+    await Promise.all([...linker.tasks, ...specs.map(({ relay, relaySpec }) => relay.connect(relaySpec))]);
   }
 
   /**

@@ -28,6 +28,8 @@ export class HostRegistry {
   private numHeartbeats = 0;
   /** Host errors about jobs (agentJobError), by job id. */
   readonly jobErrorListeners = new Map<number, (host: string, message: string) => void>();
+  /** Ends of the jobs whose client left and whose devices are being given back. */
+  private readonly releases = new Set<Promise<void>>();
 
   constructor(
     private readonly log: (line: string) => void,
@@ -65,6 +67,21 @@ export class HostRegistry {
     link.onClose((reason) => this.drop(host, `link closed: ${reason}`));
     this.log(`coordinator: host ${escapeForLog(name)} joined with ${numDevices} devices`);
     return undefined;
+  }
+
+  /** Counts a job's devices as being given back until `released` settles. */
+  trackRelease(released: Promise<void>): void {
+    this.releases.add(released);
+    void released.finally(() => this.releases.delete(released));
+  }
+
+  /**
+   * Whether devices are being given back now, and a promise of the moment they all are: a job
+   * that does not fit yet may fit then (a client that closed one job and opened the next).
+   */
+  get pendingReleases(): Promise<void> | undefined {
+    if (this.releases.size === 0) return undefined;
+    return Promise.allSettled([...this.releases]).then(() => {});
   }
 
   /** Called with (host, reason) when a host is dropped; returns an unsubscribe function. */

@@ -67,6 +67,8 @@ describe('AgentPeerLinks', () => {
   it('refuses a peer without the cluster token, and times out a link nobody dials', async () => {
     const [good, intruder] = [await listen(), await listen('wrong')];
     await expect(intruder.dial(good.url, 1, 0, 1)).rejects.toThrow(/token/);
-    await expect(good.expect(1, 0, 1, 100)).rejects.toThrow(/device 0 did not link to device 1 in 100 ms/);
+    await expect(good.expect(1, 0, 1, 100)).rejects.toThrow(
+      /device 0 did not open link 0 to device 1 in 100 ms/,
+    );
   });
 });

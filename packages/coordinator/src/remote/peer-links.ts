@@ -24,8 +24,18 @@ import {
 
 export type PeerSocket = Endpoint<Message, Message>;
 
-/** A peer agent's hello and link name, then device<->device frames. */
-const PEER_INBOUND_TAGS: ReadonlySet<string> = new Set([...INBOUND_TAGS.deviceToDevice, 'deviceChannel']);
+/**
+ * What crosses a peer link in either direction: device<->device frames, or a device's frames to
+ * and from a kv-store on the other host (a Seesaw replica's one store).
+ */
+const RELAYED_TAGS: ReadonlySet<string> = new Set([
+  ...INBOUND_TAGS.deviceToDevice,
+  ...INBOUND_TAGS.deviceToKvStore,
+  ...INBOUND_TAGS.kvStoreToDevice,
+]);
+
+/** A peer agent's hello and link name, then relayed frames. */
+const PEER_INBOUND_TAGS: ReadonlySet<string> = new Set([...RELAYED_TAGS, 'deviceChannel']);
 
 interface Rendezvous {
   socket?: PeerSocket;
@@ -33,13 +43,23 @@ interface Rendezvous {
   timer?: NodeJS.Timeout;
 }
 
-function linkKey(jobId: number, dialer: number, acceptor: number): string {
-  return `${jobId}/${dialer}->${acceptor}`;
+/** linkIndex: which of the links joining the two devices (see DeviceChannel). */
+function linkKey(jobId: number, dialer: number, acceptor: number, linkIndex: number): string {
+  return `${jobId}/${dialer}->${acceptor}#${linkIndex}`;
 }
+
+/**
+ * Handshakes this agent runs at once toward one peer: the peer's listener admits at most 8
+ * unauthenticated connections from one address (ConnectionGate), and a Seesaw replica over two
+ * hosts opens a dozen links between them at once.
+ */
+const MAX_DIALS_PER_PEER = 4;
 
 export class AgentPeerLinks {
   /** Sockets that arrived before their spawnReplica, or spawns waiting for their socket. */
   private readonly rendezvous = new Map<string, Rendezvous>();
+  /** Per peer URL: handshakes in flight, and the dials waiting for one to end. */
+  private readonly dialSlots = new Map<string, { inFlight: number; waiting: Array<() => void> }>();
 
   private constructor(
     private readonly listener: WebSocketListener,
@@ -87,21 +107,61 @@ export class AgentPeerLinks {
     return `${scheme}://${host}:${this.listener.port}`;
   }
 
-  /** Dials the link from our `device` to the peer host's `peerDevice`. */
-  async dial(url: string, jobId: number, device: number, peerDevice: number): Promise<PeerSocket> {
-    const socket = await connectWebSocket<Message, Message>(url, {
-      accept: PEER_INBOUND_TAGS,
-      log: this.log,
-      tlsCa: this.tlsCa,
-    });
-    await connectAndHello(socket, { role: 'device', name: `device ${device} link`, token: this.token });
-    socket.post({ tag: 'deviceChannel', jobId, device, peerDevice } satisfies DeviceChannel);
+  /** Dials link `linkIndex` from our `device` to the peer host's `peerDevice`. */
+  async dial(
+    url: string,
+    jobId: number,
+    device: number,
+    peerDevice: number,
+    linkIndex = 0,
+  ): Promise<PeerSocket> {
+    const release = await this.takeDialSlot(url);
+    let socket: PeerSocket;
+    try {
+      socket = await connectWebSocket<Message, Message>(url, {
+        accept: PEER_INBOUND_TAGS,
+        log: this.log,
+        tlsCa: this.tlsCa,
+      });
+      await connectAndHello(socket, { role: 'device', name: `device ${device} link`, token: this.token });
+    } finally {
+      release();
+    }
+    socket.post({ tag: 'deviceChannel', jobId, device, peerDevice, linkIndex } satisfies DeviceChannel);
     return socket;
   }
 
-  /** Resolves with the socket the peer host dials for its `peerDevice` -> our `device`. */
-  expect(jobId: number, peerDevice: number, device: number, timeoutMs: number): Promise<PeerSocket> {
-    const key = linkKey(jobId, peerDevice, device);
+  /** Waits until fewer than MAX_DIALS_PER_PEER handshakes toward `url` run; returns the slot's release. */
+  private async takeDialSlot(url: string): Promise<() => void> {
+    let slots = this.dialSlots.get(url);
+    if (!slots) {
+      slots = { inFlight: 0, waiting: [] };
+      this.dialSlots.set(url, slots);
+    }
+    const peer = slots;
+    // A waiter is handed its slot by the release before it (inFlight unchanged).
+    if (peer.inFlight >= MAX_DIALS_PER_PEER) await new Promise<void>((resolve) => peer.waiting.push(resolve));
+    else peer.inFlight++;
+    let isReleased = false;
+    return () => {
+      if (isReleased) return;
+      isReleased = true;
+      const next = peer.waiting.shift();
+      if (next) return next();
+      peer.inFlight--;
+      if (peer.inFlight === 0) this.dialSlots.delete(url);
+    };
+  }
+
+  /** Resolves with the socket the peer host dials for link `linkIndex` of its `peerDevice` -> our `device`. */
+  expect(
+    jobId: number,
+    peerDevice: number,
+    device: number,
+    timeoutMs: number,
+    linkIndex = 0,
+  ): Promise<PeerSocket> {
+    const key = linkKey(jobId, peerDevice, device, linkIndex);
     const entry = this.rendezvous.get(key);
     if (entry?.socket) {
       this.rendezvous.delete(key);
@@ -111,7 +171,9 @@ export class AgentPeerLinks {
       const timer = setTimeout(() => {
         this.rendezvous.delete(key);
         reject(
-          new Error(`job ${jobId}: device ${peerDevice} did not link to device ${device} in ${timeoutMs} ms`),
+          new Error(
+            `job ${jobId}: device ${peerDevice} did not open link ${linkIndex} to device ${device} in ${timeoutMs} ms`,
+          ),
         );
       }, timeoutMs);
       this.rendezvous.set(key, { waiter: resolve, timer });
@@ -165,7 +227,7 @@ export class AgentPeerLinks {
       socket.close(`peer link must start with deviceChannel naming peerDevice, got ${first.tag}`);
       return;
     }
-    const key = linkKey(first.jobId, first.device, first.peerDevice);
+    const key = linkKey(first.jobId, first.device, first.peerDevice, first.linkIndex ?? 0);
     const entry = this.rendezvous.get(key);
     if (entry?.waiter) {
       this.rendezvous.delete(key);
@@ -185,7 +247,7 @@ export class AgentPeerLinks {
  * either closes (which closes the other). Returns a function that ends the relay.
  */
 export function relayPortToSocket(port: MessagePort, socket: PeerSocket, name: string): () => void {
-  const local = new WorkerPortEndpoint<Message, Message>(port, name, { accept: INBOUND_TAGS.deviceToDevice });
+  const local = new WorkerPortEndpoint<Message, Message>(port, name, { accept: RELAYED_TAGS });
   socket.onMessage((message, tensors) => local.post(message, tensors));
   local.onMessage((message, tensors) => socket.post(message, tensors));
   socket.onClose((reason) => local.close(`peer link closed: ${reason}`));

@@ -2,7 +2,8 @@
  * One job on the coordinator daemon, from openJob to its end: places the DP replicas on hosts
  * (a replica that fits no single host is split over hosts that accept peer links; their agents
  * then link the devices to each other), has their agents spawn the device workers, drives every device over its relayed WebSocket with
- * the same DeviceActorHandle logic as a local cluster, runs a ClusterEngine over the replicas and
+ * the same DeviceActorHandle logic as a local cluster, runs a ClusterEngine over the replicas (a
+ * job with a decode layout: the local path's SeesawClusterEngine, job-engine.ts) and
  * streams each finished request back to the client. A host lost while the job runs (its links
  * closed, or its agent silent past the heartbeat deadline) has its device links closed, so the
  * ClusterEngine drops its replicas and requeues their requests on the others; when no replica is
@@ -14,10 +15,8 @@ import { randomBytes } from 'node:crypto';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import {
   Checkpoint,
-  expectedTensors,
   formatParallelConfig,
   kvDtypeForCheckpoint,
-  type ModelConfig,
   parseParallelConfig,
   validateForModel,
 } from '@seesaw/model';
@@ -32,15 +31,15 @@ import {
   type OpenJob,
   type SpawnHostKv,
 } from '@seesaw/protocol';
-import { ClusterEngine } from '../cluster/cluster-engine.ts';
 import { DeviceActorHandle } from '../cluster/device-actor-handle.ts';
 import { DeviceLostError } from '../cluster/device-errors.ts';
 import { type EngineHostKv, engineHostKvFor } from '../cluster/local-host-kv.ts';
 import { type EngineRequest, RequestRejectedError } from '../request.ts';
 import type { ClusterMetrics } from './cluster-metrics.ts';
 import type { HostRegistry } from './host-registry.ts';
+import { type JobEngineCluster, planSeesawJob, startJobEngine } from './job-engine.ts';
 import { checkJobRequest } from './job-request-admission.ts';
-import { hostOfDevice, loadReplicas, remoteDeviceName } from './remote-replicas.ts';
+import { hostOfDevice, remoteDeviceName } from './remote-replicas.ts';
 import { placeDevices } from './replica-placement.ts';
 
 /** How long the agents get to spawn their device workers and open the device links. */
@@ -61,11 +60,6 @@ export interface RemoteJobContext {
   log: (line: string) => void;
 }
 
-/** Parameters of the model, from the tensor shapes its config implies (for the swap cost model). */
-function numModelParams(config: ModelConfig): number {
-  return expectedTensors(config).reduce((sum, tensor) => sum + tensor.shape.reduce((a, b) => a * b, 1), 0);
-}
-
 export class RemoteJob {
   private readonly actors: DeviceActorHandle[] = [];
   /** Each device's relayed link and host, by device index. */
@@ -79,19 +73,25 @@ export class RemoteJob {
   private readonly queued: JobRequest[] = [];
   /** Running requests the client asked to stop (stopRequests): their stopWhen says so. */
   private readonly stopAsked = new Set<string>();
-  private engine: ClusterEngine | undefined;
+  private engine: JobEngineCluster | undefined;
   private vocabSize = 0;
   /** Ids of the requests admitted and not yet finished (a duplicate among them is rejected). */
   private readonly liveRequestIds = new Set<string>();
   private numStepsReported = 0;
   /** 'D2 on host-a (1), host-b (1)' once placed. */
   layout = '';
+  /** Settles once the job's devices are given back (release). */
+  private readonly released: Promise<void>;
+  private markReleased: () => void = () => {};
 
   constructor(
     private readonly ctx: RemoteJobContext,
     private readonly client: JobClientLink,
     private readonly open: OpenJob,
   ) {
+    this.released = new Promise((resolve) => {
+      this.markReleased = resolve;
+    });
     client.onMessage((message) => {
       if (message.tag === 'stopRequests') {
         for (const requestId of message.requestIds)
@@ -105,6 +105,7 @@ export class RemoteJob {
     });
     client.onClose(() => {
       this.isClientGone = true;
+      this.ctx.registry.trackRelease(this.released);
       this.wake?.();
     });
   }
@@ -148,19 +149,14 @@ export class RemoteJob {
       offLoss();
       ctx.registry.jobErrorListeners.delete(ctx.jobId);
       ctx.cancelDeviceLinks(ctx.jobId, 'job ended');
-      await this.release();
+      await this.release().finally(this.markReleased);
       ctx.log(`coordinator: job ${ctx.jobId} ended`);
     }
   }
 
   private async start(): Promise<void> {
     const { ctx } = this;
-    const { model, parallel: parallelConfig, cache, scheduler } = this.open.config;
-    if (parallelConfig.decodeLayout !== undefined) {
-      throw new Error(
-        'a Seesaw job (decodeLayout) runs on local device workers only, not on a coordinator yet',
-      );
-    }
+    const { model, parallel: parallelConfig, cache } = this.open.config;
     // Opening reads only the safetensors headers; it refuses a config whose dimensions do not
     // match the tensors before numModelParams or any host builds tables sized by the config.
     const checkpoint = Checkpoint.open(model.dir);
@@ -170,9 +166,10 @@ export class RemoteJob {
     this.vocabSize = config.vocabSize;
     const parallel = parseParallelConfig(parallelConfig.layout);
     validateForModel(parallel, config);
+    // Before any device starts: the decode layout and both re-shard plans (refused if they cannot fit).
+    const seesaw = planSeesawJob(this.open.config, config, parallel);
     const { dp, tp, pp } = parallel;
     const perReplica = tp * pp;
-    const hosts = ctx.registry.list;
     const numDevices = dp * perReplica;
     if (parallelConfig.numDevices !== numDevices) {
       throw new Error(
@@ -193,17 +190,15 @@ export class RemoteJob {
           };
     const engineHostKv: EngineHostKv | undefined =
       hostKv && engineHostKvFor(config, hostKv.blockSize, hostKv.capacityBytes, hostKv.numEngines, kvDtype);
-    this.deviceHosts = placeDevices(
-      hosts.map((h) => ({ name: h.name, freeDevices: h.numDevices - h.busyDevices })),
-      dp,
-      perReplica,
-      hosts.every((h) => h.peerUrl !== undefined),
-    );
+    this.deviceHosts = await this.placeOnHosts(dp, perReplica);
     for (const name of this.deviceHosts) {
       ctx.registry.get(name)!.busyDevices += 1;
       this.hostsUsed.set(name, (this.hostsUsed.get(name) ?? 0) + 1);
     }
-    this.layout = `${formatParallelConfig(parallel)} on ${[...this.hostsUsed]
+    const layoutName = seesaw
+      ? `prefill ${formatParallelConfig(parallel)}, decode ${formatParallelConfig(seesaw.decode)}`
+      : formatParallelConfig(parallel);
+    this.layout = `${layoutName} on ${[...this.hostsUsed]
       .map(([name, n]) => `${name} (${n} device${n === 1 ? '' : 's'})`)
       .join(', ')}`;
     ctx.log(`coordinator: job ${ctx.jobId}: ${this.layout}, model ${model.dir}`);
@@ -229,6 +224,7 @@ export class RemoteJob {
           deviceToken,
           ...(hostUrls ? { devices, hostUrls } : {}),
           ...(hostKv ? { hostKv } : {}),
+          ...(seesaw ? { decodeLayout: { tp: seesaw.decode.tp, pp: seesaw.decode.pp } } : {}),
         });
       }
     }
@@ -252,17 +248,17 @@ export class RemoteJob {
     const failedAttach = attached.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failedAttach) throw this.failure ?? failedAttach.reason;
 
-    const replicas = await loadReplicas(this.actors, parallel, config, this.open.config, kvDtype);
-    this.engine = new ClusterEngine(replicas, pp, {
-      maxNumBatchedTokens: scheduler.maxNumBatchedTokens,
-      maxNumSeqs: scheduler.maxNumSeqs,
-      maxModelLen: config.maxPositionEmbeddings,
-      eosTokenIds: config.eosTokenIds,
-      hostKv: engineHostKv,
-      preemptionMode: cache.preemptionMode,
-      numModelParams: numModelParams(config),
-      log: (line) => ctx.log(`coordinator: job ${ctx.jobId}: ${line}`),
-    });
+    const { engine, replicas } = await startJobEngine(
+      this.actors,
+      parallel,
+      seesaw,
+      config,
+      this.open.config,
+      engineHostKv,
+      kvDtype,
+      (line) => ctx.log(`coordinator: job ${ctx.jobId}: ${line}`),
+    );
+    this.engine = engine;
     this.client.post({
       tag: 'jobReady',
       jobId: ctx.jobId,
@@ -273,6 +269,30 @@ export class RemoteJob {
       blockSize: replicas[0]!.blockSize,
       maxModelLen: this.engine.maxModelLen,
     });
+  }
+
+  /**
+   * Host name per device. A job that does not fit while ended jobs are still giving their
+   * devices back is placed again once they have (a client that switched jobs).
+   */
+  private async placeOnHosts(dp: number, perReplica: number): Promise<string[]> {
+    const place = () => {
+      const hosts = this.ctx.registry.list;
+      return placeDevices(
+        hosts.map((h) => ({ name: h.name, freeDevices: h.numDevices - h.busyDevices })),
+        dp,
+        perReplica,
+        hosts.every((h) => h.peerUrl !== undefined),
+      );
+    };
+    try {
+      return place();
+    } catch (error) {
+      const releases = this.ctx.registry.pendingReleases;
+      if (!releases) throw error;
+      await releases;
+      return place();
+    }
   }
 
   /** Steps while there is work; waits for more requests while idle; ends when the client leaves. */
@@ -308,7 +328,7 @@ export class RemoteJob {
    * Queues one submitted request, or answers requestRejected for it alone when it can never run
    * (the other requests of its batch go on).
    */
-  private admit(engine: ClusterEngine, submitted: JobRequest): void {
+  private admit(engine: JobEngineCluster, submitted: JobRequest): void {
     const request = this.engineRequestOf(submitted);
     try {
       checkJobRequest(request, this.vocabSize, this.liveRequestIds);

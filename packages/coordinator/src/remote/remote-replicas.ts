@@ -1,12 +1,11 @@
 /**
  * The device side of a remote job once every device's link is attached: names that carry the
- * host, and the ReplicaDevices loaded and grouped as a LocalCluster's (replica-loading.ts).
+ * host, and the shards loaded (replica-loading.ts's plan, as a LocalCluster's).
  */
 import { Checkpoint, type ModelConfig, type ParallelConfig } from '@seesaw/model';
-import type { EngineConfig, KvCacheDType } from '@seesaw/protocol';
+import type { EngineConfig, KvCacheDType, Ready } from '@seesaw/protocol';
 import type { DeviceActorHandle } from '../cluster/device-actor-handle.ts';
-import type { ReplicaDevice } from '../cluster/replica-device.ts';
-import { groupReplicas, shardLoads } from '../cluster/replica-loading.ts';
+import { shardLoads } from '../cluster/replica-loading.ts';
 
 /** 'device 3 (dp 1, pp 0, tp 1)@host-b': the host agent names its worker the same way. */
 export function remoteDeviceName(device: number, parallel: ParallelConfig, host: string): string {
@@ -21,25 +20,28 @@ export function hostOfDevice(deviceName: string): string | undefined {
   return at < 0 ? undefined : deviceName.slice(at + 1);
 }
 
-/** Loads every device's shard (all at once) and groups the actors into DP replicas. */
-export async function loadReplicas(
+/**
+ * Each device's budget for weights plus KV cache. Read where the coordinator runs: the model
+ * directory must be visible here too.
+ */
+export function jobDeviceMemoryBytes({ model, cache }: EngineConfig): number {
+  return cache.deviceMemoryBytes ?? Checkpoint.tensorBytesOf(model.dir) + cache.kvCacheBytes;
+}
+
+/** Loads every device's shard of `parallel` (all at once); ready[device]. */
+export function loadShards(
   actors: readonly DeviceActorHandle[],
   parallel: ParallelConfig,
   config: ModelConfig,
   engineConfig: EngineConfig,
   kvDtype: KvCacheDType,
-): Promise<ReplicaDevice[]> {
-  const { model, cache } = engineConfig;
-  // Read where the coordinator runs: the model directory must be visible here too.
-  const deviceMemoryBytes =
-    cache.deviceMemoryBytes ?? Checkpoint.tensorBytesOf(model.dir) + cache.kvCacheBytes;
+): Promise<Ready[]> {
   const loads = shardLoads(parallel, config, {
-    modelDir: model.dir,
+    modelDir: engineConfig.model.dir,
     numThreads: engineConfig.parallel.numThreadsPerDevice ?? 1,
-    deviceMemoryBytes,
-    blockSize: cache.blockSize,
+    deviceMemoryBytes: jobDeviceMemoryBytes(engineConfig),
+    blockSize: engineConfig.cache.blockSize,
     kvDtype,
   });
-  const ready = await Promise.all(loads.map(({ rank, shard }) => actors[rank.device]!.load(shard)));
-  return groupReplicas(actors, ready, parallel, cache.blockSize);
+  return Promise.all(loads.map(({ rank, shard }) => actors[rank.device]!.load(shard)));
 }

@@ -40,6 +40,12 @@ export interface DeviceChannel {
    * neighbour), and then carries that device<->device protocol unchanged.
    */
   peerDevice?: number;
+  /**
+   * Only on a link between two host agents: which of the links joining this pair of devices it
+   * is, in the order both agents wire them (a Seesaw replica joins a pair up to five ways: each
+   * layout's pipeline or TP link, the weight-slice mesh, the relayed kv-store link). Absent: 0.
+   */
+  linkIndex?: number;
 }
 
 /** The agent could not start a replica's devices (spawn failed, unknown job...). */
@@ -86,6 +92,14 @@ export interface SpawnReplica {
    * same capacity and engine count, so every engine's slot range exists on every host.
    */
   hostKv?: SpawnHostKv;
+  /**
+   * A Seesaw replica: its decode layout (layout 1; same tp * pp). The host wires that layout's
+   * TP groups and pipeline links and a weight-slice mesh between all the replica's devices too,
+   * each across hosts where its ends are; with hostKv, devices not on the replica's first
+   * device's host reach that host's kv-store over a peer link (a re-sharded device reads KV
+   * parts that others wrote under the other layout, so the replica keeps one store).
+   */
+  decodeLayout?: { tp: number; pp: number };
 }
 
 /** What a host needs to lay out its kv-store: the same on every host of a job. */
@@ -125,7 +139,7 @@ export const hostAgentToCoordinatorSchemas: Record<
   MessageSchema
 > = {
   agentJoin: schema({ hostName, numDevices: int(0, 4096) }, noTensors, { peerUrl }),
-  deviceChannel: schema({ jobId: count, device: count }, noTensors, { peerDevice: count }),
+  deviceChannel: schema({ jobId: count, device: count }, noTensors, { peerDevice: count, linkIndex: count }),
   agentJobError: schema({ jobId: count, message: str(4096) }),
 };
 
@@ -152,6 +166,7 @@ export const coordinatorToHostAgentSchemas: Record<'spawnReplica' | 'releaseJob'
         },
         { kvDtype: oneOf('f32', 'bf16', 'f16') },
       ),
+      decodeLayout: object({ tp: parallelDegree, pp: parallelDegree }),
     },
   ),
   releaseJob: schema({ jobId: count }),

@@ -57,6 +57,7 @@ describe('host-agent and job-client messages', () => {
       { tag: 'agentJoin', hostName: 'node-7.rack_2', numDevices: 8 },
       { tag: 'agentJoin', hostName: 'a', numDevices: 1, peerUrl: 'ws://10.0.0.2:4100' },
       { tag: 'deviceChannel', jobId: 3, device: 0, peerDevice: 1 },
+      { tag: 'deviceChannel', jobId: 3, device: 0, peerDevice: 1, linkIndex: 2 },
       {
         tag: 'spawnReplica',
         jobId: 1,
@@ -77,6 +78,18 @@ describe('host-agent and job-client messages', () => {
         pp: 1,
         deviceToken: 't',
         hostKv: { modelDir: '/m', blockSize: 16, capacityBytes: 1 << 24, numEngines: 2 },
+      },
+      {
+        tag: 'spawnReplica',
+        jobId: 3,
+        dpRank: 0,
+        firstDevice: 0,
+        tp: 1,
+        pp: 2,
+        deviceToken: 't',
+        devices: [1],
+        hostUrls: ['ws://127.0.0.1:4001', 'ws://127.0.0.1:4002'],
+        decodeLayout: { tp: 2, pp: 1 },
       },
       { tag: 'submitRequests', requests: [{ requestId: 'x', promptTokenIds: [4], sampling }] },
       {
@@ -142,6 +155,7 @@ describe('host-agent and job-client messages', () => {
     ).toMatch(/\.tp/);
     const hostKv = { modelDir: '/m', blockSize: 16, capacityBytes: 1 << 24, numEngines: 2 };
     expect(rejection({ ...spawn, hostKv: { ...hostKv, numEngines: 0 } })).toMatch(/hostKv\.numEngines/);
+    expect(rejection({ ...spawn, decodeLayout: { tp: 0, pp: 1 } })).toMatch(/decodeLayout\.tp/);
     expect(rejection({ ...spawn, hostKv: { ...hostKv, modelDir: undefined } })).toMatch(/hostKv\.modelDir/);
     const withCache = (cache: object) => ({
       tag: 'openJob',

@@ -1,0 +1,161 @@
+/**
+ * Seesaw across two hosts: `seesaw run --cluster --prefill X --decode Y` on two host agents with
+ * one device each, so every link of both layouts crosses hosts (P2's activations, T2's
+ * all-reduce, the weight-slice mesh of the re-shards, the remote device's kv-store link), gives
+ * exactly the completions of a local single-device run, on the p2p and the host re-shard route.
+ * The hosts are network namespaces joined by a veth pair where the machine allows it (root and
+ * `ip`), else two agents on loopback (the title says which).
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  choicesById,
+  coordinatorUrl,
+  FIXTURE,
+  health,
+  ProcessGroup,
+  runLocal,
+  runToEnd,
+  waitFor,
+  waitForHosts,
+  writePrompts,
+} from './remote-cluster-support.ts';
+import { TwoHostNetwork, whyNoNamespaces } from './two-host-network.ts';
+
+const NUM_PROMPTS = 8;
+const maxTokens = (i: number) => 3 + ((i * 5) % 9);
+const HOST_KV_MEMORY = '256KiB';
+
+// Names and subnet apart from the other namespace suites, which may run at the same time.
+const net = new TwoHostNetwork('s', 233);
+const noNamespaces = whyNoNamespaces(`seesaw-sprobe-${process.pid % 100_000}`);
+const hosts = noNamespaces
+  ? { listen: '127.0.0.1', inA: [] as string[], inB: [] as string[], peerB: ['--peer-listen', '127.0.0.1:0'] }
+  : { listen: net.addrA, inA: net.inA, inB: net.inB, peerB: [] as string[] };
+const where = noNamespaces
+  ? `two agents on loopback (no namespaces: ${noNamespaces})`
+  : 'two network namespaces joined by a veth pair';
+
+describe(`Seesaw run --cluster over ${where}`, () => {
+  const group = new ProcessGroup();
+  let dir = '';
+  let tokenFile = '';
+  let input = '';
+  let url = '';
+  let reference = new Map<string, unknown>();
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'seesaw-seesaw-cross-'));
+    tokenFile = join(dir, 'token');
+    writeFileSync(tokenFile, 'seesaw-cross-host-secret-padded-to-32-bytes\n', { mode: 0o600 });
+    input = join(dir, 'prompts.jsonl');
+    writePrompts(input, NUM_PROMPTS, maxTokens, 5);
+    if (!noNamespaces) {
+      net.destroy();
+      net.create();
+    }
+    const coordinator = group.start(
+      ['coordinator', '--listen', `${hosts.listen}:0`, '--token-file', tokenFile],
+      hosts.inA,
+    );
+    url = await coordinatorUrl(coordinator);
+    const agent = (name: string, prefix: string[], extra: string[]) =>
+      group.start(
+        ['worker', '--connect', url, '--devices', '1', '--token-file', tokenFile, '--name', name, ...extra],
+        prefix,
+      );
+    agent('host-a', hosts.inA, []);
+    agent('host-b', hosts.inB, hosts.peerB);
+    const local = join(dir, 'local.jsonl');
+    runLocal(input, local);
+    reference = choicesById(local);
+    await waitForHosts(url, ['host-a', 'host-b'], hosts.inA);
+  }, 60_000);
+
+  afterAll(async () => {
+    await group.stopAll();
+    if (!noNamespaces) net.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it.each([
+    ['P2', 'T2', 'p2p'],
+    ['T2', 'P2', 'host'],
+  ])(
+    'prefill %s, decode %s (%s re-shards) over host-a and host-b equals the local single-device run',
+    async (prefill, decode, route) => {
+      const output = join(dir, `seesaw-${prefill}-${decode}.jsonl`);
+      // The job client runs on host B: its requests and results cross the link too.
+      const result = await runToEnd(
+        group,
+        [
+          'run',
+          '--cluster',
+          url,
+          '--token-file',
+          tokenFile,
+          '--prefill',
+          prefill,
+          '--decode',
+          decode,
+          '--reshard-route',
+          route,
+          // A host tier of a few sequences: prefill stops when it is full, so the run switches
+          // back and forth several times.
+          '--host-kv-memory',
+          HOST_KV_MEMORY,
+          '--device-memory',
+          '64MiB',
+          '--model',
+          FIXTURE,
+          '--input',
+          input,
+          '--output',
+          output,
+          '--threads',
+          '2',
+        ],
+        hosts.inB,
+      );
+      expect(result.stderr).toContain(
+        `prefill ${prefill}, decode ${decode} on host-a (1 device), host-b (1 device)`,
+      );
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stdout).toContain(`Requests: ${NUM_PROMPTS} ok, 0 errors`);
+      const switches = /Phases: (\d+) switch/.exec(result.stdout);
+      expect(Number(switches?.[1] ?? 0), result.stdout).toBeGreaterThanOrEqual(3);
+      expect(choicesById(output)).toEqual(reference);
+      await waitFor('the devices to be released', 10_000, () =>
+        health(url, hosts.inA).hosts.every((h) => h.busyDevices === 0) ? true : undefined,
+      );
+    },
+    120_000,
+  );
+
+  it('cluster-run runs a Seesaw script (prefill P2, decode T2) over two local agents with the same outputs', async () => {
+    const output = join(dir, 'cluster-run.jsonl');
+    const script = join(dir, 'seesaw-cluster.json');
+    writeFileSync(
+      script,
+      JSON.stringify({
+        tokenFile,
+        hosts: [
+          { name: 'run-a', devices: 1 },
+          { name: 'run-b', devices: 1 },
+        ],
+        prefill: 'P2',
+        decode: 'T2',
+        hostKvMemory: HOST_KV_MEMORY,
+        threadsPerDevice: 1,
+        job: { model: FIXTURE, input, output },
+      }),
+    );
+    const result = await runToEnd(group, ['cluster-run', script]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).toContain('prefill P2, decode T2 on run-a (1 device), run-b (1 device)');
+    expect(result.stdout).toContain(`Requests: ${NUM_PROMPTS} ok, 0 errors`);
+    expect(choicesById(output)).toEqual(reference);
+  }, 120_000);
+});
