@@ -5,8 +5,10 @@
  * static layout (as --config) when no pair beats it. The choice is logged with its simulated
  * throughput and the runner-up kind, then the run goes on as if it had been given.
  */
-import { loadModelConfig } from '@seesaw/model';
+import { loadModelConfig, resolveKvDtype } from '@seesaw/model';
+import { ENGINE_DEFAULTS } from '@seesaw/protocol';
 import { type FlagValues, optionalInteger, optionalString, UsageError } from './args.ts';
+import { readKvDtype } from './host-kv-flags.ts';
 
 /** True for --prefill auto --decode auto; a usage error when only one of them is auto. */
 export function isAutoPair(values: FlagValues): boolean {
@@ -66,6 +68,9 @@ export async function resolveAutoPair(
   const choice = await chooseBestConfiguration(cluster, config, numDevices, workload, {
     simulation: {
       dtypeBytes: dtypeBytesOf(config),
+      // The planner sizes KV blocks and host slots with the dtype this run will use.
+      kvBytesPerElement:
+        resolveKvDtype(readKvDtype(values) ?? ENGINE_DEFAULTS.kvDtype, modelDir) === 'f32' ? 4 : 2,
       maxNumBatchedTokens: optionalInteger(values, 'prefill-token-budget', { min: 1 }),
       maxNumSeqs: optionalInteger(values, 'max-num-seqs', { min: 1 }),
     },

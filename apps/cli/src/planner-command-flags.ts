@@ -12,6 +12,12 @@ const PLANNER_FLAG_GROUP: FlagGroup = {
     stringFlag('devices', 'N', 'devices of the cluster'),
     stringFlag('device-memory', 'SIZE', "each device's memory"),
     stringFlag('host-memory', 'SIZE', 'host KV memory per device'),
+    stringFlag(
+      'kv-dtype',
+      'auto|bf16|f16|f32',
+      "KV cache element type (auto: the weights' 16-bit type)",
+      "the profile's: f32 on CPUs",
+    ),
     stringFlag('workload', 'sharegpt|arxiv|constant:IN:OUT|FILE.jsonl', 'the requests', 'sharegpt'),
     stringFlag('num-requests', 'N', 'requests of the workload', '2000; arxiv 500'),
     stringFlag('seed', 'S', "the workload's seed"),

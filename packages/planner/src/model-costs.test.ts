@@ -34,6 +34,14 @@ describe('model presets and parameter counts', () => {
     expect(costs.kvBytesPerToken).toBe(80 * 2 * 8 * 128 * 2);
   });
 
+  it('KV bytes follow the KV element width, not the weights or activations (--kv-dtype)', () => {
+    const f32Kv = modelCosts(modelPreset('llama-2-7b'), 2, 4);
+    const bf16Kv = modelCosts(modelPreset('llama-2-7b'), 2, 4, 2);
+    expect(f32Kv.kvBytesPerToken).toBe(32 * 2 * 32 * 128 * 4);
+    expect(bf16Kv.kvBytesPerToken * 2).toBe(f32Kv.kvBytesPerToken);
+    expect(bf16Kv.computeBytes).toBe(4);
+  });
+
   it('rejects unknown presets by name', () => {
     expect(() => modelPreset('gpt-5')).toThrow(/unknown model preset 'gpt-5'.*llama-2-70b/);
   });

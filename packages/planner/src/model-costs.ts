@@ -7,8 +7,10 @@ import type { ModelConfig } from '@seesaw/model';
 export interface ModelCosts {
   config: ModelConfig;
   dtypeBytes: number;
-  /** Bytes of one activation or cached K/V element (the weights' width on GPUs; 4 in the CPU engine, which computes and caches f32). */
+  /** Bytes of one activation element (the weights' width on GPUs; 4 in the CPU engine, which computes in f32). */
   computeBytes: number;
+  /** Bytes of one cached K/V element (--kv-dtype: 2 for bf16/f16, 4 for f32). */
+  kvBytesPerElement: number;
   /** Parameters of one decoder layer: q, k, v, o projections, gate/up/down, two norms. */
   layerParams: number;
   /** Embedding rows, vocab x hidden. */
@@ -23,7 +25,12 @@ export interface ModelCosts {
   kvBytesPerToken: number;
 }
 
-export function modelCosts(config: ModelConfig, dtypeBytes = 2, computeBytes = dtypeBytes): ModelCosts {
+export function modelCosts(
+  config: ModelConfig,
+  dtypeBytes = 2,
+  computeBytes = dtypeBytes,
+  kvBytesPerElement = computeBytes,
+): ModelCosts {
   const { hiddenSize: h, numHeads, numKvHeads, headDim: d, intermediateSize, vocabSize, numLayers } = config;
   const attention =
     h * d * (2 * numHeads + 2 * numKvHeads) + (config.attentionBias ? (numHeads + 2 * numKvHeads) * d : 0);
@@ -32,11 +39,12 @@ export function modelCosts(config: ModelConfig, dtypeBytes = 2, computeBytes = d
   const embeddingParams = vocabSize * h;
   const headParams = (config.tieWordEmbeddings ? 0 : vocabSize * h) + h;
   const totalParams = numLayers * layerParams + embeddingParams + headParams;
-  const kvBytesPerTokenLayer = 2 * numKvHeads * d * computeBytes;
+  const kvBytesPerTokenLayer = 2 * numKvHeads * d * kvBytesPerElement;
   return {
     config,
     dtypeBytes,
     computeBytes,
+    kvBytesPerElement,
     layerParams,
     embeddingParams,
     headParams,

@@ -1,6 +1,6 @@
 import { formatParallelConfig, type ModelConfig, type ParallelConfig } from '@seesaw/model';
 import { type ClusterProfile, clusterNumDevices } from './hardware.ts';
-import { infeasibility, type SimulationTarget } from './simulate.ts';
+import { infeasibility, type ModelCostOptions, type SimulationTarget } from './simulate.ts';
 
 function divisors(n: number): number[] {
   const result: number[] = [];
@@ -32,14 +32,13 @@ export interface SearchSpace {
 export function searchSpace(
   config: ModelConfig,
   cluster: ClusterProfile,
-  blockSize?: number,
-  dtypeBytes?: number,
+  options: ModelCostOptions = {},
 ): SearchSpace {
   const statics: SimulationTarget[] = [];
   const excluded: SearchSpace['excluded'] = [];
   for (const parallel of parallelConfigsOver(clusterNumDevices(cluster))) {
     const target: SimulationTarget = { kind: 'static', parallel };
-    const reason = infeasibility(config, cluster, target, blockSize, dtypeBytes);
+    const reason = infeasibility(config, cluster, target, options);
     if (reason === null) statics.push(target);
     else excluded.push({ label: formatParallelConfig(parallel), reason });
   }

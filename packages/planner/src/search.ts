@@ -51,7 +51,7 @@ export async function searchConfigurations(
   workload: Workload,
   options: SearchOptions = {},
 ): Promise<SearchResult> {
-  const space = searchSpace(config, cluster, options.simulation?.blockSize, options.simulation?.dtypeBytes);
+  const space = searchSpace(config, cluster, options.simulation);
   const targets: SimulationTarget[] = [
     ...(options.only === 'seesaw' ? [] : space.statics),
     ...(options.only === 'static' ? [] : space.pairs),

@@ -130,6 +130,23 @@ describe('simulate', () => {
   });
 });
 
+describe('simulate with a 16-bit KV cache on an f32-computing device (--kv-dtype bf16)', () => {
+  it('holds twice the device blocks and host slots in the same memory', async () => {
+    const preset = clusterPreset('2xA10');
+    const cpuLike: ClusterProfile = { ...preset, device: { ...preset.device, computeBytesPerElement: 4 } };
+    const pair = { kind: 'seesaw' as const, prefill: { dp: 1, tp: 1, pp: 2 }, decode: { dp: 1, tp: 2, pp: 1 } };
+    const workload = constantWorkload(4, 64, 4);
+    const f32 = await simulate(model, cpuLike, pair, workload);
+    const bf16 = await simulate(model, cpuLike, pair, workload, { kvBytesPerElement: 2 });
+    for (const layout of [0, 1]) {
+      expect(Math.abs(bf16.numKvBlocks[layout] - 2 * f32.numKvBlocks[layout])).toBeLessThanOrEqual(1);
+    }
+    expect(Math.abs(bf16.numHostSlots - 2 * f32.numHostSlots)).toBeLessThanOrEqual(1);
+    expect(f32.numHostSlots).toBeGreaterThan(0);
+    expect(bf16.numFinished).toBe(4);
+  });
+});
+
 describe('simulate a Seesaw pair (the real SeesawScheduler)', () => {
   const cluster = clusterPreset('2xA10');
   const pair = { kind: 'seesaw' as const, prefill: { dp: 1, tp: 1, pp: 2 }, decode: { dp: 1, tp: 2, pp: 1 } };

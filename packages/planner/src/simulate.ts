@@ -36,8 +36,13 @@ export interface SimulationOptions {
   reshardRoute?: ReshardRoute;
   /** Record a timeline (TraceEvent[] in simulated ms). */
   trace?: boolean;
-  /** Bytes per weight and KV element (default 2: fp16/bf16). */
+  /** Bytes per weight element (default 2: fp16/bf16). */
   dtypeBytes?: number;
+  /**
+   * Bytes per cached K/V element (--kv-dtype). Default: the device's computeBytesPerElement (4 on
+   * a measured CPU profile: the engine's default f32 KV), else dtypeBytes.
+   */
+  kvBytesPerElement?: number;
   /** Stop a replica once its simulated time passes this; the report is then marked truncated. */
   stopAfterSeconds?: number;
 }
@@ -59,6 +64,16 @@ function targetLayouts(target: SimulationTarget): ParallelConfig[] {
   return target.kind === 'static' ? [target.parallel] : [target.prefill, target.decode];
 }
 
+/** The options that size a model on a device: block size, weight and KV element widths. */
+export type ModelCostOptions = Pick<SimulationOptions, 'blockSize' | 'dtypeBytes' | 'kvBytesPerElement'>;
+
+/** The model's byte counts on the cluster's devices (activation width from the device profile). */
+function costsOn(cluster: ClusterProfile, config: ModelConfig, options: ModelCostOptions) {
+  const dtypeBytes = options.dtypeBytes ?? 2;
+  const computeBytes = cluster.device.computeBytesPerElement ?? dtypeBytes;
+  return modelCosts(config, dtypeBytes, computeBytes, options.kvBytesPerElement ?? computeBytes);
+}
+
 /**
  * Why a target cannot run the model on the cluster (null when it can): device count, head and
  * layer divisibility, equal DP and device count for a pair, weights fitting device memory.
@@ -67,10 +82,10 @@ export function infeasibility(
   config: ModelConfig,
   cluster: ClusterProfile,
   target: SimulationTarget,
-  blockSize = DEFAULT_BLOCK_SIZE,
-  dtypeBytes = 2,
+  options: ModelCostOptions = {},
 ): string | null {
-  const costs = modelCosts(config, dtypeBytes, cluster.device.computeBytesPerElement ?? dtypeBytes);
+  const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
+  const costs = costsOn(cluster, config, options);
   const total = clusterNumDevices(cluster);
   const layouts = targetLayouts(target);
   if (target.kind === 'seesaw' && target.prefill.dp !== target.decode.dp)
@@ -178,7 +193,7 @@ export function simulate(
   options: SimulationOptions = {},
 ): Promise<SimulationReport> {
   // Thrown at the call, not as a rejection: the search filters candidates by it.
-  const problem = infeasibility(config, cluster, target, options.blockSize, options.dtypeBytes);
+  const problem = infeasibility(config, cluster, target, options);
   if (problem !== null) throw new InfeasibleConfigError(`${targetLabel(target)}: ${problem}`);
   return simulateFeasible(config, cluster, target, workload, options);
 }
@@ -190,8 +205,7 @@ async function simulateFeasible(
   workload: Workload,
   options: SimulationOptions,
 ): Promise<SimulationReport> {
-  const dtypeBytes = options.dtypeBytes ?? 2;
-  const costs = modelCosts(config, dtypeBytes, cluster.device.computeBytesPerElement ?? dtypeBytes);
+  const costs = costsOn(cluster, config, options);
   const dp = target.kind === 'static' ? target.parallel.dp : target.prefill.dp;
   const trace: TraceEvent[] | null = options.trace ? [] : null;
   const replicaResults: ReplicaSimulationResult[] = [];

@@ -77,11 +77,10 @@ export function layerSeconds(
   const linear =
     (2 * shape.numTokens * costs.layerParams) / tp / (device.matmulFlopsPerSecond * device.matmulEfficiency);
   const d = config.headDim;
-  // New q/k/v rows written and read, plus every cached K/V position read once.
+  // New q/k/v rows written and read (activations), plus every cached K/V position read once.
   const kvBytes =
-    (shape.numTokens * (config.numHeads + 2 * config.numKvHeads) * d +
-      shape.contextTokens * 2 * config.numKvHeads * d) *
-    costs.computeBytes;
+    shape.numTokens * (config.numHeads + 2 * config.numKvHeads) * d * costs.computeBytes +
+    shape.contextTokens * 2 * config.numKvHeads * d * costs.kvBytesPerElement;
   const kv = kvBytes / tp / memoryRate;
   // QK^T and PV: 2 FLOPs per multiply-add each, per head and head dim.
   const attentionFlops = (4 * config.numHeads * d * shape.attentionPairs) / tp;

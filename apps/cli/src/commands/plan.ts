@@ -25,6 +25,7 @@ export async function planCommand(argv: string[]): Promise<number> {
     pruneFactor,
     simulation: {
       dtypeBytes: inputs.dtypeBytes,
+      kvBytesPerElement: inputs.kvBytesPerElement,
       maxNumBatchedTokens: inputs.maxNumBatchedTokens,
       maxNumSeqs: inputs.maxNumSeqs,
     },

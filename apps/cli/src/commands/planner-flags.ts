@@ -19,11 +19,14 @@ import {
   type Workload,
 } from '@seesaw/planner';
 import { type FlagValues, optionalByteSize, optionalInteger, optionalString, UsageError } from '../args.ts';
+import { readKvDtype } from '../host-kv-flags.ts';
 
 export interface PlannerInputs {
   model: ModelConfig;
   modelName: string;
   dtypeBytes: number;
+  /** Bytes per cached K/V element from --kv-dtype; absent: the device profile's width. */
+  kvBytesPerElement?: number;
   cluster: ClusterProfile;
   workload: Workload;
   maxNumBatchedTokens?: number;
@@ -79,9 +82,22 @@ export function readPlannerInputs(values: FlagValues, defaults: { workload: stri
     model,
     modelName,
     dtypeBytes: dtypeBytesOf(model),
+    kvBytesPerElement: readKvBytesPerElement(values, model),
     cluster,
     workload,
     maxNumBatchedTokens: optionalInteger(values, 'max-num-batched-tokens', { min: 1 }),
     maxNumSeqs: optionalInteger(values, 'max-num-seqs', { min: 1 }),
   };
+}
+
+/**
+ * --kv-dtype as the planner sizes it: bytes per cached K/V element. `auto` is the weights' width
+ * (the engine's auto: a 16-bit checkpoint's own type, else f32). Absent: undefined, so the device
+ * profile decides (f32 on a measured CPU profile, as the engine's default; the weights' width on GPUs).
+ */
+function readKvBytesPerElement(values: FlagValues, model: ModelConfig): number | undefined {
+  const setting = readKvDtype(values);
+  if (setting === undefined) return undefined;
+  if (setting === 'auto') return dtypeBytesOf(model);
+  return setting === 'f32' ? 4 : 2;
 }

@@ -47,6 +47,7 @@ export async function simulateCommand(argv: string[]): Promise<number> {
   try {
     report = await simulate(inputs.model, inputs.cluster, target, inputs.workload, {
       dtypeBytes: inputs.dtypeBytes,
+      kvBytesPerElement: inputs.kvBytesPerElement,
       maxNumBatchedTokens: inputs.maxNumBatchedTokens,
       maxNumSeqs: inputs.maxNumSeqs,
       reshardRoute: optionalChoice(values, 'reshard-route', ['auto', 'p2p', 'host'] as const),
