@@ -1,10 +1,19 @@
 import type { HostKvAllocator } from '@seesaw/kv-store';
 import type { Sequence } from './sequence.ts';
 
-/** Smallest pipelined prefill step: smaller steps lose more to per-step overhead than the pipeline gains. */
+/**
+ * Smallest pipelined prefill step: smaller steps lose more to per-step overhead than the pipeline
+ * gains (seesaw simulate, 128/64 on a 2-CPU profile: a 128-token floor is 0.3% slower).
+ */
 const MIN_PIPELINED_PREFILL_TOKENS = 256;
-/** Micro-batches a pipelined prefill phase is cut into, per pipeline stage. */
-const PIPELINE_MICRO_BATCHES_PER_STAGE = 4;
+/**
+ * Micro-batches a pipelined prefill phase is cut into, per pipeline stage. The phase fills and
+ * drains its pipeline once: pp - 1 micro-batch slots of M + pp - 1 leave a stage idle, so 16 per
+ * stage idle a 2-stage pipeline for 1/33 of the phase (4 per stage idled it for 1/9: about 1.7 s
+ * of a 512/16 run on 2 CPU devices, 2026-12-05). The static P2 engine's 512-token steps are as
+ * fine-grained.
+ */
+const PIPELINE_MICRO_BATCHES_PER_STAGE = 16;
 
 /** The seesaw scheduler's prefill-phase state the step budget is cut from (read only). */
 export interface PrefillBudgetState {

@@ -156,23 +156,30 @@ describe('SeesawScheduler switches as the policy says', () => {
   });
 
   it('cuts a pipelined prefill phase into equal micro-batches, one budget when unpipelined', async () => {
-    // 16 prompts of 128 tokens, all fitting the host: 2048 tokens. With 2 steps in flight the
-    // phase is cut into 4 * 2 micro-batches of 256 tokens; with 1 it is one greedy step.
-    const requests = Array.from({ length: 16 }, (_, i) => request(`p${i}`, 128, 2));
     const setup = {
       blockSize: 16,
       numKvBlocks: { prefill: 256, decode: 256 },
-      numHostSlots: 256,
+      numHostSlots: 1024,
+      maxModelLen: 1024,
       options: { maxNumBatchedTokens: 4096 },
     };
     const stepTokens = (observed: Observed) =>
       observed.batches
         .filter((b) => b.phase === 'prefill')
         .map((b) => b.batch.seqs.reduce((sum, seq) => sum + seq.tokenIds.length, 0));
-    const pipelined = await observedRun(requests, { ...setup, maxInFlight: { prefill: 2 } });
-    expect(stepTokens(pipelined)).toEqual(Array(8).fill(256));
-    const greedy = await observedRun(requests, setup);
-    expect(stepTokens(greedy)).toEqual([2048]);
+    // 32 prompts of 512 tokens, all fitting the host: 16384 tokens. With 2 steps in flight the
+    // phase is cut into 16 * 2 micro-batches of 512 tokens, so filling and draining the
+    // pipeline idles a stage for 1 of 33 slots; with 1 step in flight it is greedy (4096 a step).
+    const long = Array.from({ length: 32 }, (_, i) => request(`l${i}`, 512, 2));
+    const pipelinedLong = await observedRun(long, { ...setup, maxInFlight: { prefill: 2 } });
+    expect(stepTokens(pipelinedLong)).toEqual(Array(32).fill(512));
+    expect(stepTokens(await observedRun(long, setup))).toEqual(Array(4).fill(4096));
+    // 16 prompts of 128: 2048 tokens. 32 micro-batches would be 64 tokens each, below the
+    // 256-token floor (per-step overhead): 8 micro-batches of 256; unpipelined one greedy step.
+    const short = Array.from({ length: 16 }, (_, i) => request(`p${i}`, 128, 2));
+    const pipelinedShort = await observedRun(short, { ...setup, maxInFlight: { prefill: 2 } });
+    expect(stepTokens(pipelinedShort)).toEqual(Array(8).fill(256));
+    expect(stepTokens(await observedRun(short, setup))).toEqual([2048]);
   });
 
   it('leaves decode early at the low mark, writing the running sequences back', async () => {
