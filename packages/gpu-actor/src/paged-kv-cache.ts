@@ -1,5 +1,6 @@
 import type { KvLayout } from '@seesaw/kernels';
 import type { ModelConfig } from '@seesaw/model';
+import type { KvCacheArena } from './kv-cache-arena.ts';
 
 /**
  * The device tier of the KV cache: per layer, one K and one V array of
@@ -12,12 +13,19 @@ export class PagedKvCache {
   readonly keys: Float32Array[];
   readonly values: Float32Array[];
 
-  constructor(config: ModelConfig, numBlocks: number, blockSize: number) {
+  /** With `arena`, the arrays are views into its bytes (reused across re-shards), else fresh. */
+  constructor(config: ModelConfig, numBlocks: number, blockSize: number, arena?: KvCacheArena) {
     this.layout = { numKvHeads: config.numKvHeads, headDim: config.headDim, blockSize };
     this.numBlocks = numBlocks;
     const floatsPerLayer = numBlocks * blockSize * config.numKvHeads * config.headDim;
-    this.keys = Array.from({ length: config.numLayers }, () => new Float32Array(floatsPerLayer));
-    this.values = Array.from({ length: config.numLayers }, () => new Float32Array(floatsPerLayer));
+    const layerBytes = floatsPerLayer * Float32Array.BYTES_PER_ELEMENT;
+    const buffer = arena?.take(2 * config.numLayers * layerBytes);
+    const array = (index: number) =>
+      buffer
+        ? new Float32Array(buffer, index * layerBytes, floatsPerLayer)
+        : new Float32Array(floatsPerLayer);
+    this.keys = Array.from({ length: config.numLayers }, (_, layer) => array(2 * layer));
+    this.values = Array.from({ length: config.numLayers }, (_, layer) => array(2 * layer + 1));
   }
 
   /** Bytes one block takes over all layers, K and V. */

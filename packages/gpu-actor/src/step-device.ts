@@ -52,7 +52,11 @@ export interface StepDevice {
   close(): void;
 }
 
-export type StepDeviceOptions = Pick<CpuDeviceOptions, 'numThreads' | 'kvCacheBytes' | 'blockSize' | 'group'>;
+/** kvArena: a backend whose KV cache is host memory may view it from there (others ignore it). */
+export type StepDeviceOptions = Pick<
+  CpuDeviceOptions,
+  'numThreads' | 'kvCacheBytes' | 'blockSize' | 'group' | 'kvArena'
+>;
 
 /** Builds a worker's device over weights it loaded or re-sharded. */
 export type StepDeviceFactory = (
