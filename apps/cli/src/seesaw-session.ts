@@ -46,7 +46,15 @@ export async function openSeesawSession(
   }
   // 'auto' picks each weight piece's source from the link rates: this machine's, measured now
   // (about 0.2 s), not defaults that may be off by 5x either way.
-  const reshardRates = reshardRoute === 'auto' ? await measureReshardLinkRates(modelDir) : undefined;
+  const hostWeightCache = parallel.hostWeightCache !== 'off';
+  if (hostWeightCache) {
+    log(
+      `seesaw: host weight cache on: each device keeps its shard under both layouts in host memory ` +
+        `(about ${formatByteSize(2 * weightBytes)} in all; --host-weight-cache off saves it)`,
+    );
+  }
+  const reshardRates =
+    reshardRoute === 'auto' ? await measureReshardLinkRates(modelDir, { hostWeightCache }) : undefined;
   if (reshardRates) {
     const gbps = (bytesPerSecond: number) => (bytesPerSecond / 1e9).toFixed(2);
     log(
@@ -60,6 +68,7 @@ export async function openSeesawSession(
     parallel: prefill,
     decodeParallel: decode,
     reshardRoute,
+    hostWeightCache,
     reshardRates,
     numThreadsPerDevice,
     deviceMemoryBytes,
