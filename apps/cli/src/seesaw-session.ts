@@ -47,12 +47,7 @@ export async function openSeesawSession(
   // 'auto' picks each weight piece's source from the link rates: this machine's, measured now
   // (about 0.2 s), not defaults that may be off by 5x either way.
   const hostWeightCache = parallel.hostWeightCache !== 'off';
-  if (hostWeightCache) {
-    log(
-      `seesaw: host weight cache on: each device keeps its shard under both layouts in host memory ` +
-        `(about ${formatByteSize(2 * weightBytes)} in all; --host-weight-cache off saves it)`,
-    );
-  }
+  // Each device worker logs the host memory its cache takes (about 2x its shard).
   const reshardRates =
     reshardRoute === 'auto' ? await measureReshardLinkRates(modelDir, { hostWeightCache }) : undefined;
   if (reshardRates) {

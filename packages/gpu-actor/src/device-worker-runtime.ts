@@ -200,6 +200,7 @@ export class DeviceWorkerRuntime {
         sampling = retired.sampling;
         return retired.old;
       };
+      const cachedBefore = loaded.hostWeights?.numBytes ?? 0;
       const next = await switchLayout(
         message,
         loaded.load,
@@ -215,6 +216,12 @@ export class DeviceWorkerRuntime {
         throw error;
       });
       next.device.restoreSequenceSampling(sampling);
+      const cached = loaded.hostWeights?.numBytes ?? 0;
+      if (cached > cachedBefore) {
+        this.log(
+          `host weight cache: ${(cached / 2 ** 20).toFixed(1)} MiB with layout ${message.layout}'s shard`,
+        );
+      }
       this.shard = switchedShard(next, loaded.kvStoreLink);
       return { ...next.done, ms: performance.now() - startMs };
     } finally {
