@@ -175,11 +175,11 @@ function hostWeightCacheBytes(modelDir: string, layouts: string[]): number {
             (slice, i) => slices.findIndex((other) => sameSlice(other, slice)) === i,
           );
           for (const slice of unique) {
-            const info = checkpoint.info(slice.name);
-            const elements =
-              info.shape.length === 1 || slice.axis === 'columns' ? (info.shape[0] ?? 1) : info.shape[1];
+            const { shape, dtype } = checkpoint.info(slice.name);
             const extent = slice.end - slice.start;
-            total += (info.shape.length === 1 ? extent : extent * elements) * dtypeByteSize(info.dtype);
+            // A 1-D slice is its elements; a 2-D one its rows x all columns, or all rows x its columns.
+            const across = shape.length === 1 ? 1 : slice.axis === 'rows' ? shape[1]! : shape[0]!;
+            total += extent * across * dtypeByteSize(dtype);
           }
         }
       }
