@@ -4,8 +4,8 @@
  * the same greedy tokens through an Engine before any switch, after P2 -> T2 and after
  * P2 -> T2 -> P2, the same logits within the TP tolerance, and, after the round trip, the very
  * same weights (sha256 digests equal to those of the initial load). Both weight routes run:
- * peer-to-peer (every byte from a peer, none from the host) and host (every byte from the
- * checkpoint, none from a peer).
+ * peer-to-peer (every byte from a peer, none from the host) and host (every byte from the host
+ * weight cache, or with the cache off from the checkpoint; none from a peer).
  */
 import {
   DeviceLostError,
@@ -103,20 +103,22 @@ describe('phased LocalCluster re-sharding on the tiny fixture', () => {
   afterAll(() => single?.close());
 
   it.each([
-    ['P2', 'T2', 'p2p'],
-    ['P2', 'T2', 'host'],
-    ['P4', 'T2P2', 'auto'],
+    ['P2', 'T2', 'p2p', 'on'],
+    ['P2', 'T2', 'host', 'on'],
+    ['P2', 'T2', 'host', 'off'],
+    ['P4', 'T2P2', 'auto', 'on'],
   ] as const)(
-    '%s -> %s by the %s route gives the single device tokens before, between and after switches',
-    async (prefill, decode, route) => {
+    '%s -> %s by the %s route, host weight cache %s, gives the single device tokens before, between and after switches',
+    async (prefill, decode, route, cache) => {
       const lines: string[] = [];
       const cluster: LocalCluster = await startCluster(FIXTURE, prefill, {
         decodeParallel: decode,
         reshardRoute: route,
+        hostWeightCache: cache === 'on',
         isWeightDigestReturned: true,
         log: (line) => {
           if (line.startsWith('reshard')) lines.push(line);
-          else if (!line.includes('accepted')) console.warn(line);
+          else if (!line.includes('accepted') && !line.includes('host weight cache')) console.warn(line);
         },
       });
       try {

@@ -91,6 +91,12 @@ export const SEESAW_FLAG_GROUP: FlagGroup = {
       "weights from peer devices, from the host's checkpoint, or whichever is sooner",
       'auto',
     ),
+    stringFlag(
+      'host-weight-cache',
+      'on|off',
+      "keep each device's shard under both layouts in host memory (about 2x the weights), so host-route switches copy memory instead of reading the checkpoint",
+      'on',
+    ),
   ],
 };
 

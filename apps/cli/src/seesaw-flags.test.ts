@@ -17,6 +17,7 @@ describe('readSeesawSettings', () => {
       watermark: 0.1,
       hostLowMark: 0.2,
       reshardRoute: 'auto',
+      hostWeightCache: 'on',
     });
   });
 
@@ -31,6 +32,7 @@ describe('readSeesawSettings', () => {
         watermark: '0.05',
         'host-low-mark': '.5',
         'reshard-route': 'host',
+        'host-weight-cache': 'off',
       }),
     ).toEqual({
       prefill: { dp: 2, tp: 1, pp: 2 },
@@ -40,6 +42,7 @@ describe('readSeesawSettings', () => {
       watermark: 0.05,
       hostLowMark: 0.5,
       reshardRoute: 'host',
+      hostWeightCache: 'off',
       deviceMemoryBytes: 64 * 1024 ** 2,
     });
   });
@@ -69,6 +72,11 @@ describe('readSeesawSettings', () => {
       { prefill: 'P2', decode: 'T2', 'reshard-route': 'nvlink' },
       '--reshard-route must be one of auto, p2p, host',
     ],
+    [
+      { prefill: 'P2', decode: 'T2', 'host-weight-cache': 'yes' },
+      "--host-weight-cache must be one of on, off, got 'yes'",
+    ],
+    [{ 'host-weight-cache': 'off' }, '--host-weight-cache needs --prefill X --decode Y'],
     [
       { prefill: 'P2', decode: 'T2', 'prefill-token-budget': '0' },
       '--prefill-token-budget must be an integer >= 1',

@@ -39,6 +39,8 @@ export interface SeesawTuning {
   watermark: number;
   hostLowMark: number;
   reshardRoute: ReshardRoute;
+  /** Each device keeps its shard under both layouts in host memory, so host-route switches are memory copies. */
+  hostWeightCache: 'on' | 'off';
 }
 
 export interface SeesawSettings extends SeesawTuning {
@@ -96,6 +98,7 @@ export const SEESAW_TUNING_FLAGS = [
   'watermark',
   'host-low-mark',
   'reshard-route',
+  'host-weight-cache',
 ] as const;
 
 /** The tuning flags with the paper artifact's defaults. */
@@ -106,6 +109,7 @@ export function readSeesawTuning(values: FlagValues): SeesawTuning {
     watermark: optionalFraction(values, 'watermark', false) ?? DEFAULT_SEESAW_WATERMARK,
     hostLowMark: optionalFraction(values, 'host-low-mark', true) ?? DEFAULT_HOST_LOW_MARK,
     reshardRoute: optionalChoice(values, 'reshard-route', RESHARD_ROUTES) ?? 'auto',
+    hostWeightCache: optionalChoice(values, 'host-weight-cache', ['on', 'off'] as const) ?? 'on',
   };
 }
 

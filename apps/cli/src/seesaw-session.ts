@@ -48,7 +48,10 @@ export async function openSeesawSession(
   }
   // 'auto' picks each weight piece's source from the link rates: this machine's, measured now
   // (about 0.2 s), not defaults that may be off by 5x either way.
-  const reshardRates = reshardRoute === 'auto' ? await measureReshardLinkRates(modelDir) : undefined;
+  const hostWeightCache = parallel.hostWeightCache !== 'off';
+  // Each device worker logs the host memory its cache takes (about 2x its shard).
+  const reshardRates =
+    reshardRoute === 'auto' ? await measureReshardLinkRates(modelDir, { hostWeightCache }) : undefined;
   if (reshardRates) {
     const gbps = (bytesPerSecond: number) => (bytesPerSecond / 1e9).toFixed(2);
     log(
@@ -62,6 +65,7 @@ export async function openSeesawSession(
     parallel: prefill,
     decodeParallel: decode,
     reshardRoute,
+    hostWeightCache,
     reshardRates,
     numThreadsPerDevice,
     deviceMemoryBytes,

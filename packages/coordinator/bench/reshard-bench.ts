@@ -1,13 +1,18 @@
 /**
  * Re-shard route benchmark: a phased LocalCluster (real device workers) switching prefill <->
- * decode layouts by each weight route, against the planner's modelled time at the link rates
- * measured in the same run (or --p2p-gbps / --host-gbps, 1e9 B/s), which 'auto' also plans with.
+ * decode layouts by each weight route, with the host weight cache on (and, for the host route,
+ * off), against the time its links imply at the rates measured in the same run (or --p2p-gbps /
+ * --host-gbps, 1e9 B/s), which 'auto' also plans with.
  *   pnpm bench:reshard [modelDir] [--devices 2|4] [--rounds N] [--json] [--p2p-gbps X] [--host-gbps Y]
  * No modelDir: the `small` bf16 model, generated into a temporary directory. Links: p2p = a 64 MiB
  * u8 weightSlice posted through a WorkerPortEndpoint to another thread, to its ack (the encode copy
- * + transfer a piece pays); host = 64 MiB of the largest tensors by Checkpoint.readBytes (page
- * cache warm, as the host route assumes). "switch ms" is the coordinator's (barrier included),
- * "device ms" the slowest device's ReshardDone.ms; GB/s = (p2p + host bytes) / switch ms.
+ * + transfer a piece pays); host with the cache = 64 MiB copied out of a SharedArrayBuffer; host
+ * without = 64 MiB of the largest tensors by Checkpoint.readBytes (page cache warm, as the host
+ * route assumes). "switch ms" is the coordinator's (barrier included), "device ms" the slowest
+ * device's ReshardDone.ms; "link ms" = p2p bytes / p2p rate + host bytes / host rate (the busiest
+ * link's bytes are not split per device: the replica's total, a conservative bound); "x link" =
+ * switch ms / link ms. "fresh ms" = bytes moved / the rate of copying into never-touched memory:
+ * what a device pays to first-touch the pages of new weight matrices, whatever the route.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -19,21 +24,35 @@ import {
   createReshardPlanner,
   formatBytes,
   LocalCluster,
-  measureReshardLinkRates,
+  measureFreshPageCopyBytesPerSecond,
+  measureHostBytesPerSecond,
+  measureHostMemcpyBytesPerSecond,
+  measureP2pLink,
   type ReplicaReshardStats,
 } from '@seesaw/coordinator';
 import { createDeviceWorkerGroup, deviceWorkerUrl } from '@seesaw/gpu-actor';
 import {
   Checkpoint,
+  dtypeByteSize,
   formatParallelConfig,
   generateCheckpoint,
+  parseParallelConfig,
   type ReshardLinkRates,
   type ReshardRoute,
+  shardSpec,
+  shardTensorSlices,
+  type TensorSlice,
 } from '@seesaw/model';
 
 const LINK_BYTES = 64 << 20;
 const LINK_REPEATS = 5;
-const ROUTES: readonly ReshardRoute[] = ['p2p', 'host', 'auto'];
+/** Each route, and whether devices keep a host weight cache. */
+const VARIANTS: ReadonlyArray<{ route: ReshardRoute; hostWeightCache: boolean }> = [
+  { route: 'p2p', hostWeightCache: true },
+  { route: 'host', hostWeightCache: true },
+  { route: 'host', hostWeightCache: false },
+  { route: 'auto', hostWeightCache: true },
+];
 /** Each device's budget: the whole checkpoint (more than a device holds mid-switch) plus this KV. */
 const KV_CACHE_BYTES = 64 << 20;
 const PREFILL_DECODE_PAIRS: Record<string, string[]> = {
@@ -41,8 +60,19 @@ const PREFILL_DECODE_PAIRS: Record<string, string[]> = {
   '4': ['P4 <-> T4', 'P4 <-> T2P2'],
 };
 
+interface MeasuredRates {
+  p2pBytesPerSecond: number;
+  /** Checkpoint reads (no host weight cache). */
+  hostReadBytesPerSecond: number;
+  /** Copies out of the host weight cache into touched memory. */
+  hostMemcpyBytesPerSecond: number;
+  /** Copies into never-touched memory (a device's new weight pages). */
+  freshPageBytesPerSecond: number;
+}
+
 interface DirectionRow {
   route: ReshardRoute;
+  hostWeightCache: boolean;
   direction: string;
   bytesFromPeers: number;
   bytesFromHost: number;
@@ -52,6 +82,8 @@ interface DirectionRow {
   deviceMs: number;
   effectiveGBps: number;
   modelledSeconds: number;
+  linkMs: number;
+  freshMs: number;
 }
 
 function median(values: readonly number[]): number {
@@ -63,11 +95,13 @@ function median(values: readonly number[]): number {
 async function benchRoute(
   modelDir: string,
   [prefill, decode]: string[],
-  route: ReshardRoute,
+  { route, hostWeightCache }: { route: ReshardRoute; hostWeightCache: boolean },
   rates: ReshardLinkRates,
+  freshPageBytesPerSecond: number,
   rounds: number,
 ): Promise<DirectionRow[]> {
   const cluster = await LocalCluster.start({
+    hostWeightCache,
     workerUrl: deviceWorkerUrl(),
     modelDir,
     parallel: prefill,
@@ -79,7 +113,9 @@ async function benchRoute(
     token: randomBytes(24).toString('base64url'),
     createTpGroup: createDeviceWorkerGroup,
     log: (line) => {
-      if (!line.includes('accepted') && !line.startsWith('reshard')) process.stderr.write(`${line}\n`);
+      const isQuiet =
+        line.includes('accepted') || line.startsWith('reshard') || line.includes('host weight cache');
+      if (!isQuiet) process.stderr.write(`${line}\n`);
     },
   });
   try {
@@ -99,8 +135,10 @@ async function benchRoute(
       if (plan.bytesMoved !== bytesMoved) throw new Error(`${route} ${direction}: moved != planned bytes`);
       const switchMs = runs.map((run) => run.ms);
       const medianMs = median(switchMs);
+      const linkSeconds = bytesFromPeers / rates.p2pBytesPerSecond + bytesFromHost / rates.hostBytesPerSecond;
       return {
         route,
+        hostWeightCache,
         direction,
         bytesFromPeers,
         bytesFromHost,
@@ -109,6 +147,8 @@ async function benchRoute(
         deviceMs: median(runs.map((run) => Math.max(...run.devices.map((device) => device.ms)))),
         effectiveGBps: bytesMoved / (medianMs / 1000) / 1e9,
         modelledSeconds: plan.seconds,
+        linkMs: linkSeconds * 1000,
+        freshMs: (bytesMoved / freshPageBytesPerSecond) * 1000,
       };
     });
   } finally {
@@ -116,20 +156,76 @@ async function benchRoute(
   }
 }
 
-function printTable(rows: DirectionRow[], measured: ReshardLinkRates, rates: ReshardLinkRates): void {
+/**
+ * Host memory the weight cache takes over all devices: each device's shard under each layout,
+ * its raw checkpoint bytes (an upper bound: a slice a device holds under both layouts is kept once).
+ */
+function hostWeightCacheBytes(modelDir: string, layouts: string[]): number {
+  const checkpoint = Checkpoint.open(modelDir);
+  try {
+    const config = checkpoint.config;
+    let total = 0;
+    for (const layout of layouts) {
+      const { tp, pp } = parseParallelConfig(layout);
+      for (let ppStage = 0; ppStage < pp; ppStage++) {
+        for (let tpRank = 0; tpRank < tp; tpRank++) {
+          const spec = shardSpec(config, { tp, tpRank, pp, ppStage });
+          const slices = shardTensorSlices(spec);
+          const unique = slices.filter(
+            (slice, i) => slices.findIndex((other) => sameSlice(other, slice)) === i,
+          );
+          for (const slice of unique) {
+            const { shape, dtype } = checkpoint.info(slice.name);
+            const extent = slice.end - slice.start;
+            // A 1-D slice is its elements; a 2-D one its rows x all columns, or all rows x its columns.
+            const across = shape.length === 1 ? 1 : slice.axis === 'rows' ? shape[1]! : shape[0]!;
+            total += extent * across * dtypeByteSize(dtype);
+          }
+        }
+      }
+    }
+    return total;
+  } finally {
+    checkpoint.close();
+  }
+}
+
+function sameSlice(a: TensorSlice, b: TensorSlice): boolean {
+  return a.name === b.name && a.axis === b.axis && a.start === b.start && a.end === b.end;
+}
+
+function printTable(rows: DirectionRow[], measured: MeasuredRates): void {
   const gbps = (bytesPerSecond: number) => `${(bytesPerSecond / 1e9).toFixed(2)} GB/s`;
   console.log(
-    `links: p2p ${gbps(measured.p2pBytesPerSecond)}, host ${gbps(measured.hostBytesPerSecond)}; ` +
-      `planned with p2p ${gbps(rates.p2pBytesPerSecond)}, host ${gbps(rates.hostBytesPerSecond)}`,
+    `links: p2p ${gbps(measured.p2pBytesPerSecond)}, host cache memcpy ${gbps(measured.hostMemcpyBytesPerSecond)}, ` +
+      `host checkpoint read ${gbps(measured.hostReadBytesPerSecond)}; ` +
+      `copy into fresh pages ${gbps(measured.freshPageBytesPerSecond)}`,
   );
-  const header = ['route', 'direction', 'p2p', 'host', 'switch ms', 'device ms', 'GB/s', 'model ms'];
+  const header = [
+    'route',
+    'cache',
+    'direction',
+    'p2p',
+    'host',
+    'switch ms',
+    'device ms',
+    'link ms',
+    'x link',
+    'fresh ms',
+    'GB/s',
+    'model ms',
+  ];
   const lines = rows.map((row) => [
     row.route,
+    row.hostWeightCache ? 'on' : 'off',
     row.direction,
     formatBytes(row.bytesFromPeers),
     formatBytes(row.bytesFromHost),
     row.medianMs.toFixed(1),
     row.deviceMs.toFixed(1),
+    row.linkMs.toFixed(1),
+    (row.medianMs / row.linkMs).toFixed(2),
+    row.freshMs.toFixed(1),
     row.effectiveGBps.toFixed(2),
     (row.modelledSeconds * 1000).toFixed(1),
   ]);
@@ -165,29 +261,45 @@ async function main(): Promise<void> {
       process.stderr.write(`generating the small bf16 model in ${tempDir}\n`);
       await generateCheckpoint({ shape: 'small', seed: 0, dtype: 'bf16', outDir: tempDir });
     }
-    const measured = await measureReshardLinkRates(modelDir, {
-      numBytes: LINK_BYTES,
-      numRepeats: LINK_REPEATS,
-    });
-    const rates: ReshardLinkRates = {
-      p2pBytesPerSecond: gbpsFlag(values['p2p-gbps']) ?? measured.p2pBytesPerSecond,
-      hostBytesPerSecond: gbpsFlag(values['host-gbps']) ?? measured.hostBytesPerSecond,
+    const linkOptions = { numBytes: LINK_BYTES, numRepeats: LINK_REPEATS };
+    const measured: MeasuredRates = {
+      p2pBytesPerSecond: (await measureP2pLink(linkOptions)).bytesPerSecond,
+      hostReadBytesPerSecond: await measureHostBytesPerSecond(modelDir, linkOptions),
+      hostMemcpyBytesPerSecond: await measureHostMemcpyBytesPerSecond(linkOptions),
+      freshPageBytesPerSecond: await measureFreshPageCopyBytesPerSecond(linkOptions),
     };
+    const ratesOf = (hostWeightCache: boolean): ReshardLinkRates => ({
+      p2pBytesPerSecond: gbpsFlag(values['p2p-gbps']) ?? measured.p2pBytesPerSecond,
+      hostBytesPerSecond:
+        gbpsFlag(values['host-gbps']) ??
+        (hostWeightCache ? measured.hostMemcpyBytesPerSecond : measured.hostReadBytesPerSecond),
+    });
     const rows: Array<DirectionRow & { pair: string }> = [];
     for (const pair of pairs) {
-      for (const route of ROUTES) {
-        process.stderr.write(`${pair} by ${route}: 1 warm-up + ${rounds} round trips\n`);
-        const directions = await benchRoute(modelDir, pair.split(' <-> '), route, rates, rounds);
+      for (const variant of VARIANTS) {
+        const cache = variant.hostWeightCache ? 'on' : 'off';
+        process.stderr.write(
+          `${pair} by ${variant.route}, host weight cache ${cache}: 1 warm-up + ${rounds} round trips\n`,
+        );
+        const rates = ratesOf(variant.hostWeightCache);
+        const fresh = measured.freshPageBytesPerSecond;
+        const directions = await benchRoute(modelDir, pair.split(' <-> '), variant, rates, fresh, rounds);
         rows.push(...directions.map((row) => ({ pair, ...row })));
       }
     }
     const modelBytes = Checkpoint.tensorBytesOf(modelDir);
     if (values.json) {
-      console.log(JSON.stringify({ modelDir, modelBytes, rounds, measured, rates, rows }, null, 2));
+      console.log(JSON.stringify({ modelDir, modelBytes, rounds, measured, rows }, null, 2));
       return;
     }
     console.log(`model ${tempDir ? 'small bf16' : modelDir}: ${formatBytes(modelBytes)} of weights`);
-    printTable(rows, measured, rates);
+    for (const pair of pairs) {
+      const cacheBytes = hostWeightCacheBytes(modelDir, pair.split(' <-> '));
+      console.log(
+        `host weight cache (${pair}, all devices, both layouts): ${formatBytes(cacheBytes)} of host memory`,
+      );
+    }
+    printTable(rows, measured);
   } finally {
     if (tempDir) rmSync(tempDir, { recursive: true, force: true });
   }

@@ -4,6 +4,7 @@ import { Checkpoint, type ModelConfig, type ShardPosition, type ShardSpec, shard
 import { ENGINE_DEFAULTS, type StepBatch, type StepKvTimings, type StepResult } from '@seesaw/protocol';
 import { buildForwardBatch } from './forward-batch.ts';
 import { HostKvSwapper } from './host-kv-swapper.ts';
+import type { KvCacheArena } from './kv-cache-arena.ts';
 import { LlamaForward } from './llama-forward.ts';
 import { loadModelWeights, type ModelWeights } from './model-weights.ts';
 import { PagedKvCache } from './paged-kv-cache.ts';
@@ -29,6 +30,8 @@ export interface CpuDeviceOptions {
    * sharded device would swap through the kv-store actor). Without it a swap fails the step.
    */
   hostKv?: HostKvStore;
+  /** Bytes the KV cache is viewed from, kept across a worker's re-shards; default a fresh cache. */
+  kvArena?: KvCacheArena;
 }
 
 /** What a pipeline stage hands on: the next stage's input, or (last stage) the step's answer. */
@@ -50,6 +53,7 @@ function createKvCache(
   kvCacheBytes: number,
   blockSize: number,
   dtype: kernels.KvDType,
+  arena?: KvCacheArena,
 ): PagedKvCache {
   const cacheConfig = shardCacheConfig(config, spec);
   const bytesPerBlock = PagedKvCache.bytesPerBlock(cacheConfig, blockSize, dtype);
@@ -59,7 +63,7 @@ function createKvCache(
       `KV cache of ${kvCacheBytes} bytes holds no block of ${blockSize} tokens (${bytesPerBlock} bytes each)`,
     );
   }
-  return new PagedKvCache(cacheConfig, numBlocks, blockSize, dtype);
+  return new PagedKvCache(cacheConfig, numBlocks, blockSize, dtype, arena);
 }
 
 /**
@@ -122,7 +126,10 @@ export class CpuDevice {
   static fromWeights(
     config: ModelConfig,
     weights: ModelWeights,
-    options: Pick<CpuDeviceOptions, 'numThreads' | 'kvCacheBytes' | 'blockSize' | 'kvDtype' | 'group'> = {},
+    options: Pick<
+      CpuDeviceOptions,
+      'numThreads' | 'kvCacheBytes' | 'blockSize' | 'kvDtype' | 'group' | 'kvArena'
+    > = {},
   ): CpuDevice {
     kernels.setNumThreads(options.numThreads ?? 1);
     const cache = createKvCache(
@@ -131,6 +138,7 @@ export class CpuDevice {
       options.kvCacheBytes ?? ENGINE_DEFAULTS.kvCacheBytes,
       options.blockSize ?? ENGINE_DEFAULTS.blockSize,
       options.kvDtype ?? 'f32',
+      options.kvArena,
     );
     const forward = new LlamaForward(config, weights, options.group);
     return new CpuDevice(config, forward, cache, weights.numBytes, undefined);

@@ -18,7 +18,8 @@ import { CpuDevice } from './cpu-device.ts';
 import { HeldWeights } from './held-weights.ts';
 import { loadModelWeights } from './model-weights.ts';
 
-// Two device workers load P2 (D1T1P2), re-shard to T2 (D1T2P1) and back, by p2p and by host.
+// Two device workers load P2 (D1T1P2), re-shard to T2 (D1T2P1) and back, by p2p and by host
+// (from the checkpoint, or with the host weight cache on from each layout's shard in host memory).
 // After every switch their logits match one in-process device on the whole model (the bound the
 // TP/PP tests use), each device's weight digest is that of loading its new shard straight from
 // the checkpoint (and after P2 -> T2 -> P2 that of the first load), and the bytes each device
@@ -94,13 +95,14 @@ function expectPlanFigures(done: ReshardDone[], plan: ReturnType<typeof planFor>
  * Loads P2, checks it, then switches P2 -> T2 -> P2 -> T2 -> P2 with the given routes, checking
  * logits, digests and bytes after each switch.
  */
-async function roundTrips(dir: string, routes: ReshardRoute[]): Promise<void> {
+async function roundTrips(dir: string, routes: ReshardRoute[], hostWeightCache = false): Promise<void> {
   const checkpoint = Checkpoint.open(dir);
   const replica = await PhasedWorkerReplica.start({
     modelDir: dir,
     layouts: ['D1T1P2', 'D1T2P1'],
     blockSize: BLOCK_SIZE,
     deviceMemoryBytes: DEVICE_MEMORY_BYTES,
+    hostWeightCache,
   });
   try {
     const digests = replica.layouts.map((parallel) => directDigests(checkpoint, parallel));
@@ -125,9 +127,14 @@ async function roundTrips(dir: string, routes: ReshardRoute[]): Promise<void> {
 }
 
 describe('device workers re-shard between P2 and T2', () => {
-  it(
-    'bf16 fixture: P2 -> T2 (p2p) -> P2 (host) -> T2 (host) -> P2 (p2p)',
-    () => roundTrips(FIXTURE, ['p2p', 'host', 'host', 'p2p']),
+  it.each([
+    ['off', false],
+    ['on', true],
+  ])(
+    'bf16 fixture, host weight cache %s: P2 -> T2 (p2p) -> P2 (host) -> T2 (host) -> P2 (host) -> T2 (p2p)',
+    // With the cache, the third and fourth switches copy host pieces out of it (both layouts are
+    // filled by then); every switch's digests must still be a fresh load's.
+    (_, hostWeightCache) => roundTrips(FIXTURE, ['p2p', 'host', 'host', 'host', 'p2p'], hostWeightCache),
     60_000,
   );
 
@@ -215,5 +222,9 @@ describe('device workers re-shard a generated f16 checkpoint (tied embeddings, a
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('P2 -> T2 (auto) -> P2 (auto)', () => roundTrips(dir, ['auto', 'auto']), 60_000);
+  it(
+    'P2 -> T2 (auto) -> P2 (auto), host weight cache on',
+    () => roundTrips(dir, ['auto', 'auto', 'host', 'host'], true),
+    60_000,
+  );
 });

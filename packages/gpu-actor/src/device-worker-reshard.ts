@@ -1,7 +1,8 @@
 /**
  * A device worker's switch to its other layout: runs its part of the re-shard plan over the
  * weight mesh, then builds the new shard's device (forward pass with the layout's TP group, a KV
- * cache sized by the same memory rule as loading) and the reshardDone figures. The caller has
+ * cache sized by the same memory rule as loading, viewed from the worker's KV arena so no switch
+ * allocates a fresh cache) and the reshardDone figures. The caller has
  * already flushed its kv-store puts and dropped the old device.
  */
 import { Checkpoint, type ModelConfig, type ShardPosition, type ShardSpec, shardSpec } from '@seesaw/model';
@@ -9,6 +10,8 @@ import type { LoadShard, Reshard, ReshardDone } from '@seesaw/protocol';
 import type { DeviceLayouts, LayoutLinks } from './device-worker-layouts.ts';
 import { DeviceOutOfMemoryError, shardKvCacheBytes } from './device-worker-memory.ts';
 import type { HeldWeights } from './held-weights.ts';
+import type { HostWeightCache } from './host-weight-cache.ts';
+import type { KvCacheArena } from './kv-cache-arena.ts';
 import type { ModelWeights } from './model-weights.ts';
 import { executeReshard } from './reshard-executor.ts';
 import type { StepDevice, StepDeviceFactory } from './step-device.ts';
@@ -23,6 +26,14 @@ export interface SwitchedShard {
   links: LayoutLinks;
   /** reshardDone without ms (the caller times the whole switch). */
   done: Omit<ReshardDone, 'ms'>;
+}
+
+/** What a worker keeps from one layout to the next instead of making it anew each switch. */
+export interface SwitchKeeps {
+  /** The KV cache's bytes (kv-cache-arena.ts). */
+  kvArena?: KvCacheArena;
+  /** Each layout's shard in host memory (host-weight-cache.ts); without it host pieces are checkpoint reads. */
+  hostWeights?: HostWeightCache;
 }
 
 /** Throws unless `layout`'s links fit the new stage: a previous link unless first, a next one unless last. */
@@ -49,6 +60,7 @@ export async function switchLayout(
   current: ShardPosition,
   retire: () => { weights: ModelWeights; held: HeldWeights },
   createDevice: StepDeviceFactory,
+  kept: SwitchKeeps = {},
 ): Promise<SwitchedShard> {
   const { plan, layout, reshardId } = message;
   if (layouts.localDevice !== undefined && plan.device !== layouts.localDevice) {
@@ -73,8 +85,12 @@ export async function switchLayout(
     const links = layouts.links(layout);
     checkStageLinks(spec, layout, links);
     const group = layouts.group(layout, plan.to.tp, plan.to.tpRank);
+    const { kvArena, hostWeights } = kept;
+    // The first switch into a layout fills its shard in (a checkpoint read, once); later ones copy.
+    if (hostWeights && !hostWeights.has(plan.to)) hostWeights.fill(checkpoint, plan.to);
     const old = retire();
-    const outcome = await executeReshard(config, plan, old, layouts.reshardIo(reshardId, checkpoint));
+    const io = { ...layouts.reshardIo(reshardId, checkpoint), hostWeights };
+    const outcome = await executeReshard(config, plan, old, io);
     const weightBytes = outcome.weights.numBytes;
     const kvCacheBytes = shardKvCacheBytes(config, spec, load, weightBytes);
     const device = await createDevice(config, outcome.weights, {
@@ -83,6 +99,7 @@ export async function switchLayout(
       blockSize: load.blockSize,
       kvDtype: load.kvDtype,
       group,
+      kvArena,
     });
     const done: Omit<ReshardDone, 'ms'> = {
       tag: 'reshardDone',

@@ -20,13 +20,11 @@ import {
   type StepBatch,
   type WorkerPortEndpoint,
 } from '@seesaw/protocol';
-import type { KvStoreLinkEndpoint } from './device-kv-store-swap.ts';
 import type { DeviceWorkerData } from './device-worker-data.ts';
-import type { DeviceLayouts } from './device-worker-layouts.ts';
 import { type LinkEndpoint, receiveLinks } from './device-worker-links.ts';
 import { DeviceOutOfMemoryError } from './device-worker-memory.ts';
 import { switchLayout } from './device-worker-reshard.ts';
-import { type LoadedShard, loadShard, switchedShard } from './device-worker-shard.ts';
+import { type LoadedShard, loadShard, type OpenedShard, switchedShard } from './device-worker-shard.ts';
 import { runStep, type StepReplies } from './device-worker-step-runner.ts';
 import { cpuStepDevice, type StepDeviceFactory } from './step-device.ts';
 import type { SequenceSampling } from './step-sampler.ts';
@@ -51,10 +49,8 @@ export class DeviceWorkerRuntime {
   private readonly linksArrived = receiveLinks();
   /** Links of a TP group spanning hosts, closed on stop. */
   private readonly tpLinks: LinkEndpoint[] = [];
-  /** Set by load: what re-sharding needs (the load's budget, both layouts' links and groups). */
-  private loaded:
-    | { load: LoadShard; layouts: DeviceLayouts; kvStoreLink: KvStoreLinkEndpoint | undefined }
-    | undefined;
+  /** Set by load: what re-sharding needs (the load's budget, both layouts' links and groups, the KV arena). */
+  private loaded: ({ load: LoadShard } & Omit<OpenedShard, 'shard' | 'ready'>) | undefined;
   private isResharding = false;
   /** Why the last reshard failed after the old shard was dropped: the device has none now. */
   private reshardFailure: string | undefined;
@@ -164,7 +160,13 @@ export class DeviceWorkerRuntime {
       log: (line) => this.log(line),
     });
     this.shard = opened.shard;
-    this.loaded = { load, layouts: opened.layouts, kvStoreLink: opened.kvStoreLink };
+    this.loaded = {
+      load,
+      layouts: opened.layouts,
+      kvStoreLink: opened.kvStoreLink,
+      kvArena: opened.kvArena,
+      hostWeights: opened.hostWeights,
+    };
     return opened.ready;
   }
 
@@ -198,6 +200,7 @@ export class DeviceWorkerRuntime {
         sampling = retired.sampling;
         return retired.old;
       };
+      const cachedBefore = loaded.hostWeights?.numBytes ?? 0;
       const next = await switchLayout(
         message,
         loaded.load,
@@ -205,6 +208,7 @@ export class DeviceWorkerRuntime {
         current.spec,
         retire,
         this.createDevice,
+        { kvArena: loaded.kvArena, hostWeights: loaded.hostWeights },
       ).catch((error: unknown) => {
         // Refused before `retire` ran: the device still serves its current layout.
         if (this.shard) throw error;
@@ -212,6 +216,12 @@ export class DeviceWorkerRuntime {
         throw error;
       });
       next.device.restoreSequenceSampling(sampling);
+      const cached = loaded.hostWeights?.numBytes ?? 0;
+      if (cached > cachedBefore) {
+        this.log(
+          `host weight cache: ${(cached / 2 ** 20).toFixed(1)} MiB with layout ${message.layout}'s shard`,
+        );
+      }
       this.shard = switchedShard(next, loaded.kvStoreLink);
       return { ...next.done, ms: performance.now() - startMs };
     } finally {

@@ -30,6 +30,8 @@ import {
 import { shardKvCacheBytes, shardWeightBytes } from './device-worker-memory.ts';
 import type { SwitchedShard } from './device-worker-reshard.ts';
 import { HeldWeights } from './held-weights.ts';
+import { HostWeightCache } from './host-weight-cache.ts';
+import { KvCacheArena } from './kv-cache-arena.ts';
 import { loadModelWeights, type ModelWeights } from './model-weights.ts';
 import { SharedMemoryGroup } from './shared-memory-group.ts';
 import type { StepDevice, StepDeviceFactory } from './step-device.ts';
@@ -57,6 +59,10 @@ export interface OpenedShard {
   /** Both layouts' links and groups. */
   layouts: DeviceLayouts;
   kvStoreLink: KvStoreLinkEndpoint | undefined;
+  /** The KV cache's bytes, which every later layout's cache re-views (kv-cache-arena.ts). */
+  kvArena: KvCacheArena;
+  /** With workerData.hostWeightCache: this device's shards in host memory, layout 0's filled at load. */
+  hostWeights: HostWeightCache | undefined;
   ready: Ready;
 }
 
@@ -95,6 +101,8 @@ export async function loadShard(load: LoadShard, ctx: ShardLoadContext): Promise
   if (!plan.spec.isLastStage && !links.next)
     throw new Error(`stage ${load.ppStage} has no link to the next stage`);
   const held = new HeldWeights();
+  const kvArena = new KvCacheArena();
+  const hostWeights = ctx.data.hostWeightCache ? new HostWeightCache() : undefined;
   const checkpoint = Checkpoint.open(load.modelDir);
   let device: StepDevice;
   let weights: ModelWeights;
@@ -106,7 +114,12 @@ export async function loadShard(load: LoadShard, ctx: ShardLoadContext): Promise
       blockSize: load.blockSize,
       kvDtype: load.kvDtype,
       group,
+      kvArena,
     });
+    if (hostWeights) {
+      const numBytes = hostWeights.fill(checkpoint, position);
+      ctx.log(`host weight cache: ${(numBytes / 2 ** 20).toFixed(1)} MiB for layout 0's shard`);
+    }
   } finally {
     checkpoint.close();
   }
@@ -129,7 +142,7 @@ export async function loadShard(load: LoadShard, ctx: ShardLoadContext): Promise
     kvCacheBytes: device.kvCacheBytes,
   };
   if (load.isWeightDigestReturned) ready.weightDigest = held.digest();
-  return { shard, layouts, kvStoreLink, ready };
+  return { shard, layouts, kvStoreLink, kvArena, hostWeights, ready };
 }
 
 /** The shard a re-shard switched to, with a fresh swapper over the same kv-store link. */

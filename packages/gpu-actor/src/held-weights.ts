@@ -65,6 +65,13 @@ export class HeldWeights {
     return [...this.slices.values()].sort((a, b) => compareSlices(a.slice, b.slice));
   }
 
+  /** Whether some held slice contains `piece`. */
+  holds(piece: TensorSlice): boolean {
+    return [...this.slices.values()].some(
+      (held) => held.slice.name === piece.name && containsRect(held.rect, sliceRect(piece, held.shape)),
+    );
+  }
+
   /**
    * Copies `piece` (which some held slice must contain) into `dest`, which holds rectangle
    * `destRect` of the same tensor. Returns the bytes copied.

@@ -6,6 +6,7 @@ import {
   kvDtypeBytes,
 } from '@seesaw/kernels';
 import type { ModelConfig } from '@seesaw/model';
+import type { KvCacheArena } from './kv-cache-arena.ts';
 
 /**
  * The device tier of the KV cache: per layer, one K and one V array of
@@ -20,13 +21,28 @@ export class PagedKvCache {
   readonly keys: KvCacheArray[];
   readonly values: KvCacheArray[];
 
-  constructor(config: ModelConfig, numBlocks: number, blockSize: number, dtype: KvDType = 'f32') {
+  /** With `arena`, the arrays are views into its bytes (reused across re-shards), else fresh. */
+  constructor(
+    config: ModelConfig,
+    numBlocks: number,
+    blockSize: number,
+    dtype: KvDType = 'f32',
+    arena?: KvCacheArena,
+  ) {
     this.layout = { numKvHeads: config.numKvHeads, headDim: config.headDim, blockSize, dtype };
     this.dtype = dtype;
     this.numBlocks = numBlocks;
     const elementsPerLayer = numBlocks * blockSize * config.numKvHeads * config.headDim;
-    this.keys = Array.from({ length: config.numLayers }, () => allocateKvCache(dtype, elementsPerLayer));
-    this.values = Array.from({ length: config.numLayers }, () => allocateKvCache(dtype, elementsPerLayer));
+    const layerBytes = elementsPerLayer * kvDtypeBytes(dtype);
+    const buffer = arena?.take(2 * config.numLayers * layerBytes);
+    const array = (index: number): KvCacheArray => {
+      if (!buffer) return allocateKvCache(dtype, elementsPerLayer);
+      return dtype === 'f32'
+        ? new Float32Array(buffer, index * layerBytes, elementsPerLayer)
+        : new Uint16Array(buffer, index * layerBytes, elementsPerLayer);
+    };
+    this.keys = Array.from({ length: config.numLayers }, (_, layer) => array(2 * layer));
+    this.values = Array.from({ length: config.numLayers }, (_, layer) => array(2 * layer + 1));
   }
 
   /** Bytes one block takes over all layers, K and V, in `dtype`. */

@@ -3,8 +3,9 @@
  * into its shard of the new one, unit by unit (see weight-units.ts). At unit u it
  *   1. posts its sends of unit u to peers (raw piece bytes, cut from what it holds),
  *   2. assembles the new unit u from `keep` pieces (copied from its old slices), `peer` pieces
- *      (awaited) and `host` pieces (read from the checkpoint), through the same assembly path
- *      as loading (ModelWeightsBuilder),
+ *      (awaited) and `host` pieces (copied from the host weight cache, else read from the
+ *      checkpoint), through the same assembly path as loading (ModelWeightsBuilder): each piece
+ *      is copied straight into its rows of the new (fused) matrix,
  *   3. frees its old unit u.
  * Every device posts unit u's sends before it waits for unit u's pieces, so no two devices wait
  * on each other. The planner takes a piece of unit u only from an old slice of unit >= u, which
@@ -22,6 +23,7 @@ import {
   type TensorSlice,
 } from '@seesaw/model';
 import { HeldWeights } from './held-weights.ts';
+import type { HostWeightCache } from './host-weight-cache.ts';
 import {
   checkpointSliceSource,
   type LayerWeights,
@@ -30,7 +32,7 @@ import {
   type WeightSliceSource,
 } from './model-weights.ts';
 import { encodeStoredBlockMatrices } from './quantized-matrices.ts';
-import { containsRect, copyRect, formatRect, rectElements, sliceRect } from './slice-geometry.ts';
+import { containsRect, copyRect, formatRect, type Rect, rectElements, sliceRect } from './slice-geometry.ts';
 import {
   allUnits,
   embeddingUnit,
@@ -46,8 +48,10 @@ export interface ReshardIo {
   send(to: number, slice: TensorSlice, bytes: Uint8Array): void;
   /** The raw bytes of `slice` from local device `from`, once they have come. */
   receive(from: number, slice: TensorSlice): Promise<Uint8Array>;
-  /** Tensor dtypes and shapes, and the data of `host` pieces. */
+  /** Tensor dtypes and shapes, and the data of `host` pieces when there is no host weight cache. */
   checkpoint: Checkpoint;
+  /** This device's target shard in host memory: `host` pieces are copied from here (filled already). */
+  hostWeights?: HostWeightCache;
 }
 
 export interface ReshardOutcome {
@@ -63,6 +67,10 @@ export interface ReshardOutcome {
 
 function samePosition(a: ShardPosition, b: ShardPosition): boolean {
   return a.tp === b.tp && a.tpRank === b.tpRank && a.pp === b.pp && a.ppStage === b.ppStage;
+}
+
+function sameRect(a: Rect, b: Rect): boolean {
+  return a.row0 === b.row0 && a.row1 === b.row1 && a.col0 === b.col0 && a.col1 === b.col1;
 }
 
 function formatSlice(slice: TensorSlice): string {
@@ -97,6 +105,7 @@ function pieceSource(
   old: HeldWeights,
   checkpoint: Checkpoint,
   counters: Counters,
+  hostWeights: HostWeightCache | undefined,
 ): WeightSliceSource {
   const hostSource = checkpointSliceSource(checkpoint);
   return {
@@ -126,6 +135,12 @@ function pieceSource(
           }
           copyRect(bytes, rect, dest, destRect, rect, elementBytes);
           counters.bytesReceived += numBytes;
+        } else if (hostWeights) {
+          counters.bytesFromHost += hostWeights.copyInto(piece.slice, dest, destRect);
+        } else if (sameRect(rect, destRect)) {
+          // The piece is the whole target slice: read straight into its final rows.
+          hostSource.read(piece.slice, dest);
+          counters.bytesFromHost += numBytes;
         } else {
           const bytes = new Uint8Array(numBytes);
           hostSource.read(piece.slice, bytes);
@@ -193,7 +208,7 @@ export async function executeReshard(
     );
     const received = new Map(peerPieces.map((piece, i) => [piece, arrived[i]!]));
     if (targetUnits.has(unit)) {
-      builder.addUnit(pieceSource(pieces, received, old.held, io.checkpoint, counters), unit);
+      builder.addUnit(pieceSource(pieces, received, old.held, io.checkpoint, counters, io.hostWeights), unit);
     }
     peakWeightBytes = Math.max(peakWeightBytes, old.held.numBytes + held.numBytes);
     old.held.dropUnit(unit);

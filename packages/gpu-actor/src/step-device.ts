@@ -52,9 +52,10 @@ export interface StepDevice {
   close(): void;
 }
 
+/** kvArena: a backend whose KV cache is host memory may view it from there (others ignore it). */
 export type StepDeviceOptions = Pick<
   CpuDeviceOptions,
-  'numThreads' | 'kvCacheBytes' | 'blockSize' | 'kvDtype' | 'group'
+  'numThreads' | 'kvCacheBytes' | 'blockSize' | 'kvDtype' | 'group' | 'kvArena'
 >;
 
 /** Builds a worker's device over weights it loaded or re-sharded. */

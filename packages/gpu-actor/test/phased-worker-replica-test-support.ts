@@ -57,6 +57,8 @@ export interface PhasedWorkerReplicaOptions {
   deviceMemoryBytes: number;
   /** With it, a kv-store worker of this many slots is the host KV tier and every device links to it. */
   numHostSlots?: number;
+  /** Devices keep each layout's shard in a host weight cache (workerData.hostWeightCache). */
+  hostWeightCache?: boolean;
 }
 
 /** Per layout: group descriptors [device] and pipeline ports [device]. */
@@ -150,6 +152,7 @@ export class PhasedWorkerReplica {
             group: layoutGroups[0],
             layoutGroups,
             groupTimeoutMs: 20_000,
+            hostWeightCache: options.hostWeightCache ?? false,
           },
           name: deviceName,
           accept: INBOUND_TAGS.deviceToCoordinator,

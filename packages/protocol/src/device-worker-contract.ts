@@ -23,6 +23,11 @@ export interface DeviceWorkerData<Group = unknown> {
    * where that layout has tp = 1. Entry 0, when present, is the same group as `group`.
    */
   layoutGroups?: Array<Group | undefined>;
+  /**
+   * A re-sharding device keeps its shard under each layout in host memory (filled at load and
+   * at its first switch into a layout), so later switches' host pieces are memory copies.
+   */
+  hostWeightCache?: boolean;
 }
 
 /**

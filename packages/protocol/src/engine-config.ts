@@ -30,6 +30,8 @@ export interface EngineParallelConfig {
   numThreadsPerDevice?: number;
   /** Seesaw: where re-sharded weights come from. */
   reshardRoute?: ReshardRouteName;
+  /** Seesaw: each device's shard under both layouts kept in host memory; absent: 'on'. */
+  hostWeightCache?: 'on' | 'off';
 }
 
 export interface EngineCacheConfig {
@@ -74,7 +76,12 @@ export const engineConfigCheck: Check = object({
   model: object({ dir: str(4096) }),
   parallel: object(
     { layout, numDevices: int(1, 4096) },
-    { decodeLayout: layout, numThreadsPerDevice: int(1, 1024), reshardRoute: oneOf('auto', 'p2p', 'host') },
+    {
+      decodeLayout: layout,
+      numThreadsPerDevice: int(1, 1024),
+      reshardRoute: oneOf('auto', 'p2p', 'host'),
+      hostWeightCache: oneOf('on', 'off'),
+    },
   ),
   cache: object(
     { blockSize: int(1, 1 << 16), kvCacheBytes: positive },

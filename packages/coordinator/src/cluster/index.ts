@@ -42,7 +42,9 @@ export {
   fitLink,
   type LinkRateOptions,
   type MeasuredLink,
+  measureFreshPageCopyBytesPerSecond,
   measureHostBytesPerSecond,
+  measureHostMemcpyBytesPerSecond,
   measureP2pLink,
   measureReshardLinkRates,
 } from './reshard-link-rates.ts';

@@ -53,6 +53,11 @@ export interface LocalClusterOptions {
   reshardRoute?: ReshardRoute;
   /** Link rates the 'auto' route plans with; default p2p 4e9 B/s, host 2e9 B/s. */
   reshardRates?: ReshardLinkRates;
+  /**
+   * A phased cluster's devices keep their shard under each layout in host memory, so a
+   * re-shard's host pieces are memory copies, not checkpoint reads (default true when phased).
+   */
+  hostWeightCache?: boolean;
   /** Devices return a sha256 of their weights on load and on every re-shard (tests). */
   isWeightDigestReturned?: boolean;
   /** Kernel threads of each device. Default 1. */
@@ -214,6 +219,7 @@ export class LocalCluster {
         if (options.groupTimeoutMs !== undefined) workerData.groupTimeoutMs = options.groupTimeoutMs;
         const groups = layoutGroups[rank.device];
         if (groups) workerData.layoutGroups = groups;
+        if (decode && options.hostWeightCache !== false) workerData.hostWeightCache = true;
         return DeviceActorHandle.spawn({
           workerUrl: options.workerUrl,
           name: workerData.deviceName,

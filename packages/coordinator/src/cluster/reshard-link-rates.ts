@@ -2,8 +2,9 @@
  * The two weight routes' rates on this host, measured the way re-shards use them, so the `auto`
  * route plans with this machine's figures rather than defaults (and `seesaw profile` measures
  * the same way): p2p = u8 weightSlice pieces posted through a WorkerPortEndpoint to another
- * thread, to their acknowledgements (the frame encode copy + transfer a piece pays); host = positional Checkpoint reads of the largest
- * tensors (page cache warm after the first read, as the host route assumes).
+ * thread, to their acknowledgements (the frame encode copy + transfer a piece pays); host =
+ * positional Checkpoint reads of the largest tensors (page cache warm after the first read, as the
+ * host route assumes), or with a host weight cache a copy out of shared memory.
  */
 import { Checkpoint, type ReshardLinkRates } from '@seesaw/model';
 import { spawnWorkerEndpoint } from '@seesaw/protocol';
@@ -114,15 +115,46 @@ export async function measureHostBytesPerSecond(
   }
 }
 
-/** Both routes' rates, measured one after the other. */
+/**
+ * Bytes/s of the host route with a host weight cache: numBytes copied out of a SharedArrayBuffer
+ * (the cache) into memory the copy has touched before. That is the link; the first touch of the
+ * new weights' pages is the device's allocation, measured apart (measureFreshPageCopyBytesPerSecond).
+ */
+export async function measureHostMemcpyBytesPerSecond(options: LinkRateOptions = {}): Promise<number> {
+  const numBytes = options.numBytes ?? 16 << 20;
+  const cache = new Uint8Array(new SharedArrayBuffer(numBytes)).fill(1);
+  const dest = new Uint8Array(numBytes);
+  const ms = await timedMedianMs(options.numRepeats ?? 3, () => dest.set(cache));
+  return numBytes / (ms / 1000);
+}
+
+/**
+ * Bytes/s of the same copy into a freshly allocated buffer each time: what a device pays to
+ * fill memory it has never touched (page faults and zeroing), whichever route brings the bytes.
+ */
+export async function measureFreshPageCopyBytesPerSecond(options: LinkRateOptions = {}): Promise<number> {
+  const numBytes = options.numBytes ?? 16 << 20;
+  const cache = new Uint8Array(new SharedArrayBuffer(numBytes)).fill(1);
+  const ms = await timedMedianMs(options.numRepeats ?? 3, () => {
+    new Uint8Array(numBytes).set(cache);
+  });
+  return numBytes / (ms / 1000);
+}
+
+/**
+ * Both routes' rates, measured one after the other. With `hostWeightCache` (a Seesaw run's
+ * default) the host route is a memory copy out of the cache, else a checkpoint read.
+ */
 export async function measureReshardLinkRates(
   modelDir: string,
-  options: LinkRateOptions = {},
+  options: LinkRateOptions & { hostWeightCache?: boolean } = {},
 ): Promise<ReshardLinkRates> {
   const p2p = await measureP2pLink(options);
   return {
     p2pBytesPerSecond: p2p.bytesPerSecond,
     p2pLatencySeconds: p2p.latencySeconds,
-    hostBytesPerSecond: await measureHostBytesPerSecond(modelDir, options),
+    hostBytesPerSecond: options.hostWeightCache
+      ? await measureHostMemcpyBytesPerSecond(options)
+      : await measureHostBytesPerSecond(modelDir, options),
   };
 }
