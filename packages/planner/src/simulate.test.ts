@@ -134,7 +134,11 @@ describe('simulate with a 16-bit KV cache on an f32-computing device (--kv-dtype
   it('holds twice the device blocks and host slots in the same memory', async () => {
     const preset = clusterPreset('2xA10');
     const cpuLike: ClusterProfile = { ...preset, device: { ...preset.device, computeBytesPerElement: 4 } };
-    const pair = { kind: 'seesaw' as const, prefill: { dp: 1, tp: 1, pp: 2 }, decode: { dp: 1, tp: 2, pp: 1 } };
+    const pair = {
+      kind: 'seesaw' as const,
+      prefill: { dp: 1, tp: 1, pp: 2 },
+      decode: { dp: 1, tp: 2, pp: 1 },
+    };
     const workload = constantWorkload(4, 64, 4);
     const f32 = await simulate(model, cpuLike, pair, workload);
     const bf16 = await simulate(model, cpuLike, pair, workload, { kvBytesPerElement: 2 });
