@@ -302,6 +302,21 @@ describe('SeesawScheduler admission limits', () => {
     expect(scheduler.counters.numSwitches).toBe(1);
   });
 
+  it('keeps a switch it named while the replica re-shards: a request added meanwhile waits', () => {
+    const scheduler = new SeesawScheduler({ ...config, numDecodeKvBlocks: undefined });
+    scheduler.addRequest(request('first', 20, 4), 0);
+    const plan = scheduler.schedule()!;
+    scheduler.update(plan, { stepId: plan.batch.stepId, sampled: [{ seqId: 0, tokenId: 3 }] }, 1);
+    expect(scheduler.pendingSwitch()).toBe('decode');
+    // A lost replica's request requeued here during the re-shard would make the prefill phase
+    // not done; the devices have switched all the same.
+    scheduler.addRequest(request('requeued', 10, 2), 2);
+    expect(scheduler.pendingSwitch()).toBe('decode');
+    scheduler.enterPhase('decode', 8);
+    expect(scheduler.phase).toBe('decode');
+    expect(scheduler.numWaiting).toBe(1);
+  });
+
   it('outputs equal the static engine when a sequence must wait for the whole host tier', async () => {
     // Each prompt needs most of the host: strictly one sequence per prefill phase.
     const seed = (Math.random() * 2 ** 31) >>> 0;

@@ -279,7 +279,19 @@ export class SeesawScheduler implements StepScheduler {
     });
   }
 
+  /**
+   * The switch pendingSwitch() named. EngineCore re-shards on it, so it stands until enterPhase:
+   * requests added while the replica re-shards (a lost replica's, requeued here) wait for the
+   * next prefill phase instead of taking back a switch the devices have made.
+   */
+  private announcedSwitch: Phase | null = null;
+
   pendingSwitch(): Phase | null {
+    this.announcedSwitch ??= this.switchDue();
+    return this.announcedSwitch;
+  }
+
+  private switchDue(): Phase | null {
     if (this.inFlight.size > 0) return null;
     if (this.phaseNow === 'prefill') {
       const isDone = isPrefillPhaseDone({
@@ -297,6 +309,7 @@ export class SeesawScheduler implements StepScheduler {
   enterPhase(phase: Phase, numKvBlocks: number, options: EnterPhaseOptions = {}): void {
     if (phase === this.phaseNow) throw new Error(`already in the ${phase} phase`);
     if (this.pendingSwitch() !== phase) throw new Error(`entering ${phase}, but no switch to it is pending`);
+    this.announcedSwitch = null;
     if (this.allocatorNow.numUsedBlocks > 0)
       throw new Error(`entering ${phase} with ${this.allocatorNow.numUsedBlocks} device blocks in use`);
     positiveInteger('numKvBlocks', numKvBlocks);

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { loadModelConfig, type ParallelConfig, parseParallelConfig } from '@seesaw/model';
 import type { Reshard, ReshardDone, StepBatch, StepKvSwap, StepResult } from '@seesaw/protocol';
 import { describe, expect, it } from 'vitest';
+import { DeviceLostError, DeviceStepError } from './device-errors.ts';
 import { type ReplicaActor, ReplicaDevice, type ReplicaDeviceOptions } from './replica-device.ts';
 import { checkpointTensorBytes, createReshardPlanner } from './reshard-planner.ts';
 
@@ -255,15 +256,34 @@ describe('ReplicaDevice', () => {
     );
   });
 
-  it("fails pending steps and later switches with the first actor's failure", async () => {
+  it("fails pending steps and later switches with the first actor's loss", async () => {
     const { replica, actors } = replicaOf('P2', 'T2');
     const pending = replica.execute(step(0));
-    const lost = new Error('device 0 lost: worker exited');
+    const lost = new DeviceLostError('device 0', 'worker exited');
     actors[0].failWith(lost);
     await expect(pending).rejects.toBe(lost);
     await expect(replica.switchTo('decode')).rejects.toBe(lost);
     await expect(replica.execute(step(1))).rejects.toBe(lost);
     expect(replica.failure).toBe(lost);
+  });
+
+  it("fails with a loss that follows another device's step failure within the grace (a closed peer link)", async () => {
+    const { replica, actors } = replicaOf('P2', 'T2');
+    const pending = replica.execute(step(0));
+    actors[1].failWith(new DeviceStepError('device 1', 'stepFailed', 'link to the previous stage closed'));
+    const lost = new DeviceLostError('device 0', 'worker exited');
+    setTimeout(() => actors[0].failWith(lost), 20);
+    await expect(pending).rejects.toBe(lost);
+    expect(replica.failure).toBe(lost);
+  });
+
+  it('fails with a step failure no loss explains once the grace is over', async () => {
+    const { replica, actors } = replicaOf('P2', 'T2');
+    const pending = replica.execute(step(0));
+    const failed = new DeviceStepError('device 1', 'outOfMemory', 'no memory');
+    actors[1].failWith(failed);
+    await expect(pending).rejects.toBe(failed);
+    await expect(replica.switchTo('decode')).rejects.toBe(failed);
   });
 
   it('rejects layouts that do not span the same devices', () => {

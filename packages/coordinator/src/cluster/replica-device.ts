@@ -9,7 +9,10 @@
  * answers. switchTo (two layouts only) is a barrier: it refuses while a step is in flight,
  * sends every actor its part of the re-shard plan, and only once every `reshardDone` is back
  * does the new arrangement (and KV block count) take effect. Any actor's failure fails the
- * replica: pending and later steps and switches reject with it.
+ * replica: pending and later steps and switches reject with it. A device that loses a peer
+ * fails its own step too ("link to the previous stage closed"), a moment before or after the
+ * peer's loss is reported: so a failure that is not a loss waits LOSS_GRACE_MS for one, and the
+ * replica fails with the loss when it comes (a lost replica is recoverable, a failed one is not).
  */
 import {
   type DeviceReshardPlan,
@@ -20,6 +23,7 @@ import {
 } from '@seesaw/model';
 import type { Ready, Reshard, ReshardDone, StepBatch, StepResult } from '@seesaw/protocol';
 import type { Phase, PhasedDevice, ReshardStats } from '../seesaw-engine.ts';
+import { DeviceLostError } from './device-errors.ts';
 import { formatBytes } from './format-bytes.ts';
 import { type ReplicaHostSlots, withHostSlots } from './replica-host-slots.ts';
 
@@ -33,6 +37,9 @@ export interface ReplicaActor {
   /** Stops the actor at once (a lost replica's survivors); test doubles may have none. */
   close?(mode: 'abort'): Promise<void>;
 }
+
+/** How long a device's step failure waits for a loss of another device of the replica to explain it. */
+const LOSS_GRACE_MS = 1000;
 
 /** The plan for one replica from one layout to the other (pure; the same for every replica). */
 export type ReshardPlanner = (from: ParallelConfig, to: ParallelConfig) => ReshardPlan;
@@ -106,6 +113,9 @@ export class ReplicaDevice implements PhasedDevice {
   private isSwitching = false;
   private nextReshardId = 1;
   private failureError: Error | undefined;
+  /** A failure that is not a loss, held for LOSS_GRACE_MS in case a loss explains it. */
+  private heldFailure: { error: Error; timer: NodeJS.Timeout } | undefined;
+  private readonly settledListeners: Array<(error: Error) => void> = [];
   private lastDone: ReshardDone[] = [];
   private readonly rolesByPhase: Record<Phase, readonly string[]>;
 
@@ -219,10 +229,8 @@ export class ReplicaDevice implements PhasedDevice {
           this.pending.delete(batch.stepId);
           resolve(result);
         },
-        (error: Error) => {
-          this.pending.delete(batch.stepId);
-          reject(error);
-        },
+        // The replica's failure (settled below) rejects this step with its cause.
+        (error: Error) => this.fail(error),
       );
     });
   }
@@ -256,6 +264,8 @@ export class ReplicaDevice implements PhasedDevice {
       done = await Promise.all(
         this.actors.map((actor, i) => actor.reshard(this.reshardMessage(reshardId, phase, plan.devices[i]))),
       );
+    } catch (error) {
+      throw await this.settledFailure(error as Error);
     } finally {
       this.isSwitching = false;
     }
@@ -312,8 +322,27 @@ export class ReplicaDevice implements PhasedDevice {
 
   private fail(error: Error): void {
     if (this.failureError) return;
+    if (error instanceof DeviceLostError) {
+      this.settle(error);
+    } else {
+      this.heldFailure ??= { error, timer: setTimeout(() => this.settle(error), LOSS_GRACE_MS) };
+    }
+  }
+
+  private settle(error: Error): void {
+    if (this.failureError) return;
+    if (this.heldFailure) clearTimeout(this.heldFailure.timer);
     this.failureError = error;
     for (const reject of this.pending.values()) reject(error);
     this.pending.clear();
+    for (const listener of this.settledListeners) listener(error);
+    this.settledListeners.length = 0;
+  }
+
+  /** The replica's failure once settled (a loss within the grace wins over `error`). */
+  private settledFailure(error: Error): Promise<Error> {
+    this.fail(error);
+    if (this.failureError) return Promise.resolve(this.failureError);
+    return new Promise((resolve) => this.settledListeners.push(resolve));
   }
 }
