@@ -67,7 +67,7 @@ export function buildEngineConfig(
   if (seesaw) {
     config.parallel.decodeLayout = formatParallelConfig(seesaw.decode);
     config.parallel.reshardRoute = seesaw.reshardRoute;
-    if (seesaw.hostWeightCache === 'off') config.parallel.hostWeightCache = 'off';
+    if (seesaw.hostWeightCache !== undefined) config.parallel.hostWeightCache = seesaw.hostWeightCache;
   }
   if (deviceMemoryBytes !== undefined) config.cache.deviceMemoryBytes = deviceMemoryBytes;
   if (settings.hostKvBytes !== undefined) config.cache.hostKvBytes = settings.hostKvBytes;

@@ -95,7 +95,7 @@ export const SEESAW_FLAG_GROUP: FlagGroup = {
       'host-weight-cache',
       'on|off',
       "keep each device's shard under both layouts in host memory (about 2x the weights), so host-route switches copy memory instead of reading the checkpoint",
-      'on',
+      'on when about 2.25x the weights fit in half the free RAM',
     ),
   ],
 };

@@ -12,6 +12,7 @@
  */
 
 import { randomBytes } from 'node:crypto';
+import { freemem } from 'node:os';
 import { basename, resolve } from 'node:path';
 import { LocalCluster, measureReshardLinkRates, SeesawClusterEngine } from '@seesaw/coordinator';
 import { Checkpoint, parseParallelConfig } from '@seesaw/model';
@@ -20,7 +21,7 @@ import { deviceWorkerUrlOf } from './backend-flags.ts';
 import { formatByteSize } from './byte-size.ts';
 import type { EngineSession, EngineSettings, SessionFigures } from './engine-session.ts';
 import { PeakDeviceMemory, watchPeakMemory } from './phased-memory-watch.ts';
-import { defaultSeesawHostKvBytes } from './seesaw-flags.ts';
+import { chooseHostWeightCache, defaultSeesawHostKvBytes } from './seesaw-flags.ts';
 
 /** `settings` gives what is not configuration: the backend and the trace recorder. */
 export async function openSeesawSession(
@@ -48,7 +49,9 @@ export async function openSeesawSession(
   }
   // 'auto' picks each weight piece's source from the link rates: this machine's, measured now
   // (about 0.2 s), not defaults that may be off by 5x either way.
-  const hostWeightCache = parallel.hostWeightCache !== 'off';
+  const cacheChoice = chooseHostWeightCache(parallel.hostWeightCache, weightBytes * prefill.dp, freemem());
+  if (cacheChoice.why) log(cacheChoice.why);
+  const hostWeightCache = cacheChoice.isOn;
   // Each device worker logs the host memory its cache takes (about 2x its shard).
   const reshardRates =
     reshardRoute === 'auto' ? await measureReshardLinkRates(modelDir, { hostWeightCache }) : undefined;
