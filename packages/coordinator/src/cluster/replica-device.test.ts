@@ -270,10 +270,14 @@ describe('ReplicaDevice', () => {
   it("fails with a loss that follows another device's step failure within the grace (a closed peer link)", async () => {
     const { replica, actors } = replicaOf('P2', 'T2');
     const pending = replica.execute(step(0));
+    const answered = replica.execute(step(1));
     actors[1].failWith(new DeviceStepError('device 1', 'stepFailed', 'link to the previous stage closed'));
+    // An answer that arrives after a device failed does not count: the failure settles every step.
+    actors[1].answer(1);
     const lost = new DeviceLostError('device 0', 'worker exited');
     setTimeout(() => actors[0].failWith(lost), 20);
     await expect(pending).rejects.toBe(lost);
+    await expect(answered).rejects.toBe(lost);
     expect(replica.failure).toBe(lost);
   });
 

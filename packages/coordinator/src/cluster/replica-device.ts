@@ -226,6 +226,8 @@ export class ReplicaDevice implements PhasedDevice {
       this.pending.set(batch.stepId, reject);
       answer.then(
         (result) => {
+          // Once a device has failed, no later answer counts: the failure settles every step.
+          if (this.heldFailure) return;
           this.pending.delete(batch.stepId);
           resolve(result);
         },
