@@ -14,7 +14,6 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   choicesById,
-  coordinatorUrl,
   FIXTURE,
   health,
   httpGet,
@@ -28,19 +27,13 @@ import {
   waitForHosts,
   writePrompts,
 } from './remote-cluster-support.ts';
-import { TwoHostNetwork, whyNoNamespaces } from './two-host-network.ts';
+import { TwoHostPlacement } from './two-host-cluster-support.ts';
 
 const NUM_PROMPTS = 24;
 
 // Names and subnet apart from the other namespace suites, which may run at the same time.
-const net = new TwoHostNetwork('f', 234);
-const noNamespaces = whyNoNamespaces(`seesaw-fprobe-${process.pid % 100_000}`);
-const hosts = noNamespaces
-  ? { listen: '127.0.0.1', inA: [] as string[], inB: [] as string[], peerB: ['--peer-listen', '127.0.0.1:0'] }
-  : { listen: net.addrA, inA: net.inA, inB: net.inB, peerB: [] as string[] };
-const where = noNamespaces
-  ? `two agents on loopback (no namespaces: ${noNamespaces})`
-  : 'two network namespaces joined by a veth pair';
+const hosts = new TwoHostPlacement('f', 234);
+const where = hosts.where;
 
 describe(`Seesaw over two hosts of two devices each, one lost mid-run, over ${where}`, () => {
   const group = new ProcessGroup();
@@ -54,28 +47,13 @@ describe(`Seesaw over two hosts of two devices each, one lost mid-run, over ${wh
     dir = mkdtempSync(join(tmpdir(), 'seesaw-seesaw-loss-'));
     tokenFile = join(dir, 'token');
     writeFileSync(tokenFile, 'seesaw-host-loss-secret-padded-to-32-bytes\n', { mode: 0o600 });
-    if (!noNamespaces) {
-      net.destroy();
-      net.create();
-    }
-    coordinator = group.start(
-      ['coordinator', '--listen', `${hosts.listen}:0`, '--token-file', tokenFile],
-      hosts.inA,
-    );
-    url = await coordinatorUrl(coordinator);
-    const agent = (name: string, prefix: string[], extra: string[]) =>
-      group.start(
-        ['worker', '--connect', url, '--devices', '2', '--token-file', tokenFile, '--name', name, ...extra],
-        prefix,
-      );
-    agent('host-a', hosts.inA, []);
-    hostB = agent('host-b', hosts.inB, hosts.peerB);
-    await waitForHosts(url, ['host-a', 'host-b'], hosts.inA);
+    hosts.createNetwork();
+    ({ url, coordinator, hostB } = await hosts.startCluster(group, tokenFile, 2));
   }, 60_000);
 
   afterAll(async () => {
     await group.stopAll();
-    if (!noNamespaces) net.destroy();
+    hosts.destroyNetwork();
     rmSync(dir, { recursive: true, force: true });
   });
 

@@ -12,31 +12,23 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   choicesById,
-  coordinatorUrl,
   FIXTURE,
   health,
   ProcessGroup,
   runLocal,
   runToEnd,
   waitFor,
-  waitForHosts,
   writePrompts,
 } from './remote-cluster-support.ts';
-import { TwoHostNetwork, whyNoNamespaces } from './two-host-network.ts';
+import { TwoHostPlacement } from './two-host-cluster-support.ts';
 
 const NUM_PROMPTS = 8;
 const maxTokens = (i: number) => 3 + ((i * 5) % 9);
 const HOST_KV_MEMORY = '256KiB';
 
 // Names and subnet apart from the other namespace suites, which may run at the same time.
-const net = new TwoHostNetwork('s', 233);
-const noNamespaces = whyNoNamespaces(`seesaw-sprobe-${process.pid % 100_000}`);
-const hosts = noNamespaces
-  ? { listen: '127.0.0.1', inA: [] as string[], inB: [] as string[], peerB: ['--peer-listen', '127.0.0.1:0'] }
-  : { listen: net.addrA, inA: net.inA, inB: net.inB, peerB: [] as string[] };
-const where = noNamespaces
-  ? `two agents on loopback (no namespaces: ${noNamespaces})`
-  : 'two network namespaces joined by a veth pair';
+const hosts = new TwoHostPlacement('s', 233);
+const where = hosts.where;
 
 describe(`Seesaw run --cluster over ${where}`, () => {
   const group = new ProcessGroup();
@@ -52,31 +44,16 @@ describe(`Seesaw run --cluster over ${where}`, () => {
     writeFileSync(tokenFile, 'seesaw-cross-host-secret-padded-to-32-bytes\n', { mode: 0o600 });
     input = join(dir, 'prompts.jsonl');
     writePrompts(input, NUM_PROMPTS, maxTokens, 5);
-    if (!noNamespaces) {
-      net.destroy();
-      net.create();
-    }
-    const coordinator = group.start(
-      ['coordinator', '--listen', `${hosts.listen}:0`, '--token-file', tokenFile],
-      hosts.inA,
-    );
-    url = await coordinatorUrl(coordinator);
-    const agent = (name: string, prefix: string[], extra: string[]) =>
-      group.start(
-        ['worker', '--connect', url, '--devices', '1', '--token-file', tokenFile, '--name', name, ...extra],
-        prefix,
-      );
-    agent('host-a', hosts.inA, []);
-    agent('host-b', hosts.inB, hosts.peerB);
+    hosts.createNetwork();
+    ({ url } = await hosts.startCluster(group, tokenFile, 1));
     const local = join(dir, 'local.jsonl');
     runLocal(input, local);
     reference = choicesById(local);
-    await waitForHosts(url, ['host-a', 'host-b'], hosts.inA);
   }, 60_000);
 
   afterAll(async () => {
     await group.stopAll();
-    if (!noNamespaces) net.destroy();
+    hosts.destroyNetwork();
     rmSync(dir, { recursive: true, force: true });
   });
 
