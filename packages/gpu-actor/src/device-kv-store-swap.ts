@@ -18,7 +18,28 @@
  * gets whose scatter lands whenever the data arrives, awaited only by a later step that touches
  * the sequence (KvPrefetchTable). Both are ordered after this step's swap-outs on the link, and
  * the store serves each link's requests in order, so a get never overtakes an earlier put.
+ *
+ * Shared memory (a kv-store thread of this host): the cache's bytes are a SharedArrayBuffer
+ * (KvCacheArena), shared with the store once (shareCache, again after each re-shard) and then
+ * swaps name blocks and slots only: kvCopyOut / kvCopyIn, the store thread copying between its
+ * slots and the blocks, one copy per direction, no frame of KV. A store that cannot see the
+ * region (a relayed link to another host) refuses the share, and this device keeps the frames.
+ * Ordering on that path, since the store now touches the blocks themselves:
+ * - Copy out (swap-out, write-back): a block must not change before the store says it is
+ *   copied. Swap-outs are awaited before the step's compute. A write-back of layer l is posted
+ *   once the forward pass has written layer l, which no later layer of the step writes; the last
+ *   stage awaits the acknowledgements before it answers (the scheduler frees or reuses blocks
+ *   only after the answer), and an earlier stage, which answers nothing, waits for its earlier
+ *   steps' copies before its next compute (waitForCopiesOut), since that step may write blocks
+ *   the scheduler has handed out again.
+ * - Copy in (swap-in, prefetch): the store writes the blocks while this thread computes other
+ *   sequences; no step reads, frees or copies out those blocks before kvCopyDone (swap-ins are
+ *   awaited before compute, prefetches through KvPrefetchTable, exactly as their frames' scatter).
+ * - Slots: a copy in is posted after every earlier copy out on the same link and the store serves
+ *   a link in order, so it reads what this device wrote; the scheduler names a slot in a prefetch
+ *   only after the step that wrote it back was answered, and a re-shard flushes before switching.
  */
+
 import type { MessagePort } from 'node:worker_threads';
 import {
   connectAndHello,
@@ -26,6 +47,7 @@ import {
   INBOUND_TAGS,
   type KvStoreToDevice,
   type Range,
+  SharedRegion,
   type StepBatch,
   type StepKvSwap,
   type Tensor,
@@ -36,6 +58,29 @@ import { PagedKvCache } from './paged-kv-cache.ts';
 import type { KvBlockCopier } from './step-device.ts';
 import { checkKvSwap, StepKvWriteBacks, type WriteBackTimings } from './step-kv-write-backs.ts';
 import { gatherSwapKv, scatterSwapKv } from './swap-kv-copy.ts';
+
+/**
+ * Shares a buffer on the kv-store link (announced as a shared region before any later frame)
+ * and returns the region id it goes by there.
+ */
+export type RegionSharer = (buffer: SharedArrayBuffer) => number;
+
+const regionIdsByLink = new WeakMap<KvStoreLinkEndpoint, Map<SharedArrayBuffer, number>>();
+
+/** The RegionSharer of a device's kv-store link: each buffer is announced once, under its own id. */
+export function regionSharerOf(link: KvStoreLinkEndpoint): RegionSharer {
+  return (buffer) => {
+    const ids = regionIdsByLink.get(link) ?? new Map<SharedArrayBuffer, number>();
+    regionIdsByLink.set(link, ids);
+    let id = ids.get(buffer);
+    if (id === undefined) {
+      id = ids.size + 1;
+      ids.set(buffer, id);
+      link.shareRegion(new SharedRegion(id, buffer));
+    }
+    return id;
+  };
+}
 
 export type KvStoreLinkEndpoint = WorkerPortEndpoint<DeviceToKvStore, KvStoreToDevice>;
 
@@ -67,6 +112,9 @@ export async function openKvStoreLink(
   return link;
 }
 
+/** The device's requests that the store answers by request id. */
+type KvRequest = Extract<DeviceToKvStore, { requestId: number }>;
+
 interface PendingRequest {
   resolve: (tensor: Tensor | undefined) => void;
   reject: (error: Error) => void;
@@ -79,6 +127,13 @@ export class KvStoreSwapper {
   private readonly prefetches = new KvPrefetchTable();
   /** Puts posted and not yet settled (swap-outs and write-backs), for flush(). */
   private readonly outstandingPuts = new Set<Promise<unknown>>();
+  /** Set once the store has a view of this cache: swaps are then kvCopyOut / kvCopyIn. */
+  private isShared = false;
+  /**
+   * Settles with whether the store took the shared cache (false at once without a sharer or a
+   * shareable cache). Swaps posted before it settles go as frames, which is equally correct.
+   */
+  readonly sharing: Promise<boolean>;
 
   /**
    * `layers` and `kvHeads` are this shard's global ranges; the cache holds them as local
@@ -89,6 +144,7 @@ export class KvStoreSwapper {
     private readonly cache: PagedKvCache | KvBlockCopier,
     private readonly layers: Range,
     private readonly kvHeads: Range,
+    shareRegion?: RegionSharer,
   ) {
     link.onMessage((message, tensors) => this.answer(message, tensors));
     link.onClose((reason) => {
@@ -97,6 +153,43 @@ export class KvStoreSwapper {
         request.reject(new Error(`kv-store link closed: ${reason}`));
       this.pending.clear();
     });
+    this.sharing = shareRegion ? this.shareCache(shareRegion) : Promise.resolve(false);
+  }
+
+  /** Whether swaps go by shared-memory copies (true) or frames (false) now. */
+  get isSharedPath(): boolean {
+    return this.isShared;
+  }
+
+  /** Offers the cache's SharedArrayBuffer to the store; resolves with whether it took it. */
+  private async shareCache(shareRegion: RegionSharer): Promise<boolean> {
+    const cache = this.cache;
+    if (!(cache instanceof PagedKvCache)) return false;
+    const buffer = cache.keys[0]?.buffer;
+    if (!(buffer instanceof SharedArrayBuffer)) return false;
+    if (cache.keys.some((k) => k.buffer !== buffer) || cache.values.some((v) => v.buffer !== buffer))
+      return false;
+    const { numKvHeads, headDim, blockSize } = cache.layout;
+    if (numKvHeads !== this.kvHeads.end - this.kvHeads.start) return false;
+    const region = shareRegion(buffer);
+    const isTaken = await this.send('kvCacheShare', {
+      tag: 'kvCacheShare',
+      requestId: 0,
+      region,
+      layers: { ...this.layers },
+      heads: { ...this.kvHeads },
+      dtype: cache.dtype,
+      numBlocks: cache.numBlocks,
+      blockSize,
+      headDim,
+      keyOffsets: cache.keys.map((k) => k.byteOffset),
+      valueOffsets: cache.values.map((v) => v.byteOffset),
+    }).then(
+      () => true,
+      () => false, // refused (another host's store) or the link failed: frames, as before
+    );
+    this.isShared = isTaken;
+    return isTaken;
   }
 
   /** Swap-outs first (their blocks may be reused by this step), then swap-ins; throws on any failure. */
@@ -104,32 +197,18 @@ export class KvStoreSwapper {
     const swapOuts = step.swapOuts ?? [];
     const swapIns = step.swapIns ?? [];
     await Promise.all(swapOuts.map((swap) => this.swapOut(swap)));
-    const slices = await Promise.all(swapIns.map((swap) => this.fetch(swap)));
-    swapIns.forEach((swap, i) => {
-      this.scatter(swap, slices[i]!);
-    });
-  }
-
-  private scatter(swap: StepKvSwap, slice: Tensor): void {
-    if (this.cache instanceof PagedKvCache) scatterSwapKv(this.cache, swap, slice);
-    else this.cache.scatter(swap, slice);
+    await Promise.all(swapIns.map((swap) => this.swapIn(swap, 'swap-in')));
   }
 
   /**
-   * Issues the step's prefetches (kvGet each; the scatter into its blocks happens when the data
-   * arrives). Call after apply() has posted the step's swap-outs: a swapped-out block may be a
-   * prefetch's target. Throws (nothing issued) on a malformed prefetch.
+   * Issues the step's prefetches (the data lands in its blocks whenever the store has it there).
+   * Call after apply() has posted the step's swap-outs: a swapped-out block may be a prefetch's
+   * target. Throws (nothing issued) on a malformed prefetch.
    */
   startPrefetches(step: StepBatch): void {
     const prefetches = step.prefetches ?? [];
     for (const swap of prefetches) checkKvSwap(swap, this.cache, 'prefetch');
-    for (const swap of prefetches) {
-      this.prefetches.start(swap.seqId, async () => {
-        const slice = await this.fetch(swap, 'prefetch');
-        this.scatter(swap, slice);
-        return slice.data.byteLength;
-      });
-    }
+    for (const swap of prefetches) this.prefetches.start(swap.seqId, () => this.swapIn(swap, 'prefetch'));
   }
 
   /**
@@ -139,6 +218,15 @@ export class KvStoreSwapper {
    */
   waitForPrefetches(seqIds: Iterable<number>): Promise<PrefetchWait> {
     return this.prefetches.wait(seqIds);
+  }
+
+  /**
+   * On the shared path, waits until the store has copied out everything earlier steps named
+   * (an earlier pipeline stage does not await its write-backs; its next step may write blocks
+   * the scheduler has handed out again). Failures are left to the steps that posted them.
+   */
+  async waitForCopiesOut(): Promise<void> {
+    if (this.isShared && this.outstandingPuts.size > 0) await Promise.allSettled([...this.outstandingPuts]);
   }
 
   /** Summed issue -> done time of prefetches completed since the last call, ms. */
@@ -154,10 +242,18 @@ export class KvStoreSwapper {
     const swaps = step.kvWriteBacks ?? [];
     if (swaps.length === 0) return undefined;
     if (!(this.cache instanceof PagedKvCache)) return this.wholeWriteBacks(this.cache, swaps);
-    return new StepKvWriteBacks(this.cache, swaps, (swap, layer, tensor) => {
-      const layers = { start: this.layers.start + layer, end: this.layers.start + layer + 1 };
-      return this.trackPut(this.request('write-back', swap, 'kvPut', tensor, layers)).then(() => undefined);
+    const layersOf = (layer: number) => ({
+      start: this.layers.start + layer,
+      end: this.layers.start + layer + 1,
     });
+    if (this.isShared) {
+      const copy = (swap: StepKvSwap, layer: number) =>
+        this.trackPut(this.copy('write-back', 'kvCopyOut', swap, layersOf(layer)));
+      return new StepKvWriteBacks(this.cache, swaps, { copy });
+    }
+    return new StepKvWriteBacks(this.cache, swaps, (swap, layer, tensor) =>
+      this.trackPut(this.request('write-back', swap, 'kvPut', tensor, layersOf(layer))).then(() => undefined),
+    );
   }
 
   /**
@@ -210,14 +306,37 @@ export class KvStoreSwapper {
   }
 
   private async swapOut(swap: StepKvSwap): Promise<void> {
-    this.checkShape(swap, 'swap-out');
+    checkKvSwap(swap, this.cache, 'swap-out');
+    if (this.isShared) {
+      await this.trackPut(this.copy('swap-out', 'kvCopyOut', swap));
+      return;
+    }
     const tensor =
       this.cache instanceof PagedKvCache ? gatherSwapKv(this.cache, swap) : await this.cache.gather(swap);
     await this.trackPut(this.request('swap-out', swap, 'kvPut', tensor));
   }
 
-  private async fetch(swap: StepKvSwap, what = 'swap-in'): Promise<Tensor> {
-    this.checkShape(swap, what);
+  /** Brings the sequence's KV into its blocks (the store's copy, or a frame scattered here); resolves with the bytes moved. */
+  private async swapIn(swap: StepKvSwap, what: string): Promise<number> {
+    checkKvSwap(swap, this.cache, what);
+    if (this.isShared) {
+      await this.copy(what, 'kvCopyIn', swap);
+      return this.boxBytes(swap, this.layers);
+    }
+    const slice = await this.fetch(swap, what);
+    if (this.cache instanceof PagedKvCache) scatterSwapKv(this.cache, swap, slice);
+    else this.cache.scatter(swap, slice);
+    return slice.data.byteLength;
+  }
+
+  private boxBytes(swap: StepKvSwap, layers: Range): number {
+    const { headDim } = this.cache.layout;
+    const elementBytes = (this.cache.layout.dtype ?? 'f32') === 'f32' ? 4 : 2;
+    const numHeads = this.kvHeads.end - this.kvHeads.start;
+    return (layers.end - layers.start) * 2 * numHeads * swap.numTokens * headDim * elementBytes;
+  }
+
+  private async fetch(swap: StepKvSwap, what: string): Promise<Tensor> {
     const tensor = await this.request(what, swap, 'kvGet');
     const expected = [
       this.layers.end - this.layers.start,
@@ -239,6 +358,20 @@ export class KvStoreSwapper {
     return tensor;
   }
 
+  /** The store's copy between this shared cache's blocks and the swap's slots; resolves when done. */
+  private copy(what: string, tag: 'kvCopyOut' | 'kvCopyIn', swap: StepKvSwap, layers: Range = this.layers) {
+    return this.send(`${what} of sequence ${swap.seqId}`, {
+      tag,
+      requestId: 0,
+      seqId: swap.seqId,
+      layers: { ...layers },
+      heads: { ...this.kvHeads },
+      tokens: { start: 0, end: swap.numTokens },
+      slotIds: [...swap.slotIds],
+      blockIds: [...swap.blockIds],
+    }).then(() => undefined);
+  }
+
   private request(
     what: string,
     swap: StepKvSwap,
@@ -246,26 +379,29 @@ export class KvStoreSwapper {
     tensor?: Tensor,
     layers: Range = this.layers,
   ): Promise<Tensor | undefined> {
+    const message: KvRequest = {
+      tag,
+      requestId: 0,
+      seqId: swap.seqId,
+      layers: { ...layers },
+      heads: { ...this.kvHeads },
+      tokens: { start: 0, end: swap.numTokens },
+      slotIds: [...swap.slotIds],
+    };
+    return this.send(`${what} of sequence ${swap.seqId}`, message, tensor);
+  }
+
+  /** Posts `message` under a fresh request id; resolves with the answer's tensor (if any). */
+  private send(what: string, message: KvRequest, tensor?: Tensor) {
     if (this.closedReason !== undefined)
-      return Promise.reject(
-        new Error(`${what} of sequence ${swap.seqId}: kv-store link closed: ${this.closedReason}`),
-      );
+      return Promise.reject(new Error(`${what}: kv-store link closed: ${this.closedReason}`));
     const requestId = this.nextRequestId++;
     return new Promise<Tensor | undefined>((resolve, reject) => {
       this.pending.set(requestId, {
         resolve,
-        reject: (error) => reject(new Error(`${what} of sequence ${swap.seqId}: ${error.message}`)),
+        reject: (error) => reject(new Error(`${what}: ${error.message}`)),
       });
-      const message: DeviceToKvStore = {
-        tag,
-        requestId,
-        seqId: swap.seqId,
-        layers: { ...layers },
-        heads: { ...this.kvHeads },
-        tokens: { start: 0, end: swap.numTokens },
-        slotIds: [...swap.slotIds],
-      };
-      this.link.post(message, tensor ? [tensor] : []);
+      this.link.post({ ...message, requestId }, tensor ? [tensor] : []);
     });
   }
 
@@ -277,7 +413,8 @@ export class KvStoreSwapper {
       this.pending.clear();
       return;
     }
-    if (message.tag !== 'kvPutDone' && message.tag !== 'kvData' && message.tag !== 'kvError') return;
+    const isAnswer = ['kvPutDone', 'kvData', 'kvError', 'kvCopyDone', 'kvCacheShared'].includes(message.tag);
+    if (!isAnswer || !('requestId' in message)) return;
     const request = this.pending.get(message.requestId);
     if (!request) return;
     this.pending.delete(message.requestId);
@@ -287,9 +424,5 @@ export class KvStoreSwapper {
       const tensor = tensors[0];
       request.resolve(tensor && { ...tensor, data: tensor.data.slice() });
     } else request.resolve(undefined);
-  }
-
-  private checkShape(swap: StepKvSwap, what: string): void {
-    checkKvSwap(swap, this.cache, what);
   }
 }

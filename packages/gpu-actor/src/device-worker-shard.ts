@@ -14,7 +14,12 @@ import {
   type Ready,
 } from '@seesaw/protocol';
 import { DetachableLink } from './detachable-link.ts';
-import { type KvStoreLinkEndpoint, KvStoreSwapper, openKvStoreLink } from './device-kv-store-swap.ts';
+import {
+  type KvStoreLinkEndpoint,
+  KvStoreSwapper,
+  openKvStoreLink,
+  regionSharerOf,
+} from './device-kv-store-swap.ts';
 import {
   DEFAULT_GROUP_TIMEOUT_MS,
   type DeviceWorkerData,
@@ -124,6 +129,8 @@ export async function loadShard(load: LoadShard, ctx: ShardLoadContext): Promise
     checkpoint.close();
   }
   const kv = kvStoreLink ? kvStoreSwapperOver(kvStoreLink, device, plan.spec) : undefined;
+  // Settled before ready, so the first steps already swap by shared-memory copies where they can.
+  await kv?.swapper.sharing;
   const shard: LoadedShard = {
     device,
     spec: plan.spec,
@@ -166,7 +173,9 @@ export function switchedShard(
 
 /**
  * A swapper for `device`'s cache (its layers x KV heads) over a detachable view of the device's
- * one kv-store link. KvStoreSwapper only uses the Endpoint methods of its link, which the view has.
+ * one kv-store link. KvStoreSwapper only uses the Endpoint methods of its link, which the view has;
+ * the cache's shared buffer is announced on the link itself (a store of this host then copies
+ * KV in and out of the cache directly; after a re-shard the new swapper shares the new view).
  */
 function kvStoreSwapperOver(link: KvStoreLinkEndpoint, device: StepDevice, spec: ShardSpec) {
   const view = new DetachableLink<DeviceToKvStore, KvStoreToDevice>(link);
@@ -175,6 +184,7 @@ function kvStoreSwapperOver(link: KvStoreLinkEndpoint, device: StepDevice, spec:
     device.kvSwapTarget,
     spec.layers,
     spec.kvHeads,
+    regionSharerOf(link),
   );
   return { swapper, view };
 }

@@ -46,6 +46,8 @@ export async function runStep(shard: LoadedShard, batch: StepBatch, replies: Ste
     bytesLanded: beforeSwaps.bytesLanded + beforeCompute.bytesLanded,
   };
   const input = shard.inbox ? await shard.inbox.take(batch.stepId) : undefined;
+  // Shared KV: blocks an earlier step still has the store copying out must not be overwritten.
+  await swapper?.waitForCopiesOut();
   const writeBacks = kvStep(batch, () => swapper?.startWriteBacks(batch));
   const computeStart = performance.now();
   const output = await shard.device.executeStage(step, input, writeBacks?.onLayerKvWritten);

@@ -6,23 +6,27 @@
  * asked for, so after one round trip both fit), and it deals in bytes: whatever element type
  * the cache views them as is the cache's business.
  *
+ * The bytes are a SharedArrayBuffer: a device worker shares them with its host's kv-store thread
+ * (KvStoreSwapper.shareCache), which then copies KV between its slots and the cache's blocks
+ * directly, once per direction, instead of the device gathering a frame for every swap.
+ *
  * Contents are not cleared between owners: attention reads a sequence's keys and values only up
  * to its context length, all of which the new owner writes (or prefetches) before reading.
  */
 export class KvCacheArena {
-  private buffer: ArrayBuffer | undefined;
+  private buffer: SharedArrayBuffer | undefined;
   private grows = 0;
 
   /**
    * `numBytes` of the arena for a new cache, every earlier view's bytes with it: the previous
    * owner must be done with them (a re-shard retires the old device first).
    */
-  take(numBytes: number): ArrayBuffer {
+  take(numBytes: number): SharedArrayBuffer {
     if (!Number.isInteger(numBytes) || numBytes <= 0)
       throw new RangeError(`a KV cache arena hands out a positive whole number of bytes, not ${numBytes}`);
     if (!this.buffer || this.buffer.byteLength < numBytes) {
       this.buffer = undefined; // let the smaller one go before the larger one is allocated
-      this.buffer = new ArrayBuffer(numBytes);
+      this.buffer = new SharedArrayBuffer(numBytes);
       this.grows++;
     }
     return this.buffer;

@@ -16,6 +16,13 @@ import type { PagedKvCache } from './paged-kv-cache.ts';
  */
 export type LayerKvPut = (swap: StepKvSwap, layer: number, tensor: Tensor) => Promise<void>;
 
+/**
+ * Has the store copy one layer of one sequence straight out of the (shared) cache's blocks;
+ * resolves when the copy is done. Nothing is gathered on this thread: the blocks themselves are
+ * the source, so they must stay untouched until the copy is acknowledged (see KvStoreSwapper).
+ */
+export type LayerKvCopy = (swap: StepKvSwap, layer: number) => Promise<void>;
+
 export interface WriteBackTimings {
   /** First post -> last acknowledgement, ms (0 without write-backs). */
   writeBackMs: number;
@@ -49,15 +56,36 @@ export class StepKvWriteBacks {
   /** Settles (never rejects) once every posted put has settled. */
   private settledAll: Promise<void> = Promise.resolve();
 
-  /** Checks every write-back up front, so the per-layer hook cannot fail halfway through a forward pass. */
+  private readonly post: LayerKvCopy;
+
+  /**
+   * Checks every write-back up front, so the per-layer hook cannot fail halfway through a forward
+   * pass. `put` gets each layer gathered into a fresh tensor (the frame path); `{ copy }` only
+   * names the layer, for a store that reads the shared cache itself.
+   */
   constructor(
     private readonly cache: PagedKvCache,
     private readonly swaps: readonly StepKvSwap[],
-    private readonly put: LayerKvPut,
+    put: LayerKvPut | { copy: LayerKvCopy },
     private readonly now: () => number = () => performance.now(),
   ) {
     for (const swap of swaps) checkKvSwap(swap, cache, 'write-back');
     this.isLayerPosted = new Array<boolean>(cache.keys.length).fill(false);
+    this.post =
+      typeof put === 'function' ? (swap, layer) => put(swap, layer, this.gather(swap, layer)) : put.copy;
+  }
+
+  /** Layer `layer` of the sequence's blocks, [1, 2, heads, numTokens, headDim], in a fresh tensor. */
+  private gather(swap: StepKvSwap, layer: number): Tensor {
+    const heads = { start: 0, end: this.cache.layout.numKvHeads };
+    return gatherSequenceKv(
+      [this.cache.keys[layer]!],
+      [this.cache.values[layer]!],
+      swap.blockIds,
+      swap.numTokens,
+      this.cache.layout,
+      heads,
+    );
   }
 
   /** The forward pass's hook: posts every sequence's K/V of cache layer `layer` (local index). */
@@ -65,17 +93,8 @@ export class StepKvWriteBacks {
     if (this.isLayerPosted[layer] || this.swaps.length === 0) return;
     this.isLayerPosted[layer] = true;
     this.firstPostMs ??= this.now();
-    const heads = { start: 0, end: this.cache.layout.numKvHeads };
     for (const swap of this.swaps) {
-      const tensor = gatherSequenceKv(
-        [this.cache.keys[layer]!],
-        [this.cache.values[layer]!],
-        swap.blockIds,
-        swap.numTokens,
-        this.cache.layout,
-        heads,
-      );
-      const ack = this.put(swap, layer, tensor).then(() => {
+      const ack = this.post(swap, layer).then(() => {
         const at = this.now();
         this.lastAckMs = Math.max(this.lastAckMs ?? at, at);
       });

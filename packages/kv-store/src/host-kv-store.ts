@@ -27,6 +27,8 @@ import {
   slotBytes,
   slotElements,
 } from './host-kv-layout.ts';
+import type { SharedKvCache } from './shared-kv-cache.ts';
+import { clearBits, firstClearBit, setBits } from './written-bits.ts';
 
 /** Largest single buffer: well under V8's typed-array limit, and lets capacity grow lazily. */
 const ARENA_BYTES = 256 * 1024 * 1024;
@@ -130,6 +132,94 @@ export class HostKvStore {
       return { ok: false, reason: `output buffer must be ${length} ${this.layout.dtype} elements` };
     this.copyBox(box, data, false);
     return { ok: true, tensor: { dtype: this.layout.dtype, shape, data } };
+  }
+
+  /**
+   * Copies `box` out of a device's shared KV cache (its blocks `blockIds`, block i holding
+   * tokens [i * blockSize, ...)) straight into the slots: the shared-memory swap-out and write-back.
+   */
+  copyFromCache(box: KvSliceBox, cache: SharedKvCache, blockIds: readonly number[]): StoreResult {
+    const problem = this.checkBox(box) ?? this.checkCacheBox(box, cache, blockIds);
+    if (problem) return { ok: false, reason: problem };
+    const arenas = this.ensureArenas(this.slotsOf(box));
+    if (typeof arenas === 'string') return { ok: false, reason: arenas };
+    this.copyCacheBox(box, cache, blockIds, true);
+    return { ok: true };
+  }
+
+  /** Copies `box` from the slots straight into the shared cache's blocks: swap-in and prefetch. */
+  copyIntoCache(box: KvSliceBox, cache: SharedKvCache, blockIds: readonly number[]): StoreResult {
+    const problem = this.checkBox(box) ?? this.checkCacheBox(box, cache, blockIds) ?? this.findUnwritten(box);
+    if (problem) return { ok: false, reason: problem };
+    this.copyCacheBox(box, cache, blockIds, false);
+    return { ok: true };
+  }
+
+  /** Why `box` cannot move between the slots and `cache`'s blocks `blockIds`. */
+  private checkCacheBox(
+    box: KvSliceBox,
+    cache: SharedKvCache,
+    blockIds: readonly number[],
+  ): string | undefined {
+    if (cache.dtype !== this.layout.dtype)
+      return `cache holds ${cache.dtype}, store holds ${this.layout.dtype}`;
+    if (cache.headDim !== this.layout.headDim)
+      return `cache head dim ${cache.headDim}, store's ${this.layout.headDim}`;
+    const inside = (what: string, inner: KvSliceBox['layers'], outer: KvSliceBox['layers']) =>
+      inner.start >= outer.start && inner.end <= outer.end
+        ? undefined
+        : `${what} [${inner.start}, ${inner.end}) are not in the shared cache's [${outer.start}, ${outer.end})`;
+    const outside = inside('layers', box.layers, cache.layers) ?? inside('heads', box.heads, cache.heads);
+    if (outside) return outside;
+    const numBlocks = Math.ceil(box.tokens.end / cache.blockSize);
+    if (!Array.isArray(blockIds) || blockIds.length < numBlocks)
+      return `${box.tokens.end} tokens need ${numBlocks} blocks, got ${blockIds?.length}`;
+    const bad = blockIds.find((id) => !Number.isSafeInteger(id) || id < 0 || id >= cache.numBlocks);
+    if (bad !== undefined) return `block ${bad} is not one of the shared cache's ${cache.numBlocks} blocks`;
+    return undefined;
+  }
+
+  /**
+   * Moves a box between the cache's blocks and the slots; `isOut` copies into the slots and marks
+   * the bits. Runs are one head's tokens inside one slot and one block: contiguous on both sides.
+   */
+  private copyCacheBox(
+    box: KvSliceBox,
+    cache: SharedKvCache,
+    blockIds: readonly number[],
+    isOut: boolean,
+  ): void {
+    const { numKvHeads: H, headDim: D, tokensPerSlot: T } = this.layout;
+    const B = cache.blockSize;
+    const cacheHeads = cache.heads.end - cache.heads.start;
+    const slots = this.slotsOf(box);
+    for (let l = box.layers.start; l < box.layers.end; l++) {
+      for (let kv = 0; kv < 2; kv++) {
+        const array = (kv === 0 ? cache.keys : cache.values)[l - cache.layers.start]!;
+        for (let h = box.heads.start; h < box.heads.end; h++) {
+          const plane = ((l * 2 + kv) * H + h) * T;
+          const cacheHead = h - cache.heads.start;
+          let t = box.tokens.start;
+          while (t < box.tokens.end) {
+            const slotId = slots[Math.floor(t / T)]!;
+            const within = t % T;
+            const inBlock = t % B;
+            const run = Math.min(T - within, B - inBlock, box.tokens.end - t);
+            const arena = this.arenas[Math.floor(slotId / this.slotsPerArena)]!;
+            const slotInArena = slotId % this.slotsPerArena;
+            const slotOffset = slotInArena * this.slotElements + (plane + within) * D;
+            const cacheOffset = ((blockIds[Math.floor(t / B)]! * cacheHeads + cacheHead) * B + inBlock) * D;
+            if (isOut) {
+              arena.data.set(array.subarray(cacheOffset, cacheOffset + run * D), slotOffset);
+              setBits(arena.written, slotInArena * this.bitsPerSlot + plane + within, run);
+            } else {
+              array.set(arena.data.subarray(slotOffset, slotOffset + run * D), cacheOffset);
+            }
+            t += run;
+          }
+        }
+      }
+    }
   }
 
   /** Why `box` cannot be addressed now (bad ranges, unknown sequence or slots, past its slots). */
@@ -262,42 +352,4 @@ export class HostKvStore {
     const first = slotInArena * this.bitsPerSlot;
     clearBits(arena.written, first, this.bitsPerSlot);
   }
-}
-
-/** Sets or clears bits [first, first + count); whole bytes in one store each. */
-function fillBits(bits: Uint8Array, first: number, count: number, isSet: boolean): void {
-  let i = first;
-  const end = first + count;
-  for (; i < end && i & 7; i++)
-    bits[i >> 3] = isSet ? bits[i >> 3]! | (1 << (i & 7)) : bits[i >> 3]! & ~(1 << (i & 7));
-  const fullEnd = end & ~7;
-  if (i < fullEnd) {
-    bits.fill(isSet ? 0xff : 0, i >> 3, fullEnd >> 3);
-    i = fullEnd;
-  }
-  for (; i < end; i++)
-    bits[i >> 3] = isSet ? bits[i >> 3]! | (1 << (i & 7)) : bits[i >> 3]! & ~(1 << (i & 7));
-}
-
-function setBits(bits: Uint8Array, first: number, count: number): void {
-  fillBits(bits, first, count, true);
-}
-
-function clearBits(bits: Uint8Array, first: number, count: number): void {
-  fillBits(bits, first, count, false);
-}
-
-/** Offset (from `first`) of the first clear bit in [first, first + count), or -1 if all are set. */
-function firstClearBit(bits: Uint8Array, first: number, count: number): number {
-  const end = first + count;
-  let i = first;
-  while (i < end) {
-    if ((i & 7) === 0 && i + 8 <= end && bits[i >> 3] === 0xff) {
-      i += 8;
-      continue;
-    }
-    if (!(bits[i >> 3]! & (1 << (i & 7)))) return i - first;
-    i++;
-  }
-  return -1;
 }

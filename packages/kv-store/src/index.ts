@@ -31,4 +31,9 @@ export {
   type SequenceKvOptions,
   scatterSequenceKv,
 } from './paged-kv-transfer.ts';
+export {
+  type SharedKvCache,
+  type SharedKvCacheGeometry,
+  viewSharedKvCache,
+} from './shared-kv-cache.ts';
 export { type KvStoreWorker, spawnKvStoreWorker } from './spawn-kv-store-worker.ts';

@@ -6,6 +6,12 @@
  *
  * Work is synchronous per message (copies into and out of host memory), so replies leave in
  * request order on each link and a 'drain' shutdown has nothing in flight to wait for.
+ *
+ * A device on the same host shares its KV cache (kvCacheShare, after announcing the buffer as a
+ * shared region of the link) and then names blocks and slots only (kvCopyOut / kvCopyIn): this
+ * thread copies between the two regions, the role of a copy engine, and answers kvCopyDone once
+ * the bytes are there. Because each link is served in order, a copy in never overtakes an
+ * earlier copy out on the same link, exactly as a kvGet never overtakes an earlier kvPut.
  */
 
 import {
@@ -21,7 +27,8 @@ import {
   type Shutdown,
   type Tensor,
 } from '@seesaw/protocol';
-import type { HostKvStore } from './host-kv-store.ts';
+import type { HostKvStore, StoreResult } from './host-kv-store.ts';
+import { type SharedKvCache, viewSharedKvCache } from './shared-kv-cache.ts';
 
 /** Any link the actor serves; the peer's role (from its hello) decides what it may send. */
 export type KvStoreLink = Endpoint<Message, Message>;
@@ -50,6 +57,19 @@ export interface KvStoreCounters {
   numErrors: number;
   numBytesIn: number;
   numBytesOut: number;
+  /** Shared-memory copies (kvCopyOut, kvCopyIn) and the KV bytes they moved. */
+  numCopiesOut: number;
+  numCopiesIn: number;
+  numBytesCopied: number;
+}
+
+/** A link whose peer can share memory with us (a WorkerPortEndpoint's region registry). */
+interface RegionHolder {
+  peerRegion(id: number): { buffer: SharedArrayBuffer } | undefined;
+}
+
+function holdsRegions(endpoint: unknown): endpoint is RegionHolder {
+  return typeof (endpoint as Partial<RegionHolder>).peerRegion === 'function';
 }
 
 const MAX_REASON_LENGTH = 1024;
@@ -61,8 +81,13 @@ export class KvStoreActor {
     numErrors: 0,
     numBytesIn: 0,
     numBytesOut: 0,
+    numCopiesOut: 0,
+    numCopiesIn: 0,
+    numBytesCopied: 0,
   };
   private readonly links = new Set<KvStoreLink>();
+  /** Each device link's shared KV cache, once it has shared one. */
+  private readonly sharedCaches = new Map<KvStoreLink, SharedKvCache>();
   private readonly log: (line: string) => void;
   private numHeartbeats = 0;
 
@@ -128,6 +153,7 @@ export class KvStoreActor {
     endpoint.onClose(() => {
       off();
       this.links.delete(endpoint);
+      this.sharedCaches.delete(endpoint);
     });
   }
 
@@ -215,6 +241,39 @@ export class KvStoreActor {
         endpoint.post(answer, [result.tensor]);
         return;
       }
+      case 'kvCacheShare': {
+        const { tag: _tag, requestId, region, ...geometry } = message;
+        const buffer = holdsRegions(endpoint) ? endpoint.peerRegion(region)?.buffer : undefined;
+        const cache = buffer
+          ? viewSharedKvCache(geometry, buffer)
+          : `region ${region} was not shared with this kv-store (not the same host?)`;
+        if (typeof cache === 'string') {
+          this.kvError(endpoint, message, `kvCacheShare: ${cache}`);
+          return;
+        }
+        this.sharedCaches.set(endpoint, cache);
+        endpoint.post({ tag: 'kvCacheShared', requestId });
+        return;
+      }
+      case 'kvCopyOut':
+      case 'kvCopyIn': {
+        const cache = this.sharedCaches.get(endpoint);
+        const isOut = message.tag === 'kvCopyOut';
+        const result: StoreResult = !cache
+          ? { ok: false, reason: `${message.tag} before a KV cache was shared on this link` }
+          : isOut
+            ? this.store.copyFromCache(message, cache, message.blockIds)
+            : this.store.copyIntoCache(message, cache, message.blockIds);
+        if (!result.ok) {
+          this.kvError(endpoint, message, result.reason);
+          return;
+        }
+        if (isOut) this.counters.numCopiesOut++;
+        else this.counters.numCopiesIn++;
+        this.counters.numBytesCopied += this.boxBytes(message);
+        endpoint.post({ tag: 'kvCopyDone', requestId: message.requestId });
+        return;
+      }
       case 'heartbeat':
         endpoint.post({ tag: 'heartbeat', seq: this.numHeartbeats++, sentAtMs: Date.now() });
         return;
@@ -231,7 +290,14 @@ export class KvStoreActor {
     }
   }
 
-  private kvError(endpoint: KvStoreLink, request: KvSliceAddress, reason: string): void {
+  private boxBytes(box: KvSliceAddress): number {
+    const { layers, heads, tokens } = box;
+    const elements =
+      (layers.end - layers.start) * 2 * (heads.end - heads.start) * (tokens.end - tokens.start);
+    return elements * this.store.layout.headDim * (this.store.layout.dtype === 'f32' ? 4 : 2);
+  }
+
+  private kvError(endpoint: KvStoreLink, request: { requestId: number }, reason: string): void {
     this.counters.numErrors++;
     const requestId =
       Number.isSafeInteger(request.requestId) && request.requestId >= 0 ? request.requestId : 0;

@@ -12,6 +12,7 @@ export interface KvStoreWorkerData {
   token: string;
   layout: HostKvLayout;
   capacityBytes: number;
+  /** Host slots in SharedArrayBuffers (default true). */
   isShared?: boolean;
   /** Print log lines to stderr (default true). */
   isLogged?: boolean;

@@ -16,7 +16,8 @@ const log = data.isLogged === false ? () => {} : (line: string) => console.warn(
 const store = new HostKvStore({
   layout: data.layout,
   capacityBytes: data.capacityBytes,
-  isShared: data.isShared,
+  // Slots in shared memory by default: a device of this host shares its cache with this thread.
+  isShared: data.isShared ?? true,
 });
 const actor = new KvStoreActor(store, { name: data.name, token: data.token, log, onShutdown: stop });
 const parent = parentWorkerEndpoint({ accept: KV_STORE_INBOUND_TAGS, name: 'parent', log });

@@ -3,7 +3,7 @@
  * host's kv-store (swap, prefix reuse). A slice is a box of (layers x heads x tokens).
  */
 
-import { arrayOf, count, range, str } from '../check.ts';
+import { arrayOf, count, oneOf, range, str } from '../check.ts';
 import type { Heartbeat, Hello, ProtocolError, Range, Refused, Welcome } from './common.ts';
 import { ACTIVATION_DTYPES } from './device-device.ts';
 import { type MessageRule, type MessageSchema, noTensors, oneTensor, sameShape, schema } from './schema.ts';
@@ -42,7 +42,59 @@ export interface KvGet extends KvSliceAddress {
   tag: 'kvGet';
 }
 
-export type DeviceToKvStore = Hello | KvPut | KvGet | Heartbeat | ProtocolError;
+/**
+ * Shared-memory path (device and kv-store threads of one host): the device's KV cache lives in a
+ * SharedArrayBuffer announced on the link (WorkerPortEndpoint.shareRegion) before this message;
+ * the store keeps a view of it for this link and copies between its slots and the cache's blocks
+ * itself. Answered by kvCacheShared, or kvError when the store cannot see the region (a relayed
+ * link to another host's store): the device then keeps moving KV in frames. Sent again after a
+ * re-shard re-views the cache; the latest one replaces the earlier ones.
+ */
+export interface KvCacheShare {
+  tag: 'kvCacheShare';
+  requestId: number;
+  /** Region id the buffer was announced under on this link. */
+  region: number;
+  /** Global decoder layers the cache holds, as its local layers 0..; one K and one V array each. */
+  layers: Range;
+  /** Global KV heads the cache holds, as its local heads 0.. . */
+  heads: Range;
+  dtype: 'f32' | 'bf16' | 'f16';
+  numBlocks: number;
+  blockSize: number;
+  headDim: number;
+  /** Byte offset in the region of local layer i's K array ([block][head][slotInBlock][headDim]). */
+  keyOffsets: number[];
+  /** Same for the V arrays. */
+  valueOffsets: number[];
+}
+
+/**
+ * Copy a box between the shared cache's blocks and host slots, done by the store's thread:
+ * kvCopyOut reads the blocks into the slots (swap-out, write-back), kvCopyIn writes the slots
+ * into the blocks (swap-in, prefetch). blockIds[i] holds tokens [i * blockSize, ...); the box's
+ * layers and heads are global and must lie inside the shared cache's. Answered by kvCopyDone
+ * once the bytes are copied, or kvError.
+ */
+export interface KvCopyOut extends KvSliceAddress {
+  tag: 'kvCopyOut';
+  blockIds: number[];
+}
+
+export interface KvCopyIn extends KvSliceAddress {
+  tag: 'kvCopyIn';
+  blockIds: number[];
+}
+
+export type DeviceToKvStore =
+  | Hello
+  | KvPut
+  | KvGet
+  | KvCacheShare
+  | KvCopyOut
+  | KvCopyIn
+  | Heartbeat
+  | ProtocolError;
 
 /** The slice a kvGet asked for. */
 export interface KvData extends KvSliceAddress {
@@ -65,7 +117,28 @@ export interface KvError {
   message: string;
 }
 
-export type KvStoreToDevice = Welcome | Refused | KvData | KvPutDone | KvError | Heartbeat | ProtocolError;
+/** The store holds a view of the shared cache of KvCacheShare.requestId. */
+export interface KvCacheShared {
+  tag: 'kvCacheShared';
+  requestId: number;
+}
+
+/** A kvCopyOut or kvCopyIn is done: the bytes are in the slots (out) or the blocks (in). */
+export interface KvCopyDone {
+  tag: 'kvCopyDone';
+  requestId: number;
+}
+
+export type KvStoreToDevice =
+  | Welcome
+  | Refused
+  | KvData
+  | KvPutDone
+  | KvCacheShared
+  | KvCopyDone
+  | KvError
+  | Heartbeat
+  | ProtocolError;
 
 /** Expected [layers, 2, heads, tokens, headDim] for an address, taking headDim from the tensor. */
 export function kvSliceShape(address: KvSliceAddress, headDim: number): number[] {
@@ -80,13 +153,38 @@ const sliceRule: MessageRule = oneTensor(ACTIVATION_DTYPES, (message, shape) =>
 const address = { requestId: count, seqId: count, layers: range, heads: range, tokens: range };
 const optionalAddress = { slotIds: arrayOf(count, 1 << 16, 1) };
 
-export const deviceToKvStoreSchemas: Record<KvPut['tag'] | KvGet['tag'], MessageSchema> = {
+const blockCopy = { ...address, blockIds: arrayOf(count, 1 << 16, 1) };
+const byteOffsets = arrayOf(count, 1 << 12, 1);
+
+export const deviceToKvStoreSchemas: Record<
+  KvPut['tag'] | KvGet['tag'] | KvCacheShare['tag'] | KvCopyOut['tag'] | KvCopyIn['tag'],
+  MessageSchema
+> = {
   kvPut: schema(address, sliceRule, optionalAddress),
   kvGet: schema(address, noTensors, optionalAddress),
+  kvCacheShare: schema({
+    requestId: count,
+    region: count,
+    layers: range,
+    heads: range,
+    dtype: oneOf(...ACTIVATION_DTYPES),
+    numBlocks: count,
+    blockSize: count,
+    headDim: count,
+    keyOffsets: byteOffsets,
+    valueOffsets: byteOffsets,
+  }),
+  kvCopyOut: schema(blockCopy, noTensors, optionalAddress),
+  kvCopyIn: schema(blockCopy, noTensors, optionalAddress),
 };
 
-export const kvStoreToDeviceSchemas: Record<'kvData' | 'kvPutDone' | 'kvError', MessageSchema> = {
+export const kvStoreToDeviceSchemas: Record<
+  'kvData' | 'kvPutDone' | 'kvCacheShared' | 'kvCopyDone' | 'kvError',
+  MessageSchema
+> = {
   kvData: schema(address, sliceRule, optionalAddress),
   kvPutDone: schema({ requestId: count }),
+  kvCacheShared: schema({ requestId: count }),
+  kvCopyDone: schema({ requestId: count }),
   kvError: schema({ requestId: count, message: str(4096) }),
 };
