@@ -65,20 +65,17 @@ import { gatherSwapKv, scatterSwapKv } from './swap-kv-copy.ts';
  */
 export type RegionSharer = (buffer: SharedArrayBuffer) => number;
 
-const regionIdsByLink = new WeakMap<KvStoreLinkEndpoint, Map<SharedArrayBuffer, number>>();
+/**
+ * The one region id a device's KV cache goes by on its kv-store link: a re-shard that grew the
+ * arena announces the new buffer under the same id, which replaces (and lets go of) the old one.
+ */
+const KV_CACHE_REGION = 1;
 
-/** The RegionSharer of a device's kv-store link: each buffer is announced once, under its own id. */
+/** The RegionSharer of a device's kv-store link. */
 export function regionSharerOf(link: KvStoreLinkEndpoint): RegionSharer {
   return (buffer) => {
-    const ids = regionIdsByLink.get(link) ?? new Map<SharedArrayBuffer, number>();
-    regionIdsByLink.set(link, ids);
-    let id = ids.get(buffer);
-    if (id === undefined) {
-      id = ids.size + 1;
-      ids.set(buffer, id);
-      link.shareRegion(new SharedRegion(id, buffer));
-    }
-    return id;
+    link.shareRegion(new SharedRegion(KV_CACHE_REGION, buffer));
+    return KV_CACHE_REGION;
   };
 }
 

@@ -1,3 +1,4 @@
+import { MessageChannel } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import { seededRandom } from '../test/random.ts';
 import { randomTensor } from '../test/sample-messages.ts';
@@ -8,8 +9,10 @@ import {
   nextMessages,
 } from '../test/transport-checks.ts';
 import { connectAndHello, HandshakeError } from './handshake.ts';
+import type { Message } from './messages/index.ts';
 import { SharedRegion } from './shared-region.ts';
-import { spawnWorkerEndpoint, type WorkerPortEndpoint } from './worker-port.ts';
+import type { Tensor } from './tensor.ts';
+import { spawnWorkerEndpoint, WorkerPortEndpoint } from './worker-port.ts';
 
 const ECHO_WORKER = new URL('../test/echo-worker.ts', import.meta.url);
 const token = 'worker-token';
@@ -81,6 +84,27 @@ describe('worker_threads transport (real Worker)', () => {
     expect(got.sameBuffer).toBe(true);
     expect(got.offset).toBe(shared.data.byteOffset);
     expectSameTensors([{ ...shared, data: got.values }], [source]);
+  });
+
+  it('replaces a region announced again under its id: the old buffer is no longer a region', async () => {
+    const { port1, port2 } = new MessageChannel();
+    const a = new WorkerPortEndpoint<Message, Message>(port1, 'a');
+    const b = new WorkerPortEndpoint<Message, Message>(port2, 'b');
+    const first = SharedRegion.create(1, 1 << 12);
+    const second = SharedRegion.create(1, 1 << 13);
+    a.shareRegion(first);
+    a.shareRegion(second);
+    const tensor = first.allocateTensor('f32', [4, 4])!;
+    tensor.data.fill(2);
+    const received = new Promise<Tensor>((resolve) => b.onMessage((_m, tensors) => resolve(tensors[0]!)));
+    a.post({ tag: 'activations', stepId: 1, microBatch: 0, fromStage: 0, numTokens: 4 }, [tensor]);
+    const got = await received;
+    expect(b.peerRegion(1)?.buffer.byteLength).toBe(second.buffer.byteLength);
+    // Sent inline, not as a descriptor into a buffer the peer no longer maps.
+    expect(got.data.buffer).not.toBe(first.buffer);
+    expect(Array.from(got.data)).toEqual(new Array(16).fill(2));
+    a.close();
+    b.close();
   });
 
   it('refuses a wrong token: the worker closes the link', async () => {

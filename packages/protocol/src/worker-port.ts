@@ -59,7 +59,9 @@ export class WorkerPortEndpoint<
 
   /**
    * Makes a region usable by both sides: tensors whose data lies in it are then posted as
-   * descriptors. Regions announced by the peer are registered on arrival.
+   * descriptors. Regions announced by the peer are registered on arrival. Announcing an id again
+   * with another buffer replaces the region on both sides (the old buffer is forgotten, so a
+   * grown buffer does not keep the one it replaced alive).
    */
   shareRegion(region: SharedRegion): void {
     this.registerRegion(region.id, region.buffer);
@@ -94,6 +96,8 @@ export class WorkerPortEndpoint<
   }
 
   private registerRegion(id: number, buffer: SharedArrayBuffer): void {
+    const replaced = this.regionsById.get(id);
+    if (replaced && replaced !== buffer) this.regionIds.delete(replaced);
     this.regionsById.set(id, buffer);
     this.regionIds.set(buffer, id);
   }
