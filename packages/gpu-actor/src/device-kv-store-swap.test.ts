@@ -188,6 +188,34 @@ describe('KvStoreSwapper', () => {
     },
   );
 
+  it('writes back layer by layer and prefetches by shared-memory copies, no KV frame (bf16)', async () => {
+    const rng = new Xoshiro128(24);
+    const { actor, connect, frameBytes } = await startStore('bf16', 'shared');
+    const shard = SHARDS[1]!;
+    const cache = shardCache(shard, rng, 'bf16', 'shared');
+    const swapper = await connect(cache, shard);
+    const seq = { seqId: 9, blockIds: [6, 3], slotIds: [11, 5], numTokens: 7 };
+    const writeBacks = swapper.startWriteBacks({ ...step(0, {}), kvWriteBacks: [seq] })!;
+    writeBacks.onLayerKvWritten(0); // as the forward pass would; finish() posts the rest
+    await writeBacks.finish();
+    expect(actor.counters.numCopiesOut).toBe(2); // one per layer of the shard
+    const target = { ...seq, blockIds: [0, 7] };
+    swapper.startPrefetches({ ...step(1, {}), prefetches: [target] });
+    const wait = await swapper.waitForPrefetches([seq.seqId]);
+    const boxBytes = 2 * 2 * 2 * seq.numTokens * MODEL.headDim * 2;
+    expect(wait).toMatchObject({ numAwaited: 1, bytesAwaited: boxBytes });
+    for (let l = 0; l < 2; l++)
+      for (let kv = 0; kv < 2; kv++)
+        for (let h = 0; h < 2; h++)
+          for (let t = 0; t < seq.numTokens; t++)
+            for (let d = 0; d < MODEL.headDim; d++)
+              expect(cacheElement(cache, target.blockIds, l, kv, h, t, d)).toBe(
+                cacheElement(cache, seq.blockIds, l, kv, h, t, d),
+              );
+    expect(frameBytes()).toBe(0);
+    expect(actor.counters.numBytesCopied).toBe(2 * boxBytes);
+  });
+
   it('keeps the frames when the store cannot see the shared cache (a relayed link to another host)', async () => {
     const rng = new Xoshiro128(23);
     const { actor } = await startStore('bf16', 'frames');
