@@ -11,8 +11,9 @@ import { MessageChannel } from 'node:worker_threads';
 import { hostKvLayoutFor, slotBytes, spawnKvStoreWorker } from '@seesaw/kv-store';
 import type { ModelConfig } from '@seesaw/model';
 import { connectAndHello, INBOUND_TAGS, type StepBatch, type StepKvSwap } from '@seesaw/protocol';
-import { KvStoreSwapper, openKvStoreLink, regionSharerOf } from '../src/device-kv-store-swap.ts';
+import { KvStoreSwapper } from '../src/device-kv-store-swap.ts';
 import { KvCacheArena } from '../src/kv-cache-arena.ts';
+import { openKvStoreLink, regionSharerOf } from '../src/kv-store-link.ts';
 import { PagedKvCache } from '../src/paged-kv-cache.ts';
 
 const [seqsArg = '8', tokensArg = '512', roundsArg = '7'] = process.argv.slice(2);

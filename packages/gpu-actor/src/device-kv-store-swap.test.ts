@@ -3,13 +3,9 @@ import { HostKvStore, KV_STORE_INBOUND_TAGS, KvStoreActor, slotBytes } from '@se
 import { type ModelConfig, Xoshiro128 } from '@seesaw/model';
 import { type Range, type StepBatch, WorkerPortEndpoint } from '@seesaw/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  type KvStoreLinkEndpoint,
-  KvStoreSwapper,
-  openKvStoreLink,
-  regionSharerOf,
-} from './device-kv-store-swap.ts';
+import { KvStoreSwapper } from './device-kv-store-swap.ts';
 import { KvCacheArena } from './kv-cache-arena.ts';
+import { type KvStoreLinkEndpoint, openKvStoreLink, regionSharerOf } from './kv-store-link.ts';
 import { PagedKvCache } from './paged-kv-cache.ts';
 
 // Two shards of one model (a pipeline stage x TP rank each: layers [0, 2) x heads [0, 2) and

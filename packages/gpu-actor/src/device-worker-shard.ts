@@ -14,12 +14,7 @@ import {
   type Ready,
 } from '@seesaw/protocol';
 import { DetachableLink } from './detachable-link.ts';
-import {
-  type KvStoreLinkEndpoint,
-  KvStoreSwapper,
-  openKvStoreLink,
-  regionSharerOf,
-} from './device-kv-store-swap.ts';
+import { KvStoreSwapper } from './device-kv-store-swap.ts';
 import {
   DEFAULT_GROUP_TIMEOUT_MS,
   type DeviceWorkerData,
@@ -37,6 +32,7 @@ import type { SwitchedShard } from './device-worker-reshard.ts';
 import { HeldWeights } from './held-weights.ts';
 import { HostWeightCache } from './host-weight-cache.ts';
 import { KvCacheArena } from './kv-cache-arena.ts';
+import { type KvStoreLinkEndpoint, openKvStoreLink, regionSharerOf } from './kv-store-link.ts';
 import { loadModelWeights, type ModelWeights } from './model-weights.ts';
 import { SharedMemoryGroup } from './shared-memory-group.ts';
 import type { StepDevice, StepDeviceFactory } from './step-device.ts';

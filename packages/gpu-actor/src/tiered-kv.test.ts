@@ -6,8 +6,9 @@ import { type StepBatch, type StepKvSwap, type StepResult, WorkerPortEndpoint } 
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { decodeStep, GREEDY } from '../test/tiered-kv-test-steps.ts';
 import { CpuDevice } from './cpu-device.ts';
-import { KvStoreSwapper, openKvStoreLink } from './device-kv-store-swap.ts';
+import { KvStoreSwapper } from './device-kv-store-swap.ts';
 import { seqIdsTouchedBy } from './kv-prefetch-table.ts';
+import { openKvStoreLink } from './kv-store-link.ts';
 import { StepKvWriteBacks } from './step-kv-write-backs.ts';
 
 // Tiered KV on one in-process device: a prompt's KV is written back to host slots layer by layer
