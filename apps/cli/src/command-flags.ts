@@ -46,6 +46,8 @@ export const DAEMON_SERVICE_FLAG_GROUP: FlagGroup = {
     stringFlag('device-memory', 'SIZE', "each device's memory budget"),
     stringFlag('max-num-batched-tokens', 'N', 'token budget of one step'),
     stringFlag('max-num-seqs', 'N', 'sequences in one step'),
+    // A Seesaw pair's job (metadata seesaw_prefill/seesaw_decode) parks every sequence here.
+    ...HOST_KV_FLAG_GROUP.flags,
   ],
 };
 

@@ -148,6 +148,7 @@ export function remoteSessionOpener(
         kvCacheBytes: ready.kvCacheBytes,
         numKvBlocks: ready.numKvBlocks,
         blockSize: ready.blockSize,
+        ...(ready.kvDtype ? { kvDtype: ready.kvDtype } : {}),
       },
       engine: {
         get maxModelLen() {

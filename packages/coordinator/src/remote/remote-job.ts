@@ -268,6 +268,7 @@ export class RemoteJob {
       numKvBlocks: replicas.reduce((sum, r) => sum + r.numKvBlocks, 0),
       blockSize: replicas[0]!.blockSize,
       maxModelLen: this.engine.maxModelLen,
+      kvDtype,
     });
   }
 
