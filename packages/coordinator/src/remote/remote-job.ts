@@ -6,17 +6,20 @@
  * job with a decode layout: the local path's SeesawClusterEngine, job-engine.ts) and
  * streams each finished request back to the client. A host lost while the job runs (its links
  * closed, or its agent silent past the heartbeat deadline) has its device links closed, so the
- * ClusterEngine drops its replicas and requeues their requests on the others; when no replica is
- * left, or a host fails before the job started, the job ends with jobFailed naming the host
- * (results already sent stay with the client).
+ * ClusterEngine drops its replicas and requeues their requests on the others. When no replica is
+ * left, a Seesaw job re-plans onto the healthy devices (job-replan.ts: a pair that fits them, else
+ * a static layout), starts them under a new device job id and resumes its unfinished requests
+ * there from their prompts; a static job, or one with nothing to re-plan onto, or a host that
+ * fails before the job started, ends with jobFailed naming the host (results already sent stay
+ * with the client).
  */
 
 import { randomBytes } from 'node:crypto';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import {
   Checkpoint,
-  formatParallelConfig,
   kvDtypeForCheckpoint,
+  type ModelConfig,
   parseParallelConfig,
   validateForModel,
 } from '@seesaw/model';
@@ -28,16 +31,20 @@ import {
   type Endpoint,
   type JobClientToCoordinator,
   type JobRequest,
+  type KvCacheDType,
   type OpenJob,
   type SpawnHostKv,
 } from '@seesaw/protocol';
 import { DeviceActorHandle } from '../cluster/device-actor-handle.ts';
 import { DeviceLostError } from '../cluster/device-errors.ts';
 import { type EngineHostKv, engineHostKvFor } from '../cluster/local-host-kv.ts';
+import { ReplicasLostError } from '../cluster/recovery-errors.ts';
+import type { EngineStats } from '../engine.ts';
 import { type EngineRequest, RequestRejectedError } from '../request.ts';
 import type { ClusterMetrics } from './cluster-metrics.ts';
 import type { HostRegistry } from './host-registry.ts';
 import { type JobEngineCluster, planSeesawJob, startJobEngine } from './job-engine.ts';
+import { countHealthyDevices, type JobLayout, jobLayoutName, replanJobLayout } from './job-replan.ts';
 import { checkJobRequest } from './job-request-admission.ts';
 import { hostOfDevice, remoteDeviceName } from './remote-replicas.ts';
 import { placeDevices } from './replica-placement.ts';
@@ -55,6 +62,8 @@ export interface RemoteJobContext {
   /** Resolves with the link an agent opened for (jobId, device). */
   expectDeviceLink: (jobId: number, device: number, timeoutMs: number) => Promise<DeviceLink>;
   cancelDeviceLinks: (jobId: number, reason: string) => void;
+  /** A fresh id for the devices of a re-planned job (their agents and links start anew under it). */
+  nextDeviceJobId: () => number;
   heartbeatIntervalMs?: number;
   heartbeatTimeoutMs?: number;
   log: (line: string) => void;
@@ -67,6 +76,15 @@ export class RemoteJob {
   private deviceHosts: string[] = [];
   private readonly hostsUsed = new Map<string, number>();
   private lostHost: string | undefined;
+  /** Every host of the job lost so far (a re-plan leaves them out). */
+  private readonly lostHosts = new Set<string>();
+  /** The id the job's current devices run under: the job's own, a fresh one after each re-plan. */
+  private deviceJobId: number;
+  private current: JobLayout | undefined;
+  private model: ModelConfig | undefined;
+  private kvDtype: KvCacheDType = 'f32';
+  /** Counters of the engines a re-plan retired, added to the current engine's. */
+  private readonly retiredStats: Record<string, number> = {};
   private failure: Error | undefined;
   private isClientGone = false;
   private wake: (() => void) | undefined;
@@ -89,6 +107,7 @@ export class RemoteJob {
     private readonly client: JobClientLink,
     private readonly open: OpenJob,
   ) {
+    this.deviceJobId = ctx.jobId;
     this.released = new Promise((resolve) => {
       this.markReleased = resolve;
     });
@@ -120,12 +139,10 @@ export class RemoteJob {
     ctx.metrics.add('jobsTotal');
     const offLoss = ctx.registry.onLoss((host, reason) => {
       if (!this.hostsUsed.has(host)) return;
+      this.lostHosts.add(host);
       if (this.engine) this.closeHostLinks(host, `host ${host} lost: ${reason}`);
       else this.failFromHost(host, new Error(`host ${host} lost: ${reason}`), true);
     });
-    ctx.registry.jobErrorListeners.set(ctx.jobId, (host, message) =>
-      this.failFromHost(host, new Error(`host ${host} could not start its devices: ${message}`), false),
-    );
     try {
       await this.start();
       await this.loop();
@@ -147,35 +164,71 @@ export class RemoteJob {
       });
     } finally {
       offLoss();
-      ctx.registry.jobErrorListeners.delete(ctx.jobId);
-      ctx.cancelDeviceLinks(ctx.jobId, 'job ended');
+      ctx.registry.jobErrorListeners.delete(this.deviceJobId);
+      ctx.cancelDeviceLinks(this.deviceJobId, 'job ended');
       await this.release().finally(this.markReleased);
       ctx.log(`coordinator: job ${ctx.jobId} ended`);
     }
   }
 
   private async start(): Promise<void> {
-    const { ctx } = this;
     const { model, parallel: parallelConfig, cache } = this.open.config;
     // Opening reads only the safetensors headers; it refuses a config whose dimensions do not
     // match the tensors before numModelParams or any host builds tables sized by the config.
     const checkpoint = Checkpoint.open(model.dir);
-    const kvDtype = kvDtypeForCheckpoint(cache.kvDtype ?? ENGINE_DEFAULTS.kvDtype, checkpoint);
+    this.kvDtype = kvDtypeForCheckpoint(cache.kvDtype ?? ENGINE_DEFAULTS.kvDtype, checkpoint);
     checkpoint.close();
     const config = checkpoint.config;
+    this.model = config;
     this.vocabSize = config.vocabSize;
     const parallel = parseParallelConfig(parallelConfig.layout);
     validateForModel(parallel, config);
     // Before any device starts: the decode layout and both re-shard plans (refused if they cannot fit).
     const seesaw = planSeesawJob(this.open.config, config, parallel);
-    const { dp, tp, pp } = parallel;
-    const perReplica = tp * pp;
-    const numDevices = dp * perReplica;
+    const numDevices = parallel.dp * parallel.tp * parallel.pp;
     if (parallelConfig.numDevices !== numDevices) {
       throw new Error(
         `the job's numDevices ${parallelConfig.numDevices} does not match its layout ${parallelConfig.layout} (${numDevices} devices)`,
       );
     }
+    const replicas = await this.launch({ parallel, seesaw, engineConfig: this.open.config });
+    this.client.post({
+      tag: 'jobReady',
+      jobId: this.ctx.jobId,
+      layout: this.layout,
+      weightBytes: replicas.reduce((sum, r) => sum + r.weightBytes, 0),
+      kvCacheBytes: replicas.reduce((sum, r) => sum + r.kvCacheBytes, 0),
+      numKvBlocks: replicas.reduce((sum, r) => sum + r.numKvBlocks, 0),
+      blockSize: replicas[0]!.blockSize,
+      maxModelLen: this.engine!.maxModelLen,
+      kvDtype: this.kvDtype,
+    });
+  }
+
+  /**
+   * Places `layout` on the hosts' free devices, has their agents spawn the device workers under
+   * the current device job id, attaches to them and starts the engine over them.
+   */
+  private async launch(layout: JobLayout): Promise<
+    Array<{
+      weightBytes: number;
+      kvCacheBytes: number;
+      numKvBlocks: number;
+      blockSize: number;
+    }>
+  > {
+    const { ctx, kvDtype } = this;
+    const config = this.model!;
+    const { parallel, seesaw, engineConfig } = layout;
+    const { model, cache } = engineConfig;
+    this.current = layout;
+    const jobId = this.deviceJobId;
+    ctx.registry.jobErrorListeners.set(jobId, (host, message) =>
+      this.failFromHost(host, new Error(`host ${host} could not start its devices: ${message}`), false),
+    );
+    const { dp, tp, pp } = parallel;
+    const perReplica = tp * pp;
+    const numDevices = dp * perReplica;
     // Every host's store gets the same capacity and all dp engines, so each engine's slot
     // range exists on every host: a replica spanning hosts swaps each rank into its own host.
     const hostKv: SpawnHostKv | undefined =
@@ -195,17 +248,14 @@ export class RemoteJob {
       ctx.registry.get(name)!.busyDevices += 1;
       this.hostsUsed.set(name, (this.hostsUsed.get(name) ?? 0) + 1);
     }
-    const layoutName = seesaw
-      ? `prefill ${formatParallelConfig(parallel)}, decode ${formatParallelConfig(seesaw.decode)}`
-      : formatParallelConfig(parallel);
-    this.layout = `${layoutName} on ${[...this.hostsUsed]
+    this.layout = `${jobLayoutName(layout)} on ${[...this.hostsUsed]
       .map(([name, n]) => `${name} (${n} device${n === 1 ? '' : 's'})`)
       .join(', ')}`;
     ctx.log(`coordinator: job ${ctx.jobId}: ${this.layout}, model ${model.dir}`);
 
     const deviceToken = randomBytes(24).toString('base64url');
     const links = Array.from({ length: numDevices }, (_, device) =>
-      ctx.expectDeviceLink(ctx.jobId, device, DEVICE_CHANNEL_TIMEOUT_MS),
+      ctx.expectDeviceLink(jobId, device, DEVICE_CHANNEL_TIMEOUT_MS),
     );
     for (let dpRank = 0; dpRank < dp; dpRank++) {
       const firstDevice = dpRank * perReplica;
@@ -216,7 +266,7 @@ export class RemoteJob {
         const devices = replicaHosts.flatMap((host, local) => (host === name ? [local] : []));
         ctx.registry.get(name)!.link.post({
           tag: 'spawnReplica',
-          jobId: ctx.jobId,
+          jobId,
           dpRank,
           firstDevice,
           tp,
@@ -253,23 +303,55 @@ export class RemoteJob {
       parallel,
       seesaw,
       config,
-      this.open.config,
+      engineConfig,
       engineHostKv,
       kvDtype,
       (line) => ctx.log(`coordinator: job ${ctx.jobId}: ${line}`),
     );
     this.engine = engine;
-    this.client.post({
-      tag: 'jobReady',
-      jobId: ctx.jobId,
-      layout: this.layout,
-      weightBytes: replicas.reduce((sum, r) => sum + r.weightBytes, 0),
-      kvCacheBytes: replicas.reduce((sum, r) => sum + r.kvCacheBytes, 0),
-      numKvBlocks: replicas.reduce((sum, r) => sum + r.numKvBlocks, 0),
-      blockSize: replicas[0]!.blockSize,
-      maxModelLen: this.engine.maxModelLen,
-      kvDtype,
-    });
+    return replicas;
+  }
+
+  /**
+   * Every replica of a Seesaw job lost a device: gives the devices back, chooses a layout for
+   * the healthy ones (replanJobLayout), starts it under a fresh device job id and resumes the
+   * unfinished requests there from their prompts. Throws (the job fails) when nothing fits.
+   */
+  private async replan(lost: ReplicasLostError): Promise<void> {
+    const { ctx } = this;
+    const from = this.current as JobLayout & { seesaw: NonNullable<JobLayout['seesaw']> };
+    const fromName = this.layout;
+    const numHealthy = countHealthyDevices(
+      this.deviceHosts,
+      lost.lostDevices,
+      (host) => !this.lostHosts.has(host) && ctx.registry.get(host) !== undefined,
+    );
+    this.retireEngine();
+    await this.releaseDevices('abort');
+    const to = replanJobLayout(from, numHealthy, this.model!);
+    this.deviceJobId = ctx.nextDeviceJobId();
+    ctx.log(
+      `coordinator: job ${ctx.jobId}: every replica lost a device (${lost.lostDevices.join('; ')}); ` +
+        `re-planned ${fromName} -> ${jobLayoutName(to)} on ${numHealthy} healthy ` +
+        `device${numHealthy === 1 ? '' : 's'}; resuming ${lost.unfinishedRequests.length} unfinished ` +
+        `request${lost.unfinishedRequests.length === 1 ? '' : 's'} there from their prompts`,
+    );
+    await this.launch(to);
+    for (const request of lost.unfinishedRequests) this.engine!.addRequest(request);
+  }
+
+  /** The current engine's counters plus those of the engines re-plans retired. */
+  private jobStats(): EngineStats {
+    const stats: Record<string, number> = { ...this.retiredStats };
+    for (const [key, value] of Object.entries(this.engine?.stats ?? {}))
+      if (typeof value === 'number') stats[key] = (stats[key] ?? 0) + value;
+    return stats as unknown as EngineStats;
+  }
+
+  private retireEngine(): void {
+    for (const [key, value] of Object.entries(this.engine?.stats ?? {}))
+      if (typeof value === 'number') this.retiredStats[key] = (this.retiredStats[key] ?? 0) + value;
+    this.engine = undefined;
   }
 
   /**
@@ -298,9 +380,9 @@ export class RemoteJob {
 
   /** Steps while there is work; waits for more requests while idle; ends when the client leaves. */
   private async loop(): Promise<void> {
-    const engine = this.engine!;
     const { metrics } = this.ctx;
     while (!this.isClientGone && !this.failure) {
+      const engine = this.engine!;
       while (this.queued.length) this.admit(engine, this.queued.shift()!);
       if (!engine.hasUnfinishedRequests()) {
         await new Promise<void>((resolve) => {
@@ -309,8 +391,16 @@ export class RemoteJob {
         this.wake = undefined;
         continue;
       }
-      const outputs = await engine.step();
-      const stats = engine.stats;
+      let outputs: Awaited<ReturnType<JobEngineCluster['step']>>;
+      try {
+        outputs = await engine.step();
+      } catch (error) {
+        // A static job fails here as before; a Seesaw job goes on on the healthy devices.
+        if (!(error instanceof ReplicasLostError && this.current?.seesaw)) throw error;
+        await this.replan(error);
+        continue;
+      }
+      const stats = this.jobStats();
       metrics.add('stepsTotal', stats.numSteps - this.numStepsReported);
       this.numStepsReported = stats.numSteps;
       for (const output of outputs) {
@@ -379,7 +469,7 @@ export class RemoteJob {
   private failFromHost(host: string, error: Error, isLost: boolean): void {
     if (isLost) this.lostHost ??= host;
     this.failure ??= error;
-    this.ctx.cancelDeviceLinks(this.ctx.jobId, error.message);
+    this.ctx.cancelDeviceLinks(this.deviceJobId, error.message);
     this.closeHostLinks(host, error.message);
     this.wake?.();
   }
@@ -396,14 +486,22 @@ export class RemoteJob {
   }
 
   private async release(): Promise<void> {
-    const mode = this.failure ? 'abort' : 'drain';
-    await Promise.all(this.actors.filter((a) => a !== undefined).map((actor) => actor.close(mode)));
+    await this.releaseDevices(this.failure ? 'abort' : 'drain');
+    this.client.close('job ended');
+  }
+
+  /** Closes the current devices and gives them back to their hosts (releaseJob). */
+  private async releaseDevices(mode: 'drain' | 'abort'): Promise<void> {
+    const actors = this.actors.splice(0).filter((a) => a !== undefined);
+    await Promise.all(actors.map((actor) => actor.close(mode)));
+    this.links.length = 0;
+    this.ctx.registry.jobErrorListeners.delete(this.deviceJobId);
     for (const [name, count] of this.hostsUsed) {
       const host = this.ctx.registry.get(name);
       if (!host) continue;
       host.busyDevices -= count;
-      host.link.post({ tag: 'releaseJob', jobId: this.ctx.jobId });
+      host.link.post({ tag: 'releaseJob', jobId: this.deviceJobId });
     }
-    this.client.close('job ended');
+    this.hostsUsed.clear();
   }
 }
