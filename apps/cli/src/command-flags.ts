@@ -238,7 +238,8 @@ const CLUSTER_RUN_COMMAND: CommandDeclaration = {
   name: 'cluster-run',
   summary: 'Start a coordinator and local agents from a cluster script and run its job.',
   description: `seesaw cluster-run FILE: the script is JSON {tokenFile, listen, hosts [{name, devices}], config,
-threadsPerDevice, job {model, input, output}}; for Seesaw, prefill, decode and hostKvMemory instead of config.`,
+threadsPerDevice, hostKvMemory, kvDtype, job {model, input, output}}; for Seesaw, prefill, decode and
+hostKvMemory (required) instead of config.`,
   groups: [],
 };
 
