@@ -51,6 +51,12 @@ import { placeDevices } from './replica-placement.ts';
 
 /** How long the agents get to spawn their device workers and open the device links. */
 const DEVICE_CHANNEL_TIMEOUT_MS = 60_000;
+/**
+ * How long a re-plan waits for the registry to drop the hosts of the devices just lost: a killed
+ * agent's relayed device links may close a moment before its own link does, and a re-plan that
+ * counted that host as up would place devices on it.
+ */
+const HOST_LOSS_GRACE_MS = 1_000;
 
 export type DeviceLink = Endpoint<CoordinatorToDevice, DeviceToCoordinator>;
 export type JobClientLink = Endpoint<CoordinatorToJobClient, JobClientToCoordinator>;
@@ -321,11 +327,14 @@ export class RemoteJob {
     const { ctx } = this;
     const from = this.current as JobLayout & { seesaw: NonNullable<JobLayout['seesaw']> };
     const fromName = this.layout;
+    await this.awaitHostLosses(lost.lostDevices);
     const numHealthy = countHealthyDevices(
       this.deviceHosts,
       lost.lostDevices,
       (host) => !this.lostHosts.has(host) && ctx.registry.get(host) !== undefined,
     );
+    // The lost replicas' devices first (as RecoveringCluster), then every device of the job.
+    await this.engine?.closeLostReplicas();
     this.retireEngine();
     await this.releaseDevices('abort');
     const to = replanJobLayout(from, numHealthy, this.model!);
@@ -338,6 +347,28 @@ export class RemoteJob {
     );
     await this.launch(to);
     for (const request of lost.unfinishedRequests) this.engine!.addRequest(request);
+  }
+
+  /**
+   * Waits (up to HOST_LOSS_GRACE_MS) until each host of a lost device is known lost or dropped:
+   * a device worker that died alone leaves its host up, and the wait ends at the grace.
+   */
+  private async awaitHostLosses(lostDevices: readonly string[]): Promise<void> {
+    const hosts = new Set(lostDevices.map(hostOfDevice).filter((h): h is string => h !== undefined));
+    const isSettled = () =>
+      [...hosts].every((host) => this.lostHosts.has(host) || this.ctx.registry.get(host) === undefined);
+    if (isSettled()) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, HOST_LOSS_GRACE_MS);
+      const off = this.ctx.registry.onLoss(() => {
+        if (isSettled()) done();
+      });
+      function done() {
+        clearTimeout(timer);
+        off();
+        resolve();
+      }
+    });
   }
 
   /** The current engine's counters plus those of the engines re-plans retired. */
@@ -360,7 +391,8 @@ export class RemoteJob {
    */
   private async placeOnHosts(dp: number, perReplica: number): Promise<string[]> {
     const place = () => {
-      const hosts = this.ctx.registry.list;
+      // A host the job lost stays out, even while the registry has not dropped it yet.
+      const hosts = this.ctx.registry.list.filter((h) => !this.lostHosts.has(h.name));
       return placeDevices(
         hosts.map((h) => ({ name: h.name, freeDevices: h.numDevices - h.busyDevices })),
         dp,
