@@ -14,7 +14,6 @@
  * with the client).
  */
 
-import { randomBytes } from 'node:crypto';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import {
   Checkpoint,
@@ -35,7 +34,6 @@ import {
   type OpenJob,
   type SpawnHostKv,
 } from '@seesaw/protocol';
-import { DeviceActorHandle } from '../cluster/device-actor-handle.ts';
 import { DeviceLostError } from '../cluster/device-errors.ts';
 import { type EngineHostKv, engineHostKvFor } from '../cluster/local-host-kv.ts';
 import { ReplicasLostError } from '../cluster/recovery-errors.ts';
@@ -43,14 +41,12 @@ import type { EngineStats } from '../engine.ts';
 import { type EngineRequest, RequestRejectedError } from '../request.ts';
 import type { ClusterMetrics } from './cluster-metrics.ts';
 import type { HostRegistry } from './host-registry.ts';
-import { type JobEngineCluster, planSeesawJob, startJobEngine } from './job-engine.ts';
+import { JobDevices } from './job-devices.ts';
+import { type JobEngine, type JobEngineCluster, planSeesawJob, startJobEngine } from './job-engine.ts';
 import { countHealthyDevices, type JobLayout, jobLayoutName, replanJobLayout } from './job-replan.ts';
 import { checkJobRequest } from './job-request-admission.ts';
-import { hostOfDevice, remoteDeviceName } from './remote-replicas.ts';
-import { placeDevices } from './replica-placement.ts';
+import { hostOfDevice } from './remote-replicas.ts';
 
-/** How long the agents get to spawn their device workers and open the device links. */
-const DEVICE_CHANNEL_TIMEOUT_MS = 60_000;
 /**
  * How long a re-plan waits for the registry to drop the hosts of the devices just lost: a killed
  * agent's relayed device links may close a moment before its own link does, and a re-plan that
@@ -76,16 +72,11 @@ export interface RemoteJobContext {
 }
 
 export class RemoteJob {
-  private readonly actors: DeviceActorHandle[] = [];
-  /** Each device's relayed link and host, by device index. */
-  private readonly links: DeviceLink[] = [];
-  private deviceHosts: string[] = [];
-  private readonly hostsUsed = new Map<string, number>();
+  /** The job's current devices (a re-plan starts new ones under a fresh device job id). */
+  private devices: JobDevices;
   private lostHost: string | undefined;
   /** Every host of the job lost so far (a re-plan leaves them out). */
   private readonly lostHosts = new Set<string>();
-  /** The id the job's current devices run under: the job's own, a fresh one after each re-plan. */
-  private deviceJobId: number;
   private current: JobLayout | undefined;
   private model: ModelConfig | undefined;
   private kvDtype: KvCacheDType = 'f32';
@@ -113,7 +104,7 @@ export class RemoteJob {
     private readonly client: JobClientLink,
     private readonly open: OpenJob,
   ) {
-    this.deviceJobId = ctx.jobId;
+    this.devices = new JobDevices(ctx, ctx.jobId, this.lostHosts);
     this.released = new Promise((resolve) => {
       this.markReleased = resolve;
     });
@@ -144,9 +135,9 @@ export class RemoteJob {
     const { ctx } = this;
     ctx.metrics.add('jobsTotal');
     const offLoss = ctx.registry.onLoss((host, reason) => {
-      if (!this.hostsUsed.has(host)) return;
+      if (!this.devices.uses(host)) return;
       this.lostHosts.add(host);
-      if (this.engine) this.closeHostLinks(host, `host ${host} lost: ${reason}`);
+      if (this.engine) this.devices.closeHostLinks(host, `host ${host} lost: ${reason}`);
       else this.failFromHost(host, new Error(`host ${host} lost: ${reason}`), true);
     });
     try {
@@ -170,8 +161,8 @@ export class RemoteJob {
       });
     } finally {
       offLoss();
-      ctx.registry.jobErrorListeners.delete(this.deviceJobId);
-      ctx.cancelDeviceLinks(this.deviceJobId, 'job ended');
+      ctx.registry.jobErrorListeners.delete(this.devices.deviceJobId);
+      ctx.cancelDeviceLinks(this.devices.deviceJobId, 'job ended');
       await this.release().finally(this.markReleased);
       ctx.log(`coordinator: job ${ctx.jobId} ended`);
     }
@@ -215,26 +206,15 @@ export class RemoteJob {
    * Places `layout` on the hosts' free devices, has their agents spawn the device workers under
    * the current device job id, attaches to them and starts the engine over them.
    */
-  private async launch(layout: JobLayout): Promise<
-    Array<{
-      weightBytes: number;
-      kvCacheBytes: number;
-      numKvBlocks: number;
-      blockSize: number;
-    }>
-  > {
-    const { ctx, kvDtype } = this;
+  private async launch(layout: JobLayout): Promise<JobEngine['replicas']> {
+    const { ctx, kvDtype, devices } = this;
     const config = this.model!;
     const { parallel, seesaw, engineConfig } = layout;
     const { model, cache } = engineConfig;
     this.current = layout;
-    const jobId = this.deviceJobId;
-    ctx.registry.jobErrorListeners.set(jobId, (host, message) =>
+    ctx.registry.jobErrorListeners.set(devices.deviceJobId, (host, message) =>
       this.failFromHost(host, new Error(`host ${host} could not start its devices: ${message}`), false),
     );
-    const { dp, tp, pp } = parallel;
-    const perReplica = tp * pp;
-    const numDevices = dp * perReplica;
     // Every host's store gets the same capacity and all dp engines, so each engine's slot
     // range exists on every host: a replica spanning hosts swaps each rank into its own host.
     const hostKv: SpawnHostKv | undefined =
@@ -245,67 +225,19 @@ export class RemoteJob {
             blockSize: cache.blockSize,
             kvDtype,
             capacityBytes: cache.hostKvBytes,
-            numEngines: dp,
+            numEngines: parallel.dp,
           };
     const engineHostKv: EngineHostKv | undefined =
       hostKv && engineHostKvFor(config, hostKv.blockSize, hostKv.capacityBytes, hostKv.numEngines, kvDtype);
-    this.deviceHosts = await this.placeOnHosts(dp, perReplica);
-    for (const name of this.deviceHosts) {
-      ctx.registry.get(name)!.busyDevices += 1;
-      this.hostsUsed.set(name, (this.hostsUsed.get(name) ?? 0) + 1);
-    }
-    this.layout = `${jobLayoutName(layout)} on ${[...this.hostsUsed]
-      .map(([name, n]) => `${name} (${n} device${n === 1 ? '' : 's'})`)
-      .join(', ')}`;
+    await devices.place(parallel);
+    this.layout = `${jobLayoutName(layout)} on ${devices.placement}`;
     ctx.log(`coordinator: job ${ctx.jobId}: ${this.layout}, model ${model.dir}`);
-
-    const deviceToken = randomBytes(24).toString('base64url');
-    const links = Array.from({ length: numDevices }, (_, device) =>
-      ctx.expectDeviceLink(jobId, device, DEVICE_CHANNEL_TIMEOUT_MS),
+    const actors = await devices.spawnAndAttach(
+      { parallel, ...(seesaw ? { decode: seesaw.decode } : {}), ...(hostKv ? { hostKv } : {}) },
+      () => this.failure,
     );
-    for (let dpRank = 0; dpRank < dp; dpRank++) {
-      const firstDevice = dpRank * perReplica;
-      const replicaHosts = this.deviceHosts.slice(firstDevice, firstDevice + perReplica);
-      const spans = replicaHosts.some((name) => name !== replicaHosts[0]);
-      const hostUrls = spans ? replicaHosts.map((name) => ctx.registry.get(name)!.peerUrl!) : undefined;
-      for (const name of new Set(replicaHosts)) {
-        const devices = replicaHosts.flatMap((host, local) => (host === name ? [local] : []));
-        ctx.registry.get(name)!.link.post({
-          tag: 'spawnReplica',
-          jobId,
-          dpRank,
-          firstDevice,
-          tp,
-          pp,
-          deviceToken,
-          ...(hostUrls ? { devices, hostUrls } : {}),
-          ...(hostKv ? { hostKv } : {}),
-          ...(seesaw ? { decodeLayout: { tp: seesaw.decode.tp, pp: seesaw.decode.pp } } : {}),
-        });
-      }
-    }
-    const attached = await Promise.allSettled(
-      links.map(async (linkPromise, device) => {
-        const link = await linkPromise;
-        this.links[device] = link;
-        const actor = await DeviceActorHandle.attach(link, {
-          name: remoteDeviceName(device, parallel, this.deviceHosts[device]!),
-          token: deviceToken,
-          heartbeatIntervalMs: ctx.heartbeatIntervalMs,
-          heartbeatTimeoutMs: ctx.heartbeatTimeoutMs,
-        });
-        this.actors[device] = actor;
-        actor.onFailure((error) => {
-          if (error instanceof DeviceLostError) ctx.metrics.add('deviceLostTotal');
-        });
-        return actor;
-      }),
-    );
-    const failedAttach = attached.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failedAttach) throw this.failure ?? failedAttach.reason;
-
     const { engine, replicas } = await startJobEngine(
-      this.actors,
+      actors,
       parallel,
       seesaw,
       config,
@@ -329,7 +261,7 @@ export class RemoteJob {
     const fromName = this.layout;
     await this.awaitHostLosses(lost.lostDevices);
     const numHealthy = countHealthyDevices(
-      this.deviceHosts,
+      this.devices.hosts,
       lost.lostDevices,
       (host) => !this.lostHosts.has(host) && ctx.registry.get(host) !== undefined,
     );
@@ -338,7 +270,7 @@ export class RemoteJob {
     this.retireEngine();
     await this.releaseDevices('abort');
     const to = replanJobLayout(from, numHealthy, this.model!);
-    this.deviceJobId = ctx.nextDeviceJobId();
+    this.devices = new JobDevices(ctx, ctx.nextDeviceJobId(), this.lostHosts);
     ctx.log(
       `coordinator: job ${ctx.jobId}: every replica lost a device (${lost.lostDevices.join('; ')}); ` +
         `re-planned ${fromName} -> ${jobLayoutName(to)} on ${numHealthy} healthy ` +
@@ -383,31 +315,6 @@ export class RemoteJob {
     for (const [key, value] of Object.entries(this.engine?.stats ?? {}))
       if (typeof value === 'number') this.retiredStats[key] = (this.retiredStats[key] ?? 0) + value;
     this.engine = undefined;
-  }
-
-  /**
-   * Host name per device. A job that does not fit while ended jobs are still giving their
-   * devices back is placed again once they have (a client that switched jobs).
-   */
-  private async placeOnHosts(dp: number, perReplica: number): Promise<string[]> {
-    const place = () => {
-      // A host the job lost stays out, even while the registry has not dropped it yet.
-      const hosts = this.ctx.registry.list.filter((h) => !this.lostHosts.has(h.name));
-      return placeDevices(
-        hosts.map((h) => ({ name: h.name, freeDevices: h.numDevices - h.busyDevices })),
-        dp,
-        perReplica,
-        hosts.every((h) => h.peerUrl !== undefined),
-      );
-    };
-    try {
-      return place();
-    } catch (error) {
-      const releases = this.ctx.registry.pendingReleases;
-      if (!releases) throw error;
-      await releases;
-      return place();
-    }
   }
 
   /** Steps while there is work; waits for more requests while idle; ends when the client leaves. */
@@ -501,20 +408,9 @@ export class RemoteJob {
   private failFromHost(host: string, error: Error, isLost: boolean): void {
     if (isLost) this.lostHost ??= host;
     this.failure ??= error;
-    this.ctx.cancelDeviceLinks(this.deviceJobId, error.message);
-    this.closeHostLinks(host, error.message);
+    this.ctx.cancelDeviceLinks(this.devices.deviceJobId, error.message);
+    this.devices.closeHostLinks(host, error.message);
     this.wake?.();
-  }
-
-  /**
-   * Closes the links of the host's devices: their handles fail with DeviceLostError (reason
-   * naming the host) at once, rather than at the device heartbeat deadline.
-   */
-  private closeHostLinks(host: string, reason: string): void {
-    this.ctx.log(`coordinator: job ${this.ctx.jobId}: closing the device links of ${host}: ${reason}`);
-    this.links.forEach((link, device) => {
-      if (this.deviceHosts[device] === host) link.close(reason);
-    });
   }
 
   private async release(): Promise<void> {
@@ -522,18 +418,9 @@ export class RemoteJob {
     this.client.close('job ended');
   }
 
-  /** Closes the current devices and gives them back to their hosts (releaseJob). */
+  /** Closes the current devices and gives them back to their hosts. */
   private async releaseDevices(mode: 'drain' | 'abort'): Promise<void> {
-    const actors = this.actors.splice(0).filter((a) => a !== undefined);
-    await Promise.all(actors.map((actor) => actor.close(mode)));
-    this.links.length = 0;
-    this.ctx.registry.jobErrorListeners.delete(this.deviceJobId);
-    for (const [name, count] of this.hostsUsed) {
-      const host = this.ctx.registry.get(name);
-      if (!host) continue;
-      host.busyDevices -= count;
-      host.link.post({ tag: 'releaseJob', jobId: this.deviceJobId });
-    }
-    this.hostsUsed.clear();
+    this.ctx.registry.jobErrorListeners.delete(this.devices.deviceJobId);
+    await this.devices.release(mode);
   }
 }
