@@ -1,8 +1,8 @@
 /**
  * One job on the coordinator daemon, from openJob to its end: places the DP replicas on hosts
- * (a replica that fits no single host is split over hosts that accept peer links; their agents
- * then link the devices to each other), has their agents spawn the device workers, drives every device over its relayed WebSocket with
- * the same DeviceActorHandle logic as a local cluster, runs a ClusterEngine over the replicas (a
+ * and has their agents spawn the device workers (JobDevices: a replica that fits no single host
+ * is split over hosts that accept peer links), drives every device over its relayed WebSocket
+ * with the same DeviceActorHandle logic as a local cluster, runs a ClusterEngine over the replicas (a
  * job with a decode layout: the local path's SeesawClusterEngine, job-engine.ts) and
  * streams each finished request back to the client. A host lost while the job runs (its links
  * closed, or its agent silent past the heartbeat deadline) has its device links closed, so the
