@@ -119,10 +119,29 @@ describe('cluster scripts', () => {
       [seesaw, /hostKvMemory/],
       [{ ...seesaw, hostKvMemory: 'lots' }, /hostKvMemory: /],
       [{ ...seesaw, hostKvMemory: '1MiB', config: 'D2' }, /not both/],
+      [{ ...seesaw, hostKvMemory: '1MiB', kvDtype: 'fp8' }, /kvDtype must be one of auto, bf16, f16, f32/],
     ];
     cases.forEach(([script, reason], i) => {
       expect(() => readClusterScript(file(`bad-seesaw-${i}.json`, JSON.stringify(script)))).toThrow(reason);
     });
+  });
+
+  it("a static job's host KV tier and either job's KV dtype", () => {
+    const job = { model: '/models/tiny', input: '/in.jsonl', output: '/out.jsonl' };
+    const base = { tokenFile: '/token', hosts: [{ name: 'a', devices: 2 }], job };
+    const read = (name: string, extra: object) =>
+      readClusterScript(file(name, JSON.stringify({ ...base, ...extra })));
+    expect(read('static-kv.json', { config: 'D2', hostKvMemory: '2MiB', kvDtype: 'bf16' })).toMatchObject({
+      config: 'D2',
+      hostKvBytes: 2 << 20,
+      kvDtype: 'bf16',
+    });
+    expect(
+      read('seesaw-kv.json', { prefill: 'P2', decode: 'T2', hostKvMemory: '1MiB', kvDtype: 'auto' }),
+    ).toMatchObject({ seesaw: { hostKvBytes: 1 << 20 }, kvDtype: 'auto' });
+    expect(() => read('static-bad-kv.json', { config: 'D2', hostKvMemory: 'lots' })).toThrow(
+      /hostKvMemory: /,
+    );
   });
 
   it('names what is wrong', () => {

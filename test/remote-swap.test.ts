@@ -102,6 +102,7 @@ async function runSwapJob(url: string, parallelism: string, requests: EngineRequ
     return {
       layout: job.ready.layout,
       numKvBlocks: job.ready.numKvBlocks,
+      kvDtype: job.ready.kvDtype,
       outputs: new Map(finished.map((o) => [o.requestId, o.outputTokenIds])),
       stats,
     };
@@ -148,6 +149,7 @@ describe('preemption by swap on a job over two hosts, one kv-store per host', ()
     async (parallelism, layout) => {
       const run = await runSwapJob(daemon.url, parallelism, requests);
       expect(run.layout).toBe(layout);
+      expect(run.kvDtype).toBe('f32');
       expect(run.numKvBlocks).toBe((parallelism === 'D2' ? 2 : 1) * BLOCKS_PER_ENGINE);
       expect(run.stats.numSwapOuts).toBeGreaterThan(0);
       expect(run.stats.numSwapIns).toBe(run.stats.numSwapOuts);
@@ -165,6 +167,8 @@ describe('preemption by swap on a job over two hosts, one kv-store per host', ()
     // Memory sized for BLOCKS_PER_ENGINE 2-byte blocks: an f32 cache would get half of them.
     const run = await runSwapJob(daemon.url, 'P2', requests, true);
     expect(run.numKvBlocks).toBe(BLOCKS_PER_ENGINE);
+    // jobReady names the dtype auto resolved to, as a local run prints it.
+    expect(run.kvDtype).toBe('bf16');
     expect(run.stats.numSwapOuts).toBeGreaterThan(0);
     expect(run.stats.numRecomputedTokens).toBe(0);
     const bf16Reference = await runReference(FIXTURE, requests, 'bf16');

@@ -46,6 +46,8 @@ export const DAEMON_SERVICE_FLAG_GROUP: FlagGroup = {
     stringFlag('device-memory', 'SIZE', "each device's memory budget"),
     stringFlag('max-num-batched-tokens', 'N', 'token budget of one step'),
     stringFlag('max-num-seqs', 'N', 'sequences in one step'),
+    // A Seesaw pair's job (metadata seesaw_prefill/seesaw_decode) parks every sequence here.
+    ...HOST_KV_FLAG_GROUP.flags,
   ],
 };
 
@@ -236,7 +238,8 @@ const CLUSTER_RUN_COMMAND: CommandDeclaration = {
   name: 'cluster-run',
   summary: 'Start a coordinator and local agents from a cluster script and run its job.',
   description: `seesaw cluster-run FILE: the script is JSON {tokenFile, listen, hosts [{name, devices}], config,
-threadsPerDevice, job {model, input, output}}; for Seesaw, prefill, decode and hostKvMemory instead of config.`,
+threadsPerDevice, hostKvMemory, kvDtype, job {model, input, output}}; for Seesaw, prefill, decode and
+hostKvMemory (required) instead of config.`,
   groups: [],
 };
 

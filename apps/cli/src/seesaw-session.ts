@@ -7,15 +7,16 @@
  *
  * A lost device drops its replica: its unfinished requests start over from their prompts on the
  * other replicas (ReplicaCluster's recovery, as a static cluster's). With no replica left the
- * run fails with the device's error (a phased cluster is not re-planned onto the surviving
- * devices), and the output written so far is kept.
+ * run is re-planned onto the healthy devices (RecoveringSeesawCluster: a pair that fits them,
+ * else a static layout), each event logged to stderr; when nothing fits the run fails and the
+ * output written so far is kept.
  */
 
 import { randomBytes } from 'node:crypto';
 import { freemem } from 'node:os';
 import { basename, resolve } from 'node:path';
-import { LocalCluster, measureReshardLinkRates, SeesawClusterEngine } from '@seesaw/coordinator';
-import { Checkpoint, parseParallelConfig } from '@seesaw/model';
+import { measureReshardLinkRates, RecoveringSeesawCluster } from '@seesaw/coordinator';
+import { Checkpoint, loadModelConfig, parseParallelConfig } from '@seesaw/model';
 import { ENGINE_DEFAULTS, type EngineConfig } from '@seesaw/protocol';
 import { deviceWorkerUrlOf } from './backend-flags.ts';
 import { formatByteSize } from './byte-size.ts';
@@ -39,6 +40,7 @@ export async function openSeesawSession(
   const reshardRoute = parallel.reshardRoute ?? 'auto';
   const numThreadsPerDevice = parallel.numThreadsPerDevice ?? 1;
   const weightBytes = Checkpoint.tensorBytesOf(modelDir);
+  const config = loadModelConfig(modelDir);
   // A Seesaw device holds the weights of its bigger shard: not the --kv-cache-memory of one device.
   const deviceMemoryBytes = cache.deviceMemoryBytes ?? weightBytes + ENGINE_DEFAULTS.kvCacheBytes;
   const hostKvBytes = cache.hostKvBytes ?? defaultSeesawHostKvBytes();
@@ -62,51 +64,52 @@ export async function openSeesawSession(
         `host ${gbps(reshardRates.hostBytesPerSecond)} GB/s`,
     );
   }
-  const cluster = await LocalCluster.start({
-    workerUrl: await deviceWorkerUrlOf(settings.backend ?? 'cpu'),
-    modelDir,
-    parallel: prefill,
-    decodeParallel: decode,
-    reshardRoute,
-    hostWeightCache,
-    reshardRates,
-    numThreadsPerDevice,
-    deviceMemoryBytes,
-    token: randomBytes(24).toString('base64url'),
-    createTpGroup: createDeviceWorkerGroup,
-    hostKvBytes,
-    ...(cache.kvDtype !== undefined ? { kvDtype: cache.kvDtype } : {}),
+  const perReplica = prefill.tp * prefill.pp;
+  // One watcher set per cluster the run starts (a re-plan starts another); the peak is over all.
+  const peaks: PeakDeviceMemory[] = [];
+  const recovering = await RecoveringSeesawCluster.start({
+    cluster: {
+      workerUrl: await deviceWorkerUrlOf(settings.backend ?? 'cpu'),
+      modelDir,
+      parallel: prefill,
+      decodeParallel: decode,
+      reshardRoute,
+      hostWeightCache,
+      reshardRates,
+      numThreadsPerDevice,
+      deviceMemoryBytes,
+      token: randomBytes(24).toString('base64url'),
+      createTpGroup: createDeviceWorkerGroup,
+      hostKvBytes,
+      ...(cache.kvDtype !== undefined ? { kvDtype: cache.kvDtype } : {}),
+      log,
+    },
+    engine: {
+      maxModelLen: config.maxPositionEmbeddings,
+      eosTokenIds: config.eosTokenIds,
+      maxNumBatchedTokens: scheduler.prefillTokenBudget,
+      maxNumSeqs: scheduler.maxNumSeqs,
+      watermark: scheduler.watermark,
+      hostLowMark: scheduler.hostLowMark,
+      trace: settings.recorder,
+      log,
+    },
+    staticMaxNumBatchedTokens: scheduler.maxNumBatchedTokens,
+    // A re-plan must not put more of the weights on one device than its memory holds.
+    minDevicesPerReplica: Math.ceil(weightBytes / deviceMemoryBytes),
+    wrapReplicas: (replicas) =>
+      replicas.map((replica) => {
+        const peak = new PeakDeviceMemory(perReplica, replica);
+        peaks.push(peak);
+        return watchPeakMemory(replica, peak);
+      }),
     log,
   });
-  const perReplica = prefill.tp * prefill.pp;
-  const peaks = cluster.phasedReplicas.map((replica) => new PeakDeviceMemory(perReplica, replica));
-  let engine: SeesawClusterEngine;
-  try {
-    const hostKv = cluster.engineHostKv;
-    if (hostKv === undefined) throw new Error('the phased cluster started without its host KV tier');
-    engine = new SeesawClusterEngine(
-      cluster.phasedReplicas.map((replica, index) => watchPeakMemory(replica, peaks[index])),
-      {
-        maxModelLen: cluster.config.maxPositionEmbeddings,
-        eosTokenIds: cluster.config.eosTokenIds,
-        hostKv,
-        maxNumBatchedTokens: scheduler.prefillTokenBudget,
-        maxNumSeqs: scheduler.maxNumSeqs,
-        watermark: scheduler.watermark,
-        hostLowMark: scheduler.hostLowMark,
-        trace: settings.recorder,
-        log,
-        onReplicaLost: (r) => cluster.phasedReplicas[r]!.abort(),
-      },
-    );
-  } catch (error) {
-    await cluster.close();
-    throw error;
-  }
+  const cluster = recovering.cluster;
   // The engine's times are summed over its DP replicas, which run at the same time: per replica.
   const { dp } = prefill;
   const figures = (): SessionFigures => {
-    const stats = engine.stats;
+    const stats = recovering.stats;
     return {
       numSwitches: stats.numSwitches,
       prefillMs: stats.prefillMs / dp,
@@ -119,7 +122,7 @@ export async function openSeesawSession(
       prefetchesLanded: stats.prefetchesLanded,
       prefetchBytesNeeded: stats.prefetchBytesNeeded,
       prefetchBytesLanded: stats.prefetchBytesLanded,
-      peakDeviceMemoryBytes: Math.max(...peaks.map((peak) => peak.bytes)),
+      peakDeviceMemoryBytes: Math.max(0, ...peaks.map((peak) => peak.bytes)),
       hostKvBytes,
     };
   };
@@ -132,7 +135,17 @@ export async function openSeesawSession(
       blockSize: replicas[0].blockSize,
       kvDtype: cluster.kvDtype,
     },
-    engine,
+    engine: {
+      get maxModelLen() {
+        return recovering.maxModelLen;
+      },
+      get stats() {
+        return recovering.stats;
+      },
+      addRequest: (request) => recovering.addRequest(request),
+      hasUnfinishedRequests: () => recovering.hasUnfinishedRequests(),
+      step: () => recovering.step(),
+    },
     config: cluster.config,
     modelName: basename(resolve(modelDir)),
     layout:
@@ -140,6 +153,6 @@ export async function openSeesawSession(
       `${parallel.numDevices} device worker${parallel.numDevices === 1 ? '' : 's'} ` +
       `(${numThreadsPerDevice} thread${numThreadsPerDevice === 1 ? '' : 's'} each)`,
     figures,
-    close: () => cluster.close(),
+    close: () => recovering.close(),
   };
 }

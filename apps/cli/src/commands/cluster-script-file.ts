@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { KV_DTYPE_SETTINGS, type KvDTypeSetting } from '@seesaw/protocol';
 import { UsageError } from '../args.ts';
 import { parseByteSize } from '../byte-size.ts';
 
@@ -15,12 +16,16 @@ export interface ClusterScript {
   config?: string;
   /** A Seesaw job: both layouts and each host's KV tier in bytes. */
   seesaw?: { prefill: string; decode: string; hostKvBytes: number };
+  /** A static job's host KV tier on every host (preemption may swap there); absent: none. */
+  hostKvBytes?: number;
+  /** The KV dtype setting of the job (auto|bf16|f16|f32); absent: the default. */
+  kvDtype?: KvDTypeSetting;
   threadsPerDevice?: number;
   job: { model: string; input: string; output: string };
 }
 
 /** What a script file may hold (hostKvMemory as a size, '1GiB'). */
-type ClusterScriptFile = Omit<ClusterScript, 'seesaw'> & {
+type ClusterScriptFile = Omit<ClusterScript, 'seesaw' | 'hostKvBytes'> & {
   prefill?: string;
   decode?: string;
   hostKvMemory?: string;
@@ -62,19 +67,30 @@ export function readClusterScript(path: string): ClusterScript {
       output: abs(text(job.output, 'job.output')),
     },
   };
+  const hostKvBytesOf = (value: unknown, name: string): number => {
+    const size = text(value, name);
+    try {
+      return parseByteSize(size);
+    } catch (error) {
+      return fail(`hostKvMemory: ${(error as Error).message}`);
+    }
+  };
   if (s.prefill !== undefined || s.decode !== undefined) {
     if (s.config !== undefined)
       fail('give config for a static job, or prefill and decode for Seesaw, not both');
-    const hostKvMemory = text(s.hostKvMemory, "hostKvMemory (each host's KV tier, with prefill and decode)");
-    let hostKvBytes = 0;
-    try {
-      hostKvBytes = parseByteSize(hostKvMemory);
-    } catch (error) {
-      fail(`hostKvMemory: ${(error as Error).message}`);
-    }
+    const hostKvBytes = hostKvBytesOf(
+      s.hostKvMemory,
+      "hostKvMemory (each host's KV tier, with prefill and decode)",
+    );
     script.seesaw = { prefill: text(s.prefill, 'prefill'), decode: text(s.decode, 'decode'), hostKvBytes };
   } else {
     script.config = text(s.config, 'config');
+    if (s.hostKvMemory !== undefined) script.hostKvBytes = hostKvBytesOf(s.hostKvMemory, 'hostKvMemory');
+  }
+  if (s.kvDtype !== undefined) {
+    if (!KV_DTYPE_SETTINGS.includes(s.kvDtype as KvDTypeSetting))
+      fail(`kvDtype must be one of ${KV_DTYPE_SETTINGS.join(', ')}, got ${JSON.stringify(s.kvDtype)}`);
+    script.kvDtype = s.kvDtype;
   }
   if (s.threadsPerDevice !== undefined) {
     if (!Number.isInteger(s.threadsPerDevice) || s.threadsPerDevice < 1)

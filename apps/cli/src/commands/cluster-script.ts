@@ -10,7 +10,8 @@
  *     "job": { "model": "models/tiny", "input": "prompts.jsonl", "output": "results.jsonl" } }
  *
  * A Seesaw job gives "prefill": "P2", "decode": "T2" and "hostKvMemory": "1GiB" (each host's KV
- * tier) instead of "config".
+ * tier) instead of "config". A static job may give "hostKvMemory" too (preemption may swap
+ * there), and either kind "kvDtype": "auto" | "bf16" | "f16" | "f32".
  *
  * Relative paths are relative to the script's directory.
  */
@@ -148,6 +149,7 @@ export function remoteSessionOpener(
         kvCacheBytes: ready.kvCacheBytes,
         numKvBlocks: ready.numKvBlocks,
         blockSize: ready.blockSize,
+        ...(ready.kvDtype ? { kvDtype: ready.kvDtype } : {}),
       },
       engine: {
         get maxModelLen() {
@@ -320,6 +322,8 @@ export async function clusterRunCommand(argv: string[]): Promise<number> {
     const cluster = scriptJobSettings(script, url, token);
     const summary = await runJob({
       ...(script.seesaw ? { hostKvBytes: script.seesaw.hostKvBytes } : {}),
+      ...(script.hostKvBytes !== undefined ? { hostKvBytes: script.hostKvBytes } : {}),
+      ...(script.kvDtype !== undefined ? { kvDtype: script.kvDtype } : {}),
       modelDir: script.job.model,
       inputPath: script.job.input,
       outputPath: script.job.output,

@@ -79,7 +79,7 @@ async function readSessionOpener(
  * seesaw_decode a Seesaw pair (with the server's Seesaw tuning flags, else their defaults); no
  * choice, the server's own --config or --prefill/--decode.
  */
-function clusterJobFor(cluster: ClusterJobSettings, choice: EngineChoice | null): ClusterJobSettings {
+export function clusterJobFor(cluster: ClusterJobSettings, choice: EngineChoice | null): ClusterJobSettings {
   if (choice === null) return cluster;
   const { seesaw: _serverPair, ...job } = cluster;
   if (choice.kind === 'static') return { ...job, parallelism: formatParallelConfig(choice.parallel) };

@@ -19,9 +19,10 @@ import {
 } from '../args.ts';
 import { DAEMON_SERVICE_FLAG_GROUP } from '../command-flags.ts';
 import { type ClusterJobSettings, remoteSessionOpener } from '../commands/cluster-script.ts';
-import { parseHostPort, readApiKey, readBatchWindowOverride } from '../commands/serve.ts';
+import { clusterJobFor, parseHostPort, readApiKey, readBatchWindowOverride } from '../commands/serve.ts';
 import { readSchedulerSettings } from '../engine-config.ts';
 import type { EngineSession, EngineSettings } from '../engine-session.ts';
+import { readHostKvSettings } from '../host-kv-flags.ts';
 import type { EngineChoice } from './engine-choice.ts';
 import { type RunningService, startService } from './service.ts';
 
@@ -77,6 +78,7 @@ export function readDaemonServiceFlags(values: FlagValues): DaemonServiceSetting
     ...readBatchWindowOverride(values),
     engine: {
       ...readSchedulerSettings(values),
+      ...readHostKvSettings(values),
     },
   };
 }
@@ -109,9 +111,10 @@ export async function startDaemonService(
     ...(settings.tls ? { tlsCa: Buffer.from(settings.tls.cert) } : {}),
   };
   const openSession = async (signal: AbortSignal, choice: EngineChoice | null): Promise<EngineSession> => {
-    // A batch's seesaw_config is the job's layout (pairs are refused when the batch is created).
-    const parallelism =
-      choice?.kind === 'static' ? formatParallelConfig(choice.parallel) : settings.parallelism;
+    // A batch's seesaw_config is the job's layout; a pair (seesaw_prefill/seesaw_decode) a Seesaw
+    // job on the same devices, with the service's host KV tier.
+    const job = clusterJobFor(cluster, choice);
+    const { parallelism } = job;
     const needed = numDevices(parseParallelConfig(parallelism));
     let hasLogged = false;
     while (freeDevices(daemon) < needed) {
@@ -119,7 +122,7 @@ export async function startDaemonService(
       hasLogged = true;
       await sleep(HOST_POLL_MS, undefined, { signal });
     }
-    const open = remoteSessionOpener({ ...cluster, parallelism }, 'the service state dir', log);
+    const open = remoteSessionOpener(job, 'the service state dir', log);
     return open(settings.modelDir, settings.engine);
   };
   return startService({
@@ -129,7 +132,8 @@ export async function startDaemonService(
     stateDir: settings.stateDir,
     apiKey: settings.apiKey,
     openSession,
-    supportsSeesawPairs: false,
+    // A pair's job needs each host's KV tier (batches asking for one are refused without it).
+    supportsSeesawPairs: settings.engine.hostKvBytes !== undefined,
     ...(settings.tls ? { tls: settings.tls } : {}),
     ...(settings.batchWindowOverrideMs === undefined
       ? {}

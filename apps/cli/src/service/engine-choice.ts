@@ -68,7 +68,7 @@ export function readEngineChoice(
   if (!supportsSeesawPairs) {
     throw new EngineChoiceError(
       `metadata.${PREFILL_KEY}/${DECODE_KEY}: Seesaw pairs need local device workers, or a ` +
-        `cluster with each host's KV tier (seesaw serve --cluster ... --host-kv-memory SIZE); use ${CONFIG_KEY} here`,
+        `cluster with each host's KV tier (--host-kv-memory SIZE on serve --cluster or coordinator --http); use ${CONFIG_KEY} here`,
       PREFILL_KEY,
     );
   }

@@ -28,6 +28,10 @@ export {
   type RecoveringClusterOptions,
   type ReplanEvent,
 } from './recovering-cluster.ts';
+export {
+  RecoveringSeesawCluster,
+  type RecoveringSeesawClusterOptions,
+} from './recovering-seesaw-cluster.ts';
 export { ClusterStoppedError, ReplicasLostError } from './recovery-errors.ts';
 export { type ReplanOptions, replanConfig } from './replan.ts';
 export {
@@ -54,3 +58,4 @@ export {
   DEFAULT_RESHARD_RATES,
   type ReshardPlannerOptions,
 } from './reshard-planner.ts';
+export { rankedSeesawReplans, type SeesawReplan, type SeesawReplanOptions } from './seesaw-replan.ts';

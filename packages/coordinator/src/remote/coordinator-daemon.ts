@@ -267,6 +267,8 @@ export class CoordinatorDaemon {
         metrics: this.metrics,
         expectDeviceLink: (id, device, timeoutMs) => this.expectDeviceLink(id, device, timeoutMs),
         cancelDeviceLinks: (id, reason) => this.cancelDeviceLinks(id, reason),
+        // Job ids and a re-planned job's device job ids share one counter: never the same twice.
+        nextDeviceJobId: () => this.nextJobId++,
         heartbeatIntervalMs: this.options.deviceHeartbeatIntervalMs,
         heartbeatTimeoutMs: this.options.deviceHeartbeatTimeoutMs,
         log: this.log,

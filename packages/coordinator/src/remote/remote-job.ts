@@ -1,22 +1,24 @@
 /**
  * One job on the coordinator daemon, from openJob to its end: places the DP replicas on hosts
- * (a replica that fits no single host is split over hosts that accept peer links; their agents
- * then link the devices to each other), has their agents spawn the device workers, drives every device over its relayed WebSocket with
- * the same DeviceActorHandle logic as a local cluster, runs a ClusterEngine over the replicas (a
+ * and has their agents spawn the device workers (JobDevices: a replica that fits no single host
+ * is split over hosts that accept peer links), drives every device over its relayed WebSocket
+ * with the same DeviceActorHandle logic as a local cluster, runs a ClusterEngine over the replicas (a
  * job with a decode layout: the local path's SeesawClusterEngine, job-engine.ts) and
  * streams each finished request back to the client. A host lost while the job runs (its links
  * closed, or its agent silent past the heartbeat deadline) has its device links closed, so the
- * ClusterEngine drops its replicas and requeues their requests on the others; when no replica is
- * left, or a host fails before the job started, the job ends with jobFailed naming the host
- * (results already sent stay with the client).
+ * ClusterEngine drops its replicas and requeues their requests on the others. When no replica is
+ * left, a Seesaw job re-plans onto the healthy devices (job-replan.ts: a pair that fits them, else
+ * a static layout), starts them under a new device job id and resumes its unfinished requests
+ * there from their prompts; a static job, or one with nothing to re-plan onto, or a host that
+ * fails before the job started, ends with jobFailed naming the host (results already sent stay
+ * with the client).
  */
 
-import { randomBytes } from 'node:crypto';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import {
   Checkpoint,
-  formatParallelConfig,
   kvDtypeForCheckpoint,
+  type ModelConfig,
   parseParallelConfig,
   validateForModel,
 } from '@seesaw/model';
@@ -28,22 +30,29 @@ import {
   type Endpoint,
   type JobClientToCoordinator,
   type JobRequest,
+  type KvCacheDType,
   type OpenJob,
   type SpawnHostKv,
 } from '@seesaw/protocol';
-import { DeviceActorHandle } from '../cluster/device-actor-handle.ts';
 import { DeviceLostError } from '../cluster/device-errors.ts';
 import { type EngineHostKv, engineHostKvFor } from '../cluster/local-host-kv.ts';
+import { ReplicasLostError } from '../cluster/recovery-errors.ts';
+import type { EngineStats } from '../engine.ts';
 import { type EngineRequest, RequestRejectedError } from '../request.ts';
 import type { ClusterMetrics } from './cluster-metrics.ts';
 import type { HostRegistry } from './host-registry.ts';
-import { type JobEngineCluster, planSeesawJob, startJobEngine } from './job-engine.ts';
+import { JobDevices } from './job-devices.ts';
+import { type JobEngine, type JobEngineCluster, planSeesawJob, startJobEngine } from './job-engine.ts';
+import { countHealthyDevices, type JobLayout, jobLayoutName, replanJobLayout } from './job-replan.ts';
 import { checkJobRequest } from './job-request-admission.ts';
-import { hostOfDevice, remoteDeviceName } from './remote-replicas.ts';
-import { placeDevices } from './replica-placement.ts';
+import { hostOfDevice } from './remote-replicas.ts';
 
-/** How long the agents get to spawn their device workers and open the device links. */
-const DEVICE_CHANNEL_TIMEOUT_MS = 60_000;
+/**
+ * How long a re-plan waits for the registry to drop the hosts of the devices just lost: a killed
+ * agent's relayed device links may close a moment before its own link does, and a re-plan that
+ * counted that host as up would place devices on it.
+ */
+const HOST_LOSS_GRACE_MS = 1_000;
 
 export type DeviceLink = Endpoint<CoordinatorToDevice, DeviceToCoordinator>;
 export type JobClientLink = Endpoint<CoordinatorToJobClient, JobClientToCoordinator>;
@@ -55,18 +64,24 @@ export interface RemoteJobContext {
   /** Resolves with the link an agent opened for (jobId, device). */
   expectDeviceLink: (jobId: number, device: number, timeoutMs: number) => Promise<DeviceLink>;
   cancelDeviceLinks: (jobId: number, reason: string) => void;
+  /** A fresh id for the devices of a re-planned job (their agents and links start anew under it). */
+  nextDeviceJobId: () => number;
   heartbeatIntervalMs?: number;
   heartbeatTimeoutMs?: number;
   log: (line: string) => void;
 }
 
 export class RemoteJob {
-  private readonly actors: DeviceActorHandle[] = [];
-  /** Each device's relayed link and host, by device index. */
-  private readonly links: DeviceLink[] = [];
-  private deviceHosts: string[] = [];
-  private readonly hostsUsed = new Map<string, number>();
+  /** The job's current devices (a re-plan starts new ones under a fresh device job id). */
+  private devices: JobDevices;
   private lostHost: string | undefined;
+  /** Every host of the job lost so far (a re-plan leaves them out). */
+  private readonly lostHosts = new Set<string>();
+  private current: JobLayout | undefined;
+  private model: ModelConfig | undefined;
+  private kvDtype: KvCacheDType = 'f32';
+  /** Counters of the engines a re-plan retired, added to the current engine's. */
+  private readonly retiredStats: Record<string, number> = {};
   private failure: Error | undefined;
   private isClientGone = false;
   private wake: (() => void) | undefined;
@@ -89,6 +104,7 @@ export class RemoteJob {
     private readonly client: JobClientLink,
     private readonly open: OpenJob,
   ) {
+    this.devices = new JobDevices(ctx, ctx.jobId, this.lostHosts);
     this.released = new Promise((resolve) => {
       this.markReleased = resolve;
     });
@@ -119,13 +135,11 @@ export class RemoteJob {
     const { ctx } = this;
     ctx.metrics.add('jobsTotal');
     const offLoss = ctx.registry.onLoss((host, reason) => {
-      if (!this.hostsUsed.has(host)) return;
-      if (this.engine) this.closeHostLinks(host, `host ${host} lost: ${reason}`);
+      if (!this.devices.uses(host)) return;
+      this.lostHosts.add(host);
+      if (this.engine) this.devices.closeHostLinks(host, `host ${host} lost: ${reason}`);
       else this.failFromHost(host, new Error(`host ${host} lost: ${reason}`), true);
     });
-    ctx.registry.jobErrorListeners.set(ctx.jobId, (host, message) =>
-      this.failFromHost(host, new Error(`host ${host} could not start its devices: ${message}`), false),
-    );
     try {
       await this.start();
       await this.loop();
@@ -147,35 +161,60 @@ export class RemoteJob {
       });
     } finally {
       offLoss();
-      ctx.registry.jobErrorListeners.delete(ctx.jobId);
-      ctx.cancelDeviceLinks(ctx.jobId, 'job ended');
+      ctx.registry.jobErrorListeners.delete(this.devices.deviceJobId);
+      ctx.cancelDeviceLinks(this.devices.deviceJobId, 'job ended');
       await this.release().finally(this.markReleased);
       ctx.log(`coordinator: job ${ctx.jobId} ended`);
     }
   }
 
   private async start(): Promise<void> {
-    const { ctx } = this;
     const { model, parallel: parallelConfig, cache } = this.open.config;
     // Opening reads only the safetensors headers; it refuses a config whose dimensions do not
     // match the tensors before numModelParams or any host builds tables sized by the config.
     const checkpoint = Checkpoint.open(model.dir);
-    const kvDtype = kvDtypeForCheckpoint(cache.kvDtype ?? ENGINE_DEFAULTS.kvDtype, checkpoint);
+    this.kvDtype = kvDtypeForCheckpoint(cache.kvDtype ?? ENGINE_DEFAULTS.kvDtype, checkpoint);
     checkpoint.close();
     const config = checkpoint.config;
+    this.model = config;
     this.vocabSize = config.vocabSize;
     const parallel = parseParallelConfig(parallelConfig.layout);
     validateForModel(parallel, config);
     // Before any device starts: the decode layout and both re-shard plans (refused if they cannot fit).
     const seesaw = planSeesawJob(this.open.config, config, parallel);
-    const { dp, tp, pp } = parallel;
-    const perReplica = tp * pp;
-    const numDevices = dp * perReplica;
+    const numDevices = parallel.dp * parallel.tp * parallel.pp;
     if (parallelConfig.numDevices !== numDevices) {
       throw new Error(
         `the job's numDevices ${parallelConfig.numDevices} does not match its layout ${parallelConfig.layout} (${numDevices} devices)`,
       );
     }
+    const replicas = await this.launch({ parallel, seesaw, engineConfig: this.open.config });
+    this.client.post({
+      tag: 'jobReady',
+      jobId: this.ctx.jobId,
+      layout: this.layout,
+      weightBytes: replicas.reduce((sum, r) => sum + r.weightBytes, 0),
+      kvCacheBytes: replicas.reduce((sum, r) => sum + r.kvCacheBytes, 0),
+      numKvBlocks: replicas.reduce((sum, r) => sum + r.numKvBlocks, 0),
+      blockSize: replicas[0]!.blockSize,
+      maxModelLen: this.engine!.maxModelLen,
+      kvDtype: this.kvDtype,
+    });
+  }
+
+  /**
+   * Places `layout` on the hosts' free devices, has their agents spawn the device workers under
+   * the current device job id, attaches to them and starts the engine over them.
+   */
+  private async launch(layout: JobLayout): Promise<JobEngine['replicas']> {
+    const { ctx, kvDtype, devices } = this;
+    const config = this.model!;
+    const { parallel, seesaw, engineConfig } = layout;
+    const { model, cache } = engineConfig;
+    this.current = layout;
+    ctx.registry.jobErrorListeners.set(devices.deviceJobId, (host, message) =>
+      this.failFromHost(host, new Error(`host ${host} could not start its devices: ${message}`), false),
+    );
     // Every host's store gets the same capacity and all dp engines, so each engine's slot
     // range exists on every host: a replica spanning hosts swaps each rank into its own host.
     const hostKv: SpawnHostKv | undefined =
@@ -186,120 +225,103 @@ export class RemoteJob {
             blockSize: cache.blockSize,
             kvDtype,
             capacityBytes: cache.hostKvBytes,
-            numEngines: dp,
+            numEngines: parallel.dp,
           };
     const engineHostKv: EngineHostKv | undefined =
       hostKv && engineHostKvFor(config, hostKv.blockSize, hostKv.capacityBytes, hostKv.numEngines, kvDtype);
-    this.deviceHosts = await this.placeOnHosts(dp, perReplica);
-    for (const name of this.deviceHosts) {
-      ctx.registry.get(name)!.busyDevices += 1;
-      this.hostsUsed.set(name, (this.hostsUsed.get(name) ?? 0) + 1);
-    }
-    const layoutName = seesaw
-      ? `prefill ${formatParallelConfig(parallel)}, decode ${formatParallelConfig(seesaw.decode)}`
-      : formatParallelConfig(parallel);
-    this.layout = `${layoutName} on ${[...this.hostsUsed]
-      .map(([name, n]) => `${name} (${n} device${n === 1 ? '' : 's'})`)
-      .join(', ')}`;
+    await devices.place(parallel);
+    this.layout = `${jobLayoutName(layout)} on ${devices.placement}`;
     ctx.log(`coordinator: job ${ctx.jobId}: ${this.layout}, model ${model.dir}`);
-
-    const deviceToken = randomBytes(24).toString('base64url');
-    const links = Array.from({ length: numDevices }, (_, device) =>
-      ctx.expectDeviceLink(ctx.jobId, device, DEVICE_CHANNEL_TIMEOUT_MS),
+    const actors = await devices.spawnAndAttach(
+      { parallel, ...(seesaw ? { decode: seesaw.decode } : {}), ...(hostKv ? { hostKv } : {}) },
+      () => this.failure,
     );
-    for (let dpRank = 0; dpRank < dp; dpRank++) {
-      const firstDevice = dpRank * perReplica;
-      const replicaHosts = this.deviceHosts.slice(firstDevice, firstDevice + perReplica);
-      const spans = replicaHosts.some((name) => name !== replicaHosts[0]);
-      const hostUrls = spans ? replicaHosts.map((name) => ctx.registry.get(name)!.peerUrl!) : undefined;
-      for (const name of new Set(replicaHosts)) {
-        const devices = replicaHosts.flatMap((host, local) => (host === name ? [local] : []));
-        ctx.registry.get(name)!.link.post({
-          tag: 'spawnReplica',
-          jobId: ctx.jobId,
-          dpRank,
-          firstDevice,
-          tp,
-          pp,
-          deviceToken,
-          ...(hostUrls ? { devices, hostUrls } : {}),
-          ...(hostKv ? { hostKv } : {}),
-          ...(seesaw ? { decodeLayout: { tp: seesaw.decode.tp, pp: seesaw.decode.pp } } : {}),
-        });
-      }
-    }
-    const attached = await Promise.allSettled(
-      links.map(async (linkPromise, device) => {
-        const link = await linkPromise;
-        this.links[device] = link;
-        const actor = await DeviceActorHandle.attach(link, {
-          name: remoteDeviceName(device, parallel, this.deviceHosts[device]!),
-          token: deviceToken,
-          heartbeatIntervalMs: ctx.heartbeatIntervalMs,
-          heartbeatTimeoutMs: ctx.heartbeatTimeoutMs,
-        });
-        this.actors[device] = actor;
-        actor.onFailure((error) => {
-          if (error instanceof DeviceLostError) ctx.metrics.add('deviceLostTotal');
-        });
-        return actor;
-      }),
-    );
-    const failedAttach = attached.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failedAttach) throw this.failure ?? failedAttach.reason;
-
     const { engine, replicas } = await startJobEngine(
-      this.actors,
+      actors,
       parallel,
       seesaw,
       config,
-      this.open.config,
+      engineConfig,
       engineHostKv,
       kvDtype,
       (line) => ctx.log(`coordinator: job ${ctx.jobId}: ${line}`),
     );
     this.engine = engine;
-    this.client.post({
-      tag: 'jobReady',
-      jobId: ctx.jobId,
-      layout: this.layout,
-      weightBytes: replicas.reduce((sum, r) => sum + r.weightBytes, 0),
-      kvCacheBytes: replicas.reduce((sum, r) => sum + r.kvCacheBytes, 0),
-      numKvBlocks: replicas.reduce((sum, r) => sum + r.numKvBlocks, 0),
-      blockSize: replicas[0]!.blockSize,
-      maxModelLen: this.engine.maxModelLen,
-    });
+    return replicas;
   }
 
   /**
-   * Host name per device. A job that does not fit while ended jobs are still giving their
-   * devices back is placed again once they have (a client that switched jobs).
+   * Every replica of a Seesaw job lost a device: gives the devices back, chooses a layout for
+   * the healthy ones (replanJobLayout), starts it under a fresh device job id and resumes the
+   * unfinished requests there from their prompts. Throws (the job fails) when nothing fits.
    */
-  private async placeOnHosts(dp: number, perReplica: number): Promise<string[]> {
-    const place = () => {
-      const hosts = this.ctx.registry.list;
-      return placeDevices(
-        hosts.map((h) => ({ name: h.name, freeDevices: h.numDevices - h.busyDevices })),
-        dp,
-        perReplica,
-        hosts.every((h) => h.peerUrl !== undefined),
-      );
-    };
-    try {
-      return place();
-    } catch (error) {
-      const releases = this.ctx.registry.pendingReleases;
-      if (!releases) throw error;
-      await releases;
-      return place();
-    }
+  private async replan(lost: ReplicasLostError): Promise<void> {
+    const { ctx } = this;
+    const from = this.current as JobLayout & { seesaw: NonNullable<JobLayout['seesaw']> };
+    const fromName = this.layout;
+    await this.awaitHostLosses(lost.lostDevices);
+    const numHealthy = countHealthyDevices(
+      this.devices.hosts,
+      lost.lostDevices,
+      (host) => !this.lostHosts.has(host) && ctx.registry.get(host) !== undefined,
+    );
+    // The lost replicas' devices first (as RecoveringCluster), then every device of the job.
+    await this.engine?.closeLostReplicas();
+    this.retireEngine();
+    await this.releaseDevices('abort');
+    const to = replanJobLayout(from, numHealthy, this.model!);
+    this.devices = new JobDevices(ctx, ctx.nextDeviceJobId(), this.lostHosts);
+    ctx.log(
+      `coordinator: job ${ctx.jobId}: every replica lost a device (${lost.lostDevices.join('; ')}); ` +
+        `re-planned ${fromName} -> ${jobLayoutName(to)} on ${numHealthy} healthy ` +
+        `device${numHealthy === 1 ? '' : 's'}; resuming ${lost.unfinishedRequests.length} unfinished ` +
+        `request${lost.unfinishedRequests.length === 1 ? '' : 's'} there from their prompts`,
+    );
+    await this.launch(to);
+    for (const request of lost.unfinishedRequests) this.engine!.addRequest(request);
+  }
+
+  /**
+   * Waits (up to HOST_LOSS_GRACE_MS) until each host of a lost device is known lost or dropped:
+   * a device worker that died alone leaves its host up, and the wait ends at the grace.
+   */
+  private async awaitHostLosses(lostDevices: readonly string[]): Promise<void> {
+    const hosts = new Set(lostDevices.map(hostOfDevice).filter((h): h is string => h !== undefined));
+    const isSettled = () =>
+      [...hosts].every((host) => this.lostHosts.has(host) || this.ctx.registry.get(host) === undefined);
+    if (isSettled()) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, HOST_LOSS_GRACE_MS);
+      const off = this.ctx.registry.onLoss(() => {
+        if (isSettled()) done();
+      });
+      function done() {
+        clearTimeout(timer);
+        off();
+        resolve();
+      }
+    });
+  }
+
+  /** The current engine's counters plus those of the engines re-plans retired. */
+  private jobStats(): EngineStats {
+    const stats: Record<string, number> = { ...this.retiredStats };
+    for (const [key, value] of Object.entries(this.engine?.stats ?? {}))
+      if (typeof value === 'number') stats[key] = (stats[key] ?? 0) + value;
+    return stats as unknown as EngineStats;
+  }
+
+  private retireEngine(): void {
+    for (const [key, value] of Object.entries(this.engine?.stats ?? {}))
+      if (typeof value === 'number') this.retiredStats[key] = (this.retiredStats[key] ?? 0) + value;
+    this.engine = undefined;
   }
 
   /** Steps while there is work; waits for more requests while idle; ends when the client leaves. */
   private async loop(): Promise<void> {
-    const engine = this.engine!;
     const { metrics } = this.ctx;
     while (!this.isClientGone && !this.failure) {
+      const engine = this.engine!;
       while (this.queued.length) this.admit(engine, this.queued.shift()!);
       if (!engine.hasUnfinishedRequests()) {
         await new Promise<void>((resolve) => {
@@ -308,8 +330,16 @@ export class RemoteJob {
         this.wake = undefined;
         continue;
       }
-      const outputs = await engine.step();
-      const stats = engine.stats;
+      let outputs: Awaited<ReturnType<JobEngineCluster['step']>>;
+      try {
+        outputs = await engine.step();
+      } catch (error) {
+        // A static job fails here as before; a Seesaw job goes on on the healthy devices.
+        if (!(error instanceof ReplicasLostError && this.current?.seesaw)) throw error;
+        await this.replan(error);
+        continue;
+      }
+      const stats = this.jobStats();
       metrics.add('stepsTotal', stats.numSteps - this.numStepsReported);
       this.numStepsReported = stats.numSteps;
       for (const output of outputs) {
@@ -378,31 +408,19 @@ export class RemoteJob {
   private failFromHost(host: string, error: Error, isLost: boolean): void {
     if (isLost) this.lostHost ??= host;
     this.failure ??= error;
-    this.ctx.cancelDeviceLinks(this.ctx.jobId, error.message);
-    this.closeHostLinks(host, error.message);
+    this.ctx.cancelDeviceLinks(this.devices.deviceJobId, error.message);
+    this.devices.closeHostLinks(host, error.message);
     this.wake?.();
   }
 
-  /**
-   * Closes the links of the host's devices: their handles fail with DeviceLostError (reason
-   * naming the host) at once, rather than at the device heartbeat deadline.
-   */
-  private closeHostLinks(host: string, reason: string): void {
-    this.ctx.log(`coordinator: job ${this.ctx.jobId}: closing the device links of ${host}: ${reason}`);
-    this.links.forEach((link, device) => {
-      if (this.deviceHosts[device] === host) link.close(reason);
-    });
+  private async release(): Promise<void> {
+    await this.releaseDevices(this.failure ? 'abort' : 'drain');
+    this.client.close('job ended');
   }
 
-  private async release(): Promise<void> {
-    const mode = this.failure ? 'abort' : 'drain';
-    await Promise.all(this.actors.filter((a) => a !== undefined).map((actor) => actor.close(mode)));
-    for (const [name, count] of this.hostsUsed) {
-      const host = this.ctx.registry.get(name);
-      if (!host) continue;
-      host.busyDevices -= count;
-      host.link.post({ tag: 'releaseJob', jobId: this.ctx.jobId });
-    }
-    this.client.close('job ended');
+  /** Closes the current devices and gives them back to their hosts. */
+  private async releaseDevices(mode: 'drain' | 'abort'): Promise<void> {
+    this.ctx.registry.jobErrorListeners.delete(this.devices.deviceJobId);
+    await this.devices.release(mode);
   }
 }

@@ -22,7 +22,7 @@ import {
   oneOf,
   str,
 } from '../check.ts';
-import { type EngineConfig, engineConfigCheck } from '../engine-config.ts';
+import { type EngineConfig, engineConfigCheck, type KvCacheDType } from '../engine-config.ts';
 import type { SampledLogprobs } from '../step.ts';
 import type { Heartbeat, Hello, ProtocolError, Refused, Welcome } from './common.ts';
 import { sampledLogprobs } from './coordinator-device.ts';
@@ -97,6 +97,8 @@ export interface JobReady {
   blockSize: number;
   /** Longest prompt + output any engine of the job accepts. */
   maxModelLen: number;
+  /** The KV dtype the job's devices and host tiers hold (its kvDtype setting resolved: auto -> bf16...). */
+  kvDtype?: KvCacheDType;
 }
 
 /** One finished request; mirrors the coordinator's RequestOutput. */
@@ -219,15 +221,19 @@ export const coordinatorToJobClientSchemas: Record<
   'jobReady' | 'requestFinished' | 'requestProgress' | 'requestRejected' | 'jobFailed',
   MessageSchema
 > = {
-  jobReady: schema({
-    jobId: count,
-    layout: str(4096),
-    weightBytes: count,
-    kvCacheBytes: count,
-    numKvBlocks: count,
-    blockSize: count,
-    maxModelLen: count,
-  }),
+  jobReady: schema(
+    {
+      jobId: count,
+      layout: str(4096),
+      weightBytes: count,
+      kvCacheBytes: count,
+      numKvBlocks: count,
+      blockSize: count,
+      maxModelLen: count,
+    },
+    undefined,
+    { kvDtype: oneOf('f32', 'bf16', 'f16') },
+  ),
   requestFinished: schema({ output, stats: counters }),
   requestProgress: schema({ requestId: str(4096), offset: count, tokenIds }),
   requestRejected: schema({ requestId: str(4096), message: str(4096) }),
