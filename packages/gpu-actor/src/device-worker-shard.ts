@@ -36,6 +36,7 @@ import { loadModelWeights, type ModelWeights } from './model-weights.ts';
 import { SharedMemoryGroup } from './shared-memory-group.ts';
 import type { StepDevice, StepDeviceFactory } from './step-device.ts';
 import type { TensorParallelGroup } from './tensor-parallel-group.ts';
+import { WeightArena, weightArenaBytesFor } from './weight-arena.ts';
 
 export interface LoadedShard {
   device: StepDevice;
@@ -63,6 +64,8 @@ export interface OpenedShard {
   kvArena: KvCacheArena;
   /** With workerData.hostWeightCache: this device's shards in host memory, layout 0's filled at load. */
   hostWeights: HostWeightCache | undefined;
+  /** The weights' memory, which every later layout's weights are built in (weight-arena.ts). */
+  weightArena: WeightArena;
   ready: Ready;
 }
 
@@ -102,12 +105,14 @@ export async function loadShard(load: LoadShard, ctx: ShardLoadContext): Promise
     throw new Error(`stage ${load.ppStage} has no link to the next stage`);
   const held = new HeldWeights();
   const kvArena = new KvCacheArena();
+  const weightArena = new WeightArena();
+  weightArena.reserve(weightArenaBytesFor(plan.weightBytes));
   const hostWeights = ctx.data.hostWeightCache ? new HostWeightCache() : undefined;
   const checkpoint = Checkpoint.open(load.modelDir);
   let device: StepDevice;
   let weights: ModelWeights;
   try {
-    weights = loadModelWeights(checkpoint, plan.spec, held);
+    weights = loadModelWeights(checkpoint, plan.spec, held, weightArena);
     device = await ctx.createDevice(checkpoint.config, weights, {
       numThreads: load.numThreads,
       kvCacheBytes: plan.kvCacheBytes,
@@ -142,7 +147,7 @@ export async function loadShard(load: LoadShard, ctx: ShardLoadContext): Promise
     kvCacheBytes: device.kvCacheBytes,
   };
   if (load.isWeightDigestReturned) ready.weightDigest = held.digest();
-  return { shard, layouts, kvStoreLink, kvArena, hostWeights, ready };
+  return { shard, layouts, kvStoreLink, kvArena, hostWeights, weightArena, ready };
 }
 
 /** The shard a re-shard switched to, with a fresh swapper over the same kv-store link. */

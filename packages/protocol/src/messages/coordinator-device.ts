@@ -134,6 +134,17 @@ export interface ReshardDone {
   ms: number;
   /** sha256 hex over the held weights in canonical order, when Reshard asked for it. */
   weightDigest?: string;
+  /** Where the switch's time went on this device, ms: cutting and posting sends, awaiting peers' pieces, */
+  sendMs?: number;
+  waitMs?: number;
+  /** copying pieces into the new matrices, the rest of the executor (freeing, re-encoding, yields), */
+  assembleMs?: number;
+  otherMs?: number;
+  /** filling the host weight cache with the target layout's shard (0 once filled), building the device. */
+  hostFillMs?: number;
+  createDeviceMs?: number;
+  /** Weight-arena requests that did not fit and took fresh memory. */
+  arenaFallbacks?: number;
 }
 
 /**
@@ -375,7 +386,16 @@ export const deviceToCoordinatorSchemas: Record<
       ms: finite(0),
     },
     undefined,
-    { weightDigest },
+    {
+      weightDigest,
+      sendMs: finite(0),
+      waitMs: finite(0),
+      assembleMs: finite(0),
+      otherMs: finite(0),
+      hostFillMs: finite(0),
+      createDeviceMs: finite(0),
+      arenaFallbacks: count,
+    },
   ),
   error: schema({ code: str(128), message: str(4096) }, undefined, { requestStepId: stepId }),
 };
