@@ -11,8 +11,12 @@
  * route assumes). "switch ms" is the coordinator's (barrier included), "device ms" the slowest
  * device's ReshardDone.ms; "link ms" = p2p bytes / p2p rate + host bytes / host rate (the busiest
  * link's bytes are not split per device: the replica's total, a conservative bound); "x link" =
- * switch ms / link ms. "fresh ms" = bytes moved / the rate of copying into never-touched memory:
- * what a device pays to first-touch the pages of new weight matrices, whatever the route.
+ * switch ms / link ms (median of the timed rounds, which follow one untimed warm-up round trip:
+ * its first switch in each direction is "cold ms", where a device's weight arena grows to the
+ * switch's peak and the host weight cache may be filled). "fresh ms" = bytes moved / the rate of
+ * copying into never-touched memory: what a device would pay to first-touch the pages of new
+ * weight matrices. Then per row, the slowest device's time by phase (reshardDone), and the
+ * weight-arena requests that took fresh memory in the timed rounds.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -79,12 +83,20 @@ interface DirectionRow {
   /** Coordinator ms of every timed switch in this direction; medianMs is their median. */
   switchMs: number[];
   medianMs: number;
+  /** The warm-up round trip's switch in this direction. */
+  coldMs: number;
+  /** Median over timed rounds of the slowest device's phases (reshardDone). */
+  phaseMs: Record<(typeof PHASES)[number], number>;
+  /** Weight-arena fallbacks over all devices and timed rounds. */
+  arenaFallbacks: number;
   deviceMs: number;
   effectiveGBps: number;
   modelledSeconds: number;
   linkMs: number;
   freshMs: number;
 }
+
+const PHASES = ['sendMs', 'waitMs', 'assembleMs', 'otherMs', 'hostFillMs', 'createDeviceMs'] as const;
 
 function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -120,15 +132,14 @@ async function benchRoute(
   });
   try {
     const [replica] = cluster.phasedReplicas;
-    await replica.switchTo('decode');
-    await replica.switchTo('prefill');
+    const cold = [await replica.switchTo('decode'), await replica.switchTo('prefill')];
     const [toDecode, toPrefill]: ReplicaReshardStats[][] = [[], []];
     for (let i = 0; i < rounds; i++) {
       toDecode.push(await replica.switchTo('decode'));
       toPrefill.push(await replica.switchTo('prefill'));
     }
     const planner = createReshardPlanner(cluster.config, checkpointTensorBytes(modelDir), { route, rates });
-    return [toDecode, toPrefill].map((runs) => {
+    return [toDecode, toPrefill].map((runs, coldIndex) => {
       const { from, to, bytesFromPeers, bytesFromHost, bytesMoved } = runs[0];
       const direction = `${formatParallelConfig(from)}->${formatParallelConfig(to)}`;
       const plan = planner(from, to);
@@ -136,6 +147,13 @@ async function benchRoute(
       const switchMs = runs.map((run) => run.ms);
       const medianMs = median(switchMs);
       const linkSeconds = bytesFromPeers / rates.p2pBytesPerSecond + bytesFromHost / rates.hostBytesPerSecond;
+      const slowest = runs.map((run) => run.devices.reduce((a, b) => (b.ms > a.ms ? b : a)));
+      const phaseMs = Object.fromEntries(
+        PHASES.map((phase) => [phase, median(slowest.map((done) => done[phase] ?? 0))]),
+      ) as DirectionRow['phaseMs'];
+      const arenaFallbacks = runs
+        .flatMap((run) => run.devices)
+        .reduce((sum, done) => sum + (done.arenaFallbacks ?? 0), 0);
       return {
         route,
         hostWeightCache,
@@ -144,6 +162,9 @@ async function benchRoute(
         bytesFromHost,
         switchMs,
         medianMs,
+        coldMs: cold[coldIndex]!.ms,
+        phaseMs,
+        arenaFallbacks,
         deviceMs: median(runs.map((run) => Math.max(...run.devices.map((device) => device.ms)))),
         effectiveGBps: bytesMoved / (medianMs / 1000) / 1e9,
         modelledSeconds: plan.seconds,
@@ -207,6 +228,7 @@ function printTable(rows: DirectionRow[], measured: MeasuredRates): void {
     'direction',
     'p2p',
     'host',
+    'cold ms',
     'switch ms',
     'device ms',
     'link ms',
@@ -221,6 +243,7 @@ function printTable(rows: DirectionRow[], measured: MeasuredRates): void {
     row.direction,
     formatBytes(row.bytesFromPeers),
     formatBytes(row.bytesFromHost),
+    row.coldMs.toFixed(1),
     row.medianMs.toFixed(1),
     row.deviceMs.toFixed(1),
     row.linkMs.toFixed(1),
@@ -232,6 +255,36 @@ function printTable(rows: DirectionRow[], measured: MeasuredRates): void {
   const widths = header.map((title, i) => Math.max(title.length, ...lines.map((line) => line[i].length)));
   const format = (line: string[]) => line.map((cell, i) => cell.padEnd(widths[i])).join('  ');
   for (const line of [header, ...lines]) console.log(format(line).trimEnd());
+  console.log('slowest device by phase (median ms over timed rounds), weight-arena fallbacks:');
+  const phaseHeader = [
+    'route',
+    'cache',
+    'direction',
+    'send',
+    'wait',
+    'assemble',
+    'other',
+    'host fill',
+    'device',
+    'fallbacks',
+  ];
+  const phaseLines = rows.map((row) => [
+    row.route,
+    row.hostWeightCache ? 'on' : 'off',
+    row.direction,
+    ...PHASES.map((phase) => row.phaseMs[phase].toFixed(1)),
+    String(row.arenaFallbacks),
+  ]);
+  const phaseWidths = phaseHeader.map((title, i) =>
+    Math.max(title.length, ...phaseLines.map((line) => line[i].length)),
+  );
+  for (const line of [phaseHeader, ...phaseLines])
+    console.log(
+      line
+        .map((cell, i) => cell.padEnd(phaseWidths[i]))
+        .join('  ')
+        .trimEnd(),
+    );
 }
 
 function gbpsFlag(flag: string | undefined): number | undefined {
@@ -279,7 +332,7 @@ async function main(): Promise<void> {
       for (const variant of VARIANTS) {
         const cache = variant.hostWeightCache ? 'on' : 'off';
         process.stderr.write(
-          `${pair} by ${variant.route}, host weight cache ${cache}: 1 warm-up + ${rounds} round trips\n`,
+          `${pair} by ${variant.route}, host weight cache ${cache}: 1 warm-up (cold) + ${rounds} round trips\n`,
         );
         const rates = ratesOf(variant.hostWeightCache);
         const fresh = measured.freshPageBytesPerSecond;

@@ -11,8 +11,11 @@
  * Hand-written rather than a library: the allocator is ~60 lines of first-fit over a sorted free
  * list with coalescing, and it must hand out views of our own ArrayBuffers (a WASM or native
  * allocator would hand out addresses in memory we cannot view as plain typed arrays here).
- * A request that no free range fits (fragmentation, or more than was reserved) falls back to a
- * fresh ArrayBuffer, counted in `stats` so a re-shard can report it.
+ * A request that no free range fits (fragmentation, or more than was reserved) falls back to
+ * fresh memory, counted in `stats` so a re-shard can report it: a new chunk of the request's
+ * size, which the arena keeps (so the next switch of the same plan finds a range there) while
+ * its capacity stays within GROWTH_ALLOWANCE of the largest reservation, else a buffer it does
+ * not keep.
  */
 
 /** Every block starts on this boundary (a cache line; also enough for any element type). */
@@ -20,6 +23,9 @@ export const WEIGHT_ARENA_ALIGNMENT = 64;
 
 /** No single chunk is larger than this (ArrayBuffers of several GiB are slow to create and refuse on some hosts). */
 const MAX_CHUNK_BYTES = 1 << 30;
+
+/** Capacity the arena may reach by keeping fallback chunks, as a multiple of its largest reservation. */
+export const GROWTH_ALLOWANCE = 1.5;
 
 interface FreeRange {
   offset: number;
@@ -37,7 +43,7 @@ export interface WeightArenaStats {
   capacityBytes: number;
   /** Bytes of live blocks inside the chunks (aligned sizes). */
   usedBytes: number;
-  /** Requests no free range fitted, served by a fresh ArrayBuffer instead. */
+  /** Requests no free range fitted, served by fresh memory instead (a kept chunk or not). */
   fallbackAllocations: number;
   fallbackBytes: number;
 }
@@ -61,6 +67,7 @@ export class WeightArena {
   /** Live blocks' aligned sizes by chunk and offset, so `free` knows what a view owned. */
   private readonly live = new Map<ArrayBuffer, Map<number, number>>();
   private used = 0;
+  private reserved = 0;
   private fallbackAllocations = 0;
   private fallbackBytes = 0;
 
@@ -74,15 +81,12 @@ export class WeightArena {
    * are touched once, by whoever writes them first). Never shrinks.
    */
   reserve(numBytes: number): void {
+    this.reserved = Math.max(this.reserved, alignUp(numBytes));
+    const maxChunk = Math.floor(this.maxChunkBytes / WEIGHT_ARENA_ALIGNMENT) * WEIGHT_ARENA_ALIGNMENT;
     let missing = alignUp(numBytes) - this.capacityBytes;
     while (missing > 0) {
-      const size = Math.min(
-        alignUp(missing),
-        Math.floor(this.maxChunkBytes / WEIGHT_ARENA_ALIGNMENT) * WEIGHT_ARENA_ALIGNMENT,
-      );
-      const buffer = new ArrayBuffer(size);
-      this.chunks.push({ buffer, free: [{ offset: 0, length: size }] });
-      this.live.set(buffer, new Map());
+      const size = Math.min(alignUp(missing), maxChunk);
+      this.addChunk(size);
       missing -= size;
     }
   }
@@ -102,13 +106,14 @@ export class WeightArena {
       const offset = range.offset;
       if (range.length === size) chunk.free.splice(index, 1);
       else chunk.free[index] = { offset: offset + size, length: range.length - size };
-      this.live.get(chunk.buffer)!.set(offset, size);
-      this.used += size;
-      return new Uint8Array(chunk.buffer, offset, numBytes);
+      return this.take(chunk, offset, size, numBytes);
     }
     this.fallbackAllocations += 1;
     this.fallbackBytes += numBytes;
-    return new Uint8Array(numBytes);
+    if (this.capacityBytes + size > this.reserved * GROWTH_ALLOWANCE) return new Uint8Array(numBytes);
+    const chunk = this.addChunk(size);
+    chunk.free = [];
+    return this.take(chunk, 0, size, numBytes);
   }
 
   /**
@@ -128,7 +133,20 @@ export class WeightArena {
     insertCoalesced(chunk.free, { offset, length: size });
   }
 
-  /** Whether `block` lies in the arena's memory (not a fallback allocation). */
+  private addChunk(size: number): Chunk {
+    const chunk: Chunk = { buffer: new ArrayBuffer(size), free: [{ offset: 0, length: size }] };
+    this.chunks.push(chunk);
+    this.live.set(chunk.buffer, new Map());
+    return chunk;
+  }
+
+  private take(chunk: Chunk, offset: number, size: number, numBytes: number): Uint8Array {
+    this.live.get(chunk.buffer)!.set(offset, size);
+    this.used += size;
+    return new Uint8Array(chunk.buffer, offset, numBytes);
+  }
+
+  /** Whether `block` lies in the arena's memory (not a fallback buffer it did not keep). */
   owns(block: ArrayBufferView): boolean {
     return this.live.has(block.buffer as ArrayBuffer);
   }
