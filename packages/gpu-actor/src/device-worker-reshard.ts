@@ -90,9 +90,10 @@ export async function switchLayout(
     const group = layouts.group(layout, plan.to.tp, plan.to.tpRank);
     const { kvArena, hostWeights, weightArena } = kept;
     let mark = performance.now();
-    // Filled at load when the worker knew its other position; else the first switch into a
-    // layout fills its shard in (a checkpoint read, once); later ones copy.
-    if (hostWeights && !hostWeights.has(plan.to)) hostWeights.fill(checkpoint, plan.to);
+    // Filled at load when loadShard named the other layout's position; else the first switch
+    // into a layout fills its shard in (a checkpoint read, once); later ones copy.
+    const isHostFilled = hostWeights !== undefined && !hostWeights.has(plan.to);
+    if (isHostFilled) hostWeights.fill(checkpoint, plan.to);
     const hostFillMs = performance.now() - mark;
     // Old and new shard side by side at the worst unit, as the plan computed: grown once, then reused.
     weightArena?.reserve(weightArenaBytesFor(plan.peakWeightBytes));
@@ -122,7 +123,7 @@ export async function switchLayout(
       bytesFromHost: outcome.bytesFromHost,
       peakWeightBytes: outcome.peakWeightBytes,
       ...outcome.phaseMs,
-      hostFillMs,
+      ...(isHostFilled ? { hostFillMs } : {}),
       createDeviceMs: performance.now() - mark,
       arenaFallbacks: outcome.arenaFallbacks,
     };

@@ -124,6 +124,11 @@ export async function loadShard(load: LoadShard, ctx: ShardLoadContext): Promise
     if (hostWeights) {
       const numBytes = hostWeights.fill(checkpoint, position);
       ctx.log(`host weight cache: ${(numBytes / 2 ** 20).toFixed(1)} MiB for layout 0's shard`);
+      if (load.otherLayoutPosition) {
+        // Both layouts at load, as the paper's system keeps them: no switch reads the checkpoint.
+        const added = hostWeights.fill(checkpoint, load.otherLayoutPosition);
+        ctx.log(`host weight cache: ${(added / 2 ** 20).toFixed(1)} MiB more for layout 1's shard`);
+      }
     }
   } finally {
     checkpoint.close();

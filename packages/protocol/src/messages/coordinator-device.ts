@@ -9,7 +9,12 @@ import { parseParallelConfig } from '../parallel-layout.ts';
 import type { SampledToken, StepBatch, StepKvSwap, StepKvTimings, StepResult } from '../step.ts';
 import type { Tensor } from '../tensor.ts';
 import type { Heartbeat, Hello, ProtocolError, Range, Refused, Shutdown, Welcome } from './common.ts';
-import { type DeviceReshardPlanData, deviceReshardPlanData } from './reshard-plan-data.ts';
+import {
+  type DeviceReshardPlanData,
+  deviceReshardPlanData,
+  type ShardPositionData,
+  shardPosition,
+} from './reshard-plan-data.ts';
 import { type MessageRule, type MessageSchema, schema, stepId } from './schema.ts';
 
 /** Which slice of which model this device holds, and the resources it may use. */
@@ -37,6 +42,11 @@ export interface LoadShard {
   kvDtype?: KvCacheDType;
   /** Return Ready.weightDigest: sha256 hex over the held weights in canonical order. */
   isWeightDigestReturned?: boolean;
+  /**
+   * Seesaw: this device's position under its other layout, so that a host weight cache fills
+   * that shard at load too (else the first switch into the layout reads it from the checkpoint).
+   */
+  otherLayoutPosition?: ShardPositionData;
 }
 
 /**
@@ -140,7 +150,7 @@ export interface ReshardDone {
   /** copying pieces into the new matrices, the rest of the executor (freeing, re-encoding, yields), */
   assembleMs?: number;
   otherMs?: number;
-  /** filling the host weight cache with the target layout's shard (0 once filled), building the device. */
+  /** filling the host weight cache with the target layout's shard (only when this switch filled it), building the device. */
   hostFillMs?: number;
   createDeviceMs?: number;
   /** Weight-arena requests that did not fit and took fresh memory. */
@@ -355,7 +365,11 @@ export const coordinatorToDeviceSchemas: Record<
       blockSize: int(1, 1 << 20),
     },
     loadShardRule,
-    { isWeightDigestReturned: bool, kvDtype: oneOf('f32', 'bf16', 'f16') },
+    {
+      isWeightDigestReturned: bool,
+      kvDtype: oneOf('f32', 'bf16', 'f16'),
+      otherLayoutPosition: shardPosition,
+    },
   ),
   step: schema({ batch: stepBatch }),
   swapOut: schema(swapFields, swapTensors),
