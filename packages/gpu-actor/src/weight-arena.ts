@@ -77,8 +77,9 @@ export class WeightArena {
   }
 
   /**
-   * Makes the arena hold at least `numBytes` in all: adds chunks for what is missing (their pages
-   * are touched once, by whoever writes them first). Never shrinks.
+   * Makes the arena hold at least `numBytes` in all: adds chunks for what is missing and touches
+   * every page of them now (zero-filling), so no later switch pays a first touch wherever first
+   * fit places its blocks. Never shrinks: the arena's memory stays resident.
    */
   reserve(numBytes: number): void {
     this.reserved = Math.max(this.reserved, alignUp(numBytes));
@@ -86,7 +87,7 @@ export class WeightArena {
     let missing = alignUp(numBytes) - this.capacityBytes;
     while (missing > 0) {
       const size = Math.min(alignUp(missing), maxChunk);
-      this.addChunk(size);
+      new Uint8Array(this.addChunk(size).buffer).fill(0);
       missing -= size;
     }
   }
