@@ -16,7 +16,10 @@
  * switch's peak and the host weight cache may be filled). "fresh ms" = bytes moved / the rate of
  * copying into never-touched memory: what a device would pay to first-touch the pages of new
  * weight matrices. Then per row, the slowest device's time by phase (reshardDone), and the
- * weight-arena requests that took fresh memory in the timed rounds.
+ * weight-arena requests that took fresh memory in the timed rounds. "faulted MiB" = the minor page
+ * faults of this process (the device workers are its threads) during a switch x 4 KiB, median:
+ * memory touched for the first time, which a switch into its weight arena should barely need.
+ * "best ms" / "best x" = the fastest timed round, less swayed by other load on a shared machine.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -89,6 +92,8 @@ interface DirectionRow {
   phaseMs: Record<(typeof PHASES)[number], number>;
   /** Weight-arena fallbacks over all devices and timed rounds. */
   arenaFallbacks: number;
+  /** Median over timed rounds of the process's minor page faults during a switch, x 4 KiB. */
+  faultedBytes: number;
   deviceMs: number;
   effectiveGBps: number;
   modelledSeconds: number;
@@ -96,6 +101,7 @@ interface DirectionRow {
   freshMs: number;
 }
 
+const PAGE_BYTES = 4096;
 const PHASES = ['sendMs', 'waitMs', 'assembleMs', 'otherMs', 'hostFillMs', 'createDeviceMs'] as const;
 
 function median(values: readonly number[]): number {
@@ -134,9 +140,16 @@ async function benchRoute(
     const [replica] = cluster.phasedReplicas;
     const cold = [await replica.switchTo('decode'), await replica.switchTo('prefill')];
     const [toDecode, toPrefill]: ReplicaReshardStats[][] = [[], []];
+    const faults: number[][] = [[], []];
+    const timedSwitch = async (phase: 'decode' | 'prefill', index: number) => {
+      const before = process.resourceUsage().minorPageFault;
+      const stats = await replica.switchTo(phase);
+      faults[index]!.push((process.resourceUsage().minorPageFault - before) * PAGE_BYTES);
+      return stats;
+    };
     for (let i = 0; i < rounds; i++) {
-      toDecode.push(await replica.switchTo('decode'));
-      toPrefill.push(await replica.switchTo('prefill'));
+      toDecode.push(await timedSwitch('decode', 0));
+      toPrefill.push(await timedSwitch('prefill', 1));
     }
     const planner = createReshardPlanner(cluster.config, checkpointTensorBytes(modelDir), { route, rates });
     return [toDecode, toPrefill].map((runs, coldIndex) => {
@@ -165,6 +178,7 @@ async function benchRoute(
         coldMs: cold[coldIndex]!.ms,
         phaseMs,
         arenaFallbacks,
+        faultedBytes: median(faults[coldIndex]!),
         deviceMs: median(runs.map((run) => Math.max(...run.devices.map((device) => device.ms)))),
         effectiveGBps: bytesMoved / (medianMs / 1000) / 1e9,
         modelledSeconds: plan.seconds,
@@ -233,9 +247,13 @@ function printTable(rows: DirectionRow[], measured: MeasuredRates): void {
     'device ms',
     'link ms',
     'x link',
+    'best ms',
+    'best x',
     'fresh ms',
+    'faulted MiB',
     'GB/s',
     'model ms',
+    'each timed round ms',
   ];
   const lines = rows.map((row) => [
     row.route,
@@ -248,9 +266,13 @@ function printTable(rows: DirectionRow[], measured: MeasuredRates): void {
     row.deviceMs.toFixed(1),
     row.linkMs.toFixed(1),
     (row.medianMs / row.linkMs).toFixed(2),
+    Math.min(...row.switchMs).toFixed(1),
+    (Math.min(...row.switchMs) / row.linkMs).toFixed(2),
     row.freshMs.toFixed(1),
+    (row.faultedBytes / 2 ** 20).toFixed(1),
     row.effectiveGBps.toFixed(2),
     (row.modelledSeconds * 1000).toFixed(1),
+    row.switchMs.map((ms) => ms.toFixed(0)).join(' '),
   ]);
   const widths = header.map((title, i) => Math.max(title.length, ...lines.map((line) => line[i].length)));
   const format = (line: string[]) => line.map((cell, i) => cell.padEnd(widths[i])).join('  ');

@@ -36,7 +36,7 @@ import { loadModelWeights, type ModelWeights } from './model-weights.ts';
 import { SharedMemoryGroup } from './shared-memory-group.ts';
 import type { StepDevice, StepDeviceFactory } from './step-device.ts';
 import type { TensorParallelGroup } from './tensor-parallel-group.ts';
-import { WeightArena, weightArenaBytesFor } from './weight-arena.ts';
+import { WeightArena } from './weight-arena.ts';
 
 export interface LoadedShard {
   device: StepDevice;
@@ -105,8 +105,10 @@ export async function loadShard(load: LoadShard, ctx: ShardLoadContext): Promise
     throw new Error(`stage ${load.ppStage} has no link to the next stage`);
   const held = new HeldWeights();
   const kvArena = new KvCacheArena();
+  // The shard's own size: a device that never re-shards holds no slack (the few blocks beyond it,
+  // raw norm slices and alignment, become chunks of their own); a switch reserves its peak.
   const weightArena = new WeightArena();
-  weightArena.reserve(weightArenaBytesFor(plan.weightBytes));
+  weightArena.reserve(plan.weightBytes);
   const hostWeights = ctx.data.hostWeightCache ? new HostWeightCache() : undefined;
   const checkpoint = Checkpoint.open(load.modelDir);
   let device: StepDevice;
