@@ -46,7 +46,10 @@ import {
 
 /** How a device moves pieces: its peer links and the host's checkpoint. */
 export interface ReshardIo {
-  /** Posts raw piece bytes (row-major [rows][cols] of the piece) to local device `to`. */
+  /**
+   * Posts raw piece bytes (row-major [rows][cols] of the piece) to local device `to`; the bytes
+   * are encoded into the link's frame before it returns, so the caller may reuse them after.
+   */
   send(to: number, slice: TensorSlice, bytes: Uint8Array): void;
   /** The raw bytes of `slice` from local device `from`, once they have come. */
   receive(from: number, slice: TensorSlice): Promise<Uint8Array>;
@@ -227,8 +230,15 @@ export async function executeReshard(
     };
     for (const send of plan.sends) {
       if (send.unit !== unit) continue;
-      const bytes = old.held.extract(send.slice);
+      // A strided piece is cut into arena scratch (touched memory) and given back at once: the
+      // send has encoded it into its frame by the time it returns.
+      let scratch: Uint8Array | undefined;
+      const bytes = old.held.extract(send.slice, (numBytes) => {
+        scratch = arena ? arena.alloc(numBytes) : new Uint8Array(numBytes);
+        return scratch;
+      });
       io.send(send.to, send.slice, bytes);
+      if (scratch && arena) arena.free(scratch);
       bytesSent += bytes.byteLength;
     }
     lap('sendMs');
