@@ -2,7 +2,9 @@
  * Re-shard route benchmark: a phased LocalCluster (real device workers) switching prefill <->
  * decode layouts by each weight route, with the host weight cache on (and, for the host route,
  * off), against the time its links imply at the rates measured in the same run (or --p2p-gbps /
- * --host-gbps, 1e9 B/s), which 'auto' also plans with.
+ * --host-gbps, 1e9 B/s), which 'auto' also plans with. The p2p link is probed with pieces of the
+ * p2p plans' byte-weighted median piece size (a 64 MiB probe frame always lands in fresh pages,
+ * the route's few-MiB frames mostly in memory the allocator reuses: the probe must pay the same).
  *   pnpm bench:reshard [modelDir] [--devices 2|4] [--rounds N] [--json] [--p2p-gbps X] [--host-gbps Y]
  * No modelDir: the `small` bf16 model, generated into a temporary directory. Links: p2p = a 64 MiB
  * u8 weightSlice posted through a WorkerPortEndpoint to another thread, to its ack (the encode copy
@@ -103,6 +105,33 @@ interface DirectionRow {
 
 const PAGE_BYTES = 4096;
 const PHASES = ['sendMs', 'waitMs', 'assembleMs', 'otherMs', 'hostFillMs', 'createDeviceMs'] as const;
+
+/** Byte-weighted median size of the pieces the p2p plans of `pairs` move (both directions). */
+function p2pPieceBytes(modelDir: string, pairs: string[]): number {
+  const config = Checkpoint.open(modelDir);
+  let sizes: number[];
+  try {
+    const planner = createReshardPlanner(config.config, checkpointTensorBytes(modelDir), { route: 'p2p' });
+    sizes = pairs.flatMap((pair) => {
+      const [a, b] = pair.split(' <-> ').map(parseParallelConfig);
+      return [planner(a!, b!), planner(b!, a!)].flatMap((plan) =>
+        plan.devices.flatMap((device) =>
+          device.pieces.filter((piece) => piece.source.kind === 'peer').map((piece) => piece.bytes),
+        ),
+      );
+    });
+  } finally {
+    config.close();
+  }
+  sizes.sort((x, y) => x - y);
+  const total = sizes.reduce((sum, size) => sum + size, 0);
+  let seen = 0;
+  for (const size of sizes) {
+    seen += size;
+    if (seen >= total / 2) return size;
+  }
+  return LINK_BYTES;
+}
 
 function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -337,8 +366,11 @@ async function main(): Promise<void> {
       await generateCheckpoint({ shape: 'small', seed: 0, dtype: 'bf16', outDir: tempDir });
     }
     const linkOptions = { numBytes: LINK_BYTES, numRepeats: LINK_REPEATS };
+    const pieceBytes = p2pPieceBytes(modelDir, pairs);
+    process.stderr.write(`p2p link probed with ${formatBytes(pieceBytes)} pieces\n`);
     const measured: MeasuredRates = {
-      p2pBytesPerSecond: (await measureP2pLink(linkOptions)).bytesPerSecond,
+      p2pBytesPerSecond: (await measureP2pLink({ numBytes: pieceBytes, numRepeats: LINK_REPEATS }))
+        .bytesPerSecond,
       hostReadBytesPerSecond: await measureHostBytesPerSecond(modelDir, linkOptions),
       hostMemcpyBytesPerSecond: await measureHostMemcpyBytesPerSecond(linkOptions),
       freshPageBytesPerSecond: await measureFreshPageCopyBytesPerSecond(linkOptions),
