@@ -144,14 +144,18 @@ export interface ReshardDone {
   ms: number;
   /** sha256 hex over the held weights in canonical order, when Reshard asked for it. */
   weightDigest?: string;
-  /** Where the switch's time went on this device, ms: cutting and posting sends, awaiting peers' pieces, */
+  // Where the switch's time went on this device, ms (gpu-actor ReshardPhaseMs):
+  /** Cutting and posting sends. */
   sendMs?: number;
+  /** Awaiting peers' pieces. */
   waitMs?: number;
-  /** copying pieces into the new matrices, the rest of the executor (freeing, re-encoding, yields), */
+  /** Copying pieces into the new matrices. */
   assembleMs?: number;
+  /** The rest of the executor: freeing old units, re-encoding quantized blocks, yields. */
   otherMs?: number;
-  /** filling the host weight cache with the target layout's shard (only when this switch filled it), building the device. */
+  /** Filling the host weight cache with the target layout's shard; present only when this switch did. */
   hostFillMs?: number;
+  /** Building the new shard's device (forward pass, KV cache view). */
   createDeviceMs?: number;
   /** Weight-arena requests that did not fit and took fresh memory. */
   arenaFallbacks?: number;
