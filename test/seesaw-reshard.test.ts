@@ -144,6 +144,10 @@ describe('phased LocalCluster re-sharding on the tiny fixture', () => {
         await check(`${prefill} before any switch`);
         const toDecode = await replica.switchTo('decode');
         expectRoute(toDecode, route, prefill, decode);
+        // With the cache, loading filled both layouts' shards (LoadShard.otherLayoutPosition).
+        expect(toDecode.devices.map((done) => done.hostFillMs)).toEqual(
+          toDecode.devices.map(() => undefined),
+        );
         expect(replica.phase).toBe('decode');
         expect(replica.maxInFlight).toBe(decodeLayout.pp);
         expect(replica.numKvBlocks).toBe(toDecode.numKvBlocks);

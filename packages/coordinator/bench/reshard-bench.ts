@@ -2,7 +2,9 @@
  * Re-shard route benchmark: a phased LocalCluster (real device workers) switching prefill <->
  * decode layouts by each weight route, with the host weight cache on (and, for the host route,
  * off), against the time its links imply at the rates measured in the same run (or --p2p-gbps /
- * --host-gbps, 1e9 B/s), which 'auto' also plans with.
+ * --host-gbps, 1e9 B/s), which 'auto' also plans with. The p2p link is probed with pieces of the
+ * p2p plans' byte-weighted median piece size (a 64 MiB probe frame always lands in fresh pages,
+ * the route's few-MiB frames mostly in memory the allocator reuses: the probe must pay the same).
  *   pnpm bench:reshard [modelDir] [--devices 2|4] [--rounds N] [--json] [--p2p-gbps X] [--host-gbps Y]
  * No modelDir: the `small` bf16 model, generated into a temporary directory. Links: p2p = a 64 MiB
  * u8 weightSlice posted through a WorkerPortEndpoint to another thread, to its ack (the encode copy
@@ -11,8 +13,15 @@
  * route assumes). "switch ms" is the coordinator's (barrier included), "device ms" the slowest
  * device's ReshardDone.ms; "link ms" = p2p bytes / p2p rate + host bytes / host rate (the busiest
  * link's bytes are not split per device: the replica's total, a conservative bound); "x link" =
- * switch ms / link ms. "fresh ms" = bytes moved / the rate of copying into never-touched memory:
- * what a device pays to first-touch the pages of new weight matrices, whatever the route.
+ * switch ms / link ms (median of the timed rounds, which follow one untimed warm-up round trip:
+ * its first switch in each direction is "cold ms", where a device's weight arena grows to the
+ * switch's peak and the host weight cache may be filled). "fresh ms" = bytes moved / the rate of
+ * copying into never-touched memory: what a device would pay to first-touch the pages of new
+ * weight matrices. Then per row, the slowest device's time by phase (reshardDone), and the
+ * weight-arena requests that took fresh memory in the timed rounds. "faulted MiB" = the minor page
+ * faults of this process (the device workers are its threads) during a switch x 4 KiB, median:
+ * memory touched for the first time, which a switch into its weight arena should barely need.
+ * "best ms" / "best x" = the fastest timed round, less swayed by other load on a shared machine.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -79,11 +88,49 @@ interface DirectionRow {
   /** Coordinator ms of every timed switch in this direction; medianMs is their median. */
   switchMs: number[];
   medianMs: number;
+  /** The warm-up round trip's switch in this direction. */
+  coldMs: number;
+  /** Median over timed rounds of the slowest device's phases (reshardDone). */
+  phaseMs: Record<(typeof PHASES)[number], number>;
+  /** Weight-arena fallbacks over all devices and timed rounds. */
+  arenaFallbacks: number;
+  /** Median over timed rounds of the process's minor page faults during a switch, x 4 KiB. */
+  faultedBytes: number;
   deviceMs: number;
   effectiveGBps: number;
   modelledSeconds: number;
   linkMs: number;
   freshMs: number;
+}
+
+const PAGE_BYTES = 4096;
+const PHASES = ['sendMs', 'waitMs', 'assembleMs', 'otherMs', 'hostFillMs', 'createDeviceMs'] as const;
+
+/** Byte-weighted median size of the pieces the p2p plans of `pairs` move (both directions). */
+function p2pPieceBytes(modelDir: string, pairs: string[]): number {
+  const config = Checkpoint.open(modelDir);
+  let sizes: number[];
+  try {
+    const planner = createReshardPlanner(config.config, checkpointTensorBytes(modelDir), { route: 'p2p' });
+    sizes = pairs.flatMap((pair) => {
+      const [a, b] = pair.split(' <-> ').map(parseParallelConfig);
+      return [planner(a!, b!), planner(b!, a!)].flatMap((plan) =>
+        plan.devices.flatMap((device) =>
+          device.pieces.filter((piece) => piece.source.kind === 'peer').map((piece) => piece.bytes),
+        ),
+      );
+    });
+  } finally {
+    config.close();
+  }
+  sizes.sort((x, y) => x - y);
+  const total = sizes.reduce((sum, size) => sum + size, 0);
+  let seen = 0;
+  for (const size of sizes) {
+    seen += size;
+    if (seen >= total / 2) return size;
+  }
+  return LINK_BYTES;
 }
 
 function median(values: readonly number[]): number {
@@ -120,15 +167,21 @@ async function benchRoute(
   });
   try {
     const [replica] = cluster.phasedReplicas;
-    await replica.switchTo('decode');
-    await replica.switchTo('prefill');
+    const cold = [await replica.switchTo('decode'), await replica.switchTo('prefill')];
     const [toDecode, toPrefill]: ReplicaReshardStats[][] = [[], []];
+    const faults: number[][] = [[], []];
+    const timedSwitch = async (phase: 'decode' | 'prefill', index: number) => {
+      const before = process.resourceUsage().minorPageFault;
+      const stats = await replica.switchTo(phase);
+      faults[index]!.push((process.resourceUsage().minorPageFault - before) * PAGE_BYTES);
+      return stats;
+    };
     for (let i = 0; i < rounds; i++) {
-      toDecode.push(await replica.switchTo('decode'));
-      toPrefill.push(await replica.switchTo('prefill'));
+      toDecode.push(await timedSwitch('decode', 0));
+      toPrefill.push(await timedSwitch('prefill', 1));
     }
     const planner = createReshardPlanner(cluster.config, checkpointTensorBytes(modelDir), { route, rates });
-    return [toDecode, toPrefill].map((runs) => {
+    return [toDecode, toPrefill].map((runs, coldIndex) => {
       const { from, to, bytesFromPeers, bytesFromHost, bytesMoved } = runs[0];
       const direction = `${formatParallelConfig(from)}->${formatParallelConfig(to)}`;
       const plan = planner(from, to);
@@ -136,6 +189,13 @@ async function benchRoute(
       const switchMs = runs.map((run) => run.ms);
       const medianMs = median(switchMs);
       const linkSeconds = bytesFromPeers / rates.p2pBytesPerSecond + bytesFromHost / rates.hostBytesPerSecond;
+      const slowest = runs.map((run) => run.devices.reduce((a, b) => (b.ms > a.ms ? b : a)));
+      const phaseMs = Object.fromEntries(
+        PHASES.map((phase) => [phase, median(slowest.map((done) => done[phase] ?? 0))]),
+      ) as DirectionRow['phaseMs'];
+      const arenaFallbacks = runs
+        .flatMap((run) => run.devices)
+        .reduce((sum, done) => sum + (done.arenaFallbacks ?? 0), 0);
       return {
         route,
         hostWeightCache,
@@ -144,6 +204,10 @@ async function benchRoute(
         bytesFromHost,
         switchMs,
         medianMs,
+        coldMs: cold[coldIndex]!.ms,
+        phaseMs,
+        arenaFallbacks,
+        faultedBytes: median(faults[coldIndex]!),
         deviceMs: median(runs.map((run) => Math.max(...run.devices.map((device) => device.ms)))),
         effectiveGBps: bytesMoved / (medianMs / 1000) / 1e9,
         modelledSeconds: plan.seconds,
@@ -207,13 +271,18 @@ function printTable(rows: DirectionRow[], measured: MeasuredRates): void {
     'direction',
     'p2p',
     'host',
+    'cold ms',
     'switch ms',
     'device ms',
     'link ms',
     'x link',
+    'best ms',
+    'best x',
     'fresh ms',
+    'faulted MiB',
     'GB/s',
     'model ms',
+    'each timed round ms',
   ];
   const lines = rows.map((row) => [
     row.route,
@@ -221,17 +290,52 @@ function printTable(rows: DirectionRow[], measured: MeasuredRates): void {
     row.direction,
     formatBytes(row.bytesFromPeers),
     formatBytes(row.bytesFromHost),
+    row.coldMs.toFixed(1),
     row.medianMs.toFixed(1),
     row.deviceMs.toFixed(1),
     row.linkMs.toFixed(1),
     (row.medianMs / row.linkMs).toFixed(2),
+    Math.min(...row.switchMs).toFixed(1),
+    (Math.min(...row.switchMs) / row.linkMs).toFixed(2),
     row.freshMs.toFixed(1),
+    (row.faultedBytes / 2 ** 20).toFixed(1),
     row.effectiveGBps.toFixed(2),
     (row.modelledSeconds * 1000).toFixed(1),
+    row.switchMs.map((ms) => ms.toFixed(0)).join(' '),
   ]);
   const widths = header.map((title, i) => Math.max(title.length, ...lines.map((line) => line[i].length)));
   const format = (line: string[]) => line.map((cell, i) => cell.padEnd(widths[i])).join('  ');
   for (const line of [header, ...lines]) console.log(format(line).trimEnd());
+  console.log('slowest device by phase (median ms over timed rounds), weight-arena fallbacks:');
+  const phaseHeader = [
+    'route',
+    'cache',
+    'direction',
+    'send',
+    'wait',
+    'assemble',
+    'other',
+    'host fill',
+    'device',
+    'fallbacks',
+  ];
+  const phaseLines = rows.map((row) => [
+    row.route,
+    row.hostWeightCache ? 'on' : 'off',
+    row.direction,
+    ...PHASES.map((phase) => row.phaseMs[phase].toFixed(1)),
+    String(row.arenaFallbacks),
+  ]);
+  const phaseWidths = phaseHeader.map((title, i) =>
+    Math.max(title.length, ...phaseLines.map((line) => line[i].length)),
+  );
+  for (const line of [phaseHeader, ...phaseLines])
+    console.log(
+      line
+        .map((cell, i) => cell.padEnd(phaseWidths[i]))
+        .join('  ')
+        .trimEnd(),
+    );
 }
 
 function gbpsFlag(flag: string | undefined): number | undefined {
@@ -262,8 +366,11 @@ async function main(): Promise<void> {
       await generateCheckpoint({ shape: 'small', seed: 0, dtype: 'bf16', outDir: tempDir });
     }
     const linkOptions = { numBytes: LINK_BYTES, numRepeats: LINK_REPEATS };
+    const pieceBytes = p2pPieceBytes(modelDir, pairs);
+    process.stderr.write(`p2p link probed with ${formatBytes(pieceBytes)} pieces\n`);
     const measured: MeasuredRates = {
-      p2pBytesPerSecond: (await measureP2pLink(linkOptions)).bytesPerSecond,
+      p2pBytesPerSecond: (await measureP2pLink({ numBytes: pieceBytes, numRepeats: LINK_REPEATS }))
+        .bytesPerSecond,
       hostReadBytesPerSecond: await measureHostBytesPerSecond(modelDir, linkOptions),
       hostMemcpyBytesPerSecond: await measureHostMemcpyBytesPerSecond(linkOptions),
       freshPageBytesPerSecond: await measureFreshPageCopyBytesPerSecond(linkOptions),
@@ -279,7 +386,7 @@ async function main(): Promise<void> {
       for (const variant of VARIANTS) {
         const cache = variant.hostWeightCache ? 'on' : 'off';
         process.stderr.write(
-          `${pair} by ${variant.route}, host weight cache ${cache}: 1 warm-up + ${rounds} round trips\n`,
+          `${pair} by ${variant.route}, host weight cache ${cache}: 1 warm-up (cold) + ${rounds} round trips\n`,
         );
         const rates = ratesOf(variant.hostWeightCache);
         const fresh = measured.freshPageBytesPerSecond;

@@ -117,6 +117,9 @@ async function roundTrips(dir: string, routes: ReshardRoute[], hostWeightCache =
       if (route === 'host')
         expect(done.every((d) => d.bytesReceived === 0 && d.bytesFromHost > 0)).toBe(true);
       if (route === 'p2p') expect(done.every((d) => d.bytesFromHost === 0 && d.bytesReceived > 0)).toBe(true);
+      // Both layouts' shards were in the host weight cache from load: no switch filled it.
+      expect(done.map((d) => d.hostFillMs)).toEqual(done.map(() => undefined));
+      expect(done.every((d) => Number.isInteger(d.arenaFallbacks) && d.assembleMs! >= 0)).toBe(true);
       await compareLogits(dir, replica, Math.min(...done.map((d) => d.numKvBlocks)));
     }
     expect(replica.strayErrors).toEqual([]);

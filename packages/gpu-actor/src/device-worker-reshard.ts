@@ -15,6 +15,7 @@ import type { KvCacheArena } from './kv-cache-arena.ts';
 import type { ModelWeights } from './model-weights.ts';
 import { executeReshard } from './reshard-executor.ts';
 import type { StepDevice, StepDeviceFactory } from './step-device.ts';
+import { type WeightArena, weightArenaBytesFor } from './weight-arena.ts';
 
 export interface SwitchedShard {
   config: ModelConfig;
@@ -34,6 +35,8 @@ export interface SwitchKeeps {
   kvArena?: KvCacheArena;
   /** Each layout's shard in host memory (host-weight-cache.ts); without it host pieces are checkpoint reads. */
   hostWeights?: HostWeightCache;
+  /** The weights' memory (weight-arena.ts): the new shard is built in the old one's pages. */
+  weightArena?: WeightArena;
 }
 
 /** Throws unless `layout`'s links fit the new stage: a previous link unless first, a next one unless last. */
@@ -85,12 +88,19 @@ export async function switchLayout(
     const links = layouts.links(layout);
     checkStageLinks(spec, layout, links);
     const group = layouts.group(layout, plan.to.tp, plan.to.tpRank);
-    const { kvArena, hostWeights } = kept;
-    // The first switch into a layout fills its shard in (a checkpoint read, once); later ones copy.
-    if (hostWeights && !hostWeights.has(plan.to)) hostWeights.fill(checkpoint, plan.to);
+    const { kvArena, hostWeights, weightArena } = kept;
+    let mark = performance.now();
+    // Filled at load when loadShard named the other layout's position; else the first switch
+    // into a layout fills its shard in (a checkpoint read, once); later ones copy.
+    const isHostFilled = hostWeights !== undefined && !hostWeights.has(plan.to);
+    if (isHostFilled) hostWeights.fill(checkpoint, plan.to);
+    const hostFillMs = performance.now() - mark;
+    // Old and new shard side by side at the worst unit, as the plan computed: grown once, then reused.
+    weightArena?.reserve(weightArenaBytesFor(plan.peakWeightBytes));
     const old = retire();
-    const io = { ...layouts.reshardIo(reshardId, checkpoint), hostWeights };
+    const io = { ...layouts.reshardIo(reshardId, checkpoint), hostWeights, weightArena };
     const outcome = await executeReshard(config, plan, old, io);
+    mark = performance.now();
     const weightBytes = outcome.weights.numBytes;
     const kvCacheBytes = shardKvCacheBytes(config, spec, load, weightBytes);
     const device = await createDevice(config, outcome.weights, {
@@ -112,6 +122,10 @@ export async function switchLayout(
       bytesSent: outcome.bytesSent,
       bytesFromHost: outcome.bytesFromHost,
       peakWeightBytes: outcome.peakWeightBytes,
+      ...outcome.phaseMs,
+      ...(isHostFilled ? { hostFillMs } : {}),
+      createDeviceMs: performance.now() - mark,
+      arenaFallbacks: outcome.arenaFallbacks,
     };
     if (message.isWeightDigestReturned) done.weightDigest = outcome.held.digest();
     return { config, device, spec, weights: outcome.weights, held: outcome.held, layout, links, done };

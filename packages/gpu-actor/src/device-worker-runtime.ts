@@ -166,6 +166,7 @@ export class DeviceWorkerRuntime {
       kvStoreLink: opened.kvStoreLink,
       kvArena: opened.kvArena,
       hostWeights: opened.hostWeights,
+      weightArena: opened.weightArena,
     };
     return opened.ready;
   }
@@ -208,7 +209,7 @@ export class DeviceWorkerRuntime {
         current.spec,
         retire,
         this.createDevice,
-        { kvArena: loaded.kvArena, hostWeights: loaded.hostWeights },
+        { kvArena: loaded.kvArena, hostWeights: loaded.hostWeights, weightArena: loaded.weightArena },
       ).catch((error: unknown) => {
         // Refused before `retire` ran: the device still serves its current layout.
         if (this.shard) throw error;

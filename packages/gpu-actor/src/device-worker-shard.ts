@@ -37,6 +37,7 @@ import { loadModelWeights, type ModelWeights } from './model-weights.ts';
 import { SharedMemoryGroup } from './shared-memory-group.ts';
 import type { StepDevice, StepDeviceFactory } from './step-device.ts';
 import type { TensorParallelGroup } from './tensor-parallel-group.ts';
+import { WeightArena } from './weight-arena.ts';
 
 export interface LoadedShard {
   device: StepDevice;
@@ -64,6 +65,8 @@ export interface OpenedShard {
   kvArena: KvCacheArena;
   /** With workerData.hostWeightCache: this device's shards in host memory, layout 0's filled at load. */
   hostWeights: HostWeightCache | undefined;
+  /** The weights' memory, which every later layout's weights are built in (weight-arena.ts). */
+  weightArena: WeightArena;
   ready: Ready;
 }
 
@@ -103,12 +106,16 @@ export async function loadShard(load: LoadShard, ctx: ShardLoadContext): Promise
     throw new Error(`stage ${load.ppStage} has no link to the next stage`);
   const held = new HeldWeights();
   const kvArena = new KvCacheArena();
+  // The shard's own size: a device that never re-shards holds no slack (the few blocks beyond it,
+  // raw norm slices and alignment, become chunks of their own); a switch reserves its peak.
+  const weightArena = new WeightArena();
+  weightArena.reserve(plan.weightBytes);
   const hostWeights = ctx.data.hostWeightCache ? new HostWeightCache() : undefined;
   const checkpoint = Checkpoint.open(load.modelDir);
   let device: StepDevice;
   let weights: ModelWeights;
   try {
-    weights = loadModelWeights(checkpoint, plan.spec, held);
+    weights = loadModelWeights(checkpoint, plan.spec, held, weightArena);
     device = await ctx.createDevice(checkpoint.config, weights, {
       numThreads: load.numThreads,
       kvCacheBytes: plan.kvCacheBytes,
@@ -120,6 +127,11 @@ export async function loadShard(load: LoadShard, ctx: ShardLoadContext): Promise
     if (hostWeights) {
       const numBytes = hostWeights.fill(checkpoint, position);
       ctx.log(`host weight cache: ${(numBytes / 2 ** 20).toFixed(1)} MiB for layout 0's shard`);
+      if (load.otherLayoutPosition) {
+        // Both layouts at load, as the paper's system keeps them: no switch reads the checkpoint.
+        const added = hostWeights.fill(checkpoint, load.otherLayoutPosition);
+        ctx.log(`host weight cache: ${(added / 2 ** 20).toFixed(1)} MiB more for layout 1's shard`);
+      }
     }
   } finally {
     checkpoint.close();
@@ -145,7 +157,7 @@ export async function loadShard(load: LoadShard, ctx: ShardLoadContext): Promise
     kvCacheBytes: device.kvCacheBytes,
   };
   if (load.isWeightDigestReturned) ready.weightDigest = held.digest();
-  return { shard, layouts, kvStoreLink, kvArena, hostWeights, ready };
+  return { shard, layouts, kvStoreLink, kvArena, hostWeights, weightArena, ready };
 }
 
 /** The shard a re-shard switched to, with a fresh swapper over the same kv-store link. */

@@ -109,6 +109,11 @@ describe('HeldWeights', () => {
     // A whole tensor held as rows yields its column bands (a TP layout's row-parallel slice).
     const band = { name: 'down', axis: 'columns' as const, start: 5, end: 10 };
     expect(held.extract(band)).toEqual(cut(sliceRect(band, shape)));
+    // A strided copy goes into the memory the caller allocates (a re-shard's arena scratch).
+    const scratch = new Uint8Array(1024).fill(0xee);
+    const into = held.extract(band, (numBytes) => scratch.subarray(64, 64 + numBytes));
+    expect(into.buffer).toBe(scratch.buffer);
+    expect(into).toEqual(cut(sliceRect(band, shape)));
     expect(() => held.extract({ name: 'o', axis: 'columns', start: 0, end: 4 })).toThrow(
       /"o" columns \[0, 4\) is not held by this device/,
     );

@@ -21,6 +21,10 @@ export interface HeldSlice {
   bytes: Uint8Array;
 }
 
+function freshBytes(numBytes: number): Uint8Array {
+  return new Uint8Array(numBytes);
+}
+
 function sliceKey(slice: TensorSlice): string {
   return `${slice.name} ${slice.axis} ${slice.start} ${slice.end}`;
 }
@@ -85,10 +89,10 @@ export class HeldWeights {
 
   /**
    * The raw bytes of `piece`, row-major [rows][cols] of the piece: a view into the held bytes
-   * when the piece is one contiguous run of them (whole rows), else a fresh strided copy. A view
-   * is only valid until its slice is dropped.
+   * when the piece is one contiguous run of them (whole rows), else a strided copy into memory
+   * from `allocate` (a fresh buffer by default). A view is only valid until its slice is dropped.
    */
-  extract(piece: TensorSlice): Uint8Array {
+  extract(piece: TensorSlice, allocate: (numBytes: number) => Uint8Array = freshBytes): Uint8Array {
     const held = this.holderOf(piece);
     const rect = sliceRect(piece, held.shape);
     const elementBytes = dtypeByteSize(held.dtype);
@@ -97,7 +101,7 @@ export class HeldWeights {
       const start = (rect.row0 - held.rect.row0) * heldCols * elementBytes;
       return held.bytes.subarray(start, start + rectElements(rect) * elementBytes);
     }
-    const out = new Uint8Array(rectElements(rect) * elementBytes);
+    const out = allocate(rectElements(rect) * elementBytes);
     copyRect(held.bytes, held.rect, out, rect, rect, elementBytes);
     return out;
   }

@@ -13,6 +13,7 @@ import {
 import type { HeldWeights } from './held-weights.ts';
 import { encodeStoredBlockMatrices } from './quantized-matrices.ts';
 import { rowParallelLeaves } from './reduction-leaves.ts';
+import type { WeightArena } from './weight-arena.ts';
 import { embeddingUnit, finalNormUnit, layerUnit, lmHeadUnit, shardUnits } from './weight-units.ts';
 
 /** One decoder layer's weights, with the projections that share an input fused row-wise. */
@@ -41,6 +42,11 @@ export interface ModelWeights {
   lmHead: Weight | undefined;
   /** Bytes held by all weights (matrices in their stored dtype, vectors as f32). */
   numBytes: number;
+  /**
+   * Built in a WeightArena: the arena blocks of each ordering unit (its matrices, f32 vectors
+   * and raw vector slices), which a re-shard gives back to the arena unit by unit.
+   */
+  unitBlocks?: Map<number, Uint8Array[]>;
 }
 
 const KERNEL_DTYPE: Record<TensorDType, WeightDType> = { F32: 'f32', F16: 'f16', BF16: 'bf16' };
@@ -88,11 +94,21 @@ function sliceShape(name: string, shape: number[], slice: TensorSlice): { rows: 
 /** Receives every slice read, with its unit: the device's held raw slices. */
 type SliceSink = (slice: TensorSlice, dtype: TensorDType, shape: number[], bytes: Uint8Array) => void;
 
+/** Where a unit's weight memory comes from: fresh buffers, or blocks of the device's WeightArena. */
+type Allocate = (numBytes: number) => Uint8Array;
+
+const freshBytes: Allocate = (numBytes) => new Uint8Array(numBytes);
+
 /**
  * Reads 2-D tensor slices that share a column count into one row-major matrix, each slice's
  * bytes landing straight at its rows' offset: no intermediate copy, no widening.
  */
-function loadStackedMatrix(source: WeightSliceSource, slices: TensorSlice[], sink?: SliceSink): Weight {
+function loadStackedMatrix(
+  source: WeightSliceSource,
+  slices: TensorSlice[],
+  sink?: SliceSink,
+  allocate: Allocate = freshBytes,
+): Weight {
   const infos = slices.map((slice) => source.tensor(slice.name));
   const shapes = slices.map((slice, i) => sliceShape(slice.name, infos[i].shape, slice));
   const dtype = infos[0].dtype;
@@ -106,11 +122,15 @@ function loadStackedMatrix(source: WeightSliceSource, slices: TensorSlice[], sin
     }
   });
   const rows = shapes.reduce((sum, shape) => sum + shape.rows, 0);
-  const data = dtype === 'F32' ? new Float32Array(rows * cols) : new Uint16Array(rows * cols);
+  const block = allocate(rows * cols * dtypeByteSize(dtype));
+  const data =
+    dtype === 'F32'
+      ? new Float32Array(block.buffer, block.byteOffset, rows * cols)
+      : new Uint16Array(block.buffer, block.byteOffset, rows * cols);
   let byteOffset = 0;
   slices.forEach((slice, i) => {
     const byteLength = shapes[i].rows * cols * data.BYTES_PER_ELEMENT;
-    const view = new Uint8Array(data.buffer, byteOffset, byteLength);
+    const view = block.subarray(byteOffset, byteOffset + byteLength);
     source.read(slice, view);
     sink?.(slice, dtype, infos[i].shape, view);
     byteOffset += byteLength;
@@ -119,17 +139,25 @@ function loadStackedMatrix(source: WeightSliceSource, slices: TensorSlice[], sin
 }
 
 /** Small 1-D slices (norms, biases) widened to f32 and concatenated. */
-function loadStackedVector(source: WeightSliceSource, slices: TensorSlice[], sink?: SliceSink): Float32Array {
+function loadStackedVector(
+  source: WeightSliceSource,
+  slices: TensorSlice[],
+  sink?: SliceSink,
+  allocate: Allocate = freshBytes,
+): Float32Array {
   const parts = slices.map((slice) => {
     const info = source.tensor(slice.name);
     const { rows, cols } = sliceShape(slice.name, info.shape, slice);
-    const bytes = new Uint8Array(rows * cols * dtypeByteSize(info.dtype));
+    // The raw bytes outlive the load only when held (re-sharding, digests).
+    const bytes = (sink ? allocate : freshBytes)(rows * cols * dtypeByteSize(info.dtype));
     source.read(slice, bytes);
     sink?.(slice, info.dtype, info.shape, bytes);
     // Vectors only (norms, biases): widening them costs nothing worth keeping 16-bit for.
     return Float32Array.from(decodeValues(bytes, info.dtype));
   });
-  const out = new Float32Array(parts.reduce((sum, part) => sum + part.length, 0));
+  const length = parts.reduce((sum, part) => sum + part.length, 0);
+  const block = allocate(length * Float32Array.BYTES_PER_ELEMENT);
+  const out = new Float32Array(block.buffer, block.byteOffset, length);
   let offset = 0;
   for (const part of parts) {
     out.set(part, offset);
@@ -151,17 +179,20 @@ function loadLayer(
   source: WeightSliceSource,
   slices: LayerSlices,
   tp: number,
-  sink?: SliceSink,
+  sink: SliceSink | undefined,
+  allocate: Allocate,
 ): LayerWeights {
   const { q, k, v, qBias, kBias, vBias } = slices;
+  const vector = (parts: TensorSlice[]) => loadStackedVector(source, parts, sink, allocate);
+  const matrix = (parts: TensorSlice[]) => loadStackedMatrix(source, parts, sink, allocate);
   return {
-    inputNorm: loadStackedVector(source, [slices.inputNorm], sink),
-    qkv: loadStackedMatrix(source, [q, k, v], sink),
-    qkvBias: qBias && kBias && vBias ? loadStackedVector(source, [qBias, kBias, vBias], sink) : undefined,
-    o: withLeaves(loadStackedMatrix(source, [slices.o], sink), tp),
-    postAttentionNorm: loadStackedVector(source, [slices.postAttentionNorm], sink),
-    gateUp: loadStackedMatrix(source, [slices.gate, slices.up], sink),
-    down: withLeaves(loadStackedMatrix(source, [slices.down], sink), tp),
+    inputNorm: vector([slices.inputNorm]),
+    qkv: matrix([q, k, v]),
+    qkvBias: qBias && kBias && vBias ? vector([qBias, kBias, vBias]) : undefined,
+    o: withLeaves(matrix([slices.o]), tp),
+    postAttentionNorm: vector([slices.postAttentionNorm]),
+    gateUp: matrix([slices.gate, slices.up]),
+    down: withLeaves(matrix([slices.down]), tp),
   };
 }
 
@@ -178,7 +209,8 @@ function isSameSlice(a: TensorSlice | undefined, b: TensorSlice | undefined): bo
 
 /**
  * Assembles a shard's ModelWeights one ordering unit at a time (see weight-units.ts), each from
- * any WeightSliceSource; with `held`, every slice read is also recorded there (raw).
+ * any WeightSliceSource; with `held`, every slice read is also recorded there (raw); with
+ * `arena`, every unit's memory is blocks of it (recorded per unit in ModelWeights.unitBlocks).
  */
 export class ModelWeightsBuilder {
   private embedding: Weight | undefined;
@@ -186,11 +218,13 @@ export class ModelWeightsBuilder {
   private finalNorm: Float32Array | undefined;
   private lmHead: Weight | undefined;
   private readonly added = new Set<number>();
+  private readonly unitBlocks = new Map<number, Uint8Array[]>();
 
   constructor(
     readonly spec: ShardSpec,
     readonly numLayers: number,
     private readonly held?: HeldWeights,
+    private readonly arena?: WeightArena,
   ) {
     this.layers = spec.layerSlices.map(() => undefined);
   }
@@ -202,18 +236,29 @@ export class ModelWeightsBuilder {
     const held = this.held;
     const sink: SliceSink | undefined =
       held && ((slice, dtype, shape, bytes) => held.hold(slice, unit, dtype, shape, bytes));
-    const { spec } = this;
+    const { spec, arena } = this;
+    let allocate = freshBytes;
+    if (arena) {
+      const blocks: Uint8Array[] = [];
+      this.unitBlocks.set(unit, blocks);
+      allocate = (numBytes) => {
+        const block = arena.alloc(numBytes);
+        blocks.push(block);
+        return block;
+      };
+    }
     if (unit === embeddingUnit()) {
-      if (spec.embedding) this.embedding = loadStackedMatrix(source, [spec.embedding], sink);
+      if (spec.embedding) this.embedding = loadStackedMatrix(source, [spec.embedding], sink, allocate);
     } else if (unit === finalNormUnit(this.numLayers)) {
-      if (spec.finalNorm) this.finalNorm = loadStackedVector(source, [spec.finalNorm], sink);
+      if (spec.finalNorm) this.finalNorm = loadStackedVector(source, [spec.finalNorm], sink, allocate);
     } else if (unit === lmHeadUnit(this.numLayers)) {
       // A tied lm_head on a single TP rank is the embedding table itself: shared, not read twice.
       if (isSameSlice(spec.lmHead, spec.embedding) && this.embedding) this.lmHead = this.embedding;
-      else if (spec.lmHead) this.lmHead = loadStackedMatrix(source, [spec.lmHead], sink);
+      else if (spec.lmHead) this.lmHead = loadStackedMatrix(source, [spec.lmHead], sink, allocate);
     } else {
       const index = spec.layerSlices.findIndex((slices) => layerUnit(slices.layer) === unit);
-      if (index >= 0) this.layers[index] = loadLayer(source, spec.layerSlices[index], spec.tp, sink);
+      if (index >= 0)
+        this.layers[index] = loadLayer(source, spec.layerSlices[index], spec.tp, sink, allocate);
     }
   }
 
@@ -232,24 +277,28 @@ export class ModelWeightsBuilder {
       numBytes +=
         weightBytes(layer.qkv) + weightBytes(layer.o) + weightBytes(layer.gateUp) + weightBytes(layer.down);
     }
-    return { shard: this.spec, embedding, layers, finalNorm, lmHead, numBytes };
+    const weights: ModelWeights = { shard: this.spec, embedding, layers, finalNorm, lmHead, numBytes };
+    if (this.arena) weights.unitBlocks = this.unitBlocks;
+    return weights;
   }
 }
 
 /**
  * Loads the weights of one shard (the whole model without one) after validating names, shapes
  * and dtypes. Only the shard's slices are read, each straight from its byte ranges in the
- * safetensors files. With `held`, the raw slices are recorded there too.
+ * safetensors files. With `held`, the raw slices are recorded there too; with `arena`, the
+ * weights are blocks of it (the device's re-shards then reuse that memory).
  */
 export function loadModelWeights(
   checkpoint: Checkpoint,
   shard?: ShardSpec,
   held?: HeldWeights,
+  arena?: WeightArena,
 ): ModelWeights {
   checkpoint.validate();
   const spec = shard ?? fullShardSpec(checkpoint.config);
   const numLayers = checkpoint.config.numLayers;
-  const builder = new ModelWeightsBuilder(spec, numLayers, held);
+  const builder = new ModelWeightsBuilder(spec, numLayers, held, arena);
   const source = checkpointSliceSource(checkpoint);
   for (const unit of shardUnits(spec, numLayers)) builder.addUnit(source, unit);
   return encodeStoredBlockMatrices(builder.build(), checkpoint);

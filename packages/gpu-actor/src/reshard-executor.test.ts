@@ -1,22 +1,16 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { MessageChannel } from 'node:worker_threads';
-import type { Weight } from '@seesaw/kernels';
 import {
   Checkpoint,
   dtypeByteSize,
   generateCheckpoint,
-  type ParallelConfig,
   parseParallelConfig,
   planReshard,
   type ReshardRoute,
-  shardSpec,
 } from '@seesaw/model';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DeviceLayouts } from './device-worker-layouts.ts';
-import { HeldWeights } from './held-weights.ts';
-import { loadModelWeights, type ModelWeights } from './model-weights.ts';
+import { expectSameWeights, loadDirect, openMeshes } from '../test/reshard-mesh-test-support.ts';
 import { executeReshard } from './reshard-executor.ts';
 
 // Every device of one replica re-shards in this thread over real MessageChannel links (the weight
@@ -25,81 +19,7 @@ import { executeReshard } from './reshard-executor.ts';
 // alike, and the bytes it kept / received / sent / read must be the plan's.
 
 const FIXTURE = join(import.meta.dirname, '../../../fixtures/tiny-llama-bf16');
-const TOKEN = 'reshard-executor-test';
 const RATES = { p2pBytesPerSecond: 4e9, hostBytesPerSecond: 2e9 };
-
-/** N devices' weight meshes, opened (with hellos) in this thread. */
-async function openMeshes(numDevices: number): Promise<DeviceLayouts[]> {
-  const ports = Array.from({ length: numDevices }, () =>
-    new Array<MessageChannel['port1'] | undefined>(numDevices).fill(undefined),
-  );
-  for (let i = 0; i < numDevices; i++)
-    for (let j = i + 1; j < numDevices; j++) {
-      const { port1, port2 } = new MessageChannel();
-      ports[i]![j] = port1;
-      ports[j]![i] = port2;
-    }
-  return Promise.all(
-    ports.map((reshardPeers, device) =>
-      DeviceLayouts.open(
-        { reshardPeers },
-        { token: TOKEN, deviceName: `device ${device}` },
-        { token: TOKEN, deviceName: `device ${device}`, hiddenSize: 256, log: () => {} },
-      ),
-    ),
-  );
-}
-
-function positionOf(parallel: ParallelConfig, device: number) {
-  return {
-    tp: parallel.tp,
-    tpRank: device % parallel.tp,
-    pp: parallel.pp,
-    ppStage: Math.floor(device / parallel.tp),
-  };
-}
-
-function loadDirect(checkpoint: Checkpoint, parallel: ParallelConfig, device: number) {
-  const held = new HeldWeights();
-  const weights = loadModelWeights(
-    checkpoint,
-    shardSpec(checkpoint.config, positionOf(parallel, device)),
-    held,
-  );
-  return { weights, held };
-}
-
-function expectSameWeight(actual: Weight | undefined, expected: Weight | undefined, what: string): void {
-  expect(actual === undefined, what).toBe(expected === undefined);
-  if (!actual || !expected) return;
-  expect({ dtype: actual.dtype, rows: actual.rows, cols: actual.cols }, what).toEqual({
-    dtype: expected.dtype,
-    rows: expected.rows,
-    cols: expected.cols,
-  });
-  expect(
-    Buffer.from(actual.data.buffer, actual.data.byteOffset, actual.data.byteLength).equals(
-      Buffer.from(expected.data.buffer, expected.data.byteOffset, expected.data.byteLength),
-    ),
-    what,
-  ).toBe(true);
-}
-
-function expectSameWeights(actual: ModelWeights, expected: ModelWeights): void {
-  expectSameWeight(actual.embedding, expected.embedding, 'embedding');
-  expectSameWeight(actual.lmHead, expected.lmHead, 'lm_head');
-  expect(actual.finalNorm).toEqual(expected.finalNorm);
-  expect(actual.layers).toHaveLength(expected.layers.length);
-  actual.layers.forEach((layer, l) => {
-    const want = expected.layers[l]!;
-    for (const key of ['qkv', 'o', 'gateUp', 'down'] as const)
-      expectSameWeight(layer[key], want[key], `layer ${l} ${key}`);
-    expect(layer.inputNorm).toEqual(want.inputNorm);
-    expect(layer.postAttentionNorm).toEqual(want.postAttentionNorm);
-    expect(layer.qkvBias).toEqual(want.qkvBias);
-  });
-  expect(actual.numBytes).toBe(expected.numBytes);
-}
 
 /** Re-shards a replica loaded under `from` to `to` and checks every device against a direct load. */
 async function checkSwitch(dir: string, from: string, to: string, route: ReshardRoute): Promise<void> {

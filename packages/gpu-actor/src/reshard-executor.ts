@@ -6,7 +6,8 @@
  *      (awaited) and `host` pieces (copied from the host weight cache, else read from the
  *      checkpoint), through the same assembly path as loading (ModelWeightsBuilder): each piece
  *      is copied straight into its rows of the new (fused) matrix,
- *   3. frees its old unit u.
+ *   3. frees its old unit u (with a WeightArena: gives its memory back, where the next units of
+ *      the new shard are placed, so a switch writes into pages the device touched already).
  * Every device posts unit u's sends before it waits for unit u's pieces, so no two devices wait
  * on each other. The planner takes a piece of unit u only from an old slice of unit >= u, which
  * is still held at step 3 of unit u.
@@ -33,6 +34,7 @@ import {
 } from './model-weights.ts';
 import { encodeStoredBlockMatrices } from './quantized-matrices.ts';
 import { containsRect, copyRect, formatRect, type Rect, rectElements, sliceRect } from './slice-geometry.ts';
+import type { WeightArena } from './weight-arena.ts';
 import {
   allUnits,
   embeddingUnit,
@@ -44,7 +46,10 @@ import {
 
 /** How a device moves pieces: its peer links and the host's checkpoint. */
 export interface ReshardIo {
-  /** Posts raw piece bytes (row-major [rows][cols] of the piece) to local device `to`. */
+  /**
+   * Posts raw piece bytes (row-major [rows][cols] of the piece) to local device `to`; the bytes
+   * are encoded into the link's frame before it returns, so the caller may reuse them after.
+   */
   send(to: number, slice: TensorSlice, bytes: Uint8Array): void;
   /** The raw bytes of `slice` from local device `from`, once they have come. */
   receive(from: number, slice: TensorSlice): Promise<Uint8Array>;
@@ -52,6 +57,20 @@ export interface ReshardIo {
   checkpoint: Checkpoint;
   /** This device's target shard in host memory: `host` pieces are copied from here (filled already). */
   hostWeights?: HostWeightCache;
+  /** The device's weight memory: the new shard is built in it, the old one freed into it. */
+  weightArena?: WeightArena;
+}
+
+/** Where a switch's time went on this device, ms (they add up to about the executor's time). */
+export interface ReshardPhaseMs {
+  /** Cutting and posting sends. */
+  sendMs: number;
+  /** Awaiting peers' pieces. */
+  waitMs: number;
+  /** Copying pieces into the new matrices (keep, peer and host pieces alike). */
+  assembleMs: number;
+  /** Freeing old units, re-encoding quantized blocks, yielding between units. */
+  otherMs: number;
 }
 
 export interface ReshardOutcome {
@@ -63,6 +82,9 @@ export interface ReshardOutcome {
   bytesFromHost: number;
   /** Raw bytes of old plus new slices held at the worst moment (the plan models the same). */
   peakWeightBytes: number;
+  phaseMs: ReshardPhaseMs;
+  /** Weight-arena requests that did not fit (served by fresh memory) during this switch. */
+  arenaFallbacks: number;
 }
 
 function samePosition(a: ShardPosition, b: ShardPosition): boolean {
@@ -77,8 +99,16 @@ function formatSlice(slice: TensorSlice): string {
   return `"${slice.name}" ${slice.axis} [${slice.start}, ${slice.end})`;
 }
 
-/** Drops the old weights' references to `unit`, so its memory can go before the next unit is built. */
-function releaseUnit(weights: ModelWeights, numLayers: number, unit: number): void {
+/**
+ * Drops the old weights' references to `unit`, so its memory can go before the next unit is
+ * built: back to `arena` when the weights were built in it, else to the garbage collector.
+ */
+function releaseUnit(weights: ModelWeights, numLayers: number, unit: number, arena?: WeightArena): void {
+  const blocks = weights.unitBlocks?.get(unit);
+  if (blocks && arena) {
+    for (const block of blocks) arena.free(block);
+    weights.unitBlocks!.delete(unit);
+  }
   if (unit === embeddingUnit()) weights.embedding = undefined;
   else if (unit === finalNormUnit(numLayers)) weights.finalNorm = undefined;
   else if (unit === lmHeadUnit(numLayers)) weights.lmHead = undefined;
@@ -177,10 +207,14 @@ export async function executeReshard(
   }
   const numLayers = config.numLayers;
   const spec: ShardSpec = shardSpec(config, plan.to);
+  const startMs = performance.now();
+  const arena = io.weightArena;
+  const fallbacksBefore = arena?.stats.fallbackAllocations ?? 0;
   const held = new HeldWeights();
-  const builder = new ModelWeightsBuilder(spec, numLayers, held);
+  const builder = new ModelWeightsBuilder(spec, numLayers, held, arena);
   const targetUnits = new Set(shardUnits(spec, numLayers));
   const counters: Counters = { bytesKept: 0, bytesReceived: 0, bytesFromHost: 0 };
+  const phaseMs: ReshardPhaseMs = { sendMs: 0, waitMs: 0, assembleMs: 0, otherMs: 0 };
   let bytesSent = 0;
   let peakWeightBytes = old.held.numBytes;
 
@@ -188,12 +222,26 @@ export async function executeReshard(
     // One macrotask per unit: heartbeats and peers' pieces are taken in even when no piece of
     // this device has to be awaited (a host-route switch would otherwise never yield).
     await new Promise((resolve) => setImmediate(resolve));
+    let mark = performance.now();
+    const lap = (phase: keyof ReshardPhaseMs) => {
+      const now = performance.now();
+      phaseMs[phase] += now - mark;
+      mark = now;
+    };
     for (const send of plan.sends) {
       if (send.unit !== unit) continue;
-      const bytes = old.held.extract(send.slice);
+      // A strided piece is cut into arena scratch (touched memory) and given back at once: the
+      // send has encoded it into its frame by the time it returns.
+      let scratch: Uint8Array | undefined;
+      const bytes = old.held.extract(send.slice, (numBytes) => {
+        scratch = arena ? arena.alloc(numBytes) : new Uint8Array(numBytes);
+        return scratch;
+      });
       io.send(send.to, send.slice, bytes);
+      if (scratch && arena) arena.free(scratch);
       bytesSent += bytes.byteLength;
     }
+    lap('sendMs');
     const pieces = plan.pieces.filter((piece) => piece.unit === unit);
     const targetNames = new Set(unitSlices(spec, numLayers, unit).map((slice) => slice.name));
     const stray = pieces.find((piece) => !targetNames.has(piece.slice.name));
@@ -207,13 +255,19 @@ export async function executeReshard(
       peerPieces.map((piece) => io.receive((piece.source as { device: number }).device, piece.slice)),
     );
     const received = new Map(peerPieces.map((piece, i) => [piece, arrived[i]!]));
+    lap('waitMs');
     if (targetUnits.has(unit)) {
       builder.addUnit(pieceSource(pieces, received, old.held, io.checkpoint, counters, io.hostWeights), unit);
     }
+    lap('assembleMs');
     peakWeightBytes = Math.max(peakWeightBytes, old.held.numBytes + held.numBytes);
     old.held.dropUnit(unit);
-    releaseUnit(old.weights, numLayers, unit);
+    releaseUnit(old.weights, numLayers, unit, arena);
+    lap('otherMs');
   }
   const weights = encodeStoredBlockMatrices(builder.build(), io.checkpoint);
-  return { weights, held, ...counters, bytesSent, peakWeightBytes };
+  const accounted = phaseMs.sendMs + phaseMs.waitMs + phaseMs.assembleMs + phaseMs.otherMs;
+  phaseMs.otherMs += performance.now() - startMs - accounted;
+  const arenaFallbacks = (arena?.stats.fallbackAllocations ?? 0) - fallbacksBefore;
+  return { weights, held, ...counters, bytesSent, peakWeightBytes, phaseMs, arenaFallbacks };
 }

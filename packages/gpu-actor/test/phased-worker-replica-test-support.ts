@@ -187,7 +187,16 @@ export class PhasedWorkerReplica {
     return Promise.all(
       this.devices.map((link, device) => {
         const ready = new Promise<Ready>((resolve, reject) => this.readies.set(device, { resolve, reject }));
-        link.post(loadShardOf(config, { tp, pp }, device, { ...this.options, isWeightDigestReturned }));
+        const load = loadShardOf(config, { tp, pp }, device, { ...this.options, isWeightDigestReturned });
+        // As LocalCluster does: the other layout's position, for the host weight cache.
+        const other = this.layouts[1];
+        load.otherLayoutPosition = {
+          tp: other.tp,
+          tpRank: device % other.tp,
+          pp: other.pp,
+          ppStage: Math.floor(device / other.tp),
+        };
+        link.post(load);
         return ready;
       }),
     );

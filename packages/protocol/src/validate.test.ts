@@ -108,6 +108,11 @@ describe('validate', () => {
       /start 3 > end 2/,
     );
     expectRejected(rawFrame({ ...shard, tpRank: 0, kvDtype: 'fp8' }), 'badField', /loadShard\.kvDtype/);
+    expectRejected(
+      rawFrame({ ...shard, tpRank: 0, otherLayoutPosition: { tp: 2, tpRank: 2, pp: 2, ppStage: 0 } }),
+      'badField',
+      /otherLayoutPosition: tpRank 2 outside \[0, 2\)/,
+    );
   });
 
   it('rejects tensor descriptors that do not add up', () => {

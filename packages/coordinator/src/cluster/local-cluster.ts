@@ -240,6 +240,7 @@ export class LocalCluster {
       blockSize,
       kvDtype,
       isWeightDigestReturned: options.isWeightDigestReturned,
+      otherLayout: decode,
     });
     const loaded = await Promise.allSettled(loads.map(({ rank, shard }) => actors[rank.device].load(shard)));
     const ready = await LocalCluster.allOrAbort(loaded, actors);

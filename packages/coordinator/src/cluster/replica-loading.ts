@@ -26,6 +26,11 @@ export interface ShardSettings {
   kvDtype?: KvCacheDType;
   /** Devices return a sha256 of their weights (tests). */
   isWeightDigestReturned?: boolean;
+  /**
+   * Seesaw: the decode layout (same dp and devices per replica), whose shard devices with a host
+   * weight cache then fill at load too (LoadShard.otherLayoutPosition).
+   */
+  otherLayout?: ParallelConfig;
 }
 
 /** Every device's loadShard in device order, with its rank. */
@@ -36,6 +41,8 @@ export function shardLoads(
 ): Array<{ rank: DeviceRank; shard: Omit<LoadShard, 'tag'> }> {
   const { dp, tp, pp } = parallel;
   const parallelism = formatParallelConfig({ dp, tp, pp }, { allLetters: true });
+  const other = settings.otherLayout;
+  const otherRanks = other ? deviceRanks(other) : undefined;
   return deviceRanks(parallel).map((rank) => {
     const shard: Omit<LoadShard, 'tag'> = {
       modelDir: settings.modelDir,
@@ -50,6 +57,11 @@ export function shardLoads(
     };
     if (settings.kvDtype !== undefined) shard.kvDtype = settings.kvDtype;
     if (settings.isWeightDigestReturned) shard.isWeightDigestReturned = true;
+    const otherRank = otherRanks?.[rank.device];
+    if (other && otherRank) {
+      const { tp, pp } = other;
+      shard.otherLayoutPosition = { tp, tpRank: otherRank.tpRank, pp, ppStage: otherRank.ppStage };
+    }
     return { rank, shard };
   });
 }

@@ -9,7 +9,12 @@ import { parseParallelConfig } from '../parallel-layout.ts';
 import type { SampledToken, StepBatch, StepKvSwap, StepKvTimings, StepResult } from '../step.ts';
 import type { Tensor } from '../tensor.ts';
 import type { Heartbeat, Hello, ProtocolError, Range, Refused, Shutdown, Welcome } from './common.ts';
-import { type DeviceReshardPlanData, deviceReshardPlanData } from './reshard-plan-data.ts';
+import {
+  type DeviceReshardPlanData,
+  deviceReshardPlanData,
+  type ShardPositionData,
+  shardPosition,
+} from './reshard-plan-data.ts';
 import { type MessageRule, type MessageSchema, schema, stepId } from './schema.ts';
 
 /** Which slice of which model this device holds, and the resources it may use. */
@@ -37,6 +42,11 @@ export interface LoadShard {
   kvDtype?: KvCacheDType;
   /** Return Ready.weightDigest: sha256 hex over the held weights in canonical order. */
   isWeightDigestReturned?: boolean;
+  /**
+   * Seesaw: this device's position under its other layout, so that a host weight cache fills
+   * that shard at load too (else the first switch into the layout reads it from the checkpoint).
+   */
+  otherLayoutPosition?: ShardPositionData;
 }
 
 /**
@@ -134,6 +144,21 @@ export interface ReshardDone {
   ms: number;
   /** sha256 hex over the held weights in canonical order, when Reshard asked for it. */
   weightDigest?: string;
+  // Where the switch's time went on this device, ms (gpu-actor ReshardPhaseMs):
+  /** Cutting and posting sends. */
+  sendMs?: number;
+  /** Awaiting peers' pieces. */
+  waitMs?: number;
+  /** Copying pieces into the new matrices. */
+  assembleMs?: number;
+  /** The rest of the executor: freeing old units, re-encoding quantized blocks, yields. */
+  otherMs?: number;
+  /** Filling the host weight cache with the target layout's shard; present only when this switch did. */
+  hostFillMs?: number;
+  /** Building the new shard's device (forward pass, KV cache view). */
+  createDeviceMs?: number;
+  /** Weight-arena requests that did not fit and took fresh memory. */
+  arenaFallbacks?: number;
 }
 
 /**
@@ -344,7 +369,11 @@ export const coordinatorToDeviceSchemas: Record<
       blockSize: int(1, 1 << 20),
     },
     loadShardRule,
-    { isWeightDigestReturned: bool, kvDtype: oneOf('f32', 'bf16', 'f16') },
+    {
+      isWeightDigestReturned: bool,
+      kvDtype: oneOf('f32', 'bf16', 'f16'),
+      otherLayoutPosition: shardPosition,
+    },
   ),
   step: schema({ batch: stepBatch }),
   swapOut: schema(swapFields, swapTensors),
@@ -375,7 +404,16 @@ export const deviceToCoordinatorSchemas: Record<
       ms: finite(0),
     },
     undefined,
-    { weightDigest },
+    {
+      weightDigest,
+      sendMs: finite(0),
+      waitMs: finite(0),
+      assembleMs: finite(0),
+      otherMs: finite(0),
+      hostFillMs: finite(0),
+      createDeviceMs: finite(0),
+      arenaFallbacks: count,
+    },
   ),
   error: schema({ code: str(128), message: str(4096) }, undefined, { requestStepId: stepId }),
 };

@@ -79,7 +79,8 @@ export const tensorSliceData: Check = (value, path) => {
   return slice.start < slice.end ? undefined : `${path}: empty slice [${slice.start}, ${slice.end})`;
 };
 
-const shardPosition: Check = (value, path) => {
+/** A shard position: tp, tpRank in [0, tp), pp, ppStage in [0, pp). */
+export const shardPosition: Check = (value, path) => {
   const error = checkFields(value, path, {
     required: { tp: int(1, MAX_DEGREE), tpRank: count, pp: int(1, MAX_DEGREE), ppStage: count },
   });
