@@ -79,7 +79,7 @@ export async function startJobEngine(
   log: (line: string) => void,
 ): Promise<JobEngine> {
   const { cache, scheduler } = engineConfig;
-  const ready = await loadShards(actors, parallel, config, engineConfig, kvDtype);
+  const ready = await loadShards(actors, parallel, config, engineConfig, kvDtype, seesaw?.decode);
   const common = {
     maxNumSeqs: scheduler.maxNumSeqs,
     maxModelLen: config.maxPositionEmbeddings,

@@ -28,13 +28,17 @@ export function jobDeviceMemoryBytes({ model, cache }: EngineConfig): number {
   return cache.deviceMemoryBytes ?? Checkpoint.tensorBytesOf(model.dir) + cache.kvCacheBytes;
 }
 
-/** Loads every device's shard of `parallel` (all at once); ready[device]. */
+/**
+ * Loads every device's shard of `parallel` (all at once); ready[device]. A Seesaw job passes its
+ * decode layout as `otherLayout`, so a host weight cache holds both layouts' shards from load on.
+ */
 export function loadShards(
   actors: readonly DeviceActorHandle[],
   parallel: ParallelConfig,
   config: ModelConfig,
   engineConfig: EngineConfig,
   kvDtype: KvCacheDType,
+  otherLayout?: ParallelConfig,
 ): Promise<Ready[]> {
   const loads = shardLoads(parallel, config, {
     modelDir: engineConfig.model.dir,
@@ -42,6 +46,7 @@ export function loadShards(
     deviceMemoryBytes: jobDeviceMemoryBytes(engineConfig),
     blockSize: engineConfig.cache.blockSize,
     kvDtype,
+    otherLayout,
   });
   return Promise.all(loads.map(({ rank, shard }) => actors[rank.device]!.load(shard)));
 }
