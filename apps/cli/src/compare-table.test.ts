@@ -79,6 +79,8 @@ describe('formatCompareTable', () => {
     expect(line('Requests/s')).toMatch(/4\.00\s+3\.20$/);
     expect(line('Total tokens/s')).toMatch(/1200\.00\s+960\.00$/);
     expect(line('Output tokens/s')).toMatch(/256\.00\s+204\.80$/);
+    // 4800 tokens over 4 s less 0.125 s of re-sharding; the static run has none to take out.
+    expect(line('Total tokens/s less re-shards')).toMatch(/1238\.71\s+960\.00$/);
     expect(line('Phase switches')).toMatch(/3\s+0$/);
     expect(line('Time in prefill')).toMatch(/1\.50 s\s+1\.50 s$/);
     expect(line('Time in decode')).toMatch(/2\.25 s\s+2\.25 s$/);
@@ -90,9 +92,17 @@ describe('formatCompareTable', () => {
     expect(line('Host KV memory')).toMatch(/64\.00 MiB\s+-$/);
     expect(line('KV bytes per swapped token')).toMatch(/12288\s+-$/);
     expect(line('Speed-up vs seesaw:P2-T2')).toMatch(/1\.00x\s+0\.80x$/);
+    expect(line('Share of best static')).toMatch(/1\.25x\s+1\.00x$/);
     // Right-aligned: every line of the table has the same length.
     expect(new Set(lines.map((l) => l.length)).size).toBe(1);
     expect(formatCompareTable([])).toBe('');
+  });
+
+  it('compares every run with the best static run, and leaves the line out without one', () => {
+    const slower = { ...STATIC, label: 'static:P2', totalTokensPerSecond: 480 };
+    const lines = formatCompareTable([ROW, slower, STATIC]).split('\n');
+    expect(lines.find((l) => l.startsWith('Share of best static'))).toMatch(/1\.25x\s+0\.50x\s+1\.00x$/);
+    expect(formatCompareTable([ROW])).not.toContain('Share of best static');
   });
 
   it('writes the same figures as JSON rows', () => {
@@ -100,6 +110,7 @@ describe('formatCompareTable', () => {
     expect(seesaw).toMatchObject({
       run: 'seesaw:P2-T2',
       tokens_per_second: 1200,
+      tokens_per_second_less_reshards: 4800 / 3.875,
       num_switches: 3,
       swap_in_hidden_fraction: 0.875,
       swap_in_hidden_byte_fraction: 0.8,

@@ -76,6 +76,29 @@ describe('SharedMemoryGroup across worker threads', () => {
     }
   });
 
+  it('passes one barrier a round: slots alternate, so no barrier guards a slot against the next round', async () => {
+    // 4-float slots: a 10-float all-reduce is 3 rounds, a gather of 3 + 6 floats 2, an empty all-reduce 1.
+    const descriptors = createSharedMemoryGroup(2, 4);
+    const reduceInputs = [0, 1].map((r) => randomFloats(10, 70 + r));
+    const gatherParts = [randomFloats(3, 80), randomFloats(6, 81)];
+    const outputs = await runRanks(
+      descriptors.map((descriptor, r) => ({
+        descriptor,
+        ops: [
+          { kind: 'allReduceSum', input: reduceInputs[r] },
+          { kind: 'allGather', input: gatherParts[r], outLength: 9 },
+          { kind: 'allReduceSum', input: new Float32Array(0) },
+        ],
+      })),
+    );
+    for (const { results } of outputs) {
+      expect(bitsEqual(results[0] as Float32Array, referenceSum(reduceInputs))).toBe(true);
+      expect(bitsEqual(results[1] as Float32Array, concatFloats(gatherParts))).toBe(true);
+    }
+    // The barrier's generation word (control word 1) counts the barriers every rank passed.
+    expect(new Int32Array(descriptors[0].sab, 0, 2)[1]).toBe(3 + 2 + 1);
+  });
+
   it('measures an 8192-float all-reduce between two threads', async () => {
     const descriptors = createSharedMemoryGroup(2, 64 * 1024);
     const outputs = await runRanks(

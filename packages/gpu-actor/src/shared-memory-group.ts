@@ -13,10 +13,12 @@ export interface SharedMemoryGroupDescriptor {
 // arrive resets it and bumps GENERATION, which the others wait on (Atomics.wait/notify).
 const ARRIVED = 0;
 const GENERATION = 1;
-// Then per rank, HEADER_INTS words: the operation it called and its buffer lengths, so every
-// rank can check that all ranks are in the same collective with matching sizes.
+// Everything else comes twice, one copy per barrier parity (see SharedMemoryGroup): per parity
+// and rank, HEADER_INTS words (the collective it called and its buffer lengths, so every rank
+// can check that all ranks are in the same collective with matching sizes), and a data slot.
 const HEADER_BASE = 2;
 const HEADER_INTS = 3;
+const NUM_PARITIES = 2;
 const OP_ALL_REDUCE = 1;
 const OP_ALL_GATHER = 2;
 const OP_NAMES: Record<number, string> = { [OP_ALL_REDUCE]: 'allReduceSum', [OP_ALL_GATHER]: 'allGather' };
@@ -24,14 +26,18 @@ const OP_NAMES: Record<number, string> = { [OP_ALL_REDUCE]: 'allReduceSum', [OP_
 const DATA_ALIGN = 64;
 const DEFAULT_TIMEOUT_MS = 60_000;
 
+function numControlInts(size: number): number {
+  return HEADER_BASE + NUM_PARITIES * HEADER_INTS * size;
+}
+
 function dataOffset(size: number): number {
-  const controlBytes = (HEADER_BASE + HEADER_INTS * size) * Int32Array.BYTES_PER_ELEMENT;
+  const controlBytes = numControlInts(size) * Int32Array.BYTES_PER_ELEMENT;
   return Math.ceil(controlBytes / DATA_ALIGN) * DATA_ALIGN;
 }
 
 /** Bytes of the shared region for a group of `size` ranks with slots of `capacityFloats`. */
 export function sharedMemoryGroupBytes(size: number, capacityFloats: number): number {
-  return dataOffset(size) + size * capacityFloats * Float32Array.BYTES_PER_ELEMENT;
+  return dataOffset(size) + NUM_PARITIES * size * capacityFloats * Float32Array.BYTES_PER_ELEMENT;
 }
 
 /** A fresh region and one descriptor per rank (post descriptors[r] to the worker of rank r). */
@@ -44,19 +50,40 @@ export function createSharedMemoryGroup(size: number, capacityFloats: number): S
   return Array.from({ length: size }, (_, rank) => ({ sab, size, rank, capacityFloats }));
 }
 
+/** What a rank publishes in a collective's first round. */
+interface RoundHeader {
+  op: number;
+  length: number;
+  outLength: number;
+}
+
 /**
- * Ranks in different threads (worker_threads) sharing one SharedArrayBuffer: each rank copies
- * its buffer (a chunk at a time) into its own slot, a barrier, every rank sums / gathers all
- * slots by the halving tree over ranks (so all get bit-identical results), a barrier so no slot is overwritten
- * while another rank still reads it. Waiting blocks the thread (Atomics.wait): one rank per
- * thread, never two ranks of a group in the same thread.
+ * Ranks in different threads (worker_threads) sharing one SharedArrayBuffer. Each round of a
+ * collective (a buffer over the slot's capacity goes through in several) is: every rank copies
+ * its chunk into its own slot, one barrier, every rank sums / gathers all slots (the halving tree
+ * over ranks, so all get bit-identical results). The first round also publishes each rank's
+ * collective and lengths beside its chunk and checks them after that barrier.
+ *
+ * One barrier a round, not three: slots and headers come twice and rounds alternate between the
+ * two (the parity). A rank writing round k + 1's slot cannot disturb a rank still reading round
+ * k's (the other parity), and it can only come back to round k's parity at round k + 2, after
+ * passing round k + 1's barrier, which every rank reaches only once done reading round k. A T2
+ * decode step all-reduces twice a layer; each barrier is a futex wake-up, which on a loaded
+ * machine can wait for a time slice, so these were most of a TP step's waiting.
+ *
+ * Waiting blocks the thread (Atomics.wait): one rank per thread, never two ranks of a group in
+ * the same thread. Every rank must call the same collectives in the same order, so every rank
+ * passes the same rounds and its parity stays in step with the others'.
  */
 export class SharedMemoryGroup implements TensorParallelGroup {
   readonly size: number;
   readonly rank: number;
   readonly capacityFloats: number;
   private readonly control: Int32Array;
-  private readonly slots: Float32Array[];
+  /** slots[parity][rank]. */
+  private readonly slots: Float32Array[][];
+  /** The parity of this rank's next round. */
+  private parity = 0;
 
   constructor(
     descriptor: SharedMemoryGroupDescriptor,
@@ -73,12 +100,13 @@ export class SharedMemoryGroup implements TensorParallelGroup {
     this.size = size;
     this.rank = rank;
     this.capacityFloats = capacityFloats;
-    this.control = new Int32Array(sab, 0, HEADER_BASE + HEADER_INTS * size);
-    const base = dataOffset(size);
-    this.slots = Array.from(
-      { length: size },
-      (_, r) =>
-        new Float32Array(sab, base + r * capacityFloats * Float32Array.BYTES_PER_ELEMENT, capacityFloats),
+    this.control = new Int32Array(sab, 0, numControlInts(size));
+    const slotBytes = capacityFloats * Float32Array.BYTES_PER_ELEMENT;
+    this.slots = Array.from({ length: NUM_PARITIES }, (_, parity) =>
+      Array.from(
+        { length: size },
+        (_, r) => new Float32Array(sab, dataOffset(size) + (parity * size + r) * slotBytes, capacityFloats),
+      ),
     );
   }
 
@@ -92,58 +120,85 @@ export class SharedMemoryGroup implements TensorParallelGroup {
   }
 
   async allReduceSum(buf: Float32Array): Promise<void> {
-    this.announce(OP_ALL_REDUCE, buf.length, buf.length);
     const cap = this.capacityFloats;
-    const mine = this.slots[this.rank];
     const numRounds = Math.max(1, Math.ceil(buf.length / cap));
     for (let round = 0; round < numRounds; round++) {
       const offset = round * cap;
       const n = Math.min(cap, buf.length - offset);
-      mine.set(buf.subarray(offset, offset + n));
-      this.barrier();
-      sumByHalvingTree(buf.subarray(offset, offset + n), this.slots, 0, n);
-      this.barrier();
+      const header = round === 0 ? { op: OP_ALL_REDUCE, length: buf.length, outLength: buf.length } : null;
+      const slots = this.exchange(buf.subarray(offset, offset + n), header);
+      sumByHalvingTree(buf.subarray(offset, offset + n), slots, 0, n);
     }
   }
 
   async allGather(local: Float32Array, out: Float32Array): Promise<void> {
-    const lengths = this.announce(OP_ALL_GATHER, local.length, out.length);
-    const starts: number[] = [];
-    lengths.reduce((start, length) => {
-      starts.push(start);
-      return start + length;
-    }, 0);
     const cap = this.capacityFloats;
-    const mine = this.slots[this.rank];
-    const numRounds = Math.max(1, Math.ceil(Math.max(...lengths) / cap));
-    for (let round = 0; round < numRounds; round++) {
+    const header = { op: OP_ALL_GATHER, length: local.length, outLength: out.length };
+    let lengths: number[] = [];
+    const starts: number[] = [];
+    // The rounds are counted from every rank's length, known once the first round's headers are.
+    for (let round = 0, numRounds = 1; round < numRounds; round++) {
       const offset = round * cap;
-      mine.set(local.subarray(offset, Math.min(local.length, offset + cap)));
-      this.barrier();
+      const chunk = local.subarray(Math.min(local.length, offset), offset + cap);
+      const slots = this.exchange(chunk, round === 0 ? header : null);
+      if (round === 0) {
+        lengths = this.checkedLengths();
+        lengths.reduce((start, length) => {
+          starts.push(start);
+          return start + length;
+        }, 0);
+        numRounds = Math.max(1, Math.ceil(Math.max(...lengths) / cap));
+      }
       lengths.forEach((length, r) => {
         const n = Math.max(0, Math.min(cap, length - offset));
-        out.set(this.slots[r].subarray(0, n), starts[r] + offset);
+        out.set(slots[r].subarray(0, n), starts[r] + offset);
       });
-      this.barrier();
     }
   }
 
   /**
-   * Publishes this rank's operation and lengths, waits for all ranks, and checks they agree
-   * (every rank sees the same headers, so all ranks throw the same error together). Returns each
-   * rank's buffer length. Headers are rewritten only after the operation's last barrier.
+   * One round: this rank's chunk (and, in a collective's first round, its header) into this
+   * parity's slot, the barrier, and the parity's slots of every rank, to read until the next
+   * round. A first round's headers are checked before anything is read.
    */
-  private announce(op: number, length: number, outLength: number): number[] {
-    const header = HEADER_BASE + HEADER_INTS * this.rank;
-    Atomics.store(this.control, header, op);
-    Atomics.store(this.control, header + 1, length);
-    Atomics.store(this.control, header + 2, outLength);
+  private exchange(chunk: Float32Array, header: RoundHeader | null): Float32Array[] {
+    const parity = this.parity;
+    this.parity ^= 1;
+    if (header) {
+      const at = this.headerIndex(parity, this.rank);
+      Atomics.store(this.control, at, header.op);
+      Atomics.store(this.control, at + 1, header.length);
+      Atomics.store(this.control, at + 2, header.outLength);
+    }
+    this.slots[parity][this.rank].set(chunk);
     this.barrier();
-    const words = (i: number) =>
-      Array.from({ length: this.size }, (_, r) =>
-        Atomics.load(this.control, HEADER_BASE + HEADER_INTS * r + i),
-      );
-    const [ops, lengths, outLengths] = [words(0), words(1), words(2)];
+    if (header) this.checkHeaders(parity, header.op, header.outLength);
+    return this.slots[parity];
+  }
+
+  private headerIndex(parity: number, rank: number): number {
+    return HEADER_BASE + HEADER_INTS * (parity * this.size + rank);
+  }
+
+  /** Word `i` of every rank's header in `parity`. */
+  private headerWords(parity: number, i: number): number[] {
+    return Array.from({ length: this.size }, (_, r) =>
+      Atomics.load(this.control, this.headerIndex(parity, r) + i),
+    );
+  }
+
+  /** Each rank's buffer length, from the headers of the round just exchanged (checked by then). */
+  private checkedLengths(): number[] {
+    return this.headerWords(this.parity ^ 1, 1);
+  }
+
+  /**
+   * Throws when the ranks are not in the same collective with matching sizes. Every rank sees the
+   * same headers, so all ranks throw the same error after the same round, their parities still in
+   * step: the group stays usable for the next collective.
+   */
+  private checkHeaders(parity: number, op: number, outLength: number): void {
+    const [ops, lengths, outLengths] = [0, 1, 2].map((i) => this.headerWords(parity, i));
     const differ = (values: number[]) => values.some((v) => v !== values[0]);
     // Worded from the headers alone, so every rank throws the same message.
     let problem: string | undefined;
@@ -157,12 +212,8 @@ export class SharedMemoryGroup implements TensorParallelGroup {
       const total = lengths.reduce((a, b) => a + b, 0);
       problem = `ranks contribute ${total} floats [${lengths.join(', ')}], out holds ${outLength}`;
     }
-    if (problem !== undefined) {
-      // Leave together, so the group stays usable for the next collective.
-      this.barrier();
+    if (problem !== undefined)
       throw new RangeError(`${differ(ops) ? 'collective' : OP_NAMES[op]}: ${problem}`);
-    }
-    return lengths;
   }
 
   /** Generation barrier: returns once every rank has arrived in this generation. */
