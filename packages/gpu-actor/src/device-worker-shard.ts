@@ -106,6 +106,9 @@ export async function loadShard(load: LoadShard, ctx: ShardLoadContext): Promise
     throw new Error(`stage ${load.ppStage} has no link to the next stage`);
   const held = new HeldWeights();
   const kvArena = new KvCacheArena();
+  // Both layouts' caches in one allocation: a switch then re-views the pages prefill touched
+  // instead of growing into fresh ones (first writes to fresh pages are the costly part).
+  kvArena.reserve(Math.max(plan.kvCacheBytes, plan.otherKvCacheBytes));
   // The shard's own size: a device that never re-shards holds no slack (the few blocks beyond it,
   // raw norm slices and alignment, become chunks of their own); a switch reserves its peak.
   const weightArena = new WeightArena();
@@ -197,7 +200,11 @@ function kvStoreSwapperOver(link: KvStoreLinkEndpoint, device: StepDevice, spec:
   return { swapper, view };
 }
 
-/** Sizes the shard from the checkpoint header alone: weights, then the KV cache that fits beside them. */
+/**
+ * Sizes the shard from the checkpoint header alone: weights, then the KV cache that fits beside
+ * them. With the other layout's position (a Seesaw device), also the KV cache that layout will
+ * have, so the cache's bytes can be allocated once for both (KvCacheArena.reserve).
+ */
 function planMemory(load: LoadShard, position: ShardPosition) {
   const checkpoint = Checkpoint.open(load.modelDir);
   try {
@@ -211,7 +218,13 @@ function planMemory(load: LoadShard, position: ShardPosition) {
     }
     const weightBytes = shardWeightBytes(checkpoint, spec);
     const kvCacheBytes = shardKvCacheBytes(config, spec, load, weightBytes);
-    return { spec, weightBytes, kvCacheBytes, hiddenSize: config.hiddenSize };
+    let otherKvCacheBytes = 0;
+    if (load.otherLayoutPosition) {
+      const otherSpec = shardSpec(config, load.otherLayoutPosition);
+      const otherWeightBytes = shardWeightBytes(checkpoint, otherSpec);
+      otherKvCacheBytes = shardKvCacheBytes(config, otherSpec, load, otherWeightBytes);
+    }
+    return { spec, weightBytes, kvCacheBytes, otherKvCacheBytes, hiddenSize: config.hiddenSize };
   } finally {
     checkpoint.close();
   }

@@ -19,9 +19,22 @@ describe('KvCacheArena', () => {
     expect(arena.numAllocations).toBe(2);
   });
 
+  it('reserves bytes up front: a later take within them does not grow the arena', () => {
+    const arena = new KvCacheArena();
+    arena.reserve(2000);
+    const first = arena.take(1000);
+    expect(first.byteLength).toBe(2000);
+    expect(arena.take(2000)).toBe(first);
+    arena.reserve(1500);
+    expect(arena.numAllocations).toBe(1);
+    expect(arena.take(2001)).not.toBe(first);
+    expect(arena.numAllocations).toBe(2);
+  });
+
   it('refuses a size that is not a positive whole number of bytes', () => {
     for (const bad of [0, -1, 1.5, Number.NaN])
       expect(() => new KvCacheArena().take(bad)).toThrow(/positive whole/);
+    expect(() => new KvCacheArena().reserve(-5)).toThrow(/positive whole/);
   });
 
   it('lets a re-shard view its caches of both layouts from one allocation', () => {

@@ -22,6 +22,16 @@ export class KvCacheArena {
    * owner must be done with them (a re-shard retires the old device first).
    */
   take(numBytes: number): SharedArrayBuffer {
+    this.reserve(numBytes);
+    return this.buffer!;
+  }
+
+  /**
+   * Grows the arena to at least `numBytes` now, without handing them out: a Seesaw device reserves
+   * the larger of its two layouts' caches at load, so no switch grows it. Page contents are not
+   * touched here (a fresh buffer's pages are mapped when first written).
+   */
+  reserve(numBytes: number): void {
     if (!Number.isInteger(numBytes) || numBytes <= 0)
       throw new RangeError(`a KV cache arena hands out a positive whole number of bytes, not ${numBytes}`);
     if (!this.buffer || this.buffer.byteLength < numBytes) {
@@ -29,7 +39,6 @@ export class KvCacheArena {
       this.buffer = new SharedArrayBuffer(numBytes);
       this.grows++;
     }
-    return this.buffer;
   }
 
   /** Bytes allocated (the largest cache asked for so far). */
