@@ -15,27 +15,78 @@ import {
   INBOUND_TAGS,
   type KvSliceAddress,
   type KvStoreToDevice,
+  type Tensor,
   WorkerPortEndpoint,
 } from '@seesaw/protocol';
+import type { KvSliceBox } from './host-kv-layout.ts';
 import type { HostKvStore } from './host-kv-store.ts';
 import type { KvForwardingTable } from './kv-forwarding-table.ts';
-
-export type PeerStoreLink = WorkerPortEndpoint<DeviceToKvStore, KvStoreToDevice>;
 
 /** A peer store may still be starting (tsx compiles its worker). */
 const PEER_STORE_HANDSHAKE_TIMEOUT_MS = 60_000;
 
-/** Opens a link to another host's store over `port` and says hello there as a device. */
-export async function openPeerStoreLink(
+interface Waiter {
+  resolve: () => void;
+  reject: (error: Error) => void;
+}
+
+/**
+ * This store's link to another host's store: puts numbered on the link, each settled by its
+ * kvPutDone / kvError; a closed link fails those still waiting. Shared by every forwarder.
+ */
+export class PeerStore {
+  private nextRequestId = 1;
+  private readonly waiters = new Map<number, Waiter>();
+  private closedReason: string | undefined;
+
+  constructor(
+    private readonly link: WorkerPortEndpoint<DeviceToKvStore, KvStoreToDevice>,
+    readonly host: string,
+  ) {
+    link.onMessage((message) => {
+      if (message.tag !== 'kvPutDone' && message.tag !== 'kvError') return;
+      const waiter = this.waiters.get(message.requestId);
+      if (!waiter) return;
+      this.waiters.delete(message.requestId);
+      if (message.tag === 'kvPutDone') waiter.resolve();
+      else waiter.reject(new Error(`kv-store of ${host}: ${message.message}`));
+    });
+    link.onClose((reason) => {
+      this.closedReason = reason;
+      for (const waiter of this.waiters.values())
+        waiter.reject(new Error(`link to the kv-store of ${host} closed: ${reason}`));
+      this.waiters.clear();
+    });
+  }
+
+  /** Stores `part` there; resolves once that store confirmed it. */
+  put(part: KvSliceBox, tensor: Tensor): Promise<void> {
+    if (this.closedReason !== undefined) {
+      return Promise.reject(new Error(`link to the kv-store of ${this.host} closed: ${this.closedReason}`));
+    }
+    const requestId = this.nextRequestId++;
+    const done = new Promise<void>((resolve, reject) => this.waiters.set(requestId, { resolve, reject }));
+    const { seqId, layers, heads, tokens, slotIds } = part;
+    const put: DeviceToKvStore = { tag: 'kvPut', requestId, seqId, layers, heads, tokens };
+    if (slotIds !== undefined) put.slotIds = [...slotIds];
+    this.link.post(put, [tensor]);
+    return done;
+  }
+
+  close(reason: string): void {
+    this.link.close(reason);
+  }
+}
+
+/** Opens a link to the store of `host` over `port` and says hello there as a device. */
+export async function openPeerStore(
   port: MessagePort,
-  options: { name: string; token: string },
-): Promise<PeerStoreLink> {
+  options: { name: string; token: string; host: string },
+): Promise<PeerStore> {
   const link = new WorkerPortEndpoint<DeviceToKvStore, KvStoreToDevice>(
     port,
-    `${options.name} -> peer store`,
-    {
-      accept: INBOUND_TAGS.kvStoreToDevice,
-    },
+    `${options.name} -> kv-store of ${options.host}`,
+    { accept: INBOUND_TAGS.kvStoreToDevice },
   );
   await connectAndHello(link, {
     role: 'device',
@@ -43,31 +94,24 @@ export async function openPeerStoreLink(
     token: options.token,
     timeoutMs: PEER_STORE_HANDSHAKE_TIMEOUT_MS,
   });
-  return link;
+  return new PeerStore(link, options.host);
 }
 
-/** Running totals: puts and bytes this store sent on to peer stores. */
+/** Running totals: parts and bytes this store sent on to peer stores. */
 export interface KvForwardCounters {
   numForwards: number;
   numBytesForwarded: number;
 }
 
-interface Waiter {
-  resolve: () => void;
-  reject: (error: Error) => void;
-}
-
+/** The forwards of one device link. */
 export class KvPutForwarder {
   readonly counters: KvForwardCounters = { numForwards: 0, numBytesForwarded: 0 };
-  private nextRequestId = 1;
-  /** Forwards awaiting their peer's answer, per peer link, by request id. */
-  private readonly pending = new Map<PeerStoreLink, Map<number, Waiter>>();
 
   constructor(
     private readonly store: HostKvStore,
     private readonly table: KvForwardingTable,
-    /** The link to each host's store, by host (as in the table); may still be opening. */
-    private readonly peerLinks: ReadonlyMap<string, Promise<PeerStoreLink>>,
+    /** The store of each host (as named in the table); may still be opening. */
+    private readonly peers: ReadonlyMap<string, Promise<PeerStore>>,
   ) {}
 
   /**
@@ -80,46 +124,21 @@ export class KvPutForwarder {
     if (forwards.length === 0) return undefined;
     return Promise.all(
       forwards.map(async ({ host, layers, heads }) => {
-        const link = await this.peerLinks.get(host);
-        if (!link) throw new Error(`no link to the kv-store of ${host}`);
-        const waiters = this.waitersOf(link, host);
-        const part = { seqId: box.seqId, layers, heads, tokens: box.tokens, slotIds: box.slotIds };
+        const peer = await this.peers.get(host);
+        if (!peer) throw new Error(`no link to the kv-store of ${host}`);
+        const part: KvSliceBox = {
+          seqId: box.seqId,
+          layers,
+          heads,
+          tokens: box.tokens,
+          slotIds: box.slotIds,
+        };
         const read = this.store.get(part);
         if (!read.ok) throw new Error(`forwarding to ${host}: ${read.reason}`);
-        const requestId = this.nextRequestId++;
-        const done = new Promise<void>((resolve, reject) => waiters.set(requestId, { resolve, reject }));
-        const put: DeviceToKvStore = { tag: 'kvPut', requestId, ...part };
-        if (box.slotIds === undefined) delete (put as { slotIds?: unknown }).slotIds;
-        link.post(put, [read.tensor]);
         this.counters.numForwards++;
         this.counters.numBytesForwarded += read.tensor.data.byteLength;
-        await done.catch((error: Error) => {
-          throw new Error(`kv-store of ${host}: ${error.message}`);
-        });
+        await peer.put(part, read.tensor);
       }),
     ).then(() => {});
-  }
-
-  /** Answers on a peer link settle the forwards waiting for them; a closed link fails its own. */
-  private waitersOf(link: PeerStoreLink, host: string): Map<number, Waiter> {
-    let waiters = this.pending.get(link);
-    if (waiters) return waiters;
-    const mine = new Map<number, Waiter>();
-    this.pending.set(link, mine);
-    link.onMessage((message) => {
-      if (message.tag !== 'kvPutDone' && message.tag !== 'kvError') return;
-      const waiter = mine.get(message.requestId);
-      if (!waiter) return;
-      mine.delete(message.requestId);
-      if (message.tag === 'kvPutDone') waiter.resolve();
-      else waiter.reject(new Error(message.message));
-    });
-    link.onClose((reason) => {
-      for (const waiter of mine.values())
-        waiter.reject(new Error(`link to ${host} closed: ${String(reason)}`));
-      mine.clear();
-    });
-    waiters = mine;
-    return waiters;
   }
 }

@@ -9,7 +9,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { parentWorkerEndpoint, WorkerPortEndpoint } from '@seesaw/protocol';
 import { HostKvStore } from './host-kv-store.ts';
 import { KvForwardingTable } from './kv-forwarding-table.ts';
-import { KvPutForwarder, openPeerStoreLink, type PeerStoreLink } from './kv-put-forwarder.ts';
+import { KvPutForwarder, openPeerStore, type PeerStore } from './kv-put-forwarder.ts';
 import { KV_STORE_INBOUND_TAGS, KvStoreActor, type KvStoreLink } from './kv-store-actor.ts';
 import {
   isKvLinkAnnouncement,
@@ -29,7 +29,7 @@ const actor = new KvStoreActor(store, { name: data.name, token: data.token, log,
 const parent = parentWorkerEndpoint({ accept: KV_STORE_INBOUND_TAGS, name: 'parent', log });
 let numLinks = 0;
 /** This store's links to other hosts' stores (forwards), by host; the latest announced wins. */
-const peerStores = new Map<string, Promise<PeerStoreLink>>();
+const peerStores = new Map<string, Promise<PeerStore>>();
 const forwarders: KvPutForwarder[] = [];
 
 function serve(link: KvStoreLink, forwarder?: KvPutForwarder): void {
@@ -42,9 +42,10 @@ function serve(link: KvStoreLink, forwarder?: KvPutForwarder): void {
 
 function onControl(value: unknown): void {
   if (isKvPeerStoreAnnouncement(value)) {
-    const opened = openPeerStoreLink(value.seesawKvPeerStore, { name: data.name, token: data.token });
-    opened.catch((error: unknown) => log(`link to the kv-store of ${value.host}: ${String(error)}`));
-    peerStores.set(value.host, opened);
+    const { host } = value;
+    const opened = openPeerStore(value.seesawKvPeerStore, { name: data.name, token: data.token, host });
+    opened.catch((error: unknown) => log(`link to the kv-store of ${host}: ${String(error)}`));
+    peerStores.set(host, opened);
     return;
   }
   if (!isKvLinkAnnouncement(value)) {
@@ -73,7 +74,7 @@ function stop(): void {
     const numForwards = forwarders.reduce((sum, f) => sum + f.counters.numForwards, 0);
     log(`stored ${numPuts} puts, ${numCopiesOut} copies out; forwarded ${numForwards} parts`);
   }
-  for (const link of peerStores.values()) link.then((l) => l.close('kv-store stopped')).catch(() => {});
+  for (const link of peerStores.values()) link.then((peer) => peer.close('kv-store stopped')).catch(() => {});
   actor.close();
   parent.close('kv-store stopped');
 }
