@@ -22,6 +22,9 @@ import type { KvSliceBox } from './host-kv-layout.ts';
 import type { HostKvStore } from './host-kv-store.ts';
 import type { KvForwardingTable } from './kv-forwarding-table.ts';
 
+/** Ends the hello name of a store forwarding to another (so that one can count what it gets). */
+export const FORWARDING_STORE_SUFFIX = ' (forwarding)';
+
 /** A peer store may still be starting (tsx compiles its worker). */
 const PEER_STORE_HANDSHAKE_TIMEOUT_MS = 60_000;
 
@@ -90,7 +93,7 @@ export async function openPeerStore(
   );
   await connectAndHello(link, {
     role: 'device',
-    name: options.name,
+    name: `${options.name}${FORWARDING_STORE_SUFFIX}`,
     token: options.token,
     timeoutMs: PEER_STORE_HANDSHAKE_TIMEOUT_MS,
   });

@@ -9,7 +9,12 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { parentWorkerEndpoint, WorkerPortEndpoint } from '@seesaw/protocol';
 import { HostKvStore } from './host-kv-store.ts';
 import { KvForwardingTable } from './kv-forwarding-table.ts';
-import { KvPutForwarder, openPeerStore, type PeerStore } from './kv-put-forwarder.ts';
+import {
+  FORWARDING_STORE_SUFFIX,
+  KvPutForwarder,
+  openPeerStore,
+  type PeerStore,
+} from './kv-put-forwarder.ts';
 import { KV_STORE_INBOUND_TAGS, KvStoreActor, type KvStoreLink } from './kv-store-actor.ts';
 import {
   isKvLinkAnnouncement,
@@ -32,10 +37,19 @@ let numLinks = 0;
 const peerStores = new Map<string, Promise<PeerStore>>();
 const forwarders: KvPutForwarder[] = [];
 
+/** Parts other hosts' stores forwarded here. */
+let numReceived = 0;
+
 function serve(link: KvStoreLink, forwarder?: KvPutForwarder): void {
   // A refused hello is logged and its link closed by acceptHello; the store keeps serving.
   actor.serve(link).then(
-    () => forwarder && actor.setForwarder(link, forwarder),
+    (peer) => {
+      if (forwarder) actor.setForwarder(link, forwarder);
+      if (peer.name.endsWith(FORWARDING_STORE_SUFFIX))
+        link.onMessage((message) => {
+          if (message.tag === 'kvPut') numReceived++;
+        });
+    },
     () => {},
   );
 }
@@ -68,11 +82,17 @@ function onControl(value: unknown): void {
 
 function stop(): void {
   parentPort?.off('message', onControl);
-  if (forwarders.length > 0 || actor.counters.numPuts > 0 || actor.counters.numCopiesOut > 0) {
-    // One line per store that served puts: what it stored and what it sent on to other hosts.
+  if (forwarders.length > 0) {
+    // A store of a Seesaw replica spanning hosts says what it took in and sent on, always: its
+    // host's devices' write-backs (copies out; puts also count the parts received), the parts
+    // it forwarded and those other hosts' stores forwarded here.
     const { numPuts, numCopiesOut } = actor.counters;
     const numForwards = forwarders.reduce((sum, f) => sum + f.counters.numForwards, 0);
-    log(`stored ${numPuts} puts, ${numCopiesOut} copies out; forwarded ${numForwards} parts`);
+    const numBytes = forwarders.reduce((sum, f) => sum + f.counters.numBytesForwarded, 0);
+    console.warn(
+      `${data.name}: ${numPuts} puts, ${numCopiesOut} copies out stored; ` +
+        `${numForwards} parts (${numBytes} bytes) forwarded, ${numReceived} parts received`,
+    );
   }
   for (const link of peerStores.values()) link.then((peer) => peer.close('kv-store stopped')).catch(() => {});
   actor.close();
