@@ -16,6 +16,12 @@ export {
 } from './host-kv-layout.ts';
 export { type GetResult, HostKvStore, type HostKvStoreOptions, type StoreResult } from './host-kv-store.ts';
 export {
+  type KvForward,
+  type KvForwardingSpec,
+  KvForwardingTable,
+  type KvReplicaLayout,
+} from './kv-forwarding-table.ts';
+export {
   KV_STORE_INBOUND_TAGS,
   KvStoreActor,
   type KvStoreActorOptions,

@@ -5,7 +5,9 @@
  * reserveFailed, and the actor keeps serving: nothing a peer sends can throw out of here.
  *
  * Work is synchronous per message (copies into and out of host memory), so replies leave in
- * request order on each link and a 'drain' shutdown has nothing in flight to wait for.
+ * request order on each link and a 'drain' shutdown has nothing in flight to wait for. The one
+ * exception: a device link of a Seesaw replica spanning hosts (setForwarder) has its kvPut /
+ * kvCopyOut answered once the parts other hosts own are stored there too (kv-put-forwarder.ts).
  *
  * A device on the same host shares its KV cache (kvCacheShare, after announcing the buffer as a
  * shared region of the link) and then names blocks and slots only (kvCopyOut / kvCopyIn): this
@@ -72,6 +74,11 @@ function holdsRegions(endpoint: unknown): endpoint is RegionHolder {
   return typeof (endpoint as Partial<RegionHolder>).peerRegion === 'function';
 }
 
+/** Sends on what a put stored to other hosts' stores (KvPutForwarder); undefined: nothing to send. */
+export interface KvStoreForwarder {
+  forward(box: KvSliceAddress): Promise<void> | undefined;
+}
+
 const MAX_REASON_LENGTH = 1024;
 
 export class KvStoreActor {
@@ -88,6 +95,8 @@ export class KvStoreActor {
   private readonly links = new Set<KvStoreLink>();
   /** Each device link's shared KV cache, once it has shared one. */
   private readonly sharedCaches = new Map<KvStoreLink, SharedKvCache>();
+  /** Device links of a Seesaw replica spanning hosts: what their puts store goes on from here. */
+  private readonly forwarders = new Map<KvStoreLink, KvStoreForwarder>();
   private readonly log: (line: string) => void;
   private numHeartbeats = 0;
 
@@ -133,6 +142,14 @@ export class KvStoreActor {
     );
   }
 
+  /**
+   * From now on, what `link`'s kvPut / kvCopyOut store is forwarded too, and each is answered
+   * once the forward is confirmed (kvError naming the peer when it fails).
+   */
+  setForwarder(link: KvStoreLink, forwarder: KvStoreForwarder): void {
+    this.forwarders.set(link, forwarder);
+  }
+
   /** Closes every link. */
   close(reason = 'kv-store closed'): void {
     for (const link of [...this.links]) link.close(reason);
@@ -154,6 +171,7 @@ export class KvStoreActor {
       off();
       this.links.delete(endpoint);
       this.sharedCaches.delete(endpoint);
+      this.forwarders.delete(endpoint);
     });
   }
 
@@ -221,7 +239,7 @@ export class KvStoreActor {
         }
         this.counters.numPuts++;
         this.counters.numBytesIn += tensors[0]!.data.byteLength;
-        endpoint.post({ tag: 'kvPutDone', requestId: message.requestId });
+        this.answerOnceForwarded(endpoint, message, { tag: 'kvPutDone', requestId: message.requestId });
         return;
       }
       case 'kvGet': {
@@ -271,7 +289,9 @@ export class KvStoreActor {
         if (isOut) this.counters.numCopiesOut++;
         else this.counters.numCopiesIn++;
         this.counters.numBytesCopied += this.boxBytes(message);
-        endpoint.post({ tag: 'kvCopyDone', requestId: message.requestId });
+        const done: Message = { tag: 'kvCopyDone', requestId: message.requestId };
+        if (isOut) this.answerOnceForwarded(endpoint, message, done);
+        else endpoint.post(done);
         return;
       }
       case 'heartbeat':
@@ -288,6 +308,23 @@ export class KvStoreActor {
           message.tag,
         );
     }
+  }
+
+  /** Answers a stored put now, or once its forward to other hosts' stores is confirmed. */
+  private answerOnceForwarded(
+    endpoint: KvStoreLink,
+    box: KvSliceAddress & { requestId: number },
+    done: Message,
+  ): void {
+    const forwarded = this.forwarders.get(endpoint)?.forward(box);
+    if (!forwarded) {
+      endpoint.post(done);
+      return;
+    }
+    forwarded.then(
+      () => endpoint.post(done),
+      (error: unknown) => this.kvError(endpoint, box, `stored here, not forwarded: ${String(error)}`),
+    );
   }
 
   private boxBytes(box: KvSliceAddress): number {

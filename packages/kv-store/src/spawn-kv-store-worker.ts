@@ -11,7 +11,12 @@ import {
   spawnWorkerEndpoint,
   WorkerPortEndpoint,
 } from '@seesaw/protocol';
-import type { KvLinkAnnouncement, KvStoreWorkerData } from './kv-store-worker-data.ts';
+import type { KvForwardingSpec } from './kv-forwarding-table.ts';
+import type {
+  KvLinkAnnouncement,
+  KvPeerStoreAnnouncement,
+  KvStoreWorkerData,
+} from './kv-store-worker-data.ts';
 
 const KV_STORE_WORKER = new URL('./kv-store-worker.ts', import.meta.url);
 
@@ -23,8 +28,13 @@ export interface KvStoreWorker {
   exited: Promise<number>;
   /** A new link from this thread to the store. */
   openLink(name?: string, options?: FrameEndpointOptions): WorkerPortEndpoint<Message, Message>;
-  /** Gives the store one end of a channel; the other end goes to whoever will talk to it. */
-  sendLinkPort(port: MessagePort): void;
+  /**
+   * Gives the store one end of a channel; the other end goes to whoever will talk to it. With
+   * `forwarding`, a device of a Seesaw replica spanning hosts: its puts go on to other hosts.
+   */
+  sendLinkPort(port: MessagePort, forwarding?: KvForwardingSpec): void;
+  /** Gives the store its end of a link to the store of `host` (forwards go there). */
+  sendPeerStorePort(port: MessagePort, host: string): void;
 }
 
 export function spawnKvStoreWorker(
@@ -37,8 +47,9 @@ export function spawnKvStoreWorker(
     name: `kv-store worker ${data.name}`,
   });
   const exited = new Promise<number>((resolve) => worker.once('exit', resolve));
-  const sendLinkPort = (port: MessagePort) => {
-    worker.postMessage({ seesawKvLink: port } satisfies KvLinkAnnouncement, [port]);
+  const sendLinkPort = (port: MessagePort, forwarding?: KvForwardingSpec) => {
+    const announcement: KvLinkAnnouncement = { seesawKvLink: port, ...(forwarding ? { forwarding } : {}) };
+    worker.postMessage(announcement, [port]);
   };
   let numLinks = 0;
   return {
@@ -46,6 +57,9 @@ export function spawnKvStoreWorker(
     endpoint,
     exited,
     sendLinkPort,
+    sendPeerStorePort(port, host) {
+      worker.postMessage({ seesawKvPeerStore: port, host } satisfies KvPeerStoreAnnouncement, [port]);
+    },
     openLink(name, linkOptions = options) {
       const { port1, port2 } = new MessageChannel();
       sendLinkPort(port2);

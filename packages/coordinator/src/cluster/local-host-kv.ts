@@ -8,7 +8,13 @@
  * kvPut / kvGet, so the store's own allocator is not used and nothing has to be mirrored.
  */
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
-import { hostKvLayoutFor, type KvStoreWorker, slotBytes, spawnKvStoreWorker } from '@seesaw/kv-store';
+import {
+  hostKvLayoutFor,
+  type KvForwardingSpec,
+  type KvStoreWorker,
+  slotBytes,
+  spawnKvStoreWorker,
+} from '@seesaw/kv-store';
 import type { ModelConfig } from '@seesaw/model';
 import { connectAndHello, INBOUND_TAGS, type KvCacheDType } from '@seesaw/protocol';
 
@@ -101,10 +107,21 @@ export class LocalHostKv {
     return new LocalHostKv(worker, engineHostKv, numSlots);
   }
 
-  /** A new link to the store, for one device worker (its hello proves the cluster token). */
-  linkPort(): MessagePort {
+  /**
+   * A new link to the store, for one device worker (its hello proves the cluster token). With
+   * `forwarding` (a device of a Seesaw replica spanning hosts) the store sends the parts of its
+   * puts that devices on other hosts own on to their stores (peerStorePort).
+   */
+  linkPort(forwarding?: KvForwardingSpec): MessagePort {
     const { port1, port2 } = new MessageChannel();
-    this.worker.sendLinkPort(port2);
+    this.worker.sendLinkPort(port2, forwarding);
+    return port1;
+  }
+
+  /** This store's end of a link to the store of `host` (relay the returned port there). */
+  peerStorePort(host: string): MessagePort {
+    const { port1, port2 } = new MessageChannel();
+    this.worker.sendPeerStorePort(port2, host);
     return port1;
   }
 

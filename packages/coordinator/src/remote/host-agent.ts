@@ -28,6 +28,7 @@ import { wireAgentReplica } from './agent-replica-wiring.ts';
 import { DeviceRelay } from './device-relay.ts';
 import { AgentPeerLinks, localAddressToward } from './peer-links.ts';
 import { remoteDeviceName } from './remote-replicas.ts';
+import { wireReplicaKvStores } from './replica-kv-stores.ts';
 import { ReplicaPeerLinker } from './replica-peer-linker.ts';
 
 export const DEFAULT_AGENT_HEARTBEAT_INTERVAL_MS = 1000;
@@ -220,16 +221,8 @@ export class HostAgent {
     );
     const { links } = wiring;
     if (hostKv) {
-      // A Seesaw replica keeps one store, its first device's host's (see SpawnReplica.decodeLayout);
-      // a static device swaps into its own host's store.
-      const isHome = (local: number) => !spec.decodeLayout || !hostUrls || hostUrls[local] === hostUrls[0];
-      for (let local = 1; local < perReplica; local++) {
-        if (isHome(local)) continue;
-        if (here.has(local)) links[local]!.kvStore = linker.link(local, 0)[0];
-        else if (here.has(0)) linker.linkPort(hostKv.linkPort(), 0, local);
-        else linker.skip(0, local);
-      }
-      for (const local of here) if (isHome(local)) links[local]!.kvStore = hostKv.linkPort();
+      const { numLayers, numKvHeads } = loadModelConfig(spec.hostKv!.modelDir);
+      wireReplicaKvStores({ hostKv, linker, here, links, hostUrls, layouts, numLayers, numKvHeads });
     }
     const relays = this.relaysByJob.get(jobId) ?? [];
     this.relaysByJob.set(jobId, relays);

@@ -95,9 +95,9 @@ export interface SpawnReplica {
   /**
    * A Seesaw replica: its decode layout (layout 1; same tp * pp). The host wires that layout's
    * TP groups and pipeline links and a weight-slice mesh between all the replica's devices too,
-   * each across hosts where its ends are; with hostKv, devices not on the replica's first
-   * device's host reach that host's kv-store over a peer link (a re-sharded device reads KV
-   * parts that others wrote under the other layout, so the replica keeps one store).
+   * each across hosts where its ends are; with hostKv, every device swaps through its own
+   * host's kv-store, and a replica spanning hosts links its hosts' stores, which forward the KV
+   * parts devices elsewhere own under either layout (coordinator remote/replica-kv-stores.ts).
    */
   decodeLayout?: { tp: number; pp: number };
 }
