@@ -5,6 +5,7 @@
       "sources": [
         "native/addon.cc",
         "native/attention.cc",
+        "native/copy_rows.cc",
         "native/matmul.cc",
         "native/matmul_avx2.cc",
         "native/matmul_avx512.cc",

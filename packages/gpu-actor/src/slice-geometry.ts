@@ -5,6 +5,7 @@
  * columns [s, e). A 1-D tensor [N] is one row of N elements, and either axis names elements.
  * Buffers hold a rectangle's raw bytes row-major: [rows][cols] elements of `elementBytes` each.
  */
+import { copyRows } from '@seesaw/kernels';
 import type { TensorSlice } from '@seesaw/model';
 
 /** Rows [row0, row1) x columns [col0, col1) of a tensor viewed as a matrix. */
@@ -91,10 +92,8 @@ export function copyRect(
     dest.set(src.subarray(srcStart, srcStart + numRows * runBytes), destStart);
     return;
   }
-  for (let r = 0; r < numRows; r++) {
-    const from = srcStart + r * srcRowBytes;
-    dest.set(src.subarray(from, from + runBytes), destStart + r * destRowBytes);
-  }
+  // Row by row in one native call: a typed-array view and a set() per row cost ~3x the copy.
+  copyRows(src, srcStart, srcRowBytes, dest, destStart, destRowBytes, runBytes, numRows);
 }
 
 export function formatRect(rect: Rect): string {

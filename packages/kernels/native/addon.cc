@@ -10,6 +10,7 @@
 #include "attention.h"
 #include "matmul.h"
 #include "probes.h"
+#include "copy_rows.h"
 #include "quant_addon.h"
 #include "rowwise.h"
 #include "sampling.h"
@@ -398,6 +399,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("measureFmaPeak", Napi::Function::New(env, MeasureFmaPeak));
   exports.Set("measureReadSeconds", Napi::Function::New(env, MeasureReadSeconds));
   registerQuantKernels(env, exports);
+  registerCopyRows(env, exports);
   return exports;
 }
 

@@ -162,6 +162,24 @@ export function addInPlace(x: Float32Array, y: Float32Array): void {
   native.addInPlace(x, y);
 }
 
+/**
+ * Copies `numRows` runs of `runBytes`: row r from `src` at srcStart + r * srcRowBytes to `dest`
+ * at destStart + r * destRowBytes, in one native call (a column slice of a matrix, row by row).
+ * Bounds are checked; overlapping views of one buffer are allowed.
+ */
+export function copyRows(
+  src: Uint8Array,
+  srcStart: number,
+  srcRowBytes: number,
+  dest: Uint8Array,
+  destStart: number,
+  destRowBytes: number,
+  runBytes: number,
+  numRows: number,
+): void {
+  native.copyRows(src, srcStart, srcRowBytes, dest, destStart, destRowBytes, runBytes, numRows);
+}
+
 /** Rotate-half RoPE (Hugging Face Llama convention: pairs (i, i + headDim/2)), in place.
  *  x: token t, head h starts at x[t*rowStride + h*headDim]; cos/sin: [numTokens][headDim/2]. */
 export function rope(

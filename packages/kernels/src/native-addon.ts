@@ -25,6 +25,16 @@ export interface NativeKernels {
   matmulPaths(): { supported: MatmulPath[]; chosen: MatmulPath };
   rmsNorm(out: Float32Array, x: Float32Array, weight: Float32Array, eps: number): void;
   addInPlace(x: Float32Array, y: Float32Array): void;
+  copyRows(
+    src: Uint8Array,
+    srcStart: number,
+    srcRowBytes: number,
+    dest: Uint8Array,
+    destStart: number,
+    destRowBytes: number,
+    runBytes: number,
+    numRows: number,
+  ): void;
   rope(
     x: Float32Array,
     numTokens: number,
