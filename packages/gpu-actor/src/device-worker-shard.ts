@@ -37,7 +37,7 @@ import { loadModelWeights, type ModelWeights } from './model-weights.ts';
 import { SharedMemoryGroup } from './shared-memory-group.ts';
 import type { StepDevice, StepDeviceFactory } from './step-device.ts';
 import type { TensorParallelGroup } from './tensor-parallel-group.ts';
-import { WeightArena } from './weight-arena.ts';
+import { switchArenaBytes, WeightArena } from './weight-arena.ts';
 
 export interface LoadedShard {
   device: StepDevice;
@@ -118,6 +118,9 @@ export async function loadShard(load: LoadShard, ctx: ShardLoadContext): Promise
   let device: StepDevice;
   let weights: ModelWeights;
   try {
+    // A Seesaw device's switch peak now, not at its first switch (a run often has just one).
+    if (load.otherLayoutPosition)
+      weightArena.reserve(switchArenaBytes(checkpoint, position, load.otherLayoutPosition));
     weights = loadModelWeights(checkpoint, plan.spec, held, weightArena);
     device = await ctx.createDevice(checkpoint.config, weights, {
       numThreads: load.numThreads,

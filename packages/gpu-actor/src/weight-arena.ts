@@ -17,6 +17,7 @@
  * its capacity stays within GROWTH_ALLOWANCE of the largest reservation, else a buffer it does
  * not keep.
  */
+import { type Checkpoint, dtypeByteSize, planReshard, type ShardPosition } from '@seesaw/model';
 
 /** Every block starts on this boundary (a cache line; also enough for any element type). */
 export const WEIGHT_ARENA_ALIGNMENT = 64;
@@ -193,4 +194,35 @@ function insertCoalesced(free: FreeRange[], range: FreeRange): void {
   } else {
     free.splice(index, 0, { ...range });
   }
+}
+
+/**
+ * The arena bytes a device at `here` needs to switch to `other` and back (the larger re-shard
+ * peak of the two directions, as the executor reserves it at a switch). A Seesaw device reserves
+ * them at load, so the pages are touched then and not during the run's first switch (on this VM
+ * a first write to a page costs ~50x a copy). The peak does not depend on the route.
+ */
+function samePosition(a: ShardPosition, b: ShardPosition): boolean {
+  return a.tp === b.tp && a.tpRank === b.tpRank && a.pp === b.pp && a.ppStage === b.ppStage;
+}
+
+export function switchArenaBytes(checkpoint: Checkpoint, here: ShardPosition, other: ShardPosition): number {
+  const tensorBytes = (name: string) => {
+    const info = checkpoint.info(name);
+    return { dtypeBytes: dtypeByteSize(info.dtype), shape: info.shape };
+  };
+  const layoutOf = ({ tp, pp }: ShardPosition) => ({ dp: 1, tp, pp });
+  const options = { route: 'host' as const, rates: { p2pBytesPerSecond: 1e9, hostBytesPerSecond: 1e9 } };
+  let peak = 0;
+  for (const [from, to] of [
+    [here, other],
+    [other, here],
+  ]) {
+    const plan = planReshard(checkpoint.config, tensorBytes, layoutOf(from!), layoutOf(to!), options);
+    const mine = plan.devices.find(({ from: at }) => samePosition(at, from!));
+    if (!mine)
+      throw new Error(`no device of the T${from!.tp}P${from!.pp} re-shard plan is at this device's position`);
+    peak = Math.max(peak, mine.peakWeightBytes);
+  }
+  return weightArenaBytesFor(peak);
 }
