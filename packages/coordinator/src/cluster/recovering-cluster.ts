@@ -18,11 +18,11 @@ import {
   parseParallelConfig,
 } from '@seesaw/model';
 import type { EngineOptions, EngineStats } from '../engine.ts';
-import type { EngineRequest, RequestOutput } from '../request.ts';
 import { ClusterEngine } from './cluster-engine.ts';
 import { LocalCluster, type LocalClusterOptions } from './local-cluster.ts';
-import { ClusterStoppedError, ReplicasLostError } from './recovery-errors.ts';
+import { ClusterStoppedError, type ReplicasLostError } from './recovery-errors.ts';
 import { replanConfig } from './replan.ts';
+import { ReplanningRun } from './replanning-run.ts';
 
 const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
@@ -44,20 +44,19 @@ export interface ReplanEvent {
   numRequeued: number;
 }
 
-export class RecoveringCluster {
+export class RecoveringCluster extends ReplanningRun<ClusterEngine> {
   private numHealthyDevices: number;
   private readonly allLostDevices: string[] = [];
   private readonly replanEvents: ReplanEvent[] = [];
   private retiredStats: EngineStats | undefined;
-  private failureError: Error | undefined;
-  private isClosed = false;
 
   private constructor(
     private readonly options: RecoveringClusterOptions,
     readonly config: ModelConfig,
-    private current: LocalCluster,
-    private currentEngine: ClusterEngine,
+    current: LocalCluster,
+    currentEngine: ClusterEngine,
   ) {
+    super(current, currentEngine);
     this.numHealthyDevices = numDevices(current.parallel);
   }
 
@@ -90,15 +89,6 @@ export class RecoveringCluster {
     });
   }
 
-  /** The cluster running now (a new one after each re-plan). */
-  get cluster(): LocalCluster {
-    return this.current;
-  }
-
-  get engine(): ClusterEngine {
-    return this.currentEngine;
-  }
-
   get replans(): readonly ReplanEvent[] {
     return this.replanEvents;
   }
@@ -106,10 +96,6 @@ export class RecoveringCluster {
   /** Every device lost so far, named with the configuration it was part of. */
   get lostDevices(): readonly string[] {
     return this.allLostDevices;
-  }
-
-  get maxModelLen(): number {
-    return this.currentEngine.maxModelLen;
   }
 
   /** Counters over every engine of the run, re-planned ones included. */
@@ -121,47 +107,7 @@ export class RecoveringCluster {
     return stats;
   }
 
-  addRequest(request: EngineRequest): void {
-    if (this.failureError) throw this.failureError;
-    this.currentEngine.addRequest(request);
-  }
-
-  hasUnfinishedRequests(): boolean {
-    return this.currentEngine.hasUnfinishedRequests();
-  }
-
-  /** ClusterEngine.step, re-planning when the last replica is lost (that call returns nothing). */
-  async step(): Promise<RequestOutput[]> {
-    if (this.failureError) throw this.failureError;
-    try {
-      return await this.currentEngine.step();
-    } catch (error) {
-      if (!(error instanceof ReplicasLostError)) {
-        this.failureError = error instanceof Error ? error : new Error(String(error));
-        throw error;
-      }
-      await this.replan(error);
-      return [];
-    }
-  }
-
-  async run(onFinished?: (output: RequestOutput) => void): Promise<EngineStats> {
-    while (this.hasUnfinishedRequests()) {
-      const outputs = await this.step();
-      if (onFinished) for (const output of outputs) onFinished(output);
-    }
-    return this.stats;
-  }
-
-  /** Stops the current cluster ('abort' after a failure). Idempotent. */
-  async close(options: { mode: 'drain' | 'abort' } = { mode: 'drain' }): Promise<void> {
-    if (this.isClosed) return;
-    this.isClosed = true;
-    await this.currentEngine.closeLostReplicas();
-    await this.current.close(this.failureError ? { mode: 'abort' } : options);
-  }
-
-  private async replan(lost: ReplicasLostError): Promise<void> {
+  protected async replan(lost: ReplicasLostError): Promise<void> {
     const from = this.current.parallel;
     const fromName = formatParallelConfig(from);
     for (const device of lost.lostDevices) this.allLostDevices.push(`${device} of ${fromName}`);

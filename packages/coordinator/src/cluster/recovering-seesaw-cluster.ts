@@ -10,12 +10,12 @@
  */
 import { expectedTensors, formatParallelConfig, numDevices, type ParallelConfig } from '@seesaw/model';
 import type { EngineStats } from '../engine.ts';
-import type { EngineRequest, RequestOutput } from '../request.ts';
 import { SeesawClusterEngine, type SeesawClusterEngineOptions } from '../seesaw-cluster-engine.ts';
 import type { PhasedDevice } from '../seesaw-engine.ts';
 import { ClusterEngine } from './cluster-engine.ts';
 import { LocalCluster, type LocalClusterOptions } from './local-cluster.ts';
-import { ClusterStoppedError, ReplicasLostError } from './recovery-errors.ts';
+import { ClusterStoppedError, type ReplicasLostError } from './recovery-errors.ts';
+import { ReplanningRun } from './replanning-run.ts';
 import type { ReplicaDevice } from './replica-device.ts';
 import { rankedSeesawReplans, type SeesawReplan } from './seesaw-replan.ts';
 
@@ -37,21 +37,20 @@ export interface RecoveringSeesawClusterOptions {
 
 type RunEngine = SeesawClusterEngine | ClusterEngine;
 
-export class RecoveringSeesawCluster {
+export class RecoveringSeesawCluster extends ReplanningRun<RunEngine> {
   private numHealthyDevices: number;
   private readonly allLostDevices: string[] = [];
   private readonly retired: Record<string, number> = {};
-  private failureError: Error | undefined;
-  private isClosed = false;
   /** What the run is on now, e.g. 'prefill P2, decode T2' or 'D1T1P1'. */
   layoutName: string;
 
   private constructor(
     private readonly options: RecoveringSeesawClusterOptions,
-    private current: LocalCluster,
-    private currentEngine: RunEngine,
+    current: LocalCluster,
+    currentEngine: RunEngine,
     private currentLayout: SeesawReplan,
   ) {
+    super(current, currentEngine);
     this.numHealthyDevices = numDevices(current.parallel);
     this.layoutName = nameOf(currentLayout);
   }
@@ -111,21 +110,9 @@ export class RecoveringSeesawCluster {
     }
   }
 
-  get cluster(): LocalCluster {
-    return this.current;
-  }
-
-  get engine(): RunEngine {
-    return this.currentEngine;
-  }
-
   /** Every device lost so far, named with the layout it was part of. */
   get lostDevices(): readonly string[] {
     return this.allLostDevices;
-  }
-
-  get maxModelLen(): number {
-    return this.currentEngine.maxModelLen;
   }
 
   /** Counters over every engine of the run, re-planned ones included (Seesaw's when any ran). */
@@ -136,39 +123,7 @@ export class RecoveringSeesawCluster {
     return stats as EngineStats & Record<string, number>;
   }
 
-  addRequest(request: EngineRequest): void {
-    if (this.failureError) throw this.failureError;
-    this.currentEngine.addRequest(request);
-  }
-
-  hasUnfinishedRequests(): boolean {
-    return this.currentEngine.hasUnfinishedRequests();
-  }
-
-  /** The engine's step, re-planning when the last replica is lost (that call returns nothing). */
-  async step(): Promise<RequestOutput[]> {
-    if (this.failureError) throw this.failureError;
-    try {
-      return await this.currentEngine.step();
-    } catch (error) {
-      if (!(error instanceof ReplicasLostError)) {
-        this.failureError = error instanceof Error ? error : new Error(String(error));
-        throw error;
-      }
-      await this.replan(error);
-      return [];
-    }
-  }
-
-  /** Stops the current cluster ('abort' after a failure). Idempotent. */
-  async close(options: { mode: 'drain' | 'abort' } = { mode: 'drain' }): Promise<void> {
-    if (this.isClosed) return;
-    this.isClosed = true;
-    await this.currentEngine.closeLostReplicas();
-    await this.current.close(this.failureError ? { mode: 'abort' } : options);
-  }
-
-  private async replan(lost: ReplicasLostError): Promise<void> {
+  protected async replan(lost: ReplicasLostError): Promise<void> {
     const fromName = this.layoutName;
     for (const device of lost.lostDevices) this.allLostDevices.push(`${device} of ${fromName}`);
     this.numHealthyDevices -= lost.lostDevices.length;
