@@ -8,7 +8,7 @@
  * before the kill included, each once). The hosts are network namespaces where the machine
  * allows it, else two agents on loopback (the title says which).
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -27,6 +27,7 @@ import {
   waitForHosts,
   writePrompts,
 } from './remote-cluster-support.ts';
+import { runSeesawKillingHostB } from './seesaw-host-kill-support.ts';
 import { TwoHostPlacement } from './two-host-cluster-support.ts';
 
 const NUM_PROMPTS = 24;
@@ -84,34 +85,11 @@ describe(`Seesaw over two hosts of two devices each, one lost mid-run, over ${wh
   }, 120_000);
 
   it('SIGKILL of host-b: its replica is dropped and the job completes on host-a with identical outputs', async () => {
-    const input = join(dir, 'prompts.jsonl');
-    // Long outputs, few sequences at a time: many steps and switches, so the kill lands mid-run.
-    writePrompts(input, NUM_PROMPTS, () => 40, 9);
-    const localOutput = join(dir, 'local.jsonl');
-    runLocal(input, localOutput);
-    const output = join(dir, 'cluster.jsonl');
-    // The client runs in A with the coordinator: only host-b goes away.
-    const running = group.start(
-      [
-        'run',
-        ...['--cluster', url, '--token-file', tokenFile],
-        ...['--prefill', 'D2P2', '--decode', 'D2T2', '--max-num-seqs', '2', '--prefill-token-budget', '32'],
-        ...['--host-kv-memory', '1MiB', '--device-memory', '64MiB', '--threads', '4'],
-        ...['--model', FIXTURE, '--input', input, '--output', output],
-      ],
-      hosts.inA,
-    );
-    await waitFor('3 results before the kill', 60_000, () => {
-      if (running.child.exitCode !== null) throw new Error(`run ended early: ${running.stderr()}`);
-      return existsSync(output) && readFileSync(output, 'utf8').split('\n').length > 3 ? true : undefined;
+    const running = await runSeesawKillingHostB({
+      ...{ group, hosts, url, tokenFile, hostB, dir },
+      ...{ numPrompts: NUM_PROMPTS, promptSeed: 9, prefill: 'D2P2', decode: 'D2T2', resultsBeforeKill: 3 },
     });
-    hostB.child.kill('SIGKILL');
-    expect(await running.exited, running.stderr()).toBe(0);
     expect(running.stderr()).toContain('prefill D2P2, decode D2T2 on host-a (2 devices), host-b (2 devices)');
-    expect(running.stdout()).toContain(`Requests: ${NUM_PROMPTS} ok, 0 errors`);
-    expect(choicesById(output)).toEqual(choicesById(localOutput));
-    // Each request once: the results written before the kill are not written again.
-    expect(readFileSync(output, 'utf8').trim().split('\n')).toHaveLength(NUM_PROMPTS);
     expect(coordinator.stderr()).toMatch(/host "host-b" dropped/);
     // The kill landed mid-run: host-b's replica had requests left, and they moved to host-a's.
     expect(coordinator.stderr()).toMatch(

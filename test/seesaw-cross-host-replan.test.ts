@@ -7,22 +7,12 @@
  * completes with exactly the completions of a local single-device run, each once (results sent
  * before the kill kept). Network namespaces where the machine allows it, else loopback.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  choicesById,
-  FIXTURE,
-  httpGet,
-  httpUrl,
-  metric,
-  ProcessGroup,
-  runLocal,
-  type Started,
-  waitFor,
-  writePrompts,
-} from './remote-cluster-support.ts';
+import { httpGet, httpUrl, metric, ProcessGroup, type Started } from './remote-cluster-support.ts';
+import { runSeesawKillingHostB } from './seesaw-host-kill-support.ts';
 import { TwoHostPlacement } from './two-host-cluster-support.ts';
 
 const NUM_PROMPTS = 16;
@@ -53,31 +43,10 @@ describe(`a Seesaw job re-planned onto the devices left after its only replica i
   });
 
   it('SIGKILL of host-b under T2P2 -> T4: re-planned to P2 -> T2 on host-a, identical outputs', async () => {
-    const input = join(dir, 'prompts.jsonl');
-    // Long outputs, few sequences at a time: many steps, so the kill lands mid-run.
-    writePrompts(input, NUM_PROMPTS, () => 40, 11);
-    const localOutput = join(dir, 'local.jsonl');
-    runLocal(input, localOutput);
-    const output = join(dir, 'cluster.jsonl');
-    const running = group.start(
-      [
-        'run',
-        ...['--cluster', url, '--token-file', tokenFile],
-        ...['--prefill', 'T2P2', '--decode', 'T4', '--max-num-seqs', '2', '--prefill-token-budget', '32'],
-        ...['--host-kv-memory', '1MiB', '--device-memory', '64MiB', '--threads', '4'],
-        ...['--model', FIXTURE, '--input', input, '--output', output],
-      ],
-      hosts.inA,
-    );
-    await waitFor('2 results before the kill', 60_000, () => {
-      if (running.child.exitCode !== null) throw new Error(`run ended early: ${running.stderr()}`);
-      return existsSync(output) && readFileSync(output, 'utf8').split('\n').length > 2 ? true : undefined;
+    await runSeesawKillingHostB({
+      ...{ group, hosts, url, tokenFile, hostB, dir },
+      ...{ numPrompts: NUM_PROMPTS, promptSeed: 11, prefill: 'T2P2', decode: 'T4', resultsBeforeKill: 2 },
     });
-    hostB.child.kill('SIGKILL');
-    expect(await running.exited, running.stderr()).toBe(0);
-    expect(running.stdout()).toContain(`Requests: ${NUM_PROMPTS} ok, 0 errors`);
-    expect(choicesById(output)).toEqual(choicesById(localOutput));
-    expect(readFileSync(output, 'utf8').trim().split('\n')).toHaveLength(NUM_PROMPTS);
     const log = coordinator.stderr();
     expect(log).toMatch(/host "host-b" dropped/);
     expect(log).toMatch(
