@@ -33,6 +33,9 @@ export interface ReshardDeviceStats {
   bytesReceived: number;
   bytesSent: number;
   bytesFromHost: number;
+  /** The device's own start and end of its part, on the coordinator's epoch clock (absent: unknown). */
+  startMs?: number;
+  endMs?: number;
 }
 
 export interface ReshardStats {
@@ -305,7 +308,7 @@ export class EngineCore<S extends StepScheduler = StepScheduler> {
         category,
         traceStartMs,
         traceEndMs,
-        kv,
+        { kv, deviceKv: result.deviceKv },
         this.executor.deviceRoles,
       );
     }

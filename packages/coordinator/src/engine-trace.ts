@@ -1,4 +1,4 @@
-import type { StepKvTimings } from '@seesaw/protocol';
+import type { DeviceKvReport, StepKvTimings } from '@seesaw/protocol';
 import type { StepPlan } from './step-plan.ts';
 import type { Phase } from './step-scheduler.ts';
 import type { TraceRecorder } from './trace-recorder.ts';
@@ -9,16 +9,34 @@ export interface ReshardTraceStats {
   bytesFromHost: number;
   numKvBlocks: number;
   route: string;
-  devices?: ReadonlyArray<{ ms: number; bytesReceived: number; bytesSent: number; bytesFromHost: number }>;
+  devices?: ReadonlyArray<{
+    ms: number;
+    bytesReceived: number;
+    bytesSent: number;
+    bytesFromHost: number;
+    /** The device's own start and end, on the coordinator's epoch clock (see ReshardDeviceStats). */
+    startMs?: number;
+    endMs?: number;
+  }>;
+}
+
+/** What a step's devices reported about their KV work. */
+export interface StepKvTrace {
+  /** The combined timings (engine totals). */
+  kv?: StepKvTimings;
+  /** Each device's own report, spans on the coordinator's epoch clock. */
+  deviceKv?: readonly DeviceKvReport[];
 }
 
 /**
  * One step on `track` (category = its phase, args numTokens / numSeqs / phase), on each device's
  * track `${track} device i` when their roles are given (the coordinator's span from dispatch to
- * answer: a device's own compute is inside it, later stages' later), and, given the device's
- * kvTimings, its KV spans on `${track} kv`. kvTimings carries durations only:
- * prefetches and the wait for them are drawn from the step's start, write-backs and the wait
- * for their acks up to its end.
+ * answer: a device's own compute is inside it, later stages' later). Each device's own spans
+ * (compute, every prefetch issue -> landed, prefetch wait, write-backs issue -> last ack and the
+ * wait for them), measured on its clock and mapped onto the coordinator's, go on
+ * `${track} device i kv`. Without device spans (a device that reports durations only) the
+ * combined durations are drawn on `${track} kv` from the step's start (prefetches and the wait
+ * for them) or up to its end (write-backs and their wait).
  */
 export function recordStep(
   trace: TraceRecorder,
@@ -27,7 +45,7 @@ export function recordStep(
   phase: Phase,
   startMs: number,
   endMs: number,
-  kv?: StepKvTimings,
+  kvTrace?: StepKvTrace,
   deviceRoles?: readonly string[],
 ): void {
   const numTokens = plan.chunks.reduce((sum, chunk) => sum + chunk.numNewTokens, 0);
@@ -41,6 +59,14 @@ export function recordStep(
   trace.record({ track, ...step, args });
   for (const [index, role] of (deviceRoles ?? []).entries())
     trace.record({ track: `${track} device ${index}`, ...step, args: { ...args, role } });
+  const stepId = plan.batch.stepId;
+  const withSpans = (kvTrace?.deviceKv ?? []).filter((report) => report.kv.spans);
+  if (withSpans.length > 0) {
+    for (const report of withSpans)
+      recordDeviceSpans(trace, `${track} device ${report.device} kv`, phase, stepId, report);
+    return;
+  }
+  const kv = kvTrace?.kv;
   if (!kv) return;
   const spans: Array<[string, 'kv' | 'wait', number, boolean]> = [
     ['prefetch', 'kv', kv.prefetchMs, true],
@@ -56,12 +82,36 @@ export function recordStep(
       category,
       startMs: isAtStart ? startMs : endMs - durationMs,
       durationMs,
-      args: { stepId: plan.batch.stepId },
+      args: { stepId },
     });
   }
 }
 
-/** A re-shard on `${track} reshard`, and each device's part (when reported) on `${track} device i`. */
+/** One device's own spans of a step, from its (clock-mapped) timestamps. */
+function recordDeviceSpans(
+  trace: TraceRecorder,
+  track: string,
+  phase: Phase,
+  stepId: number,
+  report: DeviceKvReport,
+): void {
+  for (const span of report.kv.spans ?? []) {
+    const category = span.name === 'compute' ? phase : span.name.endsWith('wait') ? 'wait' : 'kv';
+    trace.record({
+      track,
+      name: span.name,
+      category,
+      startMs: trace.fromEpochMs(span.startMs),
+      durationMs: span.endMs - span.startMs,
+      args: { stepId, stage: report.ppStage, tpRank: report.tpRank },
+    });
+  }
+}
+
+/**
+ * A re-shard on `${track} reshard`, and each device's part (when reported) on `${track} device i`,
+ * from the device's own start and end (mapped onto the coordinator's clock) where it sent them.
+ */
 export function recordReshard(
   trace: TraceRecorder,
   track: string,
@@ -90,8 +140,12 @@ export function recordReshard(
       track: `${track} device ${index}`,
       name,
       category: 'reshard',
-      startMs,
-      durationMs: device.ms,
+      // The device's own start and end where it reported them, else its duration from the start.
+      startMs: device.startMs === undefined ? startMs : trace.fromEpochMs(device.startMs),
+      durationMs:
+        device.startMs === undefined || device.endMs === undefined
+          ? device.ms
+          : device.endMs - device.startMs,
       args: {
         bytesReceived: device.bytesReceived,
         bytesSent: device.bytesSent,

@@ -29,6 +29,14 @@ export class TraceRecorder {
     return this.clock();
   }
 
+  /**
+   * A time on the coordinator's epoch clock (performance.timeOrigin + performance.now(), where
+   * device spans are mapped to) on this recorder's clock, which ticks in real ms.
+   */
+  fromEpochMs(epochMs: number): number {
+    return epochMs - (performance.timeOrigin + performance.now()) + this.now();
+  }
+
   record(event: TraceEvent): void {
     if (!(Number.isFinite(event.startMs) && Number.isFinite(event.durationMs) && event.durationMs >= 0)) {
       throw new RangeError(

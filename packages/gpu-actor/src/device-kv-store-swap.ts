@@ -48,7 +48,7 @@ import type {
   StepKvSwap,
   Tensor,
 } from '@seesaw/protocol';
-import { KvPrefetchTable, type PrefetchWait } from './kv-prefetch-table.ts';
+import { KvPrefetchTable, type PrefetchSpan, type PrefetchWait } from './kv-prefetch-table.ts';
 import type { KvStoreLinkEndpoint, RegionSharer } from './kv-store-link.ts';
 import { PagedKvCache } from './paged-kv-cache.ts';
 import type { KvBlockCopier } from './step-device.ts';
@@ -181,6 +181,11 @@ export class KvStoreSwapper {
   /** Summed issue -> done time of prefetches completed since the last call, ms. */
   takeCompletedPrefetchMs(): number {
     return this.prefetches.takeCompletedMs();
+  }
+
+  /** Issue -> landed spans (performance.now()) of prefetches completed since the last call. */
+  takeCompletedPrefetches(): PrefetchSpan[] {
+    return this.prefetches.takeCompleted();
   }
 
   /**

@@ -20,6 +20,7 @@ import {
   type StepBatch,
   type WorkerPortEndpoint,
 } from '@seesaw/protocol';
+import { deviceClockMs, deviceTimeOf } from './device-clock.ts';
 import type { DeviceWorkerData } from './device-worker-data.ts';
 import { type LinkEndpoint, receiveLinks } from './device-worker-links.ts';
 import { DeviceOutOfMemoryError } from './device-worker-memory.ts';
@@ -127,6 +128,15 @@ export class DeviceWorkerRuntime {
             this.postError(error instanceof DeviceOutOfMemoryError ? 'outOfMemory' : 'reshardFailed', error),
         );
         return;
+      case 'clockProbe':
+        // Answered at once, before any queued work: the round trip bounds the offset's error.
+        this.endpoint.post({
+          tag: 'clockReply',
+          seq: message.seq,
+          sentAtMs: message.sentAtMs,
+          deviceMs: deviceClockMs(),
+        });
+        return;
       case 'heartbeat':
         this.endpoint.post({ tag: 'heartbeat', seq: this.numHeartbeats++, sentAtMs: Date.now() });
         return;
@@ -224,7 +234,13 @@ export class DeviceWorkerRuntime {
         );
       }
       this.shard = switchedShard(next, loaded.kvStoreLink);
-      return { ...next.done, ms: performance.now() - startMs };
+      const endMs = performance.now();
+      return {
+        ...next.done,
+        ms: endMs - startMs,
+        startMs: deviceTimeOf(startMs),
+        endMs: deviceTimeOf(endMs),
+      };
     } finally {
       this.isResharding = false;
     }

@@ -163,6 +163,7 @@ export async function loadShard(load: LoadShard, ctx: ShardLoadContext): Promise
     kvCacheBytes: device.kvCacheBytes,
   };
   if (load.isWeightDigestReturned) ready.weightDigest = held.digest();
+  if (kv) ready.hasKvStore = true;
   return { shard, layouts, kvStoreLink, kvArena, hostWeights, weightArena, ready };
 }
 

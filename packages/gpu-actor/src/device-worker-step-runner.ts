@@ -3,19 +3,30 @@
  * kv-store. A non-first pipeline stage takes its input hidden state from the previous stage's
  * link, a non-last stage hands its output to the next stage's link (TP rank r to TP rank r: every
  * rank holds the whole all-reduced hidden state, so each link carries one copy and no rank fans
- * out), and only the last stage's TP rank 0 answers stepDone. A step's swaps move this rank's
+ * out), and only the last stage's TP rank 0 answers stepDone; when the batch asks
+ * (isKvReported) every other device sends its own KV timings in a stepKv. A step's swaps move this rank's
  * layers x KV heads before its compute (KvStoreSwapper); tiered-KV write-backs go out layer by
  * layer during the compute and are acknowledged before the last stage answers, and prefetches
  * land in the background, awaited by the first later step that touches their sequence.
  */
-import { type DeviceToCoordinator, type Endpoint, type StepBatch, stepDoneMessage } from '@seesaw/protocol';
+import {
+  type DeviceSpan,
+  type DeviceSpanName,
+  type DeviceToCoordinator,
+  type Endpoint,
+  type StepBatch,
+  type StepKvTimings,
+  stepDoneMessage,
+} from '@seesaw/protocol';
+import { deviceTimeOf } from './device-clock.ts';
 import type { KvStoreSwapper } from './device-kv-store-swap.ts';
 import type { LoadedShard } from './device-worker-shard.ts';
 import { NO_PREFETCH_WAIT, type PrefetchWait, seqIdsTouchedBy } from './kv-prefetch-table.ts';
+import type { WriteBackTimings } from './step-kv-write-backs.ts';
 
 /** Where a step's outcome goes. */
 export interface StepReplies {
-  /** The coordinator's link (the last stage's stepDone). */
+  /** The coordinator's link (the last stage's stepDone, every other device's stepKv). */
   coordinator: Pick<Endpoint<DeviceToCoordinator>, 'post'>;
   /** A failure found after runStep returned: an earlier stage's write-backs, which it does not await. */
   stepFailed(error: Error, stepId: number): void;
@@ -24,6 +35,15 @@ export interface StepReplies {
 /** Runs `batch` on `shard`; throws (naming the step) on a failure the step itself waits for. */
 export async function runStep(shard: LoadedShard, batch: StepBatch, replies: StepReplies): Promise<void> {
   const swapper = swapperFor(shard, batch);
+  // A later stage's input, asked for now so its arrival time is known: before it arrives the
+  // stage idles anyway, so only the prefetch wait after it stalls the pipeline.
+  let inputArrivedMs: number | undefined;
+  const input = shard.inbox?.take(batch.stepId).then((hidden) => {
+    inputArrivedMs = performance.now();
+    return hidden;
+  });
+  input?.catch(() => {}); // awaited below
+  const waitStart = performance.now();
   // A swap-out must not copy blocks whose prefetched data is still arriving.
   const swapOutSeqIds = (batch.swapOuts ?? []).map((swap) => swap.seqId);
   const beforeSwaps = await waitForPrefetches(swapper, batch, swapOutSeqIds);
@@ -38,20 +58,26 @@ export async function runStep(shard: LoadedShard, batch: StepBatch, replies: Ste
   const syncSwapInMs = batch.swapIns?.length ? syncSwapMs : 0;
   const syncSwapOutMs = batch.swapIns?.length ? 0 : batch.swapOuts?.length ? syncSwapMs : 0;
   const beforeCompute = await waiting;
+  const waitEnd = performance.now();
+  const waitedMs = beforeSwaps.waitedMs + beforeCompute.waitedMs + syncSwapInMs;
+  // The wait ends at waitEnd; a later stage's stall starts no earlier than its input arrived.
+  const stallMs = Math.min(waitedMs, waitEnd - Math.max(waitStart, inputArrivedMs ?? waitStart));
   const prefetchWait: PrefetchWait = {
-    waitedMs: beforeSwaps.waitedMs + beforeCompute.waitedMs + syncSwapInMs,
+    waitedMs: input ? Math.max(0, stallMs) : waitedMs,
     numAwaited: beforeSwaps.numAwaited + beforeCompute.numAwaited,
     numLanded: beforeSwaps.numLanded + beforeCompute.numLanded,
     bytesAwaited: beforeSwaps.bytesAwaited + beforeCompute.bytesAwaited,
     bytesLanded: beforeSwaps.bytesLanded + beforeCompute.bytesLanded,
   };
-  const input = shard.inbox ? await shard.inbox.take(batch.stepId) : undefined;
+  const hidden = await input;
   // Shared KV: blocks an earlier step still has the store copying out must not be overwritten.
   await swapper?.waitForCopiesOut();
   const writeBacks = kvStep(batch, () => swapper?.startWriteBacks(batch));
   const computeStart = performance.now();
-  const output = await shard.device.executeStage(step, input, writeBacks?.onLayerKvWritten);
-  const computeMs = performance.now() - computeStart;
+  const output = await shard.device.executeStage(step, hidden, writeBacks?.onLayerKvWritten);
+  const compute = { startMs: computeStart, endMs: performance.now() };
+  const report = (written: WriteBackTimings | undefined): StepKvTimings | undefined =>
+    kvTimingsOf(batch, swapper, { compute, waitEnd, prefetchWait, syncSwapInMs, syncSwapOutMs, written });
   if ('hidden' in output) {
     const hiddenSize = shard.device.config.hiddenSize;
     const numTokens = output.hidden.length / hiddenSize;
@@ -61,36 +87,97 @@ export async function runStep(shard: LoadedShard, batch: StepBatch, replies: Ste
     );
     // Only the last stage answers, so an earlier stage does not hold its next step for its
     // acknowledgements; a failure still reaches the coordinator, and flush() covers re-shards.
-    writeBacks?.finish().catch((error: unknown) => replies.stepFailed(kvFailure(batch, error), batch.stepId));
+    // Its KV report (when asked for) goes once they are in.
+    const finished = writeBacks ? writeBacks.finish() : Promise.resolve(undefined);
+    finished.then(
+      (written) => reportKv(replies, batch, report(written)),
+      (error: unknown) => replies.stepFailed(kvFailure(batch, error), batch.stepId),
+    );
     return;
   }
   // The answer means "the blocks may be freed and the host copy read": acknowledged puts only.
   const written = await writeBacks?.finish().catch((error: unknown) => {
     throw kvFailure(batch, error);
   });
-  if (shard.spec.tpRank !== 0) return;
-  const prefetchMs = swapper?.takeCompletedPrefetchMs() ?? 0;
-  const hasTieredKv =
-    !!(batch.kvWriteBacks?.length || batch.prefetches?.length) ||
-    syncSwapInMs + syncSwapOutMs > 0 ||
-    prefetchWait.numAwaited > 0 ||
-    prefetchMs > 0;
-  if (hasTieredKv) {
-    output.kvTimings = {
-      computeMs,
-      prefetchWaitMs: prefetchWait.waitedMs,
-      prefetchMs: prefetchMs + syncSwapInMs,
-      writeBackMs: (written?.writeBackMs ?? 0) + syncSwapOutMs,
-      writeBackWaitMs: (written?.writeBackWaitMs ?? 0) + syncSwapOutMs,
-      prefetchesNeeded: prefetchWait.numAwaited,
-      prefetchesLanded: prefetchWait.numLanded,
-      prefetchBytesNeeded: prefetchWait.bytesAwaited,
-      prefetchBytesLanded: prefetchWait.bytesLanded,
-    };
+  if (shard.spec.tpRank !== 0) {
+    reportKv(replies, batch, report(written));
+    return;
   }
+  const kvTimings = report(written);
+  if (kvTimings) output.kvTimings = kvTimings;
   const { message, tensors } = stepDoneMessage(output);
   replies.coordinator.post(message, tensors);
 }
+
+interface StepKvMeasures {
+  compute: { startMs: number; endMs: number };
+  waitEnd: number;
+  prefetchWait: PrefetchWait;
+  syncSwapInMs: number;
+  syncSwapOutMs: number;
+  written: WriteBackTimings | undefined;
+}
+
+/**
+ * This device's KV timings for the step, with its spans on the device clock; undefined when the
+ * step moved no KV here. Called once the write-backs are acknowledged, so the prefetches that
+ * landed by then count for this step.
+ */
+function kvTimingsOf(
+  batch: StepBatch,
+  swapper: KvStoreSwapper | undefined,
+  m: StepKvMeasures,
+): StepKvTimings | undefined {
+  const prefetches = swapper?.takeCompletedPrefetches() ?? [];
+  const prefetchMs = prefetches.reduce((sum, p) => sum + p.landedMs - p.issuedMs, 0);
+  const hasTieredKv =
+    !!(batch.kvWriteBacks?.length || batch.prefetches?.length) ||
+    m.syncSwapInMs + m.syncSwapOutMs > 0 ||
+    m.prefetchWait.numAwaited > 0 ||
+    prefetchMs > 0;
+  if (!hasTieredKv) return undefined;
+  const writeBackMs = (m.written?.writeBackMs ?? 0) + m.syncSwapOutMs;
+  const writeBackWaitMs = (m.written?.writeBackWaitMs ?? 0) + m.syncSwapOutMs;
+  const span = (name: DeviceSpanName, startMs: number, endMs: number): DeviceSpan => ({
+    name,
+    startMs: deviceTimeOf(startMs),
+    endMs: deviceTimeOf(endMs),
+  });
+  const spans = [span('compute', m.compute.startMs, m.compute.endMs)];
+  for (const p of prefetches) spans.push(span('prefetch', p.issuedMs, p.landedMs));
+  const waited = m.prefetchWait.waitedMs;
+  if (waited > 0) spans.push(span('prefetch wait', m.waitEnd - waited, m.waitEnd));
+  // Write-backs run from their first put (during compute) to the last acknowledgement, now.
+  const ackedMs = performance.now();
+  if (writeBackMs > 0) spans.push(span('write-back', ackedMs - writeBackMs, ackedMs));
+  if (writeBackWaitMs > 0) spans.push(span('write-back wait', ackedMs - writeBackWaitMs, ackedMs));
+  return {
+    computeMs: m.compute.endMs - m.compute.startMs,
+    prefetchWaitMs: waited,
+    prefetchMs: prefetchMs + m.syncSwapInMs,
+    writeBackMs,
+    writeBackWaitMs,
+    prefetchesNeeded: m.prefetchWait.numAwaited,
+    prefetchesLanded: m.prefetchWait.numLanded,
+    prefetchBytesNeeded: m.prefetchWait.bytesAwaited,
+    prefetchBytesLanded: m.prefetchWait.bytesLanded,
+    spans,
+  };
+}
+
+/** A non-answering device's KV report (StepBatch.isKvReported): zeros when it moved no KV. */
+function reportKv(replies: StepReplies, batch: StepBatch, kvTimings: StepKvTimings | undefined): void {
+  if (!batch.isKvReported) return;
+  replies.coordinator.post({ tag: 'stepKv', stepId: batch.stepId, kvTimings: kvTimings ?? NO_KV_TIMINGS });
+}
+
+const NO_KV_TIMINGS: StepKvTimings = {
+  computeMs: 0,
+  prefetchWaitMs: 0,
+  prefetchMs: 0,
+  writeBackMs: 0,
+  writeBackWaitMs: 0,
+};
 
 /** The kv-store swapper, or an error when the step moves KV and this device has no link to one. */
 function swapperFor(shard: LoadedShard, batch: StepBatch): KvStoreSwapper | undefined {

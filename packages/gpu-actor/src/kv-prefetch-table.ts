@@ -46,6 +46,12 @@ export const NO_PREFETCH_WAIT: PrefetchWait = {
   bytesLanded: 0,
 };
 
+/** One prefetch's issue and landing, on the table's clock (performance.now() by default). */
+export interface PrefetchSpan {
+  issuedMs: number;
+  landedMs: number;
+}
+
 interface Prefetch {
   /** Resolves with the failure, or undefined once the data is in the blocks. */
   outcome: Promise<Error | undefined>;
@@ -57,7 +63,8 @@ interface Prefetch {
 
 export class KvPrefetchTable {
   private readonly inFlight = new Map<number, Prefetch>();
-  private completedMs = 0;
+  /** Issue and landing times (this table's clock) of prefetches landed since the last take. */
+  private completed: PrefetchSpan[] = [];
 
   constructor(private readonly now: () => number = () => performance.now()) {}
 
@@ -77,7 +84,7 @@ export class KvPrefetchTable {
     const prefetch: Prefetch = { outcome: Promise.resolve(undefined), landed: false, bytes: 0 };
     prefetch.outcome = fetch().then(
       (bytes) => {
-        this.completedMs += this.now() - issuedMs;
+        this.completed.push({ issuedMs, landedMs: this.now() });
         prefetch.landed = true;
         prefetch.bytes = bytes;
         return undefined;
@@ -116,11 +123,16 @@ export class KvPrefetchTable {
     };
   }
 
+  /** Issue -> landed spans of the prefetches that completed since the last call. */
+  takeCompleted(): PrefetchSpan[] {
+    const completed = this.completed;
+    this.completed = [];
+    return completed;
+  }
+
   /** Summed issue -> done time of the prefetches that completed since the last call, ms. */
   takeCompletedMs(): number {
-    const ms = this.completedMs;
-    this.completedMs = 0;
-    return ms;
+    return this.takeCompleted().reduce((sum, span) => sum + span.landedMs - span.issuedMs, 0);
   }
 
   /** Resolves once every prefetch in flight has settled (failures stay recorded for their step). */

@@ -22,8 +22,11 @@ export * from './parallel-layout.ts';
 export * from './shared-region.ts';
 export type {
   AddedSeq,
+  DeviceKvReport,
   DeviceOutputHistory,
   DeviceSamplingParams,
+  DeviceSpan,
+  DeviceSpanName,
   SampledLogprobs,
   SampledToken,
   StepBatch,

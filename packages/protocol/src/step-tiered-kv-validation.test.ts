@@ -68,4 +68,18 @@ describe('stepDone kvTimings', () => {
     for (const [kvTimings, pattern] of cases) expectRejected(rawFrame({ ...done, kvTimings }), pattern);
     expect(decodeFrame(rawFrame({ ...done, kvTimings: timings })).ok).toBe(true);
   });
+
+  it('checks device spans and a stepKv report the same way', () => {
+    const compute = { name: 'compute', startMs: 1000, endMs: 1004 };
+    const stepKv = { v: 1, tag: 'stepKv', tensors: [], stepId: 8 };
+    const cases: Array<[unknown, RegExp]> = [
+      [[{ ...compute, endMs: 999 }], /kvTimings\.spans\[0\]: ends before it starts/],
+      [[{ ...compute, name: 'nap' }], /kvTimings\.spans\[0\]\.name/],
+      [[{ ...compute, startMs: Number.NaN }], /kvTimings\.spans\[0\]\.startMs/],
+    ];
+    for (const [spans, pattern] of cases)
+      expectRejected(rawFrame({ ...stepKv, kvTimings: { ...timings, spans } }), pattern);
+    expectRejected(rawFrame({ ...stepKv }), /kvTimings: missing/);
+    expect(decodeFrame(rawFrame({ ...stepKv, kvTimings: { ...timings, spans: [compute] } })).ok).toBe(true);
+  });
 });

@@ -147,6 +147,26 @@ export interface StepBatch {
    * before compute.
    */
   prefetches?: StepKvSwap[];
+  /**
+   * Every device of the replica reports its own KV timings for this step: the answering one in
+   * stepDone, every other one in a stepKv message (set by a replica whose devices hold a
+   * kv-store link; without it only the answering device reports).
+   */
+  isKvReported?: boolean;
+}
+
+/** What a device timed on its own clock. */
+export type DeviceSpanName = 'compute' | 'prefetch' | 'prefetch wait' | 'write-back' | 'write-back wait';
+
+/**
+ * One span a device measured, in ms on its own clock (performance.timeOrigin + performance.now(),
+ * i.e. ms since the epoch as that thread sees it). The coordinator maps it onto its clock with
+ * the offset it estimated at the device's hello.
+ */
+export interface DeviceSpan {
+  name: DeviceSpanName;
+  startMs: number;
+  endMs: number;
 }
 
 /** One device's KV transfer timings for one step, milliseconds. */
@@ -170,6 +190,17 @@ export interface StepKvTimings {
   prefetchesLanded?: number;
   prefetchBytesNeeded?: number;
   prefetchBytesLanded?: number;
+  /** The device's own spans for this step (compute, each prefetch landed, waits, write-backs). */
+  spans?: DeviceSpan[];
+}
+
+/** One device's own KV report for a step, its spans on the coordinator's clock. */
+export interface DeviceKvReport {
+  /** Local device index in the replica. */
+  device: number;
+  ppStage: number;
+  tpRank: number;
+  kv: StepKvTimings;
 }
 
 /** A device's answer to one StepBatch. */
@@ -179,6 +210,11 @@ export interface StepResult {
   sampled: SampledToken[];
   /** Logits rows [vocab] for the sampled entries, in the same order, when requested. */
   logits?: Float32Array[];
-  /** The answering device's KV transfer timings for this step (ms). */
+  /**
+   * KV transfer timings for this step (ms): the answering device's, or, where every device
+   * reported (StepBatch.isKvReported), all of them combined (see the coordinator's combineStepKv).
+   */
   kvTimings?: StepKvTimings;
+  /** Every reporting device's own timings, spans on the coordinator's clock (epoch ms); coordinator-side only. */
+  deviceKv?: DeviceKvReport[];
 }

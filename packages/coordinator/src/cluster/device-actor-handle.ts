@@ -1,7 +1,8 @@
 /**
  * The coordinator's handle on one device actor in a worker thread (spawned here, or on another
  * host and reached over a relayed link: attach): spawn and hello, loadShard until ready, reshard
- * until reshardDone (by reshardId), steps matched to their stepDone by id, heartbeats, and loss
+ * until reshardDone (by reshardId), steps matched to their stepDone (or stepKv) by id, the
+ * device clock's offset (probed right after hello), heartbeats, and loss
  * detection. Once the actor fails (worker exit or error, closed link, missed heartbeats, an
  * `error` message), every pending and later request rejects with that failure.
  */
@@ -20,10 +21,12 @@ import {
   type Reshard,
   type ReshardDone,
   type StepBatch,
+  type StepKvTimings,
   type StepResult,
   spawnWorkerEndpoint,
   stepResultOf,
 } from '@seesaw/protocol';
+import { type ClockSample, coordinatorClockMs, DeviceClock } from './device-clock.ts';
 import { DeviceLostError, DeviceStepError } from './device-errors.ts';
 
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 1000;
@@ -36,6 +39,8 @@ export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 10_000;
 /** How long close() waits for a worker to exit on its own before terminating it. */
 const DRAIN_EXIT_GRACE_MS = 5000;
 const ABORT_EXIT_GRACE_MS = 200;
+/** Clock probes after hello; the one with the shortest round trip sets the offset. */
+const NUM_CLOCK_PROBES = 5;
 
 export interface DeviceActorOptions {
   /** The device worker's entry module (gpu-actor's device-worker.ts). */
@@ -73,6 +78,9 @@ export class DeviceActorHandle {
   private readonly pendingSteps = new Map<number, Pending<StepResult>>();
   private pendingLoad: Pending<Ready> | undefined;
   private readonly pendingReshards = new Map<number, Pending<ReshardDone>>();
+  private readonly pendingKv = new Map<number, Pending<StepKvTimings>>();
+  private readonly pendingProbes = new Map<number, Pending<ClockSample>>();
+  private deviceClock: DeviceClock | undefined;
   private readonly failureListeners = new Set<(error: Error) => void>();
   private failureError: Error | undefined;
   private isClosing = false;
@@ -122,6 +130,7 @@ export class DeviceActorHandle {
       throw error;
     }
     endpoint.onMessage((message, tensors) => handle.receive(message, tensors));
+    await handle.measureClock();
     return handle;
   }
 
@@ -156,7 +165,33 @@ export class DeviceActorHandle {
       throw error;
     }
     endpoint.onMessage((message, tensors) => handle.receive(message, tensors));
+    try {
+      await handle.measureClock();
+    } catch (error) {
+      await handle.close('abort');
+      throw error;
+    }
     return handle;
+  }
+
+  /** The device's clock as estimated right after hello (maps its span times onto ours). */
+  get clock(): DeviceClock {
+    if (!this.deviceClock) throw new Error(`${this.name}: the clock is measured right after hello`);
+    return this.deviceClock;
+  }
+
+  /** Probes the device's clock a few times, one probe at a time (see DeviceClock). */
+  private async measureClock(): Promise<void> {
+    const samples: ClockSample[] = [];
+    for (let seq = 0; seq < NUM_CLOCK_PROBES; seq++) {
+      if (this.failureError) throw this.failureError;
+      const answer = new Promise<ClockSample>((resolve, reject) =>
+        this.pendingProbes.set(seq, { resolve, reject }),
+      );
+      this.endpoint.post({ tag: 'clockProbe', seq, sentAtMs: coordinatorClockMs() });
+      samples.push(await answer);
+    }
+    this.deviceClock = DeviceClock.fromSamples(samples);
   }
 
   /** The failure that ended this actor, if any. */
@@ -209,6 +244,12 @@ export class DeviceActorHandle {
     return new Promise((resolve, reject) => this.pendingSteps.set(stepId, { resolve, reject }));
   }
 
+  /** The stepKv for `stepId` from this actor (a device that does not answer the step). */
+  expectStepKv(stepId: number): Promise<StepKvTimings> {
+    if (this.failureError) return Promise.reject(this.failureError);
+    return new Promise((resolve, reject) => this.pendingKv.set(stepId, { resolve, reject }));
+  }
+
   /** Asks the worker to stop ('drain': after its queued steps) and waits for it to exit. */
   async close(mode: 'drain' | 'abort'): Promise<void> {
     this.isClosing = true;
@@ -247,6 +288,23 @@ export class DeviceActorHandle {
         const pending = this.pendingSteps.get(message.stepId);
         this.pendingSteps.delete(message.stepId);
         pending?.resolve(stepResultOf(message, tensors));
+        return;
+      }
+      case 'stepKv': {
+        const pending = this.pendingKv.get(message.stepId);
+        if (!pending) {
+          this.fail(new DeviceStepError(this.name, 'unexpected', `stepKv ${message.stepId} unasked`));
+          return;
+        }
+        this.pendingKv.delete(message.stepId);
+        pending.resolve(message.kvTimings);
+        return;
+      }
+      case 'clockReply': {
+        const receivedAtMs = coordinatorClockMs();
+        const pending = this.pendingProbes.get(message.seq);
+        this.pendingProbes.delete(message.seq);
+        pending?.resolve({ sentAtMs: message.sentAtMs, deviceMs: message.deviceMs, receivedAtMs });
         return;
       }
       case 'error':
@@ -301,5 +359,8 @@ export class DeviceActorHandle {
     this.pendingSteps.clear();
     for (const pending of this.pendingReshards.values()) pending.reject(error);
     this.pendingReshards.clear();
+    for (const pending of [...this.pendingKv.values(), ...this.pendingProbes.values()]) pending.reject(error);
+    this.pendingKv.clear();
+    this.pendingProbes.clear();
   }
 }

@@ -21,17 +21,31 @@ import {
   type ParallelConfig,
   type ReshardPlan,
 } from '@seesaw/model';
-import type { Ready, Reshard, ReshardDone, StepBatch, StepResult } from '@seesaw/protocol';
+import type {
+  DeviceKvReport,
+  Ready,
+  Reshard,
+  ReshardDone,
+  StepBatch,
+  StepKvTimings,
+  StepResult,
+} from '@seesaw/protocol';
 import type { Phase, PhasedDevice, ReshardStats } from '../seesaw-engine.ts';
+import type { DeviceClock } from './device-clock.ts';
 import { DeviceLostError } from './device-errors.ts';
 import { formatBytes } from './format-bytes.ts';
 import { type ReplicaHostSlots, withHostSlots } from './replica-host-slots.ts';
+import { combineStepKv, movedKv } from './step-kv-combine.ts';
 
 /** What the replica needs of a device actor (DeviceActorHandle, or a test double). */
 export interface ReplicaActor {
   readonly name: string;
   postStep(batch: StepBatch): void;
   expectStep(stepId: number): Promise<StepResult>;
+  /** A non-answering device's own KV report (DeviceActorHandle; test doubles may have none). */
+  expectStepKv?(stepId: number): Promise<StepKvTimings>;
+  /** The device's clock, to map its span times onto the coordinator's (epoch ms). */
+  readonly clock?: DeviceClock;
   reshard(message: Omit<Reshard, 'tag'>): Promise<ReshardDone>;
   onFailure(listener: (error: Error) => void): void;
   /** Stops the actor at once (a lost replica's survivors); test doubles may have none. */
@@ -68,7 +82,7 @@ export interface ReplicaReshardStats extends ReshardStats {
   to: ParallelConfig;
   /** Bytes devices received from peers (the rest of bytesMoved came from the host). */
   bytesFromPeers: number;
-  /** By local device index. */
+  /** By local device index; startMs / endMs mapped onto the coordinator's epoch clock. */
   devices: ReshardDone[];
 }
 
@@ -118,6 +132,8 @@ export class ReplicaDevice implements PhasedDevice {
   private readonly settledListeners: Array<(error: Error) => void> = [];
   private lastDone: ReshardDone[] = [];
   private readonly rolesByPhase: Record<Phase, readonly string[]>;
+  /** Every device reports its own KV timings for each step (its devices hold kv-store links). */
+  private readonly isKvReportedByAll: boolean;
 
   constructor(private readonly options: ReplicaDeviceOptions) {
     const { actors, layouts, ready } = options;
@@ -146,6 +162,8 @@ export class ReplicaDevice implements PhasedDevice {
     this.numBlocks = Math.min(...ready.map((r) => r.numKvBlocks));
     this.figures = ReplicaDevice.sum(ready);
     this.digests = ready.map((r) => r.weightDigest);
+    this.isKvReportedByAll =
+      actors.length > 1 && ready.some((r) => r.hasKvStore) && actors.every((a) => a.expectStepKv);
     for (const actor of actors) actor.onFailure((error) => this.fail(error));
   }
 
@@ -217,8 +235,8 @@ export class ReplicaDevice implements PhasedDevice {
     } catch (error) {
       return Promise.reject(error);
     }
-    const lastStage = this.arrangement[this.arrangement.length - 1];
-    const answer = lastStage[0].expectStep(batch.stepId);
+    const answer = this.expectAnswers(batch.stepId);
+    if (this.isKvReportedByAll) sent = { ...sent, isKvReported: true };
     for (const stage of this.arrangement) for (const actor of stage) actor.postStep(sent);
     // Forgotten before the caller hears the answer, so a switch right after the last answer
     // finds nothing in flight.
@@ -235,6 +253,52 @@ export class ReplicaDevice implements PhasedDevice {
         (error: Error) => this.fail(error),
       );
     });
+  }
+
+  /**
+   * The answering device's stepDone; where every device reports KV (isKvReportedByAll), once
+   * every other device's stepKv is in too, with the timings combined (combineStepKv) and each
+   * device's own report, its spans mapped onto the coordinator's clock, in deviceKv.
+   */
+  private expectAnswers(stepId: number): Promise<StepResult> {
+    const answerer = this.arrangement[this.arrangement.length - 1][0];
+    const answering = this.actors.indexOf(answerer);
+    const answer = answerer.expectStep(stepId);
+    const ranks = deviceRanks(this.parallel);
+    const others = this.isKvReportedByAll ? ranks.filter((rank) => rank.device !== answering) : [];
+    const reports = others.map((rank) => this.actors[rank.device].expectStepKv!(stepId));
+    return Promise.all([answer, ...reports]).then(([result, ...kvs]) => {
+      const deviceKv: DeviceKvReport[] = [];
+      if (result.kvTimings) deviceKv.push(this.deviceReport(ranks[answering]!, result.kvTimings));
+      others.forEach((rank, i) => {
+        if (movedKv(kvs[i]!)) deviceKv.push(this.deviceReport(rank, kvs[i]!));
+      });
+      if (deviceKv.length === 0) return result;
+      return { ...result, kvTimings: combineStepKv(deviceKv), deviceKv };
+    });
+  }
+
+  /** A device's KV report with its spans on the coordinator's clock (dropped when its clock is unknown). */
+  private deviceReport(
+    rank: { device: number; ppStage: number; tpRank: number },
+    kv: StepKvTimings,
+  ): DeviceKvReport {
+    const { spans, ...timings } = kv;
+    const clock = this.actors[rank.device].clock;
+    const report: DeviceKvReport = {
+      device: rank.device,
+      ppStage: rank.ppStage,
+      tpRank: rank.tpRank,
+      kv: timings,
+    };
+    if (clock && spans) {
+      report.kv.spans = spans.map((span) => ({
+        ...span,
+        startMs: clock.toCoordinatorMs(span.startMs),
+        endMs: clock.toCoordinatorMs(span.endMs),
+      }));
+    }
+    return report;
   }
 
   /** Re-shards every device to `phase`'s layout; the step that follows runs in it. */
@@ -279,6 +343,7 @@ export class ReplicaDevice implements PhasedDevice {
     this.figures = ReplicaDevice.sum(done);
     this.digests = done.map((d) => d.weightDigest);
     this.lastDone = done;
+    const devices = done.map((d, i) => this.onCoordinatorClock(d, this.actors[i].clock));
     const bytesFromPeers = done.reduce((sum, d) => sum + d.bytesReceived, 0);
     const bytesFromHost = done.reduce((sum, d) => sum + d.bytesFromHost, 0);
     const stats: ReplicaReshardStats = {
@@ -290,7 +355,7 @@ export class ReplicaDevice implements PhasedDevice {
       from,
       to,
       bytesFromPeers,
-      devices: done,
+      devices,
     };
     const previous = phase === 'prefill' ? 'decode' : 'prefill';
     this.options.log?.(
@@ -299,6 +364,13 @@ export class ReplicaDevice implements PhasedDevice {
         `host ${formatBytes(bytesFromHost)}) in ${Math.round(ms)} ms`,
     );
     return stats;
+  }
+
+  /** A device's reshardDone with its start and end mapped onto the coordinator's clock (dropped when unknown). */
+  private onCoordinatorClock(done: ReshardDone, clock: DeviceClock | undefined): ReshardDone {
+    const { startMs, endMs, ...rest } = done;
+    if (!clock || startMs === undefined || endMs === undefined) return rest;
+    return { ...rest, startMs: clock.toCoordinatorMs(startMs), endMs: clock.toCoordinatorMs(endMs) };
   }
 
   private reshardMessage(reshardId: number, phase: Phase, plan: DeviceReshardPlan): Omit<Reshard, 'tag'> {

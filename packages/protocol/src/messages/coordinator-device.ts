@@ -6,7 +6,7 @@
 import { arrayOf, bool, type Check, count, finite, int, object, oneOf, range, str } from '../check.ts';
 import type { KvCacheDType } from '../engine-config.ts';
 import { parseParallelConfig } from '../parallel-layout.ts';
-import type { SampledToken, StepBatch, StepKvSwap, StepKvTimings, StepResult } from '../step.ts';
+import type { DeviceSpan, SampledToken, StepBatch, StepKvSwap, StepKvTimings, StepResult } from '../step.ts';
 import type { Tensor } from '../tensor.ts';
 import type { Heartbeat, Hello, ProtocolError, Range, Refused, Shutdown, Welcome } from './common.ts';
 import {
@@ -73,6 +73,17 @@ export interface Step {
   batch: StepBatch;
 }
 
+/**
+ * Right after hello: the coordinator's clock (epoch ms) as it sends; the device answers clockReply
+ * at once with its own clock, and the coordinator estimates the device clock's offset from the
+ * round trip (see the coordinator's device-clock.ts).
+ */
+export interface ClockProbe {
+  tag: 'clockProbe';
+  seq: number;
+  sentAtMs: number;
+}
+
 /** Copy a sequence's KV blocks to the host kv-store (preemption by swapping). */
 export interface SwapOut {
   tag: 'swapOut';
@@ -106,6 +117,7 @@ export type CoordinatorToDevice =
   | SwapOut
   | SwapIn
   | Reshard
+  | ClockProbe
   | Heartbeat
   | Shutdown
   | ProtocolError;
@@ -121,6 +133,8 @@ export interface Ready {
   kvCacheBytes: number;
   /** sha256 hex over the held weights in canonical order, when LoadShard asked for it. */
   weightDigest?: string;
+  /** The device has a link to a host kv-store (it can report KV timings for every step). */
+  hasKvStore?: boolean;
 }
 
 /** A reshard finished: the device now runs the new layout. Byte counts are raw checkpoint bytes. */
@@ -142,6 +156,9 @@ export interface ReshardDone {
   peakWeightBytes: number;
   /** Wall time of the switch on this device. */
   ms: number;
+  /** Start and end of the switch on the device's own clock (epoch ms, see DeviceSpan). */
+  startMs?: number;
+  endMs?: number;
   /** sha256 hex over the held weights in canonical order, when Reshard asked for it. */
   weightDigest?: string;
   // Where the switch's time went on this device, ms (gpu-actor ReshardPhaseMs):
@@ -177,6 +194,26 @@ export interface StepDone {
   kvTimings?: StepKvTimings;
 }
 
+/** The device's clock (epoch ms) when it answered the ClockProbe `seq`. */
+export interface ClockReply {
+  tag: 'clockReply';
+  seq: number;
+  /** ClockProbe.sentAtMs, echoed. */
+  sentAtMs: number;
+  deviceMs: number;
+}
+
+/**
+ * A device that does not answer the step (an earlier pipeline stage, a TP rank other than 0)
+ * reports its own KV timings for it, when StepBatch.isKvReported asks: an earlier stage once its
+ * write-backs are acknowledged.
+ */
+export interface StepKv {
+  tag: 'stepKv';
+  stepId: number;
+  kvTimings: StepKvTimings;
+}
+
 /** A swapOut or swapIn finished. */
 export interface SwapDone {
   tag: 'swapDone';
@@ -202,6 +239,8 @@ export type DeviceToCoordinator =
   | Refused
   | Ready
   | StepDone
+  | StepKv
+  | ClockReply
   | SwapDone
   | ReshardDone
   | Heartbeat
@@ -299,12 +338,23 @@ const stepBatch = object(
     swapIns: arrayOf(kvSwap),
     kvWriteBacks: arrayOf(kvSwap),
     prefetches: arrayOf(kvSwap),
+    isKvReported: bool,
   },
 );
 
 const milliseconds = finite(0);
 /** sha256, lower-case hex. */
 const weightDigest = str(64, /^[0-9a-f]{64}$/);
+const deviceSpanFields = object({
+  name: oneOf('compute', 'prefetch', 'prefetch wait', 'write-back', 'write-back wait'),
+  startMs: finite(0),
+  endMs: finite(0),
+});
+const deviceSpan: Check = (value, path) =>
+  deviceSpanFields(value, path) ??
+  ((value as DeviceSpan).endMs >= (value as DeviceSpan).startMs
+    ? undefined
+    : `${path}: ends before it starts`);
 const kvTimings = object(
   {
     computeMs: milliseconds,
@@ -318,6 +368,7 @@ const kvTimings = object(
     prefetchesLanded: count,
     prefetchBytesNeeded: count,
     prefetchBytesLanded: count,
+    spans: arrayOf(deviceSpan),
   },
 );
 
@@ -376,6 +427,7 @@ export const coordinatorToDeviceSchemas: Record<
     },
   ),
   step: schema({ batch: stepBatch }),
+  clockProbe: schema({ seq: count, sentAtMs: finite(0) }),
   swapOut: schema(swapFields, swapTensors),
   swapIn: schema(swapFields, swapTensors),
   reshard: schema({ reshardId: id, layout: int(0, 1), plan: deviceReshardPlanData }, undefined, {
@@ -387,7 +439,12 @@ export const deviceToCoordinatorSchemas: Record<
   Exclude<DeviceToCoordinator['tag'], 'welcome' | 'refused' | 'heartbeat' | 'protocolError'>,
   MessageSchema
 > = {
-  ready: schema({ numKvBlocks: count, weightBytes: count, kvCacheBytes: count }, undefined, { weightDigest }),
+  ready: schema({ numKvBlocks: count, weightBytes: count, kvCacheBytes: count }, undefined, {
+    weightDigest,
+    hasKvStore: bool,
+  }),
+  stepKv: schema({ stepId, kvTimings }),
+  clockReply: schema({ seq: count, sentAtMs: finite(0), deviceMs: finite(0) }),
   stepDone: schema({ stepId, sampled: arrayOf(sampledToken), hasLogits: bool }, logitsTensors, { kvTimings }),
   swapDone: schema({ swapId: id, seqId: id }),
   reshardDone: schema(
@@ -413,6 +470,8 @@ export const deviceToCoordinatorSchemas: Record<
       hostFillMs: finite(0),
       createDeviceMs: finite(0),
       arenaFallbacks: count,
+      startMs: finite(0),
+      endMs: finite(0),
     },
   ),
   error: schema({ code: str(128), message: str(4096) }, undefined, { requestStepId: stepId }),
