@@ -28,10 +28,14 @@ const THIRD_BLOCKS = [11, 3, 6];
 function expectTimings(result: StepResult, has: { writeBack?: boolean }): void {
   const timings = result.kvTimings;
   if (!timings) throw new Error(`step ${result.stepId} has no kvTimings`);
-  for (const value of Object.values(timings)) {
+  const { spans, ...durations } = timings;
+  for (const value of Object.values(durations)) {
     expect(Number.isFinite(value)).toBe(true);
     expect(value).toBeGreaterThanOrEqual(0);
   }
+  // The device's own spans: compute among them, each ending after it starts.
+  expect(spans?.some((span) => span.name === 'compute')).toBe(true);
+  for (const span of spans ?? []) expect(span.endMs).toBeGreaterThanOrEqual(span.startMs);
   expect(timings.computeMs).toBeGreaterThan(0);
   if (has.writeBack) expect(timings.writeBackMs).toBeGreaterThan(0);
   expect(timings.writeBackWaitMs).toBeLessThanOrEqual(timings.writeBackMs + 1e-6);
