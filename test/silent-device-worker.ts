@@ -1,5 +1,5 @@
-// Test worker: a device that completes the hello and loadShard, then never answers again (no
-// heartbeats, no stepDone), like a hung device.
+// Test worker: a device that completes the hello (its clock probes included) and loadShard, then
+// never answers again (no heartbeats, no stepDone), like a hung device.
 import { parentPort, workerData } from 'node:worker_threads';
 import { acceptHello, INBOUND_TAGS, parentWorkerEndpoint } from '@seesaw/protocol';
 
@@ -12,6 +12,10 @@ await acceptHello(endpoint, {
   log: () => {},
 });
 endpoint.onMessage((message) => {
+  if (message.tag === 'clockProbe') {
+    const { seq, sentAtMs } = message;
+    endpoint.post({ tag: 'clockReply', seq, sentAtMs, deviceMs: performance.timeOrigin + performance.now() });
+  }
   if (message.tag === 'loadShard')
     endpoint.post({ tag: 'ready', numKvBlocks: 8, weightBytes: 0, kvCacheBytes: 0 });
 });

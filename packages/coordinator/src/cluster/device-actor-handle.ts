@@ -41,6 +41,8 @@ const DRAIN_EXIT_GRACE_MS = 5000;
 const ABORT_EXIT_GRACE_MS = 200;
 /** Clock probes after hello; the one with the shortest round trip sets the offset. */
 const NUM_CLOCK_PROBES = 5;
+/** As long as the hello may take. */
+const CLOCK_PROBE_TIMEOUT_MS = 60_000;
 
 export interface DeviceActorOptions {
   /** The device worker's entry module (gpu-actor's device-worker.ts). */

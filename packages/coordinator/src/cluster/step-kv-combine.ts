@@ -7,8 +7,12 @@
  *   stalls add up. Write-back waits count on the last stage only: an earlier stage hands its
  *   output on and does not hold the step for its acknowledgements.
  * - Compute follows the same path: max over a stage's ranks, summed over stages.
- * - Transfer times, bytes and sequence counts are per device (each device holds its own layers x
- *   KV heads, so each moves distinct bytes) and sum.
+ * - Transfer times and bytes are per device (each device holds its own layers x KV heads, so
+ *   each moves distinct bytes) and sum.
+ * - Sequences are not per device: every device holds a slice of every sequence's KV, so each
+ *   awaits the same prefetched sequences (max), and a sequence's KV is all there only where it
+ *   landed on every device: at most the smallest landed count (min; exact where the devices
+ *   agree, which is the rule, since they are issued together).
  */
 import type { DeviceKvReport, StepKvTimings } from '@seesaw/protocol';
 
@@ -35,8 +39,8 @@ export function combineStepKv(reports: readonly DeviceKvReport[]): StepKvTimings
     prefetchMs: sum((kv) => kv.prefetchMs),
     writeBackMs: sum((kv) => kv.writeBackMs),
     writeBackWaitMs: Math.max(...byStage.get(lastStage)!.map((kv) => kv.writeBackWaitMs)),
-    prefetchesNeeded: sum((kv) => kv.prefetchesNeeded ?? 0),
-    prefetchesLanded: sum((kv) => kv.prefetchesLanded ?? 0),
+    prefetchesNeeded: Math.max(...reports.map((r) => r.kv.prefetchesNeeded ?? 0)),
+    prefetchesLanded: Math.min(...reports.map((r) => r.kv.prefetchesLanded ?? 0)),
     prefetchBytesNeeded: sum((kv) => kv.prefetchBytesNeeded ?? 0),
     prefetchBytesLanded: sum((kv) => kv.prefetchBytesLanded ?? 0),
   };
