@@ -187,11 +187,21 @@ export class DeviceActorHandle {
     const samples: ClockSample[] = [];
     for (let seq = 0; seq < NUM_CLOCK_PROBES; seq++) {
       if (this.failureError) throw this.failureError;
-      const answer = new Promise<ClockSample>((resolve, reject) =>
-        this.pendingProbes.set(seq, { resolve, reject }),
-      );
+      let timer: NodeJS.Timeout | undefined;
+      const answer = new Promise<ClockSample>((resolve, reject) => {
+        this.pendingProbes.set(seq, { resolve, reject });
+        timer = setTimeout(
+          () => reject(new Error(`${this.name}: no clockReply within ${CLOCK_PROBE_TIMEOUT_MS} ms of hello`)),
+          CLOCK_PROBE_TIMEOUT_MS,
+        );
+      });
       this.endpoint.post({ tag: 'clockProbe', seq, sentAtMs: coordinatorClockMs() });
-      samples.push(await answer);
+      try {
+        samples.push(await answer);
+      } finally {
+        clearTimeout(timer);
+        this.pendingProbes.delete(seq);
+      }
     }
     this.deviceClock = DeviceClock.fromSamples(samples);
   }
