@@ -274,7 +274,7 @@ export class ReplicaDevice implements PhasedDevice {
         if (movedKv(kvs[i]!)) deviceKv.push(this.deviceReport(rank, kvs[i]!));
       });
       if (deviceKv.length === 0) return result;
-      return { ...result, kvTimings: combineStepKv(deviceKv), deviceKv };
+      return { ...result, kvTimings: combineStepKv(deviceKv, this.parallel.pp - 1), deviceKv };
     });
   }
 

@@ -25,9 +25,9 @@ export function movedKv(kv: StepKvTimings): boolean {
   );
 }
 
-export function combineStepKv(reports: readonly DeviceKvReport[]): StepKvTimings {
+/** `reports` of the devices that moved KV in the step; `lastStage` is the layout's (pp - 1). */
+export function combineStepKv(reports: readonly DeviceKvReport[], lastStage: number): StepKvTimings {
   if (reports.length === 0) throw new RangeError('combineStepKv: no reports');
-  const lastStage = Math.max(...reports.map((r) => r.ppStage));
   const byStage = new Map<number, StepKvTimings[]>();
   for (const r of reports) byStage.set(r.ppStage, [...(byStage.get(r.ppStage) ?? []), r.kv]);
   const alongStages = (field: (kv: StepKvTimings) => number) =>
@@ -38,7 +38,7 @@ export function combineStepKv(reports: readonly DeviceKvReport[]): StepKvTimings
     prefetchWaitMs: alongStages((kv) => kv.prefetchWaitMs),
     prefetchMs: sum((kv) => kv.prefetchMs),
     writeBackMs: sum((kv) => kv.writeBackMs),
-    writeBackWaitMs: Math.max(...byStage.get(lastStage)!.map((kv) => kv.writeBackWaitMs)),
+    writeBackWaitMs: Math.max(0, ...(byStage.get(lastStage) ?? []).map((kv) => kv.writeBackWaitMs)),
     prefetchesNeeded: Math.max(...reports.map((r) => r.kv.prefetchesNeeded ?? 0)),
     prefetchesLanded: Math.min(...reports.map((r) => r.kv.prefetchesLanded ?? 0)),
     prefetchBytesNeeded: sum((kv) => kv.prefetchBytesNeeded ?? 0),
