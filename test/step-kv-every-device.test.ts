@@ -75,6 +75,17 @@ it('every stage and TP rank reports its KV timings; combined figures and trace s
     );
     expect(rank1Prefetches.length).toBeGreaterThan(0);
 
+    // What the answering device alone would have reported, against every device's.
+    const answererOnly = (r: Recorded) => {
+      const answering = r.phase === 'prefill' ? 1 : 0; // P2: stage 1 answers; T2: rank 0
+      return r.result.deviceKv?.find((d) => d.device === answering)?.kv.writeBackMs ?? 0;
+    };
+    const sumOf = (f: (r: Recorded) => number) => recorded.reduce((total, r) => total + f(r), 0);
+    console.log(
+      `write-back ms: answering device only ${sumOf(answererOnly).toFixed(1)}, ` +
+        `every device ${sumOf((r) => r.result.kvTimings?.writeBackMs ?? 0).toFixed(1)}`,
+    );
+
     let totalWaitMs = 0;
     for (const { result, elapsedMs } of recorded) {
       const kv = result.kvTimings;
