@@ -6,7 +6,8 @@
  * worker threads and a remote host's devices (through their DeviceActorHandles).
  *
  * Steps go to every actor, in the current layout's arrangement; the last stage's TP rank 0
- * answers. switchTo (two layouts only) is a barrier: it refuses while a step is in flight,
+ * answers. Where the devices hold kv-store links, every other device also reports its own KV
+ * timings for each step (stepKv), and the step settles once all are in, combined (combineStepKv). switchTo (two layouts only) is a barrier: it refuses while a step is in flight,
  * sends every actor its part of the re-shard plan, and only once every `reshardDone` is back
  * does the new arrangement (and KV block count) take effect. Any actor's failure fails the
  * replica: pending and later steps and switches reject with it. A device that loses a peer
