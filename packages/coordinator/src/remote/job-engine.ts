@@ -46,6 +46,8 @@ export function planSeesawJob(
       modelDir: model.dir,
       reshardRoute: parallel.reshardRoute,
       deviceMemoryBytes: jobDeviceMemoryBytes(engineConfig),
+      // A host agent's device workers keep no host weight cache: host pieces come from the checkpoint.
+      hostWeightCache: false,
     },
     config,
     prefill,
