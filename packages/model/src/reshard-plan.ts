@@ -166,9 +166,9 @@ function peakBytes(
 /**
  * Plans one replica's switch from `from` to `to` (same dp, same devices per replica). With route
  * 'host' every piece not kept (every piece, with isHeldReloaded) comes from the host; with 'p2p'
- * from a peer holding it (host only if none does); with 'auto' each piece goes, greedily in unit/device/slice order,
- * to whichever source (a holding peer, or the host) would deliver it soonest given the link
- * queues assigned so far. Ties prefer the lowest peer, then the host. Deterministic.
+ * from a peer holding it (host only if none does); with 'auto' each piece goes, greedily in
+ * unit/device/slice order, to whichever source (a holding peer, or the host) would deliver it
+ * soonest given the link queues assigned so far. Ties prefer the lowest peer, then the host. Deterministic.
  */
 export function planReshard(
   config: ModelConfig,
