@@ -46,8 +46,9 @@ export function planSeesawJob(
       modelDir: model.dir,
       reshardRoute: parallel.reshardRoute,
       deviceMemoryBytes: jobDeviceMemoryBytes(engineConfig),
-      // A host agent's device workers keep no host weight cache: host pieces come from the checkpoint.
-      hostWeightCache: false,
+      // Whole shards reloaded only when every host surely keeps the cache: with the default, a host
+      // short of memory goes without, and its host pieces are checkpoint reads (keeping pays then).
+      hostWeightCache: parallel.hostWeightCache === 'on',
     },
     config,
     prefill,
