@@ -36,6 +36,8 @@ describe(`Seesaw run --cluster over ${where}`, () => {
   let tokenFile = '';
   let input = '';
   let url = '';
+  /** Each host agent's stderr so far (its device workers log there). */
+  let agentLogs = (): string[] => [];
   let reference = new Map<string, unknown>();
 
   beforeAll(async () => {
@@ -45,7 +47,9 @@ describe(`Seesaw run --cluster over ${where}`, () => {
     input = join(dir, 'prompts.jsonl');
     writePrompts(input, NUM_PROMPTS, maxTokens, 5);
     hosts.createNetwork();
-    ({ url } = await hosts.startCluster(group, tokenFile, 1));
+    const cluster = await hosts.startCluster(group, tokenFile, 1);
+    url = cluster.url;
+    agentLogs = () => [cluster.hostA.stderr(), cluster.hostB.stderr()];
     const local = join(dir, 'local.jsonl');
     runLocal(input, local);
     reference = choicesById(local);
@@ -58,12 +62,13 @@ describe(`Seesaw run --cluster over ${where}`, () => {
   });
 
   it.each([
-    ['P2', 'T2', 'p2p'],
-    ['T2', 'P2', 'host'],
+    ['P2', 'T2', 'p2p', 'default'],
+    ['T2', 'P2', 'host', 'on'],
   ])(
-    'prefill %s, decode %s (%s re-shards) over host-a and host-b equals the local single-device run',
-    async (prefill, decode, route) => {
+    'prefill %s, decode %s (%s re-shards, host weight cache %s) over host-a and host-b equals the local single-device run',
+    async (prefill, decode, route, hostWeightCache) => {
       const output = join(dir, `seesaw-${prefill}-${decode}.jsonl`);
+      const logLengthsBefore = agentLogs().map((log) => log.length);
       // The job client runs on host B: its requests and results cross the link too.
       const result = await runToEnd(
         group,
@@ -93,6 +98,7 @@ describe(`Seesaw run --cluster over ${where}`, () => {
           output,
           '--threads',
           '2',
+          ...(hostWeightCache === 'on' ? ['--host-weight-cache', 'on'] : []),
         ],
         hosts.inB,
       );
@@ -104,6 +110,20 @@ describe(`Seesaw run --cluster over ${where}`, () => {
       const switches = /Phases: (\d+) switch/.exec(result.stdout);
       expect(Number(switches?.[1] ?? 0), result.stdout).toBeGreaterThanOrEqual(3);
       expect(choicesById(output)).toEqual(reference);
+      // Each host keeps its device's shard under both layouts in host memory (the tiny model fits
+      // in any host's free memory, so the default keeps it too); with 'on' the host route reloads
+      // whole shards from it.
+      const newLogs = agentLogs()
+        .map((log, host) => log.slice(logLengthsBefore[host]))
+        .join('');
+      const cachingDevices = newLogs
+        .split('\n')
+        .filter((line) => line.includes("MiB more for layout 1's shard"))
+        .map((line) => line.split(':')[0]);
+      expect(cachingDevices.sort(), newLogs).toEqual([
+        'device 0 (dp 0, pp 0, tp 0)@host-a',
+        `device 1 (dp 0, ${prefill === 'P2' ? 'pp 1, tp 0' : 'pp 0, tp 1'})@host-b`,
+      ]);
       await waitFor('the devices to be released', 10_000, () =>
         health(url, hosts.inA).hosts.every((h) => h.busyDevices === 0) ? true : undefined,
       );

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { UsageError } from './args.ts';
-import { chooseHostWeightCache, defaultSeesawHostKvBytes, readSeesawSettings } from './seesaw-flags.ts';
+import { defaultSeesawHostKvBytes, readSeesawSettings } from './seesaw-flags.ts';
 
 describe('readSeesawSettings', () => {
   it('is absent without --prefill/--decode', () => {
@@ -97,22 +97,5 @@ describe('defaultSeesawHostKvBytes', () => {
     expect(defaultSeesawHostKvBytes(64 * 1024 ** 3)).toBe(4 * 1024 ** 3);
     expect(defaultSeesawHostKvBytes(1001)).toBe(250);
     expect(defaultSeesawHostKvBytes()).toBeGreaterThan(0);
-  });
-});
-
-describe('chooseHostWeightCache', () => {
-  const GiB = 1024 ** 3;
-  it('keeps what --host-weight-cache says, whatever the free memory', () => {
-    expect(chooseHostWeightCache('on', 100 * GiB, 1 * GiB)).toEqual({ isOn: true });
-    expect(chooseHostWeightCache('off', 1, 100 * GiB)).toEqual({ isOn: false });
-  });
-
-  it('defaults to on when about 2.25x the weights fit in half the free memory, else off saying why', () => {
-    expect(chooseHostWeightCache(undefined, 1 * GiB, 8 * GiB)).toEqual({ isOn: true });
-    const off = chooseHostWeightCache(undefined, 4 * GiB, 8 * GiB);
-    expect(off.isOn).toBe(false);
-    expect(off.why).toMatch(
-      /host weight cache off: it would take about 9\.00 GiB, more than half the 8\.00 GiB free/,
-    );
   });
 });

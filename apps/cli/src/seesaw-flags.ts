@@ -22,7 +22,6 @@ import {
   optionalString,
   UsageError,
 } from './args.ts';
-import { formatByteSize } from './byte-size.ts';
 
 export const RESHARD_ROUTES: readonly ReshardRoute[] = ['auto', 'p2p', 'host'];
 
@@ -171,28 +170,4 @@ export function defaultSeesawHostKvBytes(freeBytes: number = freemem()): number 
     1,
     Math.floor(Math.min(freeBytes * DEFAULT_HOST_KV_FREE_RAM_SHARE, MAX_DEFAULT_HOST_KV_BYTES)),
   );
-}
-
-/** The host weight cache holds each device's shard under both layouts: about 2.2x a replica's weights (measured 2.2x on small P2 <-> T2). */
-const HOST_WEIGHT_CACHE_PER_WEIGHT_BYTE = 2.25;
-
-/**
- * Whether a Seesaw run keeps the host weight cache: as --host-weight-cache says, else on when
- * its estimated size fits in half the free RAM (the device workers, the KV tiers and the OS need
- * the rest), off with a line saying why otherwise: a default must not exhaust the host.
- */
-export function chooseHostWeightCache(
-  setting: 'on' | 'off' | undefined,
-  weightBytesOfAllReplicas: number,
-  freeBytes: number,
-): { isOn: boolean; why?: string } {
-  if (setting !== undefined) return { isOn: setting === 'on' };
-  const needed = HOST_WEIGHT_CACHE_PER_WEIGHT_BYTE * weightBytesOfAllReplicas;
-  if (needed <= freeBytes / 2) return { isOn: true };
-  return {
-    isOn: false,
-    why:
-      `seesaw: host weight cache off: it would take about ${formatByteSize(needed)}, more than half ` +
-      `the ${formatByteSize(freeBytes)} free (--host-weight-cache on keeps it)`,
-  };
 }

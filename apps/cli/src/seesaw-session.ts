@@ -15,14 +15,14 @@
 import { randomBytes } from 'node:crypto';
 import { freemem } from 'node:os';
 import { basename, resolve } from 'node:path';
-import { measureReshardLinkRates, RecoveringSeesawCluster } from '@seesaw/coordinator';
+import { chooseHostWeightCache, measureReshardLinkRates, RecoveringSeesawCluster } from '@seesaw/coordinator';
 import { Checkpoint, loadModelConfig, parseParallelConfig } from '@seesaw/model';
 import { ENGINE_DEFAULTS, type EngineConfig } from '@seesaw/protocol';
 import { deviceWorkerUrlOf } from './backend-flags.ts';
 import { formatByteSize } from './byte-size.ts';
 import type { EngineSession, EngineSettings, SessionFigures } from './engine-session.ts';
 import { PeakDeviceMemory, watchPeakMemory } from './phased-memory-watch.ts';
-import { chooseHostWeightCache, defaultSeesawHostKvBytes } from './seesaw-flags.ts';
+import { defaultSeesawHostKvBytes } from './seesaw-flags.ts';
 
 /** `settings` gives what is not configuration: the backend and the trace recorder. */
 export async function openSeesawSession(
@@ -52,7 +52,7 @@ export async function openSeesawSession(
   // 'auto' picks each weight piece's source from the link rates: this machine's, measured now
   // (about 0.2 s), not defaults that may be off by 5x either way.
   const cacheChoice = chooseHostWeightCache(parallel.hostWeightCache, weightBytes * prefill.dp, freemem());
-  if (cacheChoice.why) log(cacheChoice.why);
+  if (cacheChoice.why) log(`seesaw: ${cacheChoice.why}`);
   const hostWeightCache = cacheChoice.isOn;
   // Each device worker logs the host memory its cache takes (about 2x its shard).
   const reshardRates =

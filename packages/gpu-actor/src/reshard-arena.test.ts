@@ -48,6 +48,7 @@ async function roundTrips(
   route: ReshardRoute,
   hostWeightCache: boolean,
   reservedAtLoad = false,
+  isHeldReloaded = false,
 ): Promise<void> {
   const checkpoint = Checkpoint.open(FIXTURE);
   const meshes = await openMeshes(2);
@@ -77,7 +78,7 @@ async function roundTrips(
     for (let reshardId = 1; reshardId <= 4; reshardId++) {
       const from: ParallelConfig = LAYOUTS[layout]!;
       const to: ParallelConfig = LAYOUTS[1 - layout]!;
-      const plan = planReshard(config, tensorInfo, from, to, { route, rates: RATES });
+      const plan = planReshard(config, tensorInfo, from, to, { route, rates: RATES, isHeldReloaded });
       const outcomes = await Promise.all(
         meshes.map((mesh, device) => {
           const { arena } = states[device]!;
@@ -97,6 +98,8 @@ async function roundTrips(
         expectSameWeights(outcome.weights, expected.weights);
         expect(outcome.held.digest(), what).toBe(expected.held.digest());
         if (route === 'host') expect(outcome.bytesFromHost, what).toBeGreaterThan(0);
+        // Reloading, the whole new shard came from the host weight cache.
+        if (isHeldReloaded) expect(outcome.bytesFromHost, what).toBe(plan.devices[device]!.bytesFromHost);
         const { arena } = states[device]!;
         expect(
           weightViews(outcome.weights).every((view) => arena.owns(view)),
@@ -127,4 +130,6 @@ describe('re-sharding in a weight arena (bf16 fixture, P2 <-> T2)', () => {
         roundTrips(route, hostWeightCache));
   it('an arena reserved at load with switchArenaBytes does not grow at any switch, the first included', () =>
     roundTrips('p2p', false, true));
+  it('P2 -> T2 -> P2 -> T2 -> P2 by host, reloading whole shards from the host weight cache', () =>
+    roundTrips('host', true, true, true));
 });

@@ -328,6 +328,37 @@ describe('planReshard', () => {
     expect(mixed.seconds).toBeLessThan(plan(tiny, 'P2', 'T2', 'p2p', equal).seconds);
   });
 
+  it('reloads every piece from the host with isHeldReloaded (the host weight cache), held ones too', () => {
+    for (const [from, to] of [
+      ['P2', 'T2'],
+      ['T2', 'P2'],
+      ['T2P2', 'P4'],
+      ['P2', 'P2'],
+    ]) {
+      const parse = parseParallelConfig;
+      const options = { route: 'host' as const, rates: RATES, isHeldReloaded: true };
+      const reload = planReshard(tiny, headerOf(tiny), parse(from!), parse(to!), options);
+      const keep = plan(tiny, from!, to!, 'host');
+      reload.devices.forEach((device, d) => {
+        const what = `${from} -> ${to} device ${d}`;
+        expect(
+          device.pieces.every((p) => p.source.kind === 'host'),
+          what,
+        ).toBe(true);
+        expect(device.bytesKept + device.bytesReceived + device.bytesSent, what).toBe(0);
+        // The same new shard, all of it now over the host link.
+        const kept = keep.devices[d]!;
+        expect(device.bytesFromHost, what).toBe(kept.bytesKept + kept.bytesFromHost);
+        expect(device.peakWeightBytes, what).toBe(kept.peakWeightBytes);
+      });
+      // Only the host route reloads: the option leaves p2p and auto plans alone.
+      for (const route of ['p2p', 'auto'] as const)
+        expect(planReshard(tiny, headerOf(tiny), parse(from!), parse(to!), { ...options, route })).toEqual(
+          plan(tiny, from!, to!, route),
+        );
+    }
+  });
+
   it("models seconds as each device's busiest link queue", () => {
     const rates = {
       p2pBytesPerSecond: 3e9,

@@ -74,6 +74,14 @@ export interface ReshardPlanOptions {
   rates: ReshardLinkRates;
   /** When given, a plan whose peakWeightBytes exceeds it on any device is refused. */
   deviceMemoryBytes?: number;
+  /**
+   * Route 'host' only: take every piece from the host, the ones a device holds as well (the
+   * paper's reload of the pre-sharded shard from pinned host memory). Right when the host keeps
+   * each layout's shard in memory (the host weight cache): the new shard is then one memory copy
+   * per tensor, and its link time counts every byte that copy writes. Off (the default), held
+   * pieces are kept, which pays when the host pieces come from the checkpoint.
+   */
+  isHeldReloaded?: boolean;
 }
 
 function replicaPositions(parallel: ParallelConfig): ShardPosition[] {
@@ -157,10 +165,10 @@ function peakBytes(
 
 /**
  * Plans one replica's switch from `from` to `to` (same dp, same devices per replica). With route
- * 'host' every piece not kept is read from the checkpoint; with 'p2p' from a peer holding it
- * (host only if none does); with 'auto' each piece goes, greedily in unit/device/slice order,
- * to whichever source (a holding peer, or the host) would deliver it soonest given the link
- * queues assigned so far. Ties prefer the lowest peer, then the host. Deterministic.
+ * 'host' every piece not kept (every piece, with isHeldReloaded) comes from the host; with 'p2p'
+ * from a peer holding it (host only if none does); with 'auto' each piece goes, greedily in
+ * unit/device/slice order, to whichever source (a holding peer, or the host) would deliver it
+ * soonest given the link queues assigned so far. Ties prefer the lowest peer, then the host. Deterministic.
  */
 export function planReshard(
   config: ModelConfig,
@@ -171,6 +179,7 @@ export function planReshard(
 ): ReshardPlan {
   const names = checkLayouts(config, from, to);
   const { route } = options;
+  const isHeldReloaded = route === 'host' && options.isHeldReloaded === true;
   if (route !== 'p2p' && route !== 'host' && route !== 'auto') {
     throw new ReshardPlanError(
       `re-shard route must be 'p2p', 'host' or 'auto', got ${JSON.stringify(route)}`,
@@ -206,7 +215,8 @@ export function planReshard(
         if (target.unit !== unit) continue;
         const shape = info(target.slice.name).shape;
         const chosen: Array<{ range: IndexRange; source: PieceSource }> = [];
-        for (const segment of segmentsOf(target, device, oldHeld, shape, route !== 'host')) {
+        for (const found of segmentsOf(target, device, oldHeld, shape, route !== 'host')) {
+          const segment = isHeldReloaded ? { ...found, isKept: false } : found;
           const bytes = sliceBytes({ ...target.slice, ...segment.range }, info(target.slice.name));
           const best = chooseSource(queues, device, segment, route, bytes);
           queues.add(device, best, bytes);

@@ -8,6 +8,7 @@ export {
 } from './device-actor-handle.ts';
 export { DeviceLostError, DeviceStepError } from './device-errors.ts';
 export { formatBytes } from './format-bytes.ts';
+export { chooseHostWeightCache } from './host-weight-cache-choice.ts';
 export { type LayoutWiring, wireLayout, wireReshardMesh } from './layout-wiring.ts';
 export { LocalCluster, type LocalClusterOptions } from './local-cluster.ts';
 export {

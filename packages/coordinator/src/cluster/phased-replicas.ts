@@ -40,6 +40,12 @@ export interface PhasedPlannerSetup {
   reshardRoute?: ReshardRoute;
   reshardRates?: ReshardLinkRates;
   deviceMemoryBytes: number;
+  /**
+   * Whether the devices keep both layouts' shards in a host weight cache (a local Seesaw
+   * cluster's default: on unless false). With it the host route reloads each new shard whole
+   * from that cache, as the paper's system does from pinned host memory.
+   */
+  hostWeightCache?: boolean;
 }
 
 /**
@@ -56,6 +62,7 @@ export function createClusterPlanner(
     route: setup.reshardRoute,
     rates: setup.reshardRates,
     deviceMemoryBytes: setup.deviceMemoryBytes,
+    isHeldReloaded: setup.hostWeightCache !== false,
   });
   // One replica each (dp 1), as ReplicaDevice asks, so these plans are the ones reused.
   const [from, to] = [prefill, decode].map((p) => ({ dp: 1, tp: p.tp, pp: p.pp }));

@@ -26,6 +26,8 @@ export interface ReshardPlannerOptions {
   rates?: ReshardLinkRates;
   /** Each device's memory budget: a plan whose peak weights exceed it is refused. */
   deviceMemoryBytes?: number;
+  /** Devices keep both layouts' shards in a host weight cache: route 'host' reloads whole shards. */
+  isHeldReloaded?: boolean;
 }
 
 /** Element size and shape of every tensor in the checkpoint at modelDir, from its header. */
@@ -61,6 +63,7 @@ export function createReshardPlanner(
     rates: options.rates ?? DEFAULT_RESHARD_RATES,
   };
   if (options.deviceMemoryBytes !== undefined) planOptions.deviceMemoryBytes = options.deviceMemoryBytes;
+  if (options.isHeldReloaded) planOptions.isHeldReloaded = true;
   return (from: ParallelConfig, to: ParallelConfig) => {
     const key = `${formatParallelConfig(from)}->${formatParallelConfig(to)}`;
     let plan = plans.get(key);

@@ -11,7 +11,8 @@
  * link; a coordinator that stays silent past the deadline ends the agent.
  */
 
-import { loadModelConfig } from '@seesaw/model';
+import { freemem } from 'node:os';
+import { Checkpoint, loadModelConfig } from '@seesaw/model';
 import {
   type CoordinatorToHostAgent,
   connectAndHello,
@@ -23,6 +24,7 @@ import {
   type SpawnReplica,
   type WebSocketEndpoint,
 } from '@seesaw/protocol';
+import { chooseHostWeightCache } from '../cluster/host-weight-cache-choice.ts';
 import { LocalHostKv } from '../cluster/local-host-kv.ts';
 import { wireAgentReplica } from './agent-replica-wiring.ts';
 import { DeviceRelay } from './device-relay.ts';
@@ -181,6 +183,19 @@ export class HostAgent {
     }
   }
 
+  /**
+   * Whether this host's devices of a Seesaw replica keep both layouts' shards in host memory
+   * (so their host-route pieces are memory copies): as the job says, else when this host's share
+   * of the cache fits in half its free memory (a line says so when it does not).
+   */
+  private keepsHostWeightCache(spec: SpawnReplica, shareOfReplica: number): boolean {
+    if (!spec.decodeLayout || !spec.hostKv) return false;
+    const weightBytes = Checkpoint.tensorBytesOf(spec.hostKv.modelDir) * shareOfReplica;
+    const choice = chooseHostWeightCache(spec.hostWeightCache, weightBytes, freemem());
+    if (choice.why) this.log(`agent ${this.options.hostName}: job ${spec.jobId}: ${choice.why}`);
+    return choice.isOn;
+  }
+
   private async spawnReplica(spec: SpawnReplica): Promise<void> {
     const { tp, pp, firstDevice, dpRank, jobId } = spec;
     // Awaited first: everything below, up to the workers' connects, runs without yielding.
@@ -226,6 +241,7 @@ export class HostAgent {
     }
     const relays = this.relaysByJob.get(jobId) ?? [];
     this.relaysByJob.set(jobId, relays);
+    const hostWeightCache = this.keepsHostWeightCache(spec, here.size / perReplica);
     const specs = [];
     for (const local of [...here].sort((x, y) => x - y)) {
       const device = firstDevice + local;
@@ -236,6 +252,7 @@ export class HostAgent {
       const [group, ...rest] = wiring.groups[local]!;
       if (group !== undefined) workerData.group = group;
       if (spec.decodeLayout && rest.some((g) => g !== undefined)) workerData.layoutGroups = [group, ...rest];
+      if (hostWeightCache) workerData.hostWeightCache = true;
       const relaySpec = {
         workerUrl: this.options.workerUrl,
         coordinatorUrl: this.options.coordinatorUrl,

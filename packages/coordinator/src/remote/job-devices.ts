@@ -20,6 +20,8 @@ export interface JobDevicesSpec {
   /** A Seesaw job's decode layout (both layouts wired). */
   decode?: ParallelConfig;
   hostKv?: SpawnHostKv;
+  /** The job's --host-weight-cache (a Seesaw job's); absent: each host decides by its free memory. */
+  hostWeightCache?: 'on' | 'off';
 }
 
 export class JobDevices {
@@ -85,6 +87,7 @@ export class JobDevices {
           ...(hostUrls ? { devices, hostUrls } : {}),
           ...(hostKv ? { hostKv } : {}),
           ...(decode ? { decodeLayout: { tp: decode.tp, pp: decode.pp } } : {}),
+          ...(decode && spec.hostWeightCache ? { hostWeightCache: spec.hostWeightCache } : {}),
         });
       }
     }

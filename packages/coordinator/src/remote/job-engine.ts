@@ -46,6 +46,9 @@ export function planSeesawJob(
       modelDir: model.dir,
       reshardRoute: parallel.reshardRoute,
       deviceMemoryBytes: jobDeviceMemoryBytes(engineConfig),
+      // Whole shards reloaded only when every host surely keeps the cache: with the default, a host
+      // short of memory goes without, and its host pieces are checkpoint reads (keeping pays then).
+      hostWeightCache: parallel.hostWeightCache === 'on',
     },
     config,
     prefill,

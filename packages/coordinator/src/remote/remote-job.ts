@@ -233,7 +233,14 @@ export class RemoteJob {
     this.layout = `${jobLayoutName(layout)} on ${devices.placement}`;
     ctx.log(`coordinator: job ${ctx.jobId}: ${this.layout}, model ${model.dir}`);
     const actors = await devices.spawnAndAttach(
-      { parallel, ...(seesaw ? { decode: seesaw.decode } : {}), ...(hostKv ? { hostKv } : {}) },
+      {
+        parallel,
+        ...(seesaw ? { decode: seesaw.decode } : {}),
+        ...(hostKv ? { hostKv } : {}),
+        ...(engineConfig.parallel.hostWeightCache
+          ? { hostWeightCache: engineConfig.parallel.hostWeightCache }
+          : {}),
+      },
       () => this.failure,
     );
     const { engine, replicas } = await startJobEngine(

@@ -100,6 +100,12 @@ export interface SpawnReplica {
    * parts devices elsewhere own under either layout (coordinator remote/replica-kv-stores.ts).
    */
   decodeLayout?: { tp: number; pp: number };
+  /**
+   * A Seesaw replica's --host-weight-cache: 'on' or 'off' as the job says; absent, the host keeps
+   * each of its devices' shards under both layouts in host memory when that fits in half its
+   * free RAM (chooseHostWeightCache), and says so when it does not.
+   */
+  hostWeightCache?: 'on' | 'off';
 }
 
 /** What a host needs to lay out its kv-store: the same on every host of a job. */
@@ -167,6 +173,7 @@ export const coordinatorToHostAgentSchemas: Record<'spawnReplica' | 'releaseJob'
         { kvDtype: oneOf('f32', 'bf16', 'f16') },
       ),
       decodeLayout: object({ tp: parallelDegree, pp: parallelDegree }),
+      hostWeightCache: oneOf('on', 'off'),
     },
   ),
   releaseJob: schema({ jobId: count }),
