@@ -78,6 +78,12 @@ export interface DeviceProfile {
    * measured (`seesaw profile`; absent: not charged).
    */
   reshardWeightAssembly?: LinkProfile;
+  /**
+   * Bytes/s of a first write into memory never touched (page faults and zeroing), when measured
+   * (`seesaw profile`; absent: not charged): what the CPU engine pays the first time it writes
+   * each KV cache block of a layout (kv-first-touch.ts).
+   */
+  kvFirstTouchBytesPerSecond?: number;
 }
 
 /** N devices of one kind, devicesPerHost to a host. */

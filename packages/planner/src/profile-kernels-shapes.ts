@@ -21,6 +21,12 @@ export const ATTENTION_SHAPE = { heads: 6, kvHeads: 2, headDim: 64, blockSize: 1
  */
 export const DECODE_KV_RING_BYTES = 64 * 1024 ** 2;
 export const QUICK_DECODE_KV_RING_BYTES = 16 * 1024 ** 2;
+
+/** Layers of `layerKvBytes` (K and V) a decode timing cycles: the fewest that cover `ringBytes`. */
+export function decodeKvRingLayers(layerKvBytes: number, ringBytes: number): number {
+  if (!(layerKvBytes > 0)) throw new RangeError(`a layer's KV bytes must be positive, got ${layerKvBytes}`);
+  return Math.max(1, Math.ceil(ringBytes / layerKvBytes));
+}
 /** Vocabulary of the sampling timing (Llama-2 sized). */
 export const SAMPLE_VOCAB = 32000;
 

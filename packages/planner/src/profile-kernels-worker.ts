@@ -18,6 +18,7 @@ import { bf16Weight, filled, median } from './profile-inputs.ts';
 import {
   ATTENTION_SHAPE,
   DECODE_KV_RING_BYTES,
+  decodeKvRingLayers,
   ELEMENTWISE_SHAPE,
   type KernelTimings,
   type KernelWorkerInput,
@@ -124,7 +125,7 @@ function attentionFlopsPerSecond(): { decode: number; prefill: number } {
   const blocksPerSeq = context / blockSize;
   const cacheLength = numSeqs * blocksPerSeq * kvHeads * blockSize * headDim;
   const ringBytes = quick ? QUICK_DECODE_KV_RING_BYTES : DECODE_KV_RING_BYTES;
-  const numLayers = Math.max(1, Math.ceil(ringBytes / (2 * cacheLength * 4)));
+  const numLayers = decodeKvRingLayers(2 * cacheLength * Float32Array.BYTES_PER_ELEMENT, ringBytes);
   const caches = Array.from({ length: numLayers }, (_, layer) => ({
     k: filled(cacheLength, 12 + 2 * layer),
     v: filled(cacheLength, 13 + 2 * layer),

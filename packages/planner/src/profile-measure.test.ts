@@ -27,8 +27,12 @@ describe('seesaw profile (quick)', () => {
     expect(profile.device.stepOverheadSeconds * 1e6).toBeCloseTo(m.stepRoundTripMicros32Seqs, 6);
     expect(m.stepRoundTripMicrosOneSeq).toBeGreaterThan(0);
     expect(profile.device.reshardWeightAssembly?.bytesPerSecond).toBeGreaterThan(0);
+    // The first write into fresh KV pages is measured, not assumed, and reads back.
+    expect(profile.device.kvFirstTouchBytesPerSecond).toBeGreaterThan(0);
+    expect(m.kvFirstTouchGBps * 1e9).toBeCloseTo(profile.device.kvFirstTouchBytesPerSecond ?? 0, 0);
     const read = parseClusterProfile(JSON.parse(JSON.stringify(profile)), 'profile.json');
     expect(read.device.reshardWeightAssembly).toEqual(profile.device.reshardWeightAssembly);
+    expect(read.device.kvFirstTouchBytesPerSecond).toBe(profile.device.kvFirstTouchBytesPerSecond);
 
     expect(read.device.cpuKernels).toEqual(kernels);
     expect(read.reshardPeerLink).toEqual(profile.reshardPeerLink);

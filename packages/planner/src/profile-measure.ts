@@ -1,4 +1,5 @@
 import { cpus, totalmem } from 'node:os';
+import { measureFreshPageCopyBytesPerSecond } from '@seesaw/coordinator';
 import { createSharedMemoryGroup } from '@seesaw/gpu-actor';
 import { matmul, pagedAttention, sampleRow, setNumThreads } from '@seesaw/kernels';
 import { startWorker } from '@seesaw/protocol';
@@ -258,6 +259,10 @@ export async function measureProfile(options: ProfileOptions = {}): Promise<Meas
   const reshardHostLink = measureHostWeightReads(quick);
   const reshardWeightAssembly = measureReshardWeightAssembly(quick);
   const messaging = await measureStepMessaging(quick);
+  // A KV cache's pages are mapped on first write: the engine's first write into each block.
+  const kvFirstTouchBytesPerSecond = await measureFreshPageCopyBytesPerSecond({
+    numBytes: (quick ? 16 : 64) << 20,
+  });
   const ram = totalmem();
   return {
     kind: 'seesaw-profile',
@@ -287,6 +292,7 @@ export async function measureProfile(options: ProfileOptions = {}): Promise<Meas
       kvTransferLink: reshardPeerLink,
       reshardHostLink,
       reshardWeightAssembly,
+      kvFirstTouchBytesPerSecond,
     },
     intraHostLink: allReduce,
     interHostLink: { bytesPerSecond: 1e9, latencySeconds: 100e-6 },
@@ -323,6 +329,7 @@ export async function measureProfile(options: ProfileOptions = {}): Promise<Meas
       reshardPeerGBps: reshardPeerLink.bytesPerSecond / 1e9,
       reshardHostReadGBps: reshardHostLink.bytesPerSecond / 1e9,
       reshardAssemblyGBps: reshardWeightAssembly.bytesPerSecond / 1e9,
+      kvFirstTouchGBps: kvFirstTouchBytesPerSecond / 1e9,
       stepRoundTripMicrosOneSeq: messaging.oneSeqSeconds * 1e6,
       [`stepRoundTripMicros${messaging.batchSeqs}Seqs`]: messaging.batchSeconds * 1e6,
     },

@@ -5,7 +5,7 @@ import { type ClusterProfile, clusterPreset } from './hardware.ts';
 import { modelCosts } from './model-costs.ts';
 import { modelPreset } from './model-presets.ts';
 import { replicaLayout } from './replica-layout.ts';
-import { InfeasibleConfigError, simulate } from './simulate.ts';
+import { DEFAULT_BLOCK_SIZE, InfeasibleConfigError, simulate } from './simulate.ts';
 import { batchShapeOf, stepStageSeconds } from './step-cost.ts';
 import { constantWorkload, loadWorkload } from './workloads.ts';
 
@@ -48,6 +48,28 @@ describe('simulate', () => {
     expect(report.numFinished).toBe(1);
     expect(report.outputTokens).toBe(3);
     expect(report.totalTokensPerSecond).toBeCloseTo(103 / want, 6);
+  });
+
+  it('charges the first write into each KV block at the measured first-touch rate, once per block', async () => {
+    const base = clusterPreset('1xA100-80GB');
+    const rate = 1e8;
+    const cluster: ClusterProfile = { ...base, device: { ...base.device, kvFirstTouchBytesPerSecond: rate } };
+    const workload = constantWorkload(1, 100, 3);
+    const parallel = { dp: 1, tp: 1, pp: 1 };
+    const plain = await simulate(model, base, { kind: 'static', parallel }, workload);
+    const touched = await simulate(model, cluster, { kind: 'static', parallel }, workload);
+    // K/V written at positions 0..101 (prompt, then the first two outputs): 7 blocks of 16.
+    const layout = replicaLayout(costs, base, parallel, 0);
+    const want = (7 * DEFAULT_BLOCK_SIZE * layout.stages[0].kvBytesPerTokenPerDevice) / rate;
+    expect((touched.elapsedSeconds - plain.elapsedSeconds) / want - 1).toBeCloseTo(0, 9);
+    // A second request reuses freed blocks: no more first touches than the first one's.
+    const two = await simulate(model, cluster, { kind: 'static', parallel }, constantWorkload(2, 100, 3), {
+      maxNumSeqs: 1,
+    });
+    const twoPlain = await simulate(model, base, { kind: 'static', parallel }, constantWorkload(2, 100, 3), {
+      maxNumSeqs: 1,
+    });
+    expect((two.elapsedSeconds - twoPlain.elapsedSeconds) / want - 1).toBeCloseTo(0, 9);
   });
 
   it('pipelines two virtual engines over two stages (P2 overlaps their steps)', async () => {
