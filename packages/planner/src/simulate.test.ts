@@ -214,6 +214,29 @@ describe('simulate a Seesaw pair (the real SeesawScheduler)', () => {
     expect(report.events!.some((e) => e.name === 'prefetch')).toBe(true);
   });
 
+  it('a prefetch into the decode layout pays the first touch of its blocks; the write-backs that of their host slots', async () => {
+    const rate = 1e8;
+    const touching: ClusterProfile = {
+      ...cluster,
+      device: { ...cluster.device, kvFirstTouchBytesPerSecond: rate },
+    };
+    // Four requests: the first decode step swaps one in, the others are prefetched.
+    const workload = constantWorkload(4, 64, 4);
+    const plain = await simulate(model, cluster, pair, workload, { trace: true });
+    const touched = await simulate(model, touching, pair, workload, { trace: true });
+    const prefetch = (report: typeof plain) => report.events!.find((e) => e.name === 'prefetch')!;
+    const { numTokens } = prefetch(touched).args as { numTokens: number };
+    const blocks = Math.ceil(numTokens / DEFAULT_BLOCK_SIZE);
+    const decode = replicaLayout(costs, cluster, pair.decode, 0);
+    const want = (blocks * DEFAULT_BLOCK_SIZE * decode.stages[0].kvBytesPerTokenPerDevice) / rate;
+    expect((prefetch(touched).durationMs - prefetch(plain).durationMs) / 1000 / want - 1).toBeCloseTo(0, 9);
+    // Prefill: each P2 stage writes its blocks and the host slots of its write-backs for the first time.
+    const prefill = replicaLayout(costs, cluster, pair.prefill, 0);
+    const prefillTouch =
+      (2 * 4 * blocks * DEFAULT_BLOCK_SIZE * prefill.stages[0].kvBytesPerTokenPerDevice) / rate;
+    expect(touched.prefillSeconds - plain.prefillSeconds).toBeGreaterThanOrEqual(prefillTouch * 0.999);
+  });
+
   it('a smaller host KV tier forces more phase switches', async () => {
     const workload = constantWorkload(40, 1000, 20);
     const big = await simulate(model, cluster, pair, workload);

@@ -52,6 +52,12 @@ export class SimulatedReplicaExecutor implements ReplicaExecutor {
   private hostLinkFree = 0;
   /** Per layout: the KV blocks its devices have written (their first write costs page faults). */
   private readonly kvTouched: KvFirstTouch[];
+  /**
+   * The host KV slots written so far: the kv-store's slot memory is mapped lazily as well, so a
+   * write-back or swap-out into a slot never written pays the first touch (a slot holds a
+   * block's tokens over every layer and KV head; ids count like block ids).
+   */
+  private readonly hostSlotsTouched: KvFirstTouch;
 
   constructor(options: SimulatedReplicaExecutorOptions) {
     this.options = options;
@@ -60,6 +66,7 @@ export class SimulatedReplicaExecutor implements ReplicaExecutor {
     this.layoutIndex = layoutIndexOf(options.startPhase);
     this.pipeline = new PipelineTimeline(this.layout.parallel.pp, options.clock.now);
     this.kvTouched = options.layouts.map(() => new KvFirstTouch(options.blockSize));
+    this.hostSlotsTouched = new KvFirstTouch(options.blockSize);
     if (options.layouts.length > 1 && !options.reshard)
       throw new Error('a simulated replica with two layouts needs a re-shard estimate');
   }
@@ -150,8 +157,14 @@ export class SimulatedReplicaExecutor implements ReplicaExecutor {
     const freshBlocks =
       touched.newBlocksOfStep(batch) +
       (batch.swapIns ?? []).reduce((sum, swap) => sum + touched.newBlocksOf(swap.blockIds), 0);
+    // Host slots written for the first time by this step's write-backs and swap-outs: the
+    // kv-store thread shares the cores, so each stage pays its devices' share, as for the puts.
+    const freshSlots = [...(batch.kvWriteBacks ?? []), ...(batch.swapOuts ?? [])].reduce(
+      (sum, swap) => sum + this.hostSlotsTouched.newBlocksOf(swap.slotIds),
+      0,
+    );
     layout.stages.forEach((stage, s) => {
-      stageSeconds[s] += this.firstTouchSeconds(freshBlocks, stage.kvBytesPerTokenPerDevice);
+      stageSeconds[s] += this.firstTouchSeconds(freshBlocks + freshSlots, stage.kvBytesPerTokenPerDevice);
       if (writeBackTokens > 0) {
         const seconds = (writeBackTokens * stage.kvBytesPerTokenPerDevice) / hostRate;
         stageSeconds[s] = isWriteBackSerial
