@@ -68,7 +68,8 @@ export interface DeviceProfile {
   hostLink: LinkProfile;
   /**
    * Host KV tier puts and gets by the engine's path when measured apart from hostLink (the CPU
-   * engine frames each layer's KV as a message to the kv-store worker, which copies it).
+   * engine asks the host's kv-store worker, which copies between its slots and the device
+   * cache's shared memory; `seesaw profile` times that path).
    */
   kvTransferLink?: LinkProfile;
   /** Reading re-shard pieces from the host's copy of the checkpoint, when measured apart from hostLink. */
