@@ -13,7 +13,7 @@
  * Figures land in --out (default: a fresh temporary directory).
  */
 import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { shapeNames } from '../src/commands/gen-model.ts';
@@ -118,12 +118,19 @@ interface Row {
    * leaves out (coordinator, messaging, kv-store, sampling), the figure to model next.
    */
   gapPerStepMs: number;
+  /**
+   * The 1-minute load average when the profile started and when the bench ended: the profile
+   * is only good for the load it saw, so a cell whose load moved is a noisy one.
+   */
+  loadAtProfile: number;
+  loadAfterBench: number;
 }
 const rows: Row[] = [];
 for (const [name, workload] of workloads) {
   for (const c of cases) {
     const stem = join(outDir, `${name.replace('/', '-')}_${c.label.replace('->', '-to-')}`);
     const profile = `${stem}.profile.json`;
+    const loadAtProfile = loadavg()[0];
     await seesaw([
       'profile',
       '--out',
@@ -155,6 +162,7 @@ for (const [name, workload] of workloads) {
       benchJson,
       ...c.bench,
     ]);
+    const loadAfterBench = loadavg()[0];
     const simulateJson = `${stem}.simulate.json`;
     await seesaw([
       'simulate',
@@ -181,22 +189,25 @@ for (const [name, workload] of workloads) {
       simulate: simulated.totalTokensPerSecond,
       gapPerStepMs:
         ((bench.elapsed_time - simulated.elapsedSeconds) * 1000) / Math.max(1, simulated.numSteps),
+      loadAtProfile,
+      loadAfterBench,
     };
     rows.push(row);
     process.stdout.write(
       `validate ${name} ${c.label}: bench ${row.bench.toFixed(1)} tok/s, simulate ${row.simulate.toFixed(1)} tok/s, ` +
-        `error ${percent(row.simulate / row.bench - 1)}, unmodelled ${row.gapPerStepMs.toFixed(2)} ms per step\n`,
+        `error ${percent(row.simulate / row.bench - 1)}, unmodelled ${row.gapPerStepMs.toFixed(2)} ms per step, ` +
+        `load ${row.loadAtProfile.toFixed(1)} -> ${row.loadAfterBench.toFixed(1)}\n`,
     );
   }
 }
 
 const lines = [
-  '| workload | config | bench tok/s | simulate tok/s | error | unmodelled ms/step |',
-  '|---|---|---|---|---|---|',
+  '| workload | config | bench tok/s | simulate tok/s | error | unmodelled ms/step | load |',
+  '|---|---|---|---|---|---|---|',
 ];
 for (const row of rows)
   lines.push(
-    `| ${row.workload} | ${row.label} | ${row.bench.toFixed(1)} | ${row.simulate.toFixed(1)} | ${percent(row.simulate / row.bench - 1)} | ${row.gapPerStepMs.toFixed(2)} |`,
+    `| ${row.workload} | ${row.label} | ${row.bench.toFixed(1)} | ${row.simulate.toFixed(1)} | ${percent(row.simulate / row.bench - 1)} | ${row.gapPerStepMs.toFixed(2)} | ${row.loadAtProfile.toFixed(1)} -> ${row.loadAfterBench.toFixed(1)} |`,
   );
 const ranking = (workload: string, key: 'bench' | 'simulate') =>
   rows

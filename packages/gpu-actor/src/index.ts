@@ -12,6 +12,7 @@ export { buildForwardBatch, type ForwardBatch } from './forward-batch.ts';
 export { type HeldSlice, HeldWeights } from './held-weights.ts';
 export { InProcessGroup } from './in-process-group.ts';
 export { InProcessPipeline, type InProcessPipelineOptions } from './in-process-pipeline.ts';
+export { type KvStoreCopyRate, measureKvStoreCopyRate } from './kv-store-copy-rate.ts';
 export {
   checkpointSliceSource,
   type LayerWeights,

@@ -68,7 +68,8 @@ export interface DeviceProfile {
   hostLink: LinkProfile;
   /**
    * Host KV tier puts and gets by the engine's path when measured apart from hostLink (the CPU
-   * engine frames each layer's KV as a message to the kv-store worker, which copies it).
+   * engine asks the host's kv-store worker, which copies between its slots and the device
+   * cache's shared memory; `seesaw profile` times that path).
    */
   kvTransferLink?: LinkProfile;
   /** Reading re-shard pieces from the host's copy of the checkpoint, when measured apart from hostLink. */
@@ -78,6 +79,12 @@ export interface DeviceProfile {
    * measured (`seesaw profile`; absent: not charged).
    */
   reshardWeightAssembly?: LinkProfile;
+  /**
+   * Bytes/s of a first write into memory never touched (page faults and zeroing), when measured
+   * (`seesaw profile`; absent: not charged): what the CPU engine pays the first time it writes
+   * each KV cache block of a layout (kv-first-touch.ts).
+   */
+  kvFirstTouchBytesPerSecond?: number;
 }
 
 /** N devices of one kind, devicesPerHost to a host. */

@@ -106,6 +106,14 @@ export function parseClusterProfile(json: unknown, source: string): ClusterProfi
     ...(d.reshardWeightAssembly === undefined
       ? {}
       : { reshardWeightAssembly: link(d.reshardWeightAssembly, at('reshardWeightAssembly')) }),
+    ...(d.kvFirstTouchBytesPerSecond === undefined
+      ? {}
+      : {
+          kvFirstTouchBytesPerSecond: positive(
+            d.kvFirstTouchBytesPerSecond,
+            at('kvFirstTouchBytesPerSecond'),
+          ),
+        }),
   };
   const count = (field: string): number => {
     const value = positive(p[field], `${source}: ${field}`);

@@ -14,6 +14,19 @@ export const ELEMENTWISE_SHAPE = {
 } as const;
 /** One device's heads under TP 2 of a 12-head, 4-KV-head model; f32 paged KV as the CPU engine keeps it. */
 export const ATTENTION_SHAPE = { heads: 6, kvHeads: 2, headDim: 64, blockSize: 16 } as const;
+/**
+ * KV bytes (K and V, all layers) a decode-attention timing cycles through: more than a CPU's
+ * last-level cache, as a decode step's KV over a model's layers is (small, 32 sequences x 160
+ * tokens: 120 MiB of f32 KV per step).
+ */
+export const DECODE_KV_RING_BYTES = 64 * 1024 ** 2;
+export const QUICK_DECODE_KV_RING_BYTES = 16 * 1024 ** 2;
+
+/** Layers of `layerKvBytes` (K and V) a decode timing cycles: the fewest that cover `ringBytes`. */
+export function decodeKvRingLayers(layerKvBytes: number, ringBytes: number): number {
+  if (!(layerKvBytes > 0)) throw new RangeError(`a layer's KV bytes must be positive, got ${layerKvBytes}`);
+  return Math.max(1, Math.ceil(ringBytes / layerKvBytes));
+}
 /** Vocabulary of the sampling timing (Llama-2 sized). */
 export const SAMPLE_VOCAB = 32000;
 

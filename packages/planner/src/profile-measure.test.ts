@@ -22,13 +22,19 @@ describe('seesaw profile (quick)', () => {
     );
     expect(profile.reshardPeerLink?.bytesPerSecond).toBeGreaterThan(1e7);
     expect(profile.device.reshardHostLink?.bytesPerSecond).toBeGreaterThan(1e7);
-    expect(profile.device.kvTransferLink).toEqual(profile.reshardPeerLink);
+    // KV puts and gets: the kv-store's shared-memory path, measured apart from the weight pieces.
+    expect(profile.device.kvTransferLink?.bytesPerSecond).toBeCloseTo(m.kvStoreCopyGBps * 1e9, 0);
+    expect(profile.device.kvTransferLink?.latencySeconds).toBeGreaterThanOrEqual(0);
     // The step overhead is the measured step round trip to a device worker, not a constant.
     expect(profile.device.stepOverheadSeconds * 1e6).toBeCloseTo(m.stepRoundTripMicros32Seqs, 6);
     expect(m.stepRoundTripMicrosOneSeq).toBeGreaterThan(0);
     expect(profile.device.reshardWeightAssembly?.bytesPerSecond).toBeGreaterThan(0);
+    // The first write into fresh KV pages is measured, not assumed, and reads back.
+    expect(profile.device.kvFirstTouchBytesPerSecond).toBeGreaterThan(0);
+    expect(m.kvFirstTouchGBps * 1e9).toBeCloseTo(profile.device.kvFirstTouchBytesPerSecond ?? 0, 0);
     const read = parseClusterProfile(JSON.parse(JSON.stringify(profile)), 'profile.json');
     expect(read.device.reshardWeightAssembly).toEqual(profile.device.reshardWeightAssembly);
+    expect(read.device.kvFirstTouchBytesPerSecond).toBe(profile.device.kvFirstTouchBytesPerSecond);
 
     expect(read.device.cpuKernels).toEqual(kernels);
     expect(read.reshardPeerLink).toEqual(profile.reshardPeerLink);

@@ -1,5 +1,6 @@
 import { cpus, totalmem } from 'node:os';
-import { createSharedMemoryGroup } from '@seesaw/gpu-actor';
+import { measureFreshPageCopyBytesPerSecond } from '@seesaw/coordinator';
+import { createSharedMemoryGroup, measureKvStoreCopyRate } from '@seesaw/gpu-actor';
 import { matmul, pagedAttention, sampleRow, setNumThreads } from '@seesaw/kernels';
 import { startWorker } from '@seesaw/protocol';
 import type { CpuKernelProfile } from './cpu-kernel-costs.ts';
@@ -258,6 +259,13 @@ export async function measureProfile(options: ProfileOptions = {}): Promise<Meas
   const reshardHostLink = measureHostWeightReads(quick);
   const reshardWeightAssembly = measureReshardWeightAssembly(quick);
   const messaging = await measureStepMessaging(quick);
+  // KV puts and gets go through the host's kv-store worker, which copies straight between its
+  // slots and the device cache's shared memory: timed on that path.
+  const kvStoreCopy = await measureKvStoreCopyRate(quick);
+  // A KV cache's pages are mapped on first write: the engine's first write into each block.
+  const kvFirstTouchBytesPerSecond = await measureFreshPageCopyBytesPerSecond({
+    numBytes: (quick ? 16 : 64) << 20,
+  });
   const ram = totalmem();
   return {
     kind: 'seesaw-profile',
@@ -283,10 +291,10 @@ export async function measureProfile(options: ProfileOptions = {}): Promise<Meas
       // The CPU engine computes in f32 and its paged KV cache and host store hold f32.
       computeBytesPerElement: 4,
       hostLink: copy,
-      // KV puts/gets travel as framed messages to the kv-store worker: the same transport.
-      kvTransferLink: reshardPeerLink,
+      kvTransferLink: kvStoreCopy,
       reshardHostLink,
       reshardWeightAssembly,
+      kvFirstTouchBytesPerSecond,
     },
     intraHostLink: allReduce,
     interHostLink: { bytesPerSecond: 1e9, latencySeconds: 100e-6 },
@@ -323,6 +331,9 @@ export async function measureProfile(options: ProfileOptions = {}): Promise<Meas
       reshardPeerGBps: reshardPeerLink.bytesPerSecond / 1e9,
       reshardHostReadGBps: reshardHostLink.bytesPerSecond / 1e9,
       reshardAssemblyGBps: reshardWeightAssembly.bytesPerSecond / 1e9,
+      kvFirstTouchGBps: kvFirstTouchBytesPerSecond / 1e9,
+      kvStoreCopyGBps: kvStoreCopy.bytesPerSecond / 1e9,
+      kvStoreCopyLatencyMicros: kvStoreCopy.latencySeconds * 1e6,
       stepRoundTripMicrosOneSeq: messaging.oneSeqSeconds * 1e6,
       [`stepRoundTripMicros${messaging.batchSeqs}Seqs`]: messaging.batchSeconds * 1e6,
     },

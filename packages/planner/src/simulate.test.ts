@@ -5,7 +5,7 @@ import { type ClusterProfile, clusterPreset } from './hardware.ts';
 import { modelCosts } from './model-costs.ts';
 import { modelPreset } from './model-presets.ts';
 import { replicaLayout } from './replica-layout.ts';
-import { InfeasibleConfigError, simulate } from './simulate.ts';
+import { DEFAULT_BLOCK_SIZE, InfeasibleConfigError, simulate } from './simulate.ts';
 import { batchShapeOf, stepStageSeconds } from './step-cost.ts';
 import { constantWorkload, loadWorkload } from './workloads.ts';
 
@@ -48,6 +48,28 @@ describe('simulate', () => {
     expect(report.numFinished).toBe(1);
     expect(report.outputTokens).toBe(3);
     expect(report.totalTokensPerSecond).toBeCloseTo(103 / want, 6);
+  });
+
+  it('charges the first write into each KV block at the measured first-touch rate, once per block', async () => {
+    const base = clusterPreset('1xA100-80GB');
+    const rate = 1e8;
+    const cluster: ClusterProfile = { ...base, device: { ...base.device, kvFirstTouchBytesPerSecond: rate } };
+    const workload = constantWorkload(1, 100, 3);
+    const parallel = { dp: 1, tp: 1, pp: 1 };
+    const plain = await simulate(model, base, { kind: 'static', parallel }, workload);
+    const touched = await simulate(model, cluster, { kind: 'static', parallel }, workload);
+    // K/V written at positions 0..101 (prompt, then the first two outputs): 7 blocks of 16.
+    const layout = replicaLayout(costs, base, parallel, 0);
+    const want = (7 * DEFAULT_BLOCK_SIZE * layout.stages[0].kvBytesPerTokenPerDevice) / rate;
+    expect((touched.elapsedSeconds - plain.elapsedSeconds) / want - 1).toBeCloseTo(0, 9);
+    // A second request reuses freed blocks: no more first touches than the first one's.
+    const two = await simulate(model, cluster, { kind: 'static', parallel }, constantWorkload(2, 100, 3), {
+      maxNumSeqs: 1,
+    });
+    const twoPlain = await simulate(model, base, { kind: 'static', parallel }, constantWorkload(2, 100, 3), {
+      maxNumSeqs: 1,
+    });
+    expect((two.elapsedSeconds - twoPlain.elapsedSeconds) / want - 1).toBeCloseTo(0, 9);
   });
 
   it('pipelines two virtual engines over two stages (P2 overlaps their steps)', async () => {
@@ -190,6 +212,29 @@ describe('simulate a Seesaw pair (the real SeesawScheduler)', () => {
     phaseOfSteps(report.events!);
     expect(report.events!.some((e) => e.name === 'write-back')).toBe(true);
     expect(report.events!.some((e) => e.name === 'prefetch')).toBe(true);
+  });
+
+  it('a prefetch into the decode layout pays the first touch of its blocks; the write-backs that of their host slots', async () => {
+    const rate = 1e8;
+    const touching: ClusterProfile = {
+      ...cluster,
+      device: { ...cluster.device, kvFirstTouchBytesPerSecond: rate },
+    };
+    // Four requests: the first decode step swaps one in, the others are prefetched.
+    const workload = constantWorkload(4, 64, 4);
+    const plain = await simulate(model, cluster, pair, workload, { trace: true });
+    const touched = await simulate(model, touching, pair, workload, { trace: true });
+    const prefetch = (report: typeof plain) => report.events!.find((e) => e.name === 'prefetch')!;
+    const { numTokens } = prefetch(touched).args as { numTokens: number };
+    const blocks = Math.ceil(numTokens / DEFAULT_BLOCK_SIZE);
+    const decode = replicaLayout(costs, cluster, pair.decode, 0);
+    const want = (blocks * DEFAULT_BLOCK_SIZE * decode.stages[0].kvBytesPerTokenPerDevice) / rate;
+    expect((prefetch(touched).durationMs - prefetch(plain).durationMs) / 1000 / want - 1).toBeCloseTo(0, 9);
+    // Prefill: each P2 stage writes its blocks and the host slots of its write-backs for the first time.
+    const prefill = replicaLayout(costs, cluster, pair.prefill, 0);
+    const prefillTouch =
+      (2 * 4 * blocks * DEFAULT_BLOCK_SIZE * prefill.stages[0].kvBytesPerTokenPerDevice) / rate;
+    expect(touched.prefillSeconds - plain.prefillSeconds).toBeGreaterThanOrEqual(prefillTouch * 0.999);
   });
 
   it('a smaller host KV tier forces more phase switches', async () => {

@@ -1,6 +1,7 @@
 import type { Phase, ReplicaExecutor, ReshardStats, TraceEvent } from '@seesaw/coordinator';
 import type { StepBatch, StepResult } from '@seesaw/protocol';
 import type { DeviceProfile } from './hardware.ts';
+import { KvFirstTouch } from './kv-first-touch.ts';
 import type { ModelCosts } from './model-costs.ts';
 import { PipelineTimeline } from './pipeline-timeline.ts';
 import type { ReplicaLayout } from './replica-layout.ts';
@@ -49,6 +50,14 @@ export class SimulatedReplicaExecutor implements ReplicaExecutor {
   /** Prefetch completion per sequence, consumed by the first step that contains it. */
   private readonly prefetchDone = new Map<number, number>();
   private hostLinkFree = 0;
+  /** Per layout: the KV blocks its devices have written (their first write costs page faults). */
+  private readonly kvTouched: KvFirstTouch[];
+  /**
+   * The host KV slots written so far: the kv-store's slot memory is mapped lazily as well, so a
+   * write-back or swap-out into a slot never written pays the first touch (a slot holds a
+   * block's tokens over every layer and KV head; ids count like block ids).
+   */
+  private readonly hostSlotsTouched: KvFirstTouch;
 
   constructor(options: SimulatedReplicaExecutorOptions) {
     this.options = options;
@@ -56,6 +65,8 @@ export class SimulatedReplicaExecutor implements ReplicaExecutor {
     this.phase = options.startPhase;
     this.layoutIndex = layoutIndexOf(options.startPhase);
     this.pipeline = new PipelineTimeline(this.layout.parallel.pp, options.clock.now);
+    this.kvTouched = options.layouts.map(() => new KvFirstTouch(options.blockSize));
+    this.hostSlotsTouched = new KvFirstTouch(options.blockSize);
     if (options.layouts.length > 1 && !options.reshard)
       throw new Error('a simulated replica with two layouts needs a re-shard estimate');
   }
@@ -141,7 +152,19 @@ export class SimulatedReplicaExecutor implements ReplicaExecutor {
     // Write-backs overlap the step's layers; the step answers after the last layer's puts.
     const writeBackTokens = sumTokens(batch.kvWriteBacks);
     const swapTokens = sumTokens(batch.swapOuts) + sumTokens(batch.swapIns);
+    // Blocks written for the first time, by this step's forward or its swap-ins (before it).
+    const touched = this.kvTouched[this.layoutIndex];
+    const freshBlocks =
+      touched.newBlocksOfStep(batch) +
+      (batch.swapIns ?? []).reduce((sum, swap) => sum + touched.newBlocksOf(swap.blockIds), 0);
+    // Host slots written for the first time by this step's write-backs and swap-outs: the
+    // kv-store thread shares the cores, so each stage pays its devices' share, as for the puts.
+    const freshSlots = [...(batch.kvWriteBacks ?? []), ...(batch.swapOuts ?? [])].reduce(
+      (sum, swap) => sum + this.hostSlotsTouched.newBlocksOf(swap.slotIds),
+      0,
+    );
     layout.stages.forEach((stage, s) => {
+      stageSeconds[s] += this.firstTouchSeconds(freshBlocks + freshSlots, stage.kvBytesPerTokenPerDevice);
       if (writeBackTokens > 0) {
         const seconds = (writeBackTokens * stage.kvBytesPerTokenPerDevice) / hostRate;
         stageSeconds[s] = isWriteBackSerial
@@ -153,15 +176,30 @@ export class SimulatedReplicaExecutor implements ReplicaExecutor {
     return stageSeconds;
   }
 
-  /** Prefetches queue on the host link (each device pulls its share at once). */
+  /** Seconds a device of a stage spends on its first writes into `blocks` KV blocks. */
+  private firstTouchSeconds(blocks: number, kvBytesPerTokenPerDevice: number): number {
+    const rate = this.options.device.kvFirstTouchBytesPerSecond;
+    return rate === undefined || blocks === 0
+      ? 0
+      : (blocks * this.blockSize * kvBytesPerTokenPerDevice) / rate;
+  }
+
+  /**
+   * Prefetches queue on the host link (each device pulls its share at once); the kv-store
+   * writes them into the device's cache, paying the first touch of blocks never written before.
+   */
   private queuePrefetches(batch: StepBatch, now: number): void {
     const { device, trace, track } = this.options;
     const kvLink = device.kvTransferLink ?? device.hostLink;
     const maxKvPerToken = Math.max(...this.layout.stages.map((stage) => stage.kvBytesPerTokenPerDevice));
     for (const swap of batch.prefetches ?? []) {
       const begin = Math.max(now, this.hostLinkFree);
+      const firstTouch = this.firstTouchSeconds(
+        this.kvTouched[this.layoutIndex].newBlocksOf(swap.blockIds),
+        maxKvPerToken,
+      );
       this.hostLinkFree =
-        begin + kvLink.latencySeconds + (swap.numTokens * maxKvPerToken) / kvLink.bytesPerSecond;
+        begin + kvLink.latencySeconds + (swap.numTokens * maxKvPerToken) / kvLink.bytesPerSecond + firstTouch;
       this.prefetchDone.set(swap.seqId, this.hostLinkFree);
       trace?.push({
         track: `${track} kv`,

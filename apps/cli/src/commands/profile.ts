@@ -59,7 +59,9 @@ export async function profileCommand(argv: string[]): Promise<number> {
       `sampling ${m.sampleNanosPerLogit.toFixed(0)} ns/logit\n` +
       `  one worker busy: matmul ${curve(m, 'aloneMatmulGflopsAt')} GFLOP/s by rows\n` +
       `  weight pieces peer-to-peer ${m.reshardPeerGBps.toFixed(2)} GB/s, from the host's checkpoint ` +
-      `${m.reshardHostReadGBps.toFixed(2)} GB/s\n` +
+      `${m.reshardHostReadGBps.toFixed(2)} GB/s, assembled into touched memory ${m.reshardAssemblyGBps.toFixed(2)} GB/s\n` +
+      `  KV to and from the kv-store ${m.kvStoreCopyGBps.toFixed(2)} GB/s + ${m.kvStoreCopyLatencyMicros.toFixed(0)} us; ` +
+      `first write into untouched memory (KV blocks, host slots) ${m.kvFirstTouchGBps.toFixed(2)} GB/s\n` +
       webGpuLine(m) +
       `wrote ${out}\n`,
   );
