@@ -55,6 +55,10 @@ export class HostWeightCache {
     }
     const total = missing.reduce((sum, m) => sum + m.numBytes, 0);
     const buffer = new SharedArrayBuffer(total);
+    // Touched from JavaScript before the checkpoint is read into it: pages that a read() maps
+    // in kernel mode cost a slow first access from user space later (on this VM a page-stride
+    // pass over 128 MiB took ~180 ms, then 8 ms), which would land on the run's first switch.
+    new Uint8Array(buffer).fill(0);
     const source = checkpointSliceSource(checkpoint);
     let offset = 0;
     for (const { slice, unit, numBytes } of missing) {
