@@ -212,7 +212,10 @@ export class CpuDevice {
     const computeMs = performance.now() - computeStart;
     const written = await writeBacks?.finish();
     if (!this.shard.isLastStage) return { hidden: output };
-    const result = this.sampler.sample(step, output);
+    const group = this.forward.group;
+    const result = group
+      ? await this.sampler.sampleAcrossRanks(step, output, group)
+      : this.sampler.sample(step, output);
     if (hasTieredKv) {
       const kvTimings: StepKvTimings = {
         computeMs,

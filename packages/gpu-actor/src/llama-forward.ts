@@ -46,7 +46,7 @@ export class LlamaForward {
   constructor(
     readonly config: ModelConfig,
     readonly weights: ModelWeights,
-    private readonly group?: TensorParallelGroup,
+    readonly group?: TensorParallelGroup,
   ) {
     this.invFreq = ropeInvFreq(config);
     this.shard = weights.shard;
