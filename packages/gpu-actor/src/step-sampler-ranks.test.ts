@@ -88,6 +88,35 @@ describe('StepSampler.sampleAcrossRanks', () => {
     });
   }
 
+  it('reads only the rows rowsReadAcrossRanks names (all of them when a result returns rows)', async () => {
+    // Sequences 4 and 9 ask for log probabilities: without them a rank reads only its share.
+    for (const numSeqs of [4, 9]) {
+      for (const isLogitsReturned of [false, true]) {
+        const step = stepOf(numSeqs, isLogitsReturned);
+        const numSampled = step.seqs.filter((seq) => seq.isSampled).length;
+        const logits = randomF32(rng, numSampled * VOCAB, 4);
+        const one = new StepSampler(VOCAB);
+        one.update(step);
+        const expected = one.sample(step, logits.slice());
+        const answers = await Promise.all(
+          InProcessGroup.create(2).map((group) => {
+            const sampler = new StepSampler(VOCAB);
+            sampler.update(step);
+            const rows = sampler.rowsReadAcrossRanks(step, group);
+            if (numSeqs === 4 && !isLogitsReturned) expect(rows).toBeDefined();
+            else expect(rows).toBeUndefined();
+            // Rows it does not read hold garbage (NaN), as a TP rank's logits do there.
+            const partial = new Float32Array(logits.length).fill(Number.NaN);
+            const { start, end } = rows ?? { start: 0, end: numSampled };
+            partial.set(logits.subarray(start * VOCAB, end * VOCAB), start * VOCAB);
+            return sampler.sampleAcrossRanks(step, partial, group);
+          }),
+        );
+        for (const answer of answers) expect(answer).toEqual(expected);
+      }
+    }
+  });
+
   it('gathers nothing for a step without sampled rows', async () => {
     const step: StepBatch = {
       ...stepOf(1, false),

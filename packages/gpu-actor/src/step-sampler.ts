@@ -1,5 +1,5 @@
 import * as kernels from '@seesaw/kernels';
-import { balancedRange } from '@seesaw/model';
+import { balancedRange, type IndexRange } from '@seesaw/model';
 import type { DeviceSamplingParams, SampledToken, StepBatch, StepResult, StepSeq } from '@seesaw/protocol';
 import { type OutputPenalties, outputPenaltiesOf } from './output-penalties.ts';
 import { sampledLogprobs } from './sampled-logprobs.ts';
@@ -62,8 +62,8 @@ export class StepSampler {
   }
 
   /**
-   * sample() split by rows over a tensor-parallel group: every rank holds the same gathered
-   * logits, draws only its balanced share of the rows, and the ranks all-gather the chosen ids
+   * sample() split by rows over a tensor-parallel group: every rank holds the gathered logits
+   * (all rows, or at least the rows rowsReadAcrossRanks names), draws only its balanced share, and the ranks all-gather the chosen ids
    * (exact as f32 below 2^24). Each row is drawn by the same kernel from the same row as on one
    * device, so the ids are the same bits; a T2 rank no longer draws every row while the other
    * does the same (a full-vocabulary draw costs about a millisecond a row here). Every rank of
@@ -74,13 +74,31 @@ export class StepSampler {
     logits: Float32Array,
     group: TensorParallelGroup,
   ): Promise<StepResult> {
-    if (group.size === 1 || this.vocabSize > MAX_F32_EXACT_ID) return this.sample(step, logits);
     const rows = this.keepRows(step, logits);
-    const { start, end } = balancedRange(rows.seqs.length, group.size, group.rank);
+    const share = this.drawnShare(rows.seqs.length, group);
+    if (!share) return this.answer(step, rows, this.draw(rows.seqs, logits, 0, rows.seqs.length));
+    const { start, end } = share;
     const mine = this.draw(rows.seqs, logits, start, end);
     const gathered = new Float32Array(rows.seqs.length);
     await group.allGather(Float32Array.from(mine), gathered);
     return this.answer(step, rows, Int32Array.from(gathered));
+  }
+
+  /**
+   * The logits rows sampleAcrossRanks reads on this rank: only the rows it draws, unless the
+   * result returns rows or log probabilities (then all of them: undefined).
+   */
+  rowsReadAcrossRanks(step: StepBatch, group: TensorParallelGroup): IndexRange | undefined {
+    const seqs = step.seqs.filter((seq) => seq.isSampled);
+    if (step.isLogitsReturned || seqs.some((seq) => this.paramsOf(seq.seqId).numLogprobs !== undefined))
+      return undefined;
+    return this.drawnShare(seqs.length, group);
+  }
+
+  /** The sampled rows this rank of `group` draws; undefined when one rank draws them all. */
+  private drawnShare(numSampled: number, group: TensorParallelGroup): IndexRange | undefined {
+    if (group.size === 1 || this.vocabSize > MAX_F32_EXACT_ID) return undefined;
+    return balancedRange(numSampled, group.size, group.rank);
   }
 
   /** The step's sampled sequences, and the rows a result returns, copied before a draw changes them. */
