@@ -207,12 +207,17 @@ export class CpuDevice {
             onLayerKvWritten(layer);
           }
         : (writeBacks?.onLayerKvWritten ?? onLayerKvWritten);
+    const group = this.forward.group;
+    // A TP rank puts in vocabulary order only the logits rows its sampler reads.
+    const logitRows = group && this.sampler.rowsReadAcrossRanks(step, group);
     const computeStart = performance.now();
-    const output = await this.forward.run(batch, this.cache, inputHidden, onLayer);
+    const output = await this.forward.run(batch, this.cache, inputHidden, onLayer, logitRows);
     const computeMs = performance.now() - computeStart;
     const written = await writeBacks?.finish();
     if (!this.shard.isLastStage) return { hidden: output };
-    const result = this.sampler.sample(step, output);
+    const result = group
+      ? await this.sampler.sampleAcrossRanks(step, output, group)
+      : this.sampler.sample(step, output);
     if (hasTieredKv) {
       const kvTimings: StepKvTimings = {
         computeMs,

@@ -1,6 +1,6 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import * as kernels from '@seesaw/kernels';
-import { balancedRange, type ModelConfig, ropeInvFreq, type ShardSpec } from '@seesaw/model';
+import { balancedRange, type IndexRange, type ModelConfig, ropeInvFreq, type ShardSpec } from '@seesaw/model';
 import type { ForwardBatch } from './forward-batch.ts';
 import type { ModelWeights } from './model-weights.ts';
 import type { PagedKvCache } from './paged-kv-cache.ts';
@@ -46,7 +46,7 @@ export class LlamaForward {
   constructor(
     readonly config: ModelConfig,
     readonly weights: ModelWeights,
-    private readonly group?: TensorParallelGroup,
+    readonly group?: TensorParallelGroup,
   ) {
     this.invFreq = ropeInvFreq(config);
     this.shard = weights.shard;
@@ -61,8 +61,9 @@ export class LlamaForward {
 
   /**
    * Runs this stage's layers. The first stage embeds batch.tokenIds; later stages start from
-   * inputHidden [T][H], the previous stage's output. Returns a fresh array: logits
-   * [numSampled][V] on the last stage, the hidden state [T][H] for the next stage otherwise.
+   * inputHidden [T][H], the previous stage's output. Returns logits [numSampled][V] on the last
+   * stage (in a buffer reused by the next run; a TP rank fills only rows `logitRows` when
+   * given), a fresh array of the hidden state [T][H] for the next stage otherwise.
    * cache holds only this shard's layers (local index = layer - shard.layers.start) and KV heads.
    * onLayerKvWritten(local layer) runs synchronously right after that layer's K/V of this step
    * are in the cache and before anything else of the layer: the cache's layer is final for the
@@ -73,6 +74,7 @@ export class LlamaForward {
     cache: PagedKvCache,
     inputHidden?: Float32Array,
     onLayerKvWritten?: (layer: number) => void,
+    logitRows?: IndexRange,
   ): Promise<Float32Array> {
     const { hiddenSize, headDim, rmsNormEps } = this.config;
     const { queryHeads, kvHeads, mlpColumns } = this.shard;
@@ -158,16 +160,25 @@ export class LlamaForward {
     }
 
     if (!this.shard.isLastStage) return hidden.slice();
-    return this.logits(batch, hidden);
+    return this.logits(batch, hidden, logitRows);
   }
 
-  /** Final norm of the sampled rows, this rank's vocabulary slice of lm_head, gathered to full rows. */
-  private async logits(batch: ForwardBatch, hidden: Float32Array): Promise<Float32Array> {
+  /**
+   * Final norm of the sampled rows, this rank's vocabulary slice of lm_head, gathered to rows in
+   * vocabulary order: all of them, or only `logitRows` (the rows this rank samples) when the
+   * caller reads no other. The buffers are reused across steps: the logits are valid until the
+   * next run (a fresh 4 MB array a step cost page faults and GC on top of the copy).
+   */
+  private async logits(
+    batch: ForwardBatch,
+    hidden: Float32Array,
+    logitRows?: IndexRange,
+  ): Promise<Float32Array> {
     const { hiddenSize, rmsNormEps, vocabSize } = this.config;
     const { finalNorm, lmHead } = this.weights;
     if (!finalNorm || !lmHead) throw new Error('unreachable: last stage without final norm or lm_head');
     const numSampled = batch.sampledRows.length;
-    const logits = new Float32Array(numSampled * vocabSize);
+    const logits = this.scratch.get('logits', numSampled * vocabSize);
     if (numSampled === 0) return logits;
     const lastHidden = this.scratch.get('lastHidden', numSampled * hiddenSize);
     batch.sampledRows.forEach((row, i) => {
@@ -179,15 +190,16 @@ export class LlamaForward {
       return logits;
     }
     // Local logits [numSampled][Vr]; gathered as [rank][numSampled][Vr] and then put in vocab order.
-    const local = new Float32Array(numSampled * lmHead.rows);
+    const local = this.scratch.get('localLogits', numSampled * lmHead.rows);
     kernels.matmul(local, lastHidden, numSampled, lmHead);
     const gathered = this.scratch.get('gatheredLogits', numSampled * vocabSize);
     await this.group.allGather(local, gathered);
+    const { start: firstRow, end: endRow } = logitRows ?? { start: 0, end: numSampled };
     let offset = 0;
     for (let r = 0; r < this.group.size; r++) {
       const { start, end } = balancedRange(vocabSize, this.group.size, r);
       const width = end - start;
-      for (let i = 0; i < numSampled; i++) {
+      for (let i = firstRow; i < endRow; i++) {
         logits.set(gathered.subarray(offset + i * width, offset + (i + 1) * width), i * vocabSize + start);
       }
       offset += numSampled * width;

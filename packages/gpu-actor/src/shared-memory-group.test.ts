@@ -6,7 +6,7 @@ import type {
   CollectiveWorkerInput,
   CollectiveWorkerOutput,
 } from '../test/collective-test-worker.ts';
-import { createSharedMemoryGroup, SharedMemoryGroup } from './shared-memory-group.ts';
+import { createSharedMemoryGroup, DEFAULT_SPIN_MICROS, SharedMemoryGroup } from './shared-memory-group.ts';
 
 const WORKER_ENTRY = new URL('../test/collective-test-worker.ts', import.meta.url);
 
@@ -76,28 +76,31 @@ describe('SharedMemoryGroup across worker threads', () => {
     }
   });
 
-  it('passes one barrier a round: slots alternate, so no barrier guards a slot against the next round', async () => {
-    // 4-float slots: a 10-float all-reduce is 3 rounds, a gather of 3 + 6 floats 2, an empty all-reduce 1.
-    const descriptors = createSharedMemoryGroup(2, 4);
-    const reduceInputs = [0, 1].map((r) => randomFloats(10, 70 + r));
-    const gatherParts = [randomFloats(3, 80), randomFloats(6, 81)];
-    const outputs = await runRanks(
-      descriptors.map((descriptor, r) => ({
-        descriptor,
-        ops: [
-          { kind: 'allReduceSum', input: reduceInputs[r] },
-          { kind: 'allGather', input: gatherParts[r], outLength: 9 },
-          { kind: 'allReduceSum', input: new Float32Array(0) },
-        ],
-      })),
-    );
-    for (const { results } of outputs) {
-      expect(bitsEqual(results[0] as Float32Array, referenceSum(reduceInputs))).toBe(true);
-      expect(bitsEqual(results[1] as Float32Array, concatFloats(gatherParts))).toBe(true);
-    }
-    // The barrier's generation word (control word 1) counts the barriers every rank passed.
-    expect(new Int32Array(descriptors[0].sab, 0, 2)[1]).toBe(3 + 2 + 1);
-  });
+  // Parking at once, the default short spin, and a spin long enough that no rank parks.
+  for (const spinMicros of [0, DEFAULT_SPIN_MICROS, 2_000_000]) {
+    it(`passes one barrier a round (spinMicros ${spinMicros}): slots alternate, so no barrier guards a slot against the next round`, async () => {
+      // 4-float slots: a 10-float all-reduce is 3 rounds, a gather of 3 + 6 floats 2, an empty all-reduce 1.
+      const descriptors = createSharedMemoryGroup(2, 4).map((d) => ({ ...d, spinMicros }));
+      const reduceInputs = [0, 1].map((r) => randomFloats(10, 70 + r));
+      const gatherParts = [randomFloats(3, 80), randomFloats(6, 81)];
+      const outputs = await runRanks(
+        descriptors.map((descriptor, r) => ({
+          descriptor,
+          ops: [
+            { kind: 'allReduceSum', input: reduceInputs[r] },
+            { kind: 'allGather', input: gatherParts[r], outLength: 9 },
+            { kind: 'allReduceSum', input: new Float32Array(0) },
+          ],
+        })),
+      );
+      for (const { results } of outputs) {
+        expect(bitsEqual(results[0] as Float32Array, referenceSum(reduceInputs))).toBe(true);
+        expect(bitsEqual(results[1] as Float32Array, concatFloats(gatherParts))).toBe(true);
+      }
+      // The barrier's generation word (control word 1) counts the barriers every rank passed.
+      expect(new Int32Array(descriptors[0].sab, 0, 2)[1]).toBe(3 + 2 + 1);
+    });
+  }
 
   it('measures an 8192-float all-reduce between two threads', async () => {
     const descriptors = createSharedMemoryGroup(2, 64 * 1024);
@@ -115,6 +118,9 @@ describe('SharedMemoryGroup across worker threads', () => {
     const [first] = createSharedMemoryGroup(2, 4);
     expect(() => new SharedMemoryGroup({ ...first, rank: 2 })).toThrow(/rank 2 outside/);
     expect(() => new SharedMemoryGroup({ ...first, capacityFloats: 1 << 20 })).toThrow(/too small/);
+    expect(() => new SharedMemoryGroup({ ...first, spinMicros: -1 })).toThrow(
+      /spinMicros must be a number >= 0, got -1/,
+    );
     const lonely = new SharedMemoryGroup(first, 50);
     await expect(lonely.allReduceSum(new Float32Array(2))).rejects.toThrow(
       /peers did not reach the barrier within 50 ms/,

@@ -7,6 +7,11 @@ export interface SharedMemoryGroupDescriptor {
   rank: number;
   /** Floats of each rank's slot: larger buffers go through in chunks of this many. */
   capacityFloats: number;
+  /**
+   * How long a rank arriving early at a barrier polls before it parks in Atomics.wait (default
+   * DEFAULT_SPIN_MICROS); 0 parks at once.
+   */
+  spinMicros?: number;
 }
 
 // Int32 control words. The barrier: ARRIVED counts ranks in the current generation; the last to
@@ -25,6 +30,16 @@ const OP_NAMES: Record<number, string> = { [OP_ALL_REDUCE]: 'allReduceSum', [OP_
 /** Data slots start on a cache line. */
 const DATA_ALIGN = 64;
 const DEFAULT_TIMEOUT_MS = 60_000;
+/**
+ * A T2 decode layer's two halves are each a millisecond or less, so the ranks usually arrive
+ * within tens of microseconds of each other; a parked rank instead waits for a futex wake-up and
+ * a time slice, which on a loaded 2-core machine often costs more than the gap itself. Polling
+ * this long first catches most arrivals while bounding the CPU taken from a peer that is late
+ * because it has no core (see bench:barrier-spin for the measured figures).
+ */
+export const DEFAULT_SPIN_MICROS = 20;
+/** Polls between clock reads while spinning. */
+const SPIN_CHECKS_PER_CLOCK_READ = 64;
 
 function numControlInts(size: number): number {
   return HEADER_BASE + NUM_PARITIES * HEADER_INTS * size;
@@ -79,6 +94,7 @@ export class SharedMemoryGroup implements TensorParallelGroup {
   readonly size: number;
   readonly rank: number;
   readonly capacityFloats: number;
+  readonly spinMicros: number;
   private readonly control: Int32Array;
   /** slots[parity][rank]. */
   private readonly slots: Float32Array[][];
@@ -89,7 +105,9 @@ export class SharedMemoryGroup implements TensorParallelGroup {
     descriptor: SharedMemoryGroupDescriptor,
     private readonly timeoutMs = DEFAULT_TIMEOUT_MS,
   ) {
-    const { sab, size, rank, capacityFloats } = descriptor;
+    const { sab, size, rank, capacityFloats, spinMicros = DEFAULT_SPIN_MICROS } = descriptor;
+    if (!(Number.isFinite(spinMicros) && spinMicros >= 0))
+      throw new RangeError(`spinMicros must be a number >= 0, got ${spinMicros}`);
     if (!(Number.isInteger(rank) && rank >= 0 && rank < size))
       throw new RangeError(`rank ${rank} outside [0, ${size})`);
     if (sab.byteLength < sharedMemoryGroupBytes(size, capacityFloats)) {
@@ -100,6 +118,7 @@ export class SharedMemoryGroup implements TensorParallelGroup {
     this.size = size;
     this.rank = rank;
     this.capacityFloats = capacityFloats;
+    this.spinMicros = spinMicros;
     this.control = new Int32Array(sab, 0, numControlInts(size));
     const slotBytes = capacityFloats * Float32Array.BYTES_PER_ELEMENT;
     this.slots = Array.from({ length: NUM_PARITIES }, (_, parity) =>
@@ -116,6 +135,7 @@ export class SharedMemoryGroup implements TensorParallelGroup {
       size: this.size,
       rank: this.rank,
       capacityFloats: this.capacityFloats,
+      spinMicros: this.spinMicros,
     };
   }
 
@@ -216,7 +236,11 @@ export class SharedMemoryGroup implements TensorParallelGroup {
       throw new RangeError(`${differ(ops) ? 'collective' : OP_NAMES[op]}: ${problem}`);
   }
 
-  /** Generation barrier: returns once every rank has arrived in this generation. */
+  /**
+   * Generation barrier: returns once every rank has arrived in this generation. An early rank
+   * polls for spinMicros, then parks (Atomics.wait); the last rank always notifies, since a
+   * peer may have parked.
+   */
   private barrier(): void {
     const generation = Atomics.load(this.control, GENERATION);
     if (Atomics.add(this.control, ARRIVED, 1) === this.size - 1) {
@@ -225,6 +249,7 @@ export class SharedMemoryGroup implements TensorParallelGroup {
       Atomics.notify(this.control, GENERATION);
       return;
     }
+    if (this.spinUntilNextGeneration(generation)) return;
     const deadline = Date.now() + this.timeoutMs;
     while (Atomics.load(this.control, GENERATION) === generation) {
       const left = deadline - Date.now();
@@ -233,5 +258,17 @@ export class SharedMemoryGroup implements TensorParallelGroup {
         throw new Error(`rank ${this.rank}: peers did not reach the barrier within ${this.timeoutMs} ms`);
       }
     }
+  }
+
+  /** Polls GENERATION for up to spinMicros; true once it has moved past `generation`. */
+  private spinUntilNextGeneration(generation: number): boolean {
+    if (this.spinMicros <= 0) return false;
+    const until = performance.now() + this.spinMicros / 1000;
+    do {
+      for (let i = 0; i < SPIN_CHECKS_PER_CLOCK_READ; i++) {
+        if (Atomics.load(this.control, GENERATION) !== generation) return true;
+      }
+    } while (performance.now() < until);
+    return false;
   }
 }

@@ -1,8 +1,21 @@
 import * as kernels from '@seesaw/kernels';
-import type { DeviceSamplingParams, SampledToken, StepBatch, StepResult } from '@seesaw/protocol';
+import { balancedRange, type IndexRange } from '@seesaw/model';
+import type { DeviceSamplingParams, SampledToken, StepBatch, StepResult, StepSeq } from '@seesaw/protocol';
 import { type OutputPenalties, outputPenaltiesOf } from './output-penalties.ts';
 import { sampledLogprobs } from './sampled-logprobs.ts';
 import { samplingUniform } from './sampling-rng.ts';
+import type { TensorParallelGroup } from './tensor-parallel-group.ts';
+
+/** Token ids up to this travel exactly through an f32 all-gather. */
+const MAX_F32_EXACT_ID = 2 ** 24;
+
+/** A step's sampled sequences and the rows its result returns. */
+interface KeptRows {
+  seqs: StepSeq[];
+  returnedLogits: Float32Array[] | undefined;
+  /** The raw row of each sequence that asks for log probabilities, else null. */
+  rawRows: (Float32Array | null)[];
+}
 
 /** What a device keeps about one sequence between steps to sample it. */
 export interface SequenceSampling {
@@ -44,40 +57,94 @@ export class StepSampler {
 
   /** logits: [numSampled][vocab] for the step's sampled sequences in batch order; may be scaled in place. */
   sample(step: StepBatch, logits: Float32Array): StepResult {
+    const rows = this.keepRows(step, logits);
+    return this.answer(step, rows, this.draw(rows.seqs, logits, 0, rows.seqs.length));
+  }
+
+  /**
+   * sample() split by rows over a tensor-parallel group: every rank holds the gathered logits
+   * (all rows, or at least the rows rowsReadAcrossRanks names), draws only its balanced share, and the ranks all-gather the chosen ids
+   * (exact as f32 below 2^24). Each row is drawn by the same kernel from the same row as on one
+   * device, so the ids are the same bits; a T2 rank no longer draws every row while the other
+   * does the same (a full-vocabulary draw costs about a millisecond a row here). Every rank of
+   * the group must call it for the same step.
+   */
+  async sampleAcrossRanks(
+    step: StepBatch,
+    logits: Float32Array,
+    group: TensorParallelGroup,
+  ): Promise<StepResult> {
+    const rows = this.keepRows(step, logits);
+    const share = this.drawnShare(rows.seqs.length, group);
+    if (!share) return this.answer(step, rows, this.draw(rows.seqs, logits, 0, rows.seqs.length));
+    const { start, end } = share;
+    const mine = this.draw(rows.seqs, logits, start, end);
+    const gathered = new Float32Array(rows.seqs.length);
+    await group.allGather(Float32Array.from(mine), gathered);
+    return this.answer(step, rows, Int32Array.from(gathered));
+  }
+
+  /**
+   * The logits rows sampleAcrossRanks reads on this rank: only the rows it draws, unless the
+   * result returns rows or log probabilities (then all of them: undefined).
+   */
+  rowsReadAcrossRanks(step: StepBatch, group: TensorParallelGroup): IndexRange | undefined {
+    const seqs = step.seqs.filter((seq) => seq.isSampled);
+    if (step.isLogitsReturned || seqs.some((seq) => this.paramsOf(seq.seqId).numLogprobs !== undefined))
+      return undefined;
+    return this.drawnShare(seqs.length, group);
+  }
+
+  /** The sampled rows this rank of `group` draws; undefined when one rank draws them all. */
+  private drawnShare(numSampled: number, group: TensorParallelGroup): IndexRange | undefined {
+    if (group.size === 1 || this.vocabSize > MAX_F32_EXACT_ID) return undefined;
+    return balancedRange(numSampled, group.size, group.rank);
+  }
+
+  /** The step's sampled sequences, and the rows a result returns, copied before a draw changes them. */
+  private keepRows(step: StepBatch, logits: Float32Array): KeptRows {
     const vocab = this.vocabSize;
-    const sampledSeqs = step.seqs.filter((seq) => seq.isSampled);
-    // Copied before sampling, which may scale rows in place.
+    const seqs = step.seqs.filter((seq) => seq.isSampled);
     const returnedLogits = step.isLogitsReturned
-      ? sampledSeqs.map((_, i) => logits.slice(i * vocab, (i + 1) * vocab))
+      ? seqs.map((_, i) => logits.slice(i * vocab, (i + 1) * vocab))
       : undefined;
     // Log probabilities are of the raw rows: kept before penalties or a draw change them.
-    const rawRows = sampledSeqs.map((seq, i) =>
+    const rawRows = seqs.map((seq, i) =>
       this.paramsOf(seq.seqId).numLogprobs === undefined ? null : logits.slice(i * vocab, (i + 1) * vocab),
     );
+    return { seqs, returnedLogits, rawRows };
+  }
+
+  /** The ids of sampled rows [start, end): penalties on those rows, then one native call. */
+  private draw(seqs: StepSeq[], logits: Float32Array, start: number, end: number): Int32Array {
+    const vocab = this.vocabSize;
     // Penalties change the row before every choice, greedy included (OpenAI's order).
-    sampledSeqs.forEach((seq, i) => {
-      this.stateOf(seq.seqId).penalties?.apply(logits.subarray(i * vocab, (i + 1) * vocab));
-    });
-    // One call for the step: greedy rows take their argmax, the others their (seed, index) draw,
-    // rows spread over the kernel threads.
-    const tokenIds = kernels.sampleRows(
-      logits.subarray(0, sampledSeqs.length * vocab),
+    for (let i = start; i < end; i++) {
+      this.stateOf(seqs[i].seqId).penalties?.apply(logits.subarray(i * vocab, (i + 1) * vocab));
+    }
+    // Greedy rows take their argmax, the others their (seed, index) draw, rows spread over the
+    // kernel threads.
+    return kernels.sampleRows(
+      logits.subarray(start * vocab, end * vocab),
       vocab,
-      sampledSeqs.map((seq) => {
+      seqs.slice(start, end).map((seq) => {
         const { temperature, topK, topP, seed } = this.paramsOf(seq.seqId);
         if (temperature <= 0) return { temperature: 0, topK: 0, topP: 1, uniform: 0 };
         return { temperature, topK, topP, uniform: samplingUniform(seed, seq.outputIndex) };
       }),
     );
-    const sampled = sampledSeqs.map((seq, i): SampledToken => {
+  }
+
+  private answer(step: StepBatch, rows: KeptRows, tokenIds: Int32Array): StepResult {
+    const sampled = rows.seqs.map((seq, i): SampledToken => {
       const params = this.paramsOf(seq.seqId);
       const tokenId = tokenIds[i];
-      const rawRow = rawRows[i];
+      const rawRow = rows.rawRows[i];
       if (rawRow === null) return { seqId: seq.seqId, tokenId };
       return { seqId: seq.seqId, tokenId, logprobs: sampledLogprobs(rawRow, tokenId, params.numLogprobs!) };
     });
-    return returnedLogits
-      ? { stepId: step.stepId, sampled, logits: returnedLogits }
+    return rows.returnedLogits
+      ? { stepId: step.stepId, sampled, logits: rows.returnedLogits }
       : { stepId: step.stepId, sampled };
   }
 
