@@ -1,4 +1,5 @@
 import type { DeviceKvReport, StepKvTimings } from '@seesaw/protocol';
+import type { ReshardDeviceStats } from './engine-core.ts';
 import type { StepPlan } from './step-plan.ts';
 import type { Phase } from './step-scheduler.ts';
 import type { TraceRecorder } from './trace-recorder.ts';
@@ -9,15 +10,7 @@ export interface ReshardTraceStats {
   bytesFromHost: number;
   numKvBlocks: number;
   route: string;
-  devices?: ReadonlyArray<{
-    ms: number;
-    bytesReceived: number;
-    bytesSent: number;
-    bytesFromHost: number;
-    /** The device's own start and end, on the coordinator's epoch clock (see ReshardDeviceStats). */
-    startMs?: number;
-    endMs?: number;
-  }>;
+  devices?: ReadonlyArray<ReshardDeviceStats>;
 }
 
 /** What a step's devices reported about their KV work. */
