@@ -6,21 +6,20 @@
  * The hosts are network namespaces joined by a veth pair where the machine allows it (root and
  * `ip`), else two agents on loopback (the title says which).
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import {
   choicesById,
   FIXTURE,
   health,
-  ProcessGroup,
   runLocal,
   runToEnd,
   waitFor,
   writePrompts,
 } from './remote-cluster-support.ts';
 import { TwoHostPlacement } from './two-host-cluster-support.ts';
+import { twoHostSuite } from './two-host-suite.ts';
 
 const NUM_PROMPTS = 8;
 const maxTokens = (i: number) => 3 + ((i * 5) % 9);
@@ -31,35 +30,19 @@ const hosts = new TwoHostPlacement('s', 233);
 const where = hosts.where;
 
 describe(`Seesaw run --cluster over ${where}`, () => {
-  const group = new ProcessGroup();
-  let dir = '';
-  let tokenFile = '';
+  const suite = twoHostSuite(hosts, 'seesaw-seesaw-cross-', 1);
   let input = '';
-  let url = '';
   /** Each host agent's stderr so far (its device workers log there). */
-  let agentLogs = (): string[] => [];
+  const agentLogs = (): string[] => [suite.hostA.stderr(), suite.hostB.stderr()];
   let reference = new Map<string, unknown>();
 
-  beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'seesaw-seesaw-cross-'));
-    tokenFile = join(dir, 'token');
-    writeFileSync(tokenFile, 'seesaw-cross-host-secret-padded-to-32-bytes\n', { mode: 0o600 });
-    input = join(dir, 'prompts.jsonl');
+  beforeAll(() => {
+    input = join(suite.dir, 'prompts.jsonl');
     writePrompts(input, NUM_PROMPTS, maxTokens, 5);
-    hosts.createNetwork();
-    const cluster = await hosts.startCluster(group, tokenFile, 1);
-    url = cluster.url;
-    agentLogs = () => [cluster.hostA.stderr(), cluster.hostB.stderr()];
-    const local = join(dir, 'local.jsonl');
+    const local = join(suite.dir, 'local.jsonl');
     runLocal(input, local);
     reference = choicesById(local);
   }, 60_000);
-
-  afterAll(async () => {
-    await group.stopAll();
-    hosts.destroyNetwork();
-    rmSync(dir, { recursive: true, force: true });
-  });
 
   it.each([
     ['P2', 'T2', 'p2p', 'default'],
@@ -67,17 +50,17 @@ describe(`Seesaw run --cluster over ${where}`, () => {
   ])(
     'prefill %s, decode %s (%s re-shards, host weight cache %s) over host-a and host-b equals the local single-device run',
     async (prefill, decode, route, hostWeightCache) => {
-      const output = join(dir, `seesaw-${prefill}-${decode}.jsonl`);
+      const output = join(suite.dir, `seesaw-${prefill}-${decode}.jsonl`);
       const logLengthsBefore = agentLogs().map((log) => log.length);
       // The job client runs on host B: its requests and results cross the link too.
       const result = await runToEnd(
-        group,
+        suite.group,
         [
           'run',
           '--cluster',
-          url,
+          suite.url,
           '--token-file',
-          tokenFile,
+          suite.tokenFile,
           '--prefill',
           prefill,
           '--decode',
@@ -125,19 +108,19 @@ describe(`Seesaw run --cluster over ${where}`, () => {
         `device 1 (dp 0, ${prefill === 'P2' ? 'pp 1, tp 0' : 'pp 0, tp 1'})@host-b`,
       ]);
       await waitFor('the devices to be released', 10_000, () =>
-        health(url, hosts.inA).hosts.every((h) => h.busyDevices === 0) ? true : undefined,
+        health(suite.url, hosts.inA).hosts.every((h) => h.busyDevices === 0) ? true : undefined,
       );
     },
     120_000,
   );
 
   it('cluster-run runs a Seesaw script (prefill P2, decode T2) over two local agents with the same outputs', async () => {
-    const output = join(dir, 'cluster-run.jsonl');
-    const script = join(dir, 'seesaw-cluster.json');
+    const output = join(suite.dir, 'cluster-run.jsonl');
+    const script = join(suite.dir, 'seesaw-cluster.json');
     writeFileSync(
       script,
       JSON.stringify({
-        tokenFile,
+        tokenFile: suite.tokenFile,
         hosts: [
           { name: 'run-a', devices: 1 },
           { name: 'run-b', devices: 1 },
@@ -149,7 +132,7 @@ describe(`Seesaw run --cluster over ${where}`, () => {
         job: { model: FIXTURE, input, output },
       }),
     );
-    const result = await runToEnd(group, ['cluster-run', script]);
+    const result = await runToEnd(suite.group, ['cluster-run', script]);
     expect(result.code, result.stderr).toBe(0);
     expect(result.stderr).toContain('prefill P2, decode T2 on run-a (1 device), run-b (1 device)');
     expect(result.stdout).toContain(`Requests: ${NUM_PROMPTS} ok, 0 errors`);

@@ -1,27 +1,10 @@
-import { type ModelConfig, parseParallelConfig } from '@seesaw/model';
+import { join } from 'node:path';
+import { loadModelConfig, parseParallelConfig } from '@seesaw/model';
 import { describe, expect, it } from 'vitest';
 import { rankedSeesawReplans, type SeesawReplan } from './seesaw-replan.ts';
 
-/** The shape of the tiny-llama fixture: 8 heads, 4 KV heads, MLP 768, 4 layers. */
-const TINY: ModelConfig = {
-  architecture: 'LlamaForCausalLM',
-  hiddenSize: 256,
-  intermediateSize: 768,
-  numLayers: 4,
-  numHeads: 8,
-  numKvHeads: 4,
-  headDim: 32,
-  vocabSize: 2048,
-  rmsNormEps: 1e-5,
-  ropeTheta: 10000,
-  ropeScaling: null,
-  maxPositionEmbeddings: 512,
-  attentionBias: false,
-  tieWordEmbeddings: false,
-  bosTokenId: 1,
-  eosTokenIds: [2],
-  torchDtype: 'bfloat16',
-};
+/** The tiny-llama fixture's shape: 8 heads, 4 KV heads, MLP 768, 4 layers. */
+const TINY = loadModelConfig(join(import.meta.dirname, '../../../../fixtures/tiny-llama-bf16'));
 
 const nameOf = (r: SeesawReplan) =>
   r.kind === 'static'
