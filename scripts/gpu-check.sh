@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # GPU check for the WebGPU backend, for a Linux machine with a GPU (NVIDIA: its driver ships the
 # Vulkan ICD Dawn uses) and Node 20, run from a clone where `pnpm install` has already run (the
-# machine needs no network then). In under 8 minutes it runs:
+# machine needs no network then; scripts/gpu-bundle.sh and gpu-remote.sh bring Node and the
+# dependencies to a machine that has neither). In under 8 minutes it runs:
 #   1. the WebGPU test files (kernels and forward pass against the float64 reference and the CPU
 #      engine; `seesaw run --backend webgpu` on 1 and 2 devices against the CPU engine's tokens),
 #   2. the kernel bench: FMA peak, copy bandwidth, matmul and decode-GEMV fractions of them,
@@ -23,13 +24,22 @@ else
 fi
 # Dawn prints two harmless limit warnings per device; keep the output to what matters.
 quiet() { grep -v 'artificially reduced' || true; }
+# A package.json script under a time limit, as `pnpm -s <name>` runs it, without needing pnpm (a
+# GPU machine set up by scripts/gpu-remote.sh has Node only). Usage: run_script SECONDS NAME ARGS...
+run_script() {
+  local seconds=$1 name=$2 command
+  command=$(node -p "require('./package.json').scripts['$name'] ?? ''")
+  [ -n "$command" ] || { echo "no script $name in package.json" >&2; return 1; }
+  shift 2
+  PATH="$PWD/node_modules/.bin:$PATH" timeout "$seconds" bash -c "$command \"\$@\"" "$name" "$@"
+}
 
 echo "== 1/3 WebGPU tests"
 # A failing or slow test must not cost the figures: report it and go on to the benches.
-timeout 240 pnpm -s vitest run packages/webgpu-device apps/cli/src/webgpu-backend.e2e.test.ts \
+timeout 200 node_modules/.bin/vitest run packages/webgpu-device apps/cli/src/webgpu-backend.e2e.test.ts \
   apps/cli/src/webgpu-multi-device.e2e.test.ts 2>&1 | quiet ||
   echo "== WebGPU tests FAILED or timed out (exit ${PIPESTATUS[0]}); the benches still run"
 echo "== 2/3 kernel bench"
-timeout 120 pnpm -s bench:webgpu "${kernel_args[@]}" 2>&1 | quiet
+run_script 100 bench:webgpu "${kernel_args[@]}" 2>&1 | quiet
 echo "== 3/3 end-to-end bench"
-timeout 240 pnpm -s bench:webgpu-e2e "${e2e_args[@]}" 2>&1 | quiet
+run_script 220 bench:webgpu-e2e "${e2e_args[@]}" 2>&1 | quiet
