@@ -22,13 +22,13 @@ export interface PrefillBudgetState {
   /** Front = next to admit. */
   waiting: readonly Sequence[];
   host: HostKvAllocator;
-  /** Steps in flight: pp of the prefill layout. */
-  maxInFlight: number;
+  /** Pipeline stages: pp of the prefill layout. */
+  numStages: number;
 }
 
 /**
  * Token budget of each prefill step. One step in flight: the whole budget (greedy, as the
- * paper's artifact). With a pipeline (maxInFlight = pp > 1) one greedy step could swallow the
+ * paper's artifact). With a pipeline (numStages = pp > 1) one greedy step could swallow the
  * whole phase's prompts and leave every stage but one idle, so at the phase's first step the
  * prompt tokens the phase can take (those the host tier has room for) are cut into
  * PIPELINE_MICRO_BATCHES_PER_STAGE * pp equal micro-batches (M micro-batches keep a pp-stage
@@ -48,9 +48,9 @@ export class PrefillStepBudget {
 
   /** Tokens the next prefill step may take. */
   next(state: PrefillBudgetState): number {
-    if (state.maxInFlight === 1) return this.maxNumBatchedTokens;
+    if (state.numStages === 1) return this.maxNumBatchedTokens;
     if (this.microBatchTokens !== null) return this.microBatchTokens;
-    const numMicroBatches = PIPELINE_MICRO_BATCHES_PER_STAGE * state.maxInFlight;
+    const numMicroBatches = PIPELINE_MICRO_BATCHES_PER_STAGE * state.numStages;
     let numPendingTokens = 0;
     for (const seq of state.prefilling) numPendingTokens += seq.numUncomputedTokens;
     const host = state.host;

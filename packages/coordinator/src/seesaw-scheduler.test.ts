@@ -12,7 +12,7 @@ import {
 import { type EngineRequest, type RequestOutput, RequestRejectedError } from './request.ts';
 import { DEFAULT_SAMPLING } from './sampling-params.ts';
 import { SeesawEngine, type SeesawEngineOptions } from './seesaw-engine.ts';
-import { SeesawScheduler } from './seesaw-scheduler.ts';
+import { pipelineStepsInFlight, SeesawScheduler } from './seesaw-scheduler.ts';
 import type { Phase } from './step-scheduler.ts';
 
 function request(id: string, promptLength: number, maxTokens: number): EngineRequest {
@@ -266,6 +266,35 @@ describe('SeesawScheduler admission limits', () => {
     expect([defaults.phase, defaults.maxInFlight, defaults.numWatermarkBlocks, defaults.maxModelLen]).toEqual(
       ['prefill', 1, 1, 40],
     );
+  });
+
+  it('keeps pp + 1 micro-batches in flight in a pipelined prefill phase and pp in decode', () => {
+    expect([pipelineStepsInFlight('prefill', 1), pipelineStepsInFlight('decode', 1)]).toEqual([1, 1]);
+    expect([pipelineStepsInFlight('prefill', 2), pipelineStepsInFlight('decode', 2)]).toEqual([3, 2]);
+    expect(pipelineStepsInFlight('prefill', 4)).toBe(5);
+    // Four 4-token prompts on two stages: the phase's budget is cut by stages (16 micro-batches
+    // per stage, floored at 256 tokens), and three disjoint steps go out before any answers.
+    const scheduler = new SeesawScheduler({
+      ...config,
+      numKvBlocks: 40,
+      hostKv: { ...config.hostKv, numSlots: 40 },
+      maxNumBatchedTokens: 4,
+      maxInFlight: 2,
+    });
+    for (let i = 0; i < 4; i++) scheduler.addRequest(request(`p${i}`, 4, 2), 0);
+    expect(scheduler.maxInFlight).toBe(3);
+    const plans = [scheduler.schedule(), scheduler.schedule(), scheduler.schedule()];
+    expect(plans.map((plan) => plan?.batch.seqs.map((seq) => seq.seqId))).toEqual([[0], [1], [2]]);
+    expect(scheduler.schedule()).toBeNull();
+    for (const plan of plans) {
+      const seqId = plan!.batch.seqs[0].seqId;
+      scheduler.update(plan!, { stepId: plan!.batch.stepId, sampled: [{ seqId, tokenId: 3 }] }, 1);
+    }
+    const last = scheduler.schedule()!;
+    scheduler.update(last, { stepId: last.batch.stepId, sampled: [{ seqId: 3, tokenId: 3 }] }, 1);
+    expect(scheduler.pendingSwitch()).toBe('decode');
+    scheduler.enterPhase('decode', 8, { maxInFlight: 2 });
+    expect(scheduler.maxInFlight).toBe(2);
   });
 
   it('rejects requests that cannot fit the host tier or either layout, with the reason', () => {
