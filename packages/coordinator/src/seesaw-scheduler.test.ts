@@ -155,7 +155,7 @@ describe('SeesawScheduler switches as the policy says', () => {
     expect(engine.stats.numWriteBacks).toBe(9);
   });
 
-  it('cuts a pipelined prefill phase into equal micro-batches, one budget when unpipelined', async () => {
+  it('cuts a pipelined prefill phase into equal micro-batches (the last halved), one budget when unpipelined', async () => {
     const setup = {
       blockSize: 16,
       numKvBlocks: { prefill: 256, decode: 256 },
@@ -174,12 +174,21 @@ describe('SeesawScheduler switches as the policy says', () => {
     const pipelinedLong = await observedRun(long, { ...setup, maxInFlight: { prefill: 2 } });
     expect(stepTokens(pipelinedLong)).toEqual(Array(32).fill(512));
     expect(stepTokens(await observedRun(long, setup))).toEqual(Array(4).fill(4096));
+    // The last 512-token micro-batch is one prompt: it is not split (its second half would wait
+    // for the first to leave the pipeline).
     // 16 prompts of 128: 2048 tokens. 32 micro-batches would be 64 tokens each, below the
-    // 256-token floor (per-step overhead): 8 micro-batches of 256; unpipelined one greedy step.
+    // 256-token floor (per-step overhead): micro-batches of 256, except the last, which is two
+    // prompts, halved so that the last stage drains the pipeline in half the time; unpipelined
+    // one greedy step.
     const short = Array.from({ length: 16 }, (_, i) => request(`p${i}`, 128, 2));
     const pipelinedShort = await observedRun(short, { ...setup, maxInFlight: { prefill: 2 } });
-    expect(stepTokens(pipelinedShort)).toEqual(Array(8).fill(256));
+    expect(stepTokens(pipelinedShort)).toEqual([...Array(7).fill(256), 128, 128]);
     expect(stepTokens(await observedRun(short, setup))).toEqual([2048]);
+    // 8 prompts of 64: 256 (4 prompts), then the last 256 halves (2 prompts a step); 128 is
+    // under the floor for another halving.
+    const tiny = Array.from({ length: 8 }, (_, i) => request(`t${i}`, 64, 2));
+    const pipelinedTiny = await observedRun(tiny, { ...setup, maxInFlight: { prefill: 2 } });
+    expect(stepTokens(pipelinedTiny)).toEqual([256, 128, 128]);
   });
 
   it('leaves decode early at the low mark, writing the running sequences back', async () => {

@@ -241,6 +241,7 @@ export class SeesawScheduler implements StepScheduler {
         waiting: this.waiting,
         host: this.hostAllocator,
         numStages: this.numStagesNow,
+        isBusy: (seq) => this.busy.has(seq.seqId),
       }),
       allocator: this.allocatorNow,
       canReserveHost: (numTokens) => this.canReserveHost(numTokens),
