@@ -69,6 +69,9 @@ export function watchPeakMemory(device: PhasedDevice, peak: PeakDeviceMemory): P
     get maxInFlight() {
       return device.maxInFlight;
     },
+    get queuesSteps() {
+      return device.queuesSteps;
+    },
     get deviceRoles() {
       return device.deviceRoles;
     },

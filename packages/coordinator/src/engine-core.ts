@@ -4,7 +4,7 @@
  * Design (vLLM v1's EngineCore + batch_queue shape):
  * - A StepScheduler (pure: plans steps, applies results) and a ReplicaExecutor (what a replica
  *   offers: local worker threads or a remote host) meet here and nowhere else.
- * - Batch queue: up to min(scheduler.maxInFlight, executor.maxConcurrentBatches) steps in flight.
+ * - Batch queue: up to min(scheduler.maxInFlight, maxStepsInFlight(executor)) steps in flight.
  *   Each step() fills the queue (schedule -> executor.execute), then waits for the OLDEST step
  *   still in flight to answer... in practice the first to settle, since the scheduler accepts
  *   results in any order among the steps in flight; it applies it with scheduler.update.
@@ -57,6 +57,13 @@ export interface ReplicaExecutor {
   readonly numKvBlocks: number;
   /** Steps the current layout takes at once (its pp). */
   readonly maxConcurrentBatches: number;
+  /**
+   * The devices run steps in arrival order, so a pipelined layout (pp > 1) may be sent one step
+   * more than it has stages: it waits at the first stage, which starts it the moment it finishes
+   * the step before instead of idling until the coordinator has applied the last stage's answer
+   * and planned the next step.
+   */
+  readonly queuesSteps?: boolean;
   /** Each device's role in the current layout ('stage 0 tp 1'): one trace track each. */
   readonly deviceRoles?: readonly string[];
   /** Runs one step, its planned swaps included. */
@@ -112,6 +119,14 @@ export function isDecodeOnly(plan: StepPlan): boolean {
 
 export function numPlannedTokens(plan: StepPlan): number {
   return plan.chunks.reduce((sum, chunk) => sum + chunk.numNewTokens, 0);
+}
+
+/** Steps `executor` takes at once: its pp, plus one queued at the first stage of a pipeline that queues steps. */
+export function maxStepsInFlight(
+  executor: Pick<ReplicaExecutor, 'maxConcurrentBatches' | 'queuesSteps'>,
+): number {
+  const pp = executor.maxConcurrentBatches;
+  return executor.queuesSteps && pp > 1 ? pp + 1 : pp;
 }
 
 type Settled = { plan: StepPlan; startMs: number; traceStartMs: number } & (
@@ -233,7 +248,7 @@ export class EngineCore<S extends StepScheduler = StepScheduler> {
 
   private async runSteps(): Promise<RequestOutput[]> {
     const { clock } = this.options;
-    const depth = Math.min(this.scheduler.maxInFlight, this.executor.maxConcurrentBatches);
+    const depth = Math.min(this.scheduler.maxInFlight, maxStepsInFlight(this.executor));
     // Idle = time spent planning; the synchronous part of execute() (dispatch) is device time.
     while (this.inFlight.size < depth) {
       const scheduleStartMs = clock();

@@ -23,6 +23,8 @@ interface Setup {
   numKvBlocks: Record<Phase, number>;
   numHostSlots: number;
   maxInFlight?: Partial<Record<Phase, number>>;
+  /** The device queues steps: a pipelined prefill phase keeps pp + 1 in flight. */
+  queuesSteps?: boolean;
   options?: Partial<SeesawEngineOptions>;
 }
 
@@ -32,6 +34,7 @@ function makeEngine(setup: Setup, maxModelLen: number, onBatch?: (batch: StepBat
     numKvBlocks: setup.numKvBlocks,
     numHostSlots: setup.numHostSlots,
     maxInFlight: setup.maxInFlight,
+    queuesSteps: setup.queuesSteps,
     vocabSize: VOCAB,
     onBatch,
     kvMsPerToken: 0.001,
@@ -88,6 +91,17 @@ describe('SeesawEngine gives the static engine tokens', () => {
         numKvBlocks: { prefill: 50, decode: 45 },
         numHostSlots: 60,
         maxInFlight: { prefill: 2 },
+        options: { maxNumBatchedTokens: 100 },
+      },
+    ],
+    [
+      'P2 -> T2 on a device that queues steps (3 prefill steps in flight), small budget',
+      {
+        blockSize: 8,
+        numKvBlocks: { prefill: 50, decode: 45 },
+        numHostSlots: 60,
+        maxInFlight: { prefill: 2 },
+        queuesSteps: true,
         options: { maxNumBatchedTokens: 100 },
       },
     ],
@@ -156,6 +170,27 @@ describe('SeesawEngine gives the static engine tokens', () => {
       expect(stats.numPreemptions + stats.numSwitches).toBeGreaterThan(0);
     });
   }
+
+  it('keeps pp + 1 prefill steps in flight on a device that queues steps, pp decode steps', async () => {
+    const seed = freshSeed();
+    console.log(`seesaw pipeline depth seed ${seed}`);
+    const requests = randomWorkload(seed, { count: 24, maxPrompt: 60, maxTokens: 12 });
+    const expected = await staticReference(requests, MAX_MODEL_LEN);
+    const setup: Setup = {
+      blockSize: 8,
+      numKvBlocks: { prefill: 200, decode: 200 },
+      numHostSlots: 400,
+      maxInFlight: { prefill: 2, decode: 2 },
+      options: { maxNumBatchedTokens: 64 },
+    };
+    const queued = await runSeesaw({ ...setup, queuesSteps: true }, requests, MAX_MODEL_LEN);
+    expectSameOutputs(queued.outputs, expected);
+    expect(queued.device.peakPending).toEqual({ prefill: 3, decode: 2 });
+    // A device that does not declare queuesSteps is never sent more than its pp.
+    const plain = await runSeesaw(setup, requests, MAX_MODEL_LEN);
+    expectSameOutputs(plain.outputs, expected);
+    expect(plain.device.peakPending).toEqual({ prefill: 2, decode: 2 });
+  });
 
   it('stops for good when a step fails', async () => {
     const device = new HashingPhasedDevice({

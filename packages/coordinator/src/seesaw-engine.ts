@@ -17,6 +17,8 @@ export interface PhasedDevice {
   readonly phase: Phase;
   /** pp of the current layout: steps it takes at once. */
   readonly maxInFlight: number;
+  /** Runs steps in arrival order, so a pipelined layout may be sent one more (ReplicaExecutor.queuesSteps). */
+  readonly queuesSteps?: boolean;
   /**
    * Each device's role in the current layout ('stage 0 tp 1'), index = local device: the trace
    * draws every step on every device's track too. Absent: one track for the replica only.
@@ -121,6 +123,9 @@ function phasedExecutor(device: PhasedDevice) {
     },
     get maxConcurrentBatches() {
       return device.maxInFlight;
+    },
+    get queuesSteps() {
+      return device.queuesSteps;
     },
     get deviceRoles() {
       return device.deviceRoles;

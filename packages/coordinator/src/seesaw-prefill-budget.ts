@@ -22,18 +22,25 @@ export interface PrefillBudgetState {
   /** Front = next to admit. */
   waiting: readonly Sequence[];
   host: HostKvAllocator;
-  /** Steps in flight: pp of the prefill layout. */
-  maxInFlight: number;
+  /** Pipeline stages: pp of the prefill layout. */
+  numStages: number;
+  /** Whether a sequence is in a step in flight (its next chunk cannot be planned yet). */
+  isBusy(seq: Sequence): boolean;
 }
 
 /**
  * Token budget of each prefill step. One step in flight: the whole budget (greedy, as the
- * paper's artifact). With a pipeline (maxInFlight = pp > 1) one greedy step could swallow the
+ * paper's artifact). With a pipeline (numStages = pp > 1) one greedy step could swallow the
  * whole phase's prompts and leave every stage but one idle, so at the phase's first step the
  * prompt tokens the phase can take (those the host tier has room for) are cut into
  * PIPELINE_MICRO_BATCHES_PER_STAGE * pp equal micro-batches (M micro-batches keep a pp-stage
  * pipeline busy M / (M + pp - 1) of the time), never below MIN_PIPELINED_PREFILL_TOKENS nor above
- * the budget. The cut is kept for the rest of the phase, so its steps stay equal as prompts finish.
+ * the budget. The cut is kept for the rest of the phase, so its steps stay equal as prompts finish,
+ * except at the end: once the prompts left fit one micro-batch, about half of them (whole prompts)
+ * go first. The pipeline's makespan is the first stage's work plus the last stage's time on the
+ * phase's last micro-batch, during which every other stage idles: halving that micro-batch halves
+ * the drain (a prompt is never split for it: its second chunk would wait for the first to leave
+ * the pipeline).
  */
 export class PrefillStepBudget {
   /** This prefill phase's pipelined step budget, fixed at its first step; null before it. */
@@ -48,9 +55,13 @@ export class PrefillStepBudget {
 
   /** Tokens the next prefill step may take. */
   next(state: PrefillBudgetState): number {
-    if (state.maxInFlight === 1) return this.maxNumBatchedTokens;
-    if (this.microBatchTokens !== null) return this.microBatchTokens;
-    const numMicroBatches = PIPELINE_MICRO_BATCHES_PER_STAGE * state.maxInFlight;
+    if (state.numStages === 1) return this.maxNumBatchedTokens;
+    this.microBatchTokens ??= this.cut(state);
+    return halfOfTheLastMicroBatch(state, this.microBatchTokens) ?? this.microBatchTokens;
+  }
+
+  private cut(state: PrefillBudgetState): number {
+    const numMicroBatches = PIPELINE_MICRO_BATCHES_PER_STAGE * state.numStages;
     let numPendingTokens = 0;
     for (const seq of state.prefilling) numPendingTokens += seq.numUncomputedTokens;
     const host = state.host;
@@ -62,10 +73,40 @@ export class PrefillStepBudget {
       numPendingTokens += seq.numTokens;
     }
     const perMicroBatch = Math.ceil(numPendingTokens / numMicroBatches);
-    this.microBatchTokens = Math.min(
-      this.maxNumBatchedTokens,
-      Math.max(MIN_PIPELINED_PREFILL_TOKENS, perMicroBatch),
-    );
-    return this.microBatchTokens;
+    return Math.min(this.maxNumBatchedTokens, Math.max(MIN_PIPELINED_PREFILL_TOKENS, perMicroBatch));
   }
+}
+
+/**
+ * When the prompts the phase has left to plan (idle mid-prompt ones, then those waiting that the
+ * host tier has room for, in the planner's order) fit one micro-batch of `microBatchTokens` and
+ * come to at least MIN_PIPELINED_PREFILL_TOKENS over two or more prompts: the tokens of the
+ * fewest whole prompts that make up half of them or more. Otherwise null.
+ */
+function halfOfTheLastMicroBatch(state: PrefillBudgetState, microBatchTokens: number): number | null {
+  const chunks: number[] = [];
+  let total = 0;
+  for (const seq of state.prefilling) {
+    if (state.isBusy(seq)) continue;
+    chunks.push(seq.numUncomputedTokens);
+    total += seq.numUncomputedTokens;
+    if (total > microBatchTokens) return null;
+  }
+  const host = state.host;
+  let numFreeSlots = host.numFreeSlots;
+  for (const seq of state.waiting) {
+    const numSlots = host.slotsForTokens(seq.numTokens);
+    if (numSlots > numFreeSlots) break;
+    numFreeSlots -= numSlots;
+    chunks.push(seq.numTokens);
+    total += seq.numTokens;
+    if (total > microBatchTokens) return null;
+  }
+  if (chunks.length < 2 || total < MIN_PIPELINED_PREFILL_TOKENS) return null;
+  let first = 0;
+  for (const tokens of chunks) {
+    first += tokens;
+    if (2 * first >= total) break;
+  }
+  return first < total ? first : null;
 }

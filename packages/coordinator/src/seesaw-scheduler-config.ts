@@ -18,7 +18,7 @@ export interface SeesawSchedulerConfig {
   watermark?: number;
   /** Decode -> prefill once host slots in use / total <= this and prompts wait (default 0.2). */
   hostLowMark?: number;
-  /** Steps in flight (pp of the layout), default 1; enterPhase may change it per phase. */
+  /** Pipeline stages (pp of the layout), default 1; enterPhase may change it per phase. */
   maxInFlight?: number;
   randomSeed?: () => number;
 }

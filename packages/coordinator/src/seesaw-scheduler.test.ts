@@ -12,7 +12,7 @@ import {
 import { type EngineRequest, type RequestOutput, RequestRejectedError } from './request.ts';
 import { DEFAULT_SAMPLING } from './sampling-params.ts';
 import { SeesawEngine, type SeesawEngineOptions } from './seesaw-engine.ts';
-import { SeesawScheduler } from './seesaw-scheduler.ts';
+import { pipelineStepsInFlight, SeesawScheduler } from './seesaw-scheduler.ts';
 import type { Phase } from './step-scheduler.ts';
 
 function request(id: string, promptLength: number, maxTokens: number): EngineRequest {
@@ -155,7 +155,7 @@ describe('SeesawScheduler switches as the policy says', () => {
     expect(engine.stats.numWriteBacks).toBe(9);
   });
 
-  it('cuts a pipelined prefill phase into equal micro-batches, one budget when unpipelined', async () => {
+  it('cuts a pipelined prefill phase into equal micro-batches (the last halved), one budget when unpipelined', async () => {
     const setup = {
       blockSize: 16,
       numKvBlocks: { prefill: 256, decode: 256 },
@@ -174,12 +174,21 @@ describe('SeesawScheduler switches as the policy says', () => {
     const pipelinedLong = await observedRun(long, { ...setup, maxInFlight: { prefill: 2 } });
     expect(stepTokens(pipelinedLong)).toEqual(Array(32).fill(512));
     expect(stepTokens(await observedRun(long, setup))).toEqual(Array(4).fill(4096));
+    // The last 512-token micro-batch is one prompt: it is not split (its second half would wait
+    // for the first to leave the pipeline).
     // 16 prompts of 128: 2048 tokens. 32 micro-batches would be 64 tokens each, below the
-    // 256-token floor (per-step overhead): 8 micro-batches of 256; unpipelined one greedy step.
+    // 256-token floor (per-step overhead): micro-batches of 256, except the last, which is two
+    // prompts, halved so that the last stage drains the pipeline in half the time; unpipelined
+    // one greedy step.
     const short = Array.from({ length: 16 }, (_, i) => request(`p${i}`, 128, 2));
     const pipelinedShort = await observedRun(short, { ...setup, maxInFlight: { prefill: 2 } });
-    expect(stepTokens(pipelinedShort)).toEqual(Array(8).fill(256));
+    expect(stepTokens(pipelinedShort)).toEqual([...Array(7).fill(256), 128, 128]);
     expect(stepTokens(await observedRun(short, setup))).toEqual([2048]);
+    // 8 prompts of 64: 256 (4 prompts), then the last 256 halves (2 prompts a step); 128 is
+    // under the floor for another halving.
+    const tiny = Array.from({ length: 8 }, (_, i) => request(`t${i}`, 64, 2));
+    const pipelinedTiny = await observedRun(tiny, { ...setup, maxInFlight: { prefill: 2 } });
+    expect(stepTokens(pipelinedTiny)).toEqual([256, 128, 128]);
   });
 
   it('leaves decode early at the low mark, writing the running sequences back', async () => {
@@ -266,6 +275,35 @@ describe('SeesawScheduler admission limits', () => {
     expect([defaults.phase, defaults.maxInFlight, defaults.numWatermarkBlocks, defaults.maxModelLen]).toEqual(
       ['prefill', 1, 1, 40],
     );
+  });
+
+  it('keeps pp + 1 micro-batches in flight in a pipelined prefill phase and pp in decode', () => {
+    expect([pipelineStepsInFlight('prefill', 1), pipelineStepsInFlight('decode', 1)]).toEqual([1, 1]);
+    expect([pipelineStepsInFlight('prefill', 2), pipelineStepsInFlight('decode', 2)]).toEqual([3, 2]);
+    expect(pipelineStepsInFlight('prefill', 4)).toBe(5);
+    // Four 4-token prompts on two stages: the phase's budget is cut by stages (16 micro-batches
+    // per stage, floored at 256 tokens), and three disjoint steps go out before any answers.
+    const scheduler = new SeesawScheduler({
+      ...config,
+      numKvBlocks: 40,
+      hostKv: { ...config.hostKv, numSlots: 40 },
+      maxNumBatchedTokens: 4,
+      maxInFlight: 2,
+    });
+    for (let i = 0; i < 4; i++) scheduler.addRequest(request(`p${i}`, 4, 2), 0);
+    expect(scheduler.maxInFlight).toBe(3);
+    const plans = [scheduler.schedule(), scheduler.schedule(), scheduler.schedule()];
+    expect(plans.map((plan) => plan?.batch.seqs.map((seq) => seq.seqId))).toEqual([[0], [1], [2]]);
+    expect(scheduler.schedule()).toBeNull();
+    for (const plan of plans) {
+      const seqId = plan!.batch.seqs[0].seqId;
+      scheduler.update(plan!, { stepId: plan!.batch.stepId, sampled: [{ seqId, tokenId: 3 }] }, 1);
+    }
+    const last = scheduler.schedule()!;
+    scheduler.update(last, { stepId: last.batch.stepId, sampled: [{ seqId: 3, tokenId: 3 }] }, 1);
+    expect(scheduler.pendingSwitch()).toBe('decode');
+    scheduler.enterPhase('decode', 8, { maxInFlight: 2 });
+    expect(scheduler.maxInFlight).toBe(2);
   });
 
   it('rejects requests that cannot fit the host tier or either layout, with the reason', () => {

@@ -54,6 +54,11 @@ export {
  * A sequence is never in two steps in flight (nor in one while its prefetch is in flight). At a
  * switch the device keeps no KV: everything unfinished is parked in host slots or waiting.
  */
+/** Steps in flight in `phase` on `numStages` pipeline stages (see SeesawScheduler.maxInFlight). */
+export function pipelineStepsInFlight(phase: Phase, numStages: number): number {
+  return phase === 'prefill' && numStages > 1 ? numStages + 1 : numStages;
+}
+
 export class SeesawScheduler implements StepScheduler {
   readonly blockSize: number;
   readonly maxNumBatchedTokens: number;
@@ -67,7 +72,8 @@ export class SeesawScheduler implements StepScheduler {
 
   private phaseNow: Phase = 'prefill';
   private allocatorNow: BlockAllocator;
-  private maxInFlightNow: number;
+  /** Pipeline stages (pp) of the current layout. */
+  private numStagesNow: number;
   /** Each prefill step's token budget: the whole one, or a pipelined phase's micro-batch. */
   private readonly prefillBudget: PrefillStepBudget;
   private readonly defaultMaxInFlight: number;
@@ -110,7 +116,7 @@ export class SeesawScheduler implements StepScheduler {
     this.watermark = fraction('watermark', config.watermark ?? DEFAULT_SEESAW_WATERMARK, false);
     this.hostLowMark = fraction('hostLowMark', config.hostLowMark ?? DEFAULT_SEESAW_HOST_LOW_MARK, true);
     this.defaultMaxInFlight = positiveInteger('maxInFlight', config.maxInFlight ?? 1);
-    this.maxInFlightNow = this.defaultMaxInFlight;
+    this.numStagesNow = this.defaultMaxInFlight;
     this.allocatorNow = new BlockAllocator(numKvBlocks);
     this.capacityTokens.prefill = numKvBlocks * this.blockSize;
     if (config.numDecodeKvBlocks !== undefined)
@@ -134,8 +140,16 @@ export class SeesawScheduler implements StepScheduler {
     return this.hostTier.allocator;
   }
 
+  /**
+   * Steps that may be in flight now. A pipelined prefill phase keeps one micro-batch more than
+   * it has stages in flight: the extra one waits at the first stage (on a device that queues
+   * steps; EngineCore caps the depth at what the executor takes), so the first stage goes on to
+   * it as soon as it is done instead of idling for the coordinator's round trip behind the last
+   * stage's answer. Micro-batches are disjoint, so any depth is safe. Decode keeps pp: its
+   * micro-batches split the running set, and more of them would only be smaller.
+   */
   get maxInFlight(): number {
-    return this.maxInFlightNow;
+    return pipelineStepsInFlight(this.phaseNow, this.numStagesNow);
   }
 
   get numInFlight(): number {
@@ -203,7 +217,7 @@ export class SeesawScheduler implements StepScheduler {
 
   /** The next step; null when maxInFlight steps are in flight or nothing can be planned before one answers or a switch. */
   schedule(): StepPlan | null {
-    if (this.inFlight.size >= this.maxInFlightNow) return null;
+    if (this.inFlight.size >= this.maxInFlight) return null;
     if (this.phaseNow === 'decode') this.maybeStartDrain();
     const builder = new StepBuilder(this.blockSize);
     if (this.phaseNow === 'prefill') this.planPrefillStep(builder);
@@ -226,7 +240,8 @@ export class SeesawScheduler implements StepScheduler {
         prefilling: this.prefilling,
         waiting: this.waiting,
         host: this.hostAllocator,
-        maxInFlight: this.maxInFlightNow,
+        numStages: this.numStagesNow,
+        isBusy: (seq) => this.busy.has(seq.seqId),
       }),
       allocator: this.allocatorNow,
       canReserveHost: (numTokens) => this.canReserveHost(numTokens),
@@ -243,7 +258,7 @@ export class SeesawScheduler implements StepScheduler {
       numInFlight: this.inFlight.size,
       numIncoming: this.incoming.size,
       isDraining: this.drain.isDraining,
-      maxInFlight: this.maxInFlightNow,
+      maxInFlight: this.numStagesNow,
       maxNumSeqs: this.maxNumSeqs,
       numWatermarkBlocks: this.numWatermarkBlocks,
       allocator: this.allocatorNow,
@@ -317,7 +332,7 @@ export class SeesawScheduler implements StepScheduler {
     checkLayoutHoldsAll(phase, capacity, this.seqsById.values(), this.maxModelLen);
     this.capacityTokens[phase] = capacity;
     this.allocatorNow = new BlockAllocator(numKvBlocks);
-    this.maxInFlightNow = positiveInteger('maxInFlight', options.maxInFlight ?? this.defaultMaxInFlight);
+    this.numStagesNow = positiveInteger('maxInFlight', options.maxInFlight ?? this.defaultMaxInFlight);
     this.prefillBudget.startPhase();
     if (phase === 'prefill' && this.drain.isDraining) this.parked = [...this.drain.finish(), ...this.parked];
     this.phaseNow = phase;

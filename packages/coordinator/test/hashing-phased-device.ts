@@ -8,6 +8,8 @@ export interface HashingPhasedDeviceOptions extends Omit<HashingTestDeviceOption
   numKvBlocks: Record<Phase, number>;
   /** Steps each layout takes at once (its pp); default 1. */
   maxInFlight?: Partial<Record<Phase, number>>;
+  /** Declares queuesSteps: a layout with pp > 1 then takes pp + 1 steps at once. */
+  queuesSteps?: boolean;
   /** Reported per switch (ReshardStats.ms / bytesMoved); default 0. */
   reshardMs?: number;
   reshardBytes?: number;
@@ -17,7 +19,8 @@ export interface HashingPhasedDeviceOptions extends Omit<HashingTestDeviceOption
  * A PhasedDevice test double over HashingTestDevice: switchTo() re-creates the KV cache with the
  * new layout's block count and nothing in it (host slots survive), so a scheduler that relies on
  * device KV surviving a switch produces wrong tokens or trips the device's checks. It also
- * rejects a switch with steps pending and more steps in flight than the layout takes.
+ * rejects a switch with steps pending and more steps in flight than the layout takes (its pp, one
+ * more with queuesSteps).
  */
 export class HashingPhasedDevice implements PhasedDevice {
   readonly device: HashingTestDevice;
@@ -50,12 +53,22 @@ export class HashingPhasedDevice implements PhasedDevice {
     return this.maxInFlightOf[this.phaseNow];
   }
 
+  get queuesSteps(): boolean {
+    return this.options.queuesSteps ?? false;
+  }
+
+  /** Most steps pending at once so far, per phase. */
+  readonly peakPending: Record<Phase, number> = { prefill: 0, decode: 0 };
+
   async execute(batch: StepBatch): Promise<StepResult> {
-    if (this.numPending >= this.maxInFlight)
+    const pp = this.maxInFlight;
+    const numTaken = this.queuesSteps && pp > 1 ? pp + 1 : pp;
+    if (this.numPending >= numTaken)
       throw new Error(
-        `step ${batch.stepId}: ${this.numPending} steps pending, the ${this.phaseNow} layout takes ${this.maxInFlight}`,
+        `step ${batch.stepId}: ${this.numPending} steps pending, the ${this.phaseNow} layout takes ${numTaken}`,
       );
     this.numPending++;
+    this.peakPending[this.phaseNow] = Math.max(this.peakPending[this.phaseNow], this.numPending);
     try {
       return await this.device.execute(batch);
     } finally {

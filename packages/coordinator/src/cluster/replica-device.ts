@@ -199,6 +199,11 @@ export class ReplicaDevice implements PhasedDevice {
     return this.parallel.pp;
   }
 
+  /** Every device worker runs the steps it is sent in arrival order (a queue per worker). */
+  get queuesSteps(): boolean {
+    return true;
+  }
+
   get numInFlight(): number {
     return this.pending.size;
   }
