@@ -215,7 +215,9 @@ export class KvStoreSwapper {
         );
     const touchAhead = this.touchAhead;
     if (!touchAhead) return writeBacks;
-    const numBlocks = swaps.reduce((sum, swap) => sum + swap.blockIds.length, 0);
+    // A prefetched sequence gets the blocks of its tokens and of the next one, which it decodes.
+    const { blockSize } = this.cache.layout;
+    const numBlocks = swaps.reduce((sum, swap) => sum + Math.ceil((swap.numTokens + 1) / blockSize), 0);
     return {
       onLayerKvWritten: writeBacks.onLayerKvWritten,
       // After the forward pass has posted every layer: the store copies out while this thread touches.
