@@ -50,6 +50,7 @@ import type {
 } from '@seesaw/protocol';
 import { KvPrefetchTable, type PrefetchSpan, type PrefetchWait } from './kv-prefetch-table.ts';
 import type { KvStoreLinkEndpoint, RegionSharer } from './kv-store-link.ts';
+import type { KvTouchAhead } from './kv-touch-ahead.ts';
 import { PagedKvCache } from './paged-kv-cache.ts';
 import type { KvBlockCopier } from './step-device.ts';
 import { checkKvSwap, StepKvWriteBacks, type WriteBackTimings } from './step-kv-write-backs.ts';
@@ -87,6 +88,8 @@ export class KvStoreSwapper {
   /**
    * `layers` and `kvHeads` are this shard's global ranges; the cache holds them as local
    * layers 0.. and heads 0.. . A cache off the host comes as its block copier: swaps only.
+   * With `touchAhead` (a Seesaw device), every step's write-backs also touch as many of the other
+   * layout's blocks as they write back, so its prefetches land in touched pages (kv-touch-ahead.ts).
    */
   constructor(
     private readonly link: KvStoreLinkEndpoint,
@@ -94,6 +97,7 @@ export class KvStoreSwapper {
     private readonly layers: Range,
     private readonly kvHeads: Range,
     shareRegion?: RegionSharer,
+    private readonly touchAhead?: KvTouchAhead,
   ) {
     link.onMessage((message, tensors) => this.answer(message, tensors));
     link.onClose((reason) => {
@@ -200,14 +204,28 @@ export class KvStoreSwapper {
       start: this.layers.start + layer,
       end: this.layers.start + layer + 1,
     });
-    if (this.isShared) {
-      const copy = (swap: StepKvSwap, layer: number) =>
-        this.trackPut(this.copy('write-back', 'kvCopyOut', swap, layersOf(layer)));
-      return new StepKvWriteBacks(this.cache, swaps, { copy });
-    }
-    return new StepKvWriteBacks(this.cache, swaps, (swap, layer, tensor) =>
-      this.trackPut(this.request('write-back', swap, 'kvPut', tensor, layersOf(layer))).then(() => undefined),
-    );
+    const writeBacks = this.isShared
+      ? new StepKvWriteBacks(this.cache, swaps, {
+          copy: (swap, layer) => this.trackPut(this.copy('write-back', 'kvCopyOut', swap, layersOf(layer))),
+        })
+      : new StepKvWriteBacks(this.cache, swaps, (swap, layer, tensor) =>
+          this.trackPut(this.request('write-back', swap, 'kvPut', tensor, layersOf(layer))).then(
+            () => undefined,
+          ),
+        );
+    const touchAhead = this.touchAhead;
+    if (!touchAhead) return writeBacks;
+    // A prefetched sequence gets the blocks of its tokens and of the next one, which it decodes.
+    const { blockSize } = this.cache.layout;
+    const numBlocks = swaps.reduce((sum, swap) => sum + Math.ceil((swap.numTokens + 1) / blockSize), 0);
+    return {
+      onLayerKvWritten: writeBacks.onLayerKvWritten,
+      // After the forward pass has posted every layer: the store copies out while this thread touches.
+      finish: () => {
+        touchAhead.touchNext(numBlocks);
+        return writeBacks.finish();
+      },
+    };
   }
 
   /**

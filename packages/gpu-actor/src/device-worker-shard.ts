@@ -5,7 +5,7 @@
  * layouts' links and the kv-store link are opened, and the stage's weights are loaded.
  */
 import type { MessagePort } from 'node:worker_threads';
-import { Checkpoint, type ShardPosition, type ShardSpec, shardSpec } from '@seesaw/model';
+import { Checkpoint, type ModelConfig, type ShardPosition, type ShardSpec, shardSpec } from '@seesaw/model';
 import {
   type DeviceToKvStore,
   type KvStoreToDevice,
@@ -33,7 +33,9 @@ import { HeldWeights } from './held-weights.ts';
 import { HostWeightCache } from './host-weight-cache.ts';
 import { KvCacheArena } from './kv-cache-arena.ts';
 import { type KvStoreLinkEndpoint, openKvStoreLink, regionSharerOf } from './kv-store-link.ts';
+import { KvTouchAhead } from './kv-touch-ahead.ts';
 import { loadModelWeights, type ModelWeights } from './model-weights.ts';
+import { PagedKvCache } from './paged-kv-cache.ts';
 import { SharedMemoryGroup } from './shared-memory-group.ts';
 import type { StepDevice, StepDeviceFactory } from './step-device.ts';
 import type { TensorParallelGroup } from './tensor-parallel-group.ts';
@@ -142,7 +144,8 @@ export async function loadShard(load: LoadShard, ctx: ShardLoadContext): Promise
   } finally {
     checkpoint.close();
   }
-  const kv = kvStoreLink ? kvStoreSwapperOver(kvStoreLink, device, plan.spec) : undefined;
+  const touchAhead = plan.other && otherLayoutTouchAhead(device, kvArena, plan.other, load);
+  const kv = kvStoreLink ? kvStoreSwapperOver(kvStoreLink, device, plan.spec, touchAhead) : undefined;
   // Settled before ready, so the first steps already swap by shared-memory copies where they can.
   await kv?.swapper.sharing;
   const shard: LoadedShard = {
@@ -192,7 +195,12 @@ export function switchedShard(
  * the cache's shared buffer is announced on the link itself (a store of this host then copies
  * KV in and out of the cache directly; after a re-shard the new swapper shares the new view).
  */
-function kvStoreSwapperOver(link: KvStoreLinkEndpoint, device: StepDevice, spec: ShardSpec) {
+function kvStoreSwapperOver(
+  link: KvStoreLinkEndpoint,
+  device: StepDevice,
+  spec: ShardSpec,
+  touchAhead?: KvTouchAhead,
+) {
   const view = new DetachableLink<DeviceToKvStore, KvStoreToDevice>(link);
   const swapper = new KvStoreSwapper(
     view as unknown as KvStoreLinkEndpoint,
@@ -200,8 +208,41 @@ function kvStoreSwapperOver(link: KvStoreLinkEndpoint, device: StepDevice, spec:
     spec.layers,
     spec.kvHeads,
     regionSharerOf(link),
+    touchAhead,
   );
   return { swapper, view };
+}
+
+/** A Seesaw device's other layout: its shard and the KV cache bytes it will have. */
+interface OtherLayoutCache {
+  spec: ShardSpec;
+  kvCacheBytes: number;
+}
+
+/**
+ * The other layout's cache viewed over the same arena, touched ahead of its use by this layout's
+ * write-backs (kv-touch-ahead.ts); undefined unless the device's cache is a view of the arena and
+ * the other one fits it as reserved. Sized by the rule the switch will size it by (blocks of its
+ * layers x KV heads that its KV bytes hold), so its block b is the bytes the switch's block b is.
+ */
+function otherLayoutTouchAhead(
+  device: StepDevice,
+  kvArena: KvCacheArena,
+  other: OtherLayoutCache,
+  load: LoadShard,
+): KvTouchAhead | undefined {
+  const cache = device.kvSwapTarget;
+  const config: ModelConfig = device.config;
+  if (!(cache instanceof PagedKvCache) || !kvArena.holds(cache.keys[0]?.buffer)) return undefined;
+  const cacheConfig = {
+    ...config,
+    numLayers: other.spec.layers.end - other.spec.layers.start,
+    numKvHeads: other.spec.kvHeads.end - other.spec.kvHeads.start,
+  };
+  const bytesPerBlock = PagedKvCache.bytesPerBlock(cacheConfig, load.blockSize, cache.dtype);
+  const numBlocks = Math.floor(other.kvCacheBytes / bytesPerBlock);
+  if (numBlocks < 1 || numBlocks * bytesPerBlock > kvArena.numBytes) return undefined;
+  return new KvTouchAhead(new PagedKvCache(cacheConfig, numBlocks, load.blockSize, cache.dtype, kvArena));
 }
 
 /**
@@ -222,13 +263,14 @@ function planMemory(load: LoadShard, position: ShardPosition) {
     }
     const weightBytes = shardWeightBytes(checkpoint, spec);
     const kvCacheBytes = shardKvCacheBytes(config, spec, load, weightBytes);
-    let otherKvCacheBytes = 0;
+    let other: OtherLayoutCache | undefined;
     if (load.otherLayoutPosition) {
       const otherSpec = shardSpec(config, load.otherLayoutPosition);
       const otherWeightBytes = shardWeightBytes(checkpoint, otherSpec);
-      otherKvCacheBytes = shardKvCacheBytes(config, otherSpec, load, otherWeightBytes);
+      other = { spec: otherSpec, kvCacheBytes: shardKvCacheBytes(config, otherSpec, load, otherWeightBytes) };
     }
-    return { spec, weightBytes, kvCacheBytes, otherKvCacheBytes, hiddenSize: config.hiddenSize };
+    const otherKvCacheBytes = other?.kvCacheBytes ?? 0;
+    return { spec, weightBytes, kvCacheBytes, other, otherKvCacheBytes, hiddenSize: config.hiddenSize };
   } finally {
     checkpoint.close();
   }

@@ -41,6 +41,11 @@ export class KvCacheArena {
     }
   }
 
+  /** Whether `buffer` is the arena's bytes (a cache viewed from it, not a fresh one). */
+  holds(buffer: ArrayBufferLike | undefined): boolean {
+    return buffer !== undefined && buffer === this.buffer;
+  }
+
   /** Bytes allocated (the largest cache asked for so far). */
   get numBytes(): number {
     return this.buffer?.byteLength ?? 0;
