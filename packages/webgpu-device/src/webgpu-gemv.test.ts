@@ -1,0 +1,84 @@
+// The decode GEMV kernel (gemvSource) against matmulSource, bit for bit, and against the float64
+// reference. The bits are the contract: matmul may pick either kernel for the same rows, and TP
+// ranks reproduce the single device's bits only if every kernel makes the same fma chains.
+import { reference, type WeightDType, weightToFloat64 } from '@seesaw/kernels';
+import { afterAll, describe, expect, it } from 'vitest';
+import { GEMV_MAX_ROWS, WebGpuKernels } from './webgpu-kernels.ts';
+import {
+  gpuForTests,
+  makeRng,
+  randomF32,
+  randomWeight,
+  relativeError,
+  testSeed,
+} from './webgpu-test-support.ts';
+
+const gpu = await gpuForTests();
+const rng = makeRng(testSeed());
+const f64 = (a: ArrayLike<number>) => Float64Array.from(a);
+const TOLERANCE = 1e-3;
+const randomInt = (lo: number, hi: number) => lo + Math.floor(rng() * (hi - lo + 1));
+
+describe.skipIf(gpu === null)('WebGPU decode GEMV', () => {
+  const k = gpu ? new WebGpuKernels(gpu.device) : (null as unknown as WebGpuKernels);
+  afterAll(() => gpu?.device.destroy());
+
+  it('matmul picks the GEMV up to GEMV_MAX_ROWS rows on a hardware adapter, never on a software one', () => {
+    expect(k.autoKernel(1)).toBe('gemv');
+    expect(k.autoKernel(GEMV_MAX_ROWS)).toBe('gemv');
+    expect(k.autoKernel(GEMV_MAX_ROWS + 1)).toBe('tiled');
+    const software = WebGpuKernels.forContext({ device: gpu!.device, isSoftwareAdapter: true });
+    expect(software.autoKernel(1)).toBe('rows');
+    expect(software.autoKernel(512)).toBe('rows');
+  });
+
+  // Each (dtype, rows per workgroup, bias) is a shader variant, about a second of lavapipe's JIT:
+  // bf16 (the model weights' dtype) runs every variant, f32 and f16 every row count with the bias
+  // alternating. Every dtype runs every leaves value, odd leaf lengths (element loads), even ones
+  // (word loads) over several staged chunks and short ones under a chunk, output counts that are
+  // no multiple of a workgroup's, and 1 to GEMV_MAX_ROWS + 2 rows (two row blocks at the end).
+  for (const dtype of ['bf16', 'f32', 'f16'] as WeightDType[]) {
+    it(`gives matmulSource's bits with ${dtype} weights (leaves 1-8, odd and even leaf lengths, ragged outputs, 1 to ${GEMV_MAX_ROWS + 2} rows, bias and none)`, async () => {
+      const mMax = GEMV_MAX_ROWS + 2;
+      const shapes = [1, 2, 4, 8].flatMap((leaves) =>
+        [2 * randomInt(0, 20) + 1, 2 * randomInt(17, 40), randomInt(1, 9)].map((leafLen) => ({
+          leaves,
+          leafLen,
+        })),
+      );
+      for (const [index, { leaves, leafLen }] of shapes.entries()) {
+        const n = 2 * randomInt(1, 40) + 1;
+        const kk = leaves * leafLen;
+        const hostWeight = { ...randomWeight(rng, dtype, n, kk), leaves };
+        const w = k.uploadWeight(hostWeight);
+        const weight64 = weightToFloat64(hostWeight);
+        const biasData = randomF32(rng, n);
+        const bias = k.upload(biasData);
+        const xData = randomF32(rng, mMax * kk, 2);
+        const x = k.upload(xData);
+        const gemvOut = k.allocate(mMax * n);
+        const rowsOut = k.allocate(mMax * n);
+        for (let m = 1; m <= mMax; m++) {
+          const biasChoices = dtype === 'bf16' ? [false, true] : [(m + index) % 2 === 0];
+          for (const withBias of biasChoices) {
+            const b = withBias ? bias : undefined;
+            k.matmul(gemvOut, x, m, w, b, 'gemv');
+            k.matmul(rowsOut, x, m, w, b, 'rows');
+            const [got, want] = [await k.read(gemvOut, m * n), await k.read(rowsOut, m * n)];
+            const where = `${dtype} ${m}x${n}x${kk}, ${leaves} leaves${withBias ? ', bias' : ''}`;
+            expect(new Uint32Array(got.buffer), where).toEqual(new Uint32Array(want.buffer));
+            const ref = reference.matmul(
+              f64(xData.subarray(0, m * kk)),
+              m,
+              weight64,
+              n,
+              kk,
+              withBias ? f64(biasData) : undefined,
+            );
+            expect(relativeError(got, ref), where).toBeLessThan(TOLERANCE);
+          }
+        }
+      }
+    }, 120_000);
+  }
+});
