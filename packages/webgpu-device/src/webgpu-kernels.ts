@@ -53,9 +53,11 @@ const NEG_INF_BITS = 0xff800000;
 /** Rows from which matmul uses the tiled kernel (a tile holds 16 rows: fewer leave it mostly idle). */
 export const TILED_MATMUL_MIN_ROWS = 8;
 /**
- * Rows up to which matmul uses the GEMV kernel (decode). Up to 16 rows one workgroup serves them
- * all (16 accumulators a thread), reading each weight once per dispatch; above, the tiled
- * kernel's 16-row tiles are full and it reuses each staged x row across 16 outputs.
+ * Rows up to which matmul uses the GEMV kernel on a hardware adapter (decode steps). Chosen by
+ * reasoning, not yet measured on a GPU: up to 16 rows one workgroup serves them all (16
+ * accumulators a thread) and reads each weight once per dispatch, while the tiled kernel's
+ * 16-row tiles would be part empty; from 17 rows the tiled kernel's tiles fill up and it reuses
+ * each staged weight across 16 rows too.
  */
 export const GEMV_MAX_ROWS = 16;
 /** The kernels matmul can run; all give the same bits. */
