@@ -133,15 +133,15 @@ const GEMV_STRIDE = GEMV_CHUNK + 1;
  * load width are uniform branches): lavapipe's JIT takes about a second per variant.
  */
 export function gemvSource(dtype: 'f32' | 'f16' | 'bf16', withBias: boolean, rows: number): string {
-  // This step's tile: `end` columns of each of the 64 segments, slot f (segment f / per, column or
-  // word f % per) loaded by thread f % 64. The loop bound is the runtime `end`, so the compiler
-  // does not unroll it (an unrolled one took lavapipe's JIT several seconds per variant).
-  const stageElements = `for (var f = t; f < WG * end; f += WG) {
-        let seg = f / end;
-        let c = f % end;
-        let jw = j0 + seg / p.leaves;
+  // This step's tile: `end` columns of each of the 64 segments. Thread t loads column t % 32 (or
+  // word t % 16) of every second (or fourth) segment from t / 32 (t / 16) on, so adjacent threads
+  // load adjacent weights; divisors are powers of two (shifts), and the loop's start is t's, so
+  // the compiler does not unroll it (an unrolled one took lavapipe's JIT seconds per variant).
+  const stageElements = `for (var seg = t / CHUNK; seg < WG; seg += WG / CHUNK) {
+        let c = t % CHUNK;
+        let jw = j0 + (seg >> leafShift);
         var v = 0.0;
-        if (jw < p.n) { v = weightAt(jw * p.k + (seg % p.leaves) * leafLen + t0 + c); }
+        if (jw < p.n && c < end) { v = weightAt(jw * p.k + (seg & leafMask) * leafLen + t0 + c); }
         ws[seg * STRIDE + c] = v;
       }`;
   const widen = (half: string) =>
@@ -150,13 +150,12 @@ export function gemvSource(dtype: 'f32' | 'f16' | 'bf16', withBias: boolean, row
     dtype === 'f32'
       ? stageElements
       : `if (wordAligned) {
-      let words = end / 2u;
-      for (var f = t; f < WG * words; f += WG) {
-        let seg = f / words;
-        let c = 2u * (f % words);
-        let jw = j0 + seg / p.leaves;
+      let wordsPerChunk = CHUNK / 2u;
+      for (var seg = t / wordsPerChunk; seg < WG; seg += WG / wordsPerChunk) {
+        let c = 2u * (t % wordsPerChunk);
+        let jw = j0 + (seg >> leafShift);
         var word = 0u;
-        if (jw < p.n) { word = w[(jw * p.k + (seg % p.leaves) * leafLen + t0 + c) >> 1u]; }
+        if (jw < p.n && c < end) { word = w[(jw * p.k + (seg & leafMask) * leafLen + t0 + c) >> 1u]; }
         ws[seg * STRIDE + c] = ${widen('word & 0xffffu')};
         ws[seg * STRIDE + c + 1u] = ${widen('word >> 16u')};
       }
@@ -175,6 +174,9 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t: u3
   let j0 = wg.x * (WG / p.leaves);
   let row0 = wg.y * ROWS;
   let leafLen = p.k / p.leaves;
+  // p.leaves is 1, 2, 4 or 8: segment s is output s >> leafShift, leaf s & leafMask.
+  let leafShift = countTrailingZeros(p.leaves);
+  let leafMask = p.leaves - 1u;
   // Even leaf lengths (and chunks) put every staged segment on a word boundary.
   let wordAligned = leafLen % 2u == 0u;
   // Thread t owns segment t: output j0 + t / p.leaves, leaf t % p.leaves.
