@@ -1,11 +1,10 @@
 import type { KvLayout, Weight, WeightDType } from '@seesaw/kernels';
 import { MAX_HEAD_DIM, pagedAttentionSource, writeKvSource } from './wgsl-attention.ts';
+import { GEMV_WORKGROUP, gemvSource } from './wgsl-gemv.ts';
 import {
   addInPlaceSource,
   argmaxRowsSource,
   embedSource,
-  GEMV_WORKGROUP,
-  gemvSource,
   MATMUL_TILE,
   matmulSource,
   matmulTiledSource,
