@@ -1,6 +1,7 @@
 // WebGPU kernel bench: measures on the adapter it runs on an FMA-loop peak (GFLOP/s) and a
 // buffer-copy bandwidth (GB/s), then the matmul kernel at 512 rows as a fraction of that peak
-// and the decode GEMV (1 row, bf16 weights) as a fraction of that bandwidth (webgpu-measure.ts).
+// and the decode GEMV (1 row, bf16 weights) as a fraction of that bandwidth (webgpu-measure.ts),
+// each with the ratio of the kernel matmul picks to the one-thread-per-output kernel.
 // Usage: pnpm bench:webgpu [--reduced]   (--reduced: small sizes for a software adapter)
 import { openGpu } from '../src/gpu-context.ts';
 import { measureWebGpuKernels } from '../src/webgpu-measure.ts';
@@ -29,5 +30,15 @@ console.log(
 );
 console.log(
   `decode GEMV ${GN}x${GK} bf16  ${m.gemvGBps.toFixed(1)} GB/s = ${pct(m.gemvGBps / m.copyGBps)} of copy bandwidth`,
+);
+const gemvVsRows = (gemv: number, rows: number) =>
+  `${rows.toPrecision(3)} -> ${gemv.toPrecision(3)} GB/s = ${(gemv / rows).toFixed(2)}x`;
+console.log(
+  `  GEMV vs one-thread-per-output kernel (same bits), 1 row: ${gemvVsRows(m.gemvKernelGBps, m.gemvRowsKernelGBps)}` +
+    ` = ${pct(m.gemvKernelGBps / m.copyGBps)} of copy bandwidth` +
+    (opened.context.isSoftwareAdapter ? ' (software adapter: matmul keeps the old kernel)' : ''),
+);
+console.log(
+  `  ${m.gemvBatchRows} rows (weight bytes once): ${gemvVsRows(m.gemvKernelBatchGBps, m.gemvRowsKernelBatchGBps)}`,
 );
 opened.context.device.destroy();

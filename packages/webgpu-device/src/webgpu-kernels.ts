@@ -1,5 +1,6 @@
 import type { KvLayout, Weight, WeightDType } from '@seesaw/kernels';
 import { MAX_HEAD_DIM, pagedAttentionSource, writeKvSource } from './wgsl-attention.ts';
+import { GEMV_WORKGROUP, gemvSource } from './wgsl-gemv.ts';
 import {
   addInPlaceSource,
   argmaxRowsSource,
@@ -50,6 +51,16 @@ const WORKGROUP = 64;
 const NEG_INF_BITS = 0xff800000;
 /** Rows from which matmul uses the tiled kernel (a tile holds 16 rows: fewer leave it mostly idle). */
 export const TILED_MATMUL_MIN_ROWS = 8;
+/**
+ * Rows up to which matmul uses the GEMV kernel on a hardware adapter (decode steps). Chosen by
+ * reasoning, not yet measured on a GPU: up to 16 rows one workgroup serves them all (16
+ * accumulators a thread) and reads each weight once per dispatch, while the tiled kernel's
+ * 16-row tiles would be part empty; from 17 rows the tiled kernel's tiles fill up and it reuses
+ * each staged weight across 16 rows too.
+ */
+export const GEMV_MAX_ROWS = 16;
+/** The kernels matmul can run; all give the same bits. */
+export type MatmulKernel = 'rows' | 'tiled' | 'gemv';
 const MAX_GROUPS_PER_DIM = 65535;
 
 /**
@@ -67,17 +78,23 @@ export class WebGpuKernels {
   private pendingErrors: Array<Promise<GPUError | null>> = [];
 
   /**
-   * tiledMatmulMinRows: rows from which matmul('auto') runs the tiled kernel (Infinity: never;
-   * on a software adapter it measured slower than the one-thread-per-output kernel).
+   * matmul('auto') runs the GEMV kernel up to gemvMaxRows rows (0: never), else the tiled kernel
+   * from tiledMatmulMinRows rows (Infinity: never), else the one-thread-per-output kernel.
    */
   constructor(
     readonly device: GPUDevice,
     private readonly tiledMatmulMinRows = TILED_MATMUL_MIN_ROWS,
+    private readonly gemvMaxRows = GEMV_MAX_ROWS,
   ) {}
 
-  /** Kernels for a context: the tiled matmul only on a hardware adapter. */
+  /**
+   * Kernels for a context: the tiled matmul and the GEMV only on a hardware adapter (on lavapipe
+   * both measured slower than the one-thread-per-output kernel: see `pnpm bench:webgpu`).
+   */
   static forContext(context: { device: GPUDevice; isSoftwareAdapter: boolean }): WebGpuKernels {
-    return new WebGpuKernels(context.device, context.isSoftwareAdapter ? Infinity : TILED_MATMUL_MIN_ROWS);
+    return context.isSoftwareAdapter
+      ? new WebGpuKernels(context.device, Infinity, 0)
+      : new WebGpuKernels(context.device);
   }
 
   /** Copies host data into a new storage buffer (padded to 4 bytes: 16-bit weights pack two per word). */
@@ -170,9 +187,10 @@ export class WebGpuKernels {
   }
 
   /**
-   * out[m][N] = x[m][K] · Wᵀ (+ bias[N]). From tiledMatmulMinRows rows on (prefill) the
-   * tiled kernel runs, below it the one-thread-per-output one; both give the same bits, so
-   * `kernel` (for tests and the bench) only picks the speed.
+   * out[m][N] = x[m][K] · Wᵀ (+ bias[N]). Up to gemvMaxRows rows (decode) the GEMV kernel runs,
+   * from tiledMatmulMinRows rows on (prefill) the tiled one, between them the
+   * one-thread-per-output one; all give the same bits, so `kernel` (for tests and the bench) only
+   * picks the speed.
    */
   matmul(
     out: GpuTensor,
@@ -180,25 +198,43 @@ export class WebGpuKernels {
     m: number,
     w: GpuWeight,
     bias?: GpuTensor,
-    kernel: 'auto' | 'rows' | 'tiled' = 'auto',
+    kernel: 'auto' | MatmulKernel = 'auto',
   ): void {
     need(x.length >= m * w.cols, `matmul x holds ${x.length} floats, needs ${m} x ${w.cols}`);
     need(out.length >= m * w.rows, `matmul out holds ${out.length} floats, needs ${m} x ${w.rows}`);
     if (bias) need(bias.length === w.rows, `matmul bias has ${bias.length} entries, needs ${w.rows}`);
     const buffers = [x, w.tensor, out, this.params([m, w.rows, w.cols, w.leaves])];
     if (bias) buffers.push(bias);
-    const isTiled = kernel === 'tiled' || (kernel === 'auto' && m >= this.tiledMatmulMinRows);
-    if (isTiled) {
+    const withBias = bias !== undefined;
+    const chosen = kernel === 'auto' ? this.autoKernel(m) : kernel;
+    if (chosen === 'gemv') {
+      // One row block of up to GEMV_MAX_ROWS rows per workgroup, sized to m (a power of two).
+      const rowsPerGroup = Math.min(GEMV_MAX_ROWS, 2 ** Math.ceil(Math.log2(Math.max(1, m))));
+      const outputsPerGroup = GEMV_WORKGROUP / w.leaves;
+      const groupsX = Math.ceil(w.rows / outputsPerGroup);
+      const groupsY = Math.ceil(m / rowsPerGroup);
+      need(
+        groupsX <= MAX_GROUPS_PER_DIM && groupsY <= MAX_GROUPS_PER_DIM,
+        `GEMV of ${m} x ${w.rows} outputs exceeds ${MAX_GROUPS_PER_DIM} workgroups per dimension`,
+      );
+      this.dispatch(gemvSource(w.dtype, withBias, rowsPerGroup), buffers, groupsX, groupsY);
+    } else if (chosen === 'tiled') {
       const tiles = (n: number) => Math.ceil(n / MATMUL_TILE);
       need(
         tiles(m) <= MAX_GROUPS_PER_DIM,
         `matmul of ${m} rows exceeds ${MAX_GROUPS_PER_DIM} tiles per dispatch`,
       );
-      this.dispatch(matmulTiledSource(w.dtype, bias !== undefined), buffers, tiles(w.rows), tiles(m));
-      return;
+      this.dispatch(matmulTiledSource(w.dtype, withBias), buffers, tiles(w.rows), tiles(m));
+    } else {
+      need(m <= MAX_GROUPS_PER_DIM, `matmul of ${m} rows exceeds ${MAX_GROUPS_PER_DIM} per dispatch`);
+      this.dispatch(matmulSource(w.dtype, withBias), buffers, groups(w.rows), m);
     }
-    need(m <= MAX_GROUPS_PER_DIM, `matmul of ${m} rows exceeds ${MAX_GROUPS_PER_DIM} per dispatch`);
-    this.dispatch(matmulSource(w.dtype, bias !== undefined), buffers, groups(w.rows), m);
+  }
+
+  /** The kernel matmul('auto') runs for m rows. */
+  autoKernel(m: number): MatmulKernel {
+    if (m <= this.gemvMaxRows) return 'gemv';
+    return m >= this.tiledMatmulMinRows ? 'tiled' : 'rows';
   }
 
   rmsNorm(out: GpuTensor, x: GpuTensor, weight: GpuTensor, rows: number, eps: number): void {

@@ -1,7 +1,8 @@
 /**
  * What the WebGPU backend's kernels reach on the adapter they run on: an FMA-loop peak (GFLOP/s)
  * and a buffer-copy bandwidth (GB/s), then the matmul kernel at 512 rows (a prefill step) and the
- * decode GEMV (1 row, bf16 weights), to be read as fractions of those two. Used by
+ * decode GEMV (1 row, bf16 weights), to be read as fractions of those two; each next to the
+ * kernels matmul does not pick there (same bits), so a run shows their ratio. Used by
  * `pnpm bench:webgpu` and `seesaw profile --backend webgpu`.
  */
 import type { GpuContext } from './gpu-context.ts';
@@ -19,8 +20,15 @@ export interface WebGpuMeasurements {
   matmulTiledKernelGflops: number;
   matmulRowsKernelGflops: number;
   gemvShape: [number, number];
-  /** Weight bytes streamed per second by the decode GEMV. */
+  /** Weight bytes streamed per second by the kernel matmul picks for one row. */
   gemvGBps: number;
+  /** The same for the GEMV kernel and the one-thread-per-output one (same bits). */
+  gemvKernelGBps: number;
+  gemvRowsKernelGBps: number;
+  /** The GEMV kernel at gemvBatchRows rows: weight bytes per second (read once for all rows). */
+  gemvBatchRows: number;
+  gemvKernelBatchGBps: number;
+  gemvRowsKernelBatchGBps: number;
 }
 
 /** Measures on context's device; reduced: small sizes for a software adapter (lavapipe). */
@@ -117,13 +125,19 @@ export async function measureWebGpuKernels(
   const mmTiledGflops = await gflopsOf('tiled');
   const mmRowsGflops = await gflopsOf('rows');
 
-  // Decode GEMV: one row against bf16 weights; bytes are the weights read once.
+  // Decode GEMV: one row (and a batch of 8) against bf16 weights; bytes are the weights read once.
   const [GN, GK] = reduced ? [1024, 1024] : [8192, 4096];
+  const GEMV_BATCH = 8;
   const gvW = bf16Weight(GN, GK);
-  const gvX = randomTensor(GK);
-  const gvOut = keep(kernels.allocate(GN));
-  const gvSeconds = await timeIt(() => kernels.matmul(gvOut, gvX, 1, gvW));
-  const gemvGBps = (GN * GK * 2) / gvSeconds / 1e9;
+  const gvX = randomTensor(GEMV_BATCH * GK);
+  const gvOut = keep(kernels.allocate(GEMV_BATCH * GN));
+  const gemvGBpsOf = async (rows: number, kernel: 'auto' | 'gemv' | 'rows') =>
+    (GN * GK * 2) / (await timeIt(() => kernels.matmul(gvOut, gvX, rows, gvW, undefined, kernel))) / 1e9;
+  const gemvGBps = await gemvGBpsOf(1, 'auto');
+  const gemvKernelGBps = await gemvGBpsOf(1, 'gemv');
+  const gemvRowsKernelGBps = await gemvGBpsOf(1, 'rows');
+  const gemvKernelBatchGBps = await gemvGBpsOf(GEMV_BATCH, 'gemv');
+  const gemvRowsKernelBatchGBps = await gemvGBpsOf(GEMV_BATCH, 'rows');
   for (const t of tensors) t.buffer.destroy();
   fmaOut.buffer.destroy();
   return {
@@ -136,5 +150,10 @@ export async function measureWebGpuKernels(
     matmulRowsKernelGflops: mmRowsGflops,
     gemvShape: [GN, GK],
     gemvGBps,
+    gemvKernelGBps,
+    gemvRowsKernelGBps,
+    gemvBatchRows: GEMV_BATCH,
+    gemvKernelBatchGBps,
+    gemvRowsKernelBatchGBps,
   };
 }

@@ -19,9 +19,9 @@ fn weightAt(i: u32) -> f32 { return w[i]; }`;
 fn weightAt(i: u32) -> f32 { ${word} return ${widen}; }`;
 }
 
-/** The bindings both matmul kernels take: x, the weight (read through weightAt), out, the shape and
- *  leaf count, and the bias when there is one. */
-function matmulBindings(dtype: 'f32' | 'f16' | 'bf16', withBias: boolean): string {
+/** The bindings every matmul kernel takes (gemvSource in wgsl-gemv.ts too): x, the weight (read
+ *  through weightAt), out, the shape and leaf count, and the bias when there is one. */
+export function matmulBindings(dtype: 'f32' | 'f16' | 'bf16', withBias: boolean): string {
   return `struct Params { m: u32, n: u32, k: u32, leaves: u32 }
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 ${weightReader(dtype)}
