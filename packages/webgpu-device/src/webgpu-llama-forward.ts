@@ -5,6 +5,12 @@ import { balancedRange, type ModelConfig, ropeInvFreq, type ShardSpec } from '@s
 import { type CandidatesPlan, type GpuCandidates, selectCandidates } from './gpu-sampling.ts';
 import type { GpuTensor, GpuWeight, WebGpuKernels } from './webgpu-kernels.ts';
 
+/**
+ * Called once a layer (local index) of the step is encoded into the command stream, its K/V
+ * writes included: it may encode more work behind it (a write-back's copies) and submit.
+ */
+export type AfterLayerHook = (layer: number) => void;
+
 /** One layer's weights resident on the device. */
 interface GpuLayer {
   inputNorm: GpuTensor;
@@ -126,10 +132,15 @@ export class WebGpuLlamaForward {
    * Runs this stage's part of one step. Last stage: the logits [numSampled][V] of
    * batch.sampledRows (gathered over TP ranks); other stages: the hidden state [T][H].
    */
-  async run(batch: ForwardBatch, cache: GpuKvCache, inputHidden?: Float32Array): Promise<Float32Array> {
+  async run(
+    batch: ForwardBatch,
+    cache: GpuKvCache,
+    inputHidden?: Float32Array,
+    afterLayer?: AfterLayerHook,
+  ): Promise<Float32Array> {
     const step: GpuTensor[] = [];
     try {
-      const hidden = await this.encodeLayers(batch, cache, inputHidden, step);
+      const hidden = await this.encodeLayers(batch, cache, inputHidden, step, afterLayer);
       if (!this.shard.isLastStage) return await this.kernels.read(hidden);
       const logits = this.encodeLogits(batch, hidden, step);
       if (!logits) return new Float32Array(0);
@@ -141,11 +152,12 @@ export class WebGpuLlamaForward {
   }
 
   /** Runs one step and samples greedily on the GPU (a last stage of an unsplit vocabulary): only the ids come back. */
-  async runGreedy(batch: ForwardBatch, cache: GpuKvCache): Promise<Int32Array> {
+  async runGreedy(batch: ForwardBatch, cache: GpuKvCache, afterLayer?: AfterLayerHook): Promise<Int32Array> {
     this.needWholeVocabulary('greedy ids');
     const step: GpuTensor[] = [];
     try {
-      const logits = this.encodeLogits(batch, await this.encodeLayers(batch, cache, undefined, step), step);
+      const hidden = await this.encodeLayers(batch, cache, undefined, step, afterLayer);
+      const logits = this.encodeLogits(batch, hidden, step);
       if (!logits) return new Int32Array(0);
       const numSampled = batch.sampledRows.length;
       const ids = track(step, this.kernels.upload(new Int32Array(numSampled)));
@@ -167,11 +179,13 @@ export class WebGpuLlamaForward {
     cache: GpuKvCache,
     plan: CandidatesPlan,
     rowsToRead: (candidates: Float32Array) => number[],
+    afterLayer?: AfterLayerHook,
   ): Promise<GpuCandidates> {
     this.needWholeVocabulary('sampling candidates');
     const step: GpuTensor[] = [];
     try {
-      const logits = this.encodeLogits(batch, await this.encodeLayers(batch, cache, undefined, step), step);
+      const hidden = await this.encodeLayers(batch, cache, undefined, step, afterLayer);
+      const logits = this.encodeLogits(batch, hidden, step);
       if (!logits) return { candidates: new Float32Array(0), logitsRows: new Map() };
       return await selectCandidates(
         this.kernels,
@@ -195,13 +209,15 @@ export class WebGpuLlamaForward {
 
   /**
    * Encodes (and, across TP ranks, runs) the stage's layers; returns the hidden state [T][H]
-   * tensor. The step's buffers are pushed to `step` for the caller to destroy.
+   * tensor. The step's buffers are pushed to `step` for the caller to destroy. afterLayer(l)
+   * runs once layer l is encoded (its K/V writes included), in layer order.
    */
   private async encodeLayers(
     batch: ForwardBatch,
     cache: GpuKvCache,
     inputHidden: Float32Array | undefined,
     step: GpuTensor[],
+    afterLayer: AfterLayerHook | undefined,
   ): Promise<GpuTensor> {
     const k = this.kernels;
     const { hiddenSize, headDim, rmsNormEps, vocabSize } = this.config;
@@ -279,6 +295,7 @@ export class WebGpuLlamaForward {
       k.matmul(projected, activated, T, layer.down);
       await this.allReduce(projected);
       k.addInPlace(hidden, projected);
+      afterLayer?.(l);
     }
     return hidden;
   }
