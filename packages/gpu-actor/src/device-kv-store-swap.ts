@@ -216,8 +216,8 @@ export class KvStoreSwapper {
 
   /**
    * Write-backs of a cache off the host whose copier has no layer-by-layer path: every layer of
-   * each sequence at once after the compute. finish() encodes the
-   * copies out synchronously, before any later step's compute can reuse the blocks.
+   * each sequence at once after the compute. finish() encodes the copies out synchronously,
+   * before any later step's compute can reuse the blocks.
    */
   private wholeWriteBacks(copier: KvBlockCopier, swaps: readonly StepKvSwap[]): StepWriteBacks {
     for (const swap of swaps) checkKvSwap(swap, copier, 'write-back');
