@@ -6,7 +6,7 @@
 // Prints the median step -> last write-back time of each and their ratios; `layered` compute
 // against `none` is what the extra submissions cost. The puts are no-ops: the kv-store's copy is
 // the same in both write-back variants.
-// Usage: pnpm bench:webgpu-write-backs [--shape tiny] [--dtype f32] [--prompts 4] [--prompt-len 128] [--reps 7]
+// Usage: pnpm bench:webgpu-write-backs [--shape tiny] [--dtype f32] [--prompts 4] [--prompt-len 128] [--reps 7] [--groups 4]
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,7 +16,7 @@ import { Checkpoint, generateCheckpoint, isModelShapeName } from '@seesaw/model'
 import type { StepKvSwap, StepSeq } from '@seesaw/protocol';
 import { openGpu } from '../src/gpu-context.ts';
 import { GpuKvSwap } from '../src/gpu-kv-swap.ts';
-import { GpuKvWriteBacks } from '../src/gpu-kv-write-backs.ts';
+import { GpuKvWriteBacks, WRITE_BACK_SUBMITS_PER_STEP } from '../src/gpu-kv-write-backs.ts';
 import { WebGpuKernels } from '../src/webgpu-kernels.ts';
 import { GpuKvCache, WebGpuLlamaForward } from '../src/webgpu-llama-forward.ts';
 
@@ -27,6 +27,7 @@ const { values } = parseArgs({
     prompts: { type: 'string', default: '4' },
     'prompt-len': { type: 'string', default: '128' },
     reps: { type: 'string', default: '7' },
+    groups: { type: 'string', default: String(WRITE_BACK_SUBMITS_PER_STEP) },
   },
 });
 const shape = values.shape;
@@ -35,7 +36,8 @@ const dtype = values.dtype as 'bf16' | 'f16' | 'f32';
 const numPrompts = Number(values.prompts);
 const promptLen = Number(values['prompt-len']);
 const reps = Number(values.reps);
-for (const [name, n] of Object.entries({ numPrompts, promptLen, reps })) {
+const groups = Number(values.groups);
+for (const [name, n] of Object.entries({ numPrompts, promptLen, reps, groups })) {
   if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer`);
 }
 
@@ -83,7 +85,7 @@ try {
       await Promise.all(swaps.map((swap) => copier.gather(swap)));
     },
     layered: async () => {
-      const writeBacks = new GpuKvWriteBacks(kernels, cache, swaps, noPut);
+      const writeBacks = new GpuKvWriteBacks(kernels, cache, swaps, noPut, groups);
       await forward.runGreedy(batch, cache, writeBacks.onLayerKvWritten);
       await writeBacks.finish();
     },
@@ -103,7 +105,7 @@ try {
   const m = Object.fromEntries(names.map((n) => [n, median(times[n])])) as Record<Variant, number>;
   console.log(
     `adapter: ${opened.context.adapterDescription}; ${shape} ${dtype}, ${config.numLayers} layers, ` +
-      `${numPrompts} prompts x ${promptLen} tokens in one prefill step, ${reps} reps (medians)`,
+      `${numPrompts} prompts x ${promptLen} tokens in one prefill step, ${groups} write-back groups, ${reps} reps (medians)`,
   );
   for (const n of names) console.log(`${n.padEnd(8)} ${m[n].toFixed(1)} ms`);
   console.log(`layered / after (step until written back): ${(m.layered / m.after).toFixed(3)}`);

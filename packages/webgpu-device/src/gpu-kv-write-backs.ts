@@ -26,6 +26,12 @@ import type { GpuKvCache } from './webgpu-llama-forward.ts';
 
 /** Submissions a step's write-backs add at most (the layers are split into this many groups). */
 export const WRITE_BACK_SUBMITS_PER_STEP = 4;
+/**
+ * The same on a software adapter, where each submission is a queue round trip on the CPU cores
+ * that also compute: 4 groups measured 1.08-1.25x the step time of 1 group's 0.90-0.94x (tiny,
+ * lavapipe, shared machine, bench:webgpu-write-backs), so fewer, still overlapped.
+ */
+export const SOFTWARE_ADAPTER_WRITE_BACK_SUBMITS = 2;
 
 /** Contiguous layer groups, one submission each: min(numLayers, maxSubmits) of them, sizes within one. */
 export function writeBackLayerGroups(numLayers: number, maxSubmits: number): Range[] {

@@ -23,6 +23,7 @@ import type { ModelConfig, ShardSpec } from '@seesaw/model';
 import { ENGINE_DEFAULTS, type StepBatch } from '@seesaw/protocol';
 import { type GpuContext, openGpu } from './gpu-context.ts';
 import { GpuKvSwap } from './gpu-kv-swap.ts';
+import { SOFTWARE_ADAPTER_WRITE_BACK_SUBMITS, WRITE_BACK_SUBMITS_PER_STEP } from './gpu-kv-write-backs.ts';
 import { candidatesPlan, sampleFromCandidates } from './gpu-sampling.ts';
 import { WebGpuKernels } from './webgpu-kernels.ts';
 import { type AfterLayerHook, GpuKvCache, WebGpuLlamaForward } from './webgpu-llama-forward.ts';
@@ -96,7 +97,10 @@ export class WebGpuDevice implements StepDevice {
       context.device.limits.maxStorageBufferBindingSize,
     );
     this.cache = new GpuKvCache(kernels, cacheConfig, this.numKvBlocks, this.blockSize);
-    this.kvSwapTarget = new GpuKvSwap(kernels, this.cache);
+    const writeBackSubmits = context.isSoftwareAdapter
+      ? SOFTWARE_ADAPTER_WRITE_BACK_SUBMITS
+      : WRITE_BACK_SUBMITS_PER_STEP;
+    this.kvSwapTarget = new GpuKvSwap(kernels, this.cache, writeBackSubmits);
     this.kvCacheBytes = this.numKvBlocks * bytesPerBlock(cacheConfig, this.blockSize);
     this.shard = weights.shard;
     this.weightBytes = weights.numBytes;
