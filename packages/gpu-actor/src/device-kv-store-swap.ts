@@ -199,20 +199,22 @@ export class KvStoreSwapper {
   startWriteBacks(step: StepBatch): StepWriteBacks | undefined {
     const swaps = step.kvWriteBacks ?? [];
     if (swaps.length === 0) return undefined;
-    if (!(this.cache instanceof PagedKvCache)) return this.wholeWriteBacks(this.cache, swaps);
     const layersOf = (layer: number) => ({
       start: this.layers.start + layer,
       end: this.layers.start + layer + 1,
     });
+    const putLayer = (swap: StepKvSwap, layer: number, tensor: Tensor) =>
+      this.trackPut(this.request('write-back', swap, 'kvPut', tensor, layersOf(layer))).then(() => undefined);
+    if (!(this.cache instanceof PagedKvCache)) {
+      return this.cache.startLayerWriteBacks
+        ? this.cache.startLayerWriteBacks(swaps, putLayer)
+        : this.wholeWriteBacks(this.cache, swaps);
+    }
+    const copy = (swap: StepKvSwap, layer: number) =>
+      this.trackPut(this.copy('write-back', 'kvCopyOut', swap, layersOf(layer)));
     const writeBacks = this.isShared
-      ? new StepKvWriteBacks(this.cache, swaps, {
-          copy: (swap, layer) => this.trackPut(this.copy('write-back', 'kvCopyOut', swap, layersOf(layer))),
-        })
-      : new StepKvWriteBacks(this.cache, swaps, (swap, layer, tensor) =>
-          this.trackPut(this.request('write-back', swap, 'kvPut', tensor, layersOf(layer))).then(
-            () => undefined,
-          ),
-        );
+      ? new StepKvWriteBacks(this.cache, swaps, { copy })
+      : new StepKvWriteBacks(this.cache, swaps, putLayer);
     const touchAhead = this.touchAhead;
     if (!touchAhead) return writeBacks;
     // A prefetched sequence gets the blocks of its tokens and of the next one, which it decodes.
@@ -229,9 +231,9 @@ export class KvStoreSwapper {
   }
 
   /**
-   * Write-backs of a cache off the host: not layer by layer (each layer would be a read-back of
-   * its own) but every layer of each sequence at once after the compute. finish() encodes the
-   * copies out synchronously, before any later step's compute can reuse the blocks.
+   * Write-backs of a cache off the host whose copier has no layer-by-layer path: every layer of
+   * each sequence at once after the compute. finish() encodes the copies out synchronously,
+   * before any later step's compute can reuse the blocks.
    */
   private wholeWriteBacks(copier: KvBlockCopier, swaps: readonly StepKvSwap[]): StepWriteBacks {
     for (const swap of swaps) checkKvSwap(swap, copier, 'write-back');

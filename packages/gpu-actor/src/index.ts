@@ -1,4 +1,5 @@
 export { CpuDevice, type CpuDeviceOptions, type StageOutput } from './cpu-device.ts';
+export type { StepWriteBacks } from './device-kv-store-swap.ts';
 export {
   createDeviceWorkerGroup,
   DEVICE_GROUP_CAPACITY_FLOATS,
@@ -37,5 +38,6 @@ export {
   type StepDeviceFactory,
   type StepDeviceOptions,
 } from './step-device.ts';
+export { checkKvSwap, type LayerKvPut, type WriteBackTimings } from './step-kv-write-backs.ts';
 export { checkStepTokenIds, type SequenceSampling, StepSampler } from './step-sampler.ts';
 export { sumByHalvingTree, type TensorParallelGroup } from './tensor-parallel-group.ts';

@@ -10,8 +10,10 @@ import type { KvLayout } from '@seesaw/kernels';
 import type { ModelConfig, ShardSpec } from '@seesaw/model';
 import type { StepBatch, StepKvSwap, Tensor } from '@seesaw/protocol';
 import { CpuDevice, type CpuDeviceOptions, type StageOutput } from './cpu-device.ts';
+import type { StepWriteBacks } from './device-kv-store-swap.ts';
 import type { ModelWeights } from './model-weights.ts';
 import type { PagedKvCache } from './paged-kv-cache.ts';
+import type { LayerKvPut } from './step-kv-write-backs.ts';
 import type { SequenceSampling } from './step-sampler.ts';
 
 /**
@@ -24,6 +26,14 @@ export interface KvBlockCopier {
   gather(swap: StepKvSwap): Promise<Tensor>;
   /** Lands before any later step's compute reads the blocks. */
   scatter(swap: StepKvSwap, tensor: Tensor): void;
+  /**
+   * A step's write-backs layer by layer, overlapped with its compute, where the copier can
+   * (StepKvWriteBacks' contract: the device calls onLayerKvWritten(local layer) once that
+   * layer's K/V of the step is written or encoded, `put` posts one layer of one sequence, as
+   * [1, 2, kvHeads, numTokens, headDim], and finish() waits for every acknowledgement). Without
+   * it the swapper writes every layer back at once after the compute.
+   */
+  startLayerWriteBacks?(swaps: readonly StepKvSwap[], put: LayerKvPut): StepWriteBacks;
 }
 
 /** What a device worker needs of the device that runs its shard. */
@@ -37,7 +47,7 @@ export interface StepDevice {
   /**
    * What the kv-store swapper copies a sequence's blocks out of and into: the KV cache itself
    * when it is in host memory, or a copier over a cache elsewhere (a GPU's, through staging
-   * buffers), which supports swaps but not the tiered-KV write-backs and prefetches yet.
+   * buffers), through which swaps, write-backs and prefetches go.
    */
   readonly kvSwapTarget: PagedKvCache | KvBlockCopier;
   /** Runs this device's stage of a step (CpuDevice.executeStage's contract). */

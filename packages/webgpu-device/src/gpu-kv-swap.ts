@@ -4,19 +4,27 @@
  * staging buffer (swap-out), or written into a buffer mapped at creation and copied into their
  * blocks (swap-in). On the host the compact copy looks like a paged cache of just this
  * sequence's blocks, so the kv-store's own gather/scatter produce and read the same head-major
- * tensor as the CPU device's swaps.
+ * tensor as the CPU device's swaps. A step's write-backs go layer group by layer group while it
+ * computes (gpu-kv-write-backs.ts).
  */
-import type { KvBlockCopier } from '@seesaw/gpu-actor';
+import type { KvBlockCopier, LayerKvPut, StepWriteBacks } from '@seesaw/gpu-actor';
 import { gatherSequenceKv, scatterSequenceKv } from '@seesaw/kv-store';
 import type { StepKvSwap, Tensor } from '@seesaw/protocol';
+import { GpuKvWriteBacks, WRITE_BACK_SUBMITS_PER_STEP } from './gpu-kv-write-backs.ts';
 import type { WebGpuKernels } from './webgpu-kernels.ts';
 import type { GpuKvCache } from './webgpu-llama-forward.ts';
 
 export class GpuKvSwap implements KvBlockCopier {
+  /** writeBackSubmits: submissions a step's write-backs may add (its layers' groups). */
   constructor(
     private readonly kernels: WebGpuKernels,
     private readonly cache: GpuKvCache,
+    private readonly writeBackSubmits = WRITE_BACK_SUBMITS_PER_STEP,
   ) {}
+
+  startLayerWriteBacks(swaps: readonly StepKvSwap[], put: LayerKvPut): StepWriteBacks {
+    return new GpuKvWriteBacks(this.kernels, this.cache, swaps, put, this.writeBackSubmits);
+  }
 
   get layout() {
     return this.cache.layout;

@@ -23,9 +23,10 @@ import type { ModelConfig, ShardSpec } from '@seesaw/model';
 import { ENGINE_DEFAULTS, type StepBatch } from '@seesaw/protocol';
 import { type GpuContext, openGpu } from './gpu-context.ts';
 import { GpuKvSwap } from './gpu-kv-swap.ts';
+import { SOFTWARE_ADAPTER_WRITE_BACK_SUBMITS, WRITE_BACK_SUBMITS_PER_STEP } from './gpu-kv-write-backs.ts';
 import { candidatesPlan, sampleFromCandidates } from './gpu-sampling.ts';
 import { WebGpuKernels } from './webgpu-kernels.ts';
-import { GpuKvCache, WebGpuLlamaForward } from './webgpu-llama-forward.ts';
+import { type AfterLayerHook, GpuKvCache, WebGpuLlamaForward } from './webgpu-llama-forward.ts';
 
 /** Bytes of one KV block over all layers, K and V (the CPU cache's accounting). */
 function bytesPerBlock(config: ModelConfig, blockSize: number): number {
@@ -96,14 +97,25 @@ export class WebGpuDevice implements StepDevice {
       context.device.limits.maxStorageBufferBindingSize,
     );
     this.cache = new GpuKvCache(kernels, cacheConfig, this.numKvBlocks, this.blockSize);
-    this.kvSwapTarget = new GpuKvSwap(kernels, this.cache);
+    const writeBackSubmits = context.isSoftwareAdapter
+      ? SOFTWARE_ADAPTER_WRITE_BACK_SUBMITS
+      : WRITE_BACK_SUBMITS_PER_STEP;
+    this.kvSwapTarget = new GpuKvSwap(kernels, this.cache, writeBackSubmits);
     this.kvCacheBytes = this.numKvBlocks * bytesPerBlock(cacheConfig, this.blockSize);
     this.shard = weights.shard;
     this.weightBytes = weights.numBytes;
     this.sampler = new StepSampler(config.vocabSize);
   }
 
-  async executeStage(step: StepBatch, inputHidden?: Float32Array): Promise<StageOutput> {
+  /**
+   * onLayerKvWritten: the step's write-backs (kvSwapTarget.startLayerWriteBacks), called as each
+   * layer is encoded so its copies go out while later layers compute.
+   */
+  async executeStage(
+    step: StepBatch,
+    inputHidden?: Float32Array,
+    onLayerKvWritten?: AfterLayerHook,
+  ): Promise<StageOutput> {
     // The worker's kv-store swapper has done the step's swaps (through kvSwapTarget) and removed them.
     if (step.swapOuts?.length || step.swapIns?.length || step.kvWriteBacks?.length || step.prefetches?.length)
       throw new Error(
@@ -112,21 +124,28 @@ export class WebGpuDevice implements StepDevice {
     this.sampler.update(step);
     checkStepTokenIds(step, this.config.vocabSize);
     const batch = buildForwardBatch(step.seqs, this.blockSize, this.numKvBlocks);
-    if (!this.shard.isLastStage) return { hidden: await this.forward.run(batch, this.cache, inputHidden) };
+    if (!this.shard.isLastStage)
+      return { hidden: await this.forward.run(batch, this.cache, inputHidden, onLayerKvWritten) };
     // A shard (TP ranks, a last PP stage) samples on the host from the gathered logits, as the CPU does.
     const isWholeModel = this.shard.tp === 1 && this.shard.pp === 1;
     if (!isWholeModel)
-      return this.sampler.sample(step, await this.forward.run(batch, this.cache, inputHidden));
+      return this.sampler.sample(
+        step,
+        await this.forward.run(batch, this.cache, inputHidden, onLayerKvWritten),
+      );
     if (!this.sampler.needsLogits(step)) {
-      return this.sampler.fromGreedyIds(step, await this.forward.runGreedy(batch, this.cache));
+      return this.sampler.fromGreedyIds(
+        step,
+        await this.forward.runGreedy(batch, this.cache, onLayerKvWritten),
+      );
     }
     const plan = candidatesPlan(step, this.sampler, this.config.vocabSize);
     if (plan !== null) {
       return await sampleFromCandidates(step, this.sampler, plan, this.config.vocabSize, (p, rowsToRead) =>
-        this.forward.runCandidates(batch, this.cache, p, rowsToRead),
+        this.forward.runCandidates(batch, this.cache, p, rowsToRead, onLayerKvWritten),
       );
     }
-    return this.sampler.sample(step, await this.forward.run(batch, this.cache));
+    return this.sampler.sample(step, await this.forward.run(batch, this.cache, undefined, onLayerKvWritten));
   }
 
   sequenceSampling(): Map<number, SequenceSampling> {

@@ -144,17 +144,37 @@ export class WebGpuKernels {
 
   /** Submits the pending dispatches and reads length f32 values of a tensor back to the host. */
   async read(tensor: GpuTensor, length = tensor.length): Promise<Float32Array> {
-    const staging = this.device.createBuffer({
+    const staging = this.allocateReadStaging(length);
+    this.copy(staging, 0, tensor, 0, length);
+    return await this.readStaging(staging);
+  }
+
+  /**
+   * A buffer of length f32 values that the host maps to read: copy() into it in stream order,
+   * then readStaging(). Not bindable in a dispatch.
+   */
+  allocateReadStaging(length: number): GpuTensor {
+    const buffer = this.device.createBuffer({
       size: Math.max(4, length * 4),
       usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
     });
-    this.encoderNow().copyBufferToBuffer(tensor.buffer, 0, staging, 0, length * 4);
-    this.flush();
-    await this.throwSubmittedErrors();
-    await staging.mapAsync(GPUMapMode.READ);
-    const out = new Float32Array(staging.getMappedRange().slice(0));
-    staging.destroy();
-    return out;
+    return { buffer, length };
+  }
+
+  /**
+   * Submits the pending work and resolves, once the device has done everything submitted so
+   * far, with a copy of the staging buffer's floats; the buffer is destroyed. Other work may be
+   * encoded and submitted while it waits (that is how a step's KV write-backs overlap its compute).
+   */
+  async readStaging(staging: GpuTensor): Promise<Float32Array> {
+    try {
+      this.flush();
+      await this.throwSubmittedErrors();
+      await staging.buffer.mapAsync(GPUMapMode.READ);
+      return new Float32Array(staging.buffer.getMappedRange().slice(0, staging.length * 4));
+    } finally {
+      staging.buffer.destroy();
+    }
   }
 
   /**
@@ -455,8 +475,8 @@ export class WebGpuKernels {
   }
 
   private async throwSubmittedErrors(): Promise<void> {
-    const errors = await Promise.all(this.pendingErrors);
-    this.pendingErrors = [];
+    // Taken before awaiting: reads that wait at once (write-backs beside a step's read) each check their own.
+    const errors = await Promise.all(this.pendingErrors.splice(0));
     const first = errors.find((e) => e !== null);
     if (first) throw new Error(`WebGPU rejected a submission: ${first.message}`);
   }

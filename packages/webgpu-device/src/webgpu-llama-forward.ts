@@ -3,7 +3,14 @@ import { ropeTables } from '@seesaw/gpu-actor';
 import type { KvLayout, Weight } from '@seesaw/kernels';
 import { balancedRange, type ModelConfig, ropeInvFreq, type ShardSpec } from '@seesaw/model';
 import { type CandidatesPlan, type GpuCandidates, selectCandidates } from './gpu-sampling.ts';
+import { StepBufferPool } from './step-buffer-pool.ts';
 import type { GpuTensor, GpuWeight, WebGpuKernels } from './webgpu-kernels.ts';
+
+/**
+ * Called once a layer (local index) of the step is encoded into the command stream, its K/V
+ * writes included: it may encode more work behind it (a write-back's copies) and submit.
+ */
+export type AfterLayerHook = (layer: number) => void;
 
 /** One layer's weights resident on the device. */
 interface GpuLayer {
@@ -61,6 +68,8 @@ export class WebGpuLlamaForward {
   private readonly layers: GpuLayer[];
   private readonly finalNorm: GpuTensor | undefined;
   private readonly lmHead: GpuWeight | undefined;
+  /** Activations, reused by every step (metadata is uploaded per step). */
+  private readonly buffers: StepBufferPool;
   readonly shard: ShardSpec;
 
   constructor(
@@ -81,6 +90,7 @@ export class WebGpuLlamaForward {
       throw new RangeError("the shard's weights lack its stage's embedding or final norm and lm_head");
     }
     this.invFreq = ropeInvFreq(config);
+    this.buffers = new StepBufferPool(kernels);
     this.embedding = weights.embedding && this.weight(weights.embedding);
     this.layers = weights.layers.map((layer) => ({
       inputNorm: kernels.upload(layer.inputNorm),
@@ -105,6 +115,12 @@ export class WebGpuLlamaForward {
     destroyAll([...norms, ...(this.finalNorm ? [this.finalNorm] : [])]);
     destroyAll([...this.uploaded.values()].map((w) => w.tensor));
     this.uploaded.clear();
+    this.buffers.destroy();
+  }
+
+  /** Activation buffers created so far: grows with the largest step, not with the number of steps. */
+  get numStepBuffersCreated(): number {
+    return this.buffers.numCreated;
   }
 
   /** Whether the LM head's vocabulary is split over TP ranks: logits must be gathered on the host. */
@@ -126,12 +142,17 @@ export class WebGpuLlamaForward {
    * Runs this stage's part of one step. Last stage: the logits [numSampled][V] of
    * batch.sampledRows (gathered over TP ranks); other stages: the hidden state [T][H].
    */
-  async run(batch: ForwardBatch, cache: GpuKvCache, inputHidden?: Float32Array): Promise<Float32Array> {
+  async run(
+    batch: ForwardBatch,
+    cache: GpuKvCache,
+    inputHidden?: Float32Array,
+    afterLayer?: AfterLayerHook,
+  ): Promise<Float32Array> {
     const step: GpuTensor[] = [];
     try {
-      const hidden = await this.encodeLayers(batch, cache, inputHidden, step);
+      const hidden = await this.encodeLayers(batch, cache, inputHidden, step, afterLayer);
       if (!this.shard.isLastStage) return await this.kernels.read(hidden);
-      const logits = this.encodeLogits(batch, hidden, step);
+      const logits = this.encodeLogits(batch, hidden);
       if (!logits) return new Float32Array(0);
       const local = await this.kernels.read(logits);
       return this.isVocabSplit ? await this.gatherLogits(local, batch.sampledRows.length) : local;
@@ -141,11 +162,12 @@ export class WebGpuLlamaForward {
   }
 
   /** Runs one step and samples greedily on the GPU (a last stage of an unsplit vocabulary): only the ids come back. */
-  async runGreedy(batch: ForwardBatch, cache: GpuKvCache): Promise<Int32Array> {
+  async runGreedy(batch: ForwardBatch, cache: GpuKvCache, afterLayer?: AfterLayerHook): Promise<Int32Array> {
     this.needWholeVocabulary('greedy ids');
     const step: GpuTensor[] = [];
     try {
-      const logits = this.encodeLogits(batch, await this.encodeLayers(batch, cache, undefined, step), step);
+      const hidden = await this.encodeLayers(batch, cache, undefined, step, afterLayer);
+      const logits = this.encodeLogits(batch, hidden);
       if (!logits) return new Int32Array(0);
       const numSampled = batch.sampledRows.length;
       const ids = track(step, this.kernels.upload(new Int32Array(numSampled)));
@@ -167,11 +189,13 @@ export class WebGpuLlamaForward {
     cache: GpuKvCache,
     plan: CandidatesPlan,
     rowsToRead: (candidates: Float32Array) => number[],
+    afterLayer?: AfterLayerHook,
   ): Promise<GpuCandidates> {
     this.needWholeVocabulary('sampling candidates');
     const step: GpuTensor[] = [];
     try {
-      const logits = this.encodeLogits(batch, await this.encodeLayers(batch, cache, undefined, step), step);
+      const hidden = await this.encodeLayers(batch, cache, undefined, step, afterLayer);
+      const logits = this.encodeLogits(batch, hidden);
       if (!logits) return { candidates: new Float32Array(0), logitsRows: new Map() };
       return await selectCandidates(
         this.kernels,
@@ -195,13 +219,15 @@ export class WebGpuLlamaForward {
 
   /**
    * Encodes (and, across TP ranks, runs) the stage's layers; returns the hidden state [T][H]
-   * tensor. The step's buffers are pushed to `step` for the caller to destroy.
+   * tensor. The step's uploads are pushed to `step` for the caller to destroy (activations are pooled). afterLayer(l)
+   * runs once layer l is encoded (its K/V writes included), in layer order.
    */
   private async encodeLayers(
     batch: ForwardBatch,
     cache: GpuKvCache,
     inputHidden: Float32Array | undefined,
     step: GpuTensor[],
+    afterLayer: AfterLayerHook | undefined,
   ): Promise<GpuTensor> {
     const k = this.kernels;
     const { hiddenSize, headDim, rmsNormEps, vocabSize } = this.config;
@@ -226,19 +252,19 @@ export class WebGpuLlamaForward {
     }
 
     const up = (data: Float32Array | Int32Array) => track(step, k.upload(data));
-    const alloc = (length: number) => track(step, k.allocate(length));
+    const pooled = (name: string, length: number) => this.buffers.take(name, length);
     const { cos, sin } = ropeTables(batch.positions, this.invFreq);
     const cosT = up(cos);
     const sinT = up(sin);
     const slots = up(batch.slots);
     const tokenInfo = up(tokenSequenceAndPosition(batch));
     const blockTables = up(batch.attention.blockTables);
-    const normed = alloc(T * hiddenSize);
-    const qkv = alloc(T * qkvStride);
-    const attention = alloc(T * qWidth);
-    const projected = alloc(T * hiddenSize);
-    const gateUp = alloc(T * 2 * intermediateSize);
-    const activated = alloc(T * intermediateSize);
+    const normed = pooled('normed', T * hiddenSize);
+    const qkv = pooled('qkv', T * qkvStride);
+    const attention = pooled('attention', T * qWidth);
+    const projected = pooled('projected', T * hiddenSize);
+    const gateUp = pooled('gateUp', T * 2 * intermediateSize);
+    const activated = pooled('activated', T * intermediateSize);
     const geometry = {
       tokens: T,
       numHeads,
@@ -252,7 +278,7 @@ export class WebGpuLlamaForward {
 
     let hidden: GpuTensor;
     if (this.embedding) {
-      hidden = alloc(T * hiddenSize);
+      hidden = pooled('hidden', T * hiddenSize);
       k.embed(hidden, this.embedding, up(batch.tokenIds));
     } else {
       if (inputHidden?.length !== T * hiddenSize) {
@@ -279,6 +305,7 @@ export class WebGpuLlamaForward {
       k.matmul(projected, activated, T, layer.down);
       await this.allReduce(projected);
       k.addInPlace(hidden, projected);
+      afterLayer?.(l);
     }
     return hidden;
   }
@@ -292,7 +319,7 @@ export class WebGpuLlamaForward {
   }
 
   /** Encodes the final norm and this rank's LM head rows for the sampled rows; null without any. */
-  private encodeLogits(batch: ForwardBatch, hidden: GpuTensor, step: GpuTensor[]): GpuTensor | null {
+  private encodeLogits(batch: ForwardBatch, hidden: GpuTensor): GpuTensor | null {
     const k = this.kernels;
     const { hiddenSize, rmsNormEps } = this.config;
     const numSampled = batch.sampledRows.length;
@@ -302,14 +329,14 @@ export class WebGpuLlamaForward {
       k.flush();
       return null;
     }
-    const lastHidden = track(step, k.allocate(numSampled * hiddenSize));
+    const lastHidden = this.buffers.take('lastHidden', numSampled * hiddenSize);
     batch.sampledRows.forEach((row, i) => {
       k.copy(lastHidden, i * hiddenSize, hidden, row * hiddenSize, hiddenSize);
     });
     // A buffer cannot be bound for reading and writing in one dispatch: the norm goes to normed.
-    const normed = track(step, k.allocate(numSampled * hiddenSize));
+    const normed = this.buffers.take('finalNormed', numSampled * hiddenSize);
     k.rmsNorm(normed, lastHidden, this.finalNorm, numSampled, rmsNormEps);
-    const logits = track(step, k.allocate(numSampled * this.lmHead.rows));
+    const logits = this.buffers.take('logits', numSampled * this.lmHead.rows);
     k.matmul(logits, normed, numSampled, this.lmHead);
     return logits;
   }
