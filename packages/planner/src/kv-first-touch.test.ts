@@ -34,6 +34,15 @@ describe(`KvFirstTouch (seed ${seed})`, () => {
     expect(touch.numTouched).toBe(7);
   });
 
+  it('touches ahead the lowest block ids, counting on across calls, and later writes find them touched', () => {
+    const touch = new KvFirstTouch(16);
+    expect(touch.newBlocksOf([1])).toBe(1);
+    expect(touch.newBlocksAhead(3)).toBe(2); // 0, 1 (already written), 2
+    expect(touch.newBlocksAhead(2)).toBe(2); // 3, 4
+    expect(touch.newBlocksOf([0, 4, 5])).toBe(1);
+    expect(touch.numTouched).toBe(6);
+  });
+
   it('agrees with a set of written block ids on random steps', () => {
     const random = new Xoshiro128(seed);
     const blockSize = 1 + Math.floor(random.nextFloat() * 32);

@@ -11,10 +11,13 @@ import type { StepBatch } from '@seesaw/protocol';
  *
  * The two layouts of a Seesaw device view the same arena with different layer strides, so the
  * few blocks a run uses sit at different offsets in each: each layout keeps its own set (the
- * overlap, a block id range at the start of each layer region, is left out).
+ * overlap, a block id range at the start of each layer region, is left out). While the load
+ * layout writes sequences back, the device also touches the other layout's lowest blocks, as many
+ * as those sequences will be prefetched into (newBlocksAhead).
  */
 export class KvFirstTouch {
   private readonly touched = new Set<number>();
+  private nextAhead = 0;
 
   constructor(private readonly blockSize: number) {
     if (!(Number.isInteger(blockSize) && blockSize > 0))
@@ -45,6 +48,17 @@ export class KvFirstTouch {
   newBlocksOf(blockIds: readonly number[]): number {
     let fresh = 0;
     for (const blockId of blockIds) fresh += this.touch(blockId);
+    return fresh;
+  }
+
+  /**
+   * The next `count` block ids, counted from 0 up across calls, touched ahead of their use: a
+   * Seesaw device touches its decode layout's lowest blocks while it writes back (gpu-actor
+   * kv-touch-ahead.ts). Returns those not written before.
+   */
+  newBlocksAhead(count: number): number {
+    let fresh = 0;
+    for (let i = 0; i < count; i++) fresh += this.touch(this.nextAhead++);
     return fresh;
   }
 

@@ -163,7 +163,9 @@ export class SimulatedReplicaExecutor implements ReplicaExecutor {
       (sum, swap) => sum + this.hostSlotsTouched.newBlocksOf(swap.slotIds),
       0,
     );
+    const aheadSeconds = this.touchAheadSeconds(batch);
     layout.stages.forEach((stage, s) => {
+      stageSeconds[s] += aheadSeconds;
       stageSeconds[s] += this.firstTouchSeconds(freshBlocks + freshSlots, stage.kvBytesPerTokenPerDevice);
       if (writeBackTokens > 0) {
         const seconds = (writeBackTokens * stage.kvBytesPerTokenPerDevice) / hostRate;
@@ -174,6 +176,23 @@ export class SimulatedReplicaExecutor implements ReplicaExecutor {
       if (swapTokens > 0) stageSeconds[s] += (swapTokens * stage.kvBytesPerTokenPerDevice) / hostRate;
     });
     return stageSeconds;
+  }
+
+  /**
+   * A Seesaw device's write-backs under its load layout also touch the other layout's blocks the
+   * written-back sequences will be prefetched into (their tokens and the next one), on the
+   * device's thread after the step's layers (gpu-actor kv-touch-ahead.ts): seconds per device.
+   */
+  private touchAheadSeconds(batch: StepBatch): number {
+    const { layouts } = this.options;
+    if (layouts.length < 2 || this.layoutIndex !== 0 || !batch.kvWriteBacks?.length) return 0;
+    const blocks = batch.kvWriteBacks.reduce(
+      (sum, swap) => sum + Math.ceil((swap.numTokens + 1) / this.blockSize),
+      0,
+    );
+    const other = layouts[1];
+    const kvPerToken = Math.max(...other.stages.map((stage) => stage.kvBytesPerTokenPerDevice));
+    return this.firstTouchSeconds(this.kvTouched[1].newBlocksAhead(blocks), kvPerToken);
   }
 
   /** Seconds a device of a stage spends on its first writes into `blocks` KV blocks. */
