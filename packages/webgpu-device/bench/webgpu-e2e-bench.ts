@@ -2,16 +2,12 @@
 // all prompts prefilled in one step, then greedy decode steps of the whole batch.
 // Usage: pnpm bench:webgpu-e2e [--shape medium] [--dtype bf16] [--prompts 32] [--prompt-len 128] [--output 64]
 // It drives WebGpuLlamaForward directly (not yet `seesaw bench --backend webgpu`: see README).
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { buildForwardBatch, loadModelWeights } from '@seesaw/gpu-actor';
-import { Checkpoint, generateCheckpoint, isModelShapeName } from '@seesaw/model';
+import { buildForwardBatch } from '@seesaw/gpu-actor';
+import { isModelShapeName } from '@seesaw/model';
 import type { StepSeq } from '@seesaw/protocol';
-import { openGpu } from '../src/gpu-context.ts';
-import { WebGpuKernels } from '../src/webgpu-kernels.ts';
-import { GpuKvCache, WebGpuLlamaForward } from '../src/webgpu-llama-forward.ts';
+import { GpuKvCache } from '../src/webgpu-llama-forward.ts';
+import { openBenchForward } from './bench-forward.ts';
 
 const { values } = parseArgs({
   options: {
@@ -32,21 +28,9 @@ for (const [name, n] of Object.entries({ numPrompts, promptLen, outputLen })) {
   if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer`);
 }
 
-const opened = await openGpu();
-if (!opened.ok) {
-  console.log(`no WebGPU adapter: ${opened.reason}`);
-  process.exit(1);
-}
-const { device, adapterDescription } = opened.context;
-const dir = mkdtempSync(join(tmpdir(), 'seesaw-webgpu-e2e-'));
+const bench = await openBenchForward(shape, dtype);
 try {
-  await generateCheckpoint({ shape, seed: 1, dtype, outDir: dir });
-  const checkpoint = Checkpoint.open(dir);
-  const config = checkpoint.config;
-  // The device's own choice of kernels (the tiled matmul on hardware adapters).
-  const kernels = WebGpuKernels.forContext(opened.context);
-  const forward = new WebGpuLlamaForward(kernels, config, loadModelWeights(checkpoint));
-  checkpoint.close();
+  const { config, kernels, forward } = bench;
   const blockSize = 16;
   const blocksPerSeq = Math.ceil((promptLen + outputLen) / blockSize);
   const numBlocks = numPrompts * blocksPerSeq;
@@ -88,7 +72,7 @@ try {
     );
   }
   const totalSeconds = (performance.now() - start) / 1000;
-  console.log(`adapter: ${adapterDescription}`);
+  console.log(`adapter: ${bench.adapterDescription}`);
   console.log(
     `${shape} ${dtype}: ${numPrompts} prompts x ${promptLen} tokens, ${outputLen} output tokens each`,
   );
@@ -96,6 +80,5 @@ try {
   console.log(`output tokens/s ${((numPrompts * outputLen) / totalSeconds).toFixed(1)}`);
   console.log(`total tokens/s ${((numPrompts * (promptLen + outputLen)) / totalSeconds).toFixed(1)}`);
 } finally {
-  rmSync(dir, { recursive: true, force: true });
-  device.destroy();
+  bench.close();
 }

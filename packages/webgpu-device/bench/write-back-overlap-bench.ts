@@ -7,18 +7,14 @@
 // against `none` is what the extra submissions cost. The puts are no-ops: the kv-store's copy is
 // the same in both write-back variants.
 // Usage: pnpm bench:webgpu-write-backs [--shape tiny] [--dtype f32] [--prompts 4] [--prompt-len 128] [--reps 7] [--groups 4]
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { buildForwardBatch, loadModelWeights } from '@seesaw/gpu-actor';
-import { Checkpoint, generateCheckpoint, isModelShapeName } from '@seesaw/model';
+import { buildForwardBatch } from '@seesaw/gpu-actor';
+import { isModelShapeName } from '@seesaw/model';
 import type { StepKvSwap, StepSeq } from '@seesaw/protocol';
-import { openGpu } from '../src/gpu-context.ts';
 import { GpuKvSwap } from '../src/gpu-kv-swap.ts';
 import { GpuKvWriteBacks, WRITE_BACK_SUBMITS_PER_STEP } from '../src/gpu-kv-write-backs.ts';
-import { WebGpuKernels } from '../src/webgpu-kernels.ts';
-import { GpuKvCache, WebGpuLlamaForward } from '../src/webgpu-llama-forward.ts';
+import { GpuKvCache } from '../src/webgpu-llama-forward.ts';
+import { openBenchForward } from './bench-forward.ts';
 
 const { values } = parseArgs({
   options: {
@@ -41,19 +37,9 @@ for (const [name, n] of Object.entries({ numPrompts, promptLen, reps, groups }))
   if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer`);
 }
 
-const opened = await openGpu();
-if (!opened.ok) {
-  console.log(`no WebGPU adapter: ${opened.reason}`);
-  process.exit(1);
-}
-const dir = mkdtempSync(join(tmpdir(), 'seesaw-webgpu-write-backs-'));
+const bench = await openBenchForward(shape, dtype);
 try {
-  await generateCheckpoint({ shape, seed: 1, dtype, outDir: dir });
-  const checkpoint = Checkpoint.open(dir);
-  const config = checkpoint.config;
-  const kernels = WebGpuKernels.forContext(opened.context);
-  const forward = new WebGpuLlamaForward(kernels, config, loadModelWeights(checkpoint));
-  checkpoint.close();
+  const { config, kernels, forward } = bench;
   const blockSize = 16;
   const blocksPerSeq = Math.ceil(promptLen / blockSize);
   const numBlocks = numPrompts * blocksPerSeq;
@@ -104,7 +90,7 @@ try {
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const m = Object.fromEntries(names.map((n) => [n, median(times[n])])) as Record<Variant, number>;
   console.log(
-    `adapter: ${opened.context.adapterDescription}; ${shape} ${dtype}, ${config.numLayers} layers, ` +
+    `adapter: ${bench.adapterDescription}; ${shape} ${dtype}, ${config.numLayers} layers, ` +
       `${numPrompts} prompts x ${promptLen} tokens in one prefill step, ${groups} write-back groups, ${reps} reps (medians)`,
   );
   for (const n of names) console.log(`${n.padEnd(8)} ${m[n].toFixed(1)} ms`);
@@ -114,6 +100,5 @@ try {
   cache.destroy();
   forward.destroy();
 } finally {
-  rmSync(dir, { recursive: true, force: true });
-  opened.context.device.destroy();
+  bench.close();
 }

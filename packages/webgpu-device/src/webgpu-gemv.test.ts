@@ -5,6 +5,8 @@ import { reference, type WeightDType, weightToFloat64 } from '@seesaw/kernels';
 import { afterAll, describe, expect, it } from 'vitest';
 import { GEMV_MAX_ROWS, type GpuTensor, WebGpuKernels } from './webgpu-kernels.ts';
 import {
+  f64,
+  GPU_TOLERANCE,
   gpuForTests,
   makeRng,
   randomF32,
@@ -15,8 +17,6 @@ import {
 
 const gpu = await gpuForTests();
 const rng = makeRng(testSeed());
-const f64 = (a: ArrayLike<number>) => Float64Array.from(a);
-const TOLERANCE = 1e-3;
 const randomInt = (lo: number, hi: number) => lo + Math.floor(rng() * (hi - lo + 1));
 // Every rows-per-workgroup variant (1, 2, 4, 8, 16) full and part-filled, and two row blocks;
 // f32 and f16 (whose code differs from bf16's only in the weight loads) a subset of them.
@@ -75,7 +75,7 @@ describe.skipIf(gpu === null)('WebGPU decode GEMV', () => {
           expect(new Uint32Array(got.buffer), where).toEqual(new Uint32Array(want.buffer));
           const xRows = f64(xData.subarray(0, m * kk));
           const ref = reference.matmul(xRows, m, weight64, n, kk, withBias ? f64(biasData) : undefined);
-          expect(relativeError(got, ref), where).toBeLessThan(TOLERANCE);
+          expect(relativeError(got, ref), where).toBeLessThan(GPU_TOLERANCE);
           gemv.buffer.destroy();
           rows.buffer.destroy();
         }

@@ -3,6 +3,8 @@ import { reference, sampleRow, type WeightDType, weightToFloat64 } from '@seesaw
 import { afterAll, describe, expect, it } from 'vitest';
 import { splitTopK, WebGpuKernels } from './webgpu-kernels.ts';
 import {
+  f64,
+  GPU_TOLERANCE,
   gpuForTests,
   makeRng,
   randomF32,
@@ -13,9 +15,6 @@ import {
 
 const gpu = await gpuForTests();
 const rng = makeRng(testSeed());
-const f64 = (a: ArrayLike<number>) => Float64Array.from(a);
-// The issue's bar for GPU outputs: within 1e-3 of max|ref| of the float64 reference.
-const TOLERANCE = 1e-3;
 
 describe.skipIf(gpu === null)('WebGPU kernels against the float64 reference', () => {
   const k = gpu ? new WebGpuKernels(gpu.device) : (null as unknown as WebGpuKernels);
@@ -34,10 +33,10 @@ describe.skipIf(gpu === null)('WebGPU kernels against the float64 reference', ()
         const out = k.allocate(m * n);
         k.matmul(out, k.upload(x), m, gw, k.upload(bias));
         const ref = reference.matmul(f64(x), m, weightToFloat64(w), n, kk, f64(bias));
-        expect(relativeError(await k.read(out), ref)).toBeLessThan(TOLERANCE);
+        expect(relativeError(await k.read(out), ref)).toBeLessThan(GPU_TOLERANCE);
         k.matmul(out, k.upload(x), m, gw);
         const refNoBias = reference.matmul(f64(x), m, weightToFloat64(w), n, kk);
-        expect(relativeError(await k.read(out), refNoBias)).toBeLessThan(TOLERANCE);
+        expect(relativeError(await k.read(out), refNoBias)).toBeLessThan(GPU_TOLERANCE);
       }
     });
   }
@@ -118,20 +117,20 @@ describe.skipIf(gpu === null)('WebGPU kernels against the float64 reference', ()
     const out = k.allocate(rows * cols);
     k.rmsNorm(out, k.upload(x), k.upload(weight), rows, 1e-5);
     expect(relativeError(await k.read(out), reference.rmsNorm(f64(x), f64(weight), 1e-5))).toBeLessThan(
-      TOLERANCE,
+      GPU_TOLERANCE,
     );
 
     const y = randomF32(rng, rows * cols);
     const gx = k.upload(x);
     k.addInPlace(gx, k.upload(y));
-    expect(relativeError(await k.read(gx), reference.add(f64(x), f64(y)))).toBeLessThan(TOLERANCE);
+    expect(relativeError(await k.read(gx), reference.add(f64(x), f64(y)))).toBeLessThan(GPU_TOLERANCE);
 
     const inter = 150;
     const gateUp = randomF32(rng, rows * 2 * inter, 4);
     const act = k.allocate(rows * inter);
     k.siluMul(act, k.upload(gateUp), rows, inter);
     expect(relativeError(await k.read(act), reference.siluMul(f64(gateUp), rows, inter))).toBeLessThan(
-      TOLERANCE,
+      GPU_TOLERANCE,
     );
   });
 
@@ -143,7 +142,7 @@ describe.skipIf(gpu === null)('WebGPU kernels against the float64 reference', ()
     k.embed(out, k.uploadWeight(table), k.upload(ids));
     expect(
       relativeError(await k.read(out), reference.embed(weightToFloat64(table), hidden, ids)),
-    ).toBeLessThan(TOLERANCE);
+    ).toBeLessThan(GPU_TOLERANCE);
 
     const [tokens, heads, headDim, stride] = [3, 4, 16, 4 * 16 + 20];
     const x = randomF32(rng, tokens * stride);
@@ -152,7 +151,7 @@ describe.skipIf(gpu === null)('WebGPU kernels against the float64 reference', ()
     const gx = k.upload(x);
     k.rope(gx, tokens, heads, headDim, stride, k.upload(cos), k.upload(sin));
     const ref = reference.rope(f64(x), tokens, heads, headDim, stride, f64(cos), f64(sin));
-    expect(relativeError(await k.read(gx), ref)).toBeLessThan(TOLERANCE);
+    expect(relativeError(await k.read(gx), ref)).toBeLessThan(GPU_TOLERANCE);
   });
 
   it('turns a submission WebGPU rejects into an error at the next read', async () => {

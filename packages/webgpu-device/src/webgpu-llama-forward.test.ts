@@ -7,12 +7,11 @@ import type { StepSeq } from '@seesaw/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebGpuKernels } from './webgpu-kernels.ts';
 import { GpuKvCache, WebGpuLlamaForward } from './webgpu-llama-forward.ts';
-import { gpuForTests, relativeError } from './webgpu-test-support.ts';
+import { GPU_TOLERANCE, gpuForTests, relativeError } from './webgpu-test-support.ts';
 
 const gpu = await gpuForTests();
 const BLOCK_SIZE = 8;
 const NUM_BLOCKS = 32;
-const TOLERANCE = 1e-3;
 
 function argmax(row: ArrayLike<number>): number {
   let best = 0;
@@ -106,7 +105,7 @@ describe.skipIf(gpu === null).each(['tiny-f32', 'tiny-bf16-bias-tied'])(
           seq.numCached += numTokens;
           const last = expected[expected.length - 1];
           const row = logits.subarray(i * V, (i + 1) * V);
-          expect(relativeError(row, last)).toBeLessThan(TOLERANCE);
+          expect(relativeError(row, last)).toBeLessThan(GPU_TOLERANCE);
           expect(argmax(row)).toBe(onCpu.sampled[i].tokenId);
           seq.tokens.push(argmax(row));
         });

@@ -18,3 +18,9 @@ export {
   relativeError,
   testSeed,
 } from '../../kernels/test/test-support.ts';
+
+/** Issue 10's bar for GPU outputs: within 1e-3 of max|ref| of the float64 reference. */
+export const GPU_TOLERANCE = 1e-3;
+
+/** A float64 copy, as the reference kernels take. */
+export const f64 = (values: ArrayLike<number>): Float64Array => Float64Array.from(values);
