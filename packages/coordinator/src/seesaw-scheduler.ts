@@ -33,6 +33,11 @@ export {
   type SeesawSchedulerConfig,
 } from './seesaw-scheduler-config.ts';
 
+/** Steps in flight in `phase` on `numStages` pipeline stages (see SeesawScheduler.maxInFlight). */
+export function pipelineStepsInFlight(phase: Phase, numStages: number): number {
+  return phase === 'prefill' && numStages > 1 ? numStages + 1 : numStages;
+}
+
 /**
  * Seesaw's transition-minimising policy (paper section 4, defaults from its artifact), with no
  * I/O. Prefill and decode run in different parallel layouts, and every switch costs a re-shard,
@@ -54,11 +59,6 @@ export {
  * A sequence is never in two steps in flight (nor in one while its prefetch is in flight). At a
  * switch the device keeps no KV: everything unfinished is parked in host slots or waiting.
  */
-/** Steps in flight in `phase` on `numStages` pipeline stages (see SeesawScheduler.maxInFlight). */
-export function pipelineStepsInFlight(phase: Phase, numStages: number): number {
-  return phase === 'prefill' && numStages > 1 ? numStages + 1 : numStages;
-}
-
 export class SeesawScheduler implements StepScheduler {
   readonly blockSize: number;
   readonly maxNumBatchedTokens: number;
