@@ -10,13 +10,14 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { generateCheckpoint, loadModelConfig } from '@seesaw/model';
+import { loadModelConfig } from '@seesaw/model';
 import { loadClusterProfile } from '@seesaw/planner';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runSeesaw } from '../test/e2e-test-support.ts';
 import { expectTokensAgree } from '../test/sampled-token-agreement.ts';
 import {
   findWebGpuUnavailableReason,
+  generateTokenIdModel,
   MIXED_SAMPLING,
   outputTokens,
   promptLines,
@@ -36,10 +37,7 @@ describe.skipIf(unavailableReason !== null)('seesaw run --backend webgpu', () =>
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'seesaw-webgpu-cli-'));
     modelDir = join(dir, 'tiny');
-    await generateCheckpoint({ shape: 'tiny', seed: 5, dtype: 'bf16', outDir: modelDir });
-    // Without a tokenizer the output records carry the token ids themselves.
-    rmSync(join(modelDir, 'tokenizer.json'));
-    rmSync(join(modelDir, 'tokenizer_config.json'));
+    await generateTokenIdModel(modelDir, 5, 'bf16');
     const seed = seedForTest();
     const { vocabSize } = loadModelConfig(modelDir);
     for (const [name, sampling] of Object.entries(inputs)) {

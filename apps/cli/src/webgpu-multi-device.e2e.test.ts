@@ -11,12 +11,13 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { generateCheckpoint, loadModelConfig } from '@seesaw/model';
+import { loadModelConfig } from '@seesaw/model';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runSeesaw } from '../test/e2e-test-support.ts';
 import { expectTokensAgree } from '../test/sampled-token-agreement.ts';
 import {
   findWebGpuUnavailableReason,
+  generateTokenIdModel,
   MIXED_SAMPLING,
   outputTokens,
   promptLines,
@@ -40,9 +41,7 @@ describe.skipIf(unavailableReason !== null)('seesaw run --backend webgpu across 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'seesaw-webgpu-multi-'));
     modelDir = join(dir, 'tiny');
-    await generateCheckpoint({ shape: 'tiny', seed: 9, dtype: 'bf16', outDir: modelDir });
-    rmSync(join(modelDir, 'tokenizer.json'));
-    rmSync(join(modelDir, 'tokenizer_config.json'));
+    await generateTokenIdModel(modelDir, 9, 'bf16');
     inputPath = join(dir, 'prompts.jsonl');
     writeFileSync(inputPath, promptLines(seedForTest(), loadModelConfig(modelDir).vocabSize, MIXED_SAMPLING));
     const cpuPath = join(dir, 'cpu.jsonl');

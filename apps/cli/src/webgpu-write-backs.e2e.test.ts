@@ -9,11 +9,12 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { generateCheckpoint, loadModelConfig } from '@seesaw/model';
+import { loadModelConfig } from '@seesaw/model';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { completeEvents, readTrace, runSeesaw, trackNames } from '../test/e2e-test-support.ts';
 import {
   findWebGpuUnavailableReason,
+  generateTokenIdModel,
   outputTokens,
   promptLines,
   seedForTest,
@@ -38,10 +39,7 @@ describe.skipIf(unavailableReason !== null)(
     beforeAll(async () => {
       dir = mkdtempSync(join(tmpdir(), 'seesaw-webgpu-write-backs-'));
       modelDir = join(dir, 'tiny');
-      await generateCheckpoint({ shape: 'tiny', seed: 21, dtype: 'f32', outDir: modelDir });
-      // Without a tokenizer the output records carry token ids.
-      rmSync(join(modelDir, 'tokenizer.json'));
-      rmSync(join(modelDir, 'tokenizer_config.json'));
+      await generateTokenIdModel(modelDir, 21, 'f32');
       inputPath = join(dir, 'prompts.jsonl');
       // Greedy lines only: seeded sampling may differ where GPU and CPU logits differ in the last bits.
       writeFileSync(inputPath, promptLines(seedForTest(), loadModelConfig(modelDir).vocabSize, []));

@@ -3,7 +3,9 @@
  * no WebGPU adapter), the seed, prompt lines of every sampling kind, and the tokens of an
  * output file (the generated models have no tokenizer, so records carry token ids).
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { generateCheckpoint } from '@seesaw/model';
 import { openGpu } from '@seesaw/webgpu-device';
 import type { BatchOutputRecord } from '../src/batch-output.ts';
 import { findEngineUnavailableReason } from './e2e-test-support.ts';
@@ -82,4 +84,18 @@ export function outputTokens(path: string): Map<string, number[]> {
       return [record.custom_id, tokenIds];
     }),
   );
+}
+
+/**
+ * A generated tiny checkpoint without its tokenizer, so that a run's output records carry the
+ * token ids themselves (outputTokens reads them).
+ */
+export async function generateTokenIdModel(
+  outDir: string,
+  seed: number,
+  dtype: 'bf16' | 'f32',
+): Promise<void> {
+  await generateCheckpoint({ shape: 'tiny', seed, dtype, outDir });
+  rmSync(join(outDir, 'tokenizer.json'));
+  rmSync(join(outDir, 'tokenizer_config.json'));
 }
