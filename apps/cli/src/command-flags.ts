@@ -122,6 +122,12 @@ const BENCH_COMMAND: CommandDeclaration = {
       stringFlag('json', 'FILE', 'write the results (or the --compare rows) as JSON'),
       stringFlag('compare', 'RUNS', 'several configurations side by side, e.g. seesaw:P2-T2,static:T2'),
       stringFlag(
+        'rounds',
+        'N',
+        'with --compare: run every configuration N times, interleaved; median run shown',
+        1,
+      ),
+      stringFlag(
         'profile',
         'FILE',
         "with --prefill auto --decode auto: the machine 'seesaw profile' measured",
@@ -142,7 +148,10 @@ pair beats it (as 'plan' ranks them), and says which.`,
     `Compare (bench): --compare seesaw:P2-T2,static:T2,static:P2 runs the same workload through each
 configuration in turn and prints them side by side (requests/s, tokens/s, phase switches, time in
 prefill / decode / re-sharding / waiting for KV, share of swap-in time hidden, peak device memory,
-host KV memory, KV bytes per swapped token); --json FILE writes the rows. Not with --config, --devices, --prefill, --decode.`,
+host KV memory, KV bytes per swapped token); --json FILE writes the rows. Not with --config, --devices, --prefill, --decode.
+--rounds N makes every run N times, round by round in rotated order, and shows each configuration's
+median run, every round's tokens/s and share of the best static layout of that round, and the median
+of those shares (a machine's drift between rounds cancels within one).`,
     BACKEND_NOTE,
     SIZES_NOTE,
   ],

@@ -119,7 +119,13 @@ const fixed = (digits: number) => (value: number) => value.toFixed(digits);
 const seconds = (value: number) => `${value.toFixed(2)} s`;
 const percent = (value: number | null) => (value === null ? '-' : `${(value * 100).toFixed(1)}%`);
 
-const TABLE_LINES: Array<{ label: string; cell: (row: CompareRow) => string }> = [
+/** One line of the table: its label and each run's cell. */
+export interface TableLine {
+  label: string;
+  cell: (row: CompareRow) => string;
+}
+
+const TABLE_LINES: TableLine[] = [
   { label: 'Requests', cell: (row) => String(row.numRequests) },
   { label: 'Elapsed', cell: (row) => seconds(row.elapsedSeconds) },
   { label: 'Requests/s', cell: (row) => fixed(2)(row.requestsPerSecond) },
@@ -158,8 +164,11 @@ export function bestStaticTokensPerSecond(rows: readonly CompareRow[]): number |
   return statics.length === 0 ? null : Math.max(...statics.map((row) => row.totalTokensPerSecond));
 }
 
-/** Metrics down, runs across, as text cells (the header line first); the last line compares total tokens/s with the first run's. */
-export function compareGrid(rows: readonly CompareRow[]): string[][] {
+/**
+ * Metrics down, runs across, as text cells (the header line first); then the speed-up over the
+ * first run and the share of the best static layout, then `extraLines` (a comparison's rounds).
+ */
+export function compareGrid(rows: readonly CompareRow[], extraLines: readonly TableLine[] = []): string[][] {
   if (rows.length === 0) return [];
   const base = rows[0].totalTokensPerSecond;
   const lines = [...TABLE_LINES];
@@ -177,6 +186,7 @@ export function compareGrid(rows: readonly CompareRow[]): string[][] {
       cell: (row: CompareRow) => `${(row.totalTokensPerSecond / bestStatic).toFixed(2)}x`,
     });
   }
+  lines.push(...extraLines);
   return [
     ['', ...rows.map((row) => row.label)],
     ...lines.map((line) => [line.label, ...rows.map(line.cell)]),
@@ -184,8 +194,11 @@ export function compareGrid(rows: readonly CompareRow[]): string[][] {
 }
 
 /** compareGrid as aligned text: labels left, cells right-aligned so numbers line up. */
-export function formatCompareTable(rows: readonly CompareRow[]): string {
-  const grid = compareGrid(rows);
+export function formatCompareTable(
+  rows: readonly CompareRow[],
+  extraLines: readonly TableLine[] = [],
+): string {
+  const grid = compareGrid(rows, extraLines);
   if (grid.length === 0) return '';
   const widths = grid[0].map((_, column) => Math.max(...grid.map((cells) => cells[column].length)));
   return `${grid

@@ -45,6 +45,10 @@ describe('usage errors of the Seesaw, compare, trace and report flags', () => {
       'a seesaw run is PREFILL-DECODE',
     ],
     [
+      ['bench', '--model', 'm', '--num-prompts', '1', '--rounds', '3'],
+      '--rounds repeats the runs of a --compare',
+    ],
+    [
       ['run', '--model', 'm', '--input', 'a', '--output', 'b', '--cluster', 'ws://h:1', '--trace', 't.json'],
       '--trace runs on local device workers, not with --cluster',
     ],

@@ -117,12 +117,12 @@ describe.skipIf(seesawUnavailableReason !== null)(
       expect(html).toMatch(/<title>reshard /);
     });
 
-    it('bench --compare seesaw:P2-T2,static:T2 reports switches, phase times and host KV', async () => {
+    it('bench --compare seesaw:P2-T2,static:T2 --rounds 2 reports switches, phase times, host KV and each round', async () => {
       const jsonPath = join(dir, 'compare.json');
       const result = await runSeesaw([
         ...['bench', '--model', modelDir, '--dataset', 'random', '--num-prompts', '6', '--input-len', '20'],
         ...['--output-len', '8', '--threads', '2', '--host-kv-memory', '8MiB', '--reshard-route', 'host'],
-        ...['--compare', 'seesaw:P2-T2,static:T2', '--json', jsonPath],
+        ...['--compare', 'seesaw:P2-T2,static:T2', '--rounds', '2', '--json', jsonPath],
       ]);
       expect(result.status).toBe(0);
       const [seesawRow, staticRow] = JSON.parse(readFileSync(jsonPath, 'utf8'));
@@ -135,6 +135,19 @@ describe.skipIf(seesawUnavailableReason !== null)(
       expect(staticRow.num_switches).toBe(0);
       expect(staticRow.reshard_seconds).toBe(0);
       expect(result.stdout).toMatch(/^Phase switches\s+[1-9]\d*\s+0$/m);
+      // Two rounds, the second in rotated order; each column shows one of its own runs.
+      expect(result.stderr).toContain('compare: round 2/2, run 1/2: static:T2');
+      for (const row of [seesawRow, staticRow]) {
+        expect(row.tokens_per_second_by_round).toHaveLength(2);
+        expect(row.tokens_per_second_by_round).toContain(row.tokens_per_second);
+      }
+      expect(staticRow.share_of_best_static_by_round).toEqual([1, 1]);
+      const shares = seesawRow.tokens_per_second_by_round.map(
+        (tps: number, round: number) => tps / staticRow.tokens_per_second_by_round[round],
+      );
+      expect(seesawRow.share_of_best_static_by_round).toEqual(shares);
+      expect(seesawRow.share_of_best_static_median_of_rounds).toBe(Math.min(...shares));
+      expect(result.stdout).toMatch(/^Share of best static, median of rounds\s+\d\.\d\dx\s+1\.00x$/m);
     });
 
     it('bench --prefill auto --decode auto runs the planner overall best for a measured profile', async () => {

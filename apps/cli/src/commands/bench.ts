@@ -287,12 +287,15 @@ export async function benchCommand(argv: string[]): Promise<number> {
   const jsonPath = optionalString(values, 'json');
   const traceOutputs = readTraceOutputs(values);
   const compareText = optionalString(values, 'compare');
+  if (compareText === undefined && values.rounds !== undefined)
+    throw new UsageError('--rounds repeats the runs of a --compare; without --compare there is one run');
   if (compareText !== undefined) {
     const { readCompareRuns, runComparison } = await import('./bench-compare.ts');
     const runs = readCompareRuns(values, compareText);
+    const rounds = optionalInteger(values, 'rounds', { min: 1, max: 100 }) ?? 1;
     const modelDir = await resolveModelDir(values, seed);
     const requests = loadDataset(values, modelDir, numPrompts, seed);
-    return runComparison({ modelDir, requests, runs, jsonPath, traceOutputs });
+    return runComparison({ modelDir, requests, runs, rounds, jsonPath, traceOutputs });
   }
   const log = (line: string) => process.stderr.write(`${line}\n`);
   if (isAutoPair(values)) {
