@@ -64,6 +64,7 @@ const FLAGS_BEFORE_THE_TABLE: Record<string, string[]> = {
     'profile',
     'report',
     'reshard-route',
+    'rounds',
     'seed',
     'shape',
     'threads',
