@@ -9,6 +9,7 @@
         "native/matmul.cc",
         "native/matmul_avx2.cc",
         "native/matmul_avx512.cc",
+        "native/populate_pages.cc",
         "native/probes.cc",
         "native/quant_addon.cc",
         "native/quant_dot_x86.cc",

@@ -11,6 +11,7 @@
 #include "matmul.h"
 #include "probes.h"
 #include "copy_rows.h"
+#include "populate_pages.h"
 #include "quant_addon.h"
 #include "rowwise.h"
 #include "sampling.h"
@@ -400,6 +401,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("measureReadSeconds", Napi::Function::New(env, MeasureReadSeconds));
   registerQuantKernels(env, exports);
   registerCopyRows(env, exports);
+  registerPopulatePages(env, exports);
   return exports;
 }
 

@@ -180,6 +180,16 @@ export function copyRows(
   native.copyRows(src, srcStart, srcRowBytes, dest, destStart, destRowBytes, runBytes, numRows);
 }
 
+/**
+ * Maps the pages under bytes[start, end) for writing without changing a byte (Linux's
+ * madvise(MADV_POPULATE_WRITE), whole pages, safe while other threads use other bytes of them).
+ * False where the kernel cannot; the caller then touches the pages itself. Why not from JS:
+ * populate_pages.cc.
+ */
+export function populatePages(bytes: Uint8Array, start: number, end: number): boolean {
+  return native.populatePages(bytes, start, end);
+}
+
 /** Rotate-half RoPE (Hugging Face Llama convention: pairs (i, i + headDim/2)), in place.
  *  x: token t, head h starts at x[t*rowStride + h*headDim]; cos/sin: [numTokens][headDim/2]. */
 export function rope(

@@ -35,6 +35,7 @@ export interface NativeKernels {
     runBytes: number,
     numRows: number,
   ): void;
+  populatePages(bytes: Uint8Array, start: number, end: number): boolean;
   rope(
     x: Float32Array,
     numTokens: number,

@@ -132,7 +132,8 @@ export async function runComparison(job: ComparisonJob): Promise<number> {
       if (recorder) traces.push({ name: run.spec.label, events: recorder.events });
       log(
         `compare: ${run.spec.label}: ${row.totalTokensPerSecond.toFixed(2)} total tokens/s, ` +
-          `${row.numSwitches} switches, ${result.numRejected} rejected`,
+          `${row.numSwitches} switches, ${result.numRejected} rejected (${row.elapsedSeconds.toFixed(2)} s: ` +
+          `prefill ${row.prefillSeconds.toFixed(2)} s, decode ${row.decodeSeconds.toFixed(2)} s)`,
       );
     }
   }
