@@ -123,7 +123,8 @@ export async function runComparison(job: ComparisonJob): Promise<number> {
       } catch (error) {
         // One configuration that cannot run (too little memory, a lost worker) must not hide the others.
         const message = error instanceof Error ? error.message : String(error);
-        failures.push(`${run.spec.label} (${tag}): ${message}`);
+        const inRound = job.rounds > 1 ? ` (round ${round + 1}/${job.rounds})` : '';
+        failures.push(`${run.spec.label}${inRound}: ${message}`);
         log(`compare: ${run.spec.label} failed: ${message}`);
         continue;
       }
