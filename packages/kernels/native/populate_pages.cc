@@ -16,7 +16,8 @@
 
 #include "args.h"
 
-#ifndef MADV_POPULATE_WRITE
+// Linux's value (uapi mman-common.h), for headers older than 5.14; other systems never call it.
+#if defined(__linux__) && !defined(MADV_POPULATE_WRITE)
 #define MADV_POPULATE_WRITE 23
 #endif
 
@@ -38,11 +39,17 @@ Napi::Value PopulatePages(const Napi::CallbackInfo& info) {
   const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
   const uintptr_t first = reinterpret_cast<uintptr_t>(bytes.data + start) & ~(page - 1);
   const uintptr_t last = (reinterpret_cast<uintptr_t>(bytes.data + end) + page - 1) & ~(page - 1);
+#if defined(__linux__)
   int rc;
   do {
     rc = madvise(reinterpret_cast<void*>(first), last - first, MADV_POPULATE_WRITE);
   } while (rc != 0 && errno == EINTR);
   return Napi::Boolean::New(env, rc == 0);
+#else
+  (void)first;
+  (void)last;
+  return Napi::Boolean::New(env, false);
+#endif
 }
 
 }  // namespace
