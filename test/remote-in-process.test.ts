@@ -24,12 +24,9 @@ const quiet = (lines: string[]) => (line: string) => {
   lines.push(line);
 };
 
-async function runJob(
-  url: string,
-  parallelism: string,
-  requests: EngineRequest[],
-): Promise<Map<string, number[]>> {
-  const job = await RemoteJobClient.open({
+/** Opens a job of the fixture model in `parallelism` (resolves once it is placed and ready). */
+function openJob(url: string, parallelism: string): Promise<RemoteJobClient> {
+  return RemoteJobClient.open({
     url,
     token: TOKEN,
     job: {
@@ -42,6 +39,14 @@ async function runJob(
       }),
     },
   });
+}
+
+async function runJob(
+  url: string,
+  parallelism: string,
+  requests: EngineRequest[],
+): Promise<Map<string, number[]>> {
+  const job = await openJob(url, parallelism);
   try {
     for (const request of requests) job.addRequest(request);
     const finished: RequestOutput[] = [];
@@ -100,6 +105,18 @@ describe('coordinator daemon with in-process host agents', () => {
     await expect(runJob(daemon.url, 'D3', requests)).rejects.toThrow(/cannot place 3 replicas/);
     await expect(runJob(daemon.url, 'T3', requests)).rejects.toBeInstanceOf(RemoteJobError);
     expect(daemon.health().hosts).toEqual([{ name: 'solo', devices: 2, busyDevices: 0 }]);
+  });
+
+  it('places a job that arrives before the job holding its devices has left, once that one leaves', async () => {
+    // A client switching jobs closes one connection and opens another; the coordinator may take
+    // in the new job's open first. Here the old job is still open when the new one arrives.
+    const holder = await openJob(daemon.url, 'T2');
+    expect(daemon.health().hosts).toEqual([{ name: 'solo', devices: 2, busyDevices: 2 }]);
+    const next = runJob(daemon.url, 'P2', requests);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await holder.close();
+    expect(await next).toEqual(reference);
+    await expect.poll(() => daemon.health().hosts).toEqual([{ name: 'solo', devices: 2, busyDevices: 0 }]);
   });
 
   it('runs the EngineConfig the client sent as it is: one that does not hold together is refused, naming it', async () => {

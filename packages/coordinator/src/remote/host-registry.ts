@@ -30,6 +30,8 @@ export class HostRegistry {
   readonly jobErrorListeners = new Map<number, (host: string, message: string) => void>();
   /** Ends of the jobs whose client left and whose devices are being given back. */
   private readonly releases = new Set<Promise<void>>();
+  /** Placements waiting for a job to start giving its devices back (waitForRelease). */
+  private readonly releaseWaiters = new Set<() => void>();
 
   constructor(
     private readonly log: (line: string) => void,
@@ -73,6 +75,27 @@ export class HostRegistry {
   trackRelease(released: Promise<void>): void {
     this.releases.add(released);
     void released.finally(() => this.releases.delete(released));
+    for (const wake of [...this.releaseWaiters]) wake();
+  }
+
+  /**
+   * Whether devices are being given back, waiting up to `waitMs` for a job to start giving its
+   * back when none is (then await pendingReleases). A boolean, not the promise itself: an async
+   * function returning a promise would settle only once that one did.
+   */
+  async waitForRelease(waitMs: number): Promise<boolean> {
+    if (this.releases.size === 0) {
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          clearTimeout(timer);
+          this.releaseWaiters.delete(wake);
+          resolve();
+        };
+        const timer = setTimeout(wake, waitMs);
+        this.releaseWaiters.add(wake);
+      });
+    }
+    return this.releases.size > 0;
   }
 
   /**

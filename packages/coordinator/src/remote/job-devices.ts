@@ -24,6 +24,9 @@ export interface JobDevicesSpec {
   hostWeightCache?: 'on' | 'off';
 }
 
+/** How long a job that does not fit waits for another job to start giving devices back. */
+const RELEASE_GRACE_MS = 5000;
+
 export class JobDevices {
   readonly actors: DeviceActorHandle[] = [];
   /** Each device's relayed link and host, by device index. */
@@ -139,14 +142,17 @@ export class JobDevices {
   }
 
   /**
-   * Host name per device. A job that does not fit while ended jobs are still giving their
-   * devices back is placed again once they have (a client that switched jobs).
+   * Host name per device. A job that does not fit while other jobs hold devices it needs is
+   * placed again once they have given them back: jobs already giving them back, or one that
+   * starts to within RELEASE_GRACE_MS. That grace is for a client that switched jobs: it closes
+   * one connection and opens another, and the coordinator may take in the new job's open before
+   * the old one's close. A job that would not fit even idle hosts fails at once.
    */
   private async placeOnHosts(dp: number, perReplica: number): Promise<string[]> {
-    const place = () => {
+    const place = (asIfIdle = false) => {
       const hosts = this.ctx.registry.list.filter((h) => !this.lostHosts.has(h.name));
       return placeDevices(
-        hosts.map((h) => ({ name: h.name, freeDevices: h.numDevices - h.busyDevices })),
+        hosts.map((h) => ({ name: h.name, freeDevices: h.numDevices - (asIfIdle ? 0 : h.busyDevices) })),
         dp,
         perReplica,
         hosts.every((h) => h.peerUrl !== undefined),
@@ -155,9 +161,13 @@ export class JobDevices {
     try {
       return place();
     } catch (error) {
-      const releases = this.ctx.registry.pendingReleases;
-      if (!releases) throw error;
-      await releases;
+      try {
+        place(true);
+      } catch {
+        throw error; // waiting cannot help; the error names the devices free now
+      }
+      if (!(await this.ctx.registry.waitForRelease(RELEASE_GRACE_MS))) throw error;
+      await this.ctx.registry.pendingReleases;
       return place();
     }
   }
