@@ -50,13 +50,13 @@ export function pageTouchOffsets(range: ByteRange): number[] {
 
 /**
  * Maps every page overlapping `range` for writing, values unchanged: by the kernel, or else by an
- * atomic OR with 0 into each page. Returns the pages touched.
+ * atomic OR with 0 at each of pageTouchOffsets. Returns the pages the range overlaps.
  */
 export function touchPages(bytes: Uint8Array, range: ByteRange): number {
-  const offsets = pageTouchOffsets(range);
-  if (offsets.length > 0 && !populatePages(bytes, range.start, range.end))
-    for (const at of offsets) Atomics.or(bytes, at, 0);
-  return offsets.length;
+  if (range.end <= range.start) return 0;
+  if (!populatePages(bytes, range.start, range.end))
+    for (const at of pageTouchOffsets(range)) Atomics.or(bytes, at, 0);
+  return Math.floor((range.end - 1) / PAGE_BYTES) - Math.floor(range.start / PAGE_BYTES) + 1;
 }
 
 /**
@@ -101,7 +101,7 @@ export class KvTouchAhead {
     return this.nextBlock;
   }
 
-  /** Page touches made so far (about one per page). */
+  /** Pages touched so far (a page two ranges share counts twice). */
   get numPageWrites(): number {
     return this.numWrites;
   }

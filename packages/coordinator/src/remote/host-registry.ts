@@ -92,6 +92,7 @@ export class HostRegistry {
           resolve();
         };
         const timer = setTimeout(wake, waitMs);
+        timer.unref(); // a waiting placement does not hold a stopping coordinator's process open
         this.releaseWaiters.add(wake);
       });
     }
