@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # On a GPU machine without Node or network: unpacks what scripts/gpu-bundle.sh packed into .gpu/
-# (carried there beside the working tree) and runs scripts/gpu-check.sh, its log also written to
-# $OUT/gpu-check.log when OUT is set (the `device` tool brings that folder back). For example:
-#   run(command: "scripts/gpu-remote.sh", carry: [".gpu"], timeout_s: 590)
+# (carried there beside the working tree) and runs the scripts named as arguments in turn
+# (default scripts/gpu-check.sh), each one's log also written to $OUT/NAME.log when OUT is set (the
+# `device` tool brings that folder back). For example:
+#   run(command: "scripts/gpu-remote.sh scripts/gpu-check.sh scripts/gpu-engine-check.sh",
+#       carry: [".gpu"], timeout_s: 590)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -f .gpu/node.xz ] || { echo ".gpu/ missing: run scripts/gpu-bundle.sh here first, then carry .gpu" >&2; exit 1; }
@@ -23,5 +25,9 @@ chmod +x "$node_dir/node"
 export PATH="$node_dir:$PATH"
 tar -xJf .gpu/deps.tar.xz
 echo "== $(node --version) on $(uname -m), $(nproc) cores; GPUs: $(nvidia-smi -L 2>/dev/null || echo 'nvidia-smi not found')"
-log=${OUT:-$(mktemp -d)}/gpu-check.log
-scripts/gpu-check.sh 2>&1 | tee "$log"
+logs=${OUT:-$(mktemp -d)}
+status=0
+for script in "${@:-scripts/gpu-check.sh}"; do
+  "$script" 2>&1 | tee "$logs/$(basename "$script" .sh).log" || status=1
+done
+exit $status
