@@ -22,9 +22,11 @@ import {
   openLinks,
   openPeerGroup,
 } from './device-worker-links.ts';
+import { MeshRegions } from './mesh-regions.ts';
 import type { ReshardIo } from './reshard-executor.ts';
 import { SharedMemoryGroup } from './shared-memory-group.ts';
 import type { TensorParallelGroup } from './tensor-parallel-group.ts';
+import { WeightPieceReceipts } from './weight-piece-receipts.ts';
 import { WeightSliceInbox } from './weight-slice-inbox.ts';
 
 /** A peer that has not sent an awaited piece for this long has failed the re-shard. */
@@ -58,12 +60,13 @@ function ownIndex(peers: ReadonlyArray<unknown>, deviceName: string): number {
 
 /**
  * Opens the mesh with the usual hello, the lower index connecting to the higher one, and hands
- * every link's weight pieces to one inbox.
+ * every link's weight pieces to one inbox and their receipts to `receipts`.
  */
 async function openMesh(
   ports: ReadonlyArray<MessagePort | undefined>,
   self: number,
   inbox: WeightSliceInbox,
+  receipts: WeightPieceReceipts,
   options: OpenOptions,
 ): Promise<Array<LinkEndpoint | undefined>> {
   const peers = ports.map((port, i) =>
@@ -90,7 +93,9 @@ async function openMesh(
     }),
   );
   peers.forEach((peer, i) => {
-    if (peer) inbox.attach(peer, i);
+    if (!peer) return;
+    inbox.attach(peer, i);
+    receipts.attach(peer, i);
   });
   return peers;
 }
@@ -99,17 +104,21 @@ export class DeviceLayouts {
   private readonly groups = new Map<number, TensorParallelGroup>();
   /** Links of the TP groups opened over peer ports (layoutTpPeers). */
   private readonly tpLinks: LinkEndpoint[] = [];
+  private readonly regions: MeshRegions;
 
   private constructor(
     private readonly layouts: LayoutLinks[],
     private readonly peers: Array<LinkEndpoint | undefined>,
     private readonly weightSlices: WeightSliceInbox,
+    private readonly receipts: WeightPieceReceipts,
     /** This device's index in its replica, when it has a mesh (re-sharding). */
     readonly localDevice: number | undefined,
     private readonly data: DeviceWorkerData,
     /** Per layout, the peer ports of a TP group spanning hosts (else its group is shared memory). */
     private readonly tpPeers: Ports['layoutTpPeers'],
-  ) {}
+  ) {
+    this.regions = new MeshRegions(localDevice ?? 0);
+  }
 
   static async open(ports: Ports, data: DeviceWorkerData, options: OpenOptions): Promise<DeviceLayouts> {
     const layoutPorts = ports.layouts?.length ? [...ports.layouts] : [{}];
@@ -118,6 +127,7 @@ export class DeviceLayouts {
       layoutPorts[0] = { previous: ports.previous, next: ports.next };
     }
     const inbox = new WeightSliceInbox();
+    const receipts = new WeightPieceReceipts();
     const self = ports.reshardPeers ? ownIndex(ports.reshardPeers, options.deviceName) : undefined;
     const [opened, peers] = await Promise.all([
       Promise.all(
@@ -125,13 +135,15 @@ export class DeviceLayouts {
           openLinks(layout ?? {}, { deviceName: options.deviceName, token: options.token, log: options.log }),
         ),
       ),
-      ports.reshardPeers && self !== undefined ? openMesh(ports.reshardPeers, self, inbox, options) : [],
+      ports.reshardPeers && self !== undefined
+        ? openMesh(ports.reshardPeers, self, inbox, receipts, options)
+        : [],
     ]);
     const layouts = opened.map((links) => ({
       links,
       inbox: links.previous ? new ActivationInbox(links.previous, options.hiddenSize) : undefined,
     }));
-    return new DeviceLayouts(layouts, peers, inbox, self, data, ports.layoutTpPeers);
+    return new DeviceLayouts(layouts, peers, inbox, receipts, self, data, ports.layoutTpPeers);
   }
 
   get numLayouts(): number {
@@ -186,7 +198,12 @@ export class DeviceLayouts {
     return group;
   }
 
-  /** Piece transport of re-shard `reshardId` over the mesh. */
+  /**
+   * Piece transport of re-shard `reshardId` over the mesh. A piece in shared memory (the weight
+   * arena's) crosses as a descriptor of its region, announced on the link once: a peer thread
+   * reads it in place (a peer on another host gets the bytes from the agent's relay, which reads
+   * them there), and the piece's receipt says when the bytes may change again.
+   */
   reshardIo(reshardId: number, checkpoint: Checkpoint): ReshardIo {
     this.weightSlices.discardBefore(reshardId);
     const peer = (device: number): LinkEndpoint => {
@@ -196,14 +213,23 @@ export class DeviceLayouts {
     };
     return {
       checkpoint,
-      send(to: number, slice: TensorSlice, bytes: Uint8Array) {
+      send: (to: number, slice: TensorSlice, bytes: Uint8Array) => {
+        const link = peer(to);
+        const isShared = bytes.buffer instanceof SharedArrayBuffer;
+        if (isShared) this.regions.share(link, bytes.buffer);
+        const receipt = isShared ? this.receipts.expect(reshardId, to, slice, PIECE_TIMEOUT_MS) : undefined;
         const tensor: Tensor = { dtype: 'u8', shape: [bytes.byteLength], data: bytes };
         const { name, axis, start, end } = slice;
-        peer(to).post({ tag: 'weightSlice', reshardId, name, axis, start, end }, [tensor]);
+        link.post({ tag: 'weightSlice', reshardId, name, axis, start, end }, [tensor]);
+        return receipt;
       },
       receive: (from: number, slice: TensorSlice) => {
         peer(from);
         return this.weightSlices.take(reshardId, from, slice, PIECE_TIMEOUT_MS);
+      },
+      confirm: (from: number, slice: TensorSlice) => {
+        const { name, axis, start, end } = slice;
+        peer(from).post({ tag: 'weightSliceTaken', reshardId, name, axis, start, end });
       },
     };
   }

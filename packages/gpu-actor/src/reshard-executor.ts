@@ -11,6 +11,12 @@
  * Every device posts unit u's sends before it waits for unit u's pieces, so no two devices wait
  * on each other. The planner takes a piece of unit u only from an old slice of unit >= u, which
  * is still held at step 3 of unit u.
+ *
+ * A peer on this host reads a piece in place, out of the sender's shared weight memory, and
+ * answers once it has copied it (io.confirm): before step 3 a device waits for the receipts of
+ * the pieces it has sent so far, so no freed range is overwritten while a peer still reads it. A
+ * peer sends those receipts right after its own step 2 of the same unit, so the wait cannot close
+ * a cycle. A strided piece is cut into arena scratch first, given back when its receipt comes.
  */
 import {
   type Checkpoint,
@@ -47,12 +53,16 @@ import {
 /** How a device moves pieces: its peer links and the host's checkpoint. */
 export interface ReshardIo {
   /**
-   * Posts raw piece bytes (row-major [rows][cols] of the piece) to local device `to`; the bytes
-   * are encoded into the link's frame before it returns, so the caller may reuse them after.
+   * Posts raw piece bytes (row-major [rows][cols] of the piece) to local device `to`. Returns
+   * nothing when the bytes were encoded into the link's frame (the caller may reuse them at
+   * once), or the promise of the peer's receipt when it reads them in place (shared memory: the
+   * caller keeps them unchanged until it resolves).
    */
-  send(to: number, slice: TensorSlice, bytes: Uint8Array): void;
+  send(to: number, slice: TensorSlice, bytes: Uint8Array): Promise<void> | undefined;
   /** The raw bytes of `slice` from local device `from`, once they have come. */
   receive(from: number, slice: TensorSlice): Promise<Uint8Array>;
+  /** Tells device `from` that its piece `slice` is copied and no longer read (its receipt). */
+  confirm?(from: number, slice: TensorSlice): void;
   /** Tensor dtypes and shapes, and the data of `host` pieces when there is no host weight cache. */
   checkpoint: Checkpoint;
   /** This device's target shard in host memory: `host` pieces are copied from here (filled already). */
@@ -217,6 +227,10 @@ export async function executeReshard(
   const phaseMs: ReshardPhaseMs = { sendMs: 0, waitMs: 0, assembleMs: 0, otherMs: 0 };
   let bytesSent = 0;
   let peakWeightBytes = old.held.numBytes;
+  /** Receipts of pieces peers read in place out of the old slices, not yet awaited. */
+  let heldReceipts: Array<Promise<void>> = [];
+  /** Receipts of pieces read in place out of arena scratch (each gives its scratch back). */
+  const scratchReceipts: Array<Promise<void>> = [];
 
   for (const unit of allUnits(numLayers)) {
     // One macrotask per unit: heartbeats and peers' pieces are taken in even when no piece of
@@ -230,15 +244,24 @@ export async function executeReshard(
     };
     for (const send of plan.sends) {
       if (send.unit !== unit) continue;
-      // A strided piece is cut into arena scratch (touched memory) and given back at once: the
-      // send has encoded it into its frame by the time it returns.
+      // A strided piece is cut into arena scratch (touched memory), given back once the frame
+      // holds it or, when the peer reads it in place, once the peer has taken it.
       let scratch: Uint8Array | undefined;
       const bytes = old.held.extract(send.slice, (numBytes) => {
         scratch = arena ? arena.alloc(numBytes) : new Uint8Array(numBytes);
         return scratch;
       });
-      io.send(send.to, send.slice, bytes);
-      if (scratch && arena) arena.free(scratch);
+      const receipt = io.send(send.to, send.slice, bytes);
+      const block = scratch;
+      if (!receipt) {
+        if (block && arena) arena.free(block);
+      } else if (block) {
+        const freed = receipt.then(() => arena?.free(block));
+        freed.catch(() => {}); // awaited at the end; a switch that fails before then drops it
+        scratchReceipts.push(freed);
+      } else {
+        heldReceipts.push(receipt);
+      }
       bytesSent += bytes.byteLength;
     }
     lap('sendMs');
@@ -259,12 +282,22 @@ export async function executeReshard(
     if (targetUnits.has(unit)) {
       builder.addUnit(pieceSource(pieces, received, old.held, io.checkpoint, counters, io.hostWeights), unit);
     }
+    for (const piece of peerPieces) io.confirm?.((piece.source as { device: number }).device, piece.slice);
     lap('assembleMs');
+    if (heldReceipts.length > 0) {
+      await Promise.all(heldReceipts);
+      heldReceipts = [];
+      lap('waitMs');
+    }
     peakWeightBytes = Math.max(peakWeightBytes, old.held.numBytes + held.numBytes);
     old.held.dropUnit(unit);
     releaseUnit(old.weights, numLayers, unit, arena);
     lap('otherMs');
   }
+  // No peer reads this device's memory once the switch is over.
+  const mark = performance.now();
+  await Promise.all(scratchReceipts);
+  phaseMs.waitMs += performance.now() - mark;
   const weights = encodeStoredBlockMatrices(builder.build(), io.checkpoint);
   const accounted = phaseMs.sendMs + phaseMs.waitMs + phaseMs.assembleMs + phaseMs.otherMs;
   phaseMs.otherMs += performance.now() - startMs - accounted;

@@ -1,12 +1,16 @@
 /**
  * A device worker's weight memory, allocated once and sub-allocated: every fused matrix, norm and
- * raw slice of the shard it serves is a view into one of a few big ArrayBuffers ("chunks"), and a
- * re-shard frees the old shard's ranges unit by unit into the arena, where the new shard's next
- * units are placed. So after the first switch a switch writes only into pages the worker has
+ * raw slice of the shard it serves is a view into one of a few big SharedArrayBuffers ("chunks"),
+ * and a re-shard frees the old shard's ranges unit by unit into the arena, where the new shard's
+ * next units are placed. So after the first switch a switch writes only into pages the worker has
  * touched already. On a VM with free-page reporting (this project's CI machines) the first write
  * to a freshly mapped page runs ~30-50x slower than a copy into touched memory, and freeing a big
  * typed array returns its pages to the kernel (glibc unmaps buffers above its mmap threshold), so
  * allocating each switch's matrices afresh made a switch cost that first-touch price.
+ *
+ * The chunks are SharedArrayBuffers: a peer device thread of this process reads the pieces a
+ * re-shard sends it straight out of them (weightSlice descriptors; the sender keeps the bytes
+ * until the peer's weightSliceTaken), so a p2p piece is copied once, by its receiver.
  *
  * Hand-written rather than a library: the allocator is ~60 lines of first-fit over a sorted free
  * list with coalescing, and it must hand out views of our own ArrayBuffers (a WASM or native
@@ -34,7 +38,7 @@ interface FreeRange {
 }
 
 interface Chunk {
-  buffer: ArrayBuffer;
+  buffer: SharedArrayBuffer;
   /** Free ranges, sorted by offset, never adjacent (coalesced). */
   free: FreeRange[];
 }
@@ -66,7 +70,7 @@ function alignUp(numBytes: number): number {
 export class WeightArena {
   private readonly chunks: Chunk[] = [];
   /** Live blocks' aligned sizes by chunk and offset, so `free` knows what a view owned. */
-  private readonly live = new Map<ArrayBuffer, Map<number, number>>();
+  private readonly live = new Map<ArrayBufferLike, Map<number, number>>();
   private used = 0;
   private reserved = 0;
   private fallbackAllocations = 0;
@@ -95,7 +99,8 @@ export class WeightArena {
 
   /**
    * `numBytes` of memory, aligned: the first free range (chunk by chunk, by offset) that fits,
-   * else a fresh ArrayBuffer (counted). Contents are whatever was there: callers overwrite it.
+   * else fresh memory (counted: a new shared chunk, or a plain ArrayBuffer past the allowance).
+   * Contents are whatever was there: callers overwrite it.
    */
   alloc(numBytes: number): Uint8Array {
     if (!Number.isInteger(numBytes) || numBytes < 0)
@@ -123,7 +128,7 @@ export class WeightArena {
    * block is left to the garbage collector. Freeing a block twice throws.
    */
   free(block: ArrayBufferView): void {
-    const blocks = this.live.get(block.buffer as ArrayBuffer);
+    const blocks = this.live.get(block.buffer);
     if (!blocks) return; // A fallback allocation: not the arena's.
     const offset = block.byteOffset;
     const size = blocks.get(offset);
@@ -136,7 +141,7 @@ export class WeightArena {
   }
 
   private addChunk(size: number): Chunk {
-    const chunk: Chunk = { buffer: new ArrayBuffer(size), free: [{ offset: 0, length: size }] };
+    const chunk: Chunk = { buffer: new SharedArrayBuffer(size), free: [{ offset: 0, length: size }] };
     this.chunks.push(chunk);
     this.live.set(chunk.buffer, new Map());
     return chunk;
@@ -150,7 +155,7 @@ export class WeightArena {
 
   /** Whether `block` lies in the arena's memory (not a fallback buffer it did not keep). */
   owns(block: ArrayBufferView): boolean {
-    return this.live.has(block.buffer as ArrayBuffer);
+    return this.live.has(block.buffer);
   }
 
   get capacityBytes(): number {

@@ -27,12 +27,10 @@ export class WeightSliceInbox {
       if (message.tag !== 'weightSlice') return;
       const tensor = tensors[0];
       if (tensor?.dtype !== 'u8' || !(tensor.data instanceof Uint8Array)) return;
-      // No copy: over a worker-port link (the only kind LinkEndpoint is) every frame is an
-      // ArrayBuffer transferred to this thread and owned by it alone, so the view stays valid;
-      // a region-backed tensor (shared memory a peer may reuse) is copied.
-      const data = tensor.data;
-      const isOwned = data.buffer instanceof ArrayBuffer;
-      this.deliver(pieceKey(message.reshardId, from, message), isOwned ? data : data.slice());
+      // No copy: over a worker-port link (the only kind LinkEndpoint is) a frame is an
+      // ArrayBuffer transferred to this thread and owned by it alone, and a piece in the
+      // sender's shared memory stays unchanged until this device sends its weightSliceTaken.
+      this.deliver(pieceKey(message.reshardId, from, message), tensor.data);
     });
     link.onClose((reason) => {
       this.closedPeers.set(from, reason);

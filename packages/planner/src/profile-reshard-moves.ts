@@ -5,11 +5,12 @@ import { fitLink, measureP2pLink } from '@seesaw/coordinator';
 import type { LinkProfile } from './hardware.ts';
 
 /**
- * How fast weight pieces move during a re-shard, by the engine's own paths: framed
- * `weightSlice` messages over a worker port, as a device sends a piece to a peer (the
- * coordinator's probe, which the `auto` route plans with too); and reads of a file in the page
- * cache into a buffer, as a device reads a `host` piece from the checkpoint. Each is fitted as
- * latency + bytes / rate from a small and a large piece size.
+ * How fast weight pieces move during a re-shard, by the engine's own paths: `weightSlice`
+ * pieces in shared memory posted over a worker port and copied by the receiving thread, as a
+ * device sends a piece to a peer (the coordinator's probe, which the `auto` route plans with
+ * too); and reads of a file in the page cache into a buffer, as a device reads a `host` piece
+ * from the checkpoint. Each is fitted as latency + bytes / rate from a small and a large piece
+ * size.
  */
 export function measurePeerWeightMoves(quick: boolean): Promise<LinkProfile> {
   return measureP2pLink({ numBytes: quick ? 4 << 20 : 16 << 20, numRepeats: quick ? 2 : 3 });

@@ -7,7 +7,7 @@ import type { DeviceReshardPlanData } from './messages/reshard-plan-data.ts';
 import type { Tensor } from './tensor.ts';
 
 // The re-shard messages: reshard (with a structurally validated plan), reshardDone, weightSlice,
-// and the weight-digest fields of loadShard / ready.
+// weightSliceTaken, and the weight-digest fields of loadShard / ready.
 
 function expectRejected(frame: Uint8Array, pattern: RegExp): void {
   const result = decodeFrame(frame);
@@ -176,5 +176,33 @@ describe('weightSlice message', () => {
     expectRejected(encode({ axis: 'depth' }, [piece([4])]), /weightSlice\.axis/);
     expectRejected(encode({ name: '' }, [piece([4])]), /weightSlice\.name/);
     expectRejected(encode({ reshardId: -1 }, [piece([4])]), /weightSlice\.reshardId/);
+  });
+});
+
+describe('weightSliceTaken message', () => {
+  const taken = {
+    tag: 'weightSliceTaken',
+    reshardId: 3,
+    name: 'model.layers.0.mlp.down_proj.weight',
+    axis: 'columns',
+    start: 0,
+    end: 24,
+  } as const;
+
+  it('round-trips on the device <-> device link only, without a tensor', () => {
+    const decoded = decodeFrame(encodeFrame(taken), { accept: INBOUND_TAGS.deviceToDevice });
+    if (!decoded.ok) throw new Error(decoded.error.message);
+    expect(decoded.message).toEqual(taken);
+    expect(decoded.tensors).toEqual([]);
+    expect(decodeFrame(encodeFrame(taken), { accept: INBOUND_TAGS.coordinatorToDevice }).ok).toBe(false);
+  });
+
+  it('rejects a tensor, an empty slice and bad fields', () => {
+    const encode = (fields: Partial<Record<keyof typeof taken, unknown>>, tensors: Tensor[] = []) =>
+      encodeFrame({ ...taken, ...fields } as unknown as Message, tensors);
+    expectRejected(encode({}, [{ dtype: 'u8', shape: [4], data: new Uint8Array(4) }]), /expected no tensors/);
+    expectRejected(encode({ start: 24 }), /empty slice/);
+    expectRejected(encode({ axis: 'depth' }), /weightSliceTaken\.axis/);
+    expectRejected(encode({ reshardId: -1 }), /weightSliceTaken\.reshardId/);
   });
 });

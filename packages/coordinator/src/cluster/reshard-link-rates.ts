@@ -1,13 +1,15 @@
 /**
  * The two weight routes' rates on this host, measured the way re-shards use them, so the `auto`
  * route plans with this machine's figures rather than defaults (and `seesaw profile` measures
- * the same way): p2p = u8 weightSlice pieces posted through a WorkerPortEndpoint to another
- * thread, to their acknowledgements (the frame encode copy + transfer a piece pays); host =
+ * the same way): p2p = u8 weightSlice pieces in shared memory posted through a
+ * WorkerPortEndpoint to another thread, which copies each into memory it has touched before and
+ * answers (a descriptor's trip + the receiver's copy + the receipt, as a piece of the weight
+ * arena pays between device threads); host =
  * positional Checkpoint reads of the largest tensors (page cache warm after the first read, as the
  * host route assumes), or with a host weight cache a copy out of shared memory.
  */
 import { Checkpoint, type ReshardLinkRates } from '@seesaw/model';
-import { spawnWorkerEndpoint } from '@seesaw/protocol';
+import { SharedRegion, spawnWorkerEndpoint } from '@seesaw/protocol';
 
 export interface LinkRateOptions {
   /** Bytes moved per timed transfer (default 16 MiB). */
@@ -51,9 +53,10 @@ export function fitLink(
 }
 
 /**
- * The peer route: weight pieces posted to another thread through a WorkerPortEndpoint, each
- * answered once decoded, fitted as latency + bytes / rate from 4 KiB pieces and numBytes pieces
- * (posted back to back, as the re-shard executor posts a unit's pieces).
+ * The peer route: weight pieces in a SharedArrayBuffer (as the weight arena's are) posted to
+ * another thread through a WorkerPortEndpoint as region descriptors, each copied there and
+ * answered, fitted as latency + bytes / rate from 4 KiB pieces and numBytes pieces (posted back
+ * to back, as the re-shard executor posts a unit's pieces).
  */
 export async function measureP2pLink(options: LinkRateOptions = {}): Promise<MeasuredLink> {
   const numBytes = options.numBytes ?? 16 << 20;
@@ -63,6 +66,8 @@ export async function measureP2pLink(options: LinkRateOptions = {}): Promise<Mea
   const pending: Array<() => void> = [];
   endpoint.onMessage(() => pending.shift()?.());
   const piece = { tag: 'weightSlice', reshardId: 1, name: 'probe', axis: 'rows', start: 0, end: 1 } as const;
+  const memory = new SharedRegion(1, new SharedArrayBuffer(numBytes));
+  endpoint.shareRegion(memory);
   const sendOne = (data: Uint8Array): Promise<void> =>
     new Promise((resolve) => {
       pending.push(resolve);
@@ -70,7 +75,7 @@ export async function measureP2pLink(options: LinkRateOptions = {}): Promise<Mea
     });
   /** Median seconds per piece of `count` pieces of `size` bytes, after one warm-up piece. */
   const secondsPerPiece = async (size: number, count: number): Promise<number> => {
-    const data = new Uint8Array(size);
+    const data = new Uint8Array(memory.buffer, 0, size).fill(1);
     await sendOne(data);
     const times: number[] = [];
     for (let r = 0; r < numRepeats; r++) {

@@ -1,6 +1,6 @@
 /**
  * gpu-actor <-> gpu-actor messages: tensor-parallel all-reduce chunks, pipeline-parallel
- * activations and re-shard weight pieces. Both directions use the same union.
+ * activations, re-shard weight pieces and their receipts. Both directions use the same union.
  */
 
 import { count, int } from '../check.ts';
@@ -8,7 +8,7 @@ import type { DType } from '../tensor.ts';
 import { elementCount } from '../tensor.ts';
 import type { Heartbeat, Hello, ProtocolError, Refused, Welcome } from './common.ts';
 import { sliceAxis, tensorSliceName } from './reshard-plan-data.ts';
-import { type MessageSchema, oneTensor, schema, stepId } from './schema.ts';
+import { type MessageSchema, noTensors, oneTensor, schema, stepId } from './schema.ts';
 
 /** Dtypes activations and partial sums may travel in. */
 export const ACTIVATION_DTYPES: readonly DType[] = ['f32', 'bf16', 'f16'];
@@ -53,7 +53,9 @@ export interface Activations {
  * One weight piece sent peer-to-peer during a re-shard (a PieceSend of the sender's plan, a
  * 'peer' ReshardPiece of the receiver's). Tensor: the piece's raw checkpoint bytes, dtype u8,
  * row-major [rows][cols] of the piece (a column piece is the column band of every row), shape
- * [byteLength] or [rows, rowBytes].
+ * [byteLength] or [rows, rowBytes]. Between threads of one process the tensor is usually a
+ * descriptor into the sender's shared weight memory, which the receiver reads in place: the
+ * sender keeps those bytes until the receiver answers with weightSliceTaken.
  */
 export interface WeightSlice {
   tag: 'weightSlice';
@@ -67,6 +69,20 @@ export interface WeightSlice {
   end: number;
 }
 
+/**
+ * The receiver of a weightSlice has copied it into its new shard: the sender may reuse the bytes
+ * (free the slice they lie in). Sent for every piece, whichever way it travelled; the same fields
+ * as the piece's weightSlice. No tensor.
+ */
+export interface WeightSliceTaken {
+  tag: 'weightSliceTaken';
+  reshardId: number;
+  name: string;
+  axis: 'rows' | 'columns';
+  start: number;
+  end: number;
+}
+
 export type DeviceToDevice =
   | Hello
   | Welcome
@@ -74,6 +90,7 @@ export type DeviceToDevice =
   | AllReduceChunk
   | Activations
   | WeightSlice
+  | WeightSliceTaken
   | Heartbeat
   | ProtocolError;
 
@@ -97,8 +114,10 @@ const weightSliceRule = oneTensor(['u8'], (message, shape) => {
   return elementCount(shape) > 0 ? undefined : 'weight piece tensor is empty';
 });
 
+const sliceFields = { reshardId: count, name: tensorSliceName, axis: sliceAxis, start: count, end: count };
+
 export const deviceToDeviceSchemas: Record<
-  AllReduceChunk['tag'] | Activations['tag'] | WeightSlice['tag'],
+  AllReduceChunk['tag'] | Activations['tag'] | WeightSlice['tag'] | WeightSliceTaken['tag'],
   MessageSchema
 > = {
   allReduceChunk: schema(
@@ -106,8 +125,10 @@ export const deviceToDeviceSchemas: Record<
     chunkRule,
   ),
   activations: schema({ stepId, microBatch: count, fromStage: count, numTokens: count }, activationsRule),
-  weightSlice: schema(
-    { reshardId: count, name: tensorSliceName, axis: sliceAxis, start: count, end: count },
-    weightSliceRule,
-  ),
+  weightSlice: schema(sliceFields, weightSliceRule),
+  weightSliceTaken: schema(sliceFields, (message, tensors) => {
+    const m = message as unknown as WeightSliceTaken;
+    if (m.start >= m.end) return `empty slice [${m.start}, ${m.end})`;
+    return noTensors(message, tensors);
+  }),
 };

@@ -136,6 +136,7 @@ export const INBOUND_TAGS = {
     allReduceChunk: true,
     activations: true,
     weightSlice: true,
+    weightSliceTaken: true,
     heartbeat: true,
     protocolError: true,
   }),
