@@ -21,9 +21,7 @@
 import {
   type Checkpoint,
   type DeviceReshardPlan,
-  dtypeByteSize,
   type ModelConfig,
-  type ReshardPiece,
   type ShardPosition,
   type ShardSpec,
   shardSpec,
@@ -31,15 +29,9 @@ import {
 } from '@seesaw/model';
 import { HeldWeights } from './held-weights.ts';
 import type { HostWeightCache } from './host-weight-cache.ts';
-import {
-  checkpointSliceSource,
-  type LayerWeights,
-  type ModelWeights,
-  ModelWeightsBuilder,
-  type WeightSliceSource,
-} from './model-weights.ts';
+import { type LayerWeights, type ModelWeights, ModelWeightsBuilder } from './model-weights.ts';
 import { encodeStoredBlockMatrices } from './quantized-matrices.ts';
-import { containsRect, copyRect, formatRect, type Rect, rectElements, sliceRect } from './slice-geometry.ts';
+import { type Counters, formatSlice, pieceSource } from './reshard-piece-source.ts';
 import type { WeightArena } from './weight-arena.ts';
 import {
   allUnits,
@@ -101,14 +93,6 @@ function samePosition(a: ShardPosition, b: ShardPosition): boolean {
   return a.tp === b.tp && a.tpRank === b.tpRank && a.pp === b.pp && a.ppStage === b.ppStage;
 }
 
-function sameRect(a: Rect, b: Rect): boolean {
-  return a.row0 === b.row0 && a.row1 === b.row1 && a.col0 === b.col0 && a.col1 === b.col1;
-}
-
-function formatSlice(slice: TensorSlice): string {
-  return `"${slice.name}" ${slice.axis} [${slice.start}, ${slice.end})`;
-}
-
 /**
  * Drops the old weights' references to `unit`, so its memory can go before the next unit is
  * built: back to `arena` when the weights were built in it, else to the garbage collector.
@@ -127,75 +111,6 @@ function releaseUnit(weights: ModelWeights, numLayers: number, unit: number, are
     const layers = weights.layers as Array<LayerWeights | undefined>;
     if (index >= 0 && index < layers.length) layers[index] = undefined;
   }
-}
-
-interface Counters {
-  bytesKept: number;
-  bytesReceived: number;
-  bytesFromHost: number;
-}
-
-/**
- * A WeightSliceSource over the pieces of one unit: each target slice read is filled from the
- * pieces that tile it, and must be covered exactly.
- */
-function pieceSource(
-  pieces: ReshardPiece[],
-  received: Map<ReshardPiece, Uint8Array>,
-  old: HeldWeights,
-  checkpoint: Checkpoint,
-  counters: Counters,
-  hostWeights: HostWeightCache | undefined,
-): WeightSliceSource {
-  const hostSource = checkpointSliceSource(checkpoint);
-  return {
-    tensor: (name) => checkpoint.info(name),
-    read(slice, dest) {
-      const info = checkpoint.info(slice.name);
-      const elementBytes = dtypeByteSize(info.dtype);
-      const destRect = sliceRect(slice, info.shape);
-      let covered = 0;
-      for (const piece of pieces) {
-        if (piece.slice.name !== slice.name) continue;
-        const rect = sliceRect(piece.slice, info.shape);
-        if (!containsRect(destRect, rect)) {
-          throw new RangeError(
-            `piece ${formatSlice(piece.slice)} lies outside the target ${formatSlice(slice)}`,
-          );
-        }
-        const numBytes = rectElements(rect) * elementBytes;
-        if (piece.source.kind === 'keep') {
-          counters.bytesKept += old.copyInto(piece.slice, dest, destRect);
-        } else if (piece.source.kind === 'peer') {
-          const bytes = received.get(piece)!;
-          if (bytes.byteLength !== numBytes) {
-            throw new RangeError(
-              `piece ${formatSlice(piece.slice)} from device ${piece.source.device}: ${bytes.byteLength} bytes, expected ${numBytes}`,
-            );
-          }
-          copyRect(bytes, rect, dest, destRect, rect, elementBytes);
-          counters.bytesReceived += numBytes;
-        } else if (hostWeights) {
-          counters.bytesFromHost += hostWeights.copyInto(piece.slice, dest, destRect);
-        } else if (sameRect(rect, destRect)) {
-          // The piece is the whole target slice: read straight into its final rows.
-          hostSource.read(piece.slice, dest);
-          counters.bytesFromHost += numBytes;
-        } else {
-          const bytes = new Uint8Array(numBytes);
-          hostSource.read(piece.slice, bytes);
-          copyRect(bytes, rect, dest, destRect, rect, elementBytes);
-          counters.bytesFromHost += numBytes;
-        }
-        covered += rectElements(rect);
-      }
-      if (covered !== rectElements(destRect)) {
-        throw new RangeError(
-          `pieces of ${formatSlice(slice)} cover ${covered} of its ${rectElements(destRect)} elements (${formatRect(destRect)})`,
-        );
-      }
-    },
-  };
 }
 
 /**
