@@ -81,4 +81,80 @@ describe.skipIf(gpu === null)('per-step buffer reuse on the GPU', () => {
     freshCache.destroy();
     reusing.destroy();
   }, 60_000);
+
+  it('a decode step of a batch shape seen before creates no buffer but its read-back staging, and samples the same ids', async () => {
+    const checkpoint = Checkpoint.open(workDir);
+    const config: ModelConfig = checkpoint.config;
+    const weights: ModelWeights = loadModelWeights(checkpoint);
+    checkpoint.close();
+    const kernels = WebGpuKernels.forContext(gpu!);
+    const forward = new WebGpuLlamaForward(kernels, config, weights);
+    const cache = new GpuKvCache(kernels, config, NUM_BLOCKS, BLOCK_SIZE);
+    const device = kernels.device;
+    const created: number[] = [];
+    const createBuffer = device.createBuffer.bind(device);
+    device.createBuffer = (descriptor: GPUBufferDescriptor) => {
+      created.push(descriptor.usage);
+      return createBuffer(descriptor);
+    };
+    try {
+      const tables = [
+        [2, 6],
+        [4, 11],
+        [8, 1],
+      ];
+      const tokens = [
+        [5, 9, 14, 2, 7, 3],
+        [11, 8, 1],
+        [4, 4, 12, 6, 10],
+      ].map((row) => row.map((t) => t % config.vocabSize));
+      const prompts = tokens.map((ids, seqId) => ({
+        seqId,
+        tokenIds: ids,
+        startPos: 0,
+        blockTable: tables[seqId]!,
+        isSampled: true,
+        outputIndex: 0,
+      }));
+      let next = await forward.runGreedy(buildForwardBatch(prompts, BLOCK_SIZE, NUM_BLOCKS), cache);
+      const lengths = tokens.map((ids) => ids.length);
+      const decodeStep = (outputIndex: number): StepSeq[] =>
+        lengths.map((length, seqId) => ({
+          seqId,
+          tokenIds: [next[seqId]!],
+          startPos: length,
+          blockTable: tables[seqId]!,
+          isSampled: true,
+          outputIndex,
+        }));
+      const storageOrUniform = () =>
+        created.filter((usage) => usage & (GPUBufferUsage.STORAGE | GPUBufferUsage.UNIFORM)).length;
+      const afterEach: number[] = [];
+      const paramsAfterEach: number[] = [];
+      for (let outputIndex = 1; outputIndex <= 3; outputIndex++) {
+        const step = decodeStep(outputIndex);
+        const ids = await forward.runGreedy(buildForwardBatch(step, BLOCK_SIZE, NUM_BLOCKS), cache);
+        // Against the logits a forward pass of the same step reads back in full.
+        const logits = await forward.run(buildForwardBatch(step, BLOCK_SIZE, NUM_BLOCKS), cache);
+        ids.forEach((id, row) => {
+          const rowLogits = logits.subarray(row * config.vocabSize, (row + 1) * config.vocabSize);
+          expect(rowLogits[id]).toBe(Math.max(...rowLogits));
+        });
+        next = ids;
+        lengths.forEach((_, seqId) => {
+          lengths[seqId]! += 1;
+        });
+        afterEach.push(storageOrUniform());
+        paramsAfterEach.push(kernels.numParamBuffersCreated);
+      }
+      // The first decode step may meet new shapes; the second and third create nothing that binds.
+      expect(afterEach[2]).toBe(afterEach[1]);
+      expect(paramsAfterEach[2]).toBe(paramsAfterEach[1]);
+      expect(paramsAfterEach[1]).toBeGreaterThan(0);
+    } finally {
+      device.createBuffer = createBuffer;
+      cache.destroy();
+      forward.destroy();
+    }
+  }, 60_000);
 });

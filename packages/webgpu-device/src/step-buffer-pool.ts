@@ -1,6 +1,6 @@
 /**
- * A forward pass's activation buffers, kept from step to step instead of created and destroyed
- * per step (each creation is a driver allocation and a zero fill). take(name, length) hands
+ * A forward pass's activation and metadata buffers, kept from step to step instead of created
+ * and destroyed per step (each creation is a driver allocation and a zero fill). take(name, length) hands
  * back the buffer last taken under that name when it holds `length` floats, else replaces it
  * with one that does: the pool only grows, to the largest step seen.
  *
@@ -32,6 +32,18 @@ export class StepBufferPool {
       this.created++;
     }
     return { buffer: buffer.buffer, length };
+  }
+
+  /**
+   * The buffer named `name` holding `data` (a step's metadata: token ids, RoPE rows, slots, block
+   * tables, a previous stage's hidden state). Pending dispatches are submitted first, so the write
+   * lands after every earlier use of the buffer and before this step's dispatches.
+   */
+  upload(name: string, data: Float32Array | Int32Array): GpuTensor {
+    this.kernels.flush();
+    const tensor = this.take(name, data.length);
+    this.kernels.write(tensor, data);
+    return tensor;
   }
 
   destroy(): void {

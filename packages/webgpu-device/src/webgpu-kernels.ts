@@ -62,6 +62,12 @@ export const GEMV_MAX_ROWS = 16;
 /** The kernels matmul can run; all give the same bits. */
 export type MatmulKernel = 'rows' | 'tiled' | 'gemv';
 const MAX_GROUPS_PER_DIM = 65535;
+/**
+ * Distinct parameter blocks kept for reuse; past this many the cache is emptied at the next
+ * submission (a model's steps need a few per kernel and shape: decode steps of one batch size
+ * reuse the same ones every step).
+ */
+const MAX_CACHED_PARAMS = 4096;
 
 /**
  * The forward-pass kernels on one WebGPU device. Each call encodes one dispatch into the
@@ -72,8 +78,13 @@ const MAX_GROUPS_PER_DIM = 65535;
 export class WebGpuKernels {
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private encoder: GPUCommandEncoder | null = null;
-  /** Per-dispatch parameter buffers of the pending submission, destroyed once it is submitted. */
-  private transient: GPUBuffer[] = [];
+  /**
+   * Uniform parameter buffers by content. They are never written after creation, so a dispatch
+   * may bind one another dispatch (of any step) bound: a step of a shape seen before creates none.
+   */
+  private readonly paramBuffers = new Map<string, GPUBuffer>();
+  /** Parameter buffers created so far (tests measure reuse with it). */
+  private paramBuffersCreated = 0;
   /** Validation errors of submitted work, checked at the next read (WebGPU reports them asynchronously). */
   private pendingErrors: Array<Promise<GPUError | null>> = [];
 
@@ -181,10 +192,15 @@ export class WebGpuKernels {
    * Overwrites the start of a tensor with host data. Lands before the next submission: call it
    * with nothing pending (after a read), so it cannot overtake encoded dispatches.
    */
-  write(tensor: GpuTensor, data: Float32Array): void {
-    need(data.length <= tensor.length, `write of ${data.length} floats into a tensor of ${tensor.length}`);
+  write(tensor: GpuTensor, data: Float32Array | Int32Array): void {
+    need(data.length <= tensor.length, `write of ${data.length} values into a tensor of ${tensor.length}`);
     need(this.encoder === null, 'write with dispatches pending: it would land before them');
     this.device.queue.writeBuffer(tensor.buffer, 0, data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  /** Parameter buffers created so far: a step whose kernels and shapes were seen before adds none. */
+  get numParamBuffersCreated(): number {
+    return this.paramBuffersCreated;
   }
 
   /** Copies length floats from src[srcStart..] to dst[dstStart..] in stream order. */
@@ -201,9 +217,12 @@ export class WebGpuKernels {
     this.device.queue.submit([this.encoder.finish()]);
     this.encoder = null;
     this.pendingErrors.push(this.device.popErrorScope());
-    // Destroying a buffer that submitted work still uses is deferred by WebGPU until that work ends.
-    for (const buffer of this.transient) buffer.destroy();
-    this.transient = [];
+    if (this.paramBuffers.size > MAX_CACHED_PARAMS) {
+      // Nothing is pending now; destroying a buffer submitted work still reads is deferred by
+      // WebGPU until that work ends.
+      for (const buffer of this.paramBuffers.values()) buffer.destroy();
+      this.paramBuffers.clear();
+    }
   }
 
   /**
@@ -428,14 +447,19 @@ export class WebGpuKernels {
 
   private params(values: ArrayLike<number> | Uint32Array): GpuTensor {
     const data = values instanceof Uint32Array ? values : Uint32Array.from(values);
-    const buffer = this.device.createBuffer({
-      size: data.byteLength,
-      usage: GPUBufferUsage.UNIFORM,
-      mappedAtCreation: true,
-    });
-    new Uint32Array(buffer.getMappedRange()).set(data);
-    buffer.unmap();
-    this.transient.push(buffer);
+    const key = data.join(',');
+    let buffer = this.paramBuffers.get(key);
+    if (!buffer) {
+      buffer = this.device.createBuffer({
+        size: data.byteLength,
+        usage: GPUBufferUsage.UNIFORM,
+        mappedAtCreation: true,
+      });
+      new Uint32Array(buffer.getMappedRange()).set(data);
+      buffer.unmap();
+      this.paramBuffers.set(key, buffer);
+      this.paramBuffersCreated++;
+    }
     return { buffer, length: data.length };
   }
 

@@ -148,34 +148,24 @@ export class WebGpuLlamaForward {
     inputHidden?: Float32Array,
     afterLayer?: AfterLayerHook,
   ): Promise<Float32Array> {
-    const step: GpuTensor[] = [];
-    try {
-      const hidden = await this.encodeLayers(batch, cache, inputHidden, step, afterLayer);
-      if (!this.shard.isLastStage) return await this.kernels.read(hidden);
-      const logits = this.encodeLogits(batch, hidden);
-      if (!logits) return new Float32Array(0);
-      const local = await this.kernels.read(logits);
-      return this.isVocabSplit ? await this.gatherLogits(local, batch.sampledRows.length) : local;
-    } finally {
-      destroyAll(step);
-    }
+    const hidden = await this.encodeLayers(batch, cache, inputHidden, afterLayer);
+    if (!this.shard.isLastStage) return await this.kernels.read(hidden);
+    const logits = this.encodeLogits(batch, hidden);
+    if (!logits) return new Float32Array(0);
+    const local = await this.kernels.read(logits);
+    return this.isVocabSplit ? await this.gatherLogits(local, batch.sampledRows.length) : local;
   }
 
   /** Runs one step and samples greedily on the GPU (a last stage of an unsplit vocabulary): only the ids come back. */
   async runGreedy(batch: ForwardBatch, cache: GpuKvCache, afterLayer?: AfterLayerHook): Promise<Int32Array> {
     this.needWholeVocabulary('greedy ids');
-    const step: GpuTensor[] = [];
-    try {
-      const hidden = await this.encodeLayers(batch, cache, undefined, step, afterLayer);
-      const logits = this.encodeLogits(batch, hidden);
-      if (!logits) return new Int32Array(0);
-      const numSampled = batch.sampledRows.length;
-      const ids = track(step, this.kernels.upload(new Int32Array(numSampled)));
-      this.kernels.argmaxRows(ids, logits, numSampled, this.config.vocabSize);
-      return await this.kernels.readInt32(ids);
-    } finally {
-      destroyAll(step);
-    }
+    const hidden = await this.encodeLayers(batch, cache, undefined, afterLayer);
+    const logits = this.encodeLogits(batch, hidden);
+    if (!logits) return new Int32Array(0);
+    const numSampled = batch.sampledRows.length;
+    const ids = this.buffers.take('sampledIds', numSampled);
+    this.kernels.argmaxRows(ids, logits, numSampled, this.config.vocabSize);
+    return await this.kernels.readInt32(ids);
   }
 
   /**
@@ -194,7 +184,7 @@ export class WebGpuLlamaForward {
     this.needWholeVocabulary('sampling candidates');
     const step: GpuTensor[] = [];
     try {
-      const hidden = await this.encodeLayers(batch, cache, undefined, step, afterLayer);
+      const hidden = await this.encodeLayers(batch, cache, undefined, afterLayer);
       const logits = this.encodeLogits(batch, hidden);
       if (!logits) return { candidates: new Float32Array(0), logitsRows: new Map() };
       return await selectCandidates(
@@ -219,14 +209,13 @@ export class WebGpuLlamaForward {
 
   /**
    * Encodes (and, across TP ranks, runs) the stage's layers; returns the hidden state [T][H]
-   * tensor. The step's uploads are pushed to `step` for the caller to destroy (activations are pooled). afterLayer(l)
-   * runs once layer l is encoded (its K/V writes included), in layer order.
+   * tensor. The step's metadata and activations live in the pool's buffers. afterLayer(l) runs
+   * once layer l is encoded (its K/V writes included), in layer order.
    */
   private async encodeLayers(
     batch: ForwardBatch,
     cache: GpuKvCache,
     inputHidden: Float32Array | undefined,
-    step: GpuTensor[],
     afterLayer: AfterLayerHook | undefined,
   ): Promise<GpuTensor> {
     const k = this.kernels;
@@ -251,14 +240,14 @@ export class WebGpuLlamaForward {
       }
     }
 
-    const up = (data: Float32Array | Int32Array) => track(step, k.upload(data));
+    const up = (name: string, data: Float32Array | Int32Array) => this.buffers.upload(name, data);
     const pooled = (name: string, length: number) => this.buffers.take(name, length);
     const { cos, sin } = ropeTables(batch.positions, this.invFreq);
-    const cosT = up(cos);
-    const sinT = up(sin);
-    const slots = up(batch.slots);
-    const tokenInfo = up(tokenSequenceAndPosition(batch));
-    const blockTables = up(batch.attention.blockTables);
+    const cosT = up('ropeCos', cos);
+    const sinT = up('ropeSin', sin);
+    const slots = up('slots', batch.slots);
+    const tokenInfo = up('tokenInfo', tokenSequenceAndPosition(batch));
+    const blockTables = up('blockTables', batch.attention.blockTables);
     const normed = pooled('normed', T * hiddenSize);
     const qkv = pooled('qkv', T * qkvStride);
     const attention = pooled('attention', T * qWidth);
@@ -279,7 +268,7 @@ export class WebGpuLlamaForward {
     let hidden: GpuTensor;
     if (this.embedding) {
       hidden = pooled('hidden', T * hiddenSize);
-      k.embed(hidden, this.embedding, up(batch.tokenIds));
+      k.embed(hidden, this.embedding, up('tokenIds', batch.tokenIds));
     } else {
       if (inputHidden?.length !== T * hiddenSize) {
         throw new RangeError(
@@ -287,7 +276,7 @@ export class WebGpuLlamaForward {
             `(got ${inputHidden === undefined ? 'none' : inputHidden.length})`,
         );
       }
-      hidden = up(inputHidden);
+      hidden = up('inputHidden', inputHidden);
     }
     for (const [l, layer] of this.layers.entries()) {
       k.rmsNorm(normed, hidden, layer.inputNorm, T, rmsNormEps);
@@ -372,11 +361,6 @@ function tokenSequenceAndPosition(batch: ForwardBatch): Int32Array {
     }
   }
   return info;
-}
-
-function track(list: GpuTensor[], tensor: GpuTensor): GpuTensor {
-  list.push(tensor);
-  return tensor;
 }
 
 /** Destroying buffers that submitted work still reads is deferred by WebGPU until it ends. */
