@@ -1,4 +1,5 @@
 import type { KvLayout, Weight, WeightDType } from '@seesaw/kernels';
+import { ReadStagingPool } from './read-staging-pool.ts';
 import { MAX_HEAD_DIM, pagedAttentionSource, writeKvSource } from './wgsl-attention.ts';
 import { GEMV_WORKGROUP, gemvSource } from './wgsl-gemv.ts';
 import {
@@ -83,6 +84,7 @@ export class WebGpuKernels {
    * may bind one another dispatch (of any step) bound: a step of a shape seen before creates none.
    */
   private readonly paramBuffers = new Map<string, GPUBuffer>();
+  private readonly readStagings: ReadStagingPool;
   /** Parameter buffers created so far (tests measure reuse with it). */
   private paramBuffersCreated = 0;
   /** Validation errors of submitted work, checked at the next read (WebGPU reports them asynchronously). */
@@ -96,7 +98,9 @@ export class WebGpuKernels {
     readonly device: GPUDevice,
     private readonly tiledMatmulMinRows = TILED_MATMUL_MIN_ROWS,
     private readonly gemvMaxRows = GEMV_MAX_ROWS,
-  ) {}
+  ) {
+    this.readStagings = new ReadStagingPool(device);
+  }
 
   /**
    * Kernels for a context: the tiled matmul and the GEMV only on a hardware adapter (on lavapipe
@@ -161,30 +165,37 @@ export class WebGpuKernels {
   }
 
   /**
-   * A buffer of length f32 values that the host maps to read: copy() into it in stream order,
-   * then readStaging(). Not bindable in a dispatch.
+   * A buffer of at least length f32 values that the host maps to read (from the read staging
+   * pool): copy() into it in stream order, then readStaging(). Not bindable in a dispatch.
    */
   allocateReadStaging(length: number): GpuTensor {
-    const buffer = this.device.createBuffer({
-      size: Math.max(4, length * 4),
-      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-    });
-    return { buffer, length };
+    return { buffer: this.readStagings.take(length * 4), length };
+  }
+
+  /** Read staging buffers created so far: steady steps reuse them. */
+  get numReadStagingsCreated(): number {
+    return this.readStagings.numCreated;
   }
 
   /**
    * Submits the pending work and resolves, once the device has done everything submitted so
-   * far, with a copy of the staging buffer's floats; the buffer is destroyed. Other work may be
-   * encoded and submitted while it waits (that is how a step's KV write-backs overlap its compute).
+   * far, with a copy of the staging buffer's first length floats; the buffer goes back to the
+   * pool unmapped (or is destroyed when the read failed). Other work may be encoded and
+   * submitted while it waits (that is how a step's KV write-backs overlap its compute).
    */
   async readStaging(staging: GpuTensor): Promise<Float32Array> {
+    let isReusable = false;
     try {
       this.flush();
       await this.throwSubmittedErrors();
       await staging.buffer.mapAsync(GPUMapMode.READ);
-      return new Float32Array(staging.buffer.getMappedRange().slice(0, staging.length * 4));
+      const floats = new Float32Array(staging.buffer.getMappedRange().slice(0, staging.length * 4));
+      staging.buffer.unmap();
+      isReusable = true;
+      return floats;
     } finally {
-      staging.buffer.destroy();
+      if (isReusable) this.readStagings.give(staging.buffer);
+      else staging.buffer.destroy();
     }
   }
 
