@@ -2,14 +2,19 @@ import { join } from 'node:path';
 import type { Weight } from '@seesaw/kernels';
 import {
   Checkpoint,
-  dtypeByteSize,
   type ParallelConfig,
   parseParallelConfig,
   planReshard,
   type ReshardRoute,
 } from '@seesaw/model';
 import { describe, expect, it } from 'vitest';
-import { expectSameWeights, loadDirect, openMeshes, positionOf } from '../test/reshard-mesh-test-support.ts';
+import {
+  expectSameWeights,
+  loadDirect,
+  openMeshes,
+  planTensorInfo,
+  positionOf,
+} from '../test/reshard-mesh-test-support.ts';
 import type { HeldWeights } from './held-weights.ts';
 import { HostWeightCache } from './host-weight-cache.ts';
 import type { ModelWeights } from './model-weights.ts';
@@ -54,10 +59,7 @@ async function roundTrips(
   const meshes = await openMeshes(2);
   try {
     const config = checkpoint.config;
-    const tensorInfo = (name: string) => {
-      const info = checkpoint.info(name);
-      return { dtypeBytes: dtypeByteSize(info.dtype), shape: info.shape };
-    };
+    const tensorInfo = planTensorInfo(checkpoint);
     const caches = meshes.map((_, device) => {
       if (!hostWeightCache) return undefined;
       const cache = new HostWeightCache();

@@ -1,14 +1,19 @@
 import { join } from 'node:path';
-import type { TensorSlice } from '@seesaw/model';
 import {
   Checkpoint,
-  dtypeByteSize,
   type ParallelConfig,
   parseParallelConfig,
   planReshard,
+  type TensorSlice,
 } from '@seesaw/model';
 import { describe, expect, it } from 'vitest';
-import { expectSameWeights, loadDirect, openMeshes, positionOf } from '../test/reshard-mesh-test-support.ts';
+import {
+  expectSameWeights,
+  loadDirect,
+  openMeshes,
+  planTensorInfo,
+  positionOf,
+} from '../test/reshard-mesh-test-support.ts';
 import type { HeldWeights } from './held-weights.ts';
 import type { ModelWeights } from './model-weights.ts';
 import { executeReshard, type ReshardIo } from './reshard-executor.ts';
@@ -38,10 +43,7 @@ describe('re-shard pieces read in place from the sender’s shared weight memory
     const meshes = await openMeshes(2);
     try {
       const config = checkpoint.config;
-      const tensorInfo = (name: string) => {
-        const info = checkpoint.info(name);
-        return { dtypeBytes: dtypeByteSize(info.dtype), shape: info.shape };
-      };
+      const tensorInfo = planTensorInfo(checkpoint);
       const states: DeviceState[] = meshes.map((_, device) => {
         // Reserved for both directions' peaks at load, as a Seesaw device worker does.
         const arena = new WeightArena();

@@ -5,7 +5,7 @@
  */
 import { MessageChannel } from 'node:worker_threads';
 import type { Weight } from '@seesaw/kernels';
-import { type Checkpoint, type ParallelConfig, shardSpec } from '@seesaw/model';
+import { type Checkpoint, dtypeByteSize, type ParallelConfig, shardSpec } from '@seesaw/model';
 import { expect } from 'vitest';
 import { DeviceLayouts } from '../src/device-worker-layouts.ts';
 import { HeldWeights } from '../src/held-weights.ts';
@@ -34,6 +34,14 @@ export async function openMeshes(numDevices: number): Promise<DeviceLayouts[]> {
       ),
     ),
   );
+}
+
+/** The tensor sizes planReshard needs, read from `checkpoint`. */
+export function planTensorInfo(checkpoint: Checkpoint) {
+  return (name: string) => {
+    const info = checkpoint.info(name);
+    return { dtypeBytes: dtypeByteSize(info.dtype), shape: info.shape };
+  };
 }
 
 export function positionOf(parallel: ParallelConfig, device: number) {
