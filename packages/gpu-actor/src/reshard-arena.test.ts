@@ -1,41 +1,28 @@
-import { join } from 'node:path';
 import type { Weight } from '@seesaw/kernels';
-import {
-  Checkpoint,
-  type ParallelConfig,
-  parseParallelConfig,
-  planReshard,
-  type ReshardRoute,
-} from '@seesaw/model';
+import { Checkpoint, type ParallelConfig, planReshard, type ReshardRoute } from '@seesaw/model';
 import { describe, expect, it } from 'vitest';
 import {
+  type ArenaDeviceState,
+  BF16_FIXTURE,
   expectSameWeights,
+  P2_T2_LAYOUTS as LAYOUTS,
   loadDirect,
+  loadIntoArena,
   openMeshes,
   planTensorInfo,
   positionOf,
+  TEST_RESHARD_RATES as RATES,
 } from '../test/reshard-mesh-test-support.ts';
-import type { HeldWeights } from './held-weights.ts';
 import { HostWeightCache } from './host-weight-cache.ts';
 import type { ModelWeights } from './model-weights.ts';
 import { executeReshard } from './reshard-executor.ts';
-import { switchArenaBytes, WeightArena, weightArenaBytesFor } from './weight-arena.ts';
+import { weightArenaBytesFor } from './weight-arena.ts';
 
 // Every device of a replica switches P2 -> T2 -> P2 -> T2 -> P2 in this thread, its weights built
 // in its WeightArena (as a device worker does): after each switch the weights are byte for byte a
 // fresh load's and digest alike, every matrix and vector lies in the arena, and after the first
 // round trip the arena neither grows nor falls back to fresh memory (the new shard is written
 // into the pages the old one freed).
-
-const FIXTURE = join(import.meta.dirname, '../../../fixtures/tiny-llama-bf16');
-const RATES = { p2pBytesPerSecond: 4e9, hostBytesPerSecond: 2e9 };
-const LAYOUTS = ['D1T1P2', 'D1T2P1'].map(parseParallelConfig);
-
-interface DeviceState {
-  weights: ModelWeights;
-  held: HeldWeights;
-  arena: WeightArena;
-}
 
 function weightViews(weights: ModelWeights): Array<Weight['data'] | Float32Array> {
   const views: Array<Weight['data'] | Float32Array> = [];
@@ -55,7 +42,7 @@ async function roundTrips(
   reservedAtLoad = false,
   isHeldReloaded = false,
 ): Promise<void> {
-  const checkpoint = Checkpoint.open(FIXTURE);
+  const checkpoint = Checkpoint.open(BF16_FIXTURE);
   const meshes = await openMeshes(2);
   try {
     const config = checkpoint.config;
@@ -66,14 +53,9 @@ async function roundTrips(
       for (const layout of LAYOUTS) cache.fill(checkpoint, positionOf(layout, device));
       return cache;
     });
-    const states: DeviceState[] = meshes.map((_, device) => {
-      const arena = new WeightArena();
-      if (reservedAtLoad) {
-        const [here, other] = LAYOUTS.map((layout) => positionOf(layout, device));
-        arena.reserve(switchArenaBytes(checkpoint, here!, other!));
-      }
-      return { ...loadDirect(checkpoint, LAYOUTS[0]!, device, arena), arena };
-    });
+    const states: ArenaDeviceState[] = meshes.map((_, device) =>
+      loadIntoArena(checkpoint, device, reservedAtLoad),
+    );
     const atLoad = states.map((state) => state.arena.capacityBytes);
     let layout = 0;
     const capacities: number[][] = [];

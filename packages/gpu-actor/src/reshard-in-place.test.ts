@@ -1,23 +1,18 @@
-import { join } from 'node:path';
-import {
-  Checkpoint,
-  type ParallelConfig,
-  parseParallelConfig,
-  planReshard,
-  type TensorSlice,
-} from '@seesaw/model';
+import { Checkpoint, type ParallelConfig, planReshard, type TensorSlice } from '@seesaw/model';
 import { describe, expect, it } from 'vitest';
 import {
+  type ArenaDeviceState,
+  BF16_FIXTURE,
   expectSameWeights,
+  P2_T2_LAYOUTS as LAYOUTS,
   loadDirect,
+  loadIntoArena,
   openMeshes,
   planTensorInfo,
-  positionOf,
+  TEST_RESHARD_RATES as RATES,
 } from '../test/reshard-mesh-test-support.ts';
-import type { HeldWeights } from './held-weights.ts';
-import type { ModelWeights } from './model-weights.ts';
 import { executeReshard, type ReshardIo } from './reshard-executor.ts';
-import { switchArenaBytes, WeightArena, weightArenaBytesFor } from './weight-arena.ts';
+import { weightArenaBytesFor } from './weight-arena.ts';
 
 // Peer pieces read in place: two devices re-shard P2 -> T2 -> P2 by p2p in this thread, their
 // weights in weight arenas (shared memory), over real MessageChannel links. Device 1 takes every
@@ -26,31 +21,17 @@ import { switchArenaBytes, WeightArena, weightArenaBytesFor } from './weight-are
 // memory, no device may finish before the last receipt it waits for is sent, and every switch
 // must give a fresh load's bytes.
 
-const FIXTURE = join(import.meta.dirname, '../../../fixtures/tiny-llama-bf16');
-const RATES = { p2pBytesPerSecond: 4e9, hostBytesPerSecond: 2e9 };
-const LAYOUTS = ['D1T1P2', 'D1T2P1'].map(parseParallelConfig);
 const LATE_MS = 3;
-
-interface DeviceState {
-  weights: ModelWeights;
-  held: HeldWeights;
-  arena: WeightArena;
-}
 
 describe('re-shard pieces read in place from the sender’s shared weight memory', () => {
   it('P2 -> T2 -> P2 by p2p with a slow receiver: the sender waits for receipts, bytes stay right', async () => {
-    const checkpoint = Checkpoint.open(FIXTURE);
+    const checkpoint = Checkpoint.open(BF16_FIXTURE);
     const meshes = await openMeshes(2);
     try {
       const config = checkpoint.config;
       const tensorInfo = planTensorInfo(checkpoint);
-      const states: DeviceState[] = meshes.map((_, device) => {
-        // Reserved for both directions' peaks at load, as a Seesaw device worker does.
-        const arena = new WeightArena();
-        const [here, other] = LAYOUTS.map((layout) => positionOf(layout, device));
-        arena.reserve(switchArenaBytes(checkpoint, here!, other!));
-        return { ...loadDirect(checkpoint, LAYOUTS[0]!, device, arena), arena };
-      });
+      // Reserved for both directions' peaks at load, as a Seesaw device worker does.
+      const states: ArenaDeviceState[] = meshes.map((_, device) => loadIntoArena(checkpoint, device, true));
       for (const [reshardId, from, to] of [
         [1, LAYOUTS[0]!, LAYOUTS[1]!],
         [2, LAYOUTS[1]!, LAYOUTS[0]!],

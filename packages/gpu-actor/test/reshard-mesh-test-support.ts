@@ -3,16 +3,54 @@
  * meshes over real MessageChannel links, direct loads of a shard, and byte-for-byte comparison of
  * two shards' weights.
  */
+import { join } from 'node:path';
 import { MessageChannel } from 'node:worker_threads';
 import type { Weight } from '@seesaw/kernels';
-import { type Checkpoint, dtypeByteSize, type ParallelConfig, shardSpec } from '@seesaw/model';
+import {
+  type Checkpoint,
+  dtypeByteSize,
+  type ParallelConfig,
+  parseParallelConfig,
+  shardSpec,
+} from '@seesaw/model';
 import { expect } from 'vitest';
 import { DeviceLayouts } from '../src/device-worker-layouts.ts';
 import { HeldWeights } from '../src/held-weights.ts';
 import { loadModelWeights, type ModelWeights } from '../src/model-weights.ts';
-import type { WeightArena } from '../src/weight-arena.ts';
+import { switchArenaBytes, WeightArena } from '../src/weight-arena.ts';
 
 const TOKEN = 'reshard-mesh-test';
+
+/** The bf16 test fixture checkpoint. */
+export const BF16_FIXTURE = join(import.meta.dirname, '../../../fixtures/tiny-llama-bf16');
+/** Link rates the tests plan with (only the auto route's choices depend on them). */
+export const TEST_RESHARD_RATES = { p2pBytesPerSecond: 4e9, hostBytesPerSecond: 2e9 };
+/** The Seesaw pair the arena tests switch between: P2 (layout 0) and T2. */
+export const P2_T2_LAYOUTS = ['D1T1P2', 'D1T2P1'].map(parseParallelConfig);
+
+/** A device's weights built in its own weight arena, as a device worker holds them. */
+export interface ArenaDeviceState {
+  weights: ModelWeights;
+  held: HeldWeights;
+  arena: WeightArena;
+}
+
+/**
+ * Device `device`'s P2 shard loaded into a fresh arena; with `reservedAtLoad`, the arena first
+ * reserves both directions' switch peaks, as a Seesaw device worker does at load.
+ */
+export function loadIntoArena(
+  checkpoint: Checkpoint,
+  device: number,
+  reservedAtLoad: boolean,
+): ArenaDeviceState {
+  const arena = new WeightArena();
+  if (reservedAtLoad) {
+    const [here, other] = P2_T2_LAYOUTS.map((layout) => positionOf(layout, device));
+    arena.reserve(switchArenaBytes(checkpoint, here!, other!));
+  }
+  return { ...loadDirect(checkpoint, P2_T2_LAYOUTS[0]!, device, arena), arena };
+}
 
 /** N devices' weight meshes, opened (with hellos) in this thread. */
 export async function openMeshes(numDevices: number): Promise<DeviceLayouts[]> {
