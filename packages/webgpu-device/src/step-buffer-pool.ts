@@ -1,8 +1,8 @@
 /**
  * A forward pass's activation and metadata buffers, kept from step to step instead of created
- * and destroyed per step (each creation is a driver allocation and a zero fill). take(name, length) hands
- * back the buffer last taken under that name when it holds `length` floats, else replaces it
- * with one that does: the pool only grows, to the largest step seen.
+ * and destroyed per step (each creation is a driver allocation and a zero fill). take(name,
+ * length) hands back the buffer last taken under that name when it holds `length` floats, else
+ * replaces it with one that does: the pool only grows, to the largest step seen.
  *
  * Reuse is safe because a device's steps run one at a time and the queue runs submissions in
  * order: a step's dispatches writing a buffer come after every earlier step's reads of it. A
