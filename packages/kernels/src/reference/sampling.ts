@@ -1,13 +1,16 @@
 // Float64 oracle for token selection: greedy argmax and the temperature / top-k / top-p
 // sampler, expressed as an explicit candidate list with probabilities.
 
-/** Index of the max of each row (first on ties). */
+/** Index of the max of each row (first on ties), NaN never chosen (0 for a row of NaN only). */
 export function argmaxRows(logits: ArrayLike<number>, rows: number, n: number): Int32Array {
   const out = new Int32Array(rows);
   for (let r = 0; r < rows; r++) {
-    let best = 0;
-    for (let i = 1; i < n; i++) if (logits[r * n + i] > logits[r * n + best]) best = i;
-    out[r] = best;
+    let best = -1;
+    for (let i = 0; i < n; i++) {
+      const value = logits[r * n + i];
+      if (!Number.isNaN(value) && (best < 0 || value > logits[r * n + best])) best = i;
+    }
+    out[r] = Math.max(best, 0);
   }
   return out;
 }
