@@ -154,6 +154,31 @@ export class KvStoreSwapper {
   }
 
   /**
+   * What a step does before its compute: apply() its swaps, then issue its prefetches, which land
+   * during the compute. The prefetches go to the store only once the swaps are done, as the store
+   * copies in arrival order: a decode phase's first step swaps a quarter of its batch in and
+   * prefetches the rest, and prefetches posted first made that step wait for all of them (the
+   * whole batch's KV exposed). Rejects with "KV swap failed: ..." or, for a malformed prefetch
+   * (none issued), "tiered KV failed: ...".
+   */
+  async applyThenPrefetch(step: StepBatch): Promise<void> {
+    const failure = (what: string, error: unknown) =>
+      new Error(`${what} failed: ${error instanceof Error ? error.message : String(error)}`);
+    if (step.swapOuts?.length || step.swapIns?.length) {
+      try {
+        await this.apply(step);
+      } catch (error) {
+        throw failure('KV swap', error);
+      }
+    }
+    try {
+      if (step.prefetches?.length) this.startPrefetches(step);
+    } catch (error) {
+      throw failure('tiered KV', error);
+    }
+  }
+
+  /**
    * Issues the step's prefetches (the data lands in its blocks whenever the store has it there).
    * Call after apply() has posted the step's swap-outs: a swapped-out block may be a prefetch's
    * target. Throws (nothing issued) on a malformed prefetch.

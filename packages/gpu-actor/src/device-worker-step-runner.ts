@@ -215,28 +215,22 @@ function kvStep<T>(batch: StepBatch, start: () => T): T {
 }
 
 /**
- * Runs the step's swaps through the kv-store before compute and returns the step without them
- * or the tiered-KV lists (CpuDevice's own swapper is for an in-process store only). Swap-outs
- * are gathered and posted synchronously inside apply(), so the prefetches issued right after
- * can never land in a swapped-out block before it has been copied.
+ * Runs the step's swaps through the kv-store before compute, then issues its prefetches
+ * (KvStoreSwapper.applyThenPrefetch), and returns the step without them or the tiered-KV lists
+ * (CpuDevice's own swapper is for an in-process store only).
  */
 async function applySwaps(shard: LoadedShard, batch: StepBatch): Promise<StepBatch> {
-  const { swapOuts, swapIns, kvWriteBacks: _writeBacks, prefetches, ...rest } = batch;
-  const swapper = shard.swapper;
-  if (!swapper) return rest;
-  const swapped = swapOuts?.length || swapIns?.length ? swapper.apply(batch) : undefined;
+  const {
+    swapOuts: _outs,
+    swapIns: _ins,
+    kvWriteBacks: _writeBacks,
+    prefetches: _prefetches,
+    ...rest
+  } = batch;
   try {
-    if (prefetches?.length) swapper.startPrefetches(batch);
+    await shard.swapper?.applyThenPrefetch(batch);
   } catch (error) {
-    await swapped?.catch(() => {});
-    throw kvFailure(batch, error);
-  }
-  try {
-    await swapped;
-  } catch (error) {
-    throw new Error(
-      `step ${batch.stepId}: KV swap failed: ${error instanceof Error ? error.message : String(error)}`,
-    );
+    throw new Error(`step ${batch.stepId}: ${error instanceof Error ? error.message : String(error)}`);
   }
   return rest;
 }

@@ -182,6 +182,10 @@ describe('tiered KV on an in-process CpuDevice with a host store', () => {
 });
 
 describe('tiered KV through the kv-store actor (KvStoreSwapper)', () => {
+  /**
+   * `traffic` lists, in order, the requests the swapper sent the store ("kvGet 1": tag and
+   * sequence) and the store's answers ("answer").
+   */
   async function connect(device: CpuDevice) {
     const store = new HostKvStore({
       layout: hostKvLayoutFor(config, BLOCK_SIZE),
@@ -191,11 +195,54 @@ describe('tiered KV through the kv-store actor (KvStoreSwapper)', () => {
     const { port1, port2 } = new MessageChannel();
     void actor.serve(new WorkerPortEndpoint(port1, 'store side', { accept: KV_STORE_INBOUND_TAGS }));
     const link = await openKvStoreLink(port2, { deviceName: 'test device', token: TOKEN });
+    const traffic: string[] = [];
+    const post = link.post.bind(link);
+    link.post = (message, tensors) => {
+      if ('seqId' in message) traffic.push(`${message.tag} ${message.seqId}`);
+      post(message, tensors);
+    };
+    const onMessage = link.onMessage.bind(link);
+    link.onMessage = (handler) =>
+      onMessage((message, tensors) => {
+        traffic.push('answer');
+        handler(message, tensors);
+      });
     const whole = { start: 0, end: config.numLayers };
     const swapper = new KvStoreSwapper(link, device.kvCache, whole, { start: 0, end: config.numKvHeads });
     closers.push(() => swapper.close('test done'));
-    return { store, actor, swapper };
+    return { store, actor, swapper, traffic };
   }
+
+  it("posts a step's prefetches only once its swap-ins are answered (the store copies in arrival order)", async () => {
+    const device = await CpuDevice.load(FIXTURE, {
+      blockSize: BLOCK_SIZE,
+      kvCacheBytes: kvBytes(NUM_BLOCKS),
+    });
+    const { swapper, traffic } = await connect(device);
+    // Sequences 1 and 2 written back; then one step swaps 1 in and prefetches 2.
+    await runLikeWorker(device, swapper, { ...prefill(0), kvWriteBacks: [moved] });
+    const second: StepKvSwap = { seqId: 2, blockIds: [7, 5, 2], slotIds: [0, 2, 4], numTokens: 24 };
+    await runLikeWorker(device, swapper, { ...overwrite(1), kvWriteBacks: [second] });
+    traffic.length = 0;
+    await swapper.applyThenPrefetch({
+      ...overwrite(2),
+      swapIns: [{ ...moved, blockIds: NEW_BLOCKS }],
+      prefetches: [{ ...second, blockIds: [1, 8, 10] }],
+    });
+    expect(traffic).toEqual(['kvGet 1', 'answer', 'kvGet 2']);
+    expect((await swapper.waitForPrefetches([2])).numAwaited).toBe(1);
+    // A malformed prefetch is refused by name (nothing issued); a failed swap-in names the swap.
+    await expect(
+      swapper.applyThenPrefetch({
+        ...overwrite(3),
+        prefetches: [{ ...second, blockIds: [1, NUM_BLOCKS, 10] }],
+      }),
+    ).rejects.toThrow(/tiered KV failed: prefetch of sequence 2: block 12 is outside/);
+    await expect(
+      swapper.applyThenPrefetch({ ...overwrite(4), swapIns: [{ ...moved, slotIds: [6, 1, 5] }] }),
+    ).rejects.toThrow(/KV swap failed: swap-in of sequence 1/);
+    device.close();
+  });
 
   it('puts one message per layer and sequence, prefetches without blocking, decodes unchanged', async () => {
     const expected = await reference();
