@@ -61,8 +61,9 @@ between the phases; prefill parks every sequence's KV in the host tier and decod
 It needs a host KV tier: --host-kv-memory SIZE, by default 25% of the free RAM, at most 4GiB.`;
 
 const BACKEND_NOTE = `webgpu runs each device worker on the first WebGPU adapter (Dawn: Vulkan, Metal, D3D12;
-lavapipe without a GPU), one whole model per device: --config Dn only, no host KV tier or Seesaw
-re-sharding yet; --devices N needs --gpus-per-adapter K >= N for now.`;
+lavapipe without a GPU), with every layout (--config D2, T2, P2, ...), the host KV tier and Seesaw
+re-sharding; TP all-reduces and PP hand-offs go through host memory. --devices N needs
+--gpus-per-adapter K >= N for now (Dawn reaches the first adapter only).`;
 
 const SIZES_NOTE = 'Sizes take the units B, KiB, MiB, GiB or TiB (e.g. --kv-cache-memory 1GiB).';
 
