@@ -40,16 +40,10 @@
  *   only after the step that wrote it back was answered, and a re-shard flushes before switching.
  */
 
-import type {
-  DeviceToKvStore,
-  KvStoreToDevice,
-  Range,
-  StepBatch,
-  StepKvSwap,
-  Tensor,
-} from '@seesaw/protocol';
+import type { Range, StepBatch, StepKvSwap, Tensor } from '@seesaw/protocol';
 import { KvPrefetchTable, type PrefetchSpan, type PrefetchWait } from './kv-prefetch-table.ts';
 import type { KvStoreLinkEndpoint, RegionSharer } from './kv-store-link.ts';
+import { type KvRequest, KvStoreRequests } from './kv-store-requests.ts';
 import type { KvTouchAhead } from './kv-touch-ahead.ts';
 import { PagedKvCache } from './paged-kv-cache.ts';
 import type { KvBlockCopier } from './step-device.ts';
@@ -62,18 +56,8 @@ export interface StepWriteBacks {
   finish(): Promise<WriteBackTimings>;
 }
 
-/** The device's requests that the store answers by request id. */
-type KvRequest = Extract<DeviceToKvStore, { requestId: number }>;
-
-interface PendingRequest {
-  resolve: (tensor: Tensor | undefined) => void;
-  reject: (error: Error) => void;
-}
-
 export class KvStoreSwapper {
-  private nextRequestId = 1;
-  private readonly pending = new Map<number, PendingRequest>();
-  private closedReason: string | undefined;
+  private readonly requests: KvStoreRequests;
   private readonly prefetches = new KvPrefetchTable();
   /** Puts posted and not yet settled (swap-outs and write-backs), for flush(). */
   private readonly outstandingPuts = new Set<Promise<unknown>>();
@@ -92,20 +76,14 @@ export class KvStoreSwapper {
    * layout's blocks as they write back, so its prefetches land in touched pages (kv-touch-ahead.ts).
    */
   constructor(
-    private readonly link: KvStoreLinkEndpoint,
+    link: KvStoreLinkEndpoint,
     private readonly cache: PagedKvCache | KvBlockCopier,
     private readonly layers: Range,
     private readonly kvHeads: Range,
     shareRegion?: RegionSharer,
     private readonly touchAhead?: KvTouchAhead,
   ) {
-    link.onMessage((message, tensors) => this.answer(message, tensors));
-    link.onClose((reason) => {
-      this.closedReason = reason;
-      for (const request of this.pending.values())
-        request.reject(new Error(`kv-store link closed: ${reason}`));
-      this.pending.clear();
-    });
+    this.requests = new KvStoreRequests(link);
     this.sharing = shareRegion ? this.shareCache(shareRegion) : Promise.resolve(false);
   }
 
@@ -125,22 +103,24 @@ export class KvStoreSwapper {
     const { numKvHeads, headDim, blockSize } = cache.layout;
     if (numKvHeads !== this.kvHeads.end - this.kvHeads.start) return false;
     const region = shareRegion(buffer);
-    const isTaken = await this.send('kvCacheShare', {
-      tag: 'kvCacheShare',
-      requestId: 0,
-      region,
-      layers: { ...this.layers },
-      heads: { ...this.kvHeads },
-      dtype: cache.dtype,
-      numBlocks: cache.numBlocks,
-      blockSize,
-      headDim,
-      keyOffsets: cache.keys.map((k) => k.byteOffset),
-      valueOffsets: cache.values.map((v) => v.byteOffset),
-    }).then(
-      () => true,
-      () => false, // refused (another host's store) or the link failed: frames, as before
-    );
+    const isTaken = await this.requests
+      .send('kvCacheShare', {
+        tag: 'kvCacheShare',
+        requestId: 0,
+        region,
+        layers: { ...this.layers },
+        heads: { ...this.kvHeads },
+        dtype: cache.dtype,
+        numBlocks: cache.numBlocks,
+        blockSize,
+        headDim,
+        keyOffsets: cache.keys.map((k) => k.byteOffset),
+        valueOffsets: cache.values.map((v) => v.byteOffset),
+      })
+      .then(
+        () => true,
+        () => false, // refused (another host's store) or the link failed: frames, as before
+      );
     this.isShared = isTaken;
     return isTaken;
   }
@@ -292,7 +272,7 @@ export class KvStoreSwapper {
   }
 
   close(reason: string): void {
-    this.link.close(reason);
+    this.requests.close(reason);
   }
 
   private trackPut<T>(put: Promise<T>): Promise<T> {
@@ -359,16 +339,18 @@ export class KvStoreSwapper {
 
   /** The store's copy between this shared cache's blocks and the swap's slots; resolves when done. */
   private copy(what: string, tag: 'kvCopyOut' | 'kvCopyIn', swap: StepKvSwap, layers: Range = this.layers) {
-    return this.send(`${what} of sequence ${swap.seqId}`, {
-      tag,
-      requestId: 0,
-      seqId: swap.seqId,
-      layers: { ...layers },
-      heads: { ...this.kvHeads },
-      tokens: { start: 0, end: swap.numTokens },
-      slotIds: [...swap.slotIds],
-      blockIds: [...swap.blockIds],
-    }).then(() => undefined);
+    return this.requests
+      .send(`${what} of sequence ${swap.seqId}`, {
+        tag,
+        requestId: 0,
+        seqId: swap.seqId,
+        layers: { ...layers },
+        heads: { ...this.kvHeads },
+        tokens: { start: 0, end: swap.numTokens },
+        slotIds: [...swap.slotIds],
+        blockIds: [...swap.blockIds],
+      })
+      .then(() => undefined);
   }
 
   private request(
@@ -387,41 +369,6 @@ export class KvStoreSwapper {
       tokens: { start: 0, end: swap.numTokens },
       slotIds: [...swap.slotIds],
     };
-    return this.send(`${what} of sequence ${swap.seqId}`, message, tensor);
-  }
-
-  /** Posts `message` under a fresh request id; resolves with the answer's tensor (if any). */
-  private send(what: string, message: KvRequest, tensor?: Tensor) {
-    if (this.closedReason !== undefined)
-      return Promise.reject(new Error(`${what}: kv-store link closed: ${this.closedReason}`));
-    const requestId = this.nextRequestId++;
-    return new Promise<Tensor | undefined>((resolve, reject) => {
-      this.pending.set(requestId, {
-        resolve,
-        reject: (error) => reject(new Error(`${what}: ${error.message}`)),
-      });
-      this.link.post({ ...message, requestId }, tensor ? [tensor] : []);
-    });
-  }
-
-  private answer(message: KvStoreToDevice, tensors: Tensor[]): void {
-    if (message.tag === 'protocolError') {
-      // A rejected frame has no request id: fail everything outstanding rather than hang.
-      const error = new Error(`kv-store rejected a ${message.rejectedTag ?? 'frame'}: ${message.message}`);
-      for (const request of this.pending.values()) request.reject(error);
-      this.pending.clear();
-      return;
-    }
-    const isAnswer = ['kvPutDone', 'kvData', 'kvError', 'kvCopyDone', 'kvCacheShared'].includes(message.tag);
-    if (!isAnswer || !('requestId' in message)) return;
-    const request = this.pending.get(message.requestId);
-    if (!request) return;
-    this.pending.delete(message.requestId);
-    if (message.tag === 'kvError') request.reject(new Error(`kv-store: ${message.message}`));
-    else if (message.tag === 'kvData') {
-      // Copy: the tensor may view a frame buffer that is reused after this callback.
-      const tensor = tensors[0];
-      request.resolve(tensor && { ...tensor, data: tensor.data.slice() });
-    } else request.resolve(undefined);
+    return this.requests.send(`${what} of sequence ${swap.seqId}`, message, tensor);
   }
 }
