@@ -21,9 +21,14 @@ async function connect() {
   return { requests: new KvStoreRequests(link), storePort: port1 };
 }
 
-function get(seqId: number, slotIds: number[], numTokens: number): KvRequest {
+function get(
+  seqId: number,
+  slotIds: number[],
+  numTokens: number,
+  tag: 'kvGet' | 'kvPut' = 'kvGet',
+): KvRequest {
   return {
-    tag: 'kvGet',
+    tag,
     requestId: 0,
     seqId,
     layers: { start: 0, end: LAYOUT.numLayers },
@@ -39,7 +44,7 @@ describe('KvStoreRequests', () => {
     const elements = LAYOUT.numLayers * 2 * LAYOUT.numKvHeads * 3 * LAYOUT.headDim;
     const data = new Float32Array(elements).map((_, i) => i + 0.5);
     const tensor = { dtype: 'f32' as const, shape: [2, 2, 2, 3, 4], data };
-    const put = requests.send('put of sequence 1', { ...get(1, [2], 3), tag: 'kvPut' }, tensor);
+    const put = requests.send('put of sequence 1', get(1, [2], 3, 'kvPut'), tensor);
     const never = requests.send('get of sequence 2', get(2, [3], 3));
     expect(await put).toBeUndefined();
     await expect(never).rejects.toThrow(/^get of sequence 2: kv-store: .*never written/);
