@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <immintrin.h>
 #include <type_traits>
 
 #include "matmul.h"
@@ -89,10 +90,30 @@ struct Problem {
   const float* bias;
 };
 
+// Reads `bytes` in order, 128 bytes a round, so they are brought into the cache by one
+// streaming pass; the loads feed a sink the compiler cannot drop. No output depends on it.
+inline void touchBytes(const void* begin, size_t bytes) {
+  const char* p = static_cast<const char*>(begin);
+  __m256 a = _mm256_setzero_ps(), b = a, c = a, d = a;
+  for (size_t i = 0; i + 128 <= bytes; i += 128) {
+    a = _mm256_or_ps(a, _mm256_loadu_ps(reinterpret_cast<const float*>(p + i)));
+    b = _mm256_or_ps(b, _mm256_loadu_ps(reinterpret_cast<const float*>(p + i + 32)));
+    c = _mm256_or_ps(c, _mm256_loadu_ps(reinterpret_cast<const float*>(p + i + 64)));
+    d = _mm256_or_ps(d, _mm256_loadu_ps(reinterpret_cast<const float*>(p + i + 96)));
+  }
+  __m256 all = _mm256_or_ps(_mm256_or_ps(a, b), _mm256_or_ps(c, d));
+  __asm__ volatile("" : : "x"(all));
+}
+
 // Rows [r0, r1) x weight rows [j0, j1) in R x C tiles, the edges in 1-row / 1-column tiles.
+// With several row tiles, a weight tile would be read from memory by the first of them, its
+// misses interleaved with the arithmetic (which hides them badly), and from cache by the rest:
+// the block's weights are first read in one streaming pass instead, so every tile then finds
+// them in L2.
 template <class P, DType D, int R, int C>
 void tileGrid(const Problem& pr, const typename Elem<D>::T* w, size_t r0, size_t r1, size_t j0, size_t j1) {
   const size_t k = pr.k;
+  if (r1 - r0 > R) touchBytes(w + j0 * k, (j1 - j0) * k * sizeof(typename Elem<D>::T));
   auto tile = [&](auto rows, auto cols, size_t r, size_t j) {
     dotTile<P, D, decltype(rows)::value, decltype(cols)::value>(pr.x + r * k, k, w + j * k, k, k, pr.leaves,
                                                                 pr.out + r * pr.n + j, pr.n,
