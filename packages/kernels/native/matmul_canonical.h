@@ -105,33 +105,49 @@ inline void touchBytes(const void* begin, size_t bytes) {
   __asm__ volatile("" : : "x"(all));
 }
 
-// Rows [r0, r1) x weight rows [j0, j1) in R x C tiles, the edges in 1-row / 1-column tiles.
-// With several row tiles, a weight tile would be read from memory by the first of them, its
-// misses interleaved with the arithmetic (which hides them badly), and from cache by the rest:
-// the block's weights are first read in one streaming pass instead, so every tile then finds
-// them in L2.
+// Rows [r0, r1) x weight rows [j0, j1) in R x C tiles, the edges in 3-, 2- or 1-row and
+// 1-column tiles. The block's weights (64 rows, tens of KB) are first read in one streaming
+// pass, so every tile then finds them in L2: read by the first row tile instead, their misses
+// interleaved with the arithmetic hid badly (as in attention.cc). Measured on one core with
+// DRAM-resident bf16 weights: 1/2/3/8/32 rows at 26/46/45/74/140 GFLOP/s without it,
+// 28/55/74/128/170 with it; 512 rows unchanged (~192).
 template <class P, DType D, int R, int C>
 void tileGrid(const Problem& pr, const typename Elem<D>::T* w, size_t r0, size_t r1, size_t j0, size_t j1) {
   const size_t k = pr.k;
-  if (r1 - r0 > R) touchBytes(w + j0 * k, (j1 - j0) * k * sizeof(typename Elem<D>::T));
+  touchBytes(w + j0 * k, (j1 - j0) * k * sizeof(typename Elem<D>::T));
   auto tile = [&](auto rows, auto cols, size_t r, size_t j) {
     dotTile<P, D, decltype(rows)::value, decltype(cols)::value>(pr.x + r * k, k, w + j * k, k, k, pr.leaves,
                                                                 pr.out + r * pr.n + j, pr.n,
                                                                 pr.bias ? pr.bias + j : nullptr);
   };
   using One = std::integral_constant<int, 1>;
+  using Two = std::integral_constant<int, 2>;
+  using Three = std::integral_constant<int, 3>;
   using Rows = std::integral_constant<int, R>;
   using Cols = std::integral_constant<int, C>;
+  // The rows after the last full tile go in one 3- or 2-row tile where they fit, then single
+  // rows: a 1-row tile loads a weight vector for one FMA, so a batch of 7 on 4-row tiles
+  // spent as many weight loads on its last 3 rows as on the first 4.
+  auto edgeRows = [&](auto cols, size_t r, size_t j) {
+    size_t left = r1 - r;
+    if constexpr (R > 3) {
+      if (left == 3) return tile(Three{}, cols, r, j);
+    }
+    if constexpr (R > 2) {
+      if (left == 2) return tile(Two{}, cols, r, j);
+    }
+    for (; r < r1; r++) tile(One{}, cols, r, j);
+  };
   size_t j = j0;
   for (; j + C <= j1; j += C) {
     size_t r = r0;
     for (; r + R <= r1; r += R) tile(Rows{}, Cols{}, r, j);
-    for (; r < r1; r++) tile(One{}, Cols{}, r, j);
+    edgeRows(Cols{}, r, j);
   }
   for (; j < j1; j++) {
     size_t r = r0;
     for (; r + R <= r1; r += R) tile(Rows{}, One{}, r, j);
-    for (; r < r1; r++) tile(One{}, One{}, r, j);
+    edgeRows(One{}, r, j);
   }
 }
 

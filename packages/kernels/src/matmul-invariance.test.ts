@@ -54,8 +54,12 @@ describe('matmul is batch-, tile- and thread-invariant (bit-equal)', () => {
         const alone = bits(rowAlone(x, w, bias));
         for (const threads of [1, 2]) {
           setNumThreads(threads);
-          for (let m = 1; m <= 64; m += 1 + Math.floor(rng() * 4)) {
-            const at = Math.floor(rng() * m);
+          // Every row of the small batches (3- and 2-row edge tiles among them), then random sizes.
+          const sizes = [2, 3, 5, 6, 7];
+          for (let m = 1; m <= 64; m += 1 + Math.floor(rng() * 4)) sizes.push(m);
+          for (const [m, at] of sizes.flatMap((m) =>
+            m <= 7 ? Array.from({ length: m }, (_, at) => [m, at]) : [[m, Math.floor(rng() * m)]],
+          )) {
             const batch = randomF32(rng, m * k, 1 + rng() * 10);
             batch.set(x, at * k);
             const out = new Float32Array(m * n);
@@ -100,6 +104,8 @@ describe('matmul is batch-, tile- and thread-invariant (bit-equal)', () => {
         [7, 70, 1000, 2],
         [33, 129, 250, 1],
         [5, 16, 13, 1],
+        [6, 45, 300, 1],
+        [3, 21, 96, 4],
       ]) {
         const w = { ...randomWeight(rng, dtype, n, k), leaves };
         const x = randomF32(rng, m * k);
