@@ -17,6 +17,7 @@
 
 #include "simd.h"
 #include "thread_pool.h"
+#include "touch.h"
 
 namespace seesaw {
 namespace {
@@ -145,22 +146,6 @@ inline void accumulateRows(float* acc, const float* scaleOld, const float* p, si
   }
 }
 
-// Reads n floats' worth of bytes in order so they are brought into the cache; the loads feed a
-// sink that the compiler cannot drop.
-inline void touch(const void* bytes, size_t n) {
-  const float* p = static_cast<const float*>(bytes);
-  __m256 a = _mm256_setzero_ps(), b = a, c = a, e = a;
-  size_t i = 0;
-  for (; i + 32 <= n; i += 32) {
-    a = _mm256_or_ps(a, _mm256_loadu_ps(p + i));
-    b = _mm256_or_ps(b, _mm256_loadu_ps(p + i + 8));
-    c = _mm256_or_ps(c, _mm256_loadu_ps(p + i + 16));
-    e = _mm256_or_ps(e, _mm256_loadu_ps(p + i + 24));
-  }
-  __m256 all = _mm256_or_ps(_mm256_or_ps(a, b), _mm256_or_ps(c, e));
-  __asm__ volatile("" : : "x"(all));
-}
-
 template <DType KV, int R>
 inline void scoreAndAccumulate(float* scores, size_t ld, const float* q, const KvT<KV>* k, const KvT<KV>* v,
                                float* acc, float* runMax, float* runSum, const size_t* nkOfRow, size_t nkMax,
@@ -256,9 +241,9 @@ void runItem(const WorkItem& item, float* out, const float* q, size_t qRowStride
       // streaming read first: interleaved with the arithmetic below, the misses of these short,
       // scattered slices are not overlapped well (measured 2-4x slower than read then compute).
       const size_t first = ((static_cast<size_t>(table[b]) * sh.numKvHeads + item.kvHeadBegin) * bs) * d;
-      const size_t floats = heads * bs * d * sizeof(KvT<KV>) / sizeof(float);
-      touch(kCache + first, floats);
-      touch(vCache + first, floats);
+      const size_t bytes = heads * bs * d * sizeof(KvT<KV>);
+      touchBytes(kCache + first, bytes);
+      touchBytes(vCache + first, bytes);
     }
     for (size_t h = 0; h < heads; h++) {
       const size_t base = ((static_cast<size_t>(table[b]) * sh.numKvHeads + item.kvHeadBegin + h) * bs) * d;

@@ -15,11 +15,11 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <immintrin.h>
 #include <type_traits>
 
 #include "matmul.h"
 #include "matmul_lanes.h"
+#include "touch.h"
 #include "thread_pool.h"
 
 namespace seesaw {
@@ -89,21 +89,6 @@ struct Problem {
   float* out;
   const float* bias;
 };
-
-// Reads `bytes` in order, 128 bytes a round, so they are brought into the cache by one
-// streaming pass; the loads feed a sink the compiler cannot drop. No output depends on it.
-inline void touchBytes(const void* begin, size_t bytes) {
-  const char* p = static_cast<const char*>(begin);
-  __m256 a = _mm256_setzero_ps(), b = a, c = a, d = a;
-  for (size_t i = 0; i + 128 <= bytes; i += 128) {
-    a = _mm256_or_ps(a, _mm256_loadu_ps(reinterpret_cast<const float*>(p + i)));
-    b = _mm256_or_ps(b, _mm256_loadu_ps(reinterpret_cast<const float*>(p + i + 32)));
-    c = _mm256_or_ps(c, _mm256_loadu_ps(reinterpret_cast<const float*>(p + i + 64)));
-    d = _mm256_or_ps(d, _mm256_loadu_ps(reinterpret_cast<const float*>(p + i + 96)));
-  }
-  __m256 all = _mm256_or_ps(_mm256_or_ps(a, b), _mm256_or_ps(c, d));
-  __asm__ volatile("" : : "x"(all));
-}
 
 // Rows [r0, r1) x weight rows [j0, j1) in R x C tiles, the edges in 3-, 2- or 1-row and
 // 1-column tiles. The block's weights (64 rows, tens of KB) are first read in one streaming

@@ -12,6 +12,7 @@
 
 #include "quant_internal.h"
 #include "thread_pool.h"
+#include "touch.h"
 
 namespace seesaw {
 namespace {
@@ -143,6 +144,10 @@ void quantMatmulPacked(float* out, const float* x, size_t m, QuantType type, con
     for (size_t tile = tileBegin; tile < tileEnd; tile++) {
       const size_t first = tile * kPackedTileRows;
       const size_t count = std::min(kPackedTileRows, n - first);
+      // With several row blocks, one streaming read of the tile before them (touch.h): 8 rows of
+      // DRAM-resident Q8_0 ran at 143 GFLOP/s on one core without it, 271 with the tile in cache.
+      // A single row block reads the tile once anyway, and ran slower with the extra read.
+      if (rowEnd - rowBegin > kPackedRowBlock) touchBytes(packed + tile * tileBytes, tileBytes);
       for (size_t r = rowBegin; r < rowEnd; r += kPackedRowBlock) {
         const size_t rows = std::min(kPackedRowBlock, rowEnd - r);
         const QuantizedRows xr{xq.data() + r * k, biased.empty() ? nullptr : biased.data() + r * k,
