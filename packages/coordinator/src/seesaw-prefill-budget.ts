@@ -3,9 +3,12 @@ import type { Sequence } from './sequence.ts';
 
 /**
  * Smallest pipelined prefill step: smaller steps lose more to per-step overhead than the pipeline
- * gains (seesaw simulate, 128/64 on a 2-CPU profile: a 128-token floor is 0.3% slower).
+ * gains. Was 256 (seesaw simulate, 128/64 on a 2-CPU profile, had a 128-token floor 0.3% slower);
+ * measured on the engine once the matmul ran as fast at 128 rows as at 512 (2026-12-06, small
+ * P2->T2, interleaved pairs 256 vs 128): 128/64 five pairs 0.99x, 1.05x, 1.06x, 1.02x, 1.00x
+ * (the P2 phase's fill and drain is half as long), 64/256 three pairs 1.01x, 1.02x, 0.99x.
  */
-const MIN_PIPELINED_PREFILL_TOKENS = 256;
+const MIN_PIPELINED_PREFILL_TOKENS = 128;
 /**
  * Micro-batches a pipelined prefill phase is cut into, per pipeline stage. The phase fills and
  * drains its pipeline once: pp - 1 micro-batch slots of M + pp - 1 leave a stage idle, so 16 per

@@ -177,18 +177,18 @@ describe('SeesawScheduler switches as the policy says', () => {
     // The last 512-token micro-batch is one prompt: it is not split (its second half would wait
     // for the first to leave the pipeline).
     // 16 prompts of 128: 2048 tokens. 32 micro-batches would be 64 tokens each, below the
-    // 256-token floor (per-step overhead): micro-batches of 256, except the last, which is two
-    // prompts, halved so that the last stage drains the pipeline in half the time; unpipelined
-    // one greedy step.
+    // 128-token floor (per-step overhead): micro-batches of 128, one prompt each, the last one
+    // too (a prompt is never split to halve the drain); unpipelined one greedy step.
     const short = Array.from({ length: 16 }, (_, i) => request(`p${i}`, 128, 2));
     const pipelinedShort = await observedRun(short, { ...setup, maxInFlight: { prefill: 2 } });
-    expect(stepTokens(pipelinedShort)).toEqual([...Array(7).fill(256), 128, 128]);
+    expect(stepTokens(pipelinedShort)).toEqual(Array(16).fill(128));
     expect(stepTokens(await observedRun(short, setup))).toEqual([2048]);
-    // 8 prompts of 64: 256 (4 prompts), then the last 256 halves (2 prompts a step); 128 is
+    // 24 prompts of 64: 1536 tokens, micro-batches of 128 (2 prompts), and the last 128 halves
+    // (one prompt a step) so that the last stage drains the pipeline in half the time; 64 is
     // under the floor for another halving.
-    const tiny = Array.from({ length: 8 }, (_, i) => request(`t${i}`, 64, 2));
+    const tiny = Array.from({ length: 24 }, (_, i) => request(`t${i}`, 64, 2));
     const pipelinedTiny = await observedRun(tiny, { ...setup, maxInFlight: { prefill: 2 } });
-    expect(stepTokens(pipelinedTiny)).toEqual([256, 128, 128]);
+    expect(stepTokens(pipelinedTiny)).toEqual([...Array(11).fill(128), 64, 64]);
   });
 
   it('leaves decode early at the low mark, writing the running sequences back', async () => {
