@@ -337,20 +337,26 @@ export class KvStoreSwapper {
     return tensor;
   }
 
+  /** Where a swap's KV lies on the store: its sequence, this rank's box of it, and its slots. */
+  private address(swap: StepKvSwap, layers: Range) {
+    return {
+      seqId: swap.seqId,
+      layers: { ...layers },
+      heads: { ...this.kvHeads },
+      tokens: { start: 0, end: swap.numTokens },
+      slotIds: [...swap.slotIds],
+    };
+  }
+
   /** The store's copy between this shared cache's blocks and the swap's slots; resolves when done. */
   private copy(what: string, tag: 'kvCopyOut' | 'kvCopyIn', swap: StepKvSwap, layers: Range = this.layers) {
-    return this.requests
-      .send(`${what} of sequence ${swap.seqId}`, {
-        tag,
-        requestId: 0,
-        seqId: swap.seqId,
-        layers: { ...layers },
-        heads: { ...this.kvHeads },
-        tokens: { start: 0, end: swap.numTokens },
-        slotIds: [...swap.slotIds],
-        blockIds: [...swap.blockIds],
-      })
-      .then(() => undefined);
+    const message: KvRequest = {
+      tag,
+      requestId: 0,
+      ...this.address(swap, layers),
+      blockIds: [...swap.blockIds],
+    };
+    return this.requests.send(`${what} of sequence ${swap.seqId}`, message).then(() => undefined);
   }
 
   private request(
@@ -360,15 +366,7 @@ export class KvStoreSwapper {
     tensor?: Tensor,
     layers: Range = this.layers,
   ): Promise<Tensor | undefined> {
-    const message: KvRequest = {
-      tag,
-      requestId: 0,
-      seqId: swap.seqId,
-      layers: { ...layers },
-      heads: { ...this.kvHeads },
-      tokens: { start: 0, end: swap.numTokens },
-      slotIds: [...swap.slotIds],
-    };
+    const message: KvRequest = { tag, requestId: 0, ...this.address(swap, layers) };
     return this.requests.send(`${what} of sequence ${swap.seqId}`, message, tensor);
   }
 }
