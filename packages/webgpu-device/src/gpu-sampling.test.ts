@@ -8,7 +8,8 @@ import { StepSampler } from '@seesaw/gpu-actor';
 import type { AddedSeq, DeviceSamplingParams, StepBatch } from '@seesaw/protocol';
 import { afterAll, describe, expect, it } from 'vitest';
 import { candidatesPlan, sampleFromCandidates, selectCandidates } from './gpu-sampling.ts';
-import { type GpuTensor, WebGpuKernels } from './webgpu-kernels.ts';
+import { WebGpuKernels } from './webgpu-kernels.ts';
+import type { GpuTensor } from './webgpu-stream.ts';
 import { gpuForTests, makeRng, randomF32, testSeed } from './webgpu-test-support.ts';
 
 const gpu = await gpuForTests();

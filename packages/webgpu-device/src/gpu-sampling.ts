@@ -14,7 +14,8 @@ import { type StepSampler, samplingUniform } from '@seesaw/gpu-actor';
 import { sampleRow } from '@seesaw/kernels';
 import type { StepBatch, StepResult } from '@seesaw/protocol';
 import { drawFromHead } from './certified-draw.ts';
-import { type GpuTensor, splitTopK, type WebGpuKernels } from './webgpu-kernels.ts';
+import { splitTopK, type WebGpuKernels } from './webgpu-kernels.ts';
+import type { GpuTensor } from './webgpu-stream.ts';
 
 /** Largest head selected on the GPU (its k passes grow with k). */
 export const MAX_GPU_TOP_K = 256;

@@ -9,7 +9,8 @@
  * reused buffer holds the last step's values, not zeros: every kernel writes each output
  * element it is asked for, and reads only the elements its shape names.
  */
-import type { GpuTensor, WebGpuKernels } from './webgpu-kernels.ts';
+import type { WebGpuKernels } from './webgpu-kernels.ts';
+import type { GpuTensor } from './webgpu-stream.ts';
 
 export class StepBufferPool {
   private readonly held = new Map<string, GpuTensor>();

@@ -3,7 +3,8 @@
 // ranks reproduce the single device's bits only if every kernel makes the same fma chains.
 import { reference, type WeightDType, weightToFloat64 } from '@seesaw/kernels';
 import { afterAll, describe, expect, it } from 'vitest';
-import { GEMV_MAX_ROWS, type GpuTensor, WebGpuKernels } from './webgpu-kernels.ts';
+import { GEMV_MAX_ROWS, WebGpuKernels } from './webgpu-kernels.ts';
+import type { GpuTensor } from './webgpu-stream.ts';
 import {
   f64,
   GPU_TOLERANCE,

@@ -4,7 +4,8 @@ import type { KvLayout, Weight } from '@seesaw/kernels';
 import { balancedRange, type ModelConfig, ropeInvFreq, type ShardSpec } from '@seesaw/model';
 import { type CandidatesPlan, type GpuCandidates, selectCandidates } from './gpu-sampling.ts';
 import { StepBufferPool } from './step-buffer-pool.ts';
-import type { GpuTensor, GpuWeight, WebGpuKernels } from './webgpu-kernels.ts';
+import type { WebGpuKernels } from './webgpu-kernels.ts';
+import type { GpuTensor, GpuWeight } from './webgpu-stream.ts';
 
 /**
  * Called once a layer (local index) of the step is encoded into the command stream, its K/V

@@ -6,7 +6,8 @@
  * `pnpm bench:webgpu` and `seesaw profile --backend webgpu`.
  */
 import type { GpuContext } from './gpu-context.ts';
-import { type GpuTensor, WebGpuKernels } from './webgpu-kernels.ts';
+import { WebGpuKernels } from './webgpu-kernels.ts';
+import type { GpuTensor } from './webgpu-stream.ts';
 
 export interface WebGpuMeasurements {
   adapter: string;
