@@ -5,21 +5,12 @@
  */
 import type { TensorSlice } from '@seesaw/model';
 import type { LinkEndpoint } from './device-worker-links.ts';
-
-interface Waiter {
-  resolve: (bytes: Uint8Array) => void;
-  reject: (error: Error) => void;
-}
-
-function pieceKey(reshardId: number, from: number, slice: TensorSlice): string {
-  return `${reshardId}/${from}/${slice.name} ${slice.axis} ${slice.start} ${slice.end}`;
-}
+import { PeerPieceWaiters, pieceKey } from './peer-piece-waiters.ts';
 
 export class WeightSliceInbox {
   /** Arrived before anyone asked: one queue per key (a piece may legitimately come twice). */
   private readonly arrived = new Map<string, Uint8Array[]>();
-  private readonly waiters = new Map<string, Waiter[]>();
-  private readonly closedPeers = new Map<number, string>();
+  private readonly waiters = new PeerPieceWaiters<Uint8Array>();
 
   /** Buffers every weightSlice that comes over `link` from local device `from`. */
   attach(link: LinkEndpoint, from: number): void {
@@ -32,15 +23,7 @@ export class WeightSliceInbox {
       // sender's shared memory stays unchanged until this device sends its weightSliceTaken.
       this.deliver(pieceKey(message.reshardId, from, message), tensor.data);
     });
-    link.onClose((reason) => {
-      this.closedPeers.set(from, reason);
-      const prefix = `/${from}/`;
-      for (const [key, waiters] of this.waiters) {
-        if (!key.slice(key.indexOf('/')).startsWith(prefix)) continue;
-        for (const waiter of waiters) waiter.reject(new Error(`link to device ${from} closed: ${reason}`));
-        this.waiters.delete(key);
-      }
-    });
+    link.onClose((reason) => this.waiters.closePeer(from, reason));
   }
 
   /** The raw bytes of `slice` from device `from` in re-shard `reshardId`, once they have come. */
@@ -50,35 +33,14 @@ export class WeightSliceInbox {
     const bytes = queue?.shift();
     if (queue && queue.length === 0) this.arrived.delete(key);
     if (bytes) return Promise.resolve(bytes);
-    const closed = this.closedPeers.get(from);
-    if (closed !== undefined) return Promise.reject(new Error(`link to device ${from} is closed: ${closed}`));
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        const waiters = this.waiters.get(key) ?? [];
-        const index = waiters.indexOf(waiter);
-        if (index >= 0) waiters.splice(index, 1);
-        if (waiters.length === 0) this.waiters.delete(key);
-        reject(
-          new Error(
-            `re-shard ${reshardId}: "${slice.name}" ${slice.axis} [${slice.start}, ${slice.end}) ` +
-              `from device ${from} did not come within ${timeoutMs} ms`,
-          ),
-        );
-      }, timeoutMs);
-      const waiter: Waiter = {
-        resolve: (value) => {
-          clearTimeout(timer);
-          resolve(value);
-        },
-        reject: (error) => {
-          clearTimeout(timer);
-          reject(error);
-        },
-      };
-      const waiters = this.waiters.get(key);
-      if (waiters) waiters.push(waiter);
-      else this.waiters.set(key, [waiter]);
-    });
+    return this.waiters.wait(
+      reshardId,
+      from,
+      slice,
+      timeoutMs,
+      `re-shard ${reshardId}: "${slice.name}" ${slice.axis} [${slice.start}, ${slice.end}) ` +
+        `from device ${from} did not come within ${timeoutMs} ms`,
+    );
   }
 
   /** Drops buffered pieces of re-shards before `reshardId` (a failed switch's leftovers). */
@@ -96,13 +58,7 @@ export class WeightSliceInbox {
   }
 
   private deliver(key: string, bytes: Uint8Array): void {
-    const waiters = this.waiters.get(key);
-    const waiter = waiters?.shift();
-    if (waiters && waiters.length === 0) this.waiters.delete(key);
-    if (waiter) {
-      waiter.resolve(bytes);
-      return;
-    }
+    if (this.waiters.resolveNext(key, bytes)) return;
     const queue = this.arrived.get(key);
     if (queue) queue.push(bytes);
     else this.arrived.set(key, [bytes]);

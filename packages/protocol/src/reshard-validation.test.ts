@@ -137,15 +137,17 @@ describe('reshardDone and weight digests', () => {
   });
 });
 
+/** The piece both device <-> device weight messages name. */
+const PIECE = {
+  reshardId: 3,
+  name: 'model.layers.0.mlp.down_proj.weight',
+  axis: 'columns',
+  start: 0,
+  end: 24,
+} as const;
+
 describe('weightSlice message', () => {
-  const message = {
-    tag: 'weightSlice',
-    reshardId: 3,
-    name: 'model.layers.0.mlp.down_proj.weight',
-    axis: 'columns',
-    start: 0,
-    end: 24,
-  } as const;
+  const message = { tag: 'weightSlice', ...PIECE } as const;
   const piece = (shape: number[], dtype: Tensor['dtype'] = 'u8'): Tensor => {
     const length = shape.reduce((a, b) => a * b, 1);
     const data = dtype === 'u8' ? Uint8Array.from({ length }, (_, i) => i * 7) : new Uint16Array(length);
@@ -180,14 +182,7 @@ describe('weightSlice message', () => {
 });
 
 describe('weightSliceTaken message', () => {
-  const taken = {
-    tag: 'weightSliceTaken',
-    reshardId: 3,
-    name: 'model.layers.0.mlp.down_proj.weight',
-    axis: 'columns',
-    start: 0,
-    end: 24,
-  } as const;
+  const taken = { tag: 'weightSliceTaken', ...PIECE } as const;
 
   it('round-trips on the device <-> device link only, without a tensor', () => {
     const decoded = decodeFrame(encodeFrame(taken), { accept: INBOUND_TAGS.deviceToDevice });
