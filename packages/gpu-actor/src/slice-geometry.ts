@@ -89,7 +89,9 @@ export function copyRect(
     (region.row0 - destRect.row0) * destRowBytes + (region.col0 - destRect.col0) * elementBytes;
   const numRows = region.row1 - region.row0;
   if (runBytes === srcRowBytes && runBytes === destRowBytes) {
-    dest.set(src.subarray(srcStart, srcStart + numRows * runBytes), destStart);
+    // Whole rows: one run (a big one is written with streaming stores, see copy_rows.cc).
+    const numBytes = numRows * runBytes;
+    copyRows(src, srcStart, numBytes, dest, destStart, numBytes, numBytes, 1);
     return;
   }
   // Row by row in one native call: a typed-array view and a set() per row cost ~3x the copy.

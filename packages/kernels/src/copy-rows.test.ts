@@ -46,6 +46,39 @@ describe('copyRows', () => {
     }
   });
 
+  it('matches it on copies big enough for streaming stores: one run or many, any alignment, overlapping views of one buffer', () => {
+    // >= 256 KiB in runs of >= 256 bytes take the streaming path (copy_rows.cc); overlapping
+    // views take memmove. Odd offsets put every run's head and tail off the 32-byte boundary.
+    const shapes = [
+      { runBytes: (300 << 10) + 1 + int(4096), srcRowBytes: 0, destRowBytes: 0, numRows: 1 },
+      { runBytes: 768 + int(64), srcRowBytes: 1536 + 5, destRowBytes: 800 + int(64), numRows: 400 },
+      { runBytes: 256, srcRowBytes: 512, destRowBytes: 256 + int(3), numRows: 1100 },
+    ];
+    for (const shape of shapes) {
+      const { runBytes, numRows } = shape;
+      const srcRowBytes = shape.srcRowBytes || runBytes;
+      const destRowBytes = shape.destRowBytes || runBytes;
+      const srcStart = int(97);
+      const destStart = int(97);
+      const src = new Uint8Array(new SharedArrayBuffer(srcStart + numRows * srcRowBytes + 64), 1 + int(31));
+      for (let i = 0; i < src.length; i++) src[i] = int(256);
+      const dest = new Uint8Array(destStart + numRows * destRowBytes + 64);
+      for (let i = 0; i < dest.length; i++) dest[i] = int(256);
+      const expected = dest.slice();
+      referenceCopy(src, srcStart, srcRowBytes, expected, destStart, destRowBytes, runBytes, numRows);
+      copyRows(src, srcStart, srcRowBytes, dest, destStart, destRowBytes, runBytes, numRows);
+      expect(dest).toEqual(expected);
+    }
+    // One buffer, destination a little past the source: a forward copy would read bytes it wrote.
+    const numBytes = 400 << 10;
+    const buffer = new Uint8Array(numBytes + 4096);
+    for (let i = 0; i < buffer.length; i++) buffer[i] = int(256);
+    const expected = buffer.slice();
+    expected.copyWithin(1000, 3, 3 + numBytes);
+    copyRows(buffer, 3, numBytes, buffer, 1000, numBytes, numBytes, 1);
+    expect(buffer).toEqual(expected);
+  });
+
   it('refuses rows past either array, runs longer than a stride and non-byte arrays', () => {
     const src = new Uint8Array(100);
     const dest = new Uint8Array(100);
