@@ -5,7 +5,8 @@
  * --host-gbps, 1e9 B/s), which 'auto' also plans with. The p2p link is probed with pieces of the
  * p2p plans' byte-weighted median piece size (a 64 MiB probe frame always lands in fresh pages,
  * the route's few-MiB frames mostly in memory the allocator reuses: the probe must pay the same).
- *   pnpm bench:reshard [modelDir] [--devices 2|4] [--rounds N] [--json] [--p2p-gbps X] [--host-gbps Y]
+ *   pnpm bench:reshard [modelDir] [--devices 2|4] [--rounds N] [--routes p2p,host,auto] [--json]
+ *     [--p2p-gbps X] [--host-gbps Y]
  * No modelDir: the `small` bf16 model, generated into a temporary directory. Links: p2p = a 64 MiB
  * u8 weightSlice posted through a WorkerPortEndpoint to another thread, to its ack (the encode copy
  * + transfer a piece pays); host with the cache = 64 MiB copied out of a SharedArrayBuffer; host
@@ -366,6 +367,7 @@ async function main(): Promise<void> {
     options: {
       devices: { type: 'string', default: '2' },
       rounds: { type: 'string', default: '3' },
+      routes: { type: 'string', default: 'p2p,host,auto' },
       json: { type: 'boolean', default: false },
       'p2p-gbps': { type: 'string' },
       'host-gbps': { type: 'string' },
@@ -375,6 +377,10 @@ async function main(): Promise<void> {
   if (!pairs) throw new Error(`--devices must be 2 or 4, got ${values.devices}`);
   const rounds = Number(values.rounds);
   if (!Number.isInteger(rounds) || rounds < 1) throw new Error('--rounds must be a positive integer');
+  const routes = values.routes.split(',');
+  const unknownRoute = routes.find((route) => !VARIANTS.some((variant) => variant.route === route));
+  if (unknownRoute !== undefined) throw new Error(`--routes lists p2p, host or auto, got "${unknownRoute}"`);
+  const variants = VARIANTS.filter((variant) => routes.includes(variant.route));
   const tempDir = positionals[0] ? undefined : mkdtempSync(join(tmpdir(), 'seesaw-reshard-bench-'));
   const modelDir = positionals[0] ?? (tempDir as string);
   try {
@@ -400,7 +406,7 @@ async function main(): Promise<void> {
     });
     const rows: Array<DirectionRow & { pair: string }> = [];
     for (const pair of pairs) {
-      for (const variant of VARIANTS) {
+      for (const variant of variants) {
         const cache = variant.hostWeightCache ? 'on' : 'off';
         process.stderr.write(
           `${pair} by ${variant.route}, host weight cache ${cache}: 1 warm-up (cold) + ${rounds} round trips\n`,

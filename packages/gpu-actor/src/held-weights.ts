@@ -93,17 +93,29 @@ export class HeldWeights {
    * from `allocate` (a fresh buffer by default). A view is only valid until its slice is dropped.
    */
   extract(piece: TensorSlice, allocate: (numBytes: number) => Uint8Array = freshBytes): Uint8Array {
+    const view = this.view(piece);
+    if (view) return view;
     const held = this.holderOf(piece);
     const rect = sliceRect(piece, held.shape);
     const elementBytes = dtypeByteSize(held.dtype);
-    const heldCols = held.rect.col1 - held.rect.col0;
-    if (rect.col0 === held.rect.col0 && rect.col1 === held.rect.col1) {
-      const start = (rect.row0 - held.rect.row0) * heldCols * elementBytes;
-      return held.bytes.subarray(start, start + rectElements(rect) * elementBytes);
-    }
     const out = allocate(rectElements(rect) * elementBytes);
     copyRect(held.bytes, held.rect, out, rect, rect, elementBytes);
     return out;
+  }
+
+  /** The held bytes of `piece` when they are one contiguous run (whole rows of its holder), else undefined. */
+  view(piece: TensorSlice): Uint8Array | undefined {
+    const held = this.holderOf(piece);
+    const rect = sliceRect(piece, held.shape);
+    if (rect.col0 !== held.rect.col0 || rect.col1 !== held.rect.col1) return undefined;
+    const elementBytes = dtypeByteSize(held.dtype);
+    const start = (rect.row0 - held.rect.row0) * (held.rect.col1 - held.rect.col0) * elementBytes;
+    return held.bytes.subarray(start, start + rectElements(rect) * elementBytes);
+  }
+
+  /** The ordering unit of the held slice `piece` lies in (whose memory it is). */
+  unitOf(piece: TensorSlice): number {
+    return this.holderOf(piece).unit;
   }
 
   /** Drops the slices of `unit`, except those of tensors in `stillNeeded` (a later unit reads them). */
@@ -127,12 +139,18 @@ export class HeldWeights {
     return hash.digest('hex');
   }
 
-  /** The held slice that contains `piece` (any held slice of its tensor may, whatever its axis). */
+  /**
+   * The held slice that contains `piece` (any held slice of its tensor may, whatever its axis);
+   * of several (a tied lm head's rows also lie in the whole embedding), the one of the latest
+   * unit, which a re-shard frees last.
+   */
   private holderOf(piece: TensorSlice): HeldSlice {
+    let holder: HeldSlice | undefined;
     for (const held of this.slices.values()) {
-      if (held.slice.name === piece.name && containsRect(held.rect, sliceRect(piece, held.shape)))
-        return held;
+      if (held.slice.name !== piece.name || !containsRect(held.rect, sliceRect(piece, held.shape))) continue;
+      if (!holder || held.unit > holder.unit) holder = held;
     }
+    if (holder) return holder;
     const same = [...this.slices.values()].filter((held) => held.slice.name === piece.name);
     throw new RangeError(
       `${formatSlice(piece)} is not held by this device (it holds ${

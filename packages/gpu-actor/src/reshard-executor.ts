@@ -1,27 +1,30 @@
 /**
  * Runs one device's part of a re-shard plan: turns the weights it holds under the old layout
- * into its shard of the new one, unit by unit (see weight-units.ts). At unit u it
- *   1. posts its sends of unit u to peers (raw piece bytes, cut from what it holds),
+ * into its shard of the new one, unit by unit (see weight-units.ts). First it posts to its peers
+ * every piece they can read in place (whole rows of an old slice in shared weight memory); then
+ * at unit u it
+ *   1. posts its other sends up to unit u + CUT_SENDS_AHEAD (strided pieces cut into scratch,
+ *      or bytes that travel in frames),
  *   2. assembles the new unit u from `keep` pieces (copied from its old slices), `peer` pieces
  *      (awaited) and `host` pieces (copied from the host weight cache, else read from the
  *      checkpoint), through the same assembly path as loading (ModelWeightsBuilder): each piece
  *      is copied straight into its rows of the new (fused) matrix,
- *   3. frees its old unit u (with a WeightArena: gives its memory back, where the next units of
- *      the new shard are placed, so a switch writes into pages the device touched already).
- * Every device posts unit u's sends before it waits for unit u's pieces, so no two devices wait
- * on each other. The planner takes a piece of unit u only from an old slice of unit >= u, which
- * is still held at step 3 of unit u.
+ *   3. hands its old unit u to PendingUnitFrees: freed (with a WeightArena: its memory given
+ *      back, where the next units of the new shard are placed) once no peer reads it any more.
+ * So no device waits for its peers unit by unit: each builds its units as fast as its pieces
+ * are there (on GPUs, each device's copies run on its own memory at once). Only memory ties
+ * them: before unit u a device frees settled old units, and awaits the oldest one's receipts
+ * while its old and new bytes would pass the plan's peak, which is therefore the peak it holds.
  *
- * A peer on this host reads a piece in place, out of the sender's shared weight memory, and
- * answers once it has copied it (io.confirm): before step 3 a device waits for the receipts of
- * the pieces it has sent so far, so no freed range is overwritten while a peer still reads it. A
- * peer sends those receipts right after its own step 2 of the same unit, so the wait cannot close
- * a cycle. A strided piece is cut into arena scratch first, given back when its receipt comes.
+ * No wait closes a cycle: a device waiting at unit u has posted every piece of units <= u, and
+ * the receipts it awaits are for pieces of units < u (the planner takes a piece of unit u only
+ * from an old slice of unit >= u, and a peer answers a piece once it has built that unit).
  */
 import {
   type Checkpoint,
   type DeviceReshardPlan,
   type ModelConfig,
+  type PieceSend,
   type ShardPosition,
   type ShardSpec,
   shardSpec,
@@ -30,6 +33,7 @@ import {
 import { HeldWeights } from './held-weights.ts';
 import type { HostWeightCache } from './host-weight-cache.ts';
 import { type LayerWeights, type ModelWeights, ModelWeightsBuilder } from './model-weights.ts';
+import { PendingUnitFrees } from './pending-unit-frees.ts';
 import { encodeStoredBlockMatrices } from './quantized-matrices.ts';
 import { type Counters, formatSlice, pieceSource } from './reshard-piece-source.ts';
 import type { WeightArena } from './weight-arena.ts';
@@ -89,6 +93,13 @@ export interface ReshardOutcome {
   arenaFallbacks: number;
 }
 
+/**
+ * Units ahead of its own whose cut pieces (strided, or bytes that travel in frames) a device
+ * posts: a peer that builds faster finds them there, and at most this many units' cuts (plus
+ * those a slow peer has not taken yet) are held in scratch at once.
+ */
+const CUT_SENDS_AHEAD = 2;
+
 function samePosition(a: ShardPosition, b: ShardPosition): boolean {
   return a.tp === b.tp && a.tpRank === b.tpRank && a.pp === b.pp && a.ppStage === b.ppStage;
 }
@@ -142,23 +153,55 @@ export async function executeReshard(
   const phaseMs: ReshardPhaseMs = { sendMs: 0, waitMs: 0, assembleMs: 0, otherMs: 0 };
   let bytesSent = 0;
   let peakWeightBytes = old.held.numBytes;
-  /** Receipts of pieces peers read in place out of the old slices, not yet awaited. */
-  let heldReceipts: Array<Promise<void>> = [];
+  const pendingFrees = new PendingUnitFrees((unit) => {
+    old.held.dropUnit(unit);
+    releaseUnit(old.weights, numLayers, unit, arena);
+  });
   /** Receipts of pieces read in place out of arena scratch (each gives its scratch back). */
   const scratchReceipts: Array<Promise<void>> = [];
+  const newUnitBytes = new Map<number, number>();
+  for (const piece of plan.pieces) newUnitBytes.set(piece.unit, (newUnitBytes.get(piece.unit) ?? 0) + piece.bytes);
+
+  const post = (send: PieceSend, bytes: Uint8Array, scratch: Uint8Array | undefined) => {
+    const receipt = io.send(send.to, send.slice, bytes);
+    if (!receipt) {
+      if (scratch && arena) arena.free(scratch);
+    } else if (scratch) {
+      const freed = receipt.then(() => arena?.free(scratch));
+      freed.catch(() => {}); // awaited at the end; a switch that fails before then drops it
+      scratchReceipts.push(freed);
+    } else {
+      pendingFrees.addReceipt(old.held.unitOf(send.slice), receipt);
+    }
+    bytesSent += bytes.byteLength;
+  };
+  // Pieces a peer reads in place straight out of the old slices (whole rows of them) are posted
+  // before any unit: each peer can then build every unit of its own as soon as it gets there,
+  // rather than when this device reaches it. The rest (strided pieces, cut into scratch, or
+  // bytes that travel in frames) go CUT_SENDS_AHEAD units early, so their copies never pile up.
+  let mark = performance.now();
+  const posted = new Set<PieceSend>();
+  for (const send of plan.sends) {
+    const view = old.held.view(send.slice);
+    if (!view || !(view.buffer instanceof SharedArrayBuffer)) continue;
+    post(send, view, undefined);
+    posted.add(send);
+  }
+  phaseMs.sendMs += performance.now() - mark;
 
   for (const unit of allUnits(numLayers)) {
     // One macrotask per unit: heartbeats and peers' pieces are taken in even when no piece of
     // this device has to be awaited (a host-route switch would otherwise never yield).
     await new Promise((resolve) => setImmediate(resolve));
-    let mark = performance.now();
+    mark = performance.now();
     const lap = (phase: keyof ReshardPhaseMs) => {
       const now = performance.now();
       phaseMs[phase] += now - mark;
       mark = now;
     };
     for (const send of plan.sends) {
-      if (send.unit !== unit) continue;
+      if (send.unit > unit + CUT_SENDS_AHEAD || posted.has(send)) continue;
+      posted.add(send);
       // A strided piece is cut into arena scratch (touched memory), given back once the frame
       // holds it or, when the peer reads it in place, once the peer has taken it.
       let scratch: Uint8Array | undefined;
@@ -166,20 +209,17 @@ export async function executeReshard(
         scratch = arena ? arena.alloc(numBytes) : new Uint8Array(numBytes);
         return scratch;
       });
-      const receipt = io.send(send.to, send.slice, bytes);
-      const block = scratch;
-      if (!receipt) {
-        if (block && arena) arena.free(block);
-      } else if (block) {
-        const freed = receipt.then(() => arena?.free(block));
-        freed.catch(() => {}); // awaited at the end; a switch that fails before then drops it
-        scratchReceipts.push(freed);
-      } else {
-        heldReceipts.push(receipt);
-      }
-      bytesSent += bytes.byteLength;
+      post(send, bytes, scratch);
     }
     lap('sendMs');
+    // Old units peers still read are freed once they are done, or now when this unit's new
+    // bytes would take the device past the plan's peak (so the peak is the plan's, as checked).
+    pendingFrees.freeSettled();
+    const unitBytes = newUnitBytes.get(unit) ?? 0;
+    while (old.held.numBytes + held.numBytes + unitBytes > plan.peakWeightBytes) {
+      if (!(await pendingFrees.freeOldest())) break;
+    }
+    lap('waitMs');
     const pieces = plan.pieces.filter((piece) => piece.unit === unit);
     const targetNames = new Set(unitSlices(spec, numLayers, unit).map((slice) => slice.name));
     const stray = pieces.find((piece) => !targetNames.has(piece.slice.name));
@@ -199,18 +239,13 @@ export async function executeReshard(
     }
     for (const piece of peerPieces) io.confirm?.((piece.source as { device: number }).device, piece.slice);
     lap('assembleMs');
-    if (heldReceipts.length > 0) {
-      await Promise.all(heldReceipts);
-      heldReceipts = [];
-      lap('waitMs');
-    }
     peakWeightBytes = Math.max(peakWeightBytes, old.held.numBytes + held.numBytes);
-    old.held.dropUnit(unit);
-    releaseUnit(old.weights, numLayers, unit, arena);
+    pendingFrees.release(unit);
     lap('otherMs');
   }
   // No peer reads this device's memory once the switch is over.
-  const mark = performance.now();
+  mark = performance.now();
+  await pendingFrees.freeAll();
   await Promise.all(scratchReceipts);
   phaseMs.waitMs += performance.now() - mark;
   const weights = encodeStoredBlockMatrices(builder.build(), io.checkpoint);

@@ -7,8 +7,9 @@
  * WeightSlice message or a checkpoint read carries.
  *
  * Ordering units: 0 = embedding, 1 + l = decoder layer l, L + 1 = final norm, L + 2 = lm head.
- * A device runs units in order; at unit u it posts its sends of unit u, assembles its new unit
- * u, then frees its old unit u. Sends carry the *receiver's* unit, so no device waits on a
+ * A device runs units in order; by unit u it has posted its sends of unit u, it assembles its
+ * new unit u, and frees its old unit u no earlier than that (once no peer reads it: see the
+ * gpu-actor's reshard-executor.ts). Sends carry the *receiver's* unit, so no device waits on a
  * piece its peer has not posted yet. To keep the free rule that simple, a piece of unit u is
  * only ever taken from an old slice of unit >= u (still held at step u): with tied embeddings
  * a new lm head is therefore never cut from an old embedding (unit 0, already freed).
