@@ -111,18 +111,22 @@ export async function loadShard(load: LoadShard, ctx: ShardLoadContext): Promise
   // Both layouts' caches in one allocation: a switch then re-views the pages prefill touched
   // instead of growing into fresh ones (first writes to fresh pages are the costly part).
   kvArena.reserve(Math.max(plan.kvCacheBytes, plan.otherKvCacheBytes));
-  // The shard's own size: a device that never re-shards holds no slack (the few blocks beyond it,
-  // raw norm slices and alignment, become chunks of their own); a switch reserves its peak.
   const weightArena = new WeightArena();
-  weightArena.reserve(plan.weightBytes);
   const hostWeights = ctx.data.hostWeightCache ? new HostWeightCache() : undefined;
   const checkpoint = Checkpoint.open(load.modelDir);
   let device: StepDevice;
   let weights: ModelWeights;
   try {
-    // A Seesaw device's switch peak now, not at its first switch (a run often has just one).
-    if (load.otherLayoutPosition)
-      weightArena.reserve(switchArenaBytes(checkpoint, position, load.otherLayoutPosition));
+    // The shard's own size: a device that never re-shards holds no slack (the few blocks beyond
+    // it, raw norm slices and alignment, become chunks of their own). A Seesaw device reserves its
+    // switch peak now, not at its first switch (a run often has just one), and in one reservation:
+    // one chunk, whose free tail past the loaded shard holds the first switch's big new blocks
+    // (an embedding), where a second chunk split that room in two that neither fitted.
+    weightArena.reserve(
+      load.otherLayoutPosition
+        ? Math.max(plan.weightBytes, switchArenaBytes(checkpoint, position, load.otherLayoutPosition))
+        : plan.weightBytes,
+    );
     weights = loadModelWeights(checkpoint, plan.spec, held, weightArena);
     device = await ctx.createDevice(checkpoint.config, weights, {
       numThreads: load.numThreads,

@@ -118,6 +118,20 @@ export class HeldWeights {
     return this.holderOf(piece).unit;
   }
 
+  /** The slices held of `unit`, with it. */
+  unitSlices(unit: number): Array<{ slice: TensorSlice; unit: number }> {
+    return [...this.slices.values()].filter((held) => held.unit === unit).map(({ slice }) => ({ slice, unit }));
+  }
+
+  /** Hands the slices of `unit` (their bytes, not a copy) over to `to`. */
+  moveUnit(unit: number, to: HeldWeights): void {
+    for (const [key, held] of this.slices) {
+      if (held.unit !== unit) continue;
+      this.slices.delete(key);
+      to.hold(held.slice, unit, held.dtype, held.shape, held.bytes);
+    }
+  }
+
   /** Drops the slices of `unit`, except those of tensors in `stillNeeded` (a later unit reads them). */
   dropUnit(unit: number, stillNeeded: ReadonlySet<string> = new Set()): number {
     let freed = 0;

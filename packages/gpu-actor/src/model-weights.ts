@@ -262,6 +262,30 @@ export class ModelWeightsBuilder {
     }
   }
 
+  /**
+   * Takes `unit` over from `old` as it is, no copy: its matrix or vector and its arena blocks
+   * (the unit's held slices move separately, HeldWeights.moveUnit). For the units a switch keeps
+   * in place (unitsKeptInPlace: the embedding or final norm, the same under both layouts).
+   */
+  adoptUnit(old: ModelWeights, unit: number): void {
+    if (this.added.has(unit)) throw new Error(`weight unit ${unit} assembled twice`);
+    if (unit === embeddingUnit() && old.embedding) {
+      this.embedding = old.embedding;
+      old.embedding = undefined;
+    } else if (unit === finalNormUnit(this.numLayers) && old.finalNorm) {
+      this.finalNorm = old.finalNorm;
+      old.finalNorm = undefined;
+    } else {
+      throw new Error(`weight unit ${unit} cannot be kept in place (only a held embedding or final norm can)`);
+    }
+    this.added.add(unit);
+    const blocks = old.unitBlocks?.get(unit);
+    if (blocks && this.arena) {
+      this.unitBlocks.set(unit, blocks);
+      old.unitBlocks!.delete(unit);
+    }
+  }
+
   /** The assembled weights; throws when a unit of the shard was never added. */
   build(): ModelWeights {
     const missing = shardUnits(this.spec, this.numLayers).filter((unit) => !this.added.has(unit));

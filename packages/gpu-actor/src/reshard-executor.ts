@@ -9,6 +9,8 @@
  *      (awaited) and `host` pieces (copied from the host weight cache, else read from the
  *      checkpoint), through the same assembly path as loading (ModelWeightsBuilder): each piece
  *      is copied straight into its rows of the new (fused) matrix,
+ *      (A unit the device holds whole under both layouts, an embedding, is kept in place:
+ *      unitsKeptInPlace, no copy and no second copy at the peak.)
  *   3. hands its old unit u to PendingUnitFrees: freed (with a WeightArena: its memory given
  *      back, where the next units of the new shard are placed) once no peer reads it any more.
  * So no device waits for its peers unit by unit: each builds its units as fast as its pieces
@@ -28,7 +30,9 @@ import {
   type ShardPosition,
   type ShardSpec,
   shardSpec,
+  shardUnitSlices,
   type TensorSlice,
+  unitsKeptInPlace,
 } from '@seesaw/model';
 import { HeldWeights } from './held-weights.ts';
 import type { HostWeightCache } from './host-weight-cache.ts';
@@ -159,6 +163,15 @@ export async function executeReshard(
   });
   /** Receipts of pieces read in place out of arena scratch (each gives its scratch back). */
   const scratchReceipts: Array<Promise<void>> = [];
+  // The embedding or final norm held the same under both layouts stays where it is (no copy, no
+  // second copy at the peak); a peer may still read pieces out of it, which is harmless, as it
+  // is never freed or overwritten.
+  const keptInPlace = unitsKeptInPlace(
+    allUnits(numLayers).length,
+    old.held.list().map(({ slice, unit }) => ({ slice, unit })),
+    shardUnitSlices(config, spec),
+    plan.pieces,
+  );
   const newUnitBytes = new Map<number, number>();
   for (const piece of plan.pieces) newUnitBytes.set(piece.unit, (newUnitBytes.get(piece.unit) ?? 0) + piece.bytes);
 
@@ -216,7 +229,8 @@ export async function executeReshard(
     // bytes would take the device past the plan's peak (so the peak is the plan's, as checked).
     pendingFrees.freeSettled();
     const unitBytes = newUnitBytes.get(unit) ?? 0;
-    while (old.held.numBytes + held.numBytes + unitBytes > plan.peakWeightBytes) {
+    const addedBytes = keptInPlace.has(unit) ? 0 : unitBytes;
+    while (old.held.numBytes + held.numBytes + addedBytes > plan.peakWeightBytes) {
       if (!(await pendingFrees.freeOldest())) break;
     }
     lap('waitMs');
@@ -234,7 +248,11 @@ export async function executeReshard(
     );
     const received = new Map(peerPieces.map((piece, i) => [piece, arrived[i]!]));
     lap('waitMs');
-    if (targetUnits.has(unit)) {
+    if (keptInPlace.has(unit)) {
+      old.held.moveUnit(unit, held);
+      builder.adoptUnit(old.weights, unit);
+      counters.bytesKept += unitBytes;
+    } else if (targetUnits.has(unit)) {
       builder.addUnit(pieceSource(pieces, received, old.held, io.checkpoint, counters, io.hostWeights), unit);
     }
     for (const piece of peerPieces) io.confirm?.((piece.source as { device: number }).device, piece.slice);

@@ -89,6 +89,7 @@ export {
   type ReshardRoute,
   reshardUnitCount,
   shardUnitSlices,
+  unitsKeptInPlace,
   type TensorBytesInfo,
   type UnitSlice,
 } from './reshard-plan.ts';

@@ -39,12 +39,13 @@ import {
   segmentsOf,
   shardUnitSlices,
   type UnitSlice,
+  unitsKeptInPlace,
 } from './reshard-units.ts';
 import { type IndexRange, type ShardPosition, shardSpec, type TensorSlice } from './sharding.ts';
 
 export { ReshardPlanError, type TensorBytesInfo } from './reshard-intersect.ts';
 export type { ReshardLinkRates } from './reshard-link-queues.ts';
-export { reshardUnitCount, shardUnitSlices, type UnitSlice } from './reshard-units.ts';
+export { reshardUnitCount, shardUnitSlices, type UnitSlice, unitsKeptInPlace } from './reshard-units.ts';
 
 // One device's plan is plain data that travels in the `reshard` message: its types are defined
 // once, in @seesaw/protocol, and named here as the planner knows them.
@@ -143,12 +144,16 @@ function chooseSource(
   return best;
 }
 
-/** Peak of old + new bytes when new unit u is assembled before old unit u is freed. */
+/**
+ * Peak of old + new bytes when new unit u is assembled before old unit u is freed; a unit kept
+ * in place (`inPlace`) is held once throughout.
+ */
 function peakBytes(
   oldHeld: UnitSlice[],
   newHeld: UnitSlice[],
   numUnits: number,
   info: (name: string) => TensorBytesInfo,
+  inPlace: Set<number>,
 ): number {
   const oldByUnit = new Array<number>(numUnits).fill(0);
   const newByUnit = new Array<number>(numUnits).fill(0);
@@ -157,6 +162,7 @@ function peakBytes(
   let held = oldByUnit.reduce((a, b) => a + b, 0);
   let peak = held;
   for (let u = 0; u < numUnits; u++) {
+    if (inPlace.has(u)) continue;
     held += newByUnit[u]!;
     peak = Math.max(peak, held);
     held -= oldByUnit[u]!;
@@ -254,7 +260,13 @@ export function planReshard(
       bytesReceived: sum('peer'),
       bytesSent: sends[device]!.reduce((total, s) => total + s.bytes, 0),
       bytesFromHost: sum('host'),
-      peakWeightBytes: peakBytes(oldHeld[device]!, newHeld[device]!, numUnits, info),
+      peakWeightBytes: peakBytes(
+        oldHeld[device]!,
+        newHeld[device]!,
+        numUnits,
+        info,
+        unitsKeptInPlace(numUnits, oldHeld[device]!, newHeld[device]!, list),
+      ),
       seconds: final.deviceSeconds(device),
     };
   });

@@ -38,6 +38,31 @@ export function shardUnitSlices(config: ModelConfig, spec: ShardSpec): UnitSlice
   return out;
 }
 
+/**
+ * Units a device keeps whole and in place across a switch, with no copy: the embedding table or
+ * the final norm when it holds exactly the same slices of it under both layouts and every piece
+ * of the unit is kept (a host route that reloads held pieces keeps none). Decoder layers never
+ * are: their fused matrices are cut differently under the two layouts. The planner's peak and
+ * the executor's assembly both go by this one rule.
+ */
+export function unitsKeptInPlace(
+  numUnits: number,
+  oldHeld: UnitSlice[],
+  newHeld: UnitSlice[],
+  pieces: ReadonlyArray<{ unit: number; source: { kind: string } }>,
+): Set<number> {
+  const out = new Set<number>();
+  for (const unit of [0, numUnits - 2]) {
+    const olds = oldHeld.filter((held) => held.unit === unit);
+    const news = newHeld.filter((held) => held.unit === unit);
+    if (news.length === 0 || olds.length !== news.length) continue;
+    if (!news.every((held) => olds.some((old) => isSameSlice(old.slice, held.slice)))) continue;
+    if (pieces.some((piece) => piece.unit === unit && piece.source.kind !== 'keep')) continue;
+    out.add(unit);
+  }
+  return out;
+}
+
 /** A maximal run of a target slice's range whose possible sources do not change inside it. */
 export interface Segment {
   range: IndexRange;
