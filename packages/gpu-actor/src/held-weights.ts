@@ -120,7 +120,9 @@ export class HeldWeights {
 
   /** The slices held of `unit`, with it. */
   unitSlices(unit: number): Array<{ slice: TensorSlice; unit: number }> {
-    return [...this.slices.values()].filter((held) => held.unit === unit).map(({ slice }) => ({ slice, unit }));
+    return [...this.slices.values()]
+      .filter((held) => held.unit === unit)
+      .map(({ slice }) => ({ slice, unit }));
   }
 
   /** Hands the slices of `unit` (their bytes, not a copy) over to `to`. */

@@ -95,7 +95,8 @@ async function roundTrips(
         ).toBe(true);
         // Device 0 holds the whole embedding under both layouts: kept in place, never copied,
         // unless the plan reloads every piece from the host.
-        if (device === 0) expect(outcome.weights.embedding!.data === embeddingBefore, what).toBe(!isHeldReloaded);
+        if (device === 0)
+          expect(outcome.weights.embedding!.data === embeddingBefore, what).toBe(!isHeldReloaded);
         // Round trips after the first run in the memory the first one reserved, without fallbacks.
         if (reshardId > 2) expect(outcome.arenaFallbacks, what).toBe(0);
         const sum = outcome.phaseMs.sendMs + outcome.phaseMs.waitMs + outcome.phaseMs.assembleMs;

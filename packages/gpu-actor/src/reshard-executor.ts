@@ -173,7 +173,8 @@ export async function executeReshard(
     plan.pieces,
   );
   const newUnitBytes = new Map<number, number>();
-  for (const piece of plan.pieces) newUnitBytes.set(piece.unit, (newUnitBytes.get(piece.unit) ?? 0) + piece.bytes);
+  for (const piece of plan.pieces)
+    newUnitBytes.set(piece.unit, (newUnitBytes.get(piece.unit) ?? 0) + piece.bytes);
 
   const post = (send: PieceSend, bytes: Uint8Array, scratch: Uint8Array | undefined) => {
     const receipt = io.send(send.to, send.slice, bytes);

@@ -89,9 +89,9 @@ export {
   type ReshardRoute,
   reshardUnitCount,
   shardUnitSlices,
-  unitsKeptInPlace,
   type TensorBytesInfo,
   type UnitSlice,
+  unitsKeptInPlace,
 } from './reshard-plan.ts';
 export { ropeInvFreq } from './rope.ts';
 export {
