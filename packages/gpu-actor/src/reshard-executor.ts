@@ -1,10 +1,10 @@
 /**
  * Runs one device's part of a re-shard plan: turns the weights it holds under the old layout
- * into its shard of the new one, unit by unit (see weight-units.ts). First it posts to its peers
- * every piece they can read in place (whole rows of an old slice in shared weight memory); then
- * at unit u it
- *   1. posts its other sends up to unit u + CUT_SENDS_AHEAD (strided pieces cut into scratch,
- *      or bytes that travel in frames),
+ * into its shard of the new one, unit by unit (see weight-units.ts). Before its first unit it
+ * posts its peers the pieces they can read in place (reshard-sends.ts: as many as may go early);
+ * then at unit u it
+ *   1. posts every send of units <= u not posted yet, and what may go early (strided pieces are
+ *      cut into scratch a few units ahead),
  *   2. assembles the new unit u from `keep` pieces (copied from its old slices), `peer` pieces
  *      (awaited) and `host` pieces (copied from the host weight cache, else read from the
  *      checkpoint), through the same assembly path as loading (ModelWeightsBuilder): each piece
@@ -26,7 +26,6 @@ import {
   type Checkpoint,
   type DeviceReshardPlan,
   type ModelConfig,
-  type PieceSend,
   type ShardPosition,
   type ShardSpec,
   shardSpec,
@@ -40,6 +39,7 @@ import { type LayerWeights, type ModelWeights, ModelWeightsBuilder } from './mod
 import { PendingUnitFrees } from './pending-unit-frees.ts';
 import { encodeStoredBlockMatrices } from './quantized-matrices.ts';
 import { type Counters, formatSlice, pieceSource } from './reshard-piece-source.ts';
+import { ReshardSends } from './reshard-sends.ts';
 import type { WeightArena } from './weight-arena.ts';
 import {
   allUnits,
@@ -97,13 +97,6 @@ export interface ReshardOutcome {
   arenaFallbacks: number;
 }
 
-/**
- * Units ahead of its own whose cut pieces (strided, or bytes that travel in frames) a device
- * posts: a peer that builds faster finds them there, and at most this many units' cuts (plus
- * those a slow peer has not taken yet) are held in scratch at once.
- */
-const CUT_SENDS_AHEAD = 2;
-
 function samePosition(a: ShardPosition, b: ShardPosition): boolean {
   return a.tp === b.tp && a.tpRank === b.tpRank && a.pp === b.pp && a.ppStage === b.ppStage;
 }
@@ -155,14 +148,11 @@ export async function executeReshard(
   const targetUnits = new Set(shardUnits(spec, numLayers));
   const counters: Counters = { bytesKept: 0, bytesReceived: 0, bytesFromHost: 0 };
   const phaseMs: ReshardPhaseMs = { sendMs: 0, waitMs: 0, assembleMs: 0, otherMs: 0 };
-  let bytesSent = 0;
   let peakWeightBytes = old.held.numBytes;
   const pendingFrees = new PendingUnitFrees((unit) => {
     old.held.dropUnit(unit);
     releaseUnit(old.weights, numLayers, unit, arena);
   });
-  /** Receipts of pieces read in place out of arena scratch (each gives its scratch back). */
-  const scratchReceipts: Array<Promise<void>> = [];
   // The embedding or final norm held the same under both layouts stays where it is (no copy, no
   // second copy at the peak); a peer may still read pieces out of it, which is harmless, as it
   // is never freed or overwritten.
@@ -176,31 +166,9 @@ export async function executeReshard(
   for (const piece of plan.pieces)
     newUnitBytes.set(piece.unit, (newUnitBytes.get(piece.unit) ?? 0) + piece.bytes);
 
-  const post = (send: PieceSend, bytes: Uint8Array, scratch: Uint8Array | undefined) => {
-    const receipt = io.send(send.to, send.slice, bytes);
-    if (!receipt) {
-      if (scratch && arena) arena.free(scratch);
-    } else if (scratch) {
-      const freed = receipt.then(() => arena?.free(scratch));
-      freed.catch(() => {}); // awaited at the end; a switch that fails before then drops it
-      scratchReceipts.push(freed);
-    } else {
-      pendingFrees.addReceipt(old.held.unitOf(send.slice), receipt);
-    }
-    bytesSent += bytes.byteLength;
-  };
-  // Pieces a peer reads in place straight out of the old slices (whole rows of them) are posted
-  // before any unit: each peer can then build every unit of its own as soon as it gets there,
-  // rather than when this device reaches it. The rest (strided pieces, cut into scratch, or
-  // bytes that travel in frames) go CUT_SENDS_AHEAD units early, so their copies never pile up.
+  const sends = new ReshardSends(plan.sends, old.held, io, pendingFrees, arena);
   let mark = performance.now();
-  const posted = new Set<PieceSend>();
-  for (const send of plan.sends) {
-    const view = old.held.view(send.slice);
-    if (!view || !(view.buffer instanceof SharedArrayBuffer)) continue;
-    post(send, view, undefined);
-    posted.add(send);
-  }
+  sends.postFor(-1);
   phaseMs.sendMs += performance.now() - mark;
 
   for (const unit of allUnits(numLayers)) {
@@ -213,18 +181,7 @@ export async function executeReshard(
       phaseMs[phase] += now - mark;
       mark = now;
     };
-    for (const send of plan.sends) {
-      if (send.unit > unit + CUT_SENDS_AHEAD || posted.has(send)) continue;
-      posted.add(send);
-      // A strided piece is cut into arena scratch (touched memory), given back once the frame
-      // holds it or, when the peer reads it in place, once the peer has taken it.
-      let scratch: Uint8Array | undefined;
-      const bytes = old.held.extract(send.slice, (numBytes) => {
-        scratch = arena ? arena.alloc(numBytes) : new Uint8Array(numBytes);
-        return scratch;
-      });
-      post(send, bytes, scratch);
-    }
+    sends.postFor(unit);
     lap('sendMs');
     // Old units peers still read are freed once they are done, or now when this unit's new
     // bytes would take the device past the plan's peak (so the peak is the plan's, as checked).
@@ -265,11 +222,11 @@ export async function executeReshard(
   // No peer reads this device's memory once the switch is over.
   mark = performance.now();
   await pendingFrees.freeAll();
-  await Promise.all(scratchReceipts);
+  await Promise.all(sends.scratchReceipts);
   phaseMs.waitMs += performance.now() - mark;
   const weights = encodeStoredBlockMatrices(builder.build(), io.checkpoint);
   const accounted = phaseMs.sendMs + phaseMs.waitMs + phaseMs.assembleMs + phaseMs.otherMs;
   phaseMs.otherMs += performance.now() - startMs - accounted;
   const arenaFallbacks = (arena?.stats.fallbackAllocations ?? 0) - fallbacksBefore;
-  return { weights, held, ...counters, bytesSent, peakWeightBytes, phaseMs, arenaFallbacks };
+  return { weights, held, ...counters, bytesSent: sends.bytesSent, peakWeightBytes, phaseMs, arenaFallbacks };
 }
