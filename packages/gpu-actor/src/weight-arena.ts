@@ -205,7 +205,9 @@ function insertCoalesced(free: FreeRange[], range: FreeRange): void {
  * The arena bytes a device at `here` needs to switch to `other` and back (the larger re-shard
  * peak of the two directions, as the executor reserves it at a switch). A Seesaw device reserves
  * them at load, so the pages are touched then and not during the run's first switch (on this VM
- * a first write to a page costs ~50x a copy). The peak does not depend on the route.
+ * a first write to a page costs ~50x a copy). The peak is the host route's that reloads every
+ * piece (the host weight cache's), the largest of the routes: the others may keep a unit in place
+ * (unitsKeptInPlace) and peak lower, so one reservation serves every route.
  */
 function samePosition(a: ShardPosition, b: ShardPosition): boolean {
   return a.tp === b.tp && a.tpRank === b.tpRank && a.pp === b.pp && a.ppStage === b.ppStage;
@@ -217,7 +219,11 @@ export function switchArenaBytes(checkpoint: Checkpoint, here: ShardPosition, ot
     return { dtypeBytes: dtypeByteSize(info.dtype), shape: info.shape };
   };
   const layoutOf = ({ tp, pp }: ShardPosition) => ({ dp: 1, tp, pp });
-  const options = { route: 'host' as const, rates: { p2pBytesPerSecond: 1e9, hostBytesPerSecond: 1e9 } };
+  const options = {
+    route: 'host' as const,
+    isHeldReloaded: true,
+    rates: { p2pBytesPerSecond: 1e9, hostBytesPerSecond: 1e9 },
+  };
   let peak = 0;
   for (const [from, to] of [
     [here, other],
