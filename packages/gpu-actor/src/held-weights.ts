@@ -118,13 +118,6 @@ export class HeldWeights {
     return this.holderOf(piece).unit;
   }
 
-  /** The slices held of `unit`, with it. */
-  unitSlices(unit: number): Array<{ slice: TensorSlice; unit: number }> {
-    return [...this.slices.values()]
-      .filter((held) => held.unit === unit)
-      .map(({ slice }) => ({ slice, unit }));
-  }
-
   /** Hands the slices of `unit` (their bytes, not a copy) over to `to`. */
   moveUnit(unit: number, to: HeldWeights): void {
     for (const [key, held] of this.slices) {
