@@ -22,8 +22,17 @@ export const EARLY_SEND_BYTES = 256 << 20;
 /** Units ahead of its own whose cut pieces a device posts. */
 export const CUT_SENDS_AHEAD = 2;
 
+/** A send not posted yet, with where its bytes lie (looked up once: the old slices do not move). */
+interface Unposted {
+  send: PieceSend;
+  /** Its bytes as held in shared memory, read in place; undefined for a piece that is cut. */
+  view?: Uint8Array;
+  /** The old unit its bytes lie in (freed only once the peer has taken them). */
+  memoryUnit: number;
+}
+
 export class ReshardSends {
-  private unposted: PieceSend[];
+  private unposted: Unposted[];
   /** Bytes read in place by each peer, posted and not yet taken. */
   private readonly awaitingByPeer = new Map<number, number>();
   /** Receipts of pieces read in place out of arena scratch (each gives its scratch back). */
@@ -38,42 +47,49 @@ export class ReshardSends {
     private readonly arena: WeightArena | undefined,
     private readonly earlyBytesPerPeer = EARLY_SEND_BYTES,
   ) {
-    this.unposted = [...sends].sort((a, b) => a.unit - b.unit);
+    this.unposted = [...sends]
+      .sort((a, b) => a.unit - b.unit)
+      .map((send) => {
+        const view = old.view(send.slice);
+        const isInPlace = view !== undefined && view.buffer instanceof SharedArrayBuffer;
+        return { send, view: isInPlace ? view : undefined, memoryUnit: old.unitOf(send.slice) };
+      });
   }
 
   /** Posts what is due by unit `unit` (-1: before the first) and what may go early. */
   postFor(unit: number): void {
-    const left: PieceSend[] = [];
-    for (const send of this.unposted) {
-      const view = this.old.view(send.slice);
-      if (view && view.buffer instanceof SharedArrayBuffer) {
+    const left: Unposted[] = [];
+    for (const pending of this.unposted) {
+      const { send, view } = pending;
+      if (view) {
         const awaiting = this.awaitingByPeer.get(send.to) ?? 0;
         if (send.unit <= unit || awaiting + view.byteLength <= this.earlyBytesPerPeer)
-          this.postInPlace(send, view);
-        else left.push(send);
+          this.postInPlace(pending);
+        else left.push(pending);
       } else if (send.unit <= unit + CUT_SENDS_AHEAD) {
-        this.postCut(send);
+        this.postCut(pending);
       } else {
-        left.push(send);
+        left.push(pending);
       }
     }
     this.unposted = left;
   }
 
-  private postInPlace(send: PieceSend, view: Uint8Array): void {
-    const receipt = this.io.send(send.to, send.slice, view);
-    this.bytesSent += view.byteLength;
+  private postInPlace({ send, view, memoryUnit }: Unposted): void {
+    const bytes = view!;
+    const receipt = this.io.send(send.to, send.slice, bytes);
+    this.bytesSent += bytes.byteLength;
     if (!receipt) return;
-    this.pendingFrees.addReceipt(this.old.unitOf(send.slice), receipt);
-    this.awaitingByPeer.set(send.to, (this.awaitingByPeer.get(send.to) ?? 0) + view.byteLength);
+    this.pendingFrees.addReceipt(memoryUnit, receipt);
+    this.awaitingByPeer.set(send.to, (this.awaitingByPeer.get(send.to) ?? 0) + bytes.byteLength);
     receipt.then(
-      () => this.awaitingByPeer.set(send.to, this.awaitingByPeer.get(send.to)! - view.byteLength),
+      () => this.awaitingByPeer.set(send.to, this.awaitingByPeer.get(send.to)! - bytes.byteLength),
       () => {}, // a failed receipt is thrown where its unit's memory is awaited (PendingUnitFrees)
     );
   }
 
   /** A strided piece cut into arena scratch (touched memory), given back once the frame holds it or the peer has taken it. */
-  private postCut(send: PieceSend): void {
+  private postCut({ send, memoryUnit }: Unposted): void {
     const arena = this.arena;
     let scratch: Uint8Array | undefined;
     const bytes = this.old.extract(send.slice, (numBytes) => {
@@ -90,7 +106,7 @@ export class ReshardSends {
       freed.catch(() => {}); // awaited at the end; a switch that fails before then drops it
       this.scratchReceipts.push(freed);
     } else {
-      this.pendingFrees.addReceipt(this.old.unitOf(send.slice), receipt);
+      this.pendingFrees.addReceipt(memoryUnit, receipt);
     }
   }
 }
