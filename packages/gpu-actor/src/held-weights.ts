@@ -39,6 +39,14 @@ function formatSlice(slice: TensorSlice): string {
   return `"${slice.name}" ${slice.axis} [${slice.start}, ${slice.end})`;
 }
 
+/** The bytes of `rect` in `held` when they are one contiguous run (whole rows of it), else undefined. */
+function runOf(held: HeldSlice, rect: Rect): Uint8Array | undefined {
+  if (rect.col0 !== held.rect.col0 || rect.col1 !== held.rect.col1) return undefined;
+  const elementBytes = dtypeByteSize(held.dtype);
+  const start = (rect.row0 - held.rect.row0) * (held.rect.col1 - held.rect.col0) * elementBytes;
+  return held.bytes.subarray(start, start + rectElements(rect) * elementBytes);
+}
+
 export class HeldWeights {
   private readonly slices = new Map<string, HeldSlice>();
 
@@ -93,10 +101,10 @@ export class HeldWeights {
    * from `allocate` (a fresh buffer by default). A view is only valid until its slice is dropped.
    */
   extract(piece: TensorSlice, allocate: (numBytes: number) => Uint8Array = freshBytes): Uint8Array {
-    const view = this.view(piece);
-    if (view) return view;
     const held = this.holderOf(piece);
     const rect = sliceRect(piece, held.shape);
+    const view = runOf(held, rect);
+    if (view) return view;
     const elementBytes = dtypeByteSize(held.dtype);
     const out = allocate(rectElements(rect) * elementBytes);
     copyRect(held.bytes, held.rect, out, rect, rect, elementBytes);
@@ -106,11 +114,7 @@ export class HeldWeights {
   /** The held bytes of `piece` when they are one contiguous run (whole rows of its holder), else undefined. */
   view(piece: TensorSlice): Uint8Array | undefined {
     const held = this.holderOf(piece);
-    const rect = sliceRect(piece, held.shape);
-    if (rect.col0 !== held.rect.col0 || rect.col1 !== held.rect.col1) return undefined;
-    const elementBytes = dtypeByteSize(held.dtype);
-    const start = (rect.row0 - held.rect.row0) * (held.rect.col1 - held.rect.col0) * elementBytes;
-    return held.bytes.subarray(start, start + rectElements(rect) * elementBytes);
+    return runOf(held, sliceRect(piece, held.shape));
   }
 
   /** The ordering unit of the held slice `piece` lies in (whose memory it is). */

@@ -158,7 +158,7 @@ export async function executeReshard(
   // is never freed or overwritten.
   const keptInPlace = unitsKeptInPlace(
     allUnits(numLayers).length,
-    old.held.list().map(({ slice, unit }) => ({ slice, unit })),
+    old.held.list(),
     shardUnitSlices(config, spec),
     plan.pieces,
   );
