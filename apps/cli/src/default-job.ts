@@ -6,7 +6,7 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadModelConfig } from '@seesaw/model';
-import { runJob } from './commands/run.ts';
+import { runJob } from './commands/run-job.ts';
 import { ensureCachedModel, type GeneratedModelSpec, REPO_ROOT } from './model-cache.ts';
 import { formatRunSummary } from './run-summary.ts';
 import { SeededRandom } from './seeded-random.ts';

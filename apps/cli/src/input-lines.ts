@@ -7,18 +7,15 @@ import type { SamplingParams } from '@seesaw/coordinator';
 import { OPENAI_NO_OP_FIELDS } from './openai-fields.ts';
 import {
   describeValue,
-  type InputValidationContext,
   LineProblems,
   REQUEST_FIELDS,
   type RequestEndpoint,
   readRequestFields,
 } from './request-fields.ts';
+import type { InputValidationContext } from './request-prompt.ts';
 
-export {
-  DEFAULT_MAX_TOKENS,
-  type InputValidationContext,
-  type PromptEncoder,
-} from './request-fields.ts';
+export { DEFAULT_MAX_TOKENS } from './request-fields.ts';
+export type { InputValidationContext, PromptEncoder } from './request-prompt.ts';
 
 export interface ParsedRequest {
   /** 1-based line in the input file. */

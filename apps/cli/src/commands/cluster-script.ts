@@ -44,7 +44,7 @@ import { readSeesawSettings, type SeesawSettings } from '../seesaw-flags.ts';
 import { readTlsCaFlag } from '../tls-flags.ts';
 import { type ClusterScript, readClusterScript } from './cluster-script-file.ts';
 import { readTokenFile } from './coordinator.ts';
-import { runJob } from './run.ts';
+import { runJob } from './run-job.ts';
 
 function optionalTlsCa(tlsCa: Buffer | undefined): { tlsCa?: Buffer } {
   return tlsCa ? { tlsCa } : {};

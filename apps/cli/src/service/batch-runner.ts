@@ -10,7 +10,7 @@
 import type { SeesawTokenizer } from '@seesaw/model';
 import { errorRecord, formatRecordLine } from '../batch-output.ts';
 import type { ChatPrompter } from '../chat-template.ts';
-import { outputRecordOfChoices } from '../commands/run.ts';
+import { outputRecordOfChoices } from '../commands/output-record.ts';
 import { type ParsedRequest, parseInputFile } from '../input-lines.ts';
 import { submitChoices } from '../request-choices.ts';
 import { stopWhenOfRequest } from '../stop-strings.ts';

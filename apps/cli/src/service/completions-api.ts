@@ -14,7 +14,7 @@
 import type { ServerResponse } from 'node:http';
 import type { SeesawTokenizer } from '@seesaw/model';
 import type { ChatPrompter } from '../chat-template.ts';
-import { outputRecordOfChoices } from '../commands/run.ts';
+import { outputRecordOfChoices } from '../commands/output-record.ts';
 import { parseInputLine } from '../input-lines.ts';
 import { numChoicesOf, submitChoices } from '../request-choices.ts';
 import { stopWhenOfRequest } from '../stop-strings.ts';
