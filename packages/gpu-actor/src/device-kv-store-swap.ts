@@ -43,7 +43,7 @@
 import type { Range, StepBatch, StepKvSwap, Tensor } from '@seesaw/protocol';
 import { KvPrefetchTable, type PrefetchSpan, type PrefetchWait } from './kv-prefetch-table.ts';
 import type { KvStoreLinkEndpoint, RegionSharer } from './kv-store-link.ts';
-import { type KvRequest, KvStoreRequests } from './kv-store-requests.ts';
+import { KvSwapRequests } from './kv-swap-requests.ts';
 import type { KvTouchAhead } from './kv-touch-ahead.ts';
 import { PagedKvCache } from './paged-kv-cache.ts';
 import type { KvBlockCopier } from './step-device.ts';
@@ -57,7 +57,8 @@ export interface StepWriteBacks {
 }
 
 export class KvStoreSwapper {
-  private readonly requests: KvStoreRequests;
+  /** This rank's requests to the store. */
+  private readonly store: KvSwapRequests;
   private readonly prefetches = new KvPrefetchTable();
   /** Puts posted and not yet settled (swap-outs and write-backs), for flush(). */
   private readonly outstandingPuts = new Set<Promise<unknown>>();
@@ -79,11 +80,11 @@ export class KvStoreSwapper {
     link: KvStoreLinkEndpoint,
     private readonly cache: PagedKvCache | KvBlockCopier,
     private readonly layers: Range,
-    private readonly kvHeads: Range,
+    kvHeads: Range,
     shareRegion?: RegionSharer,
     private readonly touchAhead?: KvTouchAhead,
   ) {
-    this.requests = new KvStoreRequests(link);
+    this.store = new KvSwapRequests(link, cache, layers, kvHeads);
     this.sharing = shareRegion ? this.shareCache(shareRegion) : Promise.resolve(false);
   }
 
@@ -92,35 +93,9 @@ export class KvStoreSwapper {
     return this.isShared;
   }
 
-  /** Offers the cache's SharedArrayBuffer to the store; resolves with whether it took it. */
+  /** Offers the cache to the store; if it takes it, swaps are copies from then on. */
   private async shareCache(shareRegion: RegionSharer): Promise<boolean> {
-    const cache = this.cache;
-    if (!(cache instanceof PagedKvCache)) return false;
-    const buffer = cache.keys[0]?.buffer;
-    if (!(buffer instanceof SharedArrayBuffer)) return false;
-    if (cache.keys.some((k) => k.buffer !== buffer) || cache.values.some((v) => v.buffer !== buffer))
-      return false;
-    const { numKvHeads, headDim, blockSize } = cache.layout;
-    if (numKvHeads !== this.kvHeads.end - this.kvHeads.start) return false;
-    const region = shareRegion(buffer);
-    const isTaken = await this.requests
-      .send('kvCacheShare', {
-        tag: 'kvCacheShare',
-        requestId: 0,
-        region,
-        layers: { ...this.layers },
-        heads: { ...this.kvHeads },
-        dtype: cache.dtype,
-        numBlocks: cache.numBlocks,
-        blockSize,
-        headDim,
-        keyOffsets: cache.keys.map((k) => k.byteOffset),
-        valueOffsets: cache.values.map((v) => v.byteOffset),
-      })
-      .then(
-        () => true,
-        () => false, // refused (another host's store) or the link failed: frames, as before
-      );
+    const isTaken = await this.store.shareCache(shareRegion);
     this.isShared = isTaken;
     return isTaken;
   }
@@ -209,14 +184,16 @@ export class KvStoreSwapper {
       end: this.layers.start + layer + 1,
     });
     const putLayer = (swap: StepKvSwap, layer: number, tensor: Tensor) =>
-      this.trackPut(this.request('write-back', swap, 'kvPut', tensor, layersOf(layer))).then(() => undefined);
+      this.trackPut(this.store.request('write-back', swap, 'kvPut', tensor, layersOf(layer))).then(
+        () => undefined,
+      );
     if (!(this.cache instanceof PagedKvCache)) {
       return this.cache.startLayerWriteBacks
         ? this.cache.startLayerWriteBacks(swaps, putLayer)
         : this.wholeWriteBacks(this.cache, swaps);
     }
     const copy = (swap: StepKvSwap, layer: number) =>
-      this.trackPut(this.copy('write-back', 'kvCopyOut', swap, layersOf(layer)));
+      this.trackPut(this.store.copy('write-back', 'kvCopyOut', swap, layersOf(layer)));
     const writeBacks = this.isShared
       ? new StepKvWriteBacks(this.cache, swaps, { copy })
       : new StepKvWriteBacks(this.cache, swaps, putLayer);
@@ -249,7 +226,7 @@ export class KvStoreSwapper {
         await Promise.all(
           swaps.map(async (swap) => {
             const tensor = await copier.gather(swap);
-            await this.trackPut(this.request('write-back', swap, 'kvPut', tensor));
+            await this.trackPut(this.store.request('write-back', swap, 'kvPut', tensor));
           }),
         );
         const ms = performance.now() - startMs;
@@ -272,7 +249,7 @@ export class KvStoreSwapper {
   }
 
   close(reason: string): void {
-    this.requests.close(reason);
+    this.store.close(reason);
   }
 
   private trackPut<T>(put: Promise<T>): Promise<T> {
@@ -287,86 +264,24 @@ export class KvStoreSwapper {
   private async swapOut(swap: StepKvSwap): Promise<void> {
     checkKvSwap(swap, this.cache, 'swap-out');
     if (this.isShared) {
-      await this.trackPut(this.copy('swap-out', 'kvCopyOut', swap));
+      await this.trackPut(this.store.copy('swap-out', 'kvCopyOut', swap));
       return;
     }
     const tensor =
       this.cache instanceof PagedKvCache ? gatherSwapKv(this.cache, swap) : await this.cache.gather(swap);
-    await this.trackPut(this.request('swap-out', swap, 'kvPut', tensor));
+    await this.trackPut(this.store.request('swap-out', swap, 'kvPut', tensor));
   }
 
   /** Brings the sequence's KV into its blocks (the store's copy, or a frame scattered here); resolves with the bytes moved. */
   private async swapIn(swap: StepKvSwap, what: string): Promise<number> {
     checkKvSwap(swap, this.cache, what);
     if (this.isShared) {
-      await this.copy(what, 'kvCopyIn', swap);
-      return this.boxBytes(swap, this.layers);
+      await this.store.copy(what, 'kvCopyIn', swap);
+      return this.store.boxBytes(swap, this.layers);
     }
-    const slice = await this.fetch(swap, what);
+    const slice = await this.store.fetch(swap, what);
     if (this.cache instanceof PagedKvCache) scatterSwapKv(this.cache, swap, slice);
     else this.cache.scatter(swap, slice);
     return slice.data.byteLength;
-  }
-
-  private boxBytes(swap: StepKvSwap, layers: Range): number {
-    const { headDim } = this.cache.layout;
-    const elementBytes = (this.cache.layout.dtype ?? 'f32') === 'f32' ? 4 : 2;
-    const numHeads = this.kvHeads.end - this.kvHeads.start;
-    return (layers.end - layers.start) * 2 * numHeads * swap.numTokens * headDim * elementBytes;
-  }
-
-  private async fetch(swap: StepKvSwap, what: string): Promise<Tensor> {
-    const tensor = await this.request(what, swap, 'kvGet');
-    const expected = [
-      this.layers.end - this.layers.start,
-      2,
-      this.kvHeads.end - this.kvHeads.start,
-      swap.numTokens,
-      this.cache.layout.headDim,
-    ];
-    if (!tensor) throw new Error(`${what} of sequence ${swap.seqId}: kv-store sent no tensor`);
-    const dtype = this.cache.layout.dtype ?? 'f32';
-    const isExpected =
-      tensor.dtype === dtype &&
-      tensor.shape.length === 5 &&
-      tensor.shape.every((dim, i) => dim === expected[i]);
-    if (!isExpected)
-      throw new Error(
-        `${what} of sequence ${swap.seqId}: kv-store sent ${tensor.dtype} [${tensor.shape}], expected ${dtype} [${expected}]`,
-      );
-    return tensor;
-  }
-
-  /** Where a swap's KV lies on the store: its sequence, this rank's box of it, and its slots. */
-  private address(swap: StepKvSwap, layers: Range) {
-    return {
-      seqId: swap.seqId,
-      layers: { ...layers },
-      heads: { ...this.kvHeads },
-      tokens: { start: 0, end: swap.numTokens },
-      slotIds: [...swap.slotIds],
-    };
-  }
-
-  /** The store's copy between this shared cache's blocks and the swap's slots; resolves when done. */
-  private copy(what: string, tag: 'kvCopyOut' | 'kvCopyIn', swap: StepKvSwap, layers: Range = this.layers) {
-    const message: KvRequest = {
-      tag,
-      requestId: 0,
-      ...this.address(swap, layers),
-      blockIds: [...swap.blockIds],
-    };
-    return this.requests.send(`${what} of sequence ${swap.seqId}`, message).then(() => undefined);
-  }
-
-  private request(
-    what: string,
-    swap: StepKvSwap,
-    tag: 'kvPut' | 'kvGet',
-    tensor?: Tensor,
-    layers: Range = this.layers,
-  ): Promise<Tensor | undefined> {
-    const message: KvRequest = { tag, requestId: 0, ...this.address(swap, layers) };
-    return this.requests.send(`${what} of sequence ${swap.seqId}`, message, tensor);
   }
 }

@@ -3,10 +3,8 @@
  * head-major layout so a device owning KV heads [a, b) of layers [l0, l1) can put or get
  * exactly that box.
  *
- * Memory: each slot is [layer][K/V][kvHead][tokenInSlot][headDim] elements; slots live in
- * arenas of at most ARENA_BYTES, created on first use, so a large capacity costs nothing
- * until it is filled. A written-bitmap (one bit per slot, layer, K/V, head and token) makes
- * a get of anything never put an error instead of returning a previous owner's bytes.
+ * Memory: slots live in lazily allocated arenas with a written-bitmap (host-kv-arenas.ts), so a
+ * get of anything never put is an error instead of returning a previous owner's bytes.
  *
  * Two ways to address a sequence's slots: by seqId, through this store's own allocator
  * (reserve / release), or with a box's explicit `slotIds`, when another party (the cluster
@@ -16,22 +14,11 @@
  * put at all, not a stale one.
  */
 
-import { DTYPE_BYTES, type Tensor, type TensorData } from '@seesaw/protocol';
+import type { Tensor, TensorData } from '@seesaw/protocol';
 import { HostKvAllocator, type ReleaseResult, type ReserveResult } from './host-kv-allocator.ts';
-import {
-  boxShape,
-  checkRange,
-  type HostKvLayout,
-  type KvSliceBox,
-  rangeLength,
-  slotBytes,
-  slotElements,
-} from './host-kv-layout.ts';
+import { HostKvArenas } from './host-kv-arenas.ts';
+import { boxShape, checkRange, type HostKvLayout, type KvSliceBox, slotBytes } from './host-kv-layout.ts';
 import type { SharedKvCache } from './shared-kv-cache.ts';
-import { clearBits, firstClearBit, setBits } from './written-bits.ts';
-
-/** Largest single buffer: well under V8's typed-array limit, and lets capacity grow lazily. */
-const ARENA_BYTES = 256 * 1024 * 1024;
 
 const KV_DTYPES: readonly string[] = ['f32', 'bf16', 'f16'];
 
@@ -46,21 +33,11 @@ export interface HostKvStoreOptions {
 export type StoreResult = { ok: true } | { ok: false; reason: string };
 export type GetResult = { ok: true; tensor: Tensor } | { ok: false; reason: string };
 
-interface Arena {
-  data: Float32Array | Uint16Array;
-  /** Written bits, indexed by writtenBit(). */
-  written: Uint8Array;
-}
-
 export class HostKvStore {
   readonly layout: HostKvLayout;
   readonly allocator: HostKvAllocator;
   readonly slotBytes: number;
-  private readonly slotElements: number;
-  private readonly slotsPerArena: number;
-  private readonly bitsPerSlot: number;
-  private readonly isShared: boolean;
-  private readonly arenas: Array<Arena | undefined>;
+  private readonly arenas: HostKvArenas;
 
   constructor(options: HostKvStoreOptions) {
     const { layout, capacityBytes } = options;
@@ -73,12 +50,13 @@ export class HostKvStore {
       throw new RangeError(`bad capacity ${capacityBytes}`);
     this.layout = { ...layout };
     this.slotBytes = slotBytes(layout);
-    this.slotElements = slotElements(layout);
     this.allocator = HostKvAllocator.forCapacity(capacityBytes, layout.tokensPerSlot, this.slotBytes);
-    this.slotsPerArena = Math.max(1, Math.floor(ARENA_BYTES / this.slotBytes));
-    this.bitsPerSlot = layout.numLayers * 2 * layout.numKvHeads * layout.tokensPerSlot;
-    this.isShared = options.isShared ?? false;
-    this.arenas = new Array(Math.ceil(this.allocator.numSlots / this.slotsPerArena)).fill(undefined);
+    this.arenas = new HostKvArenas(
+      this.layout,
+      this.slotBytes,
+      this.allocator.numSlots,
+      options.isShared ?? false,
+    );
   }
 
   get numSlots(): number {
@@ -91,17 +69,14 @@ export class HostKvStore {
 
   /** Bytes of arena memory actually allocated so far. */
   get numResidentBytes(): number {
-    return this.arenas.reduce((sum, arena) => sum + (arena?.data.byteLength ?? 0), 0);
+    return this.arenas.numResidentBytes;
   }
 
   /** Appends slots to a sequence; the new slots read as unwritten. */
   reserve(seqId: number, numSlots: number): ReserveResult {
     const result = this.allocator.reserve(seqId, numSlots);
     if (result.ok) {
-      for (const slotId of result.slotIds) {
-        const arena = this.arenas[Math.floor(slotId / this.slotsPerArena)];
-        if (arena) this.clearWritten(arena, slotId % this.slotsPerArena);
-      }
+      for (const slotId of result.slotIds) this.arenas.markUnwritten(slotId);
     }
     return result;
   }
@@ -114,15 +89,15 @@ export class HostKvStore {
   put(box: KvSliceBox, tensor: Tensor): StoreResult {
     const problem = this.checkBox(box) ?? this.checkTensor(box, tensor);
     if (problem) return { ok: false, reason: problem };
-    const arenas = this.ensureArenas(this.slotsOf(box));
+    const arenas = this.arenas.ensure(this.slotsOf(box));
     if (typeof arenas === 'string') return { ok: false, reason: arenas };
-    this.copyBox(box, tensor.data, true);
+    this.arenas.copyBox(box, this.slotsOf(box), tensor.data, true);
     return { ok: true };
   }
 
   /** Reads `box` into a new tensor (or into `out`, which must have the box's element count). */
   get(box: KvSliceBox, out?: TensorData): GetResult {
-    const problem = this.checkBox(box) ?? this.findUnwritten(box);
+    const problem = this.checkBox(box) ?? this.arenas.findUnwritten(box, this.slotsOf(box));
     if (problem) return { ok: false, reason: problem };
     const shape = boxShape(box, this.layout.headDim);
     const length = shape.reduce((a, b) => a * b, 1);
@@ -130,7 +105,7 @@ export class HostKvStore {
     const data = out ?? (isF32 ? new Float32Array(length) : new Uint16Array(length));
     if (data.length !== length || data instanceof Float32Array !== isF32)
       return { ok: false, reason: `output buffer must be ${length} ${this.layout.dtype} elements` };
-    this.copyBox(box, data, false);
+    this.arenas.copyBox(box, this.slotsOf(box), data, false);
     return { ok: true, tensor: { dtype: this.layout.dtype, shape, data } };
   }
 
@@ -141,17 +116,20 @@ export class HostKvStore {
   copyFromCache(box: KvSliceBox, cache: SharedKvCache, blockIds: readonly number[]): StoreResult {
     const problem = this.checkBox(box) ?? this.checkCacheBox(box, cache, blockIds);
     if (problem) return { ok: false, reason: problem };
-    const arenas = this.ensureArenas(this.slotsOf(box));
+    const arenas = this.arenas.ensure(this.slotsOf(box));
     if (typeof arenas === 'string') return { ok: false, reason: arenas };
-    this.copyCacheBox(box, cache, blockIds, true);
+    this.arenas.copyCacheBox(box, this.slotsOf(box), cache, blockIds, true);
     return { ok: true };
   }
 
   /** Copies `box` from the slots straight into the shared cache's blocks: swap-in and prefetch. */
   copyIntoCache(box: KvSliceBox, cache: SharedKvCache, blockIds: readonly number[]): StoreResult {
-    const problem = this.checkBox(box) ?? this.checkCacheBox(box, cache, blockIds) ?? this.findUnwritten(box);
+    const problem =
+      this.checkBox(box) ??
+      this.checkCacheBox(box, cache, blockIds) ??
+      this.arenas.findUnwritten(box, this.slotsOf(box));
     if (problem) return { ok: false, reason: problem };
-    this.copyCacheBox(box, cache, blockIds, false);
+    this.arenas.copyCacheBox(box, this.slotsOf(box), cache, blockIds, false);
     return { ok: true };
   }
 
@@ -177,49 +155,6 @@ export class HostKvStore {
     const bad = blockIds.find((id) => !Number.isSafeInteger(id) || id < 0 || id >= cache.numBlocks);
     if (bad !== undefined) return `block ${bad} is not one of the shared cache's ${cache.numBlocks} blocks`;
     return undefined;
-  }
-
-  /**
-   * Moves a box between the cache's blocks and the slots; `isOut` copies into the slots and marks
-   * the bits. Runs are one head's tokens inside one slot and one block: contiguous on both sides.
-   */
-  private copyCacheBox(
-    box: KvSliceBox,
-    cache: SharedKvCache,
-    blockIds: readonly number[],
-    isOut: boolean,
-  ): void {
-    const { numKvHeads: H, headDim: D, tokensPerSlot: T } = this.layout;
-    const B = cache.blockSize;
-    const cacheHeads = cache.heads.end - cache.heads.start;
-    const slots = this.slotsOf(box);
-    for (let l = box.layers.start; l < box.layers.end; l++) {
-      for (let kv = 0; kv < 2; kv++) {
-        const array = (kv === 0 ? cache.keys : cache.values)[l - cache.layers.start]!;
-        for (let h = box.heads.start; h < box.heads.end; h++) {
-          const plane = ((l * 2 + kv) * H + h) * T;
-          const cacheHead = h - cache.heads.start;
-          let t = box.tokens.start;
-          while (t < box.tokens.end) {
-            const slotId = slots[Math.floor(t / T)]!;
-            const within = t % T;
-            const inBlock = t % B;
-            const run = Math.min(T - within, B - inBlock, box.tokens.end - t);
-            const arena = this.arenas[Math.floor(slotId / this.slotsPerArena)]!;
-            const slotInArena = slotId % this.slotsPerArena;
-            const slotOffset = slotInArena * this.slotElements + (plane + within) * D;
-            const cacheOffset = ((blockIds[Math.floor(t / B)]! * cacheHeads + cacheHead) * B + inBlock) * D;
-            if (isOut) {
-              arena.data.set(array.subarray(cacheOffset, cacheOffset + run * D), slotOffset);
-              setBits(arena.written, slotInArena * this.bitsPerSlot + plane + within, run);
-            } else {
-              array.set(arena.data.subarray(slotOffset, slotOffset + run * D), cacheOffset);
-            }
-            t += run;
-          }
-        }
-      }
-    }
   }
 
   /** Why `box` cannot be addressed now (bad ranges, unknown sequence or slots, past its slots). */
@@ -261,95 +196,5 @@ export class HostKvStore {
     if (!isRightKind || tensor.data.length !== length)
       return `tensor data is not ${length} ${tensor.dtype} elements`;
     return undefined;
-  }
-
-  /** Allocates the arenas a sequence's slots live in; a string when the host is out of memory. */
-  private ensureArenas(slotIds: readonly number[]): true | string {
-    for (const slotId of slotIds) {
-      const index = Math.floor(slotId / this.slotsPerArena);
-      if (this.arenas[index]) continue;
-      const numSlotsHere = Math.min(this.slotsPerArena, this.allocator.numSlots - index * this.slotsPerArena);
-      try {
-        const elements = numSlotsHere * this.slotElements;
-        const bytes = elements * DTYPE_BYTES[this.layout.dtype];
-        const buffer = this.isShared ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes);
-        const data = this.layout.dtype === 'f32' ? new Float32Array(buffer) : new Uint16Array(buffer);
-        this.arenas[index] = {
-          data,
-          written: new Uint8Array(Math.ceil((numSlotsHere * this.bitsPerSlot) / 8)),
-        };
-      } catch (error) {
-        return `host memory exhausted allocating arena ${index}: ${String(error)}`;
-      }
-    }
-    return true;
-  }
-
-  /**
-   * Moves a box between `data` ([L][2][H][T][D]) and the slots; `isPut` copies into the slots
-   * and marks the bits. Runs are one head's tokens inside one slot: contiguous on both sides.
-   */
-  private copyBox(box: KvSliceBox, data: TensorData, isPut: boolean): void {
-    const { numKvHeads: H, headDim: D, tokensPerSlot: T } = this.layout;
-    const slots = this.slotsOf(box);
-    const numHeads = rangeLength(box.heads);
-    const numTokens = rangeLength(box.tokens);
-    for (let l = box.layers.start; l < box.layers.end; l++) {
-      for (let kv = 0; kv < 2; kv++) {
-        for (let h = box.heads.start; h < box.heads.end; h++) {
-          const row = (((l - box.layers.start) * 2 + kv) * numHeads + (h - box.heads.start)) * numTokens;
-          const plane = ((l * 2 + kv) * H + h) * T; // token index of (l, kv, h, 0) inside a slot
-          let t = box.tokens.start;
-          while (t < box.tokens.end) {
-            const slotId = slots[Math.floor(t / T)]!;
-            const within = t % T;
-            const run = Math.min(T - within, box.tokens.end - t);
-            const arena = this.arenas[Math.floor(slotId / this.slotsPerArena)]!;
-            const slotInArena = slotId % this.slotsPerArena;
-            const slotOffset = slotInArena * this.slotElements + (plane + within) * D;
-            const dataOffset = (row + t - box.tokens.start) * D;
-            if (isPut) {
-              arena.data.set(data.subarray(dataOffset, dataOffset + run * D), slotOffset);
-              setBits(arena.written, slotInArena * this.bitsPerSlot + plane + within, run);
-            } else {
-              data.set(arena.data.subarray(slotOffset, slotOffset + run * D), dataOffset);
-            }
-            t += run;
-          }
-        }
-      }
-    }
-  }
-
-  private findUnwritten(box: KvSliceBox): string | undefined {
-    const { numKvHeads: H, tokensPerSlot: T } = this.layout;
-    const slots = this.slotsOf(box);
-    for (let l = box.layers.start; l < box.layers.end; l++) {
-      for (let kv = 0; kv < 2; kv++) {
-        for (let h = box.heads.start; h < box.heads.end; h++) {
-          const plane = ((l * 2 + kv) * H + h) * T;
-          let t = box.tokens.start;
-          while (t < box.tokens.end) {
-            const slotId = slots[Math.floor(t / T)]!;
-            const within = t % T;
-            const run = Math.min(T - within, box.tokens.end - t);
-            const arena = this.arenas[Math.floor(slotId / this.slotsPerArena)];
-            const first = (slotId % this.slotsPerArena) * this.bitsPerSlot + plane + within;
-            const missing = arena ? firstClearBit(arena.written, first, run) : 0;
-            if (missing >= 0) {
-              const token = t + missing;
-              return `sequence ${box.seqId} layer ${l} ${kv ? 'V' : 'K'} head ${h} token ${token} was never written`;
-            }
-            t += run;
-          }
-        }
-      }
-    }
-    return undefined;
-  }
-
-  private clearWritten(arena: Arena, slotInArena: number): void {
-    const first = slotInArena * this.bitsPerSlot;
-    clearBits(arena.written, first, this.bitsPerSlot);
   }
 }

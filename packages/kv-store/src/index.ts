@@ -21,13 +21,9 @@ export {
   KvForwardingTable,
   type KvReplicaLayout,
 } from './kv-forwarding-table.ts';
-export {
-  KV_STORE_INBOUND_TAGS,
-  KvStoreActor,
-  type KvStoreActorOptions,
-  type KvStoreCounters,
-  type KvStoreLink,
-} from './kv-store-actor.ts';
+export { KvStoreActor, type KvStoreActorOptions } from './kv-store-actor.ts';
+export type { KvStoreCounters } from './kv-store-counters.ts';
+export { KV_STORE_INBOUND_TAGS, type KvStoreLink } from './kv-store-link.ts';
 export type { KvStoreWorkerData } from './kv-store-worker-data.ts';
 export {
   type GatherOptions,

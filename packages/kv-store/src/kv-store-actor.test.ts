@@ -9,7 +9,8 @@ import {
 } from '../test/kv-store-actor-test-support.ts';
 import { slotBytes } from './host-kv-layout.ts';
 import { HostKvStore } from './host-kv-store.ts';
-import { KV_STORE_INBOUND_TAGS, KvStoreActor } from './kv-store-actor.ts';
+import { KvStoreActor } from './kv-store-actor.ts';
+import { KV_STORE_INBOUND_TAGS } from './kv-store-link.ts';
 
 function startActor(options: { onShutdown?: (mode: string) => void } = {}) {
   const store = new HostKvStore({

@@ -20,8 +20,6 @@ import {
   acceptHello,
   type CoordinatorToKvStore,
   type DeviceToKvStore,
-  type Endpoint,
-  INBOUND_TAGS,
   type KvSliceAddress,
   type Message,
   type PeerInfo,
@@ -30,16 +28,10 @@ import {
   type Tensor,
 } from '@seesaw/protocol';
 import type { HostKvStore, StoreResult } from './host-kv-store.ts';
+import { boxBytes, type KvStoreCounters, zeroKvStoreCounters } from './kv-store-counters.ts';
+import { holdsRegions, type KvStoreForwarder, type KvStoreLink } from './kv-store-link.ts';
+import { capacityFrame, kvErrorFrame, protocolErrorFrame } from './kv-store-replies.ts';
 import { type SharedKvCache, viewSharedKvCache } from './shared-kv-cache.ts';
-
-/** Any link the actor serves; the peer's role (from its hello) decides what it may send. */
-export type KvStoreLink = Endpoint<Message, Message>;
-
-/** Tags a kv-store accepts before it knows the peer's role: coordinator and device requests. */
-export const KV_STORE_INBOUND_TAGS: ReadonlySet<string> = new Set([
-  ...INBOUND_TAGS.coordinatorToKvStore,
-  ...INBOUND_TAGS.deviceToKvStore,
-]);
 
 export interface KvStoreActorOptions {
   /** Name sent in welcome and used in logs, e.g. 'kv-store@host-a'. */
@@ -52,46 +44,10 @@ export interface KvStoreActorOptions {
   onShutdown?: (mode: Shutdown['mode']) => void;
 }
 
-/** Running totals (tests, metrics). */
-export interface KvStoreCounters {
-  numPuts: number;
-  numGets: number;
-  numErrors: number;
-  numBytesIn: number;
-  numBytesOut: number;
-  /** Shared-memory copies (kvCopyOut, kvCopyIn) and the KV bytes they moved. */
-  numCopiesOut: number;
-  numCopiesIn: number;
-  numBytesCopied: number;
-}
-
-/** A link whose peer can share memory with us (a WorkerPortEndpoint's region registry). */
-interface RegionHolder {
-  peerRegion(id: number): { buffer: SharedArrayBuffer } | undefined;
-}
-
-function holdsRegions(endpoint: unknown): endpoint is RegionHolder {
-  return typeof (endpoint as Partial<RegionHolder>).peerRegion === 'function';
-}
-
-/** Sends on what a put stored to other hosts' stores (KvPutForwarder); undefined: nothing to send. */
-export interface KvStoreForwarder {
-  forward(box: KvSliceAddress): Promise<void> | undefined;
-}
-
 const MAX_REASON_LENGTH = 1024;
 
 export class KvStoreActor {
-  readonly counters: KvStoreCounters = {
-    numPuts: 0,
-    numGets: 0,
-    numErrors: 0,
-    numBytesIn: 0,
-    numBytesOut: 0,
-    numCopiesOut: 0,
-    numCopiesIn: 0,
-    numBytesCopied: 0,
-  };
+  readonly counters: KvStoreCounters = zeroKvStoreCounters();
   private readonly links = new Set<KvStoreLink>();
   /** Each device link's shared KV cache, once it has shared one. */
   private readonly sharedCaches = new Map<KvStoreLink, SharedKvCache>();
@@ -132,7 +88,7 @@ export class KvStoreActor {
   /** Serves a coordinator link whose handshake is done; announces the capacity first. */
   serveCoordinator(endpoint: KvStoreLink): void {
     this.attach(endpoint, (message) => this.handleCoordinator(endpoint, message as CoordinatorToKvStore));
-    endpoint.post(this.capacity(0));
+    endpoint.post(capacityFrame(this.store, 0));
   }
 
   /** Serves a device link whose handshake is done. */
@@ -203,7 +159,7 @@ export class KvStoreActor {
         return;
       }
       case 'capacityQuery':
-        endpoint.post(this.capacity(message.requestId));
+        endpoint.post(capacityFrame(this.store, message.requestId));
         return;
       case 'heartbeat':
         endpoint.post({ tag: 'heartbeat', seq: this.numHeartbeats++, sentAtMs: Date.now() });
@@ -288,7 +244,7 @@ export class KvStoreActor {
         }
         if (isOut) this.counters.numCopiesOut++;
         else this.counters.numCopiesIn++;
-        this.counters.numBytesCopied += this.boxBytes(message);
+        this.counters.numBytesCopied += boxBytes(message, this.store.layout);
         const done: Message = { tag: 'kvCopyDone', requestId: message.requestId };
         if (isOut) this.answerOnceForwarded(endpoint, message, done);
         else endpoint.post(done);
@@ -327,38 +283,14 @@ export class KvStoreActor {
     );
   }
 
-  private boxBytes(box: KvSliceAddress): number {
-    const { layers, heads, tokens } = box;
-    const elements =
-      (layers.end - layers.start) * 2 * (heads.end - heads.start) * (tokens.end - tokens.start);
-    return elements * this.store.layout.headDim * (this.store.layout.dtype === 'f32' ? 4 : 2);
-  }
-
   private kvError(endpoint: KvStoreLink, request: { requestId: number }, reason: string): void {
     this.counters.numErrors++;
-    const requestId =
-      Number.isSafeInteger(request.requestId) && request.requestId >= 0 ? request.requestId : 0;
-    endpoint.post({ tag: 'kvError', requestId, message: reason.slice(0, 4096) });
+    endpoint.post(kvErrorFrame(request, reason));
   }
 
   private reject(endpoint: KvStoreLink, code: ProtocolError['code'], message: string, tag: string): void {
     this.counters.numErrors++;
     if (tag === 'protocolError') return;
-    endpoint.post({
-      tag: 'protocolError',
-      code,
-      message: message.slice(0, 4096),
-      rejectedTag: tag.slice(0, 256),
-    });
-  }
-
-  private capacity(requestId: number): Message {
-    return {
-      tag: 'capacity',
-      requestId,
-      numSlots: this.store.numSlots,
-      numFreeSlots: this.store.numFreeSlots,
-      slotBytes: this.store.slotBytes,
-    };
+    endpoint.post(protocolErrorFrame(code, message, tag));
   }
 }

@@ -15,7 +15,8 @@ import {
   openPeerStore,
   type PeerStore,
 } from './kv-put-forwarder.ts';
-import { KV_STORE_INBOUND_TAGS, KvStoreActor, type KvStoreLink } from './kv-store-actor.ts';
+import { KvStoreActor } from './kv-store-actor.ts';
+import { KV_STORE_INBOUND_TAGS, type KvStoreLink } from './kv-store-link.ts';
 import {
   isKvLinkAnnouncement,
   isKvPeerStoreAnnouncement,
