@@ -35,14 +35,11 @@ export {
 } from './recovering-seesaw-cluster.ts';
 export { ClusterStoppedError, ReplicasLostError } from './recovery-errors.ts';
 export { type ReplanOptions, replanConfig } from './replan.ts';
-export {
-  type ReplicaActor,
-  ReplicaDevice,
-  type ReplicaDeviceOptions,
-  type ReplicaReshardStats,
-  type ReshardPlanner,
-} from './replica-device.ts';
+export type { ReplicaActor } from './replica-actor.ts';
+export { ReplicaDevice } from './replica-device.ts';
+export type { ReplicaDeviceOptions } from './replica-device-options.ts';
 export { type ReplicaHostSlots, withHostSlots } from './replica-host-slots.ts';
+export type { ReplicaReshardStats, ReshardPlanner } from './replica-reshard.ts';
 export {
   fitLink,
   type LinkRateOptions,

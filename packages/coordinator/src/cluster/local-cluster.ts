@@ -35,8 +35,9 @@ import { DeviceActorHandle } from './device-actor-handle.ts';
 import { wireLayout, wireReshardMesh } from './layout-wiring.ts';
 import { type EngineHostKv, LocalHostKv } from './local-host-kv.ts';
 import { createClusterPlanner, createPhasedReplicas, phasedLayouts } from './phased-replicas.ts';
-import type { ReplicaDevice, ReshardPlanner } from './replica-device.ts';
+import type { ReplicaDevice } from './replica-device.ts';
 import { groupReplicas, shardLoads } from './replica-loading.ts';
+import type { ReshardPlanner } from './replica-reshard.ts';
 
 export interface LocalClusterOptions {
   /** The device worker's entry module (gpu-actor's device-worker.ts); the coordinator never imports it. */

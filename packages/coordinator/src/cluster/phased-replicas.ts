@@ -14,7 +14,8 @@ import {
 import type { Ready } from '@seesaw/protocol';
 import type { DeviceActorHandle } from './device-actor-handle.ts';
 import type { EngineHostKv } from './local-host-kv.ts';
-import { ReplicaDevice, type ReshardPlanner } from './replica-device.ts';
+import { ReplicaDevice } from './replica-device.ts';
+import type { ReshardPlanner } from './replica-reshard.ts';
 import { checkpointTensorBytes, createReshardPlanner } from './reshard-planner.ts';
 
 /** The decode layout, checked against the model and the prefill layout (same dp, same devices per replica). */

@@ -8,7 +8,9 @@ import { loadModelConfig, type ParallelConfig, parseParallelConfig } from '@sees
 import type { Reshard, ReshardDone, StepBatch, StepKvSwap, StepResult } from '@seesaw/protocol';
 import { describe, expect, it } from 'vitest';
 import { DeviceLostError, DeviceStepError } from './device-errors.ts';
-import { type ReplicaActor, ReplicaDevice, type ReplicaDeviceOptions } from './replica-device.ts';
+import type { ReplicaActor } from './replica-actor.ts';
+import { ReplicaDevice } from './replica-device.ts';
+import type { ReplicaDeviceOptions } from './replica-device-options.ts';
 import { checkpointTensorBytes, createReshardPlanner } from './reshard-planner.ts';
 
 const FIXTURE = join(import.meta.dirname, '../../../../fixtures/tiny-llama-bf16');

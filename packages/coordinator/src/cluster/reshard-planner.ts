@@ -13,7 +13,7 @@ import {
   type ReshardPlan,
   type ReshardRoute,
 } from '@seesaw/model';
-import type { ReshardPlanner } from './replica-device.ts';
+import type { ReshardPlanner } from './replica-reshard.ts';
 
 /** Device-to-device 4 GB/s, host-to-device 2 GB/s: the defaults of a switch with no measured rates. */
 export const DEFAULT_RESHARD_RATES: ReshardLinkRates = {

@@ -28,7 +28,8 @@ import { WebSocketServer } from 'ws';
 import { ClusterMetrics } from './cluster-metrics.ts';
 import { DEFAULT_AGENT_HEARTBEAT_INTERVAL_MS, DEFAULT_AGENT_HEARTBEAT_TIMEOUT_MS } from './host-agent.ts';
 import { type HostLink, HostRegistry } from './host-registry.ts';
-import { type DeviceLink, type JobClientLink, RemoteJob } from './remote-job.ts';
+import { RemoteJob } from './remote-job.ts';
+import type { DeviceLink, JobClientLink } from './remote-job-context.ts';
 
 export interface CoordinatorDaemonOptions {
   /** Address to bind (default 127.0.0.1). */

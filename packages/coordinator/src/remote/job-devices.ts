@@ -8,7 +8,7 @@ import type { ParallelConfig } from '@seesaw/model';
 import type { SpawnHostKv } from '@seesaw/protocol';
 import { DeviceActorHandle } from '../cluster/device-actor-handle.ts';
 import { DeviceLostError } from '../cluster/device-errors.ts';
-import type { DeviceLink, RemoteJobContext } from './remote-job.ts';
+import type { DeviceLink, RemoteJobContext } from './remote-job-context.ts';
 import { remoteDeviceName } from './remote-replicas.ts';
 import { placeDevices } from './replica-placement.ts';
 

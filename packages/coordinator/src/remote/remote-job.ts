@@ -1,17 +1,17 @@
 /**
- * One job on the coordinator daemon, from openJob to its end: places the DP replicas on hosts
- * and has their agents spawn the device workers (JobDevices: a replica that fits no single host
- * is split over hosts that accept peer links), drives every device over its relayed WebSocket
- * with the same DeviceActorHandle logic as a local cluster, runs a ClusterEngine over the replicas (a
- * job with a decode layout: the local path's SeesawClusterEngine, job-engine.ts) and
- * streams each finished request back to the client. A host lost while the job runs (its links
- * closed, or its agent silent past the heartbeat deadline) has its device links closed, so the
- * ClusterEngine drops its replicas and requeues their requests on the others. When no replica is
- * left, a Seesaw job re-plans onto the healthy devices (job-replan.ts: a pair that fits them, else
- * a static layout), starts them under a new device job id and resumes its unfinished requests
- * there from their prompts; a static job, or one with nothing to re-plan onto, or a host that
- * fails before the job started, ends with jobFailed naming the host (results already sent stay
- * with the client).
+ * One job on the coordinator daemon, from openJob to its end: places the DP replicas on hosts and
+ * has their agents spawn the device workers (JobDevices: a replica that fits no single host is
+ * split over hosts that accept peer links), drives every device over its relayed WebSocket with
+ * the same DeviceActorHandle logic as a local cluster, runs a ClusterEngine over the replicas (a
+ * job with a decode layout: the local path's SeesawClusterEngine, job-engine.ts) and streams each
+ * finished request back to the client (job-requests.ts). A host lost while the job runs (its
+ * links closed, or its agent silent past the heartbeat deadline) has its device links closed, so
+ * the ClusterEngine drops its replicas and requeues their requests on the others. When no replica
+ * is left, a Seesaw job re-plans onto the healthy devices (job-replan.ts: a pair that fits them,
+ * else a static layout), starts them under a new device job id and resumes its unfinished
+ * requests there from their prompts; a static job, or one with nothing to re-plan onto, or a host
+ * that fails before the job started, ends with jobFailed naming the host (results already sent
+ * stay with the client).
  */
 
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
@@ -22,54 +22,18 @@ import {
   parseParallelConfig,
   validateForModel,
 } from '@seesaw/model';
-import {
-  type CoordinatorToDevice,
-  type CoordinatorToJobClient,
-  type DeviceToCoordinator,
-  ENGINE_DEFAULTS,
-  type Endpoint,
-  type JobClientToCoordinator,
-  type JobRequest,
-  type KvCacheDType,
-  type OpenJob,
-  type SpawnHostKv,
-} from '@seesaw/protocol';
+import { ENGINE_DEFAULTS, type KvCacheDType, type OpenJob, type SpawnHostKv } from '@seesaw/protocol';
 import { DeviceLostError } from '../cluster/device-errors.ts';
 import { type EngineHostKv, engineHostKvFor } from '../cluster/local-host-kv.ts';
 import { ReplicasLostError } from '../cluster/recovery-errors.ts';
-import type { EngineStats } from '../engine.ts';
-import { type EngineRequest, RequestRejectedError } from '../request.ts';
-import type { ClusterMetrics } from './cluster-metrics.ts';
-import type { HostRegistry } from './host-registry.ts';
+import { awaitHostLosses } from './host-loss-grace.ts';
 import { JobDevices } from './job-devices.ts';
 import { type JobEngine, type JobEngineCluster, planSeesawJob, startJobEngine } from './job-engine.ts';
 import { countHealthyDevices, type JobLayout, jobLayoutName, replanJobLayout } from './job-replan.ts';
-import { checkJobRequest } from './job-request-admission.ts';
+import { JobRequests } from './job-requests.ts';
+import type { JobClientLink, RemoteJobContext } from './remote-job-context.ts';
 import { hostOfDevice } from './remote-replicas.ts';
-
-/**
- * How long a re-plan waits for the registry to drop the hosts of the devices just lost: a killed
- * agent's relayed device links may close a moment before its own link does, and a re-plan that
- * counted that host as up would place devices on it.
- */
-const HOST_LOSS_GRACE_MS = 1_000;
-
-export type DeviceLink = Endpoint<CoordinatorToDevice, DeviceToCoordinator>;
-export type JobClientLink = Endpoint<CoordinatorToJobClient, JobClientToCoordinator>;
-
-export interface RemoteJobContext {
-  jobId: number;
-  registry: HostRegistry;
-  metrics: ClusterMetrics;
-  /** Resolves with the link an agent opened for (jobId, device). */
-  expectDeviceLink: (jobId: number, device: number, timeoutMs: number) => Promise<DeviceLink>;
-  cancelDeviceLinks: (jobId: number, reason: string) => void;
-  /** A fresh id for the devices of a re-planned job (their agents and links start anew under it). */
-  nextDeviceJobId: () => number;
-  heartbeatIntervalMs?: number;
-  heartbeatTimeoutMs?: number;
-  log: (line: string) => void;
-}
+import { RetiredEngineStats } from './retired-engine-stats.ts';
 
 export class RemoteJob {
   /** The job's current devices (a re-plan starts new ones under a fresh device job id). */
@@ -81,17 +45,13 @@ export class RemoteJob {
   private model: ModelConfig | undefined;
   private kvDtype: KvCacheDType = 'f32';
   /** Counters of the engines a re-plan retired, added to the current engine's. */
-  private readonly retiredStats: Record<string, number> = {};
+  private readonly retiredStats = new RetiredEngineStats();
   private failure: Error | undefined;
   private isClientGone = false;
   private wake: (() => void) | undefined;
-  private readonly queued: JobRequest[] = [];
-  /** Running requests the client asked to stop (stopRequests): their stopWhen says so. */
-  private readonly stopAsked = new Set<string>();
+  private readonly requests: JobRequests;
   private engine: JobEngineCluster | undefined;
   private vocabSize = 0;
-  /** Ids of the requests admitted and not yet finished (a duplicate among them is rejected). */
-  private readonly liveRequestIds = new Set<string>();
   private numStepsReported = 0;
   /** 'D2 on host-a (1), host-b (1)' once placed. */
   layout = '';
@@ -105,19 +65,12 @@ export class RemoteJob {
     private readonly open: OpenJob,
   ) {
     this.devices = new JobDevices(ctx, ctx.jobId, this.lostHosts);
+    this.requests = new JobRequests(client, ctx.metrics);
     this.released = new Promise((resolve) => {
       this.markReleased = resolve;
     });
     client.onMessage((message) => {
-      if (message.tag === 'stopRequests') {
-        for (const requestId of message.requestIds)
-          if (this.liveRequestIds.has(requestId)) this.stopAsked.add(requestId);
-        return;
-      }
-      if (message.tag !== 'submitRequests') return;
-      this.ctx.metrics.add('requestsTotal', message.requests.length);
-      this.queued.push(...message.requests);
-      this.wake?.();
+      if (this.requests.receive(message)) this.wake?.();
     });
     client.onClose(() => {
       this.isClientGone = true;
@@ -266,7 +219,7 @@ export class RemoteJob {
     const { ctx } = this;
     const from = this.current as JobLayout & { seesaw: NonNullable<JobLayout['seesaw']> };
     const fromName = this.layout;
-    await this.awaitHostLosses(lost.lostDevices);
+    await awaitHostLosses(ctx.registry, this.lostHosts, lost.lostDevices);
     const numHealthy = countHealthyDevices(
       this.devices.hosts,
       lost.lostDevices,
@@ -288,39 +241,8 @@ export class RemoteJob {
     for (const request of lost.unfinishedRequests) this.engine!.addRequest(request);
   }
 
-  /**
-   * Waits (up to HOST_LOSS_GRACE_MS) until each host of a lost device is known lost or dropped:
-   * a device worker that died alone leaves its host up, and the wait ends at the grace.
-   */
-  private async awaitHostLosses(lostDevices: readonly string[]): Promise<void> {
-    const hosts = new Set(lostDevices.map(hostOfDevice).filter((h): h is string => h !== undefined));
-    const isSettled = () =>
-      [...hosts].every((host) => this.lostHosts.has(host) || this.ctx.registry.get(host) === undefined);
-    if (isSettled()) return;
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(done, HOST_LOSS_GRACE_MS);
-      const off = this.ctx.registry.onLoss(() => {
-        if (isSettled()) done();
-      });
-      function done() {
-        clearTimeout(timer);
-        off();
-        resolve();
-      }
-    });
-  }
-
-  /** The current engine's counters plus those of the engines re-plans retired. */
-  private jobStats(): EngineStats {
-    const stats: Record<string, number> = { ...this.retiredStats };
-    for (const [key, value] of Object.entries(this.engine?.stats ?? {}))
-      if (typeof value === 'number') stats[key] = (stats[key] ?? 0) + value;
-    return stats as unknown as EngineStats;
-  }
-
   private retireEngine(): void {
-    for (const [key, value] of Object.entries(this.engine?.stats ?? {}))
-      if (typeof value === 'number') this.retiredStats[key] = (this.retiredStats[key] ?? 0) + value;
+    this.retiredStats.add(this.engine);
     this.engine = undefined;
   }
 
@@ -329,7 +251,7 @@ export class RemoteJob {
     const { metrics } = this.ctx;
     while (!this.isClientGone && !this.failure) {
       const engine = this.engine!;
-      while (this.queued.length) this.admit(engine, this.queued.shift()!);
+      this.requests.admitQueued(engine, this.vocabSize);
       if (!engine.hasUnfinishedRequests()) {
         await new Promise<void>((resolve) => {
           this.wake = resolve;
@@ -346,69 +268,12 @@ export class RemoteJob {
         await this.replan(error);
         continue;
       }
-      const stats = this.jobStats();
+      const stats = this.retiredStats.plus(this.engine);
       metrics.add('stepsTotal', stats.numSteps - this.numStepsReported);
       this.numStepsReported = stats.numSteps;
-      for (const output of outputs) {
-        this.liveRequestIds.delete(output.requestId);
-        this.stopAsked.delete(output.requestId);
-        metrics.add('requestsFinishedTotal');
-        metrics.add('tokensGeneratedTotal', output.outputTokenIds.length);
-        metrics.add('promptTokensTotal', output.promptTokenIds.length);
-        this.client.post({ tag: 'requestFinished', output, stats: { ...stats } });
-      }
+      this.requests.reportFinished(outputs, stats);
       await yieldToEventLoop();
     }
-  }
-
-  /**
-   * Queues one submitted request, or answers requestRejected for it alone when it can never run
-   * (the other requests of its batch go on).
-   */
-  private admit(engine: JobEngineCluster, submitted: JobRequest): void {
-    const request = this.engineRequestOf(submitted);
-    try {
-      checkJobRequest(request, this.vocabSize, this.liveRequestIds);
-      engine.addRequest(request);
-      this.liveRequestIds.add(request.requestId);
-    } catch (error) {
-      if (!(error instanceof RequestRejectedError)) throw error;
-      this.ctx.metrics.add('requestsRejectedTotal');
-      this.client.post({
-        tag: 'requestRejected',
-        requestId: request.requestId,
-        message: error.message.slice(0, 4096),
-      });
-    }
-  }
-
-  /**
-   * The engine request of a submitted one. With reportProgress: its new tokens go to the client
-   * after each step (requestProgress), and a stopRequests from the client ends it through the
-   * engine's own early stop (stopWhen), at its next sampled token.
-   */
-  private engineRequestOf(submitted: JobRequest): EngineRequest {
-    const { reportProgress, ...request } = submitted;
-    if (reportProgress !== true) return request;
-    const { requestId } = request;
-    let numReported = 0;
-    return {
-      ...request,
-      stopWhen: () => this.stopAsked.has(requestId),
-      onProgress: (outputTokenIds) => {
-        // Fewer outputs than reported: the request started over (recovery on another replica),
-        // and a stop asked for the old outputs no longer applies (the client asks again).
-        const offset = Math.min(numReported, outputTokenIds.length - 1);
-        if (offset < numReported) this.stopAsked.delete(requestId);
-        this.client.post({
-          tag: 'requestProgress',
-          requestId,
-          offset,
-          tokenIds: outputTokenIds.slice(offset),
-        });
-        numReported = outputTokenIds.length;
-      },
-    };
   }
 
   /** A host failed or was lost before the job started: the start fails, naming it. */
