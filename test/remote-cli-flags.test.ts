@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { UsageError } from '../apps/cli/src/args.ts';
-import { readClusterJobFlags } from '../apps/cli/src/commands/cluster-script.ts';
+import { readClusterJobFlags } from '../apps/cli/src/commands/cluster-job.ts';
 import { readClusterScript } from '../apps/cli/src/commands/cluster-script-file.ts';
 import { parseListenAddress, readTokenFile } from '../apps/cli/src/commands/coordinator.ts';
 

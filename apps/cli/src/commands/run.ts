@@ -110,7 +110,7 @@ async function runOnClusterCommand(values: FlagValues): Promise<number> {
     if (values[name] !== undefined)
       throw new UsageError(`--${name} runs on local device workers, not with --cluster`);
   }
-  const { readClusterJobFlags, remoteSessionOpener } = await import('./cluster-script.ts');
+  const { readClusterJobFlags, remoteSessionOpener } = await import('./cluster-job.ts');
   const cluster = readClusterJobFlags(values);
   const outputPath = requiredString(values, 'output');
   const options: RunJobOptions = {

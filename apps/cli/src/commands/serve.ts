@@ -17,7 +17,7 @@ import { parseDurationMs } from '../service/completion-window.ts';
 import { type EngineChoice, localSettingsFor } from '../service/engine-choice.ts';
 import { startService } from '../service/service.ts';
 import { readTokenFile } from '../token-file.ts';
-import type { ClusterJobSettings } from './cluster-script.ts';
+import type { ClusterJobSettings } from './cluster-job.ts';
 import { untilSignal } from './coordinator.ts';
 import { readEngineSettings } from './run.ts';
 
@@ -64,7 +64,7 @@ async function readSessionOpener(
     const settings = readEngineSettings(values);
     return (modelDir, choice) => openEngineSession(modelDir, localSettingsFor(settings, choice));
   }
-  const { readClusterJobFlags, remoteSessionOpener } = await import('./cluster-script.ts');
+  const { readClusterJobFlags, remoteSessionOpener } = await import('./cluster-job.ts');
   const cluster = readClusterJobFlags(values);
   const settings: EngineSettings = {
     ...readSchedulerSettings(values),

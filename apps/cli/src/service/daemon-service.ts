@@ -18,7 +18,7 @@ import {
   UsageError,
 } from '../args.ts';
 import { DAEMON_SERVICE_FLAG_GROUP } from '../command-flags.ts';
-import { type ClusterJobSettings, remoteSessionOpener } from '../commands/cluster-script.ts';
+import { type ClusterJobSettings, remoteSessionOpener } from '../commands/cluster-job.ts';
 import { clusterJobFor, parseHostPort, readApiKey, readBatchWindowOverride } from '../commands/serve.ts';
 import { readSchedulerSettings } from '../engine-config.ts';
 import type { EngineSession, EngineSettings } from '../engine-session.ts';

@@ -2,16 +2,17 @@
  * The OpenAI-compatible HTTP API of `seesaw serve` on node:http: Files, Batches, Models and
  * /metrics, every route behind `Authorization: Bearer <api key>`.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
 import { createListenerServer, type TlsServerCredentials } from '@seesaw/protocol';
 import type { BatchRunner } from './batch-runner.ts';
 import { COMPLETION_WINDOWS, expiresAtSeconds } from './completion-window.ts';
 import { type CompletionsDeps, handleCompletion, isCompletionRoute } from './completions-api.ts';
 import { EngineChoiceError, readEngineChoice } from './engine-choice.ts';
+import { checkBearer, digest } from './http-auth.ts';
+import { readForm, readJson } from './http-body.ts';
 import { ApiError, sendError, sendJson } from './http-errors.ts';
 import { batchObject, fileObject, modelObject } from './openai-objects.ts';
+import { answerPlainHttpOnTls } from './plain-http-on-tls.ts';
 import type { StateStore } from './state-store.ts';
 
 export interface HttpApiOptions {
@@ -33,60 +34,6 @@ export interface HttpApiOptions {
 
 /** The batch endpoints a batch may name; each line's url is checked by the line parser. */
 export const BATCH_ENDPOINTS = ['/v1/completions', '/v1/chat/completions'];
-const MAX_UPLOAD_BYTES = 200 * 1024 * 1024;
-
-function digest(text: string): Buffer {
-  return createHash('sha256').update(text).digest();
-}
-
-function checkBearer(request: IncomingMessage, apiKeys: Buffer[]): void {
-  const header = request.headers.authorization ?? '';
-  const match = /^Bearer (.+)$/.exec(header);
-  // Compared as digests in constant time, so timing tells nothing about the key.
-  const given = match === null ? null : digest(match[1].trim());
-  if (given === null || !apiKeys.some((key) => timingSafeEqual(key, given))) {
-    throw new ApiError(401, 'missing or wrong API key: send Authorization: Bearer <key>', 'invalid_api_key');
-  }
-}
-
-async function readBody(request: IncomingMessage): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of request) {
-    total += (chunk as Buffer).length;
-    if (total > MAX_UPLOAD_BYTES) throw new ApiError(413, `request body over ${MAX_UPLOAD_BYTES} bytes`);
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks);
-}
-
-async function readJson(request: IncomingMessage): Promise<Record<string, unknown>> {
-  const text = (await readBody(request)).toString('utf8');
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
-    throw new ApiError(400, `request body is not JSON: ${(error as Error).message}`);
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new ApiError(400, 'request body must be a JSON object');
-  }
-  return value as Record<string, unknown>;
-}
-
-/** Parses a multipart upload with the fetch API's own form-data parser. */
-async function readForm(request: IncomingMessage): Promise<FormData> {
-  const contentType = request.headers['content-type'] ?? '';
-  if (!contentType.startsWith('multipart/form-data')) {
-    throw new ApiError(400, `expected a multipart/form-data upload, got content-type '${contentType}'`);
-  }
-  const body = await readBody(request);
-  try {
-    return await new Response(new Uint8Array(body), { headers: { 'content-type': contentType } }).formData();
-  } catch (error) {
-    throw new ApiError(400, `unreadable multipart body: ${(error as Error).message}`);
-  }
-}
 
 export class HttpApi {
   private readonly apiKeyDigests: Buffer[];
@@ -324,21 +271,4 @@ function isStringRecord(value: unknown): value is Record<string, string> {
     !Array.isArray(value) &&
     Object.values(value).every((entry) => typeof entry === 'string')
   );
-}
-
-/**
- * Plain http:// sent to the HTTPS port gets a 400 that says so, instead of a reset connection.
- * OpenSSL recognises an HTTP request as the first bytes (ERR_SSL_HTTP_REQUEST); the answer goes
- * on the raw TCP socket under the TLS one (Node's `_parent`; without it the socket just closes).
- */
-function answerPlainHttpOnTls(server: Server): void {
-  server.on('tlsClientError', (error: Error & { code?: string }, socket: { _parent?: Socket }) => {
-    const raw = socket._parent;
-    if (error.code !== 'ERR_SSL_HTTP_REQUEST' || raw === undefined || raw.destroyed) return;
-    const text = 'this port serves HTTPS: use https:// (and the CA of its certificate)\n';
-    raw.end(
-      `HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(text)}\r\n` +
-        `connection: close\r\n\r\n${text}`,
-    );
-  });
 }

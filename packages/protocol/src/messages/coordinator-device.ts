@@ -1,21 +1,46 @@
 /**
  * Coordinator <-> gpu-actor (device) messages. The coordinator configures a device once
  * (loadShard), then drives it one step at a time and moves KV blocks in and out.
+ * The step, swap and re-shard families live in coordinator-device-step.ts, -swap.ts and
+ * -reshard.ts; this file holds the load, clock and error messages, the unions of both
+ * directions and their schemas, and re-exports the families' public names.
  */
 
-import { arrayOf, bool, type Check, count, finite, int, object, oneOf, range, str } from '../check.ts';
+import { arrayOf, bool, count, finite, int, oneOf, range, str } from '../check.ts';
 import type { KvCacheDType } from '../engine-config.ts';
 import { parseParallelConfig } from '../parallel-layout.ts';
-import type { DeviceSpan, SampledToken, StepBatch, StepKvSwap, StepKvTimings, StepResult } from '../step.ts';
-import type { Tensor } from '../tensor.ts';
 import type { Heartbeat, Hello, ProtocolError, Range, Refused, Shutdown, Welcome } from './common.ts';
+import type { Reshard, ReshardDone } from './coordinator-device-reshard.ts';
 import {
-  type DeviceReshardPlanData,
-  deviceReshardPlanData,
-  type ShardPositionData,
-  shardPosition,
-} from './reshard-plan-data.ts';
+  id,
+  kvTimings,
+  logitsTensors,
+  type Step,
+  type StepDone,
+  type StepKv,
+  sampledToken,
+  stepBatch,
+} from './coordinator-device-step.ts';
+import {
+  type SwapDone,
+  type SwapIn,
+  type SwapOut,
+  swapFields,
+  swapTensors,
+} from './coordinator-device-swap.ts';
+import { deviceReshardPlanData, type ShardPositionData, shardPosition } from './reshard-plan-data.ts';
 import { type MessageRule, type MessageSchema, schema, stepId } from './schema.ts';
+
+export type { Reshard, ReshardDone } from './coordinator-device-reshard.ts';
+export {
+  type Step,
+  type StepDone,
+  type StepKv,
+  sampledLogprobs,
+  stepDoneMessage,
+  stepResultOf,
+} from './coordinator-device-step.ts';
+export type { SwapDone, SwapIn, SwapOut } from './coordinator-device-swap.ts';
 
 /** Which slice of which model this device holds, and the resources it may use. */
 export interface LoadShard {
@@ -50,30 +75,6 @@ export interface LoadShard {
 }
 
 /**
- * Switch to another parallel layout (re-shard). Sent only when every step sent to the device
- * has answered; the device answers reshardDone once its own kv-store puts are acknowledged and
- * its new weights, links and KV cache are in place.
- */
-export interface Reshard {
-  tag: 'reshard';
-  /** Coordinator-chosen id echoed in reshardDone and carried by the weightSlice messages. */
-  reshardId: number;
-  /** Index of the layout to switch to (0 prefill, 1 decode); the device got both at spawn/load. */
-  layout: number;
-  /** This device's part of the ReshardPlan (planReshard of @seesaw/model), plain data. */
-  plan: DeviceReshardPlanData;
-  /** Return ReshardDone.weightDigest: sha256 hex over the held weights in canonical order. */
-  isWeightDigestReturned?: boolean;
-}
-
-/** Run one engine step (see StepBatch: diffs against earlier steps). */
-export interface Step {
-  tag: 'step';
-  /** The step's work. */
-  batch: StepBatch;
-}
-
-/**
  * Right after hello: the coordinator's clock (epoch ms) as it sends; the device answers clockReply
  * at once with its own clock, and the coordinator estimates the device clock's offset from the
  * round trip (see the coordinator's device-clock.ts).
@@ -82,32 +83,6 @@ export interface ClockProbe {
   tag: 'clockProbe';
   seq: number;
   sentAtMs: number;
-}
-
-/** Copy a sequence's KV blocks to the host kv-store (preemption by swapping). */
-export interface SwapOut {
-  tag: 'swapOut';
-  /** Coordinator-chosen id echoed in swapDone. */
-  swapId: number;
-  /** Sequence whose blocks move. */
-  seqId: number;
-  /** Device KV block ids, in sequence order. */
-  blockIds: number[];
-  /** kv-store slot ids receiving them, one per block. */
-  slotIds: number[];
-}
-
-/** Copy a sequence's KV blocks back from the kv-store into device blocks. */
-export interface SwapIn {
-  tag: 'swapIn';
-  /** Coordinator-chosen id echoed in swapDone. */
-  swapId: number;
-  /** Sequence whose blocks move. */
-  seqId: number;
-  /** Device KV block ids to fill, in sequence order. */
-  blockIds: number[];
-  /** kv-store slot ids to read, one per block. */
-  slotIds: number[];
 }
 
 export type CoordinatorToDevice =
@@ -137,63 +112,6 @@ export interface Ready {
   hasKvStore?: boolean;
 }
 
-/** A reshard finished: the device now runs the new layout. Byte counts are raw checkpoint bytes. */
-export interface ReshardDone {
-  tag: 'reshardDone';
-  /** Reshard.reshardId answered. */
-  reshardId: number;
-  /** KV blocks of the new KV cache. */
-  numKvBlocks: number;
-  /** Bytes of weights held now. */
-  weightBytes: number;
-  /** Bytes of the new KV cache. */
-  kvCacheBytes: number;
-  bytesKept: number;
-  bytesReceived: number;
-  bytesSent: number;
-  bytesFromHost: number;
-  /** Largest weights held at once during the switch. */
-  peakWeightBytes: number;
-  /** Wall time of the switch on this device. */
-  ms: number;
-  /** Start and end of the switch on the device's own clock (epoch ms, see DeviceSpan). */
-  startMs?: number;
-  endMs?: number;
-  /** sha256 hex over the held weights in canonical order, when Reshard asked for it. */
-  weightDigest?: string;
-  // Where the switch's time went on this device, ms (gpu-actor ReshardPhaseMs):
-  /** Cutting and posting sends. */
-  sendMs?: number;
-  /** Awaiting peers' pieces. */
-  waitMs?: number;
-  /** Copying pieces into the new matrices. */
-  assembleMs?: number;
-  /** The rest of the executor: freeing old units, re-encoding quantized blocks, yields. */
-  otherMs?: number;
-  /** Filling the host weight cache with the target layout's shard; present only when this switch did. */
-  hostFillMs?: number;
-  /** Building the new shard's device (forward pass, KV cache view). */
-  createDeviceMs?: number;
-  /** Weight-arena requests that did not fit and took fresh memory. */
-  arenaFallbacks?: number;
-}
-
-/**
- * A step's result. Logits rows (when the batch asked for them) travel as tensors, one f32
- * [vocab] tensor per sampled entry in order; use stepDoneMessage / stepResultOf.
- */
-export interface StepDone {
-  tag: 'stepDone';
-  /** StepBatch.stepId answered. */
-  stepId: number;
-  /** One entry per sampled StepSeq, in batch order. */
-  sampled: SampledToken[];
-  /** Whether one logits tensor per sampled entry is attached. */
-  hasLogits: boolean;
-  /** The answering device's KV transfer timings for this step (ms). */
-  kvTimings?: StepKvTimings;
-}
-
 /** The device's clock (epoch ms) when it answered the ClockProbe `seq`. */
 export interface ClockReply {
   tag: 'clockReply';
@@ -201,26 +119,6 @@ export interface ClockReply {
   /** ClockProbe.sentAtMs, echoed. */
   sentAtMs: number;
   deviceMs: number;
-}
-
-/**
- * A device that does not answer the step (an earlier pipeline stage, a TP rank other than 0)
- * reports its own KV timings for it, when StepBatch.isKvReported asks: an earlier stage once its
- * write-backs are acknowledged.
- */
-export interface StepKv {
-  tag: 'stepKv';
-  stepId: number;
-  kvTimings: StepKvTimings;
-}
-
-/** A swapOut or swapIn finished. */
-export interface SwapDone {
-  tag: 'swapDone';
-  /** SwapOut/SwapIn.swapId answered. */
-  swapId: number;
-  /** Sequence whose blocks moved. */
-  seqId: number;
 }
 
 /** The device could not do what it was asked (application error, not a bad frame). */
@@ -247,150 +145,8 @@ export type DeviceToCoordinator =
   | DeviceError
   | ProtocolError;
 
-/** Splits a StepResult into a stepDone message and its out-of-band logits tensors. */
-export function stepDoneMessage(result: StepResult): { message: StepDone; tensors: Tensor[] } {
-  const logits = result.logits ?? [];
-  const message: StepDone = {
-    tag: 'stepDone',
-    stepId: result.stepId,
-    sampled: result.sampled,
-    hasLogits: logits.length > 0,
-  };
-  if (result.kvTimings) message.kvTimings = result.kvTimings;
-  return {
-    message,
-    tensors: logits.map((row) => ({ dtype: 'f32', shape: [row.length], data: row })),
-  };
-}
-
-/** Rebuilds a StepResult; logits rows are views on the received frame (no copy). */
-export function stepResultOf(message: StepDone, tensors: readonly Tensor[]): StepResult {
-  const result: StepResult = { stepId: message.stepId, sampled: message.sampled };
-  if (message.hasLogits) result.logits = tensors.map((t) => t.data as Float32Array);
-  if (message.kvTimings) result.kvTimings = message.kvTimings;
-  return result;
-}
-
-const id = count;
-const idList = arrayOf(count);
-const tokenId = int(0, 0x7fff_ffff);
-
-const sampling = object(
-  {
-    temperature: finite(0),
-    topP: finite(Number.MIN_VALUE, 1),
-    topK: int(-0x8000_0000, 0x7fff_ffff),
-    seed: int(-Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER),
-  },
-  { presencePenalty: finite(-2, 2), frequencyPenalty: finite(-2, 2), numLogprobs: int(0, 20) },
-);
-
-/** A log probability: <= 0 (-Infinity for a token that cannot be drawn; NaN from NaN logits). */
-const logprob: Check = (value, path) =>
-  typeof value === 'number' && !(value > 0) ? undefined : `${path}: expected a log probability (<= 0)`;
-export const sampledLogprobs = object({ logprob, top: arrayOf(object({ tokenId, logprob })) });
-const sampledToken = object({ seqId: id, tokenId }, { logprobs: sampledLogprobs });
-
-const stepSeq = object({
-  seqId: id,
-  tokenIds: arrayOf(tokenId),
-  startPos: count,
-  blockTable: idList,
-  isSampled: bool,
-  outputIndex: count,
-});
-
-const kvSwapFields = object({
-  seqId: id,
-  blockIds: idList,
-  slotIds: idList,
-  numTokens: int(1, Number.MAX_SAFE_INTEGER),
-});
-
-/** A StepKvSwap: its fields, then one block and one host slot per started block of tokens. */
-const kvSwap: Check = (value, path) => {
-  const error = kvSwapFields(value, path);
-  if (error) return error;
-  const swap = value as StepKvSwap;
-  if (swap.blockIds.length !== swap.slotIds.length)
-    return `${path}: ${swap.blockIds.length} blockIds but ${swap.slotIds.length} slotIds`;
-  // Block size is the device's; it is at least 1 and at most numTokens, so the count lies in [1, numTokens].
-  if (swap.blockIds.length < 1 || swap.blockIds.length > swap.numTokens)
-    return `${path}: ${swap.blockIds.length} blocks cannot hold exactly ${swap.numTokens} tokens`;
-  return undefined;
-};
-
-const stepBatch = object(
-  {
-    stepId,
-    addedSeqs: arrayOf(
-      object(
-        { seqId: id, sampling },
-        { outputHistory: object({ tokenIds: arrayOf(tokenId), nextPosition: count }) },
-      ),
-    ),
-    releasedSeqIds: idList,
-    seqs: arrayOf(stepSeq),
-  },
-  {
-    isLogitsReturned: bool,
-    swapOuts: arrayOf(kvSwap),
-    swapIns: arrayOf(kvSwap),
-    kvWriteBacks: arrayOf(kvSwap),
-    prefetches: arrayOf(kvSwap),
-    isKvReported: bool,
-  },
-);
-
-const milliseconds = finite(0);
 /** sha256, lower-case hex. */
 const weightDigest = str(64, /^[0-9a-f]{64}$/);
-const deviceSpanFields = object({
-  name: oneOf('compute', 'prefetch', 'prefetch wait', 'write-back', 'write-back wait'),
-  startMs: finite(0),
-  endMs: finite(0),
-});
-const deviceSpan: Check = (value, path) =>
-  deviceSpanFields(value, path) ??
-  ((value as DeviceSpan).endMs >= (value as DeviceSpan).startMs
-    ? undefined
-    : `${path}: ends before it starts`);
-const kvTimings = object(
-  {
-    computeMs: milliseconds,
-    prefetchWaitMs: milliseconds,
-    prefetchMs: milliseconds,
-    writeBackMs: milliseconds,
-    writeBackWaitMs: milliseconds,
-  },
-  {
-    prefetchesNeeded: count,
-    prefetchesLanded: count,
-    prefetchBytesNeeded: count,
-    prefetchBytesLanded: count,
-    spans: arrayOf(deviceSpan),
-  },
-);
-
-const swapFields = { swapId: id, seqId: id, blockIds: idList, slotIds: idList };
-
-const swapTensors: MessageRule = (message, tensors) => {
-  if (tensors.length) return 'expected no tensors';
-  const m = message as unknown as SwapOut;
-  return m.blockIds.length === m.slotIds.length ? undefined : 'blockIds and slotIds differ in length';
-};
-
-const logitsTensors: MessageRule = (message, tensors) => {
-  const m = message as unknown as StepDone;
-  const expected = m.hasLogits ? m.sampled.length : 0;
-  if (tensors.length !== expected) return `expected ${expected} logits tensors, got ${tensors.length}`;
-  const vocab = tensors[0]?.shape[0];
-  for (const t of tensors) {
-    if (t.dtype !== 'f32' || t.shape.length !== 1 || t.shape[0] !== vocab)
-      return 'logits must be f32 [vocab], same vocab';
-  }
-  return undefined;
-};
 
 /** Ranks must lie inside the layout the parallelism string names. */
 const loadShardRule: MessageRule = (message, tensors) => {
