@@ -89,23 +89,27 @@ export class HostKvStore {
   put(box: KvSliceBox, tensor: Tensor): StoreResult {
     const problem = this.checkBox(box) ?? this.checkTensor(box, tensor);
     if (problem) return { ok: false, reason: problem };
-    const arenas = this.arenas.ensure(this.slotsOf(box));
+    const slots = this.slotsOf(box);
+    const arenas = this.arenas.ensure(slots);
     if (typeof arenas === 'string') return { ok: false, reason: arenas };
-    this.arenas.copyBox(box, this.slotsOf(box), tensor.data, true);
+    this.arenas.copyBox(box, slots, tensor.data, true);
     return { ok: true };
   }
 
   /** Reads `box` into a new tensor (or into `out`, which must have the box's element count). */
   get(box: KvSliceBox, out?: TensorData): GetResult {
-    const problem = this.checkBox(box) ?? this.arenas.findUnwritten(box, this.slotsOf(box));
-    if (problem) return { ok: false, reason: problem };
+    const badBox = this.checkBox(box);
+    if (badBox) return { ok: false, reason: badBox };
+    const slots = this.slotsOf(box);
+    const unwritten = this.arenas.findUnwritten(box, slots);
+    if (unwritten) return { ok: false, reason: unwritten };
     const shape = boxShape(box, this.layout.headDim);
     const length = shape.reduce((a, b) => a * b, 1);
     const isF32 = this.layout.dtype === 'f32';
     const data = out ?? (isF32 ? new Float32Array(length) : new Uint16Array(length));
     if (data.length !== length || data instanceof Float32Array !== isF32)
       return { ok: false, reason: `output buffer must be ${length} ${this.layout.dtype} elements` };
-    this.arenas.copyBox(box, this.slotsOf(box), data, false);
+    this.arenas.copyBox(box, slots, data, false);
     return { ok: true, tensor: { dtype: this.layout.dtype, shape, data } };
   }
 
@@ -116,20 +120,21 @@ export class HostKvStore {
   copyFromCache(box: KvSliceBox, cache: SharedKvCache, blockIds: readonly number[]): StoreResult {
     const problem = this.checkBox(box) ?? this.checkCacheBox(box, cache, blockIds);
     if (problem) return { ok: false, reason: problem };
-    const arenas = this.arenas.ensure(this.slotsOf(box));
+    const slots = this.slotsOf(box);
+    const arenas = this.arenas.ensure(slots);
     if (typeof arenas === 'string') return { ok: false, reason: arenas };
-    this.arenas.copyCacheBox(box, this.slotsOf(box), cache, blockIds, true);
+    this.arenas.copyCacheBox(box, slots, cache, blockIds, true);
     return { ok: true };
   }
 
   /** Copies `box` from the slots straight into the shared cache's blocks: swap-in and prefetch. */
   copyIntoCache(box: KvSliceBox, cache: SharedKvCache, blockIds: readonly number[]): StoreResult {
-    const problem =
-      this.checkBox(box) ??
-      this.checkCacheBox(box, cache, blockIds) ??
-      this.arenas.findUnwritten(box, this.slotsOf(box));
-    if (problem) return { ok: false, reason: problem };
-    this.arenas.copyCacheBox(box, this.slotsOf(box), cache, blockIds, false);
+    const badBox = this.checkBox(box) ?? this.checkCacheBox(box, cache, blockIds);
+    if (badBox) return { ok: false, reason: badBox };
+    const slots = this.slotsOf(box);
+    const unwritten = this.arenas.findUnwritten(box, slots);
+    if (unwritten) return { ok: false, reason: unwritten };
+    this.arenas.copyCacheBox(box, slots, cache, blockIds, false);
     return { ok: true };
   }
 
