@@ -70,16 +70,22 @@ function storeOf(dtype: KvDType, tokensPerSlot: number): HostKvStore {
 }
 
 describe('HostKvStore copies with a shared device cache', () => {
-  const cases: Array<[KvDType, number, number]> = [
-    ['f32', 4, 4],
-    ['bf16', 4, 4],
-    ['f32', 3, 4],
-    ['bf16', 5, 4],
+  // [dtype, block size, slot size, box layers, box heads, first token]. With blocks as large as
+  // slots, whole-slot runs copy all of the box's heads at once, partial ones head by head.
+  const cases: Array<[KvDType, number, number, [number, number], [number, number], number]> = [
+    ['f32', 4, 4, [2, 3], [1, 3], 2],
+    ['bf16', 4, 4, [2, 3], [1, 3], 2],
+    ['f32', 3, 4, [2, 3], [1, 3], 2],
+    ['bf16', 5, 4, [2, 3], [1, 3], 2],
+    ['bf16', 4, 4, [1, 3], [2, 3], 0],
+    ['f32', 4, 4, [1, 3], [1, 2], 4],
+    ['f32', 5, 4, [1, 3], [1, 3], 0],
+    ['bf16', 8, 4, [1, 3], [1, 3], 0],
   ];
   it.each(cases)(
-    '%s, blocks of %i tokens, slots of %i: out to the slots and back into other blocks',
-    (dtype, blockSize, tokensPerSlot) => {
-      const seed = 40 + blockSize * 10 + (dtype === 'f32' ? 1 : 2);
+    '%s, blocks of %i tokens, slots of %i, layers %j x heads %j from token %i: out to the slots and back into other blocks',
+    (dtype, blockSize, tokensPerSlot, [layer0, layerEnd], [head0, headEnd], token0) => {
+      const seed = 40 + blockSize * 10 + (dtype === 'f32' ? 1 : 2) + 100 * token0 + 1000 * head0;
       const rng = new Xoshiro128(seed);
       const source = sharedCache(dtype, blockSize, rng);
       const store = storeOf(dtype, tokensPerSlot);
@@ -89,9 +95,9 @@ describe('HostKvStore copies with a shared device cache', () => {
       const slotIds = [9, 0, 4, 6].slice(0, Math.ceil(numTokens / tokensPerSlot));
       const box: KvSliceBox = {
         seqId: 5,
-        layers: { start: 2, end: 3 },
-        heads: { start: 1, end: 3 },
-        tokens: { start: 2, end: numTokens },
+        layers: { start: layer0, end: layerEnd },
+        heads: { start: head0, end: headEnd },
+        tokens: { start: token0, end: numTokens },
         slotIds,
       };
       const out = store.copyFromCache(box, source, outBlocks);
@@ -100,14 +106,18 @@ describe('HostKvStore copies with a shared device cache', () => {
       const got = store.get(box);
       if (!got.ok) throw new Error(got.reason);
       let i = 0;
-      for (let l = 2; l < 3; l++)
+      for (let l = layer0; l < layerEnd; l++)
         for (let kv = 0; kv < 2; kv++)
-          for (let h = 1; h < 3; h++)
-            for (let t = 2; t < numTokens; t++)
+          for (let h = head0; h < headEnd; h++)
+            for (let t = token0; t < numTokens; t++)
               for (let d = 0; d < MODEL.headDim; d++)
                 expect(got.tensor.data[i++]).toBe(cacheElement(source, outBlocks, l, kv, h, t, d));
-      // Tokens [0, 2) were never copied out: reading them is an error, not stale bytes.
-      expect(store.get({ ...box, tokens: { start: 0, end: 3 } }).ok).toBe(false);
+      // Tokens before the box, a head or a layer beside it were never copied out: reading them is
+      // an error, not stale bytes.
+      if (token0 > 0) expect(store.get({ ...box, tokens: { start: 0, end: token0 + 1 } }).ok).toBe(false);
+      const otherHead = headEnd < MODEL.numKvHeads ? headEnd : head0 - 1;
+      expect(store.get({ ...box, heads: { start: otherHead, end: otherHead + 1 } }).ok).toBe(false);
+      expect(store.get({ ...box, layers: { start: layerEnd, end: layerEnd + 1 } }).ok).toBe(false);
 
       const target = sharedCache(dtype, blockSize);
       expect(store.copyIntoCache(box, target, inBlocks)).toEqual({ ok: true });
@@ -115,14 +125,15 @@ describe('HostKvStore copies with a shared device cache', () => {
       for (const array of [...target.keys, ...target.values])
         numNonZero += array.filter((x) => x !== 0).length;
       let numExpected = 0;
-      for (let kv = 0; kv < 2; kv++)
-        for (let h = 1; h < 3; h++)
-          for (let t = 2; t < numTokens; t++)
-            for (let d = 0; d < MODEL.headDim; d++) {
-              const value = cacheElement(source, outBlocks, 2, kv, h, t, d);
-              expect(cacheElement(target, inBlocks, 2, kv, h, t, d)).toBe(value);
-              if (value !== 0) numExpected++;
-            }
+      for (let l = layer0; l < layerEnd; l++)
+        for (let kv = 0; kv < 2; kv++)
+          for (let h = head0; h < headEnd; h++)
+            for (let t = token0; t < numTokens; t++)
+              for (let d = 0; d < MODEL.headDim; d++) {
+                const value = cacheElement(source, outBlocks, l, kv, h, t, d);
+                expect(cacheElement(target, inBlocks, l, kv, h, t, d)).toBe(value);
+                if (value !== 0) numExpected++;
+              }
       // Nothing outside the box was written.
       expect(numNonZero).toBe(numExpected);
     },
