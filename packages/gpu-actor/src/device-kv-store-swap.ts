@@ -273,7 +273,7 @@ export class KvStoreSwapper {
   }
 
   /** Brings the sequence's KV into its blocks (the store's copy, or a frame scattered here); resolves with the bytes moved. */
-  private async swapIn(swap: StepKvSwap, what: string): Promise<number> {
+  private async swapIn(swap: StepKvSwap, what: 'swap-in' | 'prefetch'): Promise<number> {
     checkKvSwap(swap, this.cache, what);
     if (this.isShared) {
       await this.store.copy(what, 'kvCopyIn', swap);

@@ -69,7 +69,7 @@ export class KvSwapRequests {
   }
 
   /** Gets the swap's KV as a frame; throws unless it is this rank's box in the cache's dtype. */
-  async fetch(swap: StepKvSwap, what: string): Promise<Tensor> {
+  async fetch(swap: StepKvSwap, what: KvSwapKind): Promise<Tensor> {
     const tensor = await this.request(what, swap, 'kvGet');
     const expected = [
       this.layers.end - this.layers.start,
@@ -103,25 +103,35 @@ export class KvSwapRequests {
   }
 
   /** The store's copy between this shared cache's blocks and the swap's slots; resolves when done. */
-  copy(what: string, tag: 'kvCopyOut' | 'kvCopyIn', swap: StepKvSwap, layers: Range = this.layers) {
+  copy(what: KvSwapKind, tag: 'kvCopyOut' | 'kvCopyIn', swap: StepKvSwap, layers: Range = this.layers) {
     const message: KvRequest = {
       tag,
       requestId: 0,
       ...this.address(swap, layers),
       blockIds: [...swap.blockIds],
+      ...prefetchMark(what),
     };
     return this.requests.send(`${what} of sequence ${swap.seqId}`, message).then(() => undefined);
   }
 
   /** A kvPut (with `tensor`) or kvGet of the swap's box; resolves with the answer's tensor, if any. */
   request(
-    what: string,
+    what: KvSwapKind,
     swap: StepKvSwap,
     tag: 'kvPut' | 'kvGet',
     tensor?: Tensor,
     layers: Range = this.layers,
   ): Promise<Tensor | undefined> {
     const message: KvRequest = { tag, requestId: 0, ...this.address(swap, layers) };
+    if (tag === 'kvGet') Object.assign(message, prefetchMark(what));
     return this.requests.send(`${what} of sequence ${swap.seqId}`, message, tensor);
   }
+}
+
+/** What a swap is for; it names the request in errors, and a prefetch is marked for the store. */
+export type KvSwapKind = 'swap-out' | 'swap-in' | 'write-back' | 'prefetch';
+
+/** A prefetch's device awaits it only at a later step: the store may serve other devices first. */
+function prefetchMark(what: KvSwapKind): { isPrefetch?: true } {
+  return what === 'prefetch' ? { isPrefetch: true } : {};
 }

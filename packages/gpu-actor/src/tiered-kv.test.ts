@@ -184,7 +184,7 @@ describe('tiered KV on an in-process CpuDevice with a host store', () => {
 describe('tiered KV through the kv-store actor (KvStoreSwapper)', () => {
   /**
    * `traffic` lists, in order, the requests the swapper sent the store ("kvGet 1": tag and
-   * sequence) and the store's answers ("answer").
+   * sequence, "prefetch" when marked as one) and the store's answers ("answer").
    */
   async function connect(device: CpuDevice) {
     const store = new HostKvStore({
@@ -198,7 +198,10 @@ describe('tiered KV through the kv-store actor (KvStoreSwapper)', () => {
     const traffic: string[] = [];
     const post = link.post.bind(link);
     link.post = (message, tensors) => {
-      if ('seqId' in message) traffic.push(`${message.tag} ${message.seqId}`);
+      if ('seqId' in message)
+        traffic.push(
+          `${message.tag} ${message.seqId}${'isPrefetch' in message && message.isPrefetch ? ' prefetch' : ''}`,
+        );
       post(message, tensors);
     };
     const onMessage = link.onMessage.bind(link);
@@ -229,7 +232,8 @@ describe('tiered KV through the kv-store actor (KvStoreSwapper)', () => {
       swapIns: [{ ...moved, blockIds: NEW_BLOCKS }],
       prefetches: [{ ...second, blockIds: [1, 8, 10] }],
     });
-    expect(traffic).toEqual(['kvGet 1', 'answer', 'kvGet 2']);
+    // Only the prefetch is marked: the store may serve other devices' swaps before it.
+    expect(traffic).toEqual(['kvGet 1', 'answer', 'kvGet 2 prefetch']);
     expect((await swapper.waitForPrefetches([2])).numAwaited).toBe(1);
     // A malformed prefetch is refused by name (nothing issued); a failed swap-in names the swap.
     await expect(

@@ -154,4 +154,57 @@ describe('KvStoreActor over in-process links', () => {
     expect(modes).toEqual(['drain']);
     expect(actor.numLinks).toBe(0);
   });
+
+  it("answers a device's swap before another device's prefetches posted earlier, each link in order", async () => {
+    const { actor } = startActor();
+    const coordinator = await connect(actor, 'coordinator');
+    await coordinator.peer.next(); // capacity
+    const tp0 = await connect(actor, 'device');
+    const tp1 = await connect(actor, 'device');
+    expect(
+      (await coordinator.peer.ask({ tag: 'reserve', requestId: 1, seqId: 7, numSlots: 1 })).message,
+    ).toMatchObject({
+      tag: 'reserved',
+      slotIds: [0],
+    });
+    const box = {
+      seqId: 7,
+      layers: { start: 0, end: 2 },
+      heads: { start: 0, end: 4 },
+      tokens: { start: 0, end: 8 },
+      slotIds: [0],
+    };
+    const data = Float32Array.from({ length: 2 * 2 * 4 * 8 * 16 }, (_, i) => Math.cos(i));
+    const put = await tp0.peer.ask({ tag: 'kvPut', requestId: 2, ...box }, [
+      { dtype: 'f32', shape: [2, 2, 4, 8, 16], data },
+    ]);
+    expect(put.message).toEqual({ tag: 'kvPutDone', requestId: 2 });
+    // Both links' answers, in the order the store sent them.
+    const answered: string[] = [];
+    tp0.peer.endpoint.onMessage((message) =>
+      answered.push(`tp0 ${(message as { requestId: number }).requestId}`),
+    );
+    tp1.peer.endpoint.onMessage((message) =>
+      answered.push(`tp1 ${(message as { requestId: number }).requestId}`),
+    );
+    const numPrefetches = 20;
+    for (let i = 0; i < numPrefetches; i++)
+      tp0.peer.endpoint.post({ tag: 'kvGet', requestId: 10 + i, ...box, isPrefetch: true });
+    tp1.peer.endpoint.post({ tag: 'kvGet', requestId: 100, ...box });
+    for (let i = 0; i < numPrefetches; i++) expect((await tp0.peer.next()).message.tag).toBe('kvData');
+    expect((await tp1.peer.next()).tensors[0]!.data).toEqual(data);
+    expect(answered[0]).toBe('tp1 100');
+    expect(answered.slice(1)).toEqual(Array.from({ length: numPrefetches }, (_, i) => `tp0 ${10 + i}`));
+  });
+
+  it('serves what devices queued before a drain shutdown closes the links', async () => {
+    const { actor } = startActor();
+    const coordinator = await connect(actor, 'coordinator');
+    await coordinator.peer.next(); // capacity
+    const device = await connect(actor, 'device');
+    device.peer.endpoint.post({ tag: 'heartbeat', seq: 0, sentAtMs: 0 });
+    coordinator.peer.endpoint.post({ tag: 'shutdown', mode: 'drain' });
+    expect((await device.peer.next()).message.tag).toBe('heartbeat');
+    expect(actor.numLinks).toBe(0);
+  });
 });

@@ -4,10 +4,13 @@
  * links move KV slices (kvPut / kvGet). Every request is answered, a bad one with kvError or
  * reserveFailed, and the actor keeps serving: nothing a peer sends can throw out of here.
  *
- * Work is synchronous per message (copies into and out of host memory), so replies leave in
- * request order on each link and a 'drain' shutdown has nothing in flight to wait for. The one
- * exception: a device link of a Seesaw replica spanning hosts (setForwarder) has its kvPut /
- * kvCopyOut answered once the parts other hosts own are stored there too (kv-put-forwarder.ts).
+ * Each request's work is synchronous (copies into and out of host memory), so replies leave in
+ * request order on each link. Device links' requests are queued and served in slices between
+ * turns of the event loop (device-request-queue.ts): in order within a link, and across links a
+ * request its device waits for now before another link's prefetch. A 'drain' shutdown runs what
+ * is queued first. The one exception to in-order replies: a device link of a Seesaw replica
+ * spanning hosts (setForwarder) has its kvPut / kvCopyOut answered once the parts other hosts
+ * own are stored there too (kv-put-forwarder.ts).
  *
  * A device on the same host shares its KV cache (kvCacheShare, after announcing the buffer as a
  * shared region of the link) and then names blocks and slots only (kvCopyOut / kvCopyIn): this
@@ -27,6 +30,7 @@ import {
   type Shutdown,
   type Tensor,
 } from '@seesaw/protocol';
+import { DeviceRequestQueue } from './device-request-queue.ts';
 import type { HostKvStore, StoreResult } from './host-kv-store.ts';
 import { boxBytes, type KvStoreCounters, zeroKvStoreCounters } from './kv-store-counters.ts';
 import { holdsRegions, type KvStoreForwarder, type KvStoreLink } from './kv-store-link.ts';
@@ -53,6 +57,8 @@ export class KvStoreActor {
   private readonly sharedCaches = new Map<KvStoreLink, SharedKvCache>();
   /** Device links of a Seesaw replica spanning hosts: what their puts store goes on from here. */
   private readonly forwarders = new Map<KvStoreLink, KvStoreForwarder>();
+  /** Device links' requests not yet served. */
+  private readonly deviceRequests = new DeviceRequestQueue<KvStoreLink>();
   private readonly log: (line: string) => void;
   private numHeartbeats = 0;
 
@@ -93,9 +99,12 @@ export class KvStoreActor {
 
   /** Serves a device link whose handshake is done. */
   serveDevice(endpoint: KvStoreLink): void {
-    this.attach(endpoint, (message, tensors) =>
-      this.handleDevice(endpoint, message as DeviceToKvStore, tensors),
-    );
+    this.attach(endpoint, (message, tensors) => {
+      const request = message as DeviceToKvStore;
+      this.deviceRequests.push(endpoint, isPrefetch(request), () =>
+        this.guarded(endpoint, message, () => this.handleDevice(endpoint, request, tensors)),
+      );
+    });
   }
 
   /**
@@ -114,21 +123,26 @@ export class KvStoreActor {
 
   private attach(endpoint: KvStoreLink, handle: (message: Message, tensors: Tensor[]) => void): void {
     this.links.add(endpoint);
-    const off = endpoint.onMessage((message, tensors) => {
-      try {
-        handle(message, tensors);
-      } catch (error) {
-        // Only a bug here can throw; report it to the peer as well as the log.
-        this.log(`internal error on ${message.tag} from ${endpoint.name}: ${String(error)}`);
-        this.reject(endpoint, 'unexpected', `internal error: ${String(error)}`, message.tag);
-      }
-    });
+    const off = endpoint.onMessage((message, tensors) =>
+      this.guarded(endpoint, message, () => handle(message, tensors)),
+    );
     endpoint.onClose(() => {
       off();
+      this.deviceRequests.drop(endpoint);
       this.links.delete(endpoint);
       this.sharedCaches.delete(endpoint);
       this.forwarders.delete(endpoint);
     });
+  }
+
+  /** Runs `handle`; only a bug can throw there, reported to the peer as well as the log. */
+  private guarded(endpoint: KvStoreLink, message: Message, handle: () => void): void {
+    try {
+      handle();
+    } catch (error) {
+      this.log(`internal error on ${message.tag} from ${endpoint.name}: ${String(error)}`);
+      this.reject(endpoint, 'unexpected', `internal error: ${String(error)}`, message.tag);
+    }
   }
 
   private handleCoordinator(endpoint: KvStoreLink, message: CoordinatorToKvStore): void {
@@ -166,6 +180,7 @@ export class KvStoreActor {
         return;
       case 'shutdown':
         this.log(`shutdown (${message.mode}) ordered by ${endpoint.name}`);
+        this.deviceRequests.runAll();
         this.close(`shutdown (${message.mode})`);
         this.options.onShutdown?.(message.mode);
         return;
@@ -293,4 +308,9 @@ export class KvStoreActor {
     if (tag === 'protocolError') return;
     endpoint.post(protocolErrorFrame(code, message, tag));
   }
+}
+
+/** A request its device awaits only at a later step: served after other links' requests. */
+function isPrefetch(message: DeviceToKvStore): boolean {
+  return (message.tag === 'kvCopyIn' || message.tag === 'kvGet') && message.isPrefetch === true;
 }

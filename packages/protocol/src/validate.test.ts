@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { rawFrame } from '../test/raw-frames.ts';
 import { decodeFrame, encodeFrame } from './codec.ts';
 import type { ProtocolErrorCode } from './messages/common.ts';
+import type { Message } from './messages/index.ts';
 import { INBOUND_TAGS } from './messages/index.ts';
 import { SharedRegion } from './shared-region.ts';
 
@@ -180,6 +181,29 @@ describe('validate', () => {
     expect(withSlots.ok && withSlots.message).toMatchObject({ tag: 'kvGet', slotIds: [5, 0] });
     expectRejected(encodeFrame({ tag: 'kvGet', ...address, slotIds: [] }), 'badField', /slotIds/);
     expectRejected(encodeFrame({ tag: 'kvGet', ...address, slotIds: [1, -2] }), 'badField', /slotIds\[1\]/);
+  });
+
+  it('takes the prefetch mark on kvGet and kvCopyIn only as a boolean', () => {
+    const address = {
+      requestId: 1,
+      seqId: 1,
+      layers: { start: 0, end: 1 },
+      heads: { start: 0, end: 1 },
+      tokens: { start: 0, end: 3 },
+    };
+    const messages: Array<Extract<Message, { tag: 'kvGet' | 'kvCopyIn' }>> = [
+      { tag: 'kvGet', ...address },
+      { tag: 'kvCopyIn', ...address, blockIds: [4] },
+    ];
+    for (const message of messages) {
+      const marked = decodeFrame(encodeFrame({ ...message, isPrefetch: true }));
+      expect(marked.ok && marked.message).toMatchObject({ tag: message.tag, isPrefetch: true });
+      expectRejected(
+        encodeFrame({ ...message, isPrefetch: 1 } as unknown as Message),
+        'badField',
+        /isPrefetch/,
+      );
+    }
   });
 
   it('resolves shared-region descriptors only inside a known region', () => {

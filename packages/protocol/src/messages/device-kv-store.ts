@@ -3,7 +3,7 @@
  * host's kv-store (swap, prefix reuse). A slice is a box of (layers x heads x tokens).
  */
 
-import { arrayOf, count, oneOf, range, str } from '../check.ts';
+import { arrayOf, bool, count, oneOf, range, str } from '../check.ts';
 import type { Heartbeat, Hello, ProtocolError, Range, Refused, Welcome } from './common.ts';
 import { ACTIVATION_DTYPES } from './device-device.ts';
 import { type MessageRule, type MessageSchema, noTensors, oneTensor, sameShape, schema } from './schema.ts';
@@ -40,6 +40,8 @@ export interface KvPut extends KvSliceAddress {
 /** Fetch a KV slice; answered by kvData or kvError. */
 export interface KvGet extends KvSliceAddress {
   tag: 'kvGet';
+  /** A prefetch: its device awaits it only at a later step, so the store may serve other devices' requests first. */
+  isPrefetch?: boolean;
 }
 
 /**
@@ -84,6 +86,8 @@ export interface KvCopyOut extends KvSliceAddress {
 export interface KvCopyIn extends KvSliceAddress {
   tag: 'kvCopyIn';
   blockIds: number[];
+  /** As KvGet.isPrefetch. */
+  isPrefetch?: boolean;
 }
 
 export type DeviceToKvStore =
@@ -152,6 +156,7 @@ const sliceRule: MessageRule = oneTensor(ACTIVATION_DTYPES, (message, shape) =>
 
 const address = { requestId: count, seqId: count, layers: range, heads: range, tokens: range };
 const optionalAddress = { slotIds: arrayOf(count, 1 << 16, 1) };
+const optionalFetch = { ...optionalAddress, isPrefetch: bool };
 
 const blockCopy = { ...address, blockIds: arrayOf(count, 1 << 16, 1) };
 const byteOffsets = arrayOf(count, 1 << 12, 1);
@@ -161,7 +166,7 @@ export const deviceToKvStoreSchemas: Record<
   MessageSchema
 > = {
   kvPut: schema(address, sliceRule, optionalAddress),
-  kvGet: schema(address, noTensors, optionalAddress),
+  kvGet: schema(address, noTensors, optionalFetch),
   kvCacheShare: schema({
     requestId: count,
     region: count,
@@ -175,7 +180,7 @@ export const deviceToKvStoreSchemas: Record<
     valueOffsets: byteOffsets,
   }),
   kvCopyOut: schema(blockCopy, noTensors, optionalAddress),
-  kvCopyIn: schema(blockCopy, noTensors, optionalAddress),
+  kvCopyIn: schema(blockCopy, noTensors, optionalFetch),
 };
 
 export const kvStoreToDeviceSchemas: Record<
