@@ -234,6 +234,9 @@ export class DeviceWorkerRuntime {
         );
       }
       this.shard = switchedShard(next, loaded.kvStoreLink);
+      // As at load: the first step of the new layout swaps by shared-memory copies, not frames
+      // (a decode phase's first step swaps its quarter of the batch in while the devices wait).
+      await this.shard.swapper?.sharing;
       const endMs = performance.now();
       return {
         ...next.done,
