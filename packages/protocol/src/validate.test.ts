@@ -152,13 +152,7 @@ describe('validate', () => {
   });
 
   it('checks a KV slice tensor against its ranges', () => {
-    const address = {
-      requestId: 1,
-      seqId: 1,
-      layers: { start: 0, end: 2 },
-      heads: { start: 0, end: 1 },
-      tokens: { start: 0, end: 3 },
-    };
+    const address = { ...kvAddress, layers: { start: 0, end: 2 } };
     const good = encodeFrame({ tag: 'kvPut', ...address }, [
       { dtype: 'f32', shape: [2, 2, 1, 3, 4], data: new Float32Array(48) },
     ]);
@@ -169,14 +163,17 @@ describe('validate', () => {
     expectRejected(bad, 'badTensor', /expected \[2,2,1,3,3\]/);
   });
 
+  /** One layer x one KV head x 3 tokens of sequence 1. */
+  const kvAddress = {
+    requestId: 1,
+    seqId: 1,
+    layers: { start: 0, end: 1 },
+    heads: { start: 0, end: 1 },
+    tokens: { start: 0, end: 3 },
+  };
+
   it('takes explicit host slot ids on kvGet and kvPut, checked as counts', () => {
-    const address = {
-      requestId: 1,
-      seqId: 1,
-      layers: { start: 0, end: 1 },
-      heads: { start: 0, end: 1 },
-      tokens: { start: 0, end: 3 },
-    };
+    const address = kvAddress;
     const withSlots = decodeFrame(encodeFrame({ tag: 'kvGet', ...address, slotIds: [5, 0] }));
     expect(withSlots.ok && withSlots.message).toMatchObject({ tag: 'kvGet', slotIds: [5, 0] });
     expectRejected(encodeFrame({ tag: 'kvGet', ...address, slotIds: [] }), 'badField', /slotIds/);
@@ -184,13 +181,7 @@ describe('validate', () => {
   });
 
   it('takes the prefetch mark on kvGet and kvCopyIn only as a boolean', () => {
-    const address = {
-      requestId: 1,
-      seqId: 1,
-      layers: { start: 0, end: 1 },
-      heads: { start: 0, end: 1 },
-      tokens: { start: 0, end: 3 },
-    };
+    const address = kvAddress;
     const messages: Array<Extract<Message, { tag: 'kvGet' | 'kvCopyIn' }>> = [
       { tag: 'kvGet', ...address },
       { tag: 'kvCopyIn', ...address, blockIds: [4] },
