@@ -9,7 +9,8 @@
  * phase's first step stalled: one TP rank's swap-ins landed and it posted its prefetches, and
  * Node hands over a port's queued messages together, so the other rank's last swap-ins waited
  * behind all of them (41 ms against 13 ms on 512-token sequences) while the first rank idled at
- * the step's all-reduce. Links are served in turn within each class, so none starves.
+ * the step's all-reduce. Within each class links are served in turn; a prefetch waits only while
+ * another link has work its device is blocked on, which is finite (that device waits for it).
  *
  * Links never depend on each other's order: each device moves only its own layers x KV heads, and
  * a re-shard flushes every device before the next layout reads what the last one wrote. So
