@@ -51,7 +51,7 @@ describe('copyRows', () => {
     // views take memmove. Odd offsets put every run's head and tail off the 32-byte boundary.
     const shapes = [
       { runBytes: (300 << 10) + 1 + int(4096), srcRowBytes: 0, destRowBytes: 0, numRows: 1 },
-      { runBytes: 768 + int(64), srcRowBytes: 1536 + 5, destRowBytes: 800 + int(64), numRows: 400 },
+      { runBytes: 768 + int(64), srcRowBytes: 1536 + 5, destRowBytes: 832 + int(64), numRows: 400 },
       { runBytes: 256, srcRowBytes: 512, destRowBytes: 256 + int(3), numRows: 1100 },
     ];
     for (const shape of shapes) {
