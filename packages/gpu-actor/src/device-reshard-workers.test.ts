@@ -108,12 +108,16 @@ async function roundTrips(dir: string, routes: ReshardRoute[], hostWeightCache =
     const digests = replica.layouts.map((parallel) => directDigests(checkpoint, parallel));
     const ready = await replica.load(true);
     expect(ready.map((r) => r.weightDigest)).toEqual(digests[0]);
+    expect(ready.every((r) => Number.isInteger(r.otherLayoutNumKvBlocks))).toBe(true);
     await compareLogits(dir, replica, Math.min(...ready.map((r) => r.numKvBlocks)));
     for (const [i, route] of routes.entries()) {
       const to = 1 - replica.layout;
       const plan = planFor(checkpoint, replica.layouts[replica.layout]!, replica.layouts[to]!, route);
       const done = await replica.reshard(i + 1, to, plan, true);
       expectPlanFigures(done, plan, digests[to]!);
+      // What each device promised at load for the other layout's cache is what it got.
+      if (to === 1)
+        expect(done.map((d) => d.numKvBlocks)).toEqual(ready.map((r) => r.otherLayoutNumKvBlocks));
       if (route === 'host')
         expect(done.every((d) => d.bytesReceived === 0 && d.bytesFromHost > 0)).toBe(true);
       if (route === 'p2p') expect(done.every((d) => d.bytesFromHost === 0 && d.bytesReceived > 0)).toBe(true);

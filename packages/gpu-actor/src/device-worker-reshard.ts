@@ -8,7 +8,7 @@
 import { Checkpoint, type ModelConfig, type ShardPosition, type ShardSpec, shardSpec } from '@seesaw/model';
 import type { LoadShard, Reshard, ReshardDone } from '@seesaw/protocol';
 import type { DeviceLayouts, LayoutLinks } from './device-worker-layouts.ts';
-import { DeviceOutOfMemoryError, shardKvCacheBytes } from './device-worker-memory.ts';
+import { DeviceOutOfMemoryError, shardKvCacheBytes, shardWeightBytes } from './device-worker-memory.ts';
 import type { HeldWeights } from './held-weights.ts';
 import type { HostWeightCache } from './host-weight-cache.ts';
 import type { KvCacheArena } from './kv-cache-arena.ts';
@@ -101,8 +101,11 @@ export async function switchLayout(
     const io = { ...layouts.reshardIo(reshardId, checkpoint), hostWeights, weightArena };
     const outcome = await executeReshard(config, plan, old, io);
     mark = performance.now();
-    const weightBytes = outcome.weights.numBytes;
-    const kvCacheBytes = shardKvCacheBytes(config, spec, load, weightBytes);
+    // Sized by the rule loading sizes a layout's cache by (the shard's bytes as the checkpoint
+    // stores them), so a layout's cache is the same after every switch as its device announced
+    // at load (Ready.otherLayoutNumKvBlocks) and its touched-ahead pages are its blocks. Quantized
+    // weights held in memory can be smaller than stored; the KV budget stays on the safe side.
+    const kvCacheBytes = shardKvCacheBytes(config, spec, load, shardWeightBytes(checkpoint, spec));
     const device = await createDevice(config, outcome.weights, {
       numThreads: load.numThreads,
       kvCacheBytes,

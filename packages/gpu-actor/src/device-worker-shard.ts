@@ -148,7 +148,9 @@ export async function loadShard(load: LoadShard, ctx: ShardLoadContext): Promise
   } finally {
     checkpoint.close();
   }
-  const touchAhead = plan.other && otherLayoutTouchAhead(device, kvArena, plan.other, load);
+  const otherCache = plan.other && otherLayoutCache(device, kvArena, plan.other, load);
+  // Touched ahead of its use by this layout's write-backs (kv-touch-ahead.ts).
+  const touchAhead = otherCache && new KvTouchAhead(otherCache);
   const kv = kvStoreLink ? kvStoreSwapperOver(kvStoreLink, device, plan.spec, touchAhead) : undefined;
   // Settled before ready, so the first steps already swap by shared-memory copies where they can.
   await kv?.swapper.sharing;
@@ -171,6 +173,8 @@ export async function loadShard(load: LoadShard, ctx: ShardLoadContext): Promise
   };
   if (load.isWeightDigestReturned) ready.weightDigest = held.digest();
   if (kv) ready.hasKvStore = true;
+  // The coordinator can then admit against the decode layout's capacity before the first switch.
+  if (otherCache) ready.otherLayoutNumKvBlocks = otherCache.numBlocks;
   return { shard, layouts, kvStoreLink, kvArena, hostWeights, weightArena, ready };
 }
 
@@ -224,17 +228,17 @@ interface OtherLayoutCache {
 }
 
 /**
- * The other layout's cache viewed over the same arena, touched ahead of its use by this layout's
- * write-backs (kv-touch-ahead.ts); undefined unless the device's cache is a view of the arena and
- * the other one fits it as reserved. Sized by the rule the switch will size it by (blocks of its
- * layers x KV heads that its KV bytes hold), so its block b is the bytes the switch's block b is.
+ * The other layout's cache as a switch will view it over the same arena: sized by the rule the
+ * switch sizes it by (blocks of its layers x KV heads that its KV bytes hold), so its block b is
+ * the bytes the switch's block b is. Undefined unless the device's cache is a view of the arena
+ * and the other one fits it as reserved.
  */
-function otherLayoutTouchAhead(
+function otherLayoutCache(
   device: StepDevice,
   kvArena: KvCacheArena,
   other: OtherLayoutCache,
   load: LoadShard,
-): KvTouchAhead | undefined {
+): PagedKvCache | undefined {
   const cache = device.kvSwapTarget;
   const config: ModelConfig = device.config;
   if (!(cache instanceof PagedKvCache) || !kvArena.holds(cache.keys[0]?.buffer)) return undefined;
@@ -246,7 +250,7 @@ function otherLayoutTouchAhead(
   const bytesPerBlock = PagedKvCache.bytesPerBlock(cacheConfig, load.blockSize, cache.dtype);
   const numBlocks = Math.floor(other.kvCacheBytes / bytesPerBlock);
   if (numBlocks < 1 || numBlocks * bytesPerBlock > kvArena.numBytes) return undefined;
-  return new KvTouchAhead(new PagedKvCache(cacheConfig, numBlocks, load.blockSize, cache.dtype, kvArena));
+  return new PagedKvCache(cacheConfig, numBlocks, load.blockSize, cache.dtype, kvArena);
 }
 
 /**

@@ -115,6 +115,10 @@ describe('reshardDone and weight digests', () => {
     const ready = { v: 1, tag: 'ready', tensors: [], numKvBlocks: 1, weightBytes: 2, kvCacheBytes: 3 };
     expect(decodeFrame(rawFrame({ ...ready, weightDigest: digest })).ok).toBe(true);
     expectRejected(rawFrame({ ...ready, weightDigest: 'sha256' }), /ready\.weightDigest/);
+    // The other layout's cache size, announced at load: a count or nothing.
+    expect(decodeFrame(rawFrame({ ...ready, otherLayoutNumKvBlocks: 40 })).ok).toBe(true);
+    expectRejected(rawFrame({ ...ready, otherLayoutNumKvBlocks: -1 }), /ready\.otherLayoutNumKvBlocks/);
+    expectRejected(rawFrame({ ...ready, otherLayoutNumKvBlocks: 2.5 }), /ready\.otherLayoutNumKvBlocks/);
     const loadShard = {
       v: 1,
       tag: 'loadShard',

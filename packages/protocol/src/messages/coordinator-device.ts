@@ -110,6 +110,11 @@ export interface Ready {
   weightDigest?: string;
   /** The device has a link to a host kv-store (it can report KV timings for every step). */
   hasKvStore?: boolean;
+  /**
+   * KV blocks this device's cache will have after a switch to LoadShard.otherLayoutPosition,
+   * sized by the rule the switch sizes it by; absent where the device cannot say ahead.
+   */
+  otherLayoutNumKvBlocks?: number;
 }
 
 /** The device's clock (epoch ms) when it answered the ClockProbe `seq`. */
@@ -198,6 +203,7 @@ export const deviceToCoordinatorSchemas: Record<
   ready: schema({ numKvBlocks: count, weightBytes: count, kvCacheBytes: count }, undefined, {
     weightDigest,
     hasKvStore: bool,
+    otherLayoutNumKvBlocks: count,
   }),
   stepKv: schema({ stepId, kvTimings }),
   clockReply: schema({ seq: count, sentAtMs: finite(0), deviceMs: finite(0) }),
