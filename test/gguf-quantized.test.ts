@@ -152,7 +152,11 @@ describe('quantized GGUF tokens across layouts', () => {
         hostKvBytes: 30 * slotBytes(hostKvLayoutFor(config, BLOCK_SIZE)),
       });
       try {
-        const engine = new SeesawEngine(cluster.phasedReplicas[0], {
+        const replica = cluster.phasedReplicas[0]!;
+        // The devices said at load how many blocks their decode caches will have.
+        const promisedDecodeBlocks = replica.numDecodeKvBlocks;
+        expect(promisedDecodeBlocks).toBeGreaterThan(0);
+        const engine = new SeesawEngine(replica, {
           maxModelLen: config.maxPositionEmbeddings,
           eosTokenIds: config.eosTokenIds,
           maxNumBatchedTokens: 64,
@@ -165,6 +169,9 @@ describe('quantized GGUF tokens across layouts', () => {
         for (const [requestId, tokens] of reference)
           expect(outputs.get(requestId), requestId).toEqual(tokens);
         expect(stats.numSwitches).toBeGreaterThanOrEqual(1);
+        // A run ends in decode; its caches hold what was promised (quantized weights included).
+        expect(replica.phase).toBe('decode');
+        expect(replica.numKvBlocks).toBe(promisedDecodeBlocks);
       } finally {
         await cluster.close({ mode: 'drain' });
       }

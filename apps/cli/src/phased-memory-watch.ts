@@ -63,6 +63,9 @@ export function watchPeakMemory(device: PhasedDevice, peak: PeakDeviceMemory): P
     get numKvBlocks() {
       return device.numKvBlocks;
     },
+    get numDecodeKvBlocks() {
+      return device.numDecodeKvBlocks;
+    },
     get phase() {
       return device.phase;
     },

@@ -212,6 +212,39 @@ describe('SeesawEngine gives the static engine tokens', () => {
     await expect(engine.step()).rejects.toThrow(/worker crashed/);
   });
 
+  it("refuses on arrival a request the decode layout's announced cache cannot hold, instead of failing the switch", async () => {
+    // 40 tokens of prompt fit the prefill layout's 64 tokens, not the decode layout's 32.
+    const long: EngineRequest = {
+      requestId: 'long',
+      promptTokenIds: Array.from({ length: 40 }, (_, i) => 1 + (i % 7)),
+      sampling: { ...randomWorkload(1, { count: 1, maxPrompt: 4, maxTokens: 2 })[0]!.sampling, maxTokens: 2 },
+    };
+    const short = randomWorkload(3, { count: 2, maxPrompt: 8, maxTokens: 4 });
+    const setup = (announcesDecodeKvBlocks: boolean) =>
+      new HashingPhasedDevice({
+        blockSize: 4,
+        numKvBlocks: { prefill: 16, decode: 8 },
+        numHostSlots: 32,
+        vocabSize: VOCAB,
+        announcesDecodeKvBlocks,
+      });
+    const options = { maxModelLen: 64, eosTokenIds: [EOS], hostKv: { numSlots: 32, slotBytes: 64 } };
+    const announced = new SeesawEngine(setup(true), options);
+    expect(() => announced.addRequest(long)).toThrow(
+      /rejected: needs up to 41 tokens of KV, the decode layout's device cache holds 32/,
+    );
+    for (const request of short) announced.addRequest(request);
+    const { outputs, onFinished } = outputCollector();
+    await announced.run(onFinished);
+    expect(outputs.size).toBe(2);
+    // Not announced: the request is taken, and the switch to decode finds it does not fit.
+    const silent = new SeesawEngine(setup(false), options);
+    silent.addRequest(long);
+    await expect(silent.run()).rejects.toThrow(
+      /the decode layout's device cache holds 32 tokens, but request "long"/,
+    );
+  });
+
   it('needs a device that starts in the prefill layout', async () => {
     const device = new HashingPhasedDevice({
       blockSize: 4,

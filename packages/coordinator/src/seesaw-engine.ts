@@ -14,6 +14,12 @@ export interface PhasedDevice {
   readonly blockSize: number;
   /** Of the current layout. */
   readonly numKvBlocks: number;
+  /**
+   * Of the decode layout, when known before the first switch (its devices said at load): the
+   * scheduler then refuses on arrival a request that could never fit it, instead of failing the
+   * switch after a whole prefill phase.
+   */
+  readonly numDecodeKvBlocks?: number;
   readonly phase: Phase;
   /** pp of the current layout: steps it takes at once. */
   readonly maxInFlight: number;
@@ -62,8 +68,10 @@ export class SeesawEngine {
     if (device.phase !== 'prefill')
       throw new Error(`the device must start in the prefill layout, not ${device.phase}`);
     const { clock, trace, replicaIndex, log, hostKv, ...schedulerOptions } = options;
+    const numDecodeKvBlocks = schedulerOptions.numDecodeKvBlocks ?? device.numDecodeKvBlocks;
     this.scheduler = new SeesawScheduler({
       ...schedulerOptions,
+      ...(numDecodeKvBlocks !== undefined ? { numDecodeKvBlocks } : {}),
       blockSize: device.blockSize,
       numKvBlocks: device.numKvBlocks,
       hostKv: { ...hostKv, tokensPerSlot: device.blockSize },

@@ -13,6 +13,8 @@ export interface HashingPhasedDeviceOptions extends Omit<HashingTestDeviceOption
   /** Reported per switch (ReshardStats.ms / bytesMoved); default 0. */
   reshardMs?: number;
   reshardBytes?: number;
+  /** Tells numDecodeKvBlocks up front, as device workers do at load; default: not known before the switch. */
+  announcesDecodeKvBlocks?: boolean;
 }
 
 /**
@@ -47,6 +49,10 @@ export class HashingPhasedDevice implements PhasedDevice {
 
   get numKvBlocks(): number {
     return this.device.numKvBlocks;
+  }
+
+  get numDecodeKvBlocks(): number | undefined {
+    return this.options.announcesDecodeKvBlocks ? this.numKvBlocksOf.decode : undefined;
   }
 
   get maxInFlight(): number {

@@ -42,6 +42,8 @@ export class ReplicaDevice implements PhasedDevice {
   private currentPhase: Phase = 'prefill';
   private arrangement: ReplicaActor[][];
   private numBlocks: number;
+  /** What every device said at load its decode layout's cache will hold (the smallest), if all did. */
+  private readonly decodeBlocksPromised: number | undefined;
   private figures: { weightBytes: number; kvCacheBytes: number };
   private digests: Array<string | undefined>;
   private readonly pending = new Map<number, (error: Error) => void>();
@@ -70,6 +72,9 @@ export class ReplicaDevice implements PhasedDevice {
       decode: deviceRolesOf(layouts[layouts.length - 1]),
     };
     this.numBlocks = Math.min(...ready.map((r) => r.numKvBlocks));
+    const promised = ready.map((r) => r.otherLayoutNumKvBlocks);
+    this.decodeBlocksPromised =
+      layouts.length > 1 && promised.every((n) => n !== undefined) ? Math.min(...promised) : undefined;
     this.figures = ReplicaDevice.sum(ready);
     this.digests = ready.map((r) => r.weightDigest);
     this.isKvReportedByAll =
@@ -96,6 +101,11 @@ export class ReplicaDevice implements PhasedDevice {
   /** KV blocks every device of the current layout holds (the smallest cache decides). */
   get numKvBlocks(): number {
     return this.numBlocks;
+  }
+
+  /** KV blocks every device of the decode layout will hold, as the devices said at load; undefined if one did not. */
+  get numDecodeKvBlocks(): number | undefined {
+    return this.decodeBlocksPromised;
   }
 
   /** Each device's place in the current layout, 'stage s tp r' (for the trace's device tracks). */
