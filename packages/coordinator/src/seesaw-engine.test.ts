@@ -214,10 +214,12 @@ describe('SeesawEngine gives the static engine tokens', () => {
 
   it("refuses on arrival a request the decode layout's announced cache cannot hold, instead of failing the switch", async () => {
     // 40 tokens of prompt fit the prefill layout's 64 tokens, not the decode layout's 32.
+    const [template] = randomWorkload(1, { count: 1, maxPrompt: 4, maxTokens: 2 });
     const long: EngineRequest = {
+      ...template!,
       requestId: 'long',
       promptTokenIds: Array.from({ length: 40 }, (_, i) => 1 + (i % 7)),
-      sampling: { ...randomWorkload(1, { count: 1, maxPrompt: 4, maxTokens: 2 })[0]!.sampling, maxTokens: 2 },
+      sampling: { ...template!.sampling, maxTokens: 2 },
     };
     const short = randomWorkload(3, { count: 2, maxPrompt: 8, maxTokens: 4 });
     const setup = (announcesDecodeKvBlocks: boolean) =>
