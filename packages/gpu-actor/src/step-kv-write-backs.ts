@@ -26,7 +26,7 @@ export type LayerKvCopy = (swap: StepKvSwap, layer: number) => Promise<void>;
 export interface WriteBackTimings {
   /** First post -> last acknowledgement, ms (0 without write-backs). */
   writeBackMs: number;
-  /** Time finish() waited for acknowledgements, ms. */
+  /** Time finish() waited for acknowledgements: from its call to the last one, ms. */
   writeBackWaitMs: number;
 }
 
@@ -120,9 +120,12 @@ export class StepKvWriteBacks {
     for (let layer = 0; layer < this.isLayerPosted.length; layer++) this.onLayerKvWritten(layer);
     const waitStart = this.now();
     const outcomes = await Promise.allSettled(this.acks);
-    const writeBackWaitMs = this.now() - waitStart;
     const failure = outcomes.find((outcome) => outcome.status === 'rejected');
     if (failure) throw failure.reason;
+    // Until the last acknowledgement arrived, not until this continuation ran: a thread preempted
+    // in between (two cores, three threads) would count the OS's delay as KV wait, and the wait
+    // could then exceed writeBackMs, which ends at the same acknowledgement.
+    const writeBackWaitMs = Math.max(0, (this.lastAckMs ?? waitStart) - waitStart);
     const writeBackMs =
       this.firstPostMs === undefined
         ? 0
