@@ -122,8 +122,12 @@ export class KvSwapRequests {
     tensor?: Tensor,
     layers: Range = this.layers,
   ): Promise<Tensor | undefined> {
-    const message: KvRequest = { tag, requestId: 0, ...this.address(swap, layers) };
-    if (tag === 'kvGet') Object.assign(message, prefetchMark(what));
+    const message: KvRequest = {
+      tag,
+      requestId: 0,
+      ...this.address(swap, layers),
+      ...(tag === 'kvGet' ? prefetchMark(what) : {}),
+    };
     return this.requests.send(`${what} of sequence ${swap.seqId}`, message, tensor);
   }
 }
