@@ -21,6 +21,7 @@
  *   times exclude re-shards. Traces draw each step on the replica's track.
  */
 import type { StepBatch, StepResult } from '@seesaw/protocol';
+import { type EngineCoreStats, EngineCoreTally } from './engine-core-stats.ts';
 import { recordReshard, recordStep } from './engine-trace.ts';
 import type { EngineRequest, RequestOutput } from './request.ts';
 import type { StepPlan } from './step-plan.ts';
@@ -82,44 +83,7 @@ export interface EngineCoreOptions {
   describeQueues?: () => string;
 }
 
-export interface EngineCoreStats {
-  busyMs: number;
-  idleMs: number;
-  numPrefillSteps: number;
-  prefillStepMs: number;
-  numPrefillStepTokens: number;
-  numDecodeSteps: number;
-  decodeStepMs: number;
-  numDecodeStepTokens: number;
-  /** Wall time of re-shards, and the weight bytes they moved (peers + host) and read from the host. */
-  reshardMs: number;
-  reshardBytes: number;
-  reshardBytesFromHost: number;
-  /** Wall time spent in each phase, re-shards excluded. */
-  prefillMs: number;
-  decodeMs: number;
-  /** Time steps spent waiting for KV: prefetchWaitMs + writeBackWaitMs. */
-  kvWaitMs: number;
-  prefetchWaitMs: number;
-  writeBackWaitMs: number;
-  /** Summed transfer times (concurrent prefetches overlap: not a hiding figure). */
-  prefetchMs: number;
-  writeBackMs: number;
-  /** Prefetched sequences steps needed, and those whose KV had landed first (hidden); and their bytes. */
-  prefetchesNeeded: number;
-  prefetchesLanded: number;
-  prefetchBytesNeeded: number;
-  prefetchBytesLanded: number;
-}
-
-/** A step where every sequence computes one token and samples: pure decode. Any prompt chunk makes it prefill. */
-export function isDecodeOnly(plan: StepPlan): boolean {
-  return plan.chunks.every((chunk) => chunk.numNewTokens === 1 && chunk.isSampled);
-}
-
-export function numPlannedTokens(plan: StepPlan): number {
-  return plan.chunks.reduce((sum, chunk) => sum + chunk.numNewTokens, 0);
-}
+export { type EngineCoreStats, isDecodeOnly, numPlannedTokens } from './engine-core-stats.ts';
 
 /** Steps `executor` takes at once: its pp, plus one queued at the first stage of a pipeline that queues steps. */
 export function maxStepsInFlight(
@@ -134,12 +98,6 @@ type Settled = { plan: StepPlan; startMs: number; traceStartMs: number } & (
   | { error: unknown }
 );
 
-interface Tally {
-  numSteps: number;
-  ms: number;
-  numTokens: number;
-}
-
 export class EngineCore<S extends StepScheduler = StepScheduler> {
   readonly scheduler: S;
   private readonly executor: ReplicaExecutor;
@@ -149,25 +107,7 @@ export class EngineCore<S extends StepScheduler = StepScheduler> {
   private failureError: unknown = null;
   private busySinceMs = 0;
   private phaseSinceMs: number | null = null;
-  private readonly times = {
-    busyMs: 0,
-    idleMs: 0,
-    prefillMs: 0,
-    decodeMs: 0,
-    reshardMs: 0,
-    reshardBytes: 0,
-    reshardBytesFromHost: 0,
-    prefetchWaitMs: 0,
-    writeBackWaitMs: 0,
-    prefetchMs: 0,
-    writeBackMs: 0,
-    prefetchesNeeded: 0,
-    prefetchesLanded: 0,
-    prefetchBytesNeeded: 0,
-    prefetchBytesLanded: 0,
-  };
-  private readonly prefillTally: Tally = { numSteps: 0, ms: 0, numTokens: 0 };
-  private readonly decodeTally: Tally = { numSteps: 0, ms: 0, numTokens: 0 };
+  private readonly tally = new EngineCoreTally();
 
   constructor(scheduler: S, executor: ReplicaExecutor, options: EngineCoreOptions) {
     this.scheduler = scheduler;
@@ -224,7 +164,7 @@ export class EngineCore<S extends StepScheduler = StepScheduler> {
       throw new Error(`the scheduler asked for a switch to ${phase}, but this replica has one layout`);
     const from = this.scheduler.phase ?? 'prefill';
     const startMs = clock();
-    this.times[this.phaseKey()] += startMs - this.phaseSinceMs!;
+    this.tally.times[this.phaseKey()] += startMs - this.phaseSinceMs!;
     const traceStartMs = trace?.recorder.now() ?? 0;
     const reshard = await this.executor.switchTo(phase);
     this.scheduler.enterPhase(phase, this.executor.numKvBlocks, {
@@ -232,9 +172,9 @@ export class EngineCore<S extends StepScheduler = StepScheduler> {
     });
     const endMs = clock();
     this.phaseSinceMs = endMs;
-    this.times.reshardMs += endMs - startMs;
-    this.times.reshardBytes += reshard.bytesMoved;
-    this.times.reshardBytesFromHost += reshard.bytesFromHost;
+    this.tally.times.reshardMs += endMs - startMs;
+    this.tally.times.reshardBytes += reshard.bytesMoved;
+    this.tally.times.reshardBytesFromHost += reshard.bytesFromHost;
     if (trace)
       recordReshard(trace.recorder, trace.track, from, phase, traceStartMs, trace.recorder.now(), reshard);
     const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
@@ -253,7 +193,7 @@ export class EngineCore<S extends StepScheduler = StepScheduler> {
     while (this.inFlight.size < depth) {
       const scheduleStartMs = clock();
       const plan = this.scheduler.schedule();
-      this.times.idleMs += clock() - scheduleStartMs;
+      this.tally.times.idleMs += clock() - scheduleStartMs;
       if (!plan) break;
       this.launch(plan);
     }
@@ -265,13 +205,13 @@ export class EngineCore<S extends StepScheduler = StepScheduler> {
     const settled = await Promise.race(this.inFlight.values());
     const endMs = clock();
     this.inFlight.delete(settled.plan.batch.stepId);
-    if (this.inFlight.size === 0) this.times.busyMs += endMs - this.busySinceMs;
+    if (this.inFlight.size === 0) this.tally.times.busyMs += endMs - this.busySinceMs;
     if ('error' in settled) throw settled.error;
     const outputs = this.scheduler.update(settled.plan, settled.result, endMs);
     this.account(settled.plan, settled.result, settled.startMs, endMs, settled.traceStartMs);
     const updateEndMs = clock();
-    this.times.idleMs += updateEndMs - endMs;
-    this.times[this.phaseKey()] += updateEndMs - this.phaseSinceMs!;
+    this.tally.times.idleMs += updateEndMs - endMs;
+    this.tally.times[this.phaseKey()] += updateEndMs - this.phaseSinceMs!;
     this.phaseSinceMs = updateEndMs;
     return outputs;
   }
@@ -289,6 +229,7 @@ export class EngineCore<S extends StepScheduler = StepScheduler> {
     this.inFlight.set(plan.batch.stepId, settled);
   }
 
+  /** Counts the step's time, tokens and KV figures, and draws it on the trace. */
   private account(
     plan: StepPlan,
     result: StepResult,
@@ -296,22 +237,7 @@ export class EngineCore<S extends StepScheduler = StepScheduler> {
     endMs: number,
     traceStartMs: number,
   ): void {
-    const decodeOnly = isDecodeOnly(plan);
-    const tally = decodeOnly ? this.decodeTally : this.prefillTally;
-    tally.numSteps++;
-    tally.ms += endMs - startMs;
-    tally.numTokens += numPlannedTokens(plan);
-    const kv = result.kvTimings;
-    if (kv) {
-      this.times.prefetchWaitMs += kv.prefetchWaitMs;
-      this.times.writeBackWaitMs += kv.writeBackWaitMs;
-      this.times.prefetchMs += kv.prefetchMs;
-      this.times.writeBackMs += kv.writeBackMs;
-      this.times.prefetchesNeeded += kv.prefetchesNeeded ?? 0;
-      this.times.prefetchesLanded += kv.prefetchesLanded ?? 0;
-      this.times.prefetchBytesNeeded += kv.prefetchBytesNeeded ?? 0;
-      this.times.prefetchBytesLanded += kv.prefetchBytesLanded ?? 0;
-    }
+    const decodeOnly = this.tally.countStep(plan, result, endMs - startMs);
     const trace = this.options.trace;
     if (trace) {
       const category = this.scheduler.phase ?? (decodeOnly ? 'decode' : 'prefill');
@@ -323,37 +249,13 @@ export class EngineCore<S extends StepScheduler = StepScheduler> {
         category,
         traceStartMs,
         traceEndMs,
-        { kv, deviceKv: result.deviceKv },
+        { kv: result.kvTimings, deviceKv: result.deviceKv },
         this.executor.deviceRoles,
       );
     }
   }
 
   get stats(): EngineCoreStats {
-    const t = this.times;
-    return {
-      busyMs: t.busyMs,
-      idleMs: t.idleMs,
-      numPrefillSteps: this.prefillTally.numSteps,
-      prefillStepMs: this.prefillTally.ms,
-      numPrefillStepTokens: this.prefillTally.numTokens,
-      numDecodeSteps: this.decodeTally.numSteps,
-      decodeStepMs: this.decodeTally.ms,
-      numDecodeStepTokens: this.decodeTally.numTokens,
-      reshardMs: t.reshardMs,
-      reshardBytes: t.reshardBytes,
-      reshardBytesFromHost: t.reshardBytesFromHost,
-      prefillMs: t.prefillMs,
-      decodeMs: t.decodeMs,
-      kvWaitMs: t.prefetchWaitMs + t.writeBackWaitMs,
-      prefetchWaitMs: t.prefetchWaitMs,
-      writeBackWaitMs: t.writeBackWaitMs,
-      prefetchMs: t.prefetchMs,
-      writeBackMs: t.writeBackMs,
-      prefetchesNeeded: t.prefetchesNeeded,
-      prefetchesLanded: t.prefetchesLanded,
-      prefetchBytesNeeded: t.prefetchBytesNeeded,
-      prefetchBytesLanded: t.prefetchBytesLanded,
-    };
+    return this.tally.stats;
   }
 }
