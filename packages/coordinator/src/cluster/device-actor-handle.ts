@@ -28,6 +28,8 @@ import {
 } from '@seesaw/protocol';
 import { type ClockSample, coordinatorClockMs, DeviceClock } from './device-clock.ts';
 import { DeviceLostError, DeviceStepError } from './device-errors.ts';
+import { HeartbeatWatchdog } from './heartbeat-watchdog.ts';
+import { PendingReplies } from './pending-replies.ts';
 
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 1000;
 /**
@@ -39,6 +41,7 @@ export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 10_000;
 /** How long close() waits for a worker to exit on its own before terminating it. */
 const DRAIN_EXIT_GRACE_MS = 5000;
 const ABORT_EXIT_GRACE_MS = 200;
+const HELLO_TIMEOUT_MS = 60_000;
 /** Clock probes after hello; the one with the shortest round trip sets the offset. */
 const NUM_CLOCK_PROBES = 5;
 /** As long as the hello may take. */
@@ -54,11 +57,6 @@ export interface DeviceActorOptions {
   heartbeatTimeoutMs?: number;
   /** Where frame rejections are reported; default console.warn. */
   log?: (line: string) => void;
-}
-
-interface Pending<T> {
-  resolve: (value: T) => void;
-  reject: (error: Error) => void;
 }
 
 /** The running actor behind a handle: a local worker thread, or a link to a remote one. */
@@ -77,24 +75,34 @@ export interface AttachDeviceOptions {
 }
 
 export class DeviceActorHandle {
-  private readonly pendingSteps = new Map<number, Pending<StepResult>>();
-  private pendingLoad: Pending<Ready> | undefined;
-  private readonly pendingReshards = new Map<number, Pending<ReshardDone>>();
-  private readonly pendingKv = new Map<number, Pending<StepKvTimings>>();
-  private readonly pendingProbes = new Map<number, Pending<ClockSample>>();
+  private readonly pendingSteps = new PendingReplies<StepResult>();
+  /** loadShard's ready (one load per actor: id 0). */
+  private readonly pendingLoad = new PendingReplies<Ready>();
+  private readonly pendingReshards = new PendingReplies<ReshardDone>();
+  private readonly pendingKv = new PendingReplies<StepKvTimings>();
+  private readonly pendingProbes = new PendingReplies<ClockSample>();
+  private readonly allPending = [
+    this.pendingSteps,
+    this.pendingLoad,
+    this.pendingReshards,
+    this.pendingKv,
+    this.pendingProbes,
+  ];
   private deviceClock: DeviceClock | undefined;
   private readonly failureListeners = new Set<(error: Error) => void>();
   private failureError: Error | undefined;
   private isClosing = false;
-  private heartbeatTimer: NodeJS.Timeout | undefined;
-  private lastHeardMs = Date.now();
-  private numHeartbeats = 0;
+  private readonly heartbeats: HeartbeatWatchdog;
   private constructor(
     readonly name: string,
     private readonly actor: ActorProcess,
     private readonly endpoint: FrameLink<CoordinatorToDevice, DeviceToCoordinator>,
-    private readonly options: Pick<DeviceActorOptions, 'heartbeatIntervalMs' | 'heartbeatTimeoutMs'>,
+    options: Pick<DeviceActorOptions, 'heartbeatIntervalMs' | 'heartbeatTimeoutMs'>,
   ) {
+    this.heartbeats = new HeartbeatWatchdog(
+      options.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS,
+      options.heartbeatTimeoutMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS,
+    );
     endpoint.onClose((reason) => this.fail(new DeviceLostError(name, reason)));
   }
 
@@ -120,20 +128,7 @@ export class DeviceActorHandle {
       terminate: async () => endpoint.close('terminated by coordinator'),
     };
     const handle = new DeviceActorHandle(options.name, actor, endpoint, options);
-    try {
-      await connectAndHello(endpoint, {
-        role: 'coordinator',
-        name: 'coordinator',
-        token: options.token,
-        timeoutMs: 60_000,
-      });
-    } catch (error) {
-      endpoint.close('handshake failed');
-      throw error;
-    }
-    endpoint.onMessage((message, tensors) => handle.receive(message, tensors));
-    await handle.measureClock();
-    return handle;
+    return handle.open(options.token, () => endpoint.close('handshake failed'));
   }
 
   /** Starts the worker and completes the hello; rejects (worker stopped) when refused. */
@@ -155,25 +150,28 @@ export class DeviceActorHandle {
       terminate: () => worker.terminate(),
     };
     const handle = new DeviceActorHandle(options.name, actor, endpoint, options);
+    return handle.open(options.workerData.token, () => handle.close('abort'));
+  }
+
+  /**
+   * Completes the hello with `token`, then takes the actor's messages and probes its clock;
+   * `abandon` stops the actor when either fails.
+   */
+  private async open(token: string, abandon: () => unknown): Promise<DeviceActorHandle> {
     try {
-      await connectAndHello(endpoint, {
+      await connectAndHello(this.endpoint, {
         role: 'coordinator',
         name: 'coordinator',
-        token: options.workerData.token,
-        timeoutMs: 60_000,
+        token,
+        timeoutMs: HELLO_TIMEOUT_MS,
       });
+      this.endpoint.onMessage((message, tensors) => this.receive(message, tensors));
+      await this.measureClock();
     } catch (error) {
-      await handle.close('abort');
+      await abandon();
       throw error;
     }
-    endpoint.onMessage((message, tensors) => handle.receive(message, tensors));
-    try {
-      await handle.measureClock();
-    } catch (error) {
-      await handle.close('abort');
-      throw error;
-    }
-    return handle;
+    return this;
   }
 
   /** The device's clock as estimated right after hello (maps its span times onto ours). */
@@ -187,20 +185,20 @@ export class DeviceActorHandle {
     const samples: ClockSample[] = [];
     for (let seq = 0; seq < NUM_CLOCK_PROBES; seq++) {
       if (this.failureError) throw this.failureError;
-      let timer: NodeJS.Timeout | undefined;
-      const answer = new Promise<ClockSample>((resolve, reject) => {
-        this.pendingProbes.set(seq, { resolve, reject });
-        timer = setTimeout(
-          () => reject(new Error(`${this.name}: no clockReply within ${CLOCK_PROBE_TIMEOUT_MS} ms of hello`)),
-          CLOCK_PROBE_TIMEOUT_MS,
-        );
-      });
+      const answer = this.pendingProbes.expect(seq);
+      const timer = setTimeout(
+        () =>
+          this.pendingProbes.reject(
+            seq,
+            new Error(`${this.name}: no clockReply within ${CLOCK_PROBE_TIMEOUT_MS} ms of hello`),
+          ),
+        CLOCK_PROBE_TIMEOUT_MS,
+      );
       this.endpoint.post({ tag: 'clockProbe', seq, sentAtMs: coordinatorClockMs() });
       try {
         samples.push(await answer);
       } finally {
         clearTimeout(timer);
-        this.pendingProbes.delete(seq);
       }
     }
     this.deviceClock = DeviceClock.fromSamples(samples);
@@ -220,9 +218,7 @@ export class DeviceActorHandle {
   /** Sends loadShard; resolves with the device's ready message, then heartbeats begin. */
   load(shard: Omit<LoadShard, 'tag'>): Promise<Ready> {
     if (this.failureError) return Promise.reject(this.failureError);
-    const ready = new Promise<Ready>((resolve, reject) => {
-      this.pendingLoad = { resolve, reject };
-    });
+    const ready = this.pendingLoad.expect(0);
     this.endpoint.post({ tag: 'loadShard', ...shard });
     return ready.then((message) => {
       this.startHeartbeats();
@@ -238,9 +234,7 @@ export class DeviceActorHandle {
     if (this.failureError) return Promise.reject(this.failureError);
     if (this.pendingReshards.has(reshard.reshardId))
       return Promise.reject(new Error(`${this.name}: reshard ${reshard.reshardId} is in progress already`));
-    const done = new Promise<ReshardDone>((resolve, reject) => {
-      this.pendingReshards.set(reshard.reshardId, { resolve, reject });
-    });
+    const done = this.pendingReshards.expect(reshard.reshardId);
     this.endpoint.post({ tag: 'reshard', ...reshard });
     return done;
   }
@@ -253,19 +247,19 @@ export class DeviceActorHandle {
   /** The stepDone for `stepId` from this actor. */
   expectStep(stepId: number): Promise<StepResult> {
     if (this.failureError) return Promise.reject(this.failureError);
-    return new Promise((resolve, reject) => this.pendingSteps.set(stepId, { resolve, reject }));
+    return this.pendingSteps.expect(stepId);
   }
 
   /** The stepKv for `stepId` from this actor (a device that does not answer the step). */
   expectStepKv(stepId: number): Promise<StepKvTimings> {
     if (this.failureError) return Promise.reject(this.failureError);
-    return new Promise((resolve, reject) => this.pendingKv.set(stepId, { resolve, reject }));
+    return this.pendingKv.expect(stepId);
   }
 
   /** Asks the worker to stop ('drain': after its queued steps) and waits for it to exit. */
   async close(mode: 'drain' | 'abort'): Promise<void> {
     this.isClosing = true;
-    this.stopHeartbeats();
+    this.heartbeats.stop();
     this.endpoint.post({ tag: 'shutdown', mode });
     const grace = mode === 'drain' ? DRAIN_EXIT_GRACE_MS : ABORT_EXIT_GRACE_MS;
     let timer: NodeJS.Timeout | undefined;
@@ -280,43 +274,28 @@ export class DeviceActorHandle {
   }
 
   private receive(message: DeviceToCoordinator, tensors: Parameters<typeof stepResultOf>[1]): void {
-    this.lastHeardMs = Date.now();
+    this.heartbeats.heard();
+    const unasked = (what: string) =>
+      this.fail(new DeviceStepError(this.name, 'unexpected', `${what} unasked`));
     switch (message.tag) {
       case 'ready':
-        this.pendingLoad?.resolve(message);
-        this.pendingLoad = undefined;
+        this.pendingLoad.settle(0, message);
         return;
-      case 'reshardDone': {
-        const pending = this.pendingReshards.get(message.reshardId);
-        if (!pending) {
-          this.fail(new DeviceStepError(this.name, 'unexpected', `reshardDone ${message.reshardId} unasked`));
-          return;
-        }
-        this.pendingReshards.delete(message.reshardId);
-        pending.resolve(message);
+      case 'reshardDone':
+        if (!this.pendingReshards.settle(message.reshardId, message))
+          unasked(`reshardDone ${message.reshardId}`);
         return;
-      }
-      case 'stepDone': {
-        const pending = this.pendingSteps.get(message.stepId);
-        this.pendingSteps.delete(message.stepId);
-        pending?.resolve(stepResultOf(message, tensors));
+      case 'stepDone':
+        // A step nobody awaits (answered by another rank) is dropped.
+        if (this.pendingSteps.has(message.stepId))
+          this.pendingSteps.settle(message.stepId, stepResultOf(message, tensors));
         return;
-      }
-      case 'stepKv': {
-        const pending = this.pendingKv.get(message.stepId);
-        if (!pending) {
-          this.fail(new DeviceStepError(this.name, 'unexpected', `stepKv ${message.stepId} unasked`));
-          return;
-        }
-        this.pendingKv.delete(message.stepId);
-        pending.resolve(message.kvTimings);
+      case 'stepKv':
+        if (!this.pendingKv.settle(message.stepId, message.kvTimings)) unasked(`stepKv ${message.stepId}`);
         return;
-      }
       case 'clockReply': {
-        const receivedAtMs = coordinatorClockMs();
-        const pending = this.pendingProbes.get(message.seq);
-        this.pendingProbes.delete(message.seq);
-        pending?.resolve({ sentAtMs: message.sentAtMs, deviceMs: message.deviceMs, receivedAtMs });
+        const { seq, sentAtMs, deviceMs } = message;
+        this.pendingProbes.settle(seq, { sentAtMs, deviceMs, receivedAtMs: coordinatorClockMs() });
         return;
       }
       case 'error':
@@ -333,46 +312,27 @@ export class DeviceActorHandle {
   }
 
   private startHeartbeats(): void {
-    const interval = this.options.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS;
-    const timeout = this.options.heartbeatTimeoutMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS;
-    this.lastHeardMs = Date.now();
-    this.heartbeatTimer = setInterval(() => {
-      const silentMs = Date.now() - this.lastHeardMs;
-      if (silentMs > timeout) {
+    this.heartbeats.start(
+      (seq) => this.endpoint.post({ tag: 'heartbeat', seq, sentAtMs: Date.now() }),
+      (silentMs, timeoutMs) => {
         this.fail(
-          new DeviceLostError(this.name, `no answer for ${silentMs} ms (heartbeat deadline ${timeout} ms)`),
+          new DeviceLostError(this.name, `no answer for ${silentMs} ms (heartbeat deadline ${timeoutMs} ms)`),
         );
         void this.actor.terminate();
-        return;
-      }
-      this.endpoint.post({ tag: 'heartbeat', seq: this.numHeartbeats++, sentAtMs: Date.now() });
-    }, interval);
-    this.heartbeatTimer.unref();
-  }
-
-  private stopHeartbeats(): void {
-    clearInterval(this.heartbeatTimer);
-    this.heartbeatTimer = undefined;
+      },
+    );
   }
 
   private fail(error: Error): void {
     if (this.failureError || this.isClosing) return;
     this.failureError = error;
-    this.stopHeartbeats();
+    this.heartbeats.stop();
     this.rejectAll(error);
     for (const listener of this.failureListeners) listener(error);
     this.failureListeners.clear();
   }
 
   private rejectAll(error: Error): void {
-    this.pendingLoad?.reject(error);
-    this.pendingLoad = undefined;
-    for (const pending of this.pendingSteps.values()) pending.reject(error);
-    this.pendingSteps.clear();
-    for (const pending of this.pendingReshards.values()) pending.reject(error);
-    this.pendingReshards.clear();
-    for (const pending of [...this.pendingKv.values(), ...this.pendingProbes.values()]) pending.reject(error);
-    this.pendingKv.clear();
-    this.pendingProbes.clear();
+    for (const pending of this.allPending) pending.rejectAll(error);
   }
 }
