@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { buildForwardBatch } from '@seesaw/gpu-actor';
 import { isModelShapeName } from '@seesaw/model';
 import type { StepSeq } from '@seesaw/protocol';
-import { GpuKvCache } from '../src/webgpu-llama-forward.ts';
+import { GpuKvCache } from '../src/gpu-kv-cache.ts';
 import { openBenchForward } from './bench-forward.ts';
 
 const { values } = parseArgs({

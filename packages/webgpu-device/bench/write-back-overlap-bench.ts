@@ -11,9 +11,9 @@ import { parseArgs } from 'node:util';
 import { buildForwardBatch } from '@seesaw/gpu-actor';
 import { isModelShapeName } from '@seesaw/model';
 import type { StepKvSwap, StepSeq } from '@seesaw/protocol';
+import { GpuKvCache } from '../src/gpu-kv-cache.ts';
 import { GpuKvSwap } from '../src/gpu-kv-swap.ts';
 import { GpuKvWriteBacks, WRITE_BACK_SUBMITS_PER_STEP } from '../src/gpu-kv-write-backs.ts';
-import { GpuKvCache } from '../src/webgpu-llama-forward.ts';
 import { openBenchForward } from './bench-forward.ts';
 
 const { values } = parseArgs({

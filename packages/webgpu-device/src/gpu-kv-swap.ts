@@ -10,9 +10,9 @@
 import type { KvBlockCopier, LayerKvPut, StepWriteBacks } from '@seesaw/gpu-actor';
 import { gatherSequenceKv, scatterSequenceKv } from '@seesaw/kv-store';
 import type { StepKvSwap, Tensor } from '@seesaw/protocol';
+import type { GpuKvCache } from './gpu-kv-cache.ts';
 import { GpuKvWriteBacks, WRITE_BACK_SUBMITS_PER_STEP } from './gpu-kv-write-backs.ts';
 import type { WebGpuKernels } from './webgpu-kernels.ts';
-import type { GpuKvCache } from './webgpu-llama-forward.ts';
 
 export class GpuKvSwap implements KvBlockCopier {
   /** writeBackSubmits: submissions a step's write-backs may add (its layers' groups). */

@@ -1,9 +1,9 @@
 import type { ModelConfig } from '@seesaw/model';
 import type { StepKvSwap, Tensor } from '@seesaw/protocol';
 import { afterAll, describe, expect, it } from 'vitest';
+import { GpuKvCache } from './gpu-kv-cache.ts';
 import { GpuKvWriteBacks, WriteBackStagingLayout, writeBackLayerGroups } from './gpu-kv-write-backs.ts';
 import { WebGpuKernels } from './webgpu-kernels.ts';
-import { GpuKvCache } from './webgpu-llama-forward.ts';
 import { gpuForTests, makeRng, randomF32, testSeed } from './webgpu-test-support.ts';
 
 describe('write-back layer groups and staging layout', () => {

@@ -21,8 +21,8 @@ import { checkKvSwap, type LayerKvPut, type StepWriteBacks, type WriteBackTiming
 import { gatherSequenceKv } from '@seesaw/kv-store';
 import { balancedRange } from '@seesaw/model';
 import type { Range, StepKvSwap } from '@seesaw/protocol';
+import type { GpuKvCache } from './gpu-kv-cache.ts';
 import type { WebGpuKernels } from './webgpu-kernels.ts';
-import type { GpuKvCache } from './webgpu-llama-forward.ts';
 import type { GpuTensor } from './webgpu-stream.ts';
 
 /** Submissions a step's write-backs add at most (the layers are split into this many groups). */

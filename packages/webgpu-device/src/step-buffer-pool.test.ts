@@ -5,9 +5,10 @@ import { buildForwardBatch, loadModelWeights, type ModelWeights } from '@seesaw/
 import { Checkpoint, generateCheckpoint, type ModelConfig } from '@seesaw/model';
 import type { StepSeq } from '@seesaw/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GpuKvCache } from './gpu-kv-cache.ts';
 import { StepBufferPool } from './step-buffer-pool.ts';
 import { WebGpuKernels } from './webgpu-kernels.ts';
-import { GpuKvCache, WebGpuLlamaForward } from './webgpu-llama-forward.ts';
+import { WebGpuLlamaForward } from './webgpu-llama-forward.ts';
 import { gpuForTests } from './webgpu-test-support.ts';
 
 const gpu = await gpuForTests();

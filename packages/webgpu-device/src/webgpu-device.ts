@@ -22,11 +22,12 @@ import {
 import type { ModelConfig, ShardSpec } from '@seesaw/model';
 import { ENGINE_DEFAULTS, type StepBatch } from '@seesaw/protocol';
 import { type GpuContext, openGpu } from './gpu-context.ts';
+import { GpuKvCache } from './gpu-kv-cache.ts';
 import { GpuKvSwap } from './gpu-kv-swap.ts';
 import { SOFTWARE_ADAPTER_WRITE_BACK_SUBMITS, WRITE_BACK_SUBMITS_PER_STEP } from './gpu-kv-write-backs.ts';
 import { candidatesPlan, sampleFromCandidates } from './gpu-sampling.ts';
 import { WebGpuKernels } from './webgpu-kernels.ts';
-import { type AfterLayerHook, GpuKvCache, WebGpuLlamaForward } from './webgpu-llama-forward.ts';
+import { type AfterLayerHook, WebGpuLlamaForward } from './webgpu-llama-forward.ts';
 
 /** Bytes of one KV block over all layers, K and V (the CPU cache's accounting). */
 function bytesPerBlock(config: ModelConfig, blockSize: number): number {

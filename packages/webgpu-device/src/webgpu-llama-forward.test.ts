@@ -5,8 +5,9 @@ import { buildForwardBatch, CpuDevice, loadModelWeights } from '@seesaw/gpu-acto
 import { Checkpoint, generateCheckpoint, loadReferenceWeights, ReferenceModel } from '@seesaw/model';
 import type { StepSeq } from '@seesaw/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GpuKvCache } from './gpu-kv-cache.ts';
 import { WebGpuKernels } from './webgpu-kernels.ts';
-import { GpuKvCache, WebGpuLlamaForward } from './webgpu-llama-forward.ts';
+import { WebGpuLlamaForward } from './webgpu-llama-forward.ts';
 import { GPU_TOLERANCE, gpuForTests, relativeError } from './webgpu-test-support.ts';
 
 const gpu = await gpuForTests();

@@ -1,7 +1,8 @@
 import type { ForwardBatch, ModelWeights, TensorParallelGroup } from '@seesaw/gpu-actor';
 import { ropeTables } from '@seesaw/gpu-actor';
-import type { KvLayout, Weight } from '@seesaw/kernels';
+import type { Weight } from '@seesaw/kernels';
 import { balancedRange, type ModelConfig, ropeInvFreq, type ShardSpec } from '@seesaw/model';
+import { destroyAll, type GpuKvCache } from './gpu-kv-cache.ts';
 import { type CandidatesPlan, type GpuCandidates, selectCandidates } from './gpu-sampling.ts';
 import { StepBufferPool } from './step-buffer-pool.ts';
 import type { WebGpuKernels } from './webgpu-kernels.ts';
@@ -22,34 +23,6 @@ interface GpuLayer {
   postAttentionNorm: GpuTensor;
   gateUp: GpuWeight;
   down: GpuWeight;
-}
-
-/**
- * The device tier of the KV cache in GPU buffers: per layer K and V, [numBlocks][numKvHeads][blockSize][headDim].
- * config: the shard's view (its stage's layers, its rank's KV heads), as the CPU cache is sized.
- */
-export class GpuKvCache {
-  readonly layout: KvLayout;
-  readonly keys: GpuTensor[];
-  readonly values: GpuTensor[];
-
-  constructor(
-    kernels: WebGpuKernels,
-    config: ModelConfig,
-    readonly numBlocks: number,
-    blockSize: number,
-  ) {
-    this.layout = { numKvHeads: config.numKvHeads, headDim: config.headDim, blockSize };
-    const floats = numBlocks * blockSize * config.numKvHeads * config.headDim;
-    this.keys = Array.from({ length: config.numLayers }, () => kernels.allocate(floats));
-    this.values = Array.from({ length: config.numLayers }, () => kernels.allocate(floats));
-  }
-
-  /** Frees the buffers (deferred by WebGPU until submitted work that reads them ends). */
-  destroy(): void {
-    destroyAll(this.keys);
-    destroyAll(this.values);
-  }
 }
 
 /**
@@ -362,9 +335,4 @@ function tokenSequenceAndPosition(batch: ForwardBatch): Int32Array {
     }
   }
   return info;
-}
-
-/** Destroying buffers that submitted work still reads is deferred by WebGPU until it ends. */
-function destroyAll(list: GpuTensor[]): void {
-  for (const t of list) t.buffer.destroy();
 }

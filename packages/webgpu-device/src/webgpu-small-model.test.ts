@@ -5,8 +5,9 @@ import { buildForwardBatch, CpuDevice, loadModelWeights } from '@seesaw/gpu-acto
 import { Checkpoint, generateCheckpoint, loadReferenceWeights, ReferenceModel } from '@seesaw/model';
 import type { StepSeq } from '@seesaw/protocol';
 import { afterAll, describe, expect, it } from 'vitest';
+import { GpuKvCache } from './gpu-kv-cache.ts';
 import { TILED_MATMUL_MIN_ROWS, WebGpuKernels } from './webgpu-kernels.ts';
-import { GpuKvCache, WebGpuLlamaForward } from './webgpu-llama-forward.ts';
+import { WebGpuLlamaForward } from './webgpu-llama-forward.ts';
 import { gpuForTests, relativeError } from './webgpu-test-support.ts';
 
 // The f32 small-shaped model (12 layers, hidden 768, vocab 32000) the issue asks for, with a
