@@ -1,8 +1,17 @@
-// Public API of @seesaw/kernels: native AVX2 CPU kernels (argument-checked in the addon) and
-// the float64 reference implementations they are tested against.
+// Public API of @seesaw/kernels: native CPU kernels (AVX2 or AVX-512, chosen at run time;
+// argument-checked in the addon) and the float64 reference implementations they are tested against.
+import { type KvCacheArray, type KvLayout, kvDtypeCodes } from './kv-cache.ts';
 import { type MatmulPath, native } from './native-addon.ts';
 import { packedQuantizedMatmul, type QuantWeightType, quantizedMatmul } from './quantized.ts';
 
+export {
+  allocateKvCache,
+  KV_DTYPES,
+  type KvCacheArray,
+  type KvDType,
+  type KvLayout,
+  kvDtypeBytes,
+} from './kv-cache.ts';
 export type { MatmulPath } from './native-addon.ts';
 export {
   type PackedQuantizedWeight,
@@ -18,6 +27,7 @@ export {
   unpackQuantizedWeight,
 } from './quantized.ts';
 export * as reference from './reference/index.ts';
+export { argmaxRows, type RowSamplingSettings, sampleRow, sampleRows } from './sampling.ts';
 export { weightToFloat64 } from './weight-to-float64.ts';
 
 /** q8_0_packed / q4_0_packed: Q8_0 / Q4_0 blocks packed for the kernels (packQuantizedWeight). */
@@ -38,36 +48,6 @@ export interface Weight {
    * device's halving tree bit for bit. Quantized weights ignore it (their tree is over blocks).
    */
   leaves?: number;
-}
-
-/** Element type of a KV cache: f32 (Float32Array), or bf16 / f16 (Uint16Array of the raw
- *  16-bit patterns; values rounded to nearest even when written, widened exactly when read). */
-export type KvDType = 'f32' | 'bf16' | 'f16';
-export const KV_DTYPES: readonly KvDType[] = ['f32', 'bf16', 'f16'];
-/** A KV cache array of `dtype`. */
-export type KvCacheArray = Float32Array | Uint16Array;
-
-/** One layer's paged KV cache, K and V separately, each laid out
- *  [numBlocks][numKvHeads][blockSize][headDim] (per block, per head, contiguous tokens), of
- *  `dtype` elements (f32 when absent). */
-export interface KvLayout {
-  numKvHeads: number;
-  headDim: number;
-  blockSize: number;
-  dtype?: KvDType;
-}
-
-// Codes shared with native/simd.h (DType), for KV caches.
-const kvDtypeCodes: Record<KvDType, number> = { f32: 0, f16: 1, bf16: 2 };
-
-/** A new zeroed KV cache array holding `elements` values of `dtype`. */
-export function allocateKvCache(dtype: KvDType, elements: number): KvCacheArray {
-  return dtype === 'f32' ? new Float32Array(elements) : new Uint16Array(elements);
-}
-
-/** Bytes of one KV cache element. */
-export function kvDtypeBytes(dtype: KvDType): number {
-  return dtype === 'f32' ? 4 : 2;
 }
 
 /** A batch of sequences for attention: queries of sequence s are rows queryStart[s]..queryStart[s+1]-1;
@@ -267,52 +247,6 @@ export function pagedAttention(
     scale,
     kvDtypeCodes[layout.dtype ?? 'f32'],
   );
-}
-
-/** Greedy: index of the max of each row (first index on ties). logits [rows][n]. */
-export function argmaxRows(logits: Float32Array, rows: number, n: number): Int32Array {
-  return native.argmaxRows(logits, rows, n);
-}
-
-/** Samples one token: temperature scaling, top-k (k<=0: off), top-p (>=1: off) over the
- *  softmax, renormalised; returns the first candidate (descending probability, ties by lower
- *  index) whose cumulative probability exceeds uniform*total. Top-p keeps the shortest prefix
- *  whose probability reaches topP (at least one token). */
-export function sampleRow(
-  logits: Float32Array,
-  temperature: number,
-  topK: number,
-  topP: number,
-  uniform: number,
-): number {
-  return native.sampleRow(logits, temperature, topK, topP, uniform);
-}
-
-/** One row's settings for sampleRows (see sampleRow). */
-export interface RowSamplingSettings {
-  temperature: number;
-  topK: number;
-  topP: number;
-  uniform: number;
-}
-
-/**
- * The token of each of `settings.length` rows of `logits` ([rows][vocab]), the rows spread over
- * the calling thread's kernel pool: sampleRow's id for a row with a temperature, argmaxRows' id
- * for a row with temperature 0 (greedy).
- */
-export function sampleRows(
-  logits: Float32Array,
-  vocab: number,
-  settings: readonly RowSamplingSettings[],
-): Int32Array {
-  const packed = new Float64Array(settings.length * 4);
-  settings.forEach((row, r) => {
-    packed.set([row.temperature, row.topK, row.topP, row.uniform], r * 4);
-  });
-  const out = new Int32Array(settings.length);
-  native.sampleRows(out, logits, vocab, packed);
-  return out;
 }
 
 /** f32 -> bf16 bit patterns, round-to-nearest-even (NaN stays NaN). */
