@@ -1,71 +1,15 @@
-import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { configBoundProblems } from './config-bounds.ts';
 import { expectedTensors } from './expected-tensors.ts';
 import { GgufTensors, isGgufPath } from './gguf-tensors.ts';
 import { loadConfigJson, type ModelConfig } from './model-config.ts';
-import { CheckpointError, parseHeader, parseHeaderLength, type TensorInfo } from './safetensors-format.ts';
+import { INDEX_FILE, type OpenFile, openSafetensors, readExactly, readIndex } from './safetensors-files.ts';
+import { CheckpointError, type TensorInfo } from './safetensors-format.ts';
 
 const SINGLE_FILE = 'model.safetensors';
-const INDEX_FILE = 'model.safetensors.index.json';
 /** readColumns reads whole rows in blocks of about this many bytes, then copies the slices. */
 const COLUMN_READ_BLOCK_BYTES = 4 * 1024 * 1024;
-
-interface OpenFile {
-  fd: number;
-  size: number;
-}
-
-/** Reads exactly dest.byteLength bytes at position (positional reads, looping over short reads). */
-function readExactly(fd: number, dest: Uint8Array, position: number, file: string): void {
-  let done = 0;
-  while (done < dest.byteLength) {
-    const n = readSync(fd, dest, done, dest.byteLength - done, position + done);
-    if (n === 0) throw new CheckpointError(`${file}: unexpected end of file at byte ${position + done}`);
-    done += n;
-  }
-}
-
-function openSafetensors(path: string): { file: OpenFile; tensors: TensorInfo[] } {
-  const fd = openSync(path, 'r');
-  try {
-    const size = fstatSync(fd).size;
-    const prefix = new Uint8Array(8);
-    if (size >= 8) readExactly(fd, prefix, 0, path);
-    const headerLength = parseHeaderLength(prefix, size, path);
-    const header = new Uint8Array(headerLength);
-    readExactly(fd, header, 8, path);
-    return { file: { fd, size }, tensors: parseHeader(header, size, path) };
-  } catch (error) {
-    closeSync(fd);
-    throw error;
-  }
-}
-
-/** Shard file names from model.safetensors.index.json (weight_map: tensor name -> file). */
-function readIndex(dir: string): Map<string, string> {
-  const path = join(dir, INDEX_FILE);
-  let json: unknown;
-  try {
-    json = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (error) {
-    throw new CheckpointError(`${path}: cannot read index (${(error as Error).message})`);
-  }
-  const weightMap = (json as { weight_map?: unknown } | null)?.weight_map;
-  if (typeof weightMap !== 'object' || weightMap === null || Array.isArray(weightMap)) {
-    throw new CheckpointError(`${path}: "weight_map" must be an object of tensor name -> shard file`);
-  }
-  const map = new Map<string, string>();
-  for (const [name, file] of Object.entries(weightMap)) {
-    if (typeof file !== 'string' || file.includes('/') || file.includes('\\') || file.startsWith('.')) {
-      throw new CheckpointError(
-        `${path}: weight_map entry "${name}" has bad file name ${JSON.stringify(file)}`,
-      );
-    }
-    map.set(name, file);
-  }
-  return map;
-}
 
 /**
  * A Hugging Face checkpoint directory: config.json + model.safetensors, or shards listed in
