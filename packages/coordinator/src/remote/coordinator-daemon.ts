@@ -26,6 +26,7 @@ import {
 } from '@seesaw/protocol';
 import { WebSocketServer } from 'ws';
 import { ClusterMetrics } from './cluster-metrics.ts';
+import { DeviceLinkWaits } from './device-link-waits.ts';
 import { DEFAULT_AGENT_HEARTBEAT_INTERVAL_MS, DEFAULT_AGENT_HEARTBEAT_TIMEOUT_MS } from './host-agent.ts';
 import { type HostLink, HostRegistry } from './host-registry.ts';
 import { RemoteJob } from './remote-job.ts';
@@ -65,17 +66,11 @@ export interface CoordinatorHealth {
   runningJobs: Array<{ id: number; layout: string }>;
 }
 
-interface PendingDeviceLink {
-  resolve: (link: DeviceLink) => void;
-  reject: (error: Error) => void;
-  timer: NodeJS.Timeout;
-}
-
 export class CoordinatorDaemon {
   readonly metrics = new ClusterMetrics();
   private readonly registry: HostRegistry;
   private readonly jobs = new Map<number, RemoteJob>();
-  private readonly pendingDeviceLinks = new Map<string, PendingDeviceLink>();
+  private readonly deviceLinks = new DeviceLinkWaits<DeviceLink>();
   private nextJobId = 1;
   private readonly log: (line: string) => void;
   /** For lines about unauthenticated peers: rate-limited so floods cannot fill the disk. */
@@ -219,7 +214,7 @@ export class CoordinatorDaemon {
         return;
       }
       case 'deviceChannel':
-        this.routeDeviceLink(first.jobId, first.device, link as Endpoint as DeviceLink);
+        this.deviceLinks.route(first.jobId, first.device, link as Endpoint as DeviceLink);
         return;
       case 'openJob':
         void this.runJob(first, link as Endpoint as JobClientLink);
@@ -266,8 +261,8 @@ export class CoordinatorDaemon {
         jobId,
         registry: this.registry,
         metrics: this.metrics,
-        expectDeviceLink: (id, device, timeoutMs) => this.expectDeviceLink(id, device, timeoutMs),
-        cancelDeviceLinks: (id, reason) => this.cancelDeviceLinks(id, reason),
+        expectDeviceLink: (id, device, timeoutMs) => this.deviceLinks.expect(id, device, timeoutMs),
+        cancelDeviceLinks: (id, reason) => this.deviceLinks.cancel(id, reason),
         // Job ids and a re-planned job's device job ids share one counter: never the same twice.
         nextDeviceJobId: () => this.nextJobId++,
         heartbeatIntervalMs: this.options.deviceHeartbeatIntervalMs,
@@ -283,37 +278,5 @@ export class CoordinatorDaemon {
     } finally {
       this.jobs.delete(jobId);
     }
-  }
-
-  private expectDeviceLink(jobId: number, device: number, timeoutMs: number): Promise<DeviceLink> {
-    const key = `${jobId}/${device}`;
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pendingDeviceLinks.delete(key);
-        reject(new Error(`job ${jobId}: device ${device} did not connect within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.pendingDeviceLinks.set(key, { resolve, reject, timer });
-    });
-  }
-
-  private cancelDeviceLinks(jobId: number, reason: string): void {
-    for (const [key, pending] of [...this.pendingDeviceLinks]) {
-      if (!key.startsWith(`${jobId}/`)) continue;
-      clearTimeout(pending.timer);
-      this.pendingDeviceLinks.delete(key);
-      pending.reject(new Error(`job ${jobId}: ${reason}`));
-    }
-  }
-
-  private routeDeviceLink(jobId: number, device: number, link: DeviceLink): void {
-    const key = `${jobId}/${device}`;
-    const pending = this.pendingDeviceLinks.get(key);
-    if (!pending) {
-      link.close(`no job ${jobId} waits for device ${device}`);
-      return;
-    }
-    clearTimeout(pending.timer);
-    this.pendingDeviceLinks.delete(key);
-    pending.resolve(link);
   }
 }
