@@ -2,6 +2,7 @@
  * The throughput figures `bench` and the default job print, in vLLM benchmark_throughput's
  * wording so results can be compared line for line.
  */
+import type { StepTimeStats } from '@seesaw/coordinator';
 
 export interface ThroughputFigures {
   numRequests: number;
@@ -41,14 +42,7 @@ export function formatThroughputLines(figures: ThroughputFigures): string {
 }
 
 /** Engine counters split by step kind (the subset of EngineStats this report reads). */
-export interface PhaseCounters {
-  numPrefillSteps: number;
-  prefillStepMs: number;
-  numPrefillStepTokens: number;
-  numDecodeSteps: number;
-  decodeStepMs: number;
-  numDecodeStepTokens: number;
-}
+export type PhaseCounters = Omit<StepTimeStats, 'busyMs' | 'idleMs'>;
 
 /**
  * Per-phase rates over device time: prefill steps (any prompt chunk) and decode-only steps.

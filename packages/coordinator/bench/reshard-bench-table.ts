@@ -73,9 +73,7 @@ export function printTable(rows: DirectionRow[], measured: MeasuredRates): void 
     'each timed round ms',
   ];
   const lines = rows.map((row) => [
-    row.route,
-    row.hostWeightCache ? 'on' : 'off',
-    row.direction,
+    ...rowKey(row),
     formatBytes(row.bytesFromPeers),
     formatBytes(row.bytesFromHost),
     row.coldMs.toFixed(1),
@@ -107,13 +105,16 @@ export function printTable(rows: DirectionRow[], measured: MeasuredRates): void 
     'fallbacks',
   ];
   const phaseLines = rows.map((row) => [
-    row.route,
-    row.hostWeightCache ? 'on' : 'off',
-    row.direction,
+    ...rowKey(row),
     ...PHASES.map((phase) => row.phaseMs[phase].toFixed(1)),
     String(row.arenaFallbacks),
   ]);
   printColumns(phaseHeader, phaseLines);
+}
+
+/** The columns that name a row: route, host weight cache, direction. */
+function rowKey(row: DirectionRow): string[] {
+  return [row.route, row.hostWeightCache ? 'on' : 'off', row.direction];
 }
 
 /** Prints `header` and `lines` as left-aligned columns two spaces apart. */

@@ -5,15 +5,23 @@
 import type { StepResult } from '@seesaw/protocol';
 import type { StepPlan } from './step-plan.ts';
 
-export interface EngineCoreStats {
+/** Where a replica's step time went, by kind of step (EngineStats and EngineCoreStats both carry it). */
+export interface StepTimeStats {
+  /** Time spent awaiting device.execute. */
   busyMs: number;
+  /** Time inside step() spent outside the device: scheduling and applying results. */
   idleMs: number;
+  /** Steps that computed prompt tokens (alone or beside decodes), their device time and tokens. */
   numPrefillSteps: number;
   prefillStepMs: number;
   numPrefillStepTokens: number;
+  /** Steps that only decoded (one new token per sequence), their device time and tokens. */
   numDecodeSteps: number;
   decodeStepMs: number;
   numDecodeStepTokens: number;
+}
+
+export interface EngineCoreStats extends StepTimeStats {
   /** Wall time of re-shards, and the weight bytes they moved (peers + host) and read from the host. */
   reshardMs: number;
   reshardBytes: number;

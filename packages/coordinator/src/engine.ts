@@ -1,5 +1,6 @@
 import { ENGINE_DEFAULTS, type StepBatch, type StepResult } from '@seesaw/protocol';
 import { EngineCore } from './engine-core.ts';
+import type { StepTimeStats } from './engine-core-stats.ts';
 import type { PreemptionMode } from './preemption-policy.ts';
 import type { EngineRequest, RequestOutput } from './request.ts';
 import { Scheduler } from './scheduler.ts';
@@ -47,7 +48,7 @@ export interface EngineOptions {
 
 export const DEFAULT_WATERMARK = 0.01;
 
-export interface EngineStats {
+export interface EngineStats extends StepTimeStats {
   numSteps: number;
   /** All tokens sent to the device (prompt chunks, recompute, decode). */
   numScheduledTokens: number;
@@ -65,18 +66,6 @@ export interface EngineStats {
   /** Token positions whose KV moved to or from the host tier (swaps, write-backs, prefetches), and their host bytes. */
   kvMovedTokens: number;
   kvMovedBytes: number;
-  /** Time spent awaiting device.execute. */
-  busyMs: number;
-  /** Time inside step() spent outside the device: scheduling and applying results. */
-  idleMs: number;
-  /** Steps that computed prompt tokens (alone or beside decodes), their device time and tokens. */
-  numPrefillSteps: number;
-  prefillStepMs: number;
-  numPrefillStepTokens: number;
-  /** Steps that only decoded (one new token per sequence), their device time and tokens. */
-  numDecodeSteps: number;
-  decodeStepMs: number;
-  numDecodeStepTokens: number;
 }
 
 export { isDecodeOnly, numPlannedTokens } from './engine-core.ts';

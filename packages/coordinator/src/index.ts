@@ -13,6 +13,7 @@ export {
   type EngineCoreStats,
   type ReplicaExecutor,
 } from './engine-core.ts';
+export type { StepTimeStats } from './engine-core-stats.ts';
 export {
   HostKvTier,
   type HostKvTierConfig,

@@ -10,6 +10,18 @@ export function median(values: readonly number[]): number {
   return sorted[Math.floor(sorted.length / 2)];
 }
 
+/** Median seconds of `reps` timed calls of `fn`, after one untimed warm-up call. */
+export function timeSeconds(fn: () => void, reps: number): number {
+  fn();
+  const times: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const start = performance.now();
+    fn();
+    times.push((performance.now() - start) / 1000);
+  }
+  return median(times);
+}
+
 /** `length` values in [-0.5, 0.5) from a linear congruential stream seeded by `seed`. */
 export function filled(length: number, seed: number): Float32Array {
   const out = new Float32Array(length);

@@ -1,22 +1,11 @@
 /**
  * The single-thread kernel figures `seesaw profile` measures on the calling thread: bf16 matmul
  * (many rows: FLOP/s; one row: weight bytes/s), paged attention, one sampled row and a memory
- * copy, each the median of a few timed repetitions after a warm-up call.
+ * copy, each the median of a few timed repetitions after a warm-up call (timeSeconds).
  */
 import { matmul, pagedAttention, sampleRow } from '@seesaw/kernels';
 import type { LinkProfile } from './hardware.ts';
-import { bf16Weight, filled, median } from './profile-inputs.ts';
-
-function timeSeconds(fn: () => void, reps: number): number {
-  fn();
-  const times: number[] = [];
-  for (let i = 0; i < reps; i++) {
-    const start = performance.now();
-    fn();
-    times.push((performance.now() - start) / 1000);
-  }
-  return median(times);
-}
+import { bf16Weight, filled, timeSeconds } from './profile-inputs.ts';
 
 /** Many-row bf16 matmul (prefill-like): FLOP/s. Single-row (decode-like): weight bytes/s. */
 export function measureMatmul(quick: boolean): { flopsPerSecond: number; weightBytesPerSecond: number } {

@@ -1,6 +1,6 @@
 import { fitLink } from '@seesaw/coordinator';
 import type { LinkProfile } from './hardware.ts';
-import { median } from './profile-inputs.ts';
+import { timeSeconds } from './profile-inputs.ts';
 
 /**
  * A re-shard's work on the device once its pieces are there, as `seesaw profile` measures it:
@@ -23,24 +23,13 @@ export function measureReshardWeightAssembly(quick: boolean): LinkProfile {
   );
 }
 
-function medianSeconds(reps: number, run: () => void): number {
-  run();
-  const times: number[] = [];
-  for (let r = 0; r < reps; r++) {
-    const start = performance.now();
-    run();
-    times.push((performance.now() - start) / 1000);
-  }
-  return median(times);
-}
-
 /** A 16-bit tensor of `bytes` assembled from 4 row-block pieces of an older buffer into touched memory. */
 function assembleSeconds(source: Uint16Array, bytes: number, reps: number): number {
   const elements = bytes / 2;
   const piece = elements / 4;
   // Touched once here, as the weight arena's pages are at load.
   const tensor = new Uint16Array(elements).fill(1);
-  return medianSeconds(reps, () => {
+  return timeSeconds(() => {
     for (let p = 0; p < 4; p++) tensor.set(source.subarray(p * piece, (p + 1) * piece), p * piece);
-  });
+  }, reps);
 }
