@@ -41,11 +41,12 @@ export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 10_000;
 /** How long close() waits for a worker to exit on its own before terminating it. */
 const DRAIN_EXIT_GRACE_MS = 5000;
 const ABORT_EXIT_GRACE_MS = 200;
+/** How long the hello may take (a worker starting on a busy machine loads its modules first). */
 const HELLO_TIMEOUT_MS = 60_000;
 /** Clock probes after hello; the one with the shortest round trip sets the offset. */
 const NUM_CLOCK_PROBES = 5;
 /** As long as the hello may take. */
-const CLOCK_PROBE_TIMEOUT_MS = 60_000;
+const CLOCK_PROBE_TIMEOUT_MS = HELLO_TIMEOUT_MS;
 
 export interface DeviceActorOptions {
   /** The device worker's entry module (gpu-actor's device-worker.ts). */
