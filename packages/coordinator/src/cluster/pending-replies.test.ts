@@ -7,6 +7,7 @@ describe('PendingReplies', () => {
     const first = replies.expect(1);
     const second = replies.expect(2);
     expect(replies.has(1)).toBe(true);
+    expect(replies.ids()).toEqual([1, 2]);
     expect(replies.settle(2, 'b')).toBe(true);
     expect(replies.settle(1, 'a')).toBe(true);
     await expect(first).resolves.toBe('a');

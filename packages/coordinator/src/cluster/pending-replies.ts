@@ -1,5 +1,6 @@
 /**
- * Requests to a device actor that await its answer, by id (a step, a reshard, a clock probe):
+ * Requests that await an answer, by id (a device actor's step, reshard or clock probe; a job's
+ * dialled-back device link):
  * each settles once, with the answer naming its id; when the actor fails, all reject with the
  * failure. An answer nobody awaits is reported to the caller (settle returns false), which
  * decides whether that is a protocol breach or a late answer to drop.
@@ -9,20 +10,20 @@ interface Pending<T> {
   reject: (error: Error) => void;
 }
 
-export class PendingReplies<T> {
-  private readonly pending = new Map<number, Pending<T>>();
+export class PendingReplies<T, Id = number> {
+  private readonly pending = new Map<Id, Pending<T>>();
 
-  has(id: number): boolean {
+  has(id: Id): boolean {
     return this.pending.has(id);
   }
 
   /** The answer to request `id`, once settle(id) hands it over (a later expect of the same id replaces it). */
-  expect(id: number): Promise<T> {
+  expect(id: Id): Promise<T> {
     return new Promise<T>((resolve, reject) => this.pending.set(id, { resolve, reject }));
   }
 
   /** Resolves request `id` with `value`; false when none awaits it. */
-  settle(id: number, value: T): boolean {
+  settle(id: Id, value: T): boolean {
     const pending = this.pending.get(id);
     if (!pending) return false;
     this.pending.delete(id);
@@ -31,10 +32,15 @@ export class PendingReplies<T> {
   }
 
   /** Rejects request `id` (a timeout); nothing when none awaits it. */
-  reject(id: number, error: Error): void {
+  reject(id: Id, error: Error): void {
     const pending = this.pending.get(id);
     this.pending.delete(id);
     pending?.reject(error);
+  }
+
+  /** The ids awaiting an answer. */
+  ids(): Id[] {
+    return [...this.pending.keys()];
   }
 
   /** Rejects every request awaiting an answer. */

@@ -4,55 +4,57 @@
  * that device resolves with it. A wait times out on its own; a job that ends cancels its waits;
  * a link nobody waits for is closed with the reason.
  */
+import { PendingReplies } from '../cluster/pending-replies.ts';
+
 interface Closable {
   close(reason: string): void;
 }
 
-interface Waiting<Link> {
-  resolve: (link: Link) => void;
-  reject: (error: Error) => void;
-  timer: NodeJS.Timeout;
-}
-
 export class DeviceLinkWaits<Link extends Closable> {
-  private readonly waiting = new Map<string, Waiting<Link>>();
+  /** By `${jobId}/${device}`. */
+  private readonly waits = new PendingReplies<Link, string>();
+  private readonly timers = new Map<string, NodeJS.Timeout>();
 
   get numWaiting(): number {
-    return this.waiting.size;
+    return this.waits.ids().length;
   }
 
   /** Device `device`'s link for job `jobId`, or a rejection after `timeoutMs`. */
   expect(jobId: number, device: number, timeoutMs: number): Promise<Link> {
     const key = `${jobId}/${device}`;
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiting.delete(key);
-        reject(new Error(`job ${jobId}: device ${device} did not connect within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.waiting.set(key, { resolve, reject, timer });
-    });
+    const link = this.waits.expect(key);
+    const timer = setTimeout(() => {
+      this.timers.delete(key);
+      this.waits.reject(
+        key,
+        new Error(`job ${jobId}: device ${device} did not connect within ${timeoutMs} ms`),
+      );
+    }, timeoutMs);
+    this.timers.set(key, timer);
+    return link;
   }
 
   /** Rejects every wait of job `jobId` with `reason`. */
   cancel(jobId: number, reason: string): void {
-    for (const [key, wait] of [...this.waiting]) {
+    for (const key of this.waits.ids()) {
       if (!key.startsWith(`${jobId}/`)) continue;
-      clearTimeout(wait.timer);
-      this.waiting.delete(key);
-      wait.reject(new Error(`job ${jobId}: ${reason}`));
+      this.stopTimer(key);
+      this.waits.reject(key, new Error(`job ${jobId}: ${reason}`));
     }
   }
 
   /** Hands `link` to the job waiting for it, or closes it when none is. */
   route(jobId: number, device: number, link: Link): void {
     const key = `${jobId}/${device}`;
-    const wait = this.waiting.get(key);
-    if (!wait) {
+    if (!this.waits.settle(key, link)) {
       link.close(`no job ${jobId} waits for device ${device}`);
       return;
     }
-    clearTimeout(wait.timer);
-    this.waiting.delete(key);
-    wait.resolve(link);
+    this.stopTimer(key);
+  }
+
+  private stopTimer(key: string): void {
+    clearTimeout(this.timers.get(key));
+    this.timers.delete(key);
   }
 }
